@@ -1,0 +1,40 @@
+# A thin wrapper around CMake. The two commands the README promises:
+#   make run    install missing packages, build, serve config/morphd.ini
+#   make test   install missing packages, build, run the whole test suite
+BUILD_DIR ?= build
+BUILD_TYPE ?= RelWithDebInfo
+CMAKE_FLAGS ?=
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+CONFIG ?= config/morphd.ini
+
+.PHONY: all deps configure build run test check clean help
+
+all: build
+
+help:
+	@echo "make run     install dependencies, build, start morphd with $(CONFIG)"
+	@echo "make test    install dependencies, build, run the test suite"
+	@echo "make build   build only (into $(BUILD_DIR)/)"
+	@echo "make deps    install the missing Debian packages only"
+	@echo "make clean   remove $(BUILD_DIR)/"
+
+deps:
+	@sh scripts/install-deps.sh
+
+$(BUILD_DIR)/CMakeCache.txt: | deps
+	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_FLAGS)
+
+configure: deps
+	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_FLAGS)
+
+build: deps $(BUILD_DIR)/CMakeCache.txt
+	cmake --build $(BUILD_DIR) -j $(JOBS)
+
+run: build
+	./$(BUILD_DIR)/morphd -c $(CONFIG)
+
+test check: build
+	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)
+
+clean:
+	rm -rf $(BUILD_DIR)

@@ -1,0 +1,54 @@
+/*
+ * buf.c -- growable byte buffer. Growth doubles, so appending n bytes one
+ * piece at a time costs O(n) copies in total.
+ */
+#include "buf.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int morphd_buf_reserve(morphd_buf_t *b, size_t min_cap)
+{
+    if (min_cap <= b->cap)
+        return 0;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < min_cap) {
+        if (cap > (size_t)-1 / 2)
+            return -1;
+        cap *= 2;
+    }
+    unsigned char *p = realloc(b->data, cap);
+    if (p == NULL)
+        return -1;
+    b->data = p;
+    b->cap = cap;
+    return 0;
+}
+
+int morphd_buf_append(morphd_buf_t *b, const void *data, size_t n)
+{
+    if (n == 0)
+        return 0;
+    if (b->len + n < b->len || morphd_buf_reserve(b, b->len + n) != 0)
+        return -1;
+    memcpy(b->data + b->len, data, n);
+    b->len += n;
+    return 0;
+}
+
+void morphd_buf_consume(morphd_buf_t *b, size_t n)
+{
+    if (n >= b->len) {
+        b->len = 0;
+        return;
+    }
+    memmove(b->data, b->data + n, b->len - n);
+    b->len -= n;
+}
+
+void morphd_buf_free(morphd_buf_t *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}

@@ -1,0 +1,760 @@
+/*
+ * config.c -- INI parsing (with inih) into morphd_config_t. Every key is one
+ * row of `key_table`: its section, name, setter, default and help. Parsing,
+ * defaults, "did you mean" suggestions and `morphd --help-config` are all
+ * driven by that table, so adding a key is adding a row.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <ini.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "log.h"
+
+typedef enum section_kind {
+    SEC_NONE,    /* before any section header */
+    SEC_MORPHD,  /* [morphd] */
+    SEC_SERVICE, /* [service NAME] */
+    SEC_UNKNOWN, /* an unknown header: its keys are not reported again */
+} section_kind_t;
+
+typedef struct key_row key_row_t;
+/* Parses `value` into the field of `obj` the row names. Returns 0, or -1
+ * with a short phrase in err (the caller adds file, line and key). */
+typedef int (*setter_fn)(const key_row_t *row, void *obj, const char *value,
+                         char *err, size_t err_size);
+
+struct key_row {
+    section_kind_t section;
+    const char *name;
+    setter_fn set;
+    size_t offset;      /* of the field in its section struct */
+    long line_offset;   /* of an `int` that records the line, or -1 */
+    size_t min, max;    /* bounds for numbers */
+    const char *def;    /* default as INI text; NULL when required/none */
+    const char *help;
+};
+
+#define FIELD(obj, row, type) ((type *)((char *)(obj) + (row)->offset))
+
+static int set_string(const key_row_t *row, void *obj, const char *value,
+                      char *err, size_t err_size)
+{
+    char **field = FIELD(obj, row, char *);
+    if (*value == '\0') {
+        snprintf(err, err_size, "must not be empty");
+        return -1;
+    }
+    char *copy = strdup(value);
+    if (copy == NULL) {
+        snprintf(err, err_size, "out of memory");
+        return -1;
+    }
+    free(*field);
+    *field = copy;
+    return 0;
+}
+
+static int set_log_level(const key_row_t *row, void *obj, const char *value,
+                         char *err, size_t err_size)
+{
+    int level = morphd_log_level_parse(value);
+    if (level < 0) {
+        snprintf(err, err_size,
+                 "'%s' is not a log level (error, warn, info, debug)", value);
+        return -1;
+    }
+    *FIELD(obj, row, int) = level;
+    return 0;
+}
+
+/* Sizes: a number of bytes with an optional K, KiB, M or MiB suffix. */
+static int set_size(const key_row_t *row, void *obj, const char *value,
+                    char *err, size_t err_size)
+{
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(value, &end, 10);
+    unsigned long long mult = 1;
+    if (end == value || *value == '-' || errno != 0)
+        goto bad;
+    while (*end == ' ')
+        end++;
+    if (strcasecmp(end, "k") == 0 || strcasecmp(end, "kib") == 0)
+        mult = 1024;
+    else if (strcasecmp(end, "m") == 0 || strcasecmp(end, "mib") == 0)
+        mult = 1024 * 1024;
+    else if (*end != '\0')
+        goto bad;
+    if (n > (unsigned long long)row->max / mult || n * mult < row->min ||
+        n * mult > row->max) {
+        snprintf(err, err_size, "%s is out of range %zu..%zu bytes", value,
+                 row->min, row->max);
+        return -1;
+    }
+    *FIELD(obj, row, size_t) = (size_t)(n * mult);
+    return 0;
+bad:
+    snprintf(err, err_size,
+             "'%s' is not a size (a number of bytes, optionally with K or M)",
+             value);
+    return -1;
+}
+
+/* Durations: a number with an optional ms or s suffix (seconds when bare). */
+static int set_duration_ms(const key_row_t *row, void *obj, const char *value,
+                           char *err, size_t err_size)
+{
+    char *end;
+    errno = 0;
+    double n = strtod(value, &end);
+    double ms;
+    if (end == value || errno != 0 || n < 0)
+        goto bad;
+    if (strcmp(end, "ms") == 0)
+        ms = n;
+    else if (strcmp(end, "s") == 0 || *end == '\0')
+        ms = n * 1000;
+    else
+        goto bad;
+    if (ms < (double)row->min || ms > (double)row->max) {
+        snprintf(err, err_size, "%s is out of range %zums..%zums", value,
+                 row->min, row->max);
+        return -1;
+    }
+    *FIELD(obj, row, unsigned) = (unsigned)ms;
+    return 0;
+bad:
+    snprintf(err, err_size, "'%s' is not a duration (e.g. 5s or 500ms)",
+             value);
+    return -1;
+}
+
+static int set_framing(const key_row_t *row, void *obj, const char *value,
+                       char *err, size_t err_size)
+{
+    morphd_framing_t *field = FIELD(obj, row, morphd_framing_t);
+    if (strcmp(value, "stream") == 0)
+        *field = MORPHD_FRAMING_STREAM;
+    else if (strcmp(value, "line") == 0)
+        *field = MORPHD_FRAMING_LINE;
+    else {
+        snprintf(err, err_size, "'%s' is not a framing (stream or line)",
+                 value);
+        return -1;
+    }
+    return 0;
+}
+
+/* Splits `value` on any of `seps` into a new array of new strings. */
+static int split_words(const char *value, const char *seps, char ***out,
+                       size_t *n_out)
+{
+    char *copy = strdup(value);
+    char **words = NULL;
+    size_t n = 0;
+    if (copy == NULL)
+        return -1;
+    char *save = NULL;
+    for (char *w = strtok_r(copy, seps, &save); w != NULL;
+         w = strtok_r(NULL, seps, &save)) {
+        char **grown = realloc(words, (n + 1) * sizeof *words);
+        char *dup = strdup(w);
+        if (grown == NULL || dup == NULL) {
+            free(dup);
+            words = grown ? grown : words;
+            for (size_t i = 0; i < n; i++)
+                free(words[i]);
+            free(words);
+            free(copy);
+            return -1;
+        }
+        words = grown;
+        words[n++] = dup;
+    }
+    free(copy);
+    *out = words;
+    *n_out = n;
+    return 0;
+}
+
+static void free_words(char **words, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(words[i]);
+    free(words);
+}
+
+static int set_listen(const key_row_t *row, void *obj, const char *value,
+                      char *err, size_t err_size)
+{
+    (void)row;
+    morphd_service_conf_t *svc = obj;
+    char **words;
+    size_t n;
+    if (split_words(value, " \t,", &words, &n) != 0) {
+        snprintf(err, err_size, "out of memory");
+        return -1;
+    }
+    if (n == 0) {
+        snprintf(err, err_size, "needs at least one endpoint, e.g. "
+                                "tcp://127.0.0.1:12000 udp://127.0.0.1:12000");
+        free_words(words, n);
+        return -1;
+    }
+    morphd_endpoint_t *eps = calloc(n, sizeof *eps);
+    int rc = eps ? 0 : -1;
+    if (eps == NULL)
+        snprintf(err, err_size, "out of memory");
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        rc = morphd_endpoint_parse(words[i], &eps[i], err, err_size);
+        for (size_t j = 0; rc == 0 && j < i; j++)
+            if (strcmp(eps[i].text, eps[j].text) == 0) {
+                snprintf(err, err_size, "'%s' is listed twice", words[i]);
+                rc = -1;
+            }
+    }
+    free_words(words, n);
+    if (rc != 0) {
+        free(eps);
+        return -1;
+    }
+    free(svc->listen);
+    svc->listen = eps;
+    svc->n_listen = n;
+    return 0;
+}
+
+static bool valid_name(const char *s)
+{
+    if (*s == '\0')
+        return false;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && *s != '_' && *s != '-')
+            return false;
+    return true;
+}
+
+static int set_chain(const key_row_t *row, void *obj, const char *value,
+                     char *err, size_t err_size)
+{
+    (void)row;
+    morphd_service_conf_t *svc = obj;
+    char **parts;
+    size_t n;
+    /* "a | b | c": split on '|' and check that no part is empty. */
+    if (split_words(value, "|", &parts, &n) != 0) {
+        snprintf(err, err_size, "out of memory");
+        return -1;
+    }
+    size_t pipes = 0;
+    for (const char *p = value; *p; p++)
+        pipes += *p == '|';
+    int rc = 0;
+    if (n == 0 || pipes + 1 != n) {
+        snprintf(err, err_size, "'%s' is not a chain: write plugin names "
+                                "separated by '|', e.g. uppercase | reverse",
+                 value);
+        rc = -1;
+    }
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        /* trim the spaces around each name */
+        char *s = parts[i];
+        while (isspace((unsigned char)*s))
+            s++;
+        char *e = s + strlen(s);
+        while (e > s && isspace((unsigned char)e[-1]))
+            *--e = '\0';
+        memmove(parts[i], s, strlen(s) + 1);
+        if (!valid_name(parts[i])) {
+            snprintf(err, err_size,
+                     "'%s' is not a plugin name (letters, digits, _ and -)",
+                     parts[i]);
+            rc = -1;
+        }
+    }
+    if (rc != 0) {
+        free_words(parts, n);
+        return -1;
+    }
+    free_words(svc->chain, svc->n_chain);
+    svc->chain = parts;
+    svc->n_chain = n;
+    return 0;
+}
+
+#define CONF_OFF(f) offsetof(morphd_config_t, f)
+#define SVC_OFF(f) offsetof(morphd_service_conf_t, f)
+#define SVC_LINE(f) ((long)offsetof(morphd_service_conf_t, f))
+
+static const key_row_t key_table[] = {
+    {SEC_MORPHD, "plugin_dir", set_string, CONF_OFF(plugin_dir), -1, 0, 0,
+     NULL,
+     "folder holding the plugins (NAME.so); default: the build tree's "
+     "plugins when morphd runs from the build tree, else the install "
+     "location"},
+    {SEC_MORPHD, "log_level", set_log_level, CONF_OFF(log_level), -1, 0, 0,
+     "info", "error, warn, info or debug"},
+    {SEC_MORPHD, "shutdown_timeout", set_duration_ms,
+     CONF_OFF(shutdown_timeout_ms), -1, 0, 3600000, "5s",
+     "on SIGINT/SIGTERM, how long to wait for pending replies to be "
+     "written before closing the remaining connections"},
+
+    {SEC_SERVICE, "listen", set_listen, SVC_OFF(listen), SVC_LINE(listen_line),
+     0, 0, NULL,
+     "required; endpoints tcp://HOST:PORT and udp://HOST:PORT (IPv6 as "
+     "[::1]:PORT), separated by spaces"},
+    {SEC_SERVICE, "transform", set_chain, SVC_OFF(chain),
+     SVC_LINE(transform_line), 0, 0, NULL,
+     "required; a plugin name or a chain such as `uppercase | reverse`, "
+     "applied left to right"},
+    {SEC_SERVICE, "framing", set_framing, SVC_OFF(framing),
+     SVC_LINE(framing_line), 0, 0, "stream",
+     "TCP only: `stream` transforms each chunk as it arrives (every plugin "
+     "must be chunk-safe); `line` answers each \\n-terminated line"},
+    {SEC_SERVICE, "max_message", set_size, SVC_OFF(max_message), -1, 1,
+     64 * 1024 * 1024, "64K",
+     "longest line (line framing) or datagram (UDP) accepted; longer TCP "
+     "lines close the connection, longer datagrams are dropped"},
+    {SEC_SERVICE, "max_pending_output", set_size,
+     SVC_OFF(max_pending_output), -1, 4096, 1024 * 1024 * 1024, "1M",
+     "per TCP connection: above this many unsent reply bytes morphd stops "
+     "reading from the client until it drains to half"},
+};
+
+#define N_KEYS (sizeof key_table / sizeof *key_table)
+
+/* --- parse state --------------------------------------------------------- */
+
+typedef struct parse_state {
+    morphd_config_t *cfg;
+    morphd_errors_t *errs;
+    const char *name; /* file name for messages */
+
+    /* the reader */
+    const char *text; /* for string input */
+    FILE *file;
+    int line; /* lines read so far: the line inih is handling */
+
+    /* the current section, set by the reader when it sees a header */
+    section_kind_t section;
+    morphd_service_conf_t *service; /* when section == SEC_SERVICE */
+} parse_state_t;
+
+#define CONFIG_ERROR(st, line_no, ...)                                         \
+    do {                                                                       \
+        char msg_[512];                                                        \
+        snprintf(msg_, sizeof msg_, __VA_ARGS__);                              \
+        morphd_errors_add((st)->errs, "%s:%d: %s", (st)->name, (line_no),      \
+                          msg_);                                               \
+    } while (0)
+
+/* Levenshtein distance, for "did you mean". Names are short. */
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 63 || lb > 63)
+        return 99;
+    size_t prev[64], cur[64];
+    for (size_t j = 0; j <= lb; j++)
+        prev[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        cur[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
+            size_t del = prev[j] + 1, ins = cur[j - 1] + 1;
+            cur[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+        }
+        memcpy(prev, cur, (lb + 1) * sizeof *prev);
+    }
+    return prev[lb];
+}
+
+/* The closest key of `section` to `name`, or NULL when none is close. */
+static const char *suggest_key(section_kind_t section, const char *name)
+{
+    const char *best = NULL;
+    size_t best_d = 3; /* suggest only within two edits */
+    for (size_t i = 0; i < N_KEYS; i++) {
+        if (key_table[i].section != section)
+            continue;
+        size_t d = edit_distance(name, key_table[i].name);
+        if (d < best_d) {
+            best_d = d;
+            best = key_table[i].name;
+        }
+    }
+    return best;
+}
+
+static void apply_defaults(parse_state_t *st, section_kind_t section,
+                           void *obj)
+{
+    for (size_t i = 0; i < N_KEYS; i++) {
+        const key_row_t *row = &key_table[i];
+        char err[256];
+        if (row->section != section || row->def == NULL)
+            continue;
+        if (row->set(row, obj, row->def, err, sizeof err) != 0)
+            morphd_errors_add(st->errs, "built-in default of %s: %s",
+                              row->name, err); /* a bug in the table */
+    }
+}
+
+/* Called by the reader for a line that opens a section. */
+static void begin_section(parse_state_t *st, const char *header)
+{
+    morphd_config_t *cfg = st->cfg;
+    st->service = NULL;
+    if (strcmp(header, "morphd") == 0) {
+        st->section = SEC_MORPHD;
+        return;
+    }
+    if (strncmp(header, "service", 7) == 0 && isspace((unsigned char)header[7])) {
+        const char *name = header + 8;
+        while (isspace((unsigned char)*name))
+            name++;
+        st->section = SEC_UNKNOWN;
+        if (!valid_name(name)) {
+            CONFIG_ERROR(st, st->line,
+                         "'%s' is not a service name (letters, digits, _ "
+                         "and -)", name);
+            return;
+        }
+        for (size_t i = 0; i < cfg->n_services; i++)
+            if (strcmp(cfg->services[i].name, name) == 0) {
+                CONFIG_ERROR(st, st->line,
+                             "service '%s' is already defined at line %d",
+                             name, cfg->services[i].line);
+                return;
+            }
+        morphd_service_conf_t *grown =
+            realloc(cfg->services, (cfg->n_services + 1) * sizeof *grown);
+        char *dup = strdup(name);
+        if (grown == NULL || dup == NULL) {
+            free(dup);
+            if (grown)
+                cfg->services = grown;
+            CONFIG_ERROR(st, st->line, "out of memory");
+            return;
+        }
+        cfg->services = grown;
+        morphd_service_conf_t *svc = &cfg->services[cfg->n_services++];
+        memset(svc, 0, sizeof *svc);
+        svc->name = dup;
+        svc->line = st->line;
+        apply_defaults(st, SEC_SERVICE, svc);
+        st->section = SEC_SERVICE;
+        st->service = svc;
+        return;
+    }
+    st->section = SEC_UNKNOWN;
+    if (strcmp(header, "service") == 0)
+        CONFIG_ERROR(st, st->line,
+                     "a service section needs a name: [service NAME]");
+    else if (edit_distance(header, "morphd") <= 2)
+        CONFIG_ERROR(st, st->line,
+                     "unknown section [%s]; did you mean [morphd]?", header);
+    else
+        CONFIG_ERROR(st, st->line,
+                     "unknown section [%s]; sections are [morphd] and "
+                     "[service NAME]", header);
+}
+
+static int next_char(parse_state_t *st)
+{
+    if (st->text != NULL)
+        return *st->text == '\0' ? EOF : (unsigned char)*st->text++;
+    return fgetc(st->file);
+}
+
+/* An fgets-style reader that counts lines and spots section headers, so
+ * errors carry line numbers although libinih's handler does not get them. */
+static char *read_line(char *str, int num, void *stream)
+{
+    parse_state_t *st = stream;
+    size_t n = 0;
+    bool too_long = false;
+    int c = EOF;
+    while ((c = next_char(st)) != EOF) {
+        if (n + 1 < (size_t)num)
+            str[n++] = (char)c;
+        else
+            too_long = true; /* consume the rest of the line */
+        if (c == '\n')
+            break;
+    }
+    if (n == 0 && c == EOF)
+        return NULL;
+    str[n] = '\0';
+    st->line++;
+    if (too_long) {
+        CONFIG_ERROR(st, st->line, "line too long (over %d characters)",
+                     num - 3);
+        str[0] = '\0'; /* inih skips it as an empty line */
+        return str;
+    }
+
+    /* A section header? inih parses it too; we track it here so empty and
+     * repeated sections are seen, with their line. */
+    const char *p = str;
+    while (isspace((unsigned char)*p))
+        p++;
+    if (*p == '[') {
+        const char *end = strchr(p, ']');
+        if (end != NULL) {
+            char header[256];
+            size_t len = (size_t)(end - p - 1);
+            if (len >= sizeof header)
+                len = sizeof header - 1;
+            memcpy(header, p + 1, len);
+            header[len] = '\0';
+            begin_section(st, header);
+        }
+    }
+    return str;
+}
+
+static const key_row_t *find_key(section_kind_t section, const char *name)
+{
+    for (size_t i = 0; i < N_KEYS; i++)
+        if (key_table[i].section == section &&
+            strcmp(key_table[i].name, name) == 0)
+            return &key_table[i];
+    return NULL;
+}
+
+static void add_plugin_option(parse_state_t *st, const char *name,
+                              const char *value)
+{
+    morphd_service_conf_t *svc = st->service;
+    const char *dot = strchr(name, '.');
+    size_t plen = (size_t)(dot - name);
+    if (plen == 0 || dot[1] == '\0') {
+        CONFIG_ERROR(st, st->line,
+                     "'%s' is not a plugin option: write PLUGIN.KEY = VALUE",
+                     name);
+        return;
+    }
+    for (size_t i = 0; i < svc->n_opts; i++)
+        if (strncmp(svc->opts[i].plugin, name, plen) == 0 &&
+            svc->opts[i].plugin[plen] == '\0' &&
+            strcmp(svc->opts[i].key, dot + 1) == 0) {
+            CONFIG_ERROR(st, st->line, "'%s' is already set at line %d", name,
+                         svc->opts[i].line);
+            return;
+        }
+    morphd_plugin_opt_t *grown =
+        realloc(svc->opts, (svc->n_opts + 1) * sizeof *grown);
+    if (grown == NULL) {
+        CONFIG_ERROR(st, st->line, "out of memory");
+        return;
+    }
+    svc->opts = grown;
+    morphd_plugin_opt_t *o = &svc->opts[svc->n_opts];
+    o->plugin = strndup(name, plen);
+    o->key = strdup(dot + 1);
+    o->value = strdup(value);
+    o->line = st->line;
+    if (o->plugin == NULL || o->key == NULL || o->value == NULL) {
+        free(o->plugin);
+        free(o->key);
+        free(o->value);
+        CONFIG_ERROR(st, st->line, "out of memory");
+        return;
+    }
+    svc->n_opts++;
+}
+
+static int on_key(void *user, const char *section, const char *name,
+                  const char *value)
+{
+    parse_state_t *st = user;
+    (void)section; /* the reader already tracked it, with its line */
+    void *obj;
+    unsigned long *seen;
+
+    switch (st->section) {
+    case SEC_UNKNOWN:
+        return 1; /* the section header was reported already */
+    case SEC_NONE:
+        CONFIG_ERROR(st, st->line,
+                     "'%s' is outside any section; put it under [morphd] or "
+                     "[service NAME]", name);
+        return 1;
+    case SEC_MORPHD:
+        obj = st->cfg;
+        seen = &st->cfg->seen;
+        break;
+    case SEC_SERVICE:
+        obj = st->service;
+        seen = &st->service->seen;
+        if (strchr(name, '.') != NULL) {
+            add_plugin_option(st, name, value);
+            return 1;
+        }
+        break;
+    default:
+        return 1;
+    }
+
+    const key_row_t *row = find_key(st->section, name);
+    if (row == NULL) {
+        const char *hint = suggest_key(st->section, name);
+        if (hint != NULL)
+            CONFIG_ERROR(st, st->line, "unknown key '%s'; did you mean '%s'?",
+                         name, hint);
+        else
+            CONFIG_ERROR(st, st->line, "unknown key '%s' in [%s]", name,
+                         section);
+        return 1;
+    }
+    unsigned long bit = 1ul << (row - key_table);
+    if (*seen & bit) {
+        CONFIG_ERROR(st, st->line, "'%s' is set twice in [%s]", name, section);
+        return 1;
+    }
+    *seen |= bit;
+    char err[384];
+    if (row->set(row, obj, value, err, sizeof err) != 0) {
+        CONFIG_ERROR(st, st->line, "%s: %s", name, err);
+        return 1;
+    }
+    if (row->line_offset >= 0)
+        *(int *)((char *)obj + row->line_offset) = st->line;
+    return 1;
+}
+
+/* Checks what only the whole file can tell. */
+static void check_config(parse_state_t *st)
+{
+    morphd_config_t *cfg = st->cfg;
+    if (cfg->n_services == 0)
+        morphd_errors_add(st->errs,
+                          "%s: no [service NAME] section: nothing to serve",
+                          st->name);
+    for (size_t i = 0; i < cfg->n_services; i++) {
+        morphd_service_conf_t *svc = &cfg->services[i];
+        if (svc->n_listen == 0)
+            CONFIG_ERROR(st, svc->line, "service '%s' has no 'listen' key",
+                         svc->name);
+        if (svc->n_chain == 0)
+            CONFIG_ERROR(st, svc->line, "service '%s' has no 'transform' key",
+                         svc->name);
+        for (size_t j = 0; j < svc->n_opts; j++) {
+            bool used = false;
+            for (size_t k = 0; k < svc->n_chain; k++)
+                used |= strcmp(svc->chain[k], svc->opts[j].plugin) == 0;
+            if (!used && svc->n_chain > 0)
+                CONFIG_ERROR(st, svc->opts[j].line,
+                             "option '%s.%s' is for plugin '%s', which is not "
+                             "in this service's transform",
+                             svc->opts[j].plugin, svc->opts[j].key,
+                             svc->opts[j].plugin);
+        }
+    }
+}
+
+static int load(parse_state_t *st)
+{
+    morphd_config_t *cfg = st->cfg;
+    memset(cfg, 0, sizeof *cfg);
+    cfg->path = strdup(st->name);
+    size_t errors_before = st->errs->n;
+    apply_defaults(st, SEC_MORPHD, cfg);
+
+    /* Debian's libinih exposes its compile-time options as globals. A line
+     * buffer on the heap lets listen lines be long; continuation lines
+     * would hide duplicate keys, so they are off. */
+    ini_use_stack = false;
+    ini_max_line = 4096;
+    ini_allow_multiline = false;
+
+    int rc = ini_parse_stream(read_line, st, on_key, st);
+    if (rc > 0)
+        morphd_errors_add(st->errs,
+                          "%s:%d: syntax error: expected [section] or "
+                          "KEY = VALUE", st->name, rc);
+    else if (rc == -2)
+        morphd_errors_add(st->errs, "%s: out of memory", st->name);
+    /* inih reports only the first syntax error; other lines were handled */
+    if (rc == 0 || rc > 0)
+        check_config(st);
+    return st->errs->n == errors_before ? 0 : -1;
+}
+
+int morphd_config_load_file(const char *path, morphd_config_t *cfg,
+                            morphd_errors_t *errs)
+{
+    parse_state_t st = {.cfg = cfg, .errs = errs, .name = path};
+    st.file = fopen(path, "r");
+    if (st.file == NULL) {
+        memset(cfg, 0, sizeof *cfg);
+        morphd_errors_add(errs, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    int rc = load(&st);
+    fclose(st.file);
+    return rc;
+}
+
+int morphd_config_load_string(const char *text, const char *name,
+                              morphd_config_t *cfg, morphd_errors_t *errs)
+{
+    parse_state_t st = {.cfg = cfg, .errs = errs, .name = name, .text = text};
+    return load(&st);
+}
+
+void morphd_config_free(morphd_config_t *cfg)
+{
+    for (size_t i = 0; i < cfg->n_services; i++) {
+        morphd_service_conf_t *svc = &cfg->services[i];
+        free(svc->name);
+        free(svc->listen);
+        free_words(svc->chain, svc->n_chain);
+        for (size_t j = 0; j < svc->n_opts; j++) {
+            free(svc->opts[j].plugin);
+            free(svc->opts[j].key);
+            free(svc->opts[j].value);
+        }
+        free(svc->opts);
+    }
+    free(cfg->services);
+    free(cfg->plugin_dir);
+    free(cfg->path);
+    memset(cfg, 0, sizeof *cfg);
+}
+
+const morphd_service_conf_t *morphd_config_find_service(
+    const morphd_config_t *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->n_services; i++)
+        if (strcmp(cfg->services[i].name, name) == 0)
+            return &cfg->services[i];
+    return NULL;
+}
+
+void morphd_config_print_reference(FILE *out)
+{
+    const char *sections[] = {"", "[morphd]", "[service NAME]"};
+    section_kind_t last = SEC_NONE;
+    for (size_t i = 0; i < N_KEYS; i++) {
+        const key_row_t *row = &key_table[i];
+        if (row->section != last) {
+            fprintf(out, "%s%s\n", last == SEC_NONE ? "" : "\n",
+                    sections[row->section]);
+            last = row->section;
+        }
+        fprintf(out, "  %-20s default: %s\n  %-20s %s\n", row->name,
+                row->def ? row->def : "(none)", "", row->help);
+    }
+    fprintf(out, "  %-20s %s\n", "PLUGIN.KEY",
+            "an option for a plugin of this service's transform, e.g. "
+            "reverse.unit = grapheme");
+}

@@ -1,0 +1,89 @@
+/*
+ * config.h -- morphd's configuration: the INI file parsed into plain
+ * structs, checked against one table of known keys (config.c). Loading
+ * collects every error as "FILE:LINE: message" so an operator fixes a file
+ * in one pass. Plugins are not loaded here: server.c does that, so this
+ * module stays testable without any .so files.
+ */
+#ifndef MORPHD_CONFIG_H
+#define MORPHD_CONFIG_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "endpoint.h"
+#include "errors.h"
+
+/* EX_CONFIG from sysexits.h: the exit status for a bad configuration. */
+#define MORPHD_EXIT_CONFIG 78
+
+typedef enum morphd_framing {
+    MORPHD_FRAMING_STREAM, /* each TCP read is transformed as it arrives */
+    MORPHD_FRAMING_LINE,   /* one message per \n-terminated line */
+} morphd_framing_t;
+
+/* One `PLUGIN.KEY = VALUE` line of a service section. */
+typedef struct morphd_plugin_opt {
+    char *plugin;
+    char *key;
+    char *value;
+    int line;
+} morphd_plugin_opt_t;
+
+typedef struct morphd_service_conf {
+    char *name;
+    int line; /* of the [service NAME] header */
+
+    morphd_endpoint_t *listen;
+    size_t n_listen;
+    int listen_line;
+
+    char **chain; /* plugin names, applied left to right */
+    size_t n_chain;
+    int transform_line;
+
+    morphd_framing_t framing;
+    int framing_line;
+    size_t max_message;        /* bytes; longest line or datagram */
+    size_t max_pending_output; /* bytes; TCP backpressure high-water mark */
+
+    morphd_plugin_opt_t *opts;
+    size_t n_opts;
+
+    unsigned long seen; /* keys given, by table row; finds duplicates */
+} morphd_service_conf_t;
+
+typedef struct morphd_config {
+    char *path; /* file name used in messages */
+    char *plugin_dir; /* NULL: the default (see server.c) */
+    int log_level;
+    unsigned shutdown_timeout_ms;
+    unsigned long seen;
+
+    morphd_service_conf_t *services;
+    size_t n_services;
+} morphd_config_t;
+
+/* Parses the INI file at `path`. Returns 0, or -1 with every problem added
+ * to `errs`. On error `cfg` is still safe to free. */
+int morphd_config_load_file(const char *path, morphd_config_t *cfg,
+                            morphd_errors_t *errs);
+
+/* Parses INI text; `name` is used as the file name in messages. */
+int morphd_config_load_string(const char *text, const char *name,
+                              morphd_config_t *cfg, morphd_errors_t *errs);
+
+void morphd_config_free(morphd_config_t *cfg);
+
+/* The service named `name`, or NULL. */
+const morphd_service_conf_t *morphd_config_find_service(
+    const morphd_config_t *cfg, const char *name);
+
+/* Prints the reference of all keys (section, name, default, help). */
+void morphd_config_print_reference(FILE *out);
+
+/* The built-in configuration used when morphd runs without -c: the same
+ * text as the packaged config/morphd.ini. */
+extern const char morphd_default_config[];
+
+#endif

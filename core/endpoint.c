@@ -1,0 +1,126 @@
+/*
+ * endpoint.c -- endpoint parsing and formatting for endpoint.h. Host names
+ * other than "localhost" are refused on purpose: resolving names at start-up
+ * would make binding depend on DNS.
+ */
+#include "endpoint.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *morphd_transport_name(morphd_transport_t t)
+{
+    return t == MORPHD_TCP ? "tcp" : "udp";
+}
+
+int morphd_endpoint_port(const morphd_endpoint_t *ep)
+{
+    if (ep->addr.ss_family == AF_INET6)
+        return ntohs(((const struct sockaddr_in6 *)&ep->addr)->sin6_port);
+    return ntohs(((const struct sockaddr_in *)&ep->addr)->sin_port);
+}
+
+void morphd_endpoint_format(morphd_transport_t t,
+                            const struct sockaddr *addr, char *buf,
+                            size_t size)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (addr->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)addr;
+        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+        port = ntohs(a->sin6_port);
+        snprintf(buf, size, "%s://[%s]:%d", morphd_transport_name(t), host,
+                 port);
+    } else {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)addr;
+        inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+        port = ntohs(a->sin_port);
+        snprintf(buf, size, "%s://%s:%d", morphd_transport_name(t), host,
+                 port);
+    }
+}
+
+#define FAIL(...)                                                              \
+    do {                                                                       \
+        snprintf(err, err_size, __VA_ARGS__);                                  \
+        return -1;                                                             \
+    } while (0)
+
+int morphd_endpoint_parse(const char *text, morphd_endpoint_t *ep, char *err,
+                          size_t err_size)
+{
+    memset(ep, 0, sizeof *ep);
+    const char *rest;
+    if (strncmp(text, "tcp://", 6) == 0) {
+        ep->transport = MORPHD_TCP;
+        rest = text + 6;
+    } else if (strncmp(text, "udp://", 6) == 0) {
+        ep->transport = MORPHD_UDP;
+        rest = text + 6;
+    } else {
+        FAIL("'%s': an endpoint starts with tcp:// or udp:// "
+             "(e.g. tcp://127.0.0.1:12000)", text);
+    }
+
+    char host[INET6_ADDRSTRLEN + 1];
+    const char *port_text;
+    if (*rest == '[') {
+        const char *close = strchr(rest, ']');
+        if (close == NULL)
+            FAIL("'%s': missing ']' after the IPv6 address", text);
+        size_t n = (size_t)(close - rest - 1);
+        if (n == 0 || n >= sizeof host)
+            FAIL("'%s': bad IPv6 address", text);
+        memcpy(host, rest + 1, n);
+        host[n] = '\0';
+        if (close[1] != ':')
+            FAIL("'%s': expected ':PORT' after ']'", text);
+        port_text = close + 2;
+    } else {
+        const char *colon = strrchr(rest, ':');
+        if (colon == NULL)
+            FAIL("'%s': missing ':PORT'", text);
+        size_t n = (size_t)(colon - rest);
+        if (n == 0)
+            FAIL("'%s': missing host before ':PORT' (use * for all "
+                 "addresses)", text);
+        if (n >= sizeof host)
+            FAIL("'%s': host too long", text);
+        memcpy(host, rest, n);
+        host[n] = '\0';
+        if (strchr(host, ':') != NULL)
+            FAIL("'%s': write IPv6 addresses in brackets, e.g. "
+                 "%s://[::1]:12000", text, morphd_transport_name(ep->transport));
+        port_text = colon + 1;
+    }
+
+    char *end;
+    if (*port_text < '0' || *port_text > '9')
+        FAIL("'%s': port must be a number 0..65535", text);
+    long port = strtol(port_text, &end, 10);
+    if (*end != '\0' || port < 0 || port > 65535)
+        FAIL("'%s': port must be a number 0..65535", text);
+
+    if (strcmp(host, "*") == 0)
+        strcpy(host, "0.0.0.0");
+    else if (strcmp(host, "localhost") == 0)
+        strcpy(host, "127.0.0.1");
+
+    struct sockaddr_in *a4 = (struct sockaddr_in *)&ep->addr;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ep->addr;
+    if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons((uint16_t)port);
+    } else if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)port);
+    } else {
+        FAIL("'%s': '%s' is not a numeric IPv4 or IPv6 address", text, host);
+    }
+    morphd_endpoint_format(ep->transport, (struct sockaddr *)&ep->addr,
+                           ep->text, sizeof ep->text);
+    return 0;
+}

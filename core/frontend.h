@@ -1,0 +1,47 @@
+/*
+ * frontend.h -- the interface every transport implements. A listener is one
+ * endpoint of one service; TCP (listener_tcp.c) and UDP (listener_udp.c)
+ * are two implementations of morphd_frontend_t, and a third transport is
+ * one more file with one more of these tables.
+ */
+#ifndef MORPHD_FRONTEND_H
+#define MORPHD_FRONTEND_H
+
+#include <stddef.h>
+
+#include "endpoint.h"
+
+typedef struct morphd_listener morphd_listener_t;
+typedef struct morphd_service morphd_service_t;
+
+typedef struct morphd_frontend {
+    const char *name;
+    /* Binds the endpoint and starts serving on the service's loop. Returns
+     * 0, or -1 with a reason in err (e.g. "address already in use"). */
+    int (*open)(morphd_listener_t *l, char *err, size_t err_size);
+    /* Stops taking new work and finishes what is pending: replies already
+     * computed are written. Calls morphd_listener_closed(l) once nothing of
+     * the listener is left on the loop. */
+    void (*close)(morphd_listener_t *l);
+    /* Drops whatever is still pending (after the shutdown timeout). */
+    void (*abort)(morphd_listener_t *l);
+} morphd_frontend_t;
+
+struct morphd_listener {
+    const morphd_frontend_t *frontend;
+    morphd_service_t *service;
+    morphd_endpoint_t endpoint; /* as configured */
+    char bound[80];             /* as bound (port 0 resolved) */
+    void *impl;                 /* the transport's own state */
+};
+
+extern const morphd_frontend_t morphd_frontend_tcp;
+extern const morphd_frontend_t morphd_frontend_udp;
+
+/* The front end for a transport. */
+const morphd_frontend_t *morphd_frontend_for(morphd_transport_t t);
+
+/* Called by a front end when a closed listener is entirely gone. */
+void morphd_listener_closed(morphd_listener_t *l);
+
+#endif

@@ -1,0 +1,399 @@
+/*
+ * listener_tcp.c -- the TCP front end. Each read is framed (stream or line),
+ * run through the chain, and all replies to that read are written with one
+ * write. Backpressure: when a client does not read its replies and they pile
+ * up past max_pending_output, morphd stops reading from that client until
+ * half of them have drained.
+ */
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "framing.h"
+#include "frontend.h"
+#include "log.h"
+#include "service.h"
+
+typedef struct tcp_conn tcp_conn_t;
+
+typedef struct tcp_listener {
+    uv_tcp_t server;
+    morphd_listener_t *l;
+    tcp_conn_t *conns; /* doubly linked, for shutdown */
+    size_t n_conns;
+    bool server_open;
+    bool closing;
+} tcp_listener_t;
+
+struct tcp_conn {
+    uv_tcp_t handle; /* first: the handle's address is the connection's */
+    uv_shutdown_t shutdown_req;
+    tcp_listener_t *tl;
+    tcp_conn_t *prev, *next;
+    morphd_framer_t framer;
+    size_t pending; /* reply bytes handed to uv_write, not yet written */
+    bool reading;
+    bool eof;      /* no more input: the client finished or we gave up */
+    bool shutting; /* uv_shutdown queued */
+    bool closing;
+    bool states_open; /* the chain's conn_open succeeded */
+    char peer[80];
+    void *states[]; /* per-plugin connection state, when the chain has any */
+};
+
+typedef struct write_req {
+    uv_write_t req;
+    size_t len;
+    unsigned char data[];
+} write_req_t;
+
+static void listener_maybe_gone(tcp_listener_t *tl)
+{
+    if (tl->closing && !tl->server_open && tl->n_conns == 0) {
+        morphd_listener_t *l = tl->l;
+        free(tl);
+        l->impl = NULL;
+        morphd_listener_closed(l);
+    }
+}
+
+static void on_conn_closed(uv_handle_t *h)
+{
+    tcp_conn_t *c = (tcp_conn_t *)h;
+    tcp_listener_t *tl = c->tl;
+    morphd_service_t *svc = tl->l->service;
+    if (c->states_open)
+        morphd_chain_conn_close(svc->chain, c->states);
+    morphd_framer_free(&c->framer);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        tl->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    tl->n_conns--;
+    morphd_log(MORPH_LOG_DEBUG, "service %s: %s closed", svc->conf->name,
+               c->peer);
+    free(c);
+    listener_maybe_gone(tl);
+}
+
+static void conn_close(tcp_conn_t *c)
+{
+    if (c->closing)
+        return;
+    c->closing = true;
+    uv_close((uv_handle_t *)&c->handle, on_conn_closed);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    (void)status; /* closing either way */
+    conn_close(req->data);
+}
+
+/* No more input will be read: close once every pending reply is written.
+ * uv_shutdown is queued behind the pending writes, so it does that. */
+static void conn_finish(tcp_conn_t *c)
+{
+    if (c->closing || c->shutting)
+        return;
+    c->eof = true;
+    c->shutting = true;
+    if (c->reading) {
+        uv_read_stop((uv_stream_t *)&c->handle);
+        c->reading = false;
+    }
+    c->shutdown_req.data = c;
+    if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->handle,
+                    on_shutdown) != 0)
+        conn_close(c);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    tcp_conn_t *c = (tcp_conn_t *)h;
+    morphd_loop_ctx_t *ctx = c->tl->l->service->ctx;
+    /* One buffer per loop: read_cb consumes it before the next alloc. */
+    *buf = uv_buf_init((char *)ctx->read_buf, (unsigned)ctx->read_buf_size);
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+    write_req_t *w = (write_req_t *)req;
+    tcp_conn_t *c = req->data;
+    c->pending -= w->len;
+    free(w);
+    if (status < 0) {
+        if (status != UV_ECANCELED)
+            morphd_log(MORPH_LOG_DEBUG, "%s: write failed: %s", c->peer,
+                       uv_strerror(status));
+        conn_close(c);
+        return;
+    }
+    size_t high = c->tl->l->service->conf->max_pending_output;
+    if (!c->reading && !c->eof && !c->closing && c->pending <= high / 2) {
+        if (uv_read_start((uv_stream_t *)&c->handle, on_alloc,
+                          c->handle.read_cb) == 0)
+            c->reading = true;
+    }
+}
+
+/* Sends bytes: straight to the socket when nothing is queued, the rest
+ * copied into one write request. Returns 0, or -1 after closing. */
+static int conn_send(tcp_conn_t *c, const unsigned char *data, size_t len)
+{
+    if (len == 0 || c->closing)
+        return 0;
+    size_t done = 0;
+    if (c->pending == 0) {
+        uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+        int n = uv_try_write((uv_stream_t *)&c->handle, &b, 1);
+        if (n >= 0)
+            done = (size_t)n;
+        else if (n != UV_EAGAIN) {
+            morphd_log(MORPH_LOG_DEBUG, "%s: write failed: %s", c->peer,
+                       uv_strerror(n));
+            conn_close(c);
+            return -1;
+        }
+    }
+    if (done == len)
+        return 0;
+    size_t rest = len - done;
+    write_req_t *w = malloc(sizeof *w + rest);
+    if (w == NULL) {
+        morphd_log(MORPH_LOG_ERROR, "%s: out of memory queueing a reply; "
+                   "closing the connection", c->peer);
+        conn_close(c);
+        return -1;
+    }
+    w->len = rest;
+    memcpy(w->data, data + done, rest);
+    w->req.data = c;
+    uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)rest);
+    int rc = uv_write(&w->req, (uv_stream_t *)&c->handle, &b, 1, on_write);
+    if (rc != 0) {
+        free(w);
+        conn_close(c);
+        return -1;
+    }
+    c->pending += rest;
+    return 0;
+}
+
+static int on_line(void *arg, const unsigned char *line, size_t len,
+                   const char *ending)
+{
+    tcp_conn_t *c = arg;
+    morphd_service_t *svc = c->tl->l->service;
+    int rc = morphd_service_handle(svc, c->states, line, len, 0, ending);
+    return rc == MORPHD_MSG_FAILED ? 0 : rc; /* go on with the next line */
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    tcp_conn_t *c = (tcp_conn_t *)stream;
+    morphd_service_t *svc = c->tl->l->service;
+    morphd_loop_ctx_t *ctx = svc->ctx;
+    const morphd_service_conf_t *conf = svc->conf;
+    const unsigned char *data = (const unsigned char *)buf->base;
+    bool finish = false;
+    int rc = 0;
+
+    ctx->reply.len = 0;
+    if (nread > 0) {
+        if (conf->framing == MORPHD_FRAMING_STREAM) {
+            rc = morphd_service_handle(svc, c->states, data, (size_t)nread,
+                                       MORPH_MSG_CHUNK, "");
+            if (rc == MORPHD_MSG_FAILED)
+                rc = 0;
+        } else {
+            rc = morphd_framer_feed(&c->framer, data, (size_t)nread, on_line,
+                                    c);
+            if (rc == MORPHD_FRAMER_TOO_LONG) {
+                svc->counters.oversized++;
+                morphd_log(MORPH_LOG_WARN,
+                           "service %s: %s sent a line longer than "
+                           "max_message (%zu bytes); closing the connection "
+                           "after the replies before it",
+                           conf->name, c->peer, conf->max_message);
+                finish = true;
+                rc = 0;
+            }
+        }
+    } else if (nread == UV_EOF) {
+        /* The client is done sending: answer what is left, then close. */
+        if (conf->framing == MORPHD_FRAMING_STREAM) {
+            rc = morphd_service_handle(svc, c->states, NULL, 0,
+                                       MORPH_MSG_CHUNK | MORPH_MSG_END, "");
+            if (rc == MORPHD_MSG_FAILED)
+                rc = 0;
+        } else
+            rc = morphd_framer_finish(&c->framer, on_line, c);
+        finish = true;
+    } else if (nread < 0) {
+        morphd_log(MORPH_LOG_DEBUG, "service %s: %s: read failed: %s",
+                   conf->name, c->peer, uv_strerror((int)nread));
+        conn_close(c);
+        return;
+    }
+
+    if (rc != 0) {
+        morphd_log(MORPH_LOG_ERROR, "service %s: %s: out of memory; closing "
+                   "the connection", conf->name, c->peer);
+        conn_close(c);
+        return;
+    }
+    if (conn_send(c, ctx->reply.data, ctx->reply.len) != 0)
+        return;
+    if (finish) {
+        conn_finish(c);
+    } else if (c->pending > conf->max_pending_output && c->reading) {
+        uv_read_stop(stream);
+        c->reading = false;
+        morphd_log(MORPH_LOG_DEBUG, "service %s: %s is not reading; "
+                   "pausing input at %zu pending bytes", conf->name, c->peer,
+                   c->pending);
+    }
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    tcp_listener_t *tl = server->data;
+    morphd_service_t *svc = tl->l->service;
+    if (status < 0) {
+        morphd_log(MORPH_LOG_WARN, "service %s: %s: accept failed: %s",
+                   svc->conf->name, tl->l->bound, uv_strerror(status));
+        return;
+    }
+    size_t n_states = svc->chain->has_conn_hooks ? svc->chain->n : 0;
+    tcp_conn_t *c = calloc(1, sizeof *c + n_states * sizeof(void *));
+    if (c == NULL) {
+        /* Accept and drop it: libuv stops accepting on a listener until
+         * the pending connection is taken. */
+        uv_tcp_t *tmp = malloc(sizeof *tmp);
+        morphd_log(MORPH_LOG_ERROR, "service %s: out of memory accepting a "
+                   "client; dropping it", svc->conf->name);
+        if (tmp != NULL) {
+            uv_tcp_init(server->loop, tmp);
+            uv_accept(server, (uv_stream_t *)tmp);
+            uv_close((uv_handle_t *)tmp, (uv_close_cb)free);
+        }
+        return;
+    }
+    c->tl = tl;
+    uv_tcp_init(server->loop, &c->handle);
+    if (uv_accept(server, (uv_stream_t *)&c->handle) != 0) {
+        uv_close((uv_handle_t *)&c->handle, (uv_close_cb)free);
+        return;
+    }
+    /* link it first: on_conn_closed unlinks */
+    c->next = tl->conns;
+    if (tl->conns)
+        tl->conns->prev = c;
+    tl->conns = c;
+    tl->n_conns++;
+    svc->counters.accepted++;
+
+    struct sockaddr_storage peer;
+    int len = sizeof peer;
+    if (uv_tcp_getpeername(&c->handle, (struct sockaddr *)&peer, &len) == 0)
+        morphd_endpoint_format(MORPHD_TCP, (struct sockaddr *)&peer, c->peer,
+                               sizeof c->peer);
+    else
+        snprintf(c->peer, sizeof c->peer, "tcp://?");
+    morphd_framer_init(&c->framer, svc->conf->max_message);
+
+    if (n_states > 0) {
+        char err[256];
+        if (morphd_chain_conn_open(svc->chain, c->states, err, sizeof err) !=
+            0) {
+            morphd_log(MORPH_LOG_WARN, "service %s: %s: %s", svc->conf->name,
+                       c->peer, err);
+            conn_close(c); /* conn_open undid itself */
+            return;
+        }
+        c->states_open = true;
+    }
+    uv_tcp_nodelay(&c->handle, 1);
+    if (uv_read_start((uv_stream_t *)&c->handle, on_alloc, on_read) != 0) {
+        conn_close(c);
+        return;
+    }
+    c->reading = true;
+    morphd_log(MORPH_LOG_DEBUG, "service %s: %s connected", svc->conf->name,
+               c->peer);
+}
+
+static void on_server_closed(uv_handle_t *h)
+{
+    tcp_listener_t *tl = h->data;
+    tl->server_open = false;
+    listener_maybe_gone(tl);
+}
+
+static int tcp_open(morphd_listener_t *l, char *err, size_t err_size)
+{
+    tcp_listener_t *tl = calloc(1, sizeof *tl);
+    if (tl == NULL) {
+        snprintf(err, err_size, "out of memory");
+        return -1;
+    }
+    tl->l = l;
+    uv_tcp_init(l->service->ctx->loop, &tl->server);
+    tl->server.data = tl;
+    tl->server_open = true;
+    const struct sockaddr *addr = (const struct sockaddr *)&l->endpoint.addr;
+    unsigned flags = addr->sa_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0;
+    int rc = uv_tcp_bind(&tl->server, addr, flags);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&tl->server, 511, on_connection);
+    if (rc != 0) {
+        snprintf(err, err_size, "%s: cannot listen: %s", l->endpoint.text,
+                 uv_strerror(rc));
+        uv_close((uv_handle_t *)&tl->server, (uv_close_cb)free);
+        return -1;
+    }
+    struct sockaddr_storage bound;
+    int len = sizeof bound;
+    uv_tcp_getsockname(&tl->server, (struct sockaddr *)&bound, &len);
+    morphd_endpoint_format(MORPHD_TCP, (struct sockaddr *)&bound, l->bound,
+                           sizeof l->bound);
+    l->impl = tl;
+    return 0;
+}
+
+static void tcp_close(morphd_listener_t *l)
+{
+    tcp_listener_t *tl = l->impl;
+    if (tl == NULL || tl->closing)
+        return;
+    tl->closing = true;
+    uv_close((uv_handle_t *)&tl->server, on_server_closed);
+    /* Stop reading; each connection closes once its replies are written. */
+    for (tcp_conn_t *c = tl->conns, *next; c != NULL; c = next) {
+        next = c->next;
+        conn_finish(c);
+    }
+}
+
+static void tcp_abort(morphd_listener_t *l)
+{
+    tcp_listener_t *tl = l->impl;
+    if (tl == NULL)
+        return;
+    for (tcp_conn_t *c = tl->conns, *next; c != NULL; c = next) {
+        next = c->next;
+        conn_close(c);
+    }
+}
+
+const morphd_frontend_t morphd_frontend_tcp = {
+    .name = "tcp",
+    .open = tcp_open,
+    .close = tcp_close,
+    .abort = tcp_abort,
+};

@@ -1,0 +1,221 @@
+/*
+ * listener_udp.c -- the UDP front end: one datagram is one message, and its
+ * reply goes back to the sender. Replies are sent at once when the socket
+ * takes them; otherwise they are queued up to max_pending_output bytes, and
+ * beyond that dropped and counted, because UDP has no backpressure to apply.
+ */
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "frontend.h"
+#include "log.h"
+#include "service.h"
+
+typedef struct udp_listener {
+    uv_udp_t handle;
+    morphd_listener_t *l;
+    unsigned char *buf; /* receive buffer: max_message + 1 bytes, at most 64K */
+    size_t buf_size;
+    size_t pending; /* bytes of queued replies */
+    bool closing;
+    bool handle_closing;
+} udp_listener_t;
+
+typedef struct send_req {
+    uv_udp_send_t req;
+    udp_listener_t *ul;
+    size_t len;
+    unsigned char data[];
+} send_req_t;
+
+/* The largest UDP payload over IPv4 or IPv6 without jumbograms. */
+#define UDP_MAX_PAYLOAD 65535
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    udp_listener_t *ul = h->data;
+    morphd_listener_t *l = ul->l;
+    free(ul->buf);
+    free(ul);
+    l->impl = NULL;
+    morphd_listener_closed(l);
+}
+
+static void free_unopened(uv_handle_t *h)
+{
+    udp_listener_t *ul = h->data;
+    free(ul->buf);
+    free(ul);
+}
+
+static void maybe_close_handle(udp_listener_t *ul)
+{
+    if (ul->closing && ul->pending == 0 && !ul->handle_closing) {
+        ul->handle_closing = true;
+        uv_close((uv_handle_t *)&ul->handle, on_handle_closed);
+    }
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    udp_listener_t *ul = h->data;
+    *buf = uv_buf_init((char *)ul->buf, (unsigned)ul->buf_size);
+}
+
+static void on_send(uv_udp_send_t *req, int status)
+{
+    send_req_t *s = (send_req_t *)req;
+    udp_listener_t *ul = s->ul;
+    ul->pending -= s->len;
+    if (status < 0 && status != UV_ECANCELED)
+        morphd_log(MORPH_LOG_DEBUG, "service %s: %s: send failed: %s",
+                   ul->l->service->conf->name, ul->l->bound,
+                   uv_strerror(status));
+    free(s);
+    maybe_close_handle(ul);
+}
+
+static void send_reply(udp_listener_t *ul, const unsigned char *data,
+                       size_t len, const struct sockaddr *to)
+{
+    morphd_service_t *svc = ul->l->service;
+    uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+    if (ul->pending == 0) {
+        int rc = uv_udp_try_send(&ul->handle, &b, 1, to);
+        if (rc >= 0)
+            return;
+        if (rc != UV_EAGAIN) {
+            morphd_log(MORPH_LOG_DEBUG, "service %s: reply of %zu bytes "
+                       "failed: %s", svc->conf->name, len, uv_strerror(rc));
+            svc->counters.datagrams_dropped++;
+            return;
+        }
+    }
+    send_req_t *s = NULL;
+    if (ul->pending + len <= svc->conf->max_pending_output)
+        s = malloc(sizeof *s + len);
+    if (s == NULL) {
+        svc->counters.datagrams_dropped++;
+        morphd_log(MORPH_LOG_DEBUG, "service %s: send queue full; reply "
+                   "dropped", svc->conf->name);
+        return;
+    }
+    s->ul = ul;
+    s->len = len;
+    memcpy(s->data, data, len);
+    b = uv_buf_init((char *)s->data, (unsigned)len);
+    if (uv_udp_send(&s->req, &ul->handle, &b, 1, to, on_send) != 0) {
+        free(s);
+        svc->counters.datagrams_dropped++;
+        return;
+    }
+    ul->pending += len;
+}
+
+static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
+                    const struct sockaddr *from, unsigned flags)
+{
+    udp_listener_t *ul = h->data;
+    morphd_service_t *svc = ul->l->service;
+    const morphd_service_conf_t *conf = svc->conf;
+    if (nread < 0) {
+        morphd_log(MORPH_LOG_DEBUG, "service %s: %s: receive failed: %s",
+                   conf->name, ul->l->bound, uv_strerror((int)nread));
+        return;
+    }
+    if (from == NULL)
+        return; /* nothing more to read right now */
+    if ((flags & UV_UDP_PARTIAL) || (size_t)nread > conf->max_message) {
+        svc->counters.oversized++;
+        svc->counters.datagrams_dropped++;
+        morphd_log(MORPH_LOG_DEBUG, "service %s: dropped a datagram over "
+                   "max_message (%zu bytes)", conf->name, conf->max_message);
+        return;
+    }
+
+    morphd_chain_t *chain = svc->chain;
+    void *states[chain->has_conn_hooks ? chain->n : 1];
+    if (chain->has_conn_hooks) {
+        char err[256];
+        if (morphd_chain_conn_open(chain, states, err, sizeof err) != 0) {
+            morphd_log(MORPH_LOG_WARN, "service %s: %s", conf->name, err);
+            return;
+        }
+    }
+    svc->ctx->reply.len = 0;
+    int rc = morphd_service_handle(svc, chain->has_conn_hooks ? states : NULL,
+                                   (const unsigned char *)buf->base,
+                                   (size_t)nread, 0, "");
+    if (chain->has_conn_hooks)
+        morphd_chain_conn_close(chain, states);
+    if (rc == 0) /* a message a plugin failed is not answered */
+        send_reply(ul, svc->ctx->reply.data, svc->ctx->reply.len, from);
+}
+
+static int udp_open(morphd_listener_t *l, char *err, size_t err_size)
+{
+    udp_listener_t *ul = calloc(1, sizeof *ul);
+    const morphd_service_conf_t *conf = l->service->conf;
+    if (ul != NULL) {
+        ul->buf_size = conf->max_message < UDP_MAX_PAYLOAD
+                           ? conf->max_message + 1
+                           : UDP_MAX_PAYLOAD;
+        ul->buf = malloc(ul->buf_size);
+    }
+    if (ul == NULL || ul->buf == NULL) {
+        free(ul);
+        snprintf(err, err_size, "out of memory");
+        return -1;
+    }
+    ul->l = l;
+    uv_udp_init(l->service->ctx->loop, &ul->handle);
+    ul->handle.data = ul;
+    const struct sockaddr *addr = (const struct sockaddr *)&l->endpoint.addr;
+    unsigned flags = addr->sa_family == AF_INET6 ? UV_UDP_IPV6ONLY : 0;
+    int rc = uv_udp_bind(&ul->handle, addr, flags);
+    if (rc == 0)
+        rc = uv_udp_recv_start(&ul->handle, on_alloc, on_recv);
+    if (rc != 0) {
+        snprintf(err, err_size, "%s: cannot bind: %s", l->endpoint.text,
+                 uv_strerror(rc));
+        uv_close((uv_handle_t *)&ul->handle, free_unopened);
+        return -1;
+    }
+    struct sockaddr_storage bound;
+    int len = sizeof bound;
+    uv_udp_getsockname(&ul->handle, (struct sockaddr *)&bound, &len);
+    morphd_endpoint_format(MORPHD_UDP, (struct sockaddr *)&bound, l->bound,
+                           sizeof l->bound);
+    l->impl = ul;
+    return 0;
+}
+
+static void udp_close(morphd_listener_t *l)
+{
+    udp_listener_t *ul = l->impl;
+    if (ul == NULL || ul->closing)
+        return;
+    ul->closing = true;
+    uv_udp_recv_stop(&ul->handle);
+    maybe_close_handle(ul);
+}
+
+static void udp_abort(morphd_listener_t *l)
+{
+    udp_listener_t *ul = l->impl;
+    if (ul == NULL || ul->handle_closing)
+        return;
+    ul->closing = ul->handle_closing = true;
+    /* pending sends are cancelled; on_send still runs for each */
+    uv_close((uv_handle_t *)&ul->handle, on_handle_closed);
+}
+
+const morphd_frontend_t morphd_frontend_udp = {
+    .name = "udp",
+    .open = udp_open,
+    .close = udp_close,
+    .abort = udp_abort,
+};

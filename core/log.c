@@ -1,0 +1,67 @@
+/*
+ * log.c -- the logger behind log.h. Lines are formatted into one buffer and
+ * written with a single write(2), so lines from several threads never
+ * interleave.
+ */
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static int current_level = MORPH_LOG_INFO;
+
+static const char *const level_names[] = {"error", "warn", "info", "debug"};
+
+int morphd_log_level_parse(const char *name)
+{
+    for (int i = 0; i < (int)(sizeof level_names / sizeof *level_names); i++)
+        if (strcmp(name, level_names[i]) == 0)
+            return i;
+    if (strcmp(name, "warning") == 0)
+        return MORPH_LOG_WARN;
+    return -1;
+}
+
+const char *morphd_log_level_name(int level)
+{
+    if (level < 0 || level > MORPH_LOG_DEBUG)
+        return "?";
+    return level_names[level];
+}
+
+void morphd_log_set_level(int level) { current_level = level; }
+
+int morphd_log_get_level(void) { return current_level; }
+
+void morphd_log(int level, const char *fmt, ...)
+{
+    if (!morphd_log_enabled(level))
+        return;
+
+    char line[2048];
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t n = strftime(line, sizeof line, "%Y-%m-%dT%H:%M:%S", &tm);
+    n += (size_t)snprintf(line + n, sizeof line - n, ".%03ldZ morphd[%d] %s: ",
+                          ts.tv_nsec / 1000000, (int)getpid(),
+                          morphd_log_level_name(level));
+
+    va_list ap;
+    va_start(ap, fmt);
+    int m = vsnprintf(line + n, sizeof line - n, fmt, ap);
+    va_end(ap);
+    if (m < 0)
+        m = 0;
+    n += (size_t)m;
+    if (n > sizeof line - 2)
+        n = sizeof line - 2; /* truncated: keep the newline */
+    line[n++] = '\n';
+
+    ssize_t w = write(STDERR_FILENO, line, n);
+    (void)w; /* a failing log must never stop serving */
+}

@@ -1,0 +1,24 @@
+/*
+ * log.h -- morphd's logger: one line per event on stderr, with a timestamp
+ * and a level, filtered by `log_level`.
+ */
+#ifndef MORPHD_LOG_H
+#define MORPHD_LOG_H
+
+#include <morph/plugin.h> /* MORPH_LOG_* levels are shared with plugins */
+
+/* Parses "error", "warn", "info" or "debug". Returns the level or -1. */
+int morphd_log_level_parse(const char *name);
+const char *morphd_log_level_name(int level);
+
+void morphd_log_set_level(int level);
+int morphd_log_get_level(void);
+
+/* Logs one line when `level` is enabled. Never fails the caller: a write
+ * error on the log stream is ignored so logging cannot stop serving. */
+void morphd_log(int level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+#define morphd_log_enabled(level) ((level) <= morphd_log_get_level())
+
+#endif

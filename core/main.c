@@ -1,0 +1,184 @@
+/*
+ * main.c -- morphd's command line: parse options, load the configuration
+ * (a file, or the built-in uppercase service), check it (-t) or serve it.
+ */
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "server.h"
+
+#define EXIT_USAGE 64 /* EX_USAGE */
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: morphd [-c FILE] [-t] [-l LEVEL]\n"
+            "\n"
+            "morphd serves text transforms (plugins) over TCP and UDP, as\n"
+            "configured in an INI file. Without -c it serves the packaged\n"
+            "uppercase service: TCP and UDP on port 12000, IPv4 and IPv6.\n"
+            "\n"
+            "Options:\n"
+            "  -c, --config FILE   read the configuration from FILE\n"
+            "  -t, --test          check the configuration and load its plugins,\n"
+            "                      print what is wrong, and exit (0 when valid)\n"
+            "  -l, --log-level L   error, warn, info or debug (overrides the file)\n"
+            "      --help-config   list every configuration key with its default\n"
+            "  -h, --help          show this help and exit\n"
+            "  -V, --version       show the version and exit\n"
+            "\n"
+            "Signals: SIGINT and SIGTERM stop accepting, finish writing pending\n"
+            "replies (up to shutdown_timeout) and exit 0.\n"
+            "\n"
+            "Exit status: 0 success; %d bad configuration (EX_CONFIG), including\n"
+            "plugins that fail to load and ports already in use; %d bad usage.\n",
+            MORPHD_EXIT_CONFIG, EXIT_USAGE);
+}
+
+/* The plugin folder when the config does not name one: the build tree's
+ * when this binary is the one in the build tree, else the installed one. */
+static const char *default_plugin_dir(void)
+{
+#ifdef MORPHD_BUILD_DIR
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash != NULL) {
+            *slash = '\0';
+            if (strcmp(exe, MORPHD_BUILD_DIR) == 0)
+                return MORPHD_BUILD_PLUGIN_DIR;
+        }
+    }
+#endif
+    return MORPHD_INSTALL_PLUGIN_DIR;
+}
+
+static void print_errors(const morphd_errors_t *errs)
+{
+    for (size_t i = 0; i < errs->n; i++)
+        fprintf(stderr, "morphd: %s\n", errs->msgs[i]);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option long_opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"test", no_argument, NULL, 't'},
+        {"log-level", required_argument, NULL, 'l'},
+        {"help-config", no_argument, NULL, 'H'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *config_path = NULL;
+    int test_only = 0;
+    int log_level = -1;
+    int opt;
+    while ((opt = getopt_long(argc, argv, "c:tl:hV", long_opts, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            config_path = optarg;
+            break;
+        case 't':
+            test_only = 1;
+            break;
+        case 'l':
+            log_level = morphd_log_level_parse(optarg);
+            if (log_level < 0) {
+                fprintf(stderr, "morphd: '%s' is not a log level (error, "
+                        "warn, info, debug)\n", optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case 'H':
+            morphd_config_print_reference(stdout);
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'V':
+            printf("morphd %s (plugin ABI %d)\n", MORPH_VERSION,
+                   MORPH_PLUGIN_ABI_VERSION);
+            return 0;
+        default:
+            usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "morphd: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+
+    morphd_errors_t errs = MORPHD_ERRORS_INIT;
+    morphd_config_t cfg;
+    int rc = config_path
+                 ? morphd_config_load_file(config_path, &cfg, &errs)
+                 : morphd_config_load_string(morphd_default_config,
+                                             "(built-in default)", &cfg, &errs);
+    if (rc == 0)
+        morphd_log_set_level(log_level >= 0 ? log_level : cfg.log_level);
+    if (test_only && log_level < 0)
+        morphd_log_set_level(MORPH_LOG_WARN); /* -t prints its own summary */
+
+    morphd_server_t server;
+    int server_made = rc == 0;
+    if (server_made)
+        rc = morphd_server_init(&server, &cfg, default_plugin_dir(), &errs);
+    else
+        morphd_config_free(&cfg);
+
+    if (rc == 0 && test_only) {
+        printf("morphd: %s: configuration OK\n", server.cfg.path);
+        for (size_t i = 0; i < server.n_services; i++) {
+            const morphd_service_conf_t *c = server.services[i].conf;
+            printf("  service %s:", c->name);
+            for (size_t j = 0; j < c->n_chain; j++)
+                printf("%s %s", j ? " |" : "", c->chain[j]);
+            printf(" (%s framing) on", c->framing == MORPHD_FRAMING_LINE
+                                           ? "line" : "stream");
+            for (size_t j = 0; j < c->n_listen; j++)
+                printf(" %s", c->listen[j].text);
+            printf("\n");
+        }
+        for (size_t i = 0; i < server.n_plugins; i++)
+            printf("  plugin %s %s: %s (%s)\n", server.plugins[i].name,
+                   server.plugins[i].desc->version,
+                   server.plugins[i].desc->description,
+                   server.plugins[i].path);
+        morphd_server_free(&server);
+        return 0;
+    }
+
+    signal(SIGPIPE, SIG_IGN); /* a closed peer is an error return, not death */
+    if (rc == 0) {
+        rc = morphd_server_listen(&server, &errs);
+        if (rc == 0) {
+            morphd_log(MORPH_LOG_INFO, "morphd %s started (pid %d)",
+                       MORPH_VERSION, (int)getpid());
+            morphd_server_run(&server);
+            morphd_log(MORPH_LOG_INFO, "morphd stopped");
+        }
+    }
+    if (rc != 0) {
+        print_errors(&errs);
+        fprintf(stderr, "morphd: %zu error%s in %s%s\n", errs.n,
+                errs.n == 1 ? "" : "s",
+                config_path ? config_path : "the built-in configuration",
+                test_only ? "" : "; not started");
+    }
+    if (server_made)
+        morphd_server_free(&server);
+    morphd_errors_free(&errs);
+    return rc == 0 ? 0 : MORPHD_EXIT_CONFIG;
+}

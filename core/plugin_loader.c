@@ -1,0 +1,114 @@
+/*
+ * plugin_loader.c -- dlopen-based loading for plugin_loader.h. The order of
+ * checks matters: the ABI version and struct size are read before any other
+ * field, because a plugin built for another ABI may lay out the rest
+ * differently.
+ */
+#include "plugin_loader.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* The part of the descriptor every ABI-1 plugin must have. */
+#define MIN_DESC_SIZE offsetof(morph_plugin_t, reserved)
+
+int morphd_plugin_load(const char *dir, const char *name, morphd_plugin_t *p,
+                       char *err, size_t err_size)
+{
+    memset(p, 0, sizeof *p);
+    char *path = NULL;
+    if (asprintf(&path, "%s/%s.so", dir, name) < 0) {
+        snprintf(err, err_size, "plugin '%s': out of memory", name);
+        return -1;
+    }
+
+    struct stat sb;
+    if (stat(path, &sb) != 0) {
+        snprintf(err, err_size, "plugin '%s': %s: %s%s", name, path,
+                 strerror(errno),
+                 errno == ENOENT ? " (is plugin_dir right? is it built?)" : "");
+        goto fail;
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        snprintf(err, err_size, "plugin '%s': %s: not a regular file", name,
+                 path);
+        goto fail;
+    }
+
+    dlerror();
+    p->handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (p->handle == NULL) {
+        const char *why = dlerror();
+        snprintf(err, err_size, "plugin '%s': %s: cannot load: %s", name, path,
+                 why ? why : "unknown dlopen error");
+        goto fail;
+    }
+
+    dlerror();
+    const morph_plugin_t *desc = dlsym(p->handle, MORPH_PLUGIN_SYMBOL);
+    if (desc == NULL) {
+        snprintf(err, err_size,
+                 "plugin '%s': %s: does not export the symbol '%s' (declare "
+                 "`MORPH_PLUGIN_EXPORT const morph_plugin_t morph_plugin`)",
+                 name, path, MORPH_PLUGIN_SYMBOL);
+        goto fail;
+    }
+    if (desc->abi_version != MORPH_PLUGIN_ABI_VERSION) {
+        snprintf(err, err_size,
+                 "plugin '%s': %s: ABI version mismatch: morphd expects "
+                 "version %d, the plugin was built for version %u; rebuild it "
+                 "against this morph's <morph/plugin.h>",
+                 name, path, MORPH_PLUGIN_ABI_VERSION, desc->abi_version);
+        goto fail;
+    }
+    if (desc->struct_size < MIN_DESC_SIZE) {
+        snprintf(err, err_size,
+                 "plugin '%s': %s: descriptor is %u bytes, smaller than the "
+                 "%zu of ABI version %d; was it built with "
+                 "MORPH_PLUGIN_HEADER_INIT?",
+                 name, path, desc->struct_size, MIN_DESC_SIZE,
+                 MORPH_PLUGIN_ABI_VERSION);
+        goto fail;
+    }
+    if (desc->transform == NULL) {
+        snprintf(err, err_size, "plugin '%s': %s: has no transform function",
+                 name, path);
+        goto fail;
+    }
+    if (desc->name == NULL || strcmp(desc->name, name) != 0) {
+        snprintf(err, err_size,
+                 "plugin '%s': %s: the descriptor's name is '%s'; the file "
+                 "name and the plugin name must match",
+                 name, path, desc->name ? desc->name : "(null)");
+        goto fail;
+    }
+
+    p->name = strdup(name);
+    if (p->name == NULL) {
+        snprintf(err, err_size, "plugin '%s': out of memory", name);
+        goto fail;
+    }
+    p->path = path;
+    p->desc = desc;
+    return 0;
+
+fail:
+    if (p->handle != NULL)
+        dlclose(p->handle);
+    free(path);
+    memset(p, 0, sizeof *p);
+    return -1;
+}
+
+void morphd_plugin_unload(morphd_plugin_t *p)
+{
+    if (p->handle != NULL)
+        dlclose(p->handle);
+    free(p->name);
+    free(p->path);
+    memset(p, 0, sizeof *p);
+}

@@ -1,0 +1,28 @@
+/*
+ * plugin_loader.h -- loads one plugin shared object with dlopen and checks
+ * its descriptor (ABI version, struct size, required callbacks) before
+ * anything else of it is used.
+ */
+#ifndef MORPHD_PLUGIN_LOADER_H
+#define MORPHD_PLUGIN_LOADER_H
+
+#include <stddef.h>
+
+#include <morph/plugin.h>
+
+typedef struct morphd_plugin {
+    char *name; /* as written in `transform =` */
+    char *path; /* the file it came from */
+    void *handle;
+    const morph_plugin_t *desc;
+} morphd_plugin_t;
+
+/* Loads `<dir>/<name>.so`. Returns 0, or -1 with a message naming the
+ * plugin, its file and the reason in err. On error nothing stays loaded. */
+int morphd_plugin_load(const char *dir, const char *name, morphd_plugin_t *p,
+                       char *err, size_t err_size);
+
+/* Unloads a plugin loaded by morphd_plugin_load(); safe on a zeroed one. */
+void morphd_plugin_unload(morphd_plugin_t *p);
+
+#endif

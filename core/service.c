@@ -1,0 +1,36 @@
+/*
+ * service.c -- what every front end does with a message: run the chain and
+ * queue the reply, counting and logging failures the same way for TCP and
+ * UDP.
+ */
+#include "service.h"
+
+#include "log.h"
+
+int morphd_service_handle(morphd_service_t *svc, void **states,
+                          const unsigned char *msg, size_t len,
+                          uint32_t flags, const char *ending)
+{
+    morphd_loop_ctx_t *ctx = svc->ctx;
+    const unsigned char *out;
+    size_t out_len;
+    char err[320];
+
+    if (len > 0 || !(flags & MORPH_MSG_END))
+        svc->counters.messages_in++;
+    if (morphd_chain_apply(svc->chain,
+                           svc->chain->has_conn_hooks ? states : NULL, msg,
+                           len, flags, &ctx->scratch, &out, &out_len, err,
+                           sizeof err) != 0) {
+        svc->counters.failed++;
+        morphd_log(MORPH_LOG_WARN, "service %s: %s; message of %zu bytes "
+                   "not answered", svc->conf->name, err, len);
+        return MORPHD_MSG_FAILED;
+    }
+    if (morphd_buf_append(&ctx->reply, out, out_len) != 0)
+        return -1;
+    while (*ending)
+        if (morphd_buf_append(&ctx->reply, ending++, 1) != 0)
+            return -1;
+    return 0;
+}

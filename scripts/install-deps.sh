@@ -1,0 +1,41 @@
+#!/bin/sh
+# Installs the Debian packages morph needs to build and test, and only those
+# that are missing. Called by `make run` and `make test`; safe to run again.
+# On a system without apt it prints what to install and fails.
+set -eu
+
+PACKAGES="cmake make gcc pkg-config libuv1-dev libinih-dev libicu-dev check"
+# Used by the test suite (IPv6 checks, socket tools the README mentions).
+PACKAGES="$PACKAGES netcat-openbsd"
+
+missing=""
+for p in $PACKAGES; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing="$missing $p"
+    fi
+done
+
+[ -z "$missing" ] && exit 0
+
+if ! command -v apt-get >/dev/null 2>&1; then
+    echo "morph: these packages are needed but apt-get is not available:" >&2
+    echo "   $missing" >&2
+    echo "Install their equivalents with your system's package manager, then run make again." >&2
+    exit 1
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then
+        SUDO="sudo"
+    else
+        echo "morph: need root to install:$missing (sudo not found)" >&2
+        exit 1
+    fi
+fi
+
+echo "morph: installing missing packages:$missing"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing
