@@ -272,7 +272,12 @@ static int set_chain(const key_row_t *row, void *obj, const char *value,
         while (e > s && isspace((unsigned char)e[-1]))
             *--e = '\0';
         memmove(parts[i], s, strlen(s) + 1);
-        if (!valid_name(parts[i])) {
+        if (parts[i][0] == '\0') {
+            snprintf(err, err_size, "'%s' is not a chain: write plugin names "
+                                    "separated by '|', e.g. uppercase | reverse",
+                     value);
+            rc = -1;
+        } else if (!valid_name(parts[i])) {
             snprintf(err, err_size,
                      "'%s' is not a plugin name (letters, digits, _ and -)",
                      parts[i]);

@@ -151,11 +151,14 @@ int main(int argc, char **argv)
                 printf(" %s", c->listen[j].text);
             printf("\n");
         }
-        for (size_t i = 0; i < server.n_plugins; i++)
-            printf("  plugin %s %s: %s (%s)\n", server.plugins[i].name,
-                   server.plugins[i].desc->version,
-                   server.plugins[i].desc->description,
-                   server.plugins[i].path);
+        for (size_t i = 0; i < server.n_plugins; i++) {
+            const morphd_plugin_t *p = server.plugins[i];
+            printf("  plugin %s %s: %s (%s)\n", p->name,
+                   p->desc->version ? p->desc->version : "(no version)",
+                   p->desc->description ? p->desc->description
+                                        : "(no description)",
+                   p->path);
+        }
         morphd_server_free(&server);
         return 0;
     }

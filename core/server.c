@@ -39,23 +39,27 @@ static morphd_plugin_t *find_or_load(morphd_server_t *s, const char *name,
                                      char *err, size_t err_size)
 {
     for (size_t i = 0; i < s->n_plugins; i++)
-        if (strcmp(s->plugins[i].name, name) == 0)
-            return &s->plugins[i];
-    morphd_plugin_t p;
-    if (morphd_plugin_load(s->plugin_dir, name, &p, err, err_size) != 0)
-        return NULL;
-    morphd_plugin_t *grown =
+        if (strcmp(s->plugins[i]->name, name) == 0)
+            return s->plugins[i];
+    /* each plugin has its own allocation: chains keep pointers to it */
+    morphd_plugin_t *p = malloc(sizeof *p);
+    morphd_plugin_t **grown =
         realloc(s->plugins, (s->n_plugins + 1) * sizeof *grown);
-    if (grown == NULL) {
-        morphd_plugin_unload(&p);
+    if (grown != NULL)
+        s->plugins = grown;
+    if (p == NULL || grown == NULL) {
+        free(p);
         snprintf(err, err_size, "out of memory");
         return NULL;
     }
-    s->plugins = grown;
-    s->plugins[s->n_plugins] = p;
-    morphd_log(MORPH_LOG_INFO, "plugin %s %s loaded from %s", p.name,
-               p.desc->version ? p.desc->version : "?", p.path);
-    return &s->plugins[s->n_plugins++];
+    if (morphd_plugin_load(s->plugin_dir, name, p, err, err_size) != 0) {
+        free(p);
+        return NULL;
+    }
+    s->plugins[s->n_plugins++] = p;
+    morphd_log(MORPH_LOG_INFO, "plugin %s %s loaded from %s", p->name,
+               p->desc->version ? p->desc->version : "?", p->path);
+    return p;
 }
 
 static bool has_tcp(const morphd_service_conf_t *conf)
@@ -286,8 +290,10 @@ void morphd_server_free(morphd_server_t *s)
         free(s->services[i].listeners);
     }
     free(s->services);
-    for (size_t i = 0; i < s->n_plugins; i++)
-        morphd_plugin_unload(&s->plugins[i]);
+    for (size_t i = 0; i < s->n_plugins; i++) {
+        morphd_plugin_unload(s->plugins[i]);
+        free(s->plugins[i]);
+    }
     free(s->plugins);
     morphd_scratch_free(&s->ctx.scratch);
     morphd_buf_free(&s->ctx.reply);

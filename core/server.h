@@ -20,7 +20,7 @@ typedef struct morphd_server {
     morphd_config_t cfg;
     char *plugin_dir;
 
-    morphd_plugin_t *plugins; /* each plugin file loaded once */
+    morphd_plugin_t **plugins; /* each plugin file loaded once */
     size_t n_plugins;
     morphd_service_t *services;
     size_t n_services;

@@ -146,10 +146,12 @@ struct morph_out {
      * connection stays open and later messages are served. Returns
      * MORPH_ERROR so a transform can `return morph_out_fail(out, "...")`.
      * Use morph_out_fail() rather than calling this directly. */
-    int (*fail)(morph_out_t *out, const char *reason);
+    int (*fail_message)(morph_out_t *out, const char *reason);
 
     void *host_private; /* for the host; plugins must not touch it */
 };
+/* (The member is not called `fail`: Check, the C test framework, defines a
+ * macro of that name.) */
 
 /* Ensures room for `min_cap` bytes of output in total. */
 static inline int morph_out_reserve(morph_out_t *out, size_t min_cap)
@@ -170,10 +172,10 @@ static inline int morph_out_append(morph_out_t *out, const void *bytes,
     return MORPH_OK;
 }
 
-/* Fails the current message; see morph_out_t.fail. */
+/* Fails the current message; see morph_out_t.fail_message. */
 static inline int morph_out_fail(morph_out_t *out, const char *reason)
 {
-    return out->fail(out, reason);
+    return out->fail_message(out, reason);
 }
 
 /* --- Host services ------------------------------------------------------- */

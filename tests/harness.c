@@ -1,0 +1,385 @@
+/*
+ * harness.c -- the test helpers of harness.h.
+ */
+#include "harness.h"
+#include "log.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* --- in-process chains ---------------------------------------------------- */
+
+char *test_chain_try(test_chain_t *tc, const char *ini_text)
+{
+    memset(tc, 0, sizeof *tc);
+    morphd_log_set_level(MORPH_LOG_WARN); /* no "plugin loaded" noise */
+    morphd_errors_t errs = MORPHD_ERRORS_INIT;
+    morphd_config_t cfg;
+    char *first = NULL;
+    int rc = morphd_config_load_string(ini_text, "test.ini", &cfg, &errs);
+    if (rc == 0)
+        rc = morphd_server_init(&tc->server, &cfg, PLUGIN_DIR, &errs);
+    else
+        morphd_config_free(&cfg);
+    if (rc != 0) {
+        first = strdup(errs.n > 0 ? errs.msgs[0] : "(no message)");
+        if (tc->server.ctx.loop != NULL)
+            morphd_server_free(&tc->server);
+        morphd_errors_free(&errs);
+        return first;
+    }
+    morphd_errors_free(&errs);
+    tc->chain = tc->server.services[0].chain;
+    if (tc->chain->has_conn_hooks) {
+        char err[256];
+        ck_assert_msg(morphd_chain_conn_open(tc->chain, tc->states, err,
+                                             sizeof err) == 0, "%s", err);
+        tc->open = true;
+    }
+    return NULL;
+}
+
+void test_chain_init(test_chain_t *tc, const char *transform,
+                     const char *extra_lines)
+{
+    char ini[2048];
+    snprintf(ini, sizeof ini,
+             "[morphd]\nplugin_dir = %s\n[service t]\n"
+             "listen = tcp://127.0.0.1:0\ntransform = %s\nframing = line\n%s",
+             PLUGIN_DIR, transform, extra_lines ? extra_lines : "");
+    char *err = test_chain_try(tc, ini);
+    ck_assert_msg(err == NULL, "chain '%s': %s", transform, err);
+}
+
+char *test_chain_run(test_chain_t *tc, const void *in, size_t n,
+                     uint32_t flags, size_t *len)
+{
+    const unsigned char *out;
+    size_t out_len;
+    char err[512];
+    int rc = morphd_chain_apply(tc->chain, tc->open ? tc->states : NULL, in, n,
+                                flags, &tc->scratch, &out, &out_len, err,
+                                sizeof err);
+    ck_assert_msg(rc == 0, "chain failed: %s", err);
+    char *copy = malloc(out_len + 1);
+    ck_assert_ptr_nonnull(copy);
+    memcpy(copy, out, out_len);
+    copy[out_len] = '\0';
+    if (len)
+        *len = out_len;
+    return copy;
+}
+
+char *test_chain_str(test_chain_t *tc, const char *in)
+{
+    return test_chain_run(tc, in, strlen(in), 0, NULL);
+}
+
+void test_chain_free(test_chain_t *tc)
+{
+    if (tc->open)
+        morphd_chain_conn_close(tc->chain, tc->states);
+    morphd_scratch_free(&tc->scratch);
+    morphd_server_free(&tc->server);
+}
+
+/* --- files ----------------------------------------------------------------- */
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    ck_assert_msg(f != NULL, "%s: %s", path, strerror(errno));
+    fputs(text, f);
+    fclose(f);
+}
+
+char *write_temp_file(const char *text)
+{
+    char *path = strdup("/tmp/morph-test-XXXXXX");
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    write_file(path, text);
+    return path;
+}
+
+static char *read_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return strdup("");
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    int c;
+    while ((c = fgetc(f)) != EOF) {
+        if (len + 2 > cap) {
+            cap = cap ? cap * 2 : 4096;
+            buf = realloc(buf, cap);
+        }
+        buf[len++] = (char)c;
+    }
+    fclose(f);
+    if (buf == NULL)
+        return strdup("");
+    buf[len] = '\0';
+    return buf;
+}
+
+static long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* --- a morphd process ------------------------------------------------------ */
+
+int morphd_proc_start_args(morphd_proc_t *p, const char *ini_text,
+                           const char *const *args)
+{
+    memset(p, 0, sizeof *p);
+    strcpy(p->dir, "/tmp/morphd-test-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(p->dir));
+    snprintf(p->ini, sizeof p->ini, "%s/morphd.ini", p->dir);
+    snprintf(p->logfile, sizeof p->logfile, "%s/morphd.log", p->dir);
+    write_file(p->ini, ini_text);
+
+    const char *argv[32] = {MORPHD_BIN, "-c", p->ini};
+    int argc = 3;
+    for (; args && *args && argc < 30; args++)
+        argv[argc++] = *args;
+    argv[argc] = NULL;
+
+    p->pid = fork();
+    ck_assert_int_ge(p->pid, 0);
+    if (p->pid == 0) {
+        int fd = open(p->logfile, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        dup2(fd, STDERR_FILENO);
+        dup2(fd, STDOUT_FILENO);
+        close(fd);
+        execv(MORPHD_BIN, (char *const *)argv);
+        _exit(127);
+    }
+    long deadline = now_ms() + 10000;
+    while (now_ms() < deadline) {
+        char *log = read_file(p->logfile);
+        int started = strstr(log, "started (pid") != NULL;
+        free(log);
+        if (started)
+            return 0;
+        int status;
+        if (waitpid(p->pid, &status, WNOHANG) == p->pid) {
+            p->exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+            p->pid = 0;
+            return -1;
+        }
+        usleep(5000);
+    }
+    kill(p->pid, SIGKILL);
+    waitpid(p->pid, NULL, 0);
+    p->pid = 0;
+    return -1;
+}
+
+int morphd_proc_start(morphd_proc_t *p, const char *ini_text)
+{
+    return morphd_proc_start_args(p, ini_text, NULL);
+}
+
+char *morphd_proc_log(morphd_proc_t *p) { return read_file(p->logfile); }
+
+int morphd_proc_port(morphd_proc_t *p, const char *service, const char *proto,
+                     bool v6)
+{
+    /* log lines look like "service S: listening on tcp://[::1]:4242 (...)" */
+    char *log = read_file(p->logfile);
+    char needle[128];
+    snprintf(needle, sizeof needle, "service %s: listening on %s://", service,
+             proto);
+    int port = -1;
+    for (char *line = strtok(log, "\n"); line && port < 0;
+         line = strtok(NULL, "\n")) {
+        char *at = strstr(line, needle);
+        if (at == NULL)
+            continue;
+        char *addr = at + strlen(needle);
+        char *end = strstr(addr, " (");
+        if (end == NULL || (*addr == '[') != v6)
+            continue;
+        *end = '\0';
+        port = atoi(strrchr(addr, ':') + 1);
+    }
+    free(log);
+    return port;
+}
+
+int morphd_proc_stop(morphd_proc_t *p)
+{
+    if (p->pid <= 0)
+        return p->exit_status;
+    kill(p->pid, SIGTERM);
+    long deadline = now_ms() + 10000;
+    int status;
+    while (now_ms() < deadline) {
+        if (waitpid(p->pid, &status, WNOHANG) == p->pid) {
+            p->pid = 0;
+            p->exit_status = WIFEXITED(status) ? WEXITSTATUS(status)
+                                               : 128 + WTERMSIG(status);
+            return p->exit_status;
+        }
+        usleep(5000);
+    }
+    kill(p->pid, SIGKILL);
+    waitpid(p->pid, NULL, 0);
+    p->pid = 0;
+    return -1;
+}
+
+long morphd_proc_rss_kib(morphd_proc_t *p)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)p->pid);
+    char *status = read_file(path);
+    char *line = strstr(status, "VmRSS:");
+    long kib = line ? atol(line + 6) : -1;
+    free(status);
+    return kib;
+}
+
+void morphd_proc_cleanup(morphd_proc_t *p)
+{
+    if (p->pid > 0)
+        morphd_proc_stop(p);
+    unlink(p->ini);
+    unlink(p->logfile);
+    rmdir(p->dir);
+}
+
+int run_morphd(const char *const *args, char **output)
+{
+    char path[] = "/tmp/morphd-out-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    const char *argv[32] = {MORPHD_BIN};
+    int argc = 1;
+    for (; args && *args && argc < 30; args++)
+        argv[argc++] = *args;
+    argv[argc] = NULL;
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        dup2(fd, STDOUT_FILENO);
+        dup2(fd, STDERR_FILENO);
+        execv(MORPHD_BIN, (char *const *)argv);
+        _exit(127);
+    }
+    close(fd);
+    int status;
+    waitpid(pid, &status, 0);
+    if (output)
+        *output = read_file(path);
+    unlink(path);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* --- sockets --------------------------------------------------------------- */
+
+static socklen_t loopback(struct sockaddr_storage *ss, int port, bool v6)
+{
+    memset(ss, 0, sizeof *ss);
+    if (v6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+        a->sin6_family = AF_INET6;
+        a->sin6_port = htons((uint16_t)port);
+        a->sin6_addr = in6addr_loopback;
+        return sizeof *a;
+    }
+    struct sockaddr_in *a = (struct sockaddr_in *)ss;
+    a->sin_family = AF_INET;
+    a->sin_port = htons((uint16_t)port);
+    a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    return sizeof *a;
+}
+
+int tcp_connect(int port, bool v6)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = loopback(&ss, port, v6);
+    int fd = socket(ss.ss_family, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd, 0);
+    if (connect(fd, (struct sockaddr *)&ss, len) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+int send_all(int fd, const void *buf, size_t n)
+{
+    const char *p = buf;
+    while (n > 0) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+size_t recv_exact(int fd, void *buf, size_t n, int timeout_ms)
+{
+    size_t got = 0;
+    long deadline = now_ms() + timeout_ms;
+    while (got < n) {
+        long left = deadline - now_ms();
+        if (left <= 0)
+            break;
+        struct pollfd pfd = {fd, POLLIN, 0};
+        if (poll(&pfd, 1, (int)left) <= 0)
+            break;
+        ssize_t r = recv(fd, (char *)buf + got, n - got, 0);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    return got;
+}
+
+size_t recv_until_close(int fd, void *buf, size_t cap, int timeout_ms)
+{
+    return recv_exact(fd, buf, cap, timeout_ms); /* stops at close too */
+}
+
+ssize_t udp_roundtrip(int port, bool v6, const void *msg, size_t n,
+                      void *reply, size_t cap, int timeout_ms)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = loopback(&ss, port, v6);
+    int fd = socket(ss.ss_family, SOCK_DGRAM, 0);
+    ck_assert_int_ge(fd, 0);
+    ssize_t r = -1;
+    if (sendto(fd, msg, n, 0, (struct sockaddr *)&ss, len) == (ssize_t)n) {
+        struct pollfd pfd = {fd, POLLIN, 0};
+        if (poll(&pfd, 1, timeout_ms) == 1)
+            r = recv(fd, reply, cap, 0);
+    }
+    close(fd);
+    return r;
+}

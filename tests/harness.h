@@ -1,0 +1,106 @@
+/*
+ * harness.h -- helpers shared by the tests: running a chain of real
+ * plugins in-process, starting morphd on ephemeral ports with a config
+ * text, and talking to it over loopback sockets with timeouts.
+ */
+#ifndef MORPH_TEST_HARNESS_H
+#define MORPH_TEST_HARNESS_H
+
+#include <check.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "chain.h"
+#include "config.h"
+#include "errors.h"
+#include "server.h"
+
+/* Runs a Check suite; the exit status is the number of failures. */
+#define MORPH_TEST_MAIN(make_suite)                                            \
+    int main(void)                                                             \
+    {                                                                          \
+        SRunner *sr = srunner_create(make_suite());                            \
+        srunner_run_all(sr, CK_NORMAL);                                        \
+        int failed = srunner_ntests_failed(sr);                                \
+        srunner_free(sr);                                                      \
+        return failed == 0 ? 0 : 1;                                            \
+    }
+
+/* --- in-process chains ---------------------------------------------------- */
+
+/* A chain built from INI text with one service (named t): its plugins are
+ * loaded from PLUGIN_DIR. */
+typedef struct test_chain {
+    morphd_server_t server; /* owns config, plugins, chain */
+    morphd_chain_t *chain;
+    void *states[8];
+    bool open;
+    morphd_scratch_t scratch;
+} test_chain_t;
+
+/* Builds the chain `transform` with extra service lines (e.g. options).
+ * Fails the test with the errors when it cannot. */
+void test_chain_init(test_chain_t *tc, const char *transform,
+                     const char *extra_lines);
+/* Like test_chain_init but returns the first error text instead (or NULL
+ * on success, then the chain must be freed). Caller frees the string. */
+char *test_chain_try(test_chain_t *tc, const char *ini_text);
+/* Applies the chain to one message; returns a malloc'd NUL-terminated copy
+ * of the output, its length in *len. */
+char *test_chain_run(test_chain_t *tc, const void *in, size_t n,
+                     uint32_t flags, size_t *len);
+/* Shorthand for whole C-string messages. */
+char *test_chain_str(test_chain_t *tc, const char *in);
+void test_chain_free(test_chain_t *tc);
+
+/* --- a morphd process ------------------------------------------------------ */
+
+typedef struct morphd_proc {
+    pid_t pid;
+    char dir[64];      /* temp folder with morphd.ini and morphd.log */
+    char ini[96];
+    char logfile[96];
+    int exit_status;   /* after morphd_proc_stop/wait */
+} morphd_proc_t;
+
+/* Writes `ini_text` to a temp file and starts morphd on it; waits until it
+ * logs "started" (returns 0) or exits (returns -1; the log says why). */
+int morphd_proc_start(morphd_proc_t *p, const char *ini_text);
+/* Same, with extra command-line arguments (NULL-terminated list). */
+int morphd_proc_start_args(morphd_proc_t *p, const char *ini_text,
+                           const char *const *args);
+/* The port morphd bound for `service` on `proto` ("tcp"/"udp"), v6 or not;
+ * -1 when not found. Read from its log. */
+int morphd_proc_port(morphd_proc_t *p, const char *service, const char *proto,
+                     bool v6);
+/* Sends SIGTERM and waits (up to 10 s); returns the exit status or -1. */
+int morphd_proc_stop(morphd_proc_t *p);
+/* The whole log so far (malloc'd). */
+char *morphd_proc_log(morphd_proc_t *p);
+/* Resident set size in KiB, from /proc/PID/status. */
+long morphd_proc_rss_kib(morphd_proc_t *p);
+/* Cleans the temp folder. */
+void morphd_proc_cleanup(morphd_proc_t *p);
+
+/* Runs morphd with args to completion; returns its exit status and its
+ * combined stdout+stderr (malloc'd) in *output. */
+int run_morphd(const char *const *args, char **output);
+
+/* Writes text to a new temp file; returns its path (malloc'd). */
+char *write_temp_file(const char *text);
+
+/* --- sockets --------------------------------------------------------------- */
+
+int tcp_connect(int port, bool v6);
+/* Sends all bytes. Returns 0 or -1. */
+int send_all(int fd, const void *buf, size_t n);
+/* Receives exactly n bytes within timeout_ms. Returns bytes received. */
+size_t recv_exact(int fd, void *buf, size_t n, int timeout_ms);
+/* Receives until the peer closes or timeout; returns bytes received. */
+size_t recv_until_close(int fd, void *buf, size_t cap, int timeout_ms);
+/* One UDP request and its reply. Returns reply length or -1 on timeout. */
+ssize_t udp_roundtrip(int port, bool v6, const void *msg, size_t n,
+                      void *reply, size_t cap, int timeout_ms);
+
+#endif

@@ -1,0 +1,114 @@
+/* morphd's command line: --help, --version, -t, exit codes. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+START_TEST(help_and_version)
+{
+    char *out;
+    const char *help[] = {"--help", NULL};
+    ck_assert_int_eq(run_morphd(help, &out), 0);
+    ck_assert_msg(strstr(out, "Usage: morphd") && strstr(out, "--config") &&
+                      strstr(out, "--test"), "%s", out);
+    free(out);
+    const char *version[] = {"--version", NULL};
+    ck_assert_int_eq(run_morphd(version, &out), 0);
+    ck_assert_msg(strstr(out, "morphd " MORPH_VERSION), "%s", out);
+    free(out);
+    const char *ref[] = {"--help-config", NULL};
+    ck_assert_int_eq(run_morphd(ref, &out), 0);
+    ck_assert_msg(strstr(out, "max_message") && strstr(out, "[service NAME]"),
+                  "%s", out);
+    free(out);
+}
+END_TEST
+
+START_TEST(bad_usage_exits_64)
+{
+    char *out;
+    const char *args[] = {"--frobnicate", NULL};
+    ck_assert_int_eq(run_morphd(args, &out), 64);
+    free(out);
+    const char *extra[] = {"stray", NULL};
+    ck_assert_int_eq(run_morphd(extra, &out), 64);
+    ck_assert_msg(strstr(out, "unexpected argument 'stray'"), "%s", out);
+    free(out);
+}
+END_TEST
+
+START_TEST(test_mode_accepts_the_builtin_and_packaged_configs)
+{
+    char *out;
+    const char *builtin[] = {"-t", NULL};
+    ck_assert_int_eq(run_morphd(builtin, &out), 0);
+    ck_assert_msg(strstr(out, "configuration OK") &&
+                      strstr(out, "service uppercase: uppercase"), "%s", out);
+    free(out);
+    const char *packaged[] = {"-t", "-c", SOURCE_DIR "/config/morphd.ini", NULL};
+    ck_assert_int_eq(run_morphd(packaged, &out), 0);
+    ck_assert_msg(strstr(out, "plugin uppercase"), "%s", out);
+    free(out);
+}
+END_TEST
+
+START_TEST(test_mode_reports_every_error_and_exits_78)
+{
+    char ini[512];
+    snprintf(ini, sizeof ini,
+             "[morphd]\nplugin_dir = %s\n[service a]\nlisten = tcp://127.0.0.1:0\n"
+             "transform = uppercase | nosuch\nframing = line\nmax_mesage = 1K\n",
+             PLUGIN_DIR);
+    char *path = write_temp_file(ini);
+    const char *args[] = {"-t", "-c", path, NULL};
+    char *out;
+    ck_assert_int_eq(run_morphd(args, &out), 78);
+    char want[256];
+    snprintf(want, sizeof want, "%s:7: unknown key 'max_mesage'; did you mean "
+             "'max_message'?", path);
+    ck_assert_msg(strstr(out, want), "%s", out);
+    free(out);
+
+    /* once the key is fixed, the plugin error appears, with its line */
+    snprintf(ini, sizeof ini,
+             "[morphd]\nplugin_dir = %s\n[service a]\nlisten = tcp://127.0.0.1:0\n"
+             "transform = uppercase | nosuch\nframing = line\n", PLUGIN_DIR);
+    FILE *f = fopen(path, "w");
+    fputs(ini, f);
+    fclose(f);
+    ck_assert_int_eq(run_morphd(args, &out), 78);
+    snprintf(want, sizeof want, "%s:5: plugin 'nosuch': %s/nosuch.so: No such "
+             "file", path, PLUGIN_DIR);
+    ck_assert_msg(strstr(out, want), "%s", out);
+    free(out);
+    unlink(path);
+    free(path);
+}
+END_TEST
+
+START_TEST(missing_config_file_exits_78)
+{
+    char *out;
+    const char *args[] = {"-c", "/nonexistent/x.ini", NULL};
+    ck_assert_int_eq(run_morphd(args, &out), 78);
+    ck_assert_msg(strstr(out, "/nonexistent/x.ini: cannot open"), "%s", out);
+    free(out);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("cli");
+    TCase *tc = tcase_create("cli");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, help_and_version);
+    tcase_add_test(tc, bad_usage_exits_64);
+    tcase_add_test(tc, test_mode_accepts_the_builtin_and_packaged_configs);
+    tcase_add_test(tc, test_mode_reports_every_error_and_exits_78);
+    tcase_add_test(tc, missing_config_file_exits_78);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+MORPH_TEST_MAIN(suite)

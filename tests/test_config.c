@@ -1,0 +1,299 @@
+/* Config parsing: valid files, defaults, and every error with file:line. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "harness.h"
+
+/* Loads INI text; returns all errors joined by newlines ("" when valid). */
+static char *errors_of(const char *ini, morphd_config_t *cfg_out)
+{
+    morphd_errors_t errs = MORPHD_ERRORS_INIT;
+    morphd_config_t cfg;
+    morphd_config_load_string(ini, "t.ini", &cfg, &errs);
+    size_t len = 1;
+    for (size_t i = 0; i < errs.n; i++)
+        len += strlen(errs.msgs[i]) + 1;
+    char *all = calloc(1, len);
+    for (size_t i = 0; i < errs.n; i++) {
+        strcat(all, errs.msgs[i]);
+        strcat(all, "\n");
+    }
+    morphd_errors_free(&errs);
+    if (cfg_out)
+        *cfg_out = cfg;
+    else
+        morphd_config_free(&cfg);
+    return all;
+}
+
+#define ASSERT_ERROR(ini, expected)                                            \
+    do {                                                                       \
+        char *e_ = errors_of(ini, NULL);                                       \
+        ck_assert_msg(strstr(e_, expected) != NULL,                            \
+                      "expected '%s' in errors:\n%s", expected, e_);           \
+        free(e_);                                                              \
+    } while (0)
+
+START_TEST(valid_file_with_two_services)
+{
+    const char *ini =
+        "; comment\n"
+        "[morphd]\n"
+        "log_level = debug\n"
+        "plugin_dir = /opt/plugins\n"
+        "\n"
+        "[service upper]\n"
+        "listen = tcp://127.0.0.1:12000 udp://[::1]:12000\n"
+        "transform = uppercase\n"
+        "\n"
+        "[service rev]\n"
+        "listen = tcp://0.0.0.0:12001,udp://0.0.0.0:12001\n"
+        "transform = uppercase | reverse\n"
+        "framing = line\n"
+        "max_message = 4K\n"
+        "max_pending_output = 2M\n"
+        "reverse.unit = codepoint\n";
+    morphd_config_t cfg;
+    char *e = errors_of(ini, &cfg);
+    ck_assert_str_eq(e, "");
+    free(e);
+    ck_assert_int_eq(cfg.log_level, MORPH_LOG_DEBUG);
+    ck_assert_str_eq(cfg.plugin_dir, "/opt/plugins");
+    ck_assert_uint_eq(cfg.n_services, 2);
+
+    const morphd_service_conf_t *u = morphd_config_find_service(&cfg, "upper");
+    ck_assert_ptr_nonnull(u);
+    ck_assert_int_eq(u->line, 6);
+    ck_assert_uint_eq(u->n_listen, 2);
+    ck_assert_int_eq(u->listen[1].transport, MORPHD_UDP);
+    ck_assert_int_eq(u->framing, MORPHD_FRAMING_STREAM); /* default */
+    ck_assert_uint_eq(u->max_message, 64 * 1024);        /* default */
+    ck_assert_uint_eq(u->max_pending_output, 1024 * 1024);
+
+    const morphd_service_conf_t *r = morphd_config_find_service(&cfg, "rev");
+    ck_assert_uint_eq(r->n_chain, 2);
+    ck_assert_str_eq(r->chain[0], "uppercase");
+    ck_assert_str_eq(r->chain[1], "reverse");
+    ck_assert_int_eq(r->framing, MORPHD_FRAMING_LINE);
+    ck_assert_int_eq(r->transform_line, 12);
+    ck_assert_uint_eq(r->max_message, 4096);
+    ck_assert_uint_eq(r->max_pending_output, 2 * 1024 * 1024);
+    ck_assert_uint_eq(r->n_opts, 1);
+    ck_assert_str_eq(r->opts[0].plugin, "reverse");
+    ck_assert_str_eq(r->opts[0].key, "unit");
+    ck_assert_str_eq(r->opts[0].value, "codepoint");
+    ck_assert_int_eq(r->opts[0].line, 16);
+    morphd_config_free(&cfg);
+}
+END_TEST
+
+START_TEST(packaged_config_is_valid)
+{
+    morphd_errors_t errs = MORPHD_ERRORS_INIT;
+    morphd_config_t cfg;
+    ck_assert_int_eq(morphd_config_load_file(SOURCE_DIR "/config/morphd.ini",
+                                             &cfg, &errs), 0);
+    const morphd_service_conf_t *u = morphd_config_find_service(&cfg, "uppercase");
+    ck_assert_ptr_nonnull(u);
+    ck_assert_uint_eq(u->n_listen, 4);
+    for (size_t i = 0; i < u->n_listen; i++)
+        ck_assert_int_eq(morphd_endpoint_port(&u->listen[i]), 12000);
+    morphd_config_free(&cfg);
+}
+END_TEST
+
+/* The built-in default is the packaged file, byte for byte. */
+START_TEST(builtin_default_equals_packaged_file)
+{
+    FILE *f = fopen(SOURCE_DIR "/config/morphd.ini", "r");
+    ck_assert_ptr_nonnull(f);
+    char buf[8192];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    ck_assert_str_eq(morphd_default_config, buf);
+}
+END_TEST
+
+START_TEST(unknown_key_suggests_closest)
+{
+    ASSERT_ERROR("[service a]\nlisten = tcp://127.0.0.1:1\ntransform = echo\n"
+                 "transfrom = echo\n",
+                 "t.ini:4: unknown key 'transfrom'; did you mean 'transform'?");
+    ASSERT_ERROR("[morphd]\nlog_levle = info\n[service a]\n"
+                 "listen = tcp://127.0.0.1:1\ntransform = echo\n",
+                 "t.ini:2: unknown key 'log_levle'; did you mean 'log_level'?");
+    ASSERT_ERROR("[service a]\nlisten = tcp://127.0.0.1:1\ntransform = echo\n"
+                 "colour = blue\n",
+                 "t.ini:4: unknown key 'colour' in [service a]");
+}
+END_TEST
+
+START_TEST(unknown_section)
+{
+    ASSERT_ERROR("[mrophd]\nlog_level = info\n[service a]\n"
+                 "listen = tcp://127.0.0.1:1\ntransform = echo\n",
+                 "t.ini:1: unknown section [mrophd]; did you mean [morphd]?");
+    ASSERT_ERROR("[listeners]\n[service a]\nlisten = tcp://127.0.0.1:1\n"
+                 "transform = echo\n",
+                 "t.ini:1: unknown section [listeners]");
+    ASSERT_ERROR("[service]\nlisten = tcp://127.0.0.1:1\n",
+                 "t.ini:1: a service section needs a name");
+    ASSERT_ERROR("[service a b]\n", "t.ini:1: 'a b' is not a service name");
+}
+END_TEST
+
+START_TEST(malformed_endpoint_names_line_and_endpoint)
+{
+    ASSERT_ERROR("[service a]\ntransform = echo\nlisten = tcp://127.0.0.1:1 "
+                 "tcp://127.0.0.1:99999\n",
+                 "t.ini:3: listen: 'tcp://127.0.0.1:99999': port must be a "
+                 "number 0..65535");
+    ASSERT_ERROR("[service a]\ntransform = echo\nlisten = 127.0.0.1:12000\n",
+                 "t.ini:3: listen: '127.0.0.1:12000': an endpoint starts with "
+                 "tcp:// or udp://");
+    ASSERT_ERROR("[service a]\ntransform = echo\n"
+                 "listen = udp://[::1]:7 udp://[::1]:7\n",
+                 "t.ini:3: listen: 'udp://[::1]:7' is listed twice");
+}
+END_TEST
+
+START_TEST(bad_values)
+{
+    const char *head = "[service a]\nlisten = tcp://127.0.0.1:1\n"
+                       "transform = echo\n";
+    char ini[512];
+    snprintf(ini, sizeof ini, "%sframing = lines\n", head);
+    ASSERT_ERROR(ini, "t.ini:4: framing: 'lines' is not a framing (stream or line)");
+    snprintf(ini, sizeof ini, "%smax_message = lots\n", head);
+    ASSERT_ERROR(ini, "t.ini:4: max_message: 'lots' is not a size");
+    snprintf(ini, sizeof ini, "%smax_message = 0\n", head);
+    ASSERT_ERROR(ini, "t.ini:4: max_message: 0 is out of range");
+    snprintf(ini, sizeof ini, "%smax_message = 1000M\n", head);
+    ASSERT_ERROR(ini, "t.ini:4: max_message: 1000M is out of range");
+    snprintf(ini, sizeof ini, "[morphd]\nlog_level = loud\n%s", head);
+    ASSERT_ERROR(ini, "t.ini:2: log_level: 'loud' is not a log level");
+    snprintf(ini, sizeof ini, "[morphd]\nshutdown_timeout = soon\n%s", head);
+    ASSERT_ERROR(ini, "t.ini:2: shutdown_timeout: 'soon' is not a duration");
+}
+END_TEST
+
+START_TEST(bad_chains)
+{
+    ASSERT_ERROR("[service a]\nlisten = tcp://127.0.0.1:1\n"
+                 "transform = uppercase | | reverse\n",
+                 "t.ini:3: transform: 'uppercase | | reverse' is not a chain");
+    ASSERT_ERROR("[service a]\nlisten = tcp://127.0.0.1:1\n"
+                 "transform = uppercase |\n",
+                 "t.ini:3: transform: 'uppercase |' is not a chain");
+    ASSERT_ERROR("[service a]\nlisten = tcp://127.0.0.1:1\n"
+                 "transform = ../evil\n",
+                 "t.ini:3: transform: '../evil' is not a plugin name");
+}
+END_TEST
+
+START_TEST(missing_and_duplicate_keys)
+{
+    ASSERT_ERROR("[morphd]\n\n[service a]\ntransform = echo\n",
+                 "t.ini:3: service 'a' has no 'listen' key");
+    ASSERT_ERROR("[service a]\nlisten = tcp://127.0.0.1:1\n",
+                 "t.ini:1: service 'a' has no 'transform' key");
+    ASSERT_ERROR("[service a]\nlisten = tcp://127.0.0.1:1\ntransform = echo\n"
+                 "transform = uppercase\n",
+                 "t.ini:4: 'transform' is set twice in [service a]");
+    ASSERT_ERROR("[service a]\nlisten = tcp://127.0.0.1:1\ntransform = echo\n"
+                 "[service a]\n",
+                 "t.ini:4: service 'a' is already defined at line 1");
+    ASSERT_ERROR("[morphd]\n", "t.ini: no [service NAME] section");
+}
+END_TEST
+
+START_TEST(plugin_options)
+{
+    ASSERT_ERROR("[service a]\nlisten = tcp://127.0.0.1:1\ntransform = echo\n"
+                 "reverse.unit = byte\n",
+                 "t.ini:4: option 'reverse.unit' is for plugin 'reverse', "
+                 "which is not in this service's transform");
+    ASSERT_ERROR("[service a]\nlisten = tcp://127.0.0.1:1\ntransform = reverse\n"
+                 "reverse.unit = byte\nreverse.unit = grapheme\n",
+                 "t.ini:5: 'reverse.unit' is already set at line 4");
+    ASSERT_ERROR("[service a]\nlisten = tcp://127.0.0.1:1\ntransform = reverse\n"
+                 ".unit = byte\n",
+                 "t.ini:4: '.unit' is not a plugin option");
+}
+END_TEST
+
+START_TEST(syntax_errors_and_stray_keys)
+{
+    ASSERT_ERROR("listen = tcp://127.0.0.1:1\n[service a]\n"
+                 "listen = tcp://127.0.0.1:1\ntransform = echo\n",
+                 "t.ini:1: 'listen' is outside any section");
+    ASSERT_ERROR("[service a]\nlisten = tcp://127.0.0.1:1\ntransform = echo\n"
+                 "this line has no equals sign\n",
+                 "t.ini:4: syntax error");
+}
+END_TEST
+
+START_TEST(overlong_line_is_an_error_not_a_truncation)
+{
+    char ini[8192];
+    int n = snprintf(ini, sizeof ini, "[service a]\ntransform = echo\nlisten =");
+    for (int i = 0; i < 300; i++)
+        n += snprintf(ini + n, sizeof ini - (size_t)n, " tcp://127.0.0.1:%d",
+                      10000 + i);
+    snprintf(ini + n, sizeof ini - (size_t)n, "\n");
+    ASSERT_ERROR(ini, "t.ini:3: line too long");
+}
+END_TEST
+
+/* All problems are reported in one pass, each with its own line. */
+START_TEST(every_error_is_collected)
+{
+    char *e = errors_of("[morphd]\nlog_level = loud\nbogus = 1\n"
+                        "[service a]\nlisten = tcp://x:1\ntransform = echo\n"
+                        "framing = sideways\n", NULL);
+    ck_assert_msg(strstr(e, "t.ini:2:") && strstr(e, "t.ini:3:") &&
+                      strstr(e, "t.ini:5:") && strstr(e, "t.ini:7:"),
+                  "got:\n%s", e);
+    free(e);
+}
+END_TEST
+
+START_TEST(missing_file)
+{
+    morphd_errors_t errs = MORPHD_ERRORS_INIT;
+    morphd_config_t cfg;
+    ck_assert_int_eq(morphd_config_load_file("/nonexistent/morphd.ini", &cfg,
+                                             &errs), -1);
+    ck_assert_uint_eq(errs.n, 1);
+    ck_assert_str_eq(errs.msgs[0], "/nonexistent/morphd.ini: cannot open: "
+                                   "No such file or directory");
+    morphd_errors_free(&errs);
+    morphd_config_free(&cfg);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("config");
+    TCase *tc = tcase_create("parse");
+    tcase_add_test(tc, valid_file_with_two_services);
+    tcase_add_test(tc, packaged_config_is_valid);
+    tcase_add_test(tc, builtin_default_equals_packaged_file);
+    tcase_add_test(tc, unknown_key_suggests_closest);
+    tcase_add_test(tc, unknown_section);
+    tcase_add_test(tc, malformed_endpoint_names_line_and_endpoint);
+    tcase_add_test(tc, bad_values);
+    tcase_add_test(tc, bad_chains);
+    tcase_add_test(tc, missing_and_duplicate_keys);
+    tcase_add_test(tc, plugin_options);
+    tcase_add_test(tc, syntax_errors_and_stray_keys);
+    tcase_add_test(tc, overlong_line_is_an_error_not_a_truncation);
+    tcase_add_test(tc, every_error_is_collected);
+    tcase_add_test(tc, missing_file);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+MORPH_TEST_MAIN(suite)

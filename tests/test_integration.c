@@ -1,0 +1,347 @@
+/* morphd as a process, over real TCP and UDP sockets on loopback. Every
+ * morphd here listens on ephemeral ports (port 0), read back from its log,
+ * so these tests can run in parallel with anything. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define TIMEOUT_MS 5000
+
+static morphd_proc_t proc;
+
+/* Starts morphd with one service `svc` (its extra lines given) on
+ * tcp+udp over IPv4 and IPv6, port 0. */
+static void start_service(const char *plugin_dir, const char *lines)
+{
+    char ini[2048];
+    snprintf(ini, sizeof ini,
+             "[morphd]\nplugin_dir = %s\n\n[service svc]\n"
+             "listen = tcp://127.0.0.1:0 udp://127.0.0.1:0 tcp://[::1]:0 "
+             "udp://[::1]:0\n%s",
+             plugin_dir, lines);
+    if (morphd_proc_start(&proc, ini) != 0) {
+        char *log = morphd_proc_log(&proc);
+        ck_abort_msg("morphd did not start:\n%s", log);
+    }
+}
+
+static void stop_and_expect_clean_exit(void)
+{
+    ck_assert_int_eq(morphd_proc_stop(&proc), 0);
+    morphd_proc_cleanup(&proc);
+}
+
+static int tcp_port(bool v6) { return morphd_proc_port(&proc, "svc", "tcp", v6); }
+static int udp_port(bool v6) { return morphd_proc_port(&proc, "svc", "udp", v6); }
+
+/* The textbook TCP client: send without newline, keep the socket open,
+ * wait for the reply. */
+START_TEST(textbook_tcp_client_no_newline_no_shutdown)
+{
+    start_service(PLUGIN_DIR, "transform = uppercase\n");
+    int fd = tcp_connect(tcp_port(false), false);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(send_all(fd, "hello world", 11), 0);
+    char buf[64] = "";
+    ck_assert_uint_eq(recv_exact(fd, buf, 11, TIMEOUT_MS), 11);
+    ck_assert_str_eq(buf, "HELLO WORLD");
+    close(fd);
+    stop_and_expect_clean_exit();
+}
+END_TEST
+
+START_TEST(textbook_udp_client_ipv4_and_ipv6)
+{
+    start_service(PLUGIN_DIR, "transform = uppercase\n");
+    for (int v6 = 0; v6 <= 1; v6++) {
+        char buf[64] = "";
+        ssize_t n = udp_roundtrip(udp_port(v6), v6, "hello world", 11, buf,
+                                  sizeof buf, TIMEOUT_MS);
+        ck_assert_int_eq(n, 11);
+        ck_assert_str_eq(buf, "HELLO WORLD");
+    }
+    stop_and_expect_clean_exit();
+}
+END_TEST
+
+START_TEST(tcp_over_ipv6)
+{
+    start_service(PLUGIN_DIR, "transform = uppercase\n");
+    int fd = tcp_connect(tcp_port(true), true);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(send_all(fd, "straße\n", 8), 0);
+    char buf[64] = "";
+    ck_assert_uint_eq(recv_exact(fd, buf, 8, TIMEOUT_MS), 8);
+    ck_assert_str_eq(buf, "STRASSE\n");
+    close(fd);
+    stop_and_expect_clean_exit();
+}
+END_TEST
+
+/* An interactive session: line after line on one connection, each answered
+ * before the next is sent, then many at once; all in order. */
+START_TEST(several_lines_on_one_connection_in_order)
+{
+    start_service(PLUGIN_DIR, "transform = uppercase\n");
+    int fd = tcp_connect(tcp_port(false), false);
+    char buf[8192];
+    for (int i = 0; i < 20; i++) {
+        char line[32], want[32];
+        int n = snprintf(line, sizeof line, "line %d é\n", i);
+        snprintf(want, sizeof want, "LINE %d É\n", i);
+        ck_assert_int_eq(send_all(fd, line, (size_t)n), 0);
+        memset(buf, 0, sizeof buf);
+        ck_assert_uint_eq(recv_exact(fd, buf, (size_t)n, TIMEOUT_MS), (size_t)n);
+        ck_assert_str_eq(buf, want);
+    }
+    /* a burst of 200 lines in one send */
+    char burst[4096], want[4096];
+    size_t len = 0;
+    for (int i = 0; i < 200; i++) {
+        int n = snprintf(burst + len, sizeof burst - len, "b%d\n", i);
+        snprintf(want + len, sizeof want - len, "B%d\n", i);
+        len += (size_t)n;
+    }
+    ck_assert_int_eq(send_all(fd, burst, len), 0);
+    memset(buf, 0, sizeof buf);
+    ck_assert_uint_eq(recv_exact(fd, buf, len, TIMEOUT_MS), len);
+    ck_assert_mem_eq(buf, want, len);
+    close(fd);
+    stop_and_expect_clean_exit();
+}
+END_TEST
+
+/* line framing with a chain; a last line without newline is answered when
+ * the client shuts down its write side. */
+START_TEST(line_framing_with_a_chain)
+{
+    start_service(PLUGIN_DIR, "transform = uppercase | reverse\nframing = line\n");
+    int fd = tcp_connect(tcp_port(false), false);
+    const char *in = "abc\r\nnoël\nlast";
+    ck_assert_int_eq(send_all(fd, in, strlen(in)), 0);
+    const char *want = "CBA\r\nLËON\n";
+    char buf[64] = "";
+    ck_assert_uint_eq(recv_exact(fd, buf, strlen(want), TIMEOUT_MS), strlen(want));
+    ck_assert_str_eq(buf, want);
+    shutdown(fd, SHUT_WR);
+    memset(buf, 0, sizeof buf);
+    ck_assert_uint_eq(recv_until_close(fd, buf, sizeof buf, TIMEOUT_MS), 4);
+    ck_assert_str_eq(buf, "TSAL");
+    close(fd);
+    /* the same chain over UDP: a datagram is a message */
+    memset(buf, 0, sizeof buf);
+    ck_assert_int_eq(udp_roundtrip(udp_port(false), false, "abc\n", 4, buf,
+                                   sizeof buf, TIMEOUT_MS), 4);
+    ck_assert_str_eq(buf, "CBA\n");
+    stop_and_expect_clean_exit();
+}
+END_TEST
+
+/* An over-long line: the replies before it are sent, the connection is
+ * closed, and other clients are still served. */
+START_TEST(oversized_line_closes_that_connection_only)
+{
+    start_service(PLUGIN_DIR,
+                  "transform = uppercase\nframing = line\nmax_message = 64\n");
+    int other = tcp_connect(tcp_port(false), false);
+    int fd = tcp_connect(tcp_port(false), false);
+    char big[300];
+    memset(big, 'x', sizeof big);
+    memcpy(big, "ok\n", 3);
+    ck_assert_int_eq(send_all(fd, big, sizeof big), 0);
+    char buf[512] = "";
+    ck_assert_uint_eq(recv_until_close(fd, buf, sizeof buf, TIMEOUT_MS), 3);
+    ck_assert_str_eq(buf, "OK\n");
+    close(fd);
+
+    ck_assert_int_eq(send_all(other, "still here\n", 11), 0);
+    memset(buf, 0, sizeof buf);
+    ck_assert_uint_eq(recv_exact(other, buf, 11, TIMEOUT_MS), 11);
+    ck_assert_str_eq(buf, "STILL HERE\n");
+    close(other);
+
+    /* a line exactly max_message long is fine */
+    fd = tcp_connect(tcp_port(false), false);
+    memset(big, 'y', 64);
+    big[64] = '\n';
+    ck_assert_int_eq(send_all(fd, big, 65), 0);
+    ck_assert_uint_eq(recv_exact(fd, buf, 65, TIMEOUT_MS), 65);
+    ck_assert_int_eq(buf[0], 'Y');
+    close(fd);
+    char *log = morphd_proc_log(&proc);
+    ck_assert_msg(strstr(log, "longer than max_message (64 bytes)"), "%s", log);
+    free(log);
+    stop_and_expect_clean_exit();
+}
+END_TEST
+
+START_TEST(oversized_datagram_is_dropped_and_service_continues)
+{
+    start_service(PLUGIN_DIR, "transform = uppercase\nmax_message = 100\n");
+    char big[101], buf[256];
+    memset(big, 'a', sizeof big);
+    ck_assert_int_eq(udp_roundtrip(udp_port(false), false, big, sizeof big, buf,
+                                   sizeof buf, 300), -1);
+    ck_assert_int_eq(udp_roundtrip(udp_port(false), false, big, 100, buf,
+                                   sizeof buf, TIMEOUT_MS), 100);
+    ck_assert_int_eq(buf[99], 'A');
+    stop_and_expect_clean_exit();
+}
+END_TEST
+
+/* Binary bytes, NUL included, come back exactly (echo), over TCP and UDP. */
+START_TEST(binary_bytes_including_nul)
+{
+    start_service(PLUGIN_DIR, "transform = echo\n");
+    unsigned char in[512], out[512];
+    for (size_t i = 0; i < sizeof in; i++)
+        in[i] = (unsigned char)(i * 7);
+    int fd = tcp_connect(tcp_port(false), false);
+    ck_assert_int_eq(send_all(fd, in, sizeof in), 0);
+    ck_assert_uint_eq(recv_exact(fd, out, sizeof in, TIMEOUT_MS), sizeof in);
+    ck_assert_mem_eq(out, in, sizeof in);
+    close(fd);
+    ck_assert_int_eq(udp_roundtrip(udp_port(true), true, in, sizeof in, out,
+                                   sizeof out, TIMEOUT_MS), (ssize_t)sizeof in);
+    ck_assert_mem_eq(out, in, sizeof in);
+    /* and uppercase leaves non-UTF-8 bytes alone */
+    stop_and_expect_clean_exit();
+}
+END_TEST
+
+/* A plugin failing a message: that message is not answered, the next one
+ * is, on the same connection. */
+START_TEST(failed_message_keeps_the_connection)
+{
+    start_service(TEST_PLUGIN_DIR, "transform = failing\nframing = line\n");
+    int fd = tcp_connect(tcp_port(false), false);
+    ck_assert_int_eq(send_all(fd, "one\nplease fail\ntwo\n", 20), 0);
+    char buf[64] = "";
+    ck_assert_uint_eq(recv_exact(fd, buf, 8, TIMEOUT_MS), 8);
+    ck_assert_str_eq(buf, "one\ntwo\n");
+    close(fd);
+    char *log = morphd_proc_log(&proc);
+    ck_assert_msg(strstr(log, "plugin failing: asked to fail"), "%s", log);
+    free(log);
+    stop_and_expect_clean_exit();
+}
+END_TEST
+
+/* A client that sends but never reads: morphd stops reading from it once
+ * max_pending_output is queued, stays responsive to others, and its memory
+ * stays bounded. */
+START_TEST(client_that_never_reads)
+{
+    start_service(PLUGIN_DIR, "transform = uppercase\nmax_pending_output = 256K\n");
+    long rss_before = morphd_proc_rss_kib(&proc);
+    int hog = tcp_connect(tcp_port(false), false);
+    int small = 4096;
+    setsockopt(hog, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    fcntl(hog, F_SETFL, O_NONBLOCK);
+    char chunk[65536];
+    memset(chunk, 'a', sizeof chunk);
+    size_t sent = 0;
+    /* send until the kernel and morphd stop taking more (bounded: 256 MiB) */
+    for (int stalls = 0; stalls < 50 && sent < (256u << 20);) {
+        ssize_t w = send(hog, chunk, sizeof chunk, MSG_NOSIGNAL);
+        if (w > 0) {
+            sent += (size_t)w;
+            stalls = 0;
+            continue;
+        }
+        ck_assert_msg(errno == EAGAIN, "send: %s", strerror(errno));
+        stalls++;
+        poll(NULL, 0, 10);
+    }
+    ck_assert_msg(sent < (256u << 20), "morphd kept reading: %zu bytes", sent);
+
+    /* another client is still served */
+    int fd = tcp_connect(tcp_port(false), false);
+    ck_assert_int_eq(send_all(fd, "ping", 4), 0);
+    char buf[8] = "";
+    ck_assert_uint_eq(recv_exact(fd, buf, 4, TIMEOUT_MS), 4);
+    ck_assert_str_eq(buf, "PING");
+    close(fd);
+
+    long rss_after = morphd_proc_rss_kib(&proc);
+    fprintf(stderr, "client_that_never_reads: sent %zu KiB; morphd RSS %ld -> "
+            "%ld KiB\n", sent / 1024, rss_before, rss_after);
+    /* pending output is capped at 256K + one read (64K); allow slack */
+    ck_assert_msg(rss_after - rss_before < 4096, "RSS grew %ld KiB",
+                  rss_after - rss_before);
+    close(hog);
+    stop_and_expect_clean_exit();
+}
+END_TEST
+
+/* SIGTERM: replies already computed are delivered, then morphd exits 0. */
+START_TEST(sigterm_finishes_pending_replies)
+{
+    start_service(PLUGIN_DIR, "transform = uppercase\n");
+    int fd = tcp_connect(tcp_port(false), false);
+    ck_assert_int_eq(send_all(fd, "bye", 3), 0);
+    char buf[16] = "";
+    ck_assert_uint_eq(recv_exact(fd, buf, 3, TIMEOUT_MS), 3);
+    ck_assert_int_eq(morphd_proc_stop(&proc), 0);
+    /* the connection was closed by morphd, cleanly */
+    ck_assert_uint_eq(recv_until_close(fd, buf, sizeof buf, TIMEOUT_MS), 0);
+    close(fd);
+    morphd_proc_cleanup(&proc);
+}
+END_TEST
+
+START_TEST(port_in_use_is_a_config_error)
+{
+    start_service(PLUGIN_DIR, "transform = echo\n");
+    char ini[512];
+    snprintf(ini, sizeof ini,
+             "[morphd]\nplugin_dir = %s\n[service b]\ntransform = echo\n"
+             "listen = tcp://127.0.0.1:%d\n", PLUGIN_DIR, tcp_port(false));
+    morphd_proc_t second;
+    ck_assert_int_eq(morphd_proc_start(&second, ini), -1);
+    ck_assert_int_eq(second.exit_status, 78);
+    char *log = morphd_proc_log(&second);
+    ck_assert_msg(strstr(log, "morphd.ini:5: service 'b': tcp://127.0.0.1:") &&
+                      strstr(log, "address already in use"), "%s", log);
+    free(log);
+    morphd_proc_cleanup(&second);
+    stop_and_expect_clean_exit();
+}
+END_TEST
+
+static void teardown(void)
+{
+    if (proc.pid > 0)
+        morphd_proc_cleanup(&proc);
+}
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("integration");
+    TCase *tc = tcase_create("sockets");
+    tcase_set_timeout(tc, 60);
+    tcase_add_checked_fixture(tc, NULL, teardown);
+    tcase_add_test(tc, textbook_tcp_client_no_newline_no_shutdown);
+    tcase_add_test(tc, textbook_udp_client_ipv4_and_ipv6);
+    tcase_add_test(tc, tcp_over_ipv6);
+    tcase_add_test(tc, several_lines_on_one_connection_in_order);
+    tcase_add_test(tc, line_framing_with_a_chain);
+    tcase_add_test(tc, oversized_line_closes_that_connection_only);
+    tcase_add_test(tc, oversized_datagram_is_dropped_and_service_continues);
+    tcase_add_test(tc, binary_bytes_including_nul);
+    tcase_add_test(tc, failed_message_keeps_the_connection);
+    tcase_add_test(tc, client_that_never_reads);
+    tcase_add_test(tc, sigterm_finishes_pending_replies);
+    tcase_add_test(tc, port_in_use_is_a_config_error);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+MORPH_TEST_MAIN(suite)

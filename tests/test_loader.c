@@ -1,0 +1,180 @@
+/* The plugin loader's errors, each naming the plugin, its file and why; and
+ * the same errors at start-up as FILE:LINE config errors. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "plugin_loader.h"
+
+static void assert_load_fails(const char *name, const char *why)
+{
+    morphd_plugin_t p;
+    char err[1024] = "";
+    ck_assert_int_eq(morphd_plugin_load(TEST_PLUGIN_DIR, name, &p, err,
+                                        sizeof err), -1);
+    char named[256];
+    snprintf(named, sizeof named, "plugin '%s': %s/%s.so", name,
+             TEST_PLUGIN_DIR, name);
+    ck_assert_msg(strstr(err, named) != NULL, "names plugin and file: %s", err);
+    ck_assert_msg(strstr(err, why) != NULL, "expected '%s' in: %s", why, err);
+    ck_assert_ptr_null(p.handle); /* nothing left loaded */
+}
+
+START_TEST(loads_a_good_plugin)
+{
+    morphd_plugin_t p;
+    char err[1024];
+    ck_assert_int_eq(morphd_plugin_load(PLUGIN_DIR, "echo", &p, err, sizeof err),
+                     0);
+    ck_assert_str_eq(p.desc->name, "echo");
+    ck_assert_uint_eq(p.desc->abi_version, MORPH_PLUGIN_ABI_VERSION);
+    ck_assert(p.desc->flags & MORPH_PLUGIN_CHUNK_SAFE);
+    morphd_plugin_unload(&p);
+}
+END_TEST
+
+START_TEST(missing_file)
+{
+    assert_load_fails("no_such_plugin", "No such file or directory");
+}
+END_TEST
+
+START_TEST(not_a_shared_object)
+{
+    assert_load_fails("garbage", "cannot load");
+}
+END_TEST
+
+START_TEST(missing_symbol)
+{
+    assert_load_fails("no_symbol", "does not export the symbol 'morph_plugin'");
+}
+END_TEST
+
+START_TEST(wrong_abi_version)
+{
+    char why[128];
+    snprintf(why, sizeof why, "ABI version mismatch: morphd expects version %d, "
+             "the plugin was built for version 999", MORPH_PLUGIN_ABI_VERSION);
+    assert_load_fails("bad_abi", why);
+}
+END_TEST
+
+START_TEST(descriptor_too_small)
+{
+    assert_load_fails("small_desc", "descriptor is 16 bytes");
+}
+END_TEST
+
+START_TEST(name_mismatch)
+{
+    assert_load_fails("wrong_name", "the descriptor's name is 'something_else'");
+}
+END_TEST
+
+/* At start-up, loader errors are config errors at the transform line. */
+static char *startup_error(const char *plugin_dir, const char *transform,
+                           const char *framing)
+{
+    char ini[1024];
+    snprintf(ini, sizeof ini,
+             "[morphd]\nplugin_dir = %s\n\n[service s]\n"
+             "listen = tcp://127.0.0.1:0\ntransform = %s\nframing = %s\n",
+             plugin_dir, transform, framing);
+    test_chain_t tc;
+    char *err = test_chain_try(&tc, ini);
+    if (err == NULL)
+        test_chain_free(&tc);
+    return err;
+}
+
+START_TEST(unknown_plugin_is_a_config_error_with_line)
+{
+    char *e = startup_error(PLUGIN_DIR, "uppercase | shout", "line");
+    ck_assert_ptr_nonnull(e);
+    ck_assert_msg(strstr(e, "test.ini:6: plugin 'shout': ") == e, "%s", e);
+    ck_assert_msg(strstr(e, "/shout.so: No such file"), "%s", e);
+    free(e);
+}
+END_TEST
+
+START_TEST(abi_mismatch_is_a_config_error_with_line)
+{
+    char *e = startup_error(TEST_PLUGIN_DIR, "bad_abi", "line");
+    ck_assert_ptr_nonnull(e);
+    ck_assert_msg(strstr(e, "test.ini:6: plugin 'bad_abi': ") == e, "%s", e);
+    ck_assert_msg(strstr(e, "ABI version mismatch"), "%s", e);
+    free(e);
+}
+END_TEST
+
+START_TEST(create_failure_is_a_config_error_with_reason)
+{
+    char *e = startup_error(TEST_PLUGIN_DIR, "bad_create", "line");
+    ck_assert_ptr_nonnull(e);
+    ck_assert_msg(strstr(e, "test.ini:6: service 's': plugin 'bad_create'") == e,
+                  "%s", e);
+    ck_assert_msg(strstr(e, "the flux capacitor is missing"), "%s", e);
+    free(e);
+}
+END_TEST
+
+START_TEST(non_chunk_safe_plugin_in_stream_framing)
+{
+    char *e = startup_error(PLUGIN_DIR, "uppercase | reverse", "stream");
+    ck_assert_ptr_nonnull(e);
+    ck_assert_msg(strstr(e, "test.ini:7: service 's': plugin 'reverse' is not "
+                            "chunk-safe") == e, "%s", e);
+    ck_assert_msg(strstr(e, "set framing = line"), "%s", e);
+    free(e);
+    /* the same chain in line framing is fine */
+    ck_assert_ptr_null(startup_error(PLUGIN_DIR, "uppercase | reverse", "line"));
+}
+END_TEST
+
+START_TEST(bad_plugin_option_is_a_config_error)
+{
+    test_chain_t tc;
+    char ini[512];
+    snprintf(ini, sizeof ini,
+             "[morphd]\nplugin_dir = %s\n[service s]\nlisten = tcp://127.0.0.1:0\n"
+             "transform = reverse\nframing = line\nreverse.unit = word\n",
+             PLUGIN_DIR);
+    char *e = test_chain_try(&tc, ini);
+    ck_assert_ptr_nonnull(e);
+    ck_assert_msg(strstr(e, "test.ini:5: service 's': plugin 'reverse'") == e &&
+                      strstr(e, "unit must be grapheme, codepoint or byte, "
+                                "not 'word'"),
+                  "%s", e);
+    free(e);
+    snprintf(ini, sizeof ini,
+             "[morphd]\nplugin_dir = %s\n[service s]\nlisten = tcp://127.0.0.1:0\n"
+             "transform = echo\necho.loud = yes\n", PLUGIN_DIR);
+    e = test_chain_try(&tc, ini);
+    ck_assert_ptr_nonnull(e);
+    ck_assert_msg(strstr(e, "plugin 'echo' takes no options"), "%s", e);
+    free(e);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("loader");
+    TCase *tc = tcase_create("load");
+    tcase_add_test(tc, loads_a_good_plugin);
+    tcase_add_test(tc, missing_file);
+    tcase_add_test(tc, not_a_shared_object);
+    tcase_add_test(tc, missing_symbol);
+    tcase_add_test(tc, wrong_abi_version);
+    tcase_add_test(tc, descriptor_too_small);
+    tcase_add_test(tc, name_mismatch);
+    tcase_add_test(tc, unknown_plugin_is_a_config_error_with_line);
+    tcase_add_test(tc, abi_mismatch_is_a_config_error_with_line);
+    tcase_add_test(tc, create_failure_is_a_config_error_with_reason);
+    tcase_add_test(tc, non_chunk_safe_plugin_in_stream_framing);
+    tcase_add_test(tc, bad_plugin_option_is_a_config_error);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+MORPH_TEST_MAIN(suite)
