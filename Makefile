@@ -7,7 +7,7 @@ CMAKE_FLAGS ?=
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CONFIG ?= config/morphd.ini
 
-.PHONY: all deps configure build run test check clean help
+.PHONY: all deps configure build run test check test-sanitize clean help
 
 all: build
 
@@ -15,6 +15,7 @@ help:
 	@echo "make run     install dependencies, build, start morphd with $(CONFIG)"
 	@echo "make test    install dependencies, build, run the test suite"
 	@echo "make build   build only (into $(BUILD_DIR)/)"
+	@echo "make test-sanitize  the test suite built with ASan+UBSan (into $(BUILD_DIR)-sanitize/)"
 	@echo "make deps    install the missing Debian packages only"
 	@echo "make clean   remove $(BUILD_DIR)/"
 
@@ -36,5 +37,11 @@ run: build
 test check: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)
 
+# The whole suite again, built with AddressSanitizer + UndefinedBehaviorSanitizer.
+test-sanitize: deps
+	cmake -S . -B $(BUILD_DIR)-sanitize -DCMAKE_BUILD_TYPE=Debug -DMORPH_SANITIZE=ON $(CMAKE_FLAGS)
+	cmake --build $(BUILD_DIR)-sanitize -j $(JOBS)
+	ctest --test-dir $(BUILD_DIR)-sanitize --output-on-failure -j $(JOBS)
+
 clean:
-	rm -rf $(BUILD_DIR)
+	rm -rf $(BUILD_DIR) $(BUILD_DIR)-sanitize

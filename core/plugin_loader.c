@@ -39,8 +39,11 @@ int morphd_plugin_load(const char *dir, const char *name, morphd_plugin_t *p,
         goto fail;
     }
 
+    /* RTLD_NODELETE: a plugin's code stays mapped after dlclose. Libraries
+     * it pulls in (ICU) keep process-wide caches and atexit handlers that
+     * would point into unmapped memory if the plugin went away. */
     dlerror();
-    p->handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    p->handle = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
     if (p->handle == NULL) {
         const char *why = dlerror();
         snprintf(err, err_size, "plugin '%s': %s: cannot load: %s", name, path,

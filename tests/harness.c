@@ -157,9 +157,20 @@ int morphd_proc_start_args(morphd_proc_t *p, const char *ini_text,
     snprintf(p->logfile, sizeof p->logfile, "%s/morphd.log", p->dir);
     write_file(p->ini, ini_text);
 
-    const char *argv[32] = {MORPHD_BIN, "-c", p->ini};
-    int argc = 3;
-    for (; args && *args && argc < 30; args++)
+    /* MORPH_TEST_WRAPPER runs morphd under a tool, e.g. valgrind. */
+    const char *argv[48];
+    int argc = 0;
+    char *wrapper = getenv("MORPH_TEST_WRAPPER")
+                        ? strdup(getenv("MORPH_TEST_WRAPPER"))
+                        : NULL;
+    char *save = NULL;
+    for (char *w = wrapper ? strtok_r(wrapper, " ", &save) : NULL;
+         w != NULL && argc < 16; w = strtok_r(NULL, " ", &save))
+        argv[argc++] = w;
+    argv[argc++] = MORPHD_BIN;
+    argv[argc++] = "-c";
+    argv[argc++] = p->ini;
+    for (; args && *args && argc < 46; args++)
         argv[argc++] = *args;
     argv[argc] = NULL;
 
@@ -170,10 +181,11 @@ int morphd_proc_start_args(morphd_proc_t *p, const char *ini_text,
         dup2(fd, STDERR_FILENO);
         dup2(fd, STDOUT_FILENO);
         close(fd);
-        execv(MORPHD_BIN, (char *const *)argv);
+        execvp(argv[0], (char *const *)argv);
         _exit(127);
     }
-    long deadline = now_ms() + 10000;
+    free(wrapper);
+    long deadline = now_ms() + 30000;
     while (now_ms() < deadline) {
         char *log = read_file(p->logfile);
         int started = strstr(log, "started (pid") != NULL;

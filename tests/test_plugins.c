@@ -173,7 +173,7 @@ END_TEST
 /* Invalid UTF-8: the output is a permutation of the input's bytes. */
 START_TEST(reverse_invalid_bytes_are_permuted_not_changed)
 {
-    const char *ins[] = {"a\xff" "b", "\xc3(", "\xe2\x82", "\xed\xa0\x80z",
+    const char *ins[] = {("a\xff" "b"), "\xc3(", "\xe2\x82", "\xed\xa0\x80z",
                          "\x80\x80\x80", "ok\xf0\x9f\x98"};
     const char *units[] = {"grapheme", "codepoint", "byte"};
     for (size_t u = 0; u < 3; u++) {
