@@ -636,6 +636,15 @@ static int on_key(void *user, const char *section, const char *name,
     return 1;
 }
 
+/* Whether `name` was given in the section (even with a bad value, which
+ * was reported already). */
+static bool key_given(unsigned long seen, section_kind_t section,
+                      const char *name)
+{
+    const key_row_t *row = find_key(section, name);
+    return row != NULL && (seen & (1ul << (row - key_table)));
+}
+
 /* Checks what only the whole file can tell. */
 static void check_config(parse_state_t *st)
 {
@@ -646,10 +655,10 @@ static void check_config(parse_state_t *st)
                           st->name);
     for (size_t i = 0; i < cfg->n_services; i++) {
         morphd_service_conf_t *svc = &cfg->services[i];
-        if (svc->n_listen == 0)
+        if (!key_given(svc->seen, SEC_SERVICE, "listen"))
             CONFIG_ERROR(st, svc->line, "service '%s' has no 'listen' key",
                          svc->name);
-        if (svc->n_chain == 0)
+        if (!key_given(svc->seen, SEC_SERVICE, "transform"))
             CONFIG_ERROR(st, svc->line, "service '%s' has no 'transform' key",
                          svc->name);
         for (size_t j = 0; j < svc->n_opts; j++) {

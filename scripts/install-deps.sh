@@ -5,8 +5,8 @@
 set -eu
 
 PACKAGES="cmake make gcc pkg-config libuv1-dev libinih-dev libicu-dev check"
-# Used by the test suite (IPv6 checks, socket tools the README mentions).
-PACKAGES="$PACKAGES netcat-openbsd"
+# The socket clients the README uses to talk to morphd.
+PACKAGES="$PACKAGES netcat-openbsd socat"
 
 missing=""
 for p in $PACKAGES; do

@@ -50,6 +50,13 @@ START_TEST(test_mode_accepts_the_builtin_and_packaged_configs)
     ck_assert_int_eq(run_morphd(packaged, &out), 0);
     ck_assert_msg(strstr(out, "plugin uppercase"), "%s", out);
     free(out);
+    /* the README's worked example */
+    const char *examples[] = {"-t", "-c", SOURCE_DIR "/config/examples.ini", NULL};
+    ck_assert_int_eq(run_morphd(examples, &out), 0);
+    ck_assert_msg(strstr(out, "service reverse: reverse (line framing)") &&
+                      strstr(out, "service shout-backwards: uppercase | reverse"),
+                  "%s", out);
+    free(out);
 }
 END_TEST
 

@@ -206,6 +206,11 @@ START_TEST(missing_and_duplicate_keys)
                  "[service a]\n",
                  "t.ini:4: service 'a' is already defined at line 1");
     ASSERT_ERROR("[morphd]\n", "t.ini: no [service NAME] section");
+    /* a bad value is one error, not also "missing" */
+    char *e = errors_of("[service a]\nlisten = tcp://x:1\ntransform = echo\n",
+                        NULL);
+    ck_assert_msg(strstr(e, "has no 'listen'") == NULL, "%s", e);
+    free(e);
 }
 END_TEST
 
