@@ -8,10 +8,55 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+/* Like sshd's StrictModes: refuses `path` when it, or any folder above it,
+ * can be written by someone other than root or the user morphd runs as --
+ * such a person could make morphd run their code. A world-writable folder
+ * with the sticky bit (/tmp) is fine: others cannot replace what is in it. */
+static int check_permissions(const char *path, char *why, size_t why_size)
+{
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) {
+        snprintf(why, why_size, "path too long");
+        return -1;
+    }
+    uid_t me = geteuid();
+    for (;;) {
+        struct stat sb;
+        const char *what = buf[0] ? buf : "/";
+        if (stat(what, &sb) != 0) {
+            snprintf(why, why_size, "%.300s: %s", what, strerror(errno));
+            return -1;
+        }
+        bool is_dir = S_ISDIR(sb.st_mode);
+        if (sb.st_uid != 0 && sb.st_uid != me) {
+            snprintf(why, why_size, "%.300s is owned by uid %u, not by root or "
+                     "the user morphd runs as (uid %u)", what,
+                     (unsigned)sb.st_uid, (unsigned)me);
+            return -1;
+        }
+        if ((sb.st_mode & (S_IWGRP | S_IWOTH)) &&
+            !(is_dir && (sb.st_mode & S_ISVTX))) {
+            snprintf(why, why_size, "%.300s is writable by %s (mode %03o); "
+                     "run chmod go-w on it", what,
+                     (sb.st_mode & S_IWOTH) ? "everyone" : "its group",
+                     (unsigned)(sb.st_mode & 0777));
+            return -1;
+        }
+        if (buf[0] == '\0')
+            return 0; /* "/" was the last one */
+        char *slash = strrchr(buf, '/');
+        if (slash == NULL)
+            return 0; /* a relative path: checked up to its first part */
+        *slash = '\0';
+    }
+}
 
 /* The part of the descriptor every ABI-1 plugin must have. */
 #define MIN_DESC_SIZE offsetof(morph_plugin_t, reserved)
@@ -38,6 +83,12 @@ int morphd_plugin_load(const char *dir, const char *name, morphd_plugin_t *p,
                  path);
         goto fail;
     }
+    char why[512];
+    if (check_permissions(path, why, sizeof why) != 0) {
+        snprintf(err, err_size, "plugin '%s': %s: refusing to load: %s", name,
+                 path, why);
+        goto fail;
+    }
 
     /* RTLD_NODELETE: a plugin's code stays mapped after dlclose. Libraries
      * it pulls in (ICU) keep process-wide caches and atexit handlers that
@@ -45,9 +96,9 @@ int morphd_plugin_load(const char *dir, const char *name, morphd_plugin_t *p,
     dlerror();
     p->handle = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
     if (p->handle == NULL) {
-        const char *why = dlerror();
+        const char *dl_why = dlerror();
         snprintf(err, err_size, "plugin '%s': %s: cannot load: %s", name, path,
-                 why ? why : "unknown dlopen error");
+                 dl_why ? dl_why : "unknown dlopen error");
         goto fail;
     }
 

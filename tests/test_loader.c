@@ -2,6 +2,8 @@
  * the same errors at start-up as FILE:LINE config errors. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "plugin_loader.h"
@@ -157,6 +159,52 @@ START_TEST(bad_plugin_option_is_a_config_error)
 }
 END_TEST
 
+/* Like sshd's StrictModes: a plugin anyone else could have replaced is
+ * refused, naming the culprit and the fix. */
+START_TEST(refuses_plugins_others_can_write)
+{
+    char dir[] = "/tmp/morph-perm-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char path[128], cmd[512];
+    snprintf(path, sizeof path, "%s/echo.so", dir);
+    snprintf(cmd, sizeof cmd, "cp %s/echo.so %s", PLUGIN_DIR, path);
+    ck_assert_int_eq(system(cmd), 0);
+
+    morphd_plugin_t p;
+    char err[1024];
+    chmod(dir, 0755);
+    chmod(path, 0644);
+    ck_assert_msg(morphd_plugin_load(dir, "echo", &p, err, sizeof err) == 0,
+                  "%s", err);
+    morphd_plugin_unload(&p);
+
+    chmod(path, 0666);
+    ck_assert_int_eq(morphd_plugin_load(dir, "echo", &p, err, sizeof err), -1);
+    ck_assert_msg(strstr(err, "refusing to load") &&
+                      strstr(err, "echo.so is writable by everyone (mode 666)") &&
+                      strstr(err, "chmod go-w"), "%s", err);
+
+    chmod(path, 0664);
+    ck_assert_int_eq(morphd_plugin_load(dir, "echo", &p, err, sizeof err), -1);
+    ck_assert_msg(strstr(err, "writable by its group"), "%s", err);
+
+    chmod(path, 0644);
+    chmod(dir, 0777); /* a folder on the path, without the sticky bit */
+    ck_assert_int_eq(morphd_plugin_load(dir, "echo", &p, err, sizeof err), -1);
+    char want[128];
+    snprintf(want, sizeof want, "%s is writable by everyone", dir);
+    ck_assert_msg(strstr(err, want), "%s", err);
+
+    chmod(dir, 01777); /* sticky, like /tmp: fine */
+    ck_assert_msg(morphd_plugin_load(dir, "echo", &p, err, sizeof err) == 0,
+                  "%s", err);
+    morphd_plugin_unload(&p);
+
+    unlink(path);
+    rmdir(dir);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("loader");
@@ -173,6 +221,7 @@ static Suite *suite(void)
     tcase_add_test(tc, create_failure_is_a_config_error_with_reason);
     tcase_add_test(tc, non_chunk_safe_plugin_in_stream_framing);
     tcase_add_test(tc, bad_plugin_option_is_a_config_error);
+    tcase_add_test(tc, refuses_plugins_others_can_write);
     suite_add_tcase(s, tc);
     return s;
 }
