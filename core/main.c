@@ -12,6 +12,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "paths.h"
 #include "server.h"
 
 #define EXIT_USAGE 64 /* EX_USAGE */
@@ -40,26 +41,6 @@ static void usage(FILE *out)
             "Exit status: 0 success; %d bad configuration (EX_CONFIG), including\n"
             "plugins that fail to load and ports already in use; %d bad usage.\n",
             MORPHD_EXIT_CONFIG, EXIT_USAGE);
-}
-
-/* The plugin folder when the config does not name one: the build tree's
- * when this binary is the one in the build tree, else the installed one. */
-static const char *default_plugin_dir(void)
-{
-#ifdef MORPHD_BUILD_DIR
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = '\0';
-        char *slash = strrchr(exe, '/');
-        if (slash != NULL) {
-            *slash = '\0';
-            if (strcmp(exe, MORPHD_BUILD_DIR) == 0)
-                return MORPHD_BUILD_PLUGIN_DIR;
-        }
-    }
-#endif
-    return MORPHD_INSTALL_PLUGIN_DIR;
 }
 
 static void print_errors(const morphd_errors_t *errs)
@@ -134,7 +115,7 @@ int main(int argc, char **argv)
     morphd_server_t server;
     int server_made = rc == 0;
     if (server_made)
-        rc = morphd_server_init(&server, &cfg, default_plugin_dir(), &errs);
+        rc = morphd_server_init(&server, &cfg, morphd_default_plugin_dir(), &errs);
     else
         morphd_config_free(&cfg);
 

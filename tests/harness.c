@@ -307,6 +307,63 @@ int run_morphd(const char *const *args, char **output)
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+static char *read_fd_all(int fd, size_t *len_out)
+{
+    size_t len = 0, cap = 4096;
+    char *buf = malloc(cap);
+    lseek(fd, 0, SEEK_SET);
+    ssize_t r;
+    while ((r = read(fd, buf + len, cap - len - 1)) > 0) {
+        len += (size_t)r;
+        if (cap - len < 2)
+            buf = realloc(buf, cap *= 2);
+    }
+    buf[len] = '\0';
+    if (len_out)
+        *len_out = len;
+    return buf;
+}
+
+int run_program(const char *const *argv, const void *input, size_t in_len,
+                char **out, size_t *out_len, char **err)
+{
+    char in_path[] = "/tmp/morph-in-XXXXXX", out_path[] = "/tmp/morph-out-XXXXXX",
+         err_path[] = "/tmp/morph-err-XXXXXX";
+    int in_fd = mkstemp(in_path), out_fd = mkstemp(out_path),
+        err_fd = mkstemp(err_path);
+    ck_assert(in_fd >= 0 && out_fd >= 0 && err_fd >= 0);
+    unlink(in_path);
+    unlink(out_path);
+    unlink(err_path);
+    ck_assert_int_eq(write(in_fd, input, in_len), (ssize_t)in_len);
+    lseek(in_fd, 0, SEEK_SET);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        dup2(in_fd, STDIN_FILENO);
+        dup2(out_fd, STDOUT_FILENO);
+        dup2(err_fd, STDERR_FILENO);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    char *o = read_fd_all(out_fd, out_len);
+    char *e = read_fd_all(err_fd, NULL);
+    if (out)
+        *out = o;
+    else
+        free(o);
+    if (err)
+        *err = e;
+    else
+        free(e);
+    close(in_fd);
+    close(out_fd);
+    close(err_fd);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
 /* --- sockets --------------------------------------------------------------- */
 
 static socklen_t loopback(struct sockaddr_storage *ss, int port, bool v6)

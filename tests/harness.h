@@ -87,6 +87,12 @@ void morphd_proc_cleanup(morphd_proc_t *p);
  * combined stdout+stderr (malloc'd) in *output. */
 int run_morphd(const char *const *args, char **output);
 
+/* Runs argv (argv[0] a path) with `input` on standard input; returns the
+ * exit status, stdout in *out (length *out_len) and stderr in *err (both
+ * malloc'd, NUL-terminated). */
+int run_program(const char *const *argv, const void *input, size_t in_len,
+                char **out, size_t *out_len, char **err);
+
 /* Writes text to a new temp file; returns its path (malloc'd). */
 char *write_temp_file(const char *text);
 

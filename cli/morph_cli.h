@@ -1,0 +1,13 @@
+/*
+ * morph_cli.h -- the subcommands of the `morph` tool, one file each.
+ */
+#ifndef MORPH_CLI_H
+#define MORPH_CLI_H
+
+#define MORPH_EXIT_USAGE 64  /* EX_USAGE */
+#define MORPH_EXIT_CONFIG 78 /* EX_CONFIG */
+
+/* `morph pipe ...`: argv[0] is "pipe". */
+int morph_pipe_main(int argc, char **argv);
+
+#endif

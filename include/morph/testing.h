@@ -1,0 +1,73 @@
+/*
+ * morph/testing.h -- unit-test a morph plugin in a few lines.
+ *
+ * Loads a plugin the way morphd does (same loader, same checks, same
+ * output limits), creates it with options, and feeds it messages:
+ *
+ *     #include <check.h>
+ *     #include <morph/testing.h>
+ *
+ *     START_TEST(rot13_rotates)
+ *     {
+ *         char err[512];
+ *         const char *opts[] = {"shift=13", NULL};
+ *         morph_test_t *t = morph_test_load(".", "rot", opts, err, sizeof err);
+ *         ck_assert_msg(t != NULL, "%s", err);
+ *         char *out = morph_test_transform(t, "Hello");
+ *         ck_assert_str_eq(out, "Uryyb");
+ *         free(out);
+ *         morph_test_free(t);
+ *     }
+ *     END_TEST
+ *
+ * Link with -lmorph-testing (pkg-config morph-testing, or the CMake target
+ * morph::testing). Not for use inside plugins: it is the host's side.
+ */
+#ifndef MORPH_TESTING_H
+#define MORPH_TESTING_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <morph/plugin.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct morph_test morph_test_t;
+
+/* Loads `<dir>/<name>.so`, checks it as morphd would, and creates one
+ * instance with `options`, a NULL-terminated list of "KEY=VALUE" strings
+ * (or NULL). One connection is open from the start. Returns NULL with the
+ * reason (naming the plugin and file) in err. */
+morph_test_t *morph_test_load(const char *dir, const char *name,
+                              const char *const *options, char *err,
+                              size_t err_size);
+
+/* Feeds one message with MORPH_MSG_* flags (0 for a whole message). On
+ * success returns 0 and points *out at the output, valid until the next
+ * call. When the plugin fails the message returns -1; morph_test_error()
+ * then gives the reason. */
+int morph_test_feed(morph_test_t *t, const void *in, size_t len,
+                    uint32_t flags, const unsigned char **out,
+                    size_t *out_len);
+
+/* Transforms a whole message given as a C string; returns the output as a
+ * new NUL-terminated string (free it), or NULL when the plugin failed. */
+char *morph_test_transform(morph_test_t *t, const char *in);
+
+/* The reason of the last failure ("" when none). */
+const char *morph_test_error(const morph_test_t *t);
+
+/* Ends the current connection (conn_close) and opens a new one. */
+int morph_test_reconnect(morph_test_t *t);
+
+/* Closes the connection and destroys the instance. */
+void morph_test_free(morph_test_t *t);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MORPH_TESTING_H */

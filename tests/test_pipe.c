@@ -1,0 +1,128 @@
+/* `morph pipe`: chains over standard input, line or stream, and errors. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+
+static int pipe_run(const char *const *args, const char *input, char **out,
+                    char **err)
+{
+    const char *argv[16] = {MORPH_BIN, "pipe", "-d", PLUGIN_DIR};
+    int n = 4;
+    for (; *args; args++)
+        argv[n++] = *args;
+    argv[n] = NULL;
+    return run_program(argv, input, strlen(input), out, NULL, err);
+}
+
+START_TEST(chain_line_by_line)
+{
+    char *out, *err;
+    const char *args[] = {"uppercase,reverse", NULL};
+    ck_assert_int_eq(pipe_run(args, "hello\nnoël\r\nlast", &out, &err), 0);
+    ck_assert_str_eq(out, "OLLEH\nLËON\r\nTSAL");
+    free(out);
+    free(err);
+    const char *bar[] = {"uppercase | reverse", NULL};
+    ck_assert_int_eq(pipe_run(bar, "ab\n", &out, &err), 0);
+    ck_assert_str_eq(out, "BA\n");
+    free(out);
+    free(err);
+}
+END_TEST
+
+START_TEST(options_as_in_the_ini_file)
+{
+    char *out, *err;
+    const char *args[] = {"-o", "reverse.unit=codepoint", "reverse", NULL};
+    ck_assert_int_eq(pipe_run(args, "ne\xcc\x81\n", &out, &err), 0);
+    ck_assert_str_eq(out, "\xcc\x81" "en\n");
+    free(out);
+    free(err);
+    const char *bad[] = {"-o", "reverse.unit=word", "reverse", NULL};
+    ck_assert_int_eq(pipe_run(bad, "x\n", &out, &err), 78);
+    ck_assert_msg(strstr(err, "unit must be grapheme, codepoint or byte"), "%s",
+                  err);
+    free(out);
+    free(err);
+}
+END_TEST
+
+START_TEST(stream_mode_needs_chunk_safe_plugins)
+{
+    char *out, *err;
+    const char *ok[] = {"--stream", "uppercase", NULL};
+    ck_assert_int_eq(pipe_run(ok, "straße without newline", &out, &err), 0);
+    ck_assert_str_eq(out, "STRASSE WITHOUT NEWLINE");
+    free(out);
+    free(err);
+    const char *no[] = {"--stream", "uppercase,reverse", NULL};
+    ck_assert_int_eq(pipe_run(no, "x", &out, &err), 64);
+    ck_assert_msg(strstr(err, "plugin 'reverse' is not chunk-safe"), "%s", err);
+    free(out);
+    free(err);
+}
+END_TEST
+
+START_TEST(missing_plugin_and_bad_usage)
+{
+    char *out, *err;
+    const char *missing[] = {"uppercase,nosuch", NULL};
+    ck_assert_int_eq(pipe_run(missing, "x", &out, &err), 78);
+    ck_assert_msg(strstr(err, "plugin 'nosuch'") && strstr(err, "nosuch.so"),
+                  "%s", err);
+    free(out);
+    free(err);
+    const char *empty[] = {"uppercase,,reverse", NULL};
+    ck_assert_int_eq(pipe_run(empty, "x", &out, &err), 64);
+    free(out);
+    free(err);
+    const char *none[] = {NULL};
+    ck_assert_int_eq(pipe_run(none, "x", &out, &err), 64);
+    free(out);
+    free(err);
+}
+END_TEST
+
+START_TEST(failed_lines_are_reported_and_skipped)
+{
+    const char *argv[] = {MORPH_BIN, "pipe", "-d", TEST_PLUGIN_DIR, "failing", NULL};
+    char *out, *err;
+    const char *in = "one\nplease fail\nthree\n";
+    ck_assert_int_eq(run_program(argv, in, strlen(in), &out, NULL, &err), 1);
+    ck_assert_str_eq(out, "one\nthree\n");
+    ck_assert_msg(strstr(err, "line 2: plugin failing: asked to fail"), "%s", err);
+    free(out);
+    free(err);
+}
+END_TEST
+
+START_TEST(overlong_line_is_an_error)
+{
+    char *out, *err;
+    const char *args[] = {"--max-message", "4", "echo", NULL};
+    ck_assert_int_eq(pipe_run(args, "1234\n12345\n", &out, &err), 1);
+    ck_assert_str_eq(out, "1234\n");
+    ck_assert_msg(strstr(err, "line 2 is longer than --max-message (4 bytes)"),
+                  "%s", err);
+    free(out);
+    free(err);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("pipe");
+    TCase *tc = tcase_create("pipe");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, chain_line_by_line);
+    tcase_add_test(tc, options_as_in_the_ini_file);
+    tcase_add_test(tc, stream_mode_needs_chunk_safe_plugins);
+    tcase_add_test(tc, missing_plugin_and_bad_usage);
+    tcase_add_test(tc, failed_lines_are_reported_and_skipped);
+    tcase_add_test(tc, overlong_line_is_an_error);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+MORPH_TEST_MAIN(suite)

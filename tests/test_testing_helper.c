@@ -1,0 +1,86 @@
+/* <morph/testing.h>, linked the way a plugin author links it: only the
+ * SDK's library and Check, nothing of morphd's internals. */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <morph/testing.h>
+
+START_TEST(load_create_feed_compare)
+{
+    char err[512];
+    morph_test_t *t = morph_test_load(PLUGIN_DIR, "reverse",
+                                      (const char *[]){"unit=byte", NULL}, err,
+                                      sizeof err);
+    ck_assert_msg(t != NULL, "%s", err);
+    char *out = morph_test_transform(t, "abc\n");
+    ck_assert_str_eq(out, "cba\n");
+    free(out);
+    morph_test_free(t);
+}
+END_TEST
+
+START_TEST(stream_chunks_and_connections)
+{
+    char err[512];
+    morph_test_t *t = morph_test_load(PLUGIN_DIR, "uppercase", NULL, err,
+                                      sizeof err);
+    ck_assert_msg(t != NULL, "%s", err);
+    const unsigned char *out;
+    size_t len;
+    /* "é" split across two chunks */
+    ck_assert_int_eq(morph_test_feed(t, "a\xc3", 2, MORPH_MSG_CHUNK, &out, &len), 0);
+    ck_assert_uint_eq(len, 1);
+    ck_assert_int_eq(morph_test_feed(t, "\xa9", 1, MORPH_MSG_CHUNK, &out, &len), 0);
+    ck_assert_uint_eq(len, 2);
+    ck_assert_mem_eq(out, "\xc3\x89", 2);
+    /* a held byte is flushed at the end of the connection */
+    ck_assert_int_eq(morph_test_feed(t, "\xc3", 1, MORPH_MSG_CHUNK, &out, &len), 0);
+    ck_assert_uint_eq(len, 0);
+    ck_assert_int_eq(morph_test_feed(t, NULL, 0, MORPH_MSG_CHUNK | MORPH_MSG_END,
+                                     &out, &len), 0);
+    ck_assert_uint_eq(len, 1);
+    ck_assert_int_eq(morph_test_reconnect(t), 0);
+    morph_test_free(t);
+}
+END_TEST
+
+START_TEST(errors_are_explained)
+{
+    char err[512];
+    ck_assert_ptr_null(morph_test_load(PLUGIN_DIR, "reverse",
+                                       (const char *[]){"unit=word", NULL}, err,
+                                       sizeof err));
+    ck_assert_msg(strstr(err, "plugin 'reverse'") &&
+                      strstr(err, "unit must be grapheme"), "%s", err);
+    ck_assert_ptr_null(morph_test_load(TEST_PLUGIN_DIR, "bad_abi", NULL, err,
+                                       sizeof err));
+    ck_assert_msg(strstr(err, "ABI version mismatch"), "%s", err);
+
+    morph_test_t *t = morph_test_load(TEST_PLUGIN_DIR, "failing", NULL, err,
+                                      sizeof err);
+    ck_assert_msg(t != NULL, "%s", err);
+    ck_assert_ptr_null(morph_test_transform(t, "fail now"));
+    ck_assert_str_eq(morph_test_error(t), "plugin failing: asked to fail");
+    char *ok = morph_test_transform(t, "fine");
+    ck_assert_str_eq(ok, "fine");
+    ck_assert_str_eq(morph_test_error(t), "");
+    free(ok);
+    morph_test_free(t);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("testing_helper");
+    TCase *tc = tcase_create("helper");
+    tcase_add_test(tc, load_create_feed_compare);
+    tcase_add_test(tc, stream_chunks_and_connections);
+    tcase_add_test(tc, errors_are_explained);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? 0 : 1;
+}
