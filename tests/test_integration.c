@@ -316,6 +316,48 @@ START_TEST(port_in_use_is_a_config_error)
 }
 END_TEST
 
+/* Per-connection plugin state: each TCP connection counts on its own. */
+START_TEST(stateful_plugin_counts_per_connection)
+{
+    start_service(TEST_PLUGIN_DIR, "transform = count\nframing = line\n");
+    int a = tcp_connect(tcp_port(false), false);
+    int b = tcp_connect(tcp_port(false), false);
+    char buf[64] = "";
+    ck_assert_int_eq(send_all(a, "x\ny\n", 4), 0);
+    ck_assert_uint_eq(recv_exact(a, buf, 10, TIMEOUT_MS), 10);
+    ck_assert_str_eq(buf, "1: x\n2: y\n");
+    memset(buf, 0, sizeof buf);
+    ck_assert_int_eq(send_all(b, "z\n", 2), 0);
+    ck_assert_uint_eq(recv_exact(b, buf, 5, TIMEOUT_MS), 5);
+    ck_assert_str_eq(buf, "1: z\n");
+    close(a);
+    close(b);
+    memset(buf, 0, sizeof buf);
+    ck_assert_int_eq(udp_roundtrip(udp_port(false), false, "u", 1, buf,
+                                   sizeof buf, TIMEOUT_MS), 4);
+    ck_assert_str_eq(buf, "1: u");
+    stop_and_expect_clean_exit();
+}
+END_TEST
+
+/* A plugin rejecting its options stops start-up with file:line. */
+START_TEST(plugin_option_error_at_startup)
+{
+    char ini[512];
+    snprintf(ini, sizeof ini,
+             "[morphd]\nplugin_dir = %s\n[service r]\nlisten = tcp://127.0.0.1:0\n"
+             "transform = rot\nrot.shift = 40\n", TEST_PLUGIN_DIR);
+    ck_assert_int_eq(morphd_proc_start(&proc, ini), -1);
+    ck_assert_int_eq(proc.exit_status, 78);
+    char *log = morphd_proc_log(&proc);
+    ck_assert_msg(strstr(log, "morphd.ini:5: service 'r': plugin 'rot'") &&
+                      strstr(log, "shift must be a number 1..25, not '40'"),
+                  "%s", log);
+    free(log);
+    morphd_proc_cleanup(&proc);
+}
+END_TEST
+
 static void teardown(void)
 {
     if (proc.pid > 0)
@@ -340,6 +382,8 @@ static Suite *suite(void)
     tcase_add_test(tc, client_that_never_reads);
     tcase_add_test(tc, sigterm_finishes_pending_replies);
     tcase_add_test(tc, port_in_use_is_a_config_error);
+    tcase_add_test(tc, stateful_plugin_counts_per_connection);
+    tcase_add_test(tc, plugin_option_error_at_startup);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -70,6 +70,61 @@ START_TEST(errors_are_explained)
 }
 END_TEST
 
+/* The example plugins, tested the way their authors would. */
+START_TEST(rot_example_uses_its_option)
+{
+    char err[512];
+    morph_test_t *t = morph_test_load(TEST_PLUGIN_DIR, "rot", NULL, err,
+                                      sizeof err);
+    ck_assert_msg(t != NULL, "%s", err);
+    char *out = morph_test_transform(t, "Hello, World!");
+    ck_assert_str_eq(out, "Uryyb, Jbeyq!");
+    free(out);
+    morph_test_free(t);
+
+    t = morph_test_load(TEST_PLUGIN_DIR, "rot", (const char *[]){"shift=1", NULL},
+                        err, sizeof err);
+    ck_assert_msg(t != NULL, "%s", err);
+    out = morph_test_transform(t, "HAL zz");
+    ck_assert_str_eq(out, "IBM aa");
+    free(out);
+    morph_test_free(t);
+
+    const char *bad[] = {"shift=40", "shift=", "shift=3x", "shift=0"};
+    for (size_t i = 0; i < 4; i++) {
+        ck_assert_ptr_null(morph_test_load(TEST_PLUGIN_DIR, "rot",
+                                           (const char *[]){bad[i], NULL}, err,
+                                           sizeof err));
+        ck_assert_msg(strstr(err, "shift must be a number 1..25"), "%s", err);
+    }
+    ck_assert_ptr_null(morph_test_load(TEST_PLUGIN_DIR, "rot",
+                                       (const char *[]){"shfit=3", NULL}, err,
+                                       sizeof err));
+    ck_assert_msg(strstr(err, "unknown option 'shfit' (known: shift)"), "%s", err);
+}
+END_TEST
+
+START_TEST(count_example_numbers_each_connection)
+{
+    char err[512];
+    morph_test_t *t = morph_test_load(TEST_PLUGIN_DIR, "count", NULL, err,
+                                      sizeof err);
+    ck_assert_msg(t != NULL, "%s", err);
+    const char *want[] = {"1: a", "2: b", "3: c"};
+    for (int i = 0; i < 3; i++) {
+        char in[2] = {(char)('a' + i), 0};
+        char *out = morph_test_transform(t, in);
+        ck_assert_str_eq(out, want[i]);
+        free(out);
+    }
+    ck_assert_int_eq(morph_test_reconnect(t), 0); /* a new connection */
+    char *out = morph_test_transform(t, "x");
+    ck_assert_str_eq(out, "1: x");
+    free(out);
+    morph_test_free(t);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("testing_helper");
@@ -77,6 +132,8 @@ int main(void)
     tcase_add_test(tc, load_create_feed_compare);
     tcase_add_test(tc, stream_chunks_and_connections);
     tcase_add_test(tc, errors_are_explained);
+    tcase_add_test(tc, rot_example_uses_its_option);
+    tcase_add_test(tc, count_example_numbers_each_connection);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
