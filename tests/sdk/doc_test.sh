@@ -10,7 +10,7 @@ set -euo pipefail
 build=$1
 doc=$2
 work=$(mktemp -d /tmp/morph-doc-XXXXXX)
-trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
+trap 'rm -rf "$work"' EXIT
 
 prefix=$work/prefix
 cmake --install "$build" --prefix "$prefix" >/dev/null
@@ -44,6 +44,7 @@ n=$(ls "$work/blocks" | grep -c '^sh\.' || true)
 script=$work/run.sh
 {
     echo 'set -euo pipefail'
+    echo "trap 'kill \$(jobs -p) 2>/dev/null || true' EXIT  # servers the document started"
     echo "cd '$work/home'"
     for i in $(seq "$n"); do
         echo "echo '--- block $i' >&2"
