@@ -7,6 +7,9 @@
 #define MORPH_EXIT_USAGE 64  /* EX_USAGE */
 #define MORPH_EXIT_CONFIG 78 /* EX_CONFIG */
 
+/* `morph [options] [HOST][:PORT] [MESSAGE...]`: the client. */
+int morph_client_main(int argc, char **argv);
+
 /* `morph pipe ...`: argv[0] is "pipe". */
 int morph_pipe_main(int argc, char **argv);
 

@@ -1,0 +1,333 @@
+/*
+ * morph_client.c -- `morph [--udp|--tcp] [HOST][:PORT] [MESSAGE...]`: the
+ * textbook client, grown up. With a message it sends it and prints the
+ * reply; with a terminal it prompts for sentences; with piped input it
+ * sends every line and prints every reply, for scripts.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "morph_cli.h"
+
+#define DEFAULT_HOST "localhost"
+#define DEFAULT_PORT "12000"
+#define PROMPT "Input lowercase sentence: "
+
+typedef struct client {
+    bool udp;
+    const char *host;
+    const char *port;
+    int timeout_ms;
+    int tries;
+    int fd;
+    struct sockaddr_storage addr;
+    socklen_t addr_len;
+} client_t;
+
+static void client_usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: morph [--tcp|--udp] [-w SECONDS] [-r TRIES] [HOST][:PORT] [MESSAGE...]\n"
+            "       morph pipe ...      (morph pipe --help)\n"
+            "\n"
+            "Sends text to a morph service and prints the reply. HOST defaults to\n"
+            "%s, PORT to %s; IPv6 addresses go in brackets: [::1]:12000.\n"
+            "The first word names the server when it has a port (host:12000,\n"
+            ":12001), is an address (127.0.0.1, [::1]) or is localhost;\n"
+            "otherwise it is the start of the message.\n"
+            "\n"
+            "  MESSAGE...         send the words joined by spaces, print the reply\n"
+            "  (no message)       on a terminal: prompt for sentences until end of\n"
+            "                     input; otherwise: send each line of standard input\n"
+            "                     and print each reply\n"
+            "  -t, --tcp          use TCP (the default)\n"
+            "  -u, --udp          use UDP: one datagram per message\n"
+            "  -w, --timeout S    how long to wait for a reply (default 2; UDP: per try)\n"
+            "  -r, --retries N    UDP: tries per message (default 3)\n"
+            "  -h, --help         show this help\n"
+            "  -V, --version      show the version\n"
+            "\n"
+            "Exit status: 0 every message was answered; 1 no reply in time or the\n"
+            "connection failed; 64 bad usage.\n",
+            DEFAULT_HOST, DEFAULT_PORT);
+}
+
+static long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Splits "[HOST][:PORT]" (HOST may be "[v6]"). */
+static int parse_target(char *spec, client_t *c)
+{
+    if (spec[0] == '[') {
+        char *close = strchr(spec, ']');
+        if (close == NULL)
+            return -1;
+        *close = '\0';
+        c->host = spec + 1;
+        if (close[1] == ':')
+            c->port = close + 2;
+        else if (close[1] != '\0')
+            return -1;
+        return 0;
+    }
+    char *colon = strrchr(spec, ':');
+    if (colon != NULL && strchr(spec, ':') != colon)
+        colon = NULL; /* a bare IPv6 address without a port */
+    if (colon != NULL) {
+        *colon = '\0';
+        c->port = colon + 1;
+    }
+    if (spec[0] != '\0')
+        c->host = spec;
+    return 0;
+}
+
+/* Whether the first word names the server rather than starting the
+ * message: it has a port (":12000", "host:12000"), is bracketed IPv6, a
+ * numeric address, or "localhost". Plain words are the message. */
+static bool looks_like_target(const char *arg)
+{
+    unsigned char buf[sizeof(struct in6_addr)];
+    return strchr(arg, ':') != NULL || arg[0] == '[' ||
+           strcmp(arg, "localhost") == 0 || inet_pton(AF_INET, arg, buf) == 1;
+}
+
+static int client_connect(client_t *c)
+{
+    struct addrinfo hints = {0}, *res, *ai;
+    hints.ai_socktype = c->udp ? SOCK_DGRAM : SOCK_STREAM;
+    int rc = getaddrinfo(c->host, c->port, &hints, &res);
+    if (rc != 0) {
+        fprintf(stderr, "morph: %s:%s: %s\n", c->host, c->port,
+                gai_strerror(rc));
+        return -1;
+    }
+    int err = 0;
+    c->fd = -1;
+    for (ai = res; ai != NULL; ai = ai->ai_next) {
+        c->fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
+        if (c->fd < 0) {
+            err = errno;
+            continue;
+        }
+        /* UDP connect: only the server's replies reach us, and a closed
+         * port shows up as ECONNREFUSED on the next receive. */
+        if (connect(c->fd, ai->ai_addr, ai->ai_addrlen) == 0)
+            break;
+        err = errno;
+        close(c->fd);
+        c->fd = -1;
+    }
+    freeaddrinfo(res);
+    if (c->fd < 0) {
+        fprintf(stderr, "morph: cannot connect to %s port %s (%s): %s\n",
+                c->host, c->port, c->udp ? "udp" : "tcp", strerror(err));
+        return -1;
+    }
+    return 0;
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* TCP: sends one line (newline added) and prints the reply up to and
+ * including its newline. */
+static int tcp_exchange(client_t *c, const char *msg, size_t len)
+{
+    if (write_all(c->fd, msg, len) != 0 || write_all(c->fd, "\n", 1) != 0) {
+        fprintf(stderr, "morph: send: %s\n", strerror(errno));
+        return -1;
+    }
+    long deadline = now_ms() + c->timeout_ms;
+    char ch;
+    for (;;) {
+        long left = deadline - now_ms();
+        struct pollfd p = {c->fd, POLLIN, 0};
+        if (left <= 0 || poll(&p, 1, (int)left) <= 0) {
+            fprintf(stderr, "\nmorph: no reply from %s port %s within %d ms\n",
+                    c->host, c->port, c->timeout_ms);
+            return -1;
+        }
+        ssize_t r = recv(c->fd, &ch, 1, 0);
+        if (r <= 0) {
+            fprintf(stderr, "\nmorph: the server closed the connection%s%s\n",
+                    r < 0 ? ": " : "", r < 0 ? strerror(errno) : "");
+            return -1;
+        }
+        putchar(ch);
+        if (ch == '\n')
+            break;
+    }
+    fflush(stdout);
+    return 0;
+}
+
+/* UDP: sends one datagram and prints its reply, retrying on silence. */
+static int udp_exchange(client_t *c, const char *msg, size_t len)
+{
+    static char reply[65536];
+    for (int attempt = 1; attempt <= c->tries; attempt++) {
+        if (send(c->fd, msg, len, 0) < 0) {
+            fprintf(stderr, "morph: send: %s\n", strerror(errno));
+            return -1;
+        }
+        struct pollfd p = {c->fd, POLLIN, 0};
+        if (poll(&p, 1, c->timeout_ms) == 1) {
+            ssize_t r = recv(c->fd, reply, sizeof reply, 0);
+            if (r < 0) {
+                fprintf(stderr, "morph: no service on %s port %s (udp): %s\n",
+                        c->host, c->port, strerror(errno));
+                return -1;
+            }
+            fwrite(reply, 1, (size_t)r, stdout);
+            if (r == 0 || reply[r - 1] != '\n')
+                putchar('\n');
+            fflush(stdout);
+            return 0;
+        }
+    }
+    fprintf(stderr, "morph: no reply from %s port %s (udp) after %d tries of "
+            "%d ms\n", c->host, c->port, c->tries, c->timeout_ms);
+    return -1;
+}
+
+static int exchange(client_t *c, const char *msg, size_t len)
+{
+    return c->udp ? udp_exchange(c, msg, len) : tcp_exchange(c, msg, len);
+}
+
+int morph_client_main(int argc, char **argv)
+{
+    static const struct option long_opts[] = {
+        {"tcp", no_argument, NULL, 't'},
+        {"udp", no_argument, NULL, 'u'},
+        {"timeout", required_argument, NULL, 'w'},
+        {"retries", required_argument, NULL, 'r'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    client_t c = {.host = DEFAULT_HOST, .port = DEFAULT_PORT,
+                  .timeout_ms = 2000, .tries = 3, .fd = -1};
+    int opt;
+    /* "+": stop at the first non-option, so messages may start with '-'
+     * after "--" and words after the target are never options */
+    while ((opt = getopt_long(argc, argv, "+tuw:r:hV", long_opts, NULL)) != -1) {
+        switch (opt) {
+        case 't':
+            c.udp = false;
+            break;
+        case 'u':
+            c.udp = true;
+            break;
+        case 'w': {
+            char *end;
+            double s = strtod(optarg, &end);
+            if (*end != '\0' || s <= 0 || s > 3600) {
+                fprintf(stderr, "morph: --timeout takes seconds, 0 < S <= 3600\n");
+                return MORPH_EXIT_USAGE;
+            }
+            c.timeout_ms = (int)(s * 1000);
+            break;
+        }
+        case 'r':
+            c.tries = atoi(optarg);
+            if (c.tries < 1 || c.tries > 100) {
+                fprintf(stderr, "morph: --retries takes 1..100\n");
+                return MORPH_EXIT_USAGE;
+            }
+            break;
+        case 'h':
+            client_usage(stdout);
+            return 0;
+        case 'V':
+            printf("morph %s\n", MORPH_VERSION);
+            return 0;
+        default:
+            client_usage(stderr);
+            return MORPH_EXIT_USAGE;
+        }
+    }
+    char *target = NULL;
+    if (optind < argc && looks_like_target(argv[optind])) {
+        target = strdup(argv[optind++]);
+        if (target == NULL || parse_target(target, &c) != 0) {
+            fprintf(stderr, "morph: '%s' is not [HOST][:PORT]\n", argv[optind - 1]);
+            free(target);
+            return MORPH_EXIT_USAGE;
+        }
+    }
+    if (optind < argc && strcmp(argv[optind], "--") == 0)
+        optind++; /* what follows is the message, even if it starts with - */
+    if (client_connect(&c) != 0) {
+        free(target);
+        return 1;
+    }
+
+    int rc = 0;
+    if (optind < argc) {
+        /* the words of the message, joined by spaces */
+        size_t len = 0;
+        for (int i = optind; i < argc; i++)
+            len += strlen(argv[i]) + 1;
+        char *msg = malloc(len);
+        msg[0] = '\0';
+        for (int i = optind; i < argc; i++) {
+            strcat(msg, argv[i]);
+            if (i + 1 < argc)
+                strcat(msg, " ");
+        }
+        rc = exchange(&c, msg, strlen(msg));
+        free(msg);
+    } else {
+        bool tty = isatty(STDIN_FILENO);
+        char *line = NULL;
+        size_t cap = 0;
+        ssize_t n;
+        for (;;) {
+            if (tty) {
+                fputs(PROMPT, stdout);
+                fflush(stdout);
+            }
+            if ((n = getline(&line, &cap, stdin)) < 0)
+                break;
+            if (n > 0 && line[n - 1] == '\n')
+                line[--n] = '\0';
+            if (exchange(&c, line, (size_t)n) != 0) {
+                rc = -1;
+                break;
+            }
+        }
+        if (tty && n < 0)
+            putchar('\n');
+        free(line);
+    }
+    close(c.fd);
+    free(target);
+    return rc == 0 ? 0 : 1;
+}
