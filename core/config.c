@@ -725,6 +725,81 @@ int morphd_config_load_string(const char *text, const char *name,
     return load(&st);
 }
 
+int morphd_config_override(morphd_config_t *cfg, const char *spec,
+                           morphd_errors_t *errs)
+{
+    const char *eq = strchr(spec, '=');
+    const char *dot = strchr(spec, '.');
+    if (eq == NULL || dot == NULL || dot > eq || dot == spec) {
+        morphd_errors_add(errs, "--set '%s': write SECTION.KEY=VALUE, e.g. "
+                          "uppercase.listen=tcp://127.0.0.1:0", spec);
+        return -1;
+    }
+    char section[128], key[128];
+    size_t slen = (size_t)(dot - spec), klen = (size_t)(eq - dot - 1);
+    if (slen >= sizeof section || klen >= sizeof key || klen == 0) {
+        morphd_errors_add(errs, "--set '%s': bad key", spec);
+        return -1;
+    }
+    memcpy(section, spec, slen);
+    section[slen] = '\0';
+    memcpy(key, dot + 1, klen);
+    key[klen] = '\0';
+    const char *value = eq + 1;
+
+    void *obj = cfg;
+    section_kind_t kind = SEC_MORPHD;
+    morphd_service_conf_t *svc = NULL;
+    if (strcmp(section, "morphd") != 0) {
+        for (size_t i = 0; i < cfg->n_services; i++)
+            if (strcmp(cfg->services[i].name, section) == 0)
+                svc = &cfg->services[i];
+        if (svc == NULL) {
+            morphd_errors_add(errs, "--set '%s': no service '%s' in %s", spec,
+                              section, cfg->path);
+            return -1;
+        }
+        obj = svc;
+        kind = SEC_SERVICE;
+    }
+    if (kind == SEC_SERVICE && strchr(key, '.') != NULL) {
+        /* a plugin option: replace it, or add it */
+        const char *kdot = strchr(key, '.');
+        for (size_t i = 0; i < svc->n_opts; i++) {
+            morphd_plugin_opt_t *o = &svc->opts[i];
+            if (strlen(o->plugin) == (size_t)(kdot - key) &&
+                strncmp(o->plugin, key, (size_t)(kdot - key)) == 0 &&
+                strcmp(o->key, kdot + 1) == 0) {
+                char *v = strdup(value);
+                if (v == NULL)
+                    return -1;
+                free(o->value);
+                o->value = v;
+                return 0;
+            }
+        }
+        parse_state_t st = {.cfg = cfg, .errs = errs, .name = "--set",
+                            .section = SEC_SERVICE, .service = svc};
+        size_t before = errs->n;
+        add_plugin_option(&st, key, value);
+        return errs->n == before ? 0 : -1;
+    }
+    const key_row_t *row = find_key(kind, key);
+    if (row == NULL) {
+        const char *hint = suggest_key(kind, key);
+        morphd_errors_add(errs, "--set '%s': unknown key '%s'%s%s%s", spec, key,
+                          hint ? "; did you mean '" : "", hint ? hint : "",
+                          hint ? "'?" : "");
+        return -1;
+    }
+    char err[384];
+    if (row->set(row, obj, value, err, sizeof err) != 0) {
+        morphd_errors_add(errs, "--set '%s': %s", spec, err);
+        return -1;
+    }
+    return 0;
+}
+
 void morphd_config_free(morphd_config_t *cfg)
 {
     for (size_t i = 0; i < cfg->n_services; i++) {

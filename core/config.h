@@ -73,6 +73,13 @@ int morphd_config_load_file(const char *path, morphd_config_t *cfg,
 int morphd_config_load_string(const char *text, const char *name,
                               morphd_config_t *cfg, morphd_errors_t *errs);
 
+/* Applies one command-line override "SECTION.KEY=VALUE" to a loaded
+ * configuration: SECTION is `morphd` or a service's name, KEY any key of
+ * that section, or PLUGIN.KEY for a plugin option. Returns 0, or -1 with
+ * the reason in errs. */
+int morphd_config_override(morphd_config_t *cfg, const char *spec,
+                           morphd_errors_t *errs);
+
 void morphd_config_free(morphd_config_t *cfg);
 
 /* The service named `name`, or NULL. */

@@ -20,7 +20,7 @@
 static void usage(FILE *out)
 {
     fprintf(out,
-            "Usage: morphd [-c FILE] [-t] [-l LEVEL]\n"
+            "Usage: morphd [-c FILE] [-t] [-l LEVEL] [--set SECTION.KEY=VALUE]...\n"
             "\n"
             "morphd serves text transforms (plugins) over TCP and UDP, as\n"
             "configured in an INI file. Without -c it serves the packaged\n"
@@ -31,6 +31,9 @@ static void usage(FILE *out)
             "  -t, --test          check the configuration and load its plugins,\n"
             "                      print what is wrong, and exit (0 when valid)\n"
             "  -l, --log-level L   error, warn, info or debug (overrides the file)\n"
+            "  -s, --set S.K=V     override one key of the file: S is morphd or a\n"
+            "                      service name, e.g. --set 'uppercase.listen=\n"
+            "                      tcp://127.0.0.1:0 udp://127.0.0.1:0'\n"
             "      --help-config   list every configuration key with its default\n"
             "  -h, --help          show this help and exit\n"
             "  -V, --version       show the version and exit\n"
@@ -55,6 +58,7 @@ int main(int argc, char **argv)
         {"config", required_argument, NULL, 'c'},
         {"test", no_argument, NULL, 't'},
         {"log-level", required_argument, NULL, 'l'},
+        {"set", required_argument, NULL, 's'},
         {"help-config", no_argument, NULL, 'H'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
@@ -63,8 +67,10 @@ int main(int argc, char **argv)
     const char *config_path = NULL;
     int test_only = 0;
     int log_level = -1;
+    const char *overrides[32];
+    size_t n_overrides = 0;
     int opt;
-    while ((opt = getopt_long(argc, argv, "c:tl:hV", long_opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "c:tl:s:hV", long_opts, NULL)) != -1) {
         switch (opt) {
         case 'c':
             config_path = optarg;
@@ -79,6 +85,13 @@ int main(int argc, char **argv)
                         "warn, info, debug)\n", optarg);
                 return EXIT_USAGE;
             }
+            break;
+        case 's':
+            if (n_overrides == sizeof overrides / sizeof *overrides) {
+                fprintf(stderr, "morphd: too many --set options\n");
+                return EXIT_USAGE;
+            }
+            overrides[n_overrides++] = optarg;
             break;
         case 'H':
             morphd_config_print_reference(stdout);
@@ -107,6 +120,8 @@ int main(int argc, char **argv)
                  ? morphd_config_load_file(config_path, &cfg, &errs)
                  : morphd_config_load_string(morphd_default_config,
                                              "(built-in default)", &cfg, &errs);
+    for (size_t i = 0; rc == 0 && i < n_overrides; i++)
+        rc = morphd_config_override(&cfg, overrides[i], &errs);
     if (rc == 0)
         morphd_log_set_level(log_level >= 0 ? log_level : cfg.log_level);
     if (test_only && log_level < 0)

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "notify.h"
 
 /* The most a stage may output: enough for any case mapping of a full
  * message (at most 3x in UTF-8) with room to spare. */
@@ -247,6 +248,7 @@ void morphd_server_stop(morphd_server_t *s)
     if (s->stopping)
         return;
     s->stopping = true;
+    morphd_notify_stopping();
     for_each_listener(s, close_listener);
     if (s->n_open_listeners == 0) {
         close_server_handles(s);
@@ -278,6 +280,8 @@ int morphd_server_run(morphd_server_t *s)
     s->signals_on = true;
     if (s->stopping) /* stopped before running */
         close_server_handles(s);
+    else
+        morphd_notify_ready();
     int rc = uv_run(&s->loop, UV_RUN_DEFAULT);
     (void)rc;
     return 0;

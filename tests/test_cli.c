@@ -104,6 +104,36 @@ START_TEST(missing_config_file_exits_78)
 }
 END_TEST
 
+/* --set overrides one key of the file, e.g. to move the packaged service
+ * to another port. */
+START_TEST(set_overrides_a_key)
+{
+    char *out;
+    const char *args[] = {"-t", "-c", SOURCE_DIR "/config/morphd.ini", "--set",
+                          "uppercase.listen=tcp://127.0.0.1:0 udp://[::1]:0",
+                          "--set", "uppercase.uppercase.locale=tr", NULL};
+    ck_assert_int_eq(run_morphd(args, &out), 0);
+    ck_assert_msg(strstr(out, "on tcp://127.0.0.1:0 udp://[::1]:0\n"), "%s", out);
+    free(out);
+    const char *typo[] = {"-t", "--set", "uppercase.max_mesage=1K", NULL};
+    ck_assert_int_eq(run_morphd(typo, &out), 78);
+    ck_assert_msg(strstr(out, "did you mean 'max_message'?"), "%s", out);
+    free(out);
+    const char *bad[] = {"-t", "--set", "uppercase.framing=sideways", NULL};
+    ck_assert_int_eq(run_morphd(bad, &out), 78);
+    ck_assert_msg(strstr(out, "'sideways' is not a framing"), "%s", out);
+    free(out);
+    const char *nosvc[] = {"-t", "--set", "nope.listen=tcp://127.0.0.1:0", NULL};
+    ck_assert_int_eq(run_morphd(nosvc, &out), 78);
+    ck_assert_msg(strstr(out, "no service 'nope'"), "%s", out);
+    free(out);
+    const char *badopt[] = {"-t", "--set", "uppercase.uppercase.colour=red", NULL};
+    ck_assert_int_eq(run_morphd(badopt, &out), 78);
+    ck_assert_msg(strstr(out, "unknown option 'colour'"), "%s", out);
+    free(out);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("cli");
@@ -114,6 +144,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_mode_accepts_the_builtin_and_packaged_configs);
     tcase_add_test(tc, test_mode_reports_every_error_and_exits_78);
     tcase_add_test(tc, missing_config_file_exits_78);
+    tcase_add_test(tc, set_overrides_a_key);
     suite_add_tcase(s, tc);
     return s;
 }

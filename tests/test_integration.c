@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -358,6 +359,37 @@ START_TEST(plugin_option_error_at_startup)
 }
 END_TEST
 
+/* Under systemd (Type=notify) morphd reports READY=1 once it listens and
+ * STOPPING=1 when asked to stop. */
+START_TEST(systemd_notify_ready_and_stopping)
+{
+    char path[] = "/tmp/morph-notify-XXXXXX";
+    int tmp = mkstemp(path);
+    close(tmp);
+    unlink(path);
+    int fd = socket(AF_UNIX, SOCK_DGRAM, 0);
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    snprintf(sun.sun_path, sizeof sun.sun_path, "%s", path);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sun, sizeof sun), 0);
+    setenv("NOTIFY_SOCKET", path, 1);
+    start_service(PLUGIN_DIR, "transform = echo\n");
+    unsetenv("NOTIFY_SOCKET");
+    char msg[256] = "";
+    struct pollfd p = {fd, POLLIN, 0};
+    ck_assert_int_eq(poll(&p, 1, TIMEOUT_MS), 1);
+    ck_assert_int_gt(recv(fd, msg, sizeof msg - 1, 0), 0);
+    ck_assert_msg(strstr(msg, "READY=1"), "%s", msg);
+    kill(proc.pid, SIGTERM);
+    memset(msg, 0, sizeof msg);
+    ck_assert_int_eq(poll(&p, 1, TIMEOUT_MS), 1);
+    ck_assert_int_gt(recv(fd, msg, sizeof msg - 1, 0), 0);
+    ck_assert_msg(strstr(msg, "STOPPING=1"), "%s", msg);
+    stop_and_expect_clean_exit();
+    close(fd);
+    unlink(path);
+}
+END_TEST
+
 static void teardown(void)
 {
     if (proc.pid > 0)
@@ -384,6 +416,7 @@ static Suite *suite(void)
     tcase_add_test(tc, port_in_use_is_a_config_error);
     tcase_add_test(tc, stateful_plugin_counts_per_connection);
     tcase_add_test(tc, plugin_option_error_at_startup);
+    tcase_add_test(tc, systemd_notify_ready_and_stopping);
     suite_add_tcase(s, tc);
     return s;
 }
