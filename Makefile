@@ -7,7 +7,7 @@ CMAKE_FLAGS ?=
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CONFIG ?= config/morphd.ini
 
-.PHONY: all deps configure build run test check test-sanitize clean help
+.PHONY: all deps configure build run test check test-sanitize package test-package clean help
 
 all: build
 
@@ -16,6 +16,7 @@ help:
 	@echo "make test    install dependencies, build, run the test suite"
 	@echo "make build   build only (into $(BUILD_DIR)/)"
 	@echo "make test-sanitize  the test suite built with ASan+UBSan (into $(BUILD_DIR)-sanitize/)"
+	@echo "make package  Debian packages morph and morph-dev (into $(BUILD_DIR)-package/)"
 	@echo "make deps    install the missing Debian packages only"
 	@echo "make clean   remove $(BUILD_DIR)/"
 
@@ -43,5 +44,17 @@ test-sanitize: deps
 	cmake --build $(BUILD_DIR)-sanitize -j $(JOBS)
 	ctest --test-dir $(BUILD_DIR)-sanitize --output-on-failure -j $(JOBS)
 
+# Debian packages (morph and morph-dev), built for /usr in their own tree.
+package: deps
+	cmake -S . -B $(BUILD_DIR)-package -DCMAKE_BUILD_TYPE=Release \
+	    -DCMAKE_INSTALL_PREFIX=/usr -DMORPH_BUILD_TESTS=OFF $(CMAKE_FLAGS)
+	cmake --build $(BUILD_DIR)-package -j $(JOBS)
+	cd $(BUILD_DIR)-package && cpack
+	@ls $(BUILD_DIR)-package/*.deb
+
+# Installs the package into a scratch dpkg root, serves it, removes it.
+test-package: package
+	bash tests/package/package_test.sh $(BUILD_DIR)-package
+
 clean:
-	rm -rf $(BUILD_DIR) $(BUILD_DIR)-sanitize
+	rm -rf $(BUILD_DIR) $(BUILD_DIR)-sanitize $(BUILD_DIR)-package

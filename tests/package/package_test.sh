@@ -1,0 +1,75 @@
+#!/bin/bash
+# The Debian package as an operator gets it: install morph_*.deb into a
+# scratch dpkg root (dpkg --root, so the machine itself is untouched), run
+# the installed morphd with the installed config -- moved to ephemeral
+# loopback ports with --set, the documented override -- check the uppercase
+# reply over TCP and UDP with the installed client, then `dpkg -r` and check
+# that only the conffile is left.
+#
+# usage: package_test.sh PACKAGE_BUILD_DIR
+set -euo pipefail
+dir=$1
+deb=$(ls "$dir"/morph_*.deb)
+devdeb=$(ls "$dir"/morph-dev_*.deb)
+root=$(mktemp -d /tmp/morph-pkg-XXXXXX)
+pid=
+cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$root"; }
+trap cleanup EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+echo "== metadata"
+depends=$(dpkg-deb -f "$deb" Depends)
+for lib in libuv1 libicu72 libinih1; do
+    case "$depends" in *"$lib"*) ;; *) fail "Depends lacks $lib: $depends" ;; esac
+done
+dpkg-deb -I "$deb" conffiles | grep -qx /etc/morph/morphd.ini || fail "conffile"
+[ "$(dpkg-deb -f "$devdeb" Depends)" = "morph (= $(dpkg-deb -f "$deb" Version))" ] \
+    || fail "morph-dev Depends"
+
+echo "== install into a scratch root"
+mkdir -p "$root/var/lib/dpkg/info" "$root/var/lib/dpkg/updates"
+touch "$root/var/lib/dpkg/status"
+# dependencies live in the real system, not in the scratch dpkg database
+dpkg --root="$root" --force-depends --force-script-chrootless -i "$deb" "$devdeb" \
+    >"$root/dpkg.out" 2>&1 || { cat "$root/dpkg.out"; fail "dpkg -i"; }
+for f in usr/sbin/morphd usr/bin/morph etc/morph/morphd.ini \
+         usr/lib/systemd/system/morphd.service usr/share/man/man8/morphd.8.gz \
+         usr/include/morph/plugin.h; do
+    [ -e "$root/$f" ] || fail "missing $f"
+done
+plugins=$(dirname "$(find "$root/usr/lib" -name uppercase.so)")
+unit=$root/usr/lib/systemd/system/morphd.service
+for key in Type=notify NoNewPrivileges=yes ProtectSystem=strict ProtectHome=yes \
+           PrivateTmp=yes RestrictAddressFamilies= 'ExecReload=/bin/kill -HUP' \
+           Restart=on-failure DynamicUser=yes; do
+    grep -q "^$key" "$unit" || fail "unit lacks $key"
+done
+
+echo "== the installed service answers"
+"$root/usr/sbin/morphd" -c "$root/etc/morph/morphd.ini" \
+    --set "morphd.plugin_dir=$plugins" \
+    --set 'uppercase.listen=tcp://127.0.0.1:0 udp://127.0.0.1:0' 2>"$root/log" &
+pid=$!
+for _ in $(seq 200); do
+    grep -q "started (pid" "$root/log" && break
+    kill -0 "$pid" 2>/dev/null || { cat "$root/log"; fail "morphd exited"; }
+    sleep 0.05
+done
+port() { sed -n "s|.*service uppercase: listening on $1://127.0.0.1:\([0-9]*\) .*|\1|p" "$root/log"; }
+tcp=$(port tcp)
+udp=$(port udp)
+got=$("$root/usr/bin/morph" "127.0.0.1:$tcp" hello world)
+[ "$got" = "HELLO WORLD" ] || fail "TCP: '$got'"
+got=$("$root/usr/bin/morph" --udp "127.0.0.1:$udp" hello world)
+[ "$got" = "HELLO WORLD" ] || fail "UDP: '$got'"
+kill -TERM "$pid"
+wait "$pid" || fail "morphd exit status $?"
+pid=
+
+echo "== dpkg -r leaves only the conffile"
+dpkg --root="$root" --force-depends --force-script-chrootless -r morph-dev morph >/dev/null
+left=$(cd "$root" && find . -type f ! -path './var/lib/dpkg/*' ! -name log ! -name dpkg.out | sort)
+[ "$left" = "./etc/morph/morphd.ini" ] || fail "left behind: $left"
+dpkg --root="$root" --force-depends --force-script-chrootless --purge morph >/dev/null
+[ ! -e "$root/etc/morph/morphd.ini" ] || fail "purge kept the conffile"
+echo "package: all passed"
