@@ -19,12 +19,19 @@ typedef struct morphd_frontend {
     /* Binds the endpoint and starts serving on the service's loop. Returns
      * 0, or -1 with a reason in err (e.g. "address already in use"). */
     int (*open)(morphd_listener_t *l, char *err, size_t err_size);
-    /* Stops taking new work and finishes what is pending: replies already
-     * computed are written. Calls morphd_listener_closed(l) once nothing of
-     * the listener is left on the loop. */
+    /* Stops taking new work: no new connections or datagrams. Connections
+     * already accepted go on being served. Calls morphd_listener_closed(l)
+     * once nothing of the listener (connections included) is left. */
     void (*close)(morphd_listener_t *l);
+    /* Ends the connections of a closed listener gracefully: stop reading,
+     * write the replies already computed, then close. */
+    void (*drain)(morphd_listener_t *l);
     /* Drops whatever is still pending (after the shutdown timeout). */
     void (*abort)(morphd_listener_t *l);
+    /* The open listener was handed over to `l` by a reload (l->impl is the
+     * old listener's): point the transport's state at `l`. The socket stays
+     * open throughout, so nothing queued on it is lost. */
+    void (*rebind)(morphd_listener_t *l);
 } morphd_frontend_t;
 
 struct morphd_listener {

@@ -30,6 +30,7 @@ struct tcp_conn {
     uv_tcp_t handle; /* first: the handle's address is the connection's */
     uv_shutdown_t shutdown_req;
     tcp_listener_t *tl;
+    morphd_service_t *svc; /* the service it was accepted under (a ref) */
     tcp_conn_t *prev, *next;
     morphd_framer_t framer;
     size_t pending; /* reply bytes handed to uv_write, not yet written */
@@ -62,7 +63,7 @@ static void on_conn_closed(uv_handle_t *h)
 {
     tcp_conn_t *c = (tcp_conn_t *)h;
     tcp_listener_t *tl = c->tl;
-    morphd_service_t *svc = tl->l->service;
+    morphd_service_t *svc = c->svc;
     if (c->states_open)
         morphd_chain_conn_close(svc->chain, c->states);
     morphd_framer_free(&c->framer);
@@ -76,6 +77,7 @@ static void on_conn_closed(uv_handle_t *h)
     morphd_log(MORPH_LOG_DEBUG, "service %s: %s closed", svc->conf->name,
                c->peer);
     free(c);
+    morphd_service_unref(svc);
     listener_maybe_gone(tl);
 }
 
@@ -115,7 +117,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)suggested;
     tcp_conn_t *c = (tcp_conn_t *)h;
-    morphd_loop_ctx_t *ctx = c->tl->l->service->ctx;
+    morphd_loop_ctx_t *ctx = c->svc->ctx;
     /* One buffer per loop: read_cb consumes it before the next alloc. */
     *buf = uv_buf_init((char *)ctx->read_buf, (unsigned)ctx->read_buf_size);
 }
@@ -133,7 +135,7 @@ static void on_write(uv_write_t *req, int status)
         conn_close(c);
         return;
     }
-    size_t high = c->tl->l->service->conf->max_pending_output;
+    size_t high = c->svc->conf->max_pending_output;
     if (!c->reading && !c->eof && !c->closing && c->pending <= high / 2) {
         if (uv_read_start((uv_stream_t *)&c->handle, on_alloc,
                           c->handle.read_cb) == 0)
@@ -188,7 +190,7 @@ static int on_line(void *arg, const unsigned char *line, size_t len,
                    const char *ending)
 {
     tcp_conn_t *c = arg;
-    morphd_service_t *svc = c->tl->l->service;
+    morphd_service_t *svc = c->svc;
     int rc = morphd_service_handle(svc, c->states, line, len, 0, ending);
     return rc == MORPHD_MSG_FAILED ? 0 : rc; /* go on with the next line */
 }
@@ -196,7 +198,7 @@ static int on_line(void *arg, const unsigned char *line, size_t len,
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     tcp_conn_t *c = (tcp_conn_t *)stream;
-    morphd_service_t *svc = c->tl->l->service;
+    morphd_service_t *svc = c->svc;
     morphd_loop_ctx_t *ctx = svc->ctx;
     const morphd_service_conf_t *conf = svc->conf;
     const unsigned char *data = (const unsigned char *)buf->base;
@@ -285,8 +287,11 @@ static void on_connection(uv_stream_t *server, int status)
         return;
     }
     c->tl = tl;
+    c->svc = svc;
+    morphd_service_ref(svc);
     uv_tcp_init(server->loop, &c->handle);
     if (uv_accept(server, (uv_stream_t *)&c->handle) != 0) {
+        morphd_service_unref(svc);
         uv_close((uv_handle_t *)&c->handle, (uv_close_cb)free);
         return;
     }
@@ -372,7 +377,15 @@ static void tcp_close(morphd_listener_t *l)
     if (tl == NULL || tl->closing)
         return;
     tl->closing = true;
+    /* gone once the handle and every connection have closed */
     uv_close((uv_handle_t *)&tl->server, on_server_closed);
+}
+
+static void tcp_drain(morphd_listener_t *l)
+{
+    tcp_listener_t *tl = l->impl;
+    if (tl == NULL)
+        return;
     /* Stop reading; each connection closes once its replies are written. */
     for (tcp_conn_t *c = tl->conns, *next; c != NULL; c = next) {
         next = c->next;
@@ -385,15 +398,26 @@ static void tcp_abort(morphd_listener_t *l)
     tcp_listener_t *tl = l->impl;
     if (tl == NULL)
         return;
+    tcp_close(l);
+    if (l->impl == NULL)
+        return; /* nothing was left: the listener is gone */
     for (tcp_conn_t *c = tl->conns, *next; c != NULL; c = next) {
         next = c->next;
         conn_close(c);
     }
 }
 
+static void tcp_rebind(morphd_listener_t *l)
+{
+    tcp_listener_t *tl = l->impl;
+    tl->l = l; /* new connections get l's service; old ones keep theirs */
+}
+
 const morphd_frontend_t morphd_frontend_tcp = {
     .name = "tcp",
     .open = tcp_open,
     .close = tcp_close,
+    .drain = tcp_drain,
     .abort = tcp_abort,
+    .rebind = tcp_rebind,
 };

@@ -203,6 +203,11 @@ static void udp_close(morphd_listener_t *l)
     maybe_close_handle(ul);
 }
 
+static void udp_drain(morphd_listener_t *l)
+{
+    (void)l; /* no connections: close() already finishes queued replies */
+}
+
 static void udp_abort(morphd_listener_t *l)
 {
     udp_listener_t *ul = l->impl;
@@ -213,9 +218,17 @@ static void udp_abort(morphd_listener_t *l)
     uv_close((uv_handle_t *)&ul->handle, on_handle_closed);
 }
 
+static void udp_rebind(morphd_listener_t *l)
+{
+    udp_listener_t *ul = l->impl;
+    ul->l = l; /* datagrams from now on are answered by l's service */
+}
+
 const morphd_frontend_t morphd_frontend_udp = {
     .name = "udp",
     .open = udp_open,
     .close = udp_close,
+    .drain = udp_drain,
     .abort = udp_abort,
+    .rebind = udp_rebind,
 };

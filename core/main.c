@@ -129,15 +129,20 @@ int main(int argc, char **argv)
 
     morphd_server_t server;
     int server_made = rc == 0;
-    if (server_made)
+    if (server_made) {
         rc = morphd_server_init(&server, &cfg, morphd_default_plugin_dir(), &errs);
-    else
+        /* what SIGHUP re-reads */
+        server.config_path = config_path;
+        server.overrides = overrides;
+        server.n_overrides = n_overrides;
+    } else {
         morphd_config_free(&cfg);
+    }
 
     if (rc == 0 && test_only) {
-        printf("morphd: %s: configuration OK\n", server.cfg.path);
+        printf("morphd: %s: configuration OK\n", server.gen->cfg.path);
         for (size_t i = 0; i < server.n_services; i++) {
-            const morphd_service_conf_t *c = server.services[i].conf;
+            const morphd_service_conf_t *c = server.services[i]->conf;
             printf("  service %s:", c->name);
             for (size_t j = 0; j < c->n_chain; j++)
                 printf("%s %s", j ? " |" : "", c->chain[j]);
@@ -163,8 +168,6 @@ int main(int argc, char **argv)
     if (rc == 0) {
         rc = morphd_server_listen(&server, &errs);
         if (rc == 0) {
-            morphd_log(MORPH_LOG_INFO, "morphd %s started (pid %d)",
-                       MORPH_VERSION, (int)getpid());
             morphd_server_run(&server);
             morphd_log(MORPH_LOG_INFO, "morphd stopped");
         }

@@ -64,8 +64,27 @@ static int check_permissions(const char *path, char *why, size_t why_size)
 int morphd_plugin_load(const char *dir, const char *name, morphd_plugin_t *p,
                        char *err, size_t err_size)
 {
+    return morphd_plugin_load_variant(dir, name, 0, p, err, err_size);
+}
+
+int morphd_plugin_file_changed(const morphd_plugin_t *p)
+{
+    struct stat now;
+    if (stat(p->path, &now) != 0)
+        return 1;
+    return now.st_dev != p->file.st_dev || now.st_ino != p->file.st_ino ||
+           now.st_size != p->file.st_size ||
+           now.st_mtim.tv_sec != p->file.st_mtim.tv_sec ||
+           now.st_mtim.tv_nsec != p->file.st_mtim.tv_nsec;
+}
+
+int morphd_plugin_load_variant(const char *dir, const char *name,
+                               unsigned variant, morphd_plugin_t *p, char *err,
+                               size_t err_size)
+{
     memset(p, 0, sizeof *p);
     char *path = NULL;
+    char *dl_name = NULL;
     if (asprintf(&path, "%s/%s.so", dir, name) < 0) {
         snprintf(err, err_size, "plugin '%s': out of memory", name);
         return -1;
@@ -90,11 +109,26 @@ int morphd_plugin_load(const char *dir, const char *name, morphd_plugin_t *p,
         goto fail;
     }
 
+    /* "dir/./././name.so": the same file under a name the dynamic loader
+     * has not seen, so a replaced file is mapped anew */
+    {
+        size_t dlen = strlen(dir);
+        dl_name = malloc(dlen + 2 * (size_t)variant + strlen(name) + 5);
+        if (dl_name == NULL) {
+            snprintf(err, err_size, "plugin '%s': out of memory", name);
+            goto fail;
+        }
+        char *q = dl_name + sprintf(dl_name, "%s", dir);
+        for (unsigned i = 0; i < variant; i++)
+            q += sprintf(q, "/.");
+        sprintf(q, "/%s.so", name);
+    }
+
     /* RTLD_NODELETE: a plugin's code stays mapped after dlclose. Libraries
      * it pulls in (ICU) keep process-wide caches and atexit handlers that
      * would point into unmapped memory if the plugin went away. */
     dlerror();
-    p->handle = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
+    p->handle = dlopen(dl_name, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
     if (p->handle == NULL) {
         const char *dl_why = dlerror();
         snprintf(err, err_size, "plugin '%s': %s: cannot load: %s", name, path,
@@ -148,11 +182,14 @@ int morphd_plugin_load(const char *dir, const char *name, morphd_plugin_t *p,
     }
     p->path = path;
     p->desc = desc;
+    p->file = sb;
+    free(dl_name);
     return 0;
 
 fail:
     if (p->handle != NULL)
         dlclose(p->handle);
+    free(dl_name);
     free(path);
     memset(p, 0, sizeof *p);
     return -1;

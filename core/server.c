@@ -1,7 +1,9 @@
 /*
- * server.c -- start-up, running and shutdown of morphd (server.h). Plugins
+ * server.c -- start-up, reload and shutdown of morphd (server.h). Plugins
  * are loaded once per file even when several services use them; each
- * service gets its own instances with its own options.
+ * service gets its own instances with its own options. A reload builds the
+ * new services completely before touching the running ones, so a bad
+ * configuration changes nothing.
  */
 #include "server.h"
 
@@ -9,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "notify.h"
@@ -36,12 +39,30 @@ static char *resolve_dir(const char *dir, const char *config_path)
     return out;
 }
 
-static morphd_plugin_t *find_or_load(morphd_server_t *s, const char *name,
-                                     char *err, size_t err_size)
+static char *plugin_dir_for(const morphd_config_t *cfg, const char *fallback)
 {
-    for (size_t i = 0; i < s->n_plugins; i++)
-        if (strcmp(s->plugins[i]->name, name) == 0)
-            return s->plugins[i];
+    return cfg->plugin_dir ? resolve_dir(cfg->plugin_dir, cfg->path)
+                           : strdup(fallback);
+}
+
+/* The loaded plugin `name` from `dir`, loading it -- again, when its file
+ * was replaced since -- as needed. */
+static morphd_plugin_t *find_or_load(morphd_server_t *s, const char *dir,
+                                     const char *name, char *err,
+                                     size_t err_size)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s.so", dir, name);
+    unsigned variants = 0;
+    for (size_t i = s->n_plugins; i-- > 0;) {
+        morphd_plugin_t *p = s->plugins[i];
+        if (strcmp(p->name, name) != 0)
+            continue;
+        variants++;
+        if (strcmp(p->path, path) == 0 && variants == 1 &&
+            !morphd_plugin_file_changed(p))
+            return p;
+    }
     /* each plugin has its own allocation: chains keep pointers to it */
     morphd_plugin_t *p = malloc(sizeof *p);
     morphd_plugin_t **grown =
@@ -53,7 +74,8 @@ static morphd_plugin_t *find_or_load(morphd_server_t *s, const char *name,
         snprintf(err, err_size, "out of memory");
         return NULL;
     }
-    if (morphd_plugin_load(s->plugin_dir, name, p, err, err_size) != 0) {
+    if (morphd_plugin_load_variant(dir, name, variants, p, err, err_size) !=
+        0) {
         free(p);
         return NULL;
     }
@@ -71,25 +93,40 @@ static bool has_tcp(const morphd_service_conf_t *conf)
     return false;
 }
 
-static void setup_service(morphd_server_t *s, morphd_service_t *svc,
-                          const morphd_service_conf_t *conf,
-                          morphd_errors_t *errs)
+/* Builds one service of `gen` (chain and listener slots, nothing bound).
+ * Returns NULL after adding errors. */
+static morphd_service_t *make_service(morphd_server_t *s,
+                                      morphd_generation_t *gen,
+                                      const char *plugin_dir,
+                                      const morphd_service_conf_t *conf,
+                                      morphd_errors_t *errs)
 {
-    const char *file = s->cfg.path;
+    const char *file = gen->cfg.path;
     char err[768];
-    memset(svc, 0, sizeof *svc);
+    morphd_service_t *svc = calloc(1, sizeof *svc);
+    morphd_plugin_t **plugins = calloc(conf->n_chain, sizeof *plugins);
+    if (svc == NULL || plugins == NULL) {
+        free(svc);
+        free(plugins);
+        morphd_errors_add(errs, "out of memory");
+        return NULL;
+    }
     svc->conf = conf;
     svc->ctx = &s->ctx;
     svc->owner = s;
+    svc->gen = gen;
+    svc->refs = 1; /* part of the current configuration */
+    gen->refs++;
+    svc->all = &s->all_services;
+    svc->next = s->all_services;
+    if (s->all_services)
+        s->all_services->prev = svc;
+    s->all_services = svc;
 
-    morphd_plugin_t **plugins = calloc(conf->n_chain, sizeof *plugins);
-    if (plugins == NULL) {
-        morphd_errors_add(errs, "out of memory");
-        return;
-    }
     bool ok = true;
     for (size_t i = 0; i < conf->n_chain; i++) {
-        plugins[i] = find_or_load(s, conf->chain[i], err, sizeof err);
+        plugins[i] = find_or_load(s, plugin_dir, conf->chain[i], err,
+                                  sizeof err);
         if (plugins[i] == NULL) {
             morphd_errors_add(errs, "%s:%d: %s", file, conf->transform_line,
                               err);
@@ -112,15 +149,21 @@ static void setup_service(morphd_server_t *s, morphd_service_t *svc,
     }
     if (ok && morphd_chain_create(plugins, conf->n_chain, conf,
                                   out_limit_for(conf), &svc->chain, err,
-                                  sizeof err) != 0)
+                                  sizeof err) != 0) {
         morphd_errors_add(errs, "%s:%d: service '%s': %s", file,
                           conf->transform_line, conf->name, err);
+        ok = false;
+    }
     free(plugins);
 
     svc->listeners = calloc(conf->n_listen, sizeof *svc->listeners);
     if (svc->listeners == NULL) {
         morphd_errors_add(errs, "out of memory");
-        return;
+        ok = false;
+    }
+    if (!ok) {
+        morphd_service_destroy(svc);
+        return NULL;
     }
     svc->n_listeners = conf->n_listen;
     for (size_t i = 0; i < conf->n_listen; i++) {
@@ -129,18 +172,75 @@ static void setup_service(morphd_server_t *s, morphd_service_t *svc,
         l->service = svc;
         l->endpoint = conf->listen[i];
     }
+    return svc;
+}
+
+/* Drops services that were never opened (a failed start or reload). */
+static void discard_services(morphd_service_t **svcs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        svcs[i]->retired = true;
+        morphd_service_unref(svcs[i]);
+    }
+    free(svcs);
+}
+
+/* Makes a generation of `cfg` (taken) and its services. */
+static int make_generation(morphd_server_t *s, morphd_config_t *cfg,
+                           morphd_generation_t **gen_out, char **dir_out,
+                           morphd_service_t ***svcs_out, morphd_errors_t *errs)
+{
+    size_t errors_before = errs->n;
+    morphd_generation_t *gen = calloc(1, sizeof *gen);
+    if (gen == NULL) {
+        morphd_config_free(cfg);
+        morphd_errors_add(errs, "out of memory");
+        return -1;
+    }
+    gen->cfg = *cfg;
+    memset(cfg, 0, sizeof *cfg);
+    gen->refs = 1; /* ours while building: a failed service must not free it */
+    char *dir = plugin_dir_for(&gen->cfg, s->default_plugin_dir);
+    morphd_service_t **svcs = calloc(gen->cfg.n_services + 1, sizeof *svcs);
+    size_t n = 0;
+    if (dir == NULL || svcs == NULL)
+        morphd_errors_add(errs, "out of memory");
+    else
+        for (size_t i = 0; i < gen->cfg.n_services; i++) {
+            morphd_service_t *svc = make_service(s, gen, dir,
+                                                 &gen->cfg.services[i], errs);
+            if (svc != NULL)
+                svcs[n++] = svc;
+        }
+    bool failed = errs->n != errors_before;
+    if (failed) {
+        free(dir);
+        for (size_t i = 0; i < n; i++) {
+            svcs[i]->retired = true;
+            morphd_service_unref(svcs[i]);
+        }
+        free(svcs);
+    }
+    if (--gen->refs == 0) { /* no service holds it */
+        morphd_config_free(&gen->cfg);
+        free(gen);
+    }
+    if (failed)
+        return -1;
+    *gen_out = gen;
+    *dir_out = dir;
+    *svcs_out = svcs;
+    return 0;
 }
 
 int morphd_server_init(morphd_server_t *s, morphd_config_t *cfg,
                        const char *plugin_dir, morphd_errors_t *errs)
 {
     memset(s, 0, sizeof *s);
-    s->cfg = *cfg;
-    memset(cfg, 0, sizeof *cfg);
-    size_t errors_before = errs->n;
-
+    s->default_plugin_dir = plugin_dir;
     int rc = uv_loop_init(&s->loop);
     if (rc != 0) {
+        morphd_config_free(cfg);
         morphd_errors_add(errs, "cannot create the event loop: %s",
                           uv_strerror(rc));
         return -1;
@@ -148,19 +248,17 @@ int morphd_server_init(morphd_server_t *s, morphd_config_t *cfg,
     s->ctx.loop = &s->loop;
     s->ctx.read_buf_size = MORPHD_READ_BUF_SIZE;
     s->ctx.read_buf = malloc(s->ctx.read_buf_size);
-    s->plugin_dir = resolve_dir(s->cfg.plugin_dir ? s->cfg.plugin_dir
-                                                  : plugin_dir,
-                                s->cfg.plugin_dir ? s->cfg.path : NULL);
-    s->services = calloc(s->cfg.n_services, sizeof *s->services);
-    if (s->ctx.read_buf == NULL || s->plugin_dir == NULL ||
-        (s->services == NULL && s->cfg.n_services > 0)) {
+    if (s->ctx.read_buf == NULL) {
+        morphd_config_free(cfg);
         morphd_errors_add(errs, "out of memory");
         return -1;
     }
-    s->n_services = s->cfg.n_services;
-    for (size_t i = 0; i < s->n_services; i++)
-        setup_service(s, &s->services[i], &s->cfg.services[i], errs);
-    return errs->n == errors_before ? 0 : -1;
+    morphd_generation_t *gen;
+    if (make_generation(s, cfg, &gen, &s->plugin_dir, &s->services, errs) != 0)
+        return -1;
+    s->gen = gen;
+    s->n_services = gen->cfg.n_services;
+    return 0;
 }
 
 const morphd_frontend_t *morphd_frontend_for(morphd_transport_t t)
@@ -176,63 +274,240 @@ static void close_server_handles(morphd_server_t *s)
         s->signals_on = false;
         uv_close((uv_handle_t *)&s->sigint, on_handle_closed_noop);
         uv_close((uv_handle_t *)&s->sigterm, on_handle_closed_noop);
+        uv_close((uv_handle_t *)&s->sighup, on_handle_closed_noop);
         uv_close((uv_handle_t *)&s->shutdown_timer, on_handle_closed_noop);
     }
 }
 
 void morphd_listener_closed(morphd_listener_t *l)
 {
-    morphd_server_t *s = l->service->owner;
-    morphd_log(MORPH_LOG_INFO, "service %s: closed %s", l->service->conf->name,
+    morphd_service_t *svc = l->service;
+    morphd_server_t *s = svc->owner;
+    morphd_log(MORPH_LOG_INFO, "service %s: closed %s", svc->conf->name,
                l->bound);
-    if (--s->n_open_listeners == 0 && s->stopping)
+    s->n_open_listeners--;
+    morphd_service_unref(svc); /* may free l: last use above */
+    if (s->n_open_listeners == 0 && s->stopping)
         close_server_handles(s);
 }
 
+/* Calls fn on every open listener of the current services. */
 static void for_each_listener(morphd_server_t *s,
                               void (*fn)(morphd_listener_t *))
 {
     for (size_t i = 0; i < s->n_services; i++)
-        for (size_t j = 0; j < s->services[i].n_listeners; j++)
-            if (s->services[i].listeners[j].impl != NULL)
-                fn(&s->services[i].listeners[j]);
+        for (size_t j = 0; j < s->services[i]->n_listeners; j++)
+            if (s->services[i]->listeners[j].impl != NULL)
+                fn(&s->services[i]->listeners[j]);
+}
+
+/* Calls fn on every listener still alive, retired ones included (closed
+ * by a reload, still serving the connections they accepted). fn may free
+ * a service, so the next one is read first. */
+static void for_every_listener(morphd_server_t *s,
+                               void (*fn)(morphd_listener_t *))
+{
+    for (morphd_service_t *svc = s->all_services, *next; svc; svc = next) {
+        morphd_service_ref(svc); /* keeps svc while fn runs */
+        for (size_t j = 0; j < svc->n_listeners; j++)
+            if (svc->listeners[j].impl != NULL)
+                fn(&svc->listeners[j]);
+        next = svc->next;
+        morphd_service_unref(svc);
+    }
 }
 
 static void close_listener(morphd_listener_t *l) { l->frontend->close(l); }
+static void drain_listener(morphd_listener_t *l) { l->frontend->drain(l); }
 static void abort_listener(morphd_listener_t *l) { l->frontend->abort(l); }
+
+static const char *listener_kind(const morphd_listener_t *l)
+{
+    if (l->endpoint.transport == MORPHD_UDP)
+        return "datagrams";
+    return l->service->conf->framing == MORPHD_FRAMING_LINE ? "line framing"
+                                                            : "stream framing";
+}
+
+static int open_listener(morphd_server_t *s, morphd_listener_t *l,
+                         morphd_errors_t *errs)
+{
+    char err[256];
+    const morphd_service_conf_t *conf = l->service->conf;
+    if (l->frontend->open(l, err, sizeof err) != 0) {
+        morphd_errors_add(errs, "%s:%d: service '%s': %s",
+                          l->service->gen->cfg.path, conf->listen_line,
+                          conf->name, err);
+        return -1;
+    }
+    s->n_open_listeners++;
+    morphd_service_ref(l->service);
+    morphd_log(MORPH_LOG_INFO, "service %s: listening on %s (%s)", conf->name,
+               l->bound, listener_kind(l));
+    return 0;
+}
 
 int morphd_server_listen(morphd_server_t *s, morphd_errors_t *errs)
 {
-    char err[256];
-    int failed = 0;
-    for (size_t i = 0; i < s->n_services && !failed; i++) {
-        morphd_service_t *svc = &s->services[i];
-        for (size_t j = 0; j < svc->n_listeners; j++) {
-            morphd_listener_t *l = &svc->listeners[j];
-            if (l->frontend->open(l, err, sizeof err) != 0) {
-                morphd_errors_add(errs, "%s:%d: service '%s': %s", s->cfg.path,
-                                  svc->conf->listen_line, svc->conf->name, err);
-                failed = 1;
-                break;
+    for (size_t i = 0; i < s->n_services; i++) {
+        morphd_service_t *svc = s->services[i];
+        for (size_t j = 0; j < svc->n_listeners; j++)
+            if (open_listener(s, &svc->listeners[j], errs) != 0) {
+                /* undo: close what opened and let the loop finish it */
+                for_each_listener(s, abort_listener);
+                uv_run(&s->loop, UV_RUN_DEFAULT);
+                return -1;
             }
-            s->n_open_listeners++;
-            morphd_log(MORPH_LOG_INFO, "service %s: listening on %s (%s)",
-                       svc->conf->name, l->bound,
-                       svc->conf->framing == MORPHD_FRAMING_LINE ||
-                               l->endpoint.transport == MORPHD_UDP
-                           ? (l->endpoint.transport == MORPHD_UDP ? "datagrams"
-                                                                  : "line framing")
-                           : "stream framing");
-        }
-    }
-    if (failed) {
-        /* undo: close what opened and let the loop finish closing it */
-        s->stopping = true;
-        for_each_listener(s, abort_listener);
-        uv_run(&s->loop, UV_RUN_DEFAULT);
-        return -1;
     }
     return 0;
+}
+
+/* The open listener of the running services that `l` takes over: same
+ * transport and configured endpoint, not claimed by another new listener.
+ * A port-0 endpoint means "any free port", so it is only taken over by the
+ * same service. */
+static morphd_listener_t *find_running(morphd_server_t *s,
+                                       const morphd_listener_t *l,
+                                       morphd_listener_t *const *claimed,
+                                       size_t n_claimed)
+{
+    bool any_port = morphd_endpoint_port(&l->endpoint) == 0;
+    for (size_t i = 0; i < s->n_services; i++)
+        for (size_t j = 0; j < s->services[i]->n_listeners; j++) {
+            morphd_listener_t *old = &s->services[i]->listeners[j];
+            if (old->impl == NULL ||
+                old->endpoint.transport != l->endpoint.transport ||
+                strcmp(old->endpoint.text, l->endpoint.text) != 0 ||
+                (any_port && strcmp(old->service->conf->name,
+                                    l->service->conf->name) != 0))
+                continue;
+            bool taken = false;
+            for (size_t k = 0; k < n_claimed && !taken; k++)
+                taken = claimed[k] == old;
+            if (!taken)
+                return old;
+        }
+    return NULL;
+}
+
+int morphd_server_reload(morphd_server_t *s, morphd_config_t *cfg,
+                         morphd_errors_t *errs)
+{
+    morphd_generation_t *gen;
+    char *dir;
+    morphd_service_t **svcs;
+    if (make_generation(s, cfg, &gen, &dir, &svcs, errs) != 0)
+        return -1;
+    size_t n = gen->cfg.n_services;
+
+    /* 1. Pair each new listener with the running one it takes over. */
+    size_t n_new = 0;
+    for (size_t i = 0; i < n; i++)
+        n_new += svcs[i]->n_listeners;
+    morphd_listener_t **from = calloc(n_new + 1, sizeof *from);
+    if (from == NULL) {
+        morphd_errors_add(errs, "out of memory");
+        discard_services(svcs, n);
+        free(dir);
+        return -1;
+    }
+    for (size_t i = 0, k = 0; i < n; i++)
+        for (size_t j = 0; j < svcs[i]->n_listeners; j++, k++)
+            from[k] = find_running(s, &svcs[i]->listeners[j], from, k);
+
+    /* 2. Open the endpoints that are new. Any failure undoes them all. */
+    for (size_t i = 0, k = 0; i < n; i++)
+        for (size_t j = 0; j < svcs[i]->n_listeners; j++, k++) {
+            if (from[k] != NULL ||
+                open_listener(s, &svcs[i]->listeners[j], errs) == 0)
+                continue;
+            for (size_t a = 0; a <= i; a++)
+                for (size_t b = 0; b < svcs[a]->n_listeners; b++)
+                    if (svcs[a]->listeners[b].impl != NULL)
+                        abort_listener(&svcs[a]->listeners[b]);
+            discard_services(svcs, n); /* freed as their listeners close */
+            free(from);
+            free(dir);
+            return -1;
+        }
+
+    /* 3. Hand the others over, socket and all: nothing queued is lost. */
+    for (size_t i = 0, k = 0; i < n; i++)
+        for (size_t j = 0; j < svcs[i]->n_listeners; j++, k++) {
+            morphd_listener_t *l = &svcs[i]->listeners[j], *old = from[k];
+            if (old == NULL)
+                continue;
+            l->impl = old->impl;
+            old->impl = NULL;
+            memcpy(l->bound, old->bound, sizeof l->bound);
+            l->frontend->rebind(l);
+            morphd_service_ref(l->service);
+            morphd_service_unref(old->service);
+        }
+    free(from);
+
+    /* 4. Close what is no longer configured; retire the old services
+     * (their TCP connections keep them until they end). */
+    for_each_listener(s, close_listener);
+    for (size_t i = 0; i < s->n_services; i++) {
+        morphd_service_t *old = s->services[i];
+        for (size_t k = 0; k < n; k++)
+            if (strcmp(svcs[k]->conf->name, old->conf->name) == 0)
+                svcs[k]->counters = old->counters; /* counters go on */
+        old->retired = true;
+        morphd_service_unref(old);
+    }
+    free(s->services);
+    free(s->plugin_dir);
+    s->services = svcs;
+    s->n_services = n;
+    s->gen = gen;
+    s->plugin_dir = dir;
+    s->reloads++;
+    return 0;
+}
+
+int morphd_server_read_config(const morphd_server_t *s, morphd_config_t *cfg,
+                              morphd_errors_t *errs)
+{
+    int rc = s->config_path
+                 ? morphd_config_load_file(s->config_path, cfg, errs)
+                 : morphd_config_load_string(morphd_default_config,
+                                             "(built-in default)", cfg, errs);
+    for (size_t i = 0; rc == 0 && i < s->n_overrides; i++)
+        rc = morphd_config_override(cfg, s->overrides[i], errs);
+    if (rc != 0)
+        morphd_config_free(cfg);
+    return rc;
+}
+
+int morphd_server_reload_from_source(morphd_server_t *s)
+{
+    if (s->stopping)
+        return -1;
+    morphd_notify_reloading();
+    const char *name = s->config_path ? s->config_path : "(built-in default)";
+    morphd_log(MORPH_LOG_INFO, "reloading the configuration from %s", name);
+    morphd_errors_t errs = MORPHD_ERRORS_INIT;
+    morphd_config_t cfg;
+    int rc = morphd_server_read_config(s, &cfg, &errs);
+    if (rc == 0)
+        rc = morphd_server_reload(s, &cfg, &errs);
+    if (rc == 0) {
+        morphd_log_set_level(s->gen->cfg.log_level);
+        morphd_log(MORPH_LOG_INFO, "configuration reloaded from %s: %zu "
+                   "service%s", name, s->n_services,
+                   s->n_services == 1 ? "" : "s");
+    } else {
+        for (size_t i = 0; i < errs.n; i++)
+            morphd_log(MORPH_LOG_ERROR, "%s", errs.msgs[i]);
+        morphd_log(MORPH_LOG_ERROR, "reload failed (%zu error%s); still "
+                   "serving the previous configuration", errs.n,
+                   errs.n == 1 ? "" : "s");
+    }
+    morphd_errors_free(&errs);
+    morphd_notify_ready();
+    return rc;
 }
 
 static void on_shutdown_timeout(uv_timer_t *t)
@@ -240,7 +515,7 @@ static void on_shutdown_timeout(uv_timer_t *t)
     morphd_server_t *s = t->data;
     morphd_log(MORPH_LOG_WARN, "shutdown timeout: closing connections with "
                "unsent replies");
-    for_each_listener(s, abort_listener);
+    for_every_listener(s, abort_listener);
 }
 
 void morphd_server_stop(morphd_server_t *s)
@@ -250,13 +525,14 @@ void morphd_server_stop(morphd_server_t *s)
     s->stopping = true;
     morphd_notify_stopping();
     for_each_listener(s, close_listener);
+    for_every_listener(s, drain_listener);
     if (s->n_open_listeners == 0) {
         close_server_handles(s);
         return;
     }
     if (s->signals_on) {
         uv_timer_start(&s->shutdown_timer, on_shutdown_timeout,
-                       s->cfg.shutdown_timeout_ms, 0);
+                       s->gen->cfg.shutdown_timeout_ms, 0);
         uv_unref((uv_handle_t *)&s->shutdown_timer);
     }
 }
@@ -264,6 +540,10 @@ void morphd_server_stop(morphd_server_t *s)
 static void on_signal(uv_signal_t *h, int signum)
 {
     morphd_server_t *s = h->data;
+    if (signum == SIGHUP) {
+        morphd_server_reload_from_source(s);
+        return;
+    }
     morphd_log(MORPH_LOG_INFO, "received %s; finishing pending replies and "
                "exiting", signum == SIGINT ? "SIGINT" : "SIGTERM");
     morphd_server_stop(s);
@@ -273,25 +553,40 @@ int morphd_server_run(morphd_server_t *s)
 {
     uv_signal_init(&s->loop, &s->sigint);
     uv_signal_init(&s->loop, &s->sigterm);
+    uv_signal_init(&s->loop, &s->sighup);
     uv_timer_init(&s->loop, &s->shutdown_timer);
-    s->sigint.data = s->sigterm.data = s->shutdown_timer.data = s;
+    s->sigint.data = s->sigterm.data = s->sighup.data = s;
+    s->shutdown_timer.data = s;
     uv_signal_start(&s->sigint, on_signal, SIGINT);
     uv_signal_start(&s->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&s->sighup, on_signal, SIGHUP);
     s->signals_on = true;
-    if (s->stopping) /* stopped before running */
+    if (s->stopping) { /* stopped before running */
         close_server_handles(s);
-    else
+    } else {
+        /* only now: a SIGHUP before the handlers are in place would kill */
+        morphd_log(MORPH_LOG_INFO, "morphd %s started (pid %d)", MORPH_VERSION,
+                   (int)getpid());
         morphd_notify_ready();
-    int rc = uv_run(&s->loop, UV_RUN_DEFAULT);
-    (void)rc;
+    }
+    uv_run(&s->loop, UV_RUN_DEFAULT);
     return 0;
 }
 
 void morphd_server_free(morphd_server_t *s)
 {
+    if (s->ctx.loop != NULL)
+        uv_run(&s->loop, UV_RUN_NOWAIT); /* finish any pending closes */
     for (size_t i = 0; i < s->n_services; i++) {
-        morphd_chain_destroy(s->services[i].chain);
-        free(s->services[i].listeners);
+        morphd_service_t *svc = s->services[i];
+        if (svc->refs == 1) {
+            svc->retired = true;
+            morphd_service_unref(svc);
+        } else {
+            morphd_log(MORPH_LOG_WARN, "service %s still in use at exit",
+                       svc->conf->name);
+            morphd_service_destroy(svc);
+        }
     }
     free(s->services);
     for (size_t i = 0; i < s->n_plugins; i++) {
@@ -303,11 +598,7 @@ void morphd_server_free(morphd_server_t *s)
     morphd_buf_free(&s->ctx.reply);
     free(s->ctx.read_buf);
     free(s->plugin_dir);
-    if (s->ctx.loop != NULL) {
-        uv_run(&s->loop, UV_RUN_NOWAIT); /* finish any pending closes */
-        if (uv_loop_close(&s->loop) != 0)
-            morphd_log(MORPH_LOG_WARN, "event loop closed with handles open");
-    }
-    morphd_config_free(&s->cfg);
+    if (s->ctx.loop != NULL && uv_loop_close(&s->loop) != 0)
+        morphd_log(MORPH_LOG_WARN, "event loop closed with handles open");
     memset(s, 0, sizeof *s);
 }

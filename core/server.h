@@ -1,7 +1,8 @@
 /*
  * server.h -- the whole daemon on one libuv loop: loads the plugins a
  * configuration names, builds each service's chain, opens its listeners,
- * and shuts down gracefully on SIGINT/SIGTERM.
+ * reloads on SIGHUP without dropping anything, and shuts down gracefully
+ * on SIGINT/SIGTERM.
  */
 #ifndef MORPHD_SERVER_H
 #define MORPHD_SERVER_H
@@ -17,16 +18,25 @@
 typedef struct morphd_server {
     uv_loop_t loop;
     morphd_loop_ctx_t ctx;
-    morphd_config_t cfg;
+
+    /* where the configuration comes from, for reloads */
+    const char *config_path; /* NULL: the built-in default */
+    const char *const *overrides; /* --set, applied after each load */
+    size_t n_overrides;
+    const char *default_plugin_dir;
+
+    morphd_generation_t *gen; /* the current configuration */
     char *plugin_dir;
-
-    morphd_plugin_t **plugins; /* each plugin file loaded once */
-    size_t n_plugins;
-    morphd_service_t *services;
+    morphd_service_t **services; /* the current services */
     size_t n_services;
-    size_t n_open_listeners;
+    morphd_service_t *all_services; /* current and retired, still alive */
 
-    uv_signal_t sigint, sigterm;
+    morphd_plugin_t **plugins; /* every plugin file ever loaded */
+    size_t n_plugins;
+    size_t n_open_listeners;
+    unsigned reloads;
+
+    uv_signal_t sigint, sigterm, sighup;
     uv_timer_t shutdown_timer;
     bool signals_on;
     bool stopping;
@@ -42,6 +52,24 @@ int morphd_server_init(morphd_server_t *s, morphd_config_t *cfg,
 /* Binds every listener. On any failure closes those already open and
  * returns -1 with the errors. */
 int morphd_server_listen(morphd_server_t *s, morphd_errors_t *errs);
+
+/* Replaces the running configuration with `cfg` (taken): new plugins are
+ * loaded, listeners for new endpoints opened, listeners whose endpoint is
+ * still configured handed over without closing their socket, the others
+ * closed. TCP connections already accepted keep the configuration they
+ * were accepted under. On any error nothing changes: returns -1 with the
+ * errors and the old configuration goes on serving. */
+int morphd_server_reload(morphd_server_t *s, morphd_config_t *cfg,
+                         morphd_errors_t *errs);
+
+/* Re-reads config_path (or the built-in default) with the overrides and
+ * reloads, logging the outcome. What SIGHUP does. */
+int morphd_server_reload_from_source(morphd_server_t *s);
+
+/* Loads the configuration from config_path (or the built-in default) and
+ * applies the overrides. */
+int morphd_server_read_config(const morphd_server_t *s, morphd_config_t *cfg,
+                              morphd_errors_t *errs);
 
 /* Runs until shut down by SIGINT/SIGTERM (or morphd_server_stop). */
 int morphd_server_run(morphd_server_t *s);

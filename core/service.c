@@ -5,7 +5,37 @@
  */
 #include "service.h"
 
+#include <stdlib.h>
+
 #include "log.h"
+
+void morphd_service_ref(morphd_service_t *svc) { svc->refs++; }
+
+void morphd_service_unref(morphd_service_t *svc)
+{
+    if (--svc->refs == 0 && svc->retired)
+        morphd_service_destroy(svc);
+}
+
+void morphd_service_destroy(morphd_service_t *svc)
+{
+    morphd_generation_t *gen = svc->gen;
+    if (svc->all != NULL) {
+        if (svc->prev)
+            svc->prev->next = svc->next;
+        else
+            *svc->all = svc->next;
+        if (svc->next)
+            svc->next->prev = svc->prev;
+    }
+    morphd_chain_destroy(svc->chain);
+    free(svc->listeners);
+    free(svc);
+    if (gen != NULL && --gen->refs == 0) {
+        morphd_config_free(&gen->cfg);
+        free(gen);
+    }
+}
 
 int morphd_service_handle(morphd_service_t *svc, void **states,
                           const unsigned char *msg, size_t len,

@@ -5,6 +5,7 @@
 #ifndef MORPHD_SERVICE_H
 #define MORPHD_SERVICE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -31,18 +32,39 @@ typedef struct morphd_counters {
     uint64_t datagrams_dropped; /* oversized, or replies that could not be queued */
 } morphd_counters_t;
 
+/* One loaded configuration. Services point into it, so it lives until
+ * the last service made from it is gone -- after a reload, that is when
+ * the last connection accepted under it has closed. */
+typedef struct morphd_generation {
+    morphd_config_t cfg;
+    size_t refs; /* services alive */
+} morphd_generation_t;
+
+/* A service is reference-counted: one reference while it is part of the
+ * current configuration, one per open listener and one per TCP connection
+ * accepted for it. A connection keeps the service (chain, options) it was
+ * accepted under, so a reload never changes a connection mid-stream. */
 struct morphd_service {
     const morphd_service_conf_t *conf;
-    const char *config_path;
+    morphd_generation_t *gen;
     morphd_chain_t *chain;
     morphd_loop_ctx_t *ctx;
     morphd_listener_t *listeners;
     size_t n_listeners;
-    size_t n_open; /* listeners not yet fully closed */
+    size_t refs;
+    bool retired; /* no longer in the current configuration */
     morphd_counters_t counters;
-    void (*on_all_closed)(morphd_service_t *svc); /* set by the server */
-    void *owner;
+    void *owner; /* the server */
+    /* every live service, current or retired: the server's list */
+    morphd_service_t **all, *prev, *next;
 };
+
+void morphd_service_ref(morphd_service_t *svc);
+/* Drops a reference; a retired service with none left is destroyed. */
+void morphd_service_unref(morphd_service_t *svc);
+/* Frees the service now (its chain, and its generation when it was the
+ * last one of it). */
+void morphd_service_destroy(morphd_service_t *svc);
 
 #define MORPHD_READ_BUF_SIZE (64 * 1024)
 

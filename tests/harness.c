@@ -42,7 +42,7 @@ char *test_chain_try(test_chain_t *tc, const char *ini_text)
         return first;
     }
     morphd_errors_free(&errs);
-    tc->chain = tc->server.services[0].chain;
+    tc->chain = tc->server.services[0]->chain;
     if (tc->chain->has_conn_hooks) {
         char err[256];
         ck_assert_msg(morphd_chain_conn_open(tc->chain, tc->states, err,
@@ -236,6 +236,40 @@ int morphd_proc_port(morphd_proc_t *p, const char *service, const char *proto,
     }
     free(log);
     return port;
+}
+
+void morphd_proc_rewrite(morphd_proc_t *p, const char *ini_text)
+{
+    char tmp[128];
+    snprintf(tmp, sizeof tmp, "%s.new", p->ini);
+    write_file(tmp, ini_text);
+    ck_assert_int_eq(rename(tmp, p->ini), 0);
+}
+
+int morphd_proc_log_count(morphd_proc_t *p, const char *needle)
+{
+    char *log = read_file(p->logfile);
+    int n = 0;
+    for (char *at = log; (at = strstr(at, needle)) != NULL; at++)
+        n++;
+    free(log);
+    return n;
+}
+
+int morphd_proc_reload(morphd_proc_t *p)
+{
+    int ok = morphd_proc_log_count(p, "configuration reloaded");
+    int bad = morphd_proc_log_count(p, "reload failed");
+    kill(p->pid, SIGHUP);
+    long deadline = now_ms() + 10000;
+    while (now_ms() < deadline) {
+        if (morphd_proc_log_count(p, "configuration reloaded") > ok)
+            return 0;
+        if (morphd_proc_log_count(p, "reload failed") > bad)
+            return -1;
+        usleep(2000);
+    }
+    return -1;
 }
 
 int morphd_proc_stop(morphd_proc_t *p)

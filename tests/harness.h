@@ -74,6 +74,13 @@ int morphd_proc_start_args(morphd_proc_t *p, const char *ini_text,
  * -1 when not found. Read from its log. */
 int morphd_proc_port(morphd_proc_t *p, const char *service, const char *proto,
                      bool v6);
+/* Replaces morphd's config file with `ini_text` (atomically, by rename). */
+void morphd_proc_rewrite(morphd_proc_t *p, const char *ini_text);
+/* Sends SIGHUP and waits for the outcome in the log: 0 when the reload
+ * succeeded, -1 when morphd reported it failed (or nothing happened). */
+int morphd_proc_reload(morphd_proc_t *p);
+/* How many times `needle` occurs in the log so far. */
+int morphd_proc_log_count(morphd_proc_t *p, const char *needle);
 /* Sends SIGTERM and waits (up to 10 s); returns the exit status or -1. */
 int morphd_proc_stop(morphd_proc_t *p);
 /* The whole log so far (malloc'd). */
