@@ -1,6 +1,7 @@
 /*
- * morph.c -- the `morph` tool. `morph pipe ...` runs plugins locally;
- * anything else is the client (morph_client.c).
+ * morph.c -- the `morph` tool. `morph pipe ...` runs plugins locally,
+ * `morph stats` reads morphd's counters; anything else is the client
+ * (morph_client.c).
  */
 #include <string.h>
 
@@ -10,5 +11,7 @@ int main(int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "pipe") == 0)
         return morph_pipe_main(argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "stats") == 0)
+        return morph_stats_main(argc - 1, argv + 1);
     return morph_client_main(argc, argv);
 }

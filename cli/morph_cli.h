@@ -10,6 +10,9 @@
 /* `morph [options] [HOST][:PORT] [MESSAGE...]`: the client. */
 int morph_client_main(int argc, char **argv);
 
+/* `morph stats ...`: argv[0] is "stats". */
+int morph_stats_main(int argc, char **argv);
+
 /* `morph pipe ...`: argv[0] is "pipe". */
 int morph_pipe_main(int argc, char **argv);
 

@@ -107,6 +107,26 @@ bad:
     return -1;
 }
 
+/* Counts: a plain number within the row's bounds. */
+static int set_count(const key_row_t *row, void *obj, const char *value,
+                     char *err, size_t err_size)
+{
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(value, &end, 10);
+    if (end == value || *end != '\0' || *value == '-' || errno != 0) {
+        snprintf(err, err_size, "'%s' is not a number", value);
+        return -1;
+    }
+    if (n < row->min || n > row->max) {
+        snprintf(err, err_size, "%s is out of range %zu..%zu", value, row->min,
+                 row->max);
+        return -1;
+    }
+    *FIELD(obj, row, size_t) = (size_t)n;
+    return 0;
+}
+
 /* Durations: a number with an optional ms or s suffix (seconds when bare). */
 static int set_duration_ms(const key_row_t *row, void *obj, const char *value,
                            char *err, size_t err_size)
@@ -306,6 +326,10 @@ static const key_row_t key_table[] = {
      "location"},
     {SEC_MORPHD, "log_level", set_log_level, CONF_OFF(log_level), -1, 0, 0,
      "info", "error, warn, info or debug"},
+    {SEC_MORPHD, "admin_socket", set_string, CONF_OFF(admin_socket), -1, 0, 0,
+     NULL,
+     "a UNIX socket where `morph stats` reads the counters (mode 0660); "
+     "default: none. Read at start-up only"},
     {SEC_MORPHD, "shutdown_timeout", set_duration_ms,
      CONF_OFF(shutdown_timeout_ms), -1, 0, 3600000, "5s",
      "on SIGINT/SIGTERM, how long to wait for pending replies to be "
@@ -331,6 +355,18 @@ static const key_row_t key_table[] = {
      SVC_OFF(max_pending_output), -1, 4096, 1024 * 1024 * 1024, "1M",
      "per TCP connection: above this many unsent reply bytes morphd stops "
      "reading from the client until it drains to half"},
+    {SEC_SERVICE, "max_connections", set_count, SVC_OFF(max_connections), -1,
+     0, 10000000, "10000",
+     "open TCP connections for this service; beyond it a new connection is "
+     "closed at once and counted as rejected; 0: no limit"},
+    {SEC_SERVICE, "max_connections_per_source", set_count,
+     SVC_OFF(max_connections_per_source), -1, 0, 10000000, "0",
+     "open TCP connections from one client address; 0: no limit (the "
+     "default, since many clients may share one address behind NAT)"},
+    {SEC_SERVICE, "idle_timeout", set_duration_ms, SVC_OFF(idle_timeout_ms),
+     -1, 0, 86400000, "300s",
+     "a TCP connection that sends nothing for this long is closed (its "
+     "pending replies are written first); 0: never"},
 };
 
 #define N_KEYS (sizeof key_table / sizeof *key_table)
@@ -816,6 +852,7 @@ void morphd_config_free(morphd_config_t *cfg)
     }
     free(cfg->services);
     free(cfg->plugin_dir);
+    free(cfg->admin_socket);
     free(cfg->path);
     memset(cfg, 0, sizeof *cfg);
 }

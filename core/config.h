@@ -46,6 +46,9 @@ typedef struct morphd_service_conf {
     int framing_line;
     size_t max_message;        /* bytes; longest line or datagram */
     size_t max_pending_output; /* bytes; TCP backpressure high-water mark */
+    size_t max_connections;    /* open TCP connections; 0: no limit */
+    size_t max_connections_per_source; /* per client address; 0: no limit */
+    unsigned idle_timeout_ms;  /* close silent TCP connections; 0: never */
 
     morphd_plugin_opt_t *opts;
     size_t n_opts;
@@ -56,6 +59,7 @@ typedef struct morphd_service_conf {
 typedef struct morphd_config {
     char *path; /* file name used in messages */
     char *plugin_dir; /* NULL: the default (see server.c) */
+    char *admin_socket; /* NULL: no admin endpoint */
     int log_level;
     unsigned shutdown_timeout_ms;
     unsigned long seen;

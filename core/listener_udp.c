@@ -90,7 +90,7 @@ static void send_reply(udp_listener_t *ul, const unsigned char *data,
         if (rc != UV_EAGAIN) {
             morphd_log(MORPH_LOG_DEBUG, "service %s: reply of %zu bytes "
                        "failed: %s", svc->conf->name, len, uv_strerror(rc));
-            svc->counters.datagrams_dropped++;
+            MORPHD_STAT_ADD(svc->stats, datagrams_dropped, 1);
             return;
         }
     }
@@ -98,7 +98,7 @@ static void send_reply(udp_listener_t *ul, const unsigned char *data,
     if (ul->pending + len <= svc->conf->max_pending_output)
         s = malloc(sizeof *s + len);
     if (s == NULL) {
-        svc->counters.datagrams_dropped++;
+        MORPHD_STAT_ADD(svc->stats, datagrams_dropped, 1);
         morphd_log(MORPH_LOG_DEBUG, "service %s: send queue full; reply "
                    "dropped", svc->conf->name);
         return;
@@ -109,7 +109,7 @@ static void send_reply(udp_listener_t *ul, const unsigned char *data,
     b = uv_buf_init((char *)s->data, (unsigned)len);
     if (uv_udp_send(&s->req, &ul->handle, &b, 1, to, on_send) != 0) {
         free(s);
-        svc->counters.datagrams_dropped++;
+        MORPHD_STAT_ADD(svc->stats, datagrams_dropped, 1);
         return;
     }
     ul->pending += len;
@@ -129,8 +129,8 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
     if (from == NULL)
         return; /* nothing more to read right now */
     if ((flags & UV_UDP_PARTIAL) || (size_t)nread > conf->max_message) {
-        svc->counters.oversized++;
-        svc->counters.datagrams_dropped++;
+        MORPHD_STAT_ADD(svc->stats, errors, 1);
+        MORPHD_STAT_ADD(svc->stats, datagrams_dropped, 1);
         morphd_log(MORPH_LOG_DEBUG, "service %s: dropped a datagram over "
                    "max_message (%zu bytes)", conf->name, conf->max_message);
         return;

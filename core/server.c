@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "admin.h"
 #include "log.h"
 #include "notify.h"
 
@@ -117,14 +118,18 @@ static morphd_service_t *make_service(morphd_server_t *s,
     svc->gen = gen;
     svc->refs = 1; /* part of the current configuration */
     gen->refs++;
+    svc->stats_head = &s->stats;
+    svc->stats = morphd_stats_get(&s->stats, conf->name);
     svc->all = &s->all_services;
     svc->next = s->all_services;
     if (s->all_services)
         s->all_services->prev = svc;
     s->all_services = svc;
 
-    bool ok = true;
-    for (size_t i = 0; i < conf->n_chain; i++) {
+    bool ok = svc->stats != NULL;
+    if (!ok)
+        morphd_errors_add(errs, "out of memory");
+    for (size_t i = 0; svc->stats != NULL && i < conf->n_chain; i++) {
         plugins[i] = find_or_load(s, plugin_dir, conf->chain[i], err,
                                   sizeof err);
         if (plugins[i] == NULL) {
@@ -270,11 +275,14 @@ static void on_handle_closed_noop(uv_handle_t *h) { (void)h; }
 
 static void close_server_handles(morphd_server_t *s)
 {
+    morphd_admin_close(s->admin);
+    s->admin = NULL;
     if (s->signals_on) {
         s->signals_on = false;
         uv_close((uv_handle_t *)&s->sigint, on_handle_closed_noop);
         uv_close((uv_handle_t *)&s->sigterm, on_handle_closed_noop);
         uv_close((uv_handle_t *)&s->sighup, on_handle_closed_noop);
+        uv_close((uv_handle_t *)&s->sigusr1, on_handle_closed_noop);
         uv_close((uv_handle_t *)&s->shutdown_timer, on_handle_closed_noop);
     }
 }
@@ -349,11 +357,25 @@ static int open_listener(morphd_server_t *s, morphd_listener_t *l,
 
 int morphd_server_listen(morphd_server_t *s, morphd_errors_t *errs)
 {
+    if (s->gen->cfg.admin_socket != NULL) {
+        char err[512];
+        s->admin = morphd_admin_open(&s->loop, s->gen->cfg.admin_socket,
+                                     &s->stats, err, sizeof err);
+        if (s->admin == NULL) {
+            morphd_errors_add(errs, "%s: admin_socket: %s", s->gen->cfg.path,
+                              err);
+            return -1;
+        }
+        morphd_log(MORPH_LOG_INFO, "admin endpoint on %s",
+                   s->gen->cfg.admin_socket);
+    }
     for (size_t i = 0; i < s->n_services; i++) {
         morphd_service_t *svc = s->services[i];
         for (size_t j = 0; j < svc->n_listeners; j++)
             if (open_listener(s, &svc->listeners[j], errs) != 0) {
                 /* undo: close what opened and let the loop finish it */
+                morphd_admin_close(s->admin);
+                s->admin = NULL;
                 for_each_listener(s, abort_listener);
                 uv_run(&s->loop, UV_RUN_DEFAULT);
                 return -1;
@@ -451,9 +473,6 @@ int morphd_server_reload(morphd_server_t *s, morphd_config_t *cfg,
     for_each_listener(s, close_listener);
     for (size_t i = 0; i < s->n_services; i++) {
         morphd_service_t *old = s->services[i];
-        for (size_t k = 0; k < n; k++)
-            if (strcmp(svcs[k]->conf->name, old->conf->name) == 0)
-                svcs[k]->counters = old->counters; /* counters go on */
         old->retired = true;
         morphd_service_unref(old);
     }
@@ -537,11 +556,25 @@ void morphd_server_stop(morphd_server_t *s)
     }
 }
 
+/* SIGUSR1: every service's counters, one log line each. */
+static void log_stats(morphd_server_t *s)
+{
+    char table[16384];
+    morphd_stats_format(s->stats, false, table, sizeof table);
+    morphd_log(MORPH_LOG_INFO, "stats (SIGUSR1):");
+    for (char *line = strtok(table, "\n"); line; line = strtok(NULL, "\n"))
+        morphd_log(MORPH_LOG_INFO, "  %s", line);
+}
+
 static void on_signal(uv_signal_t *h, int signum)
 {
     morphd_server_t *s = h->data;
     if (signum == SIGHUP) {
         morphd_server_reload_from_source(s);
+        return;
+    }
+    if (signum == SIGUSR1) {
+        log_stats(s);
         return;
     }
     morphd_log(MORPH_LOG_INFO, "received %s; finishing pending replies and "
@@ -554,12 +587,14 @@ int morphd_server_run(morphd_server_t *s)
     uv_signal_init(&s->loop, &s->sigint);
     uv_signal_init(&s->loop, &s->sigterm);
     uv_signal_init(&s->loop, &s->sighup);
+    uv_signal_init(&s->loop, &s->sigusr1);
     uv_timer_init(&s->loop, &s->shutdown_timer);
-    s->sigint.data = s->sigterm.data = s->sighup.data = s;
+    s->sigint.data = s->sigterm.data = s->sighup.data = s->sigusr1.data = s;
     s->shutdown_timer.data = s;
     uv_signal_start(&s->sigint, on_signal, SIGINT);
     uv_signal_start(&s->sigterm, on_signal, SIGTERM);
     uv_signal_start(&s->sighup, on_signal, SIGHUP);
+    uv_signal_start(&s->sigusr1, on_signal, SIGUSR1);
     s->signals_on = true;
     if (s->stopping) { /* stopped before running */
         close_server_handles(s);

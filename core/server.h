@@ -30,13 +30,16 @@ typedef struct morphd_server {
     morphd_service_t **services; /* the current services */
     size_t n_services;
     morphd_service_t *all_services; /* current and retired, still alive */
+    morphd_stats_t *stats; /* the counters of every service, by name */
 
     morphd_plugin_t **plugins; /* every plugin file ever loaded */
     size_t n_plugins;
     size_t n_open_listeners;
     unsigned reloads;
 
-    uv_signal_t sigint, sigterm, sighup;
+    struct morphd_admin *admin;
+
+    uv_signal_t sigint, sigterm, sighup, sigusr1;
     uv_timer_t shutdown_timer;
     bool signals_on;
     bool stopping;

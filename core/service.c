@@ -6,6 +6,7 @@
 #include "service.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "log.h"
 
@@ -30,6 +31,8 @@ void morphd_service_destroy(morphd_service_t *svc)
     }
     morphd_chain_destroy(svc->chain);
     free(svc->listeners);
+    if (svc->stats != NULL)
+        morphd_stats_put(svc->stats_head, svc->stats);
     free(svc);
     if (gen != NULL && --gen->refs == 0) {
         morphd_config_free(&gen->cfg);
@@ -47,20 +50,24 @@ int morphd_service_handle(morphd_service_t *svc, void **states,
     char err[320];
 
     if (len > 0 || !(flags & MORPH_MSG_END))
-        svc->counters.messages_in++;
+        MORPHD_STAT_ADD(svc->stats, messages_in, 1);
+    MORPHD_STAT_ADD(svc->stats, bytes_in, len);
     if (morphd_chain_apply(svc->chain,
                            svc->chain->has_conn_hooks ? states : NULL, msg,
                            len, flags, &ctx->scratch, &out, &out_len, err,
                            sizeof err) != 0) {
-        svc->counters.failed++;
+        MORPHD_STAT_ADD(svc->stats, errors, 1);
         morphd_log(MORPH_LOG_WARN, "service %s: %s; message of %zu bytes "
                    "not answered", svc->conf->name, err, len);
         return MORPHD_MSG_FAILED;
     }
     if (morphd_buf_append(&ctx->reply, out, out_len) != 0)
         return -1;
-    while (*ending)
-        if (morphd_buf_append(&ctx->reply, ending++, 1) != 0)
-            return -1;
+    size_t ending_len = strlen(ending);
+    if (morphd_buf_append(&ctx->reply, ending, ending_len) != 0)
+        return -1;
+    if (out_len + ending_len > 0 || !(flags & MORPH_MSG_CHUNK))
+        MORPHD_STAT_ADD(svc->stats, messages_out, 1);
+    MORPHD_STAT_ADD(svc->stats, bytes_out, out_len + ending_len);
     return 0;
 }

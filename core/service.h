@@ -13,6 +13,7 @@
 #include "chain.h"
 #include "config.h"
 #include "frontend.h"
+#include "stats.h"
 
 /* What every listener of one loop shares: one read buffer and one set of
  * scratch buffers, because a loop handles one read at a time. */
@@ -23,14 +24,6 @@ typedef struct morphd_loop_ctx {
     morphd_scratch_t scratch;
     morphd_buf_t reply; /* the replies to one read, written at once */
 } morphd_loop_ctx_t;
-
-typedef struct morphd_counters {
-    uint64_t accepted;          /* TCP connections */
-    uint64_t messages_in;       /* lines, chunks and datagrams */
-    uint64_t failed;            /* messages a plugin failed */
-    uint64_t oversized;         /* lines or datagrams over max_message */
-    uint64_t datagrams_dropped; /* oversized, or replies that could not be queued */
-} morphd_counters_t;
 
 /* One loaded configuration. Services point into it, so it lives until
  * the last service made from it is gone -- after a reload, that is when
@@ -53,7 +46,8 @@ struct morphd_service {
     size_t n_listeners;
     size_t refs;
     bool retired; /* no longer in the current configuration */
-    morphd_counters_t counters;
+    morphd_stats_t *stats; /* shared by every service of this name */
+    morphd_stats_t **stats_head; /* the registry it is in */
     void *owner; /* the server */
     /* every live service, current or retired: the server's list */
     morphd_service_t **all, *prev, *next;

@@ -1,0 +1,248 @@
+/* Per-service limits and counters, with real sockets: max_connections,
+ * max_connections_per_source, idle_timeout, thousands of connections, and
+ * the stats read by `morph stats` and written on SIGUSR1. */
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define TIMEOUT_MS 5000
+
+static morphd_proc_t proc;
+static char admin_path[128];
+
+static void teardown(void)
+{
+    morphd_proc_cleanup(&proc);
+    unlink(admin_path);
+}
+
+static void start(const char *service_lines)
+{
+    snprintf(admin_path, sizeof admin_path, "/tmp/morph-admin-%d.sock",
+             (int)getpid());
+    char ini[2048];
+    snprintf(ini, sizeof ini,
+             "[morphd]\nplugin_dir = %s\nadmin_socket = %s\n\n[service s]\n"
+             "listen = tcp://127.0.0.1:0 tcp://[::1]:0 udp://127.0.0.1:0\n"
+             "transform = uppercase\n%s",
+             PLUGIN_DIR, admin_path, service_lines);
+    if (morphd_proc_start(&proc, ini) != 0)
+        ck_abort_msg("morphd did not start:\n%s", morphd_proc_log(&proc));
+}
+
+static int port(bool v6) { return morphd_proc_port(&proc, "s", "tcp", v6); }
+
+/* A live connection answers; a refused one is closed at once (EOF). */
+static bool answers(int fd)
+{
+    char buf[8] = "";
+    if (send_all(fd, "ok", 2) != 0)
+        return false;
+    return recv_exact(fd, buf, 2, TIMEOUT_MS) == 2 && strcmp(buf, "OK") == 0;
+}
+
+static bool closed_by_server(int fd)
+{
+    char buf[8];
+    struct pollfd p = {fd, POLLIN, 0};
+    return poll(&p, 1, TIMEOUT_MS) == 1 && recv(fd, buf, sizeof buf, 0) <= 0;
+}
+
+/* The value of a counter of service s, from `morph stats --json`. */
+static long long stat_of(const char *counter)
+{
+    const char *argv[] = {MORPH_BIN, "stats", "--json", "-s", admin_path, NULL};
+    char *out, *err;
+    ck_assert_int_eq(run_program(argv, "", 0, &out, NULL, &err), 0);
+    char key[64];
+    snprintf(key, sizeof key, "\"%s\":", counter);
+    char *at = strstr(out, key);
+    ck_assert_msg(at != NULL, "%s not in %s", counter, out);
+    long long v = atoll(at + strlen(key));
+    free(out);
+    free(err);
+    return v;
+}
+
+START_TEST(max_connections_refuses_new_and_keeps_old)
+{
+    start("max_connections = 3\n");
+    int fds[3];
+    for (int i = 0; i < 3; i++) {
+        fds[i] = tcp_connect(port(false), false);
+        ck_assert(answers(fds[i]));
+    }
+    int extra = tcp_connect(port(false), false);
+    ck_assert(closed_by_server(extra));
+    close(extra);
+    for (int i = 0; i < 3; i++)
+        ck_assert(answers(fds[i])); /* untouched */
+    ck_assert_int_eq(stat_of("connections_rejected"), 1);
+    ck_assert_int_eq(stat_of("connections_open"), 3);
+    close(fds[0]);
+    /* room again once one has closed (wait for morphd to see it) */
+    for (int i = 0; i < 100 && stat_of("connections_open") != 2; i++)
+        usleep(10000);
+    int again = tcp_connect(port(false), false);
+    ck_assert(answers(again));
+    close(again);
+    close(fds[1]);
+    close(fds[2]);
+    ck_assert_int_eq(morphd_proc_stop(&proc), 0);
+}
+END_TEST
+
+START_TEST(max_connections_per_source)
+{
+    start("max_connections_per_source = 2\n");
+    int a = tcp_connect(port(false), false), b = tcp_connect(port(false), false);
+    ck_assert(answers(a) && answers(b));
+    int c = tcp_connect(port(false), false);
+    ck_assert(closed_by_server(c));
+    close(c);
+    /* ::1 is another source address */
+    int v6 = tcp_connect(port(true), true);
+    ck_assert(answers(v6));
+    ck_assert_int_eq(stat_of("connections_rejected"), 1);
+    close(a);
+    close(b);
+    close(v6);
+    ck_assert_int_eq(morphd_proc_stop(&proc), 0);
+}
+END_TEST
+
+static long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+START_TEST(idle_connections_are_closed_active_ones_are_not)
+{
+    start("idle_timeout = 300ms\n");
+    int idle = tcp_connect(port(false), false);
+    int busy = tcp_connect(port(false), false);
+    ck_assert(answers(idle));
+    long t0 = now_ms();
+    /* busy talks every 100 ms for 1.2 s; idle says nothing */
+    while (now_ms() - t0 < 1200) {
+        ck_assert(answers(busy));
+        usleep(100000);
+    }
+    ck_assert(closed_by_server(idle));
+    ck_assert(answers(busy));
+    ck_assert_int_ge(stat_of("connections_idle_closed"), 1);
+    close(idle);
+    close(busy);
+    ck_assert_int_eq(morphd_proc_stop(&proc), 0);
+}
+END_TEST
+
+/* Thousands of concurrent connections, each answered; RSS reported. */
+#define MANY 3000
+
+START_TEST(thousands_of_connections)
+{
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_cur < MANY * 2 + 100) {
+        rl.rlim_cur = rl.rlim_max < MANY * 2 + 100 ? rl.rlim_max : MANY * 2 + 100;
+        setrlimit(RLIMIT_NOFILE, &rl); /* morphd inherits it */
+    }
+    ck_assert_msg(rl.rlim_cur >= MANY * 2 + 100,
+                  "RLIMIT_NOFILE hard limit %llu is too low for this test",
+                  (unsigned long long)rl.rlim_max);
+    start("max_connections = 100000\n");
+    long rss0 = morphd_proc_rss_kib(&proc);
+    static int fds[MANY];
+    for (int i = 0; i < MANY; i++) {
+        fds[i] = tcp_connect(port(false), false);
+        ck_assert_int_ge(fds[i], 0);
+    }
+    for (int i = 0; i < MANY; i++)
+        ck_assert(send_all(fds[i], "x", 1) == 0);
+    for (int i = 0; i < MANY; i++) {
+        char c = 0;
+        ck_assert_uint_eq(recv_exact(fds[i], &c, 1, TIMEOUT_MS), 1);
+        ck_assert_int_eq(c, 'X');
+    }
+    long rss1 = morphd_proc_rss_kib(&proc);
+    ck_assert_int_eq(stat_of("connections_open"), MANY);
+    fprintf(stderr, "thousands_of_connections: %d open; morphd RSS %ld -> %ld "
+            "KiB (%ld bytes per connection)\n", MANY, rss0, rss1,
+            (rss1 - rss0) * 1024 / MANY);
+    for (int i = 0; i < MANY; i++)
+        close(fds[i]);
+    ck_assert_int_eq(morphd_proc_stop(&proc), 0);
+}
+END_TEST
+
+START_TEST(stats_count_messages_bytes_errors_and_drops)
+{
+    start("max_message = 10\nframing = line\n");
+    int fd = tcp_connect(port(false), false);
+    ck_assert_int_eq(send_all(fd, "ab\ncd\n", 6), 0);
+    char buf[16] = "";
+    ck_assert_uint_eq(recv_exact(fd, buf, 6, TIMEOUT_MS), 6);
+    close(fd);
+    int udp = morphd_proc_port(&proc, "s", "udp", false);
+    ck_assert_int_eq(udp_roundtrip(udp, false, "xyz", 3, buf, sizeof buf,
+                                   TIMEOUT_MS), 3);
+    ck_assert_int_eq(udp_roundtrip(udp, false, "0123456789AB", 12, buf,
+                                   sizeof buf, 200), -1); /* over max_message */
+    for (int i = 0; i < 100 && stat_of("connections_open") != 0; i++)
+        usleep(10000);
+    ck_assert_int_eq(stat_of("connections_accepted"), 1);
+    ck_assert_int_eq(stat_of("messages_in"), 3);
+    ck_assert_int_eq(stat_of("messages_out"), 3);
+    ck_assert_int_eq(stat_of("bytes_in"), 2 + 2 + 3);
+    ck_assert_int_eq(stat_of("bytes_out"), 3 + 3 + 3);
+    ck_assert_int_eq(stat_of("errors"), 1);
+    ck_assert_int_eq(stat_of("datagrams_dropped"), 1);
+
+    /* the table, and SIGUSR1 into the log */
+    const char *argv[] = {MORPH_BIN, "stats", "-s", admin_path, NULL};
+    char *out, *err;
+    ck_assert_int_eq(run_program(argv, "", 0, &out, NULL, &err), 0);
+    ck_assert_msg(strstr(out, "datagrams_dropped") && strstr(out, " s\n"), "%s", out);
+    free(out);
+    free(err);
+    kill(proc.pid, SIGUSR1);
+    for (int i = 0; i < 200 && morphd_proc_log_count(&proc, "datagrams_dropped") == 0; i++)
+        usleep(10000);
+    ck_assert_int_eq(morphd_proc_log_count(&proc, "stats (SIGUSR1)"), 1);
+    ck_assert_int_eq(morphd_proc_stop(&proc), 0);
+
+    /* morph stats explains an unreachable morphd */
+    const char *gone[] = {MORPH_BIN, "stats", "-s", "/nonexistent.sock", NULL};
+    ck_assert_int_eq(run_program(gone, "", 0, &out, NULL, &err), 1);
+    ck_assert_msg(strstr(err, "cannot reach morphd at /nonexistent.sock"), "%s", err);
+    free(out);
+    free(err);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("limits");
+    TCase *tc = tcase_create("limits");
+    tcase_set_timeout(tc, 120);
+    tcase_add_checked_fixture(tc, NULL, teardown);
+    tcase_add_test(tc, max_connections_refuses_new_and_keeps_old);
+    tcase_add_test(tc, max_connections_per_source);
+    tcase_add_test(tc, idle_connections_are_closed_active_ones_are_not);
+    tcase_add_test(tc, thousands_of_connections);
+    tcase_add_test(tc, stats_count_messages_bytes_errors_and_drops);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+MORPH_TEST_MAIN(suite)
