@@ -7,7 +7,7 @@ CMAKE_FLAGS ?=
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CONFIG ?= config/morphd.ini
 
-.PHONY: all deps configure build run test check test-sanitize package test-package clean help
+.PHONY: all deps configure build run test check test-sanitize package test-package docs clean help
 
 all: build
 
@@ -43,6 +43,10 @@ test-sanitize: deps
 	cmake -S . -B $(BUILD_DIR)-sanitize -DCMAKE_BUILD_TYPE=Debug -DMORPH_SANITIZE=ON $(CMAKE_FLAGS)
 	cmake --build $(BUILD_DIR)-sanitize -j $(JOBS)
 	ctest --test-dir $(BUILD_DIR)-sanitize --output-on-failure -j $(JOBS)
+
+# Regenerates the key table of docs/configuration.md from morphd itself.
+docs: build
+	sh scripts/gen-config-doc.sh $(BUILD_DIR)
 
 # Debian packages (morph and morph-dev), built for /usr in their own tree.
 package: deps

@@ -39,6 +39,7 @@ struct key_row {
     size_t min, max;    /* bounds for numbers */
     const char *def;    /* default as INI text; NULL when required/none */
     const char *help;
+    const char *example;
 };
 
 #define FIELD(obj, row, type) ((type *)((char *)(obj) + (row)->offset))
@@ -105,6 +106,36 @@ bad:
              "'%s' is not a size (a number of bytes, optionally with K or M)",
              value);
     return -1;
+}
+
+static int set_bool(const key_row_t *row, void *obj, const char *value,
+                    char *err, size_t err_size)
+{
+    int v;
+    if (strcmp(value, "yes") == 0 || strcmp(value, "true") == 0 ||
+        strcmp(value, "on") == 0 || strcmp(value, "1") == 0)
+        v = 1;
+    else if (strcmp(value, "no") == 0 || strcmp(value, "false") == 0 ||
+             strcmp(value, "off") == 0 || strcmp(value, "0") == 0)
+        v = 0;
+    else {
+        snprintf(err, err_size, "'%s' is not yes or no", value);
+        return -1;
+    }
+    *FIELD(obj, row, int) = v;
+    return 0;
+}
+
+static int set_log_target(const key_row_t *row, void *obj, const char *value,
+                          char *err, size_t err_size)
+{
+    if (strcmp(value, "stderr") != 0 && strcmp(value, "syslog") != 0) {
+        snprintf(err, err_size, "'%s' is not a log target (stderr or syslog)",
+                 value);
+        return -1;
+    }
+    *FIELD(obj, row, int) = strcmp(value, "syslog") == 0;
+    return 0;
 }
 
 /* Counts: a plain number within the row's bounds. */
@@ -321,52 +352,68 @@ static int set_chain(const key_row_t *row, void *obj, const char *value,
 static const key_row_t key_table[] = {
     {SEC_MORPHD, "plugin_dir", set_string, CONF_OFF(plugin_dir), -1, 0, 0,
      NULL,
-     "folder holding the plugins (NAME.so); default: the build tree's "
-     "plugins when morphd runs from the build tree, else the install "
-     "location"},
+     "folder holding the plugins (NAME.so), relative to the config file's "
+     "folder when relative; default: the build tree's plugins when morphd "
+     "runs from the build tree, else the installed plugin folder",
+     "/usr/local/lib/morph/plugins"},
     {SEC_MORPHD, "log_level", set_log_level, CONF_OFF(log_level), -1, 0, 0,
-     "info", "error, warn, info or debug"},
+     "info", "error, warn, info or debug (per-connection events are debug)",
+     "debug"},
+    {SEC_MORPHD, "log", set_log_target, CONF_OFF(log_syslog), -1, 0, 0,
+     "stderr",
+     "stderr (one line per event, with a UTC timestamp) or syslog (which "
+     "journald collects)", "syslog"},
+    {SEC_MORPHD, "user", set_string, CONF_OFF(user), -1, 0, 0, NULL,
+     "when started as root: the user to switch to once every socket is "
+     "bound; ignored when not started as root", "nobody"},
+    {SEC_MORPHD, "group", set_string, CONF_OFF(group), -1, 0, 0, NULL,
+     "the group to switch to with `user`; default: the user's own group",
+     "nogroup"},
+    {SEC_MORPHD, "allow_root", set_bool, CONF_OFF(allow_root), -1, 0, 0, "no",
+     "yes lets morphd keep running as root when no `user` is set; otherwise "
+     "it refuses to", "yes"},
     {SEC_MORPHD, "admin_socket", set_string, CONF_OFF(admin_socket), -1, 0, 0,
      NULL,
      "a UNIX socket where `morph stats` reads the counters (mode 0660); "
-     "default: none. Read at start-up only"},
+     "default: none. Read at start-up only", "/run/morphd/admin.sock"},
     {SEC_MORPHD, "shutdown_timeout", set_duration_ms,
      CONF_OFF(shutdown_timeout_ms), -1, 0, 3600000, "5s",
      "on SIGINT/SIGTERM, how long to wait for pending replies to be "
-     "written before closing the remaining connections"},
+     "written before closing the remaining connections", "30s"},
 
     {SEC_SERVICE, "listen", set_listen, SVC_OFF(listen), SVC_LINE(listen_line),
      0, 0, NULL,
      "required; endpoints tcp://HOST:PORT and udp://HOST:PORT (IPv6 as "
-     "[::1]:PORT), separated by spaces"},
+     "[::1]:PORT), separated by spaces",
+     "tcp://0.0.0.0:12000 udp://[::]:12000"},
     {SEC_SERVICE, "transform", set_chain, SVC_OFF(chain),
      SVC_LINE(transform_line), 0, 0, NULL,
      "required; a plugin name or a chain such as `uppercase | reverse`, "
-     "applied left to right"},
+     "applied left to right", "uppercase | reverse"},
     {SEC_SERVICE, "framing", set_framing, SVC_OFF(framing),
      SVC_LINE(framing_line), 0, 0, "stream",
      "TCP only: `stream` transforms each chunk as it arrives (every plugin "
-     "must be chunk-safe); `line` answers each \\n-terminated line"},
+     "must be chunk-safe); `line` answers each \\n-terminated line", "line"},
     {SEC_SERVICE, "max_message", set_size, SVC_OFF(max_message), -1, 1,
      64 * 1024 * 1024, "64K",
      "longest line (line framing) or datagram (UDP) accepted; longer TCP "
-     "lines close the connection, longer datagrams are dropped"},
+     "lines close the connection, longer datagrams are dropped", "4K"},
     {SEC_SERVICE, "max_pending_output", set_size,
      SVC_OFF(max_pending_output), -1, 4096, 1024 * 1024 * 1024, "1M",
      "per TCP connection: above this many unsent reply bytes morphd stops "
-     "reading from the client until it drains to half"},
+     "reading from the client until it drains to half", "256K"},
     {SEC_SERVICE, "max_connections", set_count, SVC_OFF(max_connections), -1,
      0, 10000000, "10000",
      "open TCP connections for this service; beyond it a new connection is "
-     "closed at once and counted as rejected; 0: no limit"},
+     "closed at once and counted as rejected; 0: no limit", "50000"},
     {SEC_SERVICE, "max_connections_per_source", set_count,
      SVC_OFF(max_connections_per_source), -1, 0, 10000000, "0",
      "open TCP connections from one client address; 0: no limit (the "
-     "default, since many clients may share one address behind NAT)"},
+     "default, since many clients may share one address behind NAT)", "64"},
     {SEC_SERVICE, "idle_timeout", set_duration_ms, SVC_OFF(idle_timeout_ms),
      -1, 0, 86400000, "300s",
      "a TCP connection that sends nothing for this long is closed (its "
-     "pending replies are written first); 0: never"},
+     "pending replies are written first); 0: never", "60s"},
 };
 
 #define N_KEYS (sizeof key_table / sizeof *key_table)
@@ -853,6 +900,8 @@ void morphd_config_free(morphd_config_t *cfg)
     free(cfg->services);
     free(cfg->plugin_dir);
     free(cfg->admin_socket);
+    free(cfg->user);
+    free(cfg->group);
     free(cfg->path);
     memset(cfg, 0, sizeof *cfg);
 }
@@ -866,21 +915,68 @@ const morphd_service_conf_t *morphd_config_find_service(
     return NULL;
 }
 
-void morphd_config_print_reference(FILE *out)
+/* The accepted values of a row, for the reference. */
+static void describe_range(const key_row_t *row, char *buf, size_t size)
+{
+    if (row->set == set_size)
+        snprintf(buf, size, "%zu..%zu bytes (K, M suffixes)", row->min, row->max);
+    else if (row->set == set_count)
+        snprintf(buf, size, "%zu..%zu", row->min, row->max);
+    else if (row->set == set_duration_ms)
+        snprintf(buf, size, "%zums..%zums (ms, s suffixes)", row->min, row->max);
+    else if (row->set == set_bool)
+        snprintf(buf, size, "yes, no");
+    else if (row->set == set_log_level)
+        snprintf(buf, size, "error, warn, info, debug");
+    else if (row->set == set_log_target)
+        snprintf(buf, size, "stderr, syslog");
+    else if (row->set == set_framing)
+        snprintf(buf, size, "stream, line");
+    else if (row->set == set_listen)
+        snprintf(buf, size, "endpoints");
+    else if (row->set == set_chain)
+        snprintf(buf, size, "plugin names");
+    else
+        snprintf(buf, size, "text");
+}
+
+void morphd_config_print_reference(FILE *out, bool markdown)
 {
     const char *sections[] = {"", "[morphd]", "[service NAME]"};
+    char range[128];
+    if (markdown)
+        fprintf(out, "| section | key | default | values | example | meaning |\n"
+                     "|---|---|---|---|---|---|\n");
     section_kind_t last = SEC_NONE;
     for (size_t i = 0; i < N_KEYS; i++) {
         const key_row_t *row = &key_table[i];
+        describe_range(row, range, sizeof range);
+        if (markdown) {
+            fprintf(out, "| `%s` | `%s` | %s%s%s | %s | `%s = %s` | ",
+                    sections[row->section], row->name, row->def ? "`" : "",
+                    row->def ? row->def : "none", row->def ? "`" : "", range,
+                    row->name, row->example);
+            for (const char *h = row->help; *h; h++) /* keep the table whole */
+                fputs(*h == '|' ? "\\|" : (char[]){*h, 0}, out);
+            fputs(" |\n", out);
+            continue;
+        }
         if (row->section != last) {
             fprintf(out, "%s%s\n", last == SEC_NONE ? "" : "\n",
                     sections[row->section]);
             last = row->section;
         }
-        fprintf(out, "  %-20s default: %s\n  %-20s %s\n", row->name,
-                row->def ? row->def : "(none)", "", row->help);
+        fprintf(out, "  %-26s default: %s; values: %s\n  %-26s %s\n  %-26s "
+                "e.g. %s = %s\n",
+                row->name, row->def ? row->def : "(none)", range, "", row->help,
+                "", row->name, row->example);
     }
-    fprintf(out, "  %-20s %s\n", "PLUGIN.KEY",
-            "an option for a plugin of this service's transform, e.g. "
-            "reverse.unit = grapheme");
+    if (markdown)
+        fprintf(out, "| `[service NAME]` | `PLUGIN.KEY` | none | per plugin | "
+                     "`reverse.unit = codepoint` | an option for a plugin of "
+                     "this service's transform |\n");
+    else
+        fprintf(out, "  %-26s %s\n", "PLUGIN.KEY",
+                "an option for a plugin of this service's transform, e.g. "
+                "reverse.unit = codepoint");
 }

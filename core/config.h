@@ -8,6 +8,7 @@
 #ifndef MORPHD_CONFIG_H
 #define MORPHD_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 
@@ -60,6 +61,10 @@ typedef struct morphd_config {
     char *path; /* file name used in messages */
     char *plugin_dir; /* NULL: the default (see server.c) */
     char *admin_socket; /* NULL: no admin endpoint */
+    char *user;         /* drop root to this user after binding */
+    char *group;        /* and this group (default: the user's) */
+    int allow_root;     /* keep running as root when no user is set */
+    int log_syslog;     /* log = syslog */
     int log_level;
     unsigned shutdown_timeout_ms;
     unsigned long seen;
@@ -90,8 +95,9 @@ void morphd_config_free(morphd_config_t *cfg);
 const morphd_service_conf_t *morphd_config_find_service(
     const morphd_config_t *cfg, const char *name);
 
-/* Prints the reference of all keys (section, name, default, help). */
-void morphd_config_print_reference(FILE *out);
+/* Prints the reference of all keys (section, name, default, values,
+ * example, help), as text or as a Markdown table (docs/configuration.md). */
+void morphd_config_print_reference(FILE *out, bool markdown);
 
 /* The built-in configuration used when morphd runs without -c: the same
  * text as the packaged config/morphd.ini. */

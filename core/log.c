@@ -8,10 +8,12 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
 static int current_level = MORPH_LOG_INFO;
+static int to_syslog;
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
@@ -34,6 +36,15 @@ const char *morphd_log_level_name(int level)
 
 void morphd_log_set_level(int level) { current_level = level; }
 
+void morphd_log_use_syslog(int on)
+{
+    if (on && !to_syslog)
+        openlog("morphd", LOG_PID | LOG_NDELAY, LOG_DAEMON);
+    else if (!on && to_syslog)
+        closelog();
+    to_syslog = on;
+}
+
 int morphd_log_get_level(void) { return current_level; }
 
 void morphd_log(int level, const char *fmt, ...)
@@ -42,6 +53,15 @@ void morphd_log(int level, const char *fmt, ...)
         return;
 
     char line[2048];
+    if (to_syslog) {
+        static const int prio[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(line, sizeof line, fmt, ap);
+        va_end(ap);
+        syslog(prio[level < 0 ? 0 : level > 3 ? 3 : level], "%s", line);
+        return;
+    }
     struct timespec ts;
     struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);

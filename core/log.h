@@ -12,6 +12,9 @@ int morphd_log_level_parse(const char *name);
 const char *morphd_log_level_name(int level);
 
 void morphd_log_set_level(int level);
+
+/* Sends log lines to syslog (which journald collects) instead of stderr. */
+void morphd_log_use_syslog(int on);
 int morphd_log_get_level(void);
 
 /* Logs one line when `level` is enabled. Never fails the caller: a write

@@ -13,6 +13,7 @@
 #include "config.h"
 #include "log.h"
 #include "paths.h"
+#include "privileges.h"
 #include "server.h"
 
 #define EXIT_USAGE 64 /* EX_USAGE */
@@ -35,6 +36,7 @@ static void usage(FILE *out)
             "                      service name, e.g. --set 'uppercase.listen=\n"
             "                      tcp://127.0.0.1:0 udp://127.0.0.1:0'\n"
             "      --help-config   list every configuration key with its default\n"
+            "                      (--help-config=markdown: docs/configuration.md)\n"
             "  -h, --help          show this help and exit\n"
             "  -V, --version       show the version and exit\n"
             "\n"
@@ -59,7 +61,7 @@ int main(int argc, char **argv)
         {"test", no_argument, NULL, 't'},
         {"log-level", required_argument, NULL, 'l'},
         {"set", required_argument, NULL, 's'},
-        {"help-config", no_argument, NULL, 'H'},
+        {"help-config", optional_argument, NULL, 'H'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -94,7 +96,12 @@ int main(int argc, char **argv)
             overrides[n_overrides++] = optarg;
             break;
         case 'H':
-            morphd_config_print_reference(stdout);
+            if (optarg != NULL && strcmp(optarg, "markdown") != 0) {
+                fprintf(stderr, "morphd: --help-config takes no value or "
+                        "=markdown\n");
+                return EXIT_USAGE;
+            }
+            morphd_config_print_reference(stdout, optarg != NULL);
             return 0;
         case 'h':
             usage(stdout);
@@ -122,8 +129,11 @@ int main(int argc, char **argv)
                                              "(built-in default)", &cfg, &errs);
     for (size_t i = 0; rc == 0 && i < n_overrides; i++)
         rc = morphd_config_override(&cfg, overrides[i], &errs);
-    if (rc == 0)
+    if (rc == 0) {
         morphd_log_set_level(log_level >= 0 ? log_level : cfg.log_level);
+        if (!test_only)
+            morphd_log_use_syslog(cfg.log_syslog);
+    }
     if (test_only && log_level < 0)
         morphd_log_set_level(MORPH_LOG_WARN); /* -t prints its own summary */
 
@@ -167,6 +177,15 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN); /* a closed peer is an error return, not death */
     if (rc == 0) {
         rc = morphd_server_listen(&server, &errs);
+        if (rc == 0) {
+            char why[512];
+            if (morphd_drop_privileges(&server.gen->cfg, why, sizeof why) != 0) {
+                morphd_errors_add(&errs, "%s: %s", server.gen->cfg.path, why);
+                morphd_server_stop(&server); /* close what was opened */
+                uv_run(&server.loop, UV_RUN_DEFAULT);
+                rc = -1;
+            }
+        }
         if (rc == 0) {
             morphd_server_run(&server);
             morphd_log(MORPH_LOG_INFO, "morphd stopped");

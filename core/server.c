@@ -514,6 +514,7 @@ int morphd_server_reload_from_source(morphd_server_t *s)
         rc = morphd_server_reload(s, &cfg, &errs);
     if (rc == 0) {
         morphd_log_set_level(s->gen->cfg.log_level);
+        morphd_log_use_syslog(s->gen->cfg.log_syslog);
         morphd_log(MORPH_LOG_INFO, "configuration reloaded from %s: %zu "
                    "service%s", name, s->n_services,
                    s->n_services == 1 ? "" : "s");

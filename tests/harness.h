@@ -67,7 +67,9 @@ typedef struct morphd_proc {
 /* Writes `ini_text` to a temp file and starts morphd on it; waits until it
  * logs "started" (returns 0) or exits (returns -1; the log says why). */
 int morphd_proc_start(morphd_proc_t *p, const char *ini_text);
-/* Same, with extra command-line arguments (NULL-terminated list). */
+/* Same, with extra command-line arguments (NULL-terminated list). When
+ * the tests run as root, morphd is given --set morphd.allow_root=yes unless
+ * the first argument is "--as-is" (which is not passed on). */
 int morphd_proc_start_args(morphd_proc_t *p, const char *ini_text,
                            const char *const *args);
 /* The port morphd bound for `service` on `proto` ("tcp"/"udp"), v6 or not;

@@ -134,6 +134,31 @@ START_TEST(set_overrides_a_key)
 }
 END_TEST
 
+/* docs/configuration.md holds exactly the table morphd generates. */
+START_TEST(configuration_doc_matches_the_key_table)
+{
+    char *table;
+    const char *args[] = {"--help-config=markdown", NULL};
+    ck_assert_int_eq(run_morphd(args, &table), 0);
+    FILE *f = fopen(SOURCE_DIR "/docs/configuration.md", "r");
+    ck_assert_ptr_nonnull(f);
+    static char doc[65536];
+    size_t n = fread(doc, 1, sizeof doc - 1, f);
+    fclose(f);
+    doc[n] = '\0';
+    const char *begin = strstr(doc, "<!-- BEGIN KEYS");
+    ck_assert_ptr_nonnull(begin);
+    begin = strchr(begin, '\n') + 1;
+    const char *end = strstr(begin, "<!-- END KEYS");
+    ck_assert_ptr_nonnull(end);
+    ck_assert_msg(strlen(table) == (size_t)(end - begin) &&
+                      strncmp(begin, table, strlen(table)) == 0,
+                  "docs/configuration.md is out of date: run "
+                  "scripts/gen-config-doc.sh build");
+    free(table);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("cli");
@@ -145,6 +170,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_mode_reports_every_error_and_exits_78);
     tcase_add_test(tc, missing_config_file_exits_78);
     tcase_add_test(tc, set_overrides_a_key);
+    tcase_add_test(tc, configuration_doc_matches_the_key_table);
     suite_add_tcase(s, tc);
     return s;
 }

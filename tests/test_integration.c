@@ -9,6 +9,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
+#include <arpa/inet.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -390,6 +392,101 @@ START_TEST(systemd_notify_ready_and_stopping)
 }
 END_TEST
 
+/* As root, morphd refuses to stay root unless told; with `user` it
+ * switches once bound. Without root, `user` has nothing to drop. */
+START_TEST(privileges_are_dropped_or_root_refused)
+{
+    char ini[512];
+    snprintf(ini, sizeof ini, "[morphd]\nplugin_dir = %s\n[service s]\n"
+             "listen = tcp://127.0.0.1:0\ntransform = uppercase\n", PLUGIN_DIR);
+    const char *as_is[] = {"--as-is", NULL};
+    if (geteuid() == 0) {
+        ck_assert_int_eq(morphd_proc_start_args(&proc, ini, as_is), -1);
+        ck_assert_int_eq(proc.exit_status, 78);
+        char *log = morphd_proc_log(&proc);
+        ck_assert_msg(strstr(log, "morphd refuses to run as root: set user = "
+                                  "NAME"), "%s", log);
+        free(log);
+        morphd_proc_cleanup(&proc);
+    }
+    char with_user[600];
+    snprintf(with_user, sizeof with_user, "[morphd]\nplugin_dir = %s\n"
+             "user = nobody\n[service s]\nlisten = tcp://127.0.0.1:0\n"
+             "transform = uppercase\n", PLUGIN_DIR);
+    ck_assert_int_eq(morphd_proc_start_args(&proc, with_user, as_is), 0);
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)proc.pid);
+    FILE *f = fopen(path, "r");
+    char line[256];
+    unsigned uid = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "Uid: %u", &uid) == 1)
+            break;
+    fclose(f);
+    if (geteuid() == 0)
+        ck_assert_uint_eq(uid, 65534); /* nobody */
+    else
+        ck_assert_int_eq(morphd_proc_log_count(&proc, "nothing to drop"), 1);
+    int fd = tcp_connect(morphd_proc_port(&proc, "s", "tcp", false), false);
+    ck_assert_int_eq(send_all(fd, "hi", 2), 0);
+    char buf[4] = "";
+    ck_assert_uint_eq(recv_exact(fd, buf, 2, TIMEOUT_MS), 2);
+    ck_assert_str_eq(buf, "HI");
+    close(fd);
+    stop_and_expect_clean_exit();
+}
+END_TEST
+
+/* log = syslog: the service serves and nothing goes to stderr. */
+START_TEST(syslog_target_keeps_stderr_quiet)
+{
+    /* no "listening on" line to read a port from: pick a free one */
+    int probe = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    ck_assert_int_eq(bind(probe, (struct sockaddr *)&a, sizeof a), 0);
+    socklen_t al = sizeof a;
+    getsockname(probe, (struct sockaddr *)&a, &al);
+    int port = ntohs(a.sin_port);
+    close(probe);
+
+    char ini[512];
+    snprintf(ini, sizeof ini, "[morphd]\nplugin_dir = %s\nlog = syslog\n"
+             "allow_root = yes\n[service s]\nlisten = tcp://127.0.0.1:%d\n"
+             "transform = uppercase\n", PLUGIN_DIR, port);
+    char *path = write_temp_file(ini);
+    char errpath[] = "/tmp/morph-stderr-XXXXXX";
+    int errfd = mkstemp(errpath);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(errfd, STDERR_FILENO);
+        execl(MORPHD_BIN, MORPHD_BIN, "-c", path, (char *)NULL);
+        _exit(127);
+    }
+    int fd = -1;
+    for (int i = 0; i < 500 && fd < 0; i++) {
+        fd = tcp_connect(port, false);
+        if (fd < 0)
+            usleep(10000);
+    }
+    ck_assert_int_ge(fd, 0);
+    char buf[4] = "";
+    ck_assert_int_eq(send_all(fd, "ok", 2), 0);
+    ck_assert_uint_eq(recv_exact(fd, buf, 2, TIMEOUT_MS), 2);
+    ck_assert_str_eq(buf, "OK");
+    close(fd);
+    kill(pid, SIGTERM);
+    int status;
+    waitpid(pid, &status, 0);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    ck_assert_int_eq(lseek(errfd, 0, SEEK_END), 0); /* stderr stayed empty */
+    close(errfd);
+    unlink(errpath);
+    unlink(path);
+    free(path);
+}
+END_TEST
+
 static void teardown(void)
 {
     if (proc.pid > 0)
@@ -417,6 +514,8 @@ static Suite *suite(void)
     tcase_add_test(tc, stateful_plugin_counts_per_connection);
     tcase_add_test(tc, plugin_option_error_at_startup);
     tcase_add_test(tc, systemd_notify_ready_and_stopping);
+    tcase_add_test(tc, privileges_are_dropped_or_root_refused);
+    tcase_add_test(tc, syslog_target_keeps_stderr_quiet);
     suite_add_tcase(s, tc);
     return s;
 }

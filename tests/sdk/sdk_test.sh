@@ -67,6 +67,7 @@ echo "== the installed morphd loads them"
 cat > "$work/sdk.ini" <<INI
 [morphd]
 plugin_dir = $plugins
+user = nobody
 
 [service sdk]
 listen = tcp://127.0.0.1:0 udp://127.0.0.1:0

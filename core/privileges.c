@@ -1,0 +1,65 @@
+/*
+ * privileges.c -- see privileges.h. The order is the classic one:
+ * supplementary groups, then the group, then the user, then a check that
+ * root cannot be regained.
+ */
+#include "privileges.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+
+int morphd_drop_privileges(const morphd_config_t *cfg, char *err,
+                           size_t err_size)
+{
+    if (geteuid() != 0) {
+        if (cfg->user != NULL)
+            morphd_log(MORPH_LOG_INFO, "not started as root: user = %s has "
+                       "nothing to drop", cfg->user);
+        return 0;
+    }
+    if (cfg->user == NULL) {
+        if (cfg->allow_root) {
+            morphd_log(MORPH_LOG_WARN, "running as root (allow_root = yes)");
+            return 0;
+        }
+        snprintf(err, err_size, "morphd refuses to run as root: set user = "
+                 "NAME in [morphd] to switch to that user once the sockets "
+                 "are bound (or allow_root = yes to stay root)");
+        return -1;
+    }
+    errno = 0;
+    struct passwd *pw = getpwnam(cfg->user);
+    if (pw == NULL) {
+        snprintf(err, err_size, "user = %s: no such user", cfg->user);
+        return -1;
+    }
+    uid_t uid = pw->pw_uid;
+    gid_t gid = pw->pw_gid;
+    if (cfg->group != NULL) {
+        struct group *gr = getgrnam(cfg->group);
+        if (gr == NULL) {
+            snprintf(err, err_size, "group = %s: no such group", cfg->group);
+            return -1;
+        }
+        gid = gr->gr_gid;
+    }
+    if (setgroups(1, &gid) != 0 || setgid(gid) != 0 || setuid(uid) != 0) {
+        snprintf(err, err_size, "cannot switch to user %s: %s", cfg->user,
+                 strerror(errno));
+        return -1;
+    }
+    if (uid != 0 && (setuid(0) == 0 || seteuid(0) == 0)) {
+        snprintf(err, err_size, "could regain root after switching to %s",
+                 cfg->user);
+        return -1;
+    }
+    morphd_log(MORPH_LOG_INFO, "switched to user %s (uid %u, gid %u)",
+               cfg->user, (unsigned)uid, (unsigned)gid);
+    return 0;
+}

@@ -1,0 +1,19 @@
+/*
+ * privileges.h -- leaving root once the sockets are bound: `user` and
+ * `group` in [morphd], and the refusal to go on as root without them
+ * unless `allow_root = yes`.
+ */
+#ifndef MORPHD_PRIVILEGES_H
+#define MORPHD_PRIVILEGES_H
+
+#include <stddef.h>
+
+#include "config.h"
+
+/* When running as root: switches to cfg->user / cfg->group, or refuses
+ * (returns -1 with the reason) when no user is set and !allow_root. When
+ * not root there is nothing to drop and it returns 0. */
+int morphd_drop_privileges(const morphd_config_t *cfg, char *err,
+                           size_t err_size);
+
+#endif
