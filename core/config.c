@@ -138,6 +138,24 @@ static int set_log_target(const key_row_t *row, void *obj, const char *value,
     return 0;
 }
 
+static int set_workers(const key_row_t *row, void *obj, const char *value,
+                       char *err, size_t err_size)
+{
+    if (strcmp(value, "auto") == 0) {
+        *FIELD(obj, row, unsigned) = 0;
+        return 0;
+    }
+    char *end;
+    long n = strtol(value, &end, 10);
+    if (end == value || *end != '\0' || n < (long)row->min || n > (long)row->max) {
+        snprintf(err, err_size, "'%s' is not auto or a number %zu..%zu", value,
+                 row->min, row->max);
+        return -1;
+    }
+    *FIELD(obj, row, unsigned) = (unsigned)n;
+    return 0;
+}
+
 /* Counts: a plain number within the row's bounds. */
 static int set_count(const key_row_t *row, void *obj, const char *value,
                      char *err, size_t err_size)
@@ -376,6 +394,9 @@ static const key_row_t key_table[] = {
      NULL,
      "a UNIX socket where `morph stats` reads the counters (mode 0660); "
      "default: none. Read at start-up only", "/run/morphd/admin.sock"},
+    {SEC_MORPHD, "workers", set_workers, CONF_OFF(workers), -1, 1, 256, "1",
+     "event-loop threads sharing every port through SO_REUSEPORT; auto: one "
+     "per CPU. Read at start-up only", "auto"},
     {SEC_MORPHD, "shutdown_timeout", set_duration_ms,
      CONF_OFF(shutdown_timeout_ms), -1, 0, 3600000, "5s",
      "on SIGINT/SIGTERM, how long to wait for pending replies to be "
@@ -924,6 +945,8 @@ static void describe_range(const key_row_t *row, char *buf, size_t size)
         snprintf(buf, size, "%zu..%zu", row->min, row->max);
     else if (row->set == set_duration_ms)
         snprintf(buf, size, "%zums..%zums (ms, s suffixes)", row->min, row->max);
+    else if (row->set == set_workers)
+        snprintf(buf, size, "auto, %zu..%zu", row->min, row->max);
     else if (row->set == set_bool)
         snprintf(buf, size, "yes, no");
     else if (row->set == set_log_level)

@@ -65,6 +65,7 @@ typedef struct morphd_config {
     char *group;        /* and this group (default: the user's) */
     int allow_root;     /* keep running as root when no user is set */
     int log_syslog;     /* log = syslog */
+    unsigned workers;   /* event-loop threads; 0: one per CPU ("auto") */
     int log_level;
     unsigned shutdown_timeout_ms;
     unsigned long seen;

@@ -7,6 +7,7 @@
 #ifndef MORPHD_FRONTEND_H
 #define MORPHD_FRONTEND_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "endpoint.h"
@@ -37,10 +38,22 @@ typedef struct morphd_frontend {
 struct morphd_listener {
     const morphd_frontend_t *frontend;
     morphd_service_t *service;
-    morphd_endpoint_t endpoint; /* as configured */
+    morphd_endpoint_t endpoint; /* as configured (a worker other than the
+                                   first gets port 0 resolved here) */
     char bound[80];             /* as bound (port 0 resolved) */
+    struct sockaddr_storage bound_addr;
+    bool reuseport;             /* bind with SO_REUSEPORT (several workers) */
     void *impl;                 /* the transport's own state */
+    /* during a reload (worker.c): the running listener this one takes
+     * over, and whether a running one is taken */
+    morphd_listener_t *from;
+    bool taken;
 };
+
+/* Creates a socket bound to l->endpoint with SO_REUSEPORT (and IPv6-only
+ * for IPv6), for the front ends to adopt when l->reuseport is set. Returns
+ * the descriptor, or a negative libuv error. */
+int morphd_listener_socket(const morphd_listener_t *l, int type);
 
 extern const morphd_frontend_t morphd_frontend_tcp;
 extern const morphd_frontend_t morphd_frontend_udp;

@@ -493,7 +493,13 @@ static int tcp_open(morphd_listener_t *l, char *err, size_t err_size)
     tl->server.data = tl;
     const struct sockaddr *addr = (const struct sockaddr *)&l->endpoint.addr;
     unsigned flags = addr->sa_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0;
-    int rc = uv_tcp_bind(&tl->server, addr, flags);
+    int rc;
+    if (l->reuseport) {
+        int fd = morphd_listener_socket(l, SOCK_STREAM);
+        rc = fd < 0 ? fd : uv_tcp_open(&tl->server, fd);
+    } else {
+        rc = uv_tcp_bind(&tl->server, addr, flags);
+    }
     if (rc == 0)
         rc = uv_listen((uv_stream_t *)&tl->server, 511, on_connection);
     if (rc != 0) {
@@ -507,11 +513,10 @@ static int tcp_open(morphd_listener_t *l, char *err, size_t err_size)
     tl->sweep.data = tl;
     tl->sweep_open = true;
     uv_unref((uv_handle_t *)&tl->sweep); /* never keeps the loop alive */
-    struct sockaddr_storage bound;
-    int len = sizeof bound;
-    uv_tcp_getsockname(&tl->server, (struct sockaddr *)&bound, &len);
-    morphd_endpoint_format(MORPHD_TCP, (struct sockaddr *)&bound, l->bound,
-                           sizeof l->bound);
+    int len = sizeof l->bound_addr;
+    uv_tcp_getsockname(&tl->server, (struct sockaddr *)&l->bound_addr, &len);
+    morphd_endpoint_format(MORPHD_TCP, (struct sockaddr *)&l->bound_addr,
+                           l->bound, sizeof l->bound);
     l->impl = tl;
     start_sweep(tl);
     return 0;

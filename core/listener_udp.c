@@ -175,7 +175,13 @@ static int udp_open(morphd_listener_t *l, char *err, size_t err_size)
     ul->handle.data = ul;
     const struct sockaddr *addr = (const struct sockaddr *)&l->endpoint.addr;
     unsigned flags = addr->sa_family == AF_INET6 ? UV_UDP_IPV6ONLY : 0;
-    int rc = uv_udp_bind(&ul->handle, addr, flags);
+    int rc;
+    if (l->reuseport) {
+        int fd = morphd_listener_socket(l, SOCK_DGRAM);
+        rc = fd < 0 ? fd : uv_udp_open(&ul->handle, fd);
+    } else {
+        rc = uv_udp_bind(&ul->handle, addr, flags);
+    }
     if (rc == 0)
         rc = uv_udp_recv_start(&ul->handle, on_alloc, on_recv);
     if (rc != 0) {
@@ -184,11 +190,10 @@ static int udp_open(morphd_listener_t *l, char *err, size_t err_size)
         uv_close((uv_handle_t *)&ul->handle, free_unopened);
         return -1;
     }
-    struct sockaddr_storage bound;
-    int len = sizeof bound;
-    uv_udp_getsockname(&ul->handle, (struct sockaddr *)&bound, &len);
-    morphd_endpoint_format(MORPHD_UDP, (struct sockaddr *)&bound, l->bound,
-                           sizeof l->bound);
+    int len = sizeof l->bound_addr;
+    uv_udp_getsockname(&ul->handle, (struct sockaddr *)&l->bound_addr, &len);
+    morphd_endpoint_format(MORPHD_UDP, (struct sockaddr *)&l->bound_addr,
+                           l->bound, sizeof l->bound);
     l->impl = ul;
     return 0;
 }

@@ -34,7 +34,11 @@ const char *morphd_log_level_name(int level)
     return level_names[level];
 }
 
-void morphd_log_set_level(int level) { current_level = level; }
+/* Relaxed atomics: worker threads read the level while a reload sets it. */
+void morphd_log_set_level(int level)
+{
+    __atomic_store_n(&current_level, level, __ATOMIC_RELAXED);
+}
 
 void morphd_log_use_syslog(int on)
 {
@@ -45,7 +49,10 @@ void morphd_log_use_syslog(int on)
     to_syslog = on;
 }
 
-int morphd_log_get_level(void) { return current_level; }
+int morphd_log_get_level(void)
+{
+    return __atomic_load_n(&current_level, __ATOMIC_RELAXED);
+}
 
 void morphd_log(int level, const char *fmt, ...)
 {

@@ -181,9 +181,7 @@ int main(int argc, char **argv)
             char why[512];
             if (morphd_drop_privileges(&server.gen->cfg, why, sizeof why) != 0) {
                 morphd_errors_add(&errs, "%s: %s", server.gen->cfg.path, why);
-                morphd_server_stop(&server); /* close what was opened */
-                uv_run(&server.loop, UV_RUN_DEFAULT);
-                rc = -1;
+                rc = -1; /* morphd_server_free closes what was opened */
             }
         }
         if (rc == 0) {

@@ -1,9 +1,11 @@
 /*
  * server.c -- start-up, reload and shutdown of morphd (server.h). Plugins
  * are loaded once per file even when several services use them; each
- * service gets its own instances with its own options. A reload builds the
- * new services completely before touching the running ones, so a bad
- * configuration changes nothing.
+ * service, in each worker, gets its own instances with its own options. A
+ * reload builds the new services completely, then has every worker open
+ * its new endpoints, and only when all succeeded hands the endpoints over
+ * (commit); otherwise every worker undoes its part (abort) and the old
+ * configuration goes on serving.
  */
 #include "server.h"
 
@@ -113,18 +115,11 @@ static morphd_service_t *make_service(morphd_server_t *s,
         return NULL;
     }
     svc->conf = conf;
-    svc->ctx = &s->ctx;
-    svc->owner = s;
-    svc->gen = gen;
-    svc->refs = 1; /* part of the current configuration */
-    gen->refs++;
+    svc->gen = gen; /* owner, ctx: set by the worker that adopts it */
+    svc->refs = 1;  /* part of the current configuration */
+    __atomic_add_fetch(&gen->refs, 1, __ATOMIC_ACQ_REL);
     svc->stats_head = &s->stats;
     svc->stats = morphd_stats_get(&s->stats, conf->name);
-    svc->all = &s->all_services;
-    svc->next = s->all_services;
-    if (s->all_services)
-        s->all_services->prev = svc;
-    s->all_services = svc;
 
     bool ok = svc->stats != NULL;
     if (!ok)
@@ -180,7 +175,7 @@ static morphd_service_t *make_service(morphd_server_t *s,
     return svc;
 }
 
-/* Drops services that were never opened (a failed start or reload). */
+/* Drops services that no worker has taken (a failed start or reload). */
 static void discard_services(morphd_service_t **svcs, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -190,14 +185,28 @@ static void discard_services(morphd_service_t **svcs, size_t n)
     free(svcs);
 }
 
-/* Makes a generation of `cfg` (taken) and its services. */
+static void discard_pending(morphd_server_t *s, morphd_service_t ***pending,
+                            size_t n)
+{
+    for (unsigned w = 0; w < s->n_workers; w++)
+        if (pending[w] != NULL)
+            discard_services(pending[w], n);
+    free(pending);
+}
+
+/* Makes a generation of `cfg` (taken) and, for every worker, its
+ * services: plugins loaded, chains created, nothing bound. */
 static int make_generation(morphd_server_t *s, morphd_config_t *cfg,
                            morphd_generation_t **gen_out, char **dir_out,
-                           morphd_service_t ***svcs_out, morphd_errors_t *errs)
+                           morphd_service_t ****pending_out,
+                           morphd_errors_t *errs)
 {
     size_t errors_before = errs->n;
     morphd_generation_t *gen = calloc(1, sizeof *gen);
-    if (gen == NULL) {
+    morphd_service_t ***pending = calloc(s->n_workers, sizeof *pending);
+    if (gen == NULL || pending == NULL) {
+        free(gen);
+        free(pending);
         morphd_config_free(cfg);
         morphd_errors_add(errs, "out of memory");
         return -1;
@@ -205,36 +214,43 @@ static int make_generation(morphd_server_t *s, morphd_config_t *cfg,
     gen->cfg = *cfg;
     memset(cfg, 0, sizeof *cfg);
     gen->refs = 1; /* ours while building: a failed service must not free it */
+    size_t n = gen->cfg.n_services;
     char *dir = plugin_dir_for(&gen->cfg, s->default_plugin_dir);
-    morphd_service_t **svcs = calloc(gen->cfg.n_services + 1, sizeof *svcs);
-    size_t n = 0;
-    if (dir == NULL || svcs == NULL)
+    if (dir == NULL)
         morphd_errors_add(errs, "out of memory");
-    else
-        for (size_t i = 0; i < gen->cfg.n_services; i++) {
+    for (unsigned w = 0; dir != NULL && w < s->n_workers; w++) {
+        size_t made = 0;
+        pending[w] = calloc(n + 1, sizeof **pending);
+        if (pending[w] == NULL) {
+            morphd_errors_add(errs, "out of memory");
+            break;
+        }
+        for (size_t i = 0; i < n; i++) {
             morphd_service_t *svc = make_service(s, gen, dir,
                                                  &gen->cfg.services[i], errs);
             if (svc != NULL)
-                svcs[n++] = svc;
+                pending[w][made++] = svc;
         }
+        if (made < n) { /* the errors are the same for every worker */
+            discard_services(pending[w], made);
+            pending[w] = NULL;
+            break;
+        }
+    }
     bool failed = errs->n != errors_before;
     if (failed) {
         free(dir);
-        for (size_t i = 0; i < n; i++) {
-            svcs[i]->retired = true;
-            morphd_service_unref(svcs[i]);
-        }
-        free(svcs);
+        discard_pending(s, pending, n);
     }
-    if (--gen->refs == 0) { /* no service holds it */
-        morphd_config_free(&gen->cfg);
+    if (__atomic_sub_fetch(&gen->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+        morphd_config_free(&gen->cfg); /* no service holds it */
         free(gen);
     }
     if (failed)
         return -1;
     *gen_out = gen;
     *dir_out = dir;
-    *svcs_out = svcs;
+    *pending_out = pending;
     return 0;
 }
 
@@ -243,26 +259,27 @@ int morphd_server_init(morphd_server_t *s, morphd_config_t *cfg,
 {
     memset(s, 0, sizeof *s);
     s->default_plugin_dir = plugin_dir;
-    int rc = uv_loop_init(&s->loop);
-    if (rc != 0) {
-        morphd_config_free(cfg);
-        morphd_errors_add(errs, "cannot create the event loop: %s",
-                          uv_strerror(rc));
-        return -1;
-    }
-    s->ctx.loop = &s->loop;
-    s->ctx.read_buf_size = MORPHD_READ_BUF_SIZE;
-    s->ctx.read_buf = malloc(s->ctx.read_buf_size);
-    if (s->ctx.read_buf == NULL) {
+    s->n_workers = cfg->workers ? cfg->workers : uv_available_parallelism();
+    s->workers = calloc(s->n_workers, sizeof *s->workers);
+    if (s->workers == NULL) {
         morphd_config_free(cfg);
         morphd_errors_add(errs, "out of memory");
         return -1;
     }
-    morphd_generation_t *gen;
-    if (make_generation(s, cfg, &gen, &s->plugin_dir, &s->services, errs) != 0)
+    for (unsigned w = 0; w < s->n_workers; w++) {
+        int rc = morphd_worker_init(&s->workers[w], w);
+        if (rc != 0) {
+            morphd_config_free(cfg);
+            morphd_errors_add(errs, "cannot create event loop %u: %s", w,
+                              uv_strerror(rc));
+            return -1;
+        }
+        s->workers[w].reuseport = s->n_workers > 1;
+    }
+    if (make_generation(s, cfg, &s->gen, &s->plugin_dir, &s->pending, errs) != 0)
         return -1;
-    s->gen = gen;
-    s->n_services = gen->cfg.n_services;
+    s->services = s->pending[0];
+    s->n_services = s->gen->cfg.n_services;
     return 0;
 }
 
@@ -271,95 +288,93 @@ const morphd_frontend_t *morphd_frontend_for(morphd_transport_t t)
     return t == MORPHD_TCP ? &morphd_frontend_tcp : &morphd_frontend_udp;
 }
 
-static void on_handle_closed_noop(uv_handle_t *h) { (void)h; }
-
-static void close_server_handles(morphd_server_t *s)
+/* Workers after the first bind an endpoint configured with port 0 to the
+ * port the first one got, so that they share it. */
+static void share_ports(morphd_service_t **first, morphd_service_t **other,
+                        size_t n)
 {
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < first[i]->n_listeners; j++) {
+            morphd_listener_t *a = &first[i]->listeners[j];
+            morphd_listener_t *b = &other[i]->listeners[j];
+            const morphd_listener_t *bound = a->impl ? a : a->from;
+            if (bound != NULL && morphd_endpoint_port(&a->endpoint) == 0)
+                memcpy(&b->endpoint.addr, &bound->bound_addr,
+                       sizeof b->endpoint.addr);
+        }
+}
+
+/* Runs a generation's OPEN on every worker, then COMMIT on all, or ABORT
+ * on those that opened when one fails. Takes `pending`. */
+static int switch_to(morphd_server_t *s, morphd_service_t ***pending, size_t n,
+                     morphd_errors_t *errs)
+{
+    unsigned opened = 0;
+    bool open_failed = false; /* worker `opened` failed and undid its OPEN */
+    int rc = 0;
+    for (unsigned w = 0; w < s->n_workers && rc == 0; w++) {
+        if (w > 0)
+            share_ports(pending[0], pending[w], n);
+        if (!s->started && w > 0) {
+            int trc = morphd_worker_start_thread(&s->workers[w]);
+            if (trc != 0) {
+                morphd_errors_add(errs, "cannot start worker thread %u: %s",
+                                  w, uv_strerror(trc));
+                rc = -1;
+                break;
+            }
+        }
+        rc = morphd_worker_call(&s->workers[w], MORPHD_WORKER_OPEN,
+                                pending[w], n, errs);
+        if (rc == 0)
+            opened++;
+        else
+            open_failed = true;
+    }
+    for (unsigned w = 0; w < s->n_workers; w++) {
+        if (rc == 0) {
+            /* the worker keeps the array as its list of services */
+            morphd_worker_call(&s->workers[w], MORPHD_WORKER_COMMIT,
+                               pending[w], n, errs);
+        } else if (w < opened) {
+            morphd_worker_call(&s->workers[w], MORPHD_WORKER_ABORT,
+                               pending[w], n, errs);
+            free(pending[w]); /* the services go with their listeners */
+        } else if (w == opened && open_failed) {
+            free(pending[w]);
+        } else {
+            discard_services(pending[w], n); /* never reached a worker */
+        }
+    }
+    free(pending);
+    return rc;
+}
+
+static void on_closed_noop(uv_handle_t *h) { (void)h; }
+
+/* Worker 0 has nothing left open: let the main loop end. */
+static void on_main_idle(morphd_worker_t *w)
+{
+    morphd_server_t *s = w->loop.data;
     morphd_admin_close(s->admin);
     s->admin = NULL;
     if (s->signals_on) {
         s->signals_on = false;
-        uv_close((uv_handle_t *)&s->sigint, on_handle_closed_noop);
-        uv_close((uv_handle_t *)&s->sigterm, on_handle_closed_noop);
-        uv_close((uv_handle_t *)&s->sighup, on_handle_closed_noop);
-        uv_close((uv_handle_t *)&s->sigusr1, on_handle_closed_noop);
-        uv_close((uv_handle_t *)&s->shutdown_timer, on_handle_closed_noop);
+        uv_close((uv_handle_t *)&s->sigint, on_closed_noop);
+        uv_close((uv_handle_t *)&s->sigterm, on_closed_noop);
+        uv_close((uv_handle_t *)&s->sighup, on_closed_noop);
+        uv_close((uv_handle_t *)&s->sigusr1, on_closed_noop);
     }
-}
-
-void morphd_listener_closed(morphd_listener_t *l)
-{
-    morphd_service_t *svc = l->service;
-    morphd_server_t *s = svc->owner;
-    morphd_log(MORPH_LOG_INFO, "service %s: closed %s", svc->conf->name,
-               l->bound);
-    s->n_open_listeners--;
-    morphd_service_unref(svc); /* may free l: last use above */
-    if (s->n_open_listeners == 0 && s->stopping)
-        close_server_handles(s);
-}
-
-/* Calls fn on every open listener of the current services. */
-static void for_each_listener(morphd_server_t *s,
-                              void (*fn)(morphd_listener_t *))
-{
-    for (size_t i = 0; i < s->n_services; i++)
-        for (size_t j = 0; j < s->services[i]->n_listeners; j++)
-            if (s->services[i]->listeners[j].impl != NULL)
-                fn(&s->services[i]->listeners[j]);
-}
-
-/* Calls fn on every listener still alive, retired ones included (closed
- * by a reload, still serving the connections they accepted). fn may free
- * a service, so the next one is read first. */
-static void for_every_listener(morphd_server_t *s,
-                               void (*fn)(morphd_listener_t *))
-{
-    for (morphd_service_t *svc = s->all_services, *next; svc; svc = next) {
-        morphd_service_ref(svc); /* keeps svc while fn runs */
-        for (size_t j = 0; j < svc->n_listeners; j++)
-            if (svc->listeners[j].impl != NULL)
-                fn(&svc->listeners[j]);
-        next = svc->next;
-        morphd_service_unref(svc);
-    }
-}
-
-static void close_listener(morphd_listener_t *l) { l->frontend->close(l); }
-static void drain_listener(morphd_listener_t *l) { l->frontend->drain(l); }
-static void abort_listener(morphd_listener_t *l) { l->frontend->abort(l); }
-
-static const char *listener_kind(const morphd_listener_t *l)
-{
-    if (l->endpoint.transport == MORPHD_UDP)
-        return "datagrams";
-    return l->service->conf->framing == MORPHD_FRAMING_LINE ? "line framing"
-                                                            : "stream framing";
-}
-
-static int open_listener(morphd_server_t *s, morphd_listener_t *l,
-                         morphd_errors_t *errs)
-{
-    char err[256];
-    const morphd_service_conf_t *conf = l->service->conf;
-    if (l->frontend->open(l, err, sizeof err) != 0) {
-        morphd_errors_add(errs, "%s:%d: service '%s': %s",
-                          l->service->gen->cfg.path, conf->listen_line,
-                          conf->name, err);
-        return -1;
-    }
-    s->n_open_listeners++;
-    morphd_service_ref(l->service);
-    morphd_log(MORPH_LOG_INFO, "service %s: listening on %s (%s)", conf->name,
-               l->bound, listener_kind(l));
-    return 0;
 }
 
 int morphd_server_listen(morphd_server_t *s, morphd_errors_t *errs)
 {
+    morphd_worker_t *w0 = &s->workers[0];
+    w0->loop.data = s;
+    w0->on_idle = on_main_idle;
     if (s->gen->cfg.admin_socket != NULL) {
         char err[512];
-        s->admin = morphd_admin_open(&s->loop, s->gen->cfg.admin_socket,
+        s->admin = morphd_admin_open(&w0->loop, s->gen->cfg.admin_socket,
                                      &s->stats, err, sizeof err);
         if (s->admin == NULL) {
             morphd_errors_add(errs, "%s: admin_socket: %s", s->gen->cfg.path,
@@ -369,119 +384,46 @@ int morphd_server_listen(morphd_server_t *s, morphd_errors_t *errs)
         morphd_log(MORPH_LOG_INFO, "admin endpoint on %s",
                    s->gen->cfg.admin_socket);
     }
-    for (size_t i = 0; i < s->n_services; i++) {
-        morphd_service_t *svc = s->services[i];
-        for (size_t j = 0; j < svc->n_listeners; j++)
-            if (open_listener(s, &svc->listeners[j], errs) != 0) {
-                /* undo: close what opened and let the loop finish it */
-                morphd_admin_close(s->admin);
-                s->admin = NULL;
-                for_each_listener(s, abort_listener);
-                uv_run(&s->loop, UV_RUN_DEFAULT);
-                return -1;
-            }
+    morphd_service_t ***pending = s->pending;
+    s->pending = NULL;
+    s->shutdown_timeout_ms = s->gen->cfg.shutdown_timeout_ms;
+    int rc = switch_to(s, pending, s->gen->cfg.n_services, errs);
+    s->started = true; /* threads run from here on */
+    if (rc != 0) {
+        /* the generation went with its services */
+        s->gen = NULL;
+        s->services = NULL;
+        s->n_services = 0;
+        morphd_server_stop(s);
+        return -1;
     }
+    s->services = w0->services;
+    s->n_services = w0->n_services;
     return 0;
-}
-
-/* The open listener of the running services that `l` takes over: same
- * transport and configured endpoint, not claimed by another new listener.
- * A port-0 endpoint means "any free port", so it is only taken over by the
- * same service. */
-static morphd_listener_t *find_running(morphd_server_t *s,
-                                       const morphd_listener_t *l,
-                                       morphd_listener_t *const *claimed,
-                                       size_t n_claimed)
-{
-    bool any_port = morphd_endpoint_port(&l->endpoint) == 0;
-    for (size_t i = 0; i < s->n_services; i++)
-        for (size_t j = 0; j < s->services[i]->n_listeners; j++) {
-            morphd_listener_t *old = &s->services[i]->listeners[j];
-            if (old->impl == NULL ||
-                old->endpoint.transport != l->endpoint.transport ||
-                strcmp(old->endpoint.text, l->endpoint.text) != 0 ||
-                (any_port && strcmp(old->service->conf->name,
-                                    l->service->conf->name) != 0))
-                continue;
-            bool taken = false;
-            for (size_t k = 0; k < n_claimed && !taken; k++)
-                taken = claimed[k] == old;
-            if (!taken)
-                return old;
-        }
-    return NULL;
 }
 
 int morphd_server_reload(morphd_server_t *s, morphd_config_t *cfg,
                          morphd_errors_t *errs)
 {
+    unsigned want = cfg->workers ? cfg->workers : uv_available_parallelism();
+    if (want != s->n_workers)
+        morphd_log(MORPH_LOG_WARN, "workers = %u takes effect at the next "
+                   "start; still running %u", want, s->n_workers);
     morphd_generation_t *gen;
     char *dir;
-    morphd_service_t **svcs;
-    if (make_generation(s, cfg, &gen, &dir, &svcs, errs) != 0)
+    morphd_service_t ***pending;
+    if (make_generation(s, cfg, &gen, &dir, &pending, errs) != 0)
         return -1;
-    size_t n = gen->cfg.n_services;
-
-    /* 1. Pair each new listener with the running one it takes over. */
-    size_t n_new = 0;
-    for (size_t i = 0; i < n; i++)
-        n_new += svcs[i]->n_listeners;
-    morphd_listener_t **from = calloc(n_new + 1, sizeof *from);
-    if (from == NULL) {
-        morphd_errors_add(errs, "out of memory");
-        discard_services(svcs, n);
+    if (switch_to(s, pending, gen->cfg.n_services, errs) != 0) {
         free(dir);
         return -1;
     }
-    for (size_t i = 0, k = 0; i < n; i++)
-        for (size_t j = 0; j < svcs[i]->n_listeners; j++, k++)
-            from[k] = find_running(s, &svcs[i]->listeners[j], from, k);
-
-    /* 2. Open the endpoints that are new. Any failure undoes them all. */
-    for (size_t i = 0, k = 0; i < n; i++)
-        for (size_t j = 0; j < svcs[i]->n_listeners; j++, k++) {
-            if (from[k] != NULL ||
-                open_listener(s, &svcs[i]->listeners[j], errs) == 0)
-                continue;
-            for (size_t a = 0; a <= i; a++)
-                for (size_t b = 0; b < svcs[a]->n_listeners; b++)
-                    if (svcs[a]->listeners[b].impl != NULL)
-                        abort_listener(&svcs[a]->listeners[b]);
-            discard_services(svcs, n); /* freed as their listeners close */
-            free(from);
-            free(dir);
-            return -1;
-        }
-
-    /* 3. Hand the others over, socket and all: nothing queued is lost. */
-    for (size_t i = 0, k = 0; i < n; i++)
-        for (size_t j = 0; j < svcs[i]->n_listeners; j++, k++) {
-            morphd_listener_t *l = &svcs[i]->listeners[j], *old = from[k];
-            if (old == NULL)
-                continue;
-            l->impl = old->impl;
-            old->impl = NULL;
-            memcpy(l->bound, old->bound, sizeof l->bound);
-            l->frontend->rebind(l);
-            morphd_service_ref(l->service);
-            morphd_service_unref(old->service);
-        }
-    free(from);
-
-    /* 4. Close what is no longer configured; retire the old services
-     * (their TCP connections keep them until they end). */
-    for_each_listener(s, close_listener);
-    for (size_t i = 0; i < s->n_services; i++) {
-        morphd_service_t *old = s->services[i];
-        old->retired = true;
-        morphd_service_unref(old);
-    }
-    free(s->services);
     free(s->plugin_dir);
-    s->services = svcs;
-    s->n_services = n;
-    s->gen = gen;
     s->plugin_dir = dir;
+    s->gen = gen;
+    s->shutdown_timeout_ms = gen->cfg.shutdown_timeout_ms;
+    s->services = s->workers[0].services;
+    s->n_services = s->workers[0].n_services;
     s->reloads++;
     return 0;
 }
@@ -530,30 +472,17 @@ int morphd_server_reload_from_source(morphd_server_t *s)
     return rc;
 }
 
-static void on_shutdown_timeout(uv_timer_t *t)
-{
-    morphd_server_t *s = t->data;
-    morphd_log(MORPH_LOG_WARN, "shutdown timeout: closing connections with "
-               "unsent replies");
-    for_every_listener(s, abort_listener);
-}
-
 void morphd_server_stop(morphd_server_t *s)
 {
     if (s->stopping)
         return;
     s->stopping = true;
     morphd_notify_stopping();
-    for_each_listener(s, close_listener);
-    for_every_listener(s, drain_listener);
-    if (s->n_open_listeners == 0) {
-        close_server_handles(s);
-        return;
-    }
-    if (s->signals_on) {
-        uv_timer_start(&s->shutdown_timer, on_shutdown_timeout,
-                       s->gen->cfg.shutdown_timeout_ms, 0);
-        uv_unref((uv_handle_t *)&s->shutdown_timer);
+    for (unsigned w = s->n_workers; w-- > 0;) {
+        s->workers[w].shutdown_timeout_ms = s->shutdown_timeout_ms;
+        if (w == 0 || s->workers[w].threaded)
+            morphd_worker_call(&s->workers[w], MORPHD_WORKER_STOP, NULL, 0,
+                               NULL);
     }
 }
 
@@ -585,56 +514,59 @@ static void on_signal(uv_signal_t *h, int signum)
 
 int morphd_server_run(morphd_server_t *s)
 {
-    uv_signal_init(&s->loop, &s->sigint);
-    uv_signal_init(&s->loop, &s->sigterm);
-    uv_signal_init(&s->loop, &s->sighup);
-    uv_signal_init(&s->loop, &s->sigusr1);
-    uv_timer_init(&s->loop, &s->shutdown_timer);
+    uv_loop_t *loop = &s->workers[0].loop;
+    uv_signal_init(loop, &s->sigint);
+    uv_signal_init(loop, &s->sigterm);
+    uv_signal_init(loop, &s->sighup);
+    uv_signal_init(loop, &s->sigusr1);
     s->sigint.data = s->sigterm.data = s->sighup.data = s->sigusr1.data = s;
-    s->shutdown_timer.data = s;
     uv_signal_start(&s->sigint, on_signal, SIGINT);
     uv_signal_start(&s->sigterm, on_signal, SIGTERM);
     uv_signal_start(&s->sighup, on_signal, SIGHUP);
     uv_signal_start(&s->sigusr1, on_signal, SIGUSR1);
     s->signals_on = true;
     if (s->stopping) { /* stopped before running */
-        close_server_handles(s);
+        on_main_idle(&s->workers[0]);
     } else {
         /* only now: a SIGHUP before the handlers are in place would kill */
-        morphd_log(MORPH_LOG_INFO, "morphd %s started (pid %d)", MORPH_VERSION,
-                   (int)getpid());
+        morphd_log(MORPH_LOG_INFO, "morphd %s started (pid %d, %u worker%s)",
+                   MORPH_VERSION, (int)getpid(), s->n_workers,
+                   s->n_workers == 1 ? "" : "s");
         morphd_notify_ready();
     }
-    uv_run(&s->loop, UV_RUN_DEFAULT);
+    uv_run(loop, UV_RUN_DEFAULT);
+    for (unsigned w = 1; w < s->n_workers; w++) /* they drain, then end */
+        if (s->workers[w].threaded) {
+            uv_thread_join(&s->workers[w].thread);
+            s->workers[w].threaded = false;
+        }
     return 0;
 }
 
 void morphd_server_free(morphd_server_t *s)
 {
-    if (s->ctx.loop != NULL)
-        uv_run(&s->loop, UV_RUN_NOWAIT); /* finish any pending closes */
-    for (size_t i = 0; i < s->n_services; i++) {
-        morphd_service_t *svc = s->services[i];
-        if (svc->refs == 1) {
-            svc->retired = true;
-            morphd_service_unref(svc);
-        } else {
-            morphd_log(MORPH_LOG_WARN, "service %s still in use at exit",
-                       svc->conf->name);
-            morphd_service_destroy(svc);
-        }
+    if (s->workers != NULL) {
+        /* worker threads end once stopped and drained */
+        if (s->started && !s->stopping)
+            morphd_server_stop(s);
+        if (s->started)
+            uv_run(&s->workers[0].loop, UV_RUN_DEFAULT);
+        for (unsigned w = 1; w < s->n_workers; w++)
+            if (s->workers[w].threaded) {
+                uv_thread_join(&s->workers[w].thread);
+                s->workers[w].threaded = false;
+            }
+        if (s->pending != NULL)
+            discard_pending(s, s->pending, s->gen ? s->gen->cfg.n_services : 0);
+        for (unsigned w = 0; w < s->n_workers; w++)
+            morphd_worker_free(&s->workers[w]);
+        free(s->workers);
     }
-    free(s->services);
     for (size_t i = 0; i < s->n_plugins; i++) {
         morphd_plugin_unload(s->plugins[i]);
         free(s->plugins[i]);
     }
     free(s->plugins);
-    morphd_scratch_free(&s->ctx.scratch);
-    morphd_buf_free(&s->ctx.reply);
-    free(s->ctx.read_buf);
     free(s->plugin_dir);
-    if (s->ctx.loop != NULL && uv_loop_close(&s->loop) != 0)
-        morphd_log(MORPH_LOG_WARN, "event loop closed with handles open");
     memset(s, 0, sizeof *s);
 }

@@ -1,8 +1,9 @@
 /*
- * server.h -- the whole daemon on one libuv loop: loads the plugins a
- * configuration names, builds each service's chain, opens its listeners,
- * reloads on SIGHUP without dropping anything, and shuts down gracefully
- * on SIGINT/SIGTERM.
+ * server.h -- morphd as a whole: reads the configuration, loads plugins,
+ * builds every worker's services, and drives the workers (worker.h)
+ * through start-up, SIGHUP reloads that lose nothing, and graceful
+ * shutdown on SIGINT/SIGTERM. Runs on the main thread, whose loop is
+ * worker 0's.
  */
 #ifndef MORPHD_SERVER_H
 #define MORPHD_SERVER_H
@@ -14,46 +15,47 @@
 #include "errors.h"
 #include "plugin_loader.h"
 #include "service.h"
+#include "worker.h"
 
 typedef struct morphd_server {
-    uv_loop_t loop;
-    morphd_loop_ctx_t ctx;
-
     /* where the configuration comes from, for reloads */
     const char *config_path; /* NULL: the built-in default */
     const char *const *overrides; /* --set, applied after each load */
     size_t n_overrides;
     const char *default_plugin_dir;
 
-    morphd_generation_t *gen; /* the current configuration */
+    morphd_generation_t *gen; /* the current (or, before start, pending) */
     char *plugin_dir;
-    morphd_service_t **services; /* the current services */
+    morphd_worker_t *workers;
+    unsigned n_workers;
+    morphd_service_t ***pending; /* per worker: built, not yet started */
+
+    /* worker 0's services: what -t and the tests look at */
+    morphd_service_t **services;
     size_t n_services;
-    morphd_service_t *all_services; /* current and retired, still alive */
-    morphd_stats_t *stats; /* the counters of every service, by name */
 
     morphd_plugin_t **plugins; /* every plugin file ever loaded */
     size_t n_plugins;
-    size_t n_open_listeners;
-    unsigned reloads;
-
+    morphd_stats_t *stats; /* the counters of every service, by name */
     struct morphd_admin *admin;
+    unsigned reloads;
+    unsigned shutdown_timeout_ms;
 
     uv_signal_t sigint, sigterm, sighup, sigusr1;
-    uv_timer_t shutdown_timer;
     bool signals_on;
+    bool started;
     bool stopping;
 } morphd_server_t;
 
 /* Takes ownership of `cfg`; loads plugins from `plugin_dir` (the config's
- * own plugin_dir wins when set) and creates every chain. Does not bind.
- * Returns 0, or -1 with "FILE:LINE: ..." errors in errs; the server must be
- * freed either way. */
+ * own plugin_dir wins when set) and builds every worker's services. Binds
+ * nothing. Returns 0, or -1 with "FILE:LINE: ..." errors in errs; the
+ * server must be freed either way. */
 int morphd_server_init(morphd_server_t *s, morphd_config_t *cfg,
                        const char *plugin_dir, morphd_errors_t *errs);
 
-/* Binds every listener. On any failure closes those already open and
- * returns -1 with the errors. */
+/* Opens the admin socket and every listener of every worker, starting the
+ * worker threads. On any failure closes what opened and returns -1. */
 int morphd_server_listen(morphd_server_t *s, morphd_errors_t *errs);
 
 /* Replaces the running configuration with `cfg` (taken): new plugins are
@@ -74,7 +76,8 @@ int morphd_server_reload_from_source(morphd_server_t *s);
 int morphd_server_read_config(const morphd_server_t *s, morphd_config_t *cfg,
                               morphd_errors_t *errs);
 
-/* Runs until shut down by SIGINT/SIGTERM (or morphd_server_stop). */
+/* Runs until shut down by SIGINT/SIGTERM (or morphd_server_stop), then
+ * waits for the worker threads. */
 int morphd_server_run(morphd_server_t *s);
 
 /* Begins a graceful stop: no new clients; pending replies are written for

@@ -34,7 +34,8 @@ void morphd_service_destroy(morphd_service_t *svc)
     if (svc->stats != NULL)
         morphd_stats_put(svc->stats_head, svc->stats);
     free(svc);
-    if (gen != NULL && --gen->refs == 0) {
+    /* services of one generation die on different worker threads */
+    if (gen != NULL && __atomic_sub_fetch(&gen->refs, 1, __ATOMIC_ACQ_REL) == 0) {
         morphd_config_free(&gen->cfg);
         free(gen);
     }

@@ -36,8 +36,7 @@ char *test_chain_try(test_chain_t *tc, const char *ini_text)
         morphd_config_free(&cfg);
     if (rc != 0) {
         first = strdup(errs.n > 0 ? errs.msgs[0] : "(no message)");
-        if (tc->server.ctx.loop != NULL)
-            morphd_server_free(&tc->server);
+        morphd_server_free(&tc->server);
         morphd_errors_free(&errs);
         return first;
     }

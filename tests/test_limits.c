@@ -230,6 +230,46 @@ START_TEST(stats_count_messages_bytes_errors_and_drops)
 }
 END_TEST
 
+/* workers = 2: two event-loop threads share every port through
+ * SO_REUSEPORT; connections spread over both, all are served, counters
+ * add up, and shutdown stops both. */
+START_TEST(workers_share_the_ports)
+{
+    snprintf(admin_path, sizeof admin_path, "/tmp/morph-admin-%d.sock",
+             (int)getpid());
+    char ini[1024];
+    snprintf(ini, sizeof ini,
+             "[morphd]\nplugin_dir = %s\nadmin_socket = %s\nworkers = 2\n"
+             "[service s]\nlisten = tcp://127.0.0.1:0 udp://127.0.0.1:0\n"
+             "transform = uppercase\n", PLUGIN_DIR, admin_path);
+    ck_assert_int_eq(morphd_proc_start(&proc, ini), 0);
+    ck_assert_int_eq(morphd_proc_log_count(&proc, "(stream framing, worker 1)"), 1);
+    int tcp = port(false), udp = morphd_proc_port(&proc, "s", "udp", false);
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)proc.pid);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "test $(ls %s | wc -l) -ge 2", path);
+    ck_assert_int_eq(system(cmd), 0); /* a second thread runs */
+    enum { N = 200 };
+    static int fds[N];
+    for (int i = 0; i < N; i++) {
+        fds[i] = tcp_connect(tcp, false);
+        ck_assert(answers(fds[i]));
+    }
+    for (int i = 0; i < 50; i++) {
+        char buf[8] = "";
+        ck_assert_int_eq(udp_roundtrip(udp, false, "ok", 2, buf, sizeof buf,
+                                       TIMEOUT_MS), 2);
+        ck_assert_str_eq(buf, "OK");
+    }
+    ck_assert_int_eq(stat_of("connections_open"), N);
+    ck_assert_int_eq(stat_of("messages_in"), N + 50);
+    for (int i = 0; i < N; i++)
+        close(fds[i]);
+    ck_assert_int_eq(morphd_proc_stop(&proc), 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("limits");
@@ -241,6 +281,7 @@ static Suite *suite(void)
     tcase_add_test(tc, idle_connections_are_closed_active_ones_are_not);
     tcase_add_test(tc, thousands_of_connections);
     tcase_add_test(tc, stats_count_messages_bytes_errors_and_drops);
+    tcase_add_test(tc, workers_share_the_ports);
     suite_add_tcase(s, tc);
     return s;
 }

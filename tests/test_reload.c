@@ -18,11 +18,13 @@ static morphd_proc_t proc;
 
 static void teardown(void) { morphd_proc_cleanup(&proc); }
 
+static int n_workers = 1; /* the soak test runs with 1 and with 2 */
+
 static char *ini_for(const char *plugin_dir, const char *services)
 {
     char *ini = NULL;
-    ck_assert_int_ge(asprintf(&ini, "[morphd]\nplugin_dir = %s\n\n%s",
-                              plugin_dir, services), 0);
+    ck_assert_int_ge(asprintf(&ini, "[morphd]\nplugin_dir = %s\nworkers = %d\n\n%s",
+                              plugin_dir, n_workers, services), 0);
     return ini;
 }
 
@@ -123,7 +125,7 @@ START_TEST(invalid_config_keeps_the_old_one_running)
     rewrite(PLUGIN_DIR, SVC_UPPER "transfrom = reverse\n");
     ck_assert_int_eq(morphd_proc_reload(&proc), -1);
     char *log = morphd_proc_log(&proc);
-    ck_assert_msg(strstr(log, "morphd.ini:7: unknown key 'transfrom'; did you "
+    ck_assert_msg(strstr(log, "morphd.ini:8: unknown key 'transfrom'; did you "
                               "mean 'transform'?") &&
                       strstr(log, "still serving the previous configuration"),
                   "%s", log);
@@ -182,7 +184,23 @@ END_TEST
 #define SOAK_ROUNDS 600
 #define SOAK_RELOAD_EVERY 15
 
+static void soak(void);
+
 START_TEST(soak_reloads_lose_nothing)
+{
+    soak();
+}
+END_TEST
+
+/* The same with two event-loop threads sharing the ports. */
+START_TEST(soak_reloads_lose_nothing_with_two_workers)
+{
+    n_workers = 2;
+    soak();
+}
+END_TEST
+
+static void soak(void)
 {
     const char *configs[2] = {
         "[service s]\nlisten = tcp://127.0.0.1:0 udp://127.0.0.1:0\n"
@@ -246,7 +264,6 @@ START_TEST(soak_reloads_lose_nothing)
         close(fds[k]);
     ck_assert_int_eq(morphd_proc_stop(&proc), 0);
 }
-END_TEST
 
 static Suite *suite(void)
 {
@@ -259,6 +276,7 @@ static Suite *suite(void)
     tcase_add_test(tc, invalid_config_keeps_the_old_one_running);
     tcase_add_test(tc, replaced_plugin_file_is_reloaded);
     tcase_add_test(tc, soak_reloads_lose_nothing);
+    tcase_add_test(tc, soak_reloads_lose_nothing_with_two_workers);
     suite_add_tcase(s, tc);
     return s;
 }

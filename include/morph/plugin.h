@@ -45,15 +45,18 @@
  *     descriptor the plugin knows about.
  *
  * Threading contract:
- *   - create() and destroy() run on morphd's main thread, never concurrently
- *     with any other call on the same instance.
- *   - morphd creates one instance per (service, event-loop thread). All calls
- *     on one instance -- conn_open, transform, conn_close -- come from one
- *     thread and are never concurrent, so an instance needs no locking.
- *     Two instances of the same plugin may run concurrently on different
- *     threads: global mutable state in a plugin must be protected by it.
+ *   - morphd runs `workers` event-loop threads (1 by default) and creates
+ *     one instance per (service, worker). All calls on one instance --
+ *     conn_open, transform, conn_close -- come from that worker's thread
+ *     and are never concurrent, so an instance needs no locking.
+ *   - create() runs on morphd's main thread; destroy() on the main thread
+ *     or on the instance's worker thread (after a reload, when the last
+ *     connection using the old instance closes). Neither overlaps any
+ *     other call on the same instance.
+ *   - Instances of the same plugin run concurrently on different threads:
+ *     global mutable state in a plugin must be protected by the plugin.
  *   - A plugin must not block: it runs on the event loop that serves every
- *     client of that thread.
+ *     client of that worker.
  *
  * This header is C11, and usable from C++.
  */
