@@ -7,7 +7,7 @@ CMAKE_FLAGS ?=
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CONFIG ?= config/morphd.ini
 
-.PHONY: all deps configure build run test check test-sanitize package test-package docs clean help
+.PHONY: all deps configure build run test check test-sanitize package test-package docs fuzz clean help
 
 all: build
 
@@ -44,6 +44,27 @@ test-sanitize: deps
 	cmake --build $(BUILD_DIR)-sanitize -j $(JOBS)
 	ctest --test-dir $(BUILD_DIR)-sanitize --output-on-failure -j $(JOBS)
 
+# libFuzzer targets, each run for FUZZ_SECONDS from the seed corpora
+# (new inputs go to a scratch folder, not into the repository).
+FUZZ_SECONDS ?= 12
+FUZZ_TARGETS = config framer echo uppercase reverse
+fuzz: deps
+	CC=clang cmake -S . -B $(BUILD_DIR)-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	    -DMORPH_FUZZ=ON -DMORPH_BUILD_TESTS=OFF $(CMAKE_FLAGS)
+	cmake --build $(BUILD_DIR)-fuzz -j $(JOBS)
+	@for t in $(FUZZ_TARGETS); do \
+	    echo "== fuzz_$$t for $(FUZZ_SECONDS) s"; \
+	    scratch=$$(mktemp -d); log=$(BUILD_DIR)-fuzz/fuzz_$$t.log; \
+	    if ./$(BUILD_DIR)-fuzz/tests/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) \
+	        -artifact_prefix=$(BUILD_DIR)-fuzz/crash-$$t- \
+	        "$$scratch" tests/fuzz/corpus/$$t > "$$log" 2>&1; then \
+	        grep '^Done' "$$log"; rm -rf "$$scratch"; \
+	    else \
+	        tail -40 "$$log"; rm -rf "$$scratch"; \
+	        echo "fuzz_$$t found a failure; the input is in $(BUILD_DIR)-fuzz/"; exit 1; \
+	    fi; \
+	done
+
 # Regenerates the key table of docs/configuration.md from morphd itself.
 docs: build
 	sh scripts/gen-config-doc.sh $(BUILD_DIR)
@@ -61,4 +82,4 @@ test-package: package
 	bash tests/package/package_test.sh $(BUILD_DIR)-package
 
 clean:
-	rm -rf $(BUILD_DIR) $(BUILD_DIR)-sanitize $(BUILD_DIR)-package
+	rm -rf $(BUILD_DIR) $(BUILD_DIR)-sanitize $(BUILD_DIR)-package $(BUILD_DIR)-fuzz

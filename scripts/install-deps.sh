@@ -4,7 +4,7 @@
 # On a system without apt it prints what to install and fails.
 set -eu
 
-PACKAGES="cmake make gcc g++ clang pkg-config libuv1-dev libinih-dev libicu-dev libsystemd-dev check dpkg-dev"
+PACKAGES="cmake make gcc g++ clang pkg-config libuv1-dev libinih-dev libicu-dev libsystemd-dev check dpkg-dev libclang-rt-14-dev"
 # The socket clients the README uses to talk to morphd.
 PACKAGES="$PACKAGES netcat-openbsd socat"
 

@@ -1,0 +1,36 @@
+/* The config parser on arbitrary text: never crashes or leaks, and every
+ * error it reports names the file (and a line, when there is one). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "log.h"
+
+int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
+{
+    char *text = malloc(size + 1);
+    memcpy(text, data, size);
+    text[size] = '\0';
+    morphd_errors_t errs = MORPHD_ERRORS_INIT;
+    morphd_config_t cfg;
+    int rc = morphd_config_load_string(text, "fuzz.ini", &cfg, &errs);
+    if ((rc == 0) != (errs.n == 0)) {
+        fprintf(stderr, "fuzz: rc %d with %zu errors\n", rc, errs.n);
+        abort();
+    }
+    for (size_t i = 0; i < errs.n; i++)
+        if (strncmp(errs.msgs[i], "fuzz.ini", 8) != 0) {
+            fprintf(stderr, "fuzz: error without the file name: %s\n",
+                    errs.msgs[i]);
+            abort();
+        }
+    if (rc == 0) /* an override on a valid config is parsed the same way */
+        morphd_config_override(&cfg, "morphd.log_level=debug", &errs);
+    morphd_errors_free(&errs);
+    morphd_config_free(&cfg);
+    free(text);
+    return 0;
+}
