@@ -45,6 +45,7 @@ script=$work/run.sh
 {
     echo 'set -euo pipefail'
     echo "trap 'kill \$(jobs -p) 2>/dev/null || true' EXIT  # servers the document started"
+    echo "trap 'echo \"failed: \$BASH_COMMAND\" >&2; cat morphd.log >&2 2>/dev/null || true' ERR"
     echo "cd '$work/home'"
     for i in $(seq "$n"); do
         echo "echo '--- block $i' >&2"
