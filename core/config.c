@@ -431,6 +431,10 @@ static const key_row_t key_table[] = {
      SVC_OFF(max_connections_per_source), -1, 0, 10000000, "0",
      "open TCP connections from one client address; 0: no limit (the "
      "default, since many clients may share one address behind NAT)", "64"},
+    {SEC_SERVICE, "udp_max_reply_ratio", set_count,
+     SVC_OFF(udp_max_reply_ratio), -1, 1, 1000, "4",
+     "a UDP reply larger than this many times its datagram is dropped (and "
+     "counted), so morphd cannot amplify a spoofed request", "2"},
     {SEC_SERVICE, "idle_timeout", set_duration_ms, SVC_OFF(idle_timeout_ms),
      -1, 0, 86400000, "300s",
      "a TCP connection that sends nothing for this long is closed (its "

@@ -50,6 +50,7 @@ typedef struct morphd_service_conf {
     size_t max_connections;    /* open TCP connections; 0: no limit */
     size_t max_connections_per_source; /* per client address; 0: no limit */
     unsigned idle_timeout_ms;  /* close silent TCP connections; 0: never */
+    size_t udp_max_reply_ratio; /* a UDP reply is at most this times its datagram */
 
     morphd_plugin_opt_t *opts;
     size_t n_opts;

@@ -151,8 +151,20 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
                                    (size_t)nread, 0, "");
     if (chain->has_conn_hooks)
         morphd_chain_conn_close(chain, states);
-    if (rc == 0) /* a message a plugin failed is not answered */
-        send_reply(ul, svc->ctx->reply.data, svc->ctx->reply.len, from);
+    if (rc != 0)
+        return; /* a message a plugin failed is not answered */
+    /* No amplification: a spoofed source must not get more than a small
+     * multiple of what it sent. */
+    if (svc->ctx->reply.len > conf->udp_max_reply_ratio * (size_t)nread) {
+        MORPHD_STAT_ADD(svc->stats, datagrams_dropped, 1);
+        if (morphd_log_enabled(MORPH_LOG_DEBUG))
+            morphd_log(MORPH_LOG_DEBUG, "service %s: reply of %zu bytes to a "
+                       "datagram of %zd dropped (udp_max_reply_ratio = %zu)",
+                       conf->name, svc->ctx->reply.len, nread,
+                       conf->udp_max_reply_ratio);
+        return;
+    }
+    send_reply(ul, svc->ctx->reply.data, svc->ctx->reply.len, from);
 }
 
 static int udp_open(morphd_listener_t *l, char *err, size_t err_size)

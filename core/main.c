@@ -48,6 +48,40 @@ static void usage(FILE *out)
             MORPHD_EXIT_CONFIG, EXIT_USAGE);
 }
 
+/* A crash -- most likely in a plugin, which runs in morphd's process --
+ * is logged before the process dies of it, so that the log says why
+ * systemd restarted the service (Restart=on-failure). Only
+ * async-signal-safe calls here. */
+static void on_fatal_signal(int sig)
+{
+    char msg[160] = "morphd: fatal signal ";
+    size_t n = strlen(msg);
+    if (sig >= 10)
+        msg[n++] = (char)('0' + sig / 10);
+    msg[n++] = (char)('0' + sig % 10);
+    const char *rest = "; a plugin or morphd itself crashed. Exiting; under "
+                       "systemd the service restarts.\n";
+    size_t r = strlen(rest);
+    memcpy(msg + n, rest, r < sizeof msg - n ? r : sizeof msg - n);
+    n += r < sizeof msg - n ? r : sizeof msg - n;
+    ssize_t w = write(STDERR_FILENO, msg, n);
+    (void)w;
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void install_crash_logger(void)
+{
+    const int sigs[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
+    for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_fatal_signal;
+        sa.sa_flags = SA_RESETHAND | SA_NODEFER;
+        sigaction(sigs[i], &sa, NULL);
+    }
+}
+
 static void print_errors(const morphd_errors_t *errs)
 {
     for (size_t i = 0; i < errs->n; i++)
@@ -175,6 +209,9 @@ int main(int argc, char **argv)
     }
 
     signal(SIGPIPE, SIG_IGN); /* a closed peer is an error return, not death */
+#if !defined(__SANITIZE_ADDRESS__) && !defined(MORPH_SANITIZE)
+    install_crash_logger(); /* (ASan reports crashes its own way) */
+#endif
     if (rc == 0) {
         rc = morphd_server_listen(&server, &errs);
         if (rc == 0) {

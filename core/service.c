@@ -53,10 +53,18 @@ int morphd_service_handle(morphd_service_t *svc, void **states,
     if (len > 0 || !(flags & MORPH_MSG_END))
         MORPHD_STAT_ADD(svc->stats, messages_in, 1);
     MORPHD_STAT_ADD(svc->stats, bytes_in, len);
-    if (morphd_chain_apply(svc->chain,
-                           svc->chain->has_conn_hooks ? states : NULL, msg,
-                           len, flags, &ctx->scratch, &out, &out_len, err,
-                           sizeof err) != 0) {
+    uint64_t t0 = uv_hrtime();
+    int rc = morphd_chain_apply(svc->chain,
+                                svc->chain->has_conn_hooks ? states : NULL, msg,
+                                len, flags, &ctx->scratch, &out, &out_len, err,
+                                sizeof err);
+    uint64_t ms = (uv_hrtime() - t0) / 1000000;
+    if (ms >= MORPHD_SLOW_MESSAGE_MS)
+        morphd_log(MORPH_LOG_WARN, "service %s: the transform took %llu ms "
+                   "for a message of %zu bytes; a plugin that blocks stalls "
+                   "every client of its worker", svc->conf->name,
+                   (unsigned long long)ms, len);
+    if (rc != 0) {
         MORPHD_STAT_ADD(svc->stats, errors, 1);
         morphd_log(MORPH_LOG_WARN, "service %s: %s; message of %zu bytes "
                    "not answered", svc->conf->name, err, len);

@@ -62,6 +62,9 @@ void morphd_service_destroy(morphd_service_t *svc);
 
 #define MORPHD_READ_BUF_SIZE (64 * 1024)
 
+/* A transform taking this long is logged as a warning. */
+#define MORPHD_SLOW_MESSAGE_MS 100
+
 /* Runs one message through the service's chain, appending the output and
  * `ending` to ctx->reply. Returns 0; MORPHD_MSG_FAILED when a plugin failed
  * the message (logged and counted; nothing is appended, so it is not

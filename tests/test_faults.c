@@ -1,0 +1,193 @@
+/* Faults a server meets: plugins that fail, bloat, block or crash, UDP
+ * replies that would amplify, and a log that cannot be written. */
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define TIMEOUT_MS 5000
+
+static morphd_proc_t proc;
+
+static void teardown(void) { morphd_proc_cleanup(&proc); }
+
+static void start(const char *plugin_dir, const char *lines)
+{
+    char ini[1024];
+    snprintf(ini, sizeof ini,
+             "[morphd]\nplugin_dir = %s\n[service s]\n"
+             "listen = tcp://127.0.0.1:0 udp://127.0.0.1:0\n%s",
+             plugin_dir, lines);
+    if (morphd_proc_start(&proc, ini) != 0)
+        ck_abort_msg("morphd did not start:\n%s", morphd_proc_log(&proc));
+}
+
+static int tcp(void) { return morphd_proc_port(&proc, "s", "tcp", false); }
+static int udp(void) { return morphd_proc_port(&proc, "s", "udp", false); }
+
+/* No data and no EOF within `ms`: the connection is open and quiet. */
+static bool quiet_and_open(int fd, int ms)
+{
+    struct pollfd p = {fd, POLLIN, 0};
+    return poll(&p, 1, ms) == 0;
+}
+
+/* A plugin asking for far more output than input is refused by the host:
+ * the message fails (logged, counted, not answered), the connection and
+ * the server carry on, and memory does not grow. */
+START_TEST(bloating_plugin_is_contained)
+{
+    start(TEST_PLUGIN_DIR, "transform = bloat\nframing = line\n");
+    long rss0 = morphd_proc_rss_kib(&proc);
+    int fd = tcp_connect(tcp(), false);
+    for (int i = 0; i < 20; i++)
+        ck_assert_int_eq(send_all(fd, "abc\n", 4), 0);
+    ck_assert(quiet_and_open(fd, 300));
+    char buf[8];
+    ck_assert_int_eq(udp_roundtrip(udp(), false, "x", 1, buf, sizeof buf, 300), -1);
+    for (int i = 0; i < 200 && morphd_proc_log_count(&proc, "exceeds the limit") < 21; i++)
+        usleep(10000);
+    ck_assert_int_eq(morphd_proc_log_count(&proc, "exceeds the limit"), 21);
+    long rss1 = morphd_proc_rss_kib(&proc);
+    ck_assert_msg(rss1 - rss0 < 8192, "RSS grew from %ld to %ld KiB", rss0, rss1);
+    close(fd);
+    ck_assert_int_eq(morphd_proc_stop(&proc), 0);
+}
+END_TEST
+
+/* UDP replies are at most udp_max_reply_ratio times their datagram. */
+START_TEST(udp_replies_never_amplify)
+{
+    /* "ΐ" is 2 bytes and uppercases to 6 (3x) */
+    start(PLUGIN_DIR, "transform = uppercase\nudp_max_reply_ratio = 2\n");
+    char buf[64];
+    ck_assert_int_eq(udp_roundtrip(udp(), false, "\xce\x90", 2, buf, sizeof buf,
+                                   300), -1);
+    ck_assert_int_eq(udp_roundtrip(udp(), false, "ok", 2, buf, sizeof buf,
+                                   TIMEOUT_MS), 2);
+    ck_assert_int_eq(morphd_proc_stop(&proc), 0);
+    morphd_proc_cleanup(&proc);
+    start(PLUGIN_DIR, "transform = uppercase\n"); /* default 4: answered */
+    ck_assert_int_eq(udp_roundtrip(udp(), false, "\xce\x90", 2, buf, sizeof buf,
+                                   TIMEOUT_MS), 6);
+    ck_assert_int_eq(morphd_proc_stop(&proc), 0);
+}
+END_TEST
+
+/* A blocking plugin stalls its worker: morphd says so in the log, and
+ * serves on once it returns. */
+START_TEST(blocking_plugin_is_reported)
+{
+    start(TEST_PLUGIN_DIR, "transform = slow\n");
+    int fd = tcp_connect(tcp(), false);
+    char buf[16] = "";
+    ck_assert_int_eq(send_all(fd, "slow", 4), 0);
+    ck_assert_uint_eq(recv_exact(fd, buf, 4, TIMEOUT_MS), 4);
+    ck_assert_int_eq(send_all(fd, "fast", 4), 0);
+    ck_assert_uint_eq(recv_exact(fd, buf, 4, TIMEOUT_MS), 4);
+    ck_assert_int_eq(morphd_proc_log_count(&proc, "the transform took"), 1);
+    close(fd);
+    ck_assert_int_eq(morphd_proc_stop(&proc), 0);
+}
+END_TEST
+
+/* A plugin that crashes takes morphd with it (plugins run in-process):
+ * the crash is logged, the process dies of the signal, and systemd's
+ * Restart=on-failure (packaging/morphd.service) brings it back. */
+START_TEST(crashing_plugin_is_logged_and_fatal)
+{
+    start(TEST_PLUGIN_DIR, "transform = crash\n");
+    int fd = tcp_connect(tcp(), false);
+    ck_assert_int_eq(send_all(fd, "crash", 5), 0);
+    int status;
+    for (int i = 0; i < 500 && waitpid(proc.pid, &status, WNOHANG) == 0; i++)
+        usleep(10000);
+    close(fd);
+    proc.pid = 0;
+#ifdef MORPH_SANITIZE
+    ck_assert(WIFSIGNALED(status) || WEXITSTATUS(status) != 0);
+#else
+    ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV);
+    ck_assert_int_eq(morphd_proc_log_count(&proc, "fatal signal 11; a plugin or "
+                                                  "morphd itself crashed"), 1);
+#endif
+    FILE *f = fopen(SOURCE_DIR "/packaging/morphd.service", "r");
+    ck_assert_ptr_nonnull(f);
+    char line[256];
+    bool restart = false;
+    while (fgets(line, sizeof line, f))
+        restart |= strcmp(line, "Restart=on-failure\n") == 0;
+    fclose(f);
+    ck_assert(restart);
+}
+END_TEST
+
+/* A log that cannot be written (a full disk) never stops serving. */
+START_TEST(unwritable_log_does_not_stop_serving)
+{
+    int probe = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    ck_assert_int_eq(bind(probe, (struct sockaddr *)&a, sizeof a), 0);
+    socklen_t al = sizeof a;
+    getsockname(probe, (struct sockaddr *)&a, &al);
+    int port = ntohs(a.sin_port);
+    close(probe);
+    char ini[512];
+    snprintf(ini, sizeof ini, "[morphd]\nplugin_dir = %s\nlog_level = debug\n"
+             "allow_root = yes\n[service s]\nlisten = tcp://127.0.0.1:%d\n"
+             "transform = uppercase\n", PLUGIN_DIR, port);
+    char *path = write_temp_file(ini);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int full = open("/dev/full", O_WRONLY);
+        dup2(full, STDERR_FILENO);
+        execl(MORPHD_BIN, MORPHD_BIN, "-c", path, (char *)NULL);
+        _exit(127);
+    }
+    int fd = -1;
+    for (int i = 0; i < 500 && fd < 0; i++) {
+        fd = tcp_connect(port, false);
+        if (fd < 0)
+            usleep(10000);
+    }
+    ck_assert_int_ge(fd, 0);
+    for (int i = 0; i < 50; i++) { /* debug level: a log line per event */
+        char buf[4] = "";
+        ck_assert_int_eq(send_all(fd, "ok", 2), 0);
+        ck_assert_uint_eq(recv_exact(fd, buf, 2, TIMEOUT_MS), 2);
+        ck_assert_str_eq(buf, "OK");
+    }
+    close(fd);
+    kill(pid, SIGTERM);
+    int status;
+    waitpid(pid, &status, 0);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    unlink(path);
+    free(path);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("faults");
+    TCase *tc = tcase_create("faults");
+    tcase_set_timeout(tc, 60);
+    tcase_add_checked_fixture(tc, NULL, teardown);
+    tcase_add_test(tc, bloating_plugin_is_contained);
+    tcase_add_test(tc, udp_replies_never_amplify);
+    tcase_add_test(tc, blocking_plugin_is_reported);
+    tcase_add_test(tc, crashing_plugin_is_logged_and_fatal);
+    tcase_add_test(tc, unwritable_log_does_not_stop_serving);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+MORPH_TEST_MAIN(suite)
