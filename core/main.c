@@ -48,6 +48,10 @@ static void usage(FILE *out)
             MORPHD_EXIT_CONFIG, EXIT_USAGE);
 }
 
+/* Under AddressSanitizer, crashes are reported the sanitizer's way. */
+#if !defined(__SANITIZE_ADDRESS__) && !defined(MORPH_SANITIZE)
+#define MORPHD_CRASH_LOGGER 1
+
 /* A crash -- most likely in a plugin, which runs in morphd's process --
  * is logged before the process dies of it, so that the log says why
  * systemd restarted the service (Restart=on-failure). Only
@@ -81,6 +85,7 @@ static void install_crash_logger(void)
         sigaction(sigs[i], &sa, NULL);
     }
 }
+#endif
 
 static void print_errors(const morphd_errors_t *errs)
 {
@@ -209,8 +214,8 @@ int main(int argc, char **argv)
     }
 
     signal(SIGPIPE, SIG_IGN); /* a closed peer is an error return, not death */
-#if !defined(__SANITIZE_ADDRESS__) && !defined(MORPH_SANITIZE)
-    install_crash_logger(); /* (ASan reports crashes its own way) */
+#ifdef MORPHD_CRASH_LOGGER
+    install_crash_logger();
 #endif
     if (rc == 0) {
         rc = morphd_server_listen(&server, &errs);

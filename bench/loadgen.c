@@ -1,0 +1,395 @@
+/*
+ * loadgen.c -- the benchmark load generator. One thread, epoll, every
+ * reply checked against the transform the server is expected to apply.
+ *
+ *   loadgen tcp-rr     PORT [-c CONNS] [-p PIPELINE] [-s SIZE] [-d SECONDS] [-x EXPECT]
+ *   loadgen udp-rr     PORT [-c CLIENTS] [-s SIZE] [-d SECONDS] [-x EXPECT]
+ *   loadgen tcp-stream PORT [-d SECONDS]
+ *   loadgen idle       PORT [-c CONNS] [-d SECONDS]
+ *   loadgen first-reply PORT -- SERVER-COMMAND...
+ *
+ * EXPECT: upper (default), reverse, upper-reverse, echo. Messages are
+ * SIZE bytes ending in '\n', so line and stream framing both answer them
+ * with a reply of the same size.
+ *
+ * Prints one line of key=value pairs: requests, errors, seconds, rps,
+ * mbps, p50_us, p99_us, p999_us (and ms for first-reply).
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static int port;
+static int conns = 100, pipeline = 1, size = 64, seconds = 5;
+static const char *expect = "upper";
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* --- latency histogram: 1 us buckets up to 1 s ------------------------------ */
+
+#define HIST_MAX 1000000
+static uint32_t *hist;
+static uint64_t hist_n;
+
+static void record(uint64_t ns)
+{
+    uint64_t us = ns / 1000;
+    hist[us < HIST_MAX ? us : HIST_MAX - 1]++;
+    hist_n++;
+}
+
+static uint64_t percentile(double p)
+{
+    uint64_t want = (uint64_t)(p * (double)hist_n), seen = 0;
+    for (uint64_t us = 0; us < HIST_MAX; us++) {
+        seen += hist[us];
+        if (seen > want)
+            return us;
+    }
+    return HIST_MAX;
+}
+
+/* --- messages ------------------------------------------------------------------ */
+
+static void make_request(char *buf, uint64_t seq)
+{
+    for (int i = 0; i < size - 1; i++)
+        buf[i] = (char)('a' + (seq + (uint64_t)i * 7) % 26);
+    buf[size - 1] = '\n';
+}
+
+static void expected_reply(const char *req, char *out)
+{
+    int body = size - 1;
+    bool up = strstr(expect, "upper") != NULL;
+    bool rev = strstr(expect, "reverse") != NULL;
+    for (int i = 0; i < body; i++) {
+        char c = req[rev ? body - 1 - i : i];
+        out[i] = up && c >= 'a' && c <= 'z' ? (char)(c - 32) : c;
+    }
+    out[body] = '\n';
+}
+
+static int tcp_connect_nb(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(fd);
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    fcntl(fd, F_SETFL, O_NONBLOCK);
+    return fd;
+}
+
+static void report(uint64_t requests, uint64_t errors, double secs, double bytes)
+{
+    printf("requests=%llu errors=%llu seconds=%.3f rps=%.0f mbps=%.1f "
+           "p50_us=%llu p99_us=%llu p999_us=%llu\n",
+           (unsigned long long)requests, (unsigned long long)errors, secs,
+           requests / secs, bytes / secs / 1e6,
+           (unsigned long long)percentile(0.50), (unsigned long long)percentile(0.99),
+           (unsigned long long)percentile(0.999));
+}
+
+/* --- TCP request/response ---------------------------------------------------- */
+
+typedef struct conn {
+    int fd;
+    uint64_t next_seq;         /* next request to send */
+    uint64_t sent_at[64];      /* per in-flight request (ring) */
+    uint64_t first_unanswered; /* seq of the oldest request in flight */
+    char rbuf[8192];
+    size_t rlen;
+} conn_t;
+
+static int send_request(conn_t *c)
+{
+    char req[4096];
+    make_request(req, c->next_seq);
+    ssize_t w = send(c->fd, req, (size_t)size, MSG_NOSIGNAL);
+    if (w != size)
+        return -1; /* small messages: a short write means trouble */
+    c->sent_at[c->next_seq % 64] = now_ns();
+    c->next_seq++;
+    return 0;
+}
+
+static int tcp_rr(void)
+{
+    conn_t *cs = calloc((size_t)conns, sizeof *cs);
+    int ep = epoll_create1(0);
+    for (int i = 0; i < conns; i++) {
+        cs[i].fd = tcp_connect_nb();
+        if (cs[i].fd < 0) {
+            fprintf(stderr, "loadgen: connect: %s\n", strerror(errno));
+            return 1;
+        }
+        cs[i].next_seq = (uint64_t)i * 1000003u;
+        cs[i].first_unanswered = cs[i].next_seq;
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &cs[i]};
+        epoll_ctl(ep, EPOLL_CTL_ADD, cs[i].fd, &ev);
+        for (int k = 0; k < pipeline; k++)
+            send_request(&cs[i]);
+    }
+    uint64_t start = now_ns(), end = start + (uint64_t)seconds * 1000000000u;
+    uint64_t done = 0, errors = 0;
+    struct epoll_event evs[256];
+    char want[4096], req[4096];
+    while (now_ns() < end) {
+        int n = epoll_wait(ep, evs, 256, 100);
+        for (int e = 0; e < n; e++) {
+            conn_t *c = evs[e].data.ptr;
+            ssize_t r = recv(c->fd, c->rbuf + c->rlen, sizeof c->rbuf - c->rlen, 0);
+            if (r <= 0) {
+                errors++;
+                continue;
+            }
+            c->rlen += (size_t)r;
+            while (c->rlen >= (size_t)size) {
+                make_request(req, c->first_unanswered);
+                expected_reply(req, want);
+                if (memcmp(c->rbuf, want, (size_t)size) != 0)
+                    errors++;
+                record(now_ns() - c->sent_at[c->first_unanswered % 64]);
+                c->first_unanswered++;
+                done++;
+                memmove(c->rbuf, c->rbuf + size, c->rlen - (size_t)size);
+                c->rlen -= (size_t)size;
+                if (send_request(c) != 0)
+                    errors++;
+            }
+        }
+    }
+    double secs = (double)(now_ns() - start) / 1e9;
+    report(done, errors, secs, (double)done * size);
+    return errors ? 2 : 0;
+}
+
+/* --- UDP request/response ---------------------------------------------------- */
+
+static int udp_rr(void)
+{
+    int ep = epoll_create1(0);
+    int *fds = calloc((size_t)conns, sizeof *fds);
+    uint64_t *seq = calloc((size_t)conns, sizeof *seq);
+    uint64_t *sent_at = calloc((size_t)conns, sizeof *sent_at);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    char req[4096], want[4096], got[65536];
+    for (int i = 0; i < conns; i++) {
+        fds[i] = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+        connect(fds[i], (struct sockaddr *)&a, sizeof a);
+        struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
+        epoll_ctl(ep, EPOLL_CTL_ADD, fds[i], &ev);
+        seq[i] = (uint64_t)i * 1000003u;
+        make_request(req, seq[i]);
+        send(fds[i], req, (size_t)size, 0);
+        sent_at[i] = now_ns();
+    }
+    uint64_t start = now_ns(), end = start + (uint64_t)seconds * 1000000000u;
+    uint64_t done = 0, errors = 0;
+    struct epoll_event evs[256];
+    while (now_ns() < end) {
+        int n = epoll_wait(ep, evs, 256, 20);
+        uint64_t t = now_ns();
+        for (int e = 0; e < n; e++) {
+            int i = (int)evs[e].data.u32;
+            ssize_t r;
+            while ((r = recv(fds[i], got, sizeof got, 0)) > 0) {
+                make_request(req, seq[i]);
+                expected_reply(req, want);
+                if (r != size || memcmp(got, want, (size_t)size) != 0) {
+                    errors++;
+                    continue; /* a stale reply to a retried request */
+                }
+                record(now_ns() - sent_at[i]);
+                done++;
+                seq[i]++;
+                make_request(req, seq[i]);
+                send(fds[i], req, (size_t)size, 0);
+                sent_at[i] = now_ns();
+            }
+        }
+        for (int i = 0; i < conns; i++) /* lost datagram: retry after 200 ms */
+            if (t - sent_at[i] > 200000000u) {
+                errors++;
+                make_request(req, seq[i]);
+                send(fds[i], req, (size_t)size, 0);
+                sent_at[i] = t;
+            }
+    }
+    double secs = (double)(now_ns() - start) / 1e9;
+    report(done, errors, secs, (double)done * size);
+    return 0;
+}
+
+/* --- TCP streaming ------------------------------------------------------------ */
+
+static int tcp_stream(void)
+{
+    int fd = tcp_connect_nb();
+    if (fd < 0)
+        return 1;
+    static char out[65536], in[65536];
+    for (size_t i = 0; i < sizeof out; i++)
+        out[i] = (char)('a' + i % 26); /* 65536 % 26 != 0: offsets vary */
+    uint64_t sent = 0, received = 0, errors = 0;
+    uint64_t start = now_ns(), end = start + (uint64_t)seconds * 1000000000u;
+    int ep = epoll_create1(0);
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.fd = fd};
+    epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+    while (now_ns() < end) {
+        struct epoll_event evs[1];
+        if (epoll_wait(ep, evs, 1, 100) <= 0)
+            continue;
+        if ((evs[0].events & EPOLLOUT) && sent - received < (8u << 20)) {
+            size_t off = sent % 26;
+            ssize_t w = send(fd, out + off, sizeof out - 26, MSG_NOSIGNAL);
+            if (w > 0)
+                sent += (uint64_t)w;
+        }
+        if (evs[0].events & EPOLLIN) {
+            ssize_t r = recv(fd, in, sizeof in, 0);
+            for (ssize_t k = 0; k < r; k++)
+                if (in[k] != (char)('A' + (received + (uint64_t)k) % 26))
+                    errors++;
+            if (r > 0)
+                received += (uint64_t)r;
+        }
+    }
+    double secs = (double)(now_ns() - start) / 1e9;
+    printf("requests=0 errors=%llu seconds=%.3f rps=0 mbps=%.1f p50_us=0 "
+           "p99_us=0 p999_us=0\n", (unsigned long long)errors, secs,
+           (double)received / secs / 1e6);
+    return errors ? 2 : 0;
+}
+
+/* --- idle connections ---------------------------------------------------------- */
+
+static int idle(void)
+{
+    int *fds = calloc((size_t)conns, sizeof *fds);
+    char req[4096], want[4096], got[4096];
+    uint64_t errors = 0;
+    for (int i = 0; i < conns; i++) {
+        fds[i] = tcp_connect_nb();
+        if (fds[i] < 0) {
+            fprintf(stderr, "loadgen: connect %d: %s\n", i, strerror(errno));
+            return 1;
+        }
+        fcntl(fds[i], F_SETFL, 0);
+        make_request(req, (uint64_t)i);
+        send(fds[i], req, (size_t)size, MSG_NOSIGNAL);
+    }
+    for (int i = 0; i < conns; i++) { /* every one is served... */
+        make_request(req, (uint64_t)i);
+        expected_reply(req, want);
+        ssize_t r = recv(fds[i], got, (size_t)size, MSG_WAITALL);
+        if (r != size || memcmp(got, want, (size_t)size) != 0)
+            errors++;
+    }
+    printf("ready conns=%d errors=%llu\n", conns, (unsigned long long)errors);
+    fflush(stdout);
+    sleep((unsigned)seconds); /* ...then idle while the driver measures */
+    return errors ? 2 : 0;
+}
+
+/* --- exec to first correct reply ------------------------------------------------ */
+
+static int first_reply(char **cmd)
+{
+    char req[4096], want[4096], got[4096];
+    make_request(req, 1);
+    expected_reply(req, want);
+    uint64_t t0 = now_ns();
+    pid_t pid = fork();
+    if (pid == 0) {
+        int null = open("/dev/null", O_WRONLY);
+        dup2(null, STDOUT_FILENO);
+        dup2(null, STDERR_FILENO);
+        execvp(cmd[0], cmd);
+        _exit(127);
+    }
+    int fd = -1;
+    while (now_ns() - t0 < 5000000000u) {
+        fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0)
+            break;
+        close(fd);
+        fd = -1;
+        usleep(50);
+    }
+    int ok = fd >= 0 && send(fd, req, (size_t)size, MSG_NOSIGNAL) == size &&
+             recv(fd, got, (size_t)size, MSG_WAITALL) == size &&
+             memcmp(got, want, (size_t)size) == 0;
+    uint64_t t1 = now_ns();
+    if (fd >= 0)
+        close(fd);
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+    printf("ms=%.3f errors=%d\n", (double)(t1 - t0) / 1e6, !ok);
+    return ok ? 0 : 2;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 3) {
+        fprintf(stderr, "usage: see the comment at the top of bench/loadgen.c\n");
+        return 64;
+    }
+    const char *mode = argv[1];
+    port = atoi(argv[2]);
+    int opt;
+    optind = 3;
+    while ((opt = getopt(argc, argv, "c:p:s:d:x:")) != -1) {
+        switch (opt) {
+        case 'c': conns = atoi(optarg); break;
+        case 'p': pipeline = atoi(optarg); break;
+        case 's': size = atoi(optarg); break;
+        case 'd': seconds = atoi(optarg); break;
+        case 'x': expect = optarg; break;
+        default: return 64;
+        }
+    }
+    if (size < 2 || size > 4096 || pipeline < 1 || pipeline > 64 || conns < 1)
+        return 64;
+    hist = calloc(HIST_MAX, sizeof *hist);
+    signal(SIGPIPE, SIG_IGN);
+    if (strcmp(mode, "tcp-rr") == 0)
+        return tcp_rr();
+    if (strcmp(mode, "udp-rr") == 0)
+        return udp_rr();
+    if (strcmp(mode, "tcp-stream") == 0)
+        return tcp_stream();
+    if (strcmp(mode, "idle") == 0)
+        return idle();
+    if (strcmp(mode, "first-reply") == 0 && optind < argc)
+        return first_reply(argv + optind);
+    fprintf(stderr, "loadgen: unknown mode %s\n", mode);
+    return 64;
+}
