@@ -7,7 +7,7 @@ CMAKE_FLAGS ?=
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CONFIG ?= config/morphd.ini
 
-.PHONY: all deps configure build run test check test-sanitize package test-package docs fuzz clean help
+.PHONY: all deps configure build run test check test-sanitize package test-package docs fuzz bench clean help
 
 all: build
 
@@ -17,6 +17,7 @@ help:
 	@echo "make build   build only (into $(BUILD_DIR)/)"
 	@echo "make test-sanitize  the test suite built with ASan+UBSan (into $(BUILD_DIR)-sanitize/)"
 	@echo "make package  Debian packages morph and morph-dev (into $(BUILD_DIR)-package/)"
+	@echo "make bench   the benchmark suite (a few minutes; see docs/benchmarks.md)"
 	@echo "make deps    install the missing Debian packages only"
 	@echo "make clean   remove $(BUILD_DIR)/"
 
@@ -65,6 +66,14 @@ fuzz: deps
 	    fi; \
 	done
 
+# The benchmark suite (Release build): morphd against hand-written libuv and
+# raw epoll servers, side by side; writes $(BUILD_DIR)-bench/bench-results/.
+bench:
+	@sh scripts/install-deps.sh --bench
+	cmake -S . -B $(BUILD_DIR)-bench -DCMAKE_BUILD_TYPE=Release -DMORPH_BUILD_TESTS=OFF $(CMAKE_FLAGS)
+	cmake --build $(BUILD_DIR)-bench -j $(JOBS)
+	bash bench/run.sh $(BUILD_DIR)-bench
+
 # Regenerates the key table of docs/configuration.md from morphd itself.
 docs: build
 	sh scripts/gen-config-doc.sh $(BUILD_DIR)
@@ -82,4 +91,4 @@ test-package: package
 	bash tests/package/package_test.sh $(BUILD_DIR)-package
 
 clean:
-	rm -rf $(BUILD_DIR) $(BUILD_DIR)-sanitize $(BUILD_DIR)-package $(BUILD_DIR)-fuzz
+	rm -rf $(BUILD_DIR) $(BUILD_DIR)-sanitize $(BUILD_DIR)-package $(BUILD_DIR)-fuzz $(BUILD_DIR)-bench

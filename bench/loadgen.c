@@ -214,7 +214,6 @@ static int udp_rr(void)
     struct epoll_event evs[256];
     while (now_ns() < end) {
         int n = epoll_wait(ep, evs, 256, 20);
-        uint64_t t = now_ns();
         for (int e = 0; e < n; e++) {
             int i = (int)evs[e].data.u32;
             ssize_t r;
@@ -233,8 +232,9 @@ static int udp_rr(void)
                 sent_at[i] = now_ns();
             }
         }
+        uint64_t t = now_ns();
         for (int i = 0; i < conns; i++) /* lost datagram: retry after 200 ms */
-            if (t - sent_at[i] > 200000000u) {
+            if (t > sent_at[i] + 200000000u) {
                 errors++;
                 make_request(req, seq[i]);
                 send(fds[i], req, (size_t)size, 0);

@@ -8,6 +8,11 @@ PACKAGES="cmake make gcc g++ clang pkg-config libuv1-dev libinih-dev libicu-dev 
 # The socket clients the README uses to talk to morphd.
 PACKAGES="$PACKAGES netcat-openbsd socat"
 
+# `install-deps.sh --bench`: also what the benchmark suite needs.
+if [ "${1:-}" = "--bench" ]; then
+    PACKAGES="$PACKAGES gnuplot-nox util-linux"
+fi
+
 missing=""
 for p in $PACKAGES; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

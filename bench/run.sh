@@ -1,0 +1,258 @@
+#!/bin/bash
+# The benchmark suite: morphd against a hand-written libuv server and a raw
+# epoll server, measured side by side in one run, on loopback.
+#
+#   bench/run.sh BUILD_DIR [OUTPUT_DIR]
+#
+# Servers run pinned to CPU 0, the load generator to CPU 1. Servers are
+# interleaved round by round (ROUNDS, default 3), each round DURATION
+# seconds (default 3); the libuv server runs twice per round (libuv, libuv2)
+# as an A/A control that shows the noise. For each scenario the table gives
+# the median over rounds of each server's requests/s and of its CPU time per
+# request (utime+stime from /proc/PID/stat over the window, divided by the
+# replies), and the median of the per-round ratios to the epoll server.
+# Writes OUTPUT_DIR/results.md and OUTPUT_DIR/tcp-throughput.png.
+set -euo pipefail
+B=$(cd "$1" && pwd)
+OUT=${2:-$B/bench-results}
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-3}
+mkdir -p "$OUT"
+LG=$B/bench/loadgen
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
+CPUS=$(nproc)
+SERVER_CPU=0
+CLIENT_CPU=$((CPUS > 1 ? 1 : 0))
+work=$(mktemp -d /tmp/morph-bench-XXXXXX)
+server_pid=
+cleanup() {
+    [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null
+    rm -rf "$work"
+}
+trap cleanup EXIT
+ulimit -n "$(ulimit -Hn)"
+
+free_port() {
+    local p
+    while :; do
+        p=$((20000 + RANDOM % 12000)) # below the ephemeral range (32768-)
+        (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+    done
+}
+
+morphd_ini() { # PORT TRANSFORM FRAMING
+    cat > "$work/morphd-$1.ini" <<INI
+[morphd]
+plugin_dir = $B/plugins
+log_level = warn
+allow_root = yes
+
+[service bench]
+listen = tcp://127.0.0.1:$1 udp://127.0.0.1:$1
+transform = $2
+framing = $3
+max_connections = 100000
+INI
+    echo "$work/morphd-$1.ini"
+}
+
+server_cmd() { # NAME PORT
+    case $1 in
+    epoll) echo "$B/bench/baseline_epoll $2" ;;
+    libuv|libuv2) echo "$B/bench/baseline_libuv $2" ;;
+    morphd) echo "$B/morphd -c $(morphd_ini "$2" uppercase stream)" ;;
+    morphd-reverse) echo "$B/morphd -c $(morphd_ini "$2" reverse line)" ;;
+    morphd-chain) echo "$B/morphd -c $(morphd_ini "$2" 'uppercase | reverse' line)" ;;
+    esac
+}
+
+start_server() { # NAME PORT
+    # shellcheck disable=SC2046
+    taskset -c "$SERVER_CPU" $(server_cmd "$1" "$2") 2>"$work/server.log" &
+    server_pid=$!
+    for _ in $(seq 500); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null && return 0
+        sleep 0.01
+    done
+    echo "bench: $1 did not start:" >&2
+    cat "$work/server.log" >&2
+    exit 1
+}
+
+stop_server() {
+    kill "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+    server_pid=
+}
+
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+field() { sed -n "s/.*\b$1=\([0-9.]*\).*/\1/p"; }
+
+# run NAME MODE LOADGEN-ARGS... -> prints "rps cpu_us_per_req mbps p99_us"
+run() {
+    local name=$1 mode=$2 port
+    shift 2
+    port=$(free_port)
+    start_server "$name" "$port"
+    local t0 t1 out expect=upper
+    case $name in
+    morphd-reverse) expect=reverse ;;
+    morphd-chain) expect=upper-reverse ;;
+    esac
+    t0=$(ticks "$server_pid")
+    out=$(taskset -c "$CLIENT_CPU" "$LG" "$mode" "$port" -d "$DURATION" -x "$expect" "$@")
+    t1=$(ticks "$server_pid")
+    stop_server
+    local req rps mbps p99 errors
+    req=$(echo "$out" | field requests)
+    rps=$(echo "$out" | field rps)
+    mbps=$(echo "$out" | field mbps)
+    p99=$(echo "$out" | field p99_us)
+    errors=$(echo "$out" | field errors)
+    [ "$errors" = 0 ] || echo "bench: $name $mode: $errors errors" >&2
+    awk -v r="$rps" -v q="$req" -v t=$((t1 - t0)) -v u="$TICK_US" -v m="$mbps" -v p="$p99" \
+        'BEGIN { printf "%s %.3f %s %s\n", r, (q > 0 ? t * u / q : 0), m, p }'
+}
+
+median() { sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+
+# ratio DATA SERVER BASE COLUMN: median over rounds of SERVER's column
+# divided by BASE's in the same round
+ratio() {
+    awk -v s="$2" -v b="$3" -v c="$4" '$2 == s {x[$1] = $c} $2 == b {y[$1] = $c}
+        END {for (r in x) if (y[r] > 0) printf "%.3f\n", x[r] / y[r]}' "$1" | median
+}
+
+# scenario TITLE SERVERS MODE ARGS... : interleaved rounds, medians, ratios
+RESULTS=$OUT/results.md
+scenario() {
+    local title=$1 servers=$2 mode=$3
+    shift 3
+    local data=$work/data
+    : > "$data"
+    for round in $(seq "$ROUNDS"); do
+        # rotate the order each round so no server always goes first
+        local order
+        order=$(echo $servers | tr ' ' '\n' | awk -v r="$round" '{a[NR]=$0} END {for (i = 0; i < NR; i++) print a[(i + r) % NR + 1]}')
+        for s in $order; do
+            echo "$round $s $(run "$s" "$mode" "$@")" >> "$data"
+        done
+    done
+    {
+        echo
+        echo "### $title"
+        echo
+        echo "| server | req/s | CPU µs/req | MB/s | p99 µs | req/s ÷ epoll | CPU ÷ epoll | CPU ÷ libuv |"
+        echo "|---|---|---|---|---|---|---|---|"
+        for s in $servers; do
+            local rps cpu mbps p99 rr cr cu
+            rps=$(awk -v s="$s" '$2 == s {print $3}' "$data" | median)
+            cpu=$(awk -v s="$s" '$2 == s {print $4}' "$data" | median)
+            mbps=$(awk -v s="$s" '$2 == s {print $5}' "$data" | median)
+            p99=$(awk -v s="$s" '$2 == s {print $6}' "$data" | median)
+            rr=-; cr=-; cu=-
+            if echo "$servers" | grep -qw epoll; then
+                if [ "$mode" = tcp-stream ]; then
+                    rr=$(ratio "$data" "$s" epoll 5)
+                else
+                    rr=$(ratio "$data" "$s" epoll 3)
+                    cr=$(ratio "$data" "$s" epoll 4)
+                fi
+            fi
+            if echo "$servers" | grep -qw libuv && [ "$mode" != tcp-stream ]; then
+                cu=$(ratio "$data" "$s" libuv 4)
+            fi
+            printf "| %s | %.0f | %.2f | %.1f | %s | %s | %s | %s |\n" "$s" "$rps" "$cpu" \
+                "$mbps" "$p99" "$rr" "$cr" "$cu"
+        done
+    } | tee -a "$RESULTS"
+}
+
+{
+    echo "## Results"
+    echo
+    echo "$(date -u +%Y-%m-%d), $(uname -r), $CPUS CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')),"
+    echo "servers on CPU $SERVER_CPU, load generator on CPU $CLIENT_CPU, $ROUNDS rounds of ${DURATION} s, medians."
+} | tee "$RESULTS"
+
+scenario "TCP request/response: 64-byte messages, 100 connections, 1 worker" \
+    "epoll libuv libuv2 morphd" tcp-rr -c 100 -s 64
+scenario "UDP request/response: 64-byte datagrams, 32 clients" \
+    "epoll libuv libuv2 morphd" udp-rr -c 32 -s 64
+scenario "TCP streaming through uppercase, one connection (MB/s)" \
+    "epoll libuv morphd" tcp-stream
+scenario "Line framing: reverse alone, and the chain uppercase | reverse (100 connections)" \
+    "morphd-reverse morphd-chain" tcp-rr -c 100 -s 64
+{
+    echo
+    echo "CPU per request of the chain ÷ reverse alone (median of per-round ratios): $(ratio "$work/data" morphd-chain morphd-reverse 4)"
+} | tee -a "$RESULTS"
+
+# idle connections: server RSS per connection
+{
+    echo
+    echo "### 10,000 idle TCP connections"
+    echo
+    echo "| server | RSS before (KiB) | RSS with 10,000 idle (KiB) | bytes per connection |"
+    echo "|---|---|---|---|"
+} | tee -a "$RESULTS"
+for s in epoll libuv morphd; do
+    port=$(free_port)
+    start_server "$s" "$port"
+    before=$(rss_kib "$server_pid")
+    coproc IDLE { taskset -c "$CLIENT_CPU" "$LG" idle "$port" -c 10000 -d 5; }
+    read -r ready <&"${IDLE[0]}"
+    with=$(rss_kib "$server_pid")
+    wait "$IDLE_PID" || true
+    stop_server
+    echo "| $s | $before | $with | $(( (with - before) * 1024 / 10000 )) |" | tee -a "$RESULTS"
+    [ "${ready%% *}" = ready ] || echo "bench: idle $s: $ready" >&2
+done
+
+# exec to first correct reply
+{
+    echo
+    echo "### Exec to first correct reply (median of 11)"
+    echo
+    echo "| server | ms |"
+    echo "|---|---|"
+} | tee -a "$RESULTS"
+for s in libuv morphd; do
+    port=$(free_port)
+    ms=$(for _ in $(seq 11); do
+        # shellcheck disable=SC2046
+        "$LG" first-reply "$port" -- $(server_cmd "$s" "$port") | field ms
+    done | median)
+    echo "| $s | $ms |" | tee -a "$RESULTS"
+done
+
+# throughput against connection count, for the plot
+plot=$OUT/tcp-throughput.dat
+echo "# conns epoll libuv morphd (req/s)" > "$plot"
+for c in 1 10 100 1000; do
+    line="$c"
+    for s in epoll libuv morphd; do
+        line="$line $(run "$s" tcp-rr -c "$c" -s 64 | cut -d' ' -f1)"
+    done
+    echo "$line" >> "$plot"
+done
+if command -v gnuplot >/dev/null; then
+    gnuplot <<GP
+set terminal pngcairo size 800,480
+set output "$OUT/tcp-throughput.png"
+set title "TCP request/response, 64-byte messages, 1 server core"
+set xlabel "connections"
+set ylabel "requests per second"
+set logscale x
+set key bottom right
+set grid
+plot "$plot" using 1:2 with linespoints title "raw epoll", \
+     "$plot" using 1:3 with linespoints title "hand-written libuv", \
+     "$plot" using 1:4 with linespoints title "morphd"
+GP
+    echo "plot: $OUT/tcp-throughput.png"
+else
+    echo "bench: gnuplot not installed; no plot (scripts/install-deps.sh --bench)" >&2
+fi
+echo "results: $RESULTS"
