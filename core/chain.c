@@ -173,7 +173,10 @@ int morphd_chain_apply(const morphd_chain_t *chain, void **states,
     for (size_t i = 0; i < chain->n; i++) {
         const morphd_stage_t *st = &chain->stages[i];
         morphd_buf_t *dst = &scratch->buf[i & 1];
-        out_ctx_t ctx = {.buf = dst, .limit = chain->out_limit};
+        out_ctx_t ctx; /* reason[] is written only on failure */
+        ctx.buf = dst;
+        ctx.limit = chain->out_limit;
+        ctx.failure = NULL;
         size_t want = msg.len < 64 ? 64 : msg.len;
         if (morphd_buf_reserve(dst, want) != 0) {
             snprintf(err, err_size, "plugin %s: out of memory",

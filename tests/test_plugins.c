@@ -26,6 +26,30 @@ START_TEST(uppercase_ascii)
 }
 END_TEST
 
+/* Every ASCII byte at every offset (the fast path works 8 bytes at a
+ * time) matches the C locale's toupper. */
+START_TEST(uppercase_all_ascii_at_all_offsets)
+{
+    test_chain_t tc;
+    test_chain_init(&tc, "uppercase", NULL);
+    unsigned char in[128 + 16], want[128 + 16];
+    for (int shift = 0; shift < 16; shift++) {
+        size_t n = 128 + (size_t)shift;
+        for (size_t i = 0; i < n; i++) {
+            in[i] = (unsigned char)((i * 37 + (size_t)shift) % 128);
+            want[i] = (in[i] >= 'a' && in[i] <= 'z') ? (unsigned char)(in[i] - 32)
+                                                     : in[i];
+        }
+        size_t len;
+        char *out = test_chain_run(&tc, in, n, 0, &len);
+        ck_assert_uint_eq(len, n);
+        ck_assert_mem_eq(out, want, n);
+        free(out);
+    }
+    test_chain_free(&tc);
+}
+END_TEST
+
 START_TEST(uppercase_full_unicode_mappings)
 {
     assert_transform("uppercase", NULL, "é", "É");
@@ -227,6 +251,7 @@ static Suite *suite(void)
     Suite *s = suite_create("plugins");
     TCase *up = tcase_create("uppercase");
     tcase_add_test(up, uppercase_ascii);
+    tcase_add_test(up, uppercase_all_ascii_at_all_offsets);
     tcase_add_test(up, uppercase_full_unicode_mappings);
     tcase_add_test(up, uppercase_locale_option);
     tcase_add_test(up, uppercase_rejects_unknown_option);

@@ -11,6 +11,7 @@
  *                           default: root, the language-neutral mapping.
  */
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,6 +110,26 @@ static int icu_upper(upper_t *u, const unsigned char *s, size_t n,
     }
 }
 
+/* ASCII a-z to A-Z, eight bytes at a time while no byte has its high bit
+ * set (SWAR: the comparisons are done on all bytes of a word at once).
+ * Returns how many bytes it did; the rest is not plain ASCII. */
+static size_t ascii_upper8(const unsigned char *s, size_t n, unsigned char *d)
+{
+    const uint64_t high = 0x8080808080808080ull;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        if (w & high)
+            break;
+        uint64_t ge_a = w + 0x1f1f1f1f1f1f1f1full; /* bit 7 set: >= 'a' */
+        uint64_t gt_z = w + 0x0505050505050505ull; /* bit 7 set: >  'z' */
+        w ^= ((ge_a & ~gt_z) & high) >> 2;         /* flip 0x20: to upper */
+        memcpy(d + i, &w, 8);
+    }
+    return i;
+}
+
 /* Uppercases bytes that may hold invalid UTF-8, which passes unchanged. */
 static int upper_bytes(upper_t *u, const unsigned char *s, size_t n,
                        morph_out_t *out)
@@ -122,6 +143,7 @@ static int upper_bytes(upper_t *u, const unsigned char *s, size_t n,
                 return morph_out_fail(out, "output too large");
             unsigned char *d = out->data + out->len;
             size_t start = i;
+            i += ascii_upper8(s + i, n - i, d);
             while (i < n && s[i] < 0x80) {
                 unsigned char c = s[i];
                 d[i - start] = (c >= 'a' && c <= 'z') ? (unsigned char)(c - 32)
