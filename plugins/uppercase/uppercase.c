@@ -21,16 +21,20 @@
 
 #include <morph/plugin.h>
 
-typedef struct upper {
-    UCaseMap *csm;
-    bool ascii_fast; /* false for locales that map ASCII letters specially */
-} upper_t;
-
 /* Bytes of an incomplete UTF-8 character held between stream chunks. */
 typedef struct upper_conn {
     unsigned char carry[4];
     size_t n;
 } upper_conn_t;
+
+typedef struct upper {
+    UCaseMap *csm;
+    bool ascii_fast; /* false for locales that map ASCII letters specially */
+    /* One state kept for reuse: over UDP every datagram is a connection of
+     * its own, and this spares a malloc and a free per datagram. (An
+     * instance is never called concurrently, so no lock.) */
+    upper_conn_t *spare;
+} upper_t;
 
 static int upper_create(const morph_host_t *host, const morph_option_t *opts,
                         size_t n_opts, void **instance, char *err,
@@ -72,20 +76,31 @@ static void upper_destroy(void *instance)
 {
     upper_t *u = instance;
     ucasemap_close(u->csm);
+    free(u->spare);
     free(u);
 }
 
 static int upper_conn_open(void *instance, void **conn)
 {
-    (void)instance;
-    *conn = calloc(1, sizeof(upper_conn_t));
-    return *conn ? MORPH_OK : MORPH_ERROR;
+    upper_t *u = instance;
+    upper_conn_t *st = u->spare;
+    if (st != NULL) {
+        u->spare = NULL;
+        st->n = 0;
+    } else {
+        st = calloc(1, sizeof *st);
+    }
+    *conn = st;
+    return st ? MORPH_OK : MORPH_ERROR;
 }
 
 static void upper_conn_close(void *instance, void *conn)
 {
-    (void)instance;
-    free(conn);
+    upper_t *u = instance;
+    if (u->spare == NULL)
+        u->spare = conn;
+    else
+        free(conn);
 }
 
 /* Uppercases a valid UTF-8 run with ICU, appending to out. */
