@@ -404,6 +404,68 @@ int run_program(const char *const *argv, const void *input, size_t in_len,
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+int free_loopback_port(void)
+{
+    int probe = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    ck_assert_int_eq(bind(probe, (struct sockaddr *)&a, sizeof a), 0);
+    socklen_t len = sizeof a;
+    getsockname(probe, (struct sockaddr *)&a, &len);
+    close(probe);
+    return ntohs(a.sin_port);
+}
+
+pid_t spawn_morphd_on(const char *ini_path, int stderr_fd, int port)
+{
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        dup2(stderr_fd, STDERR_FILENO);
+        execl(MORPHD_BIN, MORPHD_BIN, "-c", ini_path, (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 500; i++) {
+        int fd = tcp_connect(port, false);
+        if (fd >= 0) {
+            close(fd);
+            return pid;
+        }
+        usleep(10000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    ck_abort_msg("morphd never listened on port %d", port);
+    return -1;
+}
+
+int stop_morphd_pid(pid_t pid)
+{
+    int status;
+    kill(pid, SIGTERM);
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+long long morph_stat(const char *admin_path, const char *service,
+                     const char *counter)
+{
+    const char *argv[] = {MORPH_BIN, "stats", "--json", "-s", admin_path, NULL};
+    char *out, *err;
+    ck_assert_int_eq(run_program(argv, "", 0, &out, NULL, &err), 0);
+    char key[128];
+    snprintf(key, sizeof key, "\"%s\":{", service);
+    char *svc = strstr(out, key);
+    ck_assert_msg(svc != NULL, "no service %s in %s", service, out);
+    snprintf(key, sizeof key, "\"%s\":", counter);
+    char *at = strstr(svc, key);
+    ck_assert_msg(at != NULL, "no counter %s in %s", counter, out);
+    long long v = atoll(at + strlen(key));
+    free(out);
+    free(err);
+    return v;
+}
+
 /* --- sockets --------------------------------------------------------------- */
 
 static socklen_t loopback(struct sockaddr_storage *ss, int port, bool v6)

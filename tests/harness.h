@@ -102,6 +102,19 @@ int run_morphd(const char *const *args, char **output);
 int run_program(const char *const *argv, const void *input, size_t in_len,
                 char **out, size_t *out_len, char **err);
 
+/* For morphd runs without a log to read ports from: a TCP port on
+ * 127.0.0.1 that is free right now. */
+int free_loopback_port(void);
+/* Starts `morphd -c ini_path` with its stderr on stderr_fd and waits (up to
+ * 5 s) until 127.0.0.1:port accepts; the test fails if it never does. */
+pid_t spawn_morphd_on(const char *ini_path, int stderr_fd, int port);
+/* SIGTERM, then its exit status (-1 when it died of a signal). */
+int stop_morphd_pid(pid_t pid);
+
+/* A counter of `service`, read with `morph stats --json -s admin_path`. */
+long long morph_stat(const char *admin_path, const char *service,
+                     const char *counter);
+
 /* Writes text to a new temp file; returns its path (malloc'd). */
 char *write_temp_file(const char *text);
 

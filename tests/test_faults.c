@@ -132,33 +132,16 @@ END_TEST
 /* A log that cannot be written (a full disk) never stops serving. */
 START_TEST(unwritable_log_does_not_stop_serving)
 {
-    int probe = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    ck_assert_int_eq(bind(probe, (struct sockaddr *)&a, sizeof a), 0);
-    socklen_t al = sizeof a;
-    getsockname(probe, (struct sockaddr *)&a, &al);
-    int port = ntohs(a.sin_port);
-    close(probe);
+    int port = free_loopback_port();
     char ini[512];
     snprintf(ini, sizeof ini, "[morphd]\nplugin_dir = %s\nlog_level = debug\n"
              "allow_root = yes\n[service s]\nlisten = tcp://127.0.0.1:%d\n"
              "transform = uppercase\n", PLUGIN_DIR, port);
     char *path = write_temp_file(ini);
-    pid_t pid = fork();
-    if (pid == 0) {
-        int full = open("/dev/full", O_WRONLY);
-        dup2(full, STDERR_FILENO);
-        execl(MORPHD_BIN, MORPHD_BIN, "-c", path, (char *)NULL);
-        _exit(127);
-    }
-    int fd = -1;
-    for (int i = 0; i < 500 && fd < 0; i++) {
-        fd = tcp_connect(port, false);
-        if (fd < 0)
-            usleep(10000);
-    }
-    ck_assert_int_ge(fd, 0);
+    int full = open("/dev/full", O_WRONLY);
+    pid_t pid = spawn_morphd_on(path, full, port);
+    close(full);
+    int fd = tcp_connect(port, false);
     for (int i = 0; i < 50; i++) { /* debug level: a log line per event */
         char buf[4] = "";
         ck_assert_int_eq(send_all(fd, "ok", 2), 0);
@@ -166,10 +149,7 @@ START_TEST(unwritable_log_does_not_stop_serving)
         ck_assert_str_eq(buf, "OK");
     }
     close(fd);
-    kill(pid, SIGTERM);
-    int status;
-    waitpid(pid, &status, 0);
-    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    ck_assert_int_eq(stop_morphd_pid(pid), 0);
     unlink(path);
     free(path);
 }

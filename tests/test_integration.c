@@ -441,15 +441,7 @@ END_TEST
 START_TEST(syslog_target_keeps_stderr_quiet)
 {
     /* no "listening on" line to read a port from: pick a free one */
-    int probe = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    ck_assert_int_eq(bind(probe, (struct sockaddr *)&a, sizeof a), 0);
-    socklen_t al = sizeof a;
-    getsockname(probe, (struct sockaddr *)&a, &al);
-    int port = ntohs(a.sin_port);
-    close(probe);
-
+    int port = free_loopback_port();
     char ini[512];
     snprintf(ini, sizeof ini, "[morphd]\nplugin_dir = %s\nlog = syslog\n"
              "allow_root = yes\n[service s]\nlisten = tcp://127.0.0.1:%d\n"
@@ -457,28 +449,14 @@ START_TEST(syslog_target_keeps_stderr_quiet)
     char *path = write_temp_file(ini);
     char errpath[] = "/tmp/morph-stderr-XXXXXX";
     int errfd = mkstemp(errpath);
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(errfd, STDERR_FILENO);
-        execl(MORPHD_BIN, MORPHD_BIN, "-c", path, (char *)NULL);
-        _exit(127);
-    }
-    int fd = -1;
-    for (int i = 0; i < 500 && fd < 0; i++) {
-        fd = tcp_connect(port, false);
-        if (fd < 0)
-            usleep(10000);
-    }
-    ck_assert_int_ge(fd, 0);
+    pid_t pid = spawn_morphd_on(path, errfd, port);
+    int fd = tcp_connect(port, false);
     char buf[4] = "";
     ck_assert_int_eq(send_all(fd, "ok", 2), 0);
     ck_assert_uint_eq(recv_exact(fd, buf, 2, TIMEOUT_MS), 2);
     ck_assert_str_eq(buf, "OK");
     close(fd);
-    kill(pid, SIGTERM);
-    int status;
-    waitpid(pid, &status, 0);
-    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    ck_assert_int_eq(stop_morphd_pid(pid), 0);
     ck_assert_int_eq(lseek(errfd, 0, SEEK_END), 0); /* stderr stayed empty */
     close(errfd);
     unlink(errpath);

@@ -58,17 +58,7 @@ static bool closed_by_server(int fd)
 /* The value of a counter of service s, from `morph stats --json`. */
 static long long stat_of(const char *counter)
 {
-    const char *argv[] = {MORPH_BIN, "stats", "--json", "-s", admin_path, NULL};
-    char *out, *err;
-    ck_assert_int_eq(run_program(argv, "", 0, &out, NULL, &err), 0);
-    char key[64];
-    snprintf(key, sizeof key, "\"%s\":", counter);
-    char *at = strstr(out, key);
-    ck_assert_msg(at != NULL, "%s not in %s", counter, out);
-    long long v = atoll(at + strlen(key));
-    free(out);
-    free(err);
-    return v;
+    return morph_stat(admin_path, "s", counter);
 }
 
 START_TEST(max_connections_refuses_new_and_keeps_old)

@@ -43,19 +43,7 @@ static long now_ms(void)
 
 static long long stat_of(const char *service, const char *counter)
 {
-    const char *argv[] = {MORPH_BIN, "stats", "--json", "-s", admin_path, NULL};
-    char *out, *err;
-    ck_assert_int_eq(run_program(argv, "", 0, &out, NULL, &err), 0);
-    char key[128];
-    snprintf(key, sizeof key, "\"%s\":{", service);
-    char *svc = strstr(out, key);
-    ck_assert_ptr_nonnull(svc);
-    snprintf(key, sizeof key, "\"%s\":", counter);
-    char *at = strstr(svc, key);
-    long long v = atoll(at + strlen(key));
-    free(out);
-    free(err);
-    return v;
+    return morph_stat(admin_path, service, counter);
 }
 
 /* Kernel drops on the UDP socket bound to `port` (/proc/net/udp). */

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <unicode/utf8.h>
+
 #include "log.h"
 #include "standalone.h"
 
@@ -47,6 +49,18 @@ static unsigned char *fuzz_apply(morphd_standalone_t *s, const void *in,
     unsigned char *copy = malloc(*out_len + 1);
     memcpy(copy, out, *out_len);
     return copy;
+}
+
+/* Whether s[0..n) is valid UTF-8 (needs <unicode/utf8.h>). */
+static inline int fuzz_valid_utf8(const unsigned char *s, size_t n)
+{
+    for (int32_t i = 0; i < (int32_t)n;) {
+        UChar32 c;
+        U8_NEXT(s, i, (int32_t)n, c);
+        if (c < 0)
+            return 0;
+    }
+    return 1;
 }
 
 #define FUZZ_CHECK(cond, ...)                                                  \

@@ -30,17 +30,6 @@ static int invalid_bytes_kept(const unsigned char *in, size_t n,
     return 1;
 }
 
-static int valid_utf8(const unsigned char *s, size_t n)
-{
-    for (int32_t i = 0; i < (int32_t)n;) {
-        UChar32 c;
-        U8_NEXT(s, i, (int32_t)n, c);
-        if (c < 0)
-            return 0;
-    }
-    return 1;
-}
-
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 {
     static morphd_standalone_t s;
@@ -58,7 +47,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
     unsigned char *whole = fuzz_apply(&s, in, n, 0, &m);
     FUZZ_CHECK(invalid_bytes_kept(in, n, whole, m),
                "an invalid byte sequence was changed or lost");
-    if (valid_utf8(in, n)) {
+    if (fuzz_valid_utf8(in, n)) {
         size_t m2;
         unsigned char *again = fuzz_apply(&s, whole, m, 0, &m2);
         FUZZ_CHECK(m2 == m && memcmp(again, whole, m) == 0,
