@@ -361,8 +361,9 @@ START_TEST(plugin_option_error_at_startup)
 }
 END_TEST
 
-/* Under systemd (Type=notify) morphd reports READY=1 once it listens and
- * STOPPING=1 when asked to stop. */
+/* Under systemd (Type=notify) morphd reports READY=1 once it listens,
+ * RELOADING=1 (then READY=1) around a reload, and STOPPING=1 when asked
+ * to stop. */
 START_TEST(systemd_notify_ready_and_stopping)
 {
     char path[] = "/tmp/morph-notify-XXXXXX";
@@ -378,6 +379,16 @@ START_TEST(systemd_notify_ready_and_stopping)
     unsetenv("NOTIFY_SOCKET");
     char msg[256] = "";
     struct pollfd p = {fd, POLLIN, 0};
+    ck_assert_int_eq(poll(&p, 1, TIMEOUT_MS), 1);
+    ck_assert_int_gt(recv(fd, msg, sizeof msg - 1, 0), 0);
+    ck_assert_msg(strstr(msg, "READY=1"), "%s", msg);
+    /* a reload is bracketed by RELOADING=1 and READY=1 */
+    ck_assert_int_eq(morphd_proc_reload(&proc), 0);
+    memset(msg, 0, sizeof msg);
+    ck_assert_int_eq(poll(&p, 1, TIMEOUT_MS), 1);
+    ck_assert_int_gt(recv(fd, msg, sizeof msg - 1, 0), 0);
+    ck_assert_msg(strstr(msg, "RELOADING=1"), "%s", msg);
+    memset(msg, 0, sizeof msg);
     ck_assert_int_eq(poll(&p, 1, TIMEOUT_MS), 1);
     ck_assert_int_gt(recv(fd, msg, sizeof msg - 1, 0), 0);
     ck_assert_msg(strstr(msg, "READY=1"), "%s", msg);
