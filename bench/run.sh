@@ -12,6 +12,8 @@
 # request (utime+stime from /proc/PID/stat over the window, divided by the
 # replies), and the median of the per-round ratios to the epoll server.
 # Writes OUTPUT_DIR/results.md and OUTPUT_DIR/tcp-throughput.png.
+# ONLY=REGEX runs just the parts whose name matches (tcp, udp, stream,
+# chain, idle, first-reply, plot), e.g. ONLY=udp.
 set -euo pipefail
 B=$(cd "$1" && pwd)
 OUT=${2:-$B/bench-results}
@@ -124,11 +126,15 @@ ratio() {
         END {for (r in x) if (y[r] > 0) printf "%.3f\n", x[r] / y[r]}' "$1" | median
 }
 
-# scenario TITLE SERVERS MODE ARGS... : interleaved rounds, medians, ratios
+# scenario TITLE SERVERS MODE NAME ARGS... : interleaved rounds, medians,
+# ratios (NAME is what ONLY matches)
 RESULTS=$OUT/results.md
+ONLY=${ONLY:-.}
+wanted() { echo "$1" | grep -Eq "$ONLY"; }
 scenario() {
-    local title=$1 servers=$2 mode=$3
-    shift 3
+    local title=$1 servers=$2 mode=$3 name=$4
+    shift 4
+    wanted "$name" || return 0
     local data=$work/data
     : > "$data"
     for round in $(seq "$ROUNDS"); do
@@ -177,19 +183,20 @@ scenario() {
 } | tee "$RESULTS"
 
 scenario "TCP request/response: 64-byte messages, 100 connections, 1 worker" \
-    "epoll libuv libuv2 morphd" tcp-rr -c 100 -s 64
+    "epoll libuv libuv2 morphd" tcp-rr tcp -c 100 -s 64
 scenario "UDP request/response: 64-byte datagrams, 32 clients" \
-    "epoll libuv libuv2 morphd" udp-rr -c 32 -s 64
+    "epoll libuv libuv2 morphd" udp-rr udp -c 32 -s 64
 scenario "TCP streaming through uppercase, one connection (MB/s)" \
-    "epoll libuv morphd" tcp-stream
+    "epoll libuv morphd" tcp-stream stream
 scenario "Line framing: reverse alone, and the chain uppercase | reverse (100 connections)" \
-    "morphd-reverse morphd-chain" tcp-rr -c 100 -s 64
-{
+    "morphd-reverse morphd-chain" tcp-rr chain -c 100 -s 64
+if wanted chain; then
     echo
     echo "CPU per request of the chain ÷ reverse alone (median of per-round ratios): $(ratio "$work/data" morphd-chain morphd-reverse 4)"
-} | tee -a "$RESULTS"
+fi | tee -a "$RESULTS"
 
 # idle connections: server RSS per connection
+if wanted idle; then
 {
     echo
     echo "### 10,000 idle TCP connections"
@@ -209,8 +216,10 @@ for s in epoll libuv morphd; do
     echo "| $s | $before | $with | $(( (with - before) * 1024 / 10000 )) |" | tee -a "$RESULTS"
     [ "${ready%% *}" = ready ] || echo "bench: idle $s: $ready" >&2
 done
+fi
 
 # exec to first correct reply
+if wanted first-reply; then
 {
     echo
     echo "### Exec to first correct reply (median of 11)"
@@ -226,8 +235,10 @@ for s in libuv morphd; do
     done | median)
     echo "| $s | $ms |" | tee -a "$RESULTS"
 done
+fi
 
 # throughput against connection count, for the plot
+if wanted plot; then
 plot=$OUT/tcp-throughput.dat
 echo "# conns epoll libuv morphd (req/s)" > "$plot"
 for c in 1 10 100 1000; do
@@ -254,5 +265,6 @@ GP
     echo "plot: $OUT/tcp-throughput.png"
 else
     echo "bench: gnuplot not installed; no plot (scripts/install-deps.sh --bench)" >&2
+fi
 fi
 echo "results: $RESULTS"

@@ -1,6 +1,7 @@
 /*
  * listener_udp.c -- the UDP front end: one datagram is one message, and its
- * reply goes back to the sender. Replies are sent at once when the socket
+ * reply goes back to the sender. Datagrams come in batches (recvmmsg) and
+ * their replies go out in batches (sendmmsg). Replies are sent at once when the socket
  * takes them; otherwise they are queued up to max_pending_output bytes, and
  * beyond that dropped and counted, because UDP has no backpressure to apply.
  */
@@ -8,10 +9,27 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "frontend.h"
 #include "log.h"
 #include "service.h"
+
+/* libuv's recvmmsg slot size (UV__UDP_DGRAM_MAXSIZE), and how many
+ * datagrams one system call may bring: fewer system calls under load, the
+ * same behaviour otherwise. 1 MiB per UDP listener and worker, touched
+ * only as datagrams arrive. */
+#define UDP_SLOT 65536
+#define UDP_BATCH 16
+
+/* The replies to one received batch, sent together with one sendmmsg(2)
+ * when the batch ends. */
+typedef struct reply_batch {
+    size_t n;
+    size_t offset[UDP_BATCH], len[UDP_BATCH];
+    struct sockaddr_storage to[UDP_BATCH];
+    morphd_buf_t bytes; /* the replies, back to back */
+} reply_batch_t;
 
 typedef struct udp_listener {
     uv_udp_t handle;
@@ -19,6 +37,7 @@ typedef struct udp_listener {
     unsigned char *buf; /* receive buffer: room for a batch of datagrams */
     size_t buf_size;
     size_t pending; /* bytes of queued replies */
+    reply_batch_t batch;
     bool closing;
     bool handle_closing;
 } udp_listener_t;
@@ -30,17 +49,13 @@ typedef struct send_req {
     unsigned char data[];
 } send_req_t;
 
-/* libuv's recvmmsg slot size (UV__UDP_DGRAM_MAXSIZE), and how many
- * datagrams one system call may bring: fewer system calls under load, the
- * same behaviour otherwise. 1 MiB per UDP listener and worker, touched
- * only as datagrams arrive. */
-#define UDP_SLOT 65536
-#define UDP_BATCH 16
+
 
 static void on_handle_closed(uv_handle_t *h)
 {
     udp_listener_t *ul = h->data;
     morphd_listener_t *l = ul->l;
+    morphd_buf_free(&ul->batch.bytes);
     free(ul->buf);
     free(ul);
     l->impl = NULL;
@@ -119,14 +134,70 @@ static void send_reply(udp_listener_t *ul, const unsigned char *data,
     ul->pending += len;
 }
 
+/* Holds a reply until its batch ends; 0, or -1 when it must go the usual
+ * way (replies already queued, or no memory). */
+static int batch_reply(udp_listener_t *ul, const unsigned char *data,
+                       size_t len, const struct sockaddr *to)
+{
+    reply_batch_t *b = &ul->batch;
+    if (ul->pending > 0 || b->n == UDP_BATCH)
+        return -1; /* keep the order of what is already queued */
+    size_t off = b->bytes.len;
+    if (morphd_buf_append(&b->bytes, data, len) != 0)
+        return -1;
+    b->offset[b->n] = off;
+    b->len[b->n] = len;
+    memcpy(&b->to[b->n], to, to->sa_family == AF_INET6
+                                 ? sizeof(struct sockaddr_in6)
+                                 : sizeof(struct sockaddr_in));
+    b->n++;
+    return 0;
+}
+
+/* Sends the batch with one system call; what the socket does not take
+ * goes through the queue. */
+static void flush_batch(udp_listener_t *ul)
+{
+    reply_batch_t *b = &ul->batch;
+    if (b->n == 0)
+        return;
+    struct mmsghdr msgs[UDP_BATCH];
+    struct iovec iov[UDP_BATCH];
+    for (size_t i = 0; i < b->n; i++) {
+        iov[i].iov_base = b->bytes.data + b->offset[i];
+        iov[i].iov_len = b->len[i];
+        memset(&msgs[i], 0, sizeof msgs[i]);
+        msgs[i].msg_hdr.msg_name = &b->to[i];
+        msgs[i].msg_hdr.msg_namelen = b->to[i].ss_family == AF_INET6
+                                          ? sizeof(struct sockaddr_in6)
+                                          : sizeof(struct sockaddr_in);
+        msgs[i].msg_hdr.msg_iov = &iov[i];
+        msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+    uv_os_fd_t fd;
+    int sent = 0;
+    if (uv_fileno((uv_handle_t *)&ul->handle, &fd) == 0) {
+        sent = sendmmsg(fd, msgs, (unsigned)b->n, MSG_DONTWAIT);
+        if (sent < 0)
+            sent = 0;
+    }
+    for (size_t i = (size_t)sent; i < b->n; i++) /* the rest: queued */
+        send_reply(ul, b->bytes.data + b->offset[i], b->len[i],
+                   (const struct sockaddr *)&b->to[i]);
+    b->n = 0;
+    b->bytes.len = 0;
+}
+
 static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
                     const struct sockaddr *from, unsigned flags)
 {
     udp_listener_t *ul = h->data;
     morphd_service_t *svc = ul->l->service;
     const morphd_service_conf_t *conf = svc->conf;
-    if (flags & UV_UDP_MMSG_FREE)
-        return; /* end of a batch: the buffer is the listener's own */
+    if (flags & UV_UDP_MMSG_FREE) { /* end of a batch */
+        flush_batch(ul);
+        return;
+    }
     if (nread < 0) {
         morphd_log(MORPH_LOG_DEBUG, "service %s: %s: receive failed: %s",
                    conf->name, ul->l->bound, uv_strerror((int)nread));
@@ -170,7 +241,9 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
                        conf->udp_max_reply_ratio);
         return;
     }
-    send_reply(ul, svc->ctx->reply.data, svc->ctx->reply.len, from);
+    if (!(flags & UV_UDP_MMSG_CHUNK) ||
+        batch_reply(ul, svc->ctx->reply.data, svc->ctx->reply.len, from) != 0)
+        send_reply(ul, svc->ctx->reply.data, svc->ctx->reply.len, from);
 }
 
 static int udp_open(morphd_listener_t *l, char *err, size_t err_size)
