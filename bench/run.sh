@@ -149,15 +149,15 @@ scenario() {
         echo
         echo "### $title"
         echo
-        echo "| server | req/s | CPU µs/req | MB/s | p99 µs | req/s ÷ epoll | CPU ÷ epoll | CPU ÷ libuv |"
-        echo "|---|---|---|---|---|---|---|---|"
+        echo "| server | req/s | CPU µs/req | MB/s | p99 µs | req/s ÷ epoll | CPU ÷ epoll | req/s ÷ libuv | CPU ÷ libuv |"
+        echo "|---|---|---|---|---|---|---|---|---|"
         for s in $servers; do
             local rps cpu mbps p99 rr cr cu
             rps=$(awk -v s="$s" '$2 == s {print $3}' "$data" | median)
             cpu=$(awk -v s="$s" '$2 == s {print $4}' "$data" | median)
             mbps=$(awk -v s="$s" '$2 == s {print $5}' "$data" | median)
             p99=$(awk -v s="$s" '$2 == s {print $6}' "$data" | median)
-            rr=-; cr=-; cu=-
+            rr=-; cr=-; ru=-; cu=-
             if echo "$servers" | grep -qw epoll; then
                 if [ "$mode" = tcp-stream ]; then
                     rr=$(ratio "$data" "$s" epoll 5)
@@ -166,11 +166,16 @@ scenario() {
                     cr=$(ratio "$data" "$s" epoll 4)
                 fi
             fi
-            if echo "$servers" | grep -qw libuv && [ "$mode" != tcp-stream ]; then
-                cu=$(ratio "$data" "$s" libuv 4)
+            if echo "$servers" | grep -qw libuv; then
+                if [ "$mode" = tcp-stream ]; then
+                    ru=$(ratio "$data" "$s" libuv 5)
+                else
+                    ru=$(ratio "$data" "$s" libuv 3)
+                    cu=$(ratio "$data" "$s" libuv 4)
+                fi
             fi
-            printf "| %s | %.0f | %.2f | %.1f | %s | %s | %s | %s |\n" "$s" "$rps" "$cpu" \
-                "$mbps" "$p99" "$rr" "$cr" "$cu"
+            printf "| %s | %.0f | %.2f | %.1f | %s | %s | %s | %s | %s |\n" "$s" "$rps" "$cpu" \
+                "$mbps" "$p99" "$rr" "$cr" "$ru" "$cu"
         done
     } | tee -a "$RESULTS"
 }
