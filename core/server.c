@@ -364,6 +364,12 @@ static void on_main_idle(morphd_worker_t *w)
         uv_close((uv_handle_t *)&s->sigterm, on_closed_noop);
         uv_close((uv_handle_t *)&s->sighup, on_closed_noop);
         uv_close((uv_handle_t *)&s->sigusr1, on_closed_noop);
+        /* Closing the handles restored the default actions: a second
+         * SIGTERM now would kill morphd before it exits cleanly. */
+        signal(SIGINT, SIG_IGN);
+        signal(SIGTERM, SIG_IGN);
+        signal(SIGHUP, SIG_IGN);
+        signal(SIGUSR1, SIG_IGN);
     }
 }
 
