@@ -908,6 +908,20 @@ int morphd_config_override(morphd_config_t *cfg, const char *spec,
     return 0;
 }
 
+int morphd_config_read(const char *path, const char *const *overrides,
+                       size_t n_overrides, morphd_config_t *cfg,
+                       morphd_errors_t *errs)
+{
+    int rc = path ? morphd_config_load_file(path, cfg, errs)
+                  : morphd_config_load_string(morphd_default_config,
+                                              "(built-in default)", cfg, errs);
+    for (size_t i = 0; rc == 0 && i < n_overrides; i++)
+        rc = morphd_config_override(cfg, overrides[i], errs);
+    if (rc != 0)
+        morphd_config_free(cfg);
+    return rc;
+}
+
 void morphd_config_free(morphd_config_t *cfg)
 {
     for (size_t i = 0; i < cfg->n_services; i++) {

@@ -91,6 +91,13 @@ int morphd_config_load_string(const char *text, const char *name,
 int morphd_config_override(morphd_config_t *cfg, const char *spec,
                            morphd_errors_t *errs);
 
+/* What morphd runs on: the file at `path` (NULL: the built-in default),
+ * then each "SECTION.KEY=VALUE" override in order. Returns 0, or -1 with
+ * the errors (and nothing left to free in cfg). */
+int morphd_config_read(const char *path, const char *const *overrides,
+                       size_t n_overrides, morphd_config_t *cfg,
+                       morphd_errors_t *errs);
+
 void morphd_config_free(morphd_config_t *cfg);
 
 /* The service named `name`, or NULL. */

@@ -162,12 +162,8 @@ int main(int argc, char **argv)
 
     morphd_errors_t errs = MORPHD_ERRORS_INIT;
     morphd_config_t cfg;
-    int rc = config_path
-                 ? morphd_config_load_file(config_path, &cfg, &errs)
-                 : morphd_config_load_string(morphd_default_config,
-                                             "(built-in default)", &cfg, &errs);
-    for (size_t i = 0; rc == 0 && i < n_overrides; i++)
-        rc = morphd_config_override(&cfg, overrides[i], &errs);
+    int rc = morphd_config_read(config_path, overrides, n_overrides, &cfg,
+                                &errs);
     if (rc == 0) {
         morphd_log_set_level(log_level >= 0 ? log_level : cfg.log_level);
         if (!test_only)
@@ -184,8 +180,6 @@ int main(int argc, char **argv)
         server.config_path = config_path;
         server.overrides = overrides;
         server.n_overrides = n_overrides;
-    } else {
-        morphd_config_free(&cfg);
     }
 
     if (rc == 0 && test_only) {

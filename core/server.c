@@ -434,20 +434,6 @@ int morphd_server_reload(morphd_server_t *s, morphd_config_t *cfg,
     return 0;
 }
 
-int morphd_server_read_config(const morphd_server_t *s, morphd_config_t *cfg,
-                              morphd_errors_t *errs)
-{
-    int rc = s->config_path
-                 ? morphd_config_load_file(s->config_path, cfg, errs)
-                 : morphd_config_load_string(morphd_default_config,
-                                             "(built-in default)", cfg, errs);
-    for (size_t i = 0; rc == 0 && i < s->n_overrides; i++)
-        rc = morphd_config_override(cfg, s->overrides[i], errs);
-    if (rc != 0)
-        morphd_config_free(cfg);
-    return rc;
-}
-
 int morphd_server_reload_from_source(morphd_server_t *s)
 {
     if (s->stopping)
@@ -457,7 +443,8 @@ int morphd_server_reload_from_source(morphd_server_t *s)
     morphd_log(MORPH_LOG_INFO, "reloading the configuration from %s", name);
     morphd_errors_t errs = MORPHD_ERRORS_INIT;
     morphd_config_t cfg;
-    int rc = morphd_server_read_config(s, &cfg, &errs);
+    int rc = morphd_config_read(s->config_path, s->overrides, s->n_overrides,
+                                &cfg, &errs);
     if (rc == 0)
         rc = morphd_server_reload(s, &cfg, &errs);
     if (rc == 0) {

@@ -71,11 +71,6 @@ int morphd_server_reload(morphd_server_t *s, morphd_config_t *cfg,
  * reloads, logging the outcome. What SIGHUP does. */
 int morphd_server_reload_from_source(morphd_server_t *s);
 
-/* Loads the configuration from config_path (or the built-in default) and
- * applies the overrides. */
-int morphd_server_read_config(const morphd_server_t *s, morphd_config_t *cfg,
-                              morphd_errors_t *errs);
-
 /* Runs until shut down by SIGINT/SIGTERM (or morphd_server_stop), then
  * waits for the worker threads. */
 int morphd_server_run(morphd_server_t *s);
