@@ -36,16 +36,6 @@ int morphd_buf_append(morphd_buf_t *b, const void *data, size_t n)
     return 0;
 }
 
-void morphd_buf_consume(morphd_buf_t *b, size_t n)
-{
-    if (n >= b->len) {
-        b->len = 0;
-        return;
-    }
-    memmove(b->data, b->data + n, b->len - n);
-    b->len -= n;
-}
-
 void morphd_buf_free(morphd_buf_t *b)
 {
     free(b->data);

@@ -19,8 +19,6 @@ typedef struct morphd_buf {
 int morphd_buf_reserve(morphd_buf_t *b, size_t min_cap);
 /* Appends n bytes. Returns 0 or -1 (out of memory). */
 int morphd_buf_append(morphd_buf_t *b, const void *data, size_t n);
-/* Drops the first n bytes. */
-void morphd_buf_consume(morphd_buf_t *b, size_t n);
 /* Frees the memory; the buffer is empty and reusable afterwards. */
 void morphd_buf_free(morphd_buf_t *b);
 

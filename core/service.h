@@ -48,7 +48,7 @@ struct morphd_service {
     bool retired; /* no longer in the current configuration */
     morphd_stats_t *stats; /* shared by every service of this name */
     morphd_stats_t **stats_head; /* the registry it is in */
-    void *owner; /* the server */
+    void *owner; /* the worker (worker.h) that adopted it */
     /* every live service, current or retired: the server's list */
     morphd_service_t **all, *prev, *next;
 };
