@@ -4,8 +4,7 @@
 #ifndef MORPH_CLI_H
 #define MORPH_CLI_H
 
-#define MORPH_EXIT_USAGE 64  /* EX_USAGE */
-#define MORPH_EXIT_CONFIG 78 /* EX_CONFIG */
+#include "exit_codes.h"
 
 /* `morph [options] [HOST][:PORT] [MESSAGE...]`: the client. */
 int morph_client_main(int argc, char **argv);
@@ -15,5 +14,8 @@ int morph_stats_main(int argc, char **argv);
 
 /* `morph pipe ...`: argv[0] is "pipe". */
 int morph_pipe_main(int argc, char **argv);
+
+/* `morph plugin info ...`: argv[0] is "plugin". */
+int morph_plugin_main(int argc, char **argv);
 
 #endif

@@ -64,8 +64,11 @@ static int run_one(pipe_ctx_t *p, const unsigned char *data, size_t len,
     size_t out_len;
     char err[512];
     p->line_no++;
-    if (morphd_standalone_apply(&p->chain, data, len, flags, &out, &out_len,
-                                err, sizeof err) != 0) {
+    int rc = morphd_standalone_apply(&p->chain, data, len, flags, &out,
+                                     &out_len, NULL, err, sizeof err);
+    if (rc == 1)
+        return 0; /* the plugins asked for no reply: not even the ending */
+    if (rc != 0) {
         if (flags & MORPH_MSG_CHUNK)
             fprintf(stderr, "morph pipe: %s\n", err);
         else
@@ -82,23 +85,6 @@ static int on_line(void *ctx, const unsigned char *line, size_t len,
                    const char *ending)
 {
     return run_one(ctx, line, len, 0, ending);
-}
-
-/* Splits "a,b|c" into names; returns the count or -1. */
-static int split_chain(char *spec, char **names, int max)
-{
-    int n = 0;
-    for (char *w; (w = strsep(&spec, ",|")) != NULL;) {
-        while (*w == ' ')
-            w++;
-        char *end = w + strlen(w);
-        while (end > w && end[-1] == ' ')
-            *--end = '\0';
-        if (*w == '\0' || n == max)
-            return -1;
-        names[n++] = w;
-    }
-    return n;
 }
 
 int morph_pipe_main(int argc, char **argv)
@@ -157,33 +143,31 @@ int morph_pipe_main(int argc, char **argv)
         pipe_usage(stderr);
         return MORPH_EXIT_USAGE;
     }
-    char *spec = strdup(argv[optind]);
-    char *names[32];
-    int n = spec ? split_chain(spec, names, 32) : -1;
-    if (n <= 0) {
-        fprintf(stderr, "morph pipe: '%s' is not a chain: plugin names "
-                "separated by ',' or '|'\n", argv[optind]);
-        free(spec);
+    char **names;
+    size_t n;
+    char err[1024];
+    if (morphd_chain_spec_parse(argv[optind], &names, &n, err, sizeof err) !=
+        0) {
+        fprintf(stderr, "morph pipe: %s\n", err);
         return MORPH_EXIT_USAGE;
     }
 
     morphd_log_set_level(MORPH_LOG_WARN);
     pipe_ctx_t p = {0};
-    char err[1024];
-    if (morphd_standalone_open(&p.chain, dir, (const char *const *)names,
-                               (size_t)n, options, n_options, max_message, err,
+    if (morphd_standalone_open(&p.chain, dir, (const char *const *)names, n,
+                               options, n_options, max_message, err,
                                sizeof err) != 0) {
         fprintf(stderr, "morph pipe: %s\n", err);
-        free(spec);
+        morphd_chain_spec_free(names, n);
         return MORPH_EXIT_CONFIG;
     }
     if (stream && !p.chain.chain->chunk_safe) {
-        for (int i = 0; i < n; i++)
+        for (size_t i = 0; i < n; i++)
             if (!(p.chain.plugins[i].desc->flags & MORPH_PLUGIN_CHUNK_SAFE))
                 fprintf(stderr, "morph pipe: plugin '%s' is not chunk-safe, so "
                         "it cannot run with --stream\n", names[i]);
         morphd_standalone_close(&p.chain);
-        free(spec);
+        morphd_chain_spec_free(names, n);
         return MORPH_EXIT_USAGE;
     }
 
@@ -201,15 +185,20 @@ int morph_pipe_main(int argc, char **argv)
             break;
         }
         if (r == 0) {
-            rc = stream ? run_one(&p, NULL, 0, MORPH_MSG_CHUNK | MORPH_MSG_END, "")
-                        : morphd_framer_finish(&framer, on_line, &p);
+            if (stream) {
+                rc = run_one(&p, NULL, 0, MORPH_MSG_CHUNK | MORPH_MSG_END, "");
+            } else {
+                rc = morphd_framer_finish(&framer, on_line, &p);
+                if (rc == 0 && p.chain.chain->line_end) /* a trailer */
+                    rc = run_one(&p, NULL, 0, MORPH_MSG_END, "");
+            }
             break;
         }
         if (stream) {
             rc = run_one(&p, buf, (size_t)r, MORPH_MSG_CHUNK, "");
             fflush(stdout); /* interactive use: show each chunk at once */
         } else {
-            rc = morphd_framer_feed(&framer, buf, (size_t)r, on_line, &p);
+            rc = morphd_framer_feed(&framer, buf, (size_t)r, on_line, &p, NULL);
             if (rc == MORPHD_FRAMER_TOO_LONG)
                 fprintf(stderr, "morph pipe: line %lu is longer than "
                         "--max-message (%zu bytes)\n", p.line_no + 1,
@@ -222,6 +211,6 @@ int morph_pipe_main(int argc, char **argv)
         rc = -1;
     morphd_framer_free(&framer);
     morphd_standalone_close(&p.chain);
-    free(spec);
-    return rc != 0 || p.failed ? 1 : 0;
+    morphd_chain_spec_free(names, n);
+    return rc != 0 || p.failed ? MORPH_EXIT_FAILURE : MORPH_EXIT_OK;
 }

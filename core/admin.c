@@ -56,19 +56,21 @@ static void answer(admin_conn_t *c)
     char *nl = strchr(c->request, '\n');
     if (nl)
         *nl = '\0';
-    size_t size = 64 * 1024;
-    c->answer = malloc(size);
-    if (c->answer == NULL) {
+    morphd_buf_t out = MORPHD_BUF_INIT;
+    int rc;
+    if (strcmp(c->request, "stats") == 0 || strcmp(c->request, "stats json") == 0)
+        rc = morphd_stats_format(*c->admin->stats,
+                                 strcmp(c->request, "stats json") == 0, &out);
+    else
+        rc = morphd_buf_printf(&out, "error: unknown request '%.40s'; try "
+                               "'stats' or 'stats json'\n", c->request);
+    if (rc != 0 || out.len == 0) {
+        morphd_buf_free(&out);
         uv_close((uv_handle_t *)&c->pipe, on_conn_closed);
         return;
     }
-    if (strcmp(c->request, "stats") == 0 || strcmp(c->request, "stats json") == 0)
-        morphd_stats_format(*c->admin->stats, strcmp(c->request, "stats json") == 0,
-                            c->answer, size);
-    else
-        snprintf(c->answer, size, "error: unknown request '%.40s'; try "
-                 "'stats' or 'stats json'\n", c->request);
-    uv_buf_t b = uv_buf_init(c->answer, (unsigned)strlen(c->answer));
+    c->answer = (char *)out.data;
+    uv_buf_t b = uv_buf_init(c->answer, (unsigned)out.len);
     if (uv_write(&c->write, (uv_stream_t *)&c->pipe, &b, 1, on_written) != 0)
         uv_close((uv_handle_t *)&c->pipe, on_conn_closed);
 }

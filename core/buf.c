@@ -4,6 +4,8 @@
  */
 #include "buf.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,6 +35,26 @@ int morphd_buf_append(morphd_buf_t *b, const void *data, size_t n)
         return -1;
     memcpy(b->data + b->len, data, n);
     b->len += n;
+    return 0;
+}
+
+int morphd_buf_printf(morphd_buf_t *b, const char *fmt, ...)
+{
+    char small[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return -1;
+    if ((size_t)n < sizeof small)
+        return morphd_buf_append(b, small, (size_t)n);
+    if (morphd_buf_reserve(b, b->len + (size_t)n + 1) != 0)
+        return -1;
+    va_start(ap, fmt);
+    vsnprintf((char *)b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
     return 0;
 }
 

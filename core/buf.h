@@ -19,6 +19,9 @@ typedef struct morphd_buf {
 int morphd_buf_reserve(morphd_buf_t *b, size_t min_cap);
 /* Appends n bytes. Returns 0 or -1 (out of memory). */
 int morphd_buf_append(morphd_buf_t *b, const void *data, size_t n);
+/* Appends printf-style text (without the NUL). Returns 0 or -1. */
+int morphd_buf_printf(morphd_buf_t *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /* Frees the memory; the buffer is empty and reusable afterwards. */
 void morphd_buf_free(morphd_buf_t *b);
 

@@ -1,7 +1,9 @@
 /*
- * chain.c -- running transform chains (chain.h), and the host side of
- * morph_out_t: growing a plugin's output within the service's limit, and
- * recording why a plugin failed a message.
+ * chain.c -- running transform chains (chain.h): the host side of
+ * morph_out_t (growing a plugin's output within the service's limit,
+ * recording why a plugin failed a message, deferring it), timing each
+ * plugin call, and the jobs that carry a message on when a plugin answers
+ * later (morph_pending_t) or blocks (the thread pool).
  */
 #include "chain.h"
 
@@ -9,87 +11,182 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "host.h"
 #include "log.h"
+#include "options.h"
 
-static void host_log(const morph_host_t *host, int level, const char *message)
+enum job_state {
+    JOB_DEFERRED, /* waiting for the plugin's done() or fail() */
+    JOB_RUNNING,  /* on the thread pool */
+    JOB_DONE,
+    JOB_FAILED,
+};
+
+void morphd_scratch_free(morphd_scratch_t *scratch)
 {
-    morphd_log(level, "plugin %s: %s", (const char *)host->host_private,
-               message ? message : "");
+    morphd_buf_free(&scratch->buf[0]);
+    morphd_buf_free(&scratch->buf[1]);
+}
+
+static void job_finish(morphd_job_t *job);
+
+static void on_idle(uv_idle_t *h)
+{
+    morphd_chain_env_t *env = h->data;
+    morphd_job_t *job = env->ready;
+    env->ready = env->ready_tail = NULL;
+    uv_idle_stop(h);
+    while (job != NULL) { /* jobs that end now queue anew for later */
+        morphd_job_t *next = job->ready_next;
+        job_finish(job);
+        job = next;
+    }
+}
+
+void morphd_chain_env_init(morphd_chain_env_t *env, uv_loop_t *loop,
+                           unsigned worker, unsigned n_workers)
+{
+    memset(env, 0, sizeof *env);
+    env->loop = loop;
+    env->worker = worker;
+    env->n_workers = n_workers;
+    if (loop != NULL) {
+        uv_idle_init(loop, &env->idle);
+        env->idle.data = env;
+        env->idle_open = true;
+    }
+}
+
+void morphd_chain_env_close(morphd_chain_env_t *env)
+{
+    if (env->idle_open) {
+        env->idle_open = false;
+        uv_close((uv_handle_t *)&env->idle, NULL);
+    }
+}
+
+void morphd_chain_env_free(morphd_chain_env_t *env)
+{
+    morphd_scratch_free(&env->scratch);
+    morphd_buf_free(&env->done_buf);
+}
+
+/* --- building -------------------------------------------------------------- */
+
+static void chain_destroy(morphd_chain_t *chain)
+{
+    for (size_t i = chain->n; i-- > 0;) {
+        morphd_stage_t *st = &chain->stages[i];
+        if (st->plugin->desc->destroy != NULL)
+            st->plugin->desc->destroy(st->instance);
+        morphd_host_stage_done(st);
+    }
+    if (chain->stats != NULL)
+        morphd_stats_put(chain->stats_head, chain->stats);
+    free(chain->service);
+    free(chain);
+}
+
+static void chain_unref(morphd_chain_t *chain)
+{
+    if (__atomic_sub_fetch(&chain->refs, 1, __ATOMIC_ACQ_REL) == 0)
+        chain_destroy(chain);
+}
+
+void morphd_chain_release(morphd_chain_t *chain)
+{
+    if (chain != NULL)
+        chain_unref(chain);
 }
 
 int morphd_chain_create(morphd_plugin_t *const *plugins, size_t n,
-                        const morphd_service_conf_t *svc, size_t out_limit,
-                        morphd_chain_t **chainp, char *err, size_t err_size)
+                        const morphd_plugin_opts_t *opts, const char *service,
+                        morphd_stats_t **stats_head, morphd_chain_env_t *env,
+                        size_t out_limit, morphd_chain_t **chainp, char *err,
+                        size_t err_size)
 {
+    morphd_clock_init();
     morphd_chain_t *chain = calloc(1, sizeof *chain + n * sizeof chain->stages[0]);
-    morph_option_t *opts = calloc(svc->n_opts + 1, sizeof *opts);
-    if (chain == NULL || opts == NULL) {
+    if (chain == NULL ||
+        (chain->service = strdup(service)) == NULL ||
+        (chain->stats = morphd_stats_get(stats_head, service)) == NULL) {
+        if (chain != NULL)
+            free(chain->service);
         free(chain);
-        free(opts);
         snprintf(err, err_size, "out of memory");
         return -1;
     }
+    chain->refs = 1;
+    chain->stats_head = stats_head;
     chain->chunk_safe = true;
     chain->out_limit = out_limit;
+    chain->env = env;
 
     for (size_t i = 0; i < n; i++) {
-        const morph_plugin_t *d = plugins[i]->desc;
+        const morphd_plugin_t *p = plugins[i];
+        const morph_plugin_t *d = p->desc;
         morphd_stage_t *st = &chain->stages[i];
-        st->plugin = plugins[i];
-        st->host.abi_version = MORPH_PLUGIN_ABI_VERSION;
-        st->host.struct_size = sizeof st->host;
-        st->host.log = host_log;
-        st->host.host_private = plugins[i]->name;
+        st->plugin = p;
+        st->chain = chain;
+        st->flags = d->flags;
+        st->abi1 = p->abi == 1;
+        st->pstats = morphd_stats_plugin(chain->stats, p->name,
+                                         env->n_workers ? env->n_workers : 1);
+        if (st->pstats == NULL) {
+            snprintf(err, err_size, "out of memory");
+            goto fail;
+        }
+        st->metrics = &st->pstats->per_worker[env->worker];
+        morphd_host_stage_init(st);
 
-        size_t n_opts = 0;
-        for (size_t j = 0; j < svc->n_opts; j++)
-            if (strcmp(svc->opts[j].plugin, plugins[i]->name) == 0) {
-                opts[n_opts].key = svc->opts[j].key;
-                opts[n_opts].value = svc->opts[j].value;
-                n_opts++;
-            }
+        /* the options meant for this plugin, normalised when declared */
+        morphd_option_list_t list;
+        if (morphd_options_for(p, opts, &list, err, err_size) != 0) {
+            chain->n = i;
+            goto fail_stage;
+        }
         if (d->create != NULL) {
             char why[256] = "";
-            if (d->create(&st->host, opts, n_opts, &st->instance, why,
-                          sizeof why) != MORPH_OK) {
-                snprintf(err, err_size, "plugin '%s' (%s): %s",
-                         plugins[i]->name, plugins[i]->path,
-                         why[0] ? why : "create failed without a reason");
+            st->creating = true;
+            int rc = d->create(&st->host, list.v, list.n, &st->instance, why,
+                               sizeof why);
+            st->creating = false;
+            if (rc != MORPH_OK) {
+                snprintf(err, err_size, "plugin '%s' (%s): %s", p->name,
+                         p->path, why[0] ? why : "create failed without a reason");
+                morphd_option_list_free(&list);
                 chain->n = i;
-                morphd_chain_destroy(chain);
-                free(opts);
-                return -1;
+                goto fail_stage;
             }
-        } else if (n_opts > 0) {
+        } else if (list.n > 0 && !p->declares_options) {
             snprintf(err, err_size, "plugin '%s' takes no options, but '%s.%s' "
-                     "is set", plugins[i]->name, plugins[i]->name, opts[0].key);
+                     "is set", p->name, p->name, list.v[0].key);
+            morphd_option_list_free(&list);
             chain->n = i;
-            morphd_chain_destroy(chain);
-            free(opts);
-            return -1;
+            goto fail_stage;
         }
-        chain->n = i + 1;
+        morphd_option_list_free(&list);
+        chain->n = i + 1; /* destroy() runs only on a created instance */
         if (!(d->flags & MORPH_PLUGIN_CHUNK_SAFE))
             chain->chunk_safe = false;
+        if (d->conn_open != NULL)
+            chain->opens_conns = true;
         if (d->conn_open != NULL || d->conn_close != NULL)
-            chain->has_conn_hooks = true;
+            chain->keeps_state = true;
+        if (d->flags & MORPH_PLUGIN_LINE_END)
+            chain->line_end = true;
     }
-    free(opts);
     *chainp = chain;
     return 0;
+
+fail_stage:
+    morphd_host_stage_done(&chain->stages[chain->n]);
+fail:
+    chain_destroy(chain);
+    return -1;
 }
 
-void morphd_chain_destroy(morphd_chain_t *chain)
-{
-    if (chain == NULL)
-        return;
-    for (size_t i = chain->n; i-- > 0;) {
-        const morph_plugin_t *d = chain->stages[i].plugin->desc;
-        if (d->destroy != NULL)
-            d->destroy(chain->stages[i].instance);
-    }
-    free(chain);
-}
+/* --- connections ------------------------------------------------------------- */
 
 int morphd_chain_conn_open(const morphd_chain_t *chain, void **states,
                            char *err, size_t err_size)
@@ -103,8 +200,11 @@ int morphd_chain_conn_open(const morphd_chain_t *chain, void **states,
             snprintf(err, err_size, "plugin %s: refused the connection",
                      st->plugin->name);
             /* close the stages already opened, newest first */
+            states[i] = NULL;
             while (i-- > 0)
-                if (chain->stages[i].plugin->desc->conn_close != NULL)
+                if (chain->stages[i].plugin->desc->conn_close != NULL &&
+                    (chain->stages[i].plugin->desc->conn_open != NULL ||
+                     states[i] != NULL))
                     chain->stages[i].plugin->desc->conn_close(
                         chain->stages[i].instance, states[i]);
             return -1;
@@ -115,96 +215,586 @@ int morphd_chain_conn_open(const morphd_chain_t *chain, void **states,
 
 void morphd_chain_conn_close(const morphd_chain_t *chain, void **states)
 {
-    for (size_t i = chain->n; i-- > 0;)
-        if (chain->stages[i].plugin->desc->conn_close != NULL)
-            chain->stages[i].plugin->desc->conn_close(chain->stages[i].instance,
-                                                      states[i]);
+    for (size_t i = chain->n; i-- > 0;) {
+        const morph_plugin_t *d = chain->stages[i].plugin->desc;
+        /* conn_open made a state (even NULL) to close; a lazy plugin's
+         * conn_close sees only states it set */
+        if (d->conn_close != NULL && (d->conn_open != NULL || states[i] != NULL))
+            d->conn_close(chain->stages[i].instance, states[i]);
+    }
 }
 
-/* What morph_out_t.host_private points to during one transform call. */
+/* --- morph_out_t during a call on the loop ---------------------------------- */
+
 typedef struct out_ctx {
-    morphd_buf_t *buf;
-    size_t limit;
-    const char *failure; /* set by fail() */
+    morphd_chain_t *chain;
+    size_t stage;
+    morphd_conn_t *conn;
+    morphd_buf_t *buf;   /* where this stage's output goes ... */
+    size_t base;         /* ... from this offset */
+    uint32_t flags;      /* the message's */
+    const char *ending;
+    const char *failure; /* set by fail() or a refused reserve() */
+    morphd_job_t *job;   /* set by defer() */
     char reason[256];
 } out_ctx_t;
 
 static int out_reserve(morph_out_t *out, size_t min_cap)
 {
-    out_ctx_t *ctx = out->host_private;
+    out_ctx_t *x = out->host_private;
     if (min_cap <= out->cap)
         return MORPH_OK;
-    if (min_cap > ctx->limit) {
-        snprintf(ctx->reason, sizeof ctx->reason,
+    if (min_cap > x->chain->out_limit) {
+        snprintf(x->reason, sizeof x->reason,
                  "output of %zu bytes exceeds the limit of %zu", min_cap,
-                 ctx->limit);
-        ctx->failure = ctx->reason;
+                 x->chain->out_limit);
+        x->failure = x->reason;
         return MORPH_ERROR;
     }
-    ctx->buf->len = out->len;
-    if (morphd_buf_reserve(ctx->buf, min_cap) != 0) {
-        snprintf(ctx->reason, sizeof ctx->reason, "out of memory");
-        ctx->failure = ctx->reason;
+    if (morphd_buf_reserve(x->buf, x->base + min_cap) != 0) {
+        snprintf(x->reason, sizeof x->reason, "out of memory");
+        x->failure = x->reason;
         return MORPH_ERROR;
     }
-    out->data = ctx->buf->data;
-    out->cap = ctx->buf->cap;
+    out->data = x->buf->data + x->base;
+    out->cap = x->buf->cap - x->base;
     return MORPH_OK;
 }
 
 static int out_fail(morph_out_t *out, const char *reason)
 {
-    out_ctx_t *ctx = out->host_private;
-    if (ctx->failure == NULL) {
-        snprintf(ctx->reason, sizeof ctx->reason, "%s",
-                 reason ? reason : "failed");
-        ctx->failure = ctx->reason;
+    out_ctx_t *x = out->host_private;
+    if (x->failure == NULL) {
+        snprintf(x->reason, sizeof x->reason, "%s", reason ? reason : "failed");
+        x->failure = x->reason;
     }
     return MORPH_ERROR;
 }
 
-int morphd_chain_apply(const morphd_chain_t *chain, void **states,
-                       const unsigned char *in, size_t len, uint32_t flags,
-                       morphd_scratch_t *scratch, const unsigned char **out,
-                       size_t *out_len, char *err, size_t err_size)
+/* --- jobs -------------------------------------------------------------------- */
+
+static int job_out_reserve(morph_out_t *out, size_t min_cap)
 {
-    const morph_msg_t first = {in, len, flags};
-    morph_msg_t msg = first;
-    for (size_t i = 0; i < chain->n; i++) {
-        const morphd_stage_t *st = &chain->stages[i];
-        morphd_buf_t *dst = &scratch->buf[i & 1];
-        out_ctx_t ctx; /* reason[] is written only on failure */
-        ctx.buf = dst;
-        ctx.limit = chain->out_limit;
-        ctx.failure = NULL;
-        size_t want = msg.len < 64 ? 64 : msg.len;
-        if (morphd_buf_reserve(dst, want) != 0) {
-            snprintf(err, err_size, "plugin %s: out of memory",
-                     st->plugin->name);
-            return -1;
-        }
-        morph_out_t o = {dst->data, 0, dst->cap, out_reserve, out_fail, &ctx};
-        int rc = st->plugin->desc->transform(st->instance,
-                                             states ? states[i] : NULL, &msg,
-                                             &o);
-        if (rc != MORPH_OK || ctx.failure != NULL || o.len > o.cap) {
-            snprintf(err, err_size, "plugin %s: %s", st->plugin->name,
-                     ctx.failure ? ctx.failure
-                     : o.len > o.cap ? "wrote past its output buffer"
-                                     : "failed the message without a reason");
-            return -1;
-        }
-        dst->len = o.len;
-        msg.data = dst->data;
-        msg.len = o.len;
+    morphd_job_t *job = out->host_private;
+    if (min_cap <= out->cap)
+        return MORPH_OK;
+    if (min_cap > job->chain->out_limit) {
+        snprintf(job->reason, sizeof job->reason,
+                 "output of %zu bytes exceeds the limit of %zu", min_cap,
+                 job->chain->out_limit);
+        return MORPH_ERROR;
     }
-    *out = msg.data;
-    *out_len = msg.len;
+    job->buf.len = out->len;
+    if (morphd_buf_reserve(&job->buf, min_cap) != 0) {
+        snprintf(job->reason, sizeof job->reason, "out of memory");
+        return MORPH_ERROR;
+    }
+    out->data = job->buf.data;
+    out->cap = job->buf.cap;
+    return MORPH_OK;
+}
+
+static int job_out_fail(morph_out_t *out, const char *reason)
+{
+    morphd_job_t *job = out->host_private;
+    if (job->reason[0] == '\0')
+        snprintf(job->reason, sizeof job->reason, "%s",
+                 reason ? reason : "failed");
+    return MORPH_ERROR;
+}
+
+static morph_pending_t *job_out_defer(morph_out_t *out, void *user)
+{
+    (void)out;
+    (void)user;
+    return NULL; /* a pending message is pending already */
+}
+
+/* One job fewer in flight on `env` (after the job is freed: the owner may
+ * tear things down when the last one goes). */
+static void jobs_dec(morphd_chain_env_t *env)
+{
+    if (--env->n_jobs == 0 && env->on_jobs_gone != NULL)
+        env->on_jobs_gone(env);
+}
+
+/* A deferred job the plugin has ended: finish it from the loop. */
+static void job_ready(morphd_job_t *job)
+{
+    if (job->in_call)
+        return; /* morphd_chain_run goes on with it when the call returns */
+    morphd_chain_env_t *env = job->chain->env;
+    job->ready_next = NULL;
+    if (env->ready_tail != NULL)
+        env->ready_tail->ready_next = job;
+    else
+        env->ready = job;
+    env->ready_tail = job;
+    uv_idle_start(&env->idle, on_idle);
+}
+
+static void job_pub_done(morph_pending_t *p)
+{
+    morphd_job_t *job = p->host_private;
+    if (job->state != JOB_DEFERRED)
+        return; /* ended already: a plugin bug, not worth a crash */
+    job->state = JOB_DONE;
+    job_ready(job);
+}
+
+static void job_pub_fail(morph_pending_t *p, const char *reason)
+{
+    morphd_job_t *job = p->host_private;
+    if (job->state != JOB_DEFERRED)
+        return;
+    job_out_fail(&job->out, reason);
+    job->state = JOB_FAILED;
+    job_ready(job);
+}
+
+static morphd_job_t *job_new(morphd_chain_t *chain, const morphd_conn_t *conn,
+                             size_t stage, uint32_t flags, const char *ending)
+{
+    morphd_job_t *job = calloc(1, sizeof *job);
+    if (job == NULL)
+        return NULL;
+    job->chain = chain;
+    __atomic_add_fetch(&chain->refs, 1, __ATOMIC_ACQ_REL);
+    job->conn = *conn;
+    if (conn->peer != NULL) {
+        size_t len = conn->peer->sa_family == AF_INET6
+                         ? sizeof(struct sockaddr_in6)
+                         : sizeof(struct sockaddr_in);
+        memcpy(&job->peer, conn->peer, len);
+        job->conn.peer = (struct sockaddr *)&job->peer;
+    }
+    job->stage = stage;
+    job->flags = flags;
+    snprintf(job->ending, sizeof job->ending, "%s", ending ? ending : "");
+    job->out.reserve = job_out_reserve;
+    job->out.fail_message = job_out_fail;
+    job->out.host_private = job;
+    job->out.struct_size = sizeof job->out;
+    job->out.defer = job_out_defer;
+    job->pub.struct_size = sizeof job->pub;
+    job->pub.flags = flags;
+    job->pub.out = &job->out;
+    job->pub.conn = (const morph_conn_t *)&job->conn;
+    job->pub.done = job_pub_done;
+    job->pub.fail = job_pub_fail;
+    job->pub.host_private = job;
+    return job;
+}
+
+static void job_free(morphd_job_t *job)
+{
+    morphd_chain_t *chain = job->chain;
+    if (job->own_states != NULL) {
+        morphd_chain_conn_close(chain, job->own_states);
+        free(job->own_states);
+    } else if (job->lazy_state != NULL) {
+        /* a blocking plugin made a state for a connection that is gone */
+        const morph_plugin_t *d = chain->stages[job->stage].plugin->desc;
+        if (d->conn_close != NULL)
+            d->conn_close(chain->stages[job->stage].instance, job->lazy_state);
+    }
+    morphd_buf_free(&job->buf);
+    morphd_buf_free(&job->in);
+    free(job);
+    chain_unref(chain);
+}
+
+int morphd_job_own_states(morphd_job_t *job, void **states)
+{
+    size_t n = job->chain->n;
+    void **copy = malloc(n * sizeof *copy);
+    if (copy == NULL)
+        return -1;
+    memcpy(copy, states, n * sizeof *copy);
+    job->own_states = copy;
+    job->conn.states = copy;
     return 0;
 }
 
-void morphd_scratch_free(morphd_scratch_t *scratch)
+/* Sets a state that a plugin created lazily on a job's connection. */
+static void job_keep_lazy_state(morphd_job_t *job)
 {
-    morphd_buf_free(&scratch->buf[0]);
-    morphd_buf_free(&scratch->buf[1]);
+    if (job->lazy_state == NULL || job->conn.transport == NULL)
+        return;
+    void **states = job->conn.states ? job->conn.states
+                                     : job->conn.ops->states(&job->conn);
+    if (states == NULL)
+        return; /* out of memory: job_free closes it */
+    states[job->stage] = job->lazy_state;
+    job->conn.states = states;
+    job->lazy_state = NULL;
+}
+
+/* A job has ended (on the loop's thread): count it, run the rest of the
+ * chain, and hand the outcome to the transport. */
+static void job_finish(morphd_job_t *job)
+{
+    morphd_chain_t *chain = job->chain;
+    morphd_stage_t *st = &chain->stages[job->stage];
+    bool failed = job->state == JOB_FAILED;
+    morphd_metrics_record(st->metrics, morphd_ticks() - job->t0, failed);
+    MORPHD_STAT_SUB(chain->stats, messages_pending, 1);
+    morphd_chain_env_t *env = chain->env;
+    if (job->conn.transport == NULL) { /* the connection went first */
+        job_free(job);
+        jobs_dec(env);
+        return;
+    }
+    job_keep_lazy_state(job);
+
+    morphd_result_t r;
+    r.ending = job->ending;
+    r.abi1_empty = false;
+    r.reply = job->out.reply;
+    r.ns = 0;
+    if (failed) {
+        r.status = MORPHD_RUN_FAILED;
+        snprintf(r.error, sizeof r.error, "plugin %s: %s", st->plugin->name,
+                 job->reason[0] ? job->reason : "failed without a reason");
+    } else if (job->out.reply & MORPH_REPLY_NONE) {
+        r.status = MORPHD_RUN_DONE;
+        r.len = 0;
+        r.data = NULL;
+    } else {
+        morphd_buf_t *dest = &chain->env->done_buf;
+        dest->len = 0;
+        morphd_chain_run(chain, &job->conn, job->stage + 1, job->buf.data,
+                         job->out.len, job->flags, job->ending, dest, &r);
+        r.reply |= job->out.reply;
+        if (r.status == MORPHD_RUN_PENDING && job->own_states != NULL) {
+            /* the next job goes on with the same states: it owns them now
+             * (a copy its transport made holds the same pointers) */
+            free(r.job->own_states);
+            r.job->own_states = job->own_states;
+            r.job->conn.states = job->own_states;
+            job->own_states = NULL;
+        }
+    }
+    job->conn.ops->job_done(&job->conn, job, &r);
+    job_free(job);
+    jobs_dec(env);
+}
+
+void morphd_job_abandon(morphd_job_t *job, void **states)
+{
+    job->conn.transport = NULL;
+    job->conn.states = NULL;
+    job->own_states = states;
+    if (job->state != JOB_DEFERRED)
+        return; /* on the pool: job_finish frees it when it is back */
+    morphd_chain_t *chain = job->chain;
+    morphd_stage_t *st = &chain->stages[job->stage];
+    st->plugin->cancel(st->instance, &job->pub);
+    morphd_metrics_record(st->metrics, morphd_ticks() - job->t0, false);
+    MORPHD_STAT_SUB(chain->stats, messages_pending, 1);
+    morphd_chain_env_t *env = chain->env;
+    job_free(job);
+    jobs_dec(env);
+}
+
+/* --- the thread pool ------------------------------------------------------------ */
+
+static void work_run(uv_work_t *w)
+{
+    morphd_job_t *job = w->data;
+    morphd_stage_t *st = &job->chain->stages[job->stage];
+    void **slot = job->conn.states ? &job->conn.states[job->stage]
+                                   : &job->lazy_state;
+    morph_msg_t msg = {job->in.data, job->in.len, job->flags,
+                       (uint32_t)sizeof msg, (const morph_conn_t *)&job->conn,
+                       slot};
+    if (morphd_buf_reserve(&job->buf, job->in.len < 64 ? 64 : job->in.len) != 0) {
+        snprintf(job->reason, sizeof job->reason, "out of memory");
+        job->state = JOB_FAILED;
+        return;
+    }
+    job->out.data = job->buf.data;
+    job->out.cap = job->buf.cap;
+    job->out.len = 0;
+    int rc = st->plugin->desc->transform(st->instance, *slot, &msg, &job->out);
+    if (rc != MORPH_OK || job->reason[0] != '\0' || job->out.len > job->out.cap) {
+        if (job->reason[0] == '\0')
+            snprintf(job->reason, sizeof job->reason, "%s",
+                     job->out.len > job->out.cap
+                         ? "wrote past its output buffer"
+                         : "failed the message without a reason");
+        job->state = JOB_FAILED;
+    } else {
+        job->state = JOB_DONE;
+    }
+}
+
+static void work_done(uv_work_t *w, int status)
+{
+    (void)status; /* jobs are never cancelled from the pool */
+    job_finish(w->data);
+}
+
+/* --- running ----------------------------------------------------------------- */
+
+static morph_pending_t *out_defer(morph_out_t *out, void *user)
+{
+    out_ctx_t *x = out->host_private;
+    morphd_stage_t *st = &x->chain->stages[x->stage];
+    if (x->job != NULL || x->chain->env->loop == NULL ||
+        st->plugin->cancel == NULL || (st->flags & MORPH_PLUGIN_BLOCKING) ||
+        x->conn->ops->job_admit == NULL ||
+        x->conn->ops->job_admit(x->conn, out->cap) != 0)
+        return NULL;
+    morphd_job_t *job = job_new(x->chain, x->conn, x->stage, x->flags,
+                                x->ending);
+    if (job == NULL)
+        return NULL;
+    if (out->len > 0 && morphd_buf_append(&job->buf, out->data, out->len) != 0) {
+        job_free(job);
+        return NULL;
+    }
+    if (morphd_buf_reserve(&job->buf, out->cap > 64 ? out->cap : 64) != 0) {
+        job_free(job);
+        return NULL;
+    }
+    job->out.data = job->buf.data;
+    job->out.len = out->len;
+    job->out.cap = job->buf.cap;
+    job->out.reply = out->reply;
+    job->pub.user = user;
+    job->state = JOB_DEFERRED;
+    job->in_call = true;
+    x->job = job;
+    return &job->pub;
+}
+
+static void fail_result(morphd_result_t *r, const morphd_stage_t *st,
+                        const char *why)
+{
+    r->status = MORPHD_RUN_FAILED;
+    snprintf(r->error, sizeof r->error, "plugin %s: %s", st->plugin->name, why);
+}
+
+/* Starts stage `i` on the thread pool with input in[0..len). */
+static void offload(morphd_chain_t *chain, morphd_conn_t *conn, size_t i,
+                    const unsigned char *in, size_t len, uint32_t flags,
+                    const char *ending, uint64_t now, morphd_result_t *r)
+{
+    morphd_stage_t *st = &chain->stages[i];
+    if (conn->ops->job_admit == NULL || conn->ops->job_admit(conn, len) != 0) {
+        fail_result(r, st, "too many messages in flight; not answered");
+        morphd_metric_add(st->metrics->failures, 1);
+        return;
+    }
+    morphd_job_t *job = job_new(chain, conn, i, flags, ending);
+    if (job == NULL || morphd_buf_append(&job->in, in, len) != 0) {
+        if (job != NULL)
+            job_free(job);
+        r->status = MORPHD_RUN_NOMEM;
+        return;
+    }
+    job->state = JOB_RUNNING;
+    job->t0 = now;
+    job->work.data = job;
+    if (conn->ops->job_start(conn, job) != 0) {
+        job_free(job);
+        r->status = MORPHD_RUN_NOMEM;
+        return;
+    }
+    /* work_done runs on this thread later, so the order is safe */
+    if (uv_queue_work(chain->env->loop, &job->work, work_run, work_done) != 0) {
+        job->state = JOB_FAILED;
+        snprintf(job->reason, sizeof job->reason, "cannot start a pool thread");
+        job_ready(job); /* the transport hears of it from the loop */
+        chain->env->n_jobs++;
+        MORPHD_STAT_ADD(chain->stats, messages_pending, 1);
+        r->status = MORPHD_RUN_PENDING;
+        r->job = job;
+        return;
+    }
+    chain->env->n_jobs++;
+    MORPHD_STAT_ADD(chain->stats, messages_pending, 1);
+    r->status = MORPHD_RUN_PENDING;
+    r->job = job;
+}
+
+void morphd_chain_run(morphd_chain_t *chain, morphd_conn_t *conn, size_t from,
+                      const unsigned char *in, size_t len, uint32_t flags,
+                      const char *ending, morphd_buf_t *dest,
+                      morphd_result_t *r)
+{
+    morphd_scratch_t *scratch = &chain->env->scratch;
+    const size_t base = dest->len;
+    const bool line_end = (flags & (MORPH_MSG_END | MORPH_MSG_CHUNK)) ==
+                          MORPH_MSG_END;
+    const unsigned char *data = in;
+    size_t n = len;
+    r->reply = 0;
+    r->abi1_empty = false;
+    r->ending = ending;
+    r->ns = 0;
+    r->len = 0;
+    r->data = NULL;
+    r->job = NULL;
+    uint64_t t_start = morphd_ticks(), t = t_start;
+
+    if (from >= chain->n) { /* nothing left to run: the input is the reply */
+        if (morphd_buf_append(dest, in, len) != 0) {
+            r->status = MORPHD_RUN_NOMEM;
+            return;
+        }
+        goto done;
+    }
+    for (size_t i = from; i < chain->n; i++) {
+        morphd_stage_t *st = &chain->stages[i];
+        bool last = i + 1 == chain->n;
+        uint32_t f = flags;
+        if (line_end && !(st->flags & MORPH_PLUGIN_LINE_END)) {
+            if (n == 0) { /* nothing for this plugin at the end */
+                if (last)
+                    goto done;
+                continue;
+            }
+            f = 0; /* a trailer from an earlier plugin is a message here */
+        }
+        if ((st->flags & MORPH_PLUGIN_BLOCKING) && chain->env->loop != NULL) {
+            offload(chain, conn, i, data, n, f, ending, t, r);
+            dest->len = base;
+            return;
+        }
+        morphd_buf_t *buf = last ? dest : &scratch->buf[i & 1];
+        size_t off = last ? base : 0;
+        size_t want = n < 64 ? 64 : n;
+        if (morphd_buf_reserve(buf, off + want) != 0) {
+            dest->len = base;
+            r->status = MORPHD_RUN_NOMEM;
+            return;
+        }
+        out_ctx_t x; /* reason[] is written only on failure */
+        x.chain = chain;
+        x.stage = i;
+        x.conn = conn;
+        x.buf = buf;
+        x.base = off;
+        x.flags = f;
+        x.ending = ending;
+        x.failure = NULL;
+        x.job = NULL;
+        void *lazy = NULL;
+        void **slot = conn->states ? &conn->states[i] : &lazy;
+        morph_msg_t msg = {data, n, f, (uint32_t)sizeof msg,
+                           (const morph_conn_t *)conn, slot};
+        morph_out_t o = {buf->data + off, 0, buf->cap - off, out_reserve,
+                         out_fail, &x, (uint32_t)sizeof o, 0, out_defer};
+        int rc = st->plugin->desc->transform(st->instance, *slot, &msg, &o);
+        uint64_t t2 = morphd_ticks();
+        if (lazy != NULL) { /* the plugin made its state now */
+            void **states = conn->ops->states(conn);
+            if (states != NULL) {
+                states[i] = lazy;
+                conn->states = states;
+            } else if (st->plugin->desc->conn_close != NULL) {
+                st->plugin->desc->conn_close(st->instance, lazy);
+            }
+        }
+        if (x.job != NULL) { /* deferred */
+            morphd_job_t *job = x.job;
+            job->in_call = false; /* from now on, done() queues it */
+            if (rc != MORPH_OK && job->state == JOB_DEFERRED) {
+                /* failed after deferring: the plugin's cancel() cleans up */
+                st->plugin->cancel(st->instance, &job->pub);
+                job->state = JOB_FAILED;
+                if (job->reason[0] == '\0')
+                    snprintf(job->reason, sizeof job->reason, "%s",
+                             x.failure ? x.failure
+                                       : "failed the message without a reason");
+            }
+            if (job->state == JOB_DEFERRED &&
+                conn->ops->job_start(conn, job) != 0) {
+                st->plugin->cancel(st->instance, &job->pub);
+                job->state = JOB_FAILED;
+                snprintf(job->reason, sizeof job->reason, "out of memory");
+            }
+            if (job->state == JOB_DEFERRED) {
+                job->t0 = t;
+                chain->env->n_jobs++;
+                MORPHD_STAT_ADD(chain->stats, messages_pending, 1);
+                dest->len = base;
+                r->status = MORPHD_RUN_PENDING;
+                r->job = job;
+                r->ns = morphd_ticks_to_ns(t2 - t_start);
+                return;
+            }
+            /* ended inside the call: go on with its output at once */
+            morphd_metrics_record(st->metrics, t2 - t,
+                                  job->state == JOB_FAILED);
+            t = t2;
+            if (job->state == JOB_FAILED) {
+                fail_result(r, st, job->reason[0] ? job->reason : "failed");
+                job_free(job);
+                dest->len = base;
+                return;
+            }
+            r->reply |= job->out.reply;
+            morphd_buf_t *hold = &scratch->buf[i & 1];
+            hold->len = 0;
+            if (morphd_buf_append(hold, job->buf.data, job->out.len) != 0) {
+                job_free(job);
+                dest->len = base;
+                r->status = MORPHD_RUN_NOMEM;
+                return;
+            }
+            job_free(job);
+            if (r->reply & MORPH_REPLY_NONE)
+                break;
+            if (last) {
+                dest->len = base;
+                if (morphd_buf_append(dest, hold->data, hold->len) != 0) {
+                    r->status = MORPHD_RUN_NOMEM;
+                    return;
+                }
+                r->abi1_empty = st->abi1;
+                goto done;
+            }
+            data = hold->data;
+            n = hold->len;
+            continue;
+        }
+        bool failed = rc != MORPH_OK || x.failure != NULL || o.len > o.cap;
+        morphd_metrics_record(st->metrics, t2 - t, failed);
+        t = t2;
+        if (failed) {
+            fail_result(r, st,
+                        x.failure ? x.failure
+                        : o.len > o.cap ? "wrote past its output buffer"
+                                        : "failed the message without a reason");
+            r->ns = morphd_ticks_to_ns(t - t_start);
+            dest->len = base;
+            return;
+        }
+        r->reply |= o.reply;
+        buf->len = off + o.len;
+        if (o.reply & MORPH_REPLY_NONE)
+            break;
+        if (last) {
+            r->abi1_empty = st->abi1;
+            goto done;
+        }
+        data = buf->data;
+        n = o.len;
+    }
+    if (r->reply & MORPH_REPLY_NONE) {
+        dest->len = base;
+        r->status = MORPHD_RUN_DONE;
+        r->len = 0;
+        r->data = dest->data + base;
+        r->ns = morphd_ticks_to_ns(t - t_start);
+        return;
+    }
+done:
+    r->status = MORPHD_RUN_DONE;
+    r->len = dest->len - base;
+    r->data = dest->data + base;
+    r->ns = morphd_ticks_to_ns(t - t_start);
 }

@@ -300,65 +300,17 @@ static int set_listen(const key_row_t *row, void *obj, const char *value,
     return 0;
 }
 
-static bool valid_name(const char *s)
-{
-    if (*s == '\0')
-        return false;
-    for (; *s; s++)
-        if (!isalnum((unsigned char)*s) && *s != '_' && *s != '-')
-            return false;
-    return true;
-}
-
 static int set_chain(const key_row_t *row, void *obj, const char *value,
                      char *err, size_t err_size)
 {
     (void)row;
     morphd_service_conf_t *svc = obj;
-    char **parts;
+    char **names;
     size_t n;
-    /* "a | b | c": split on '|' and check that no part is empty. */
-    if (split_words(value, "|", &parts, &n) != 0) {
-        snprintf(err, err_size, "out of memory");
+    if (morphd_chain_spec_parse(value, &names, &n, err, err_size) != 0)
         return -1;
-    }
-    size_t pipes = 0;
-    for (const char *p = value; *p; p++)
-        pipes += *p == '|';
-    int rc = 0;
-    if (n == 0 || pipes + 1 != n) {
-        snprintf(err, err_size, "'%s' is not a chain: write plugin names "
-                                "separated by '|', e.g. uppercase | reverse",
-                 value);
-        rc = -1;
-    }
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        /* trim the spaces around each name */
-        char *s = parts[i];
-        while (isspace((unsigned char)*s))
-            s++;
-        char *e = s + strlen(s);
-        while (e > s && isspace((unsigned char)e[-1]))
-            *--e = '\0';
-        memmove(parts[i], s, strlen(s) + 1);
-        if (parts[i][0] == '\0') {
-            snprintf(err, err_size, "'%s' is not a chain: write plugin names "
-                                    "separated by '|', e.g. uppercase | reverse",
-                     value);
-            rc = -1;
-        } else if (!valid_name(parts[i])) {
-            snprintf(err, err_size,
-                     "'%s' is not a plugin name (letters, digits, _ and -)",
-                     parts[i]);
-            rc = -1;
-        }
-    }
-    if (rc != 0) {
-        free_words(parts, n);
-        return -1;
-    }
-    free_words(svc->chain, svc->n_chain);
-    svc->chain = parts;
+    morphd_chain_spec_free(svc->chain, svc->n_chain);
+    svc->chain = names;
     svc->n_chain = n;
     return 0;
 }
@@ -468,27 +420,6 @@ typedef struct parse_state {
                           msg_);                                               \
     } while (0)
 
-/* Levenshtein distance, for "did you mean". Names are short. */
-static size_t edit_distance(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    if (la > 63 || lb > 63)
-        return 99;
-    size_t prev[64], cur[64];
-    for (size_t j = 0; j <= lb; j++)
-        prev[j] = j;
-    for (size_t i = 1; i <= la; i++) {
-        cur[0] = i;
-        for (size_t j = 1; j <= lb; j++) {
-            size_t sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
-            size_t del = prev[j] + 1, ins = cur[j - 1] + 1;
-            cur[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
-        }
-        memcpy(prev, cur, (lb + 1) * sizeof *prev);
-    }
-    return prev[lb];
-}
-
 /* The closest key of `section` to `name`, or NULL when none is close. */
 static const char *suggest_key(section_kind_t section, const char *name)
 {
@@ -497,7 +428,7 @@ static const char *suggest_key(section_kind_t section, const char *name)
     for (size_t i = 0; i < N_KEYS; i++) {
         if (key_table[i].section != section)
             continue;
-        size_t d = edit_distance(name, key_table[i].name);
+        size_t d = morphd_edit_distance(name, key_table[i].name);
         if (d < best_d) {
             best_d = d;
             best = key_table[i].name;
@@ -534,7 +465,7 @@ static void begin_section(parse_state_t *st, const char *header)
         while (isspace((unsigned char)*name))
             name++;
         st->section = SEC_UNKNOWN;
-        if (!valid_name(name)) {
+        if (!morphd_valid_name(name)) {
             CONFIG_ERROR(st, st->line,
                          "'%s' is not a service name (letters, digits, _ "
                          "and -)", name);
@@ -571,7 +502,7 @@ static void begin_section(parse_state_t *st, const char *header)
     if (strcmp(header, "service") == 0)
         CONFIG_ERROR(st, st->line,
                      "a service section needs a name: [service NAME]");
-    else if (edit_distance(header, "morphd") <= 2)
+    else if (morphd_edit_distance(header, "morphd") <= 2)
         CONFIG_ERROR(st, st->line,
                      "unknown section [%s]; did you mean [morphd]?", header);
     else
@@ -646,43 +577,10 @@ static const key_row_t *find_key(section_kind_t section, const char *name)
 static void add_plugin_option(parse_state_t *st, const char *name,
                               const char *value)
 {
-    morphd_service_conf_t *svc = st->service;
-    const char *dot = strchr(name, '.');
-    size_t plen = (size_t)(dot - name);
-    if (plen == 0 || dot[1] == '\0') {
-        CONFIG_ERROR(st, st->line,
-                     "'%s' is not a plugin option: write PLUGIN.KEY = VALUE",
-                     name);
-        return;
-    }
-    for (size_t i = 0; i < svc->n_opts; i++)
-        if (strncmp(svc->opts[i].plugin, name, plen) == 0 &&
-            svc->opts[i].plugin[plen] == '\0' &&
-            strcmp(svc->opts[i].key, dot + 1) == 0) {
-            CONFIG_ERROR(st, st->line, "'%s' is already set at line %d", name,
-                         svc->opts[i].line);
-            return;
-        }
-    morphd_plugin_opt_t *grown =
-        realloc(svc->opts, (svc->n_opts + 1) * sizeof *grown);
-    if (grown == NULL) {
-        CONFIG_ERROR(st, st->line, "out of memory");
-        return;
-    }
-    svc->opts = grown;
-    morphd_plugin_opt_t *o = &svc->opts[svc->n_opts];
-    o->plugin = strndup(name, plen);
-    o->key = strdup(dot + 1);
-    o->value = strdup(value);
-    o->line = st->line;
-    if (o->plugin == NULL || o->key == NULL || o->value == NULL) {
-        free(o->plugin);
-        free(o->key);
-        free(o->value);
-        CONFIG_ERROR(st, st->line, "out of memory");
-        return;
-    }
-    svc->n_opts++;
+    char err[384];
+    if (morphd_plugin_opts_add(&st->service->opts, name, value, st->line,
+                               false, err, sizeof err) != 0)
+        CONFIG_ERROR(st, st->line, "%s", err);
 }
 
 static int on_key(void *user, const char *section, const char *name,
@@ -769,16 +667,16 @@ static void check_config(parse_state_t *st)
         if (!key_given(svc->seen, SEC_SERVICE, "transform"))
             CONFIG_ERROR(st, svc->line, "service '%s' has no 'transform' key",
                          svc->name);
-        for (size_t j = 0; j < svc->n_opts; j++) {
+        for (size_t j = 0; j < svc->opts.n; j++) {
+            const morphd_plugin_opt_t *o = &svc->opts.v[j];
             bool used = false;
             for (size_t k = 0; k < svc->n_chain; k++)
-                used |= strcmp(svc->chain[k], svc->opts[j].plugin) == 0;
+                used |= strcmp(svc->chain[k], o->plugin) == 0;
             if (!used && svc->n_chain > 0)
-                CONFIG_ERROR(st, svc->opts[j].line,
+                CONFIG_ERROR(st, o->line,
                              "option '%s.%s' is for plugin '%s', which is not "
                              "in this service's transform",
-                             svc->opts[j].plugin, svc->opts[j].key,
-                             svc->opts[j].plugin);
+                             o->plugin, o->key, o->plugin);
         }
     }
 }
@@ -872,25 +770,13 @@ int morphd_config_override(morphd_config_t *cfg, const char *spec,
     }
     if (kind == SEC_SERVICE && strchr(key, '.') != NULL) {
         /* a plugin option: replace it, or add it */
-        const char *kdot = strchr(key, '.');
-        for (size_t i = 0; i < svc->n_opts; i++) {
-            morphd_plugin_opt_t *o = &svc->opts[i];
-            if (strlen(o->plugin) == (size_t)(kdot - key) &&
-                strncmp(o->plugin, key, (size_t)(kdot - key)) == 0 &&
-                strcmp(o->key, kdot + 1) == 0) {
-                char *v = strdup(value);
-                if (v == NULL)
-                    return -1;
-                free(o->value);
-                o->value = v;
-                return 0;
-            }
+        char err[384];
+        if (morphd_plugin_opts_add(&svc->opts, key, value, 0, true, err,
+                                   sizeof err) != 0) {
+            morphd_errors_add(errs, "--set '%s': %s", spec, err);
+            return -1;
         }
-        parse_state_t st = {.cfg = cfg, .errs = errs, .name = "--set",
-                            .section = SEC_SERVICE, .service = svc};
-        size_t before = errs->n;
-        add_plugin_option(&st, key, value);
-        return errs->n == before ? 0 : -1;
+        return 0;
     }
     const key_row_t *row = find_key(kind, key);
     if (row == NULL) {
@@ -928,13 +814,8 @@ void morphd_config_free(morphd_config_t *cfg)
         morphd_service_conf_t *svc = &cfg->services[i];
         free(svc->name);
         free(svc->listen);
-        free_words(svc->chain, svc->n_chain);
-        for (size_t j = 0; j < svc->n_opts; j++) {
-            free(svc->opts[j].plugin);
-            free(svc->opts[j].key);
-            free(svc->opts[j].value);
-        }
-        free(svc->opts);
+        morphd_chain_spec_free(svc->chain, svc->n_chain);
+        morphd_plugin_opts_free(&svc->opts);
     }
     free(cfg->services);
     free(cfg->plugin_dir);

@@ -14,22 +14,12 @@
 
 #include "endpoint.h"
 #include "errors.h"
-
-/* EX_CONFIG from sysexits.h: the exit status for a bad configuration. */
-#define MORPHD_EXIT_CONFIG 78
+#include "spec.h"
 
 typedef enum morphd_framing {
     MORPHD_FRAMING_STREAM, /* each TCP read is transformed as it arrives */
     MORPHD_FRAMING_LINE,   /* one message per \n-terminated line */
 } morphd_framing_t;
-
-/* One `PLUGIN.KEY = VALUE` line of a service section. */
-typedef struct morphd_plugin_opt {
-    char *plugin;
-    char *key;
-    char *value;
-    int line;
-} morphd_plugin_opt_t;
 
 typedef struct morphd_service_conf {
     char *name;
@@ -52,8 +42,7 @@ typedef struct morphd_service_conf {
     unsigned idle_timeout_ms;  /* close silent TCP connections; 0: never */
     size_t udp_max_reply_ratio; /* a UDP reply is at most this times its datagram */
 
-    morphd_plugin_opt_t *opts;
-    size_t n_opts;
+    morphd_plugin_opts_t opts; /* PLUGIN.KEY = VALUE lines */
 
     unsigned long seen; /* keys given, by table row; finds duplicates */
 } morphd_service_conf_t;

@@ -19,8 +19,12 @@ static size_t content_len(const unsigned char *line, size_t len_with_nl)
 }
 
 int morphd_framer_feed(morphd_framer_t *f, const unsigned char *data,
-                       size_t len, morphd_line_cb cb, void *ctx)
+                       size_t len, morphd_line_cb cb, void *ctx,
+                       size_t *consumed)
 {
+    const unsigned char *start = data;
+    if (consumed != NULL)
+        *consumed = len;
     /* A pending line may hold max_message bytes plus a '\r' that may turn
      * out to start its "\r\n". */
     const size_t max_pending = f->max_message + 1;
@@ -48,10 +52,13 @@ int morphd_framer_feed(morphd_framer_t *f, const unsigned char *data,
         if (clen > f->max_message)
             return MORPHD_FRAMER_TOO_LONG;
         int rc = cb(ctx, line, clen, clen + 1 == total ? "\n" : "\r\n");
-        if (rc != 0)
-            return rc;
         data += n;
         len -= n;
+        if (rc != 0) {
+            if (consumed != NULL)
+                *consumed = (size_t)(data - start);
+            return rc;
+        }
     }
     return 0;
 }

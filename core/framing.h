@@ -29,9 +29,12 @@ void morphd_framer_init(morphd_framer_t *f, size_t max_message);
 /* Feeds bytes; calls cb for each complete line in order. Returns 0, the
  * callback's non-zero value, -1 when out of memory, or
  * MORPHD_FRAMER_TOO_LONG when a line exceeds max_message (the lines before
- * it were delivered; the framer must not be fed again). */
+ * it were delivered; the framer must not be fed again). *consumed (when
+ * not NULL) is how much of `data` was used: all of it, or up to the end of
+ * the line whose callback stopped the feeding. */
 int morphd_framer_feed(morphd_framer_t *f, const unsigned char *data,
-                       size_t len, morphd_line_cb cb, void *ctx);
+                       size_t len, morphd_line_cb cb, void *ctx,
+                       size_t *consumed);
 
 /* End of stream: delivers a last line that has no newline, if any. */
 int morphd_framer_finish(morphd_framer_t *f, morphd_line_cb cb, void *ctx);

@@ -11,7 +11,7 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "frontend.h"
+#include "listener.h"
 
 int morphd_listener_socket(const morphd_listener_t *l, int type)
 {

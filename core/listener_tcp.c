@@ -1,12 +1,20 @@
 /*
- * listener_tcp.c -- the TCP front end. Each read is framed (stream or line),
- * run through the chain, and all replies to that read are written with one
- * write. Backpressure: when a client does not read its replies and they pile
- * up past max_pending_output, morphd stops reading from that client until
- * half of them have drained. Limits: max_connections and
- * max_connections_per_source refuse new connections at accept; idle_timeout
- * closes connections that have gone silent, found by a sweep over a list
- * kept in order of last activity.
+ * listener_tcp.c -- the TCP transport. Each read is framed (stream or line),
+ * run through the message path, and all replies to that read are written
+ * with one write. Backpressure: when a client does not read its replies
+ * and they pile up past max_pending_output, morphd stops reading from that
+ * client until half of them have drained. A message in flight (a plugin
+ * answers later, or runs on the thread pool) holds the connection's later
+ * input back, so replies keep their order. Limits: max_connections and
+ * max_connections_per_source refuse new connections at accept;
+ * idle_timeout closes connections that have gone silent.
+ *
+ * Memory: an idle connection is one allocation of 264 bytes (libuv's
+ * handle is 248 of them). Whatever only some connections need -- plugin
+ * states, a line split across reads, input held back, the per-source key
+ * -- lives in a session allocated when first needed. Connections belong to
+ * their loop, not to the listener that accepted them: the loop's handle
+ * queue is their list (uv_walk), for the idle sweep and for shutdown.
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -14,41 +22,46 @@
 #include <string.h>
 
 #include "framing.h"
-#include "frontend.h"
+#include "listener.h"
 #include "log.h"
 #include "service.h"
 
-typedef struct tcp_conn tcp_conn_t;
+typedef struct tcp_session tcp_session_t;
+
+typedef struct tcp_conn {
+    uv_tcp_t handle; /* data: the service it was accepted under (a ref) */
+    tcp_session_t *s;
+    uint32_t last_active;   /* uv_now() of the last read or write (mod 2^32) */
+    uint32_t queued : 30;   /* reply bytes handed to uv_write, not written */
+    uint32_t reading : 1;   /* uv_read_start is on */
+    uint32_t paused : 1;    /* not reading: the client does not read */
+} tcp_conn_t;
+
+/* malloc gives 264 bytes in a 272-byte chunk; 8 more would cost 16 */
+_Static_assert(sizeof(tcp_conn_t) <= 264, "keep idle connections small");
+
+#define QUEUED_MAX ((1u << 30) - 1)
+
+struct tcp_session {
+    void **states;          /* the plugins' (chain->n), or NULL */
+    morphd_framer_t framer; /* line framing: a line split across reads */
+    morphd_buf_t held;      /* input read while a message was in flight */
+    size_t held_off;
+    morphd_job_t *job;      /* the message in flight */
+    unsigned char source[16];
+    bool has_source;        /* counted per source address */
+    bool states_open;       /* the chain's conn_open ran */
+    bool eof;               /* the client has finished sending */
+    int eof_step;           /* 0: last line, 1: end pass, 2: done */
+    bool finishing;         /* no more input; close once written */
+    bool shutting;          /* uv_shutdown queued */
+};
 
 typedef struct tcp_listener {
-    uv_tcp_t server;
-    uv_timer_t sweep; /* closes idle connections */
+    uv_tcp_t server; /* first: server.data == &server marks a listener */
     morphd_listener_t *l;
-    tcp_conn_t *oldest, *newest; /* by last activity */
-    size_t n_conns;
-    bool server_open;
-    bool sweep_open;
-    bool sweep_closing;
     bool closing;
 } tcp_listener_t;
-
-struct tcp_conn {
-    uv_tcp_t handle; /* first: the handle's address is the connection's */
-    tcp_listener_t *tl;
-    morphd_service_t *svc; /* the service it was accepted under (a ref) */
-    tcp_conn_t *prev, *next;  /* the listener's activity list */
-    uint64_t last_active;     /* uv_now() of the last read or write */
-    morphd_framer_t framer;
-    size_t pending; /* reply bytes handed to uv_write, not yet written */
-    struct sockaddr_in6 peer; /* or a sockaddr_in, which is smaller */
-    bool reading;
-    bool eof;      /* no more input: the client finished or we gave up */
-    bool shutting; /* uv_shutdown queued */
-    bool closing;
-    bool states_open; /* the chain's conn_open succeeded */
-    bool admitted;    /* counted in the service's open connections */
-    void *states[]; /* per-plugin connection state, when the chain has any */
-};
 
 typedef struct write_req {
     uv_write_t req;
@@ -56,97 +69,164 @@ typedef struct write_req {
     unsigned char data[];
 } write_req_t;
 
+static inline morphd_service_t *conn_svc(const tcp_conn_t *c)
+{
+    return c->handle.data;
+}
+
+static inline bool closing(const tcp_conn_t *c)
+{
+    return uv_is_closing((const uv_handle_t *)&c->handle);
+}
+
 /* "tcp://1.2.3.4:5678", for logs. */
 static const char *peer_text(const tcp_conn_t *c, char *buf, size_t size)
 {
-    morphd_endpoint_format(MORPHD_TCP, (const struct sockaddr *)&c->peer, buf,
-                           size);
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    memset(&ss, 0, sizeof ss);
+    uv_tcp_getpeername(&c->handle, (struct sockaddr *)&ss, &len);
+    morphd_endpoint_format(MORPHD_TCP, (struct sockaddr *)&ss, buf, size);
     return buf;
 }
 
-/* --- the activity list ----------------------------------------------------- */
-
-static void list_remove(tcp_listener_t *tl, tcp_conn_t *c)
+static tcp_session_t *session(tcp_conn_t *c)
 {
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        tl->oldest = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    else
-        tl->newest = c->prev;
-    c->prev = c->next = NULL;
-}
-
-static void list_append(tcp_listener_t *tl, tcp_conn_t *c)
-{
-    c->prev = tl->newest;
-    c->next = NULL;
-    if (tl->newest)
-        tl->newest->next = c;
-    else
-        tl->oldest = c;
-    tl->newest = c;
-}
-
-static void touch(tcp_conn_t *c)
-{
-    c->last_active = uv_now(c->handle.loop);
-    if (c->tl->newest != c) {
-        list_remove(c->tl, c);
-        list_append(c->tl, c);
+    if (c->s == NULL) {
+        c->s = calloc(1, sizeof *c->s);
+        if (c->s != NULL)
+            morphd_framer_init(&c->s->framer, conn_svc(c)->conf->max_message);
     }
+    return c->s;
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+static void process(tcp_conn_t *c);
+
+/* --- the connection as the message path sees it ------------------------------ */
+
+static void tcp_addresses(const morphd_conn_t *mc, struct sockaddr_storage *peer,
+                          struct sockaddr_storage *local)
+{
+    const tcp_conn_t *c = mc->transport;
+    if (c == NULL)
+        return;
+    int len = sizeof *peer;
+    uv_tcp_getpeername(&c->handle, (struct sockaddr *)peer, &len);
+    len = sizeof *local;
+    uv_tcp_getsockname(&c->handle, (struct sockaddr *)local, &len);
+}
+
+static void **tcp_states(morphd_conn_t *mc)
+{
+    tcp_conn_t *c = mc->transport;
+    tcp_session_t *s = c ? session(c) : NULL;
+    if (s == NULL)
+        return NULL;
+    if (s->states == NULL)
+        s->states = calloc(conn_svc(c)->chain->n, sizeof *s->states);
+    return s->states;
+}
+
+static int tcp_job_admit(morphd_conn_t *mc, size_t bytes)
+{
+    (void)bytes; /* one message in flight per connection bounds it */
+    tcp_conn_t *c = mc->transport;
+    return c != NULL && session(c) != NULL ? 0 : -1;
+}
+
+static int tcp_job_start(morphd_conn_t *mc, morphd_job_t *job)
+{
+    tcp_conn_t *c = mc->transport;
+    c->s->job = job; /* job_admit made the session */
+    return 0;
+}
+
+static int conn_send(tcp_conn_t *c, const unsigned char *data, size_t len);
+static void conn_finish(tcp_conn_t *c);
+static void conn_close(tcp_conn_t *c);
+
+static void tcp_job_done(morphd_conn_t *mc, morphd_job_t *job,
+                         const morphd_result_t *r)
+{
+    tcp_conn_t *c = mc->transport;
+    morphd_service_t *svc = conn_svc(c);
+    (void)job;
+    c->s->job = r->status == MORPHD_RUN_PENDING ? r->job : NULL;
+    morphd_io_t *io = morphd_io_of(c->handle.loop);
+    io->reply.len = 0;
+    morphd_reply_t rep;
+    morphd_service_finish(svc, r, &io->reply, &rep);
+    if (rep.status == MORPHD_MSG_NOMEM) {
+        morphd_log(MORPH_LOG_ERROR, "service %s: out of memory; closing a "
+                   "connection", svc->conf->name);
+        conn_close(c);
+        return;
+    }
+    if (conn_send(c, io->reply.data, io->reply.len) != 0)
+        return;
+    if ((rep.flags & MORPH_REPLY_CLOSE) ||
+        (rep.status == MORPHD_MSG_FAILED && svc->conf->framing ==
+                                                MORPHD_FRAMING_STREAM)) {
+        conn_finish(c);
+        return;
+    }
+    if (c->s->job == NULL)
+        process(c);
+}
+
+static const morphd_conn_ops_t tcp_conn_ops = {
+    .transport = "tcp",
+    .addresses = tcp_addresses,
+    .states = tcp_states,
+    .job_admit = tcp_job_admit,
+    .job_start = tcp_job_start,
+    .job_done = tcp_job_done,
+};
+
+static void conn_view(tcp_conn_t *c, morphd_conn_t *mc)
+{
+    mc->ops = &tcp_conn_ops;
+    mc->transport = c;
+    mc->owner = c->handle.data;
+    mc->states = c->s ? c->s->states : NULL;
+    mc->peer = NULL;
+    mc->request_len = 0;
 }
 
 /* --- closing ----------------------------------------------------------------- */
 
-static void on_sweep_closed(uv_handle_t *h);
-
-/* A closed listener is gone once its last connection has ended: then its
- * sweep timer is closed, and once both handles are, it is freed. */
-static void listener_maybe_gone(tcp_listener_t *tl)
-{
-    if (!tl->closing || tl->n_conns > 0)
-        return;
-    if (tl->sweep_open && !tl->sweep_closing) {
-        tl->sweep_closing = true;
-        uv_close((uv_handle_t *)&tl->sweep, on_sweep_closed);
-    }
-    if (tl->server_open || tl->sweep_open)
-        return;
-    morphd_listener_t *l = tl->l;
-    free(tl);
-    l->impl = NULL;
-    morphd_listener_closed(l);
-}
-
 static void on_conn_closed(uv_handle_t *h)
 {
     tcp_conn_t *c = (tcp_conn_t *)h;
-    tcp_listener_t *tl = c->tl;
-    morphd_service_t *svc = c->svc;
-    char peer[80];
-    if (c->states_open)
-        morphd_chain_conn_close(svc->chain, c->states);
-    if (c->admitted)
-        morphd_stats_release(svc->stats, (struct sockaddr *)&c->peer);
-    morphd_framer_free(&c->framer);
-    list_remove(tl, c);
-    tl->n_conns--;
-    if (morphd_log_enabled(MORPH_LOG_DEBUG))
-        morphd_log(MORPH_LOG_DEBUG, "service %s: %s closed", svc->conf->name,
-                   peer_text(c, peer, sizeof peer));
+    morphd_service_t *svc = conn_svc(c);
+    tcp_session_t *s = c->s;
+    if (s != NULL) {
+        if (s->job != NULL) /* it takes the states along, to close them */
+            morphd_job_abandon(s->job, s->states);
+        else if (s->states != NULL) {
+            morphd_chain_conn_close(svc->chain, s->states);
+            free(s->states);
+        }
+        morphd_framer_free(&s->framer);
+        morphd_buf_free(&s->held);
+    }
+    morphd_stats_release(svc->stats, s && s->has_source ? s->source : NULL);
+    free(s);
     free(c);
+    morphd_service_conn_closed(svc);
     morphd_service_unref(svc);
-    listener_maybe_gone(tl);
 }
 
 static void conn_close(tcp_conn_t *c)
 {
-    if (c->closing)
+    if (closing(c))
         return;
-    c->closing = true;
+    if (morphd_log_enabled(MORPH_LOG_DEBUG)) {
+        char peer[80];
+        morphd_log(MORPH_LOG_DEBUG, "service %s: %s closed",
+                   conn_svc(c)->conf->name, peer_text(c, peer, sizeof peer));
+    }
     uv_close((uv_handle_t *)&c->handle, on_conn_closed);
 }
 
@@ -158,18 +238,31 @@ static void on_shutdown(uv_shutdown_t *req, int status)
     conn_close(c);
 }
 
-/* No more input will be read: close once every pending reply is written.
- * uv_shutdown is queued behind the pending writes, so it does that. */
-static void conn_finish(tcp_conn_t *c)
+static void stop_reading(tcp_conn_t *c)
 {
-    if (c->closing || c->shutting)
-        return;
-    c->eof = true;
-    c->shutting = true;
     if (c->reading) {
         uv_read_stop((uv_stream_t *)&c->handle);
-        c->reading = false;
+        c->reading = 0;
     }
+}
+
+/* No more input will be read: close once every pending reply is written
+ * (and a message in flight has been answered). uv_shutdown is queued
+ * behind the pending writes, so it does that. */
+static void conn_finish(tcp_conn_t *c)
+{
+    if (closing(c))
+        return;
+    tcp_session_t *s = session(c);
+    if (s == NULL) {
+        conn_close(c);
+        return;
+    }
+    stop_reading(c);
+    s->finishing = true;
+    if (s->job != NULL || s->shutting)
+        return; /* tcp_job_done comes back here */
+    s->shutting = true;
     uv_shutdown_t *req = malloc(sizeof *req); /* rare: not kept per conn */
     if (req == NULL) {
         conn_close(c);
@@ -187,19 +280,25 @@ static void conn_finish(tcp_conn_t *c)
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)suggested;
-    tcp_conn_t *c = (tcp_conn_t *)h;
-    morphd_loop_ctx_t *ctx = c->svc->ctx;
-    /* One buffer per loop: read_cb consumes it before the next alloc. */
-    *buf = uv_buf_init((char *)ctx->read_buf, (unsigned)ctx->read_buf_size);
+    morphd_io_t *io = morphd_io_of(h->loop);
+    /* One buffer per loop: on_read consumes it before the next alloc. */
+    *buf = uv_buf_init((char *)io->read_buf, (unsigned)io->read_buf_size);
 }
 
-static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+static void start_reading(tcp_conn_t *c)
+{
+    if (c->reading || c->paused || closing(c) ||
+        (c->s && (c->s->job || c->s->finishing || c->s->eof)))
+        return;
+    if (uv_read_start((uv_stream_t *)&c->handle, on_alloc, on_read) == 0)
+        c->reading = 1;
+}
 
 static void on_write(uv_write_t *req, int status)
 {
     write_req_t *w = (write_req_t *)req;
     tcp_conn_t *c = req->data;
-    c->pending -= w->len;
+    c->queued -= w->len;
     free(w);
     if (status < 0) {
         if (status != UV_ECANCELED && morphd_log_enabled(MORPH_LOG_DEBUG)) {
@@ -210,12 +309,13 @@ static void on_write(uv_write_t *req, int status)
         conn_close(c);
         return;
     }
-    if (!c->closing)
-        touch(c); /* a client that reads is not idle */
-    size_t high = c->svc->conf->max_pending_output;
-    if (!c->reading && !c->eof && !c->closing && c->pending <= high / 2) {
-        if (uv_read_start((uv_stream_t *)&c->handle, on_alloc, on_read) == 0)
-            c->reading = true;
+    if (closing(c))
+        return;
+    c->last_active = (uint32_t)uv_now(c->handle.loop); /* it reads: not idle */
+    size_t high = conn_svc(c)->conf->max_pending_output;
+    if (c->paused && c->queued <= high / 2) {
+        c->paused = 0;
+        start_reading(c);
     }
 }
 
@@ -223,10 +323,10 @@ static void on_write(uv_write_t *req, int status)
  * copied into one write request. Returns 0, or -1 after closing. */
 static int conn_send(tcp_conn_t *c, const unsigned char *data, size_t len)
 {
-    if (len == 0 || c->closing)
+    if (len == 0 || closing(c))
         return 0;
     size_t done = 0;
-    if (c->pending == 0) {
+    if (c->queued == 0) {
         uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
         int n = uv_try_write((uv_stream_t *)&c->handle, &b, 1);
         if (n >= 0) {
@@ -239,10 +339,17 @@ static int conn_send(tcp_conn_t *c, const unsigned char *data, size_t len)
     if (done == len)
         return 0;
     size_t rest = len - done;
+    morphd_service_t *svc = conn_svc(c);
+    if (rest > QUEUED_MAX - c->queued) {
+        morphd_log(MORPH_LOG_WARN, "service %s: over 1 GiB of replies queued "
+                   "for one client; closing the connection", svc->conf->name);
+        conn_close(c);
+        return -1;
+    }
     write_req_t *w = malloc(sizeof *w + rest);
     if (w == NULL) {
         morphd_log(MORPH_LOG_ERROR, "service %s: out of memory queueing a "
-                   "reply; closing the connection", c->svc->conf->name);
+                   "reply; closing the connection", svc->conf->name);
         conn_close(c);
         return -1;
     }
@@ -255,134 +362,306 @@ static int conn_send(tcp_conn_t *c, const unsigned char *data, size_t len)
         conn_close(c);
         return -1;
     }
-    c->pending += rest;
+    c->queued += (uint32_t)rest;
     return 0;
+}
+
+/* What one pass over some input found. */
+typedef struct feed_ctx {
+    tcp_conn_t *c;
+    morphd_service_t *svc;
+    morphd_conn_t conn;
+    morphd_buf_t *reply;
+    bool pending; /* a message went in flight: stop */
+    bool finish;  /* no more input is wanted: close once written */
+    bool nomem;
+} feed_ctx_t;
+
+/* Takes a message's outcome; returns whether to go on with the input. */
+static bool take(feed_ctx_t *x, const morphd_reply_t *rep)
+{
+    switch (rep->status) {
+    case MORPHD_MSG_NOMEM:
+        x->nomem = true;
+        return false;
+    case MORPHD_MSG_PENDING:
+        x->pending = true;
+        return false;
+    case MORPHD_MSG_FAILED:
+        /* in a stream, a lost chunk would be a silent gap: end it there */
+        if (x->svc->conf->framing == MORPHD_FRAMING_STREAM) {
+            x->finish = true;
+            return false;
+        }
+        return true;
+    }
+    if (rep->flags & MORPH_REPLY_CLOSE) {
+        x->finish = true;
+        return false;
+    }
+    return true;
 }
 
 static int on_line(void *arg, const unsigned char *line, size_t len,
                    const char *ending)
 {
-    tcp_conn_t *c = arg;
-    int rc = morphd_service_handle(c->svc, c->states, line, len, 0, ending);
-    return rc == MORPHD_MSG_FAILED ? 0 : rc; /* go on with the next line */
+    feed_ctx_t *x = arg;
+    morphd_reply_t rep;
+    morphd_service_handle(x->svc, &x->conn, line, len, 0, ending, x->reply,
+                          &rep);
+    return take(x, &rep) ? 0 : 1;
+}
+
+/* Runs input through framing and the chain. Returns how much of it was
+ * used: all of it, unless a message went in flight or the input ended. */
+static size_t feed(feed_ctx_t *x, morphd_framer_t *framer,
+                   const unsigned char *data, size_t n)
+{
+    const morphd_service_conf_t *conf = x->svc->conf;
+    if (conf->framing == MORPHD_FRAMING_STREAM) {
+        morphd_reply_t rep;
+        morphd_service_handle(x->svc, &x->conn, data, n, MORPH_MSG_CHUNK, "",
+                              x->reply, &rep);
+        take(x, &rep);
+        return n;
+    }
+    size_t used;
+    int rc = morphd_framer_feed(framer, data, n, on_line, x, &used);
+    if (rc == MORPHD_FRAMER_TOO_LONG) {
+        char peer[80];
+        MORPHD_STAT_ADD(x->svc->stats, errors, 1);
+        morphd_log(MORPH_LOG_WARN, "service %s: %s sent a line longer than "
+                   "max_message (%zu bytes); closing the connection after "
+                   "the replies before it", conf->name,
+                   peer_text(x->c, peer, sizeof peer), conf->max_message);
+        x->finish = true;
+    } else if (rc == -1) {
+        x->nomem = true;
+    }
+    return used;
+}
+
+/* Sends what a pass produced and acts on how it ended. Returns false when
+ * the connection is closing. */
+static bool after_feed(feed_ctx_t *x)
+{
+    tcp_conn_t *c = x->c;
+    if (x->nomem) {
+        morphd_log(MORPH_LOG_ERROR, "service %s: out of memory; closing a "
+                   "connection", x->svc->conf->name);
+        conn_close(c);
+        return false;
+    }
+    if (conn_send(c, x->reply->data, x->reply->len) != 0)
+        return false;
+    x->reply->len = 0;
+    if (x->finish) {
+        conn_finish(c);
+        return false;
+    }
+    return true;
+}
+
+/* Keeps input that could not be used yet (a message is in flight). */
+static bool hold(tcp_conn_t *c, const unsigned char *data, size_t n)
+{
+    if (n == 0)
+        return true;
+    tcp_session_t *s = session(c);
+    return s != NULL && morphd_buf_append(&s->held, data, n) == 0;
+}
+
+/* The end of the input, run through the chain step by step (each step may
+ * put a message in flight): a last line without newline, then the end
+ * call for plugins that want one. */
+static void run_eof(feed_ctx_t *x)
+{
+    tcp_session_t *s = x->c->s;
+    const morphd_service_conf_t *conf = x->svc->conf;
+    morphd_reply_t rep;
+    if (conf->framing == MORPHD_FRAMING_STREAM) {
+        s->eof_step = 2;
+        morphd_service_handle(x->svc, &x->conn, NULL, 0,
+                              MORPH_MSG_CHUNK | MORPH_MSG_END, "", x->reply,
+                              &rep);
+        take(x, &rep);
+        return;
+    }
+    if (s->eof_step == 0) {
+        s->eof_step = 1;
+        if (morphd_framer_finish(&s->framer, on_line, x) != 0)
+            return;
+    }
+    if (s->eof_step == 1) {
+        s->eof_step = 2;
+        if (x->svc->chain->line_end) {
+            morphd_service_handle(x->svc, &x->conn, NULL, 0, MORPH_MSG_END, "",
+                                  x->reply, &rep);
+            take(x, &rep);
+        }
+    }
+}
+
+/* Goes on with a connection after a message in flight ended: input held
+ * back, then the end of the input, then reading again. */
+static void process(tcp_conn_t *c)
+{
+    tcp_session_t *s = c->s;
+    feed_ctx_t x = {.c = c, .svc = conn_svc(c)};
+    x.reply = &morphd_io_of(c->handle.loop)->reply;
+    x.reply->len = 0;
+    while (!closing(c) && s->job == NULL && !s->finishing) {
+        conn_view(c, &x.conn);
+        if (s->held_off < s->held.len) {
+            size_t used = feed(&x, &s->framer, s->held.data + s->held_off,
+                               s->held.len - s->held_off);
+            s->held_off += used;
+            if (s->held_off == s->held.len)
+                s->held_off = s->held.len = 0;
+        } else if (s->eof && s->eof_step < 2) {
+            run_eof(&x);
+        } else {
+            break;
+        }
+        if (!after_feed(&x))
+            return;
+        if (x.pending)
+            return; /* tcp_job_done brings us back */
+    }
+    if (closing(c) || s->job != NULL)
+        return;
+    if (s->eof || s->finishing)
+        conn_finish(c);
+    else
+        start_reading(c);
 }
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     tcp_conn_t *c = (tcp_conn_t *)stream;
-    morphd_service_t *svc = c->svc;
-    morphd_loop_ctx_t *ctx = svc->ctx;
-    const morphd_service_conf_t *conf = svc->conf;
-    const unsigned char *data = (const unsigned char *)buf->base;
-    bool finish = false;
-    int rc = 0;
-    char peer[80];
+    feed_ctx_t x = {.c = c, .svc = conn_svc(c)};
+    x.reply = &morphd_io_of(stream->loop)->reply;
+    x.reply->len = 0;
+    conn_view(c, &x.conn);
 
-    ctx->reply.len = 0;
     if (nread > 0) {
-        touch(c);
-        if (conf->framing == MORPHD_FRAMING_STREAM) {
-            rc = morphd_service_handle(svc, c->states, data, (size_t)nread,
-                                       MORPH_MSG_CHUNK, "");
-            if (rc == MORPHD_MSG_FAILED)
-                rc = 0;
+        const unsigned char *data = (const unsigned char *)buf->base;
+        c->last_active = (uint32_t)uv_now(stream->loop);
+        size_t used;
+        if (c->s != NULL) {
+            used = feed(&x, &c->s->framer, data, (size_t)nread);
         } else {
-            rc = morphd_framer_feed(&c->framer, data, (size_t)nread, on_line,
-                                    c);
-            if (rc == MORPHD_FRAMER_TOO_LONG) {
-                MORPHD_STAT_ADD(svc->stats, errors, 1);
-                morphd_log(MORPH_LOG_WARN,
-                           "service %s: %s sent a line longer than "
-                           "max_message (%zu bytes); closing the connection "
-                           "after the replies before it",
-                           conf->name, peer_text(c, peer, sizeof peer),
-                           conf->max_message);
-                finish = true;
-                rc = 0;
+            /* most reads: whole lines, no session; a partial line left
+             * over moves into one */
+            morphd_framer_t f;
+            morphd_framer_init(&f, x.svc->conf->max_message);
+            used = feed(&x, &f, data, (size_t)nread);
+            if (f.partial.len > 0 || f.partial.data != NULL) {
+                tcp_session_t *s = session(c);
+                if (s == NULL) {
+                    morphd_framer_free(&f);
+                    x.nomem = true;
+                } else {
+                    s->framer.partial = f.partial;
+                }
             }
+        }
+        if (x.pending) {
+            stop_reading(c);
+            if (!hold(c, data + used, (size_t)nread - used))
+                x.nomem = true;
         }
     } else if (nread == UV_EOF) {
         /* The client is done sending: answer what is left, then close. */
-        if (conf->framing == MORPHD_FRAMING_STREAM) {
-            rc = morphd_service_handle(svc, c->states, NULL, 0,
-                                       MORPH_MSG_CHUNK | MORPH_MSG_END, "");
-            if (rc == MORPHD_MSG_FAILED)
-                rc = 0;
-        } else {
-            rc = morphd_framer_finish(&c->framer, on_line, c);
+        stop_reading(c);
+        tcp_session_t *s = session(c);
+        if (s == NULL) {
+            conn_close(c);
+            return;
         }
-        finish = true;
+        s->eof = true;
+        run_eof(&x);
+        if (!x.pending)
+            x.finish = true;
     } else if (nread < 0) {
-        if (morphd_log_enabled(MORPH_LOG_DEBUG))
-            morphd_log(MORPH_LOG_DEBUG, "service %s: %s: read failed: %s",
-                       conf->name, peer_text(c, peer, sizeof peer),
-                       uv_strerror((int)nread));
-        conn_close(c);
-        return;
-    }
-
-    if (rc != 0) {
-        morphd_log(MORPH_LOG_ERROR, "service %s: out of memory; closing a "
-                   "connection", conf->name);
-        conn_close(c);
-        return;
-    }
-    if (conn_send(c, ctx->reply.data, ctx->reply.len) != 0)
-        return;
-    if (finish) {
-        conn_finish(c);
-    } else if (c->pending > conf->max_pending_output && c->reading) {
-        uv_read_stop(stream);
-        c->reading = false;
-        if (morphd_log_enabled(MORPH_LOG_DEBUG))
-            morphd_log(MORPH_LOG_DEBUG, "service %s: %s is not reading; "
-                       "pausing input at %zu pending bytes", conf->name,
-                       peer_text(c, peer, sizeof peer), c->pending);
-    }
-}
-
-/* --- idle connections ------------------------------------------------------- */
-
-static void on_sweep(uv_timer_t *t)
-{
-    tcp_listener_t *tl = t->data;
-    uint64_t now = uv_now(t->loop);
-    for (tcp_conn_t *c = tl->oldest, *next; c != NULL; c = next) {
-        next = c->next;
-        unsigned idle = c->svc->conf->idle_timeout_ms;
-        if (c->closing || idle == 0)
-            continue;
-        if (now - c->last_active < idle)
-            break; /* the rest were active more recently */
-        MORPHD_STAT_ADD(c->svc->stats, connections_idle_closed, 1);
         if (morphd_log_enabled(MORPH_LOG_DEBUG)) {
             char peer[80];
-            morphd_log(MORPH_LOG_DEBUG, "service %s: %s idle for %u ms; "
-                       "closing", c->svc->conf->name,
-                       peer_text(c, peer, sizeof peer), idle);
+            morphd_log(MORPH_LOG_DEBUG, "service %s: %s: read failed: %s",
+                       x.svc->conf->name, peer_text(c, peer, sizeof peer),
+                       uv_strerror((int)nread));
         }
-        /* Silent and not reading its replies either: close at once.
-         * Silent but caught up: write what is left, then close. */
-        if (c->pending > 0 || c->shutting)
-            conn_close(c);
-        else
-            conn_finish(c);
-        c->last_active = now; /* finish gets one more period */
+        conn_close(c);
+        return;
+    }
+    if (!after_feed(&x) || x.pending)
+        return;
+    if (c->queued > x.svc->conf->max_pending_output && c->reading) {
+        stop_reading(c);
+        c->paused = 1;
+        if (morphd_log_enabled(MORPH_LOG_DEBUG)) {
+            char peer[80];
+            morphd_log(MORPH_LOG_DEBUG, "service %s: %s is not reading; "
+                       "pausing input at %u pending bytes", x.svc->conf->name,
+                       peer_text(c, peer, sizeof peer), (unsigned)c->queued);
+        }
     }
 }
 
-/* How often to look for idle connections: a quarter of the timeout, so a
- * connection is closed at most 25% late, between 50 ms and 1 s. */
-static void start_sweep(tcp_listener_t *tl)
+/* --- the loop's connections ---------------------------------------------------- */
+
+static bool is_conn(const uv_handle_t *h)
 {
-    unsigned idle = tl->l->service->conf->idle_timeout_ms;
-    if (idle == 0) {
-        uv_timer_stop(&tl->sweep);
+    return h->type == UV_TCP && h->data != NULL && h->data != h;
+}
+
+static void drain_one(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (is_conn(h))
+        conn_finish((tcp_conn_t *)h);
+}
+
+static void abort_one(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (is_conn(h))
+        conn_close((tcp_conn_t *)h);
+}
+
+static void sweep_one(uv_handle_t *h, void *arg)
+{
+    if (!is_conn(h) || uv_is_closing(h))
         return;
+    tcp_conn_t *c = (tcp_conn_t *)h;
+    morphd_service_t *svc = conn_svc(c);
+    unsigned idle = svc->conf->idle_timeout_ms;
+    uint32_t now = *(const uint32_t *)arg;
+    if (idle == 0 || (uint32_t)(now - c->last_active) < idle)
+        return;
+    if (c->s != NULL && c->s->job != NULL)
+        return; /* waiting for a plugin is not the client being idle */
+    MORPHD_STAT_ADD(svc->stats, connections_idle_closed, 1);
+    if (morphd_log_enabled(MORPH_LOG_DEBUG)) {
+        char peer[80];
+        morphd_log(MORPH_LOG_DEBUG, "service %s: %s idle for %u ms; closing",
+                   svc->conf->name, peer_text(c, peer, sizeof peer), idle);
     }
-    uint64_t every = idle / 4;
-    every = every < 50 ? 50 : every > 1000 ? 1000 : every;
-    uv_timer_start(&tl->sweep, on_sweep, every, every);
+    /* Silent and not reading its replies either: close at once.
+     * Silent but caught up: write what is left, then close. */
+    if (c->queued > 0 || (c->s && c->s->shutting))
+        conn_close(c);
+    else
+        conn_finish(c);
+    c->last_active = now; /* finishing gets one more period */
+}
+
+static void tcp_drain_conns(uv_loop_t *loop) { uv_walk(loop, drain_one, NULL); }
+static void tcp_abort_conns(uv_loop_t *loop) { uv_walk(loop, abort_one, NULL); }
+
+static void tcp_sweep_conns(uv_loop_t *loop)
+{
+    uint32_t now = (uint32_t)uv_now(loop);
+    uv_walk(loop, sweep_one, &now);
 }
 
 /* --- accepting -------------------------------------------------------------- */
@@ -397,8 +676,7 @@ static void on_connection(uv_stream_t *server, int status)
                    conf->name, tl->l->bound, uv_strerror(status));
         return;
     }
-    size_t n_states = svc->chain->has_conn_hooks ? svc->chain->n : 0;
-    tcp_conn_t *c = calloc(1, sizeof *c + n_states * sizeof(void *));
+    tcp_conn_t *c = calloc(1, sizeof *c);
     if (c == NULL) {
         /* Accept and drop it: libuv stops accepting on a listener until
          * the pending connection is taken. */
@@ -407,80 +685,102 @@ static void on_connection(uv_stream_t *server, int status)
                    "client; dropping it", conf->name);
         if (tmp != NULL) {
             uv_tcp_init(server->loop, tmp);
+            tmp->data = NULL;
             uv_accept(server, (uv_stream_t *)tmp);
             uv_close((uv_handle_t *)tmp, (uv_close_cb)free);
         }
         return;
     }
-    c->tl = tl;
-    c->svc = svc;
-    morphd_service_ref(svc);
     uv_tcp_init(server->loop, &c->handle);
+    c->handle.data = NULL; /* not a connection until accepted */
     if (uv_accept(server, (uv_stream_t *)&c->handle) != 0) {
-        morphd_service_unref(svc);
         uv_close((uv_handle_t *)&c->handle, (uv_close_cb)free);
         return;
     }
-    list_append(tl, c);
-    tl->n_conns++;
-    c->last_active = uv_now(server->loop);
-    int len = sizeof c->peer;
-    if (uv_tcp_getpeername(&c->handle, (struct sockaddr *)&c->peer, &len) != 0)
-        c->peer.sin6_family = AF_UNSPEC;
+    c->last_active = (uint32_t)uv_now(server->loop);
+    c->handle.data = svc;
 
-    char peer[80];
-    if (!morphd_stats_admit(svc->stats, (struct sockaddr *)&c->peer,
+    /* per-source accounting needs the address kept for the release */
+    bool per_source = conf->max_connections_per_source > 0;
+    if (per_source) {
+        tcp_session_t *s = session(c);
+        if (s == NULL) {
+            c->handle.data = NULL;
+            uv_close((uv_handle_t *)&c->handle, (uv_close_cb)free);
+            return;
+        }
+        struct sockaddr_storage ss;
+        int len = sizeof ss;
+        memset(&ss, 0, sizeof ss);
+        uv_tcp_getpeername(&c->handle, (struct sockaddr *)&ss, &len);
+        morphd_stats_source_key((struct sockaddr *)&ss, s->source);
+        s->has_source = true;
+    }
+    if (!morphd_stats_admit(svc->stats, per_source ? c->s->source : NULL,
                             conf->max_connections,
                             conf->max_connections_per_source)) {
-        if (morphd_log_enabled(MORPH_LOG_DEBUG))
+        if (morphd_log_enabled(MORPH_LOG_DEBUG)) {
+            char peer[80];
             morphd_log(MORPH_LOG_DEBUG, "service %s: %s refused: connection "
                        "limit reached", conf->name,
                        peer_text(c, peer, sizeof peer));
-        conn_close(c); /* at once: nothing read, nothing written */
+        }
+        /* at once: nothing read, nothing written, nothing counted open */
+        free(c->s);
+        c->s = NULL;
+        c->handle.data = NULL;
+        uv_close((uv_handle_t *)&c->handle, (uv_close_cb)free);
         return;
     }
-    c->admitted = true;
-    morphd_framer_init(&c->framer, conf->max_message);
-
-    if (n_states > 0) {
+    morphd_service_ref(svc);
+    morphd_service_conn_opened(svc);
+    if (svc->chain->opens_conns) {
         char err[256];
-        if (morphd_chain_conn_open(svc->chain, c->states, err, sizeof err) !=
-            0) {
+        void **states = NULL;
+        morphd_conn_t mc;
+        conn_view(c, &mc);
+        states = tcp_states(&mc);
+        if (states == NULL ||
+            morphd_chain_conn_open(svc->chain, states, err, sizeof err) != 0) {
+            char peer[80];
             morphd_log(MORPH_LOG_WARN, "service %s: %s: %s", conf->name,
-                       peer_text(c, peer, sizeof peer), err);
-            conn_close(c); /* conn_open undid itself */
+                       peer_text(c, peer, sizeof peer),
+                       states ? err : "out of memory");
+            if (states != NULL) { /* conn_open undid itself */
+                free(c->s->states);
+                c->s->states = NULL;
+            }
+            conn_close(c);
             return;
         }
-        c->states_open = true;
+        c->s->states_open = true;
     }
     uv_tcp_nodelay(&c->handle, 1);
-    if (uv_read_start((uv_stream_t *)&c->handle, on_alloc, on_read) != 0) {
+    start_reading(c);
+    if (!c->reading) {
         conn_close(c);
         return;
     }
-    c->reading = true;
-    if (morphd_log_enabled(MORPH_LOG_DEBUG))
+    if (morphd_log_enabled(MORPH_LOG_DEBUG)) {
+        char peer[80];
         morphd_log(MORPH_LOG_DEBUG, "service %s: %s connected", conf->name,
                    peer_text(c, peer, sizeof peer));
+    }
 }
 
-/* --- the front end ------------------------------------------------------------ */
+/* --- the listener ------------------------------------------------------------ */
 
 static void on_server_closed(uv_handle_t *h)
 {
-    tcp_listener_t *tl = h->data;
-    tl->server_open = false;
-    listener_maybe_gone(tl);
+    tcp_listener_t *tl = (tcp_listener_t *)h;
+    morphd_listener_t *l = tl->l;
+    free(tl);
+    l->impl = NULL;
+    l->on_closed(l);
 }
 
-static void on_sweep_closed(uv_handle_t *h)
-{
-    tcp_listener_t *tl = h->data;
-    tl->sweep_open = false;
-    listener_maybe_gone(tl);
-}
-
-static int tcp_open(morphd_listener_t *l, char *err, size_t err_size)
+static int tcp_open(morphd_listener_t *l, uv_loop_t *loop, char *err,
+                    size_t err_size)
 {
     tcp_listener_t *tl = calloc(1, sizeof *tl);
     if (tl == NULL) {
@@ -488,9 +788,8 @@ static int tcp_open(morphd_listener_t *l, char *err, size_t err_size)
         return -1;
     }
     tl->l = l;
-    uv_loop_t *loop = l->service->ctx->loop;
     uv_tcp_init(loop, &tl->server);
-    tl->server.data = tl;
+    tl->server.data = tl; /* == &tl->server: what tells it from a conn */
     const struct sockaddr *addr = (const struct sockaddr *)&l->endpoint.addr;
     unsigned flags = addr->sa_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0;
     int rc;
@@ -508,17 +807,11 @@ static int tcp_open(morphd_listener_t *l, char *err, size_t err_size)
         uv_close((uv_handle_t *)&tl->server, (uv_close_cb)free);
         return -1;
     }
-    tl->server_open = true;
-    uv_timer_init(loop, &tl->sweep);
-    tl->sweep.data = tl;
-    tl->sweep_open = true;
-    uv_unref((uv_handle_t *)&tl->sweep); /* never keeps the loop alive */
     int len = sizeof l->bound_addr;
     uv_tcp_getsockname(&tl->server, (struct sockaddr *)&l->bound_addr, &len);
     morphd_endpoint_format(MORPHD_TCP, (struct sockaddr *)&l->bound_addr,
                            l->bound, sizeof l->bound);
     l->impl = tl;
-    start_sweep(tl);
     return 0;
 }
 
@@ -528,47 +821,24 @@ static void tcp_close(morphd_listener_t *l)
     if (tl == NULL || tl->closing)
         return;
     tl->closing = true;
-    /* the sweep goes on for the connections that remain */
     uv_close((uv_handle_t *)&tl->server, on_server_closed);
-    listener_maybe_gone(tl);
 }
 
-static void tcp_drain(morphd_listener_t *l)
-{
-    tcp_listener_t *tl = l->impl;
-    if (tl == NULL)
-        return;
-    /* Stop reading; each connection closes once its replies are written. */
-    for (tcp_conn_t *c = tl->oldest, *next; c != NULL; c = next) {
-        next = c->next;
-        conn_finish(c);
-    }
-}
-
-static void tcp_abort(morphd_listener_t *l)
-{
-    tcp_listener_t *tl = l->impl;
-    if (tl == NULL)
-        return;
-    tcp_close(l);
-    for (tcp_conn_t *c = tl->oldest, *next; c != NULL; c = next) {
-        next = c->next;
-        conn_close(c);
-    }
-}
+static void tcp_abort(morphd_listener_t *l) { tcp_close(l); }
 
 static void tcp_rebind(morphd_listener_t *l)
 {
     tcp_listener_t *tl = l->impl;
     tl->l = l; /* new connections get l's service; old ones keep theirs */
-    start_sweep(tl);
 }
 
-const morphd_frontend_t morphd_frontend_tcp = {
+const morphd_listener_ops_t morphd_listener_tcp = {
     .name = "tcp",
     .open = tcp_open,
     .close = tcp_close,
-    .drain = tcp_drain,
     .abort = tcp_abort,
     .rebind = tcp_rebind,
+    .drain_conns = tcp_drain_conns,
+    .abort_conns = tcp_abort_conns,
+    .sweep_conns = tcp_sweep_conns,
 };

@@ -1,9 +1,13 @@
 /*
- * listener_udp.c -- the UDP front end: one datagram is one message, and its
+ * listener_udp.c -- the UDP transport: one datagram is one message, and its
  * reply goes back to the sender. Datagrams come in batches (recvmmsg) and
- * their replies go out in batches (sendmmsg). Replies are sent at once when the socket
- * takes them; otherwise they are queued up to max_pending_output bytes, and
- * beyond that dropped and counted, because UDP has no backpressure to apply.
+ * their replies go out in batches (sendmmsg): the chain's last plugin
+ * writes each reply straight into the batch. Replies are sent at once when
+ * the socket takes them; otherwise they are queued up to max_pending_output
+ * bytes, and beyond that dropped and counted, because UDP has no
+ * backpressure to apply. A datagram whose reply comes later (a deferred or
+ * blocking plugin) is answered on its own when it ends; such datagrams
+ * take at most max_pending_output bytes per listener too.
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -11,7 +15,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "frontend.h"
+#include "listener.h"
 #include "log.h"
 #include "service.h"
 
@@ -21,6 +25,9 @@
  * only as datagrams arrive. */
 #define UDP_SLOT 65536
 #define UDP_BATCH 16
+
+/* What a datagram in flight is counted as, besides its bytes. */
+#define JOB_OVERHEAD 512
 
 /* The replies to one received batch, sent together with one sendmmsg(2)
  * when the batch ends. */
@@ -38,6 +45,10 @@ typedef struct udp_listener {
     size_t buf_size;
     size_t pending; /* bytes of queued replies */
     reply_batch_t batch;
+    morphd_job_t *jobs; /* datagrams in flight */
+    size_t job_bytes;
+    uint64_t last_ratio_log; /* uv_now() of the last drop logged */
+    uint64_t ratio_drops;    /* dropped since */
     bool closing;
     bool handle_closing;
 } udp_listener_t;
@@ -49,7 +60,11 @@ typedef struct send_req {
     unsigned char data[];
 } send_req_t;
 
-
+static socklen_t addr_len(const struct sockaddr *sa)
+{
+    return sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                     : sizeof(struct sockaddr_in);
+}
 
 static void on_handle_closed(uv_handle_t *h)
 {
@@ -59,7 +74,7 @@ static void on_handle_closed(uv_handle_t *h)
     free(ul->buf);
     free(ul);
     l->impl = NULL;
-    morphd_listener_closed(l);
+    l->on_closed(l);
 }
 
 static void free_unopened(uv_handle_t *h)
@@ -69,9 +84,12 @@ static void free_unopened(uv_handle_t *h)
     free(ul);
 }
 
+/* A closing listener goes once its queued replies are sent and its
+ * datagrams in flight answered. */
 static void maybe_close_handle(udp_listener_t *ul)
 {
-    if (ul->closing && ul->pending == 0 && !ul->handle_closing) {
+    if (ul->closing && ul->pending == 0 && ul->jobs == NULL &&
+        !ul->handle_closing) {
         ul->handle_closing = true;
         uv_close((uv_handle_t *)&ul->handle, on_handle_closed);
     }
@@ -97,10 +115,18 @@ static void on_send(uv_udp_send_t *req, int status)
     maybe_close_handle(ul);
 }
 
-static void send_reply(udp_listener_t *ul, const unsigned char *data,
-                       size_t len, const struct sockaddr *to)
+/* A reply that will not be sent after all: counted as dropped, not sent. */
+static void count_dropped(morphd_service_t *svc, size_t len)
 {
-    morphd_service_t *svc = ul->l->service;
+    MORPHD_STAT_ADD(svc->stats, datagrams_dropped, 1);
+    MORPHD_STAT_SUB(svc->stats, messages_out, 1);
+    MORPHD_STAT_SUB(svc->stats, bytes_out, len);
+}
+
+static void send_reply(udp_listener_t *ul, morphd_service_t *svc,
+                       const unsigned char *data, size_t len,
+                       const struct sockaddr *to)
+{
     uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
     if (ul->pending == 0) {
         int rc = uv_udp_try_send(&ul->handle, &b, 1, to);
@@ -109,7 +135,7 @@ static void send_reply(udp_listener_t *ul, const unsigned char *data,
         if (rc != UV_EAGAIN) {
             morphd_log(MORPH_LOG_DEBUG, "service %s: reply of %zu bytes "
                        "failed: %s", svc->conf->name, len, uv_strerror(rc));
-            MORPHD_STAT_ADD(svc->stats, datagrams_dropped, 1);
+            count_dropped(svc, len);
             return;
         }
     }
@@ -117,7 +143,7 @@ static void send_reply(udp_listener_t *ul, const unsigned char *data,
     if (ul->pending + len <= svc->conf->max_pending_output)
         s = malloc(sizeof *s + len);
     if (s == NULL) {
-        MORPHD_STAT_ADD(svc->stats, datagrams_dropped, 1);
+        count_dropped(svc, len);
         morphd_log(MORPH_LOG_DEBUG, "service %s: send queue full; reply "
                    "dropped", svc->conf->name);
         return;
@@ -128,30 +154,10 @@ static void send_reply(udp_listener_t *ul, const unsigned char *data,
     b = uv_buf_init((char *)s->data, (unsigned)len);
     if (uv_udp_send(&s->req, &ul->handle, &b, 1, to, on_send) != 0) {
         free(s);
-        MORPHD_STAT_ADD(svc->stats, datagrams_dropped, 1);
+        count_dropped(svc, len);
         return;
     }
     ul->pending += len;
-}
-
-/* Holds a reply until its batch ends; 0, or -1 when it must go the usual
- * way (replies already queued, or no memory). */
-static int batch_reply(udp_listener_t *ul, const unsigned char *data,
-                       size_t len, const struct sockaddr *to)
-{
-    reply_batch_t *b = &ul->batch;
-    if (ul->pending > 0 || b->n == UDP_BATCH)
-        return -1; /* keep the order of what is already queued */
-    size_t off = b->bytes.len;
-    if (morphd_buf_append(&b->bytes, data, len) != 0)
-        return -1;
-    b->offset[b->n] = off;
-    b->len[b->n] = len;
-    memcpy(&b->to[b->n], to, to->sa_family == AF_INET6
-                                 ? sizeof(struct sockaddr_in6)
-                                 : sizeof(struct sockaddr_in));
-    b->n++;
-    return 0;
 }
 
 /* Sends the batch with one system call; what the socket does not take
@@ -159,8 +165,10 @@ static int batch_reply(udp_listener_t *ul, const unsigned char *data,
 static void flush_batch(udp_listener_t *ul)
 {
     reply_batch_t *b = &ul->batch;
-    if (b->n == 0)
+    if (b->n == 0) {
+        b->bytes.len = 0;
         return;
+    }
     struct mmsghdr msgs[UDP_BATCH];
     struct iovec iov[UDP_BATCH];
     for (size_t i = 0; i < b->n; i++) {
@@ -168,9 +176,7 @@ static void flush_batch(udp_listener_t *ul)
         iov[i].iov_len = b->len[i];
         memset(&msgs[i], 0, sizeof msgs[i]);
         msgs[i].msg_hdr.msg_name = &b->to[i];
-        msgs[i].msg_hdr.msg_namelen = b->to[i].ss_family == AF_INET6
-                                          ? sizeof(struct sockaddr_in6)
-                                          : sizeof(struct sockaddr_in);
+        msgs[i].msg_hdr.msg_namelen = addr_len((struct sockaddr *)&b->to[i]);
         msgs[i].msg_hdr.msg_iov = &iov[i];
         msgs[i].msg_hdr.msg_iovlen = 1;
     }
@@ -182,11 +188,125 @@ static void flush_batch(udp_listener_t *ul)
             sent = 0;
     }
     for (size_t i = (size_t)sent; i < b->n; i++) /* the rest: queued */
-        send_reply(ul, b->bytes.data + b->offset[i], b->len[i],
+        send_reply(ul, ul->l->service, b->bytes.data + b->offset[i], b->len[i],
                    (const struct sockaddr *)&b->to[i]);
     b->n = 0;
     b->bytes.len = 0;
 }
+
+/* No amplification: a spoofed source must not get more than a small
+ * multiple of what it sent. A dropped reply is counted, and logged at
+ * info at most once a second (with how many since). */
+static bool within_ratio(udp_listener_t *ul, morphd_service_t *svc,
+                         size_t reply, size_t request)
+{
+    const morphd_service_conf_t *conf = svc->conf;
+    if (reply <= conf->udp_max_reply_ratio * request)
+        return true;
+    count_dropped(svc, reply);
+    ul->ratio_drops++;
+    uint64_t now = uv_now(ul->handle.loop);
+    if (ul->last_ratio_log == 0 || now - ul->last_ratio_log >= 1000) {
+        morphd_log(MORPH_LOG_INFO, "service %s: reply of %zu bytes to a "
+                   "datagram of %zu dropped: over udp_max_reply_ratio = %zu "
+                   "(%llu dropped so; logged at most once a second)",
+                   conf->name, reply, request, conf->udp_max_reply_ratio,
+                   (unsigned long long)ul->ratio_drops);
+        ul->last_ratio_log = now;
+        ul->ratio_drops = 0;
+    }
+    return false;
+}
+
+/* --- the datagram as the message path sees it ------------------------------- */
+
+static void udp_addresses(const morphd_conn_t *c, struct sockaddr_storage *peer,
+                          struct sockaddr_storage *local)
+{
+    (void)peer; /* always in c->peer */
+    const udp_listener_t *ul = c->transport;
+    if (ul != NULL)
+        memcpy(local, &ul->l->bound_addr, sizeof *local);
+}
+
+static void **udp_states(morphd_conn_t *c)
+{
+    (void)c; /* a chain that keeps state gets its array on the stack */
+    return NULL;
+}
+
+static int udp_job_admit(morphd_conn_t *c, size_t bytes)
+{
+    udp_listener_t *ul = c->transport;
+    morphd_service_t *svc = c->owner;
+    if (ul == NULL || ul->closing ||
+        ul->job_bytes + bytes + JOB_OVERHEAD > svc->conf->max_pending_output)
+        return -1;
+    return 0;
+}
+
+static int udp_job_start(morphd_conn_t *c, morphd_job_t *job)
+{
+    udp_listener_t *ul = c->transport;
+    morphd_service_t *svc = c->owner;
+    /* the datagram's states lived on the stack; the job keeps a copy */
+    if (c->states != NULL && job->own_states == NULL &&
+        morphd_job_own_states(job, c->states) != 0)
+        return -1;
+    job->tdata = (void *)(uintptr_t)(job->in.len + job->buf.cap + JOB_OVERHEAD);
+    ul->job_bytes += (size_t)(uintptr_t)job->tdata;
+    job->tprev = NULL;
+    job->tnext = ul->jobs;
+    if (ul->jobs)
+        ul->jobs->tprev = job;
+    ul->jobs = job;
+    morphd_service_ref(svc); /* a reload may retire it meanwhile */
+    return 0;
+}
+
+static void unlink_job(udp_listener_t *ul, morphd_job_t *job)
+{
+    if (job->tprev)
+        job->tprev->tnext = job->tnext;
+    else
+        ul->jobs = job->tnext;
+    if (job->tnext)
+        job->tnext->tprev = job->tprev;
+    ul->job_bytes -= (size_t)(uintptr_t)job->tdata;
+}
+
+static void udp_job_done(morphd_conn_t *c, morphd_job_t *job,
+                         const morphd_result_t *r)
+{
+    udp_listener_t *ul = c->transport;
+    morphd_service_t *svc = c->owner;
+    unlink_job(ul, job);
+    if (r->status == MORPHD_RUN_PENDING) {
+        /* a later plugin deferred too: udp_job_start took the next job,
+         * with a reference of its own */
+        morphd_service_unref(svc);
+        return;
+    }
+    morphd_io_t *io = morphd_io_of(ul->handle.loop);
+    io->reply.len = 0;
+    morphd_reply_t rep;
+    morphd_service_finish(svc, r, &io->reply, &rep);
+    if (rep.status == MORPHD_MSG_OK && rep.datagram &&
+        !ul->handle_closing &&
+        within_ratio(ul, svc, io->reply.len, c->request_len))
+        send_reply(ul, svc, io->reply.data, io->reply.len, c->peer);
+    morphd_service_unref(svc);
+    maybe_close_handle(ul);
+}
+
+static const morphd_conn_ops_t udp_conn_ops = {
+    .transport = "udp",
+    .addresses = udp_addresses,
+    .states = udp_states,
+    .job_admit = udp_job_admit,
+    .job_start = udp_job_start,
+    .job_done = udp_job_done,
+};
 
 static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
                     const struct sockaddr *from, unsigned flags)
@@ -214,39 +334,52 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
     }
 
     morphd_chain_t *chain = svc->chain;
-    void *states[chain->has_conn_hooks ? chain->n : 1];
-    if (chain->has_conn_hooks) {
-        char err[256];
-        if (morphd_chain_conn_open(chain, states, err, sizeof err) != 0) {
-            morphd_log(MORPH_LOG_WARN, "service %s: %s", conf->name, err);
-            return;
+    void *states[chain->keeps_state ? chain->n : 1];
+    morphd_conn_t c = {&udp_conn_ops, ul, svc, NULL, from, (size_t)nread};
+    if (chain->keeps_state) {
+        memset(states, 0, chain->n * sizeof *states);
+        c.states = states;
+        if (chain->opens_conns) {
+            char err[256];
+            if (morphd_chain_conn_open(chain, states, err, sizeof err) != 0) {
+                morphd_log(MORPH_LOG_WARN, "service %s: %s", conf->name, err);
+                return;
+            }
         }
     }
-    svc->ctx->reply.len = 0;
-    int rc = morphd_service_handle(svc, chain->has_conn_hooks ? states : NULL,
-                                   (const unsigned char *)buf->base,
-                                   (size_t)nread, 0, "");
-    if (chain->has_conn_hooks)
+    /* In a batch the reply goes straight into the batch's buffer. */
+    reply_batch_t *b = &ul->batch;
+    bool batched = (flags & UV_UDP_MMSG_CHUNK) && ul->pending == 0 &&
+                   b->n < UDP_BATCH;
+    if (!batched)
+        flush_batch(ul); /* keep the order of what is there already */
+    size_t off = b->bytes.len;
+    morphd_reply_t rep;
+    morphd_service_handle(svc, &c, (const unsigned char *)buf->base,
+                          (size_t)nread, 0, "", &b->bytes, &rep);
+    if (chain->keeps_state && rep.status != MORPHD_MSG_PENDING)
         morphd_chain_conn_close(chain, states);
-    if (rc != 0)
-        return; /* a message a plugin failed is not answered */
-    /* No amplification: a spoofed source must not get more than a small
-     * multiple of what it sent. */
-    if (svc->ctx->reply.len > conf->udp_max_reply_ratio * (size_t)nread) {
-        MORPHD_STAT_ADD(svc->stats, datagrams_dropped, 1);
-        if (morphd_log_enabled(MORPH_LOG_DEBUG))
-            morphd_log(MORPH_LOG_DEBUG, "service %s: reply of %zu bytes to a "
-                       "datagram of %zd dropped (udp_max_reply_ratio = %zu)",
-                       conf->name, svc->ctx->reply.len, nread,
-                       conf->udp_max_reply_ratio);
+    if (rep.status != MORPHD_MSG_OK || !rep.datagram) {
+        b->bytes.len = off; /* a failed or silent message is not answered */
         return;
     }
-    if (!(flags & UV_UDP_MMSG_CHUNK) ||
-        batch_reply(ul, svc->ctx->reply.data, svc->ctx->reply.len, from) != 0)
-        send_reply(ul, svc->ctx->reply.data, svc->ctx->reply.len, from);
+    if (!within_ratio(ul, svc, rep.len, (size_t)nread)) {
+        b->bytes.len = off;
+        return;
+    }
+    if (batched) {
+        b->offset[b->n] = off;
+        b->len[b->n] = rep.len;
+        memcpy(&b->to[b->n], from, addr_len(from));
+        b->n++;
+    } else {
+        send_reply(ul, svc, b->bytes.data + off, rep.len, from);
+        b->bytes.len = off;
+    }
 }
 
-static int udp_open(morphd_listener_t *l, char *err, size_t err_size)
+static int udp_open(morphd_listener_t *l, uv_loop_t *loop, char *err,
+                    size_t err_size)
 {
     udp_listener_t *ul = calloc(1, sizeof *ul);
     if (ul != NULL) {
@@ -259,8 +392,7 @@ static int udp_open(morphd_listener_t *l, char *err, size_t err_size)
         return -1;
     }
     ul->l = l;
-    uv_udp_init_ex(l->service->ctx->loop, &ul->handle,
-                   AF_UNSPEC | UV_UDP_RECVMMSG);
+    uv_udp_init_ex(loop, &ul->handle, AF_UNSPEC | UV_UDP_RECVMMSG);
     ul->handle.data = ul;
     const struct sockaddr *addr = (const struct sockaddr *)&l->endpoint.addr;
     unsigned flags = addr->sa_family == AF_INET6 ? UV_UDP_IPV6ONLY : 0;
@@ -297,17 +429,21 @@ static void udp_close(morphd_listener_t *l)
     maybe_close_handle(ul);
 }
 
-static void udp_drain(morphd_listener_t *l)
-{
-    (void)l; /* no connections: close() already finishes queued replies */
-}
-
 static void udp_abort(morphd_listener_t *l)
 {
     udp_listener_t *ul = l->impl;
     if (ul == NULL || ul->handle_closing)
         return;
-    ul->closing = ul->handle_closing = true;
+    ul->closing = true;
+    uv_udp_recv_stop(&ul->handle);
+    while (ul->jobs != NULL) { /* their replies are not waited for */
+        morphd_job_t *job = ul->jobs;
+        morphd_service_t *svc = job->conn.owner;
+        unlink_job(ul, job);
+        morphd_job_abandon(job, NULL);
+        morphd_service_unref(svc);
+    }
+    ul->handle_closing = true;
     /* pending sends are cancelled; on_send still runs for each */
     uv_close((uv_handle_t *)&ul->handle, on_handle_closed);
 }
@@ -318,11 +454,10 @@ static void udp_rebind(morphd_listener_t *l)
     ul->l = l; /* datagrams from now on are answered by l's service */
 }
 
-const morphd_frontend_t morphd_frontend_udp = {
+const morphd_listener_ops_t morphd_listener_udp = {
     .name = "udp",
     .open = udp_open,
     .close = udp_close,
-    .drain = udp_drain,
     .abort = udp_abort,
     .rebind = udp_rebind,
 };

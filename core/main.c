@@ -11,12 +11,11 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "exit_codes.h"
 #include "log.h"
 #include "paths.h"
 #include "privileges.h"
 #include "server.h"
-
-#define EXIT_USAGE 64 /* EX_USAGE */
 
 static void usage(FILE *out)
 {
@@ -45,7 +44,7 @@ static void usage(FILE *out)
             "\n"
             "Exit status: 0 success; %d bad configuration (EX_CONFIG), including\n"
             "plugins that fail to load and ports already in use; %d bad usage.\n",
-            MORPHD_EXIT_CONFIG, EXIT_USAGE);
+            MORPH_EXIT_CONFIG, MORPH_EXIT_USAGE);
 }
 
 /* Under AddressSanitizer, crashes are reported the sanitizer's way. */
@@ -124,13 +123,13 @@ int main(int argc, char **argv)
             if (log_level < 0) {
                 fprintf(stderr, "morphd: '%s' is not a log level (error, "
                         "warn, info, debug)\n", optarg);
-                return EXIT_USAGE;
+                return MORPH_EXIT_USAGE;
             }
             break;
         case 's':
             if (n_overrides == sizeof overrides / sizeof *overrides) {
                 fprintf(stderr, "morphd: too many --set options\n");
-                return EXIT_USAGE;
+                return MORPH_EXIT_USAGE;
             }
             overrides[n_overrides++] = optarg;
             break;
@@ -138,7 +137,7 @@ int main(int argc, char **argv)
             if (optarg != NULL && strcmp(optarg, "markdown") != 0) {
                 fprintf(stderr, "morphd: --help-config takes no value or "
                         "=markdown\n");
-                return EXIT_USAGE;
+                return MORPH_EXIT_USAGE;
             }
             morphd_config_print_reference(stdout, optarg != NULL);
             return 0;
@@ -151,13 +150,13 @@ int main(int argc, char **argv)
             return 0;
         default:
             usage(stderr);
-            return EXIT_USAGE;
+            return MORPH_EXIT_USAGE;
         }
     }
     if (optind < argc) {
         fprintf(stderr, "morphd: unexpected argument '%s'\n", argv[optind]);
         usage(stderr);
-        return EXIT_USAGE;
+        return MORPH_EXIT_USAGE;
     }
 
     morphd_errors_t errs = MORPHD_ERRORS_INIT;
@@ -235,5 +234,5 @@ int main(int argc, char **argv)
     if (server_made)
         morphd_server_free(&server);
     morphd_errors_free(&errs);
-    return rc == 0 ? 0 : MORPHD_EXIT_CONFIG;
+    return rc == 0 ? 0 : MORPH_EXIT_CONFIG;
 }

@@ -1,8 +1,8 @@
 /*
  * plugin_loader.c -- dlopen-based loading for plugin_loader.h. The order of
  * checks matters: the ABI version and struct size are read before any other
- * field, because a plugin built for another ABI may lay out the rest
- * differently.
+ * member, and a member after `transform` only when the descriptor's size
+ * holds it (the versioning rule of plugin.h).
  */
 #include "plugin_loader.h"
 
@@ -14,6 +14,12 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "host.h"
+#include "options.h"
+
+#define MORPH_STR_(x) #x
+#define MORPH_STR(x) MORPH_STR_(x)
 
 /* Like sshd's StrictModes: refuses `path` when it, or any folder above it,
  * can be written by someone other than root or the user morphd runs as --
@@ -58,13 +64,76 @@ static int check_permissions(const char *path, char *why, size_t why_size)
     }
 }
 
-/* The part of the descriptor every ABI-1 plugin must have. */
-#define MIN_DESC_SIZE offsetof(morph_plugin_t, reserved)
+/* The part of the descriptor every plugin has (ABI 1 and later), the
+ * whole ABI 1 descriptor (with its reserved room), and the smallest ABI 2
+ * one (up to abi_min). */
+#define DESC_MIN_SIZE (offsetof(morph_plugin_t, transform) + sizeof(void *))
+#define DESC_ABI1_SIZE (DESC_MIN_SIZE + 8 * sizeof(void *))
+#define DESC_ABI2_MIN_SIZE (offsetof(morph_plugin_t, abi_min) + sizeof(uint32_t))
+
+/* Whether the plugin's descriptor holds `member`. */
+#define DESC_HAS(d, member) MORPH_HAS(d, member)
+
+uint32_t morphd_plugin_known_flags(uint32_t abi)
+{
+    return abi <= 1 ? MORPH_PLUGIN_FLAGS_ABI1 : MORPH_PLUGIN_FLAGS_ABI2;
+}
+
+void morphd_plugin_flag_names(uint32_t flags, char *buf, size_t size)
+{
+    static const struct {
+        uint32_t bit;
+        const char *name;
+    } names[] = {
+        {MORPH_PLUGIN_CHUNK_SAFE, "chunk-safe"},
+        {MORPH_PLUGIN_BLOCKING, "blocking"},
+        {MORPH_PLUGIN_LINE_END, "line-end"},
+    };
+    size_t n = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if (flags & names[i].bit) {
+            n += (size_t)snprintf(buf + n, n < size ? size - n : 0, "%s%s",
+                                  n ? ", " : "", names[i].name);
+            flags &= ~names[i].bit;
+        }
+    if (flags)
+        n += (size_t)snprintf(buf + n, n < size ? size - n : 0,
+                              "%sunknown 0x%x", n ? ", " : "", flags);
+    if (n == 0)
+        snprintf(buf, size, "none");
+}
 
 int morphd_plugin_load(const char *dir, const char *name, morphd_plugin_t *p,
                        char *err, size_t err_size)
 {
     return morphd_plugin_load_variant(dir, name, 0, p, err, err_size);
+}
+
+int morphd_plugin_load_file(const char *path, morphd_plugin_t *p, char *err,
+                            size_t err_size)
+{
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    size_t blen = strlen(base);
+    if (blen <= 3 || strcmp(base + blen - 3, ".so") != 0) {
+        memset(p, 0, sizeof *p);
+        snprintf(err, err_size, "%s: a plugin file is named NAME.so", path);
+        return -1;
+    }
+    char *dir = slash ? strndup(path, (size_t)(slash - path)) : strdup(".");
+    char *name = strndup(base, blen - 3);
+    int rc = -1;
+    if (dir == NULL || name == NULL) {
+        memset(p, 0, sizeof *p);
+        snprintf(err, err_size, "out of memory");
+    } else {
+        rc = morphd_plugin_load_variant(dir[0] ? dir : "/", name, 0, p, err,
+                                        err_size);
+    }
+    free(dir);
+    free(name);
+    return rc;
 }
 
 int morphd_plugin_file_changed(const morphd_plugin_t *p)
@@ -76,6 +145,97 @@ int morphd_plugin_file_changed(const morphd_plugin_t *p)
            now.st_size != p->file.st_size ||
            now.st_mtim.tv_sec != p->file.st_mtim.tv_sec ||
            now.st_mtim.tv_nsec != p->file.st_mtim.tv_nsec;
+}
+
+/* Checks the descriptor's versions, size and flags (the versioning rule
+ * of plugin.h), and reads the members after `transform` that its size
+ * holds. Returns 0, or -1 with the reason in why. */
+static int check_descriptor(const morph_plugin_t *d, morphd_plugin_t *p,
+                            char *why, size_t why_size)
+{
+    if (d->abi_version == 0) {
+        snprintf(why, why_size, "its descriptor has ABI version 0; was it "
+                 "built with MORPH_PLUGIN_HEADER_INIT?");
+        return -1;
+    }
+    if (d->struct_size < DESC_MIN_SIZE) {
+        snprintf(why, why_size, "descriptor is %u bytes, smaller than the %zu "
+                 "every morph plugin ABI has; was it built with "
+                 "MORPH_PLUGIN_HEADER_INIT?", d->struct_size, DESC_MIN_SIZE);
+        return -1;
+    }
+    p->abi = d->abi_version;
+    if (d->abi_version == 1) {
+        /* ABI 1: reserved room after `transform`, which had to stay zero */
+        size_t end = d->struct_size < DESC_ABI1_SIZE ? d->struct_size
+                                                     : DESC_ABI1_SIZE;
+        const unsigned char *raw = (const unsigned char *)d;
+        for (size_t i = DESC_MIN_SIZE; i < end; i++)
+            if (raw[i] != 0) {
+                snprintf(why, why_size, "an ABI 1 descriptor whose reserved[] "
+                         "room is not zero (byte %zu); ABI 1 says keep it "
+                         "zero: rebuild it against this morph's "
+                         "<morph/plugin.h>", i);
+                return -1;
+            }
+        p->abi_min = 1;
+    } else {
+        if (d->struct_size < DESC_ABI2_MIN_SIZE) {
+            snprintf(why, why_size, "descriptor is %u bytes, smaller than the "
+                     "%zu of ABI version 2 it claims; was it built with "
+                     "MORPH_PLUGIN_HEADER_INIT?", d->struct_size,
+                     DESC_ABI2_MIN_SIZE);
+            return -1;
+        }
+        p->abi_min = d->abi_min ? d->abi_min : MORPH_PLUGIN_ABI_MIN_DEFAULT;
+        if (p->abi_min > MORPH_PLUGIN_ABI_VERSION) {
+            snprintf(why, why_size, "it needs a host with plugin ABI %u or "
+                     "later (abi_min), and this morphd has plugin ABI %d; "
+                     "upgrade morph, or rebuild the plugin for ABI %d",
+                     p->abi_min, MORPH_PLUGIN_ABI_VERSION,
+                     MORPH_PLUGIN_ABI_VERSION);
+            return -1;
+        }
+        if (p->abi_min > d->abi_version) {
+            snprintf(why, why_size, "it needs plugin ABI %u (abi_min), newer "
+                     "than the ABI %u it was built for", p->abi_min,
+                     d->abi_version);
+            return -1;
+        }
+    }
+    uint32_t known = morphd_plugin_known_flags(
+        d->abi_version < MORPH_PLUGIN_ABI_VERSION ? d->abi_version
+                                                  : MORPH_PLUGIN_ABI_VERSION);
+    if (d->flags & ~known) {
+        char names[128];
+        morphd_plugin_flag_names(d->flags & ~known, names, sizeof names);
+        snprintf(why, why_size, "it sets flag bits 0x%x (%s) that %s; "
+                 "refusing rather than ignoring them",
+                 d->flags & ~known, names,
+                 d->abi_version > MORPH_PLUGIN_ABI_VERSION
+                     ? "this morphd does not know (they are newer than its "
+                       "plugin ABI " MORPH_STR(MORPH_PLUGIN_ABI_VERSION) ")"
+                     : "its ABI version does not have");
+        return -1;
+    }
+    if (d->abi_version >= 2 && DESC_HAS(d, reserved)) {
+        for (size_t i = 0; i < sizeof d->reserved / sizeof *d->reserved; i++)
+            if (d->reserved[i] != NULL) {
+                snprintf(why, why_size, "reserved[%zu] is set; it must stay "
+                         "zero (it is there only so that ABI 1 sources "
+                         "compile)", i);
+                return -1;
+            }
+    }
+    if (d->abi_version >= 2) {
+        if (DESC_HAS(d, options) && d->options != NULL)
+            p->declares_options = true;
+        if (DESC_HAS(d, cancel))
+            p->cancel = d->cancel;
+        if (DESC_HAS(d, unload))
+            p->unload = d->unload;
+    }
+    return 0;
 }
 
 int morphd_plugin_load_variant(const char *dir, const char *name,
@@ -141,25 +301,16 @@ int morphd_plugin_load_variant(const char *dir, const char *name,
     if (desc == NULL) {
         snprintf(err, err_size,
                  "plugin '%s': %s: does not export the symbol '%s' (declare "
-                 "`MORPH_PLUGIN_EXPORT const morph_plugin_t morph_plugin`)",
+                 "`MORPH_PLUGIN_EXPORT const morph_plugin_t morph_plugin`; in "
+                 "C++ it needs C linkage: `extern \"C\" MORPH_PLUGIN_EXPORT "
+                 "const morph_plugin_t morph_plugin`, or use "
+                 "MORPH_CXX_PLUGIN from <morph/plugin.hpp>)",
                  name, path, MORPH_PLUGIN_SYMBOL);
         goto fail;
     }
-    if (desc->abi_version != MORPH_PLUGIN_ABI_VERSION) {
-        snprintf(err, err_size,
-                 "plugin '%s': %s: ABI version mismatch: morphd expects "
-                 "version %d, the plugin was built for version %u; rebuild it "
-                 "against this morph's <morph/plugin.h>",
-                 name, path, MORPH_PLUGIN_ABI_VERSION, desc->abi_version);
-        goto fail;
-    }
-    if (desc->struct_size < MIN_DESC_SIZE) {
-        snprintf(err, err_size,
-                 "plugin '%s': %s: descriptor is %u bytes, smaller than the "
-                 "%zu of ABI version %d; was it built with "
-                 "MORPH_PLUGIN_HEADER_INIT?",
-                 name, path, desc->struct_size, MIN_DESC_SIZE,
-                 MORPH_PLUGIN_ABI_VERSION);
+    if (check_descriptor(desc, p, why, sizeof why) != 0) {
+        snprintf(err, err_size, "plugin '%s': %s: built for plugin ABI %u: %s",
+                 name, path, desc->abi_version, why);
         goto fail;
     }
     if (desc->transform == NULL) {
@@ -174,6 +325,12 @@ int morphd_plugin_load_variant(const char *dir, const char *name,
                  name, path, desc->name ? desc->name : "(null)");
         goto fail;
     }
+    if (p->declares_options &&
+        morphd_options_collect(desc->options, &p->options, &p->n_options, why,
+                               sizeof why) != 0) {
+        snprintf(err, err_size, "plugin '%s': %s: %s", name, path, why);
+        goto fail;
+    }
 
     p->name = strdup(name);
     if (p->name == NULL) {
@@ -184,11 +341,29 @@ int morphd_plugin_load_variant(const char *dir, const char *name,
     p->desc = desc;
     p->file = sb;
     free(dl_name);
+    dl_name = NULL;
+
+    /* once per process, now that every check has passed */
+    int (*load)(const morph_host_t *, char *, size_t) =
+        desc->abi_version >= 2 && DESC_HAS(desc, load) ? desc->load : NULL;
+    if (load != NULL) {
+        morphd_host_process_init(&p->load_host, p->name);
+        char reason[256] = "";
+        if (load(&p->load_host, reason, sizeof reason) != MORPH_OK) {
+            snprintf(err, err_size, "plugin '%s': %s: load() failed: %s", name,
+                     path, reason[0] ? reason : "without a reason");
+            free(p->name);
+            p->name = NULL;
+            goto fail;
+        }
+        p->loaded = true;
+    }
     return 0;
 
 fail:
     if (p->handle != NULL)
         dlclose(p->handle);
+    free(p->options);
     free(dl_name);
     free(path);
     memset(p, 0, sizeof *p);
@@ -197,8 +372,11 @@ fail:
 
 void morphd_plugin_unload(morphd_plugin_t *p)
 {
+    if (p->loaded && p->unload != NULL)
+        p->unload();
     if (p->handle != NULL)
         dlclose(p->handle);
+    free(p->options);
     free(p->name);
     free(p->path);
     memset(p, 0, sizeof *p);

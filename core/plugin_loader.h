@@ -1,11 +1,12 @@
 /*
  * plugin_loader.h -- loads one plugin shared object with dlopen and checks
- * its descriptor (ABI version, struct size, required callbacks) before
- * anything else of it is used.
+ * its descriptor (versions, size, flags, required callbacks, declared
+ * options) before anything else of it is used; runs its load() hook.
  */
 #ifndef MORPHD_PLUGIN_LOADER_H
 #define MORPHD_PLUGIN_LOADER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/stat.h>
 
@@ -15,9 +16,31 @@ typedef struct morphd_plugin {
     char *name; /* as written in `transform =` */
     char *path; /* the file it came from */
     void *handle;
+    /* The descriptor. Members up to `transform` are there in every ABI;
+     * the later ones are read only through the fields below, which hold
+     * NULL/0 where the plugin's descriptor has no such member. */
     const morph_plugin_t *desc;
     struct stat file; /* the file as loaded: tells a replaced file apart */
+    uint32_t abi;     /* the ABI it was built for */
+    uint32_t abi_min; /* the oldest host ABI it needs */
+    bool declares_options;
+    const morph_option_decl_t **options; /* declared ones, in order */
+    size_t n_options;
+    void (*cancel)(void *instance, morph_pending_t *pending);
+    void (*unload)(void);
+    bool loaded; /* its load() ran, so unload() is due */
+    morph_host_t load_host;
 } morphd_plugin_t;
+
+/* The flags an ABI version knows; the names of flag bits, for messages. */
+uint32_t morphd_plugin_known_flags(uint32_t abi);
+/* Writes the names of `flags` ("chunk-safe, blocking") into buf. */
+void morphd_plugin_flag_names(uint32_t flags, char *buf, size_t size);
+
+/* Loads the plugin file at `path` (the name is the descriptor's). Used by
+ * `morph plugin info FILE`. */
+int morphd_plugin_load_file(const char *path, morphd_plugin_t *p, char *err,
+                            size_t err_size);
 
 /* Loads `<dir>/<name>.so`. Returns 0, or -1 with a message naming the
  * plugin, its file and the reason in err. On error nothing stays loaded. */

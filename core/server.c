@@ -18,6 +18,7 @@
 #include "admin.h"
 #include "log.h"
 #include "notify.h"
+#include "options.h"
 
 /* The most a stage may output: enough for any case mapping of a full
  * message (at most 3x in UTF-8) with room to spare. */
@@ -96,35 +97,28 @@ static bool has_tcp(const morphd_service_conf_t *conf)
     return false;
 }
 
-/* Builds one service of `gen` (chain and listener slots, nothing bound).
- * Returns NULL after adding errors. */
-static morphd_service_t *make_service(morphd_server_t *s,
-                                      morphd_generation_t *gen,
-                                      const char *plugin_dir,
-                                      const morphd_service_conf_t *conf,
-                                      morphd_errors_t *errs)
+static void generation_unref(void *arg)
+{
+    morphd_generation_t *gen = arg;
+    /* services of one generation die on different worker threads */
+    if (__atomic_sub_fetch(&gen->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+        morphd_config_free(&gen->cfg);
+        free(gen);
+    }
+}
+
+/* Loads the plugins of one service's chain and checks what depends on
+ * them (chunk safety, declared options), adding every error found. Returns
+ * true when the chain can be created. */
+static bool load_chain(morphd_server_t *s, morphd_generation_t *gen,
+                       const char *plugin_dir,
+                       const morphd_service_conf_t *conf,
+                       morphd_plugin_t **plugins, morphd_errors_t *errs)
 {
     const char *file = gen->cfg.path;
     char err[768];
-    morphd_service_t *svc = calloc(1, sizeof *svc);
-    morphd_plugin_t **plugins = calloc(conf->n_chain, sizeof *plugins);
-    if (svc == NULL || plugins == NULL) {
-        free(svc);
-        free(plugins);
-        morphd_errors_add(errs, "out of memory");
-        return NULL;
-    }
-    svc->conf = conf;
-    svc->gen = gen; /* owner, ctx: set by the worker that adopts it */
-    svc->refs = 1;  /* part of the current configuration */
-    __atomic_add_fetch(&gen->refs, 1, __ATOMIC_ACQ_REL);
-    svc->stats_head = &s->stats;
-    svc->stats = morphd_stats_get(&s->stats, conf->name);
-
-    bool ok = svc->stats != NULL;
-    if (!ok)
-        morphd_errors_add(errs, "out of memory");
-    for (size_t i = 0; svc->stats != NULL && i < conf->n_chain; i++) {
+    bool ok = true;
+    for (size_t i = 0; i < conf->n_chain; i++) {
         plugins[i] = find_or_load(s, plugin_dir, conf->chain[i], err,
                                   sizeof err);
         if (plugins[i] == NULL) {
@@ -133,7 +127,9 @@ static morphd_service_t *make_service(morphd_server_t *s,
             ok = false;
         }
     }
-    if (ok && conf->framing == MORPHD_FRAMING_STREAM && has_tcp(conf)) {
+    if (!ok)
+        return false;
+    if (conf->framing == MORPHD_FRAMING_STREAM && has_tcp(conf)) {
         for (size_t i = 0; i < conf->n_chain; i++)
             if (!(plugins[i]->desc->flags & MORPH_PLUGIN_CHUNK_SAFE)) {
                 morphd_errors_add(
@@ -147,66 +143,81 @@ static morphd_service_t *make_service(morphd_server_t *s,
                 ok = false;
             }
     }
-    if (ok && morphd_chain_create(plugins, conf->n_chain, conf,
-                                  out_limit_for(conf), &svc->chain, err,
-                                  sizeof err) != 0) {
-        morphd_errors_add(errs, "%s:%d: service '%s': %s", file,
-                          conf->transform_line, conf->name, err);
-        ok = false;
+    for (size_t i = 0; i < conf->n_chain; i++) {
+        bool seen = false; /* a plugin named twice is checked once */
+        for (size_t j = 0; j < i; j++)
+            seen |= plugins[j] == plugins[i];
+        if (!seen && morphd_options_check(plugins[i], &conf->opts, file,
+                                          errs) > 0)
+            ok = false;
     }
-    free(plugins);
+    return ok;
+}
 
-    svc->listeners = calloc(conf->n_listen, sizeof *svc->listeners);
-    if (svc->listeners == NULL) {
+/* Builds one service of `gen` for worker `w`: chain created on that
+ * worker's env. Returns NULL after adding errors. */
+static morphd_service_t *make_service(morphd_server_t *s,
+                                      morphd_generation_t *gen,
+                                      morphd_plugin_t **plugins, unsigned w,
+                                      const morphd_service_conf_t *conf,
+                                      morphd_errors_t *errs)
+{
+    char err[768];
+    morphd_service_t *svc = calloc(1, sizeof *svc);
+    if (svc == NULL) {
         morphd_errors_add(errs, "out of memory");
-        ok = false;
+        return NULL;
     }
-    if (!ok) {
+    svc->conf = conf;
+    svc->file = gen->cfg.path;
+    svc->refs = 1; /* part of the current configuration */
+    __atomic_add_fetch(&gen->refs, 1, __ATOMIC_ACQ_REL);
+    svc->on_destroy = generation_unref;
+    svc->on_destroy_arg = gen;
+    svc->stats_head = &s->stats;
+    svc->stats = morphd_stats_get(&s->stats, conf->name);
+    if (svc->stats == NULL) {
+        morphd_errors_add(errs, "out of memory");
         morphd_service_destroy(svc);
         return NULL;
     }
-    svc->n_listeners = conf->n_listen;
-    for (size_t i = 0; i < conf->n_listen; i++) {
-        morphd_listener_t *l = &svc->listeners[i];
-        l->frontend = morphd_frontend_for(conf->listen[i].transport);
-        l->service = svc;
-        l->endpoint = conf->listen[i];
+    if (morphd_chain_create(plugins, conf->n_chain, &conf->opts, conf->name,
+                            &s->stats, &s->workers[w].env, out_limit_for(conf),
+                            &svc->chain, err, sizeof err) != 0) {
+        morphd_errors_add(errs, "%s:%d: service '%s': %s", gen->cfg.path,
+                          conf->transform_line, conf->name, err);
+        morphd_service_destroy(svc);
+        return NULL;
     }
     return svc;
 }
 
-/* Drops services that no worker has taken (a failed start or reload). */
-static void discard_services(morphd_service_t **svcs, size_t n)
+static void discard_build(morphd_server_t *s, morphd_build_t *b)
 {
-    for (size_t i = 0; i < n; i++) {
-        svcs[i]->retired = true;
-        morphd_service_unref(svcs[i]);
+    if (b->sites != NULL) {
+        for (unsigned w = 0; w < s->n_workers; w++) {
+            if (b->sites[w] == NULL)
+                continue;
+            for (size_t i = 0; i < b->n_services; i++)
+                morphd_site_discard(b->sites[w][i]);
+            free(b->sites[w]);
+        }
+        free(b->sites);
     }
-    free(svcs);
+    free(b->plugin_dir);
+    memset(b, 0, sizeof *b);
 }
 
-static void discard_pending(morphd_server_t *s, morphd_service_t ***pending,
-                            size_t n)
+/* Makes a generation of `cfg` (taken) and, for every worker, its sites:
+ * plugins loaded, chains created, nothing bound. Reports every error it
+ * can find in one pass. */
+static int make_build(morphd_server_t *s, morphd_config_t *cfg,
+                      morphd_build_t *b, morphd_errors_t *errs)
 {
-    for (unsigned w = 0; w < s->n_workers; w++)
-        if (pending[w] != NULL)
-            discard_services(pending[w], n);
-    free(pending);
-}
-
-/* Makes a generation of `cfg` (taken) and, for every worker, its
- * services: plugins loaded, chains created, nothing bound. */
-static int make_generation(morphd_server_t *s, morphd_config_t *cfg,
-                           morphd_generation_t **gen_out, char **dir_out,
-                           morphd_service_t ****pending_out,
-                           morphd_errors_t *errs)
-{
+    memset(b, 0, sizeof *b);
     size_t errors_before = errs->n;
     morphd_generation_t *gen = calloc(1, sizeof *gen);
-    morphd_service_t ***pending = calloc(s->n_workers, sizeof *pending);
-    if (gen == NULL || pending == NULL) {
-        free(gen);
-        free(pending);
+    if (gen == NULL) {
         morphd_config_free(cfg);
         morphd_errors_add(errs, "out of memory");
         return -1;
@@ -215,42 +226,53 @@ static int make_generation(morphd_server_t *s, morphd_config_t *cfg,
     memset(cfg, 0, sizeof *cfg);
     gen->refs = 1; /* ours while building: a failed service must not free it */
     size_t n = gen->cfg.n_services;
-    char *dir = plugin_dir_for(&gen->cfg, s->default_plugin_dir);
-    if (dir == NULL)
+    b->gen = gen;
+    b->n_services = n;
+    b->plugin_dir = plugin_dir_for(&gen->cfg, s->default_plugin_dir);
+    b->sites = calloc(s->n_workers, sizeof *b->sites);
+    morphd_plugin_t ***chains = calloc(n + 1, sizeof *chains);
+    if (b->plugin_dir == NULL || b->sites == NULL || chains == NULL)
         morphd_errors_add(errs, "out of memory");
-    for (unsigned w = 0; dir != NULL && w < s->n_workers; w++) {
-        size_t made = 0;
-        pending[w] = calloc(n + 1, sizeof **pending);
-        if (pending[w] == NULL) {
+    /* every service's plugins first, so that all load errors come at once */
+    bool ok = errs->n == errors_before;
+    for (size_t i = 0; ok && i < n; i++) {
+        const morphd_service_conf_t *conf = &gen->cfg.services[i];
+        chains[i] = calloc(conf->n_chain + 1, sizeof **chains);
+        if (chains[i] == NULL)
+            morphd_errors_add(errs, "out of memory");
+    }
+    for (size_t i = 0; errs->n == errors_before && i < n; i++)
+        load_chain(s, gen, b->plugin_dir, &gen->cfg.services[i], chains[i],
+                   errs);
+    for (unsigned w = 0; errs->n == errors_before && w < s->n_workers; w++) {
+        b->sites[w] = calloc(n + 1, sizeof **b->sites);
+        if (b->sites[w] == NULL) {
             morphd_errors_add(errs, "out of memory");
             break;
         }
         for (size_t i = 0; i < n; i++) {
-            morphd_service_t *svc = make_service(s, gen, dir,
-                                                 &gen->cfg.services[i], errs);
-            if (svc != NULL)
-                pending[w][made++] = svc;
-        }
-        if (made < n) { /* the errors are the same for every worker */
-            discard_services(pending[w], made);
-            pending[w] = NULL;
-            break;
+            morphd_service_t *svc = make_service(
+                s, gen, chains[i], w, &gen->cfg.services[i], errs);
+            if (svc == NULL)
+                continue;
+            b->sites[w][i] = morphd_site_new(svc);
+            if (b->sites[w][i] == NULL) {
+                morphd_errors_add(errs, "out of memory");
+                svc->retired = true;
+                morphd_service_unref(svc);
+            }
         }
     }
+    for (size_t i = 0; chains != NULL && i < n; i++)
+        free(chains[i]);
+    free(chains);
     bool failed = errs->n != errors_before;
-    if (failed) {
-        free(dir);
-        discard_pending(s, pending, n);
-    }
-    if (__atomic_sub_fetch(&gen->refs, 1, __ATOMIC_ACQ_REL) == 0) {
-        morphd_config_free(&gen->cfg); /* no service holds it */
-        free(gen);
-    }
+    if (failed)
+        discard_build(s, b);
+    generation_unref(gen); /* the services hold it now, if any */
     if (failed)
         return -1;
-    *gen_out = gen;
-    *dir_out = dir;
-    *pending_out = pending;
+    b->gen = gen;
     return 0;
 }
 
@@ -267,7 +289,7 @@ int morphd_server_init(morphd_server_t *s, morphd_config_t *cfg,
         return -1;
     }
     for (unsigned w = 0; w < s->n_workers; w++) {
-        int rc = morphd_worker_init(&s->workers[w], w);
+        int rc = morphd_worker_init(&s->workers[w], w, s->n_workers);
         if (rc != 0) {
             morphd_config_free(cfg);
             morphd_errors_add(errs, "cannot create event loop %u: %s", w,
@@ -276,21 +298,23 @@ int morphd_server_init(morphd_server_t *s, morphd_config_t *cfg,
         }
         s->workers[w].reuseport = s->n_workers > 1;
     }
-    if (make_generation(s, cfg, &s->gen, &s->plugin_dir, &s->pending, errs) != 0)
+    if (make_build(s, cfg, &s->pending, errs) != 0)
         return -1;
-    s->services = s->pending[0];
-    s->n_services = s->gen->cfg.n_services;
+    s->gen = s->pending.gen;
+    s->services = calloc(s->pending.n_services + 1, sizeof *s->services);
+    if (s->services == NULL) {
+        morphd_errors_add(errs, "out of memory");
+        return -1;
+    }
+    s->n_services = s->pending.n_services;
+    for (size_t i = 0; i < s->n_services; i++)
+        s->services[i] = s->pending.sites[0][i]->svc;
     return 0;
-}
-
-const morphd_frontend_t *morphd_frontend_for(morphd_transport_t t)
-{
-    return t == MORPHD_TCP ? &morphd_frontend_tcp : &morphd_frontend_udp;
 }
 
 /* Workers after the first bind an endpoint configured with port 0 to the
  * port the first one got, so that they share it. */
-static void share_ports(morphd_service_t **first, morphd_service_t **other,
+static void share_ports(morphd_site_t **first, morphd_site_t **other,
                         size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -304,17 +328,18 @@ static void share_ports(morphd_service_t **first, morphd_service_t **other,
         }
 }
 
-/* Runs a generation's OPEN on every worker, then COMMIT on all, or ABORT
- * on those that opened when one fails. Takes `pending`. */
-static int switch_to(morphd_server_t *s, morphd_service_t ***pending, size_t n,
+/* Runs a build's OPEN on every worker, then COMMIT on all, or ABORT on
+ * those that opened when one fails. Takes the build's sites. */
+static int switch_to(morphd_server_t *s, morphd_build_t *b,
                      morphd_errors_t *errs)
 {
+    size_t n = b->n_services;
     unsigned opened = 0;
     bool open_failed = false; /* worker `opened` failed and undid its OPEN */
     int rc = 0;
     for (unsigned w = 0; w < s->n_workers && rc == 0; w++) {
         if (w > 0)
-            share_ports(pending[0], pending[w], n);
+            share_ports(b->sites[0], b->sites[w], n);
         if (!s->started && w > 0) {
             int trc = morphd_worker_start_thread(&s->workers[w]);
             if (trc != 0) {
@@ -325,7 +350,7 @@ static int switch_to(morphd_server_t *s, morphd_service_t ***pending, size_t n,
             }
         }
         rc = morphd_worker_call(&s->workers[w], MORPHD_WORKER_OPEN,
-                                pending[w], n, errs);
+                                b->sites[w], n, errs);
         if (rc == 0)
             opened++;
         else
@@ -333,29 +358,34 @@ static int switch_to(morphd_server_t *s, morphd_service_t ***pending, size_t n,
     }
     for (unsigned w = 0; w < s->n_workers; w++) {
         if (rc == 0) {
-            /* the worker keeps the array as its list of services */
+            /* the worker keeps the array as its list of sites */
             morphd_worker_call(&s->workers[w], MORPHD_WORKER_COMMIT,
-                               pending[w], n, errs);
+                               b->sites[w], n, errs);
         } else if (w < opened) {
             morphd_worker_call(&s->workers[w], MORPHD_WORKER_ABORT,
-                               pending[w], n, errs);
-            free(pending[w]); /* the services go with their listeners */
+                               b->sites[w], n, errs);
+            free(b->sites[w]); /* the sites go with their listeners */
         } else if (w == opened && open_failed) {
-            free(pending[w]);
+            free(b->sites[w]);
         } else {
-            discard_services(pending[w], n); /* never reached a worker */
+            for (size_t i = 0; i < n; i++) /* never reached a worker */
+                morphd_site_discard(b->sites[w][i]);
+            free(b->sites[w]);
         }
+        b->sites[w] = NULL;
     }
-    free(pending);
+    free(b->sites);
+    b->sites = NULL;
     return rc;
 }
 
 static void on_closed_noop(uv_handle_t *h) { (void)h; }
 
 /* Worker 0 has nothing left open: let the main loop end. */
-static void on_main_idle(morphd_worker_t *w)
+static void on_main_idle(morphd_worker_t *w, void *arg)
 {
-    morphd_server_t *s = w->loop.data;
+    (void)w;
+    morphd_server_t *s = arg;
     morphd_admin_close(s->admin);
     s->admin = NULL;
     if (s->signals_on) {
@@ -376,8 +406,8 @@ static void on_main_idle(morphd_worker_t *w)
 int morphd_server_listen(morphd_server_t *s, morphd_errors_t *errs)
 {
     morphd_worker_t *w0 = &s->workers[0];
-    w0->loop.data = s;
     w0->on_idle = on_main_idle;
+    w0->on_idle_arg = s;
     if (s->gen->cfg.admin_socket != NULL) {
         char err[512];
         s->admin = morphd_admin_open(&w0->loop, s->gen->cfg.admin_socket,
@@ -390,21 +420,20 @@ int morphd_server_listen(morphd_server_t *s, morphd_errors_t *errs)
         morphd_log(MORPH_LOG_INFO, "admin endpoint on %s",
                    s->gen->cfg.admin_socket);
     }
-    morphd_service_t ***pending = s->pending;
-    s->pending = NULL;
     s->shutdown_timeout_ms = s->gen->cfg.shutdown_timeout_ms;
-    int rc = switch_to(s, pending, s->gen->cfg.n_services, errs);
+    free(s->plugin_dir);
+    s->plugin_dir = s->pending.plugin_dir;
+    s->pending.plugin_dir = NULL;
+    int rc = switch_to(s, &s->pending, errs);
+    discard_build(s, &s->pending);
     s->started = true; /* threads run from here on */
     if (rc != 0) {
         /* the generation went with its services */
         s->gen = NULL;
-        s->services = NULL;
         s->n_services = 0;
         morphd_server_stop(s);
         return -1;
     }
-    s->services = w0->services;
-    s->n_services = w0->n_services;
     return 0;
 }
 
@@ -415,21 +444,32 @@ int morphd_server_reload(morphd_server_t *s, morphd_config_t *cfg,
     if (want != s->n_workers)
         morphd_log(MORPH_LOG_WARN, "workers = %u takes effect at the next "
                    "start; still running %u", want, s->n_workers);
-    morphd_generation_t *gen;
-    char *dir;
-    morphd_service_t ***pending;
-    if (make_generation(s, cfg, &gen, &dir, &pending, errs) != 0)
+    morphd_build_t b;
+    if (make_build(s, cfg, &b, errs) != 0)
         return -1;
-    if (switch_to(s, pending, gen->cfg.n_services, errs) != 0) {
-        free(dir);
+    morphd_service_t **services = calloc(b.n_services + 1, sizeof *services);
+    if (services == NULL) {
+        discard_build(s, &b);
+        morphd_errors_add(errs, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < b.n_services; i++)
+        services[i] = b.sites[0][i]->svc;
+    morphd_generation_t *gen = b.gen;
+    if (switch_to(s, &b, errs) != 0) {
+        free(services);
+        discard_build(s, &b);
         return -1;
     }
     free(s->plugin_dir);
-    s->plugin_dir = dir;
+    s->plugin_dir = b.plugin_dir;
+    b.plugin_dir = NULL;
+    discard_build(s, &b);
     s->gen = gen;
     s->shutdown_timeout_ms = gen->cfg.shutdown_timeout_ms;
-    s->services = s->workers[0].services;
-    s->n_services = s->workers[0].n_services;
+    free(s->services);
+    s->services = services;
+    s->n_services = b.n_services;
     s->reloads++;
     return 0;
 }
@@ -482,11 +522,19 @@ void morphd_server_stop(morphd_server_t *s)
 /* SIGUSR1: every service's counters, one log line each. */
 static void log_stats(morphd_server_t *s)
 {
-    char table[16384];
-    morphd_stats_format(s->stats, false, table, sizeof table);
+    morphd_buf_t table = MORPHD_BUF_INIT;
+    if (morphd_stats_format(s->stats, false, &table) != 0 ||
+        morphd_buf_append(&table, "", 1) != 0) {
+        morphd_log(MORPH_LOG_WARN, "stats (SIGUSR1): out of memory");
+        morphd_buf_free(&table);
+        return;
+    }
     morphd_log(MORPH_LOG_INFO, "stats (SIGUSR1):");
-    for (char *line = strtok(table, "\n"); line; line = strtok(NULL, "\n"))
+    char *save = NULL;
+    for (char *line = strtok_r((char *)table.data, "\n", &save); line;
+         line = strtok_r(NULL, "\n", &save))
         morphd_log(MORPH_LOG_INFO, "  %s", line);
+    morphd_buf_free(&table);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -519,7 +567,7 @@ int morphd_server_run(morphd_server_t *s)
     uv_signal_start(&s->sigusr1, on_signal, SIGUSR1);
     s->signals_on = true;
     if (s->stopping) { /* stopped before running */
-        on_main_idle(&s->workers[0]);
+        on_main_idle(&s->workers[0], s);
     } else {
         /* only now: a SIGHUP before the handlers are in place would kill */
         morphd_log(MORPH_LOG_INFO, "morphd %s started (pid %d, %u worker%s)",
@@ -549,8 +597,7 @@ void morphd_server_free(morphd_server_t *s)
                 uv_thread_join(&s->workers[w].thread);
                 s->workers[w].threaded = false;
             }
-        if (s->pending != NULL)
-            discard_pending(s, s->pending, s->gen ? s->gen->cfg.n_services : 0);
+        discard_build(s, &s->pending);
         for (unsigned w = 0; w < s->n_workers; w++)
             morphd_worker_free(&s->workers[w]);
         free(s->workers);
@@ -561,5 +608,6 @@ void morphd_server_free(morphd_server_t *s)
     }
     free(s->plugins);
     free(s->plugin_dir);
+    free(s->services);
     memset(s, 0, sizeof *s);
 }

@@ -1,9 +1,8 @@
 /*
  * server.h -- morphd as a whole: reads the configuration, loads plugins,
- * builds every worker's services, and drives the workers (worker.h)
- * through start-up, SIGHUP reloads that lose nothing, and graceful
- * shutdown on SIGINT/SIGTERM. Runs on the main thread, whose loop is
- * worker 0's.
+ * builds every worker's sites, and drives the workers (worker.h) through
+ * start-up, SIGHUP reloads that lose nothing, and graceful shutdown on
+ * SIGINT/SIGTERM. Runs on the main thread, whose loop is worker 0's.
  */
 #ifndef MORPHD_SERVER_H
 #define MORPHD_SERVER_H
@@ -17,6 +16,23 @@
 #include "service.h"
 #include "worker.h"
 
+/* One loaded configuration. Services point into it, so it lives until
+ * the last service made from it is gone -- after a reload, that is when
+ * the last connection accepted under it has closed. */
+typedef struct morphd_generation {
+    morphd_config_t cfg;
+    size_t refs; /* services alive, and the builder's while building */
+} morphd_generation_t;
+
+/* A configuration built for every worker and not yet running: per worker,
+ * one site per service, nothing bound. */
+typedef struct morphd_build {
+    morphd_generation_t *gen;
+    char *plugin_dir;
+    morphd_site_t ***sites; /* [n_workers][n_services] */
+    size_t n_services;
+} morphd_build_t;
+
 typedef struct morphd_server {
     /* where the configuration comes from, for reloads */
     const char *config_path; /* NULL: the built-in default */
@@ -28,7 +44,7 @@ typedef struct morphd_server {
     char *plugin_dir;
     morphd_worker_t *workers;
     unsigned n_workers;
-    morphd_service_t ***pending; /* per worker: built, not yet started */
+    morphd_build_t pending; /* built by init, started by listen */
 
     /* worker 0's services: what -t and the tests look at */
     morphd_service_t **services;

@@ -1,6 +1,9 @@
 /*
- * service.h -- a running service: its configuration, its transform chain,
- * its listeners and its counters, all on one event loop.
+ * service.h -- a running service on one worker: its settings, its chain and
+ * its counters; and the message path every transport shares: run a message
+ * through the chain and turn the outcome into reply bytes, counted and
+ * logged the same way for every transport. The message path knows no
+ * listener or transport type: transports call it with a morphd_conn_t.
  */
 #ifndef MORPHD_SERVICE_H
 #define MORPHD_SERVICE_H
@@ -12,26 +15,22 @@
 #include "buf.h"
 #include "chain.h"
 #include "config.h"
-#include "frontend.h"
+#include "conn.h"
 #include "stats.h"
 
-/* What every listener of one loop shares: one read buffer and one set of
- * scratch buffers, because a loop handles one read at a time. */
-typedef struct morphd_loop_ctx {
-    uv_loop_t *loop;
+/* What the transports of one loop share, one read at a time: a worker owns
+ * one and points its loop's `data` at it (morphd_io_of). */
+typedef struct morphd_io {
     unsigned char *read_buf;
     size_t read_buf_size;
-    morphd_scratch_t scratch;
     morphd_buf_t reply; /* the replies to one read, written at once */
-} morphd_loop_ctx_t;
+} morphd_io_t;
 
-/* One loaded configuration. Services point into it, so it lives until
- * the last service made from it is gone -- after a reload, that is when
- * the last connection accepted under it has closed. */
-typedef struct morphd_generation {
-    morphd_config_t cfg;
-    size_t refs; /* services alive */
-} morphd_generation_t;
+#define morphd_io_of(loop) ((morphd_io_t *)(loop)->data)
+
+#define MORPHD_READ_BUF_SIZE (64 * 1024)
+
+typedef struct morphd_service morphd_service_t;
 
 /* A service is reference-counted: one reference while it is part of the
  * current configuration, one per open listener and one per TCP connection
@@ -39,39 +38,61 @@ typedef struct morphd_generation {
  * accepted under, so a reload never changes a connection mid-stream. */
 struct morphd_service {
     const morphd_service_conf_t *conf;
-    morphd_generation_t *gen;
     morphd_chain_t *chain;
-    morphd_loop_ctx_t *ctx;
-    morphd_listener_t *listeners;
-    size_t n_listeners;
-    size_t refs;
-    bool retired; /* no longer in the current configuration */
-    morphd_stats_t *stats; /* shared by every service of this name */
+    morphd_stats_t *stats;       /* shared by every service of this name */
     morphd_stats_t **stats_head; /* the registry it is in */
-    void *owner; /* the worker (worker.h) that adopted it */
-    /* every live service, current or retired: the server's list */
+    size_t refs;
+    bool retired;    /* no longer in the current configuration */
+    size_t n_conns;  /* TCP connections open on it */
+    unsigned worker; /* the worker's index */
+    const char *file; /* the configuration file, for messages */
+    /* set by the owner: runs when the service is destroyed (the server
+     * releases the configuration it came from), and when its last
+     * connection has closed (the worker may be waiting for that) */
+    void (*on_destroy)(void *arg);
+    void *on_destroy_arg;
+    void (*on_conns_gone)(morphd_service_t *svc);
+    void *owner;
+    /* every live service of the worker, current or retired */
     morphd_service_t **all, *prev, *next;
 };
 
 void morphd_service_ref(morphd_service_t *svc);
 /* Drops a reference; a retired service with none left is destroyed. */
 void morphd_service_unref(morphd_service_t *svc);
-/* Frees the service now (its chain, and its generation when it was the
- * last one of it). */
+/* Frees the service now (its chain, once no job holds it). */
 void morphd_service_destroy(morphd_service_t *svc);
 
-#define MORPHD_READ_BUF_SIZE (64 * 1024)
+/* A transport opened or closed a connection of the service. */
+void morphd_service_conn_opened(morphd_service_t *svc);
+void morphd_service_conn_closed(morphd_service_t *svc);
 
 /* A transform taking this long is logged as a warning. */
 #define MORPHD_SLOW_MESSAGE_MS 100
 
-/* Runs one message through the service's chain, appending the output and
- * `ending` to ctx->reply. Returns 0; MORPHD_MSG_FAILED when a plugin failed
- * the message (logged and counted; nothing is appended, so it is not
- * answered); or -1 when the reply buffer cannot grow (out of memory). */
-#define MORPHD_MSG_FAILED 1
-int morphd_service_handle(morphd_service_t *svc, void **states,
-                          const unsigned char *msg, size_t len,
-                          uint32_t flags, const char *ending);
+/* How a message went (morphd_service_handle, morphd_service_finish). */
+#define MORPHD_MSG_OK 0      /* answered: the reply is appended */
+#define MORPHD_MSG_FAILED 1  /* a plugin failed it: logged, counted, no reply */
+#define MORPHD_MSG_PENDING 2 /* in flight: the transport gets job_done */
+#define MORPHD_MSG_NOMEM (-1)
+
+typedef struct morphd_reply {
+    int status;      /* MORPHD_MSG_* */
+    uint32_t flags;  /* MORPH_REPLY_* the plugins set */
+    bool datagram;   /* UDP: send a datagram even when the reply is empty */
+    size_t len;      /* bytes appended, ending included */
+} morphd_reply_t;
+
+/* Runs one message (MORPH_MSG_* flags) through the service's chain for
+ * `conn`, appending the reply and the line `ending` to `out`. */
+void morphd_service_handle(morphd_service_t *svc, morphd_conn_t *conn,
+                           const unsigned char *msg, size_t len,
+                           uint32_t flags, const char *ending,
+                           morphd_buf_t *out, morphd_reply_t *rep);
+
+/* The same for the outcome of a job (job_done): appends its reply and
+ * ending to `out`, counting and logging as morphd_service_handle does. */
+void morphd_service_finish(morphd_service_t *svc, const morphd_result_t *r,
+                           morphd_buf_t *out, morphd_reply_t *rep);
 
 #endif

@@ -1,7 +1,7 @@
 /*
  * standalone.c -- chains outside the daemon (standalone.h). Reuses the
- * daemon's loader and chain code, so a plugin behaves in `morph pipe` and
- * in its unit tests exactly as it does in morphd.
+ * daemon's loader, option checks and chain code, so a plugin behaves in
+ * `morph pipe` and in its unit tests exactly as it does in morphd.
  */
 #include "standalone.h"
 
@@ -9,40 +9,82 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "options.h"
+
+/* --- the connection --------------------------------------------------------- */
+
+static void **sa_states(morphd_conn_t *c)
+{
+    morphd_standalone_t *s = c->transport;
+    return s->states;
+}
+
+static int sa_job_admit(morphd_conn_t *c, size_t bytes)
+{
+    (void)c;
+    (void)bytes;
+    return 0;
+}
+
+static int sa_job_start(morphd_conn_t *c, morphd_job_t *job)
+{
+    morphd_standalone_t *s = c->transport;
+    s->job = job;
+    return 0;
+}
+
+static void sa_job_done(morphd_conn_t *c, morphd_job_t *job,
+                        const morphd_result_t *r)
+{
+    morphd_standalone_t *s = c->transport;
+    (void)job;
+    if (r->status == MORPHD_RUN_PENDING) {
+        s->job = r->job;
+        return;
+    }
+    s->job = NULL;
+    s->ended = true;
+    s->result = *r;
+    s->out.len = 0;
+    if (r->status == MORPHD_RUN_DONE &&
+        morphd_buf_append(&s->out, r->data, r->len) != 0)
+        s->result.status = MORPHD_RUN_NOMEM;
+}
+
+static const morphd_conn_ops_t standalone_ops = {
+    .transport = "pipe",
+    .states = sa_states,
+    .job_admit = sa_job_admit,
+    .job_start = sa_job_start,
+    .job_done = sa_job_done,
+};
+
+/* --- opening ------------------------------------------------------------------ */
+
 static int add_options(morphd_standalone_t *s, const char *const *options,
                        size_t n_options, char *err, size_t err_size)
 {
-    s->conf.opts = calloc(n_options + 1, sizeof *s->conf.opts);
-    if (s->conf.opts == NULL) {
-        snprintf(err, err_size, "out of memory");
-        return -1;
-    }
     for (size_t i = 0; i < n_options; i++) {
-        const char *opt = options[i];
-        const char *dot = strchr(opt, '.');
-        const char *eq = strchr(opt, '=');
-        if (dot == NULL || eq == NULL || dot > eq || dot == opt ||
-            eq == dot + 1) {
-            snprintf(err, err_size,
-                     "'%s' is not a plugin option: write PLUGIN.KEY=VALUE", opt);
+        if (morphd_plugin_opts_add_assign(&s->opts, options[i], true, err,
+                                          err_size) != 0)
             return -1;
-        }
-        morphd_plugin_opt_t *o = &s->conf.opts[s->conf.n_opts++];
-        o->plugin = strndup(opt, (size_t)(dot - opt));
-        o->key = strndup(dot + 1, (size_t)(eq - dot - 1));
-        o->value = strdup(eq + 1);
-        if (!o->plugin || !o->key || !o->value) {
-            snprintf(err, err_size, "out of memory");
-            return -1;
-        }
+        const morphd_plugin_opt_t *o = &s->opts.v[s->opts.n - 1];
         bool used = false;
         for (size_t j = 0; j < s->n; j++)
             used |= strcmp(s->plugins[j].name, o->plugin) == 0;
         if (!used) {
             snprintf(err, err_size, "option '%s' is for plugin '%s', which is "
-                     "not in the chain", opt, o->plugin);
+                     "not in the chain", options[i], o->plugin);
             return -1;
         }
+    }
+    morphd_errors_t errs = MORPHD_ERRORS_INIT;
+    for (size_t j = 0; j < s->n; j++)
+        morphd_options_check(&s->plugins[j], &s->opts, "option", &errs);
+    if (errs.n > 0) {
+        snprintf(err, err_size, "%s", errs.msgs[0]);
+        morphd_errors_free(&errs);
+        return -1;
     }
     return 0;
 }
@@ -53,8 +95,7 @@ int morphd_standalone_open(morphd_standalone_t *s, const char *dir,
                            size_t max_message, char *err, size_t err_size)
 {
     memset(s, 0, sizeof *s);
-    s->conf.name = "standalone";
-    s->conf.max_message = max_message;
+    s->timeout_ms = 30000;
     s->plugins = calloc(n, sizeof *s->plugins);
     morphd_plugin_t **ptrs = calloc(n, sizeof *ptrs);
     s->states = calloc(n, sizeof *s->states);
@@ -63,6 +104,12 @@ int morphd_standalone_open(morphd_standalone_t *s, const char *dir,
         snprintf(err, err_size, "out of memory");
         goto out;
     }
+    if (uv_loop_init(&s->loop) != 0) {
+        snprintf(err, err_size, "cannot create an event loop");
+        goto out;
+    }
+    s->loop_open = true;
+    morphd_chain_env_init(&s->env, &s->loop, 0, 1);
     for (size_t i = 0; i < n; i++) {
         /* a plugin named twice is loaded once: dlopen shares it anyway */
         if (morphd_plugin_load(dir, names[i], &s->plugins[i], err, err_size) != 0)
@@ -73,9 +120,11 @@ int morphd_standalone_open(morphd_standalone_t *s, const char *dir,
     if (add_options(s, options, n_options, err, err_size) != 0)
         goto out;
     size_t limit = (max_message > 65536 ? max_message : 65536) * 4;
-    if (morphd_chain_create(ptrs, n, &s->conf, limit, &s->chain, err,
-                            err_size) != 0)
+    if (morphd_chain_create(ptrs, n, &s->opts, "standalone", &s->stats,
+                            &s->env, limit, &s->chain, err, err_size) != 0)
         goto out;
+    s->conn.ops = &standalone_ops;
+    s->conn.transport = s;
     rc = morphd_standalone_reconnect(s, err, err_size);
 out:
     free(ptrs);
@@ -87,10 +136,12 @@ out:
 int morphd_standalone_reconnect(morphd_standalone_t *s, char *err,
                                 size_t err_size)
 {
-    if (s->open)
+    if (s->open || s->chain->keeps_state)
         morphd_chain_conn_close(s->chain, s->states);
+    memset(s->states, 0, s->chain->n * sizeof *s->states);
     s->open = false;
-    if (!s->chain->has_conn_hooks)
+    s->conn.states = s->chain->keeps_state ? s->states : NULL;
+    if (!s->chain->opens_conns)
         return 0;
     if (morphd_chain_conn_open(s->chain, s->states, err, err_size) != 0)
         return -1;
@@ -98,30 +149,79 @@ int morphd_standalone_reconnect(morphd_standalone_t *s, char *err,
     return 0;
 }
 
+/* --- running ------------------------------------------------------------------ */
+
+static void on_timeout(uv_timer_t *t) { *(bool *)t->data = true; }
+
 int morphd_standalone_apply(morphd_standalone_t *s, const void *in,
                             size_t len, uint32_t flags,
                             const unsigned char **out, size_t *out_len,
-                            char *err, size_t err_size)
+                            uint32_t *reply, char *err, size_t err_size)
 {
-    return morphd_chain_apply(s->chain, s->open ? s->states : NULL, in, len,
-                              flags, &s->scratch, out, out_len, err, err_size);
+    morphd_result_t r;
+    s->out.len = 0;
+    s->ended = false;
+    s->conn.states = s->chain->keeps_state ? s->states : NULL;
+    morphd_chain_run(s->chain, &s->conn, 0, in, len, flags, "", &s->out, &r);
+    if (r.status == MORPHD_RUN_PENDING) { /* run the loop until it ends */
+        bool late = false;
+        uv_timer_t timer;
+        uv_timer_init(&s->loop, &timer);
+        timer.data = &late;
+        uv_timer_start(&timer, on_timeout, s->timeout_ms, 0);
+        while (!s->ended && !late)
+            uv_run(&s->loop, UV_RUN_ONCE);
+        uv_close((uv_handle_t *)&timer, NULL);
+        uv_run(&s->loop, UV_RUN_NOWAIT);
+        if (!s->ended) {
+            morphd_job_t *job = s->job;
+            s->job = NULL;
+            /* the states stay with the connection: the job must not close
+             * them */
+            morphd_job_abandon(job, NULL);
+            while (s->env.n_jobs > 0) /* a blocking one finishes first */
+                uv_run(&s->loop, UV_RUN_ONCE);
+            snprintf(err, err_size, "no answer within %u ms", s->timeout_ms);
+            return -1;
+        }
+        r = s->result;
+        if (r.status == MORPHD_RUN_DONE) {
+            r.data = s->out.data;
+            r.len = s->out.len;
+        }
+    }
+    switch (r.status) {
+    case MORPHD_RUN_FAILED:
+        snprintf(err, err_size, "%s", r.error);
+        return -1;
+    case MORPHD_RUN_NOMEM:
+        snprintf(err, err_size, "out of memory");
+        return -1;
+    }
+    if (reply != NULL)
+        *reply = r.reply;
+    *out = r.data ? r.data : (const unsigned char *)"";
+    *out_len = r.len;
+    return (r.reply & MORPH_REPLY_NONE) ? 1 : 0;
 }
 
 void morphd_standalone_close(morphd_standalone_t *s)
 {
-    if (s->open && s->chain != NULL)
+    if (s->chain != NULL && (s->open || s->chain->keeps_state))
         morphd_chain_conn_close(s->chain, s->states);
-    morphd_chain_destroy(s->chain);
+    morphd_chain_release(s->chain);
+    s->chain = NULL;
+    if (s->loop_open) {
+        morphd_chain_env_close(&s->env);
+        uv_run(&s->loop, UV_RUN_DEFAULT); /* closes, and plugins' handles */
+        uv_loop_close(&s->loop);
+    }
+    morphd_chain_env_free(&s->env);
     for (size_t i = 0; i < s->n; i++)
         morphd_plugin_unload(&s->plugins[i]);
-    for (size_t i = 0; i < s->conf.n_opts; i++) {
-        free(s->conf.opts[i].plugin);
-        free(s->conf.opts[i].key);
-        free(s->conf.opts[i].value);
-    }
-    free(s->conf.opts);
+    morphd_plugin_opts_free(&s->opts);
     free(s->plugins);
     free(s->states);
-    morphd_scratch_free(&s->scratch);
+    morphd_buf_free(&s->out);
     memset(s, 0, sizeof *s);
 }

@@ -1,8 +1,9 @@
 /*
  * standalone.h -- a transform chain outside the daemon: plugins loaded by
- * name from one folder, options given as "plugin.key=value" strings, one
- * connection's worth of state. `morph pipe` and the plugin authors' test
- * helper (<morph/testing.h>) are built on it.
+ * name from one folder, options given as "PLUGIN.KEY=VALUE" strings, one
+ * connection's worth of state, and a loop of its own so that plugins that
+ * answer later or block work as they do in morphd. `morph pipe` and the
+ * plugin authors' test helper (<morph/testing.h>) are built on it.
  */
 #ifndef MORPHD_STANDALONE_H
 #define MORPHD_STANDALONE_H
@@ -10,19 +11,31 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <uv.h>
 
 #include "chain.h"
-#include "config.h"
 #include "plugin_loader.h"
+#include "spec.h"
+#include "stats.h"
 
 typedef struct morphd_standalone {
     morphd_plugin_t *plugins; /* n of them, in chain order */
     size_t n;
-    morphd_service_conf_t conf; /* carries the options and limits */
+    morphd_plugin_opts_t opts;
+    morphd_stats_t *stats; /* its own registry: metrics and counters */
+    uv_loop_t loop;
+    bool loop_open;
+    morphd_chain_env_t env;
     morphd_chain_t *chain;
     void **states;
     bool open;
-    morphd_scratch_t scratch;
+    morphd_conn_t conn;
+    morphd_buf_t out; /* the last message's output */
+    /* the last message while it is in flight */
+    morphd_job_t *job;
+    bool ended;
+    morphd_result_t result;
+    unsigned timeout_ms; /* how long apply() waits for a later answer */
 } morphd_standalone_t;
 
 /* Loads `names` (in order) from `dir` and creates each with the options
@@ -34,11 +47,14 @@ int morphd_standalone_open(morphd_standalone_t *s, const char *dir,
                            const char *const *options, size_t n_options,
                            size_t max_message, char *err, size_t err_size);
 
-/* Runs one message; *out is valid until the next call. */
+/* Runs one message, waiting (up to timeout_ms, 30 s by default) when a
+ * plugin answers later. Returns 0 with *out valid until the next call;
+ * 1 when a plugin asked for no reply (*out_len is 0); or -1 with the
+ * reason in err. *reply gets the MORPH_REPLY_* flags (may be NULL). */
 int morphd_standalone_apply(morphd_standalone_t *s, const void *in,
                             size_t len, uint32_t flags,
                             const unsigned char **out, size_t *out_len,
-                            char *err, size_t err_size);
+                            uint32_t *reply, char *err, size_t err_size);
 
 /* Ends the current connection's state and starts a fresh one. */
 int morphd_standalone_reconnect(morphd_standalone_t *s, char *err,

@@ -1,7 +1,8 @@
 /*
- * stats.c -- counters and connection accounting (stats.h). Per-source
- * counts live in a small hash table of the source address, under a mutex:
- * accepts are rare next to messages, and workers share the table.
+ * stats.c -- counters, plugin metrics and connection accounting (stats.h).
+ * Per-source counts live in a small hash table of the source address,
+ * under a mutex: accepts are rare next to messages, and workers share the
+ * table.
  */
 #include "stats.h"
 
@@ -61,6 +62,17 @@ void morphd_stats_put(morphd_stats_t **head, morphd_stats_t *st)
             break;
         }
     pthread_mutex_unlock(&registry_lock);
+    for (morphd_plugin_stats_t *p = st->plugins, *pn; p != NULL; p = pn) {
+        pn = p->next;
+        for (morphd_plugin_counter_t *c = p->counters, *cn; c; c = cn) {
+            cn = c->next;
+            free(c->help);
+            free(c);
+        }
+        free(p->per_worker);
+        free(p->name);
+        free(p);
+    }
     for (size_t i = 0; i < sizeof st->sources / sizeof *st->sources; i++)
         for (struct source_count *c = st->sources[i], *n; c; c = n) {
             n = c->next;
@@ -71,7 +83,7 @@ void morphd_stats_put(morphd_stats_t **head, morphd_stats_t *st)
     free(st);
 }
 
-static void source_key(const struct sockaddr *sa, unsigned char key[16])
+void morphd_stats_source_key(const struct sockaddr *sa, unsigned char key[16])
 {
     memset(key, 0, 16);
     if (sa->sa_family == AF_INET6) {
@@ -91,7 +103,7 @@ static struct source_count **bucket(morphd_stats_t *st,
     return &st->sources[h % (sizeof st->sources / sizeof *st->sources)];
 }
 
-bool morphd_stats_admit(morphd_stats_t *st, const struct sockaddr *peer,
+bool morphd_stats_admit(morphd_stats_t *st, const unsigned char *key,
                         uint64_t max_connections, uint64_t max_per_source)
 {
     bool ok = true;
@@ -99,9 +111,7 @@ bool morphd_stats_admit(morphd_stats_t *st, const struct sockaddr *peer,
     if (max_connections && MORPHD_STAT_GET(st, connections_open) >= max_connections)
         ok = false;
     struct source_count *c = NULL;
-    if (ok && max_per_source && peer != NULL) {
-        unsigned char key[16];
-        source_key(peer, key);
+    if (ok && max_per_source && key != NULL) {
         struct source_count **b = bucket(st, key);
         for (c = *b; c != NULL && memcmp(c->addr, key, 16) != 0; c = c->next)
             ;
@@ -124,13 +134,11 @@ bool morphd_stats_admit(morphd_stats_t *st, const struct sockaddr *peer,
     return ok;
 }
 
-void morphd_stats_release(morphd_stats_t *st, const struct sockaddr *peer)
+void morphd_stats_release(morphd_stats_t *st, const unsigned char *key)
 {
     uv_mutex_lock(&st->lock);
     MORPHD_STAT_SUB(st, connections_open, 1);
-    if (peer != NULL) {
-        unsigned char key[16];
-        source_key(peer, key);
+    if (key != NULL) {
         for (struct source_count **p = bucket(st, key); *p; p = &(*p)->next)
             if (memcmp((*p)->addr, key, 16) == 0) {
                 if (--(*p)->open == 0) { /* keep the table small */
@@ -144,17 +152,185 @@ void morphd_stats_release(morphd_stats_t *st, const struct sockaddr *peer)
     uv_mutex_unlock(&st->lock);
 }
 
-void morphd_stats_format(morphd_stats_t *head, bool json, char *buf,
-                         size_t size)
+morphd_plugin_stats_t *morphd_stats_plugin(morphd_stats_t *st,
+                                           const char *name,
+                                           unsigned n_workers)
 {
-    size_t n = 0;
     pthread_mutex_lock(&registry_lock);
+    morphd_plugin_stats_t **tail = &st->plugins, *p;
+    for (p = st->plugins; p != NULL; tail = &p->next, p = p->next)
+        if (strcmp(p->name, name) == 0)
+            break;
+    if (p == NULL && (p = calloc(1, sizeof *p)) != NULL) {
+        p->name = strdup(name);
+        p->n_workers = n_workers;
+        p->per_worker = aligned_alloc(64, n_workers * sizeof *p->per_worker);
+        if (p->name == NULL || p->per_worker == NULL) {
+            free(p->name);
+            free(p->per_worker);
+            free(p);
+            p = NULL;
+        } else {
+            memset(p->per_worker, 0, n_workers * sizeof *p->per_worker);
+            *tail = p;
+        }
+    }
+    if (p != NULL && p->n_workers < n_workers)
+        p = NULL; /* the worker count never grows at run time */
+    pthread_mutex_unlock(&registry_lock);
+    return p;
+}
+
+morphd_plugin_counter_t *morphd_stats_counter(morphd_plugin_stats_t *ps,
+                                              const char *name,
+                                              const char *help)
+{
+    pthread_mutex_lock(&registry_lock);
+    morphd_plugin_counter_t *c;
+    for (c = ps->counters; c != NULL; c = c->next)
+        if (strcmp(c->name, name) == 0)
+            break;
+    if (c == NULL && ps->n_counters < MORPHD_PLUGIN_COUNTERS_MAX &&
+        strlen(name) < sizeof c->name && (c = calloc(1, sizeof *c)) != NULL) {
+        strcpy(c->name, name);
+        c->help = help ? strdup(help) : NULL;
+        c->next = ps->counters;
+        ps->counters = c;
+        ps->n_counters++;
+    }
+    pthread_mutex_unlock(&registry_lock);
+    return c;
+}
+
+/* One plugin's metrics summed over its workers. */
+typedef struct plugin_sum {
+    uint64_t calls, failures, time_ns;
+    uint64_t hist[MORPHD_HIST_BUCKETS];
+} plugin_sum_t;
+
+static void sum_plugin(const morphd_plugin_stats_t *p, plugin_sum_t *s)
+{
+    memset(s, 0, sizeof *s);
+    for (unsigned w = 0; w < p->n_workers; w++) {
+        morphd_plugin_metrics_t *m = &p->per_worker[w];
+        s->calls += morphd_metric_get(m->calls);
+        s->failures += morphd_metric_get(m->failures);
+        s->time_ns += morphd_metric_get(m->time_ns);
+        for (unsigned k = 0; k < MORPHD_HIST_BUCKETS; k++)
+            s->hist[k] += morphd_metric_get(m->hist[k]);
+    }
+}
+
+/* The upper bound, in microseconds, of the bucket holding quantile q
+ * (a bound within a factor of two; 0 when there were no calls). */
+static double quantile_le_us(const plugin_sum_t *s, double q)
+{
+    uint64_t total = 0, seen = 0;
+    for (unsigned k = 0; k < MORPHD_HIST_BUCKETS; k++)
+        total += s->hist[k];
+    if (total == 0)
+        return 0;
+    for (unsigned k = 0; k < MORPHD_HIST_BUCKETS; k++) {
+        seen += s->hist[k];
+        if ((double)seen >= q * (double)total) {
+            uint64_t b = morphd_hist_bound_ns(k);
+            return b ? (double)b / 1000.0
+                     : (double)(MORPHD_HIST_FIRST_NS << (k - 1)) / 1000.0;
+        }
+    }
+    return 0;
+}
+
 #define PUT(...)                                                               \
     do {                                                                       \
-        int w_ = snprintf(buf + n, n < size ? size - n : 0, __VA_ARGS__);      \
-        if (w_ > 0)                                                            \
-            n += (size_t)w_;                                                   \
+        if (morphd_buf_printf(out, __VA_ARGS__) != 0)                          \
+            rc = -1;                                                           \
     } while (0)
+
+static int plugins_json(const morphd_stats_t *st, morphd_buf_t *out)
+{
+    int rc = 0;
+    PUT(",\"plugins\":[");
+    for (const morphd_plugin_stats_t *p = st->plugins; p; p = p->next) {
+        plugin_sum_t s;
+        sum_plugin(p, &s);
+        PUT("%s{\"name\":\"%s\",\"calls\":%llu,\"failures\":%llu,"
+            "\"time_us\":%llu,\"mean_us\":%.3f,\"p50_us_le\":%.3f,"
+            "\"p99_us_le\":%.3f,\"histogram\":[",
+            p == st->plugins ? "" : ",", p->name,
+            (unsigned long long)s.calls, (unsigned long long)s.failures,
+            (unsigned long long)(s.time_ns / 1000),
+            s.calls ? (double)s.time_ns / 1000.0 / (double)s.calls : 0.0,
+            quantile_le_us(&s, 0.5), quantile_le_us(&s, 0.99));
+        /* cumulative, as Prometheus has it, up to the last non-empty one */
+        unsigned last = 0;
+        for (unsigned k = 0; k < MORPHD_HIST_BUCKETS; k++)
+            if (s.hist[k])
+                last = k + 1;
+        uint64_t cum = 0;
+        for (unsigned k = 0; k < last; k++) {
+            cum += s.hist[k];
+            uint64_t b = morphd_hist_bound_ns(k);
+            if (b)
+                PUT("%s{\"le_us\":%.3f,\"count\":%llu}", k ? "," : "",
+                    (double)b / 1000.0, (unsigned long long)cum);
+            else
+                PUT("%s{\"le_us\":\"+Inf\",\"count\":%llu}", k ? "," : "",
+                    (unsigned long long)cum);
+        }
+        PUT("],\"counters\":{");
+        /* registration order: the list is newest first */
+        size_t n = 0;
+        for (const morphd_plugin_counter_t *c = p->counters; c; c = c->next)
+            n++;
+        for (size_t i = n; i-- > 0;) {
+            const morphd_plugin_counter_t *c = p->counters;
+            for (size_t j = 0; j < i; j++)
+                c = c->next;
+            PUT("%s\"%s\":%llu", i + 1 == n ? "" : ",", c->name,
+                (unsigned long long)__atomic_load_n(&c->value,
+                                                    __ATOMIC_RELAXED));
+        }
+        PUT("}}");
+    }
+    PUT("]");
+    return rc;
+}
+
+static int plugins_table(morphd_stats_t *head, morphd_buf_t *out)
+{
+    int rc = 0;
+    bool any = false;
+    for (morphd_stats_t *st = head; st != NULL; st = st->next)
+        any |= st->plugins != NULL;
+    if (!any)
+        return 0;
+    PUT("\n%-32s %12s %9s %12s %9s %10s\n", "service/plugin", "calls",
+        "failures", "time_us", "mean_us", "p99_us<=");
+    for (morphd_stats_t *st = head; st != NULL; st = st->next)
+        for (morphd_plugin_stats_t *p = st->plugins; p; p = p->next) {
+            plugin_sum_t s;
+            sum_plugin(p, &s);
+            char who[160];
+            snprintf(who, sizeof who, "%s/%s", st->name, p->name);
+            PUT("%-32s %12llu %9llu %12llu %9.2f %10.3f\n", who,
+                (unsigned long long)s.calls, (unsigned long long)s.failures,
+                (unsigned long long)(s.time_ns / 1000),
+                s.calls ? (double)s.time_ns / 1000.0 / (double)s.calls : 0.0,
+                quantile_le_us(&s, 0.99));
+            for (morphd_plugin_counter_t *c = p->counters; c; c = c->next)
+                PUT("  %-30s %12llu  (counter%s%s)\n", c->name,
+                    (unsigned long long)__atomic_load_n(&c->value,
+                                                        __ATOMIC_RELAXED),
+                    c->help ? ": " : "", c->help ? c->help : "");
+        }
+    return rc;
+}
+
+int morphd_stats_format(morphd_stats_t *head, bool json, morphd_buf_t *out)
+{
+    int rc = 0;
+    pthread_mutex_lock(&registry_lock);
     if (json) {
         PUT("{\"services\":{");
         for (morphd_stats_t *st = head; st != NULL; st = st->next) {
@@ -166,6 +342,8 @@ void morphd_stats_format(morphd_stats_t *head, bool json, char *buf,
     sep = ",";
             MORPHD_STATS_COUNTERS(MORPHD_STATS_JSON)
 #undef MORPHD_STATS_JSON
+            if (plugins_json(st, out) != 0)
+                rc = -1;
             PUT("}");
         }
         PUT("}}\n");
@@ -181,9 +359,10 @@ void morphd_stats_format(morphd_stats_t *head, bool json, char *buf,
     PUT("\n");
         MORPHD_STATS_COUNTERS(MORPHD_STATS_ROW)
 #undef MORPHD_STATS_ROW
+        if (plugins_table(head, out) != 0)
+            rc = -1;
     }
-#undef PUT
     pthread_mutex_unlock(&registry_lock);
-    if (size > 0 && n >= size)
-        buf[size - 1] = '\0';
+    return rc;
 }
+#undef PUT

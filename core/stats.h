@@ -1,9 +1,10 @@
 /*
- * stats.h -- per-service counters and connection accounting. One
- * morphd_stats_t per service *name*: the service objects of successive
- * configurations (and of every worker thread) share it, so counters and
- * connection limits carry across reloads. Counters are relaxed atomics:
- * any thread may add, the admin endpoint reads them at any time.
+ * stats.h -- per-service counters, per-plugin metrics and connection
+ * accounting. One morphd_stats_t per service *name*: the service objects
+ * of successive configurations (and of every worker thread) share it, so
+ * counters and connection limits carry across reloads. Service counters
+ * are relaxed atomics (any thread adds); each plugin's metrics are kept per
+ * worker (one writer each) and summed when read.
  */
 #ifndef MORPHD_STATS_H
 #define MORPHD_STATS_H
@@ -13,6 +14,9 @@
 #include <stdint.h>
 #include <sys/socket.h>
 #include <uv.h>
+
+#include "buf.h"
+#include "metrics.h"
 
 /* The counters, in display order: one X-macro list feeds the struct, the
  * table and JSON output of `morph stats`, and the log line of SIGUSR1. */
@@ -26,7 +30,28 @@
     X(bytes_in, "bytes received")                                             \
     X(bytes_out, "bytes of replies")                                          \
     X(errors, "messages a plugin failed, oversized lines and datagrams")      \
-    X(datagrams_dropped, "UDP datagrams dropped (oversized, or queue full)")
+    X(datagrams_dropped, "UDP datagrams dropped (oversized, or queue full)")  \
+    X(messages_pending, "messages waiting for a plugin's later answer now")
+
+/* A counter a plugin registered (morph_host_t.counter). */
+typedef struct morphd_plugin_counter {
+    uint64_t value; /* atomic */
+    char name[48];
+    char *help;
+    struct morphd_plugin_counter *next;
+} morphd_plugin_counter_t;
+
+#define MORPHD_PLUGIN_COUNTERS_MAX 64
+
+/* One plugin's metrics within one service. */
+typedef struct morphd_plugin_stats {
+    char *name;
+    unsigned n_workers;
+    morphd_plugin_metrics_t *per_worker; /* [n_workers] */
+    morphd_plugin_counter_t *counters;   /* registration order, reversed */
+    size_t n_counters;
+    struct morphd_plugin_stats *next;
+} morphd_plugin_stats_t;
 
 typedef struct morphd_stats {
     char *name;
@@ -34,6 +59,8 @@ typedef struct morphd_stats {
 #define MORPHD_STATS_FIELD(f, help) uint64_t f;
     MORPHD_STATS_COUNTERS(MORPHD_STATS_FIELD)
 #undef MORPHD_STATS_FIELD
+
+    morphd_plugin_stats_t *plugins; /* first use first; registry lock */
 
     /* open TCP connections per source address, for
      * max_connections_per_source */
@@ -54,16 +81,31 @@ morphd_stats_t *morphd_stats_get(morphd_stats_t **head, const char *name);
 /* Drops a reference; the last one unlinks and frees. */
 void morphd_stats_put(morphd_stats_t **head, morphd_stats_t *st);
 
-/* Admits one TCP connection from `peer` under the limits (0 = none).
- * Returns true and counts it open, or false and counts it rejected. */
-bool morphd_stats_admit(morphd_stats_t *st, const struct sockaddr *peer,
-                        uint64_t max_connections, uint64_t max_per_source);
-/* A connection admitted from `peer` has closed. */
-void morphd_stats_release(morphd_stats_t *st, const struct sockaddr *peer);
+/* The metrics of plugin `name` in `st`, created when new with room for
+ * `n_workers` workers (later calls may not ask for more). NULL when out of
+ * memory. They live as long as `st`. */
+morphd_plugin_stats_t *morphd_stats_plugin(morphd_stats_t *st,
+                                           const char *name,
+                                           unsigned n_workers);
+/* The counter `name` of a plugin, registered when new. NULL when out of
+ * memory or past MORPHD_PLUGIN_COUNTERS_MAX. */
+morphd_plugin_counter_t *morphd_stats_counter(morphd_plugin_stats_t *ps,
+                                              const char *name,
+                                              const char *help);
 
-/* Writes the counters of every service in the registry as JSON or as a
- * table into buf (NUL-terminated, truncated to size). */
-void morphd_stats_format(morphd_stats_t *head, bool json, char *buf,
-                         size_t size);
+/* The 16-byte key of a source address (IPv4 as v4-mapped IPv6). */
+void morphd_stats_source_key(const struct sockaddr *sa, unsigned char key[16]);
+
+/* Admits one TCP connection from the source `key` (NULL: no per-source
+ * limit) under the limits (0 = none). Returns true and counts it open, or
+ * false and counts it rejected. */
+bool morphd_stats_admit(morphd_stats_t *st, const unsigned char *key,
+                        uint64_t max_connections, uint64_t max_per_source);
+/* A connection admitted with `key` has closed. */
+void morphd_stats_release(morphd_stats_t *st, const unsigned char *key);
+
+/* Appends the counters of every service in the registry, as JSON or as a
+ * table, to `out`. Returns 0, or -1 when out of memory. */
+int morphd_stats_format(morphd_stats_t *head, bool json, morphd_buf_t *out);
 
 #endif

@@ -1,8 +1,8 @@
 /*
  * worker.c -- the per-loop half of morphd (worker.h): opening, handing
- * over and closing listeners, retiring services, and graceful shutdown,
- * always on the worker's own thread. The main thread (server.c) builds the
- * services and decides; a worker only carries out.
+ * over and closing listeners, retiring sites, the idle sweep, and graceful
+ * shutdown, always on the worker's own thread. The main thread (server.c)
+ * builds the sites and decides; a worker only carries out.
  */
 #include "worker.h"
 
@@ -12,22 +12,181 @@
 
 #include "log.h"
 
-int morphd_worker_init(morphd_worker_t *w, unsigned index)
+/* Every transport, for what acts on all connections of a loop. */
+static const morphd_listener_ops_t *const transports[] = {
+    &morphd_listener_tcp,
+    &morphd_listener_udp,
+};
+#define N_TRANSPORTS (sizeof transports / sizeof *transports)
+
+const morphd_listener_ops_t *morphd_listener_ops_for(morphd_transport_t t)
+{
+    return t == MORPHD_TCP ? &morphd_listener_tcp : &morphd_listener_udp;
+}
+
+/* --- sites ---------------------------------------------------------------------- */
+
+morphd_site_t *morphd_site_new(morphd_service_t *svc)
+{
+    const morphd_service_conf_t *conf = svc->conf;
+    morphd_site_t *site = calloc(1, sizeof *site);
+    morphd_listener_t *ls = calloc(conf->n_listen ? conf->n_listen : 1,
+                                   sizeof *ls);
+    if (site == NULL || ls == NULL) {
+        free(site);
+        free(ls);
+        return NULL;
+    }
+    site->svc = svc;
+    site->listeners = ls;
+    site->n_listeners = conf->n_listen;
+    for (size_t i = 0; i < conf->n_listen; i++) {
+        ls[i].ops = morphd_listener_ops_for(conf->listen[i].transport);
+        ls[i].service = svc;
+        ls[i].endpoint = conf->listen[i];
+        ls[i].owner = site;
+    }
+    return site;
+}
+
+static void site_free(morphd_site_t *site)
+{
+    morphd_service_t *svc = site->svc;
+    free(site->listeners);
+    free(site);
+    svc->retired = true;
+    morphd_service_unref(svc);
+}
+
+void morphd_site_discard(morphd_site_t *site)
+{
+    if (site != NULL)
+        site_free(site);
+}
+
+/* A site no longer current with no listener open goes. */
+static void site_maybe_gone(morphd_site_t *site)
+{
+    if (site->current || site->n_open > 0)
+        return;
+    morphd_worker_t *w = site->worker;
+    if (site->prev)
+        site->prev->next = site->next;
+    else
+        w->all_sites = site->next;
+    if (site->next)
+        site->next->prev = site->prev;
+    site_free(site);
+}
+
+/* --- finishing ------------------------------------------------------------------ */
+
+static void on_closed_noop(uv_handle_t *h) { (void)h; }
+
+static size_t open_conns(const morphd_worker_t *w)
+{
+    size_t n = 0;
+    for (const morphd_service_t *svc = w->all_services; svc; svc = svc->next)
+        n += svc->n_conns;
+    return n;
+}
+
+/* A stopping worker with nothing left open lets its loop end. */
+static void maybe_finish(morphd_worker_t *w)
+{
+    if (!w->stopping || w->finished || w->n_open_listeners > 0 ||
+        open_conns(w) > 0 || w->env.n_jobs > 0)
+        return;
+    w->finished = true;
+    if (w->timers_on) {
+        w->timers_on = false;
+        uv_close((uv_handle_t *)&w->shutdown_timer, on_closed_noop);
+        uv_close((uv_handle_t *)&w->sweep_timer, on_closed_noop);
+    }
+    morphd_chain_env_close(&w->env);
+    if (w->threaded)
+        uv_close((uv_handle_t *)&w->wakeup, on_closed_noop);
+    if (w->on_idle != NULL)
+        w->on_idle(w, w->on_idle_arg);
+}
+
+static void on_conns_gone(morphd_service_t *svc) { maybe_finish(svc->owner); }
+
+static void on_jobs_gone(morphd_chain_env_t *env) { maybe_finish(env->owner); }
+
+static void on_listener_closed(morphd_listener_t *l)
+{
+    morphd_site_t *site = l->owner;
+    morphd_worker_t *w = site->worker;
+    morphd_log(MORPH_LOG_INFO, "service %s: closed %s", site->svc->conf->name,
+               l->bound);
+    w->n_open_listeners--;
+    site->n_open--;
+    site_maybe_gone(site); /* may free l: last use above */
+    maybe_finish(w);
+}
+
+/* --- the idle sweep ---------------------------------------------------------------- */
+
+static void on_sweep(uv_timer_t *t)
+{
+    for (size_t i = 0; i < N_TRANSPORTS; i++)
+        if (transports[i]->sweep_conns != NULL)
+            transports[i]->sweep_conns(t->loop);
+}
+
+/* How often to look for idle connections: a quarter of the shortest
+ * idle_timeout, so a connection is closed at most 25% late, between 50 ms
+ * and 1 s. Connections of retired services keep their own timeout and are
+ * swept on the same beat. */
+static void start_sweep(morphd_worker_t *w)
+{
+    uint64_t every = 0;
+    for (morphd_service_t *svc = w->all_services; svc; svc = svc->next) {
+        unsigned idle = svc->conf->idle_timeout_ms;
+        if (idle == 0)
+            continue;
+        uint64_t e = idle / 4;
+        e = e < 50 ? 50 : e > 1000 ? 1000 : e;
+        if (every == 0 || e < every)
+            every = e;
+    }
+    if (every == w->sweep_ms)
+        return;
+    w->sweep_ms = every;
+    if (every == 0)
+        uv_timer_stop(&w->sweep_timer);
+    else
+        uv_timer_start(&w->sweep_timer, on_sweep, every, every);
+}
+
+/* --- init --------------------------------------------------------------------- */
+
+int morphd_worker_init(morphd_worker_t *w, unsigned index, unsigned n_workers)
 {
     memset(w, 0, sizeof *w);
     w->index = index;
     int rc = uv_loop_init(&w->loop);
     if (rc != 0)
         return rc;
-    w->ctx.loop = &w->loop;
-    w->ctx.read_buf_size = MORPHD_READ_BUF_SIZE;
-    w->ctx.read_buf = malloc(w->ctx.read_buf_size);
-    if (w->ctx.read_buf == NULL)
+    w->io.read_buf_size = MORPHD_READ_BUF_SIZE;
+    w->io.read_buf = malloc(w->io.read_buf_size);
+    if (w->io.read_buf == NULL) {
+        uv_loop_close(&w->loop);
         return UV_ENOMEM;
+    }
+    w->loop.data = &w->io;
+    morphd_chain_env_init(&w->env, &w->loop, index, n_workers);
+    w->env.on_jobs_gone = on_jobs_gone;
+    w->env.owner = w;
     uv_timer_init(&w->loop, &w->shutdown_timer);
+    uv_timer_init(&w->loop, &w->sweep_timer);
     w->shutdown_timer.data = w;
+    w->sweep_timer.data = w;
+    /* neither keeps the loop alive */
     uv_unref((uv_handle_t *)&w->shutdown_timer);
-    w->timer_on = true;
+    uv_unref((uv_handle_t *)&w->sweep_timer);
+    w->timers_on = true;
     uv_mutex_init(&w->lock);
     uv_cond_init(&w->done_cond);
     return 0;
@@ -35,62 +194,35 @@ int morphd_worker_init(morphd_worker_t *w, unsigned index)
 
 /* --- listeners ---------------------------------------------------------------- */
 
-static void on_closed_noop(uv_handle_t *h) { (void)h; }
-
-/* A stopping worker with nothing left open lets its loop end. */
-static void worker_finish(morphd_worker_t *w)
-{
-    if (w->timer_on) {
-        w->timer_on = false;
-        uv_close((uv_handle_t *)&w->shutdown_timer, on_closed_noop);
-    }
-    if (w->threaded)
-        uv_close((uv_handle_t *)&w->wakeup, on_closed_noop);
-    if (w->on_idle != NULL)
-        w->on_idle(w);
-}
-
-void morphd_listener_closed(morphd_listener_t *l)
-{
-    morphd_service_t *svc = l->service;
-    morphd_worker_t *w = svc->owner;
-    morphd_log(MORPH_LOG_INFO, "service %s: closed %s", svc->conf->name,
-               l->bound);
-    w->n_open_listeners--;
-    morphd_service_unref(svc); /* may free l: last use above */
-    if (w->n_open_listeners == 0 && w->stopping)
-        worker_finish(w);
-}
-
-/* Calls fn on every open listener of the current services. */
+/* Calls fn on every open listener of the current sites. */
 static void for_each_listener(morphd_worker_t *w,
                               void (*fn)(morphd_listener_t *))
 {
-    for (size_t i = 0; i < w->n_services; i++)
-        for (size_t j = 0; j < w->services[i]->n_listeners; j++)
-            if (w->services[i]->listeners[j].impl != NULL)
-                fn(&w->services[i]->listeners[j]);
+    for (size_t i = 0; i < w->n_sites; i++)
+        for (size_t j = 0; j < w->sites[i]->n_listeners; j++)
+            if (w->sites[i]->listeners[j].impl != NULL)
+                fn(&w->sites[i]->listeners[j]);
 }
 
-/* Calls fn on every listener still alive, retired ones included (closed
- * by a reload, still serving the connections they accepted). fn may free
- * a service, so the next one is read first. */
+/* Calls fn on every listener still open, of any site. fn may free a site,
+ * so the next one is read first. */
 static void for_every_listener(morphd_worker_t *w,
                                void (*fn)(morphd_listener_t *))
 {
-    for (morphd_service_t *svc = w->all_services, *next; svc; svc = next) {
-        morphd_service_ref(svc); /* keeps svc while fn runs */
-        for (size_t j = 0; j < svc->n_listeners; j++)
-            if (svc->listeners[j].impl != NULL)
-                fn(&svc->listeners[j]);
-        next = svc->next;
-        morphd_service_unref(svc);
+    for (morphd_site_t *site = w->all_sites, *next; site; site = next) {
+        next = site->next;
+        bool keep = site->current;
+        site->current = true; /* not freed while fn runs */
+        for (size_t j = 0; j < site->n_listeners; j++)
+            if (site->listeners[j].impl != NULL)
+                fn(&site->listeners[j]);
+        site->current = keep;
+        site_maybe_gone(site);
     }
 }
 
-static void close_listener(morphd_listener_t *l) { l->frontend->close(l); }
-static void drain_listener(morphd_listener_t *l) { l->frontend->drain(l); }
-static void abort_listener(morphd_listener_t *l) { l->frontend->abort(l); }
+static void close_listener(morphd_listener_t *l) { l->ops->close(l); }
+static void abort_listener(morphd_listener_t *l) { l->ops->abort(l); }
 
 static const char *listener_kind(const morphd_listener_t *l)
 {
@@ -104,22 +236,23 @@ static int open_listener(morphd_worker_t *w, morphd_listener_t *l,
                          morphd_errors_t *errs)
 {
     char err[256];
+    morphd_site_t *site = l->owner;
     const morphd_service_conf_t *conf = l->service->conf;
     l->reuseport = w->reuseport;
-    if (l->frontend->open(l, err, sizeof err) != 0) {
-        morphd_errors_add(errs, "%s:%d: service '%s': %s",
-                          l->service->gen->cfg.path, conf->listen_line,
-                          conf->name, err);
+    l->on_closed = on_listener_closed;
+    if (l->ops->open(l, &w->loop, err, sizeof err) != 0) {
+        morphd_errors_add(errs, "%s:%d: service '%s': %s", l->service->file,
+                          conf->listen_line, conf->name, err);
         return -1;
     }
     w->n_open_listeners++;
-    morphd_service_ref(l->service);
+    site->n_open++;
     morphd_log(MORPH_LOG_INFO, "service %s: listening on %s (%s, worker %u)",
                conf->name, l->bound, listener_kind(l), w->index);
     return 0;
 }
 
-/* The open listener of the running services that `l` takes over: same
+/* The open listener of the current sites that `l` takes over: same
  * transport and configured endpoint, not claimed by another new listener.
  * A port-0 endpoint means "any free port", so it is only taken over by the
  * same service. */
@@ -127,9 +260,9 @@ static morphd_listener_t *find_running(morphd_worker_t *w,
                                        const morphd_listener_t *l)
 {
     bool any_port = strcmp(strrchr(l->endpoint.text, ':'), ":0") == 0;
-    for (size_t i = 0; i < w->n_services; i++)
-        for (size_t j = 0; j < w->services[i]->n_listeners; j++) {
-            morphd_listener_t *old = &w->services[i]->listeners[j];
+    for (size_t i = 0; i < w->n_sites; i++)
+        for (size_t j = 0; j < w->sites[i]->n_listeners; j++) {
+            morphd_listener_t *old = &w->sites[i]->listeners[j];
             if (old->impl == NULL || old->taken ||
                 old->endpoint.transport != l->endpoint.transport ||
                 strcmp(old->endpoint.text, l->endpoint.text) != 0 ||
@@ -143,71 +276,88 @@ static morphd_listener_t *find_running(morphd_worker_t *w,
 
 /* --- commands ------------------------------------------------------------------ */
 
-static void do_abort(morphd_worker_t *w, morphd_service_t **svcs, size_t n);
+static void do_abort(morphd_worker_t *w, morphd_site_t **sites, size_t n);
 
-/* OPEN: adopt the new services, pair each new listener with the running one
+static void adopt(morphd_worker_t *w, morphd_site_t *site)
+{
+    morphd_service_t *svc = site->svc;
+    site->worker = w;
+    site->current = true;
+    site->prev = NULL;
+    site->next = w->all_sites;
+    if (w->all_sites)
+        w->all_sites->prev = site;
+    w->all_sites = site;
+    svc->owner = w;
+    svc->worker = w->index;
+    svc->on_conns_gone = on_conns_gone;
+    svc->all = &w->all_services;
+    svc->prev = NULL;
+    svc->next = w->all_services;
+    if (w->all_services)
+        w->all_services->prev = svc;
+    w->all_services = svc;
+}
+
+/* OPEN: adopt the new sites, pair each new listener with the running one
  * it will take over, and open the others. */
-static int do_open(morphd_worker_t *w, morphd_service_t **svcs, size_t n,
+static int do_open(morphd_worker_t *w, morphd_site_t **sites, size_t n,
                    morphd_errors_t *errs)
 {
-    for (size_t i = 0; i < n; i++) {
-        morphd_service_t *svc = svcs[i];
-        svc->owner = w;
-        svc->ctx = &w->ctx;
-        svc->all = &w->all_services;
-        svc->next = w->all_services;
-        if (w->all_services)
-            w->all_services->prev = svc;
-        w->all_services = svc;
-    }
     for (size_t i = 0; i < n; i++)
-        for (size_t j = 0; j < svcs[i]->n_listeners; j++) {
-            morphd_listener_t *l = &svcs[i]->listeners[j];
+        adopt(w, sites[i]);
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < sites[i]->n_listeners; j++) {
+            morphd_listener_t *l = &sites[i]->listeners[j];
             l->from = find_running(w, l);
             if (l->from != NULL)
                 l->from->taken = true;
         }
     for (size_t i = 0; i < n; i++)
-        for (size_t j = 0; j < svcs[i]->n_listeners; j++) {
-            morphd_listener_t *l = &svcs[i]->listeners[j];
+        for (size_t j = 0; j < sites[i]->n_listeners; j++) {
+            morphd_listener_t *l = &sites[i]->listeners[j];
             if (l->from == NULL && open_listener(w, l, errs) != 0) {
-                do_abort(w, svcs, n);
+                do_abort(w, sites, n);
                 return -1;
             }
         }
     return 0;
 }
 
-/* ABORT: close what OPEN opened and drop the services (they go once their
+/* ABORT: close what OPEN opened and drop the sites (they go once their
  * listeners have closed). */
-static void do_abort(morphd_worker_t *w, morphd_service_t **svcs, size_t n)
+static void do_abort(morphd_worker_t *w, morphd_site_t **sites, size_t n)
 {
     (void)w;
-    for (size_t i = 0; i < n; i++)
-        for (size_t j = 0; j < svcs[i]->n_listeners; j++) {
-            morphd_listener_t *l = &svcs[i]->listeners[j];
+    for (size_t i = 0; i < n; i++) {
+        morphd_site_t *site = sites[i];
+        site->current = true; /* not freed while its listeners abort */
+        for (size_t j = 0; j < site->n_listeners; j++) {
+            morphd_listener_t *l = &site->listeners[j];
             if (l->from != NULL)
                 l->from->taken = false;
             l->from = NULL;
             if (l->impl != NULL)
                 abort_listener(l);
         }
+    }
     for (size_t i = 0; i < n; i++) {
-        svcs[i]->retired = true;
-        morphd_service_unref(svcs[i]);
+        sites[i]->current = false;
+        site_maybe_gone(sites[i]);
     }
 }
 
 /* COMMIT: hand each paired endpoint over, socket and all (nothing queued
  * on it is lost), close the endpoints no longer configured, and retire the
- * old services: their TCP connections keep them until they end. */
-static void do_commit(morphd_worker_t *w, morphd_service_t **svcs, size_t n)
+ * old sites: their TCP connections keep their services until they end. */
+static void do_commit(morphd_worker_t *w, morphd_site_t **sites, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        for (size_t j = 0; j < svcs[i]->n_listeners; j++) {
-            morphd_listener_t *l = &svcs[i]->listeners[j], *old = l->from;
+        for (size_t j = 0; j < sites[i]->n_listeners; j++) {
+            morphd_listener_t *l = &sites[i]->listeners[j], *old = l->from;
             if (old == NULL)
                 continue;
+            morphd_site_t *old_site = old->owner;
             l->impl = old->impl;
             old->impl = NULL;
             old->taken = false;
@@ -215,18 +365,22 @@ static void do_commit(morphd_worker_t *w, morphd_service_t **svcs, size_t n)
             memcpy(l->bound, old->bound, sizeof l->bound);
             memcpy(&l->bound_addr, &old->bound_addr, sizeof l->bound_addr);
             l->reuseport = old->reuseport;
-            l->frontend->rebind(l);
-            morphd_service_ref(l->service);
-            morphd_service_unref(old->service);
+            l->on_closed = on_listener_closed;
+            l->ops->rebind(l);
+            sites[i]->n_open++;
+            old_site->n_open--;
         }
     for_each_listener(w, close_listener);
-    for (size_t i = 0; i < w->n_services; i++) {
-        w->services[i]->retired = true;
-        morphd_service_unref(w->services[i]);
+    morphd_site_t **old = w->sites;
+    size_t n_old = w->n_sites;
+    w->sites = sites;
+    w->n_sites = n;
+    for (size_t i = 0; i < n_old; i++) {
+        old[i]->current = false;
+        site_maybe_gone(old[i]);
     }
-    free(w->services);
-    w->services = svcs;
-    w->n_services = n;
+    free(old);
+    start_sweep(w);
 }
 
 static void on_shutdown_timeout(uv_timer_t *t)
@@ -242,32 +396,34 @@ static void do_stop(morphd_worker_t *w)
     if (w->stopping)
         return;
     w->stopping = true;
-    for_each_listener(w, close_listener);
-    for_every_listener(w, drain_listener);
-    if (w->n_open_listeners == 0) {
-        worker_finish(w);
-        return;
-    }
+    for_every_listener(w, close_listener);
+    for (size_t i = 0; i < N_TRANSPORTS; i++)
+        if (transports[i]->drain_conns != NULL)
+            transports[i]->drain_conns(&w->loop);
     uv_timer_start(&w->shutdown_timer, on_shutdown_timeout,
                    w->shutdown_timeout_ms, 0);
+    maybe_finish(w);
 }
 
 void morphd_worker_abort_all(morphd_worker_t *w)
 {
     for_every_listener(w, abort_listener);
+    for (size_t i = 0; i < N_TRANSPORTS; i++)
+        if (transports[i]->abort_conns != NULL)
+            transports[i]->abort_conns(&w->loop);
 }
 
 static int run_cmd(morphd_worker_t *w, morphd_worker_cmd_t cmd,
-                   morphd_service_t **svcs, size_t n, morphd_errors_t *errs)
+                   morphd_site_t **sites, size_t n, morphd_errors_t *errs)
 {
     switch (cmd) {
     case MORPHD_WORKER_OPEN:
-        return do_open(w, svcs, n, errs);
+        return do_open(w, sites, n, errs);
     case MORPHD_WORKER_ABORT:
-        do_abort(w, svcs, n);
+        do_abort(w, sites, n);
         return 0;
     case MORPHD_WORKER_COMMIT:
-        do_commit(w, svcs, n);
+        do_commit(w, sites, n);
         return 0;
     case MORPHD_WORKER_STOP:
         do_stop(w);
@@ -287,7 +443,7 @@ static void on_wakeup(uv_async_t *a)
     uv_mutex_unlock(&w->lock);
     if (!pending)
         return;
-    int rc = run_cmd(w, cmd, w->cmd_svcs, w->cmd_n, w->cmd_errs);
+    int rc = run_cmd(w, cmd, w->cmd_sites, w->cmd_n, w->cmd_errs);
     uv_mutex_lock(&w->lock);
     w->cmd_result = rc;
     w->cmd_pending = false;
@@ -312,14 +468,14 @@ int morphd_worker_start_thread(morphd_worker_t *w)
 }
 
 int morphd_worker_call(morphd_worker_t *w, morphd_worker_cmd_t cmd,
-                       morphd_service_t **svcs, size_t n,
+                       morphd_site_t **sites, size_t n,
                        morphd_errors_t *errs)
 {
     if (!w->threaded)
-        return run_cmd(w, cmd, svcs, n, errs);
+        return run_cmd(w, cmd, sites, n, errs);
     uv_mutex_lock(&w->lock);
     w->cmd = cmd;
-    w->cmd_svcs = svcs;
+    w->cmd_sites = sites;
     w->cmd_n = n;
     w->cmd_errs = errs;
     w->cmd_pending = true;
@@ -336,28 +492,36 @@ int morphd_worker_call(morphd_worker_t *w, morphd_worker_cmd_t cmd,
 
 void morphd_worker_free(morphd_worker_t *w)
 {
-    if (w->ctx.loop == NULL)
+    if (w->io.read_buf == NULL)
         return;
-    if (w->timer_on) {
-        w->timer_on = false;
+    if (w->timers_on) {
+        w->timers_on = false;
         uv_close((uv_handle_t *)&w->shutdown_timer, on_closed_noop);
+        uv_close((uv_handle_t *)&w->sweep_timer, on_closed_noop);
     }
+    morphd_chain_env_close(&w->env);
     uv_run(&w->loop, UV_RUN_NOWAIT); /* finish pending closes */
-    for (size_t i = 0; i < w->n_services; i++) {
-        morphd_service_t *svc = w->services[i];
-        if (svc->refs == 1) {
-            svc->retired = true;
-            morphd_service_unref(svc);
-        } else {
+    for (size_t i = 0; i < w->n_sites; i++) {
+        morphd_site_t *site = w->sites[i];
+        if (site->prev)
+            site->prev->next = site->next;
+        else
+            w->all_sites = site->next;
+        if (site->next)
+            site->next->prev = site->prev;
+        if (site->svc->refs > 1)
             morphd_log(MORPH_LOG_WARN, "service %s still in use at exit",
-                       svc->conf->name);
-            morphd_service_destroy(svc);
-        }
+                       site->svc->conf->name);
+        site_free(site);
     }
-    free(w->services);
-    morphd_scratch_free(&w->ctx.scratch);
-    morphd_buf_free(&w->ctx.reply);
-    free(w->ctx.read_buf);
+    free(w->sites);
+    /* a service a connection still held (never, after a clean stop) */
+    while (w->all_services != NULL)
+        morphd_service_destroy(w->all_services);
+    uv_run(&w->loop, UV_RUN_NOWAIT); /* closes made by plugins' destroy() */
+    morphd_chain_env_free(&w->env);
+    morphd_buf_free(&w->io.reply);
+    free(w->io.read_buf);
     if (uv_loop_close(&w->loop) != 0)
         morphd_log(MORPH_LOG_WARN, "event loop %u closed with handles open",
                    w->index);

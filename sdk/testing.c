@@ -13,6 +13,7 @@
 
 struct morph_test {
     morphd_standalone_t chain;
+    uint32_t reply;
     char error[512];
 };
 
@@ -59,8 +60,10 @@ int morph_test_feed(morph_test_t *t, const void *in, size_t len,
                     size_t *out_len)
 {
     t->error[0] = '\0';
-    return morphd_standalone_apply(&t->chain, in, len, flags, out, out_len,
-                                   t->error, sizeof t->error);
+    t->reply = 0;
+    int rc = morphd_standalone_apply(&t->chain, in, len, flags, out, out_len,
+                                     &t->reply, t->error, sizeof t->error);
+    return rc < 0 ? -1 : 0;
 }
 
 char *morph_test_transform(morph_test_t *t, const char *in)
@@ -78,6 +81,8 @@ char *morph_test_transform(morph_test_t *t, const char *in)
 }
 
 const char *morph_test_error(const morph_test_t *t) { return t->error; }
+
+uint32_t morph_test_reply(const morph_test_t *t) { return t->reply; }
 
 int morph_test_reconnect(morph_test_t *t)
 {

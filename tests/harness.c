@@ -22,6 +22,13 @@
 
 /* --- in-process chains ---------------------------------------------------- */
 
+static void **test_states(morphd_conn_t *c) { return c->transport; }
+
+static const morphd_conn_ops_t test_conn_ops = {
+    .transport = "test",
+    .states = test_states,
+};
+
 char *test_chain_try(test_chain_t *tc, const char *ini_text)
 {
     memset(tc, 0, sizeof *tc);
@@ -42,12 +49,15 @@ char *test_chain_try(test_chain_t *tc, const char *ini_text)
     }
     morphd_errors_free(&errs);
     tc->chain = tc->server.services[0]->chain;
-    if (tc->chain->has_conn_hooks) {
+    tc->conn.ops = &test_conn_ops;
+    tc->conn.transport = tc->states;
+    tc->conn.states = tc->chain->keeps_state ? tc->states : NULL;
+    if (tc->chain->opens_conns) {
         char err[256];
         ck_assert_msg(morphd_chain_conn_open(tc->chain, tc->states, err,
                                              sizeof err) == 0, "%s", err);
-        tc->open = true;
     }
+    tc->open = tc->chain->keeps_state;
     return NULL;
 }
 
@@ -66,20 +76,28 @@ void test_chain_init(test_chain_t *tc, const char *transform,
 char *test_chain_run(test_chain_t *tc, const void *in, size_t n,
                      uint32_t flags, size_t *len)
 {
-    const unsigned char *out;
-    size_t out_len;
-    char err[512];
-    int rc = morphd_chain_apply(tc->chain, tc->open ? tc->states : NULL, in, n,
-                                flags, &tc->scratch, &out, &out_len, err,
-                                sizeof err);
-    ck_assert_msg(rc == 0, "chain failed: %s", err);
-    char *copy = malloc(out_len + 1);
+    morphd_result_t r;
+    tc->out.len = 0;
+    morphd_chain_run(tc->chain, &tc->conn, 0, in, n, flags, "", &tc->out, &r);
+    ck_assert_msg(r.status == MORPHD_RUN_DONE, "chain failed: %s",
+                  r.status == MORPHD_RUN_FAILED ? r.error : "(not done)");
+    char *copy = malloc(r.len + 1);
     ck_assert_ptr_nonnull(copy);
-    memcpy(copy, out, out_len);
-    copy[out_len] = '\0';
+    memcpy(copy, r.data, r.len);
+    copy[r.len] = '\0';
     if (len)
-        *len = out_len;
+        *len = r.len;
     return copy;
+}
+
+int test_chain_status(test_chain_t *tc, const void *in, size_t n,
+                      uint32_t flags, char *err, size_t err_size)
+{
+    morphd_result_t r;
+    tc->out.len = 0;
+    morphd_chain_run(tc->chain, &tc->conn, 0, in, n, flags, "", &tc->out, &r);
+    snprintf(err, err_size, "%s", r.status == MORPHD_RUN_FAILED ? r.error : "");
+    return r.status;
 }
 
 char *test_chain_str(test_chain_t *tc, const char *in)
@@ -91,7 +109,7 @@ void test_chain_free(test_chain_t *tc)
 {
     if (tc->open)
         morphd_chain_conn_close(tc->chain, tc->states);
-    morphd_scratch_free(&tc->scratch);
+    morphd_buf_free(&tc->out);
     morphd_server_free(&tc->server);
 }
 

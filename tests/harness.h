@@ -36,7 +36,8 @@ typedef struct test_chain {
     morphd_chain_t *chain;
     void *states[8];
     bool open;
-    morphd_scratch_t scratch;
+    morphd_conn_t conn;
+    morphd_buf_t out;
 } test_chain_t;
 
 /* Builds the chain `transform` with extra service lines (e.g. options).
@@ -50,6 +51,10 @@ char *test_chain_try(test_chain_t *tc, const char *ini_text);
  * of the output, its length in *len. */
 char *test_chain_run(test_chain_t *tc, const void *in, size_t n,
                      uint32_t flags, size_t *len);
+/* Runs one message and returns how it ended (MORPHD_RUN_*), with the
+ * failure's reason in err. */
+int test_chain_status(test_chain_t *tc, const void *in, size_t n,
+                      uint32_t flags, char *err, size_t err_size);
 /* Shorthand for whole C-string messages. */
 char *test_chain_str(test_chain_t *tc, const char *in);
 void test_chain_free(test_chain_t *tc);

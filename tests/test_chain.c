@@ -64,13 +64,9 @@ START_TEST(failure_names_the_plugin_and_stops_the_chain)
              "[morphd]\nplugin_dir = %s\n[service t]\nlisten = tcp://127.0.0.1:0\n"
              "transform = failing\n", TEST_PLUGIN_DIR);
     ck_assert_ptr_null(test_chain_try(&tc, ini));
-    const unsigned char *out;
-    size_t out_len;
-    char err[256];
-    ck_assert_int_eq(morphd_chain_apply(tc.chain, NULL,
-                                        (const unsigned char *)"please fail", 11,
-                                        0, &tc.scratch, &out, &out_len, err,
-                                        sizeof err), -1);
+    char err[320];
+    ck_assert_int_eq(test_chain_status(&tc, "please fail", 11, 0, err,
+                                       sizeof err), MORPHD_RUN_FAILED);
     ck_assert_str_eq(err, "plugin failing: asked to fail");
     /* the next message is served */
     char *ok = test_chain_str(&tc, "fine");
@@ -92,13 +88,9 @@ START_TEST(output_is_bounded)
     char *in = malloc(n);
     for (size_t i = 0; i + 1 < n; i += 2)
         memcpy(in + i, "\xce\x90", 2);
-    const unsigned char *out;
-    size_t out_len;
-    char err[256];
-    ck_assert_int_eq(morphd_chain_apply(tc.chain, tc.open ? tc.states : NULL,
-                                        (unsigned char *)in, n & ~(size_t)1, 0,
-                                        &tc.scratch, &out, &out_len, err,
-                                        sizeof err), -1);
+    char err[320];
+    ck_assert_int_eq(test_chain_status(&tc, in, n & ~(size_t)1, 0, err,
+                                       sizeof err), MORPHD_RUN_FAILED);
     ck_assert_msg(strstr(err, "exceeds the limit"), "%s", err);
     free(in);
     test_chain_free(&tc);

@@ -79,11 +79,11 @@ START_TEST(valid_file_with_two_services)
     ck_assert_int_eq(r->transform_line, 12);
     ck_assert_uint_eq(r->max_message, 4096);
     ck_assert_uint_eq(r->max_pending_output, 2 * 1024 * 1024);
-    ck_assert_uint_eq(r->n_opts, 1);
-    ck_assert_str_eq(r->opts[0].plugin, "reverse");
-    ck_assert_str_eq(r->opts[0].key, "unit");
-    ck_assert_str_eq(r->opts[0].value, "codepoint");
-    ck_assert_int_eq(r->opts[0].line, 16);
+    ck_assert_uint_eq(r->opts.n, 1);
+    ck_assert_str_eq(r->opts.v[0].plugin, "reverse");
+    ck_assert_str_eq(r->opts.v[0].key, "unit");
+    ck_assert_str_eq(r->opts.v[0].value, "codepoint");
+    ck_assert_int_eq(r->opts.v[0].line, 16);
     morphd_config_free(&cfg);
 }
 END_TEST

@@ -34,7 +34,7 @@ START_TEST(whole_lines_in_one_read)
     morphd_framer_init(&f, 100);
     const char *in = "one\ntwo\r\nthree";
     ck_assert_int_eq(morphd_framer_feed(&f, (const unsigned char *)in,
-                                        strlen(in), collect, &c), 0);
+                                        strlen(in), collect, &c, NULL), 0);
     ck_assert_str_eq(c.out, "one|LF;two|CRLF;");
     ck_assert_int_eq(morphd_framer_finish(&f, collect, &c), 0);
     ck_assert_str_eq(c.out, "one|LF;two|CRLF;three|EOF;");
@@ -50,7 +50,7 @@ START_TEST(any_split_points_give_the_same_lines)
     collected_t whole = {0};
     morphd_framer_t f;
     morphd_framer_init(&f, 100);
-    morphd_framer_feed(&f, (const unsigned char *)in, n, collect, &whole);
+    morphd_framer_feed(&f, (const unsigned char *)in, n, collect, &whole, NULL);
     morphd_framer_finish(&f, collect, &whole);
     morphd_framer_free(&f);
     ck_assert_int_eq(whole.n, 7);
@@ -60,9 +60,9 @@ START_TEST(any_split_points_give_the_same_lines)
             collected_t c = {0};
             morphd_framer_init(&f, 100);
             const unsigned char *p = (const unsigned char *)in;
-            ck_assert_int_eq(morphd_framer_feed(&f, p, a, collect, &c), 0);
-            ck_assert_int_eq(morphd_framer_feed(&f, p + a, b - a, collect, &c), 0);
-            ck_assert_int_eq(morphd_framer_feed(&f, p + b, n - b, collect, &c), 0);
+            ck_assert_int_eq(morphd_framer_feed(&f, p, a, collect, &c, NULL), 0);
+            ck_assert_int_eq(morphd_framer_feed(&f, p + a, b - a, collect, &c, NULL), 0);
+            ck_assert_int_eq(morphd_framer_feed(&f, p + b, n - b, collect, &c, NULL), 0);
             morphd_framer_finish(&f, collect, &c);
             morphd_framer_free(&f);
             ck_assert_msg(strcmp(c.out, whole.out) == 0,
@@ -77,19 +77,19 @@ START_TEST(line_at_the_limit_passes_one_over_fails)
     collected_t c = {0};
     morphd_framer_init(&f, 5);
     ck_assert_int_eq(morphd_framer_feed(&f, (const unsigned char *)"12345\r\n",
-                                        7, collect, &c), 0);
+                                        7, collect, &c, NULL), 0);
     ck_assert_str_eq(c.out, "12345|CRLF;");
     ck_assert_int_eq(morphd_framer_feed(&f, (const unsigned char *)"123456\n",
-                                        7, collect, &c),
+                                        7, collect, &c, NULL),
                      MORPHD_FRAMER_TOO_LONG);
     morphd_framer_free(&f);
 
     /* split across reads, the pending part is bounded too */
     morphd_framer_init(&f, 5);
     ck_assert_int_eq(morphd_framer_feed(&f, (const unsigned char *)"123", 3,
-                                        collect, &c), 0);
+                                        collect, &c, NULL), 0);
     ck_assert_int_eq(morphd_framer_feed(&f, (const unsigned char *)"4567", 4,
-                                        collect, &c),
+                                        collect, &c, NULL),
                      MORPHD_FRAMER_TOO_LONG);
     ck_assert_uint_le(f.partial.cap, 4096); /* memory stayed small */
     morphd_framer_free(&f);
@@ -102,7 +102,7 @@ START_TEST(lines_before_an_overlong_one_are_delivered)
     collected_t c = {0};
     morphd_framer_init(&f, 4);
     ck_assert_int_eq(morphd_framer_feed(&f, (const unsigned char *)"ok\nwaytoolong\n",
-                                        14, collect, &c),
+                                        14, collect, &c, NULL),
                      MORPHD_FRAMER_TOO_LONG);
     ck_assert_str_eq(c.out, "ok|LF;");
     morphd_framer_free(&f);
@@ -115,7 +115,7 @@ START_TEST(binary_bytes_and_nul_are_data)
     collected_t c = {0};
     morphd_framer_init(&f, 100);
     const unsigned char in[] = {'a', 0, 0xff, 'b', '\n'};
-    ck_assert_int_eq(morphd_framer_feed(&f, in, sizeof in, collect, &c), 0);
+    ck_assert_int_eq(morphd_framer_feed(&f, in, sizeof in, collect, &c, NULL), 0);
     ck_assert_int_eq(c.n, 1);
     ck_assert_mem_eq(c.out, "a\0\xff" "b|LF;", 8);
     morphd_framer_free(&f);

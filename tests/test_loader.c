@@ -53,12 +53,81 @@ START_TEST(missing_symbol)
 }
 END_TEST
 
+/* Rule 3: a plugin that needs a newer host is refused, naming both. */
 START_TEST(wrong_abi_version)
 {
-    char why[128];
-    snprintf(why, sizeof why, "ABI version mismatch: morphd expects version %d, "
-             "the plugin was built for version 999", MORPH_PLUGIN_ABI_VERSION);
+    char why[256];
+    snprintf(why, sizeof why, "built for plugin ABI %d: it needs a host with "
+             "plugin ABI %d or later (abi_min), and this morphd has plugin "
+             "ABI %d", MORPH_PLUGIN_ABI_VERSION + 997,
+             MORPH_PLUGIN_ABI_VERSION + 997, MORPH_PLUGIN_ABI_VERSION);
     assert_load_fails("bad_abi", why);
+}
+END_TEST
+
+/* Rule 3: built against a newer header, needing no more than this host:
+ * loads, and the member this host does not know is not read. */
+START_TEST(newer_plugin_within_abi_min_loads)
+{
+    morphd_plugin_t p;
+    char err[1024];
+    ck_assert_msg(morphd_plugin_load(TEST_PLUGIN_DIR, "newer_ok", &p, err,
+                                     sizeof err) == 0, "%s", err);
+    ck_assert_uint_eq(p.abi, MORPH_PLUGIN_ABI_VERSION + 1);
+    ck_assert_uint_eq(p.abi_min, MORPH_PLUGIN_ABI_VERSION);
+    ck_assert_uint_gt(p.desc->struct_size, sizeof(morph_plugin_t));
+    morphd_plugin_unload(&p);
+}
+END_TEST
+
+/* Rule 4: unknown flag bits are refused, never ignored. */
+START_TEST(unknown_flag_is_refused)
+{
+    assert_load_fails("unknown_flag", "sets flag bits 0x40000000");
+    /* a bit ABI 2 knows is still unknown to a plugin built for ABI 1 */
+    assert_load_fails("abi1_flag", "flag bits 0x2 (blocking) that its ABI "
+                      "version does not have");
+}
+END_TEST
+
+/* Rule 5: ABI 1 plugins, built with the frozen ABI 1 header, load; their
+ * reserved room must be zero, as ABI 1 demanded. */
+START_TEST(abi1_plugin_loads)
+{
+    morphd_plugin_t p;
+    char err[1024];
+    ck_assert_msg(morphd_plugin_load(TEST_PLUGIN_DIR, "abi1_upper", &p, err,
+                                     sizeof err) == 0, "%s", err);
+    ck_assert_uint_eq(p.abi, 1);
+    ck_assert_uint_eq(p.desc->struct_size, 144); /* ABI 1's, reserved[8] */
+    ck_assert_ptr_null(p.cancel); /* read as absent, not from reserved[] */
+    ck_assert(!p.declares_options);
+    morphd_plugin_unload(&p);
+    assert_load_fails("abi1_reserved", "an ABI 1 descriptor whose reserved[] "
+                      "room is not zero");
+}
+END_TEST
+
+/* Rule 2: the struct sizes the header promises, checked with offsetof so
+ * that a member moved or resized by mistake fails here. */
+START_TEST(struct_layouts_only_grow)
+{
+    /* ABI 1's members stay where they were */
+    ck_assert_uint_eq(offsetof(morph_plugin_t, transform), 72);
+    ck_assert_uint_eq(offsetof(morph_plugin_t, abi_min), 80);
+    ck_assert_uint_eq(offsetof(morph_msg_t, flags), 16);
+    ck_assert_uint_eq(offsetof(morph_msg_t, struct_size), 20);
+    ck_assert_uint_eq(offsetof(morph_out_t, host_private), 40);
+    ck_assert_uint_eq(offsetof(morph_out_t, struct_size), 48);
+    ck_assert_uint_eq(offsetof(morph_host_t, host_private), 16);
+    ck_assert_uint_eq(offsetof(morph_host_t, service), 24);
+    ck_assert_uint_eq(sizeof(morph_option_t), 16); /* an array element */
+    /* MORPH_HAS reads struct_size */
+    morph_host_t h = {.struct_size = offsetof(morph_host_t, service)};
+    ck_assert(MORPH_HAS(&h, log));
+    ck_assert(!MORPH_HAS(&h, service));
+    h.struct_size = sizeof h;
+    ck_assert(MORPH_HAS(&h, counter_add));
 }
 END_TEST
 
@@ -105,7 +174,7 @@ START_TEST(abi_mismatch_is_a_config_error_with_line)
     char *e = startup_error(TEST_PLUGIN_DIR, "bad_abi", "line");
     ck_assert_ptr_nonnull(e);
     ck_assert_msg(strstr(e, "test.ini:6: plugin 'bad_abi': ") == e, "%s", e);
-    ck_assert_msg(strstr(e, "ABI version mismatch"), "%s", e);
+    ck_assert_msg(strstr(e, "abi_min"), "%s", e);
     free(e);
 }
 END_TEST
@@ -214,6 +283,10 @@ static Suite *suite(void)
     tcase_add_test(tc, not_a_shared_object);
     tcase_add_test(tc, missing_symbol);
     tcase_add_test(tc, wrong_abi_version);
+    tcase_add_test(tc, newer_plugin_within_abi_min_loads);
+    tcase_add_test(tc, unknown_flag_is_refused);
+    tcase_add_test(tc, abi1_plugin_loads);
+    tcase_add_test(tc, struct_layouts_only_grow);
     tcase_add_test(tc, descriptor_too_small);
     tcase_add_test(tc, name_mismatch);
     tcase_add_test(tc, unknown_plugin_is_a_config_error_with_line);

@@ -1,10 +1,10 @@
 /*
- * morph/plugin.h -- the morph plugin ABI.
+ * morph/plugin.h -- the morph plugin ABI, version 2.
  *
  * This is the only header a plugin author needs. A plugin is a shared object
  * (`NAME.so`) that exports one data symbol, `morph_plugin`, of type
  * `morph_plugin_t`. morphd loads it with dlopen(RTLD_NOW | RTLD_LOCAL), checks
- * `abi_version` and `struct_size` before touching anything else, and then
+ * the descriptor's versions and size before touching anything else, and then
  * calls the plugin only through the function pointers in that descriptor.
  *
  * Minimal plugin (a complete, working file):
@@ -15,9 +15,7 @@
  *                      morph_out_t *out)
  *     {
  *         (void)instance; (void)conn;
- *         if (morph_out_reserve(out, msg->len) != 0)
- *             return morph_out_fail(out, "out of memory");
- *         for (size_t i = 0; i < msg->len; i++)
+ *         for (size_t i = 0; i < msg->len; i++)   // out->cap >= msg->len
  *             out->data[i] = (msg->data[i] >= 'a' && msg->data[i] <= 'z')
  *                                ? (unsigned char)(msg->data[i] - 32)
  *                                : msg->data[i];
@@ -36,29 +34,64 @@
  *
  * Build: cc -std=c11 -shared -fPIC -I<prefix>/include shout.c -o shout.so
  *
- * ABI rules (what keeps old plugins loading on new hosts):
- *   - MORPH_PLUGIN_ABI_VERSION changes only when an existing field changes
- *     meaning or position. morphd refuses a plugin whose abi_version differs
- *     from its own, naming the file and both versions.
- *   - New fields are only ever appended (into the reserved room), and each
- *     says "since ABI n". `struct_size` tells the host how much of the
- *     descriptor the plugin knows about.
+ * ===================================================================
+ * THE VERSIONING RULE (one rule, for every struct that crosses over)
+ * ===================================================================
  *
- * Threading contract:
- *   - morphd runs `workers` event-loop threads (1 by default) and creates
- *     one instance per (service, worker). All calls on one instance --
- *     conn_open, transform, conn_close -- come from that worker's thread
- *     and are never concurrent, so an instance needs no locking.
- *   - create() runs on morphd's main thread; destroy() on the main thread
- *     or on the instance's worker thread (after a reload, when the last
- *     connection using the old instance closes). Neither overlaps any
- *     other call on the same instance.
- *   - Instances of the same plugin run concurrently on different threads:
- *     global mutable state in a plugin must be protected by the plugin.
- *   - A plugin must not block: it runs on the event loop that serves every
- *     client of that worker.
+ *  1. MORPH_PLUGIN_ABI_VERSION is one integer. Each release of this header
+ *     that adds anything raises it by one. Nothing is ever removed,
+ *     reordered, resized or given a new meaning; new members are only
+ *     appended at the end of a struct, and each says "since ABI n".
  *
- * This header is C11, and usable from C++.
+ *  2. Every struct that crosses the boundary carries `struct_size`, written
+ *     by the side that made it: the plugin for its descriptor and option
+ *     declarations; the host for morph_host_t, morph_msg_t, morph_out_t and
+ *     morph_pending_t; the caller for morph_conn_info_t. The other side
+ *     reads a member only when the struct is large enough to hold it:
+ *     MORPH_HAS(ptr, member). A member past the writer's size is absent.
+ *     No struct has "reserved" room: growth is by size, never by filling
+ *     slots.
+ *
+ *  3. A plugin records the header it was built with (`abi_version`) and
+ *     the oldest host it needs (`abi_min`; left 0 it means
+ *     MORPH_PLUGIN_ABI_MIN_DEFAULT, the first ABI with this rule). A host
+ *     older than `abi_min` refuses the plugin, naming both versions. A
+ *     plugin built against a newer header than the host's loads when its
+ *     `abi_min` allows: the host simply does not see the newer members.
+ *     A plugin that uses something added in ABI n either sets
+ *     `.abi_min = n`, or checks MORPH_HAS() before using it.
+ *
+ *  4. Flag bits the host does not know are refused, never ignored: a flag
+ *     changes how the host must treat the plugin.
+ *
+ *  5. ABI 1 plugins (built with the header of morph 0.1) keep loading and
+ *     serving unchanged: their descriptor is this one up to `transform`,
+ *     followed by `void *reserved[8]`, which must be zero. Their source
+ *     also compiles unchanged against this header, becoming ABI 2.
+ *
+ * The tests enforce each point: a fixture plugin is built from a frozen
+ * copy of the ABI 1 header, and others claim newer ABIs and unknown flags.
+ *
+ * ===================================================================
+ * THREADS
+ * ===================================================================
+ *  - morphd runs `workers` event-loop threads (1 by default) and creates
+ *    one instance per (service, worker). conn_open, transform, conn_close
+ *    and cancel on one instance come from that worker's thread and are
+ *    never concurrent, so an instance needs no locking -- except for
+ *    MORPH_PLUGIN_BLOCKING plugins (below).
+ *  - load() and create() run on morphd's main thread; destroy() and
+ *    unload() on the main thread or on the instance's worker thread.
+ *    Neither overlaps any other call on the same instance.
+ *  - Instances of the same plugin run concurrently on different threads:
+ *    global mutable state in a plugin must be protected by the plugin.
+ *  - transform() must not block: it runs on the loop that serves every
+ *    client of its worker. A transform that waits either answers later
+ *    (morph_out_defer: a timer or I/O on the worker's loop), or its plugin
+ *    sets MORPH_PLUGIN_BLOCKING and morphd runs it on a thread pool.
+ *
+ * This header is C11, and usable from C++ (C++17 and later, with
+ * -pedantic; see <morph/plugin.hpp> for the descriptor and for exceptions).
  */
 #ifndef MORPH_PLUGIN_H
 #define MORPH_PLUGIN_H
@@ -70,8 +103,11 @@
 extern "C" {
 #endif
 
-/* The ABI version this header describes. */
-#define MORPH_PLUGIN_ABI_VERSION 1
+/* The ABI version this header describes (rule 1). */
+#define MORPH_PLUGIN_ABI_VERSION 2
+/* The first ABI version with the versioning rule above: the default
+ * `abi_min`, and the oldest host a plugin built with this header can need. */
+#define MORPH_PLUGIN_ABI_MIN_DEFAULT 2
 
 /* Marks the descriptor as exported even when the plugin is built with
  * -fvisibility=hidden. */
@@ -80,6 +116,12 @@ extern "C" {
 #else
 #define MORPH_PLUGIN_EXPORT
 #endif
+
+/* Whether the struct at `ptr`, whose writer set ptr->struct_size, holds
+ * `member` (rule 2). */
+#define MORPH_HAS(ptr, member)                                                 \
+    ((size_t)(ptr)->struct_size >=                                             \
+     offsetof(__typeof__(*(ptr)), member) + sizeof((ptr)->member))
 
 /* Return values of plugin callbacks. */
 #define MORPH_OK 0
@@ -91,16 +133,38 @@ extern "C" {
  * pieces (TCP `framing = stream`). Only chains whose every plugin sets this
  * flag may run with stream framing. A chunk-safe plugin that needs to hold
  * back bytes between chunks (for example an incomplete UTF-8 sequence) keeps
- * them in its per-connection state and emits them when MORPH_MSG_END comes. */
+ * them in its per-connection state and emits them when MORPH_MSG_END comes.
+ * (since ABI 1) */
 #define MORPH_PLUGIN_CHUNK_SAFE (1u << 0)
+/* transform() may block (sleep, a synchronous lookup). morphd calls it on a
+ * thread pool instead of the event loop, so other clients keep being
+ * served. Calls for different connections of one instance may then run at
+ * the same time on different pool threads: treat the instance as shared
+ * (read it only, or lock). Calls for one connection are never concurrent,
+ * and messages on a connection are still answered in order. Such a
+ * transform cannot defer (it already runs off the loop) and must not call
+ * the loop services of morph_host_t. The pool has 4 threads unless
+ * UV_THREADPOOL_SIZE says otherwise. (since ABI 2) */
+#define MORPH_PLUGIN_BLOCKING (1u << 1)
+/* In line framing, call transform() once more with MORPH_MSG_END (and an
+ * empty message) when the client finishes sending, so the plugin can emit
+ * a trailer. What it outputs then is sent as is, without a line ending.
+ * (Stream framing always makes that call.) (since ABI 2) */
+#define MORPH_PLUGIN_LINE_END (1u << 2)
+
+/* Every flag of this ABI (rule 4). */
+#define MORPH_PLUGIN_FLAGS_ABI1 MORPH_PLUGIN_CHUNK_SAFE
+#define MORPH_PLUGIN_FLAGS_ABI2                                                \
+    (MORPH_PLUGIN_CHUNK_SAFE | MORPH_PLUGIN_BLOCKING | MORPH_PLUGIN_LINE_END)
 
 /* --- Message flags (morph_msg_t.flags) ----------------------------------- */
 
 /* This message is one chunk of a byte stream, not a whole message: more
- * bytes of the same stream may follow (stream framing). */
+ * bytes of the same stream may follow (stream framing). (since ABI 1) */
 #define MORPH_MSG_CHUNK (1u << 0)
 /* The peer has finished sending: this is the last call for the connection.
- * `len` may be 0; a plugin that held bytes back must emit them now. */
+ * `len` may be 0; a plugin that held bytes back must emit them now.
+ * (since ABI 1; in line framing since ABI 2, see MORPH_PLUGIN_LINE_END) */
 #define MORPH_MSG_END (1u << 1)
 
 /* --- Options ------------------------------------------------------------- */
@@ -108,25 +172,169 @@ extern "C" {
 /* One option for this plugin from the service's INI section. The line
  *     reverse.unit = grapheme
  * reaches the `reverse` plugin as { key = "unit", value = "grapheme" }.
- * Strings are owned by the host and valid only during create(). */
+ * Strings are owned by the host and valid only during create().
+ * (since ABI 1; this struct is an array element and never grows) */
 typedef struct morph_option {
     const char *key;
     const char *value;
 } morph_option_t;
 
+/* Option types for declared options (morph_option_decl_t.type). */
+#define MORPH_OPT_STRING 1   /* any non-empty text */
+#define MORPH_OPT_INT 2      /* a decimal integer within [min, max] */
+#define MORPH_OPT_BOOL 3     /* yes/no, true/false, on/off, 1/0 */
+#define MORPH_OPT_SIZE 4     /* bytes, with K/KiB/M/MiB/G/GiB suffixes */
+#define MORPH_OPT_DURATION 5 /* "250ms", "5s", "2m"; bare numbers: ms */
+#define MORPH_OPT_ENUM 6     /* one of `values`, e.g. "timer|sleep" */
+
+/* One option a plugin declares (descriptor `options`, since ABI 2). The
+ * host then parses and checks the INI's `NAME.KEY` lines itself: an
+ * unknown key or a bad value is a configuration error at that line, with
+ * the closest name suggested, and `morphd --help-config` and
+ * `morph plugin info` list the options. create() receives every declared
+ * option, in declaration order, with its value normalised:
+ *   STRING, ENUM  as given (an ENUM as the listed spelling)
+ *   INT           decimal
+ *   SIZE          decimal bytes
+ *   DURATION      decimal milliseconds
+ *   BOOL          "yes" or "no"
+ * and `value` is NULL for an option without a default that is not set.
+ * Read them with morph_option_get() / morph_option_int() / ..._bool().
+ * Write the array with the MORPH_OPTION_* macros, ended by
+ * MORPH_OPTIONS_END; each element carries its size (rule 2), and the host
+ * steps through the array by the first element's size. */
+typedef struct morph_option_decl {
+    uint32_t struct_size; /* sizeof(morph_option_decl_t) at build time */
+    uint32_t type;        /* MORPH_OPT_*; 0 ends the list */
+    const char *name;     /* the KEY of NAME.KEY: [a-z0-9_] */
+    const char *def;      /* default as INI text, or NULL for none */
+    const char *help;     /* one line, shown by --help-config */
+    const char *values;   /* MORPH_OPT_ENUM: "a|b|c"; otherwise NULL */
+    int64_t min, max;     /* INT, SIZE (bytes), DURATION (ms): bounds;
+                             both 0: no bounds */
+} morph_option_decl_t;
+
+#define MORPH_OPTION_DECL_(type, name, def, help, values, min, max)            \
+    {(uint32_t)sizeof(morph_option_decl_t), (type), (name), (def), (help),     \
+     (values), (min), (max)}
+#define MORPH_OPTION_STRING(name, def, help)                                   \
+    MORPH_OPTION_DECL_(MORPH_OPT_STRING, name, def, help, NULL, 0, 0)
+#define MORPH_OPTION_INT(name, def, min, max, help)                            \
+    MORPH_OPTION_DECL_(MORPH_OPT_INT, name, def, help, NULL, min, max)
+#define MORPH_OPTION_BOOL(name, def, help)                                     \
+    MORPH_OPTION_DECL_(MORPH_OPT_BOOL, name, def, help, NULL, 0, 0)
+#define MORPH_OPTION_SIZE(name, def, min, max, help)                           \
+    MORPH_OPTION_DECL_(MORPH_OPT_SIZE, name, def, help, NULL, min, max)
+#define MORPH_OPTION_DURATION(name, def, min, max, help)                       \
+    MORPH_OPTION_DECL_(MORPH_OPT_DURATION, name, def, help, NULL, min, max)
+#define MORPH_OPTION_ENUM(name, def, values, help)                             \
+    MORPH_OPTION_DECL_(MORPH_OPT_ENUM, name, def, help, values, 0, 0)
+#define MORPH_OPTIONS_END MORPH_OPTION_DECL_(0, NULL, NULL, NULL, NULL, 0, 0)
+
+/* The value of option `key` in create()'s list, or NULL. */
+static inline const char *morph_option_get(const morph_option_t *options,
+                                           size_t n, const char *key)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *a = options[i].key, *b = key;
+        while (*a != '\0' && *a == *b)
+            a++, b++;
+        if (*a == *b)
+            return options[i].value;
+    }
+    return NULL;
+}
+
+/* A declared INT, SIZE or DURATION option as a number (its normalised
+ * decimal text), or `fallback` when absent. */
+static inline int64_t morph_option_int(const morph_option_t *options, size_t n,
+                                       const char *key, int64_t fallback)
+{
+    const char *v = morph_option_get(options, n, key);
+    if (v == NULL || *v == '\0')
+        return fallback;
+    int neg = *v == '-';
+    int64_t x = 0;
+    for (v += neg; *v >= '0' && *v <= '9'; v++)
+        x = x * 10 + (*v - '0');
+    return neg ? -x : x;
+}
+
+/* A declared BOOL option (normalised "yes"/"no"), or `fallback`. */
+static inline int morph_option_bool(const morph_option_t *options, size_t n,
+                                    const char *key, int fallback)
+{
+    const char *v = morph_option_get(options, n, key);
+    return v == NULL ? fallback : v[0] == 'y';
+}
+
+/* --- Connections ---------------------------------------------------------- */
+
+/* The connection a message came from: a TCP connection, or one UDP
+ * datagram. Opaque; morph_host_t.conn_info describes it. A pointer is
+ * valid during the call that received it; a deferred message has its own
+ * in morph_pending_t.conn. */
+typedef struct morph_conn morph_conn_t;
+
+/* What morph_host_t.conn_info fills in. The caller sets struct_size to
+ * sizeof(morph_conn_info_t); the host fills what both know. Addresses are
+ * numeric text ("127.0.0.1", "::1"); "" with port 0 when unknown. After
+ * the PROXY protocol, `peer` is the proxied client. */
+typedef struct morph_conn_info {
+    uint32_t struct_size;
+    uint32_t worker;           /* the worker (event loop) index, from 0 */
+    const char *transport;     /* "tcp", "udp" (later "tls", "unix") */
+    const char *service;       /* the service's name */
+    char peer_address[48];
+    char local_address[48];
+    uint16_t peer_port;
+    uint16_t local_port;
+    uint32_t peer_family;      /* 4, 6, or 0 when unknown */
+} morph_conn_info_t;
+
+/* Over UDP, each datagram is a connection of its own: conn_open, one
+ * transform, conn_close. There is deliberately no per-client state for UDP:
+ * a datagram's source address is not authenticated, so state keyed by it
+ * could be created in bulk, filled or poisoned by anyone able to spoof
+ * sources, and any bound on it lets them evict the real clients' state.
+ * Keep such state in the messages themselves, or serve the protocol over
+ * TCP. */
+
 /* --- Messages and output ------------------------------------------------- */
 
-/* The input of one transform call. `data` is owned by the host and valid
- * only during the call. In line framing the line ending ("\n" or "\r\n") is
- * not part of the message: the host strips it and appends it to the reply.
- * Over UDP a message is one datagram, exactly as received. */
+/* The input of one transform call, made by the host. `data` is owned by the
+ * host and valid only during the call. In line framing the line ending
+ * ("\n" or "\r\n") is not part of the message: the host strips it and
+ * appends it to the reply. Over UDP a message is one datagram, exactly as
+ * received. */
 typedef struct morph_msg {
     const unsigned char *data;
     size_t len;
     uint32_t flags; /* MORPH_MSG_* */
+    /* since ABI 2 */
+    uint32_t struct_size;
+    /* The connection (see morph_host_t.conn_info). */
+    const morph_conn_t *conn;
+    /* This plugin's per-connection state slot: what conn_open() stored,
+     * passed to transform() as `conn`. A transform may set it, to create
+     * state only when it is needed (a connection that never needs any then
+     * costs nothing); the host passes it to conn_close(), which frees it.
+     * Over UDP the slot lives for one datagram. */
+    void **state;
 } morph_msg_t;
 
 typedef struct morph_out morph_out_t;
+typedef struct morph_pending morph_pending_t;
+
+/* Reply flags a transform may set in morph_out_t.reply (since ABI 2). */
+/* Send nothing for this message: no bytes, no line ending, no datagram.
+ * The rest of the chain is not called. */
+#define MORPH_REPLY_NONE (1u << 0)
+/* Close the connection once this reply is written (TCP). */
+#define MORPH_REPLY_CLOSE (1u << 1)
+/* Over UDP an empty reply sends no datagram; with this flag it sends a
+ * datagram of 0 bytes. (ABI 1 plugins always did.) */
+#define MORPH_REPLY_EMPTY_DATAGRAM (1u << 2)
 
 /* The output of one transform call: the plugin writes its reply into
  * data[0 .. len). When transform() is called, len is 0 and cap is at least
@@ -146,12 +354,30 @@ struct morph_out {
 
     /* Fails this message with a human-readable reason. The host logs
      * "plugin NAME: REASON" and does not send a reply for this message; the
-     * connection stays open and later messages are served. Returns
+     * connection stays open and later messages are served (in stream
+     * framing, where a failed chunk would leave a gap in the stream, the
+     * connection is closed after the replies before it). Returns
      * MORPH_ERROR so a transform can `return morph_out_fail(out, "...")`.
      * Use morph_out_fail() rather than calling this directly. */
     int (*fail_message)(morph_out_t *out, const char *reason);
 
     void *host_private; /* for the host; plugins must not touch it */
+
+    /* since ABI 2 */
+    uint32_t struct_size;
+    uint32_t reply; /* MORPH_REPLY_*, set by the transform */
+
+    /* Leaves the message pending: the reply comes later, when the plugin
+     * calls pending->done() (or ->fail()) on the worker's thread -- from a
+     * timer or I/O callback on the worker's loop (see morph_host_t).
+     * Returns the pending message, whose `out` is where the reply goes
+     * (anything already written to this `out` is carried over), or NULL
+     * when the host cannot keep the message (too many pending, a
+     * MORPH_PLUGIN_BLOCKING plugin, or a plugin without a cancel()
+     * callback): then answer now or fail. After a successful defer the
+     * transform returns MORPH_OK and must not touch this `out` again.
+     * Use morph_out_defer(). */
+    morph_pending_t *(*defer)(morph_out_t *out, void *user);
 };
 /* (The member is not called `fail`: Check, the C test framework, defines a
  * macro of that name.) */
@@ -181,6 +407,45 @@ static inline int morph_out_fail(morph_out_t *out, const char *reason)
     return out->fail_message(out, reason);
 }
 
+/* Sends nothing for this message (MORPH_REPLY_NONE). (since ABI 2) */
+static inline int morph_out_no_reply(morph_out_t *out)
+{
+    out->reply |= MORPH_REPLY_NONE;
+    return MORPH_OK;
+}
+
+/* Closes the connection after this reply (MORPH_REPLY_CLOSE). (since ABI 2) */
+static inline int morph_out_close(morph_out_t *out)
+{
+    out->reply |= MORPH_REPLY_CLOSE;
+    return MORPH_OK;
+}
+
+/* Defers the reply; see morph_out_t.defer. (since ABI 2) */
+static inline morph_pending_t *morph_out_defer(morph_out_t *out, void *user)
+{
+    return out->defer(out, user);
+}
+
+/* A message whose reply comes later (since ABI 2). Made by the host; valid
+ * until the plugin calls done() or fail(), or the host calls the plugin's
+ * cancel() with it. Exactly one of those three ends every pending message.
+ * The connection may close meanwhile: the host then calls cancel(), so a
+ * plugin never completes a message nobody waits for. */
+struct morph_pending {
+    uint32_t struct_size;
+    uint32_t flags;            /* the message's MORPH_MSG_* */
+    morph_out_t *out;          /* write the reply here before done() */
+    void *user;                /* the plugin's, as given to defer() */
+    const morph_conn_t *conn;  /* the message's connection */
+    /* The reply in `out` is complete: send it (through the rest of the
+     * chain). Call on the worker's thread. */
+    void (*done)(morph_pending_t *pending);
+    /* Fails the message, as morph_out_fail() would have. */
+    void (*fail)(morph_pending_t *pending, const char *reason);
+    void *host_private; /* for the host; plugins must not touch it */
+};
+
 /* --- Host services ------------------------------------------------------- */
 
 /* Log levels for morph_host_t.log. */
@@ -189,23 +454,64 @@ static inline int morph_out_fail(morph_out_t *out, const char *reason)
 #define MORPH_LOG_INFO 2
 #define MORPH_LOG_DEBUG 3
 
-/* What the host offers a plugin, passed to create(). Valid until destroy().
- * Entries are only appended; an entry this host lacks is NULL. */
+/* A timer on the worker's loop (morph_host_t.timer_start). */
+typedef struct morph_timer morph_timer_t;
+/* A counter of the plugin's own (morph_host_t.counter). */
+typedef struct morph_counter morph_counter_t;
+
+/* What the host offers a plugin: passed to load() (process-wide: only
+ * `log` may be used there) and to create() (this instance's: valid until
+ * destroy()). Members are only appended: check MORPH_HAS(host, member)
+ * before using one newer than your `abi_min`. */
 typedef struct morph_host {
     uint32_t abi_version; /* the host's MORPH_PLUGIN_ABI_VERSION */
     uint32_t struct_size; /* sizeof(morph_host_t) in the host */
 
     /* Writes one line to morphd's log, prefixed with the plugin's name.
-     * `message` is plain text without a trailing newline. (since ABI 1) */
+     * `message` is plain text without a trailing newline. Any thread.
+     * (since ABI 1) */
     void (*log)(const struct morph_host *host, int level, const char *message);
 
     void *host_private; /* for the host; plugins must not touch it */
+
+    /* --- since ABI 2 --- */
+    const char *service; /* the service of this instance ("" in load()) */
+    uint32_t worker;     /* its worker index */
+
+    /* Describes a connection (see morph_conn_info_t). Returns MORPH_OK, or
+     * MORPH_ERROR when `info` is too small to hold its own struct_size.
+     * The addresses may cost a system call: ask when needed, not per
+     * message by habit. Any thread during the call that got `conn`. */
+    int (*conn_info)(const struct morph_host *host, const morph_conn_t *conn,
+                     morph_conn_info_t *info);
+
+    /* Calls cb(arg) once after `ms` milliseconds, on the worker's thread.
+     * Returns the timer (valid until it fires or is stopped), or NULL when
+     * out of memory. Worker thread only. */
+    morph_timer_t *(*timer_start)(const struct morph_host *host, uint64_t ms,
+                                  void (*cb)(void *arg), void *arg);
+    /* Stops a timer that has not fired yet. Worker thread only. */
+    void (*timer_stop)(const struct morph_host *host, morph_timer_t *timer);
+
+    /* The worker's libuv loop (a uv_loop_t *), for plugins that link libuv
+     * (version 1) and watch their own I/O. Close every handle before
+     * destroy() returns. Worker thread only. */
+    void *(*uv_loop)(const struct morph_host *host);
+
+    /* Registers a counter of the plugin's own, shown by `morph stats`
+     * under the plugin (and later exported as a metric). `name` is
+     * [a-z0-9_]; registering a name twice returns the same counter.
+     * During create() only; NULL when out of room (64 per plugin). */
+    morph_counter_t *(*counter)(const struct morph_host *host,
+                                const char *name, const char *help);
+    /* Adds to a counter. Any thread. */
+    void (*counter_add)(morph_counter_t *counter, uint64_t n);
 } morph_host_t;
 
 /* --- The descriptor ------------------------------------------------------ */
 
 typedef struct morph_plugin {
-    /* Set these two with MORPH_PLUGIN_HEADER_INIT. */
+    /* Set these with MORPH_PLUGIN_HEADER_INIT. */
     uint32_t abi_version; /* MORPH_PLUGIN_ABI_VERSION at build time */
     uint32_t struct_size; /* sizeof(morph_plugin_t) at build time */
 
@@ -218,8 +524,10 @@ typedef struct morph_plugin {
      * plugin takes no options and *instance is NULL). Return MORPH_OK, or
      * MORPH_ERROR after writing a reason such as "unknown option 'x'" or
      * "shift must be 1..25, not 40" into err[0 .. err_size) as a
-     * NUL-terminated string. A plugin must reject options it does not know.
-     * On error the host calls nothing else on this instance. */
+     * NUL-terminated string. A plugin without declared options must reject
+     * options it does not know; with declared options (`options`), the
+     * host has checked them already. On error the host calls nothing else
+     * on this instance. */
     int (*create)(const morph_host_t *host, const morph_option_t *options,
                   size_t n_options, void **instance, char *err,
                   size_t err_size);
@@ -231,7 +539,9 @@ typedef struct morph_plugin {
      * connection is accepted, and conn_close() when it ends; over UDP each
      * datagram is a connection of its own. Whatever conn_open() stores in
      * *conn is passed to transform() and conn_close(). Return MORPH_ERROR
-     * to refuse the connection (it is closed and logged). */
+     * to refuse the connection (it is closed and logged). A plugin that
+     * creates its state lazily (morph_msg_t.state) needs only conn_close(),
+     * which the host then calls for a state that is set. */
     int (*conn_open)(void *instance, void **conn);
     void (*conn_close)(void *instance, void *conn);
 
@@ -240,16 +550,45 @@ typedef struct morph_plugin {
     int (*transform)(void *instance, void *conn, const morph_msg_t *msg,
                      morph_out_t *out);
 
-    /* Room for fields appended by later ABI minor additions; keep zero. */
+    /* --- since ABI 2 (ABI 1 descriptors had `void *reserved[8]` here) --- */
+
+    /* The oldest host ABI this plugin needs (rule 3); 0 means
+     * MORPH_PLUGIN_ABI_MIN_DEFAULT. */
+    uint32_t abi_min;
+
+    /* The options this plugin takes, ended by MORPH_OPTIONS_END (optional:
+     * NULL keeps the ABI 1 behaviour, where create() checks raw strings). */
+    const morph_option_decl_t *options;
+
+    /* Once per process, when morphd loads the file (optional): set up
+     * what every instance shares. `host` offers `log` only. Return
+     * MORPH_OK, or MORPH_ERROR with a reason in err: the plugin is then
+     * not used. */
+    int (*load)(const morph_host_t *host, char *err, size_t err_size);
+    /* Once per process, after the last instance is destroyed (optional). */
+    void (*unload)(void);
+
+    /* The host no longer wants a deferred message: its connection closed,
+     * or morphd is shutting down. Stop the work (a timer, I/O), free what
+     * pending->user holds, and never call pending->done()/fail() for it.
+     * Required to defer. */
+    void (*cancel)(void *instance, morph_pending_t *pending);
+
+    /* Not room to grow into (rule 2): kept only so that ABI 1 sources
+     * that spelled out `.reserved = {}` still compile. Must stay zero;
+     * members added later go after it. */
     void *reserved[8];
 } morph_plugin_t;
 
-/* Initialises abi_version and struct_size in a designated initializer. */
+/* Initialises abi_version and struct_size in a designated initializer (C,
+ * or C++20, where designators must keep the members' order; for C++17 see
+ * <morph/plugin.hpp>). */
 #define MORPH_PLUGIN_HEADER_INIT                                               \
     .abi_version = MORPH_PLUGIN_ABI_VERSION,                                   \
     .struct_size = (uint32_t)sizeof(morph_plugin_t)
 
-/* The name of the symbol morphd looks up in every plugin. */
+/* The name of the symbol morphd looks up in every plugin. It must have C
+ * linkage: in C++, declare it `extern "C"`. */
 #define MORPH_PLUGIN_SYMBOL "morph_plugin"
 
 #ifdef __cplusplus

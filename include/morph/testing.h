@@ -35,36 +35,49 @@
 extern "C" {
 #endif
 
+/* The library exports these and nothing else. */
+#if defined(__GNUC__) || defined(__clang__)
+#define MORPH_TEST_API __attribute__((visibility("default")))
+#else
+#define MORPH_TEST_API
+#endif
+
 typedef struct morph_test morph_test_t;
 
 /* Loads `<dir>/<name>.so`, checks it as morphd would, and creates one
  * instance with `options`, a NULL-terminated list of "KEY=VALUE" strings
  * (or NULL). One connection is open from the start. Returns NULL with the
  * reason (naming the plugin and file) in err. */
-morph_test_t *morph_test_load(const char *dir, const char *name,
+MORPH_TEST_API morph_test_t *morph_test_load(const char *dir, const char *name,
                               const char *const *options, char *err,
                               size_t err_size);
 
 /* Feeds one message with MORPH_MSG_* flags (0 for a whole message). On
  * success returns 0 and points *out at the output, valid until the next
  * call. When the plugin fails the message returns -1; morph_test_error()
- * then gives the reason. */
-int morph_test_feed(morph_test_t *t, const void *in, size_t len,
+ * then gives the reason. A plugin that answers later (morph_out_defer) or
+ * blocks (MORPH_PLUGIN_BLOCKING) is waited for, on a loop of the helper's
+ * own, for up to 30 s. */
+MORPH_TEST_API int morph_test_feed(morph_test_t *t, const void *in, size_t len,
                     uint32_t flags, const unsigned char **out,
                     size_t *out_len);
 
 /* Transforms a whole message given as a C string; returns the output as a
  * new NUL-terminated string (free it), or NULL when the plugin failed. */
-char *morph_test_transform(morph_test_t *t, const char *in);
+MORPH_TEST_API char *morph_test_transform(morph_test_t *t, const char *in);
 
-/* The reason of the last failure ("" when none). */
-const char *morph_test_error(const morph_test_t *t);
+/* The reason the last message failed; "" when it did not. */
+MORPH_TEST_API const char *morph_test_error(const morph_test_t *t);
+
+/* The MORPH_REPLY_* flags the plugin set for the last message (e.g.
+ * MORPH_REPLY_NONE: no reply; MORPH_REPLY_CLOSE). */
+MORPH_TEST_API uint32_t morph_test_reply(const morph_test_t *t);
 
 /* Ends the current connection (conn_close) and opens a new one. */
-int morph_test_reconnect(morph_test_t *t);
+MORPH_TEST_API int morph_test_reconnect(morph_test_t *t);
 
 /* Closes the connection and destroys the instance. */
-void morph_test_free(morph_test_t *t);
+MORPH_TEST_API void morph_test_free(morph_test_t *t);
 
 #ifdef __cplusplus
 }

@@ -1,4 +1,5 @@
-/* A plugin built for a future ABI: morphd must refuse it by version. */
+/* A plugin built against a future header that needs a future host
+ * (abi_min): morphd must refuse it, naming both versions. */
 #include <morph/plugin.h>
 
 static int t(void *i, void *c, const morph_msg_t *m, morph_out_t *o)
@@ -8,8 +9,9 @@ static int t(void *i, void *c, const morph_msg_t *m, morph_out_t *o)
 }
 
 MORPH_PLUGIN_EXPORT const morph_plugin_t morph_plugin = {
-    .abi_version = 999,
+    .abi_version = MORPH_PLUGIN_ABI_VERSION + 997,
     .struct_size = sizeof(morph_plugin_t),
+    .abi_min = MORPH_PLUGIN_ABI_VERSION + 997,
     .name = "bad_abi",
     .transform = t,
 };

@@ -1,27 +1,25 @@
-// <morph/plugin.h> from C++: a plugin written in C++20 must compile
-// cleanly with -Wall -Wextra -Werror -pedantic.
-#include <morph/plugin.h>
+// A plugin written in C++17 with <morph/plugin.hpp>: it must compile
+// cleanly with -Wall -Wextra -Werror -pedantic, and an exception thrown in
+// its transform must fail that message, not end morphd.
+#include <morph/plugin.hpp>
 
 #include <algorithm>
+#include <cstring>
+#include <stdexcept>
 
 static int reverse_bytes(void *, void *, const morph_msg_t *msg,
                          morph_out_t *out)
 {
+    if (msg->len == 5 && std::memcmp(msg->data, "throw", 5) == 0)
+        throw std::runtime_error("asked to throw");
     std::reverse_copy(msg->data, msg->data + msg->len, out->data);
     out->len = msg->len;
     return MORPH_OK;
 }
 
-extern "C" MORPH_PLUGIN_EXPORT const morph_plugin_t morph_plugin = {
-    MORPH_PLUGIN_HEADER_INIT,
-    .name = "cxx_plugin",
-    .version = "1.0",
-    .description = "reverses bytes, written in C++",
-    .flags = 0,
-    .create = nullptr,
-    .destroy = nullptr,
-    .conn_open = nullptr,
-    .conn_close = nullptr,
-    .transform = reverse_bytes,
-    .reserved = {},
-};
+MORPH_CXX_PLUGIN({
+    d.name = "cxx_plugin";
+    d.version = "1.0";
+    d.description = "reverses bytes, written in C++";
+    d.transform = morph::safe_transform<reverse_bytes>;
+})

@@ -32,9 +32,21 @@ for compiler in gcc clang; do
         "$src/examples/rot/rot.c" -o "$plugins/rot.so"
 done
 
-echo "== C++20 -pedantic"
-g++ -std=c++20 -Wall -Wextra -Werror -pedantic $(pkg-config --cflags morph-plugin) \
-    -shared -fPIC "$src/tests/sdk/cxx_plugin.cpp" -o "$plugins/cxx_plugin.so"
+echo "== C++17 -pedantic with <morph/plugin.hpp>, g++ and clang++"
+for compiler in g++ clang++; do
+    "$compiler" -std=c++17 -Wall -Wextra -Werror -pedantic \
+        $(pkg-config --cflags morph-plugin) -shared -fPIC \
+        "$src/tests/sdk/cxx_plugin.cpp" -o "$plugins/cxx_plugin.so"
+done
+echo "== <morph/plugin.h> alone: C++17 and C++20 -pedantic"
+printf '#include <morph/plugin.h>\nint main() { return MORPH_OK; }\n' > "$work/h.cpp"
+for std in c++17 c++20; do
+    g++ -std=$std -Wall -Wextra -Werror -pedantic $(pkg-config --cflags morph-plugin) \
+        "$work/h.cpp" -o "$work/h"
+done
+echo "== an ABI 1 C++20 source, unchanged, still compiles"
+g++ -std=c++20 -Wall -Werror -pedantic $(pkg-config --cflags morph-plugin) \
+    -shared -fPIC "$src/tests/abi1/cxx_plugin_abi1.cpp" -o "$work/cxx_abi1.so"
 
 echo "== CMake find_package(morph) + morph_add_plugin()"
 cmake -S "$src/examples/count" -B "$work/count" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
@@ -97,8 +109,9 @@ got=$(printf 'Hello\nWorld\n' | nc -q1 127.0.0.1 "$tcp")
 [ "$got" = "$(printf '1: Uryyb\n2: Jbeyq')" ] || fail "TCP reply: '$got'"
 got=$(printf 'Hello' | nc -u -w1 127.0.0.1 "$udp")
 [ "$got" = "1: Uryyb" ] || fail "UDP reply: '$got'"
-got=$(printf 'abc\n' | nc -q1 127.0.0.1 "$cxx")
-[ "$got" = "cba" ] || fail "C++ plugin reply: '$got'"
+got=$(printf 'abc\nthrow\ndef\n' | nc -q1 127.0.0.1 "$cxx")
+[ "$got" = "$(printf 'cba\nfed')" ] || fail "C++ plugin reply: '$got'"
+grep -q "plugin cxx_plugin: asked to throw" "$work/log" || fail "exception not logged"
 
 kill -TERM "$pid"
 wait "$pid" || fail "morphd exit status $?"

@@ -1,0 +1,222 @@
+/*
+ * host.c -- the host services of morph_host_t (host.h). Timers are libuv
+ * timers on the stage's loop, each in a list of its stage so that what a
+ * plugin forgets is stopped when its instance goes.
+ */
+#include "host.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chain.h"
+#include "log.h"
+
+struct morph_timer {
+    uv_timer_t handle;
+    void (*cb)(void *arg);
+    void *arg;
+    morphd_stage_t *stage;
+    struct morph_timer *prev, *next;
+    bool linked; /* started, neither fired nor stopped */
+};
+
+static void stage_log(const morph_host_t *host, int level, const char *message)
+{
+    const morphd_stage_t *st = host->host_private;
+    morphd_log(level, "plugin %s: %s", st->plugin->name, message ? message : "");
+}
+
+static void process_log(const morph_host_t *host, int level,
+                        const char *message)
+{
+    morphd_log(level, "plugin %s: %s", (const char *)host->host_private,
+               message ? message : "");
+}
+
+/* "1.2.3.4" and the port of an address; "" and 0 when unknown. */
+static void describe(const struct sockaddr_storage *ss, char *text,
+                     size_t size, uint16_t *port, uint32_t *family)
+{
+    text[0] = '\0';
+    *port = 0;
+    if (family)
+        *family = 0;
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+        inet_ntop(AF_INET, &a->sin_addr, text, (socklen_t)size);
+        *port = ntohs(a->sin_port);
+        if (family)
+            *family = 4;
+    } else if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+        inet_ntop(AF_INET6, &a->sin6_addr, text, (socklen_t)size);
+        *port = ntohs(a->sin6_port);
+        if (family)
+            *family = 6;
+    }
+}
+
+static int conn_info(const morph_host_t *host, const morph_conn_t *conn,
+                     morph_conn_info_t *info)
+{
+    const morphd_stage_t *st = host->host_private;
+    const morphd_conn_t *c = (const morphd_conn_t *)conn;
+    if (info == NULL || conn == NULL || info->struct_size < sizeof(uint32_t))
+        return MORPH_ERROR;
+    morph_conn_info_t full;
+    memset(&full, 0, sizeof full);
+    full.worker = st->chain->env->worker;
+    full.transport = c->ops->transport;
+    full.service = st->chain->service;
+    struct sockaddr_storage peer, local;
+    memset(&peer, 0, sizeof peer);
+    memset(&local, 0, sizeof local);
+    if (c->ops->addresses != NULL)
+        c->ops->addresses(c, &peer, &local);
+    if (c->peer != NULL)
+        memcpy(&peer, c->peer, c->peer->sa_family == AF_INET6
+                                   ? sizeof(struct sockaddr_in6)
+                                   : sizeof(struct sockaddr_in));
+    describe(&peer, full.peer_address, sizeof full.peer_address,
+             &full.peer_port, &full.peer_family);
+    describe(&local, full.local_address, sizeof full.local_address,
+             &full.local_port, NULL);
+    /* what both know: the caller's size, at most ours */
+    uint32_t size = info->struct_size < sizeof full ? info->struct_size
+                                                    : (uint32_t)sizeof full;
+    full.struct_size = info->struct_size;
+    memcpy(info, &full, size);
+    return MORPH_OK;
+}
+
+/* --- timers ------------------------------------------------------------------- */
+
+static void unlink_timer(struct morph_timer *t)
+{
+    if (!t->linked)
+        return;
+    t->linked = false;
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        t->stage->timers = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    t->prev = t->next = NULL;
+}
+
+static void free_timer(uv_handle_t *h) { free(h); }
+
+static void on_timer(uv_timer_t *h)
+{
+    struct morph_timer *t = (struct morph_timer *)h;
+    unlink_timer(t);
+    t->cb(t->arg);
+    uv_close((uv_handle_t *)h, free_timer);
+}
+
+static morph_timer_t *timer_start(const morph_host_t *host, uint64_t ms,
+                                  void (*cb)(void *arg), void *arg)
+{
+    morphd_stage_t *st = host->host_private;
+    uv_loop_t *loop = st->chain->env->loop;
+    if (loop == NULL || cb == NULL)
+        return NULL;
+    struct morph_timer *t = calloc(1, sizeof *t);
+    if (t == NULL)
+        return NULL;
+    t->cb = cb;
+    t->arg = arg;
+    t->stage = st;
+    uv_timer_init(loop, &t->handle);
+    uv_timer_start(&t->handle, on_timer, ms, 0);
+    t->linked = true;
+    t->next = st->timers;
+    if (st->timers)
+        st->timers->prev = t;
+    st->timers = t;
+    return t;
+}
+
+static void timer_stop(const morph_host_t *host, morph_timer_t *timer)
+{
+    (void)host;
+    struct morph_timer *t = timer;
+    if (t == NULL || !t->linked) /* fired (or stopped) already */
+        return;
+    unlink_timer(t);
+    uv_timer_stop(&t->handle);
+    uv_close((uv_handle_t *)&t->handle, free_timer);
+}
+
+static void *uv_loop_of(const morph_host_t *host)
+{
+    const morphd_stage_t *st = host->host_private;
+    return st->chain->env->loop;
+}
+
+/* --- counters ------------------------------------------------------------------ */
+
+static morph_counter_t *counter(const morph_host_t *host, const char *name,
+                                const char *help)
+{
+    morphd_stage_t *st = host->host_private;
+    if (!st->creating || name == NULL || *name == '\0')
+        return NULL;
+    for (const char *p = name; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_'))
+            return NULL;
+    return (morph_counter_t *)morphd_stats_counter(st->pstats, name, help);
+}
+
+static void counter_add(morph_counter_t *c, uint64_t n)
+{
+    if (c != NULL)
+        __atomic_fetch_add(&((morphd_plugin_counter_t *)c)->value, n,
+                           __ATOMIC_RELAXED);
+}
+
+void morphd_host_stage_init(morphd_stage_t *st)
+{
+    morph_host_t *h = &st->host;
+    memset(h, 0, sizeof *h);
+    h->abi_version = MORPH_PLUGIN_ABI_VERSION;
+    h->struct_size = sizeof *h;
+    h->log = stage_log;
+    h->host_private = st;
+    h->service = st->chain->service;
+    h->worker = st->chain->env->worker;
+    h->conn_info = conn_info;
+    h->timer_start = timer_start;
+    h->timer_stop = timer_stop;
+    h->uv_loop = uv_loop_of;
+    h->counter = counter;
+    h->counter_add = counter_add;
+}
+
+void morphd_host_stage_done(morphd_stage_t *st)
+{
+    size_t n = 0;
+    while (st->timers != NULL) {
+        timer_stop(&st->host, st->timers);
+        n++;
+    }
+    if (n > 0)
+        morphd_log(MORPH_LOG_WARN, "plugin %s: %zu timer%s still running when "
+                   "its instance was destroyed; stopped", st->plugin->name, n,
+                   n == 1 ? "" : "s");
+}
+
+void morphd_host_process_init(morph_host_t *host, const char *plugin_name)
+{
+    memset(host, 0, sizeof *host);
+    host->abi_version = MORPH_PLUGIN_ABI_VERSION;
+    host->struct_size = sizeof *host;
+    host->log = process_log;
+    host->host_private = (void *)plugin_name;
+    host->service = "";
+}

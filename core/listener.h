@@ -1,0 +1,78 @@
+/*
+ * listener.h -- the interface every transport implements. A listener is one
+ * endpoint of one service; TCP (listener_tcp.c) and UDP (listener_udp.c)
+ * are two implementations of morphd_listener_ops_t, and a third transport
+ * is one more file with one more of these tables.
+ */
+#ifndef MORPHD_LISTENER_H
+#define MORPHD_LISTENER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <uv.h>
+
+#include "endpoint.h"
+
+typedef struct morphd_listener morphd_listener_t;
+typedef struct morphd_service morphd_service_t;
+
+typedef struct morphd_listener_ops {
+    const char *name;
+    /* Binds the endpoint and starts serving on `loop`. Returns 0, or -1
+     * with a reason in err (e.g. "address already in use"). */
+    int (*open)(morphd_listener_t *l, uv_loop_t *loop, char *err,
+                size_t err_size);
+    /* Stops taking new work: no new connections or datagrams. Connections
+     * already accepted go on being served. Calls l->on_closed(l) once the
+     * listener itself is gone (its connections may live on: they belong
+     * to their loop). */
+    void (*close)(morphd_listener_t *l);
+    /* Drops whatever is still pending (after the shutdown timeout). */
+    void (*abort)(morphd_listener_t *l);
+
+    /* Connections outlive the listener that accepted them (a reload may
+     * close it); they belong to the loop. These act on every connection of
+     * this transport on `loop`, and are NULL for a transport without
+     * connections. */
+    /* Stop reading; close each once its replies are written. */
+    void (*drain_conns)(uv_loop_t *loop);
+    /* Close at once, dropping what is unsent. */
+    void (*abort_conns)(uv_loop_t *loop);
+    /* Close the ones idle longer than their service's idle_timeout. */
+    void (*sweep_conns)(uv_loop_t *loop);
+    /* The open listener was handed over to `l` by a reload (l->impl is the
+     * old listener's): point the transport's state at `l`. The socket stays
+     * open throughout, so nothing queued on it is lost. */
+    void (*rebind)(morphd_listener_t *l);
+} morphd_listener_ops_t;
+
+struct morphd_listener {
+    const morphd_listener_ops_t *ops;
+    morphd_service_t *service;
+    morphd_endpoint_t endpoint; /* as configured (a worker other than the
+                                   first gets port 0 resolved here) */
+    char bound[80];             /* as bound (port 0 resolved) */
+    struct sockaddr_storage bound_addr;
+    bool reuseport;             /* bind with SO_REUSEPORT (several workers) */
+    void *impl;                 /* the transport's own state */
+    /* set by the owner (the worker): called once the listener is closed */
+    void (*on_closed)(morphd_listener_t *l);
+    void *owner;
+    /* during a reload (worker.c): the running listener this one takes
+     * over, and whether a running one is taken */
+    morphd_listener_t *from;
+    bool taken;
+};
+
+/* Creates a socket bound to l->endpoint with SO_REUSEPORT (and IPv6-only
+ * for IPv6), for the transports to adopt when l->reuseport is set. Returns
+ * the descriptor, or a negative libuv error. */
+int morphd_listener_socket(const morphd_listener_t *l, int type);
+
+extern const morphd_listener_ops_t morphd_listener_tcp;
+extern const morphd_listener_ops_t morphd_listener_udp;
+
+/* The listener implementation of a transport. */
+const morphd_listener_ops_t *morphd_listener_ops_for(morphd_transport_t t);
+
+#endif
