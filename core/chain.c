@@ -167,13 +167,13 @@ int morphd_chain_create(morphd_plugin_t *const *plugins, size_t n,
         }
         morphd_option_list_free(&list);
         chain->n = i + 1; /* destroy() runs only on a created instance */
-        if (!(d->flags & MORPH_PLUGIN_CHUNK_SAFE))
+        if (!(st->flags & MORPH_PLUGIN_CHUNK_SAFE))
             chain->chunk_safe = false;
         if (d->conn_open != NULL)
             chain->opens_conns = true;
         if (d->conn_open != NULL || d->conn_close != NULL)
             chain->keeps_state = true;
-        if (d->flags & MORPH_PLUGIN_LINE_END)
+        if (st->flags & MORPH_PLUGIN_LINE_END)
             chain->line_end = true;
     }
     *chainp = chain;

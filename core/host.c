@@ -180,6 +180,16 @@ static void counter_add(morph_counter_t *c, uint64_t n)
                            __ATOMIC_RELAXED);
 }
 
+static int instance_flags(const morph_host_t *host, uint32_t flags)
+{
+    morphd_stage_t *st = host->host_private;
+    if (!st->creating ||
+        (flags & ~(uint32_t)(MORPH_PLUGIN_BLOCKING | MORPH_PLUGIN_LINE_END)))
+        return MORPH_ERROR;
+    st->flags |= flags;
+    return MORPH_OK;
+}
+
 void morphd_host_stage_init(morphd_stage_t *st)
 {
     morph_host_t *h = &st->host;
@@ -196,6 +206,7 @@ void morphd_host_stage_init(morphd_stage_t *st)
     h->uv_loop = uv_loop_of;
     h->counter = counter;
     h->counter_add = counter_add;
+    h->instance_flags = instance_flags;
 }
 
 void morphd_host_stage_done(morphd_stage_t *st)

@@ -283,7 +283,8 @@ static const morph_option_decl_t *find_decl(const morphd_plugin_t *p,
 
 size_t morphd_options_check(const morphd_plugin_t *p,
                             const morphd_plugin_opts_t *opts,
-                            const char *where, morphd_errors_t *errs)
+                            const char *file, const char *unfiled,
+                            morphd_errors_t *errs)
 {
     size_t bad = 0;
     if (!p->declares_options || opts == NULL)
@@ -294,10 +295,16 @@ size_t morphd_options_check(const morphd_plugin_t *p,
             continue;
         char loc[512];
         if (o->line > 0)
-            snprintf(loc, sizeof loc, "%s:%d", where, o->line);
+            snprintf(loc, sizeof loc, "%s:%d", file, o->line);
         else
-            snprintf(loc, sizeof loc, "%s", where);
+            snprintf(loc, sizeof loc, "%s", unfiled);
         const morph_option_decl_t *d = find_decl(p, o->key);
+        if (d == NULL && p->n_options == 0) {
+            morphd_errors_add(errs, "%s: plugin '%s' takes no options, but "
+                              "'%s.%s' is set", loc, p->name, p->name, o->key);
+            bad++;
+            continue;
+        }
         if (d == NULL) {
             const char *best = NULL;
             size_t best_d = 3;

@@ -36,12 +36,13 @@ int morphd_options_collect(const morph_option_decl_t *first,
 
 /* Checks every option in `opts` meant for `p` (those whose plugin is
  * p->name) against its declarations, adding one error per problem:
- * "WHERE:LINE: PLUGIN.KEY: ..." where WHERE is `where` (a file name), or
- * "WHERE: ..." for an option without a line. Does nothing for a plugin
- * that declares no options. Returns the number of errors added. */
+ * "FILE:LINE: PLUGIN.KEY: ..." for an option from a file, or
+ * "UNFILED: ..." for an option without a line (--set, -o). Does nothing
+ * for a plugin that declares no options. Returns the number of errors. */
 size_t morphd_options_check(const struct morphd_plugin *p,
                             const morphd_plugin_opts_t *opts,
-                            const char *where, morphd_errors_t *errs);
+                            const char *file, const char *unfiled,
+                            morphd_errors_t *errs);
 
 /* What create() gets: the options, and the strings they point to. */
 typedef struct morphd_option_list {

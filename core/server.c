@@ -148,7 +148,7 @@ static bool load_chain(morphd_server_t *s, morphd_generation_t *gen,
         for (size_t j = 0; j < i; j++)
             seen |= plugins[j] == plugins[i];
         if (!seen && morphd_options_check(plugins[i], &conf->opts, file,
-                                          errs) > 0)
+                                          "--set", errs) > 0)
             ok = false;
     }
     return ok;

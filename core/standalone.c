@@ -80,7 +80,8 @@ static int add_options(morphd_standalone_t *s, const char *const *options,
     }
     morphd_errors_t errs = MORPHD_ERRORS_INIT;
     for (size_t j = 0; j < s->n; j++)
-        morphd_options_check(&s->plugins[j], &s->opts, "option", &errs);
+        morphd_options_check(&s->plugins[j], &s->opts, NULL, "option",
+                             &errs);
     if (errs.n > 0) {
         snprintf(err, err_size, "%s", errs.msgs[0]);
         morphd_errors_free(&errs);

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "options.h"
 #include "plugin_loader.h"
 
 static void assert_load_fails(const char *name, const char *why)
@@ -213,18 +214,91 @@ START_TEST(bad_plugin_option_is_a_config_error)
              PLUGIN_DIR);
     char *e = test_chain_try(&tc, ini);
     ck_assert_ptr_nonnull(e);
-    ck_assert_msg(strstr(e, "test.ini:5: service 's': plugin 'reverse'") == e &&
-                      strstr(e, "unit must be grapheme, codepoint or byte, "
-                                "not 'word'"),
-                  "%s", e);
+    /* a declared option: the error names the option's own line */
+    ck_assert_msg(strcmp(e, "test.ini:7: reverse.unit: 'word' is not one of "
+                            "grapheme|codepoint|byte") == 0, "%s", e);
     free(e);
     snprintf(ini, sizeof ini,
              "[morphd]\nplugin_dir = %s\n[service s]\nlisten = tcp://127.0.0.1:0\n"
              "transform = echo\necho.loud = yes\n", PLUGIN_DIR);
     e = test_chain_try(&tc, ini);
     ck_assert_ptr_nonnull(e);
-    ck_assert_msg(strstr(e, "plugin 'echo' takes no options"), "%s", e);
+    ck_assert_msg(strcmp(e, "test.ini:6: plugin 'echo' takes no options, but "
+                            "'echo.loud' is set") == 0, "%s", e);
     free(e);
+}
+END_TEST
+
+/* Declared options: every bad one in one pass, each at its own line, the
+ * closest name suggested; values are parsed as their declared types. */
+START_TEST(declared_options_all_errors_at_their_lines)
+{
+    char path[] = "/tmp/morph-opts-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    dprintf(fd, "[morphd]\nplugin_dir = %s\n\n[service s]\n"
+            "listen = tcp://127.0.0.1:0\ntransform = delay | reverse\n"
+            "framing = line\n"
+            "delay.mss = 5\n"            /* line 8: a typo */
+            "delay.mode = nap\n"         /* line 9: not one of */
+            "reverse.unit = byte\n"      /* line 10: fine */
+            "delay.ms = -3\n",           /* line 11: out of range */
+            PLUGIN_DIR);
+    close(fd);
+    char *out;
+    const char *args[] = {"-t", "-c", path, NULL};
+    ck_assert_int_eq(run_morphd(args, &out), 78);
+    char want[3][256];
+    snprintf(want[0], sizeof want[0], "%s:8: unknown option 'delay.mss' of "
+             "plugin 'delay'; did you mean 'delay.ms'?", path);
+    snprintf(want[1], sizeof want[1], "%s:9: delay.mode: 'nap' is not one of "
+             "timer|sleep", path);
+    snprintf(want[2], sizeof want[2], "%s:11: delay.ms: -3 is out of range "
+             "0..3600000", path);
+    for (int i = 0; i < 3; i++)
+        ck_assert_msg(strstr(out, want[i]), "expected '%s' in:\n%s", want[i],
+                      out);
+    ck_assert_msg(strstr(out, "3 errors"), "%s", out);
+    ck_assert_msg(!strstr(out, ":10:"), "%s", out);
+    free(out);
+    unlink(path);
+}
+END_TEST
+
+START_TEST(declared_option_types)
+{
+    static const morph_option_decl_t d_size =
+        MORPH_OPTION_SIZE("s", NULL, 0, 1 << 30, "");
+    static const morph_option_decl_t d_dur =
+        MORPH_OPTION_DURATION("d", NULL, 0, 3600000, "");
+    static const morph_option_decl_t d_bool = MORPH_OPTION_BOOL("b", NULL, "");
+    static const morph_option_decl_t d_enum =
+        MORPH_OPTION_ENUM("e", NULL, "timer|sleep", "");
+    static const struct {
+        const morph_option_decl_t *d;
+        const char *in, *out; /* out NULL: refused */
+    } cases[] = {
+        {&d_size, "64K", "65536"},     {&d_size, "1 MiB", "1048576"},
+        {&d_size, "2g", NULL},         {&d_size, "-1", NULL},
+        {&d_size, "12x", NULL},        {&d_dur, "250ms", "250"},
+        {&d_dur, "1.5s", "1500"},      {&d_dur, "2m", "120000"},
+        {&d_dur, "40", "40"},          {&d_dur, "nan", NULL},
+        {&d_dur, "inf", NULL},         {&d_dur, "-5ms", NULL},
+        {&d_dur, "2h", NULL},          {&d_bool, "on", "yes"},
+        {&d_bool, "FALSE", "no"},      {&d_bool, "maybe", NULL},
+        {&d_enum, "Sleep", "sleep"},   {&d_enum, "time", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char out[64], err[256];
+        int rc = morphd_option_normalize(cases[i].d, cases[i].in, out,
+                                         sizeof out, err, sizeof err);
+        if (cases[i].out == NULL) {
+            ck_assert_msg(rc == -1, "'%s' accepted as '%s'", cases[i].in, out);
+        } else {
+            ck_assert_msg(rc == 0, "'%s': %s", cases[i].in, err);
+            ck_assert_str_eq(out, cases[i].out);
+        }
+    }
 }
 END_TEST
 
@@ -287,6 +361,8 @@ static Suite *suite(void)
     tcase_add_test(tc, unknown_flag_is_refused);
     tcase_add_test(tc, abi1_plugin_loads);
     tcase_add_test(tc, struct_layouts_only_grow);
+    tcase_add_test(tc, declared_options_all_errors_at_their_lines);
+    tcase_add_test(tc, declared_option_types);
     tcase_add_test(tc, descriptor_too_small);
     tcase_add_test(tc, name_mismatch);
     tcase_add_test(tc, unknown_plugin_is_a_config_error_with_line);

@@ -41,8 +41,8 @@ START_TEST(options_as_in_the_ini_file)
     free(err);
     const char *bad[] = {"-o", "reverse.unit=word", "reverse", NULL};
     ck_assert_int_eq(pipe_run(bad, "x\n", &out, &err), 78);
-    ck_assert_msg(strstr(err, "unit must be grapheme, codepoint or byte"), "%s",
-                  err);
+    ck_assert_msg(strstr(err, "reverse.unit: 'word' is not one of "
+                              "grapheme|codepoint|byte"), "%s", err);
     free(out);
     free(err);
 }

@@ -506,6 +506,12 @@ typedef struct morph_host {
                                 const char *name, const char *help);
     /* Adds to a counter. Any thread. */
     void (*counter_add)(morph_counter_t *counter, uint64_t n);
+
+    /* During create() only: sets MORPH_PLUGIN_BLOCKING and/or
+     * MORPH_PLUGIN_LINE_END for this instance, when it depends on its
+     * options (the descriptor's flags hold for every instance). Returns
+     * MORPH_OK, or MORPH_ERROR for another flag or outside create(). */
+    int (*instance_flags)(const struct morph_host *host, uint32_t flags);
 } morph_host_t;
 
 /* --- The descriptor ------------------------------------------------------ */

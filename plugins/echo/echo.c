@@ -15,6 +15,9 @@ static int echo_transform(void *instance, void *conn, const morph_msg_t *msg,
     if (msg->len > 0)
         memcpy(out->data, msg->data, msg->len);
     out->len = msg->len;
+    /* an empty datagram echoes as an empty datagram (not as silence) */
+    if (msg->len == 0 && !(msg->flags & MORPH_MSG_END))
+        out->reply |= MORPH_REPLY_EMPTY_DATAGRAM;
     return MORPH_OK;
 }
 
@@ -25,4 +28,5 @@ MORPH_PLUGIN_EXPORT const morph_plugin_t morph_plugin = {
     .description = "returns its input unchanged",
     .flags = MORPH_PLUGIN_CHUNK_SAFE,
     .transform = echo_transform,
+    .options = (const morph_option_decl_t[]){MORPH_OPTIONS_END},
 };

@@ -5,7 +5,7 @@
  * intact. A trailing "\n" or "\r\n" stays at the end. Not chunk-safe: a
  * message must arrive whole (line framing, or UDP).
  *
- * Options:
+ * Options (declared):
  *   reverse.unit = grapheme   (default) user-perceived characters
  *                = codepoint  Unicode code points
  *                = byte       raw bytes
@@ -30,30 +30,23 @@ typedef struct reverse {
     UBreakIterator *bi; /* for UNIT_GRAPHEME; reused for every message */
 } reverse_t;
 
+static const morph_option_decl_t options[] = {
+    MORPH_OPTION_ENUM("unit", "grapheme", "grapheme|codepoint|byte",
+                      "what to reverse: user-perceived characters, code "
+                      "points or bytes"),
+    MORPH_OPTIONS_END,
+};
+
 static int reverse_create(const morph_host_t *host, const morph_option_t *opts,
                           size_t n_opts, void **instance, char *err,
                           size_t err_size)
 {
     (void)host;
-    unit_t unit = UNIT_GRAPHEME;
-    for (size_t i = 0; i < n_opts; i++) {
-        if (strcmp(opts[i].key, "unit") != 0) {
-            snprintf(err, err_size, "unknown option '%s' (known: unit)",
-                     opts[i].key);
-            return MORPH_ERROR;
-        }
-        if (strcmp(opts[i].value, "grapheme") == 0)
-            unit = UNIT_GRAPHEME;
-        else if (strcmp(opts[i].value, "codepoint") == 0)
-            unit = UNIT_CODEPOINT;
-        else if (strcmp(opts[i].value, "byte") == 0)
-            unit = UNIT_BYTE;
-        else {
-            snprintf(err, err_size, "unit must be grapheme, codepoint or "
-                     "byte, not '%s'", opts[i].value);
-            return MORPH_ERROR;
-        }
-    }
+    /* declared: morphd has checked the value already */
+    const char *v = morph_option_get(opts, n_opts, "unit");
+    unit_t unit = strcmp(v, "codepoint") == 0 ? UNIT_CODEPOINT
+                  : strcmp(v, "byte") == 0    ? UNIT_BYTE
+                                              : UNIT_GRAPHEME;
     reverse_t *r = calloc(1, sizeof *r);
     if (r == NULL) {
         snprintf(err, err_size, "out of memory");
@@ -166,4 +159,5 @@ MORPH_PLUGIN_EXPORT const morph_plugin_t morph_plugin = {
     .create = reverse_create,
     .destroy = reverse_destroy,
     .transform = reverse_transform,
+    .options = options,
 };

@@ -5,7 +5,7 @@
  * a character split across two reads is held back (at most 3 bytes, in the
  * connection's state) until the rest of it arrives.
  *
- * Options:
+ * Options (declared):
  *   uppercase.locale = tr   ICU locale for language-specific rules
  *                           (Turkish/Azeri dotted i, Lithuanian, Greek);
  *                           default: root, the language-neutral mapping.
@@ -30,27 +30,23 @@ typedef struct upper_conn {
 typedef struct upper {
     UCaseMap *csm;
     bool ascii_fast; /* false for locales that map ASCII letters specially */
-    /* One state kept for reuse: over UDP every datagram is a connection of
-     * its own, and this spares a malloc and a free per datagram. (An
-     * instance is never called concurrently, so no lock.) */
-    upper_conn_t *spare;
 } upper_t;
+
+static const morph_option_decl_t options[] = {
+    MORPH_OPTION_STRING("locale", NULL,
+                        "ICU locale for language-specific rules, e.g. tr, "
+                        "az, lt, el; default: the language-neutral mapping"),
+    MORPH_OPTIONS_END,
+};
 
 static int upper_create(const morph_host_t *host, const morph_option_t *opts,
                         size_t n_opts, void **instance, char *err,
                         size_t err_size)
 {
     (void)host;
-    const char *locale = "";
-    for (size_t i = 0; i < n_opts; i++) {
-        if (strcmp(opts[i].key, "locale") == 0) {
-            locale = opts[i].value;
-        } else {
-            snprintf(err, err_size, "unknown option '%s' (known: locale)",
-                     opts[i].key);
-            return MORPH_ERROR;
-        }
-    }
+    const char *locale = morph_option_get(opts, n_opts, "locale");
+    if (locale == NULL)
+        locale = "";
     upper_t *u = calloc(1, sizeof *u);
     if (u == NULL) {
         snprintf(err, err_size, "out of memory");
@@ -76,31 +72,13 @@ static void upper_destroy(void *instance)
 {
     upper_t *u = instance;
     ucasemap_close(u->csm);
-    free(u->spare);
     free(u);
-}
-
-static int upper_conn_open(void *instance, void **conn)
-{
-    upper_t *u = instance;
-    upper_conn_t *st = u->spare;
-    if (st != NULL) {
-        u->spare = NULL;
-        st->n = 0;
-    } else {
-        st = calloc(1, sizeof *st);
-    }
-    *conn = st;
-    return st ? MORPH_OK : MORPH_ERROR;
 }
 
 static void upper_conn_close(void *instance, void *conn)
 {
-    upper_t *u = instance;
-    if (u->spare == NULL)
-        u->spare = conn;
-    else
-        free(conn);
+    (void)instance;
+    free(conn);
 }
 
 /* Uppercases a valid UTF-8 run with ICU, appending to out. */
@@ -221,9 +199,9 @@ static int upper_transform(void *instance, void *conn, const morph_msg_t *msg,
     upper_conn_t *st = conn;
     const unsigned char *s = msg->data;
     size_t n = msg->len;
-    bool chunk = (msg->flags & MORPH_MSG_CHUNK) && st != NULL;
+    bool chunk = (msg->flags & MORPH_MSG_CHUNK) != 0;
 
-    if (chunk && st->n > 0) {
+    if (chunk && st != NULL && st->n > 0) {
         /* finish the character held from the previous chunk */
         unsigned char lead = st->carry[0];
         size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
@@ -240,9 +218,17 @@ static int upper_transform(void *instance, void *conn, const morph_msg_t *msg,
     }
     if (chunk && !(msg->flags & MORPH_MSG_END)) {
         size_t hold = incomplete_tail(s, n);
-        memcpy(st->carry, s + n - hold, hold);
-        st->n = hold;
-        n -= hold;
+        if (hold > 0 && st == NULL) { /* the first split character */
+            st = calloc(1, sizeof *st);
+            if (st == NULL)
+                return morph_out_fail(out, "out of memory");
+            *msg->state = st;
+        }
+        if (hold > 0) {
+            memcpy(st->carry, s + n - hold, hold);
+            st->n = hold;
+            n -= hold;
+        }
     }
     return upper_bytes(u, s, n, out);
 }
@@ -256,7 +242,7 @@ MORPH_PLUGIN_EXPORT const morph_plugin_t morph_plugin = {
     .flags = MORPH_PLUGIN_CHUNK_SAFE,
     .create = upper_create,
     .destroy = upper_destroy,
-    .conn_open = upper_conn_open,
     .conn_close = upper_conn_close,
     .transform = upper_transform,
+    .options = options,
 };
