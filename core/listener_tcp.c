@@ -79,13 +79,16 @@ static inline bool closing(const tcp_conn_t *c)
     return uv_is_closing((const uv_handle_t *)&c->handle);
 }
 
-/* "tcp://1.2.3.4:5678", for logs. */
+/* "tcp://1.2.3.4:5678", for logs ("a client" once the address is gone). */
 static const char *peer_text(const tcp_conn_t *c, char *buf, size_t size)
 {
     struct sockaddr_storage ss;
     int len = sizeof ss;
     memset(&ss, 0, sizeof ss);
-    uv_tcp_getpeername(&c->handle, (struct sockaddr *)&ss, &len);
+    if (uv_tcp_getpeername(&c->handle, (struct sockaddr *)&ss, &len) != 0) {
+        snprintf(buf, size, "a client");
+        return buf;
+    }
     morphd_endpoint_format(MORPHD_TCP, (struct sockaddr *)&ss, buf, size);
     return buf;
 }
@@ -285,10 +288,25 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init((char *)io->read_buf, (unsigned)io->read_buf_size);
 }
 
+/* Input held back while a message is in flight is read on (so that a
+ * client that resets its connection is noticed at once, and its message
+ * cancelled), up to this much; then reading pauses until it is used. */
+static size_t held_limit(const tcp_conn_t *c)
+{
+    size_t m = conn_svc(c)->conf->max_message + 2;
+    return m > MORPHD_READ_BUF_SIZE ? m : MORPHD_READ_BUF_SIZE;
+}
+
+static size_t held_waiting(const tcp_session_t *s)
+{
+    return s ? s->held.len - s->held_off : 0;
+}
+
 static void start_reading(tcp_conn_t *c)
 {
     if (c->reading || c->paused || closing(c) ||
-        (c->s && (c->s->job || c->s->finishing || c->s->eof)))
+        (c->s && (c->s->finishing || c->s->eof ||
+                  held_waiting(c->s) >= held_limit(c))))
         return;
     if (uv_read_start((uv_stream_t *)&c->handle, on_alloc, on_read) == 0)
         c->reading = 1;
@@ -536,9 +554,44 @@ static void process(tcp_conn_t *c)
         start_reading(c);
 }
 
+/* Input that arrives while a message is in flight waits its turn. */
+static void wait_turn(tcp_conn_t *c, ssize_t nread, const uv_buf_t *buf)
+{
+    tcp_session_t *s = c->s;
+    if (nread > 0) {
+        c->last_active = (uint32_t)uv_now(c->handle.loop);
+        if (!hold(c, (const unsigned char *)buf->base, (size_t)nread)) {
+            morphd_log(MORPH_LOG_ERROR, "service %s: out of memory; closing a "
+                       "connection", conn_svc(c)->conf->name);
+            conn_close(c);
+            return;
+        }
+        if (held_waiting(s) >= held_limit(c))
+            stop_reading(c);
+        return;
+    }
+    if (nread == UV_EOF) { /* answered when its turn comes; then closed */
+        s->eof = true;
+        stop_reading(c);
+        return;
+    }
+    if (morphd_log_enabled(MORPH_LOG_DEBUG)) {
+        char peer[80];
+        morphd_log(MORPH_LOG_DEBUG, "service %s: %s: read failed while a "
+                   "message was in flight: %s", conn_svc(c)->conf->name,
+                   peer_text(c, peer, sizeof peer), uv_strerror((int)nread));
+    }
+    conn_close(c); /* gone: its message is cancelled */
+}
+
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     tcp_conn_t *c = (tcp_conn_t *)stream;
+    if (c->s != NULL && (c->s->job != NULL || held_waiting(c->s) > 0)) {
+        if (nread != 0)
+            wait_turn(c, nread, buf);
+        return;
+    }
     feed_ctx_t x = {.c = c, .svc = conn_svc(c)};
     x.reply = &morphd_io_of(stream->loop)->reply;
     x.reply->len = 0;
@@ -566,11 +619,8 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
                 }
             }
         }
-        if (x.pending) {
-            stop_reading(c);
-            if (!hold(c, data + used, (size_t)nread - used))
-                x.nomem = true;
-        }
+        if (x.pending && !hold(c, data + used, (size_t)nread - used))
+            x.nomem = true;
     } else if (nread == UV_EOF) {
         /* The client is done sending: answer what is left, then close. */
         stop_reading(c);

@@ -461,6 +461,7 @@ int morphd_server_reload(morphd_server_t *s, morphd_config_t *cfg,
         discard_build(s, &b);
         return -1;
     }
+    size_t n = b.n_services;
     free(s->plugin_dir);
     s->plugin_dir = b.plugin_dir;
     b.plugin_dir = NULL;
@@ -469,7 +470,7 @@ int morphd_server_reload(morphd_server_t *s, morphd_config_t *cfg,
     s->shutdown_timeout_ms = gen->cfg.shutdown_timeout_ms;
     free(s->services);
     s->services = services;
-    s->n_services = b.n_services;
+    s->n_services = n;
     s->reloads++;
     return 0;
 }

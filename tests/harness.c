@@ -484,6 +484,28 @@ long long morph_stat(const char *admin_path, const char *service,
     return v;
 }
 
+long long morph_plugin_stat(const char *admin_path, const char *service,
+                            const char *plugin, const char *field)
+{
+    const char *argv[] = {MORPH_BIN, "stats", "--json", "-s", admin_path, NULL};
+    char *out, *err;
+    ck_assert_int_eq(run_program(argv, "", 0, &out, NULL, &err), 0);
+    long long v = -1;
+    char key[160];
+    snprintf(key, sizeof key, "\"%s\":{", service);
+    char *svc = strstr(out, key);
+    snprintf(key, sizeof key, "{\"name\":\"%s\",", plugin);
+    char *pl = svc ? strstr(svc, key) : NULL;
+    char *next = pl ? strstr(pl + 1, "{\"name\":") : NULL;
+    snprintf(key, sizeof key, "\"%s\":", field);
+    char *at = pl ? strstr(pl, key) : NULL;
+    if (at != NULL && (next == NULL || at < next))
+        v = atoll(at + strlen(key));
+    free(out);
+    free(err);
+    return v;
+}
+
 /* --- sockets --------------------------------------------------------------- */
 
 static socklen_t loopback(struct sockaddr_storage *ss, int port, bool v6)
@@ -501,6 +523,29 @@ static socklen_t loopback(struct sockaddr_storage *ss, int port, bool v6)
     a->sin_port = htons((uint16_t)port);
     a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     return sizeof *a;
+}
+
+int udp_connect(int port, bool v6, int timeout_ms)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = loopback(&ss, port, v6);
+    int fd = socket(ss.ss_family, SOCK_DGRAM, 0);
+    if (fd < 0)
+        return -1;
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (connect(fd, (struct sockaddr *)&ss, len) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+void close_reset(int fd)
+{
+    struct linger lg = {1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    close(fd);
 }
 
 int tcp_connect(int port, bool v6)

@@ -120,18 +120,28 @@ int stop_morphd_pid(pid_t pid);
 long long morph_stat(const char *admin_path, const char *service,
                      const char *counter);
 
+/* A field of plugin `plugin`'s metrics in `service` ("calls", "failures",
+ * "time_us", or a counter of its own), from `morph stats --json`; -1 when
+ * the plugin or field is not there. */
+long long morph_plugin_stat(const char *admin_path, const char *service,
+                            const char *plugin, const char *field);
+
 /* Writes text to a new temp file; returns its path (malloc'd). */
 char *write_temp_file(const char *text);
 
 /* --- sockets --------------------------------------------------------------- */
 
 int tcp_connect(int port, bool v6);
+/* Closes with a reset (SO_LINGER 0): the client is gone, not done. */
+void close_reset(int fd);
 /* Sends all bytes. Returns 0 or -1. */
 int send_all(int fd, const void *buf, size_t n);
 /* Receives exactly n bytes within timeout_ms. Returns bytes received. */
 size_t recv_exact(int fd, void *buf, size_t n, int timeout_ms);
 /* Receives until the peer closes or timeout; returns bytes received. */
 size_t recv_until_close(int fd, void *buf, size_t cap, int timeout_ms);
+/* A UDP socket connected to loopback:port, with a receive timeout. */
+int udp_connect(int port, bool v6, int timeout_ms);
 /* One UDP request and its reply. Returns reply length or -1 on timeout. */
 ssize_t udp_roundtrip(int port, bool v6, const void *msg, size_t n,
                       void *reply, size_t cap, int timeout_ms);
