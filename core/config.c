@@ -826,6 +826,20 @@ void morphd_config_free(morphd_config_t *cfg)
     memset(cfg, 0, sizeof *cfg);
 }
 
+char *morphd_config_plugin_dir(const morphd_config_t *cfg, const char *fallback)
+{
+    if (cfg->plugin_dir == NULL)
+        return strdup(fallback);
+    const char *slash = cfg->path ? strrchr(cfg->path, '/') : NULL;
+    if (cfg->plugin_dir[0] == '/' || slash == NULL)
+        return strdup(cfg->plugin_dir);
+    char *out = NULL;
+    if (asprintf(&out, "%.*s/%s", (int)(slash - cfg->path), cfg->path,
+                 cfg->plugin_dir) < 0)
+        return NULL;
+    return out;
+}
+
 const morphd_service_conf_t *morphd_config_find_service(
     const morphd_config_t *cfg, const char *name)
 {

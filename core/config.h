@@ -89,6 +89,12 @@ int morphd_config_read(const char *path, const char *const *overrides,
 
 void morphd_config_free(morphd_config_t *cfg);
 
+/* The plugin folder `cfg` names (a relative one resolved against the
+ * config file's folder), or `fallback` when it names none. Allocated;
+ * NULL when out of memory. */
+char *morphd_config_plugin_dir(const morphd_config_t *cfg,
+                               const char *fallback);
+
 /* The service named `name`, or NULL. */
 const morphd_service_conf_t *morphd_config_find_service(
     const morphd_config_t *cfg, const char *name);

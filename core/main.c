@@ -2,6 +2,8 @@
  * main.c -- morphd's command line: parse options, load the configuration
  * (a file, or the built-in uppercase service), check it (-t) or serve it.
  */
+#include <dirent.h>
+#include <errno.h>
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
@@ -14,6 +16,7 @@
 #include "exit_codes.h"
 #include "log.h"
 #include "paths.h"
+#include "plugin_loader.h"
 #include "privileges.h"
 #include "server.h"
 
@@ -86,6 +89,69 @@ static void install_crash_logger(void)
 }
 #endif
 
+static int compare_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* --help-config: every key, then the options each plugin in the plugin
+ * folder declares (in name order; a plugin that cannot be read is noted
+ * on stderr and skipped). */
+static int print_help_config(const char *config_path, bool markdown)
+{
+    morphd_config_print_reference(stdout, markdown);
+    morphd_config_t cfg;
+    morphd_errors_t errs = MORPHD_ERRORS_INIT;
+    char *dir = NULL;
+    if (config_path != NULL &&
+        morphd_config_read(config_path, NULL, 0, &cfg, &errs) == 0) {
+        dir = morphd_config_plugin_dir(&cfg, morphd_default_plugin_dir());
+        morphd_config_free(&cfg);
+    }
+    morphd_errors_free(&errs);
+    if (dir == NULL)
+        dir = strdup(morphd_default_plugin_dir());
+    DIR *d = dir ? opendir(dir) : NULL;
+    if (d == NULL) {
+        fprintf(stderr, "morphd: %s: %s; no plugin options listed\n",
+                dir ? dir : "(plugin folder)", strerror(errno));
+        free(dir);
+        return 0;
+    }
+    char **names = NULL;
+    size_t n = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        size_t len = strlen(e->d_name);
+        if (len <= 3 || strcmp(e->d_name + len - 3, ".so") != 0)
+            continue;
+        char **grown = realloc(names, (n + 1) * sizeof *names);
+        if (grown == NULL)
+            break;
+        names = grown;
+        if ((names[n] = strdup(e->d_name)) != NULL)
+            n++;
+    }
+    closedir(d);
+    qsort(names, n, sizeof *names, compare_names);
+    if (!markdown && n > 0)
+        printf("\n[service NAME] options of the plugins in %s\n", dir);
+    for (size_t i = 0; i < n; i++) {
+        char path[4096], err[1024];
+        morphd_plugin_t p;
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        if (morphd_plugin_inspect(path, &p, err, sizeof err) != 0) {
+            fprintf(stderr, "morphd: %s\n", err);
+        } else {
+            morphd_plugin_print_options(stdout, &p, markdown);
+            morphd_plugin_unload(&p);
+        }
+        free(names[i]);
+    }
+    free(names);
+    free(dir);
+    return 0;
+}
+
 static void print_errors(const morphd_errors_t *errs)
 {
     for (size_t i = 0; i < errs->n; i++)
@@ -105,6 +171,7 @@ int main(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     const char *config_path = NULL;
+    int help_config = 0; /* 1: text, 2: Markdown */
     int test_only = 0;
     int log_level = -1;
     const char *overrides[32];
@@ -139,8 +206,8 @@ int main(int argc, char **argv)
                         "=markdown\n");
                 return MORPH_EXIT_USAGE;
             }
-            morphd_config_print_reference(stdout, optarg != NULL);
-            return 0;
+            help_config = optarg != NULL ? 2 : 1;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -158,6 +225,8 @@ int main(int argc, char **argv)
         usage(stderr);
         return MORPH_EXIT_USAGE;
     }
+    if (help_config)
+        return print_help_config(config_path, help_config == 2);
 
     morphd_errors_t errs = MORPHD_ERRORS_INIT;
     morphd_config_t cfg;

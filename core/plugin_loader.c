@@ -110,8 +110,12 @@ int morphd_plugin_load(const char *dir, const char *name, morphd_plugin_t *p,
     return morphd_plugin_load_variant(dir, name, 0, p, err, err_size);
 }
 
-int morphd_plugin_load_file(const char *path, morphd_plugin_t *p, char *err,
-                            size_t err_size)
+static int load_impl(const char *dir, const char *name, unsigned variant,
+                     bool run_hooks, morphd_plugin_t *p, char *err,
+                     size_t err_size);
+
+int morphd_plugin_inspect(const char *path, morphd_plugin_t *p, char *err,
+                          size_t err_size)
 {
     const char *slash = strrchr(path, '/');
     const char *base = slash ? slash + 1 : path;
@@ -128,8 +132,7 @@ int morphd_plugin_load_file(const char *path, morphd_plugin_t *p, char *err,
         memset(p, 0, sizeof *p);
         snprintf(err, err_size, "out of memory");
     } else {
-        rc = morphd_plugin_load_variant(dir[0] ? dir : "/", name, 0, p, err,
-                                        err_size);
+        rc = load_impl(dir[0] ? dir : "/", name, 0, false, p, err, err_size);
     }
     free(dir);
     free(name);
@@ -242,6 +245,13 @@ int morphd_plugin_load_variant(const char *dir, const char *name,
                                unsigned variant, morphd_plugin_t *p, char *err,
                                size_t err_size)
 {
+    return load_impl(dir, name, variant, true, p, err, err_size);
+}
+
+static int load_impl(const char *dir, const char *name, unsigned variant,
+                     bool run_hooks, morphd_plugin_t *p, char *err,
+                     size_t err_size)
+{
     memset(p, 0, sizeof *p);
     char *path = NULL;
     char *dl_name = NULL;
@@ -346,7 +356,7 @@ int morphd_plugin_load_variant(const char *dir, const char *name,
     /* once per process, now that every check has passed */
     int (*load)(const morph_host_t *, char *, size_t) =
         desc->abi_version >= 2 && DESC_HAS(desc, load) ? desc->load : NULL;
-    if (load != NULL) {
+    if (load != NULL && run_hooks) {
         morphd_host_process_init(&p->load_host, p->name);
         char reason[256] = "";
         if (load(&p->load_host, reason, sizeof reason) != MORPH_OK) {
@@ -368,6 +378,62 @@ fail:
     free(path);
     memset(p, 0, sizeof *p);
     return -1;
+}
+
+void morphd_plugin_print_options(FILE *out, const morphd_plugin_t *p,
+                                 bool markdown)
+{
+    for (size_t i = 0; i < p->n_options; i++) {
+        const morph_option_decl_t *d = p->options[i];
+        char range[160] = "";
+        switch (d->type) {
+        case MORPH_OPT_ENUM: { /* "a|b" shown as "a, b" (a Markdown cell) */
+            size_t n = 0;
+            for (const char *v = d->values; *v && n + 3 < sizeof range; v++) {
+                if (*v == '|') {
+                    range[n++] = ',';
+                    range[n++] = ' ';
+                } else {
+                    range[n++] = *v;
+                }
+            }
+            range[n] = '\0';
+            break;
+        }
+        case MORPH_OPT_BOOL:
+            snprintf(range, sizeof range, "yes, no");
+            break;
+        case MORPH_OPT_STRING:
+            snprintf(range, sizeof range, "text");
+            break;
+        default:
+            if (d->min != 0 || d->max != 0)
+                snprintf(range, sizeof range, "%s %lld..%lld%s",
+                         morphd_option_type_name(d->type), (long long)d->min,
+                         (long long)d->max,
+                         d->type == MORPH_OPT_SIZE ? " bytes"
+                         : d->type == MORPH_OPT_DURATION ? " ms" : "");
+            else
+                snprintf(range, sizeof range, "%s",
+                         morphd_option_type_name(d->type));
+        }
+        if (markdown) {
+            fprintf(out, "| `[service NAME]` | `%s.%s` | %s%s%s | %s | "
+                    "`%s.%s = %s` | plugin %s: ", p->name, d->name,
+                    d->def ? "`" : "", d->def ? d->def : "none",
+                    d->def ? "`" : "", range, p->name, d->name,
+                    d->def ? d->def : "...", p->name);
+            for (const char *h = d->help ? d->help : ""; *h; h++)
+                fputs(*h == '|' ? "\\|" : (char[]){*h, 0}, out);
+            fputs(" |\n", out);
+        } else {
+            char key[96];
+            snprintf(key, sizeof key, "%s.%s", p->name, d->name);
+            fprintf(out, "  %-26s default: %s; values: %s\n  %-26s %s\n", key,
+                    d->def ? d->def : "(none)", range, "",
+                    d->help ? d->help : "");
+        }
+    }
 }
 
 void morphd_plugin_unload(morphd_plugin_t *p)

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <sys/stat.h>
 
 #include <morph/plugin.h>
@@ -37,10 +38,17 @@ uint32_t morphd_plugin_known_flags(uint32_t abi);
 /* Writes the names of `flags` ("chunk-safe, blocking") into buf. */
 void morphd_plugin_flag_names(uint32_t flags, char *buf, size_t size);
 
-/* Loads the plugin file at `path` (the name is the descriptor's). Used by
- * `morph plugin info FILE`. */
-int morphd_plugin_load_file(const char *path, morphd_plugin_t *p, char *err,
-                            size_t err_size);
+/* Loads the plugin file at `path` (NAME.so) to look at it: every check
+ * is made, but its load() hook does not run, so nothing of it runs at all.
+ * For `morph plugin info` and `morphd --help-config`. */
+int morphd_plugin_inspect(const char *path, morphd_plugin_t *p, char *err,
+                          size_t err_size);
+
+/* Writes a plugin's declared options as `--help-config` shows them (text,
+ * or rows of the Markdown key table), prefixed "NAME.". Nothing for a
+ * plugin without declarations. */
+void morphd_plugin_print_options(FILE *out, const morphd_plugin_t *p,
+                                 bool markdown);
 
 /* Loads `<dir>/<name>.so`. Returns 0, or -1 with a message naming the
  * plugin, its file and the reason in err. On error nothing stays loaded. */

@@ -30,25 +30,6 @@ static size_t out_limit_for(const morphd_service_conf_t *conf)
     return base * 4;
 }
 
-/* Resolves a relative plugin_dir against the config file's folder. */
-static char *resolve_dir(const char *dir, const char *config_path)
-{
-    char *out = NULL;
-    const char *slash = config_path ? strrchr(config_path, '/') : NULL;
-    if (dir[0] == '/' || slash == NULL)
-        return strdup(dir);
-    if (asprintf(&out, "%.*s/%s", (int)(slash - config_path), config_path,
-                 dir) < 0)
-        return NULL;
-    return out;
-}
-
-static char *plugin_dir_for(const morphd_config_t *cfg, const char *fallback)
-{
-    return cfg->plugin_dir ? resolve_dir(cfg->plugin_dir, cfg->path)
-                           : strdup(fallback);
-}
-
 /* The loaded plugin `name` from `dir`, loading it -- again, when its file
  * was replaced since -- as needed. */
 static morphd_plugin_t *find_or_load(morphd_server_t *s, const char *dir,
@@ -228,7 +209,7 @@ static int make_build(morphd_server_t *s, morphd_config_t *cfg,
     size_t n = gen->cfg.n_services;
     b->gen = gen;
     b->n_services = n;
-    b->plugin_dir = plugin_dir_for(&gen->cfg, s->default_plugin_dir);
+    b->plugin_dir = morphd_config_plugin_dir(&gen->cfg, s->default_plugin_dir);
     b->sites = calloc(s->n_workers, sizeof *b->sites);
     morphd_plugin_t ***chains = calloc(n + 1, sizeof *chains);
     if (b->plugin_dir == NULL || b->sites == NULL || chains == NULL)

@@ -160,6 +160,82 @@ START_TEST(configuration_doc_matches_the_key_table)
 }
 END_TEST
 
+/* Runs `morph ARGS...`; returns the exit status, stdout and stderr. */
+static int morph_run(const char *const *args, char **out, char **err)
+{
+    const char *argv[16] = {MORPH_BIN};
+    int n = 1;
+    for (; args[n - 1] != NULL && n < 15; n++)
+        argv[n] = args[n - 1];
+    argv[n] = NULL;
+    return run_program(argv, "", 0, out, NULL, err);
+}
+
+START_TEST(plugin_info)
+{
+    char *out, *err;
+    const char *delay[] = {"plugin", "info", "delay", "-d", PLUGIN_DIR, NULL};
+    ck_assert_int_eq(morph_run(delay, &out, &err), 0);
+    char want[128];
+    snprintf(want, sizeof want, "built for plugin ABI %d; loads on morph hosts "
+             "with plugin ABI 2 and later", MORPH_PLUGIN_ABI_VERSION);
+    ck_assert_msg(strstr(out, "plugin       delay\n") && strstr(out, want) &&
+                      strstr(out, "flags        chunk-safe\n") &&
+                      strstr(out, "delay.mode                 default: timer; "
+                                  "values: timer, sleep"),
+                  "%s", out);
+    free(out);
+    free(err);
+    /* a file, built for ABI 1 */
+    const char *abi1[] = {"plugin", "info", TEST_PLUGIN_DIR "/abi1_upper.so",
+                          NULL};
+    ck_assert_int_eq(morph_run(abi1, &out, &err), 0);
+    ck_assert_msg(strstr(out, "built for plugin ABI 1; loads on morph hosts "
+                              "with plugin ABI 1 and later") &&
+                      strstr(out, "options      not declared"), "%s", out);
+    free(out);
+    free(err);
+    /* no plugin code runs, not even load() */
+    const char *hooks[] = {"plugin", "info", "hooks", "-d", TEST_PLUGIN_DIR,
+                           NULL};
+    ck_assert_int_eq(morph_run(hooks, &out, &err), 0);
+    ck_assert_msg(!strstr(out, "hook ran") && !strstr(err, "hook ran"),
+                  "%s%s", out, err);
+    free(out);
+    free(err);
+    /* what morphd would refuse, with its reason */
+    const char *bad[] = {"plugin", "info", "bad_abi", "-d", TEST_PLUGIN_DIR,
+                         NULL};
+    ck_assert_int_eq(morph_run(bad, &out, &err), 78);
+    ck_assert_msg(strstr(err, "abi_min"), "%s", err);
+    free(out);
+    free(err);
+    const char *none[] = {"plugin", "info", "nope", "-d", TEST_PLUGIN_DIR, NULL};
+    ck_assert_int_eq(morph_run(none, &out, &err), 78);
+    free(out);
+    free(err);
+    const char *usage[] = {"plugin", "frob", NULL};
+    ck_assert_int_eq(morph_run(usage, &out, &err), 64);
+    free(out);
+    free(err);
+}
+END_TEST
+
+/* --help-config lists the options plugins declare, after morphd's keys. */
+START_TEST(help_config_lists_plugin_options)
+{
+    char *out;
+    const char *args[] = {"--help-config", NULL};
+    ck_assert_int_eq(run_morphd(args, &out), 0);
+    char *keys = strstr(out, "idle_timeout");
+    char *opts = strstr(out, "delay.mode");
+    ck_assert_msg(keys && opts && keys < opts, "%s", out);
+    ck_assert_msg(strstr(out, "reverse.unit               default: grapheme"),
+                  "%s", out);
+    free(out);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("cli");
@@ -172,6 +248,8 @@ static Suite *suite(void)
     tcase_add_test(tc, missing_config_file_exits_78);
     tcase_add_test(tc, set_overrides_a_key);
     tcase_add_test(tc, configuration_doc_matches_the_key_table);
+    tcase_add_test(tc, plugin_info);
+    tcase_add_test(tc, help_config_lists_plugin_options);
     suite_add_tcase(s, tc);
     return s;
 }
