@@ -42,7 +42,7 @@ static int frame(const unsigned char *in, size_t n, size_t max,
     int rc = 0;
     for (size_t k = 0; k <= n_cuts && rc == 0; k++) {
         size_t end = k < n_cuts ? cuts[k] : n;
-        rc = morphd_framer_feed(&f, in + at, end - at, put, r);
+        rc = morphd_framer_feed(&f, in + at, end - at, put, r, NULL);
         at = end;
     }
     if (rc == 0)

@@ -16,7 +16,7 @@
 
 /* Loads `name` with `options` (may be NULL) on first use; aborts on error,
  * which is a bug in the build, not a finding. */
-static morphd_standalone_t *fuzz_chain(morphd_standalone_t *s, int *ready,
+static inline morphd_standalone_t *fuzz_chain(morphd_standalone_t *s, int *ready,
                                        const char *name, const char *option)
 {
     if (!*ready) {
@@ -36,13 +36,13 @@ static morphd_standalone_t *fuzz_chain(morphd_standalone_t *s, int *ready,
 
 /* Runs one message (or chunk, with flags) and copies the output into a new
  * buffer; aborts when the plugin fails, which none of ours may. */
-static unsigned char *fuzz_apply(morphd_standalone_t *s, const void *in,
+static inline unsigned char *fuzz_apply(morphd_standalone_t *s, const void *in,
                                  size_t n, uint32_t flags, size_t *out_len)
 {
     const unsigned char *out;
     char err[512];
-    if (morphd_standalone_apply(s, in, n, flags, &out, out_len, err,
-                                sizeof err) != 0) {
+    if (morphd_standalone_apply(s, in, n, flags, &out, out_len, NULL, err,
+                                sizeof err) < 0) {
         fprintf(stderr, "fuzz: the plugin failed a message: %s\n", err);
         abort();
     }
