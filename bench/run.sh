@@ -13,7 +13,7 @@
 # replies), and the median of the per-round ratios to the epoll server.
 # Writes OUTPUT_DIR/results.md and OUTPUT_DIR/tcp-throughput.png.
 # ONLY=REGEX runs just the parts whose name matches (tcp, udp, stream,
-# chain, idle, first-reply, plot), e.g. ONLY=udp.
+# chain, pending, callgrind, idle, first-reply, plot), e.g. ONLY=udp.
 set -euo pipefail
 B=$(cd "$1" && pwd)
 OUT=${2:-$B/bench-results}
@@ -42,7 +42,7 @@ free_port() {
     done
 }
 
-morphd_ini() { # PORT TRANSFORM FRAMING
+morphd_ini() { # PORT TRANSFORM FRAMING [EXTRA-LINE]
     cat > "$work/morphd-$1.ini" <<INI
 [morphd]
 plugin_dir = $B/plugins
@@ -54,6 +54,7 @@ listen = tcp://127.0.0.1:$1 udp://127.0.0.1:$1
 transform = $2
 framing = $3
 max_connections = 100000
+${4:-}
 INI
     echo "$work/morphd-$1.ini"
 }
@@ -65,6 +66,8 @@ server_cmd() { # NAME PORT
     morphd) echo "$B/morphd -c $(morphd_ini "$2" uppercase stream)" ;;
     morphd-reverse) echo "$B/morphd -c $(morphd_ini "$2" reverse line)" ;;
     morphd-chain) echo "$B/morphd -c $(morphd_ini "$2" 'uppercase | reverse' line)" ;;
+    morphd-echo) echo "$B/morphd -c $(morphd_ini "$2" 'echo | uppercase' stream)" ;;
+    morphd-delay0) echo "$B/morphd -c $(morphd_ini "$2" 'delay | uppercase' stream 'delay.ms = 0')" ;;
     esac
 }
 
@@ -199,6 +202,35 @@ if wanted chain; then
     echo
     echo "CPU per request of the chain ÷ reverse alone (median of per-round ratios): $(ratio "$work/data" morphd-chain morphd-reverse 4)"
 fi | tee -a "$RESULTS"
+
+# answering later: the same chain shape, one plugin deferring every message
+# to a 0 ms timer on the loop (the whole pending-reply path) against one
+# answering at once
+scenario "Answering later: delay (timer, 0 ms) | uppercase against echo | uppercase (TCP, 100 connections)" \
+    "morphd-echo morphd-delay0" tcp-rr pending -c 100 -s 64
+if wanted pending; then
+    echo
+    echo "CPU per request of delay.ms = 0 ÷ the synchronous echo | uppercase (median of per-round ratios): $(ratio "$work/data" morphd-delay0 morphd-echo 4)"
+fi | tee -a "$RESULTS"
+
+# instructions per request (callgrind): not noisy, where CPU time is
+if wanted callgrind && command -v valgrind >/dev/null; then
+{
+    echo
+    echo "### Instructions per request (callgrind, start-up excluded)"
+    echo
+    echo "| server | TCP 64 B RR | UDP 64 B RR |"
+    echo "|---|---|---|"
+    for s in libuv morphd morphd-echo morphd-delay0; do
+        t=$(bash "$(dirname "$0")/callgrind.sh" "$B" "$s" tcp-rr 3 | cut -d' ' -f3)
+        u=-
+        case $s in libuv|morphd)
+            u=$(bash "$(dirname "$0")/callgrind.sh" "$B" "$s" udp-rr 3 | cut -d' ' -f3) ;;
+        esac
+        echo "| $s | $t | $u |"
+    done
+} | tee -a "$RESULTS"
+fi
 
 # idle connections: server RSS per connection
 if wanted idle; then

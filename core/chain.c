@@ -7,6 +7,7 @@
  */
 #include "chain.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +68,12 @@ void morphd_chain_env_close(morphd_chain_env_t *env)
 
 void morphd_chain_env_free(morphd_chain_env_t *env)
 {
+    while (env->free_jobs != NULL) {
+        morphd_job_t *job = env->free_jobs;
+        env->free_jobs = job->ready_next;
+        free(job);
+    }
+    env->n_free_jobs = 0;
     morphd_scratch_free(&env->scratch);
     morphd_buf_free(&env->done_buf);
 }
@@ -226,14 +233,20 @@ void morphd_chain_conn_close(const morphd_chain_t *chain, void **states)
 
 /* --- morph_out_t during a call on the loop ---------------------------------- */
 
-typedef struct out_ctx {
+/* What stays the same for every stage of one run. */
+typedef struct run_ctx {
     morphd_chain_t *chain;
-    size_t stage;
     morphd_conn_t *conn;
+    const char *ending;
+} run_ctx_t;
+
+typedef struct out_ctx {
+    const run_ctx_t *run;
+    size_t stage;
     morphd_buf_t *buf;   /* where this stage's output goes ... */
     size_t base;         /* ... from this offset */
     uint32_t flags;      /* the message's */
-    const char *ending;
+    size_t in_len;       /* the stage's input: a pending out keeps cap >= it */
     const char *failure; /* set by fail() or a refused reserve() */
     morphd_job_t *job;   /* set by defer() */
     char reason[256];
@@ -244,10 +257,10 @@ static int out_reserve(morph_out_t *out, size_t min_cap)
     out_ctx_t *x = out->host_private;
     if (min_cap <= out->cap)
         return MORPH_OK;
-    if (min_cap > x->chain->out_limit) {
+    if (min_cap > x->run->chain->out_limit) {
         snprintf(x->reason, sizeof x->reason,
                  "output of %zu bytes exceeds the limit of %zu", min_cap,
-                 x->chain->out_limit);
+                 x->run->chain->out_limit);
         x->failure = x->reason;
         return MORPH_ERROR;
     }
@@ -273,6 +286,26 @@ static int out_fail(morph_out_t *out, const char *reason)
 
 /* --- jobs -------------------------------------------------------------------- */
 
+/* Grows a job's output buffer, which starts in the job itself. */
+static int job_buf_reserve(morphd_job_t *job, size_t min_cap)
+{
+    morphd_buf_t *b = &job->buf;
+    if (min_cap <= b->cap)
+        return 0;
+    if (b->data != job->inline_buf)
+        return morphd_buf_reserve(b, min_cap);
+    size_t cap = 2 * b->cap;
+    while (cap < min_cap)
+        cap *= 2;
+    unsigned char *p = malloc(cap);
+    if (p == NULL)
+        return -1;
+    memcpy(p, b->data, b->len);
+    b->data = p;
+    b->cap = cap;
+    return 0;
+}
+
 static int job_out_reserve(morph_out_t *out, size_t min_cap)
 {
     morphd_job_t *job = out->host_private;
@@ -285,7 +318,7 @@ static int job_out_reserve(morph_out_t *out, size_t min_cap)
         return MORPH_ERROR;
     }
     job->buf.len = out->len;
-    if (morphd_buf_reserve(&job->buf, min_cap) != 0) {
+    if (job_buf_reserve(job, min_cap) != 0) {
         snprintf(job->reason, sizeof job->reason, "out of memory");
         return MORPH_ERROR;
     }
@@ -355,9 +388,18 @@ static void job_pub_fail(morph_pending_t *p, const char *reason)
 static morphd_job_t *job_new(morphd_chain_t *chain, const morphd_conn_t *conn,
                              size_t stage, uint32_t flags, const char *ending)
 {
-    morphd_job_t *job = calloc(1, sizeof *job);
-    if (job == NULL)
+    morphd_chain_env_t *env = chain->env;
+    morphd_job_t *job = env->free_jobs;
+    if (job != NULL) {
+        env->free_jobs = job->ready_next;
+        env->n_free_jobs--;
+    } else if ((job = malloc(sizeof *job)) == NULL) {
         return NULL;
+    }
+    memset(job, 0, offsetof(morphd_job_t, reason));
+    job->reason[0] = '\0';
+    job->buf.data = job->inline_buf;
+    job->buf.cap = sizeof job->inline_buf;
     job->chain = chain;
     __atomic_add_fetch(&chain->refs, 1, __ATOMIC_ACQ_REL);
     job->conn = *conn;
@@ -370,7 +412,11 @@ static morphd_job_t *job_new(morphd_chain_t *chain, const morphd_conn_t *conn,
     }
     job->stage = stage;
     job->flags = flags;
-    snprintf(job->ending, sizeof job->ending, "%s", ending ? ending : "");
+    size_t elen = ending ? strlen(ending) : 0;
+    if (elen >= sizeof job->ending)
+        elen = sizeof job->ending - 1;
+    memcpy(job->ending, ending, elen);
+    job->ending[elen] = '\0';
     job->out.reserve = job_out_reserve;
     job->out.fail_message = job_out_fail;
     job->out.host_private = job;
@@ -398,9 +444,17 @@ static void job_free(morphd_job_t *job)
         if (d->conn_close != NULL)
             d->conn_close(chain->stages[job->stage].instance, job->lazy_state);
     }
-    morphd_buf_free(&job->buf);
+    if (job->buf.data != job->inline_buf)
+        morphd_buf_free(&job->buf);
     morphd_buf_free(&job->in);
-    free(job);
+    morphd_chain_env_t *env = chain->env;
+    if (env->n_free_jobs < MORPHD_SPARE_JOBS) {
+        job->ready_next = env->free_jobs;
+        env->free_jobs = job;
+        env->n_free_jobs++;
+    } else {
+        free(job);
+    }
     chain_unref(chain);
 }
 
@@ -508,7 +562,7 @@ static void work_run(uv_work_t *w)
     morph_msg_t msg = {job->in.data, job->in.len, job->flags,
                        (uint32_t)sizeof msg, (const morph_conn_t *)&job->conn,
                        slot};
-    if (morphd_buf_reserve(&job->buf, job->in.len < 64 ? 64 : job->in.len) != 0) {
+    if (job_buf_reserve(job, job->in.len < 64 ? 64 : job->in.len) != 0) {
         snprintf(job->reason, sizeof job->reason, "out of memory");
         job->state = JOB_FAILED;
         return;
@@ -540,24 +594,24 @@ static void work_done(uv_work_t *w, int status)
 static morph_pending_t *out_defer(morph_out_t *out, void *user)
 {
     out_ctx_t *x = out->host_private;
-    morphd_stage_t *st = &x->chain->stages[x->stage];
-    if (x->job != NULL || x->chain->env->loop == NULL ||
+    morphd_chain_t *chain = x->run->chain;
+    morphd_conn_t *conn = x->run->conn;
+    morphd_stage_t *st = &chain->stages[x->stage];
+    if (x->job != NULL || chain->env->loop == NULL ||
         st->plugin->cancel == NULL || (st->flags & MORPH_PLUGIN_BLOCKING) ||
-        x->conn->ops->job_admit == NULL ||
-        x->conn->ops->job_admit(x->conn, out->cap) != 0)
+        conn->ops->job_admit == NULL || conn->ops->job_admit(conn, out->cap) != 0)
         return NULL;
-    morphd_job_t *job = job_new(x->chain, x->conn, x->stage, x->flags,
-                                x->ending);
+    morphd_job_t *job = job_new(chain, conn, x->stage, x->flags,
+                                x->run->ending);
     if (job == NULL)
         return NULL;
-    if (out->len > 0 && morphd_buf_append(&job->buf, out->data, out->len) != 0) {
+    if (job_buf_reserve(job, out->len > x->in_len ? out->len : x->in_len) !=
+        0) {
         job_free(job);
         return NULL;
     }
-    if (morphd_buf_reserve(&job->buf, out->cap > 64 ? out->cap : 64) != 0) {
-        job_free(job);
-        return NULL;
-    }
+    memcpy(job->buf.data, out->data, out->len);
+    job->buf.len = out->len;
     job->out.data = job->buf.data;
     job->out.len = out->len;
     job->out.cap = job->buf.cap;
@@ -637,6 +691,7 @@ void morphd_chain_run(morphd_chain_t *chain, morphd_conn_t *conn, size_t from,
     r->len = 0;
     r->data = NULL;
     r->job = NULL;
+    const run_ctx_t run = {chain, conn, ending};
     uint64_t t_start = morphd_ticks(), t = t_start;
 
     if (from >= chain->n) { /* nothing left to run: the input is the reply */
@@ -666,19 +721,18 @@ void morphd_chain_run(morphd_chain_t *chain, morphd_conn_t *conn, size_t from,
         morphd_buf_t *buf = last ? dest : &scratch->buf[i & 1];
         size_t off = last ? base : 0;
         size_t want = n < 64 ? 64 : n;
-        if (morphd_buf_reserve(buf, off + want) != 0) {
+        if (buf->cap < off + want && morphd_buf_reserve(buf, off + want) != 0) {
             dest->len = base;
             r->status = MORPHD_RUN_NOMEM;
             return;
         }
         out_ctx_t x; /* reason[] is written only on failure */
-        x.chain = chain;
+        x.run = &run;
         x.stage = i;
-        x.conn = conn;
         x.buf = buf;
         x.base = off;
         x.flags = f;
-        x.ending = ending;
+        x.in_len = n;
         x.failure = NULL;
         x.job = NULL;
         void *lazy = NULL;
@@ -710,6 +764,7 @@ void morphd_chain_run(morphd_chain_t *chain, morphd_conn_t *conn, size_t from,
                              x.failure ? x.failure
                                        : "failed the message without a reason");
             }
+            job->conn.states = conn->states; /* a state made in this call */
             if (job->state == JOB_DEFERRED &&
                 conn->ops->job_start(conn, job) != 0) {
                 st->plugin->cancel(st->instance, &job->pub);

@@ -45,6 +45,10 @@ typedef struct morphd_chain_env {
     uv_idle_t idle;
     bool idle_open;
     struct morphd_job *ready, *ready_tail;
+    /* ended jobs kept for reuse: messages deferred at a steady rate cost
+     * no allocation (glibc keeps only 7 of a size per thread) */
+    struct morphd_job *free_jobs;
+    unsigned n_free_jobs;
     /* set by the owner: the last job in flight has ended */
     void (*on_jobs_gone)(struct morphd_chain_env *env);
     void *owner;
@@ -69,6 +73,8 @@ typedef struct morphd_stage {
     morphd_plugin_stats_t *pstats;     /* for the plugin's own counters */
     struct morphd_chain *chain;
     struct morph_timer *timers;        /* started and not yet ended */
+    struct morph_timer *spare_timers;  /* ended, kept for reuse */
+    unsigned n_spare_timers;
     bool creating;                     /* inside create(): counters allowed */
     morph_host_t host;
 } morphd_stage_t;
@@ -149,7 +155,6 @@ struct morphd_job {
     morphd_buf_t buf;      /* ... and its storage */
     morphd_buf_t in;       /* a blocking stage's input, copied */
     morphd_conn_t conn;    /* the message's connection, copied */
-    struct sockaddr_storage peer; /* conn.peer points here when it is set */
     void **own_states;     /* states the job owns (UDP, or a gone TCP conn) */
     void *lazy_state;      /* a state set while running off the loop */
     morphd_chain_t *chain; /* a reference */
@@ -161,12 +166,17 @@ struct morphd_job {
     morphd_job_t *ready_next;
     uint64_t t0;           /* ticks when the stage was called */
     char ending[3];
-    uv_work_t work;
-    char reason[256];
     /* for the transport's own list */
     morphd_job_t *tprev, *tnext;
     void *tdata;
+    /* not zeroed when a job is made: written before they are read */
+    char reason[192];
+    uv_work_t work;               /* set up by uv_queue_work */
+    struct sockaddr_storage peer; /* conn.peer points here when it is set */
+    unsigned char inline_buf[128]; /* buf's storage while it fits */
 };
+/* Jobs are kept for reuse by their env, up to this many per worker. */
+#define MORPHD_SPARE_JOBS 128
 
 /* The connection of a job is gone (transport NULL from now on). A deferred
  * job is cancelled at once (the plugin's cancel()); one running on the

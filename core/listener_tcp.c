@@ -31,11 +31,16 @@ typedef struct tcp_session tcp_session_t;
 typedef struct tcp_conn {
     uv_tcp_t handle; /* data: the service it was accepted under (a ref) */
     tcp_session_t *s;
-    uint32_t last_active;   /* uv_now() of the last read or write (mod 2^32) */
+    uint32_t last_active : 31; /* uv_now() of the last read or write,
+                                  mod 2^31 ms (24 days; idle_timeout <= 1) */
+    uint32_t closing : 1;      /* uv_close called */
     uint32_t queued : 30;   /* reply bytes handed to uv_write, not written */
     uint32_t reading : 1;   /* uv_read_start is on */
     uint32_t paused : 1;    /* not reading: the client does not read */
 } tcp_conn_t;
+
+#define ACTIVE_MASK 0x7fffffffu
+#define NOW31(loop) ((uint32_t)uv_now(loop) & ACTIVE_MASK)
 
 /* malloc gives 264 bytes in a 272-byte chunk; 8 more would cost 16 */
 _Static_assert(sizeof(tcp_conn_t) <= 264, "keep idle connections small");
@@ -74,9 +79,15 @@ static inline morphd_service_t *conn_svc(const tcp_conn_t *c)
     return c->handle.data;
 }
 
-static inline bool closing(const tcp_conn_t *c)
+static inline bool closing(const tcp_conn_t *c) { return c->closing; }
+
+/* A uv_buf_t, without a call into libuv for it. */
+static inline uv_buf_t buf_of(const void *data, size_t len)
 {
-    return uv_is_closing((const uv_handle_t *)&c->handle);
+    uv_buf_t b;
+    b.base = (char *)data;
+    b.len = len;
+    return b;
 }
 
 /* "tcp://1.2.3.4:5678", for logs ("a client" once the address is gone). */
@@ -230,6 +241,7 @@ static void conn_close(tcp_conn_t *c)
         morphd_log(MORPH_LOG_DEBUG, "service %s: %s closed",
                    conn_svc(c)->conf->name, peer_text(c, peer, sizeof peer));
     }
+    c->closing = 1;
     uv_close((uv_handle_t *)&c->handle, on_conn_closed);
 }
 
@@ -285,7 +297,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     (void)suggested;
     morphd_io_t *io = morphd_io_of(h->loop);
     /* One buffer per loop: on_read consumes it before the next alloc. */
-    *buf = uv_buf_init((char *)io->read_buf, (unsigned)io->read_buf_size);
+    *buf = buf_of(io->read_buf, io->read_buf_size);
 }
 
 /* Input held back while a message is in flight is read on (so that a
@@ -329,7 +341,7 @@ static void on_write(uv_write_t *req, int status)
     }
     if (closing(c))
         return;
-    c->last_active = (uint32_t)uv_now(c->handle.loop); /* it reads: not idle */
+    c->last_active = NOW31(c->handle.loop); /* it reads: not idle */
     size_t high = conn_svc(c)->conf->max_pending_output;
     if (c->paused && c->queued <= high / 2) {
         c->paused = 0;
@@ -345,7 +357,7 @@ static int conn_send(tcp_conn_t *c, const unsigned char *data, size_t len)
         return 0;
     size_t done = 0;
     if (c->queued == 0) {
-        uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+        uv_buf_t b = buf_of(data, len);
         int n = uv_try_write((uv_stream_t *)&c->handle, &b, 1);
         if (n >= 0) {
             done = (size_t)n;
@@ -374,7 +386,7 @@ static int conn_send(tcp_conn_t *c, const unsigned char *data, size_t len)
     w->len = rest;
     memcpy(w->data, data + done, rest);
     w->req.data = c;
-    uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)rest);
+    uv_buf_t b = buf_of(w->data, rest);
     if (uv_write(&w->req, (uv_stream_t *)&c->handle, &b, 1, on_write) != 0) {
         free(w);
         conn_close(c);
@@ -396,7 +408,7 @@ typedef struct feed_ctx {
 } feed_ctx_t;
 
 /* Takes a message's outcome; returns whether to go on with the input. */
-static bool take(feed_ctx_t *x, const morphd_reply_t *rep)
+static inline __attribute__((always_inline)) bool take(feed_ctx_t *x, const morphd_reply_t *rep)
 {
     switch (rep->status) {
     case MORPHD_MSG_NOMEM:
@@ -432,7 +444,7 @@ static int on_line(void *arg, const unsigned char *line, size_t len,
 
 /* Runs input through framing and the chain. Returns how much of it was
  * used: all of it, unless a message went in flight or the input ended. */
-static size_t feed(feed_ctx_t *x, morphd_framer_t *framer,
+static inline __attribute__((always_inline)) size_t feed(feed_ctx_t *x, morphd_framer_t *framer,
                    const unsigned char *data, size_t n)
 {
     const morphd_service_conf_t *conf = x->svc->conf;
@@ -461,7 +473,7 @@ static size_t feed(feed_ctx_t *x, morphd_framer_t *framer,
 
 /* Sends what a pass produced and acts on how it ended. Returns false when
  * the connection is closing. */
-static bool after_feed(feed_ctx_t *x)
+static inline __attribute__((always_inline)) bool after_feed(feed_ctx_t *x)
 {
     tcp_conn_t *c = x->c;
     if (x->nomem) {
@@ -559,7 +571,7 @@ static void wait_turn(tcp_conn_t *c, ssize_t nread, const uv_buf_t *buf)
 {
     tcp_session_t *s = c->s;
     if (nread > 0) {
-        c->last_active = (uint32_t)uv_now(c->handle.loop);
+        c->last_active = NOW31(c->handle.loop);
         if (!hold(c, (const unsigned char *)buf->base, (size_t)nread)) {
             morphd_log(MORPH_LOG_ERROR, "service %s: out of memory; closing a "
                        "connection", conn_svc(c)->conf->name);
@@ -599,10 +611,12 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 
     if (nread > 0) {
         const unsigned char *data = (const unsigned char *)buf->base;
-        c->last_active = (uint32_t)uv_now(stream->loop);
+        c->last_active = NOW31(stream->loop);
         size_t used;
         if (c->s != NULL) {
             used = feed(&x, &c->s->framer, data, (size_t)nread);
+        } else if (x.svc->conf->framing == MORPHD_FRAMING_STREAM) {
+            used = feed(&x, NULL, data, (size_t)nread);
         } else {
             /* most reads: whole lines, no session; a partial line left
              * over moves into one */
@@ -686,7 +700,7 @@ static void sweep_one(uv_handle_t *h, void *arg)
     morphd_service_t *svc = conn_svc(c);
     unsigned idle = svc->conf->idle_timeout_ms;
     uint32_t now = *(const uint32_t *)arg;
-    if (idle == 0 || (uint32_t)(now - c->last_active) < idle)
+    if (idle == 0 || ((now - c->last_active) & ACTIVE_MASK) < idle)
         return;
     if (c->s != NULL && c->s->job != NULL)
         return; /* waiting for a plugin is not the client being idle */
@@ -710,7 +724,7 @@ static void tcp_abort_conns(uv_loop_t *loop) { uv_walk(loop, abort_one, NULL); }
 
 static void tcp_sweep_conns(uv_loop_t *loop)
 {
-    uint32_t now = (uint32_t)uv_now(loop);
+    uint32_t now = NOW31(loop);
     uv_walk(loop, sweep_one, &now);
 }
 
@@ -747,7 +761,7 @@ static void on_connection(uv_stream_t *server, int status)
         uv_close((uv_handle_t *)&c->handle, (uv_close_cb)free);
         return;
     }
-    c->last_active = (uint32_t)uv_now(server->loop);
+    c->last_active = NOW31(server->loop);
     c->handle.data = svc;
 
     /* per-source accounting needs the address kept for the release */

@@ -47,6 +47,9 @@ typedef struct udp_listener {
     reply_batch_t batch;
     morphd_job_t *jobs; /* datagrams in flight */
     size_t job_bytes;
+    void **states;     /* the datagram's states, while it runs (stack) */
+    bool states_used;  /* ... made by a plugin lazily: close them */
+    uv_os_fd_t fd;
     uint64_t last_ratio_log; /* uv_now() of the last drop logged */
     uint64_t ratio_drops;    /* dropped since */
     bool closing;
@@ -99,7 +102,8 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)suggested;
     udp_listener_t *ul = h->data;
-    *buf = uv_buf_init((char *)ul->buf, (unsigned)ul->buf_size);
+    buf->base = (char *)ul->buf;
+    buf->len = ul->buf_size;
 }
 
 static void on_send(uv_udp_send_t *req, int status)
@@ -127,7 +131,9 @@ static void send_reply(udp_listener_t *ul, morphd_service_t *svc,
                        const unsigned char *data, size_t len,
                        const struct sockaddr *to)
 {
-    uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+    uv_buf_t b;
+    b.base = (char *)data;
+    b.len = len;
     if (ul->pending == 0) {
         int rc = uv_udp_try_send(&ul->handle, &b, 1, to);
         if (rc >= 0)
@@ -174,19 +180,15 @@ static void flush_batch(udp_listener_t *ul)
     for (size_t i = 0; i < b->n; i++) {
         iov[i].iov_base = b->bytes.data + b->offset[i];
         iov[i].iov_len = b->len[i];
-        memset(&msgs[i], 0, sizeof msgs[i]);
-        msgs[i].msg_hdr.msg_name = &b->to[i];
-        msgs[i].msg_hdr.msg_namelen = addr_len((struct sockaddr *)&b->to[i]);
-        msgs[i].msg_hdr.msg_iov = &iov[i];
-        msgs[i].msg_hdr.msg_iovlen = 1;
+        msgs[i] = (struct mmsghdr){
+            .msg_hdr = {.msg_name = &b->to[i],
+                        .msg_namelen = addr_len((struct sockaddr *)&b->to[i]),
+                        .msg_iov = &iov[i],
+                        .msg_iovlen = 1}};
     }
-    uv_os_fd_t fd;
-    int sent = 0;
-    if (uv_fileno((uv_handle_t *)&ul->handle, &fd) == 0) {
-        sent = sendmmsg(fd, msgs, (unsigned)b->n, MSG_DONTWAIT);
-        if (sent < 0)
-            sent = 0;
-    }
+    int sent = sendmmsg(ul->fd, msgs, (unsigned)b->n, MSG_DONTWAIT);
+    if (sent < 0)
+        sent = 0;
     for (size_t i = (size_t)sent; i < b->n; i++) /* the rest: queued */
         send_reply(ul, ul->l->service, b->bytes.data + b->offset[i], b->len[i],
                    (const struct sockaddr *)&b->to[i]);
@@ -197,12 +199,10 @@ static void flush_batch(udp_listener_t *ul)
 /* No amplification: a spoofed source must not get more than a small
  * multiple of what it sent. A dropped reply is counted, and logged at
  * info at most once a second (with how many since). */
-static bool within_ratio(udp_listener_t *ul, morphd_service_t *svc,
-                         size_t reply, size_t request)
+static bool over_ratio(udp_listener_t *ul, morphd_service_t *svc,
+                       size_t reply, size_t request)
 {
     const morphd_service_conf_t *conf = svc->conf;
-    if (reply <= conf->udp_max_reply_ratio * request)
-        return true;
     count_dropped(svc, reply);
     ul->ratio_drops++;
     uint64_t now = uv_now(ul->handle.loop);
@@ -218,6 +218,13 @@ static bool within_ratio(udp_listener_t *ul, morphd_service_t *svc,
     return false;
 }
 
+static inline bool within_ratio(udp_listener_t *ul, morphd_service_t *svc,
+                                size_t reply, size_t request)
+{
+    return reply <= svc->conf->udp_max_reply_ratio * request ||
+           over_ratio(ul, svc, reply, request);
+}
+
 /* --- the datagram as the message path sees it ------------------------------- */
 
 static void udp_addresses(const morphd_conn_t *c, struct sockaddr_storage *peer,
@@ -229,10 +236,17 @@ static void udp_addresses(const morphd_conn_t *c, struct sockaddr_storage *peer,
         memcpy(local, &ul->l->bound_addr, sizeof *local);
 }
 
+/* A plugin made state lazily: the datagram's array, zeroed now. */
 static void **udp_states(morphd_conn_t *c)
 {
-    (void)c; /* a chain that keeps state gets its array on the stack */
-    return NULL;
+    udp_listener_t *ul = c->transport;
+    if (ul == NULL || ul->states == NULL)
+        return NULL;
+    if (!ul->states_used) {
+        memset(ul->states, 0, ul->l->service->chain->n * sizeof(void *));
+        ul->states_used = true;
+    }
+    return ul->states;
 }
 
 static int udp_job_admit(morphd_conn_t *c, size_t bytes)
@@ -333,20 +347,25 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
         return;
     }
 
+    /* Each datagram is a connection: conn_open and conn_close around it
+     * when a plugin has them; a plugin that makes state lazily gets the
+     * array only if it asks (udp_states), which over UDP is rare. */
     morphd_chain_t *chain = svc->chain;
     void *states[chain->keeps_state ? chain->n : 1];
     morphd_conn_t c = {&udp_conn_ops, ul, svc, NULL, from, (size_t)nread};
-    if (chain->keeps_state) {
+    ul->states = chain->keeps_state ? states : NULL;
+    ul->states_used = false;
+    if (chain->opens_conns) {
+        char err[256];
         memset(states, 0, chain->n * sizeof *states);
-        c.states = states;
-        if (chain->opens_conns) {
-            char err[256];
-            if (morphd_chain_conn_open(chain, states, err, sizeof err) != 0) {
-                morphd_log(MORPH_LOG_WARN, "service %s: %s", conf->name, err);
-                return;
-            }
+        ul->states_used = true;
+        if (morphd_chain_conn_open(chain, states, err, sizeof err) != 0) {
+            morphd_log(MORPH_LOG_WARN, "service %s: %s", conf->name, err);
+            return;
         }
     }
+    if (ul->states_used)
+        c.states = states;
     /* In a batch the reply goes straight into the batch's buffer. */
     reply_batch_t *b = &ul->batch;
     bool batched = (flags & UV_UDP_MMSG_CHUNK) && ul->pending == 0 &&
@@ -357,8 +376,9 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
     morphd_reply_t rep;
     morphd_service_handle(svc, &c, (const unsigned char *)buf->base,
                           (size_t)nread, 0, "", &b->bytes, &rep);
-    if (chain->keeps_state && rep.status != MORPHD_MSG_PENDING)
+    if (ul->states_used && rep.status != MORPHD_MSG_PENDING)
         morphd_chain_conn_close(chain, states);
+    ul->states = NULL;
     if (rep.status != MORPHD_MSG_OK || !rep.datagram) {
         b->bytes.len = off; /* a failed or silent message is not answered */
         return;
@@ -370,7 +390,10 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
     if (batched) {
         b->offset[b->n] = off;
         b->len[b->n] = rep.len;
-        memcpy(&b->to[b->n], from, addr_len(from));
+        if (from->sa_family == AF_INET)
+            memcpy(&b->to[b->n], from, sizeof(struct sockaddr_in));
+        else
+            memcpy(&b->to[b->n], from, sizeof(struct sockaddr_in6));
         b->n++;
     } else {
         send_reply(ul, svc, b->bytes.data + off, rep.len, from);
@@ -411,6 +434,7 @@ static int udp_open(morphd_listener_t *l, uv_loop_t *loop, char *err,
         uv_close((uv_handle_t *)&ul->handle, free_unopened);
         return -1;
     }
+    uv_fileno((uv_handle_t *)&ul->handle, &ul->fd);
     int len = sizeof l->bound_addr;
     uv_udp_getsockname(&ul->handle, (struct sockaddr *)&l->bound_addr, &len);
     morphd_endpoint_format(MORPHD_UDP, (struct sockaddr *)&l->bound_addr,

@@ -394,9 +394,14 @@ static inline int morph_out_append(morph_out_t *out, const void *bytes,
 {
     if (morph_out_reserve(out, out->len + n) != MORPH_OK)
         return MORPH_ERROR;
+#if defined(__GNUC__) || defined(__clang__)
+    if (n > 0) /* the header needs no <string.h> */
+        __builtin_memcpy(out->data + out->len, bytes, n);
+#else
     const unsigned char *src = (const unsigned char *)bytes;
     for (size_t i = 0; i < n; i++)
         out->data[out->len + i] = src[i];
+#endif
     out->len += n;
     return MORPH_OK;
 }
@@ -436,7 +441,8 @@ struct morph_pending {
     uint32_t struct_size;
     uint32_t flags;            /* the message's MORPH_MSG_* */
     morph_out_t *out;          /* write the reply here before done() */
-    void *user;                /* the plugin's, as given to defer() */
+    void *user;                /* the plugin's: set by defer(), and the
+                                  plugin's to change (e.g. to its timer) */
     const morph_conn_t *conn;  /* the message's connection */
     /* The reply in `out` is complete: send it (through the rest of the
      * chain). Call on the worker's thread. */

@@ -28,13 +28,6 @@ typedef struct delay {
     morph_counter_t *cancelled;
 } delay_t;
 
-/* One deferred message: its pending handle and its timer. */
-typedef struct wait {
-    delay_t *d;
-    morph_pending_t *pending;
-    morph_timer_t *timer;
-} wait_t;
-
 static const morph_option_decl_t options[] = {
     MORPH_OPTION_INT("ms", "100", 0, 3600000, "milliseconds to wait before "
                      "answering"),
@@ -69,11 +62,11 @@ static int delay_create(const morph_host_t *host, const morph_option_t *opts,
 
 static void delay_destroy(void *instance) { free(instance); }
 
+/* A deferred message's timer has fired: its reply (the message) is in
+ * p->out already. */
 static void on_timer(void *arg)
 {
-    wait_t *w = arg;
-    morph_pending_t *p = w->pending;
-    free(w);
+    morph_pending_t *p = arg;
     p->done(p);
 }
 
@@ -93,32 +86,21 @@ static int delay_transform(void *instance, void *conn, const morph_msg_t *msg,
             ;
         return MORPH_OK;
     }
-    wait_t *w = malloc(sizeof *w);
-    if (w == NULL)
-        return morph_out_fail(out, "out of memory");
-    w->d = d;
-    w->pending = morph_out_defer(out, w);
-    if (w->pending == NULL) {
-        free(w);
+    morph_pending_t *p = morph_out_defer(out, NULL);
+    if (p == NULL)
         return morph_out_fail(out, "too many messages waiting");
-    }
-    w->timer = d->host->timer_start(d->host, d->ms, on_timer, w);
-    if (w->timer == NULL) {
-        /* deferred already: end it through the pending handle */
-        morph_pending_t *p = w->pending;
-        free(w);
+    /* the pending message keeps its timer, for cancel() */
+    p->user = d->host->timer_start(d->host, d->ms, on_timer, p);
+    if (p->user == NULL) /* deferred already: end it through the handle */
         p->fail(p, "out of memory");
-    }
     return MORPH_OK;
 }
 
 static void delay_cancel(void *instance, morph_pending_t *pending)
 {
     delay_t *d = instance;
-    wait_t *w = pending->user;
-    d->host->timer_stop(d->host, w->timer);
+    d->host->timer_stop(d->host, pending->user);
     d->host->counter_add(d->cancelled, 1);
-    free(w);
 }
 
 MORPH_PLUGIN_EXPORT const morph_plugin_t morph_plugin = {
