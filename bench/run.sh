@@ -277,11 +277,18 @@ fi
 # throughput against connection count, for the plot
 if wanted plot; then
 plot=$OUT/tcp-throughput.dat
-echo "# conns epoll libuv morphd (req/s)" > "$plot"
+PLOT_ROUNDS=${PLOT_ROUNDS:-3}
+echo "# conns epoll libuv morphd (req/s, median of $PLOT_ROUNDS interleaved rounds)" > "$plot"
 for c in 1 10 100 1000; do
     line="$c"
+    : > "$work/plot"
+    for round in $(seq "$PLOT_ROUNDS"); do
+        for s in epoll libuv morphd; do
+            echo "$s $(run "$s" tcp-rr -c "$c" -s 64 | cut -d' ' -f1)" >> "$work/plot"
+        done
+    done
     for s in epoll libuv morphd; do
-        line="$line $(run "$s" tcp-rr -c "$c" -s 64 | cut -d' ' -f1)"
+        line="$line $(awk -v s="$s" '$1 == s {print $2}' "$work/plot" | median)"
     done
     echo "$line" >> "$plot"
 done

@@ -90,17 +90,32 @@ START_TEST(rot_example_uses_its_option)
     free(out);
     morph_test_free(t);
 
+    /* declared options: the host's messages */
     const char *bad[] = {"shift=40", "shift=", "shift=3x", "shift=0"};
+    const char *why[] = {"rot.shift: 40 is out of range 1..25",
+                         "rot.shift: '' is not an integer",
+                         "rot.shift: '3x' is not an integer",
+                         "rot.shift: 0 is out of range 1..25"};
     for (size_t i = 0; i < 4; i++) {
         ck_assert_ptr_null(morph_test_load(TEST_PLUGIN_DIR, "rot",
                                            (const char *[]){bad[i], NULL}, err,
                                            sizeof err));
-        ck_assert_msg(strstr(err, "shift must be a number 1..25"), "%s", err);
+        ck_assert_msg(strstr(err, why[i]), "%s", err);
     }
     ck_assert_ptr_null(morph_test_load(TEST_PLUGIN_DIR, "rot",
                                        (const char *[]){"shfit=3", NULL}, err,
                                        sizeof err));
-    ck_assert_msg(strstr(err, "unknown option 'shfit' (known: shift)"), "%s", err);
+    ck_assert_msg(strstr(err, "unknown option 'rot.shfit' of plugin 'rot'; "
+                              "did you mean 'rot.shift'?"), "%s", err);
+
+    /* a plugin that answers later is waited for */
+    t = morph_test_load(TEST_PLUGIN_DIR, "later", (const char *[]){"ms=30", NULL},
+                        err, sizeof err);
+    ck_assert_msg(t != NULL, "%s", err);
+    out = morph_test_transform(t, "patience");
+    ck_assert_str_eq(out, "patience");
+    free(out);
+    morph_test_free(t);
 }
 END_TEST
 

@@ -2,51 +2,43 @@
  * rot -- rotates ASCII letters by `rot.shift` places (default 13, ROT13):
  * "Hello" -> "Uryyb".
  *
- * Demonstrates options: create() reads `shift` from the service's
- * `rot.shift = N` line and refuses values outside 1..25 (and unknown
- * options) with a message morphd prints as a config error, file:line.
- * Chunk-safe: each byte is mapped on its own.
+ * Demonstrates declared options: the plugin lists its options (name, type,
+ * default, bounds, help) and morphd does the rest -- parsing, range checks,
+ * "did you mean", an error at the option's own line of the INI file,
+ * `morph plugin info rot` and `morphd --help-config`. create() receives
+ * every option, defaults filled in. Also a counter of its own, shown by
+ * `morph stats`. Chunk-safe: each byte is mapped on its own.
  *
  * Build: cc -std=c11 $(pkg-config --cflags morph-plugin) -shared -fPIC \
  *            rot.c -o rot.so
  */
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include <morph/plugin.h>
 
 typedef struct rot {
     int shift;
+    const morph_host_t *host;
+    morph_counter_t *letters;
 } rot_t;
 
-static int rot_create(const morph_host_t *host, const morph_option_t *options,
-                      size_t n_options, void **instance, char *err,
+static const morph_option_decl_t options[] = {
+    MORPH_OPTION_INT("shift", "13", 1, 25, "places to rotate each letter by"),
+    MORPH_OPTIONS_END,
+};
+
+static int rot_create(const morph_host_t *host, const morph_option_t *opts,
+                      size_t n_opts, void **instance, char *err,
                       size_t err_size)
 {
-    (void)host;
-    int shift = 13;
-    for (size_t i = 0; i < n_options; i++) {
-        if (strcmp(options[i].key, "shift") != 0) {
-            snprintf(err, err_size, "unknown option '%s' (known: shift)",
-                     options[i].key);
-            return MORPH_ERROR;
-        }
-        char *end;
-        long v = strtol(options[i].value, &end, 10);
-        if (*options[i].value == '\0' || *end != '\0' || v < 1 || v > 25) {
-            snprintf(err, err_size, "shift must be a number 1..25, not '%s'",
-                     options[i].value);
-            return MORPH_ERROR;
-        }
-        shift = (int)v;
-    }
+    (void)err;
+    (void)err_size; /* the options were checked by morphd */
     rot_t *r = malloc(sizeof *r);
-    if (r == NULL) {
-        snprintf(err, err_size, "out of memory");
+    if (r == NULL)
         return MORPH_ERROR;
-    }
-    r->shift = shift;
+    r->shift = (int)morph_option_int(opts, n_opts, "shift", 13);
+    r->host = host;
+    r->letters = host->counter(host, "letters", "letters rotated");
     *instance = r;
     return MORPH_OK;
 }
@@ -58,25 +50,31 @@ static int rot_transform(void *instance, void *conn, const morph_msg_t *msg,
 {
     const rot_t *r = instance;
     (void)conn;
+    uint64_t letters = 0;
     for (size_t i = 0; i < msg->len; i++) {
         unsigned char c = msg->data[i];
-        if (c >= 'a' && c <= 'z')
+        if (c >= 'a' && c <= 'z') {
             c = (unsigned char)('a' + (c - 'a' + r->shift) % 26);
-        else if (c >= 'A' && c <= 'Z')
+            letters++;
+        } else if (c >= 'A' && c <= 'Z') {
             c = (unsigned char)('A' + (c - 'A' + r->shift) % 26);
+            letters++;
+        }
         out->data[i] = c;
     }
     out->len = msg->len;
+    r->host->counter_add(r->letters, letters);
     return MORPH_OK;
 }
 
 MORPH_PLUGIN_EXPORT const morph_plugin_t morph_plugin = {
     MORPH_PLUGIN_HEADER_INIT,
     .name = "rot",
-    .version = "1.0.0",
+    .version = "2.0.0",
     .description = "rotates ASCII letters by rot.shift places (ROT13)",
     .flags = MORPH_PLUGIN_CHUNK_SAFE,
     .create = rot_create,
     .destroy = rot_destroy,
     .transform = rot_transform,
+    .options = options,
 };

@@ -1,0 +1,26 @@
+# CPack: the Debian packages morph (the daemon, the client, the plugins,
+# the packaged service) and morph-dev (the plugin SDK).
+set(CPACK_GENERATOR DEB)
+set(CPACK_PACKAGE_NAME morph)
+set(CPACK_PACKAGE_VERSION "${PROJECT_VERSION}")
+set(CPACK_PACKAGE_CONTACT "morph maintainers <maintainers@morph.invalid>")
+set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "plugin-based TCP/UDP text transform server")
+set(CPACK_COMPONENT_RUNTIME_DESCRIPTION "morphd serves text transforms, loaded as plugins and chained in an INI
+file, over TCP and UDP. The package runs the uppercase service on port
+12000 under systemd, and includes the morph client.")
+set(CPACK_STRIP_FILES ON)
+set(CPACK_DEB_COMPONENT_INSTALL ON)
+set(CPACK_COMPONENTS_ALL runtime dev)
+set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
+set(CPACK_DEBIAN_PACKAGE_SECTION net)
+set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
+set(CPACK_DEBIAN_RUNTIME_PACKAGE_NAME morph)
+set(CPACK_DEBIAN_RUNTIME_PACKAGE_CONTROL_EXTRA "${CMAKE_SOURCE_DIR}/packaging/conffiles")
+set(CPACK_DEBIAN_DEV_PACKAGE_NAME morph-dev)
+set(CPACK_DEBIAN_DEV_PACKAGE_SECTION libdevel)
+set(CPACK_DEBIAN_DEV_PACKAGE_DEPENDS "morph (= ${PROJECT_VERSION}), libuv1-dev")
+set(CPACK_DEBIAN_DEV_DESCRIPTION "SDK for writing morph plugins
+The plugin ABI header <morph/plugin.h>, the test helper <morph/testing.h>
+with its static library, pkg-config files, a CMake package with
+morph_add_plugin(), and the plugin template.")
+include(CPack)
