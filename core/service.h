@@ -18,18 +18,6 @@
 #include "conn.h"
 #include "stats.h"
 
-/* What the transports of one loop share, one read at a time: a worker owns
- * one and points its loop's `data` at it (morphd_io_of). */
-typedef struct morphd_io {
-    unsigned char *read_buf;
-    size_t read_buf_size;
-    morphd_buf_t reply; /* the replies to one read, written at once */
-} morphd_io_t;
-
-#define morphd_io_of(loop) ((morphd_io_t *)(loop)->data)
-
-#define MORPHD_READ_BUF_SIZE (64 * 1024)
-
 typedef struct morphd_service morphd_service_t;
 
 /* A service is reference-counted: one reference while it is part of the

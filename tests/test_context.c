@@ -236,6 +236,26 @@ START_TEST(plugin_metrics_in_stats)
 }
 END_TEST
 
+/* In stream framing a failed chunk would be a silent gap in the stream:
+ * the connection ends there, after the replies before it. */
+START_TEST(failed_chunk_ends_the_stream)
+{
+    start(TEST_PLUGIN_DIR, "[service s]\nlisten = tcp://127.0.0.1:0\n"
+                           "transform = failing\nframing = stream\n");
+    int fd = tcp_connect(port("s", "tcp", false), false);
+    ck_assert_int_eq(send_all(fd, "first", 5), 0);
+    char buf[64] = "";
+    ck_assert_uint_eq(recv_exact(fd, buf, 5, TIMEOUT_MS), 5);
+    ck_assert_int_eq(send_all(fd, "this will fail", 14), 0);
+    memset(buf, 0, sizeof buf);
+    ck_assert_uint_eq(recv_until_close(fd, buf, sizeof buf, TIMEOUT_MS), 0);
+    close(fd);
+    ck_assert_int_eq(morph_stat(admin, "s", "errors"), 1);
+    ck_assert_int_eq(morph_stat(admin, "s", "connections_open"), 0);
+    stop();
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("context");
@@ -248,6 +268,7 @@ static Suite *suite(void)
     tcase_add_test(tc, abi1_plugin_serves_unchanged);
     tcase_add_test(tc, load_and_unload_hooks_once_per_process);
     tcase_add_test(tc, plugin_metrics_in_stats);
+    tcase_add_test(tc, failed_chunk_ends_the_stream);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -106,6 +106,22 @@ START_TEST(abi1_plugin_loads)
     morphd_plugin_unload(&p);
     assert_load_fails("abi1_reserved", "an ABI 1 descriptor whose reserved[] "
                       "room is not zero");
+    /* the same source built against today's header is an ABI 2 plugin */
+    ck_assert_msg(morphd_plugin_load(TEST_PLUGIN_DIR, "abi1_rebuilt", &p, err,
+                                     sizeof err) == 0, "%s", err);
+    ck_assert_uint_eq(p.abi, MORPH_PLUGIN_ABI_VERSION);
+    ck_assert_uint_eq(p.abi_min, MORPH_PLUGIN_ABI_MIN_DEFAULT);
+    morphd_plugin_unload(&p);
+    test_chain_t tc;
+    char ini[512];
+    snprintf(ini, sizeof ini, "[morphd]\nplugin_dir = %s\n[service t]\n"
+             "listen = tcp://127.0.0.1:0\ntransform = abi1_rebuilt\n"
+             "abi1_rebuilt.tag = t\n", TEST_PLUGIN_DIR);
+    ck_assert_ptr_null(test_chain_try(&tc, ini));
+    char *out = test_chain_str(&tc, "same");
+    ck_assert_str_eq(out, "t1:SAME");
+    free(out);
+    test_chain_free(&tc);
 }
 END_TEST
 

@@ -1,7 +1,10 @@
 /*
- * abi1_upper -- built against the frozen ABI 1 header (tests/abi1), exactly
- * as a plugin author of morph 0.1 wrote it: options in create(), state per
- * connection, chunk-safe. It must keep loading and serving unchanged.
+ * abi1_upper -- written exactly as a plugin author of morph 0.1 wrote it:
+ * options in create(), state per connection, chunk-safe. Built twice: as
+ * abi1_upper against the frozen ABI 1 header (tests/abi1), where it must
+ * keep loading and serving unchanged, and as abi1_rebuilt against today's
+ * header, which its source must still compile with (only the name
+ * differs, for the file name).
  *
  * ASCII uppercase; `abi1_upper.tag = X` prefixes each reply with "X:" and
  * the connection's message number; an empty message gets an empty reply
@@ -13,8 +16,8 @@
 
 #include <morph/plugin.h>
 
-#if MORPH_PLUGIN_ABI_VERSION != 1
-#error "abi1_upper must be built against the frozen ABI 1 header"
+#ifndef PLUGIN_NAME
+#define PLUGIN_NAME "abi1_upper"
 #endif
 
 typedef struct inst {
@@ -85,7 +88,7 @@ static int transform(void *instance, void *conn, const morph_msg_t *msg,
 
 MORPH_PLUGIN_EXPORT const morph_plugin_t morph_plugin = {
     MORPH_PLUGIN_HEADER_INIT,
-    .name = "abi1_upper",
+    .name = PLUGIN_NAME,
     .version = "0.1",
     .description = "an ABI 1 plugin, built with the ABI 1 header",
     .flags = MORPH_PLUGIN_CHUNK_SAFE,
