@@ -287,7 +287,7 @@ int morph_client_main(int argc, char **argv)
         optind++; /* what follows is the message, even if it starts with - */
     if (client_connect(&c) != 0) {
         free(target);
-        return 1;
+        return MORPH_EXIT_FAILURE;
     }
 
     int rc = 0;

@@ -75,13 +75,13 @@ int morph_stats_main(int argc, char **argv)
                 strerror(errno));
         if (fd >= 0)
             close(fd);
-        return 1;
+        return MORPH_EXIT_FAILURE;
     }
     const char *req = json ? "stats json\n" : "stats\n";
     if (write(fd, req, strlen(req)) != (ssize_t)strlen(req)) {
         fprintf(stderr, "morph stats: %s: %s\n", path, strerror(errno));
         close(fd);
-        return 1;
+        return MORPH_EXIT_FAILURE;
     }
     char buf[8192];
     ssize_t n;
@@ -93,7 +93,7 @@ int morph_stats_main(int argc, char **argv)
     close(fd);
     if (total == 0) {
         fprintf(stderr, "morph stats: no answer from %s\n", path);
-        return 1;
+        return MORPH_EXIT_FAILURE;
     }
     return 0;
 }
