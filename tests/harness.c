@@ -237,6 +237,34 @@ int morphd_proc_start(morphd_proc_t *p, const char *ini_text)
 
 char *morphd_proc_log(morphd_proc_t *p) { return read_file(p->logfile); }
 
+void morphd_proc_serve(morphd_proc_t *p, const char *plugin_dir,
+                       const char *morphd_lines, const char *services,
+                       char *admin, size_t admin_size)
+{
+    char ini[8192];
+    snprintf(admin, admin_size, "/tmp/morph-test-%d.sock", (int)getpid());
+    snprintf(ini, sizeof ini, "[morphd]\nplugin_dir = %s\nadmin_socket = %s\n"
+             "%s\n%s", plugin_dir, admin, morphd_lines, services);
+    if (morphd_proc_start(p, ini) != 0) {
+        char *log = morphd_proc_log(p);
+        ck_abort_msg("morphd did not start:\n%s", log);
+    }
+}
+
+int morphd_proc_need_port(morphd_proc_t *p, const char *service,
+                          const char *proto, bool v6)
+{
+    int port = morphd_proc_port(p, service, proto, v6);
+    ck_assert_msg(port > 0, "no %s port for service %s", proto, service);
+    return port;
+}
+
+void morphd_proc_finish(morphd_proc_t *p)
+{
+    ck_assert_int_eq(morphd_proc_stop(p), 0);
+    morphd_proc_cleanup(p);
+}
+
 int morphd_proc_port(morphd_proc_t *p, const char *service, const char *proto,
                      bool v6)
 {

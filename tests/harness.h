@@ -77,6 +77,19 @@ int morphd_proc_start(morphd_proc_t *p, const char *ini_text);
  * the first argument is "--as-is" (which is not passed on). */
 int morphd_proc_start_args(morphd_proc_t *p, const char *ini_text,
                            const char *const *args);
+/* Starts morphd on `services` (INI text) with [morphd] plugin_dir =
+ * `plugin_dir`, an admin socket (its path, unique to this process, written
+ * to admin[admin_size]) and `morphd_lines` (more [morphd] keys, or ""); the
+ * test fails with morphd's log when it does not start. */
+void morphd_proc_serve(morphd_proc_t *p, const char *plugin_dir,
+                       const char *morphd_lines, const char *services,
+                       char *admin, size_t admin_size);
+/* morphd_proc_port that fails the test when the port is not there. */
+int morphd_proc_need_port(morphd_proc_t *p, const char *service,
+                          const char *proto, bool v6);
+/* Stops morphd, expecting exit status 0, and cleans its folder. */
+void morphd_proc_finish(morphd_proc_t *p);
+
 /* The port morphd bound for `service` on `proto` ("tcp"/"udp"), v6 or not;
  * -1 when not found. Read from its log. */
 int morphd_proc_port(morphd_proc_t *p, const char *service, const char *proto,

@@ -23,27 +23,15 @@ static char admin[128];
 /* Starts morphd with the given services (INI text after [morphd]). */
 static void start(const char *plugin_dir, const char *services)
 {
-    char ini[4096];
-    snprintf(admin, sizeof admin, "/tmp/morph-pending-%d.sock", (int)getpid());
-    snprintf(ini, sizeof ini, "[morphd]\nplugin_dir = %s\nadmin_socket = %s\n"
-             "shutdown_timeout = 5s\n\n%s", plugin_dir, admin, services);
-    if (morphd_proc_start(&proc, ini) != 0) {
-        char *log = morphd_proc_log(&proc);
-        ck_abort_msg("morphd did not start:\n%s", log);
-    }
+    morphd_proc_serve(&proc, plugin_dir, "shutdown_timeout = 5s\n", services,
+                      admin, sizeof admin);
 }
 
-static void stop(void)
-{
-    ck_assert_int_eq(morphd_proc_stop(&proc), 0);
-    morphd_proc_cleanup(&proc);
-}
+static void stop(void) { morphd_proc_finish(&proc); }
 
 static int port(const char *svc, const char *proto)
 {
-    int p = morphd_proc_port(&proc, svc, proto, false);
-    ck_assert_int_gt(p, 0);
-    return p;
+    return morphd_proc_need_port(&proc, svc, proto, false);
 }
 
 /* Whether fd has something to read within ms. */
