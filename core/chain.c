@@ -410,6 +410,10 @@ static morphd_job_t *job_new(morphd_chain_t *chain, const morphd_conn_t *conn,
         memcpy(&job->peer, conn->peer, len);
         job->conn.peer = (struct sockaddr *)&job->peer;
     }
+    if (conn->local != NULL) { /* from a job that ran off the loop */
+        memcpy(&job->local, conn->local, sizeof job->local);
+        job->conn.local = (struct sockaddr *)&job->local;
+    }
     job->stage = stage;
     job->flags = flags;
     size_t elen = ending ? strlen(ending) : 0;
@@ -494,7 +498,7 @@ static void job_finish(morphd_job_t *job)
     morphd_metrics_record(st->metrics, morphd_ticks() - job->t0, failed);
     MORPHD_STAT_SUB(chain->stats, messages_pending, 1);
     morphd_chain_env_t *env = chain->env;
-    if (job->conn.transport == NULL) { /* the connection went first */
+    if (job->abandoned || job->conn.transport == NULL) { /* it went first */
         job_free(job);
         jobs_dec(env);
         return;
@@ -536,11 +540,15 @@ static void job_finish(morphd_job_t *job)
 
 void morphd_job_abandon(morphd_job_t *job, void **states)
 {
+    job->own_states = states;
+    if (job->offloaded) { /* on the pool: job_finish frees it when back */
+        job->abandoned = true;
+        return;
+    }
     job->conn.transport = NULL;
     job->conn.states = NULL;
-    job->own_states = states;
     if (job->state != JOB_DEFERRED)
-        return; /* on the pool: job_finish frees it when it is back */
+        return; /* ended, waiting in the ready queue: freed from there */
     morphd_chain_t *chain = job->chain;
     morphd_stage_t *st = &chain->stages[job->stage];
     st->plugin->cancel(st->instance, &job->pub);
@@ -586,7 +594,9 @@ static void work_run(uv_work_t *w)
 static void work_done(uv_work_t *w, int status)
 {
     (void)status; /* jobs are never cancelled from the pool */
-    job_finish(w->data);
+    morphd_job_t *job = w->data;
+    job->offloaded = false;
+    job_finish(job);
 }
 
 /* --- running ----------------------------------------------------------------- */
@@ -651,6 +661,20 @@ static void offload(morphd_chain_t *chain, morphd_conn_t *conn, size_t i,
     job->state = JOB_RUNNING;
     job->t0 = now;
     job->work.data = job;
+    /* what conn_info tells the plugin on the pool thread, taken now: the
+     * transport's connection is the loop's to change and free */
+    memset(&job->local, 0, sizeof job->local);
+    if (conn->ops->addresses != NULL) {
+        struct sockaddr_storage peer;
+        memset(&peer, 0, sizeof peer);
+        conn->ops->addresses(conn, &peer, &job->local);
+        if (job->conn.peer == NULL && peer.ss_family != AF_UNSPEC) {
+            memcpy(&job->peer, &peer, sizeof peer);
+            job->conn.peer = (struct sockaddr *)&job->peer;
+        }
+    }
+    job->conn.local = (struct sockaddr *)&job->local;
+    job->offloaded = true;
     if (conn->ops->job_start(conn, job) != 0) {
         job_free(job);
         r->status = MORPHD_RUN_NOMEM;

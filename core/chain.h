@@ -163,6 +163,10 @@ struct morphd_job {
     uint32_t reply;        /* MORPH_REPLY_* so far */
     int state;             /* chain.c's */
     bool in_call;          /* deferred inside transform(), not returned */
+    /* on the thread pool: the loop touches nothing the pool thread reads,
+     * and marks a job whose connection went `abandoned` instead */
+    bool offloaded;
+    bool abandoned;
     morphd_job_t *ready_next;
     uint64_t t0;           /* ticks when the stage was called */
     char ending[3];
@@ -173,6 +177,7 @@ struct morphd_job {
     char reason[192];
     uv_work_t work;               /* set up by uv_queue_work */
     struct sockaddr_storage peer; /* conn.peer points here when it is set */
+    struct sockaddr_storage local; /* conn.local: for a job off the loop */
     unsigned char inline_buf[128]; /* buf's storage while it fits */
 };
 /* Jobs are kept for reuse by their env, up to this many per worker. */

@@ -47,6 +47,7 @@ struct morphd_conn {
     void **states;                /* per-plugin states; NULL: none yet */
     const struct sockaddr *peer;  /* when known without a system call */
     size_t request_len;           /* UDP: the datagram's size */
+    const struct sockaddr *local; /* when known (a job off the loop) */
 };
 
 #endif

@@ -78,8 +78,10 @@ static int conn_info(const morph_host_t *host, const morph_conn_t *conn,
     struct sockaddr_storage peer, local;
     memset(&peer, 0, sizeof peer);
     memset(&local, 0, sizeof local);
-    if (c->ops->addresses != NULL)
+    if (c->ops->addresses != NULL && (c->peer == NULL || c->local == NULL))
         c->ops->addresses(c, &peer, &local);
+    if (c->local != NULL)
+        memcpy(&local, c->local, sizeof local);
     if (c->peer != NULL)
         memcpy(&peer, c->peer, c->peer->sa_family == AF_INET6
                                    ? sizeof(struct sockaddr_in6)

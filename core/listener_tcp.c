@@ -206,6 +206,7 @@ static void conn_view(tcp_conn_t *c, morphd_conn_t *mc)
     mc->states = c->s ? c->s->states : NULL;
     mc->peer = NULL;
     mc->request_len = 0;
+    mc->local = NULL;
 }
 
 /* --- closing ----------------------------------------------------------------- */

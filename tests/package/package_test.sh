@@ -23,8 +23,9 @@ for lib in libuv1 libicu72 libinih1; do
     case "$depends" in *"$lib"*) ;; *) fail "Depends lacks $lib: $depends" ;; esac
 done
 dpkg-deb -I "$deb" conffiles | grep -qx /etc/morph/morphd.ini || fail "conffile"
-[ "$(dpkg-deb -f "$devdeb" Depends)" = "morph (= $(dpkg-deb -f "$deb" Version))" ] \
-    || fail "morph-dev Depends"
+# the SDK needs the same morph, and libuv's headers for libmorph-testing
+[ "$(dpkg-deb -f "$devdeb" Depends)" = "morph (= $(dpkg-deb -f "$deb" Version)), libuv1-dev" ] \
+    || fail "morph-dev Depends: $(dpkg-deb -f "$devdeb" Depends)"
 
 echo "== install into a scratch root"
 mkdir -p "$root/var/lib/dpkg/info" "$root/var/lib/dpkg/updates"
