@@ -21,6 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
 #include "framing.h"
 #include "listener.h"
 #include "log.h"
@@ -567,6 +570,19 @@ static void process(tcp_conn_t *c)
         start_reading(c);
 }
 
+/* Whether the peer reset the connection: its end of input may show as an
+ * EOF once the error was reported, and unlike a half-close (the textbook
+ * client, still waiting for its reply) nobody waits for a reply then. */
+static bool peer_reset(const tcp_conn_t *c)
+{
+    uv_os_fd_t fd;
+    struct tcp_info ti;
+    socklen_t len = sizeof ti;
+    return uv_fileno((const uv_handle_t *)&c->handle, &fd) == 0 &&
+           getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
+           ti.tcpi_state == TCP_CLOSE;
+}
+
 /* Input that arrives while a message is in flight waits its turn. */
 static void wait_turn(tcp_conn_t *c, ssize_t nread, const uv_buf_t *buf)
 {
@@ -583,7 +599,7 @@ static void wait_turn(tcp_conn_t *c, ssize_t nread, const uv_buf_t *buf)
             stop_reading(c);
         return;
     }
-    if (nread == UV_EOF) { /* answered when its turn comes; then closed */
+    if (nread == UV_EOF && !peer_reset(c)) { /* answered in turn, closed */
         s->eof = true;
         stop_reading(c);
         return;
