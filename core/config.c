@@ -876,10 +876,37 @@ static void describe_range(const key_row_t *row, char *buf, size_t size)
         snprintf(buf, size, "text");
 }
 
-void morphd_config_print_reference(FILE *out, bool markdown)
+void morphd_config_print_reference(FILE *out, morphd_ref_format_t format)
 {
     const char *sections[] = {"", "[morphd]", "[service NAME]"};
     char range[128];
+    bool markdown = format == MORPHD_REF_MARKDOWN;
+    if (format == MORPHD_REF_MAN) {
+        section_kind_t at = SEC_NONE;
+        for (size_t i = 0; i < N_KEYS; i++) {
+            const key_row_t *row = &key_table[i];
+            describe_range(row, range, sizeof range);
+            if (row->section != at) {
+                fprintf(out, ".SH %s KEYS\n", sections[row->section]);
+                at = row->section;
+            }
+            fprintf(out, ".TP\n.B %s\n", row->name);
+            morphd_roff_puts(out, row->help);
+            fputs(".\nDefault: ", out);
+            morphd_roff_puts(out, row->def ? row->def : "none");
+            fputs("; values: ", out);
+            morphd_roff_puts(out, range);
+            fputs("; e.g.\n.BR \"", out);
+            morphd_roff_puts(out, row->name);
+            fputs(" = ", out);
+            morphd_roff_puts(out, row->example);
+            fputs("\" .\n", out);
+        }
+        fputs(".TP\n.IB plugin . key\nAn option for a plugin of the service's "
+              "transform, e.g.\n.BR \"reverse.unit = codepoint\" ;\nthe "
+              "options of the plugins in the plugin folder follow.\n", out);
+        return;
+    }
     if (markdown)
         fprintf(out, "| section | key | default | values | example | meaning |\n"
                      "|---|---|---|---|---|---|\n");

@@ -99,9 +99,21 @@ char *morphd_config_plugin_dir(const morphd_config_t *cfg,
 const morphd_service_conf_t *morphd_config_find_service(
     const morphd_config_t *cfg, const char *name);
 
+/* The forms of the key reference: `--help-config` text, the Markdown table
+ * of docs/configuration.md, the roff of morphd.ini(5). */
+typedef enum morphd_ref_format {
+    MORPHD_REF_TEXT,
+    MORPHD_REF_MARKDOWN,
+    MORPHD_REF_MAN,
+} morphd_ref_format_t;
+
+/* Writes `text` for roff: backslashes doubled, a leading dot or quote
+ * escaped. */
+void morphd_roff_puts(FILE *out, const char *text);
+
 /* Prints the reference of all keys (section, name, default, values,
- * example, help), as text or as a Markdown table (docs/configuration.md). */
-void morphd_config_print_reference(FILE *out, bool markdown);
+ * example, help). */
+void morphd_config_print_reference(FILE *out, morphd_ref_format_t format);
 
 /* The built-in configuration used when morphd runs without -c: the same
  * text as the packaged config/morphd.ini. */

@@ -37,8 +37,9 @@ static void usage(FILE *out)
             "  -s, --set S.K=V     override one key of the file: S is morphd or a\n"
             "                      service name, e.g. --set 'uppercase.listen=\n"
             "                      tcp://127.0.0.1:0 udp://127.0.0.1:0'\n"
-            "      --help-config   list every configuration key with its default\n"
-            "                      (--help-config=markdown: docs/configuration.md)\n"
+            "      --help-config   list every configuration key with its default,\n"
+            "                      then every plugin's options (=markdown: the\n"
+            "                      table of docs/configuration.md; =man: roff)\n"
             "  -h, --help          show this help and exit\n"
             "  -V, --version       show the version and exit\n"
             "\n"
@@ -97,9 +98,10 @@ static int compare_names(const void *a, const void *b)
 /* --help-config: every key, then the options each plugin in the plugin
  * folder declares (in name order; a plugin that cannot be read is noted
  * on stderr and skipped). */
-static int print_help_config(const char *config_path, bool markdown)
+static int print_help_config(const char *config_path,
+                             morphd_ref_format_t format)
 {
-    morphd_config_print_reference(stdout, markdown);
+    morphd_config_print_reference(stdout, format);
     morphd_config_t cfg;
     morphd_errors_t errs = MORPHD_ERRORS_INIT;
     char *dir = NULL;
@@ -133,7 +135,7 @@ static int print_help_config(const char *config_path, bool markdown)
     }
     closedir(d);
     qsort(names, n, sizeof *names, compare_names);
-    if (!markdown && n > 0)
+    if (format == MORPHD_REF_TEXT && n > 0)
         printf("\n[service NAME] options of the plugins in %s\n", dir);
     for (size_t i = 0; i < n; i++) {
         char path[4096], err[1024];
@@ -142,7 +144,7 @@ static int print_help_config(const char *config_path, bool markdown)
         if (morphd_plugin_inspect(path, &p, err, sizeof err) != 0) {
             fprintf(stderr, "morphd: %s\n", err);
         } else {
-            morphd_plugin_print_options(stdout, &p, markdown);
+            morphd_plugin_print_options(stdout, &p, format);
             morphd_plugin_unload(&p);
         }
         free(names[i]);
@@ -171,7 +173,7 @@ int main(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     const char *config_path = NULL;
-    int help_config = 0; /* 1: text, 2: Markdown */
+    int help_config = -1; /* a morphd_ref_format_t when asked for */
     int test_only = 0;
     int log_level = -1;
     const char *overrides[32];
@@ -201,12 +203,17 @@ int main(int argc, char **argv)
             overrides[n_overrides++] = optarg;
             break;
         case 'H':
-            if (optarg != NULL && strcmp(optarg, "markdown") != 0) {
-                fprintf(stderr, "morphd: --help-config takes no value or "
-                        "=markdown\n");
+            if (optarg == NULL)
+                help_config = MORPHD_REF_TEXT;
+            else if (strcmp(optarg, "markdown") == 0)
+                help_config = MORPHD_REF_MARKDOWN;
+            else if (strcmp(optarg, "man") == 0)
+                help_config = MORPHD_REF_MAN;
+            else {
+                fprintf(stderr, "morphd: --help-config takes no value, "
+                        "=markdown or =man\n");
                 return MORPH_EXIT_USAGE;
             }
-            help_config = optarg != NULL ? 2 : 1;
             break;
         case 'h':
             usage(stdout);
@@ -225,8 +232,8 @@ int main(int argc, char **argv)
         usage(stderr);
         return MORPH_EXIT_USAGE;
     }
-    if (help_config)
-        return print_help_config(config_path, help_config == 2);
+    if (help_config >= 0)
+        return print_help_config(config_path, (morphd_ref_format_t)help_config);
 
     morphd_errors_t errs = MORPHD_ERRORS_INIT;
     morphd_config_t cfg;
@@ -240,10 +247,20 @@ int main(int argc, char **argv)
     if (test_only && log_level < 0)
         morphd_log_set_level(MORPH_LOG_WARN); /* -t prints its own summary */
 
+    /* what dropping root would refuse, before any socket is opened (and
+     * by -t, for a configuration the same user could not start) */
+    if (rc == 0) {
+        char why[512];
+        if (morphd_privileges_check(&cfg, why, sizeof why) != 0)
+            morphd_errors_add(&errs, "%s: %s", cfg.path, why);
+    }
+
     morphd_server_t server;
     int server_made = rc == 0;
     if (server_made) {
         rc = morphd_server_init(&server, &cfg, morphd_default_plugin_dir(), &errs);
+        if (rc == 0 && errs.n > 0)
+            rc = -1; /* the privilege check's */
         /* what SIGHUP re-reads */
         server.config_path = config_path;
         server.overrides = overrides;

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "host.h"
+#include "config.h"
 #include "options.h"
 
 #define MORPH_STR_(x) #x
@@ -380,9 +381,26 @@ fail:
     return -1;
 }
 
-void morphd_plugin_print_options(FILE *out, const morphd_plugin_t *p,
-                                 bool markdown)
+/* (config.h declares it: config.c writes morphd's keys with it, and this
+ * file the plugins' options, which `morph` and the test library need too) */
+void morphd_roff_puts(FILE *out, const char *text)
 {
+    if (*text == '.' || *text == '\'')
+        fputs("\\&", out);
+    for (const char *t = text; *t; t++) {
+        if (*t == '\\')
+            fputs("\\e", out);
+        else if (*t == '-')
+            fputs("\\-", out);
+        else
+            fputc(*t, out);
+    }
+}
+
+void morphd_plugin_print_options(FILE *out, const morphd_plugin_t *p,
+                                 int format)
+{
+    bool markdown = format == MORPHD_REF_MARKDOWN;
     for (size_t i = 0; i < p->n_options; i++) {
         const morph_option_decl_t *d = p->options[i];
         char range[160] = "";
@@ -417,7 +435,15 @@ void morphd_plugin_print_options(FILE *out, const morphd_plugin_t *p,
                 snprintf(range, sizeof range, "%s",
                          morphd_option_type_name(d->type));
         }
-        if (markdown) {
+        if (format == MORPHD_REF_MAN) {
+            fprintf(out, ".TP\n.B %s.%s\nPlugin %s: ", p->name, d->name, p->name);
+            morphd_roff_puts(out, d->help ? d->help : "");
+            fputs(".\nDefault: ", out);
+            morphd_roff_puts(out, d->def ? d->def : "none");
+            fputs("; values: ", out);
+            morphd_roff_puts(out, range);
+            fputs(".\n", out);
+        } else if (markdown) {
             fprintf(out, "| `[service NAME]` | `%s.%s` | %s%s%s | %s | "
                     "`%s.%s = %s` | plugin %s: ", p->name, d->name,
                     d->def ? "`" : "", d->def ? d->def : "none",

@@ -48,7 +48,7 @@ int morphd_plugin_inspect(const char *path, morphd_plugin_t *p, char *err,
  * or rows of the Markdown key table), prefixed "NAME.". Nothing for a
  * plugin without declarations. */
 void morphd_plugin_print_options(FILE *out, const morphd_plugin_t *p,
-                                 bool markdown);
+                                 int format /* morphd_ref_format_t */);
 
 /* Loads `<dir>/<name>.so`. Returns 0, or -1 with a message naming the
  * plugin, its file and the reason in err. On error nothing stays loaded. */

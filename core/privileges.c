@@ -14,6 +14,33 @@
 
 #include "log.h"
 
+#define ROOT_REFUSED                                                           \
+    "morphd refuses to run as root: set user = NAME in [morphd] to switch "   \
+    "to that user once the sockets are bound (or allow_root = yes to stay "   \
+    "root)"
+
+int morphd_privileges_check(const morphd_config_t *cfg, char *err,
+                            size_t err_size)
+{
+    if (geteuid() != 0)
+        return 0; /* nothing to drop, nothing to refuse */
+    if (cfg->user == NULL) {
+        if (cfg->allow_root)
+            return 0;
+        snprintf(err, err_size, ROOT_REFUSED);
+        return -1;
+    }
+    if (getpwnam(cfg->user) == NULL) {
+        snprintf(err, err_size, "user = %s: no such user", cfg->user);
+        return -1;
+    }
+    if (cfg->group != NULL && getgrnam(cfg->group) == NULL) {
+        snprintf(err, err_size, "group = %s: no such group", cfg->group);
+        return -1;
+    }
+    return 0;
+}
+
 int morphd_drop_privileges(const morphd_config_t *cfg, char *err,
                            size_t err_size)
 {
@@ -28,9 +55,7 @@ int morphd_drop_privileges(const morphd_config_t *cfg, char *err,
             morphd_log(MORPH_LOG_WARN, "running as root (allow_root = yes)");
             return 0;
         }
-        snprintf(err, err_size, "morphd refuses to run as root: set user = "
-                 "NAME in [morphd] to switch to that user once the sockets "
-                 "are bound (or allow_root = yes to stay root)");
+        snprintf(err, err_size, ROOT_REFUSED);
         return -1;
     }
     errno = 0;

@@ -10,6 +10,13 @@
 
 #include "config.h"
 
+/* What morphd_drop_privileges would refuse, found without changing
+ * anything: running as root with neither `user` nor `allow_root`, or a
+ * user or group that does not exist. Returns 0, or -1 with the reason.
+ * `morphd -t` and start-up check this before any socket is opened. */
+int morphd_privileges_check(const morphd_config_t *cfg, char *err,
+                            size_t err_size);
+
 /* When running as root: switches to cfg->user / cfg->group, or refuses
  * (returns -1 with the reason) when no user is set and !allow_root. When
  * not root there is nothing to drop and it returns 0. */

@@ -1,12 +1,19 @@
 #!/bin/sh
-# Regenerates the key table of docs/configuration.md from morphd's own key
-# table (morphd --help-config=markdown). The test suite fails when the
+# Regenerates the key lists of docs/configuration.md and of morphd.ini(5)
+# from morphd's own key table and the bundled plugins' declared options
+# (morphd --help-config=markdown, =man). The test suite fails when a
 # document and the binary disagree. usage: gen-config-doc.sh BUILD_DIR
 set -eu
 build=${1:-build}
-doc=docs/configuration.md
-tmp=$(mktemp)
-awk '/<!-- BEGIN KEYS/ { print; system("'"$build"'/morphd --help-config=markdown"); skip = 1; next }
-     /<!-- END KEYS/   { skip = 0 }
-     !skip' "$doc" > "$tmp"
-mv "$tmp" "$doc"
+regen() { # FILE FORMAT BEGIN-MARK END-MARK
+    tmp=$(mktemp)
+    # (marks through the environment: awk -v would read \" as an escape)
+    CMD="$build/morphd --help-config=$2" B="$3" E="$4" awk '
+         index($0, ENVIRON["B"]) { print; system(ENVIRON["CMD"]); skip = 1; next }
+         index($0, ENVIRON["E"]) { skip = 0 }
+         !skip' "$1" > "$tmp"
+    cat "$tmp" > "$1"
+    rm -f "$tmp"
+}
+regen docs/configuration.md markdown '<!-- BEGIN KEYS' '<!-- END KEYS'
+regen docs/man/morphd.ini.5 man '.\" BEGIN KEYS' '.\" END KEYS'

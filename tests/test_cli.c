@@ -136,27 +136,77 @@ START_TEST(set_overrides_a_key)
 END_TEST
 
 /* docs/configuration.md holds exactly the table morphd generates. */
-START_TEST(configuration_doc_matches_the_key_table)
+/* The generated part of `path` (between its markers) is exactly what
+ * `morphd --help-config=FORMAT` prints. */
+static void assert_generated(const char *path, const char *format,
+                             const char *begin_mark, const char *end_mark)
 {
-    char *table;
-    const char *args[] = {"--help-config=markdown", NULL};
+    char *table, arg[64];
+    snprintf(arg, sizeof arg, "--help-config=%s", format);
+    const char *args[] = {arg, NULL};
     ck_assert_int_eq(run_morphd(args, &table), 0);
-    FILE *f = fopen(SOURCE_DIR "/docs/configuration.md", "r");
+    FILE *f = fopen(path, "r");
     ck_assert_ptr_nonnull(f);
-    static char doc[65536];
+    static char doc[131072];
     size_t n = fread(doc, 1, sizeof doc - 1, f);
     fclose(f);
     doc[n] = '\0';
-    const char *begin = strstr(doc, "<!-- BEGIN KEYS");
+    const char *begin = strstr(doc, begin_mark);
     ck_assert_ptr_nonnull(begin);
     begin = strchr(begin, '\n') + 1;
-    const char *end = strstr(begin, "<!-- END KEYS");
+    const char *end = strstr(begin, end_mark);
     ck_assert_ptr_nonnull(end);
     ck_assert_msg(strlen(table) == (size_t)(end - begin) &&
                       strncmp(begin, table, strlen(table)) == 0,
-                  "docs/configuration.md is out of date: run "
-                  "scripts/gen-config-doc.sh build");
+                  "%s is out of date: run scripts/gen-config-doc.sh build",
+                  path);
     free(table);
+}
+
+/* docs/configuration.md and morphd.ini(5) hold exactly the key lists
+ * morphd generates (every key, every bundled plugin's options). */
+START_TEST(configuration_doc_matches_the_key_table)
+{
+    assert_generated(SOURCE_DIR "/docs/configuration.md", "markdown",
+                     "<!-- BEGIN KEYS", "<!-- END KEYS");
+    assert_generated(SOURCE_DIR "/docs/man/morphd.ini.5", "man",
+                     ".\\\" BEGIN KEYS", ".\\\" END KEYS");
+}
+END_TEST
+
+/* -t fails, before any socket is opened, for what the same user could not
+ * start: as root, neither `user` nor `allow_root`; a user that does not
+ * exist. (Not as root, there is nothing to drop: -t passes.) */
+START_TEST(test_mode_checks_what_dropping_root_would_refuse)
+{
+    char ini[512];
+    snprintf(ini, sizeof ini, "[morphd]\nplugin_dir = %s\n[service a]\n"
+             "listen = tcp://127.0.0.1:0\ntransform = echo\n", PLUGIN_DIR);
+    char *path = write_temp_file(ini);
+    char *out;
+    const char *args[] = {"-t", "-c", path, NULL};
+    const char *allowed[] = {"-t", "-c", path, "--set", "morphd.allow_root=yes",
+                             NULL};
+    const char *nouser[] = {"-t", "-c", path, "--set",
+                            "morphd.user=no-such-user-here", NULL};
+    if (geteuid() == 0) {
+        ck_assert_int_eq(run_morphd(args, &out), 78);
+        ck_assert_msg(strstr(out, "morphd refuses to run as root: set user = "
+                                  "NAME"), "%s", out);
+        ck_assert_msg(!strstr(out, "listening"), "%s", out);
+        free(out);
+        ck_assert_int_eq(run_morphd(nouser, &out), 78);
+        ck_assert_msg(strstr(out, "user = no-such-user-here: no such user"),
+                      "%s", out);
+        free(out);
+    } else {
+        ck_assert_int_eq(run_morphd(args, &out), 0);
+        free(out);
+    }
+    ck_assert_int_eq(run_morphd(allowed, &out), 0);
+    free(out);
+    unlink(path);
+    free(path);
 }
 END_TEST
 
@@ -249,6 +299,7 @@ static Suite *suite(void)
     tcase_add_test(tc, set_overrides_a_key);
     tcase_add_test(tc, configuration_doc_matches_the_key_table);
     tcase_add_test(tc, plugin_info);
+    tcase_add_test(tc, test_mode_checks_what_dropping_root_would_refuse);
     tcase_add_test(tc, help_config_lists_plugin_options);
     suite_add_tcase(s, tc);
     return s;

@@ -252,7 +252,7 @@ START_TEST(declared_options_all_errors_at_their_lines)
     char path[] = "/tmp/morph-opts-XXXXXX";
     int fd = mkstemp(path);
     ck_assert_int_ge(fd, 0);
-    dprintf(fd, "[morphd]\nplugin_dir = %s\n\n[service s]\n"
+    dprintf(fd, "[morphd]\nplugin_dir = %s\nuser = nobody\n[service s]\n"
             "listen = tcp://127.0.0.1:0\ntransform = delay | reverse\n"
             "framing = line\n"
             "delay.mss = 5\n"            /* line 8: a typo */

@@ -19,7 +19,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 
 echo "== metadata"
 depends=$(dpkg-deb -f "$deb" Depends)
-for lib in libuv1 libicu72 libinih1; do
+for lib in libuv1 libicu72 libinih1 procps; do
     case "$depends" in *"$lib"*) ;; *) fail "Depends lacks $lib: $depends" ;; esac
 done
 dpkg-deb -I "$deb" conffiles | grep -qx /etc/morph/morphd.ini || fail "conffile"
@@ -42,7 +42,7 @@ plugins=$(dirname "$(find "$root/usr/lib" -name uppercase.so)")
 unit=$root/usr/lib/systemd/system/morphd.service
 for key in Type=notify NoNewPrivileges=yes ProtectSystem=strict ProtectHome=yes \
            PrivateTmp=yes RestrictAddressFamilies= 'ExecReload=/bin/kill -HUP' \
-           Restart=on-failure DynamicUser=yes; do
+           Restart=on-failure DynamicUser=yes RestartPreventExitStatus=78; do
     grep -q "^$key" "$unit" || fail "unit lacks $key"
 done
 
