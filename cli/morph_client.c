@@ -32,6 +32,8 @@ typedef struct client {
     int fd;
     struct sockaddr_storage addr;
     socklen_t addr_len;
+    struct addrinfo *addrs;   /* every address the host resolved to */
+    struct addrinfo *current; /* the one fd is connected to */
 } client_t;
 
 static void client_usage(FILE *out)
@@ -107,34 +109,42 @@ static bool looks_like_target(const char *arg)
            strcmp(arg, "localhost") == 0 || inet_pton(AF_INET, arg, buf) == 1;
 }
 
-static int client_connect(client_t *c)
+/* Connects to the first address from `from` on that takes it. Returns 0,
+ * or -1 with errno's value of the last failure in *err. */
+static int connect_from(client_t *c, struct addrinfo *from, int *err)
 {
-    struct addrinfo hints = {0}, *res, *ai;
-    hints.ai_socktype = c->udp ? SOCK_DGRAM : SOCK_STREAM;
-    int rc = getaddrinfo(c->host, c->port, &hints, &res);
-    if (rc != 0) {
-        fprintf(stderr, "morph: %s:%s: %s\n", c->host, c->port,
-                gai_strerror(rc));
-        return -1;
-    }
-    int err = 0;
+    struct addrinfo *ai;
     c->fd = -1;
-    for (ai = res; ai != NULL; ai = ai->ai_next) {
+    for (ai = from; ai != NULL; ai = ai->ai_next) {
         c->fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
         if (c->fd < 0) {
-            err = errno;
+            *err = errno;
             continue;
         }
         /* UDP connect: only the server's replies reach us, and a closed
          * port shows up as ECONNREFUSED on the next receive. */
         if (connect(c->fd, ai->ai_addr, ai->ai_addrlen) == 0)
             break;
-        err = errno;
+        *err = errno;
         close(c->fd);
         c->fd = -1;
     }
-    freeaddrinfo(res);
-    if (c->fd < 0) {
+    c->current = ai;
+    return c->fd < 0 ? -1 : 0;
+}
+
+static int client_connect(client_t *c)
+{
+    struct addrinfo hints = {0};
+    hints.ai_socktype = c->udp ? SOCK_DGRAM : SOCK_STREAM;
+    int rc = getaddrinfo(c->host, c->port, &hints, &c->addrs);
+    if (rc != 0) {
+        fprintf(stderr, "morph: %s:%s: %s\n", c->host, c->port,
+                gai_strerror(rc));
+        return -1;
+    }
+    int err = 0;
+    if (connect_from(c, c->addrs, &err) != 0) {
         fprintf(stderr, "morph: cannot connect to %s port %s (%s): %s\n",
                 c->host, c->port, c->udp ? "udp" : "tcp", strerror(err));
         return -1;
@@ -188,7 +198,20 @@ static int tcp_exchange(client_t *c, const char *msg, size_t len)
     return 0;
 }
 
-/* UDP: sends one datagram and prints its reply, retrying on silence. */
+/* UDP: the next resolved address, after the current one refused (as
+ * `localhost` may resolve to ::1 first for a service on 127.0.0.1 only --
+ * TCP's connect() finds that out by itself). Returns 0 when there is one. */
+static int udp_next_address(client_t *c)
+{
+    int err = 0;
+    if (c->current == NULL || c->current->ai_next == NULL)
+        return -1;
+    close(c->fd);
+    return connect_from(c, c->current->ai_next, &err);
+}
+
+/* UDP: sends one datagram and prints its reply, retrying on silence, and
+ * trying the host's next address when one refuses. */
 static int udp_exchange(client_t *c, const char *msg, size_t len)
 {
     static char reply[65536];
@@ -200,6 +223,10 @@ static int udp_exchange(client_t *c, const char *msg, size_t len)
         struct pollfd p = {c->fd, POLLIN, 0};
         if (poll(&p, 1, c->timeout_ms) == 1) {
             ssize_t r = recv(c->fd, reply, sizeof reply, 0);
+            if (r < 0 && errno == ECONNREFUSED && udp_next_address(c) == 0) {
+                attempt--; /* the next address gets every try too */
+                continue;
+            }
             if (r < 0) {
                 fprintf(stderr, "morph: no service on %s port %s (udp): %s\n",
                         c->host, c->port, strerror(errno));
@@ -329,6 +356,7 @@ int morph_client_main(int argc, char **argv)
         free(line);
     }
     close(c.fd);
+    freeaddrinfo(c.addrs);
     free(target);
     return rc == 0 ? 0 : 1;
 }
