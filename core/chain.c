@@ -16,6 +16,8 @@
 #include "log.h"
 #include "options.h"
 
+__thread const morphd_stage_t *morphd_running_stage;
+
 enum job_state {
     JOB_DEFERRED, /* waiting for the plugin's done() or fail() */
     JOB_RUNNING,  /* on the thread pool */
@@ -578,7 +580,9 @@ static void work_run(uv_work_t *w)
     job->out.data = job->buf.data;
     job->out.cap = job->buf.cap;
     job->out.len = 0;
+    morphd_running_stage = st;
     int rc = st->plugin->desc->transform(st->instance, *slot, &msg, &job->out);
+    morphd_running_stage = NULL;
     if (rc != MORPH_OK || job->reason[0] != '\0' || job->out.len > job->out.cap) {
         if (job->reason[0] == '\0')
             snprintf(job->reason, sizeof job->reason, "%s",
@@ -765,7 +769,9 @@ void morphd_chain_run(morphd_chain_t *chain, morphd_conn_t *conn, size_t from,
                            (const morph_conn_t *)conn, slot};
         morph_out_t o = {buf->data + off, 0, buf->cap - off, out_reserve,
                          out_fail, &x, (uint32_t)sizeof o, 0, out_defer};
+        morphd_running_stage = st;
         int rc = st->plugin->desc->transform(st->instance, *slot, &msg, &o);
+        morphd_running_stage = NULL;
         uint64_t t2 = morphd_ticks();
         if (lazy != NULL) { /* the plugin made its state now */
             void **states = conn->ops->states(conn);

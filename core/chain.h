@@ -94,6 +94,11 @@ typedef struct morphd_chain {
     morphd_stage_t stages[];
 } morphd_chain_t;
 
+/* The stage whose plugin this thread is running now (NULL between calls),
+ * so that the crash logger can name the plugin and service that were
+ * running when a fatal signal came. */
+extern __thread const morphd_stage_t *morphd_running_stage;
+
 /* Creates one instance of each plugin, with the options of `opts` meant
  * for it, running on `env`. Options of plugins that declare them must have
  * been checked (options.h); they reach create() normalised, defaults

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "chain.h"
 #include "config.h"
 #include "exit_codes.h"
 #include "log.h"
@@ -59,18 +60,36 @@ static void usage(FILE *out)
  * is logged before the process dies of it, so that the log says why
  * systemd restarted the service (Restart=on-failure). Only
  * async-signal-safe calls here. */
+/* Appends a string to the crash line (no allocation, no stdio). */
+static size_t put(char *buf, size_t n, size_t size, const char *s)
+{
+    while (*s && n + 1 < size)
+        buf[n++] = *s++;
+    return n;
+}
+
 static void on_fatal_signal(int sig)
 {
-    char msg[160] = "morphd: fatal signal ";
-    size_t n = strlen(msg);
-    if (sig >= 10)
-        msg[n++] = (char)('0' + sig / 10);
-    msg[n++] = (char)('0' + sig % 10);
-    const char *rest = "; a plugin or morphd itself crashed. Exiting; under "
-                       "systemd the service restarts.\n";
-    size_t r = strlen(rest);
-    memcpy(msg + n, rest, r < sizeof msg - n ? r : sizeof msg - n);
-    n += r < sizeof msg - n ? r : sizeof msg - n;
+    char msg[512];
+    char num[4] = {0};
+    size_t n = put(msg, 0, sizeof msg, "morphd: fatal signal ");
+    num[0] = (char)('0' + sig / 10);
+    num[1] = (char)('0' + sig % 10);
+    n = put(msg, n, sizeof msg, sig >= 10 ? num : num + 1);
+    /* the plugin this thread was running, if any (set around each call) */
+    const morphd_stage_t *st = morphd_running_stage;
+    if (st != NULL) {
+        n = put(msg, n, sizeof msg, " in plugin ");
+        n = put(msg, n, sizeof msg, st->plugin->name);
+        n = put(msg, n, sizeof msg, " of service ");
+        n = put(msg, n, sizeof msg, st->chain->service);
+        n = put(msg, n, sizeof msg, "; the plugin crashed");
+    } else {
+        n = put(msg, n, sizeof msg, " outside any plugin call; morphd "
+                                    "itself crashed");
+    }
+    n = put(msg, n, sizeof msg, ". Exiting; under systemd the service "
+                                "restarts.\n");
     ssize_t w = write(STDERR_FILENO, msg, n);
     (void)w;
     signal(sig, SIG_DFL);
