@@ -79,9 +79,16 @@ docs: build
 	sh scripts/gen-config-doc.sh $(BUILD_DIR)
 
 # Debian packages (morph and morph-dev), built for /usr in their own tree.
+# Built with Debian's hardening flags (dpkg-buildflags, hardening=+all):
+# fortified functions, immediate binding, PIE, stack protector.
+DEB_HARDENING = DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags --get
 package: deps
 	cmake -S . -B $(BUILD_DIR)-package -DCMAKE_BUILD_TYPE=Release \
-	    -DCMAKE_INSTALL_PREFIX=/usr -DMORPH_BUILD_TESTS=OFF $(CMAKE_FLAGS)
+	    -DCMAKE_INSTALL_PREFIX=/usr -DMORPH_BUILD_TESTS=OFF \
+	    -DCMAKE_C_FLAGS="$$($(DEB_HARDENING) CFLAGS) $$($(DEB_HARDENING) CPPFLAGS)" \
+	    -DCMAKE_EXE_LINKER_FLAGS="$$($(DEB_HARDENING) LDFLAGS)" \
+	    -DCMAKE_SHARED_LINKER_FLAGS="$$($(DEB_HARDENING) LDFLAGS)" \
+	    -DCMAKE_MODULE_LINKER_FLAGS="$$($(DEB_HARDENING) LDFLAGS)" $(CMAKE_FLAGS)
 	cmake --build $(BUILD_DIR)-package -j $(JOBS)
 	cd $(BUILD_DIR)-package && cpack
 	@ls $(BUILD_DIR)-package/*.deb

@@ -4,8 +4,11 @@ set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME morph)
 set(CPACK_PACKAGE_VERSION "${PROJECT_VERSION}")
 set(CPACK_PACKAGE_CONTACT "morph maintainers <maintainers@morph.invalid>")
-set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "plugin-based TCP/UDP text transform server")
-set(CPACK_COMPONENT_RUNTIME_DESCRIPTION "morphd serves text transforms, loaded as plugins and chained in an INI
+# Each package's description starts with its own synopsis. (CPack puts
+# CPACK_PACKAGE_DESCRIPTION_SUMMARY in front of every component's
+# description unless it is left at CPack's default, so it is not set.)
+set(CPACK_DEBIAN_RUNTIME_DESCRIPTION "plugin-based TCP/UDP text transform server
+morphd serves text transforms, loaded as plugins and chained in an INI
 file, over TCP and UDP. The package runs the uppercase service on port
 12000 under systemd, and includes the morph client.")
 set(CPACK_STRIP_FILES ON)

@@ -23,6 +23,11 @@ for lib in libuv1 libicu72 libinih1 procps; do
     case "$depends" in *"$lib"*) ;; *) fail "Depends lacks $lib: $depends" ;; esac
 done
 dpkg-deb -I "$deb" conffiles | grep -qx /etc/morph/morphd.ini || fail "conffile"
+# each package has a synopsis of its own
+[ "$(dpkg-deb -f "$deb" Description | head -1)" = "plugin-based TCP/UDP text transform server" ] \
+    || fail "morph synopsis: $(dpkg-deb -f "$deb" Description | head -1)"
+[ "$(dpkg-deb -f "$devdeb" Description | head -1)" = "SDK for writing morph plugins" ] \
+    || fail "morph-dev synopsis: $(dpkg-deb -f "$devdeb" Description | head -1)"
 # the SDK needs the same morph, and libuv's headers for libmorph-testing
 [ "$(dpkg-deb -f "$devdeb" Depends)" = "morph (= $(dpkg-deb -f "$deb" Version)), libuv1-dev" ] \
     || fail "morph-dev Depends: $(dpkg-deb -f "$devdeb" Depends)"
@@ -39,6 +44,13 @@ for f in usr/sbin/morphd usr/bin/morph etc/morph/morphd.ini \
     [ -e "$root/$f" ] || fail "missing $f"
 done
 plugins=$(dirname "$(find "$root/usr/lib" -name uppercase.so)")
+# Debian's hardening: immediate binding (lintian hardening-no-bindnow) and
+# fortified libc calls (hardening-no-fortify-functions)
+for bin in usr/sbin/morphd usr/bin/morph; do
+    readelf -d "$root/$bin" | grep -q 'BIND_NOW' || fail "$bin: no BIND_NOW"
+    syms=$(readelf --dyn-syms -W "$root/$bin")
+    echo "$syms" | grep -q '__[a-z]*_chk' || fail "$bin: no fortified functions"
+done
 unit=$root/usr/lib/systemd/system/morphd.service
 for key in Type=notify NoNewPrivileges=yes ProtectSystem=strict ProtectHome=yes \
            PrivateTmp=yes RestrictAddressFamilies= 'ExecReload=/bin/kill -HUP' \
