@@ -345,14 +345,6 @@ static morph_pending_t *job_out_defer(morph_out_t *out, void *user)
     return NULL; /* a pending message is pending already */
 }
 
-/* One job fewer in flight on `env` (after the job is freed: the owner may
- * tear things down when the last one goes). */
-static void jobs_dec(morphd_chain_env_t *env)
-{
-    if (--env->n_jobs == 0 && env->on_jobs_gone != NULL)
-        env->on_jobs_gone(env);
-}
-
 /* A deferred job the plugin has ended: finish it from the loop. */
 static void job_ready(morphd_job_t *job)
 {
@@ -464,6 +456,25 @@ static void job_free(morphd_job_t *job)
     chain_unref(chain);
 }
 
+/* A job is in flight: its env counts it (the worker's shutdown waits for
+ * it), and so does its service's messages_pending. */
+static void job_counted(morphd_job_t *job)
+{
+    job->chain->env->n_jobs++;
+    MORPHD_STAT_ADD(job->chain->stats, messages_pending, 1);
+}
+
+/* A counted job has ended: uncounted and freed -- the env last, since its
+ * owner may tear things down when the last job goes. */
+static void job_end(morphd_job_t *job)
+{
+    morphd_chain_env_t *env = job->chain->env;
+    MORPHD_STAT_SUB(job->chain->stats, messages_pending, 1);
+    job_free(job);
+    if (--env->n_jobs == 0 && env->on_jobs_gone != NULL)
+        env->on_jobs_gone(env);
+}
+
 int morphd_job_own_states(morphd_job_t *job, void **states)
 {
     size_t n = job->chain->n;
@@ -498,11 +509,8 @@ static void job_finish(morphd_job_t *job)
     morphd_stage_t *st = &chain->stages[job->stage];
     bool failed = job->state == JOB_FAILED;
     morphd_metrics_record(st->metrics, morphd_ticks() - job->t0, failed);
-    MORPHD_STAT_SUB(chain->stats, messages_pending, 1);
-    morphd_chain_env_t *env = chain->env;
     if (job->abandoned || job->conn.transport == NULL) { /* it went first */
-        job_free(job);
-        jobs_dec(env);
+        job_end(job);
         return;
     }
     job_keep_lazy_state(job);
@@ -536,8 +544,7 @@ static void job_finish(morphd_job_t *job)
         }
     }
     job->conn.ops->job_done(&job->conn, job, &r);
-    job_free(job);
-    jobs_dec(env);
+    job_end(job);
 }
 
 void morphd_job_abandon(morphd_job_t *job, void **states)
@@ -555,10 +562,7 @@ void morphd_job_abandon(morphd_job_t *job, void **states)
     morphd_stage_t *st = &chain->stages[job->stage];
     st->plugin->cancel(st->instance, &job->pub);
     morphd_metrics_record(st->metrics, morphd_ticks() - job->t0, false);
-    MORPHD_STAT_SUB(chain->stats, messages_pending, 1);
-    morphd_chain_env_t *env = chain->env;
-    job_free(job);
-    jobs_dec(env);
+    job_end(job);
 }
 
 /* --- the thread pool ------------------------------------------------------------ */
@@ -686,17 +690,12 @@ static void offload(morphd_chain_t *chain, morphd_conn_t *conn, size_t i,
     }
     /* work_done runs on this thread later, so the order is safe */
     if (uv_queue_work(chain->env->loop, &job->work, work_run, work_done) != 0) {
+        job->offloaded = false; /* it never left the loop */
         job->state = JOB_FAILED;
         snprintf(job->reason, sizeof job->reason, "cannot start a pool thread");
         job_ready(job); /* the transport hears of it from the loop */
-        chain->env->n_jobs++;
-        MORPHD_STAT_ADD(chain->stats, messages_pending, 1);
-        r->status = MORPHD_RUN_PENDING;
-        r->job = job;
-        return;
     }
-    chain->env->n_jobs++;
-    MORPHD_STAT_ADD(chain->stats, messages_pending, 1);
+    job_counted(job);
     r->status = MORPHD_RUN_PENDING;
     r->job = job;
 }
@@ -803,8 +802,7 @@ void morphd_chain_run(morphd_chain_t *chain, morphd_conn_t *conn, size_t from,
             }
             if (job->state == JOB_DEFERRED) {
                 job->t0 = t;
-                chain->env->n_jobs++;
-                MORPHD_STAT_ADD(chain->stats, messages_pending, 1);
+                job_counted(job);
                 dest->len = base;
                 r->status = MORPHD_RUN_PENDING;
                 r->job = job;
