@@ -18,9 +18,17 @@ set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION net)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 set(CPACK_DEBIAN_RUNTIME_PACKAGE_NAME morph)
-# procps: the unit reloads with /bin/kill (shlibdeps adds the libraries)
-set(CPACK_DEBIAN_RUNTIME_PACKAGE_DEPENDS "procps")
-set(CPACK_DEBIAN_RUNTIME_PACKAGE_CONTROL_EXTRA "${CMAKE_SOURCE_DIR}/packaging/conffiles")
+# procps: the unit reloads with /bin/kill; init-system-helpers: the
+# maintainer scripts enable and start the unit with deb-systemd-helper and
+# deb-systemd-invoke (shlibdeps adds the libraries)
+set(CPACK_DEBIAN_RUNTIME_PACKAGE_DEPENDS "procps, init-system-helpers (>= 1.54~)")
+set(CPACK_DEBIAN_RUNTIME_PACKAGE_CONTROL_EXTRA
+    "${CMAKE_SOURCE_DIR}/packaging/conffiles"
+    "${CMAKE_SOURCE_DIR}/packaging/postinst"
+    "${CMAKE_SOURCE_DIR}/packaging/prerm"
+    "${CMAKE_SOURCE_DIR}/packaging/postrm")
+# keep the scripts' mode (0755) as they are in the source tree
+set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION TRUE)
 set(CPACK_DEBIAN_DEV_PACKAGE_NAME morph-dev)
 set(CPACK_DEBIAN_DEV_PACKAGE_SECTION libdevel)
 set(CPACK_DEBIAN_DEV_PACKAGE_DEPENDS "morph (= ${PROJECT_VERSION}), libuv1-dev")

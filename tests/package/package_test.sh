@@ -3,8 +3,10 @@
 # scratch dpkg root (dpkg --root, so the machine itself is untouched), run
 # the installed morphd with the installed config -- moved to ephemeral
 # loopback ports with --set, the documented override -- check the uppercase
-# reply over TCP and UDP with the installed client, then `dpkg -r` and check
-# that only the conffile is left.
+# reply over TCP and UDP with the installed client, then `dpkg -r` (only
+# the conffile and the unit's enable records stay) and `dpkg --purge`
+# (nothing stays). The maintainer scripts see DPKG_ROOT and start nothing
+# here; tests/systemd/systemd_test.sh runs them under a real systemd.
 #
 # usage: package_test.sh PACKAGE_BUILD_DIR
 set -euo pipefail
@@ -28,6 +30,11 @@ dpkg-deb -I "$deb" conffiles | grep -qx /etc/morph/morphd.ini || fail "conffile"
     || fail "morph synopsis: $(dpkg-deb -f "$deb" Description | head -1)"
 [ "$(dpkg-deb -f "$devdeb" Description | head -1)" = "SDK for writing morph plugins" ] \
     || fail "morph-dev synopsis: $(dpkg-deb -f "$devdeb" Description | head -1)"
+# the maintainer scripts enable and start the unit, as dh_installsystemd's do
+for script in postinst prerm postrm; do
+    dpkg-deb -I "$deb" "$script" | grep -q "deb-systemd-" || fail "no $script"
+done
+case "$depends" in *init-system-helpers*) ;; *) fail "Depends lacks init-system-helpers" ;; esac
 # the SDK needs the same morph, and libuv's headers for libmorph-testing
 [ "$(dpkg-deb -f "$devdeb" Depends)" = "morph (= $(dpkg-deb -f "$deb" Version)), libuv1-dev" ] \
     || fail "morph-dev Depends: $(dpkg-deb -f "$devdeb" Depends)"
@@ -43,6 +50,9 @@ for f in usr/sbin/morphd usr/bin/morph etc/morph/morphd.ini \
          usr/include/morph/plugin.h; do
     [ -e "$root/$f" ] || fail "missing $f"
 done
+# postinst enabled the unit (into DPKG_ROOT: nothing is started on this host)
+[ -L "$root/etc/systemd/system/multi-user.target.wants/morphd.service" ] \
+    || fail "postinst did not enable morphd.service"
 plugins=$(dirname "$(find "$root/usr/lib" -name uppercase.so)")
 # Debian's hardening: immediate binding (lintian hardening-no-bindnow) and
 # fortified libc calls (hardening-no-fortify-functions)
@@ -79,10 +89,17 @@ kill -TERM "$pid"
 wait "$pid" || fail "morphd exit status $?"
 pid=
 
-echo "== dpkg -r leaves only the conffile"
+echo "== dpkg -r leaves only the conffile and the unit's enable records"
 dpkg --root="$root" --force-depends --force-script-chrootless -r morph-dev morph >/dev/null
-left=$(cd "$root" && find . -type f ! -path './var/lib/dpkg/*' ! -name log ! -name dpkg.out | sort)
+left() { (cd "$root" && find . \( -type f -o -type l \) ! -path './var/lib/dpkg/*' \
+                 ! -name log ! -name dpkg.out | sort); }
+left=$(left | grep -v -e '^./etc/systemd/system/' -e '^./var/lib/systemd/deb-systemd-helper-')
 [ "$left" = "./etc/morph/morphd.ini" ] || fail "left behind: $left"
+# postrm masked the unit whose file is gone
+[ "$(readlink "$root/etc/systemd/system/morphd.service")" = /dev/null ] || fail "not masked"
+echo "== dpkg --purge leaves nothing"
 dpkg --root="$root" --force-depends --force-script-chrootless --purge morph >/dev/null
-[ ! -e "$root/etc/morph/morphd.ini" ] || fail "purge kept the conffile"
+left=$(left)
+[ -z "$left" ] || fail "purge left behind: $left"
+[ ! -e "$root/etc/morph" ] || fail "purge kept /etc/morph"
 echo "package: all passed"
