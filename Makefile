@@ -7,7 +7,7 @@ CMAKE_FLAGS ?=
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CONFIG ?= config/morphd.ini
 
-.PHONY: all deps configure build run test check test-sanitize package test-package docs fuzz bench clean help
+.PHONY: all deps configure build run test check test-sanitize package test-package test-systemd docs fuzz bench clean help
 
 all: build
 
@@ -17,6 +17,8 @@ help:
 	@echo "make build   build only (into $(BUILD_DIR)/)"
 	@echo "make test-sanitize  the test suite built with ASan+UBSan (into $(BUILD_DIR)-sanitize/)"
 	@echo "make package  Debian packages morph and morph-dev (into $(BUILD_DIR)-package/)"
+	@echo "make test-package  install the packages into a scratch root and serve"
+	@echo "make test-systemd  the packages in a Debian container under systemd (root)"
 	@echo "make bench   the benchmark suite (a few minutes; see docs/benchmarks.md)"
 	@echo "make deps    install the missing Debian packages only"
 	@echo "make clean   remove $(BUILD_DIR)/"
@@ -96,6 +98,13 @@ package: deps
 # Installs the package into a scratch dpkg root, serves it, removes it.
 test-package: package
 	bash tests/package/package_test.sh $(BUILD_DIR)-package
+
+# The packages as a Debian user gets them, under a real systemd: a Debian 12
+# container booted with systemd-nspawn (as root). Its root file system is
+# made once by debootstrap and cached in $(BUILD_DIR)-package/systemd-rootfs.
+test-systemd: package
+	@sh scripts/install-deps.sh --systemd
+	bash tests/systemd/systemd_test.sh $(BUILD_DIR)-package
 
 clean:
 	rm -rf $(BUILD_DIR) $(BUILD_DIR)-sanitize $(BUILD_DIR)-package $(BUILD_DIR)-fuzz $(BUILD_DIR)-bench

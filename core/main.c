@@ -24,7 +24,7 @@
 static void usage(FILE *out)
 {
     fprintf(out,
-            "Usage: morphd [-c FILE] [-t] [-l LEVEL] [--set SECTION.KEY=VALUE]...\n"
+            "Usage: morphd [-c FILE] [-t [-q]] [-l LEVEL] [--set SECTION.KEY=VALUE]...\n"
             "\n"
             "morphd serves text transforms (plugins) over TCP and UDP, as\n"
             "configured in an INI file. Without -c it serves the packaged\n"
@@ -34,6 +34,7 @@ static void usage(FILE *out)
             "  -c, --config FILE   read the configuration from FILE\n"
             "  -t, --test          check the configuration and load its plugins,\n"
             "                      print what is wrong, and exit (0 when valid)\n"
+            "  -q, --quiet         with -t: print nothing when the file is valid\n"
             "  -l, --log-level L   error, warn, info or debug (overrides the file)\n"
             "  -s, --set S.K=V     override one key of the file: S is morphd or a\n"
             "                      service name, e.g. --set 'uppercase.listen=\n"
@@ -45,7 +46,9 @@ static void usage(FILE *out)
             "  -V, --version       show the version and exit\n"
             "\n"
             "Signals: SIGINT and SIGTERM stop accepting, finish writing pending\n"
-            "replies (up to shutdown_timeout) and exit 0.\n"
+            "replies (up to shutdown_timeout) and exit 0. SIGHUP reloads the\n"
+            "file (a bad one is logged and the running one kept). SIGUSR1 logs\n"
+            "every service's counters.\n"
             "\n"
             "Exit status: 0 success; %d bad configuration (EX_CONFIG), including\n"
             "plugins that fail to load and ports already in use; %d bad usage.\n",
@@ -184,6 +187,7 @@ int main(int argc, char **argv)
     static const struct option long_opts[] = {
         {"config", required_argument, NULL, 'c'},
         {"test", no_argument, NULL, 't'},
+        {"quiet", no_argument, NULL, 'q'},
         {"log-level", required_argument, NULL, 'l'},
         {"set", required_argument, NULL, 's'},
         {"help-config", optional_argument, NULL, 'H'},
@@ -194,17 +198,21 @@ int main(int argc, char **argv)
     const char *config_path = NULL;
     int help_config = -1; /* a morphd_ref_format_t when asked for */
     int test_only = 0;
+    int quiet = 0;
     int log_level = -1;
     const char *overrides[32];
     size_t n_overrides = 0;
     int opt;
-    while ((opt = getopt_long(argc, argv, "c:tl:s:hV", long_opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "c:tql:s:hV", long_opts, NULL)) != -1) {
         switch (opt) {
         case 'c':
             config_path = optarg;
             break;
         case 't':
             test_only = 1;
+            break;
+        case 'q':
+            quiet = 1;
             break;
         case 'l':
             log_level = morphd_log_level_parse(optarg);
@@ -246,6 +254,10 @@ int main(int argc, char **argv)
             return MORPH_EXIT_USAGE;
         }
     }
+    if (quiet && !test_only) {
+        fprintf(stderr, "morphd: -q goes with -t\n");
+        return MORPH_EXIT_USAGE;
+    }
     if (optind < argc) {
         fprintf(stderr, "morphd: unexpected argument '%s'\n", argv[optind]);
         usage(stderr);
@@ -286,6 +298,10 @@ int main(int argc, char **argv)
         server.n_overrides = n_overrides;
     }
 
+    if (rc == 0 && test_only && quiet) {
+        morphd_server_free(&server);
+        return 0;
+    }
     if (rc == 0 && test_only) {
         printf("morphd: %s: configuration OK\n", server.gen->cfg.path);
         for (size_t i = 0; i < server.n_services; i++) {

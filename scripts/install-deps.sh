@@ -8,10 +8,15 @@ PACKAGES="cmake make gcc g++ clang pkg-config libuv1-dev libinih-dev libicu-dev 
 # The socket clients the README uses to talk to morphd.
 PACKAGES="$PACKAGES netcat-openbsd socat"
 
-# `install-deps.sh --bench`: also what the benchmark suite needs.
-if [ "${1:-}" = "--bench" ]; then
-    PACKAGES="$PACKAGES gnuplot-nox util-linux"
-fi
+for arg in "$@"; do
+    case "$arg" in
+    # what the benchmark suite needs
+    --bench) PACKAGES="$PACKAGES gnuplot-nox util-linux" ;;
+    # what `make test-systemd` needs: a Debian container booted with systemd
+    --systemd) PACKAGES="$PACKAGES debootstrap systemd-container" ;;
+    *) echo "usage: install-deps.sh [--bench] [--systemd]" >&2; exit 64 ;;
+    esac
+done
 
 missing=""
 for p in $PACKAGES; do

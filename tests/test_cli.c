@@ -60,6 +60,26 @@ START_TEST(test_mode_accepts_the_builtin_and_packaged_configs)
 }
 END_TEST
 
+/* -t -q is what the packaged unit runs before each reload: silent when the
+ * file is good, the errors (and 78) when it is not. */
+START_TEST(test_mode_quiet_prints_only_errors)
+{
+    char *out;
+    const char *good[] = {"-t", "-q", "-c", SOURCE_DIR "/config/examples.ini", NULL};
+    ck_assert_int_eq(run_morphd(good, &out), 0);
+    ck_assert_msg(out[0] == '\0', "printed: %s", out);
+    free(out);
+    const char *bad[] = {"-t", "-q", "--set", "uppercase.framing=sideways", NULL};
+    ck_assert_int_eq(run_morphd(bad, &out), 78);
+    ck_assert_msg(strstr(out, "framing") && strstr(out, "1 error"), "%s", out);
+    free(out);
+    const char *alone[] = {"-q", NULL};
+    ck_assert_int_eq(run_morphd(alone, &out), 64);
+    ck_assert_msg(strstr(out, "-q goes with -t"), "%s", out);
+    free(out);
+}
+END_TEST
+
 START_TEST(test_mode_reports_every_error_and_exits_78)
 {
     char ini[512];
@@ -294,6 +314,7 @@ static Suite *suite(void)
     tcase_add_test(tc, help_and_version);
     tcase_add_test(tc, bad_usage_exits_64);
     tcase_add_test(tc, test_mode_accepts_the_builtin_and_packaged_configs);
+    tcase_add_test(tc, test_mode_quiet_prints_only_errors);
     tcase_add_test(tc, test_mode_reports_every_error_and_exits_78);
     tcase_add_test(tc, missing_config_file_exits_78);
     tcase_add_test(tc, set_overrides_a_key);
