@@ -42,6 +42,7 @@ static void client_usage(FILE *out)
             "Usage: morph [--tcp|--udp] [-w SECONDS] [-r TRIES] [HOST][:PORT] [MESSAGE...]\n"
             "       morph pipe ...      (morph pipe --help)\n"
             "       morph stats ...     (morph stats --help)\n"
+            "       morph plugin info ... (morph plugin info --help)\n"
             "\n"
             "Sends text to a morph service and prints the reply. HOST defaults to\n"
             "%s, PORT to %s; IPv6 addresses go in brackets: [::1]:12000.\n"
