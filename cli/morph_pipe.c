@@ -20,14 +20,15 @@
 static void pipe_usage(FILE *out)
 {
     fprintf(out,
-            "Usage: morph pipe [-d PLUGIN_DIR] [-o PLUGIN.KEY=VALUE]... [--stream]\n"
+            "Usage: morph pipe [-d PLUGIN_DIRS] [-o PLUGIN.KEY=VALUE]... [--stream]\n"
             "                  [--max-message SIZE] CHAIN < INPUT\n"
             "\n"
             "Applies CHAIN (plugin names separated by ',' or '|', e.g.\n"
             "uppercase,reverse) to standard input and writes the result to\n"
             "standard output.\n"
             "\n"
-            "  -d, --plugin-dir DIR   where the plugins are (default: %s)\n"
+            "  -d, --plugin-dir DIRS  where the plugins are: folders separated by\n"
+            "                         spaces, searched in order (default: %s)\n"
             "  -o, --option P.K=V     a plugin option, as in the INI file\n"
             "                         (reverse.unit=codepoint)\n"
             "  -s, --stream           transform chunks as they are read (every\n"

@@ -13,19 +13,21 @@
 #include "options.h"
 #include "paths.h"
 #include "plugin_loader.h"
+#include "plugin_path.h"
 
 static void plugin_usage(FILE *out)
 {
     fprintf(out,
-            "Usage: morph plugin info NAME|FILE [-d PLUGIN_DIR]\n"
+            "Usage: morph plugin info NAME|FILE [-d PLUGIN_DIRS]\n"
             "\n"
             "Prints a plugin's name, version, ABI, the morphd versions it loads\n"
             "on, its flags, its description and the options it declares, with\n"
-            "their defaults. NAME is looked up as PLUGIN_DIR/NAME.so; a FILE\n"
+            "their defaults. NAME is looked up as NAME.so in PLUGIN_DIRS; a FILE\n"
             "(a path with '/', or ending in .so) is read as it is. The plugin\n"
             "is checked as morphd would check it; none of its code runs.\n"
             "\n"
-            "  -d, --plugin-dir DIR   where NAME is (default: %s)\n"
+            "  -d, --plugin-dir DIRS  where NAME is: folders separated by spaces,\n"
+            "                         searched in order (default: %s)\n"
             "  -h, --help             show this help\n"
             "\n"
             "Exit status: 0 success; 64 bad usage; 78 morphd would refuse the\n"
@@ -101,16 +103,18 @@ int morph_plugin_main(int argc, char **argv)
     size_t len = strlen(what);
     bool is_file = strchr(what, '/') != NULL ||
                    (len > 3 && strcmp(what + len - 3, ".so") == 0);
-    if (is_file)
+    char err[1024];
+    if (is_file) {
         path = strdup(what);
-    else if (asprintf(&path, "%s/%s.so", dir, what) < 0)
-        path = NULL;
-    if (path == NULL) {
-        fprintf(stderr, "morph plugin info: out of memory\n");
-        return MORPH_EXIT_FAILURE;
+        if (path == NULL) {
+            fprintf(stderr, "morph plugin info: out of memory\n");
+            return MORPH_EXIT_FAILURE;
+        }
+    } else if (morphd_plugin_path_find(dir, what, &path, err, sizeof err) != 0) {
+        fprintf(stderr, "morph plugin info: %s\n", err);
+        return MORPH_EXIT_CONFIG;
     }
     morphd_plugin_t p;
-    char err[1024];
     int rc = morphd_plugin_inspect(path, &p, err, sizeof err);
     free(path);
     if (rc != 0) {

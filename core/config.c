@@ -322,10 +322,12 @@ static int set_chain(const key_row_t *row, void *obj, const char *value,
 static const key_row_t key_table[] = {
     {SEC_MORPHD, "plugin_dir", set_string, CONF_OFF(plugin_dir), -1, 0, 0,
      NULL,
-     "folder holding the plugins (NAME.so), relative to the config file's "
-     "folder when relative; default: the build tree's plugins when morphd "
-     "runs from the build tree, else the installed plugin folder",
-     "/usr/local/lib/morph/plugins"},
+     "folders holding the plugins (NAME.so), separated by spaces and "
+     "searched in order: the first with NAME.so provides plugin NAME; a "
+     "relative one is relative to the config file's folder; default: the "
+     "build tree's plugins when morphd runs from the build tree, else the "
+     "installed plugin folder (`morphd --version` shows it)",
+     "/usr/local/lib/morph/plugins /usr/lib/x86_64-linux-gnu/morph/plugins"},
     {SEC_MORPHD, "log_level", set_log_level, CONF_OFF(log_level), -1, 0, 0,
      "info", "error, warn, info or debug (per-connection events are debug)",
      "debug"},
@@ -826,17 +828,34 @@ void morphd_config_free(morphd_config_t *cfg)
     memset(cfg, 0, sizeof *cfg);
 }
 
+/* Each folder of plugin_dir, relative ones made relative to the config
+ * file's folder, joined by single spaces. */
 char *morphd_config_plugin_dir(const morphd_config_t *cfg, const char *fallback)
 {
     if (cfg->plugin_dir == NULL)
         return strdup(fallback);
     const char *slash = cfg->path ? strrchr(cfg->path, '/') : NULL;
-    if (cfg->plugin_dir[0] == '/' || slash == NULL)
-        return strdup(cfg->plugin_dir);
-    char *out = NULL;
-    if (asprintf(&out, "%.*s/%s", (int)(slash - cfg->path), cfg->path,
-                 cfg->plugin_dir) < 0)
+    int base = slash != NULL ? (int)(slash - cfg->path) : 0;
+    size_t size = strlen(cfg->plugin_dir) + 1; /* + the base of each */
+    for (const char *p = cfg->plugin_dir; *p; p++)
+        if (*p != ' ' && *p != '\t' && (p == cfg->plugin_dir || p[-1] == ' ' ||
+                                        p[-1] == '\t'))
+            size += (size_t)base + 1;
+    char *out = malloc(size);
+    if (out == NULL)
         return NULL;
+    size_t n = 0;
+    const char *p = cfg->plugin_dir;
+    for (p += strspn(p, " \t"); *p; p += strspn(p, " \t")) {
+        size_t len = strcspn(p, " \t");
+        n += (size_t)snprintf(out + n, size - n, "%s%.*s%s%.*s",
+                              n ? " " : "", p[0] == '/' || slash == NULL
+                                                ? 0 : base, cfg->path,
+                              p[0] == '/' || slash == NULL ? "" : "/",
+                              (int)len, p);
+        p += len;
+    }
+    out[n] = '\0';
     return out;
 }
 

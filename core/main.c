@@ -7,6 +7,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 #include "log.h"
 #include "paths.h"
 #include "plugin_loader.h"
+#include "plugin_path.h"
 #include "privileges.h"
 #include "server.h"
 
@@ -43,7 +45,7 @@ static void usage(FILE *out)
             "                      then every plugin's options (=markdown: the\n"
             "                      table of docs/configuration.md; =man: roff)\n"
             "  -h, --help          show this help and exit\n"
-            "  -V, --version       show the version and exit\n"
+            "  -V, --version       show the version and the default plugin folder\n"
             "\n"
             "Signals: SIGINT and SIGTERM stop accepting, finish writing pending\n"
             "replies (up to shutdown_timeout) and exit 0. SIGHUP reloads the\n"
@@ -112,67 +114,98 @@ static void install_crash_logger(void)
 }
 #endif
 
+typedef struct {
+    char *name; /* NAME.so */
+    char *path;
+} listed_plugin_t;
+
+typedef struct {
+    listed_plugin_t *v;
+    size_t n;
+} plugin_list_t;
+
 static int compare_names(const void *a, const void *b)
 {
-    return strcmp(*(char *const *)a, *(char *const *)b);
+    return strcmp(((const listed_plugin_t *)a)->name,
+                  ((const listed_plugin_t *)b)->name);
+}
+
+/* Adds the NAME.so files of one plugin folder not provided by an earlier
+ * folder. */
+static int list_folder(const char *folder, void *arg)
+{
+    plugin_list_t *list = arg;
+    DIR *d = opendir(folder);
+    if (d == NULL) {
+        fprintf(stderr, "morphd: %s: %s; its plugins are not listed\n", folder,
+                strerror(errno));
+        return 0;
+    }
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        size_t len = strlen(e->d_name);
+        if (len <= 3 || strcmp(e->d_name + len - 3, ".so") != 0)
+            continue;
+        bool shadowed = false;
+        for (size_t i = 0; i < list->n && !shadowed; i++)
+            shadowed = strcmp(list->v[i].name, e->d_name) == 0;
+        if (shadowed)
+            continue;
+        listed_plugin_t *grown = realloc(list->v, (list->n + 1) * sizeof *grown);
+        if (grown == NULL)
+            break;
+        list->v = grown;
+        listed_plugin_t *p = &list->v[list->n];
+        p->name = strdup(e->d_name);
+        if (p->name == NULL || asprintf(&p->path, "%s/%s", folder, e->d_name) < 0) {
+            free(p->name);
+            break;
+        }
+        list->n++;
+    }
+    closedir(d);
+    return 0;
 }
 
 /* --help-config: every key, then the options each plugin in the plugin
- * folder declares (in name order; a plugin that cannot be read is noted
- * on stderr and skipped). */
+ * folders declares (in name order, the one plugin_dir would load for each
+ * name; a plugin that cannot be read is noted on stderr and skipped). */
 static int print_help_config(const char *config_path,
                              morphd_ref_format_t format)
 {
     morphd_config_print_reference(stdout, format);
     morphd_config_t cfg;
     morphd_errors_t errs = MORPHD_ERRORS_INIT;
-    char *dir = NULL;
+    char *dirs = NULL;
     if (config_path != NULL &&
         morphd_config_read(config_path, NULL, 0, &cfg, &errs) == 0) {
-        dir = morphd_config_plugin_dir(&cfg, morphd_default_plugin_dir());
+        dirs = morphd_config_plugin_dir(&cfg, morphd_default_plugin_dir());
         morphd_config_free(&cfg);
     }
     morphd_errors_free(&errs);
-    if (dir == NULL)
-        dir = strdup(morphd_default_plugin_dir());
-    DIR *d = dir ? opendir(dir) : NULL;
-    if (d == NULL) {
-        fprintf(stderr, "morphd: %s: %s; no plugin options listed\n",
-                dir ? dir : "(plugin folder)", strerror(errno));
-        free(dir);
+    if (dirs == NULL)
+        dirs = strdup(morphd_default_plugin_dir());
+    if (dirs == NULL)
         return 0;
-    }
-    char **names = NULL;
-    size_t n = 0;
-    for (struct dirent *e; (e = readdir(d)) != NULL;) {
-        size_t len = strlen(e->d_name);
-        if (len <= 3 || strcmp(e->d_name + len - 3, ".so") != 0)
-            continue;
-        char **grown = realloc(names, (n + 1) * sizeof *names);
-        if (grown == NULL)
-            break;
-        names = grown;
-        if ((names[n] = strdup(e->d_name)) != NULL)
-            n++;
-    }
-    closedir(d);
-    qsort(names, n, sizeof *names, compare_names);
-    if (format == MORPHD_REF_TEXT && n > 0)
-        printf("\n[service NAME] options of the plugins in %s\n", dir);
-    for (size_t i = 0; i < n; i++) {
-        char path[4096], err[1024];
+    plugin_list_t list = {0};
+    morphd_plugin_path_each(dirs, list_folder, &list);
+    if (list.n > 0)
+        qsort(list.v, list.n, sizeof *list.v, compare_names);
+    if (format == MORPHD_REF_TEXT && list.n > 0)
+        printf("\n[service NAME] options of the plugins in %s\n", dirs);
+    for (size_t i = 0; i < list.n; i++) {
+        char err[1024];
         morphd_plugin_t p;
-        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-        if (morphd_plugin_inspect(path, &p, err, sizeof err) != 0) {
+        if (morphd_plugin_inspect(list.v[i].path, &p, err, sizeof err) != 0) {
             fprintf(stderr, "morphd: %s\n", err);
         } else {
             morphd_plugin_print_options(stdout, &p, format);
             morphd_plugin_unload(&p);
         }
-        free(names[i]);
+        free(list.v[i].name);
+        free(list.v[i].path);
     }
-    free(names);
-    free(dir);
+    free(list.v);
+    free(dirs);
     return 0;
 }
 
@@ -246,8 +279,8 @@ int main(int argc, char **argv)
             usage(stdout);
             return 0;
         case 'V':
-            printf("morphd %s (plugin ABI %d)\n", MORPH_VERSION,
-                   MORPH_PLUGIN_ABI_VERSION);
+            printf("morphd %s (plugin ABI %d)\nplugins: %s\n", MORPH_VERSION,
+                   MORPH_PLUGIN_ABI_VERSION, morphd_default_plugin_dir());
             return 0;
         default:
             usage(stderr);

@@ -5,6 +5,7 @@
  * holds it (the versioning rule of plugin.h).
  */
 #include "plugin_loader.h"
+#include "plugin_path.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -249,17 +250,15 @@ int morphd_plugin_load_variant(const char *dir, const char *name,
     return load_impl(dir, name, variant, true, p, err, err_size);
 }
 
-static int load_impl(const char *dir, const char *name, unsigned variant,
+static int load_impl(const char *dirs, const char *name, unsigned variant,
                      bool run_hooks, morphd_plugin_t *p, char *err,
                      size_t err_size)
 {
     memset(p, 0, sizeof *p);
     char *path = NULL;
     char *dl_name = NULL;
-    if (asprintf(&path, "%s/%s.so", dir, name) < 0) {
-        snprintf(err, err_size, "plugin '%s': out of memory", name);
+    if (morphd_plugin_path_find(dirs, name, &path, err, err_size) != 0)
         return -1;
-    }
 
     struct stat sb;
     if (stat(path, &sb) != 0) {
@@ -283,13 +282,13 @@ static int load_impl(const char *dir, const char *name, unsigned variant,
     /* "dir/./././name.so": the same file under a name the dynamic loader
      * has not seen, so a replaced file is mapped anew */
     {
-        size_t dlen = strlen(dir);
+        size_t dlen = (size_t)(strrchr(path, '/') - path);
         dl_name = malloc(dlen + 2 * (size_t)variant + strlen(name) + 5);
         if (dl_name == NULL) {
             snprintf(err, err_size, "plugin '%s': out of memory", name);
             goto fail;
         }
-        char *q = dl_name + sprintf(dl_name, "%s", dir);
+        char *q = dl_name + sprintf(dl_name, "%.*s", (int)dlen, path);
         for (unsigned i = 0; i < variant; i++)
             q += sprintf(q, "/.");
         sprintf(q, "/%s.so", name);

@@ -50,9 +50,10 @@ int morphd_plugin_inspect(const char *path, morphd_plugin_t *p, char *err,
 void morphd_plugin_print_options(FILE *out, const morphd_plugin_t *p,
                                  int format /* morphd_ref_format_t */);
 
-/* Loads `<dir>/<name>.so`. Returns 0, or -1 with a message naming the
+/* Loads plugin `name` from the search path `dirs` (plugin_path.h: the
+ * first folder with NAME.so). Returns 0, or -1 with a message naming the
  * plugin, its file and the reason in err. On error nothing stays loaded. */
-int morphd_plugin_load(const char *dir, const char *name, morphd_plugin_t *p,
+int morphd_plugin_load(const char *dirs, const char *name, morphd_plugin_t *p,
                        char *err, size_t err_size);
 
 /* Like morphd_plugin_load, for a file that may have been loaded before and
@@ -60,7 +61,7 @@ int morphd_plugin_load(const char *dir, const char *name, morphd_plugin_t *p,
  * makes the dlopen name unique, so the dynamic loader maps the new file
  * instead of handing back the old one. A file rewritten in place (same
  * inode) still yields the old code: install plugins by replacing files. */
-int morphd_plugin_load_variant(const char *dir, const char *name,
+int morphd_plugin_load_variant(const char *dirs, const char *name,
                                unsigned variant, morphd_plugin_t *p, char *err,
                                size_t err_size);
 

@@ -19,6 +19,7 @@
 #include "log.h"
 #include "notify.h"
 #include "options.h"
+#include "plugin_path.h"
 
 /* The most a stage may output: enough for any case mapping of a full
  * message (at most 3x in UTF-8) with room to spare. */
@@ -30,14 +31,17 @@ static size_t out_limit_for(const morphd_service_conf_t *conf)
     return base * 4;
 }
 
-/* The loaded plugin `name` from `dir`, loading it -- again, when its file
- * was replaced since -- as needed. */
-static morphd_plugin_t *find_or_load(morphd_server_t *s, const char *dir,
+/* The loaded plugin `name` from the search path `dirs`, loading it --
+ * again, when its file was replaced since, or another folder now provides
+ * it -- as needed. */
+static morphd_plugin_t *find_or_load(morphd_server_t *s, const char *dirs,
                                      const char *name, char *err,
                                      size_t err_size)
 {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s.so", dir, name);
+    char *path = NULL;
+    if (morphd_plugin_path_find(dirs, name, &path, err, err_size) != 0)
+        return NULL;
+    morphd_plugin_t *found = NULL;
     unsigned variants = 0;
     for (size_t i = s->n_plugins; i-- > 0;) {
         morphd_plugin_t *p = s->plugins[i];
@@ -46,8 +50,11 @@ static morphd_plugin_t *find_or_load(morphd_server_t *s, const char *dir,
         variants++;
         if (strcmp(p->path, path) == 0 && variants == 1 &&
             !morphd_plugin_file_changed(p))
-            return p;
+            found = p;
     }
+    free(path);
+    if (found != NULL)
+        return found;
     /* each plugin has its own allocation: chains keep pointers to it */
     morphd_plugin_t *p = malloc(sizeof *p);
     morphd_plugin_t **grown =
@@ -59,7 +66,7 @@ static morphd_plugin_t *find_or_load(morphd_server_t *s, const char *dir,
         snprintf(err, err_size, "out of memory");
         return NULL;
     }
-    if (morphd_plugin_load_variant(dir, name, variants, p, err, err_size) !=
+    if (morphd_plugin_load_variant(dirs, name, variants, p, err, err_size) !=
         0) {
         free(p);
         return NULL;

@@ -35,6 +35,28 @@ static char *errors_of(const char *ini, morphd_config_t *cfg_out)
         free(e_);                                                              \
     } while (0)
 
+/* plugin_dir is a search path: each relative folder is relative to the
+ * config file's folder; blanks of any length separate them. */
+START_TEST(plugin_dir_folders_are_resolved_each)
+{
+    morphd_config_t cfg = {0};
+    cfg.path = (char *)"/etc/morph/morphd.ini";
+    cfg.plugin_dir = (char *)"  local\t/usr/lib/morph/plugins   ../shared ";
+    char *dirs = morphd_config_plugin_dir(&cfg, "/fallback");
+    ck_assert_str_eq(dirs, "/etc/morph/local /usr/lib/morph/plugins "
+                           "/etc/morph/../shared");
+    free(dirs);
+    cfg.path = (char *)"morphd.ini"; /* no folder: as written */
+    dirs = morphd_config_plugin_dir(&cfg, "/fallback");
+    ck_assert_str_eq(dirs, "local /usr/lib/morph/plugins ../shared");
+    free(dirs);
+    cfg.plugin_dir = NULL;
+    dirs = morphd_config_plugin_dir(&cfg, "/fallback");
+    ck_assert_str_eq(dirs, "/fallback");
+    free(dirs);
+}
+END_TEST
+
 START_TEST(valid_file_with_two_services)
 {
     const char *ini =
@@ -284,6 +306,7 @@ static Suite *suite(void)
     Suite *s = suite_create("config");
     TCase *tc = tcase_create("parse");
     tcase_add_test(tc, valid_file_with_two_services);
+    tcase_add_test(tc, plugin_dir_folders_are_resolved_each);
     tcase_add_test(tc, packaged_config_is_valid);
     tcase_add_test(tc, builtin_default_equals_packaged_file);
     tcase_add_test(tc, unknown_key_suggests_closest);

@@ -318,6 +318,69 @@ START_TEST(declared_option_types)
 }
 END_TEST
 
+/* plugin_dir is a search path: the first folder with NAME.so provides
+ * plugin NAME -- a local folder before the packaged one adds and overrides
+ * plugins; an entry there that is broken is an error, not skipped. */
+START_TEST(plugin_dir_searches_its_folders_in_order)
+{
+    char local[] = "/tmp/morph-local-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(local));
+    chmod(local, 0755);
+    char dirs[1024], cmd[1024], err[1024];
+    snprintf(dirs, sizeof dirs, "%s %s", local, PLUGIN_DIR);
+    morphd_plugin_t p;
+
+    /* not in the local folder: the packaged one's */
+    ck_assert_msg(morphd_plugin_load(dirs, "echo", &p, err, sizeof err) == 0,
+                  "%s", err);
+    ck_assert_msg(strncmp(p.path, PLUGIN_DIR "/", strlen(PLUGIN_DIR) + 1) == 0,
+                  "%s", p.path);
+    morphd_plugin_unload(&p);
+
+    /* a plugin only the local folder has, in a chain with a packaged one */
+    snprintf(cmd, sizeof cmd, "cp %s/swap_a.so %s/swap.so", TEST_PLUGIN_DIR, local);
+    ck_assert_int_eq(system(cmd), 0);
+    char ini[2048];
+    snprintf(ini, sizeof ini,
+             "[morphd]\nplugin_dir = %s\n\n[service s]\n"
+             "listen = tcp://127.0.0.1:0\ntransform = swap | uppercase\n", dirs);
+    test_chain_t tc;
+    char *e = test_chain_try(&tc, ini);
+    ck_assert_msg(e == NULL, "%s", e);
+    char *out = test_chain_str(&tc, "hello");
+    ck_assert_str_eq(out, "A:HELLO");
+    free(out);
+    test_chain_free(&tc);
+
+    /* the same name in both: the local folder's wins */
+    snprintf(cmd, sizeof cmd, "cp %s/echo.so %s/echo.so", PLUGIN_DIR, local);
+    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_msg(morphd_plugin_load(dirs, "echo", &p, err, sizeof err) == 0,
+                  "%s", err);
+    ck_assert_msg(strncmp(p.path, local, strlen(local)) == 0, "%s", p.path);
+    morphd_plugin_unload(&p);
+
+    /* a broken entry in the local folder is reported, not passed over */
+    snprintf(cmd, sizeof cmd, "ln -s /nonexistent/reverse.so %s/reverse.so", local);
+    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_eq(morphd_plugin_load(dirs, "reverse", &p, err, sizeof err), -1);
+    char want[256];
+    snprintf(want, sizeof want, "%s/reverse.so: No such file", local);
+    ck_assert_msg(strstr(err, want), "%s", err);
+
+    /* in no folder: every folder is named */
+    ck_assert_int_eq(morphd_plugin_load(dirs, "nosuch", &p, err, sizeof err), -1);
+    ck_assert_msg(strstr(err, "no nosuch.so in any folder of plugin_dir") &&
+                      strstr(err, dirs), "%s", err);
+    /* blanks only */
+    ck_assert_int_eq(morphd_plugin_load(" \t ", "echo", &p, err, sizeof err), -1);
+    ck_assert_msg(strstr(err, "plugin_dir names no folder"), "%s", err);
+
+    snprintf(cmd, sizeof cmd, "rm -rf %s", local);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 /* Like sshd's StrictModes: a plugin anyone else could have replaced is
  * refused, naming the culprit and the fix. */
 START_TEST(refuses_plugins_others_can_write)
@@ -387,6 +450,7 @@ static Suite *suite(void)
     tcase_add_test(tc, non_chunk_safe_plugin_in_stream_framing);
     tcase_add_test(tc, bad_plugin_option_is_a_config_error);
     tcase_add_test(tc, refuses_plugins_others_can_write);
+    tcase_add_test(tc, plugin_dir_searches_its_folders_in_order);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -177,6 +177,45 @@ START_TEST(replaced_plugin_file_is_reloaded)
 }
 END_TEST
 
+/* A plugin put into a folder listed earlier in plugin_dir takes over on
+ * reload, and taking it away gives the later folder's back. */
+START_TEST(plugin_in_an_earlier_folder_takes_over_on_reload)
+{
+    char local[] = "/tmp/morph-local-XXXXXX", packaged[] = "/tmp/morph-pkg-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(local));
+    ck_assert_ptr_nonnull(mkdtemp(packaged));
+    chmod(local, 0755);
+    chmod(packaged, 0755);
+    char cmd[512], dirs[128];
+    snprintf(cmd, sizeof cmd, "cp %s/swap_a.so %s/swap.so", TEST_PLUGIN_DIR, packaged);
+    ck_assert_int_eq(system(cmd), 0);
+    snprintf(dirs, sizeof dirs, "%s %s", local, packaged);
+    const char *svc = "[service s]\nlisten = tcp://127.0.0.1:0\ntransform = swap\n";
+    start(dirs, svc);
+    int port = morphd_proc_port(&proc, "s", "tcp", false);
+    int fd = tcp_connect(port, false);
+    exchange(fd, "x", "A:x");
+    close(fd);
+
+    snprintf(cmd, sizeof cmd, "cp %s/swap_b.so %s/swap.so", TEST_PLUGIN_DIR, local);
+    ck_assert_int_eq(system(cmd), 0);
+    reload_ok();
+    fd = tcp_connect(port, false);
+    exchange(fd, "x", "B:x");
+    close(fd);
+
+    snprintf(cmd, sizeof cmd, "rm %s/swap.so", local);
+    ck_assert_int_eq(system(cmd), 0);
+    reload_ok();
+    fd = tcp_connect(port, false);
+    exchange(fd, "x", "A:x");
+    close(fd);
+    ck_assert_int_eq(morphd_proc_stop(&proc), 0);
+    snprintf(cmd, sizeof cmd, "rm -rf %s %s", local, packaged);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 /* Steady traffic from several TCP and UDP clients while morphd reloads
  * again and again, alternating two configurations whose replies are the
  * same: every request must get its right reply. */
@@ -275,6 +314,7 @@ static Suite *suite(void)
     tcase_add_test(tc, services_added_and_removed);
     tcase_add_test(tc, invalid_config_keeps_the_old_one_running);
     tcase_add_test(tc, replaced_plugin_file_is_reloaded);
+    tcase_add_test(tc, plugin_in_an_earlier_folder_takes_over_on_reload);
     tcase_add_test(tc, soak_reloads_lose_nothing);
     tcase_add_test(tc, soak_reloads_lose_nothing_with_two_workers);
     suite_add_tcase(s, tc);
