@@ -1,5 +1,7 @@
 /* The config parser on arbitrary text: never crashes or leaks, and every
- * error it reports names the file (and a line, when there is one). */
+ * error it reports names the file (and a line, when there is one). A
+ * plugin_dir it accepts resolves to the same folders, in order, each
+ * relative one under the config file's folder. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +10,40 @@
 #include "log.h"
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
+
+static void check_plugin_dir(const morphd_config_t *cfg)
+{
+    morphd_config_t view = *cfg;
+    view.path = (char *)"/base/fuzz.ini";
+    char *dirs = morphd_config_plugin_dir(&view, "/fallback");
+    if (dirs == NULL)
+        abort();
+    const char *in = cfg->plugin_dir, *out = dirs;
+    for (;;) {
+        in += strspn(in, " \t");
+        size_t len = strcspn(in, " \t");
+        if (len == 0)
+            break;
+        if (in[0] != '/') {
+            if (strncmp(out, "/base/", 6) != 0)
+                goto bad;
+            out += 6;
+        }
+        if (strncmp(out, in, len) != 0 || (out[len] != ' ' && out[len] != '\0'))
+            goto bad;
+        out += len;
+        out += *out == ' ';
+        in += len;
+    }
+    if (*out == '\0') {
+        free(dirs);
+        return;
+    }
+bad:
+    fprintf(stderr, "fuzz: plugin_dir '%s' resolved to '%s'\n", cfg->plugin_dir,
+            dirs);
+    abort();
+}
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 {
@@ -27,6 +63,8 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
                     errs.msgs[i]);
             abort();
         }
+    if (rc == 0 && cfg.plugin_dir != NULL)
+        check_plugin_dir(&cfg);
     if (rc == 0) /* an override on a valid config is parsed the same way */
         morphd_config_override(&cfg, "morphd.log_level=debug", &errs);
     morphd_errors_free(&errs);

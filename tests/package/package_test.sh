@@ -67,6 +67,11 @@ for key in Type=notify NoNewPrivileges=yes ProtectSystem=strict ProtectHome=yes 
            Restart=on-failure DynamicUser=yes RestartPreventExitStatus=78; do
     grep -q "^$key" "$unit" || fail "unit lacks $key"
 done
+# reload checks the file first; no ExecStartPre, whose 78 would not stop
+# the restarts (RestartPreventExitStatus sees only the main process)
+grep -q '^ExecReload=/usr/sbin/morphd -t -q -c /etc/morph/morphd.ini$' "$unit" \
+    || fail "unit: reload does not check the file"
+! grep -q '^ExecStartPre' "$unit" || fail "unit: ExecStartPre is back"
 
 echo "== the installed service answers"
 "$root/usr/sbin/morphd" -c "$root/etc/morph/morphd.ini" \

@@ -5,6 +5,7 @@
 # operator does next:
 #
 #   apt install ./morph_*.deb ./morph-dev_*.deb   -> enabled and active
+#   systemd-analyze security morphd                -> exposure <= 2.0
 #   the textbook TCP and UDP clients, and `morph`  -> uppercase on 12000
 #   edit the conffile, systemctl reload            -> new behaviour
 #   break the conffile, systemctl reload           -> reload fails, the old
@@ -12,6 +13,8 @@
 #                                                     journal has file:line
 #   systemctl restart, morph stats                 -> works, answers
 #   a broken conffile and systemctl restart        -> failed, not restarted
+#   apt install --reinstall (an upgrade)           -> restarted, edits kept;
+#                                                     a disabled unit stays so
 #   apt remove                                     -> stopped
 #   apt purge                                      -> nothing left behind
 #
@@ -137,6 +140,13 @@ snapshot | comm -13 "$dir/systemd-before.txt" - | grep -qx /usr/sbin/morphd \
 [ "$(ct systemctl is-enabled morphd)" = enabled ] || fail "not enabled after install"
 [ "$(ct systemctl is-active morphd)" = active ] || fail "not active after install"
 
+echo "== systemd-analyze security morphd: exposure 2.0 or less"
+exposure=$(ct systemd-analyze security morphd --no-pager |
+           sed -n 's/.*Overall exposure level for morphd.service: \([0-9.]*\).*/\1/p')
+[ -n "$exposure" ] || fail "systemd-analyze security printed no exposure level"
+awk -v e="$exposure" 'BEGIN { exit !(e <= 2.0) }' || fail "exposure $exposure > 2.0"
+echo "exposure $exposure"
+
 echo "== the textbook clients and morph on port 12000"
 # (they print their prompt, and wait for ever without a reply: timeout)
 got=$(echo 'hello world' | ct timeout 10 python3 /root/TCPClient.py)
@@ -179,6 +189,22 @@ ct systemctl restart morphd || fail "restart"
 [ "$(ct morph hello world)" = "DLROW OLLEH" ] || fail "not serving after restart"
 stats=$(ct morph stats) || fail "morph stats"
 echo "$stats" | grep -Eq '^messages_in +[1-9]' || fail "morph stats: $stats"
+
+echo "== an upgrade restarts the service and keeps the edited conffile"
+pid=$(ct systemctl show -p MainPID --value morphd)
+ct sh -c 'cd /root/debs && apt install -y --reinstall ./morph_*.deb' \
+    >"$dir/apt-upgrade.log" 2>&1 || { tail "$dir/apt-upgrade.log"; fail "apt reinstall"; }
+[ "$(ct systemctl is-active morphd)" = active ] || fail "not active after the upgrade"
+[ "$(ct systemctl show -p MainPID --value morphd)" != "$pid" ] || fail "not restarted by the upgrade"
+[ "$(ct morph hello world)" = "DLROW OLLEH" ] || fail "the edited conffile was not kept"
+echo "== a disabled service stays disabled and stopped across an upgrade"
+ct systemctl disable --now morphd 2>/dev/null
+ct sh -c 'cd /root/debs && apt install -y --reinstall ./morph_*.deb' \
+    >"$dir/apt-upgrade.log" 2>&1 || { tail "$dir/apt-upgrade.log"; fail "apt reinstall"; }
+[ "$(ct systemctl is-enabled morphd || true)" = disabled ] || fail "enabled by the upgrade"
+[ "$(ct systemctl is-active morphd || true)" = inactive ] || fail "started by the upgrade"
+ct systemctl enable --now morphd 2>/dev/null
+[ "$(ct morph hello world)" = "DLROW OLLEH" ] || fail "not serving once enabled again"
 
 echo "== apt remove stops the service"
 ct apt remove -y morph-dev morph >"$dir/apt-remove.log" 2>&1 || fail "apt remove"
