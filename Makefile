@@ -95,8 +95,10 @@ package: deps
 	cd $(BUILD_DIR)-package && cpack
 	@ls $(BUILD_DIR)-package/*.deb
 
-# Installs the package into a scratch dpkg root, serves it, removes it.
+# lintian, then installs the packages into a scratch dpkg root, serves
+# them, removes them.
 test-package: package
+	@sh scripts/install-deps.sh --package
 	bash tests/package/package_test.sh $(BUILD_DIR)-package
 
 # The packages as a Debian user gets them, under a real systemd: a Debian 12

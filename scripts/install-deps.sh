@@ -12,9 +12,11 @@ for arg in "$@"; do
     case "$arg" in
     # what the benchmark suite needs
     --bench) PACKAGES="$PACKAGES gnuplot-nox util-linux" ;;
+    # what `make test-package` needs: Debian's package checker
+    --package) PACKAGES="$PACKAGES lintian" ;;
     # what `make test-systemd` needs: a Debian container booted with systemd
     --systemd) PACKAGES="$PACKAGES debootstrap systemd-container" ;;
-    *) echo "usage: install-deps.sh [--bench] [--systemd]" >&2; exit 64 ;;
+    *) echo "usage: install-deps.sh [--bench] [--package] [--systemd]" >&2; exit 64 ;;
     esac
 done
 

@@ -39,6 +39,11 @@ case "$depends" in *init-system-helpers*) ;; *) fail "Depends lacks init-system-
 [ "$(dpkg-deb -f "$devdeb" Depends)" = "morph (= $(dpkg-deb -f "$deb" Version)), libuv1-dev" ] \
     || fail "morph-dev Depends: $(dpkg-deb -f "$devdeb" Depends)"
 
+echo "== lintian: no errors, no warnings"
+# (informational tags are left: .comment sections, no init.d script,
+# the test library unstripped)
+lint=$(lintian --fail-on error,warning "$deb" "$devdeb" 2>&1) || { echo "$lint"; fail "lintian"; }
+
 echo "== install into a scratch root"
 mkdir -p "$root/var/lib/dpkg/info" "$root/var/lib/dpkg/updates"
 touch "$root/var/lib/dpkg/status"
