@@ -398,15 +398,16 @@ static morphd_job_t *job_new(morphd_chain_t *chain, const morphd_conn_t *conn,
     __atomic_add_fetch(&chain->refs, 1, __ATOMIC_ACQ_REL);
     job->conn = *conn;
     if (conn->peer != NULL) {
-        size_t len = conn->peer->sa_family == AF_INET6
-                         ? sizeof(struct sockaddr_in6)
-                         : sizeof(struct sockaddr_in);
-        memcpy(&job->peer, conn->peer, len);
+        memcpy(&job->peer, conn->peer, morphd_sockaddr_len(conn->peer));
         job->conn.peer = (struct sockaddr *)&job->peer;
     }
     if (conn->local != NULL) { /* from a job that ran off the loop */
         memcpy(&job->local, conn->local, sizeof job->local);
         job->conn.local = (struct sockaddr *)&job->local;
+    }
+    if (conn->cred != NULL) {
+        job->cred = *conn->cred;
+        job->conn.cred = &job->cred;
     }
     job->stage = stage;
     job->flags = flags;
@@ -682,6 +683,9 @@ static void offload(morphd_chain_t *chain, morphd_conn_t *conn, size_t i,
         }
     }
     job->conn.local = (struct sockaddr *)&job->local;
+    if (job->conn.cred == NULL && conn->ops->credentials != NULL &&
+        conn->ops->credentials(conn, &job->cred) == 0)
+        job->conn.cred = &job->cred;
     job->offloaded = true;
     if (conn->ops->job_start(conn, job) != 0) {
         job_free(job);

@@ -183,6 +183,7 @@ struct morphd_job {
     uv_work_t work;               /* set up by uv_queue_work */
     struct sockaddr_storage peer; /* conn.peer points here when it is set */
     struct sockaddr_storage local; /* conn.local: for a job off the loop */
+    morphd_cred_t cred;            /* conn.cred: likewise */
     unsigned char inline_buf[128]; /* buf's storage while it fits */
 };
 /* Jobs are kept for reuse by their env, up to this many per worker. */

@@ -5,6 +5,7 @@
  * driven by that table, so adding a key is adding a row.
  */
 #include "config.h"
+#include "listener_unix.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -205,6 +206,42 @@ bad:
     return -1;
 }
 
+/* File permissions: octal, at most 0777. */
+static int set_mode(const key_row_t *row, void *obj, const char *value,
+                    char *err, size_t err_size)
+{
+    char *end;
+    errno = 0;
+    unsigned long n = strtoul(value, &end, 8);
+    if (end == value || *end != '\0' || *value == '-' || *value == '+' ||
+        errno != 0 || n > row->max) {
+        snprintf(err, err_size, "'%s' is not a file mode (octal, e.g. 0660)",
+                 value);
+        return -1;
+    }
+    *FIELD(obj, row, unsigned) = (unsigned)n;
+    return 0;
+}
+
+/* A group that exists: a name or a number. */
+static int set_group(const key_row_t *row, void *obj, const char *value,
+                     char *err, size_t err_size)
+{
+    if (morphd_unix_group_id(value) < 0) {
+        snprintf(err, err_size, "no group '%s' on this system", value);
+        return -1;
+    }
+    char **field = FIELD(obj, row, char *);
+    char *copy = strdup(value);
+    if (copy == NULL) {
+        snprintf(err, err_size, "out of memory");
+        return -1;
+    }
+    free(*field);
+    *field = copy;
+    return 0;
+}
+
 static int set_framing(const key_row_t *row, void *obj, const char *value,
                        char *err, size_t err_size)
 {
@@ -358,8 +395,9 @@ static const key_row_t key_table[] = {
 
     {SEC_SERVICE, "listen", set_listen, SVC_OFF(listen), SVC_LINE(listen_line),
      0, 0, NULL,
-     "required; endpoints tcp://HOST:PORT and udp://HOST:PORT (IPv6 as "
-     "[::1]:PORT), separated by spaces",
+     "required; endpoints tcp://HOST:PORT, udp://HOST:PORT (IPv6 as "
+     "[::1]:PORT) and unix:///absolute/path (a stream socket), separated "
+     "by spaces",
      "tcp://0.0.0.0:12000 udp://[::]:12000"},
     {SEC_SERVICE, "transform", set_chain, SVC_OFF(chain),
      SVC_LINE(transform_line), 0, 0, NULL,
@@ -389,6 +427,13 @@ static const key_row_t key_table[] = {
      SVC_OFF(udp_max_reply_ratio), -1, 1, 1000, "4",
      "a UDP reply larger than this many times its datagram is dropped (and "
      "counted), so morphd cannot amplify a spoofed request", "2"},
+    {SEC_SERVICE, "unix_mode", set_mode, SVC_OFF(unix_mode), -1, 0, 0777,
+     "0660",
+     "unix:// endpoints: the socket file's permissions (octal); connecting "
+     "needs write permission", "0666"},
+    {SEC_SERVICE, "unix_group", set_group, SVC_OFF(unix_group), -1, 0, 0, NULL,
+     "unix:// endpoints: the socket file's group, a name or number; "
+     "default: morphd's own group", "morph-clients"},
     {SEC_SERVICE, "idle_timeout", set_duration_ms, SVC_OFF(idle_timeout_ms),
      -1, 0, 86400000, "300s",
      "a TCP connection that sends nothing for this long is closed (its "
@@ -816,6 +861,7 @@ void morphd_config_free(morphd_config_t *cfg)
         morphd_service_conf_t *svc = &cfg->services[i];
         free(svc->name);
         free(svc->listen);
+        free(svc->unix_group);
         morphd_chain_spec_free(svc->chain, svc->n_chain);
         morphd_plugin_opts_free(&svc->opts);
     }

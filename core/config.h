@@ -41,6 +41,8 @@ typedef struct morphd_service_conf {
     size_t max_connections_per_source; /* per client address; 0: no limit */
     unsigned idle_timeout_ms;  /* close silent TCP connections; 0: never */
     size_t udp_max_reply_ratio; /* a UDP reply is at most this times its datagram */
+    unsigned unix_mode;        /* unix://: the socket file's permissions */
+    char *unix_group;          /* unix://: its group; NULL: morphd's */
 
     morphd_plugin_opts_t opts; /* PLUGIN.KEY = VALUE lines */
 

@@ -12,17 +12,39 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 
 typedef struct morphd_conn morphd_conn_t;
 typedef struct morphd_job morphd_job_t;
 typedef struct morphd_result morphd_result_t;
 
+typedef struct morphd_cred {
+    int64_t uid, gid, pid;
+} morphd_cred_t;
+
+/* The length of a socket address of any family this server sees. */
+static inline size_t morphd_sockaddr_len(const struct sockaddr *sa)
+{
+    switch (sa->sa_family) {
+    case AF_INET6:
+        return sizeof(struct sockaddr_in6);
+    case AF_UNIX:
+        return sizeof(struct sockaddr_un);
+    default:
+        return sizeof(struct sockaddr_in);
+    }
+}
+
 typedef struct morphd_conn_ops {
-    const char *transport; /* "tcp", "udp": what plugins are told */
+    const char *transport; /* "tcp", "udp", "unix": what plugins are told */
     /* Fills the peer's and the local address (AF_UNSPEC when unknown). */
     void (*addresses)(const morphd_conn_t *c, struct sockaddr_storage *peer,
                       struct sockaddr_storage *local);
+    /* unix://: the client process's user, group and pid (SO_PEERCRED).
+     * Returns 0, or -1 when unknown. NULL for other transports. */
+    int (*credentials)(const morphd_conn_t *c, morphd_cred_t *cred);
     /* The connection's array of per-plugin states, allocated now if it has
      * none (a plugin set its state lazily); NULL when out of memory. */
     void **(*states)(morphd_conn_t *c);
@@ -48,6 +70,7 @@ struct morphd_conn {
     const struct sockaddr *peer;  /* when known without a system call */
     size_t request_len;           /* UDP: the datagram's size */
     const struct sockaddr *local; /* when known (a job off the loop) */
+    const morphd_cred_t *cred;    /* unix://: likewise */
 };
 
 #endif

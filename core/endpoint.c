@@ -9,14 +9,25 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 
 const char *morphd_transport_name(morphd_transport_t t)
 {
-    return t == MORPHD_TCP ? "tcp" : "udp";
+    switch (t) {
+    case MORPHD_TCP:
+        return "tcp";
+    case MORPHD_UDP:
+        return "udp";
+    case MORPHD_UNIX:
+        return "unix";
+    }
+    return "?";
 }
 
 int morphd_endpoint_port(const morphd_endpoint_t *ep)
 {
+    if (ep->addr.ss_family == AF_UNIX)
+        return 0;
     if (ep->addr.ss_family == AF_INET6)
         return ntohs(((const struct sockaddr_in6 *)&ep->addr)->sin6_port);
     return ntohs(((const struct sockaddr_in *)&ep->addr)->sin_port);
@@ -28,6 +39,12 @@ void morphd_endpoint_format(morphd_transport_t t,
 {
     char host[INET6_ADDRSTRLEN] = "?";
     int port = 0;
+    if (addr->sa_family == AF_UNIX) {
+        const struct sockaddr_un *u = (const struct sockaddr_un *)addr;
+        snprintf(buf, size, "unix://%.*s", (int)sizeof u->sun_path,
+                 u->sun_path[0] == '/' ? u->sun_path : "");
+        return;
+    }
     if (addr->sa_family == AF_INET6) {
         const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)addr;
         inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
@@ -49,11 +66,37 @@ void morphd_endpoint_format(morphd_transport_t t,
         return -1;                                                             \
     } while (0)
 
+/* unix:///absolute/path: no relative paths (they would depend on the
+ * folder morphd was started in) and no abstract names. */
+static int parse_unix(const char *text, morphd_endpoint_t *ep, char *err,
+                      size_t err_size)
+{
+    const char *path = text + 7;
+    struct sockaddr_un *u = (struct sockaddr_un *)&ep->addr;
+    if (path[0] != '/')
+        FAIL("'%s': a unix:// endpoint takes an absolute path, e.g. "
+             "unix:///run/morphd/NAME.sock", text);
+    size_t len = strlen(path);
+    if (len >= sizeof u->sun_path)
+        FAIL("'%s': the path is %zu bytes; a socket path has at most %zu",
+             text, len, sizeof u->sun_path - 1);
+    if (path[len - 1] == '/')
+        FAIL("'%s': the path names a folder; add the socket's file name",
+             text);
+    ep->transport = MORPHD_UNIX;
+    u->sun_family = AF_UNIX;
+    memcpy(u->sun_path, path, len + 1);
+    snprintf(ep->text, sizeof ep->text, "%s", text);
+    return 0;
+}
+
 int morphd_endpoint_parse(const char *text, morphd_endpoint_t *ep, char *err,
                           size_t err_size)
 {
     memset(ep, 0, sizeof *ep);
     const char *rest;
+    if (strncmp(text, "unix://", 7) == 0)
+        return parse_unix(text, ep, err, err_size);
     if (strncmp(text, "tcp://", 6) == 0) {
         ep->transport = MORPHD_TCP;
         rest = text + 6;
@@ -61,8 +104,9 @@ int morphd_endpoint_parse(const char *text, morphd_endpoint_t *ep, char *err,
         ep->transport = MORPHD_UDP;
         rest = text + 6;
     } else {
-        FAIL("'%s': an endpoint starts with tcp:// or udp:// "
-             "(e.g. tcp://127.0.0.1:12000)", text);
+        FAIL("'%s': an endpoint starts with tcp://, udp:// or unix:// "
+             "(e.g. tcp://127.0.0.1:12000, unix:///run/morphd/NAME.sock)",
+             text);
     }
 
     char host[INET6_ADDRSTRLEN + 1];

@@ -1,6 +1,7 @@
 /*
  * endpoint.h -- parsing of listen endpoints: tcp://HOST:PORT,
- * udp://HOST:PORT, with IPv6 hosts in brackets (udp://[::1]:12000).
+ * udp://HOST:PORT, with IPv6 hosts in brackets (udp://[::1]:12000), and
+ * unix:///absolute/path (a stream socket).
  */
 #ifndef MORPHD_ENDPOINT_H
 #define MORPHD_ENDPOINT_H
@@ -12,26 +13,40 @@
 typedef enum morphd_transport {
     MORPHD_TCP,
     MORPHD_UDP,
+    MORPHD_UNIX,
 } morphd_transport_t;
+
+/* The longest text of an endpoint: "unix://" and a 107-byte path. */
+#define MORPHD_ENDPOINT_TEXT 128
 
 typedef struct morphd_endpoint {
     morphd_transport_t transport;
-    struct sockaddr_storage addr; /* AF_INET or AF_INET6, port set */
-    char text[80];                /* canonical form, for logs */
+    /* AF_INET or AF_INET6 with the port set; AF_UNIX with the path */
+    struct sockaddr_storage addr;
+    char text[MORPHD_ENDPOINT_TEXT]; /* canonical form, for logs */
 } morphd_endpoint_t;
 
 /* Parses one endpoint. HOST must be a numeric IPv4 or IPv6 address, or
  * "localhost" (127.0.0.1) or "*" (0.0.0.0). PORT is 0..65535; 0 asks the
- * kernel for an ephemeral port. Returns 0, or -1 with a reason in err. */
+ * kernel for an ephemeral port. A unix:// path is absolute and fits in
+ * sun_path (107 bytes). Returns 0, or -1 with a reason in err. */
 int morphd_endpoint_parse(const char *text, morphd_endpoint_t *ep, char *err,
                           size_t err_size);
 
 const char *morphd_transport_name(morphd_transport_t t);
 
-/* The port in host byte order. */
+/* Whether the transport is a byte stream (tcp, unix) rather than
+ * datagrams. */
+static inline int morphd_transport_is_stream(morphd_transport_t t)
+{
+    return t != MORPHD_UDP;
+}
+
+/* The port in host byte order; 0 for unix://. */
 int morphd_endpoint_port(const morphd_endpoint_t *ep);
 
-/* Formats "tcp://HOST:PORT" for an address into buf. */
+/* Formats "tcp://HOST:PORT" for an address into buf ("unix:///path" for
+ * AF_UNIX; "unix://" for an unnamed one, as clients are). */
 void morphd_endpoint_format(morphd_transport_t t,
                             const struct sockaddr *addr, char *buf,
                             size_t size);

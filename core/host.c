@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 
 #include "chain.h"
 #include "log.h"
@@ -83,13 +84,26 @@ static int conn_info(const morph_host_t *host, const morph_conn_t *conn,
     if (c->local != NULL)
         memcpy(&local, c->local, sizeof local);
     if (c->peer != NULL)
-        memcpy(&peer, c->peer, c->peer->sa_family == AF_INET6
-                                   ? sizeof(struct sockaddr_in6)
-                                   : sizeof(struct sockaddr_in));
+        memcpy(&peer, c->peer, morphd_sockaddr_len(c->peer));
     describe(&peer, full.peer_address, sizeof full.peer_address,
              &full.peer_port, &full.peer_family);
     describe(&local, full.local_address, sizeof full.local_address,
              &full.local_port, NULL);
+    full.peer_uid = full.peer_gid = full.peer_pid = -1;
+    if (local.ss_family == AF_UNIX)
+        snprintf(full.path, sizeof full.path, "%.*s",
+                 (int)sizeof full.path - 1,
+                 ((const struct sockaddr_un *)&local)->sun_path);
+    morphd_cred_t cred;
+    if (c->cred != NULL) {
+        cred = *c->cred;
+    } else if (c->ops->credentials == NULL || c->transport == NULL ||
+               c->ops->credentials(c, &cred) != 0) {
+        cred.uid = cred.gid = cred.pid = -1;
+    }
+    full.peer_uid = cred.uid;
+    full.peer_gid = cred.gid;
+    full.peer_pid = cred.pid;
     /* what both know: the caller's size, at most ours */
     uint32_t size = info->struct_size < sizeof full ? info->struct_size
                                                     : (uint32_t)sizeof full;

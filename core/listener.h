@@ -64,9 +64,13 @@ struct morphd_listener {
     morphd_service_t *service;
     morphd_endpoint_t endpoint; /* as configured (a worker other than the
                                    first gets port 0 resolved here) */
-    char bound[80];             /* as bound (port 0 resolved) */
+    char bound[MORPHD_ENDPOINT_TEXT]; /* as bound (port 0 resolved) */
     struct sockaddr_storage bound_addr;
     bool reuseport;             /* bind with SO_REUSEPORT (several workers) */
+    int fd;                     /* the listening descriptor, once open */
+    /* unix://, a worker after the first: the first one's listener, whose
+     * descriptor this one listens on too (server.c sets it) */
+    const morphd_listener_t *share;
     void *impl;                 /* the transport's own state */
     /* set by the owner (the worker): called once the listener is closed */
     void (*on_closed)(morphd_listener_t *l);
@@ -84,6 +88,7 @@ int morphd_listener_socket(const morphd_listener_t *l, int type);
 
 extern const morphd_listener_ops_t morphd_listener_tcp;
 extern const morphd_listener_ops_t morphd_listener_udp;
+extern const morphd_listener_ops_t morphd_listener_unix;
 
 /* The listener implementation of a transport. */
 const morphd_listener_ops_t *morphd_listener_ops_for(morphd_transport_t t);

@@ -352,7 +352,8 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
      * array only if it asks (udp_states), which over UDP is rare. */
     morphd_chain_t *chain = svc->chain;
     void *states[chain->keeps_state ? chain->n : 1];
-    morphd_conn_t c = {&udp_conn_ops, ul, svc, NULL, from, (size_t)nread, NULL};
+    morphd_conn_t c = {&udp_conn_ops, ul, svc, NULL, from, (size_t)nread, NULL,
+                       NULL};
     ul->states = chain->keeps_state ? states : NULL;
     ul->states_used = false;
     if (chain->opens_conns) {

@@ -77,10 +77,10 @@ static morphd_plugin_t *find_or_load(morphd_server_t *s, const char *dirs,
     return p;
 }
 
-static bool has_tcp(const morphd_service_conf_t *conf)
+static bool has_stream(const morphd_service_conf_t *conf)
 {
     for (size_t i = 0; i < conf->n_listen; i++)
-        if (conf->listen[i].transport == MORPHD_TCP)
+        if (morphd_transport_is_stream(conf->listen[i].transport))
             return true;
     return false;
 }
@@ -117,7 +117,7 @@ static bool load_chain(morphd_server_t *s, morphd_generation_t *gen,
     }
     if (!ok)
         return false;
-    if (conf->framing == MORPHD_FRAMING_STREAM && has_tcp(conf)) {
+    if (conf->framing == MORPHD_FRAMING_STREAM && has_stream(conf)) {
         for (size_t i = 0; i < conf->n_chain; i++)
             if (!(plugins[i]->desc->flags & MORPH_PLUGIN_CHUNK_SAFE)) {
                 morphd_errors_add(
@@ -301,7 +301,8 @@ int morphd_server_init(morphd_server_t *s, morphd_config_t *cfg,
 }
 
 /* Workers after the first bind an endpoint configured with port 0 to the
- * port the first one got, so that they share it. */
+ * port the first one got, so that they share it; they listen on the first
+ * one's unix:// socket. */
 static void share_ports(morphd_site_t **first, morphd_site_t **other,
                         size_t n)
 {
@@ -310,7 +311,9 @@ static void share_ports(morphd_site_t **first, morphd_site_t **other,
             morphd_listener_t *a = &first[i]->listeners[j];
             morphd_listener_t *b = &other[i]->listeners[j];
             const morphd_listener_t *bound = a->impl ? a : a->from;
-            if (bound != NULL && morphd_endpoint_port(&a->endpoint) == 0)
+            if (bound != NULL && a->endpoint.transport == MORPHD_UNIX)
+                b->share = bound;
+            else if (bound != NULL && morphd_endpoint_port(&a->endpoint) == 0)
                 memcpy(&b->endpoint.addr, &bound->bound_addr,
                        sizeof b->endpoint.addr);
         }

@@ -94,6 +94,16 @@ void morphd_stats_source_key(const struct sockaddr *sa, unsigned char key[16])
     }
 }
 
+void morphd_stats_source_key_uid(uid_t uid, unsigned char key[16])
+{
+    /* apart from every client address: ff75:: is IPv6 multicast, which no
+     * TCP client connects from */
+    memset(key, 0, 16);
+    key[0] = 0xff;
+    key[1] = 'u';
+    memcpy(key + 12, &uid, sizeof uid < 4 ? sizeof uid : 4);
+}
+
 static struct source_count **bucket(morphd_stats_t *st,
                                     const unsigned char key[16])
 {

@@ -95,6 +95,9 @@ morphd_plugin_counter_t *morphd_stats_counter(morphd_plugin_stats_t *ps,
 
 /* The 16-byte key of a source address (IPv4 as v4-mapped IPv6). */
 void morphd_stats_source_key(const struct sockaddr *sa, unsigned char key[16]);
+/* The key of a unix:// client: its user, so that per-source limits count
+ * per user there. */
+void morphd_stats_source_key_uid(uid_t uid, unsigned char key[16]);
 
 /* Admits one TCP connection from the source `key` (NULL: no per-source
  * limit) under the limits (0 = none). Returns true and counts it open, or

@@ -21,7 +21,15 @@ static const morphd_listener_ops_t *const transports[] = {
 
 const morphd_listener_ops_t *morphd_listener_ops_for(morphd_transport_t t)
 {
-    return t == MORPHD_TCP ? &morphd_listener_tcp : &morphd_listener_udp;
+    switch (t) {
+    case MORPHD_TCP:
+        return &morphd_listener_tcp;
+    case MORPHD_UNIX:
+        return &morphd_listener_unix;
+    case MORPHD_UDP:
+        break;
+    }
+    return &morphd_listener_udp;
 }
 
 /* --- sites ---------------------------------------------------------------------- */
@@ -259,7 +267,8 @@ static int open_listener(morphd_worker_t *w, morphd_listener_t *l,
 static morphd_listener_t *find_running(morphd_worker_t *w,
                                        const morphd_listener_t *l)
 {
-    bool any_port = strcmp(strrchr(l->endpoint.text, ':'), ":0") == 0;
+    bool any_port = l->endpoint.transport != MORPHD_UNIX &&
+                    morphd_endpoint_port(&l->endpoint) == 0;
     for (size_t i = 0; i < w->n_sites; i++)
         for (size_t j = 0; j < w->sites[i]->n_listeners; j++) {
             morphd_listener_t *old = &w->sites[i]->listeners[j];
@@ -365,6 +374,7 @@ static void do_commit(morphd_worker_t *w, morphd_site_t **sites, size_t n)
             memcpy(l->bound, old->bound, sizeof l->bound);
             memcpy(&l->bound_addr, &old->bound_addr, sizeof l->bound_addr);
             l->reuseport = old->reuseport;
+            l->fd = old->fd;
             l->on_closed = on_listener_closed;
             l->ops->rebind(l);
             sites[i]->n_open++;

@@ -166,6 +166,38 @@ START_TEST(unknown_section)
 }
 END_TEST
 
+/* unix_mode is octal permissions; unix_group a group that exists. */
+START_TEST(unix_socket_keys)
+{
+    const char *head = "[service a]\ntransform = echo\n"
+                       "listen = unix:///run/morphd/a.sock\n";
+    char ini[256];
+    const char *bad_modes[] = {"0888", "rw-rw----", "-1", "01777", "", "0x1ff"};
+    for (size_t i = 0; i < sizeof bad_modes / sizeof *bad_modes; i++) {
+        snprintf(ini, sizeof ini, "%sunix_mode = %s\n", head, bad_modes[i]);
+        ASSERT_ERROR(ini, "t.ini:4: unix_mode:");
+    }
+    snprintf(ini, sizeof ini, "%sunix_group = no-such-group-here\n", head);
+    ASSERT_ERROR(ini, "t.ini:4: unix_group: no group 'no-such-group-here'");
+
+    morphd_config_t cfg;
+    snprintf(ini, sizeof ini, "%sunix_mode = 0600\nunix_group = root\n", head);
+    char *e = errors_of(ini, &cfg);
+    ck_assert_str_eq(e, "");
+    free(e);
+    ck_assert_uint_eq(cfg.services[0].unix_mode, 0600);
+    ck_assert_str_eq(cfg.services[0].unix_group, "root");
+    ck_assert_int_eq(cfg.services[0].listen[0].transport, MORPHD_UNIX);
+    morphd_config_free(&cfg);
+    e = errors_of(head, &cfg); /* the defaults */
+    ck_assert_str_eq(e, "");
+    free(e);
+    ck_assert_uint_eq(cfg.services[0].unix_mode, 0660);
+    ck_assert_ptr_null(cfg.services[0].unix_group);
+    morphd_config_free(&cfg);
+}
+END_TEST
+
 START_TEST(malformed_endpoint_names_line_and_endpoint)
 {
     ASSERT_ERROR("[service a]\ntransform = echo\nlisten = tcp://127.0.0.1:1 "
@@ -174,7 +206,10 @@ START_TEST(malformed_endpoint_names_line_and_endpoint)
                  "number 0..65535");
     ASSERT_ERROR("[service a]\ntransform = echo\nlisten = 127.0.0.1:12000\n",
                  "t.ini:3: listen: '127.0.0.1:12000': an endpoint starts with "
-                 "tcp:// or udp://");
+                 "tcp://, udp:// or unix://");
+    ASSERT_ERROR("[service a]\ntransform = echo\nlisten = unix://x.sock\n",
+                 "t.ini:3: listen: 'unix://x.sock': a unix:// endpoint takes "
+                 "an absolute path");
     ASSERT_ERROR("[service a]\ntransform = echo\n"
                  "listen = udp://[::1]:7 udp://[::1]:7\n",
                  "t.ini:3: listen: 'udp://[::1]:7' is listed twice");
@@ -307,6 +342,7 @@ static Suite *suite(void)
     TCase *tc = tcase_create("parse");
     tcase_add_test(tc, valid_file_with_two_services);
     tcase_add_test(tc, plugin_dir_folders_are_resolved_each);
+    tcase_add_test(tc, unix_socket_keys);
     tcase_add_test(tc, packaged_config_is_valid);
     tcase_add_test(tc, builtin_default_equals_packaged_file);
     tcase_add_test(tc, unknown_key_suggests_closest);

@@ -1,6 +1,7 @@
 /* Endpoint parsing: tcp://HOST:PORT and udp://[V6]:PORT, and its errors. */
 #include <arpa/inet.h>
 #include <string.h>
+#include <sys/un.h>
 
 #include "endpoint.h"
 #include "harness.h"
@@ -46,12 +47,15 @@ START_TEST(wildcards_and_localhost)
 }
 END_TEST
 
+/* with the slash before it, 108 bytes: one more than a socket path holds */
+#define LONG_PATH "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+
 static const struct {
     const char *text;
     const char *why; /* a fragment of the expected message */
 } bad[] = {
-    {"127.0.0.1:12000", "starts with tcp:// or udp://"},
-    {"http://127.0.0.1:80", "starts with tcp:// or udp://"},
+    {"127.0.0.1:12000", "starts with tcp://, udp:// or unix://"},
+    {"http://127.0.0.1:80", "starts with tcp://, udp:// or unix://"},
     {"tcp://127.0.0.1", "missing ':PORT'"},
     {"tcp://127.0.0.1:", "port must be a number"},
     {"tcp://127.0.0.1:65536", "port must be a number"},
@@ -63,7 +67,39 @@ static const struct {
     {"tcp://[::1]12000", "expected ':PORT'"},
     {"udp://example.com:53", "not a numeric IPv4 or IPv6 address"},
     {"udp://300.1.1.1:53", "not a numeric"},
+    {"unix://", "takes an absolute path"},
+    {"unix://run/morphd.sock", "takes an absolute path"},
+    {"unix://./morphd.sock", "takes an absolute path"},
+    {"unix:///run/morphd/", "names a folder"},
+    {"unix:///" LONG_PATH, "a socket path has at most 107"},
 };
+
+START_TEST(parses_unix)
+{
+    morphd_endpoint_t ep;
+    char err[256] = "";
+    ck_assert_int_eq(morphd_endpoint_parse("unix:///run/morphd/upper.sock", &ep,
+                                           err, sizeof err), 0);
+    ck_assert_int_eq(ep.transport, MORPHD_UNIX);
+    ck_assert_int_eq(ep.addr.ss_family, AF_UNIX);
+    ck_assert_str_eq(((struct sockaddr_un *)&ep.addr)->sun_path,
+                     "/run/morphd/upper.sock");
+    ck_assert_str_eq(ep.text, "unix:///run/morphd/upper.sock");
+    ck_assert_int_eq(morphd_endpoint_port(&ep), 0);
+    ck_assert(morphd_transport_is_stream(ep.transport));
+    ck_assert_str_eq(morphd_transport_name(ep.transport), "unix");
+    /* the longest path that fits: 107 bytes, and its text */
+    char text[160] = "unix://";
+    memset(text + 7, 'a', 107);
+    text[7] = '/';
+    text[7 + 107] = '\0';
+    ck_assert_msg(morphd_endpoint_parse(text, &ep, err, sizeof err) == 0, "%s", err);
+    ck_assert_str_eq(ep.text, text);
+    char buf[MORPHD_ENDPOINT_TEXT];
+    morphd_endpoint_format(MORPHD_UNIX, (struct sockaddr *)&ep.addr, buf, sizeof buf);
+    ck_assert_str_eq(buf, text);
+}
+END_TEST
 
 START_TEST(rejects_malformed)
 {
@@ -85,6 +121,7 @@ static Suite *suite(void)
     tcase_add_test(tc, parses_ipv4_tcp);
     tcase_add_test(tc, parses_ipv6_udp);
     tcase_add_test(tc, wildcards_and_localhost);
+    tcase_add_test(tc, parses_unix);
     tcase_add_loop_test(tc, rejects_malformed, 0,
                         (int)(sizeof bad / sizeof *bad));
     suite_add_tcase(s, tc);

@@ -278,8 +278,9 @@ typedef struct morph_conn morph_conn_t;
 
 /* What morph_host_t.conn_info fills in. The caller sets struct_size to
  * sizeof(morph_conn_info_t); the host fills what both know. Addresses are
- * numeric text ("127.0.0.1", "::1"); "" with port 0 when unknown. After
- * the PROXY protocol, `peer` is the proxied client. */
+ * numeric text ("127.0.0.1", "::1"); "" with port 0 when unknown (so over
+ * unix://, where `path` and the peer_* credentials say who and where).
+ * After the PROXY protocol, `peer` is the proxied client. */
 typedef struct morph_conn_info {
     uint32_t struct_size;
     uint32_t worker;           /* the worker (event loop) index, from 0 */
@@ -290,6 +291,10 @@ typedef struct morph_conn_info {
     uint16_t peer_port;
     uint16_t local_port;
     uint32_t peer_family;      /* 4, 6, or 0 when unknown */
+    char path[108];            /* unix://: the socket file; "" otherwise */
+    int64_t peer_uid;          /* unix://: the client process's user, */
+    int64_t peer_gid;          /* group and pid (SO_PEERCRED); */
+    int64_t peer_pid;          /* -1 when unknown or not unix:// */
 } morph_conn_info_t;
 
 /* Over UDP, each datagram is a connection of its own: conn_open, one

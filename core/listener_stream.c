@@ -1,5 +1,7 @@
 /*
- * listener_tcp.c -- the TCP transport. Each read is framed (stream or line),
+ * listener_stream.c -- the stream transports: tcp:// and unix://. They
+ * differ only in how the listening socket is made (listener_unix.c has the
+ * socket file's part) and what a client's address is. Each read is framed (stream or line),
  * run through the message path, and all replies to that read are written
  * with one write. Backpressure: when a client does not read its replies
  * and they pile up past max_pending_output, morphd stops reading from that
@@ -9,13 +11,15 @@
  * max_connections_per_source refuse new connections at accept;
  * idle_timeout closes connections that have gone silent.
  *
- * Memory: an idle connection is one allocation of 264 bytes (libuv's
- * handle is 248 of them). Whatever only some connections need -- plugin
+ * Memory: an idle TCP connection is one allocation of 264 bytes (libuv's
+ * handle is 248 of them; a unix:// one's is 264, its connection 280). Whatever only some connections need -- plugin
  * states, a line split across reads, input held back, the per-source key
  * -- lives in a session allocated when first needed. Connections belong to
  * their loop, not to the listener that accepted them: the loop's handle
  * queue is their list (uv_walk), for the idle sweep and for shutdown.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,16 +27,19 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "framing.h"
 #include "listener.h"
+#include "listener_unix.h"
 #include "log.h"
 #include "service.h"
 
 typedef struct tcp_session tcp_session_t;
 
 typedef struct tcp_conn {
-    uv_tcp_t handle; /* data: the service it was accepted under (a ref) */
     tcp_session_t *s;
     uint32_t last_active : 31; /* uv_now() of the last read or write,
                                   mod 2^31 ms (24 days; idle_timeout <= 1) */
@@ -40,13 +47,37 @@ typedef struct tcp_conn {
     uint32_t queued : 30;   /* reply bytes handed to uv_write, not written */
     uint32_t reading : 1;   /* uv_read_start is on */
     uint32_t paused : 1;    /* not reading: the client does not read */
+    /* Last, so that a TCP connection is allocated without a pipe's extra
+     * bytes (conn_size). data: the service it was accepted under (a ref);
+     * every other stream handle on a worker's loop (listeners, the admin
+     * endpoint's) has data NULL or pointing at itself: is_conn. */
+    union {
+        uv_handle_t handle;
+        uv_stream_t stream;
+        uv_tcp_t tcp;
+        uv_pipe_t pipe; /* unix:// connections only */
+    } h;
 } tcp_conn_t;
+
+static inline size_t conn_size(uv_handle_type type)
+{
+    return offsetof(tcp_conn_t, h) +
+           (type == UV_NAMED_PIPE ? sizeof(uv_pipe_t) : sizeof(uv_tcp_t));
+}
+
+static inline tcp_conn_t *conn_of(const void *handle)
+{
+    return (tcp_conn_t *)((char *)handle - offsetof(tcp_conn_t, h));
+}
+
+static void free_conn(uv_handle_t *h) { free(conn_of(h)); }
 
 #define ACTIVE_MASK 0x7fffffffu
 #define NOW31(loop) ((uint32_t)uv_now(loop) & ACTIVE_MASK)
 
 /* malloc gives 264 bytes in a 272-byte chunk; 8 more would cost 16 */
-_Static_assert(sizeof(tcp_conn_t) <= 264, "keep idle connections small");
+_Static_assert(offsetof(tcp_conn_t, h) + sizeof(uv_tcp_t) <= 264,
+               "keep idle connections small");
 
 #define QUEUED_MAX ((1u << 30) - 1)
 
@@ -66,9 +97,15 @@ struct tcp_session {
 };
 
 typedef struct tcp_listener {
-    uv_tcp_t server; /* first: server.data == &server marks a listener */
+    union { /* first: server.data == &server marks a listener */
+        uv_handle_t handle;
+        uv_stream_t stream;
+        uv_tcp_t tcp;
+        uv_pipe_t pipe;
+    } server;
     morphd_listener_t *l;
     bool closing;
+    morphd_unix_file_t file; /* unix://: the socket file it made, if any */
 } tcp_listener_t;
 
 typedef struct write_req {
@@ -79,7 +116,7 @@ typedef struct write_req {
 
 static inline morphd_service_t *conn_svc(const tcp_conn_t *c)
 {
-    return c->handle.data;
+    return c->h.handle.data;
 }
 
 static inline bool closing(const tcp_conn_t *c) { return c->closing; }
@@ -93,13 +130,43 @@ static inline uv_buf_t buf_of(const void *data, size_t len)
     return b;
 }
 
-/* "tcp://1.2.3.4:5678", for logs ("a client" once the address is gone). */
+static inline bool is_unix(const tcp_conn_t *c)
+{
+    return c->h.handle.type == UV_NAMED_PIPE;
+}
+
+static int conn_fd(const tcp_conn_t *c)
+{
+    uv_os_fd_t fd;
+    return uv_fileno(&c->h.handle, &fd) == 0 ? fd : -1;
+}
+
+/* The client process of a unix:// connection (SO_PEERCRED). */
+static bool peer_cred(const tcp_conn_t *c, struct ucred *cred)
+{
+    socklen_t len = sizeof *cred;
+    int fd = conn_fd(c);
+    return fd >= 0 &&
+           getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred, &len) == 0;
+}
+
+/* "tcp://1.2.3.4:5678", "unix client uid 1000 pid 42", for logs ("a
+ * client" once the address is gone). */
 static const char *peer_text(const tcp_conn_t *c, char *buf, size_t size)
 {
+    if (is_unix(c)) {
+        struct ucred cred;
+        if (peer_cred(c, &cred))
+            snprintf(buf, size, "unix client uid %u pid %d",
+                     (unsigned)cred.uid, (int)cred.pid);
+        else
+            snprintf(buf, size, "a unix client");
+        return buf;
+    }
     struct sockaddr_storage ss;
-    int len = sizeof ss;
+    socklen_t len = sizeof ss;
     memset(&ss, 0, sizeof ss);
-    if (uv_tcp_getpeername(&c->handle, (struct sockaddr *)&ss, &len) != 0) {
+    if (getpeername(conn_fd(c), (struct sockaddr *)&ss, &len) != 0) {
         snprintf(buf, size, "a client");
         return buf;
     }
@@ -128,10 +195,23 @@ static void tcp_addresses(const morphd_conn_t *mc, struct sockaddr_storage *peer
     const tcp_conn_t *c = mc->transport;
     if (c == NULL)
         return;
-    int len = sizeof *peer;
-    uv_tcp_getpeername(&c->handle, (struct sockaddr *)peer, &len);
+    int fd = conn_fd(c);
+    socklen_t len = sizeof *peer;
+    getpeername(fd, (struct sockaddr *)peer, &len);
     len = sizeof *local;
-    uv_tcp_getsockname(&c->handle, (struct sockaddr *)local, &len);
+    getsockname(fd, (struct sockaddr *)local, &len);
+}
+
+static int unix_credentials(const morphd_conn_t *mc, morphd_cred_t *out)
+{
+    const tcp_conn_t *c = mc->transport;
+    struct ucred cred;
+    if (c == NULL || !peer_cred(c, &cred))
+        return -1;
+    out->uid = cred.uid;
+    out->gid = cred.gid;
+    out->pid = cred.pid;
+    return 0;
 }
 
 static void **tcp_states(morphd_conn_t *mc)
@@ -170,7 +250,7 @@ static void tcp_job_done(morphd_conn_t *mc, morphd_job_t *job,
     morphd_service_t *svc = conn_svc(c);
     (void)job;
     c->s->job = r->status == MORPHD_RUN_PENDING ? r->job : NULL;
-    morphd_io_t *io = morphd_io_of(c->handle.loop);
+    morphd_io_t *io = morphd_io_of(c->h.handle.loop);
     io->reply.len = 0;
     morphd_reply_t rep;
     morphd_service_finish(svc, r, &io->reply, &rep);
@@ -201,22 +281,33 @@ static const morphd_conn_ops_t tcp_conn_ops = {
     .job_done = tcp_job_done,
 };
 
+static const morphd_conn_ops_t unix_conn_ops = {
+    .transport = "unix",
+    .addresses = tcp_addresses,
+    .credentials = unix_credentials,
+    .states = tcp_states,
+    .job_admit = tcp_job_admit,
+    .job_start = tcp_job_start,
+    .job_done = tcp_job_done,
+};
+
 static void conn_view(tcp_conn_t *c, morphd_conn_t *mc)
 {
-    mc->ops = &tcp_conn_ops;
+    mc->ops = is_unix(c) ? &unix_conn_ops : &tcp_conn_ops;
     mc->transport = c;
-    mc->owner = c->handle.data;
+    mc->owner = c->h.handle.data;
     mc->states = c->s ? c->s->states : NULL;
     mc->peer = NULL;
     mc->request_len = 0;
     mc->local = NULL;
+    mc->cred = NULL;
 }
 
 /* --- closing ----------------------------------------------------------------- */
 
 static void on_conn_closed(uv_handle_t *h)
 {
-    tcp_conn_t *c = (tcp_conn_t *)h;
+    tcp_conn_t *c = conn_of(h);
     morphd_service_t *svc = conn_svc(c);
     tcp_session_t *s = c->s;
     if (s != NULL) {
@@ -246,7 +337,7 @@ static void conn_close(tcp_conn_t *c)
                    conn_svc(c)->conf->name, peer_text(c, peer, sizeof peer));
     }
     c->closing = 1;
-    uv_close((uv_handle_t *)&c->handle, on_conn_closed);
+    uv_close(&c->h.handle, on_conn_closed);
 }
 
 static void on_shutdown(uv_shutdown_t *req, int status)
@@ -260,7 +351,7 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 static void stop_reading(tcp_conn_t *c)
 {
     if (c->reading) {
-        uv_read_stop((uv_stream_t *)&c->handle);
+        uv_read_stop(&c->h.stream);
         c->reading = 0;
     }
 }
@@ -288,7 +379,7 @@ static void conn_finish(tcp_conn_t *c)
         return;
     }
     req->data = c;
-    if (uv_shutdown(req, (uv_stream_t *)&c->handle, on_shutdown) != 0) {
+    if (uv_shutdown(req, &c->h.stream, on_shutdown) != 0) {
         free(req);
         conn_close(c);
     }
@@ -324,7 +415,7 @@ static void start_reading(tcp_conn_t *c)
         (c->s && (c->s->finishing || c->s->eof ||
                   held_waiting(c->s) >= held_limit(c))))
         return;
-    if (uv_read_start((uv_stream_t *)&c->handle, on_alloc, on_read) == 0)
+    if (uv_read_start(&c->h.stream, on_alloc, on_read) == 0)
         c->reading = 1;
 }
 
@@ -345,7 +436,7 @@ static void on_write(uv_write_t *req, int status)
     }
     if (closing(c))
         return;
-    c->last_active = NOW31(c->handle.loop); /* it reads: not idle */
+    c->last_active = NOW31(c->h.handle.loop); /* it reads: not idle */
     size_t high = conn_svc(c)->conf->max_pending_output;
     if (c->paused && c->queued <= high / 2) {
         c->paused = 0;
@@ -362,7 +453,7 @@ static int conn_send(tcp_conn_t *c, const unsigned char *data, size_t len)
     size_t done = 0;
     if (c->queued == 0) {
         uv_buf_t b = buf_of(data, len);
-        int n = uv_try_write((uv_stream_t *)&c->handle, &b, 1);
+        int n = uv_try_write(&c->h.stream, &b, 1);
         if (n >= 0) {
             done = (size_t)n;
         } else if (n != UV_EAGAIN) {
@@ -391,7 +482,7 @@ static int conn_send(tcp_conn_t *c, const unsigned char *data, size_t len)
     memcpy(w->data, data + done, rest);
     w->req.data = c;
     uv_buf_t b = buf_of(w->data, rest);
-    if (uv_write(&w->req, (uv_stream_t *)&c->handle, &b, 1, on_write) != 0) {
+    if (uv_write(&w->req, &c->h.stream, &b, 1, on_write) != 0) {
         free(w);
         conn_close(c);
         return -1;
@@ -542,7 +633,7 @@ static void process(tcp_conn_t *c)
 {
     tcp_session_t *s = c->s;
     feed_ctx_t x = {.c = c, .svc = conn_svc(c)};
-    x.reply = &morphd_io_of(c->handle.loop)->reply;
+    x.reply = &morphd_io_of(c->h.handle.loop)->reply;
     x.reply->len = 0;
     while (!closing(c) && s->job == NULL && !s->finishing) {
         conn_view(c, &x.conn);
@@ -575,11 +666,10 @@ static void process(tcp_conn_t *c)
  * client, still waiting for its reply) nobody waits for a reply then. */
 static bool peer_reset(const tcp_conn_t *c)
 {
-    uv_os_fd_t fd;
     struct tcp_info ti;
     socklen_t len = sizeof ti;
-    return uv_fileno((const uv_handle_t *)&c->handle, &fd) == 0 &&
-           getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
+    return !is_unix(c) && /* a unix:// peer that closes has no reset */
+           getsockopt(conn_fd(c), IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
            ti.tcpi_state == TCP_CLOSE;
 }
 
@@ -588,7 +678,7 @@ static void wait_turn(tcp_conn_t *c, ssize_t nread, const uv_buf_t *buf)
 {
     tcp_session_t *s = c->s;
     if (nread > 0) {
-        c->last_active = NOW31(c->handle.loop);
+        c->last_active = NOW31(c->h.handle.loop);
         if (!hold(c, (const unsigned char *)buf->base, (size_t)nread)) {
             morphd_log(MORPH_LOG_ERROR, "service %s: out of memory; closing a "
                        "connection", conn_svc(c)->conf->name);
@@ -615,7 +705,7 @@ static void wait_turn(tcp_conn_t *c, ssize_t nread, const uv_buf_t *buf)
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
-    tcp_conn_t *c = (tcp_conn_t *)stream;
+    tcp_conn_t *c = conn_of(stream);
     if (c->s != NULL && (c->s->job != NULL || held_waiting(c->s) > 0)) {
         if (nread != 0)
             wait_turn(c, nread, buf);
@@ -692,28 +782,29 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 
 static bool is_conn(const uv_handle_t *h)
 {
-    return h->type == UV_TCP && h->data != NULL && h->data != h;
+    return (h->type == UV_TCP || h->type == UV_NAMED_PIPE) && h->data != NULL &&
+           h->data != h;
 }
 
 static void drain_one(uv_handle_t *h, void *arg)
 {
     (void)arg;
     if (is_conn(h))
-        conn_finish((tcp_conn_t *)h);
+        conn_finish(conn_of(h));
 }
 
 static void abort_one(uv_handle_t *h, void *arg)
 {
     (void)arg;
     if (is_conn(h))
-        conn_close((tcp_conn_t *)h);
+        conn_close(conn_of(h));
 }
 
 static void sweep_one(uv_handle_t *h, void *arg)
 {
     if (!is_conn(h) || uv_is_closing(h))
         return;
-    tcp_conn_t *c = (tcp_conn_t *)h;
+    tcp_conn_t *c = conn_of(h);
     morphd_service_t *svc = conn_svc(c);
     unsigned idle = svc->conf->idle_timeout_ms;
     uint32_t now = *(const uint32_t *)arg;
@@ -757,44 +848,60 @@ static void on_connection(uv_stream_t *server, int status)
                    conf->name, tl->l->bound, uv_strerror(status));
         return;
     }
-    tcp_conn_t *c = calloc(1, sizeof *c);
+    uv_handle_type type = server->type;
+    tcp_conn_t *c = calloc(1, conn_size(type));
     if (c == NULL) {
         /* Accept and drop it: libuv stops accepting on a listener until
          * the pending connection is taken. */
-        uv_tcp_t *tmp = malloc(sizeof *tmp);
         morphd_log(MORPH_LOG_ERROR, "service %s: out of memory accepting a "
                    "client; dropping it", conf->name);
+        union {
+            uv_handle_t handle;
+            uv_tcp_t tcp;
+            uv_pipe_t pipe;
+        } *tmp = malloc(sizeof *tmp);
         if (tmp != NULL) {
-            uv_tcp_init(server->loop, tmp);
-            tmp->data = NULL;
+            if (type == UV_NAMED_PIPE)
+                uv_pipe_init(server->loop, &tmp->pipe, 0);
+            else
+                uv_tcp_init(server->loop, &tmp->tcp);
+            tmp->handle.data = NULL;
             uv_accept(server, (uv_stream_t *)tmp);
-            uv_close((uv_handle_t *)tmp, (uv_close_cb)free);
+            uv_close(&tmp->handle, (uv_close_cb)free);
         }
         return;
     }
-    uv_tcp_init(server->loop, &c->handle);
-    c->handle.data = NULL; /* not a connection until accepted */
-    if (uv_accept(server, (uv_stream_t *)&c->handle) != 0) {
-        uv_close((uv_handle_t *)&c->handle, (uv_close_cb)free);
+    if (type == UV_NAMED_PIPE)
+        uv_pipe_init(server->loop, &c->h.pipe, 0);
+    else
+        uv_tcp_init(server->loop, &c->h.tcp);
+    c->h.handle.data = NULL; /* not a connection until accepted */
+    if (uv_accept(server, &c->h.stream) != 0) {
+        uv_close(&c->h.handle, free_conn);
         return;
     }
     c->last_active = NOW31(server->loop);
-    c->handle.data = svc;
+    c->h.handle.data = svc;
 
     /* per-source accounting needs the address kept for the release */
     bool per_source = conf->max_connections_per_source > 0;
     if (per_source) {
         tcp_session_t *s = session(c);
         if (s == NULL) {
-            c->handle.data = NULL;
-            uv_close((uv_handle_t *)&c->handle, (uv_close_cb)free);
+            c->h.handle.data = NULL;
+            uv_close(&c->h.handle, free_conn);
             return;
         }
+        struct ucred cred;
         struct sockaddr_storage ss;
-        int len = sizeof ss;
+        socklen_t len = sizeof ss;
         memset(&ss, 0, sizeof ss);
-        uv_tcp_getpeername(&c->handle, (struct sockaddr *)&ss, &len);
-        morphd_stats_source_key((struct sockaddr *)&ss, s->source);
+        if (type == UV_NAMED_PIPE) /* a unix:// client is its user */
+            morphd_stats_source_key_uid(peer_cred(c, &cred) ? cred.uid
+                                                            : (uid_t)-1,
+                                        s->source);
+        else if (getpeername(conn_fd(c), (struct sockaddr *)&ss, &len) == 0)
+            morphd_stats_source_key((struct sockaddr *)&ss, s->source);
         s->has_source = true;
     }
     if (!morphd_stats_admit(svc->stats, per_source ? c->s->source : NULL,
@@ -809,8 +916,8 @@ static void on_connection(uv_stream_t *server, int status)
         /* at once: nothing read, nothing written, nothing counted open */
         free(c->s);
         c->s = NULL;
-        c->handle.data = NULL;
-        uv_close((uv_handle_t *)&c->handle, (uv_close_cb)free);
+        c->h.handle.data = NULL;
+        uv_close(&c->h.handle, free_conn);
         return;
     }
     morphd_service_ref(svc);
@@ -836,7 +943,8 @@ static void on_connection(uv_stream_t *server, int status)
         }
         c->s->states_open = true;
     }
-    uv_tcp_nodelay(&c->handle, 1);
+    if (type == UV_TCP)
+        uv_tcp_nodelay(&c->h.tcp, 1);
     start_reading(c);
     if (!c->reading) {
         conn_close(c);
@@ -849,7 +957,7 @@ static void on_connection(uv_stream_t *server, int status)
     }
 }
 
-/* --- the listener ------------------------------------------------------------ */
+/* --- the listeners ----------------------------------------------------------- */
 
 static void on_server_closed(uv_handle_t *h)
 {
@@ -860,54 +968,116 @@ static void on_server_closed(uv_handle_t *h)
     l->on_closed(l);
 }
 
+static tcp_listener_t *new_listener(morphd_listener_t *l, uv_loop_t *loop,
+                                    uv_handle_type type)
+{
+    tcp_listener_t *tl = calloc(1, sizeof *tl);
+    if (tl == NULL)
+        return NULL;
+    tl->l = l;
+    if (type == UV_NAMED_PIPE)
+        uv_pipe_init(loop, &tl->server.pipe, 0);
+    else
+        uv_tcp_init(loop, &tl->server.tcp);
+    tl->server.handle.data = tl; /* == &tl->server: tells it from a conn */
+    return tl;
+}
+
+/* Listens, or undoes the listener with the reason in err. */
+static int start_listening(morphd_listener_t *l, tcp_listener_t *tl, int rc,
+                           char *err, size_t err_size)
+{
+    if (rc == 0)
+        rc = uv_listen(&tl->server.stream, 511, on_connection);
+    if (rc != 0) {
+        if (err[0] == '\0')
+            snprintf(err, err_size, "%s: cannot listen: %s", l->endpoint.text,
+                     uv_strerror(rc));
+        morphd_unix_remove(&tl->file);
+        uv_close(&tl->server.handle, (uv_close_cb)free);
+        return -1;
+    }
+    uv_os_fd_t fd;
+    l->fd = uv_fileno(&tl->server.handle, &fd) == 0 ? fd : -1;
+    l->impl = tl;
+    return 0;
+}
+
 static int tcp_open(morphd_listener_t *l, uv_loop_t *loop, char *err,
                     size_t err_size)
 {
-    tcp_listener_t *tl = calloc(1, sizeof *tl);
+    tcp_listener_t *tl = new_listener(l, loop, UV_TCP);
     if (tl == NULL) {
         snprintf(err, err_size, "out of memory");
         return -1;
     }
-    tl->l = l;
-    uv_tcp_init(loop, &tl->server);
-    tl->server.data = tl; /* == &tl->server: what tells it from a conn */
+    err[0] = '\0';
     const struct sockaddr *addr = (const struct sockaddr *)&l->endpoint.addr;
     unsigned flags = addr->sa_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0;
     int rc;
     if (l->reuseport) {
         int fd = morphd_listener_socket(l, SOCK_STREAM);
-        rc = fd < 0 ? fd : uv_tcp_open(&tl->server, fd);
+        rc = fd < 0 ? fd : uv_tcp_open(&tl->server.tcp, fd);
     } else {
-        rc = uv_tcp_bind(&tl->server, addr, flags);
+        rc = uv_tcp_bind(&tl->server.tcp, addr, flags);
     }
-    if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&tl->server, 511, on_connection);
-    if (rc != 0) {
-        snprintf(err, err_size, "%s: cannot listen: %s", l->endpoint.text,
-                 uv_strerror(rc));
-        uv_close((uv_handle_t *)&tl->server, (uv_close_cb)free);
+    if (start_listening(l, tl, rc, err, err_size) != 0)
         return -1;
-    }
     int len = sizeof l->bound_addr;
-    uv_tcp_getsockname(&tl->server, (struct sockaddr *)&l->bound_addr, &len);
+    uv_tcp_getsockname(&tl->server.tcp, (struct sockaddr *)&l->bound_addr, &len);
     morphd_endpoint_format(MORPHD_TCP, (struct sockaddr *)&l->bound_addr,
                            l->bound, sizeof l->bound);
-    l->impl = tl;
     return 0;
 }
 
-static void tcp_close(morphd_listener_t *l)
+/* The first worker makes the socket file; the others listen on a copy of
+ * its descriptor (SO_REUSEPORT does not spread unix:// connections). */
+static int unix_open(morphd_listener_t *l, uv_loop_t *loop, char *err,
+                     size_t err_size)
+{
+    tcp_listener_t *tl = new_listener(l, loop, UV_NAMED_PIPE);
+    if (tl == NULL) {
+        snprintf(err, err_size, "out of memory");
+        return -1;
+    }
+    err[0] = '\0';
+    const morphd_service_conf_t *conf = l->service->conf;
+    int fd;
+    if (l->share != NULL) {
+        fd = fcntl(l->share->fd, F_DUPFD_CLOEXEC, 0);
+        if (fd < 0)
+            snprintf(err, err_size, "%s: dup: %s", l->endpoint.text,
+                     strerror(errno));
+        l->share = NULL; /* only needed now; it may go with its site */
+    } else {
+        fd = morphd_unix_listen(&l->endpoint, conf->unix_mode, conf->unix_group,
+                                511, &tl->file, err, err_size);
+    }
+    int rc = fd < 0 ? UV_EINVAL : uv_pipe_open(&tl->server.pipe, fd);
+    if (rc != 0 && fd >= 0)
+        close(fd);
+    if (start_listening(l, tl, rc, err, err_size) != 0)
+        return -1;
+    memcpy(&l->bound_addr, &l->endpoint.addr, sizeof l->bound_addr);
+    snprintf(l->bound, sizeof l->bound, "%s", l->endpoint.text);
+    return 0;
+}
+
+static void stream_close(morphd_listener_t *l)
 {
     tcp_listener_t *tl = l->impl;
     if (tl == NULL || tl->closing)
         return;
     tl->closing = true;
-    uv_close((uv_handle_t *)&tl->server, on_server_closed);
+    /* removed now, while its descriptor still holds the name: a new
+     * listener on the same path (another process, a restart) is safe */
+    morphd_unix_remove(&tl->file);
+    uv_close(&tl->server.handle, on_server_closed);
 }
 
-static void tcp_abort(morphd_listener_t *l) { tcp_close(l); }
+static void stream_abort(morphd_listener_t *l) { stream_close(l); }
 
-static void tcp_rebind(morphd_listener_t *l)
+static void stream_rebind(morphd_listener_t *l)
 {
     tcp_listener_t *tl = l->impl;
     tl->l = l; /* new connections get l's service; old ones keep theirs */
@@ -916,10 +1086,20 @@ static void tcp_rebind(morphd_listener_t *l)
 const morphd_listener_ops_t morphd_listener_tcp = {
     .name = "tcp",
     .open = tcp_open,
-    .close = tcp_close,
-    .abort = tcp_abort,
-    .rebind = tcp_rebind,
+    .close = stream_close,
+    .abort = stream_abort,
+    .rebind = stream_rebind,
     .drain_conns = tcp_drain_conns,
     .abort_conns = tcp_abort_conns,
     .sweep_conns = tcp_sweep_conns,
+};
+
+/* Its connections are walked by the tcp table's drain, abort and sweep
+ * (is_conn takes TCP and pipe handles alike), so it has none of its own. */
+const morphd_listener_ops_t morphd_listener_unix = {
+    .name = "unix",
+    .open = unix_open,
+    .close = stream_close,
+    .abort = stream_abort,
+    .rebind = stream_rebind,
 };
