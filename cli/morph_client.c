@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -27,6 +28,7 @@ typedef struct client {
     bool udp;
     const char *host;
     const char *port;
+    const char *unix_path; /* unix:///path: a stream socket instead */
     int timeout_ms;
     int tries;
     int fd;
@@ -40,6 +42,7 @@ static void client_usage(FILE *out)
 {
     fprintf(out,
             "Usage: morph [--tcp|--udp] [-w SECONDS] [-r TRIES] [HOST][:PORT] [MESSAGE...]\n"
+            "       morph [-w SECONDS] unix:///PATH [MESSAGE...]\n"
             "       morph pipe ...      (morph pipe --help)\n"
             "       morph stats ...     (morph stats --help)\n"
             "       morph plugin info ... (morph plugin info --help)\n"
@@ -48,7 +51,8 @@ static void client_usage(FILE *out)
             "%s, PORT to %s; IPv6 addresses go in brackets: [::1]:12000.\n"
             "The first word names the server when it has a port (host:12000,\n"
             ":12001), is an address (127.0.0.1, [::1]) or is localhost;\n"
-            "otherwise it is the start of the message.\n"
+            "otherwise it is the start of the message. unix:///PATH talks to a\n"
+            "service's unix:// endpoint (a stream, like TCP).\n"
             "\n"
             "  MESSAGE...         send the words joined by spaces, print the reply\n"
             "  (no message)       on a terminal: prompt for sentences until end of\n"
@@ -73,9 +77,15 @@ static long now_ms(void)
     return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Splits "[HOST][:PORT]" (HOST may be "[v6]"). */
+/* Splits "[HOST][:PORT]" (HOST may be "[v6]"), or takes "unix:///PATH". */
 static int parse_target(char *spec, client_t *c)
 {
+    if (strncmp(spec, "unix://", 7) == 0) {
+        c->unix_path = spec + 7;
+        return c->unix_path[0] == '/' &&
+                       strlen(c->unix_path) < sizeof(struct sockaddr_un){0}.sun_path
+                   ? 0 : -1;
+    }
     if (spec[0] == '[') {
         char *close = strchr(spec, ']');
         if (close == NULL)
@@ -134,8 +144,25 @@ static int connect_from(client_t *c, struct addrinfo *from, int *err)
     return c->fd < 0 ? -1 : 0;
 }
 
+static int unix_connect(client_t *c)
+{
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    memcpy(a.sun_path, c->unix_path, strlen(c->unix_path) + 1);
+    c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (c->fd >= 0 && connect(c->fd, (struct sockaddr *)&a, sizeof a) == 0)
+        return 0;
+    fprintf(stderr, "morph: cannot connect to unix://%s: %s\n", c->unix_path,
+            strerror(errno));
+    if (c->fd >= 0)
+        close(c->fd);
+    c->fd = -1;
+    return -1;
+}
+
 static int client_connect(client_t *c)
 {
+    if (c->unix_path != NULL)
+        return unix_connect(c);
     struct addrinfo hints = {0};
     hints.ai_socktype = c->udp ? SOCK_DGRAM : SOCK_STREAM;
     int rc = getaddrinfo(c->host, c->port, &hints, &c->addrs);
@@ -181,8 +208,12 @@ static int tcp_exchange(client_t *c, const char *msg, size_t len)
         long left = deadline - now_ms();
         struct pollfd p = {c->fd, POLLIN, 0};
         if (left <= 0 || poll(&p, 1, (int)left) <= 0) {
-            fprintf(stderr, "\nmorph: no reply from %s port %s within %d ms\n",
-                    c->host, c->port, c->timeout_ms);
+            if (c->unix_path != NULL)
+                fprintf(stderr, "\nmorph: no reply from unix://%s within %d ms\n",
+                        c->unix_path, c->timeout_ms);
+            else
+                fprintf(stderr, "\nmorph: no reply from %s port %s within %d ms\n",
+                        c->host, c->port, c->timeout_ms);
             return -1;
         }
         ssize_t r = recv(c->fd, &ch, 1, 0);
@@ -306,7 +337,15 @@ int morph_client_main(int argc, char **argv)
     if (optind < argc && looks_like_target(argv[optind])) {
         target = strdup(argv[optind++]);
         if (target == NULL || parse_target(target, &c) != 0) {
-            fprintf(stderr, "morph: '%s' is not [HOST][:PORT]\n", argv[optind - 1]);
+            fprintf(stderr, "morph: '%s' is not [HOST][:PORT] or "
+                    "unix:///PATH (absolute, at most 107 bytes)\n",
+                    argv[optind - 1]);
+            free(target);
+            return MORPH_EXIT_USAGE;
+        }
+        if (c.unix_path != NULL && c.udp) {
+            fprintf(stderr, "morph: unix:// endpoints are streams; --udp "
+                    "does not apply\n");
             free(target);
             return MORPH_EXIT_USAGE;
         }

@@ -405,7 +405,7 @@ static const key_row_t key_table[] = {
      "applied left to right", "uppercase | reverse"},
     {SEC_SERVICE, "framing", set_framing, SVC_OFF(framing),
      SVC_LINE(framing_line), 0, 0, "stream",
-     "TCP only: `stream` transforms each chunk as it arrives (every plugin "
+     "TCP and unix:// only: `stream` transforms each chunk as it arrives (every plugin "
      "must be chunk-safe); `line` answers each \\n-terminated line", "line"},
     {SEC_SERVICE, "max_message", set_size, SVC_OFF(max_message), -1, 1,
      64 * 1024 * 1024, "64K",
@@ -413,16 +413,17 @@ static const key_row_t key_table[] = {
      "lines close the connection, longer datagrams are dropped", "4K"},
     {SEC_SERVICE, "max_pending_output", set_size,
      SVC_OFF(max_pending_output), -1, 4096, 1024 * 1024 * 1024, "1M",
-     "per TCP connection: above this many unsent reply bytes morphd stops "
+     "per TCP or unix:// connection: above this many unsent reply bytes morphd stops "
      "reading from the client until it drains to half", "256K"},
     {SEC_SERVICE, "max_connections", set_count, SVC_OFF(max_connections), -1,
      0, 10000000, "10000",
-     "open TCP connections for this service; beyond it a new connection is "
+     "open TCP and unix:// connections for this service; beyond it a new connection is "
      "closed at once and counted as rejected; 0: no limit", "50000"},
     {SEC_SERVICE, "max_connections_per_source", set_count,
      SVC_OFF(max_connections_per_source), -1, 0, 10000000, "0",
-     "open TCP connections from one client address; 0: no limit (the "
-     "default, since many clients may share one address behind NAT)", "64"},
+     "open TCP connections from one client address (unix://: from one "
+     "user); 0: no limit (the default, since many clients may share one "
+     "address behind NAT)", "64"},
     {SEC_SERVICE, "udp_max_reply_ratio", set_count,
      SVC_OFF(udp_max_reply_ratio), -1, 1, 1000, "4",
      "a UDP reply larger than this many times its datagram is dropped (and "
@@ -436,7 +437,7 @@ static const key_row_t key_table[] = {
      "default: morphd's own group", "morph-clients"},
     {SEC_SERVICE, "idle_timeout", set_duration_ms, SVC_OFF(idle_timeout_ms),
      -1, 0, 86400000, "300s",
-     "a TCP connection that sends nothing for this long is closed (its "
+     "a TCP or unix:// connection that sends nothing for this long is closed (its "
      "pending replies are written first); 0: never", "60s"},
 };
 

@@ -319,6 +319,46 @@ START_TEST(two_workers_share_the_socket)
 }
 END_TEST
 
+/* The client: `morph unix:///PATH message`. */
+START_TEST(morph_client_talks_unix)
+{
+    ck_assert_int_eq(start("", "transform = uppercase\nframing = line\n"), 0);
+    char target[128];
+    snprintf(target, sizeof target, "unix://%s", path);
+    const char *argv[] = {MORPH_BIN, target, "hello", "world", NULL};
+    char *out, *err;
+    size_t len;
+    ck_assert_int_eq(run_program(argv, "", 0, &out, &len, &err), 0);
+    ck_assert_str_eq(out, "HELLO WORLD\n");
+    free(out);
+    free(err);
+    /* lines from a pipe, each answered */
+    const char *piped[] = {MORPH_BIN, target, NULL};
+    ck_assert_int_eq(run_program(piped, "a\nb\n", 4, &out, &len, &err), 0);
+    ck_assert_str_eq(out, "A\nB\n");
+    free(out);
+    free(err);
+    morphd_proc_finish(&proc);
+
+    const char *udp[] = {MORPH_BIN, "--udp", target, "x", NULL};
+    ck_assert_int_eq(run_program(udp, "", 0, &out, &len, &err), 64);
+    ck_assert_msg(strstr(err, "--udp does not apply"), "%s", err);
+    free(out);
+    free(err);
+    const char *relative[] = {MORPH_BIN, "unix://s.sock", "x", NULL};
+    ck_assert_int_eq(run_program(relative, "", 0, &out, &len, &err), 64);
+    ck_assert_msg(strstr(err, "unix:///PATH (absolute"), "%s", err);
+    free(out);
+    free(err);
+    /* morphd is gone, and with it the socket file */
+    ck_assert_int_eq(run_program(argv, "", 0, &out, &len, &err), 1);
+    ck_assert_msg(strstr(err, "cannot connect to unix://") &&
+                      strstr(err, "No such file or directory"), "%s", err);
+    free(out);
+    free(err);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("unix");
@@ -335,6 +375,7 @@ static Suite *suite(void)
     tcase_add_test(tc, per_source_limit_counts_users);
     tcase_add_test(tc, reload_keeps_removes_and_remakes_the_socket);
     tcase_add_test(tc, two_workers_share_the_socket);
+    tcase_add_test(tc, morph_client_talks_unix);
     suite_add_tcase(s, tc);
     return s;
 }
