@@ -1,15 +1,35 @@
 /* The config parser on arbitrary text: never crashes or leaks, and every
  * error it reports names the file (and a line, when there is one). A
  * plugin_dir it accepts resolves to the same folders, in order, each
- * relative one under the config file's folder. */
+ * relative one under the config file's folder; every endpoint it accepts
+ * reads back the same from its canonical text. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "config.h"
+#include "endpoint.h"
 #include "log.h"
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
+
+static void check_endpoints(const morphd_config_t *cfg)
+{
+    for (size_t i = 0; i < cfg->n_services; i++)
+        for (size_t j = 0; j < cfg->services[i].n_listen; j++) {
+            const morphd_endpoint_t *ep = &cfg->services[i].listen[j];
+            morphd_endpoint_t again;
+            char err[256];
+            if (morphd_endpoint_parse(ep->text, &again, err, sizeof err) != 0 ||
+                again.transport != ep->transport ||
+                strcmp(again.text, ep->text) != 0 ||
+                memcmp(&again.addr, &ep->addr, sizeof again.addr) != 0) {
+                fprintf(stderr, "fuzz: endpoint '%s' does not read back: %s\n",
+                        ep->text, err);
+                abort();
+            }
+        }
+}
 
 static void check_plugin_dir(const morphd_config_t *cfg)
 {
@@ -65,6 +85,8 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
         }
     if (rc == 0 && cfg.plugin_dir != NULL)
         check_plugin_dir(&cfg);
+    if (rc == 0)
+        check_endpoints(&cfg);
     if (rc == 0) /* an override on a valid config is parsed the same way */
         morphd_config_override(&cfg, "morphd.log_level=debug", &errs);
     morphd_errors_free(&errs);
