@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -241,12 +242,15 @@ END_TEST
 
 static void soak(void)
 {
-    const char *configs[2] = {
-        "[service s]\nlisten = tcp://127.0.0.1:0 udp://127.0.0.1:0\n"
-        "transform = uppercase\n",
-        "[service s]\nlisten = tcp://127.0.0.1:0 udp://127.0.0.1:0\n"
-        "transform = echo | uppercase\nframing = line\n",
-    };
+    /* a unix:// endpoint too: its socket is handed over by each reload */
+    char sock[64], configs[2][256];
+    snprintf(sock, sizeof sock, "/tmp/morph-soak-%d.sock", (int)getpid());
+    snprintf(configs[0], sizeof configs[0],
+             "[service s]\nlisten = tcp://127.0.0.1:0 udp://127.0.0.1:0 "
+             "unix://%s\ntransform = uppercase\n", sock);
+    snprintf(configs[1], sizeof configs[1],
+             "[service s]\nlisten = tcp://127.0.0.1:0 udp://127.0.0.1:0 "
+             "unix://%s\ntransform = echo | uppercase\nframing = line\n", sock);
     start(PLUGIN_DIR, configs[0]);
     int tcp = morphd_proc_port(&proc, "s", "tcp", false);
     int udp = morphd_proc_port(&proc, "s", "udp", false);
@@ -290,6 +294,16 @@ static void soak(void)
             if (recv_exact(fd, got, 4, TIMEOUT_MS) != 4 || strcmp(got, "NEW\n"))
                 lost++;
             close(fd);
+            struct sockaddr_un a = {.sun_family = AF_UNIX};
+            memcpy(a.sun_path, sock, strlen(sock) + 1);
+            fd = socket(AF_UNIX, SOCK_STREAM, 0);
+            memset(got, 0, sizeof got);
+            exchanges++;
+            if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+                send_all(fd, "new\n", 4) != 0 ||
+                recv_exact(fd, got, 4, TIMEOUT_MS) != 4 || strcmp(got, "NEW\n"))
+                lost++;
+            close(fd);
         }
     }
     int done = morphd_proc_log_count(&proc, "configuration reloaded");
@@ -302,6 +316,7 @@ static void soak(void)
     for (int k = 0; k < SOAK_CLIENTS; k++)
         close(fds[k]);
     ck_assert_int_eq(morphd_proc_stop(&proc), 0);
+    ck_assert_int_eq(access(sock, F_OK), -1); /* removed at the end */
 }
 
 static Suite *suite(void)
