@@ -242,6 +242,39 @@ static int set_group(const key_row_t *row, void *obj, const char *value,
     return 0;
 }
 
+/* TLS protocol versions: TLSv1.2 and/or TLSv1.3 (older ones are not
+ * offered: they are broken or deprecated, RFC 8996). */
+static int set_tls_protocols(const key_row_t *row, void *obj,
+                             const char *value, char *err, size_t err_size)
+{
+    unsigned mask = 0;
+    char *copy = strdup(value), *save = NULL;
+    if (copy == NULL) {
+        snprintf(err, err_size, "out of memory");
+        return -1;
+    }
+    for (char *w = strtok_r(copy, " \t,", &save); w != NULL;
+         w = strtok_r(NULL, " \t,", &save)) {
+        if (strcmp(w, "TLSv1.2") == 0)
+            mask |= MORPHD_TLS_V1_2;
+        else if (strcmp(w, "TLSv1.3") == 0)
+            mask |= MORPHD_TLS_V1_3;
+        else {
+            snprintf(err, err_size, "'%s' is not TLSv1.2 or TLSv1.3 (older "
+                     "versions are not offered)", w);
+            free(copy);
+            return -1;
+        }
+    }
+    free(copy);
+    if (mask == 0) {
+        snprintf(err, err_size, "needs TLSv1.2, TLSv1.3 or both");
+        return -1;
+    }
+    *FIELD(obj, row, unsigned) = mask;
+    return 0;
+}
+
 static int set_framing(const key_row_t *row, void *obj, const char *value,
                        char *err, size_t err_size)
 {
@@ -395,9 +428,9 @@ static const key_row_t key_table[] = {
 
     {SEC_SERVICE, "listen", set_listen, SVC_OFF(listen), SVC_LINE(listen_line),
      0, 0, NULL,
-     "required; endpoints tcp://HOST:PORT, udp://HOST:PORT (IPv6 as "
-     "[::1]:PORT) and unix:///absolute/path (a stream socket), separated "
-     "by spaces",
+     "required; endpoints tcp://HOST:PORT, udp://HOST:PORT, tls://HOST:PORT "
+     "(IPv6 as [::1]:PORT) and unix:///absolute/path (a stream socket), "
+     "separated by spaces",
      "tcp://0.0.0.0:12000 udp://[::]:12000"},
     {SEC_SERVICE, "transform", set_chain, SVC_OFF(chain),
      SVC_LINE(transform_line), 0, 0, NULL,
@@ -435,6 +468,34 @@ static const key_row_t key_table[] = {
     {SEC_SERVICE, "unix_group", set_group, SVC_OFF(unix_group), -1, 0, 0, NULL,
      "unix:// endpoints: the socket file's group, a name or number; "
      "default: morphd's own group", "morph-clients"},
+    {SEC_SERVICE, "tls_certificate", set_string, SVC_OFF(tls_certificate),
+     SVC_LINE(tls_certificate_line), 0, 0, NULL,
+     "tls:// endpoints (required by them): the PEM certificate chain, the "
+     "server's certificate first; relative to the config file's folder",
+     "/etc/morph/tls/cert.pem"},
+    {SEC_SERVICE, "tls_key", set_string, SVC_OFF(tls_key),
+     SVC_LINE(tls_key_line), 0, 0, NULL,
+     "tls://: the PEM private key of tls_certificate (default: in the same "
+     "file)", "/etc/morph/tls/key.pem"},
+    {SEC_SERVICE, "tls_client_ca", set_string, SVC_OFF(tls_client_ca),
+     SVC_LINE(tls_client_ca_line), 0, 0, NULL,
+     "tls://: when set, clients must present a certificate signed by one of "
+     "these PEM CA certificates (mutual TLS)", "/etc/morph/tls/clients-ca.pem"},
+    {SEC_SERVICE, "tls_protocols", set_tls_protocols, SVC_OFF(tls_protocols),
+     SVC_LINE(tls_protocols_line), 0, 0, "TLSv1.2 TLSv1.3",
+     "tls://: the protocol versions offered", "TLSv1.3"},
+    {SEC_SERVICE, "tls_handshake_timeout", set_duration_ms,
+     SVC_OFF(tls_handshake_timeout_ms), -1, 1, 3600000, "10s",
+     "tls://: a client that has not completed its handshake in this time is "
+     "closed (and counted)", "5s"},
+    {SEC_SERVICE, "tls_ciphers", set_string, SVC_OFF(tls_ciphers),
+     SVC_LINE(tls_ciphers_line), 0, 0, NULL,
+     "tls://: OpenSSL cipher list for TLSv1.2 (TLSv1.3's suites are "
+     "OpenSSL's defaults); default: OpenSSL's", "ECDHE+AESGCM:ECDHE+CHACHA20"},
+    {SEC_SERVICE, "tls_groups", set_string, SVC_OFF(tls_groups),
+     SVC_LINE(tls_groups_line), 0, 0, NULL,
+     "tls://: key exchange groups, in order of preference; default: "
+     "OpenSSL's", "X25519:P-256"},
     {SEC_SERVICE, "idle_timeout", set_duration_ms, SVC_OFF(idle_timeout_ms),
      -1, 0, 86400000, "300s",
      "a TCP or unix:// connection that sends nothing for this long is closed (its "
@@ -442,6 +503,8 @@ static const key_row_t key_table[] = {
 };
 
 #define N_KEYS (sizeof key_table / sizeof *key_table)
+/* which keys were given is a bit per row in an unsigned long (`seen`) */
+_Static_assert(N_KEYS <= 64, "more keys than bits in seen");
 
 /* --- parse state --------------------------------------------------------- */
 
@@ -863,6 +926,11 @@ void morphd_config_free(morphd_config_t *cfg)
         free(svc->name);
         free(svc->listen);
         free(svc->unix_group);
+        free(svc->tls_certificate);
+        free(svc->tls_key);
+        free(svc->tls_client_ca);
+        free(svc->tls_ciphers);
+        free(svc->tls_groups);
         morphd_chain_spec_free(svc->chain, svc->n_chain);
         morphd_plugin_opts_free(&svc->opts);
     }

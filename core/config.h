@@ -21,6 +21,9 @@ typedef enum morphd_framing {
     MORPHD_FRAMING_LINE,   /* one message per \n-terminated line */
 } morphd_framing_t;
 
+#define MORPHD_TLS_V1_2 1u
+#define MORPHD_TLS_V1_3 2u
+
 typedef struct morphd_service_conf {
     char *name;
     int line; /* of the [service NAME] header */
@@ -43,6 +46,21 @@ typedef struct morphd_service_conf {
     size_t udp_max_reply_ratio; /* a UDP reply is at most this times its datagram */
     unsigned unix_mode;        /* unix://: the socket file's permissions */
     char *unix_group;          /* unix://: its group; NULL: morphd's */
+
+    /* tls:// (tls.c): file paths as written, and the lines they are on */
+    char *tls_certificate;
+    int tls_certificate_line;
+    char *tls_key;
+    int tls_key_line;
+    char *tls_client_ca;       /* NULL: clients are not asked for one */
+    int tls_client_ca_line;
+    unsigned tls_protocols;    /* MORPHD_TLS_V1_2 | MORPHD_TLS_V1_3 */
+    int tls_protocols_line;
+    unsigned tls_handshake_timeout_ms;
+    char *tls_ciphers;         /* NULL: OpenSSL's defaults */
+    int tls_ciphers_line;
+    char *tls_groups;
+    int tls_groups_line;
 
     morphd_plugin_opts_t opts; /* PLUGIN.KEY = VALUE lines */
 

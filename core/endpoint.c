@@ -20,6 +20,8 @@ const char *morphd_transport_name(morphd_transport_t t)
         return "udp";
     case MORPHD_UNIX:
         return "unix";
+    case MORPHD_TLS:
+        return "tls";
     }
     return "?";
 }
@@ -103,8 +105,11 @@ int morphd_endpoint_parse(const char *text, morphd_endpoint_t *ep, char *err,
     } else if (strncmp(text, "udp://", 6) == 0) {
         ep->transport = MORPHD_UDP;
         rest = text + 6;
+    } else if (strncmp(text, "tls://", 6) == 0) {
+        ep->transport = MORPHD_TLS;
+        rest = text + 6;
     } else {
-        FAIL("'%s': an endpoint starts with tcp://, udp:// or unix:// "
+        FAIL("'%s': an endpoint starts with tcp://, udp://, tls:// or unix:// "
              "(e.g. tcp://127.0.0.1:12000, unix:///run/morphd/NAME.sock)",
              text);
     }

@@ -1,7 +1,7 @@
 /*
  * endpoint.h -- parsing of listen endpoints: tcp://HOST:PORT,
- * udp://HOST:PORT, with IPv6 hosts in brackets (udp://[::1]:12000), and
- * unix:///absolute/path (a stream socket).
+ * udp://HOST:PORT, tls://HOST:PORT, with IPv6 hosts in brackets
+ * (udp://[::1]:12000), and unix:///absolute/path (a stream socket).
  */
 #ifndef MORPHD_ENDPOINT_H
 #define MORPHD_ENDPOINT_H
@@ -14,6 +14,7 @@ typedef enum morphd_transport {
     MORPHD_TCP,
     MORPHD_UDP,
     MORPHD_UNIX,
+    MORPHD_TLS,
 } morphd_transport_t;
 
 /* The longest text of an endpoint: "unix://" and a 107-byte path. */

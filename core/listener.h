@@ -13,6 +13,7 @@
 
 #include "buf.h"
 #include "endpoint.h"
+#include "tls.h"
 
 /* What the transports of one loop share, one read at a time: the worker
  * owns one and points its loop's `data` at it (morphd_io_of). */
@@ -20,6 +21,10 @@ typedef struct morphd_io {
     unsigned char *read_buf;
     size_t read_buf_size;
     morphd_buf_t reply; /* the replies to one read, written at once */
+    /* tls://: ciphertext in and out, and plaintext decrypted from one read
+     * (allocated with the loop's first TLS connection) */
+    morphd_tls_io_t tls;
+    unsigned char *tls_plain;
 } morphd_io_t;
 
 #define morphd_io_of(loop) ((morphd_io_t *)(loop)->data)
@@ -89,6 +94,7 @@ int morphd_listener_socket(const morphd_listener_t *l, int type);
 extern const morphd_listener_ops_t morphd_listener_tcp;
 extern const morphd_listener_ops_t morphd_listener_udp;
 extern const morphd_listener_ops_t morphd_listener_unix;
+extern const morphd_listener_ops_t morphd_listener_tls;
 
 /* The listener implementation of a transport. */
 const morphd_listener_ops_t *morphd_listener_ops_for(morphd_transport_t t);

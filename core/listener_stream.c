@@ -1,7 +1,9 @@
 /*
- * listener_stream.c -- the stream transports: tcp:// and unix://. They
- * differ only in how the listening socket is made (listener_unix.c has the
- * socket file's part) and what a client's address is. Each read is framed (stream or line),
+ * listener_stream.c -- the stream transports: tcp://, tls:// and unix://.
+ * They differ only in how the listening socket is made (listener_unix.c has
+ * the socket file's part), what a client's address is, and, for tls://,
+ * that bytes pass through TLS (tls.c) between the socket and the message
+ * path: decrypted after each read, encrypted in conn_send. Each read is framed (stream or line),
  * run through the message path, and all replies to that read are written
  * with one write. Backpressure: when a client does not read its replies
  * and they pile up past max_pending_output, morphd stops reading from that
@@ -94,6 +96,9 @@ struct tcp_session {
     int eof_step;           /* 0: last line, 1: end pass, 2: done */
     bool finishing;         /* no more input; close once written */
     bool shutting;          /* uv_shutdown queued */
+    morphd_tls_t *tls;      /* tls://: the connection's TLS */
+    bool tls_ready;         /* its handshake has completed */
+    uint32_t accepted_at;   /* NOW31 at accept: tls_handshake_timeout */
 };
 
 typedef struct tcp_listener {
@@ -170,7 +175,8 @@ static const char *peer_text(const tcp_conn_t *c, char *buf, size_t size)
         snprintf(buf, size, "a client");
         return buf;
     }
-    morphd_endpoint_format(MORPHD_TCP, (struct sockaddr *)&ss, buf, size);
+    morphd_endpoint_format(c->s != NULL && c->s->tls ? MORPHD_TLS : MORPHD_TCP,
+                           (struct sockaddr *)&ss, buf, size);
     return buf;
 }
 
@@ -240,6 +246,7 @@ static int tcp_job_start(morphd_conn_t *mc, morphd_job_t *job)
 }
 
 static int conn_send(tcp_conn_t *c, const unsigned char *data, size_t len);
+static int tls_flush(tcp_conn_t *c);
 static void conn_finish(tcp_conn_t *c);
 static void conn_close(tcp_conn_t *c);
 
@@ -281,6 +288,15 @@ static const morphd_conn_ops_t tcp_conn_ops = {
     .job_done = tcp_job_done,
 };
 
+static const morphd_conn_ops_t tls_conn_ops = {
+    .transport = "tls",
+    .addresses = tcp_addresses,
+    .states = tcp_states,
+    .job_admit = tcp_job_admit,
+    .job_start = tcp_job_start,
+    .job_done = tcp_job_done,
+};
+
 static const morphd_conn_ops_t unix_conn_ops = {
     .transport = "unix",
     .addresses = tcp_addresses,
@@ -293,7 +309,9 @@ static const morphd_conn_ops_t unix_conn_ops = {
 
 static void conn_view(tcp_conn_t *c, morphd_conn_t *mc)
 {
-    mc->ops = is_unix(c) ? &unix_conn_ops : &tcp_conn_ops;
+    mc->ops = is_unix(c)                 ? &unix_conn_ops
+              : c->s != NULL && c->s->tls ? &tls_conn_ops
+                                          : &tcp_conn_ops;
     mc->transport = c;
     mc->owner = c->h.handle.data;
     mc->states = c->s ? c->s->states : NULL;
@@ -319,6 +337,8 @@ static void on_conn_closed(uv_handle_t *h)
         }
         morphd_framer_free(&s->framer);
         morphd_buf_free(&s->held);
+        if (s->tls != NULL)
+            morphd_tls_free(s->tls);
     }
     morphd_stats_release(svc->stats, s && s->has_source ? s->source : NULL);
     free(s);
@@ -373,6 +393,11 @@ static void conn_finish(tcp_conn_t *c)
     if (s->job != NULL || s->shutting)
         return; /* tcp_job_done comes back here */
     s->shutting = true;
+    if (s->tls != NULL && s->tls_ready) { /* a clean end: close_notify */
+        morphd_tls_close_notify(s->tls);
+        if (tls_flush(c) != 0)
+            return;
+    }
     uv_shutdown_t *req = malloc(sizeof *req); /* rare: not kept per conn */
     if (req == NULL) {
         conn_close(c);
@@ -419,6 +444,35 @@ static void start_reading(tcp_conn_t *c)
         c->reading = 1;
 }
 
+static int send_raw(tcp_conn_t *c, const unsigned char *data, size_t len);
+
+/* Sends the ciphertext TLS has produced (handshake, alerts, records). */
+static int tls_flush(tcp_conn_t *c)
+{
+    morphd_tls_io_t *tio = &morphd_io_of(c->h.handle.loop)->tls;
+    if (tio->out.len == 0)
+        return 0;
+    int rc = send_raw(c, tio->out.data, tio->out.len);
+    tio->out.len = 0;
+    return rc;
+}
+
+/* Sends reply bytes: through TLS on a tls:// connection. Returns 0, or -1
+ * after closing. */
+static int conn_send(tcp_conn_t *c, const unsigned char *data, size_t len)
+{
+    if (c->s == NULL || c->s->tls == NULL)
+        return send_raw(c, data, len);
+    if (len == 0 || closing(c))
+        return 0;
+    if (morphd_tls_write(c->s->tls, data, len) != 0) {
+        morphd_io_of(c->h.handle.loop)->tls.out.len = 0;
+        conn_close(c);
+        return -1;
+    }
+    return tls_flush(c);
+}
+
 static void on_write(uv_write_t *req, int status)
 {
     write_req_t *w = (write_req_t *)req;
@@ -444,9 +498,9 @@ static void on_write(uv_write_t *req, int status)
     }
 }
 
-/* Sends bytes: straight to the socket when nothing is queued, the rest
- * copied into one write request. Returns 0, or -1 after closing. */
-static int conn_send(tcp_conn_t *c, const unsigned char *data, size_t len)
+/* Sends bytes as they are: straight to the socket when nothing is queued,
+ * the rest copied into one write request. Returns 0, or -1 after closing. */
+static int send_raw(tcp_conn_t *c, const unsigned char *data, size_t len)
 {
     if (len == 0 || closing(c))
         return 0;
@@ -703,9 +757,10 @@ static void wait_turn(tcp_conn_t *c, ssize_t nread, const uv_buf_t *buf)
     conn_close(c); /* gone: its message is cancelled */
 }
 
-static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+/* What was read (plaintext, on a tls:// connection), or its end. */
+static void on_plain(tcp_conn_t *c, ssize_t nread, const uv_buf_t *buf)
 {
-    tcp_conn_t *c = conn_of(stream);
+    uv_stream_t *stream = &c->h.stream;
     if (c->s != NULL && (c->s->job != NULL || held_waiting(c->s) > 0)) {
         if (nread != 0)
             wait_turn(c, nread, buf);
@@ -778,6 +833,93 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     }
 }
 
+/* A tls:// connection's read: ciphertext through TLS, then the plaintext
+ * as any read. A client that is not speaking TLS, sends garbage, asks to
+ * renegotiate or ends mid-record is closed and counted; everyone else
+ * goes on being served. */
+static void tls_on_read(tcp_conn_t *c, ssize_t nread, const uv_buf_t *buf)
+{
+    tcp_session_t *s = c->s;
+    morphd_service_t *svc = conn_svc(c);
+    morphd_io_t *io = morphd_io_of(c->h.handle.loop);
+    if (nread < 0) {
+        if (!s->tls_ready) { /* gone before the handshake ended */
+            if (nread == UV_EOF || nread == UV_ECONNRESET)
+                MORPHD_STAT_ADD(svc->stats, tls_handshake_failures, 1);
+            conn_close(c);
+            return;
+        }
+        on_plain(c, nread, buf); /* EOF without close_notify: as TCP */
+        return;
+    }
+    if (io->tls_plain == NULL &&
+        (io->tls_plain = malloc(MORPHD_READ_BUF_SIZE)) == NULL) {
+        morphd_log(MORPH_LOG_ERROR, "service %s: out of memory; closing a "
+                   "connection", svc->conf->name);
+        conn_close(c);
+        return;
+    }
+    io->tls.in = (const unsigned char *)buf->base;
+    io->tls.in_len = (size_t)nread;
+    io->tls.in_owner = c;
+    c->last_active = NOW31(c->h.handle.loop);
+    for (;;) {
+        size_t plain_len;
+        bool done;
+        char why[256];
+        morphd_tls_status_t st =
+            morphd_tls_read(s->tls, io->tls_plain, MORPHD_READ_BUF_SIZE,
+                            &plain_len, &done, why, sizeof why);
+        if (done) {
+            s->tls_ready = true;
+            MORPHD_STAT_ADD(svc->stats, tls_handshakes, 1);
+            if (morphd_tls_resumed(s->tls))
+                MORPHD_STAT_ADD(svc->stats, tls_handshakes_resumed, 1);
+        }
+        if (tls_flush(c) != 0 || closing(c))
+            break;
+        if (st == MORPHD_TLS_PLAIN) {
+            uv_buf_t plain = buf_of(io->tls_plain, plain_len);
+            on_plain(c, (ssize_t)plain_len, &plain);
+            if (closing(c) || s->finishing)
+                break;
+            continue;
+        }
+        if (st == MORPHD_TLS_EOF) {
+            on_plain(c, UV_EOF, NULL);
+        } else if (st != MORPHD_TLS_MORE) {
+            char peer[80];
+            if (st == MORPHD_TLS_RENEGOTIATION)
+                MORPHD_STAT_ADD(svc->stats, tls_renegotiations, 1);
+            else if (!s->tls_ready)
+                MORPHD_STAT_ADD(svc->stats, tls_handshake_failures, 1);
+            else
+                MORPHD_STAT_ADD(svc->stats, tls_errors, 1);
+            if (morphd_log_enabled(MORPH_LOG_DEBUG))
+                morphd_log(MORPH_LOG_DEBUG, "service %s: %s: closed: %s",
+                           svc->conf->name, peer_text(c, peer, sizeof peer),
+                           st == MORPHD_TLS_RENEGOTIATION
+                               ? "asked to renegotiate" : why);
+            conn_close(c);
+        }
+        break;
+    }
+    io->tls.in = NULL;
+    io->tls.in_len = 0;
+    io->tls.in_owner = NULL;
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    tcp_conn_t *c = conn_of(stream);
+    if (c->s != NULL && c->s->tls != NULL) {
+        if (nread != 0)
+            tls_on_read(c, nread, buf);
+        return;
+    }
+    on_plain(c, nread, buf);
+}
+
 /* --- the loop's connections ---------------------------------------------------- */
 
 static bool is_conn(const uv_handle_t *h)
@@ -808,6 +950,20 @@ static void sweep_one(uv_handle_t *h, void *arg)
     morphd_service_t *svc = conn_svc(c);
     unsigned idle = svc->conf->idle_timeout_ms;
     uint32_t now = *(const uint32_t *)arg;
+    if (c->s != NULL && c->s->tls != NULL && !c->s->tls_ready &&
+        ((now - c->s->accepted_at) & ACTIVE_MASK) >=
+            svc->conf->tls_handshake_timeout_ms) {
+        MORPHD_STAT_ADD(svc->stats, tls_handshake_timeouts, 1);
+        if (morphd_log_enabled(MORPH_LOG_DEBUG)) {
+            char peer[80];
+            morphd_log(MORPH_LOG_DEBUG, "service %s: %s: no TLS handshake in "
+                       "%u ms; closing", svc->conf->name,
+                       peer_text(c, peer, sizeof peer),
+                       svc->conf->tls_handshake_timeout_ms);
+        }
+        conn_close(c);
+        return;
+    }
     if (idle == 0 || ((now - c->last_active) & ACTIVE_MASK) < idle)
         return;
     if (c->s != NULL && c->s->job != NULL)
@@ -920,6 +1076,23 @@ static void on_connection(uv_stream_t *server, int status)
         uv_close(&c->h.handle, free_conn);
         return;
     }
+    if (tl->l->endpoint.transport == MORPHD_TLS) {
+        tcp_session_t *s = session(c);
+        morphd_io_t *io = morphd_io_of(server->loop);
+        if (s == NULL || svc->tls == NULL ||
+            (s->tls = morphd_tls_new(svc->tls, &io->tls, c)) == NULL) {
+            morphd_log(MORPH_LOG_ERROR, "service %s: out of memory accepting "
+                       "a TLS client; dropping it", conf->name);
+            morphd_stats_release(svc->stats, s && s->has_source ? s->source
+                                                                : NULL);
+            free(c->s);
+            c->s = NULL;
+            c->h.handle.data = NULL;
+            uv_close(&c->h.handle, free_conn);
+            return;
+        }
+        s->accepted_at = NOW31(server->loop);
+    }
     morphd_service_ref(svc);
     morphd_service_conn_opened(svc);
     if (svc->chain->opens_conns) {
@@ -1025,8 +1198,9 @@ static int tcp_open(morphd_listener_t *l, uv_loop_t *loop, char *err,
         return -1;
     int len = sizeof l->bound_addr;
     uv_tcp_getsockname(&tl->server.tcp, (struct sockaddr *)&l->bound_addr, &len);
-    morphd_endpoint_format(MORPHD_TCP, (struct sockaddr *)&l->bound_addr,
-                           l->bound, sizeof l->bound);
+    morphd_endpoint_format(l->endpoint.transport,
+                           (struct sockaddr *)&l->bound_addr, l->bound,
+                           sizeof l->bound);
     return 0;
 }
 
@@ -1092,6 +1266,14 @@ const morphd_listener_ops_t morphd_listener_tcp = {
     .drain_conns = tcp_drain_conns,
     .abort_conns = tcp_abort_conns,
     .sweep_conns = tcp_sweep_conns,
+};
+
+const morphd_listener_ops_t morphd_listener_tls = {
+    .name = "tls",
+    .open = tcp_open,
+    .close = stream_close,
+    .abort = stream_abort,
+    .rebind = stream_rebind,
 };
 
 /* Its connections are walked by the tcp table's drain, abort and sweep

@@ -77,6 +77,14 @@ static morphd_plugin_t *find_or_load(morphd_server_t *s, const char *dirs,
     return p;
 }
 
+static bool has_tls(const morphd_service_conf_t *conf)
+{
+    for (size_t i = 0; i < conf->n_listen; i++)
+        if (conf->listen[i].transport == MORPHD_TLS)
+            return true;
+    return false;
+}
+
 static bool has_stream(const morphd_service_conf_t *conf)
 {
     for (size_t i = 0; i < conf->n_listen; i++)
@@ -90,6 +98,9 @@ static void generation_unref(void *arg)
     morphd_generation_t *gen = arg;
     /* services of one generation die on different worker threads */
     if (__atomic_sub_fetch(&gen->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+        for (size_t i = 0; gen->tls != NULL && i < gen->cfg.n_services; i++)
+            morphd_tls_ctx_free(gen->tls[i]);
+        free(gen->tls);
         morphd_config_free(&gen->cfg);
         free(gen);
     }
@@ -157,6 +168,7 @@ static morphd_service_t *make_service(morphd_server_t *s,
         return NULL;
     }
     svc->conf = conf;
+    svc->tls = gen->tls[conf - gen->cfg.services];
     svc->file = gen->cfg.path;
     svc->refs = 1; /* part of the current configuration */
     __atomic_add_fetch(&gen->refs, 1, __ATOMIC_ACQ_REL);
@@ -232,6 +244,15 @@ static int make_build(morphd_server_t *s, morphd_config_t *cfg,
     for (size_t i = 0; errs->n == errors_before && i < n; i++)
         load_chain(s, gen, b->plugin_dir, &gen->cfg.services[i], chains[i],
                    errs);
+    /* the TLS contexts: certificates and keys read now, so that -t and a
+     * reload find their problems (a reload re-reads them) */
+    gen->tls = calloc(n + 1, sizeof *gen->tls);
+    if (gen->tls == NULL)
+        morphd_errors_add(errs, "out of memory");
+    for (size_t i = 0; gen->tls != NULL && i < n; i++)
+        if (has_tls(&gen->cfg.services[i]))
+            gen->tls[i] = morphd_tls_ctx_new(&gen->cfg.services[i],
+                                             gen->cfg.path, errs);
     for (unsigned w = 0; errs->n == errors_before && w < s->n_workers; w++) {
         b->sites[w] = calloc(n + 1, sizeof **b->sites);
         if (b->sites[w] == NULL) {

@@ -22,6 +22,7 @@
 typedef struct morphd_generation {
     morphd_config_t cfg;
     size_t refs; /* services alive, and the builder's while building */
+    morphd_tls_ctx_t **tls; /* per service: tls:// endpoints' context */
 } morphd_generation_t;
 
 /* A configuration built for every worker and not yet running: per worker,

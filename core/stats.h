@@ -21,17 +21,23 @@
 /* The counters, in display order: one X-macro list feeds the struct, the
  * table and JSON output of `morph stats`, and the log line of SIGUSR1. */
 #define MORPHD_STATS_COUNTERS(X)                                              \
-    X(connections_accepted, "TCP connections accepted")                       \
-    X(connections_rejected, "TCP connections refused by a limit")             \
-    X(connections_open, "TCP connections open now")                           \
-    X(connections_idle_closed, "TCP connections closed by idle_timeout")      \
+    X(connections_accepted, "connections accepted (TCP, TLS, unix)")          \
+    X(connections_rejected, "connections refused by a limit")                 \
+    X(connections_open, "connections open now")                               \
+    X(connections_idle_closed, "connections closed by idle_timeout")          \
     X(messages_in, "messages received (lines, chunks, datagrams)")            \
     X(messages_out, "replies sent")                                           \
     X(bytes_in, "bytes received")                                             \
     X(bytes_out, "bytes of replies")                                          \
     X(errors, "messages a plugin failed, oversized lines and datagrams")      \
     X(datagrams_dropped, "UDP datagrams dropped (oversized, or queue full)")  \
-    X(messages_pending, "messages waiting for a plugin's later answer now")
+    X(messages_pending, "messages waiting for a plugin's later answer now")  \
+    X(tls_handshakes, "TLS handshakes completed")                             \
+    X(tls_handshakes_resumed, "of which resumed a session (tickets)")         \
+    X(tls_handshake_failures, "TLS handshakes failed (not TLS, bad records)") \
+    X(tls_handshake_timeouts, "clients closed by tls_handshake_timeout")      \
+    X(tls_renegotiations, "clients closed for asking to renegotiate")         \
+    X(tls_errors, "TLS connections closed for a bad record after the handshake")
 
 /* A counter a plugin registered (morph_host_t.counter). */
 typedef struct morphd_plugin_counter {

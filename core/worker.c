@@ -26,6 +26,8 @@ const morphd_listener_ops_t *morphd_listener_ops_for(morphd_transport_t t)
         return &morphd_listener_tcp;
     case MORPHD_UNIX:
         return &morphd_listener_unix;
+    case MORPHD_TLS:
+        return &morphd_listener_tls;
     case MORPHD_UDP:
         break;
     }
@@ -531,6 +533,8 @@ void morphd_worker_free(morphd_worker_t *w)
     uv_run(&w->loop, UV_RUN_NOWAIT); /* closes made by plugins' destroy() */
     morphd_chain_env_free(&w->env);
     morphd_buf_free(&w->io.reply);
+    morphd_buf_free(&w->io.tls.out);
+    free(w->io.tls_plain);
     free(w->io.read_buf);
     if (uv_loop_close(&w->loop) != 0)
         morphd_log(MORPH_LOG_WARN, "event loop %u closed with handles open",

@@ -5,6 +5,9 @@
 set -eu
 
 PACKAGES="cmake make gcc g++ clang pkg-config libuv1-dev libinih-dev libicu-dev libsystemd-dev check dpkg-dev libclang-rt-14-dev"
+# tls:// (OpenSSL 3), and the openssl tool the TLS tests make certificates
+# and speak TLS with
+PACKAGES="$PACKAGES libssl-dev openssl"
 # The socket clients the README uses to talk to morphd.
 PACKAGES="$PACKAGES netcat-openbsd socat"
 

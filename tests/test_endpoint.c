@@ -54,8 +54,8 @@ static const struct {
     const char *text;
     const char *why; /* a fragment of the expected message */
 } bad[] = {
-    {"127.0.0.1:12000", "starts with tcp://, udp:// or unix://"},
-    {"http://127.0.0.1:80", "starts with tcp://, udp:// or unix://"},
+    {"127.0.0.1:12000", "starts with tcp://, udp://, tls:// or unix://"},
+    {"http://127.0.0.1:80", "starts with tcp://, udp://, tls:// or unix://"},
     {"tcp://127.0.0.1", "missing ':PORT'"},
     {"tcp://127.0.0.1:", "port must be a number"},
     {"tcp://127.0.0.1:65536", "port must be a number"},
