@@ -14,6 +14,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509err.h>
 
 #include "log.h"
 
@@ -49,7 +50,12 @@ static char *resolve(const char *file, const char *path)
 /* Renegotiation: TLS 1.2 clients asking for a new handshake on an
  * established connection (a CPU cost attackers like) are closed and
  * counted. SSL_OP_NO_RENEGOTIATION refuses the handshake; this notices the
- * ClientHello that asked (no info callback fires for a refused one). */
+ * attempt: in TLS 1.2 a client sends a handshake record after the
+ * handshake only to renegotiate. (No info callback fires for a refused
+ * one, and by the time the ClientHello itself is reported OpenSSL no
+ * longer counts the handshake as finished; the record header comes
+ * first.) TLS 1.3 has no renegotiation, and handshake records after the
+ * handshake are legitimate there (KeyUpdate). */
 static int renegotiation_index = -1;
 
 static void msg_callback(int write_p, int version, int content_type,
@@ -57,9 +63,9 @@ static void msg_callback(int write_p, int version, int content_type,
 {
     (void)version;
     (void)arg;
-    if (!write_p && content_type == SSL3_RT_HANDSHAKE && len > 0 &&
-        ((const unsigned char *)buf)[0] == SSL3_MT_CLIENT_HELLO &&
-        SSL_is_init_finished(ssl))
+    if (!write_p && content_type == SSL3_RT_HEADER && len > 0 &&
+        ((const unsigned char *)buf)[0] == SSL3_RT_HANDSHAKE &&
+        SSL_is_init_finished(ssl) && SSL_version(ssl) < TLS1_3_VERSION)
         SSL_set_ex_data(ssl, renegotiation_index, (void *)1);
 }
 
@@ -129,11 +135,19 @@ morphd_tls_ctx_t *morphd_tls_ctx_new(const morphd_service_conf_t *conf,
                  file, conf->tls_certificate_line, conf->name, cert);
         warn_validity(where, SSL_CTX_get0_certificate(ctx));
     }
-    if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1)
-        morphd_errors_add(errs, "%s:%d: service '%s': tls_key %s: cannot load "
-                          "it: %s", file, key_line, conf->name, key,
-                          ssl_error(why, sizeof why));
-    else if (errs->n == errors_before && SSL_CTX_check_private_key(ctx) != 1)
+    if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
+        /* OpenSSL compares it with the certificate as it loads it */
+        if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH) {
+            ERR_clear_error();
+            morphd_errors_add(errs, "%s:%d: service '%s': tls_key %s does not "
+                              "match the certificate in %s", file, key_line,
+                              conf->name, key, cert);
+        } else {
+            morphd_errors_add(errs, "%s:%d: service '%s': tls_key %s: cannot "
+                              "load it: %s", file, key_line, conf->name, key,
+                              ssl_error(why, sizeof why));
+        }
+    } else if (errs->n == errors_before && SSL_CTX_check_private_key(ctx) != 1)
         morphd_errors_add(errs, "%s:%d: service '%s': tls_key %s does not "
                           "match the certificate in %s", file, key_line,
                           conf->name, key, cert);

@@ -145,15 +145,19 @@ static void on_sweep(uv_timer_t *t)
             transports[i]->sweep_conns(t->loop);
 }
 
-/* How often to look for idle connections: a quarter of the shortest
- * idle_timeout, so a connection is closed at most 25% late, between 50 ms
- * and 1 s. Connections of retired services keep their own timeout and are
- * swept on the same beat. */
+/* How often to look for idle connections (and TLS handshakes that take
+ * too long): a quarter of the shortest idle_timeout or
+ * tls_handshake_timeout, so a connection is closed at most 25% late,
+ * between 50 ms and 1 s. Connections of retired services keep their own
+ * timeouts and are swept on the same beat. */
 static void start_sweep(morphd_worker_t *w)
 {
     uint64_t every = 0;
     for (morphd_service_t *svc = w->all_services; svc; svc = svc->next) {
         unsigned idle = svc->conf->idle_timeout_ms;
+        unsigned tls = svc->tls != NULL ? svc->conf->tls_handshake_timeout_ms : 0;
+        if (idle == 0 || (tls != 0 && tls < idle))
+            idle = tls;
         if (idle == 0)
             continue;
         uint64_t e = idle / 4;
