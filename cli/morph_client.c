@@ -14,9 +14,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "morph_cli.h"
 
@@ -29,6 +34,11 @@ typedef struct client {
     const char *host;
     const char *port;
     const char *unix_path; /* unix:///path: a stream socket instead */
+    bool tls;              /* --tls: TLS over the TCP connection */
+    const char *ca;        /* --ca: verify the server against this */
+    bool insecure;         /* --insecure: do not verify it */
+    SSL_CTX *ssl_ctx;
+    SSL *ssl;
     int timeout_ms;
     int tries;
     int fd;
@@ -42,6 +52,7 @@ static void client_usage(FILE *out)
 {
     fprintf(out,
             "Usage: morph [--tcp|--udp] [-w SECONDS] [-r TRIES] [HOST][:PORT] [MESSAGE...]\n"
+            "       morph --tls [--ca FILE] [--insecure] [-w SECONDS] [HOST][:PORT] [MESSAGE...]\n"
             "       morph [-w SECONDS] unix:///PATH [MESSAGE...]\n"
             "       morph pipe ...      (morph pipe --help)\n"
             "       morph stats ...     (morph stats --help)\n"
@@ -60,6 +71,11 @@ static void client_usage(FILE *out)
             "                     and print each reply\n"
             "  -t, --tcp          use TCP (the default)\n"
             "  -u, --udp          use UDP: one datagram per message\n"
+            "      --tls          use TLS over TCP, to a tls:// endpoint; the server's\n"
+            "                     certificate is verified for HOST against the\n"
+            "                     system's CAs\n"
+            "      --ca FILE      verify it against the CA certificates in FILE\n"
+            "      --insecure     do not verify it (encrypted, but to anyone)\n"
             "  -w, --timeout S    how long to wait for a reply (default 2; UDP: per try)\n"
             "  -r, --retries N    UDP: tries per message (default 3)\n"
             "  -h, --help         show this help\n"
@@ -159,6 +175,73 @@ static int unix_connect(client_t *c)
     return -1;
 }
 
+/* TLS over the connected socket: the server's certificate verified for
+ * the host (name or address) unless --insecure. */
+static int tls_start(client_t *c)
+{
+    c->ssl_ctx = SSL_CTX_new(TLS_client_method());
+    if (c->ssl_ctx == NULL)
+        goto fail;
+    SSL_CTX_set_min_proto_version(c->ssl_ctx, TLS1_2_VERSION);
+    if (!c->insecure) {
+        SSL_CTX_set_verify(c->ssl_ctx, SSL_VERIFY_PEER, NULL);
+        if (c->ca != NULL
+                ? SSL_CTX_load_verify_locations(c->ssl_ctx, c->ca, NULL) != 1
+                : SSL_CTX_set_default_verify_paths(c->ssl_ctx) != 1) {
+            fprintf(stderr, "morph: --ca %s: cannot load it: %s\n",
+                    c->ca ? c->ca : "(system)",
+                    ERR_reason_error_string(ERR_peek_last_error()));
+            return -1;
+        }
+    }
+    c->ssl = SSL_new(c->ssl_ctx);
+    if (c->ssl == NULL)
+        goto fail;
+    SSL_set_fd(c->ssl, c->fd);
+    unsigned char ip[sizeof(struct in6_addr)];
+    bool numeric = inet_pton(AF_INET, c->host, ip) == 1 ||
+                   inet_pton(AF_INET6, c->host, ip) == 1;
+    if (numeric) {
+        X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), c->host);
+    } else {
+        SSL_set1_host(c->ssl, c->host);
+        SSL_set_tlsext_host_name(c->ssl, c->host);
+    }
+    /* the handshake is bounded like a reply */
+    struct timeval tv = {c->timeout_ms / 1000, (c->timeout_ms % 1000) * 1000};
+    setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    if (SSL_connect(c->ssl) == 1)
+        return 0;
+    long verify = SSL_get_verify_result(c->ssl);
+    if (verify != X509_V_OK)
+        fprintf(stderr, "morph: %s port %s: the server's certificate is not "
+                "trusted: %s (--ca FILE names the CA to trust; --insecure "
+                "skips the check)\n", c->host, c->port,
+                X509_verify_cert_error_string(verify));
+    else
+        fprintf(stderr, "morph: %s port %s: TLS handshake failed: %s\n",
+                c->host, c->port,
+                ERR_peek_last_error()
+                    ? ERR_reason_error_string(ERR_peek_last_error())
+                    : "the server closed the connection (is it tls://?)");
+    return -1;
+fail:
+    fprintf(stderr, "morph: out of memory\n");
+    return -1;
+}
+
+static void client_close(client_t *c)
+{
+    if (c->ssl != NULL) {
+        SSL_shutdown(c->ssl); /* close_notify: a clean end */
+        SSL_free(c->ssl);
+    }
+    SSL_CTX_free(c->ssl_ctx);
+    if (c->fd >= 0)
+        close(c->fd);
+}
+
 static int client_connect(client_t *c)
 {
     if (c->unix_path != NULL)
@@ -180,8 +263,13 @@ static int client_connect(client_t *c)
     return 0;
 }
 
-static int write_all(int fd, const char *p, size_t n)
+static int write_all(client_t *c, const char *p, size_t n)
 {
+    if (c->ssl != NULL) {
+        size_t w;
+        return n == 0 || SSL_write_ex(c->ssl, p, n, &w) == 1 ? 0 : -1;
+    }
+    int fd = c->fd;
     while (n > 0) {
         ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
         if (w < 0 && errno == EINTR)
@@ -198,7 +286,7 @@ static int write_all(int fd, const char *p, size_t n)
  * including its newline. */
 static int tcp_exchange(client_t *c, const char *msg, size_t len)
 {
-    if (write_all(c->fd, msg, len) != 0 || write_all(c->fd, "\n", 1) != 0) {
+    if (write_all(c, msg, len) != 0 || write_all(c, "\n", 1) != 0) {
         fprintf(stderr, "morph: send: %s\n", strerror(errno));
         return -1;
     }
@@ -207,7 +295,8 @@ static int tcp_exchange(client_t *c, const char *msg, size_t len)
     for (;;) {
         long left = deadline - now_ms();
         struct pollfd p = {c->fd, POLLIN, 0};
-        if (left <= 0 || poll(&p, 1, (int)left) <= 0) {
+        bool buffered = c->ssl != NULL && SSL_pending(c->ssl) > 0;
+        if (!buffered && (left <= 0 || poll(&p, 1, (int)left) <= 0)) {
             if (c->unix_path != NULL)
                 fprintf(stderr, "\nmorph: no reply from unix://%s within %d ms\n",
                         c->unix_path, c->timeout_ms);
@@ -216,7 +305,18 @@ static int tcp_exchange(client_t *c, const char *msg, size_t len)
                         c->host, c->port, c->timeout_ms);
             return -1;
         }
-        ssize_t r = recv(c->fd, &ch, 1, 0);
+        ssize_t r;
+        if (c->ssl != NULL) {
+            size_t got = 0;
+            r = SSL_read_ex(c->ssl, &ch, 1, &got) == 1 ? (ssize_t)got : -1;
+            if (r < 0 && SSL_get_error(c->ssl, 0) == SSL_ERROR_ZERO_RETURN)
+                r = 0;
+            ERR_clear_error();
+            if (r < 0)
+                errno = ECONNRESET;
+        } else {
+            r = recv(c->fd, &ch, 1, 0);
+        }
         if (r <= 0) {
             fprintf(stderr, "\nmorph: the server closed the connection%s%s\n",
                     r < 0 ? ": " : "", r < 0 ? strerror(errno) : "");
@@ -286,6 +386,9 @@ int morph_client_main(int argc, char **argv)
     static const struct option long_opts[] = {
         {"tcp", no_argument, NULL, 't'},
         {"udp", no_argument, NULL, 'u'},
+        {"tls", no_argument, NULL, 'T'},
+        {"ca", required_argument, NULL, 'C'},
+        {"insecure", no_argument, NULL, 'K'},
         {"timeout", required_argument, NULL, 'w'},
         {"retries", required_argument, NULL, 'r'},
         {"help", no_argument, NULL, 'h'},
@@ -304,6 +407,15 @@ int morph_client_main(int argc, char **argv)
             break;
         case 'u':
             c.udp = true;
+            break;
+        case 'T':
+            c.tls = true;
+            break;
+        case 'C':
+            c.ca = optarg;
+            break;
+        case 'K':
+            c.insecure = true;
             break;
         case 'w': {
             char *end;
@@ -350,9 +462,23 @@ int morph_client_main(int argc, char **argv)
             return MORPH_EXIT_USAGE;
         }
     }
+    if ((c.ca != NULL || c.insecure) && !c.tls) {
+        fprintf(stderr, "morph: --ca and --insecure go with --tls\n");
+        free(target);
+        return MORPH_EXIT_USAGE;
+    }
+    if (c.tls && (c.udp || c.unix_path != NULL)) {
+        fprintf(stderr, "morph: --tls is TLS over TCP; not with %s\n",
+                c.udp ? "--udp" : "unix://");
+        free(target);
+        return MORPH_EXIT_USAGE;
+    }
     if (optind < argc && strcmp(argv[optind], "--") == 0)
         optind++; /* what follows is the message, even if it starts with - */
-    if (client_connect(&c) != 0) {
+    if (client_connect(&c) != 0 || (c.tls && tls_start(&c) != 0)) {
+        client_close(&c);
+        if (c.addrs != NULL)
+            freeaddrinfo(c.addrs);
         free(target);
         return MORPH_EXIT_FAILURE;
     }
@@ -395,8 +521,9 @@ int morph_client_main(int argc, char **argv)
             putchar('\n');
         free(line);
     }
-    close(c.fd);
-    freeaddrinfo(c.addrs);
+    client_close(&c);
+    if (c.addrs != NULL)
+        freeaddrinfo(c.addrs);
     free(target);
     return rc == 0 ? 0 : 1;
 }

@@ -443,6 +443,64 @@ START_TEST(reload_replaces_the_certificate)
 }
 END_TEST
 
+static int morph(const char *const *argv, char **out, char **err)
+{
+    size_t len;
+    return run_program(argv, "", 0, out, &len, err);
+}
+
+/* The client: morph --tls, verifying against --ca, or --insecure. */
+START_TEST(morph_client_speaks_tls)
+{
+    serve("transform = uppercase\nframing = line\n");
+    char target[32], ca[128], plain[32];
+    snprintf(target, sizeof target, "127.0.0.1:%d", tls_port());
+    snprintf(plain, sizeof plain, "127.0.0.1:%d",
+             morphd_proc_need_port(&proc, "s", "tcp", false));
+    snprintf(ca, sizeof ca, "%s/ca.pem", dir);
+    char *out, *err;
+    const char *good[] = {MORPH_BIN, "--tls", "--ca", ca, target, "hello", NULL};
+    ck_assert_int_eq(morph(good, &out, &err), 0);
+    ck_assert_str_eq(out, "HELLO\n");
+    free(out);
+    free(err);
+    /* not trusted without the CA (the system's do not know it) */
+    const char *untrusted[] = {MORPH_BIN, "--tls", target, "hello", NULL};
+    ck_assert_int_eq(morph(untrusted, &out, &err), 1);
+    ck_assert_msg(strstr(err, "certificate is not trusted") &&
+                      strstr(err, "--insecure"), "%s", err);
+    free(out);
+    free(err);
+    const char *insecure[] = {MORPH_BIN, "--tls", "--insecure", target, "x", NULL};
+    ck_assert_int_eq(morph(insecure, &out, &err), 0);
+    ck_assert_str_eq(out, "X\n");
+    free(out);
+    free(err);
+    /* by name: checked against the certificate's names (it has localhost) */
+    char wrong[32];
+    snprintf(wrong, sizeof wrong, "localhost:%d", tls_port());
+    const char *named[] = {MORPH_BIN, "--tls", "--ca", ca, wrong, "x", NULL};
+    ck_assert_int_eq(morph(named, &out, &err), 0); /* its SAN has localhost */
+    free(out);
+    free(err);
+    /* TLS to a plain TCP port */
+    const char *to_tcp[] = {MORPH_BIN, "--tls", "--insecure", "-w", "1", plain, "x", NULL};
+    ck_assert_int_eq(morph(to_tcp, &out, &err), 1);
+    ck_assert_msg(strstr(err, "TLS handshake failed"), "%s", err);
+    free(out);
+    free(err);
+    const char *usage[] = {MORPH_BIN, "--tls", "--udp", target, "x", NULL};
+    ck_assert_int_eq(morph(usage, &out, &err), 64);
+    free(out);
+    free(err);
+    const char *ca_alone[] = {MORPH_BIN, "--ca", ca, target, "x", NULL};
+    ck_assert_int_eq(morph(ca_alone, &out, &err), 64);
+    free(out);
+    free(err);
+    morphd_proc_finish(&proc);
+}
+END_TEST
+
 static char *check(const char *service_lines, int *status)
 {
     char ini[2048];
@@ -531,6 +589,7 @@ static Suite *suite(void)
     tcase_add_test(tc, hostile_clients_are_closed_and_counted);
     tcase_add_test(tc, reload_replaces_the_certificate);
     tcase_add_test(tc, configuration_errors);
+    tcase_add_test(tc, morph_client_speaks_tls);
     suite_add_tcase(s, tc);
     return s;
 }
