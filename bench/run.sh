@@ -16,6 +16,7 @@
 # chain, pending, callgrind, idle, first-reply, plot), e.g. ONLY=udp.
 set -euo pipefail
 B=$(cd "$1" && pwd)
+SRC=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${2:-$B/bench-results}
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-3}
@@ -59,6 +60,24 @@ INI
     echo "$work/morphd-$1.ini"
 }
 
+morphd_tls_ini() { # PORT: the uppercase service over tls://, line framing
+    cat > "$work/morphd-tls-$1.ini" <<INI
+[morphd]
+plugin_dir = $B/plugins
+log_level = warn
+allow_root = yes
+
+[service bench]
+listen = tls://127.0.0.1:$1
+transform = uppercase
+framing = line
+max_connections = 100000
+tls_certificate = $SRC/config/tls/example-cert.pem
+tls_key = $SRC/config/tls/example-key.pem
+INI
+    echo "$work/morphd-tls-$1.ini"
+}
+
 server_cmd() { # NAME PORT
     case $1 in
     epoll) echo "$B/bench/baseline_epoll $2" ;;
@@ -68,6 +87,7 @@ server_cmd() { # NAME PORT
     morphd-chain) echo "$B/morphd -c $(morphd_ini "$2" 'uppercase | reverse' line)" ;;
     morphd-echo) echo "$B/morphd -c $(morphd_ini "$2" 'echo | uppercase' stream)" ;;
     morphd-delay0) echo "$B/morphd -c $(morphd_ini "$2" 'delay | uppercase' stream 'delay.ms = 0')" ;;
+    morphd-tls) echo "$B/morphd -c $(morphd_tls_ini "$2")" ;;
     esac
 }
 
@@ -236,7 +256,7 @@ fi
 if wanted idle; then
 {
     echo
-    echo "### 10,000 idle TCP connections"
+    echo "### 10,000 idle connections (TCP; and tls:// after a handshake and one reply)"
     echo
     echo "| server | RSS before (KiB) | RSS with 10,000 idle (KiB) | bytes per connection |"
     echo "|---|---|---|---|"
@@ -253,6 +273,17 @@ for s in epoll libuv morphd; do
     echo "| $s | $before | $with | $(( (with - before) * 1024 / 10000 )) |" | tee -a "$RESULTS"
     [ "${ready%% *}" = ready ] || echo "bench: idle $s: $ready" >&2
 done
+# the same over tls://: each connection shook hands and got one reply
+port=$(free_port)
+start_server morphd-tls "$port"
+before=$(rss_kib "$server_pid")
+coproc IDLE { taskset -c "$CLIENT_CPU" "$B/bench/tls_idle" "$port" -c 10000 -d 5; }
+read -r ready <&"${IDLE[0]}"
+with=$(rss_kib "$server_pid")
+wait "$IDLE_PID" || true
+stop_server
+echo "| morphd tls:// | $before | $with | $(( (with - before) * 1024 / 10000 )) |" | tee -a "$RESULTS"
+[ "$ready" = "ready conns=10000 errors=0" ] || echo "bench: idle tls: $ready" >&2
 fi
 
 # exec to first correct reply
