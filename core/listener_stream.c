@@ -907,8 +907,6 @@ static void tls_on_read(tcp_conn_t *c, ssize_t nread, const uv_buf_t *buf)
     io->tls.in = NULL;
     io->tls.in_len = 0;
     io->tls.in_owner = NULL;
-    if (!closing(c))
-        morphd_tls_idle(s->tls);
 }
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)

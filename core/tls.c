@@ -354,12 +354,6 @@ int morphd_tls_write(morphd_tls_t *ssl, const unsigned char *data, size_t len)
     return 0;
 }
 
-void morphd_tls_idle(morphd_tls_t *ssl)
-{
-    if (SSL_is_init_finished(ssl) && SSL_pending(ssl) == 0)
-        (void)SSL_free_buffers(ssl); /* refuses (harmlessly) when in use */
-}
-
 void morphd_tls_close_notify(morphd_tls_t *ssl)
 {
     if (SSL_is_init_finished(ssl))

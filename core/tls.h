@@ -66,10 +66,6 @@ morphd_tls_status_t morphd_tls_read(morphd_tls_t *tls, unsigned char *plain,
  * broken or out of memory). */
 int morphd_tls_write(morphd_tls_t *tls, const unsigned char *data, size_t len);
 
-/* Gives back the record buffers of a connection that has nothing
- * pending (between reads): an idle connection keeps none. */
-void morphd_tls_idle(morphd_tls_t *tls);
-
 /* Appends a close_notify alert to io->out. */
 void morphd_tls_close_notify(morphd_tls_t *tls);
 
