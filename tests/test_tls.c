@@ -65,15 +65,18 @@ static void remove_certs(void)
 
 /* --- the server ------------------------------------------------------------------- */
 
-static void serve(const char *service_lines)
+static void serve_with(const char *morphd_lines, const char *service_lines)
 {
     char services[2048];
     snprintf(services, sizeof services,
              "[service s]\nlisten = tls://127.0.0.1:0 tcp://127.0.0.1:0\n"
              "tls_certificate = %s/server.pem\ntls_key = %s/server.key\n%s",
              dir, dir, service_lines);
-    morphd_proc_serve(&proc, PLUGIN_DIR, "", services, admin, sizeof admin);
+    morphd_proc_serve(&proc, PLUGIN_DIR, morphd_lines, services, admin,
+                      sizeof admin);
 }
+
+static void serve(const char *service_lines) { serve_with("", service_lines); }
 
 static int tls_port(void) { return morphd_proc_need_port(&proc, "s", "tls", false); }
 
@@ -443,6 +446,35 @@ START_TEST(reload_replaces_the_certificate)
 }
 END_TEST
 
+/* Two workers serve TLS from one context; at SIGTERM every client gets a
+ * close_notify after its replies (a clean end, not a truncation). */
+START_TEST(two_workers_and_a_clean_end)
+{
+    serve_with("workers = 2\n", "transform = uppercase\nframing = line\n");
+    SSL_CTX *ctx = client_ctx(0, NULL);
+    SSL *ssl[16];
+    for (int i = 0; i < 16; i++) {
+        ssl[i] = tls_connect(ctx, tls_port(), NULL);
+        ck_assert_ptr_nonnull(ssl[i]);
+    }
+    for (int i = 0; i < 16; i++)
+        exchange(ssl[i], "w\n", "W\n");
+    kill(proc.pid, SIGTERM);
+    for (int i = 0; i < 16; i++) {
+        char c;
+        int n = SSL_read(ssl[i], &c, 1);
+        ck_assert_int_le(n, 0);
+        ck_assert_msg(SSL_get_error(ssl[i], n) == SSL_ERROR_ZERO_RETURN,
+                      "connection %d: no close_notify", i);
+        ERR_clear_error();
+        tls_close(ssl[i]);
+    }
+    SSL_CTX_free(ctx);
+    ck_assert_int_eq(morphd_proc_stop(&proc), 0);
+    morphd_proc_cleanup(&proc);
+}
+END_TEST
+
 static int morph(const char *const *argv, char **out, char **err)
 {
     size_t len;
@@ -590,6 +622,7 @@ static Suite *suite(void)
     tcase_add_test(tc, reload_replaces_the_certificate);
     tcase_add_test(tc, configuration_errors);
     tcase_add_test(tc, morph_client_speaks_tls);
+    tcase_add_test(tc, two_workers_and_a_clean_end);
     suite_add_tcase(s, tc);
     return s;
 }
