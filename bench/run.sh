@@ -13,7 +13,7 @@
 # replies), and the median of the per-round ratios to the epoll server.
 # Writes OUTPUT_DIR/results.md and OUTPUT_DIR/tcp-throughput.png.
 # ONLY=REGEX runs just the parts whose name matches (tcp, udp, stream,
-# chain, pending, callgrind, idle, first-reply, plot), e.g. ONLY=udp.
+# chain, pending, callgrind, idle, tls, first-reply, plot), e.g. ONLY=udp.
 set -euo pipefail
 B=$(cd "$1" && pwd)
 SRC=$(cd "$(dirname "$0")/.." && pwd)
@@ -88,6 +88,7 @@ server_cmd() { # NAME PORT
     morphd-echo) echo "$B/morphd -c $(morphd_ini "$2" 'echo | uppercase' stream)" ;;
     morphd-delay0) echo "$B/morphd -c $(morphd_ini "$2" 'delay | uppercase' stream 'delay.ms = 0')" ;;
     morphd-tls) echo "$B/morphd -c $(morphd_tls_ini "$2")" ;;
+    morphd-line) echo "$B/morphd -c $(morphd_ini "$2" uppercase line)" ;;
     esac
 }
 
@@ -284,6 +285,131 @@ wait "$IDLE_PID" || true
 stop_server
 echo "| morphd tls:// | $before | $with | $(( (with - before) * 1024 / 10000 )) |" | tee -a "$RESULTS"
 [ "$ready" = "ready conns=10000 errors=0" ] || echo "bench: idle tls: $ready" >&2
+fi
+
+# TLS: morphd terminating tls:// itself, against nginx's stream module and
+# stunnel terminating TLS in front of morphd tcp:// -- the way TLS is added
+# to a plain line service today. Every server process (front and back) is
+# pinned to the server CPU and its CPU time counted; same certificate (the
+# example P-256 one), same protocol (TLS 1.3), same replies.
+NGINX_STREAM=/usr/lib/nginx/modules/ngx_stream_module.so
+tls_front_start() { # NAME PORT -> tls_pids
+    local name=$1 port=$2 back
+    tls_pids=
+    if [ "$name" = morphd ]; then
+        # shellcheck disable=SC2046
+        taskset -c "$SERVER_CPU" $(server_cmd morphd-tls "$port") 2>"$work/tls.log" &
+        tls_pids=$!
+    else
+        back=$(free_port)
+        # shellcheck disable=SC2046
+        taskset -c "$SERVER_CPU" $(server_cmd morphd-line "$back") 2>"$work/tls-back.log" &
+        tls_pids=$!
+        if [ "$name" = nginx ]; then
+            cat > "$work/nginx.conf" <<CONF
+load_module $NGINX_STREAM;
+daemon off;
+master_process on;
+worker_processes 1;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log warn;
+events { worker_connections 4096; }
+stream {
+    server {
+        listen 127.0.0.1:$port ssl;
+        ssl_certificate $SRC/config/tls/example-cert.pem;
+        ssl_certificate_key $SRC/config/tls/example-key.pem;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        proxy_pass 127.0.0.1:$back;
+    }
+}
+CONF
+            taskset -c "$SERVER_CPU" nginx -p "$work" -c "$work/nginx.conf" \
+                -e "$work/nginx-error.log" 2>>"$work/tls.log" &
+        else
+            cat > "$work/stunnel.conf" <<CONF
+foreground = yes
+pid =
+debug = 3
+[bench]
+accept = 127.0.0.1:$port
+connect = 127.0.0.1:$back
+cert = $SRC/config/tls/example-cert.pem
+key = $SRC/config/tls/example-key.pem
+CONF
+            taskset -c "$SERVER_CPU" stunnel "$work/stunnel.conf" 2>>"$work/tls.log" &
+        fi
+        tls_pids="$tls_pids $!"
+    fi
+    for _ in $(seq 500); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+        sleep 0.01
+    done
+    sleep 0.2 # nginx: its worker
+    local p
+    for p in $tls_pids; do
+        tls_pids="$tls_pids $({ pgrep -P "$p" || true; } | tr '\n' ' ')"
+    done
+}
+tls_front_stop() {
+    local p
+    for p in $tls_pids; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+}
+tls_ticks() { local t=0 p; for p in $tls_pids; do t=$((t + $(ticks "$p" 2>/dev/null || echo 0))); done; echo $t; }
+
+# tls_run NAME MODE -> "rps cpu_us_per_request"
+tls_run() {
+    local port t0 t1 out
+    port=$(free_port)
+    tls_front_start "$1" "$port"
+    t0=$(tls_ticks)
+    out=$(taskset -c "$CLIENT_CPU" "$B/bench/tls_load" "$2" "$port" -c 100 -d "$DURATION")
+    t1=$(tls_ticks)
+    tls_front_stop
+    local req rps errors
+    req=$(echo "$out" | field requests)
+    rps=$(echo "$out" | field rps)
+    errors=$(echo "$out" | field errors)
+    [ "$errors" = 0 ] || echo "bench: tls $1 $2: $errors errors" >&2
+    awk -v r="$rps" -v q="$req" -v t=$((t1 - t0)) -v u="$TICK_US" \
+        'BEGIN { printf "%s %.3f\n", r, (q > 0 ? t * u / q : 0) }'
+}
+
+if wanted tls; then
+    if [ ! -e "$NGINX_STREAM" ] || ! command -v stunnel >/dev/null; then
+        echo "bench: tls needs nginx's stream module and stunnel (scripts/install-deps.sh --bench)" >&2
+        exit 1
+    fi
+    declare -A rr_rps rr_cpu hs_rps hs_cpu
+    for round in $(seq "$ROUNDS"); do
+        for s in morphd nginx stunnel; do
+            read -r r c < <(tls_run "$s" rr)
+            rr_rps[$s]+="$r "; rr_cpu[$s]+="$c "
+            read -r r c < <(tls_run "$s" handshakes)
+            hs_rps[$s]+="$r "; hs_cpu[$s]+="$c "
+        done
+    done
+    med() { tr ' ' '\n' | sed '/^$/d' | median; }
+    {
+        echo
+        echo "### TLS: 64 B request/response on 100 connections, and full handshakes (median of $ROUNDS)"
+        echo
+        echo "| server | requests/s | server CPU µs per request | handshakes/s | server CPU µs per handshake |"
+        echo "|---|---|---|---|---|"
+        for s in morphd nginx stunnel; do
+            label=$s
+            [ "$s" = morphd ] && label="morphd tls://"
+            [ "$s" = nginx ] && label="nginx stream + morphd tcp://"
+            [ "$s" = stunnel ] && label="stunnel + morphd tcp://"
+            echo "| $label | $(echo "${rr_rps[$s]}" | med) | $(echo "${rr_cpu[$s]}" | med) | $(echo "${hs_rps[$s]}" | med) | $(echo "${hs_cpu[$s]}" | med) |"
+        done
+        m=$(echo "${rr_cpu[morphd]}" | med)
+        echo
+        echo "CPU per request, morphd tls:// / nginx stream: $(awk -v a="$m" -v b="$(echo "${rr_cpu[nginx]}" | med)" 'BEGIN { printf "%.2f", a / b }') (target <= 0.6);" \
+             "/ stunnel: $(awk -v a="$m" -v b="$(echo "${rr_cpu[stunnel]}" | med)" 'BEGIN { printf "%.2f", a / b }') (target <= 0.6)."
+        echo "Handshakes per second, morphd / nginx: $(awk -v a="$(echo "${hs_rps[morphd]}" | med)" -v b="$(echo "${hs_rps[nginx]}" | med)" 'BEGIN { printf "%.2f", a / b }') (target >= 0.95)."
+    } | tee -a "$RESULTS"
 fi
 
 # exec to first correct reply

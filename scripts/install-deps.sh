@@ -14,7 +14,8 @@ PACKAGES="$PACKAGES netcat-openbsd socat"
 for arg in "$@"; do
     case "$arg" in
     # what the benchmark suite needs
-    --bench) PACKAGES="$PACKAGES gnuplot-nox util-linux" ;;
+    # (nginx-light with its stream module and stunnel: the TLS comparison)
+    --bench) PACKAGES="$PACKAGES gnuplot-nox util-linux nginx-light libnginx-mod-stream stunnel4" ;;
     # what `make test-package` needs: Debian's package checker
     --package) PACKAGES="$PACKAGES lintian" ;;
     # what `make test-systemd` needs: a Debian container booted with systemd
