@@ -438,23 +438,26 @@ static const key_row_t key_table[] = {
      "applied left to right", "uppercase | reverse"},
     {SEC_SERVICE, "framing", set_framing, SVC_OFF(framing),
      SVC_LINE(framing_line), 0, 0, "stream",
-     "TCP and unix:// only: `stream` transforms each chunk as it arrives (every plugin "
-     "must be chunk-safe); `line` answers each \\n-terminated line", "line"},
+     "stream endpoints (tcp, tls, unix) only: `stream` transforms each "
+     "chunk as it arrives (every plugin must be chunk-safe); `line` "
+     "answers each \\n-terminated line", "line"},
     {SEC_SERVICE, "max_message", set_size, SVC_OFF(max_message), -1, 1,
      64 * 1024 * 1024, "64K",
      "longest line (line framing) or datagram (UDP) accepted; longer TCP "
      "lines close the connection, longer datagrams are dropped", "4K"},
     {SEC_SERVICE, "max_pending_output", set_size,
      SVC_OFF(max_pending_output), -1, 4096, 1024 * 1024 * 1024, "1M",
-     "per TCP or unix:// connection: above this many unsent reply bytes morphd stops "
-     "reading from the client until it drains to half", "256K"},
+     "per stream connection (tcp, tls, unix): above this many unsent reply "
+     "bytes morphd stops reading from the client until it drains to half",
+     "256K"},
     {SEC_SERVICE, "max_connections", set_count, SVC_OFF(max_connections), -1,
      0, 10000000, "10000",
-     "open TCP and unix:// connections for this service; beyond it a new connection is "
-     "closed at once and counted as rejected; 0: no limit", "50000"},
+     "open stream connections (tcp, tls, unix) of this service; beyond it "
+     "a new connection is closed at once and counted as rejected; 0: no "
+     "limit", "50000"},
     {SEC_SERVICE, "max_connections_per_source", set_count,
      SVC_OFF(max_connections_per_source), -1, 0, 10000000, "0",
-     "open TCP connections from one client address (unix://: from one "
+     "open stream connections from one client address (unix://: from one "
      "user); 0: no limit (the default, since many clients may share one "
      "address behind NAT)", "64"},
     {SEC_SERVICE, "udp_max_reply_ratio", set_count,
@@ -498,7 +501,8 @@ static const key_row_t key_table[] = {
      "OpenSSL's", "X25519:P-256"},
     {SEC_SERVICE, "idle_timeout", set_duration_ms, SVC_OFF(idle_timeout_ms),
      -1, 0, 86400000, "300s",
-     "a TCP or unix:// connection that sends nothing for this long is closed (its "
+     "a stream connection (tcp, tls, unix) that sends nothing for this "
+     "long is closed (its "
      "pending replies are written first); 0: never", "60s"},
 };
 
