@@ -11,8 +11,9 @@
  *       2-byte request and its reply (so the server has finished its
  *       part), close; again
  *
- * Prints one line: requests=N errors=E seconds=S rps=R (for handshakes,
- * a request is one whole connection).
+ * Prints one line: requests=N errors=E seconds=S rps=R client_cpu=C (for
+ * handshakes, a request is one whole connection; C is the client's own CPU
+ * use, in CPUs: near 1 means the client, not the server, set the rate).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -24,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
@@ -162,8 +164,13 @@ int main(int argc, char **argv)
     for (int i = 0; i < conns; i++)
         pthread_join(t[i], NULL);
     unsigned long long n = atomic_load(&requests);
-    printf("requests=%llu errors=%llu seconds=%.3f rps=%.0f\n", n,
-           atomic_load(&errors), t1 - t0, (double)n / (t1 - t0));
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double cpu = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+                 (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+    printf("requests=%llu errors=%llu seconds=%.3f rps=%.0f client_cpu=%.2f\n",
+           n, atomic_load(&errors), t1 - t0, (double)n / (t1 - t0),
+           cpu / (t1 - t0));
     free(t);
     SSL_CTX_free(ctx);
     return 0;
