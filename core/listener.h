@@ -1,8 +1,8 @@
 /*
  * listener.h -- the interface every transport implements. A listener is one
- * endpoint of one service; TCP (listener_tcp.c) and UDP (listener_udp.c)
- * are two implementations of morphd_listener_ops_t, and a third transport
- * is one more file with one more of these tables.
+ * endpoint of one service. The stream transports -- tcp://, tls:// and
+ * unix:// (listener_stream.c) -- and udp:// (listener_udp.c) each have a
+ * table of morphd_listener_ops_t; another transport is one more table.
  */
 #ifndef MORPHD_LISTENER_H
 #define MORPHD_LISTENER_H
