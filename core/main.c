@@ -8,6 +8,7 @@
 #include <limits.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,6 +114,44 @@ static void install_crash_logger(void)
     }
 }
 #endif
+
+/* Descriptors: every connection is one. When the open-file limit is below
+ * what the services may open (max_connections, the listeners of every
+ * worker, and some to spare), connections beyond it would be accepted and
+ * dropped at once by libuv, unlogged. So the soft limit is raised as far
+ * as the hard one allows, and what is still short is said at start. */
+static void check_open_files(const morphd_config_t *cfg, unsigned workers)
+{
+    rlim_t need = 64; /* the loops, the log, the admin socket, plugins */
+    for (size_t i = 0; i < cfg->n_services; i++) {
+        const morphd_service_conf_t *svc = &cfg->services[i];
+        bool stream = false;
+        for (size_t j = 0; j < svc->n_listen; j++)
+            stream |= morphd_transport_is_stream(svc->listen[j].transport) != 0;
+        need += (rlim_t)svc->n_listen * workers;
+        if (stream)
+            need += svc->max_connections ? svc->max_connections : 65536;
+    }
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= need)
+        return;
+    rlim_t was = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > need ? need
+                                                                     : rl.rlim_max;
+    if (rl.rlim_cur > was && setrlimit(RLIMIT_NOFILE, &rl) == 0)
+        morphd_log(MORPH_LOG_INFO, "raised the open-file limit from %llu to "
+                   "%llu", (unsigned long long)was,
+                   (unsigned long long)rl.rlim_cur);
+    else
+        rl.rlim_cur = was;
+    if (rl.rlim_cur < need)
+        morphd_log(MORPH_LOG_WARN, "open files: the limit is %llu, and the "
+                   "services may need %llu (their max_connections and "
+                   "listeners): connections beyond the limit are accepted "
+                   "and closed at once, unlogged. Raise it (ulimit -n; "
+                   "LimitNOFILE= in a systemd unit) or lower max_connections",
+                   (unsigned long long)rl.rlim_cur, (unsigned long long)need);
+}
 
 typedef struct {
     char *name; /* NAME.so */
@@ -365,6 +404,7 @@ int main(int argc, char **argv)
     install_crash_logger();
 #endif
     if (rc == 0) {
+        check_open_files(&server.gen->cfg, server.n_workers);
         rc = morphd_server_listen(&server, &errs);
         if (rc == 0) {
             char why[512];

@@ -39,6 +39,31 @@ static void start(const char *service_lines)
 
 static int port(bool v6) { return morphd_proc_port(&proc, "s", "tcp", v6); }
 
+/* A soft open-file limit below what max_connections needs is raised, up
+ * to the hard one (prlimit sets both for morphd alone); what is still
+ * short is a warning at start. */
+START_TEST(open_file_limit_is_raised_or_reported)
+{
+    setenv("MORPH_TEST_WRAPPER", "prlimit --nofile=256:5000", 1);
+    start("max_connections = 1000\n"); /* needs 1000 + listeners + 64 */
+    unsetenv("MORPH_TEST_WRAPPER");
+    ck_assert_int_eq(morphd_proc_log_count(&proc, "raised the open-file limit "
+                                                  "from 256 to 1067"), 1);
+    ck_assert_int_eq(morphd_proc_log_count(&proc, "open files: the limit is"), 0);
+    ck_assert_int_eq(morphd_proc_stop(&proc), 0);
+    morphd_proc_cleanup(&proc);
+
+    setenv("MORPH_TEST_WRAPPER", "prlimit --nofile=256:512", 1);
+    start("max_connections = 1000\n");
+    unsetenv("MORPH_TEST_WRAPPER");
+    ck_assert_int_eq(morphd_proc_log_count(&proc, "raised the open-file limit "
+                                                  "from 256 to 512"), 1);
+    ck_assert_int_eq(morphd_proc_log_count(&proc, "open files: the limit is 512, "
+                                                  "and the services may need 1067"), 1);
+    ck_assert_int_eq(morphd_proc_stop(&proc), 0);
+}
+END_TEST
+
 /* A live connection answers; a refused one is closed at once (EOF). */
 static bool answers(int fd)
 {
@@ -272,6 +297,7 @@ static Suite *suite(void)
     tcase_add_test(tc, thousands_of_connections);
     tcase_add_test(tc, stats_count_messages_bytes_errors_and_drops);
     tcase_add_test(tc, workers_share_the_ports);
+    tcase_add_test(tc, open_file_limit_is_raised_or_reported);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -479,6 +479,50 @@ START_TEST(two_workers_and_a_clean_end)
 }
 END_TEST
 
+/* Out of descriptors (ulimit -n; here prlimit, soft and hard, so morphd
+ * cannot raise it): morphd says so at start; clients that hold
+ * connections without a handshake push it to the limit; once they go, a
+ * real client is served again (no crash, no stuck listener). */
+START_TEST(out_of_descriptors_recovers)
+{
+    const char *wrapper = getenv("MORPH_TEST_WRAPPER");
+    char *saved = wrapper ? strdup(wrapper) : NULL;
+    char limited[1024];
+    snprintf(limited, sizeof limited, "prlimit --nofile=%d:%d %s",
+             saved ? 96 : 48, saved ? 96 : 48, saved ? saved : ""); /* valgrind keeps some */
+    setenv("MORPH_TEST_WRAPPER", limited, 1);
+    serve("transform = uppercase\nframing = line\n");
+    if (saved)
+        setenv("MORPH_TEST_WRAPPER", saved, 1);
+    else
+        unsetenv("MORPH_TEST_WRAPPER");
+    free(saved);
+    ck_assert_int_eq(morphd_proc_log_count(&proc, "open files: the limit is"), 1);
+    int hogs[200];
+    for (int i = 0; i < 200; i++)
+        hogs[i] = tcp_connect(tls_port(), false);
+    usleep(200 * 1000);
+    ck_assert_int_eq(kill(proc.pid, 0), 0); /* alive */
+    for (int i = 0; i < 200; i++)
+        close(hogs[i]);
+    SSL_CTX *ctx = client_ctx(0, NULL);
+    const char *got = NULL;
+    for (int tries = 0; tries < 50 && got == NULL; tries++) {
+        SSL *ssl = tls_connect(ctx, tls_port(), NULL);
+        if (ssl != NULL) {
+            got = tls_ask(ssl, "back\n", 5);
+            tls_close(ssl);
+        }
+        if (got == NULL)
+            usleep(100 * 1000);
+    }
+    ck_assert_msg(got != NULL && strcmp(got, "BACK\n") == 0,
+                  "not served after the descriptors came back");
+    SSL_CTX_free(ctx);
+    morphd_proc_finish(&proc);
+}
+END_TEST
+
 static int morph(const char *const *argv, char **out, char **err)
 {
     size_t len;
@@ -627,6 +671,7 @@ static Suite *suite(void)
     tcase_add_test(tc, configuration_errors);
     tcase_add_test(tc, morph_client_speaks_tls);
     tcase_add_test(tc, two_workers_and_a_clean_end);
+    tcase_add_test(tc, out_of_descriptors_recovers);
     suite_add_tcase(s, tc);
     return s;
 }
