@@ -512,6 +512,19 @@ long long morph_stat(const char *admin_path, const char *service,
     return v;
 }
 
+long long morph_stat_wait(const char *admin_path, const char *service,
+                          const char *counter, long long want)
+{
+    long long v = -1;
+    for (int i = 0; i < 100; i++) {
+        v = morph_stat(admin_path, service, counter);
+        if (v == want)
+            break;
+        usleep(50 * 1000);
+    }
+    return v;
+}
+
 long long morph_plugin_stat(const char *admin_path, const char *service,
                             const char *plugin, const char *field)
 {

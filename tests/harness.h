@@ -133,6 +133,12 @@ int stop_morphd_pid(pid_t pid);
 long long morph_stat(const char *admin_path, const char *service,
                      const char *counter);
 
+/* morph_stat, read again (every 50 ms, 5 s at most) until it is `want`;
+ * the last value read: a counter that has not moved along in time, or
+ * has gone past `want`, fails the caller's assertion. */
+long long morph_stat_wait(const char *admin_path, const char *service,
+                          const char *counter, long long want);
+
 /* A field of plugin `plugin`'s metrics in `service` ("calls", "failures",
  * "time_us", or a counter of its own), from `morph stats --json`; -1 when
  * the plugin or field is not there. */

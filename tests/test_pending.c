@@ -51,14 +51,7 @@ static long now_ms(void)
 /* Waits until a counter reaches `want` (bounded). */
 static long long wait_stat(const char *svc, const char *counter, long long want)
 {
-    long long v = -1;
-    for (int i = 0; i < 100; i++) {
-        v = morph_stat(admin, svc, counter);
-        if (v == want)
-            break;
-        usleep(50 * 1000);
-    }
-    return v;
+    return morph_stat_wait(admin, svc, counter, want);
 }
 
 START_TEST(timer_mode_answers_in_order)

@@ -80,22 +80,10 @@ static void serve(const char *service_lines) { serve_with("", service_lines); }
 
 static int tls_port(void) { return morphd_proc_need_port(&proc, "s", "tls", false); }
 
-static long long stat_of(const char *counter)
-{
-    return morph_stat(admin, "s", counter);
-}
-
-/* Polls a counter until it reaches `want` (5 s at most). */
+/* Waits (5 s at most) for a counter of the service to reach `want`. */
 static long long wait_stat(const char *counter, long long want)
 {
-    long long v = -1;
-    for (int i = 0; i < 100; i++) {
-        v = stat_of(counter);
-        if (v >= want)
-            break;
-        usleep(50 * 1000);
-    }
-    return v;
+    return morph_stat_wait(admin, "s", counter, want);
 }
 
 /* --- a client ---------------------------------------------------------------------- */
