@@ -978,6 +978,22 @@ char *morphd_config_plugin_dir(const morphd_config_t *cfg, const char *fallback)
     return out;
 }
 
+bool morphd_service_conf_has_stream(const morphd_service_conf_t *conf)
+{
+    for (size_t i = 0; i < conf->n_listen; i++)
+        if (morphd_transport_is_stream(conf->listen[i].transport))
+            return true;
+    return false;
+}
+
+bool morphd_service_conf_has_tls(const morphd_service_conf_t *conf)
+{
+    for (size_t i = 0; i < conf->n_listen; i++)
+        if (conf->listen[i].transport == MORPHD_TLS)
+            return true;
+    return false;
+}
+
 const morphd_service_conf_t *morphd_config_find_service(
     const morphd_config_t *cfg, const char *name)
 {

@@ -115,6 +115,11 @@ void morphd_config_free(morphd_config_t *cfg);
 char *morphd_config_plugin_dir(const morphd_config_t *cfg,
                                const char *fallback);
 
+/* Whether the service listens on a stream endpoint (tcp, tls, unix);
+ * on a tls:// one. */
+bool morphd_service_conf_has_stream(const morphd_service_conf_t *conf);
+bool morphd_service_conf_has_tls(const morphd_service_conf_t *conf);
+
 /* The service named `name`, or NULL. */
 const morphd_service_conf_t *morphd_config_find_service(
     const morphd_config_t *cfg, const char *name);

@@ -12,9 +12,9 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
-#include <sys/un.h>
+
+#include "endpoint.h" /* morphd_sockaddr_len */
 
 typedef struct morphd_conn morphd_conn_t;
 typedef struct morphd_job morphd_job_t;
@@ -24,18 +24,6 @@ typedef struct morphd_cred {
     int64_t uid, gid, pid;
 } morphd_cred_t;
 
-/* The length of a socket address of any family this server sees. */
-static inline size_t morphd_sockaddr_len(const struct sockaddr *sa)
-{
-    switch (sa->sa_family) {
-    case AF_INET6:
-        return sizeof(struct sockaddr_in6);
-    case AF_UNIX:
-        return sizeof(struct sockaddr_un);
-    default:
-        return sizeof(struct sockaddr_in);
-    }
-}
 
 typedef struct morphd_conn_ops {
     const char *transport; /* "tcp", "udp", "unix": what plugins are told */

@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <stddef.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 
 typedef enum morphd_transport {
     MORPHD_TCP,
@@ -41,6 +42,19 @@ const char *morphd_transport_name(morphd_transport_t t);
 static inline int morphd_transport_is_stream(morphd_transport_t t)
 {
     return t != MORPHD_UDP;
+}
+
+/* The length of a socket address of any family this server sees. */
+static inline size_t morphd_sockaddr_len(const struct sockaddr *sa)
+{
+    switch (sa->sa_family) {
+    case AF_INET6:
+        return sizeof(struct sockaddr_in6);
+    case AF_UNIX:
+        return sizeof(struct sockaddr_un);
+    default:
+        return sizeof(struct sockaddr_in);
+    }
 }
 
 /* The port in host byte order; 0 for unix://. */

@@ -20,8 +20,7 @@ int morphd_listener_socket(const morphd_listener_t *l, int type)
     if (fd < 0)
         return -errno;
     int on = 1;
-    socklen_t len = addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                                : sizeof(struct sockaddr_in);
+    socklen_t len = (socklen_t)morphd_sockaddr_len(addr);
     if ((type == SOCK_STREAM &&
          setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) != 0) ||
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0 ||

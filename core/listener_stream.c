@@ -994,6 +994,16 @@ static void tcp_sweep_conns(uv_loop_t *loop)
 
 /* --- accepting -------------------------------------------------------------- */
 
+/* Closes a connection accepted but not taken on (a limit, out of
+ * memory): nothing read, nothing written, nothing counted open. */
+static void drop_unopened(tcp_conn_t *c)
+{
+    free(c->s);
+    c->s = NULL;
+    c->h.handle.data = NULL; /* not a connection: is_conn skips it */
+    uv_close(&c->h.handle, free_conn);
+}
+
 static void on_connection(uv_stream_t *server, int status)
 {
     tcp_listener_t *tl = server->data;
@@ -1044,8 +1054,7 @@ static void on_connection(uv_stream_t *server, int status)
     if (per_source) {
         tcp_session_t *s = session(c);
         if (s == NULL) {
-            c->h.handle.data = NULL;
-            uv_close(&c->h.handle, free_conn);
+            drop_unopened(c);
             return;
         }
         struct ucred cred;
@@ -1069,11 +1078,7 @@ static void on_connection(uv_stream_t *server, int status)
                        "limit reached", conf->name,
                        peer_text(c, peer, sizeof peer));
         }
-        /* at once: nothing read, nothing written, nothing counted open */
-        free(c->s);
-        c->s = NULL;
-        c->h.handle.data = NULL;
-        uv_close(&c->h.handle, free_conn);
+        drop_unopened(c); /* at once */
         return;
     }
     if (tl->l->endpoint.transport == MORPHD_TLS) {
@@ -1085,10 +1090,7 @@ static void on_connection(uv_stream_t *server, int status)
                        "a TLS client; dropping it", conf->name);
             morphd_stats_release(svc->stats, s && s->has_source ? s->source
                                                                 : NULL);
-            free(c->s);
-            c->s = NULL;
-            c->h.handle.data = NULL;
-            uv_close(&c->h.handle, free_conn);
+            drop_unopened(c);
             return;
         }
         s->accepted_at = NOW31(server->loop);

@@ -63,12 +63,6 @@ typedef struct send_req {
     unsigned char data[];
 } send_req_t;
 
-static socklen_t addr_len(const struct sockaddr *sa)
-{
-    return sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                     : sizeof(struct sockaddr_in);
-}
-
 static void on_handle_closed(uv_handle_t *h)
 {
     udp_listener_t *ul = h->data;
@@ -182,7 +176,8 @@ static void flush_batch(udp_listener_t *ul)
         iov[i].iov_len = b->len[i];
         msgs[i] = (struct mmsghdr){
             .msg_hdr = {.msg_name = &b->to[i],
-                        .msg_namelen = addr_len((struct sockaddr *)&b->to[i]),
+                        .msg_namelen = (socklen_t)morphd_sockaddr_len(
+                            (struct sockaddr *)&b->to[i]),
                         .msg_iov = &iov[i],
                         .msg_iovlen = 1}};
     }

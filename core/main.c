@@ -125,11 +125,8 @@ static void check_open_files(const morphd_config_t *cfg, unsigned workers)
     rlim_t need = 64; /* the loops, the log, the admin socket, plugins */
     for (size_t i = 0; i < cfg->n_services; i++) {
         const morphd_service_conf_t *svc = &cfg->services[i];
-        bool stream = false;
-        for (size_t j = 0; j < svc->n_listen; j++)
-            stream |= morphd_transport_is_stream(svc->listen[j].transport) != 0;
         need += (rlim_t)svc->n_listen * workers;
-        if (stream)
+        if (morphd_service_conf_has_stream(svc))
             need += svc->max_connections ? svc->max_connections : 65536;
     }
     struct rlimit rl;

@@ -77,22 +77,6 @@ static morphd_plugin_t *find_or_load(morphd_server_t *s, const char *dirs,
     return p;
 }
 
-static bool has_tls(const morphd_service_conf_t *conf)
-{
-    for (size_t i = 0; i < conf->n_listen; i++)
-        if (conf->listen[i].transport == MORPHD_TLS)
-            return true;
-    return false;
-}
-
-static bool has_stream(const morphd_service_conf_t *conf)
-{
-    for (size_t i = 0; i < conf->n_listen; i++)
-        if (morphd_transport_is_stream(conf->listen[i].transport))
-            return true;
-    return false;
-}
-
 static void generation_unref(void *arg)
 {
     morphd_generation_t *gen = arg;
@@ -128,7 +112,8 @@ static bool load_chain(morphd_server_t *s, morphd_generation_t *gen,
     }
     if (!ok)
         return false;
-    if (conf->framing == MORPHD_FRAMING_STREAM && has_stream(conf)) {
+    if (conf->framing == MORPHD_FRAMING_STREAM &&
+        morphd_service_conf_has_stream(conf)) {
         for (size_t i = 0; i < conf->n_chain; i++)
             if (!(plugins[i]->desc->flags & MORPH_PLUGIN_CHUNK_SAFE)) {
                 morphd_errors_add(
@@ -250,7 +235,7 @@ static int make_build(morphd_server_t *s, morphd_config_t *cfg,
     if (gen->tls == NULL)
         morphd_errors_add(errs, "out of memory");
     for (size_t i = 0; gen->tls != NULL && i < n; i++)
-        if (has_tls(&gen->cfg.services[i]))
+        if (morphd_service_conf_has_tls(&gen->cfg.services[i]))
             gen->tls[i] = morphd_tls_ctx_new(&gen->cfg.services[i],
                                              gen->cfg.path, errs);
     for (unsigned w = 0; errs->n == errors_before && w < s->n_workers; w++) {
