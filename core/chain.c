@@ -409,6 +409,10 @@ static morphd_job_t *job_new(morphd_chain_t *chain, const morphd_conn_t *conn,
         job->cred = *conn->cred;
         job->conn.cred = &job->cred;
     }
+    if (conn->via != NULL) {
+        memcpy(&job->via, conn->via, morphd_sockaddr_len(conn->via));
+        job->conn.via = (struct sockaddr *)&job->via;
+    }
     job->stage = stage;
     job->flags = flags;
     size_t elen = ending ? strlen(ending) : 0;

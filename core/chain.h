@@ -183,6 +183,7 @@ struct morphd_job {
     uv_work_t work;               /* set up by uv_queue_work */
     struct sockaddr_storage peer; /* conn.peer points here when it is set */
     struct sockaddr_storage local; /* conn.local: for a job off the loop */
+    struct sockaddr_storage via;   /* conn.via: a UDP reply's balancer */
     morphd_cred_t cred;            /* conn.cred: likewise */
     unsigned char inline_buf[128]; /* buf's storage while it fits */
 };

@@ -17,6 +17,7 @@
 #include <strings.h>
 
 #include "log.h"
+#include "proxy_protocol.h"
 
 typedef enum section_kind {
     SEC_NONE,    /* before any section header */
@@ -291,6 +292,61 @@ static int set_framing(const key_row_t *row, void *obj, const char *value,
     return 0;
 }
 
+static int set_proxy_protocol(const key_row_t *row, void *obj,
+                              const char *value, char *err, size_t err_size)
+{
+    static const struct { const char *name; unsigned mask; } modes[] = {
+        {"off", 0}, {"v1", MORPHD_PROXY_V1}, {"v2", MORPHD_PROXY_V2},
+        {"any", MORPHD_PROXY_ANY},
+    };
+    for (size_t i = 0; i < sizeof modes / sizeof *modes; i++)
+        if (strcmp(value, modes[i].name) == 0) {
+            *FIELD(obj, row, unsigned) = modes[i].mask;
+            return 0;
+        }
+    snprintf(err, err_size, "'%s' is not off, v1, v2 or any", value);
+    return -1;
+}
+
+static int split_words(const char *value, const char *seps, char ***out,
+                       size_t *n_out);
+static void free_words(char **words, size_t n);
+
+/* proxy_from: networks separated by spaces or commas. */
+static int set_proxy_from(const key_row_t *row, void *obj, const char *value,
+                          char *err, size_t err_size)
+{
+    (void)row;
+    morphd_service_conf_t *svc = obj;
+    char **words;
+    size_t n;
+    if (split_words(value, " \t,", &words, &n) != 0) {
+        snprintf(err, err_size, "out of memory");
+        return -1;
+    }
+    morphd_cidr_t *nets = n ? calloc(n, sizeof *nets) : NULL;
+    int rc = 0;
+    if (n == 0) {
+        snprintf(err, err_size, "needs at least one address or network, e.g. "
+                 "10.0.0.0/8 or 127.0.0.1");
+        rc = -1;
+    } else if (nets == NULL) {
+        snprintf(err, err_size, "out of memory");
+        rc = -1;
+    }
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = morphd_cidr_parse(words[i], &nets[i], err, err_size);
+    free_words(words, n);
+    if (rc != 0) {
+        free(nets);
+        return -1;
+    }
+    free(svc->proxy_from);
+    svc->proxy_from = nets;
+    svc->n_proxy_from = n;
+    return 0;
+}
+
 /* Splits `value` on any of `seps` into a new array of new strings. */
 static int split_words(const char *value, const char *seps, char ***out,
                        size_t *n_out)
@@ -499,6 +555,23 @@ static const key_row_t key_table[] = {
      SVC_LINE(tls_groups_line), 0, 0, NULL,
      "tls://: key exchange groups, in order of preference; default: "
      "OpenSSL's", "X25519:P-256"},
+    {SEC_SERVICE, "proxy_protocol", set_proxy_protocol,
+     SVC_OFF(proxy_protocol), SVC_LINE(proxy_protocol_line), 0, 0, "off",
+     "tcp://, tls:// and udp:// endpoints behind a load balancer: every "
+     "connection (and every datagram) starts with a PROXY protocol header "
+     "of this version (v1, v2, or any; datagrams take v2 only) saying who "
+     "the client is, and that address is what limits, rates, logs, stats "
+     "and plugins see. Needs proxy_from; a connection from elsewhere, or "
+     "without a valid header, is refused and counted. unix:// endpoints "
+     "take no header", "v2"},
+    {SEC_SERVICE, "proxy_from", set_proxy_from, SVC_OFF(proxy_from), -1, 0, 0,
+     NULL,
+     "with proxy_protocol: the balancers' addresses or networks (CIDR), "
+     "separated by spaces; no one else may connect", "10.0.0.0/8 fd00::/8"},
+    {SEC_SERVICE, "proxy_timeout", set_duration_ms, SVC_OFF(proxy_timeout_ms),
+     -1, 1, 3600000, "5s",
+     "with proxy_protocol: a connection whose header has not arrived in this "
+     "time is closed (and counted)", "2s"},
     {SEC_SERVICE, "idle_timeout", set_duration_ms, SVC_OFF(idle_timeout_ms),
      -1, 0, 86400000, "300s",
      "a stream connection (tcp, tls, unix) that sends nothing for this "
@@ -766,6 +839,33 @@ static bool key_given(unsigned long seen, section_kind_t section,
     return row != NULL && (seen & (1ul << (row - key_table)));
 }
 
+/* proxy_protocol's needs, checked once every key is read (and again
+ * after --set overrides). */
+static void check_proxy(const char *file, const morphd_service_conf_t *svc,
+                        morphd_errors_t *errs)
+{
+    if (svc->proxy_protocol == 0)
+        return;
+    int line = svc->proxy_protocol_line;
+    bool udp = false, ip = false;
+    for (size_t i = 0; i < svc->n_listen; i++) {
+        udp |= svc->listen[i].transport == MORPHD_UDP;
+        ip |= svc->listen[i].transport != MORPHD_UNIX;
+    }
+    if (svc->n_proxy_from == 0)
+        morphd_errors_add(errs, "%s:%d: service '%s': proxy_protocol needs "
+                          "proxy_from, the load balancers' addresses (e.g. "
+                          "proxy_from = 10.0.0.0/8)", file, line, svc->name);
+    if (udp && svc->proxy_protocol == MORPHD_PROXY_V1)
+        morphd_errors_add(errs, "%s:%d: service '%s': udp:// endpoints take "
+                          "only PROXY v2 headers: use proxy_protocol = v2 or "
+                          "any", file, line, svc->name);
+    if (!ip && svc->n_listen > 0)
+        morphd_errors_add(errs, "%s:%d: service '%s': proxy_protocol is for "
+                          "tcp://, tls:// and udp:// endpoints, and this "
+                          "service has none", file, line, svc->name);
+}
+
 /* Checks what only the whole file can tell. */
 static void check_config(parse_state_t *st)
 {
@@ -782,6 +882,7 @@ static void check_config(parse_state_t *st)
         if (!key_given(svc->seen, SEC_SERVICE, "transform"))
             CONFIG_ERROR(st, svc->line, "service '%s' has no 'transform' key",
                          svc->name);
+        check_proxy(st->name, svc, st->errs);
         for (size_t j = 0; j < svc->opts.n; j++) {
             const morphd_plugin_opt_t *o = &svc->opts.v[j];
             bool used = false;
@@ -918,6 +1019,12 @@ int morphd_config_read(const char *path, const char *const *overrides,
                                               "(built-in default)", cfg, errs);
     for (size_t i = 0; rc == 0 && i < n_overrides; i++)
         rc = morphd_config_override(cfg, overrides[i], errs);
+    if (rc == 0 && n_overrides > 0) {
+        size_t before = errs->n;
+        for (size_t i = 0; i < cfg->n_services; i++)
+            check_proxy(cfg->path, &cfg->services[i], errs);
+        rc = errs->n == before ? 0 : -1;
+    }
     if (rc != 0)
         morphd_config_free(cfg);
     return rc;
@@ -935,6 +1042,7 @@ void morphd_config_free(morphd_config_t *cfg)
         free(svc->tls_client_ca);
         free(svc->tls_ciphers);
         free(svc->tls_groups);
+        free(svc->proxy_from);
         morphd_chain_spec_free(svc->chain, svc->n_chain);
         morphd_plugin_opts_free(&svc->opts);
     }

@@ -62,6 +62,14 @@ typedef struct morphd_service_conf {
     char *tls_groups;
     int tls_groups_line;
 
+    /* PROXY protocol (proxy_protocol.h): the versions accepted (0: off),
+     * and the peers allowed to send a header */
+    unsigned proxy_protocol;
+    int proxy_protocol_line;
+    struct morphd_cidr *proxy_from;
+    size_t n_proxy_from;
+    unsigned proxy_timeout_ms;
+
     morphd_plugin_opts_t opts; /* PLUGIN.KEY = VALUE lines */
 
     unsigned long seen; /* keys given, by table row; finds duplicates */

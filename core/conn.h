@@ -59,6 +59,9 @@ struct morphd_conn {
     size_t request_len;           /* UDP: the datagram's size */
     const struct sockaddr *local; /* when known (a job off the loop) */
     const morphd_cred_t *cred;    /* unix://: likewise */
+    /* udp:// behind a PROXY header: the balancer the datagram came
+     * through, where its reply goes (peer is the client); else NULL */
+    const struct sockaddr *via;
 };
 
 #endif

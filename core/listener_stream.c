@@ -37,9 +37,20 @@
 #include "listener.h"
 #include "listener_unix.h"
 #include "log.h"
+#include "proxy_protocol.h"
 #include "service.h"
 
 typedef struct tcp_session tcp_session_t;
+
+/* proxy_protocol: the client's addresses from the header, and the header
+ * while it arrives in pieces (proxy_on_read). */
+typedef struct proxy_state {
+    bool done;  /* the header has been read */
+    bool local; /* it gave no addresses: the connection's own stand */
+    struct sockaddr_storage src, dst;
+    unsigned char *partial; /* MORPHD_PROXY_MAX bytes, while split */
+    size_t partial_len;
+} proxy_state_t;
 
 typedef struct tcp_conn {
     tcp_session_t *s;
@@ -98,7 +109,9 @@ struct tcp_session {
     bool shutting;          /* uv_shutdown queued */
     morphd_tls_t *tls;      /* tls://: the connection's TLS */
     bool tls_ready;         /* its handshake has completed */
-    uint32_t accepted_at;   /* NOW31 at accept: tls_handshake_timeout */
+    uint32_t accepted_at;   /* NOW31 at accept: tls_handshake_timeout,
+                               proxy_timeout */
+    proxy_state_t *proxy;   /* behind a PROXY-protocol balancer */
 };
 
 typedef struct tcp_listener {
@@ -155,6 +168,13 @@ static bool peer_cred(const tcp_conn_t *c, struct ucred *cred)
            getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred, &len) == 0;
 }
 
+/* The client's and the local address a PROXY header gave, or NULL. */
+static inline const proxy_state_t *proxied(const tcp_conn_t *c)
+{
+    const proxy_state_t *ps = c->s ? c->s->proxy : NULL;
+    return ps != NULL && ps->done && !ps->local ? ps : NULL;
+}
+
 /* "tcp://1.2.3.4:5678", "unix client uid 1000 pid 42", for logs ("a
  * client" once the address is gone). */
 static const char *peer_text(const tcp_conn_t *c, char *buf, size_t size)
@@ -171,7 +191,9 @@ static const char *peer_text(const tcp_conn_t *c, char *buf, size_t size)
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
     memset(&ss, 0, sizeof ss);
-    if (getpeername(conn_fd(c), (struct sockaddr *)&ss, &len) != 0) {
+    if (proxied(c) != NULL)
+        memcpy(&ss, &proxied(c)->src, sizeof ss);
+    else if (getpeername(conn_fd(c), (struct sockaddr *)&ss, &len) != 0) {
         snprintf(buf, size, "a client");
         return buf;
     }
@@ -201,6 +223,12 @@ static void tcp_addresses(const morphd_conn_t *mc, struct sockaddr_storage *peer
     const tcp_conn_t *c = mc->transport;
     if (c == NULL)
         return;
+    const proxy_state_t *ps = proxied(c);
+    if (ps != NULL) {
+        memcpy(peer, &ps->src, sizeof *peer);
+        memcpy(local, &ps->dst, sizeof *local);
+        return;
+    }
     int fd = conn_fd(c);
     socklen_t len = sizeof *peer;
     getpeername(fd, (struct sockaddr *)peer, &len);
@@ -315,10 +343,12 @@ static void conn_view(tcp_conn_t *c, morphd_conn_t *mc)
     mc->transport = c;
     mc->owner = c->h.handle.data;
     mc->states = c->s ? c->s->states : NULL;
-    mc->peer = NULL;
+    const proxy_state_t *ps = proxied(c);
+    mc->peer = ps ? (const struct sockaddr *)&ps->src : NULL;
     mc->request_len = 0;
-    mc->local = NULL;
+    mc->local = ps ? (const struct sockaddr *)&ps->dst : NULL;
     mc->cred = NULL;
+    mc->via = NULL;
 }
 
 /* --- closing ----------------------------------------------------------------- */
@@ -339,6 +369,10 @@ static void on_conn_closed(uv_handle_t *h)
         morphd_buf_free(&s->held);
         if (s->tls != NULL)
             morphd_tls_free(s->tls);
+        if (s->proxy != NULL) {
+            free(s->proxy->partial);
+            free(s->proxy);
+        }
     }
     morphd_stats_release(svc->stats, s && s->has_source ? s->source : NULL);
     free(s);
@@ -909,15 +943,139 @@ static void tls_on_read(tcp_conn_t *c, ssize_t nread, const uv_buf_t *buf)
     io->tls.in_owner = NULL;
 }
 
-static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+static bool open_conn(tcp_conn_t *c);
+
+/* The client's source is known (its PROXY header has been read): count
+ * it for max_connections_per_source. Returns false after closing. */
+static bool admit_source(tcp_conn_t *c)
 {
-    tcp_conn_t *c = conn_of(stream);
+    morphd_service_t *svc = conn_svc(c);
+    tcp_session_t *s = c->s;
+    uint64_t max = svc->conf->max_connections_per_source;
+    if (max == 0)
+        return true;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    memset(&ss, 0, sizeof ss);
+    if (proxied(c) != NULL)
+        memcpy(&ss, &proxied(c)->src, sizeof ss);
+    else
+        getpeername(conn_fd(c), (struct sockaddr *)&ss, &len);
+    morphd_stats_source_key((struct sockaddr *)&ss, s->source);
+    if (!morphd_stats_admit_source(svc->stats, s->source, max)) {
+        if (morphd_log_enabled(MORPH_LOG_DEBUG)) {
+            char peer[80];
+            morphd_log(MORPH_LOG_DEBUG, "service %s: %s refused: "
+                       "max_connections_per_source reached", svc->conf->name,
+                       peer_text(c, peer, sizeof peer));
+        }
+        conn_close(c);
+        return false;
+    }
+    s->has_source = true;
+    return true;
+}
+
+static void dispatch_read(tcp_conn_t *c, ssize_t nread, const uv_buf_t *buf);
+
+/* A connection on a proxy_protocol service: its first bytes are the PROXY
+ * header, which may come in pieces. Once whole, the client's address is
+ * the connection's, the chain opens for it, and what followed the header
+ * is read as the client's first bytes. A connection whose first bytes are
+ * not a valid header is closed and counted; none of it reaches a plugin. */
+static void proxy_on_read(tcp_conn_t *c, ssize_t nread, const uv_buf_t *buf)
+{
+    tcp_session_t *s = c->s;
+    proxy_state_t *ps = s->proxy;
+    morphd_service_t *svc = conn_svc(c);
+    char peer[80], why[160];
+    if (nread < 0) {
+        if (ps->partial_len > 0) { /* a header cut short */
+            MORPHD_STAT_ADD(svc->stats, proxy_invalid, 1);
+            if (morphd_log_enabled(MORPH_LOG_DEBUG))
+                morphd_log(MORPH_LOG_DEBUG, "service %s: %s: closed in the "
+                           "middle of its PROXY header", svc->conf->name,
+                           peer_text(c, peer, sizeof peer));
+        }
+        conn_close(c);
+        return;
+    }
+    c->last_active = NOW31(c->h.handle.loop);
+    const unsigned char *data = (const unsigned char *)buf->base;
+    size_t n = (size_t)nread, before = ps->partial_len;
+    if (before > 0) { /* the header so far, and as much as fits */
+        size_t take = MORPHD_PROXY_MAX - before < n ? MORPHD_PROXY_MAX - before
+                                                    : n;
+        memcpy(ps->partial + before, data, take);
+        ps->partial_len += take;
+        data = ps->partial;
+        n = ps->partial_len;
+    }
+    morphd_proxy_hdr_t h;
+    morphd_proxy_status_t st = morphd_proxy_parse(
+        data, n, svc->conf->proxy_protocol, SOCK_STREAM, &h, why, sizeof why);
+    if (st == MORPHD_PROXY_MORE) {
+        if (before == 0) {
+            if ((ps->partial = malloc(MORPHD_PROXY_MAX)) == NULL) {
+                conn_close(c);
+                return;
+            }
+            memcpy(ps->partial, data, n);
+            ps->partial_len = n;
+        }
+        return;
+    }
+    if (st != MORPHD_PROXY_DONE) {
+        MORPHD_STAT_ADD(svc->stats, proxy_invalid, 1);
+        if (morphd_log_enabled(MORPH_LOG_DEBUG))
+            morphd_log(MORPH_LOG_DEBUG, "service %s: tcp client %s: refused: "
+                       "%s", svc->conf->name, peer_text(c, peer, sizeof peer),
+                       why);
+        conn_close(c);
+        return;
+    }
+    MORPHD_STAT_ADD(svc->stats, proxy_headers, 1);
+    ps->done = true;
+    ps->local = h.local;
+    if (!h.local) {
+        ps->src = h.src;
+        ps->dst = h.dst;
+    }
+    free(ps->partial); /* what follows the header is in this read */
+    ps->partial = NULL;
+    ps->partial_len = 0;
+    size_t used = h.len - before; /* of this read: the header's end */
+    if (!admit_source(c) || !open_conn(c))
+        return;
+    if (morphd_log_enabled(MORPH_LOG_DEBUG))
+        morphd_log(MORPH_LOG_DEBUG, "service %s: %s connected (PROXY v%d%s)",
+                   svc->conf->name, peer_text(c, peer, sizeof peer), h.version,
+                   h.local ? ", LOCAL" : "");
+    if ((size_t)nread > used) {
+        uv_buf_t rest = buf_of(buf->base + used, (size_t)nread - used);
+        dispatch_read(c, (ssize_t)rest.len, &rest);
+    }
+}
+
+static void dispatch_read(tcp_conn_t *c, ssize_t nread, const uv_buf_t *buf)
+{
     if (c->s != NULL && c->s->tls != NULL) {
         if (nread != 0)
             tls_on_read(c, nread, buf);
         return;
     }
     on_plain(c, nread, buf);
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    tcp_conn_t *c = conn_of(stream);
+    if (c->s != NULL && c->s->proxy != NULL && !c->s->proxy->done) {
+        if (nread != 0)
+            proxy_on_read(c, nread, buf);
+        return;
+    }
+    dispatch_read(c, nread, buf);
 }
 
 /* --- the loop's connections ---------------------------------------------------- */
@@ -950,6 +1108,20 @@ static void sweep_one(uv_handle_t *h, void *arg)
     morphd_service_t *svc = conn_svc(c);
     unsigned idle = svc->conf->idle_timeout_ms;
     uint32_t now = *(const uint32_t *)arg;
+    if (c->s != NULL && c->s->proxy != NULL && !c->s->proxy->done &&
+        ((now - c->s->accepted_at) & ACTIVE_MASK) >=
+            svc->conf->proxy_timeout_ms) {
+        MORPHD_STAT_ADD(svc->stats, proxy_timeouts, 1);
+        if (morphd_log_enabled(MORPH_LOG_DEBUG)) {
+            char peer[80];
+            morphd_log(MORPH_LOG_DEBUG, "service %s: %s: no PROXY header in "
+                       "%u ms; closing", svc->conf->name,
+                       peer_text(c, peer, sizeof peer),
+                       svc->conf->proxy_timeout_ms);
+        }
+        conn_close(c);
+        return;
+    }
     if (c->s != NULL && c->s->tls != NULL && !c->s->tls_ready &&
         ((now - c->s->accepted_at) & ACTIVE_MASK) >=
             svc->conf->tls_handshake_timeout_ms) {
@@ -998,6 +1170,8 @@ static void tcp_sweep_conns(uv_loop_t *loop)
  * memory): nothing read, nothing written, nothing counted open. */
 static void drop_unopened(tcp_conn_t *c)
 {
+    if (c->s != NULL)
+        free(c->s->proxy);
     free(c->s);
     c->s = NULL;
     c->h.handle.data = NULL; /* not a connection: is_conn skips it */
@@ -1049,8 +1223,36 @@ static void on_connection(uv_stream_t *server, int status)
     c->last_active = NOW31(server->loop);
     c->h.handle.data = svc;
 
+    /* behind a balancer: only it may connect, and the client's source is
+     * known once its header is read */
+    bool proxy = conf->proxy_protocol != 0 && type == UV_TCP;
+    if (proxy) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        memset(&ss, 0, sizeof ss);
+        getpeername(conn_fd(c), (struct sockaddr *)&ss, &len);
+        if (!morphd_cidr_match(conf->proxy_from, conf->n_proxy_from,
+                               (struct sockaddr *)&ss)) {
+            MORPHD_STAT_ADD(svc->stats, proxy_untrusted, 1);
+            if (morphd_log_enabled(MORPH_LOG_DEBUG)) {
+                char peer[80];
+                morphd_log(MORPH_LOG_DEBUG, "service %s: %s refused: not in "
+                           "proxy_from", conf->name,
+                           peer_text(c, peer, sizeof peer));
+            }
+            drop_unopened(c);
+            return;
+        }
+        tcp_session_t *s = session(c);
+        if (s == NULL || (s->proxy = calloc(1, sizeof *s->proxy)) == NULL) {
+            drop_unopened(c);
+            return;
+        }
+        s->accepted_at = NOW31(server->loop);
+    }
+
     /* per-source accounting needs the address kept for the release */
-    bool per_source = conf->max_connections_per_source > 0;
+    bool per_source = conf->max_connections_per_source > 0 && !proxy;
     if (per_source) {
         tcp_session_t *s = session(c);
         if (s == NULL) {
@@ -1093,10 +1295,33 @@ static void on_connection(uv_stream_t *server, int status)
             drop_unopened(c);
             return;
         }
-        s->accepted_at = NOW31(server->loop);
+        if (!proxy)
+            s->accepted_at = NOW31(server->loop);
     }
     morphd_service_ref(svc);
     morphd_service_conn_opened(svc);
+    if (type == UV_TCP)
+        uv_tcp_nodelay(&c->h.tcp, 1);
+    if (!proxy && !open_conn(c))
+        return;
+    start_reading(c);
+    if (!c->reading) {
+        conn_close(c);
+        return;
+    }
+    if (!proxy && morphd_log_enabled(MORPH_LOG_DEBUG)) {
+        char peer[80];
+        morphd_log(MORPH_LOG_DEBUG, "service %s: %s connected", conf->name,
+                   peer_text(c, peer, sizeof peer));
+    }
+}
+
+/* The connection is the client's: the plugins that open per-connection
+ * state do so now. Returns false after closing. */
+static bool open_conn(tcp_conn_t *c)
+{
+    morphd_service_t *svc = conn_svc(c);
+    const morphd_service_conf_t *conf = svc->conf;
     if (svc->chain->opens_conns) {
         char err[256];
         void **states = NULL;
@@ -1114,22 +1339,11 @@ static void on_connection(uv_stream_t *server, int status)
                 c->s->states = NULL;
             }
             conn_close(c);
-            return;
+            return false;
         }
         c->s->states_open = true;
     }
-    if (type == UV_TCP)
-        uv_tcp_nodelay(&c->h.tcp, 1);
-    start_reading(c);
-    if (!c->reading) {
-        conn_close(c);
-        return;
-    }
-    if (morphd_log_enabled(MORPH_LOG_DEBUG)) {
-        char peer[80];
-        morphd_log(MORPH_LOG_DEBUG, "service %s: %s connected", conf->name,
-                   peer_text(c, peer, sizeof peer));
-    }
+    return true;
 }
 
 /* --- the listeners ----------------------------------------------------------- */

@@ -17,6 +17,7 @@
 
 #include "listener.h"
 #include "log.h"
+#include "proxy_protocol.h"
 #include "service.h"
 
 /* libuv's recvmmsg slot size (UV__UDP_DGRAM_MAXSIZE), and how many
@@ -303,7 +304,8 @@ static void udp_job_done(morphd_conn_t *c, morphd_job_t *job,
     if (rep.status == MORPHD_MSG_OK && rep.datagram &&
         !ul->handle_closing &&
         within_ratio(ul, svc, io->reply.len, c->request_len))
-        send_reply(ul, svc, io->reply.data, io->reply.len, c->peer);
+        send_reply(ul, svc, io->reply.data, io->reply.len,
+                   c->via ? c->via : c->peer);
     morphd_service_unref(svc);
     maybe_close_handle(ul);
 }
@@ -316,6 +318,52 @@ static const morphd_conn_ops_t udp_conn_ops = {
     .job_start = udp_job_start,
     .job_done = udp_job_done,
 };
+
+/* proxy_protocol: a datagram from a balancer in proxy_from starts with a
+ * v2 header. Returns the client it names (in *store; `from` for a LOCAL
+ * header) with *msg and *len past the header, or NULL when the datagram is
+ * refused: counted, and logged at debug. */
+static const struct sockaddr *proxy_client(udp_listener_t *ul,
+                                           morphd_service_t *svc,
+                                           const struct sockaddr *from,
+                                           const unsigned char **msg,
+                                           size_t *len,
+                                           struct sockaddr_storage *store)
+{
+    const morphd_service_conf_t *conf = svc->conf;
+    char why[160];
+    if (!morphd_cidr_match(conf->proxy_from, conf->n_proxy_from, from)) {
+        MORPHD_STAT_ADD(svc->stats, proxy_untrusted, 1);
+        snprintf(why, sizeof why, "not in proxy_from");
+        goto refused;
+    }
+    morphd_proxy_hdr_t h;
+    morphd_proxy_status_t st = morphd_proxy_parse(
+        *msg, *len, conf->proxy_protocol, SOCK_DGRAM, &h, why, sizeof why);
+    if (st != MORPHD_PROXY_DONE) {
+        if (st == MORPHD_PROXY_MORE)
+            snprintf(why, sizeof why, "a datagram shorter than its PROXY "
+                     "header");
+        MORPHD_STAT_ADD(svc->stats, proxy_invalid, 1);
+        goto refused;
+    }
+    MORPHD_STAT_ADD(svc->stats, proxy_headers, 1);
+    *msg += h.len;
+    *len -= h.len;
+    if (h.local)
+        return from;
+    *store = h.src;
+    return (const struct sockaddr *)store;
+refused:
+    MORPHD_STAT_ADD(svc->stats, datagrams_dropped, 1);
+    if (morphd_log_enabled(MORPH_LOG_DEBUG)) {
+        char peer[MORPHD_ENDPOINT_TEXT];
+        morphd_endpoint_format(MORPHD_UDP, from, peer, sizeof peer);
+        morphd_log(MORPH_LOG_DEBUG, "service %s: %s: datagram from %s "
+                   "dropped: %s", conf->name, ul->l->bound, peer, why);
+    }
+    return NULL;
+}
 
 static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
                     const struct sockaddr *from, unsigned flags)
@@ -334,7 +382,15 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
     }
     if (from == NULL)
         return; /* nothing more to read right now */
-    if ((flags & UV_UDP_PARTIAL) || (size_t)nread > conf->max_message) {
+    const unsigned char *msg = (const unsigned char *)buf->base;
+    size_t len = (size_t)nread;
+    const struct sockaddr *client = from;
+    struct sockaddr_storage proxied;
+    if (conf->proxy_protocol != 0 &&
+        !(flags & UV_UDP_PARTIAL) &&
+        (client = proxy_client(ul, svc, from, &msg, &len, &proxied)) == NULL)
+        return;
+    if ((flags & UV_UDP_PARTIAL) || len > conf->max_message) {
         MORPHD_STAT_ADD(svc->stats, errors, 1);
         MORPHD_STAT_ADD(svc->stats, datagrams_dropped, 1);
         morphd_log(MORPH_LOG_DEBUG, "service %s: dropped a datagram over "
@@ -347,8 +403,8 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
      * array only if it asks (udp_states), which over UDP is rare. */
     morphd_chain_t *chain = svc->chain;
     void *states[chain->keeps_state ? chain->n : 1];
-    morphd_conn_t c = {&udp_conn_ops, ul, svc, NULL, from, (size_t)nread, NULL,
-                       NULL};
+    morphd_conn_t c = {&udp_conn_ops, ul, svc, NULL, client, len, NULL, NULL,
+                       client != from ? from : NULL};
     ul->states = chain->keeps_state ? states : NULL;
     ul->states_used = false;
     if (chain->opens_conns) {
@@ -370,8 +426,7 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
         flush_batch(ul); /* keep the order of what is there already */
     size_t off = b->bytes.len;
     morphd_reply_t rep;
-    morphd_service_handle(svc, &c, (const unsigned char *)buf->base,
-                          (size_t)nread, 0, "", &b->bytes, &rep);
+    morphd_service_handle(svc, &c, msg, len, 0, "", &b->bytes, &rep);
     if (ul->states_used && rep.status != MORPHD_MSG_PENDING)
         morphd_chain_conn_close(chain, states);
     ul->states = NULL;
@@ -379,7 +434,7 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
         b->bytes.len = off; /* a failed or silent message is not answered */
         return;
     }
-    if (!within_ratio(ul, svc, rep.len, (size_t)nread)) {
+    if (!within_ratio(ul, svc, rep.len, len)) {
         b->bytes.len = off;
         return;
     }

@@ -113,6 +113,25 @@ static struct source_count **bucket(morphd_stats_t *st,
     return &st->sources[h % (sizeof st->sources / sizeof *st->sources)];
 }
 
+/* One more open connection from `key`, unless it has max already;
+ * called with the lock held. */
+static bool count_source(morphd_stats_t *st, const unsigned char *key,
+                         uint64_t max_per_source)
+{
+    struct source_count **b = bucket(st, key), *c;
+    for (c = *b; c != NULL && memcmp(c->addr, key, 16) != 0; c = c->next)
+        ;
+    if (c == NULL && (c = calloc(1, sizeof *c)) != NULL) {
+        memcpy(c->addr, key, 16);
+        c->next = *b;
+        *b = c;
+    }
+    if (c == NULL || c->open >= max_per_source)
+        return false; /* (a new entry starts at 0 < max: never left empty) */
+    c->open++;
+    return true;
+}
+
 bool morphd_stats_admit(morphd_stats_t *st, const unsigned char *key,
                         uint64_t max_connections, uint64_t max_per_source)
 {
@@ -120,25 +139,23 @@ bool morphd_stats_admit(morphd_stats_t *st, const unsigned char *key,
     uv_mutex_lock(&st->lock);
     if (max_connections && MORPHD_STAT_GET(st, connections_open) >= max_connections)
         ok = false;
-    struct source_count *c = NULL;
-    if (ok && max_per_source && key != NULL) {
-        struct source_count **b = bucket(st, key);
-        for (c = *b; c != NULL && memcmp(c->addr, key, 16) != 0; c = c->next)
-            ;
-        if (c == NULL && (c = calloc(1, sizeof *c)) != NULL) {
-            memcpy(c->addr, key, 16);
-            c->next = *b;
-            *b = c;
-        }
-        if (c == NULL || c->open >= max_per_source)
-            ok = false;
-        else
-            c->open++;
-    }
+    if (ok && max_per_source && key != NULL)
+        ok = count_source(st, key, max_per_source);
     if (ok)
         MORPHD_STAT_ADD(st, connections_open, 1);
     uv_mutex_unlock(&st->lock);
     MORPHD_STAT_ADD(st, connections_accepted, 1);
+    if (!ok)
+        MORPHD_STAT_ADD(st, connections_rejected, 1);
+    return ok;
+}
+
+bool morphd_stats_admit_source(morphd_stats_t *st, const unsigned char *key,
+                               uint64_t max_per_source)
+{
+    uv_mutex_lock(&st->lock);
+    bool ok = count_source(st, key, max_per_source);
+    uv_mutex_unlock(&st->lock);
     if (!ok)
         MORPHD_STAT_ADD(st, connections_rejected, 1);
     return ok;

@@ -37,7 +37,11 @@
     X(tls_handshake_failures, "TLS handshakes failed (not TLS, bad records)") \
     X(tls_handshake_timeouts, "clients closed by tls_handshake_timeout")      \
     X(tls_renegotiations, "clients closed for asking to renegotiate")         \
-    X(tls_errors, "TLS connections closed for a bad record after the handshake")
+    X(tls_errors, "TLS connections closed for a bad record after the handshake") \
+    X(proxy_headers, "PROXY protocol headers accepted (LOCAL ones too)")      \
+    X(proxy_untrusted, "connections and datagrams refused: not from proxy_from") \
+    X(proxy_invalid, "refused: PROXY header missing, malformed, too long or of the wrong family") \
+    X(proxy_timeouts, "connections closed by proxy_timeout before their header")
 
 /* A counter a plugin registered (morph_host_t.counter). */
 typedef struct morphd_plugin_counter {
@@ -110,6 +114,12 @@ void morphd_stats_source_key_uid(uid_t uid, unsigned char key[16]);
  * false and counts it rejected. */
 bool morphd_stats_admit(morphd_stats_t *st, const unsigned char *key,
                         uint64_t max_connections, uint64_t max_per_source);
+/* Counts one more connection from `key` on one admitted without a key
+ * (its source was learnt later: a PROXY header). Returns true, or false
+ * and counts it rejected (the connection stays counted open until
+ * released with no key). */
+bool morphd_stats_admit_source(morphd_stats_t *st, const unsigned char *key,
+                               uint64_t max_per_source);
 /* A connection admitted with `key` has closed. */
 void morphd_stats_release(morphd_stats_t *st, const unsigned char *key);
 

@@ -145,9 +145,9 @@ static void on_sweep(uv_timer_t *t)
             transports[i]->sweep_conns(t->loop);
 }
 
-/* How often to look for idle connections (and TLS handshakes that take
- * too long): a quarter of the shortest idle_timeout or
- * tls_handshake_timeout, so a connection is closed at most 25% late,
+/* How often to look for idle connections (and TLS handshakes or PROXY
+ * headers that take too long): a quarter of the shortest idle_timeout,
+ * tls_handshake_timeout or proxy_timeout, so a connection is closed at most 25% late,
  * between 50 ms and 1 s. Connections of retired services keep their own
  * timeouts and are swept on the same beat. */
 static void start_sweep(morphd_worker_t *w)
@@ -158,6 +158,10 @@ static void start_sweep(morphd_worker_t *w)
         unsigned tls = svc->tls != NULL ? svc->conf->tls_handshake_timeout_ms : 0;
         if (idle == 0 || (tls != 0 && tls < idle))
             idle = tls;
+        unsigned proxy = svc->conf->proxy_protocol && morphd_service_conf_has_stream(svc->conf)
+                             ? svc->conf->proxy_timeout_ms : 0;
+        if (idle == 0 || (proxy != 0 && proxy < idle))
+            idle = proxy;
         if (idle == 0)
             continue;
         uint64_t e = idle / 4;

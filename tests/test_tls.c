@@ -6,6 +6,7 @@
  * certificate (and a broken one), configuration errors, and hostile
  * clients -- plaintext, a stalled handshake, garbage, renegotiation, a bad
  * record -- each closed and counted while a good client goes on. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -21,6 +22,7 @@
 #include <openssl/x509v3.h>
 
 #include "harness.h"
+#include "proxy_protocol.h"
 
 #define TIMEOUT_MS 5000
 
@@ -250,6 +252,37 @@ START_TEST(python_ssl_client)
 END_TEST
 
 /* The plugin context says tls. */
+/* Behind a balancer, the PROXY header comes first, in the clear, and the
+ * handshake after it (HAProxy's send-proxy-v2 to a TLS server). */
+START_TEST(proxy_header_before_the_handshake)
+{
+    serve("transform = whoami\nframing = line\nproxy_protocol = v2\n"
+          "proxy_from = 127.0.0.1\n");
+    struct sockaddr_in src = {.sin_family = AF_INET, .sin_port = htons(999)};
+    struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons(443)};
+    inet_pton(AF_INET, "192.0.2.1", &src.sin_addr);
+    inet_pton(AF_INET, "127.0.0.1", &dst.sin_addr);
+    unsigned char h[64];
+    size_t n = morphd_proxy_write_v2(h, sizeof h, (struct sockaddr *)&src,
+                                     (struct sockaddr *)&dst, SOCK_STREAM);
+    int fd = tcp_connect(tls_port(), false);
+    ck_assert_int_eq(send_all(fd, h, n), 0);
+    SSL_CTX *ctx = client_ctx(0, NULL);
+    SSL *ssl = SSL_new(ctx);
+    SSL_set_fd(ssl, fd);
+    X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), "127.0.0.1");
+    ck_assert_int_eq(SSL_connect(ssl), 1);
+    exchange(ssl, "x\n", "tls 192.0.2.1 999 s\n");
+    tls_close(ssl);
+    /* without the header, the ClientHello is not one: refused, counted */
+    ck_assert_ptr_null(tls_connect(ctx, tls_port(), NULL));
+    ck_assert_int_eq(wait_stat("proxy_invalid", 1), 1);
+    ck_assert_int_eq(wait_stat("tls_handshakes", 1), 1);
+    SSL_CTX_free(ctx);
+    morphd_proc_finish(&proc);
+}
+END_TEST
+
 START_TEST(whoami_says_tls)
 {
     serve("transform = whoami\nframing = line\n");
@@ -658,6 +691,7 @@ static Suite *suite(void)
     tcase_add_test(tc, reload_replaces_the_certificate);
     tcase_add_test(tc, configuration_errors);
     tcase_add_test(tc, morph_client_speaks_tls);
+    tcase_add_test(tc, proxy_header_before_the_handshake);
     tcase_add_test(tc, two_workers_and_a_clean_end);
     tcase_add_test(tc, out_of_descriptors_recovers);
     suite_add_tcase(s, tc);
