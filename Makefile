@@ -7,7 +7,7 @@ CMAKE_FLAGS ?=
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CONFIG ?= config/morphd.ini
 
-.PHONY: all deps configure build run test check test-sanitize package test-package test-systemd docs fuzz bench clean help
+.PHONY: all deps configure build run test check test-sanitize package test-package test-systemd test-scale docs fuzz bench clean help
 
 all: build
 
@@ -19,6 +19,7 @@ help:
 	@echo "make package  Debian packages morph and morph-dev (into $(BUILD_DIR)-package/)"
 	@echo "make test-package  install the packages into a scratch root and serve"
 	@echo "make test-systemd  the packages in a Debian container under systemd (root)"
+	@echo "make test-scale  three morphd behind HAProxy and nginx (PROXY, failover, restarts)"
 	@echo "make bench   the benchmark suite (a few minutes; see docs/benchmarks.md)"
 	@echo "make deps    install the missing Debian packages only"
 	@echo "make clean   remove $(BUILD_DIR)/"
@@ -107,6 +108,14 @@ test-package: package
 test-systemd: package
 	@sh scripts/install-deps.sh --systemd
 	bash tests/systemd/systemd_test.sh $(BUILD_DIR)-package
+
+# Three morphd instances behind a real HAProxy and nginx (stream module),
+# on loopback: replies, the client's address through PROXY headers, an
+# instance killed mid-run, a rolling restart. docs/scaling.md quotes its
+# configurations.
+test-scale: build
+	@sh scripts/install-deps.sh --scale
+	bash tests/scale/scale_test.sh $(BUILD_DIR)
 
 clean:
 	rm -rf $(BUILD_DIR) $(BUILD_DIR)-sanitize $(BUILD_DIR)-package $(BUILD_DIR)-fuzz $(BUILD_DIR)-bench

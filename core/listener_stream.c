@@ -1230,7 +1230,10 @@ static void on_connection(uv_stream_t *server, int status)
         struct sockaddr_storage ss;
         socklen_t len = sizeof ss;
         memset(&ss, 0, sizeof ss);
-        getpeername(conn_fd(c), (struct sockaddr *)&ss, &len);
+        if (getpeername(conn_fd(c), (struct sockaddr *)&ss, &len) != 0) {
+            drop_unopened(c); /* reset before it was accepted: gone */
+            return;
+        }
         if (!morphd_cidr_match(conf->proxy_from, conf->n_proxy_from,
                                (struct sockaddr *)&ss)) {
             MORPHD_STAT_ADD(svc->stats, proxy_untrusted, 1);

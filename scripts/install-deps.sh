@@ -20,7 +20,10 @@ for arg in "$@"; do
     --package) PACKAGES="$PACKAGES lintian" ;;
     # what `make test-systemd` needs: a Debian container booted with systemd
     --systemd) PACKAGES="$PACKAGES debootstrap systemd-container" ;;
-    *) echo "usage: install-deps.sh [--bench] [--package] [--systemd]" >&2; exit 64 ;;
+    # what `make test-scale` needs: real load balancers in front of morphd,
+    # and Debian's YAML parser for the Kubernetes example
+    --scale) PACKAGES="$PACKAGES haproxy nginx-light libnginx-mod-stream python3-yaml" ;;
+    *) echo "usage: install-deps.sh [--bench] [--package] [--systemd] [--scale]" >&2; exit 64 ;;
     esac
 done
 
