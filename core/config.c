@@ -308,6 +308,29 @@ static int set_proxy_protocol(const key_row_t *row, void *obj,
     return -1;
 }
 
+/* A rate: "N/s", N a positive number (fractions allowed: 0.5/s is one
+ * every two seconds), or 0 for off. */
+static int set_rate(const key_row_t *row, void *obj, const char *value,
+                    char *err, size_t err_size)
+{
+    char *end;
+    errno = 0;
+    double n = strtod(value, &end);
+    bool off = strcmp(value, "0") == 0 || strcmp(value, "off") == 0;
+    if (!off && (end == value || errno != 0 || strcmp(end, "/s") != 0 ||
+                 !(n > 0) || n > (double)row->max)) { /* !(>) catches NaN */
+        snprintf(err, err_size, "'%s' is not a rate: N/s with N from 0.001 "
+                 "to %zu (e.g. 100/s), or off", value, row->max);
+        return -1;
+    }
+    if (!off && n < 0.001) {
+        snprintf(err, err_size, "%s is below 0.001/s", value);
+        return -1;
+    }
+    *FIELD(obj, row, double) = off ? 0 : n;
+    return 0;
+}
+
 static int split_words(const char *value, const char *seps, char ***out,
                        size_t *n_out);
 static void free_words(char **words, size_t n);
@@ -572,6 +595,17 @@ static const key_row_t key_table[] = {
      -1, 1, 3600000, "5s",
      "with proxy_protocol: a connection whose header has not arrived in this "
      "time is closed (and counted)", "2s"},
+    {SEC_SERVICE, "rate_per_source", set_rate, SVC_OFF(rate_per_source), -1,
+     0, 1000000, "off",
+     "new stream connections plus datagrams accepted from one client address "
+     "(after PROXY; unix://: one user) a second, as a token bucket of "
+     "rate_burst; beyond it a connection is closed at once and a datagram "
+     "dropped, and both counted (rate_limited). Up to 65,536 sources are "
+     "tracked at once (1.5 MiB)", "20/s"},
+    {SEC_SERVICE, "rate_burst", set_count, SVC_OFF(rate_burst), -1, 1,
+     10000000, NULL,
+     "with rate_per_source: how many may come at once after a quiet spell; "
+     "default: the rate's N", "100"},
     {SEC_SERVICE, "idle_timeout", set_duration_ms, SVC_OFF(idle_timeout_ms),
      -1, 0, 86400000, "300s",
      "a stream connection (tcp, tls, unix) that sends nothing for this "
@@ -883,6 +917,10 @@ static void check_config(parse_state_t *st)
             CONFIG_ERROR(st, svc->line, "service '%s' has no 'transform' key",
                          svc->name);
         check_proxy(st->name, svc, st->errs);
+        if (key_given(svc->seen, SEC_SERVICE, "rate_burst") &&
+            svc->rate_per_source == 0)
+            CONFIG_ERROR(st, svc->line, "service '%s': rate_burst needs "
+                         "rate_per_source", svc->name);
         for (size_t j = 0; j < svc->opts.n; j++) {
             const morphd_plugin_opt_t *o = &svc->opts.v[j];
             bool used = false;

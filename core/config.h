@@ -70,6 +70,9 @@ typedef struct morphd_service_conf {
     size_t n_proxy_from;
     unsigned proxy_timeout_ms;
 
+    double rate_per_source;    /* connections + datagrams a second; 0: off */
+    size_t rate_burst;         /* 0: rate_per_source (at least 1) */
+
     morphd_plugin_opts_t opts; /* PLUGIN.KEY = VALUE lines */
 
     unsigned long seen; /* keys given, by table row; finds duplicates */

@@ -945,6 +945,46 @@ static void tls_on_read(tcp_conn_t *c, ssize_t nread, const uv_buf_t *buf)
 
 static bool open_conn(tcp_conn_t *c);
 
+/* The per-source key of a client: its address (a PROXY header's, when it
+ * gave one), or for unix:// its user. */
+static void source_key(const tcp_conn_t *c, unsigned char key[16])
+{
+    struct ucred cred;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    memset(&ss, 0, sizeof ss);
+    if (is_unix(c)) {
+        morphd_stats_source_key_uid(peer_cred(c, &cred) ? cred.uid : (uid_t)-1,
+                                    key);
+        return;
+    }
+    if (proxied(c) != NULL)
+        memcpy(&ss, &proxied(c)->src, sizeof ss);
+    else
+        getpeername(conn_fd(c), (struct sockaddr *)&ss, &len);
+    morphd_stats_source_key((struct sockaddr *)&ss, key);
+}
+
+/* rate_per_source: whether the client may connect now (counted when not). */
+static bool within_rate(const tcp_conn_t *c)
+{
+    const morphd_service_conf_t *conf = conn_svc(c)->conf;
+    if (conf->rate_per_source == 0)
+        return true;
+    unsigned char key[16];
+    source_key(c, key);
+    if (morphd_stats_rate_admit(conn_svc(c)->stats, key, conf->rate_per_source,
+                                conf->rate_burst))
+        return true;
+    if (morphd_log_enabled(MORPH_LOG_DEBUG)) {
+        char peer[80];
+        morphd_log(MORPH_LOG_DEBUG, "service %s: %s refused: over "
+                   "rate_per_source", conf->name,
+                   peer_text(c, peer, sizeof peer));
+    }
+    return false;
+}
+
 /* The client's source is known (its PROXY header has been read): count
  * it for max_connections_per_source. Returns false after closing. */
 static bool admit_source(tcp_conn_t *c)
@@ -954,14 +994,7 @@ static bool admit_source(tcp_conn_t *c)
     uint64_t max = svc->conf->max_connections_per_source;
     if (max == 0)
         return true;
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof ss;
-    memset(&ss, 0, sizeof ss);
-    if (proxied(c) != NULL)
-        memcpy(&ss, &proxied(c)->src, sizeof ss);
-    else
-        getpeername(conn_fd(c), (struct sockaddr *)&ss, &len);
-    morphd_stats_source_key((struct sockaddr *)&ss, s->source);
+    source_key(c, s->source);
     if (!morphd_stats_admit_source(svc->stats, s->source, max)) {
         if (morphd_log_enabled(MORPH_LOG_DEBUG)) {
             char peer[80];
@@ -1045,6 +1078,10 @@ static void proxy_on_read(tcp_conn_t *c, ssize_t nread, const uv_buf_t *buf)
     ps->partial = NULL;
     ps->partial_len = 0;
     size_t used = h.len - before; /* of this read: the header's end */
+    if (!h.local && !within_rate(c)) { /* LOCAL: the balancer's own check */
+        conn_close(c);
+        return;
+    }
     if (!admit_source(c) || !open_conn(c))
         return;
     if (morphd_log_enabled(MORPH_LOG_DEBUG))
@@ -1254,6 +1291,10 @@ static void on_connection(uv_stream_t *server, int status)
         s->accepted_at = NOW31(server->loop);
     }
 
+    if (!proxy && !within_rate(c)) {
+        drop_unopened(c);
+        return;
+    }
     /* per-source accounting needs the address kept for the release */
     bool per_source = conf->max_connections_per_source > 0 && !proxy;
     if (per_source) {
@@ -1262,16 +1303,7 @@ static void on_connection(uv_stream_t *server, int status)
             drop_unopened(c);
             return;
         }
-        struct ucred cred;
-        struct sockaddr_storage ss;
-        socklen_t len = sizeof ss;
-        memset(&ss, 0, sizeof ss);
-        if (type == UV_NAMED_PIPE) /* a unix:// client is its user */
-            morphd_stats_source_key_uid(peer_cred(c, &cred) ? cred.uid
-                                                            : (uid_t)-1,
-                                        s->source);
-        else if (getpeername(conn_fd(c), (struct sockaddr *)&ss, &len) == 0)
-            morphd_stats_source_key((struct sockaddr *)&ss, s->source);
+        source_key(c, s->source); /* a unix:// client is its user */
         s->has_source = true;
     }
     if (!morphd_stats_admit(svc->stats, per_source ? c->s->source : NULL,

@@ -365,6 +365,27 @@ refused:
     return NULL;
 }
 
+/* rate_per_source: whether a datagram from `client` is within it; one
+ * over it is dropped and counted. */
+static bool within_rate(udp_listener_t *ul, morphd_service_t *svc,
+                        const struct sockaddr *client)
+{
+    unsigned char key[16];
+    morphd_stats_source_key(client, key);
+    if (morphd_stats_rate_admit(svc->stats, key, svc->conf->rate_per_source,
+                                svc->conf->rate_burst))
+        return true;
+    MORPHD_STAT_ADD(svc->stats, datagrams_dropped, 1);
+    if (morphd_log_enabled(MORPH_LOG_DEBUG)) {
+        char peer[MORPHD_ENDPOINT_TEXT];
+        morphd_endpoint_format(MORPHD_UDP, client, peer, sizeof peer);
+        morphd_log(MORPH_LOG_DEBUG, "service %s: %s: datagram from %s "
+                   "dropped: over rate_per_source", svc->conf->name,
+                   ul->l->bound, peer);
+    }
+    return false;
+}
+
 static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
                     const struct sockaddr *from, unsigned flags)
 {
@@ -389,6 +410,8 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
     if (conf->proxy_protocol != 0 &&
         !(flags & UV_UDP_PARTIAL) &&
         (client = proxy_client(ul, svc, from, &msg, &len, &proxied)) == NULL)
+        return;
+    if (conf->rate_per_source != 0 && !within_rate(ul, svc, client))
         return;
     if ((flags & UV_UDP_PARTIAL) || len > conf->max_message) {
         MORPHD_STAT_ADD(svc->stats, errors, 1);

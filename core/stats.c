@@ -78,6 +78,7 @@ void morphd_stats_put(morphd_stats_t **head, morphd_stats_t *st)
             n = c->next;
             free(c);
         }
+    morphd_rate_free(st->rate);
     uv_mutex_destroy(&st->lock);
     free(st->name);
     free(st);
@@ -159,6 +160,28 @@ bool morphd_stats_admit_source(morphd_stats_t *st, const unsigned char *key,
     if (!ok)
         MORPHD_STAT_ADD(st, connections_rejected, 1);
     return ok;
+}
+
+bool morphd_stats_rate_admit(morphd_stats_t *st, const unsigned char key[16],
+                             double per_second, size_t burst)
+{
+    morphd_rate_t *r = __atomic_load_n(&st->rate, __ATOMIC_ACQUIRE);
+    if (r == NULL) {
+        uv_mutex_lock(&st->lock);
+        if ((r = st->rate) == NULL && (r = morphd_rate_new()) != NULL)
+            __atomic_store_n(&st->rate, r, __ATOMIC_RELEASE);
+        uv_mutex_unlock(&st->lock);
+        if (r == NULL)
+            return true; /* out of memory: serving beats refusing everyone */
+    }
+    if (burst == 0)
+        burst = per_second < 1 ? 1 : (size_t)(per_second + 0.999999);
+    if (burst > UINT32_MAX)
+        burst = UINT32_MAX;
+    if (morphd_rate_admit(r, key, per_second, (unsigned)burst, uv_hrtime()))
+        return true;
+    MORPHD_STAT_ADD(st, rate_limited, 1);
+    return false;
 }
 
 void morphd_stats_release(morphd_stats_t *st, const unsigned char *key)

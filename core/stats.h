@@ -17,6 +17,7 @@
 
 #include "buf.h"
 #include "metrics.h"
+#include "rate.h"
 
 /* The counters, in display order: one X-macro list feeds the struct, the
  * table and JSON output of `morph stats`, and the log line of SIGUSR1. */
@@ -41,7 +42,8 @@
     X(proxy_headers, "PROXY protocol headers accepted (LOCAL ones too)")      \
     X(proxy_untrusted, "connections and datagrams refused: not from proxy_from") \
     X(proxy_invalid, "refused: PROXY header missing, malformed, too long or of the wrong family") \
-    X(proxy_timeouts, "connections closed by proxy_timeout before their header")
+    X(proxy_timeouts, "connections closed by proxy_timeout before their header") \
+    X(rate_limited, "connections refused and datagrams dropped by rate_per_source")
 
 /* A counter a plugin registered (morph_host_t.counter). */
 typedef struct morphd_plugin_counter {
@@ -76,6 +78,7 @@ typedef struct morphd_stats {
      * max_connections_per_source */
     uv_mutex_t lock;
     struct source_count *sources[64];
+    morphd_rate_t *rate; /* rate_per_source's table, made at first use */
     struct morphd_stats *next; /* in the registry */
 } morphd_stats_t;
 
@@ -120,6 +123,11 @@ bool morphd_stats_admit(morphd_stats_t *st, const unsigned char *key,
  * released with no key). */
 bool morphd_stats_admit_source(morphd_stats_t *st, const unsigned char *key,
                                uint64_t max_per_source);
+/* rate_per_source: whether one more connection or datagram from `key`
+ * is within `per_second` (bursts of `burst`; 0: per_second, at least 1).
+ * Counts rate_limited when not. */
+bool morphd_stats_rate_admit(morphd_stats_t *st, const unsigned char key[16],
+                             double per_second, size_t burst);
 /* A connection admitted with `key` has closed. */
 void morphd_stats_release(morphd_stats_t *st, const unsigned char *key);
 

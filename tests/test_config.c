@@ -233,6 +233,25 @@ START_TEST(bad_values)
     ASSERT_ERROR(ini, "t.ini:2: log_level: 'loud' is not a log level");
     snprintf(ini, sizeof ini, "[morphd]\nshutdown_timeout = soon\n%s", head);
     ASSERT_ERROR(ini, "t.ini:2: shutdown_timeout: 'soon' is not a duration");
+    /* rates: N/s, finite and positive */
+    static const char *const bad_rates[] = {"nan/s", "inf/s", "-1/s", "5",
+                                            "5/m", "1e9/s", "0.0001/s", "/s"};
+    for (size_t i = 0; i < sizeof bad_rates / sizeof *bad_rates; i++) {
+        snprintf(ini, sizeof ini, "%srate_per_source = %s\n", head,
+                 bad_rates[i]);
+        ASSERT_ERROR(ini, "t.ini:4: rate_per_source: ");
+    }
+    snprintf(ini, sizeof ini, "%srate_burst = 5\n", head);
+    ASSERT_ERROR(ini, "t.ini:1: service 'a': rate_burst needs rate_per_source");
+    morphd_config_t cfg;
+    snprintf(ini, sizeof ini, "%srate_per_source = 0.5/s\nrate_burst = 3\n",
+             head);
+    char *e = errors_of(ini, &cfg);
+    ck_assert_str_eq(e, "");
+    free(e);
+    ck_assert(cfg.services[0].rate_per_source == 0.5);
+    ck_assert_uint_eq(cfg.services[0].rate_burst, 3);
+    morphd_config_free(&cfg);
 }
 END_TEST
 

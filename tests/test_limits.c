@@ -10,7 +10,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include "harness.h"
+#include "proxy_protocol.h"
 
 #define TIMEOUT_MS 5000
 
@@ -129,6 +133,110 @@ START_TEST(max_connections_per_source)
     close(a);
     close(b);
     close(v6);
+    ck_assert_int_eq(morphd_proc_stop(&proc), 0);
+}
+END_TEST
+
+/* rate_per_source: a source over its rate is refused, counted, and other
+ * sources are not affected; the burst is the rate's N by default. */
+START_TEST(rate_per_source_tcp)
+{
+    start("rate_per_source = 3/s\n");
+    int ok = 0, refused = 0;
+    for (int i = 0; i < 8; i++) {
+        int fd = tcp_connect(port(false), false);
+        if (answers(fd))
+            ok++;
+        else
+            refused++;
+        close(fd);
+    }
+    /* the burst of 3, and at most one more token if the loop was slow */
+    ck_assert_msg(ok >= 3 && ok <= 4, "%d answered", ok);
+    ck_assert_int_eq(stat_of("rate_limited"), refused);
+    /* ::1 is another source: a bucket of its own */
+    int v6 = tcp_connect(port(true), true);
+    ck_assert(answers(v6));
+    close(v6);
+    /* and a quiet second refills the first */
+    usleep(1100 * 1000);
+    int fd = tcp_connect(port(false), false);
+    ck_assert(answers(fd));
+    close(fd);
+    ck_assert_int_eq(morphd_proc_stop(&proc), 0);
+}
+END_TEST
+
+/* A datagram from `src` (through a PROXY v2 header) with `msg`. */
+static size_t proxied_datagram(unsigned char *buf, uint32_t src,
+                               const char *msg)
+{
+    struct sockaddr_in s = {.sin_family = AF_INET, .sin_port = htons(1000)};
+    struct sockaddr_in d = {.sin_family = AF_INET, .sin_port = htons(12000)};
+    s.sin_addr.s_addr = htonl(src);
+    d.sin_addr.s_addr = htonl(0x7f000001);
+    size_t n = morphd_proxy_write_v2(buf, 64, (struct sockaddr *)&s,
+                                     (struct sockaddr *)&d, SOCK_DGRAM);
+    memcpy(buf + n, msg, strlen(msg));
+    return n + strlen(msg);
+}
+
+/* 100,000 distinct clients through a balancer: the buckets' memory stays
+ * bounded (a table of fixed size), and the rate still holds for a client
+ * seen after them all. */
+START_TEST(rate_per_source_bounded_by_100000_sources)
+{
+    start("proxy_protocol = v2\nproxy_from = 127.0.0.1\n"
+          "rate_per_source = 1/s\n");
+    int uport = morphd_proc_port(&proc, "s", "udp", false);
+    int fd = udp_connect(uport, false, 1000);
+    unsigned char d[128];
+    size_t n = proxied_datagram(d, 0x0a000001, "warm up");
+    ck_assert_int_eq(send(fd, d, n, 0), (ssize_t)n);
+    char reply[64];
+    ck_assert_int_gt(recv(fd, reply, sizeof reply, 0), 0);
+    long rss0 = morphd_proc_rss_kib(&proc);
+    /* Distinct sources until morphd has read 100,000 of them (the kernel
+     * may drop some datagrams on a busy machine; each source is new, so
+     * proxy_headers counts distinct sources), in paced batches. */
+    const long long total = 100000;
+    long long seen = 0;
+    uint32_t next = 0;
+    while (seen < total + 1 && next < 3 * total) {
+        for (int k = 0; k < 5000; k++, next++) {
+            n = proxied_datagram(d, 0x0b000000 + next, "x");
+            send(fd, d, n, 0); /* the replies are not read: the kernel drops */
+            if (k % 250 == 249)
+                usleep(1000);
+        }
+        usleep(20000);
+        seen = stat_of("proxy_headers");
+    }
+    ck_assert_int_ge(seen, total + 1);
+    long rss1 = morphd_proc_rss_kib(&proc);
+    printf("rate_per_source: %lld distinct sources; morphd RSS %ld -> %ld "
+           "KiB\n", seen, rss0, rss1);
+    ck_assert_msg(rss1 - rss0 < 4096, "RSS grew from %ld to %ld KiB", rss0,
+                  rss1);
+    close(fd);
+
+    /* the rate still holds: a new client gets one datagram through, not
+     * five, and another is not affected */
+    fd = udp_connect(uport, false, 300);
+    long long limited = stat_of("rate_limited");
+    for (int i = 0; i < 5; i++) {
+        n = proxied_datagram(d, 0x0c000001, "again");
+        send(fd, d, n, 0);
+    }
+    int replies = 0;
+    while (recv(fd, reply, sizeof reply, 0) > 0)
+        replies++;
+    ck_assert_int_eq(replies, 1);
+    ck_assert_int_eq(stat_of("rate_limited"), limited + 4);
+    n = proxied_datagram(d, 0x0c000002, "other");
+    send(fd, d, n, 0);
+    ck_assert_int_gt(recv(fd, reply, sizeof reply, 0), 0);
+    close(fd);
     ck_assert_int_eq(morphd_proc_stop(&proc), 0);
 }
 END_TEST
@@ -298,6 +406,8 @@ static Suite *suite(void)
     tcase_add_test(tc, stats_count_messages_bytes_errors_and_drops);
     tcase_add_test(tc, workers_share_the_ports);
     tcase_add_test(tc, open_file_limit_is_raised_or_reported);
+    tcase_add_test(tc, rate_per_source_tcp);
+    tcase_add_test(tc, rate_per_source_bounded_by_100000_sources);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,0 +1,83 @@
+/*
+ * rate.c -- per-source rates (rate.h). Each source has a theoretical
+ * arrival time `tat`: when its bucket will be full again. An event at t
+ * is within the rate when tat - t <= (burst - 1) * interval, and then
+ * moves tat on by one interval. A source whose tat has passed has a full
+ * bucket, the same as an unknown one, so its entry is the first to go.
+ */
+#include "rate.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+typedef struct rate_entry {
+    unsigned char key[16];
+    uint64_t tat; /* 0: an empty entry */
+} rate_entry_t;
+
+struct morphd_rate {
+    uv_mutex_t lock;
+    rate_entry_t entries[MORPHD_RATE_SOURCES];
+};
+
+morphd_rate_t *morphd_rate_new(void)
+{
+    morphd_rate_t *r = calloc(1, sizeof *r); /* pages come as they are used */
+    if (r != NULL && uv_mutex_init(&r->lock) != 0) {
+        free(r);
+        r = NULL;
+    }
+    return r;
+}
+
+void morphd_rate_free(morphd_rate_t *r)
+{
+    if (r == NULL)
+        return;
+    uv_mutex_destroy(&r->lock);
+    free(r);
+}
+
+size_t morphd_rate_bytes(void) { return sizeof(morphd_rate_t); }
+
+static uint32_t set_of(const unsigned char key[16])
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (int i = 0; i < 16; i++)
+        h = (h ^ key[i]) * 16777619u;
+    return h % MORPHD_RATE_SETS;
+}
+
+bool morphd_rate_admit(morphd_rate_t *r, const unsigned char key[16],
+                       double per_second, unsigned burst, uint64_t now_ns)
+{
+    uint64_t interval = (uint64_t)(1e9 / per_second);
+    uint64_t tolerance = (uint64_t)(burst > 0 ? burst - 1 : 0) * interval;
+    if (now_ns == 0)
+        now_ns = 1; /* 0 marks an empty entry */
+    rate_entry_t *set = &r->entries[(size_t)set_of(key) * MORPHD_RATE_WAYS];
+    uv_mutex_lock(&r->lock);
+    rate_entry_t *e = NULL, *victim = &set[0];
+    for (int i = 0; i < MORPHD_RATE_WAYS; i++) {
+        if (set[i].tat != 0 && memcmp(set[i].key, key, 16) == 0) {
+            e = &set[i];
+            break;
+        }
+        if (set[i].tat < victim->tat) /* the emptiest bucket goes first */
+            victim = &set[i];
+    }
+    bool ok = true;
+    if (e == NULL) { /* new, or forgotten: a full bucket */
+        memcpy(victim->key, key, 16);
+        victim->tat = now_ns + interval;
+    } else {
+        uint64_t tat = e->tat > now_ns ? e->tat : now_ns;
+        if (tat - now_ns > tolerance)
+            ok = false;
+        else
+            e->tat = tat + interval;
+    }
+    uv_mutex_unlock(&r->lock);
+    return ok;
+}
