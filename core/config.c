@@ -606,6 +606,13 @@ static const key_row_t key_table[] = {
      10000000, NULL,
      "with rate_per_source: how many may come at once after a quiet spell; "
      "default: the rate's N", "100"},
+    {SEC_SERVICE, "udp_receive_buffer", set_size, SVC_OFF(udp_receive_buffer),
+     -1, 0, 1024 * 1024 * 1024, "0",
+     "udp:// endpoints: the socket's receive buffer (SO_RCVBUF), which holds "
+     "datagrams while morphd is busy: a larger one loses fewer in a burst. "
+     "0: the kernel's default. Above net.core.rmem_max only when started as "
+     "root (SO_RCVBUFFORCE); morphd logs what it got when the kernel gives "
+     "less", "8M"},
     {SEC_SERVICE, "idle_timeout", set_duration_ms, SVC_OFF(idle_timeout_ms),
      -1, 0, 86400000, "300s",
      "a stream connection (tcp, tls, unix) that sends nothing for this "

@@ -72,6 +72,7 @@ typedef struct morphd_service_conf {
 
     double rate_per_source;    /* connections + datagrams a second; 0: off */
     size_t rate_burst;         /* 0: rate_per_source (at least 1) */
+    size_t udp_receive_buffer; /* SO_RCVBUF of udp:// sockets; 0: the kernel's */
 
     morphd_plugin_opts_t opts; /* PLUGIN.KEY = VALUE lines */
 

@@ -9,6 +9,7 @@
  * blocking plugin) is answered on its own when it ends; such datagrams
  * take at most max_pending_output bytes per listener too.
  */
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -475,6 +476,34 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
     }
 }
 
+/* udp_receive_buffer: SO_RCVBUFFORCE (root may pass net.core.rmem_max),
+ * else SO_RCVBUF; what the kernel gave is logged when it is less. */
+static void set_receive_buffer(const morphd_listener_t *l, int fd)
+{
+    const morphd_service_conf_t *conf = l->service->conf;
+    size_t want = conf->udp_receive_buffer;
+    int v = want > INT_MAX / 2 ? INT_MAX / 2 : (int)want;
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &v, sizeof v) != 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &v, sizeof v);
+    int got = 0;
+    socklen_t len = sizeof got;
+    getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &got, &len);
+    got /= 2; /* Linux reports twice the size asked: its bookkeeping too */
+    if ((size_t)got >= want)
+        return;
+    long max = -1;
+    FILE *f = fopen("/proc/sys/net/core/rmem_max", "r");
+    if (f != NULL) {
+        if (fscanf(f, "%ld", &max) != 1)
+            max = -1;
+        fclose(f);
+    }
+    morphd_log(MORPH_LOG_WARN, "service %s: %s: udp_receive_buffer = %zu, but "
+               "the kernel gave %d bytes (net.core.rmem_max = %ld; only root "
+               "may go past it: raise it with sysctl, or start morphd as root)",
+               conf->name, l->endpoint.text, want, got, max);
+}
+
 static int udp_open(morphd_listener_t *l, uv_loop_t *loop, char *err,
                     size_t err_size)
 {
@@ -509,6 +538,8 @@ static int udp_open(morphd_listener_t *l, uv_loop_t *loop, char *err,
         return -1;
     }
     uv_fileno((uv_handle_t *)&ul->handle, &ul->fd);
+    if (l->service->conf->udp_receive_buffer > 0)
+        set_receive_buffer(l, ul->fd);
     int len = sizeof l->bound_addr;
     uv_udp_getsockname(&ul->handle, (struct sockaddr *)&l->bound_addr, &len);
     morphd_endpoint_format(MORPHD_UDP, (struct sockaddr *)&l->bound_addr,
