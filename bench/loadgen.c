@@ -2,12 +2,14 @@
  * loadgen.c -- the benchmark load generator. One thread, epoll, every
  * reply checked against the transform the server is expected to apply.
  *
- *   loadgen tcp-rr     PORT [-c CONNS] [-p PIPELINE] [-s SIZE] [-d SECONDS] [-x EXPECT]
+ *   loadgen tcp-rr     PORT [-c CONNS] [-p PIPELINE] [-s SIZE] [-d SECONDS] [-x EXPECT] [-P]
  *   loadgen udp-rr     PORT [-c CLIENTS] [-s SIZE] [-d SECONDS] [-x EXPECT]
  *   loadgen tcp-stream PORT [-d SECONDS]
  *   loadgen idle       PORT [-c CONNS] [-d SECONDS]
  *   loadgen first-reply PORT -- SERVER-COMMAND...
  *
+ * -P: each connection starts with a PROXY protocol v2 header (a client at
+ * 192.0.2.1), as from a load balancer.
  * EXPECT: upper (default), reverse, upper-reverse, echo. Messages are
  * SIZE bytes ending in '\n', so line and stream framing both answer them
  * with a reply of the same size.
@@ -137,6 +139,28 @@ static int send_request(conn_t *c)
     return 0;
 }
 
+static bool proxy_header;
+
+/* A PROXY v2 header for the client 192.0.2.1:(1000 + i) (28 bytes). */
+static int send_proxy_header(int fd, int i)
+{
+    static const unsigned char sig[12] = {0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d,
+                                          0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a};
+    unsigned char h[28];
+    memcpy(h, sig, 12);
+    h[12] = 0x21; /* version 2, PROXY */
+    h[13] = 0x11; /* IPv4, stream */
+    h[14] = 0;
+    h[15] = 12;
+    uint32_t src = htonl(0xc0000201), dst = htonl(INADDR_LOOPBACK);
+    uint16_t sport = htons((uint16_t)(1000 + i)), dport = htons((uint16_t)port);
+    memcpy(h + 16, &src, 4);
+    memcpy(h + 20, &dst, 4);
+    memcpy(h + 24, &sport, 2);
+    memcpy(h + 26, &dport, 2);
+    return send(fd, h, sizeof h, MSG_NOSIGNAL) == (ssize_t)sizeof h ? 0 : -1;
+}
+
 static int tcp_rr(void)
 {
     conn_t *cs = calloc((size_t)conns, sizeof *cs);
@@ -145,6 +169,10 @@ static int tcp_rr(void)
         cs[i].fd = tcp_connect_nb();
         if (cs[i].fd < 0) {
             fprintf(stderr, "loadgen: connect: %s\n", strerror(errno));
+            return 1;
+        }
+        if (proxy_header && send_proxy_header(cs[i].fd, i) != 0) {
+            fprintf(stderr, "loadgen: PROXY header: %s\n", strerror(errno));
             return 1;
         }
         cs[i].next_seq = (uint64_t)i * 1000003u;
@@ -366,13 +394,14 @@ int main(int argc, char **argv)
     port = atoi(argv[2]);
     int opt;
     optind = 3;
-    while ((opt = getopt(argc, argv, "c:p:s:d:x:")) != -1) {
+    while ((opt = getopt(argc, argv, "c:p:s:d:x:P")) != -1) {
         switch (opt) {
         case 'c': conns = atoi(optarg); break;
         case 'p': pipeline = atoi(optarg); break;
         case 's': size = atoi(optarg); break;
         case 'd': seconds = atoi(optarg); break;
         case 'x': expect = optarg; break;
+        case 'P': proxy_header = true; break;
         default: return 64;
         }
     }

@@ -89,6 +89,7 @@ server_cmd() { # NAME PORT
     morphd-delay0) echo "$B/morphd -c $(morphd_ini "$2" 'delay | uppercase' stream 'delay.ms = 0')" ;;
     morphd-tls) echo "$B/morphd -c $(morphd_tls_ini "$2")" ;;
     morphd-line) echo "$B/morphd -c $(morphd_ini "$2" uppercase line)" ;;
+    morphd-proxy) echo "$B/morphd -c $(morphd_ini "$2" uppercase stream "$(printf 'proxy_protocol = v2\nproxy_from = 127.0.0.1')")" ;;
     esac
 }
 
@@ -126,8 +127,10 @@ run() {
     morphd-reverse) expect=reverse ;;
     morphd-chain) expect=upper-reverse ;;
     esac
+    local extra=()
+    [ "$name" = morphd-proxy ] && extra=(-P) # it sends what a balancer sends
     t0=$(ticks "$server_pid")
-    out=$(taskset -c "$CLIENT_CPU" "$LG" "$mode" "$port" -d "$DURATION" -x "$expect" "$@")
+    out=$(taskset -c "$CLIENT_CPU" "$LG" "$mode" "$port" -d "$DURATION" -x "$expect" "${extra[@]}" "$@")
     t1=$(ticks "$server_pid")
     stop_server
     local req rps mbps p99 errors
@@ -232,6 +235,15 @@ scenario "Answering later: delay (timer, 0 ms) | uppercase against echo | upperc
 if wanted pending; then
     echo
     echo "CPU per request of delay.ms = 0 ÷ the synchronous echo | uppercase (median of per-round ratios): $(ratio "$work/data" morphd-delay0 morphd-echo 4)"
+fi | tee -a "$RESULTS"
+
+# behind a balancer: PROXY v2 headers read once per connection, then the
+# same long-lived request/response as without
+scenario "Behind a load balancer: proxy_protocol = v2 against none (TCP, 64 B, 100 long-lived connections)" \
+    "morphd morphd-proxy" tcp-rr proxy -c 100 -s 64
+if wanted proxy; then
+    echo
+    echo "CPU per request with proxy_protocol = v2 ÷ without (median of per-round ratios): $(ratio "$work/data" morphd-proxy morphd 4)"
 fi | tee -a "$RESULTS"
 
 # instructions per request (callgrind): not noisy, where CPU time is
