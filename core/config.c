@@ -331,8 +331,8 @@ static int set_rate(const key_row_t *row, void *obj, const char *value,
     return 0;
 }
 
-static int split_words(const char *value, const char *seps, char ***out,
-                       size_t *n_out);
+static int split_list(const char *value, char ***out, size_t *n_out,
+                      char *err, size_t err_size);
 static void free_words(char **words, size_t n);
 
 /* proxy_from: networks separated by spaces or commas. */
@@ -343,10 +343,8 @@ static int set_proxy_from(const key_row_t *row, void *obj, const char *value,
     morphd_service_conf_t *svc = obj;
     char **words;
     size_t n;
-    if (split_words(value, " \t,", &words, &n) != 0) {
-        snprintf(err, err_size, "out of memory");
+    if (split_list(value, &words, &n, err, err_size) != 0)
         return -1;
-    }
     morphd_cidr_t *nets = n ? calloc(n, sizeof *nets) : NULL;
     int rc = 0;
     if (n == 0) {
@@ -409,6 +407,16 @@ static void free_words(char **words, size_t n)
     free(words);
 }
 
+/* A list value: words separated by blanks or commas. */
+static int split_list(const char *value, char ***out, size_t *n_out,
+                      char *err, size_t err_size)
+{
+    if (split_words(value, " \t,", out, n_out) == 0)
+        return 0;
+    snprintf(err, err_size, "out of memory");
+    return -1;
+}
+
 static int set_listen(const key_row_t *row, void *obj, const char *value,
                       char *err, size_t err_size)
 {
@@ -416,10 +424,8 @@ static int set_listen(const key_row_t *row, void *obj, const char *value,
     morphd_service_conf_t *svc = obj;
     char **words;
     size_t n;
-    if (split_words(value, " \t,", &words, &n) != 0) {
-        snprintf(err, err_size, "out of memory");
+    if (split_list(value, &words, &n, err, err_size) != 0)
         return -1;
-    }
     if (n == 0) {
         snprintf(err, err_size, "needs at least one endpoint, e.g. "
                                 "tcp://127.0.0.1:12000 udp://127.0.0.1:12000");

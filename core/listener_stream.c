@@ -1137,6 +1137,25 @@ static void abort_one(uv_handle_t *h, void *arg)
         conn_close(conn_of(h));
 }
 
+/* Whether a step that must end within `limit` ms of accept (`what`: the
+ * PROXY header, the TLS handshake) has not: then it is counted in
+ * `counter` and the connection closed. */
+static bool setup_timed_out(tcp_conn_t *c, uint32_t now, unsigned limit,
+                            uint64_t *counter, const char *what)
+{
+    if (((now - c->s->accepted_at) & ACTIVE_MASK) < limit)
+        return false;
+    __atomic_fetch_add(counter, 1, __ATOMIC_RELAXED);
+    if (morphd_log_enabled(MORPH_LOG_DEBUG)) {
+        char peer[80];
+        morphd_log(MORPH_LOG_DEBUG, "service %s: %s: no %s in %u ms; closing",
+                   conn_svc(c)->conf->name, peer_text(c, peer, sizeof peer),
+                   what, limit);
+    }
+    conn_close(c);
+    return true;
+}
+
 static void sweep_one(uv_handle_t *h, void *arg)
 {
     if (!is_conn(h) || uv_is_closing(h))
@@ -1146,33 +1165,13 @@ static void sweep_one(uv_handle_t *h, void *arg)
     unsigned idle = svc->conf->idle_timeout_ms;
     uint32_t now = *(const uint32_t *)arg;
     if (c->s != NULL && c->s->proxy != NULL && !c->s->proxy->done &&
-        ((now - c->s->accepted_at) & ACTIVE_MASK) >=
-            svc->conf->proxy_timeout_ms) {
-        MORPHD_STAT_ADD(svc->stats, proxy_timeouts, 1);
-        if (morphd_log_enabled(MORPH_LOG_DEBUG)) {
-            char peer[80];
-            morphd_log(MORPH_LOG_DEBUG, "service %s: %s: no PROXY header in "
-                       "%u ms; closing", svc->conf->name,
-                       peer_text(c, peer, sizeof peer),
-                       svc->conf->proxy_timeout_ms);
-        }
-        conn_close(c);
+        setup_timed_out(c, now, svc->conf->proxy_timeout_ms,
+                        &svc->stats->proxy_timeouts, "PROXY header"))
         return;
-    }
     if (c->s != NULL && c->s->tls != NULL && !c->s->tls_ready &&
-        ((now - c->s->accepted_at) & ACTIVE_MASK) >=
-            svc->conf->tls_handshake_timeout_ms) {
-        MORPHD_STAT_ADD(svc->stats, tls_handshake_timeouts, 1);
-        if (morphd_log_enabled(MORPH_LOG_DEBUG)) {
-            char peer[80];
-            morphd_log(MORPH_LOG_DEBUG, "service %s: %s: no TLS handshake in "
-                       "%u ms; closing", svc->conf->name,
-                       peer_text(c, peer, sizeof peer),
-                       svc->conf->tls_handshake_timeout_ms);
-        }
-        conn_close(c);
+        setup_timed_out(c, now, svc->conf->tls_handshake_timeout_ms,
+                        &svc->stats->tls_handshake_timeouts, "TLS handshake"))
         return;
-    }
     if (idle == 0 || ((now - c->last_active) & ACTIVE_MASK) < idle)
         return;
     if (c->s != NULL && c->s->job != NULL)

@@ -255,6 +255,35 @@ START_TEST(bad_values)
 }
 END_TEST
 
+/* proxy_protocol needs proxy_from, fits the endpoints, and takes only
+ * its words; proxy_from takes networks without host bits. */
+START_TEST(proxy_keys)
+{
+    char *e = errors_of("[service s]\nlisten = tcp://127.0.0.1:0 "
+                        "udp://127.0.0.1:0\ntransform = echo\n"
+                        "proxy_protocol = v2\nproxy_from = 10.0.0.0/8 ::1\n",
+                        NULL);
+    ck_assert_str_eq(e, "");
+    free(e);
+    ASSERT_ERROR("[service s]\nlisten = tcp://127.0.0.1:0\ntransform = echo\n"
+                 "proxy_protocol = v2\n",
+                 "t.ini:4: service 's': proxy_protocol needs proxy_from");
+    ASSERT_ERROR("[service s]\nlisten = udp://127.0.0.1:0\ntransform = echo\n"
+                 "proxy_protocol = v1\nproxy_from = 127.0.0.1\n",
+                 "t.ini:4: service 's': udp:// endpoints take only PROXY v2");
+    ASSERT_ERROR("[service s]\nlisten = unix:///tmp/x.sock\ntransform = echo\n"
+                 "proxy_protocol = any\nproxy_from = 127.0.0.1\n",
+                 "t.ini:4: service 's': proxy_protocol is for tcp://, tls:// "
+                 "and udp:// endpoints, and this service has none");
+    ASSERT_ERROR("[service s]\nlisten = tcp://127.0.0.1:0\ntransform = echo\n"
+                 "proxy_protocol = v3\nproxy_from = 10.0.0.0/8\n",
+                 "t.ini:4: proxy_protocol: 'v3' is not off, v1, v2 or any");
+    ASSERT_ERROR("[service s]\nlisten = tcp://127.0.0.1:0\ntransform = echo\n"
+                 "proxy_protocol = v2\nproxy_from = 10.0.0.1/8\n",
+                 "t.ini:5: proxy_from: '10.0.0.1/8' has host bits set");
+}
+END_TEST
+
 START_TEST(bad_chains)
 {
     ASSERT_ERROR("[service a]\nlisten = tcp://127.0.0.1:1\n"
@@ -368,6 +397,7 @@ static Suite *suite(void)
     tcase_add_test(tc, unknown_section);
     tcase_add_test(tc, malformed_endpoint_names_line_and_endpoint);
     tcase_add_test(tc, bad_values);
+    tcase_add_test(tc, proxy_keys);
     tcase_add_test(tc, bad_chains);
     tcase_add_test(tc, missing_and_duplicate_keys);
     tcase_add_test(tc, plugin_options);

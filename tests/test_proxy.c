@@ -1,5 +1,6 @@
 /* PROXY protocol: the header parser on what balancers send and on what
- * they must not; proxy_protocol and proxy_from in the configuration; and
+ * they must not (proxy_protocol and proxy_from in the configuration are in
+ * test_config); and
  * morphd behind a balancer over real sockets -- TCP with v1 and v2, a v2
  * LOCAL health check, UDP with v2, and each refusal (a peer outside
  * proxy_from, no header, a malformed one, one split across reads, one too
@@ -16,7 +17,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "config.h"
 #include "harness.h"
 #include "proxy_protocol.h"
 
@@ -295,61 +295,6 @@ START_TEST(cidr)
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
         ck_assert_msg(morphd_cidr_parse(bad[i], &nets[0], err, sizeof err) == -1,
                       "%s", bad[i]);
-}
-END_TEST
-
-/* --- the configuration ------------------------------------------------------- */
-
-static char *config_errors(const char *ini)
-{
-    morphd_config_t cfg;
-    morphd_errors_t errs = MORPHD_ERRORS_INIT;
-    int rc = morphd_config_load_string(ini, "t.ini", &cfg, &errs);
-    morphd_config_free(&cfg);
-    size_t len = 1;
-    for (size_t i = 0; i < errs.n; i++)
-        len += strlen(errs.msgs[i]) + 1;
-    char *all = calloc(1, len);
-    for (size_t i = 0; i < errs.n; i++) {
-        strcat(all, errs.msgs[i]);
-        strcat(all, "\n");
-    }
-    ck_assert_int_eq(rc, errs.n ? -1 : 0);
-    morphd_errors_free(&errs);
-    return all;
-}
-
-START_TEST(config_keys)
-{
-    char *e = config_errors("[service s]\nlisten = tcp://127.0.0.1:0 "
-                            "udp://127.0.0.1:0\ntransform = echo\n"
-                            "proxy_protocol = v2\nproxy_from = 10.0.0.0/8 "
-                            "::1\n");
-    ck_assert_str_eq(e, "");
-    free(e);
-    e = config_errors("[service s]\nlisten = tcp://127.0.0.1:0\n"
-                      "transform = echo\nproxy_protocol = v2\n");
-    ck_assert_msg(strstr(e, "t.ini:4: service 's': proxy_protocol needs "
-                            "proxy_from") != NULL, "%s", e);
-    free(e);
-    e = config_errors("[service s]\nlisten = udp://127.0.0.1:0\n"
-                      "transform = echo\nproxy_protocol = v1\n"
-                      "proxy_from = 127.0.0.1\n");
-    ck_assert_msg(strstr(e, "t.ini:4: service 's': udp:// endpoints take only "
-                            "PROXY v2") != NULL, "%s", e);
-    free(e);
-    e = config_errors("[service s]\nlisten = unix:///tmp/x.sock\n"
-                      "transform = echo\nproxy_protocol = any\n"
-                      "proxy_from = 127.0.0.1\n");
-    ck_assert_msg(strstr(e, "t.ini:4:") && strstr(e, "has none"), "%s", e);
-    free(e);
-    e = config_errors("[service s]\nlisten = tcp://127.0.0.1:0\n"
-                      "transform = echo\nproxy_protocol = v3\n"
-                      "proxy_from = 10.0.0.1/8\n");
-    ck_assert_msg(strstr(e, "t.ini:4: ") && strstr(e, "'v3' is not off, v1, "
-                                                      "v2 or any"), "%s", e);
-    ck_assert_msg(strstr(e, "t.ini:5: ") && strstr(e, "host bits"), "%s", e);
-    free(e);
 }
 END_TEST
 
@@ -639,7 +584,6 @@ static Suite *suite(void)
     tcase_add_test(parser, v2_headers);
     tcase_add_test(parser, v2_refused);
     tcase_add_test(parser, cidr);
-    tcase_add_test(parser, config_keys);
     suite_add_tcase(s, parser);
     TCase *net = tcase_create("sockets");
     tcase_set_timeout(net, 60);
