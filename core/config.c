@@ -17,6 +17,7 @@
 #include <strings.h>
 
 #include "log.h"
+#include "metrics_http.h"
 #include "proxy_protocol.h"
 
 typedef enum section_kind {
@@ -292,6 +293,15 @@ static int set_framing(const key_row_t *row, void *obj, const char *value,
     return 0;
 }
 
+static int set_metrics_listen(const key_row_t *row, void *obj,
+                              const char *value, char *err, size_t err_size)
+{
+    struct sockaddr_storage ss;
+    if (morphd_metrics_parse_listen(value, &ss, err, err_size) != 0)
+        return -1;
+    return set_string(row, obj, value, err, err_size);
+}
+
 static int set_proxy_protocol(const key_row_t *row, void *obj,
                               const char *value, char *err, size_t err_size)
 {
@@ -503,6 +513,14 @@ static const key_row_t key_table[] = {
      NULL,
      "a UNIX socket where `morph stats` reads the counters (mode 0660); "
      "default: none. Read at start-up only", "/run/morphd/admin.sock"},
+    {SEC_MORPHD, "metrics_listen", set_metrics_listen, CONF_OFF(metrics_listen),
+     -1, 0, 0, NULL,
+     "http://HOST:PORT where Prometheus scrapes /metrics (text format "
+     "0.0.4): every counter of `morph stats` with a service label, the "
+     "plugins' calls, failures, latency histograms and own counters, "
+     "reloads. Served on a thread of its own; no authentication, so bind it "
+     "to loopback or a private network. Default: none. Read at start-up "
+     "only", "http://127.0.0.1:9464"},
     {SEC_MORPHD, "workers", set_workers, CONF_OFF(workers), -1, 1, 256, "1",
      "event-loop threads sharing every port through SO_REUSEPORT; auto: one "
      "per CPU. Read at start-up only", "auto"},
@@ -1100,6 +1118,7 @@ void morphd_config_free(morphd_config_t *cfg)
     free(cfg->services);
     free(cfg->plugin_dir);
     free(cfg->admin_socket);
+    free(cfg->metrics_listen);
     free(cfg->user);
     free(cfg->group);
     free(cfg->path);

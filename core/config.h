@@ -83,6 +83,7 @@ typedef struct morphd_config {
     char *path; /* file name used in messages */
     char *plugin_dir; /* NULL: the default (see server.c) */
     char *admin_socket; /* NULL: no admin endpoint */
+    char *metrics_listen; /* http://HOST:PORT for Prometheus; NULL: none */
     char *user;         /* drop root to this user after binding */
     char *group;        /* and this group (default: the user's) */
     int allow_root;     /* keep running as root when no user is set */

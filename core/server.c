@@ -385,6 +385,8 @@ static void on_main_idle(morphd_worker_t *w, void *arg)
     morphd_server_t *s = arg;
     morphd_admin_close(s->admin);
     s->admin = NULL;
+    morphd_metrics_http_stop(s->metrics); /* joins its thread */
+    s->metrics = NULL;
     if (s->signals_on) {
         s->signals_on = false;
         uv_close((uv_handle_t *)&s->sigint, on_closed_noop);
@@ -416,6 +418,18 @@ int morphd_server_listen(morphd_server_t *s, morphd_errors_t *errs)
         }
         morphd_log(MORPH_LOG_INFO, "admin endpoint on %s",
                    s->gen->cfg.admin_socket);
+    }
+    s->counters.workers = s->n_workers;
+    if (s->gen->cfg.metrics_listen != NULL) {
+        char err[512], bound[MORPHD_ENDPOINT_TEXT + 8];
+        s->metrics = morphd_metrics_http_start(
+            s->gen->cfg.metrics_listen, &s->stats, &s->counters, bound,
+            sizeof bound, err, sizeof err);
+        if (s->metrics == NULL) {
+            morphd_errors_add(errs, "%s: %s", s->gen->cfg.path, err);
+            return -1;
+        }
+        morphd_log(MORPH_LOG_INFO, "metrics on %s/metrics", bound);
     }
     s->shutdown_timeout_ms = s->gen->cfg.shutdown_timeout_ms;
     free(s->plugin_dir);
@@ -468,7 +482,7 @@ int morphd_server_reload(morphd_server_t *s, morphd_config_t *cfg,
     free(s->services);
     s->services = services;
     s->n_services = n;
-    s->reloads++;
+    __atomic_fetch_add(&s->counters.reloads, 1, __ATOMIC_RELAXED);
     return 0;
 }
 
@@ -494,6 +508,7 @@ int morphd_server_reload_from_source(morphd_server_t *s)
     } else {
         for (size_t i = 0; i < errs.n; i++)
             morphd_log(MORPH_LOG_ERROR, "%s", errs.msgs[i]);
+        __atomic_fetch_add(&s->counters.reload_failures, 1, __ATOMIC_RELAXED);
         morphd_log(MORPH_LOG_ERROR, "reload failed (%zu error%s); still "
                    "serving the previous configuration", errs.n,
                    errs.n == 1 ? "" : "s");

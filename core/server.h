@@ -12,6 +12,7 @@
 
 #include "config.h"
 #include "errors.h"
+#include "metrics_http.h"
 #include "plugin_loader.h"
 #include "service.h"
 #include "worker.h"
@@ -55,7 +56,8 @@ typedef struct morphd_server {
     size_t n_plugins;
     morphd_stats_t *stats; /* the counters of every service, by name */
     struct morphd_admin *admin;
-    unsigned reloads;
+    struct morphd_metrics_http *metrics; /* metrics_listen */
+    morphd_server_counters_t counters;   /* what /metrics adds */
     unsigned shutdown_timeout_ms;
 
     uv_signal_t sigint, sigterm, sighup, sigusr1;

@@ -415,4 +415,108 @@ int morphd_stats_format(morphd_stats_t *head, bool json, morphd_buf_t *out)
     pthread_mutex_unlock(&registry_lock);
     return rc;
 }
+/* A label value with \\, \" and \n escaped (names here are plain; a
+ * plugin's counter name is the plugin's to choose). */
+static int put_label(morphd_buf_t *out, const char *v)
+{
+    int rc = 0;
+    for (; *v; v++) {
+        if (*v == '\\' || *v == '"')
+            PUT("\\%c", *v);
+        else if (*v == '\n')
+            PUT("\\n");
+        else
+            PUT("%c", *v);
+    }
+    return rc;
+}
+
+static bool is_gauge(const char *counter)
+{
+    return strcmp(counter, "connections_open") == 0 ||
+           strcmp(counter, "messages_pending") == 0;
+}
+
+static int prometheus_plugins(morphd_stats_t *head, morphd_buf_t *out)
+{
+    int rc = 0;
+    static const struct {
+        const char *name, *type, *help;
+    } families[] = {
+        {"morph_plugin_calls_total", "counter",
+         "messages a plugin was called for"},
+        {"morph_plugin_failures_total", "counter",
+         "messages a plugin failed"},
+        {"morph_plugin_duration_seconds", "histogram",
+         "time in a plugin's transform per message (its latency)"},
+        {"morph_plugin_counter_total", "counter",
+         "the plugins' own counters (morph_host_t.counter), by name"},
+    };
+    for (size_t f = 0; f < sizeof families / sizeof *families; f++) {
+        PUT("# HELP %s %s\n# TYPE %s %s\n", families[f].name,
+            families[f].help, families[f].name, families[f].type);
+        for (morphd_stats_t *st = head; st != NULL; st = st->next)
+            for (morphd_plugin_stats_t *p = st->plugins; p; p = p->next) {
+                plugin_sum_t s;
+                sum_plugin(p, &s);
+                char labels[256];
+                snprintf(labels, sizeof labels, "service=\"%s\",plugin=\"%s\"",
+                         st->name, p->name);
+                if (f == 0)
+                    PUT("%s{%s} %llu\n", families[f].name, labels,
+                        (unsigned long long)s.calls);
+                else if (f == 1)
+                    PUT("%s{%s} %llu\n", families[f].name, labels,
+                        (unsigned long long)s.failures);
+                else if (f == 2) {
+                    uint64_t cum = 0;
+                    for (unsigned k = 0; k + 1 < MORPHD_HIST_BUCKETS; k++) {
+                        cum += s.hist[k];
+                        PUT("morph_plugin_duration_seconds_bucket{%s,le=\"%g\"} "
+                            "%llu\n", labels,
+                            (double)morphd_hist_bound_ns(k) / 1e9,
+                            (unsigned long long)cum);
+                    }
+                    PUT("morph_plugin_duration_seconds_bucket{%s,le=\"+Inf\"} "
+                        "%llu\n", labels, (unsigned long long)s.calls);
+                    PUT("morph_plugin_duration_seconds_sum{%s} %.9f\n", labels,
+                        (double)s.time_ns / 1e9);
+                    PUT("morph_plugin_duration_seconds_count{%s} %llu\n",
+                        labels, (unsigned long long)s.calls);
+                } else {
+                    for (const morphd_plugin_counter_t *c = p->counters; c;
+                         c = c->next) {
+                        PUT("morph_plugin_counter_total{%s,counter=\"", labels);
+                        if (put_label(out, c->name) != 0)
+                            rc = -1;
+                        PUT("\"} %llu\n",
+                            (unsigned long long)__atomic_load_n(
+                                &c->value, __ATOMIC_RELAXED));
+                    }
+                }
+            }
+    }
+    return rc;
+}
+
+int morphd_stats_prometheus(morphd_stats_t *const *registry, morphd_buf_t *out)
+{
+    int rc = 0;
+    pthread_mutex_lock(&registry_lock);
+    morphd_stats_t *head = *registry;
+#define MORPHD_STATS_PROM(f, help)                                             \
+    PUT("# HELP morph_%s%s %s\n# TYPE morph_%s%s %s\n", #f,                   \
+        is_gauge(#f) ? "" : "_total", help, #f, is_gauge(#f) ? "" : "_total",  \
+        is_gauge(#f) ? "gauge" : "counter");                                   \
+    for (morphd_stats_t *st = head; st != NULL; st = st->next)                 \
+        PUT("morph_%s%s{service=\"%s\"} %llu\n", #f,                          \
+            is_gauge(#f) ? "" : "_total", st->name,                            \
+            (unsigned long long)MORPHD_STAT_GET(st, f));
+    MORPHD_STATS_COUNTERS(MORPHD_STATS_PROM)
+#undef MORPHD_STATS_PROM
+    if (prometheus_plugins(head, out) != 0)
+        rc = -1;
+    pthread_mutex_unlock(&registry_lock);
+    return rc;
+}
 #undef PUT

@@ -8,6 +8,9 @@ PACKAGES="cmake make gcc g++ clang pkg-config libuv1-dev libinih-dev libicu-dev 
 # tls:// (OpenSSL 3), and the openssl tool the TLS tests make certificates
 # and speak TLS with
 PACKAGES="$PACKAGES libssl-dev openssl"
+# metrics_listen: Prometheus /metrics served by libmicrohttpd, and the
+# Prometheus text parser the tests scrape it with
+PACKAGES="$PACKAGES libmicrohttpd-dev python3-prometheus-client"
 # The socket clients the README uses to talk to morphd.
 PACKAGES="$PACKAGES netcat-openbsd socat"
 

@@ -1,0 +1,212 @@
+/*
+ * metrics_http.c -- the Prometheus endpoint (metrics_http.h), with
+ * libmicrohttpd: its own thread and epoll, at most 16 scrapers at once,
+ * each given 10 s; GET and HEAD of /metrics only. A scrape formats into a
+ * fresh buffer that libmicrohttpd frees after sending.
+ */
+#include "metrics_http.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "endpoint.h"
+#include "log.h"
+
+#define CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
+
+struct morphd_metrics_http {
+    struct MHD_Daemon *daemon;
+    morphd_stats_t **stats;
+    const morphd_server_counters_t *counters;
+};
+
+int morphd_metrics_parse_listen(const char *text, struct sockaddr_storage *ss,
+                                char *err, size_t err_size)
+{
+    static const char scheme[] = "http://";
+    if (strncmp(text, scheme, sizeof scheme - 1) != 0) {
+        snprintf(err, err_size, "'%s' is not http://HOST:PORT (e.g. "
+                 "http://127.0.0.1:9464)", text);
+        return -1;
+    }
+    const char *rest = text + sizeof scheme - 1;
+    size_t len = strlen(rest);
+    if (len > 0 && rest[len - 1] == '/')
+        len--; /* http://HOST:PORT/ is the same place */
+    char tcp[MORPHD_ENDPOINT_TEXT];
+    if (len + 7 >= sizeof tcp) {
+        snprintf(err, err_size, "'%s' is too long", text);
+        return -1;
+    }
+    snprintf(tcp, sizeof tcp, "tcp://%.*s", (int)len, rest);
+    morphd_endpoint_t ep;
+    char why[256];
+    if (morphd_endpoint_parse(tcp, &ep, why, sizeof why) != 0) {
+        snprintf(err, err_size, "'%s' is not http://HOST:PORT: %s", text,
+                 why);
+        return -1;
+    }
+    memcpy(ss, &ep.addr, sizeof *ss);
+    return 0;
+}
+
+static int put_server(morphd_buf_t *out, const morphd_server_counters_t *c)
+{
+    int rc = 0;
+    static const struct {
+        const char *name, *type, *help;
+        size_t offset;
+    } rows[] = {
+        {"morph_reloads_total", "counter",
+         "configurations reloaded (SIGHUP, systemctl reload)",
+         offsetof(morphd_server_counters_t, reloads)},
+        {"morph_reload_failures_total", "counter",
+         "reloads refused: the configuration before them went on serving",
+         offsetof(morphd_server_counters_t, reload_failures)},
+        {"morph_worker_restarts_total", "counter",
+         "workers replaced after dying (isolation = process; threads are "
+         "never replaced)",
+         offsetof(morphd_server_counters_t, worker_restarts)},
+        {"morph_workers", "gauge", "workers serving",
+         offsetof(morphd_server_counters_t, workers)},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
+        const uint64_t *v =
+            (const uint64_t *)((const char *)c + rows[i].offset);
+        rc |= morphd_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n",
+                          rows[i].name, rows[i].help, rows[i].name,
+                          rows[i].type, rows[i].name,
+                          (unsigned long long)__atomic_load_n(
+                              v, __ATOMIC_RELAXED));
+    }
+    rc |= morphd_buf_printf(out, "# HELP morph_build_info morphd's version\n"
+                            "# TYPE morph_build_info gauge\n"
+                            "morph_build_info{version=\"%s\"} 1\n",
+                            MORPH_VERSION);
+    return rc;
+}
+
+static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status,
+                             void *body, size_t len, enum MHD_ResponseMemoryMode mode,
+                             const char *type)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, body, mode);
+    if (r == NULL) {
+        if (mode == MHD_RESPMEM_MUST_FREE)
+            free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+    enum MHD_Result ret = MHD_queue_response(conn, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
+                                  const char *url, const char *method,
+                                  const char *version, const char *upload,
+                                  size_t *upload_size, void **con_cls)
+{
+    (void)version;
+    (void)upload;
+    morphd_metrics_http_t *m = cls;
+    if (*con_cls == NULL) { /* headers only so far: answer once all is in */
+        *con_cls = m;
+        return MHD_YES;
+    }
+    if (*upload_size != 0) { /* a body nobody asked for: ignored */
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    static char not_found[] = "morphd serves /metrics only\n";
+    static char not_allowed[] = "GET or HEAD\n";
+    if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
+        strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
+        return reply(conn, MHD_HTTP_METHOD_NOT_ALLOWED, not_allowed,
+                     sizeof not_allowed - 1, MHD_RESPMEM_PERSISTENT,
+                     "text/plain");
+    if (strcmp(url, "/metrics") != 0)
+        return reply(conn, MHD_HTTP_NOT_FOUND, not_found,
+                     sizeof not_found - 1, MHD_RESPMEM_PERSISTENT,
+                     "text/plain");
+    morphd_buf_t out = {0};
+    if (morphd_stats_prometheus(m->stats, &out) != 0 ||
+        put_server(&out, m->counters) != 0) {
+        morphd_buf_free(&out);
+        static char oom[] = "out of memory\n";
+        return reply(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, oom,
+                     sizeof oom - 1, MHD_RESPMEM_PERSISTENT, "text/plain");
+    }
+    return reply(conn, MHD_HTTP_OK, out.data, out.len, MHD_RESPMEM_MUST_FREE,
+                 CONTENT_TYPE);
+}
+
+static void on_mhd_error(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[256];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n > 0 && msg[n - 1] == '\n')
+        msg[--n] = '\0';
+    morphd_log(MORPH_LOG_WARN, "metrics: %s", msg);
+}
+
+morphd_metrics_http_t *morphd_metrics_http_start(
+    const char *text, morphd_stats_t **stats,
+    const morphd_server_counters_t *counters, char *bound, size_t bound_size,
+    char *err, size_t err_size)
+{
+    struct sockaddr_storage ss;
+    if (morphd_metrics_parse_listen(text, &ss, err, err_size) != 0)
+        return NULL;
+    morphd_metrics_http_t *m = calloc(1, sizeof *m);
+    if (m == NULL) {
+        snprintf(err, err_size, "out of memory");
+        return NULL;
+    }
+    m->stats = stats;
+    m->counters = counters;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+                     MHD_USE_ERROR_LOG;
+    if (ss.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    m->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, m, MHD_OPTION_SOCK_ADDR,
+        (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT, (unsigned)16,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
+        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, NULL, MHD_OPTION_END);
+    if (m->daemon == NULL) {
+        snprintf(err, err_size, "metrics_listen = %s: cannot listen (the "
+                 "address in use, or not this host's?)", text);
+        free(m);
+        return NULL;
+    }
+    const union MHD_DaemonInfo *info =
+        MHD_get_daemon_info(m->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    struct sockaddr_storage b = ss;
+    if (info != NULL) {
+        if (b.ss_family == AF_INET6)
+            ((struct sockaddr_in6 *)&b)->sin6_port = htons(info->port);
+        else
+            ((struct sockaddr_in *)&b)->sin_port = htons(info->port);
+    }
+    char tcp[MORPHD_ENDPOINT_TEXT];
+    morphd_endpoint_format(MORPHD_TCP, (struct sockaddr *)&b, tcp, sizeof tcp);
+    snprintf(bound, bound_size, "http://%s", tcp + 6); /* past tcp:// */
+    return m;
+}
+
+void morphd_metrics_http_stop(morphd_metrics_http_t *m)
+{
+    if (m == NULL)
+        return;
+    MHD_stop_daemon(m->daemon);
+    free(m);
+}

@@ -1,0 +1,41 @@
+/*
+ * metrics_http.h -- `metrics_listen = http://HOST:PORT` in [morphd]:
+ * Prometheus' text format at /metrics, served by libmicrohttpd on a thread
+ * of its own, so that a scrape never runs on a serving loop. It reads the
+ * same counters as `morph stats` (relaxed atomics, the stats registry's
+ * lock), plus what only the server knows.
+ */
+#ifndef MORPHD_METRICS_HTTP_H
+#define MORPHD_METRICS_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "stats.h"
+
+typedef struct morphd_metrics_http morphd_metrics_http_t;
+
+/* What the server adds to the services' counters; read with relaxed
+ * atomic loads at each scrape. */
+typedef struct morphd_server_counters {
+    uint64_t reloads;         /* configurations reloaded */
+    uint64_t reload_failures; /* reloads refused (the old one went on) */
+    uint64_t worker_restarts; /* workers replaced (isolation = process) */
+    uint64_t workers;         /* serving now */
+} morphd_server_counters_t;
+
+/* Parses "http://HOST:PORT" (HOST numeric, [v6] in brackets, or
+ * localhost). Returns 0, or -1 with the reason in err. */
+int morphd_metrics_parse_listen(const char *text, struct sockaddr_storage *ss,
+                                char *err, size_t err_size);
+
+/* Serves /metrics on `text` (as parsed above). Returns NULL with the
+ * reason in err. `bound` gets "http://HOST:PORT" with the port bound. */
+morphd_metrics_http_t *morphd_metrics_http_start(
+    const char *text, morphd_stats_t **stats,
+    const morphd_server_counters_t *counters, char *bound, size_t bound_size,
+    char *err, size_t err_size);
+
+void morphd_metrics_http_stop(morphd_metrics_http_t *m);
+
+#endif

@@ -1,0 +1,290 @@
+#!/usr/bin/python3
+"""metrics_listen: morphd's /metrics scraped with Prometheus' own text
+parser (python3-prometheus-client) while TCP, UDP and TLS clients run.
+
+Every scrape parses; counters never go down between scrapes; histogram
+buckets are cumulative and end in +Inf == _count; once traffic stops, the
+values equal `morph stats --json` and what the clients did; the plugins'
+counters, calls and latency histograms are there with their labels;
+reloads and failed reloads are counted; TLS handshakes are counted. And
+hostile: 40 idle connections and garbage on the metrics port do not stop
+the service from answering, and /metrics answers again once they go;
+wrong paths and methods get 404 and 405.
+
+usage: metrics_test.py MORPHD MORPH PLUGIN_DIR TEST_PLUGIN_DIR SOURCE_DIR
+"""
+import json
+import os
+import re
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+
+from prometheus_client.parser import text_string_to_metric_families
+
+MORPHD, MORPH, PLUGIN_DIR, TEST_PLUGIN_DIR, SRC = sys.argv[1:6]
+failures = []
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+        print("FAIL:", what, flush=True)
+
+
+def scrape(port):
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port,
+                                timeout=5) as r:
+        ctype = r.headers["Content-Type"]
+        body = r.read().decode()
+    samples = {}
+    families = {}
+    for fam in text_string_to_metric_families(body):
+        families[fam.name] = fam.type
+        for s in fam.samples:
+            key = (s.name, tuple(sorted(s.labels.items())))
+            samples[key] = s.value
+    return ctype, families, samples
+
+
+def value(samples, name, **labels):
+    return samples.get((name, tuple(sorted(labels.items()))))
+
+
+def main():
+    work = tempfile.mkdtemp(prefix="morph-metrics-")
+    ini = os.path.join(work, "morphd.ini")
+    admin = os.path.join(work, "admin.sock")
+    text = """[morphd]
+plugin_dir = {plugins} {test_plugins}
+admin_socket = {admin}
+metrics_listen = http://127.0.0.1:0
+
+[service s]
+listen = tcp://127.0.0.1:0 udp://127.0.0.1:0 tls://127.0.0.1:0
+transform = rot | uppercase
+framing = line
+tls_certificate = {src}/config/tls/example-cert.pem
+tls_key = {src}/config/tls/example-key.pem
+"""
+    fill = dict(plugins=PLUGIN_DIR, test_plugins=TEST_PLUGIN_DIR, admin=admin,
+                src=SRC)
+    with open(ini, "w") as f:
+        f.write(text.format(**fill))
+    args = [MORPHD, "-c", ini]
+    if os.geteuid() == 0:
+        args += ["--set", "morphd.allow_root=yes"]
+    log = open(os.path.join(work, "morphd.log"), "w+")
+    proc = subprocess.Popen(args, stderr=log)
+    try:
+        run(proc, log, ini, text, fill, admin)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(10)
+        check(proc.returncode == 0, "morphd exited %s" % proc.returncode)
+        log.seek(0)
+        if failures:
+            print(log.read())
+        subprocess.run(["rm", "-rf", work])
+
+
+def ports(log):
+    for _ in range(200):
+        log.seek(0)
+        t = log.read()
+        if "started" in t:
+            break
+        time.sleep(0.025)
+    m = re.search(r"metrics on http://127\.0\.0\.1:(\d+)/metrics", t)
+    tcp = re.search(r"listening on tcp://127\.0\.0\.1:(\d+)", t)
+    udp = re.search(r"listening on udp://127\.0\.0\.1:(\d+)", t)
+    tls = re.search(r"listening on tls://127\.0\.0\.1:(\d+)", t)
+    if not (m and tcp and udp and tls):
+        sys.exit("morphd did not start:\n" + t)
+    return int(m.group(1)), int(tcp.group(1)), int(udp.group(1)), int(tls.group(1))
+
+
+def rot13_upper(s):
+    out = []
+    for c in s:
+        if "a" <= c <= "z":
+            c = chr((ord(c) - 97 + 13) % 26 + 97)
+        elif "A" <= c <= "Z":
+            c = chr((ord(c) - 65 + 13) % 26 + 65)
+        out.append(c.upper())
+    return "".join(out)
+
+
+def tcp_client(port, n, errors):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            f = s.makefile("rwb")
+            for i in range(n):
+                msg = "hello %d" % i
+                f.write((msg + "\n").encode())
+                f.flush()
+                if f.readline().decode().rstrip("\n") != rot13_upper(msg):
+                    errors.append("tcp reply")
+    except OSError as e:
+        errors.append(str(e))
+
+
+def udp_client(port, n, errors):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(5)
+        for i in range(n):
+            msg = "datagram %d" % i
+            s.sendto(msg.encode(), ("127.0.0.1", port))
+            try:
+                if s.recv(2048).decode() != rot13_upper(msg):
+                    errors.append("udp reply")
+            except socket.timeout:
+                errors.append("udp timeout")
+
+
+def run(proc, log, ini, text, fill, admin):
+    mport, tport, uport, sport = ports(log)
+
+    # --- scraped while traffic runs -----------------------------------------
+    errors = []
+    clients = [threading.Thread(target=tcp_client, args=(tport, 2000, errors))
+               for _ in range(4)]
+    clients += [threading.Thread(target=udp_client, args=(uport, 1000, errors))
+                for _ in range(2)]
+    for t in clients:
+        t.start()
+    last = {}
+    scrapes = 0
+    while any(t.is_alive() for t in clients) or scrapes < 3:
+        ctype, families, samples = scrape(mport)
+        scrapes += 1
+        check(ctype.startswith("text/plain") and "version=0.0.4" in ctype,
+              "Content-Type %r" % ctype)
+        for key, v in samples.items():
+            name = key[0]
+            if families.get(name.rsplit("_total", 1)[0]) == "counter" or \
+                    name.endswith("_bucket") or name.endswith("_count"):
+                if key in last:
+                    check(v >= last[key], "%s went down: %s -> %s" % (key, last[key], v))
+        last = samples
+        time.sleep(0.05)
+    for t in clients:
+        t.join()
+    check(not errors, "client errors: %s" % errors[:3])
+    check(scrapes >= 3, "only %d scrapes" % scrapes)
+    print("ok: %d scrapes during traffic, each parsed by prometheus_client" % scrapes)
+
+    # one TLS client
+    ctx = ssl.create_default_context(cafile=SRC + "/config/tls/example-cert.pem")
+    ctx.check_hostname = False
+    with socket.create_connection(("127.0.0.1", sport), timeout=5) as raw:
+        with ctx.wrap_socket(raw) as s:
+            s.sendall(b"tls\n")
+            check(s.recv(64) == b"GYF\n", "TLS reply")
+
+    # --- after the traffic: the same values as morph stats ---------------------
+    time.sleep(0.2)
+    _, families, samples = scrape(mport)
+    stats = json.loads(subprocess.run([MORPH, "stats", "--json", "-s", admin],
+                                      capture_output=True, check=True).stdout)
+    svc = stats["services"]["s"]
+    for counter, v in svc.items():
+        if not isinstance(v, int):
+            continue
+        gauge = counter in ("connections_open", "messages_pending")
+        name = "morph_" + counter + ("" if gauge else "_total")
+        got = value(samples, name, service="s")
+        if counter == "connections_open":
+            continue  # the scrape's own moment
+        check(got == v, "%s = %s, morph stats says %s" % (name, got, v))
+    check(value(samples, "morph_messages_in_total", service="s") == 4 * 2000 + 2 * 1000 + 1,
+          "messages_in is not what the clients sent")
+    check(value(samples, "morph_tls_handshakes_total", service="s") == 1,
+          "TLS handshakes")
+    check(families.get("morph_connections_open") == "gauge", "a gauge")
+    for plugin in ("rot", "uppercase"):
+        calls = value(samples, "morph_plugin_calls_total", service="s", plugin=plugin)
+        check(calls == 10001, "%s calls %s" % (plugin, calls))
+        count = value(samples, "morph_plugin_duration_seconds_count", service="s", plugin=plugin)
+        inf = value(samples, "morph_plugin_duration_seconds_bucket", service="s",
+                    plugin=plugin, le="+Inf")
+        check(count == calls and inf == calls, "%s histogram count" % plugin)
+        buckets = sorted((float(dict(k[1])["le"]), v) for k, v in samples.items()
+                         if k[0] == "morph_plugin_duration_seconds_bucket"
+                         and dict(k[1])["plugin"] == plugin)
+        check(all(a[1] <= b[1] for a, b in zip(buckets, buckets[1:])),
+              "%s buckets not cumulative" % plugin)
+        total = value(samples, "morph_plugin_duration_seconds_sum", service="s", plugin=plugin)
+        check(total is not None and total > 0, "%s duration sum" % plugin)
+    letters = value(samples, "morph_plugin_counter_total", service="s",
+                    plugin="rot", counter="letters")
+    check(letters is not None and letters > 0, "rot's own counter: %s" % letters)
+    check(value(samples, "morph_workers") == 1, "workers")
+    print("ok: after the traffic every counter equals morph stats; plugin "
+          "calls, histograms and own counters are labelled")
+
+    # --- reloads ---------------------------------------------------------------
+    proc.send_signal(signal.SIGHUP)
+    for _ in range(100):
+        _, _, samples = scrape(mport)
+        if value(samples, "morph_reloads_total") == 1:
+            break
+        time.sleep(0.05)
+    check(value(samples, "morph_reloads_total") == 1, "reloads")
+    with open(ini, "w") as f:
+        f.write(text.format(**fill) + "bogus = 1\n")
+    proc.send_signal(signal.SIGHUP)
+    for _ in range(100):
+        _, _, samples = scrape(mport)
+        if value(samples, "morph_reload_failures_total") == 1:
+            break
+        time.sleep(0.05)
+    check(value(samples, "morph_reload_failures_total") == 1, "failed reloads")
+    print("ok: reloads and failed reloads counted")
+
+    # --- hostile ------------------------------------------------------------------
+    idle = [socket.create_connection(("127.0.0.1", mport)) for _ in range(40)]
+    junk = socket.create_connection(("127.0.0.1", mport))
+    junk.sendall(b"\x00\xffGARBAGE / HTTP/9\r\n\r\n")
+    errors = []
+    tcp_client(tport, 20, errors)
+    check(not errors, "the service stopped answering while the metrics port "
+          "was held: %s" % errors[:2])
+    for s in idle:
+        s.close()
+    junk.close()
+    for path, method, code in (("/", "GET", 404), ("/metrics/x", "GET", 404),
+                               ("/metrics", "POST", 405)):
+        req = urllib.request.Request("http://127.0.0.1:%d%s" % (mport, path),
+                                     method=method, data=b"x" if method == "POST" else None)
+        try:
+            urllib.request.urlopen(req, timeout=5)
+            got = 200
+        except urllib.error.HTTPError as e:
+            got = e.code
+        check(got == code, "%s %s: %s, not %s" % (method, path, got, code))
+    ok = False
+    for _ in range(100):
+        try:
+            scrape(mport)
+            ok = True
+            break
+        except OSError:
+            time.sleep(0.1)
+    check(ok, "/metrics did not answer again once the idle connections went")
+    print("ok: idle and garbage connections on the metrics port: the service "
+          "answered throughout, /metrics answered after; 404 and 405")
+
+
+main()
+if failures:
+    sys.exit("%d failures" % len(failures))
+print("PASS: metrics")
