@@ -293,6 +293,34 @@ static int set_framing(const key_row_t *row, void *obj, const char *value,
     return 0;
 }
 
+static int set_access_log(const key_row_t *row, void *obj, const char *value,
+                          char *err, size_t err_size)
+{
+    char **field = FIELD(obj, row, char *);
+    if (strcmp(value, "off") == 0) {
+        free(*field);
+        *field = NULL;
+        return 0;
+    }
+    if (strcmp(value, "syslog") != 0 && value[0] != '/') {
+        snprintf(err, err_size, "'%s' is not an absolute file name, syslog "
+                 "or off", value);
+        return -1;
+    }
+    return set_string(row, obj, value, err, err_size);
+}
+
+static int set_log_format(const key_row_t *row, void *obj, const char *value,
+                          char *err, size_t err_size)
+{
+    if (strcmp(value, "text") != 0 && strcmp(value, "json") != 0) {
+        snprintf(err, err_size, "'%s' is not text or json", value);
+        return -1;
+    }
+    *FIELD(obj, row, int) = strcmp(value, "json") == 0;
+    return 0;
+}
+
 static int set_metrics_listen(const key_row_t *row, void *obj,
                               const char *value, char *err, size_t err_size)
 {
@@ -521,6 +549,22 @@ static const key_row_t key_table[] = {
      "reloads. Served on a thread of its own; no authentication, so bind it "
      "to loopback or a private network. Default: none. Read at start-up "
      "only", "http://127.0.0.1:9464"},
+    {SEC_MORPHD, "access_log", set_access_log, CONF_OFF(access_log), -1, 0, 0,
+     "off",
+     "an absolute file name (appended to; reopened on SIGHUP, for "
+     "logrotate), syslog, or off: one line per tcp, tls or unix connection "
+     "when it closes (transport, client, service, bytes_in, bytes_out, "
+     "messages, duration_ms, end). Written by a thread of its own: a slow, "
+     "full or unwritable disk loses lines (counted, and reported once a "
+     "minute), never service. Read at start-up only",
+     "/var/log/morph/access.log"},
+    {SEC_MORPHD, "access_log_format", set_log_format,
+     CONF_OFF(access_log_json), -1, 0, 0, "text",
+     "text (KEY=VALUE after a UTC timestamp) or json (one object per line)",
+     "json"},
+    {SEC_MORPHD, "access_log_udp", set_bool, CONF_OFF(access_log_udp), -1, 0,
+     0, "no", "yes: a line per UDP datagram too (busy services: many lines)",
+     "yes"},
     {SEC_MORPHD, "workers", set_workers, CONF_OFF(workers), -1, 1, 256, "1",
      "event-loop threads sharing every port through SO_REUSEPORT; auto: one "
      "per CPU. Read at start-up only", "auto"},
@@ -1119,6 +1163,7 @@ void morphd_config_free(morphd_config_t *cfg)
     free(cfg->plugin_dir);
     free(cfg->admin_socket);
     free(cfg->metrics_listen);
+    free(cfg->access_log);
     free(cfg->user);
     free(cfg->group);
     free(cfg->path);

@@ -84,6 +84,9 @@ typedef struct morphd_config {
     char *plugin_dir; /* NULL: the default (see server.c) */
     char *admin_socket; /* NULL: no admin endpoint */
     char *metrics_listen; /* http://HOST:PORT for Prometheus; NULL: none */
+    char *access_log;     /* an absolute file name, "syslog", NULL: off */
+    int access_log_json;  /* access_log_format = json */
+    int access_log_udp;   /* a line per datagram too */
     char *user;         /* drop root to this user after binding */
     char *group;        /* and this group (default: the user's) */
     int allow_root;     /* keep running as root when no user is set */

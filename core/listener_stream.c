@@ -33,6 +33,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "access_log.h"
 #include "framing.h"
 #include "listener.h"
 #include "listener_unix.h"
@@ -41,6 +42,16 @@
 #include "service.h"
 
 typedef struct tcp_session tcp_session_t;
+
+/* access_log: what the connection's line will say (made at accept when
+ * the log is on). */
+typedef struct conn_log {
+    uint64_t started_ms; /* uv_now at accept */
+    uint64_t bytes_in, bytes_out, messages;
+    const char *end;     /* how it ended; NULL: the client closed */
+    struct sockaddr_storage client;
+    long long uid, pid;  /* unix:// */
+} conn_log_t;
 
 /* proxy_protocol: the client's addresses from the header, and the header
  * while it arrives in pieces (proxy_on_read). */
@@ -112,6 +123,7 @@ struct tcp_session {
     uint32_t accepted_at;   /* NOW31 at accept: tls_handshake_timeout,
                                proxy_timeout */
     proxy_state_t *proxy;   /* behind a PROXY-protocol balancer */
+    conn_log_t *log;        /* access_log is on */
 };
 
 typedef struct tcp_listener {
@@ -214,6 +226,13 @@ static tcp_session_t *session(tcp_conn_t *c)
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 static void process(tcp_conn_t *c);
+
+/* access_log: records why the connection ends (the first reason given). */
+static inline void ended(tcp_conn_t *c, const char *why)
+{
+    if (c->s != NULL && c->s->log != NULL && c->s->log->end == NULL)
+        c->s->log->end = why;
+}
 
 /* --- the connection as the message path sees it ------------------------------ */
 
@@ -358,6 +377,22 @@ static void on_conn_closed(uv_handle_t *h)
     tcp_conn_t *c = conn_of(h);
     morphd_service_t *svc = conn_svc(c);
     tcp_session_t *s = c->s;
+    if (s != NULL && s->log != NULL) {
+        conn_log_t *lg = s->log;
+        morphd_access_entry_t e = {
+            .transport = is_unix(c) ? "unix" : s->tls ? "tls" : "tcp",
+            .service = svc->conf->name,
+            .client = lg->client.ss_family != AF_UNSPEC
+                          ? (const struct sockaddr *)&lg->client : NULL,
+            .uid = lg->uid, .pid = lg->pid,
+            .bytes_in = lg->bytes_in, .bytes_out = lg->bytes_out,
+            .messages = lg->messages,
+            .duration_ms = uv_now(h->loop) - lg->started_ms,
+            .end = lg->end ? lg->end : "closed",
+        };
+        morphd_access_log_write(*svc->access_log, &e);
+        free(lg);
+    }
     if (s != NULL) {
         if (s->job != NULL) /* it takes the states along, to close them */
             morphd_job_abandon(s->job, s->states);
@@ -495,6 +530,8 @@ static int tls_flush(tcp_conn_t *c)
  * after closing. */
 static int conn_send(tcp_conn_t *c, const unsigned char *data, size_t len)
 {
+    if (c->s != NULL && c->s->log != NULL)
+        c->s->log->bytes_out += len;
     if (c->s == NULL || c->s->tls == NULL)
         return send_raw(c, data, len);
     if (len == 0 || closing(c))
@@ -593,6 +630,8 @@ typedef struct feed_ctx {
 /* Takes a message's outcome; returns whether to go on with the input. */
 static inline __attribute__((always_inline)) bool take(feed_ctx_t *x, const morphd_reply_t *rep)
 {
+    if (x->c->s != NULL && x->c->s->log != NULL)
+        x->c->s->log->messages++;
     switch (rep->status) {
     case MORPHD_MSG_NOMEM:
         x->nomem = true;
@@ -603,12 +642,14 @@ static inline __attribute__((always_inline)) bool take(feed_ctx_t *x, const morp
     case MORPHD_MSG_FAILED:
         /* in a stream, a lost chunk would be a silent gap: end it there */
         if (x->svc->conf->framing == MORPHD_FRAMING_STREAM) {
+            ended(x->c, "plugin_failed");
             x->finish = true;
             return false;
         }
         return true;
     }
     if (rep->flags & MORPH_REPLY_CLOSE) {
+        ended(x->c, "plugin_closed");
         x->finish = true;
         return false;
     }
@@ -647,6 +688,7 @@ static inline __attribute__((always_inline)) size_t feed(feed_ctx_t *x, morphd_f
                    "max_message (%zu bytes); closing the connection after "
                    "the replies before it", conf->name,
                    peer_text(x->c, peer, sizeof peer), conf->max_message);
+        ended(x->c, "too_long");
         x->finish = true;
     } else if (rc == -1) {
         x->nomem = true;
@@ -767,6 +809,8 @@ static void wait_turn(tcp_conn_t *c, ssize_t nread, const uv_buf_t *buf)
     tcp_session_t *s = c->s;
     if (nread > 0) {
         c->last_active = NOW31(c->h.handle.loop);
+        if (s->log != NULL)
+            s->log->bytes_in += (size_t)nread;
         if (!hold(c, (const unsigned char *)buf->base, (size_t)nread)) {
             morphd_log(MORPH_LOG_ERROR, "service %s: out of memory; closing a "
                        "connection", conn_svc(c)->conf->name);
@@ -788,6 +832,7 @@ static void wait_turn(tcp_conn_t *c, ssize_t nread, const uv_buf_t *buf)
                    "message was in flight: %s", conn_svc(c)->conf->name,
                    peer_text(c, peer, sizeof peer), uv_strerror((int)nread));
     }
+    ended(c, "reset");
     conn_close(c); /* gone: its message is cancelled */
 }
 
@@ -808,6 +853,8 @@ static void on_plain(tcp_conn_t *c, ssize_t nread, const uv_buf_t *buf)
     if (nread > 0) {
         const unsigned char *data = (const unsigned char *)buf->base;
         c->last_active = NOW31(stream->loop);
+        if (c->s != NULL && c->s->log != NULL)
+            c->s->log->bytes_in += (size_t)nread;
         size_t used;
         if (c->s != NULL) {
             used = feed(&x, &c->s->framer, data, (size_t)nread);
@@ -844,6 +891,7 @@ static void on_plain(tcp_conn_t *c, ssize_t nread, const uv_buf_t *buf)
         if (!x.pending)
             x.finish = true;
     } else if (nread < 0) {
+        ended(c, "reset");
         if (morphd_log_enabled(MORPH_LOG_DEBUG)) {
             char peer[80];
             morphd_log(MORPH_LOG_DEBUG, "service %s: %s: read failed: %s",
@@ -878,6 +926,7 @@ static void tls_on_read(tcp_conn_t *c, ssize_t nread, const uv_buf_t *buf)
     morphd_io_t *io = morphd_io_of(c->h.handle.loop);
     if (nread < 0) {
         if (!s->tls_ready) { /* gone before the handshake ended */
+            ended(c, "tls_error");
             if (nread == UV_EOF || nread == UV_ECONNRESET)
                 MORPHD_STAT_ADD(svc->stats, tls_handshake_failures, 1);
             conn_close(c);
@@ -923,6 +972,7 @@ static void tls_on_read(tcp_conn_t *c, ssize_t nread, const uv_buf_t *buf)
             on_plain(c, UV_EOF, NULL);
         } else if (st != MORPHD_TLS_MORE) {
             char peer[80];
+            ended(c, "tls_error");
             if (st == MORPHD_TLS_RENEGOTIATION)
                 MORPHD_STAT_ADD(svc->stats, tls_renegotiations, 1);
             else if (!s->tls_ready)
@@ -1002,6 +1052,7 @@ static bool admit_source(tcp_conn_t *c)
                        "max_connections_per_source reached", svc->conf->name,
                        peer_text(c, peer, sizeof peer));
         }
+        ended(c, "limit");
         conn_close(c);
         return false;
     }
@@ -1024,6 +1075,7 @@ static void proxy_on_read(tcp_conn_t *c, ssize_t nread, const uv_buf_t *buf)
     char peer[80], why[160];
     if (nread < 0) {
         if (ps->partial_len > 0) { /* a header cut short */
+            ended(c, "proxy_invalid");
             MORPHD_STAT_ADD(svc->stats, proxy_invalid, 1);
             if (morphd_log_enabled(MORPH_LOG_DEBUG))
                 morphd_log(MORPH_LOG_DEBUG, "service %s: %s: closed in the "
@@ -1059,6 +1111,7 @@ static void proxy_on_read(tcp_conn_t *c, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     if (st != MORPHD_PROXY_DONE) {
+        ended(c, "proxy_invalid");
         MORPHD_STAT_ADD(svc->stats, proxy_invalid, 1);
         if (morphd_log_enabled(MORPH_LOG_DEBUG))
             morphd_log(MORPH_LOG_DEBUG, "service %s: tcp client %s: refused: "
@@ -1078,7 +1131,10 @@ static void proxy_on_read(tcp_conn_t *c, ssize_t nread, const uv_buf_t *buf)
     ps->partial = NULL;
     ps->partial_len = 0;
     size_t used = h.len - before; /* of this read: the header's end */
+    if (s->log != NULL && !h.local)
+        memcpy(&s->log->client, &h.src, sizeof h.src);
     if (!h.local && !within_rate(c)) { /* LOCAL: the balancer's own check */
+        ended(c, "rate_limited");
         conn_close(c);
         return;
     }
@@ -1126,25 +1182,31 @@ static bool is_conn(const uv_handle_t *h)
 static void drain_one(uv_handle_t *h, void *arg)
 {
     (void)arg;
-    if (is_conn(h))
+    if (is_conn(h)) {
+        ended(conn_of(h), "shutdown");
         conn_finish(conn_of(h));
+    }
 }
 
 static void abort_one(uv_handle_t *h, void *arg)
 {
     (void)arg;
-    if (is_conn(h))
+    if (is_conn(h)) {
+        ended(conn_of(h), "shutdown");
         conn_close(conn_of(h));
+    }
 }
 
 /* Whether a step that must end within `limit` ms of accept (`what`: the
  * PROXY header, the TLS handshake) has not: then it is counted in
  * `counter` and the connection closed. */
 static bool setup_timed_out(tcp_conn_t *c, uint32_t now, unsigned limit,
-                            uint64_t *counter, const char *what)
+                            uint64_t *counter, const char *what,
+                            const char *end)
 {
     if (((now - c->s->accepted_at) & ACTIVE_MASK) < limit)
         return false;
+    ended(c, end);
     __atomic_fetch_add(counter, 1, __ATOMIC_RELAXED);
     if (morphd_log_enabled(MORPH_LOG_DEBUG)) {
         char peer[80];
@@ -1166,17 +1228,20 @@ static void sweep_one(uv_handle_t *h, void *arg)
     uint32_t now = *(const uint32_t *)arg;
     if (c->s != NULL && c->s->proxy != NULL && !c->s->proxy->done &&
         setup_timed_out(c, now, svc->conf->proxy_timeout_ms,
-                        &svc->stats->proxy_timeouts, "PROXY header"))
+                        &svc->stats->proxy_timeouts, "PROXY header",
+                        "proxy_timeout"))
         return;
     if (c->s != NULL && c->s->tls != NULL && !c->s->tls_ready &&
         setup_timed_out(c, now, svc->conf->tls_handshake_timeout_ms,
-                        &svc->stats->tls_handshake_timeouts, "TLS handshake"))
+                        &svc->stats->tls_handshake_timeouts, "TLS handshake",
+                        "tls_timeout"))
         return;
     if (idle == 0 || ((now - c->last_active) & ACTIVE_MASK) < idle)
         return;
     if (c->s != NULL && c->s->job != NULL)
         return; /* waiting for a plugin is not the client being idle */
     MORPHD_STAT_ADD(svc->stats, connections_idle_closed, 1);
+    ended(c, "idle");
     if (morphd_log_enabled(MORPH_LOG_DEBUG)) {
         char peer[80];
         morphd_log(MORPH_LOG_DEBUG, "service %s: %s idle for %u ms; closing",
@@ -1202,12 +1267,38 @@ static void tcp_sweep_conns(uv_loop_t *loop)
 
 /* --- accepting -------------------------------------------------------------- */
 
+/* access_log: the connection's record, with its client as known now (a
+ * PROXY header may tell better later). Returns false when out of memory. */
+static bool start_log(tcp_conn_t *c)
+{
+    tcp_session_t *s = session(c);
+    if (s == NULL || (s->log = calloc(1, sizeof *s->log)) == NULL)
+        return false;
+    s->log->started_ms = uv_now(c->h.handle.loop);
+    s->log->uid = s->log->pid = -1;
+    struct ucred cred;
+    if (is_unix(c)) {
+        if (peer_cred(c, &cred)) {
+            s->log->uid = cred.uid;
+            s->log->pid = cred.pid;
+        }
+    } else {
+        socklen_t len = sizeof s->log->client;
+        if (getpeername(conn_fd(c), (struct sockaddr *)&s->log->client,
+                        &len) != 0)
+            s->log->client.ss_family = AF_UNSPEC;
+    }
+    return true;
+}
+
 /* Closes a connection accepted but not taken on (a limit, out of
  * memory): nothing read, nothing written, nothing counted open. */
 static void drop_unopened(tcp_conn_t *c)
 {
-    if (c->s != NULL)
+    if (c->s != NULL) {
         free(c->s->proxy);
+        free(c->s->log);
+    }
     free(c->s);
     c->s = NULL;
     c->h.handle.data = NULL; /* not a connection: is_conn skips it */
@@ -1331,6 +1422,12 @@ static void on_connection(uv_stream_t *server, int status)
         }
         if (!proxy)
             s->accepted_at = NOW31(server->loop);
+    }
+    if (*svc->access_log != NULL && !start_log(c)) {
+        morphd_stats_release(svc->stats, c->s && c->s->has_source ? c->s->source
+                                                                  : NULL);
+        drop_unopened(c);
+        return;
     }
     morphd_service_ref(svc);
     morphd_service_conn_opened(svc);

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "access_log.h"
 #include "listener.h"
 #include "log.h"
 #include "proxy_protocol.h"
@@ -366,6 +367,28 @@ refused:
     return NULL;
 }
 
+/* access_log_udp: a line for the datagram (its reply's size, and what
+ * became of it; a reply dropped later for udp_max_reply_ratio or a full
+ * queue is counted in the stats, not here). */
+static void log_datagram(morphd_service_t *svc, const struct sockaddr *client,
+                         size_t len, const morphd_reply_t *rep)
+{
+    morphd_access_entry_t e = {
+        .transport = "udp",
+        .service = svc->conf->name,
+        .client = client,
+        .uid = -1, .pid = -1,
+        .bytes_in = len,
+        .bytes_out = rep->status == MORPHD_MSG_OK && rep->datagram ? rep->len : 0,
+        .messages = 1,
+        .end = rep->status == MORPHD_MSG_OK      ? (rep->datagram ? "replied"
+                                                                  : "no_reply")
+               : rep->status == MORPHD_MSG_PENDING ? "pending"
+                                                   : "failed",
+    };
+    morphd_access_log_write(*svc->access_log, &e);
+}
+
 /* rate_per_source: whether a datagram from `client` is within it; one
  * over it is dropped and counted. */
 static bool within_rate(udp_listener_t *ul, morphd_service_t *svc,
@@ -451,6 +474,8 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
     size_t off = b->bytes.len;
     morphd_reply_t rep;
     morphd_service_handle(svc, &c, msg, len, 0, "", &b->bytes, &rep);
+    if (svc->access_log_udp && *svc->access_log != NULL)
+        log_datagram(svc, client, len, &rep);
     if (ul->states_used && rep.status != MORPHD_MSG_PENDING)
         morphd_chain_conn_close(chain, states);
     ul->states = NULL;

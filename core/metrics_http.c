@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "access_log.h"
 #include "buf.h"
 #include "endpoint.h"
 #include "log.h"
@@ -83,6 +84,13 @@ static int put_server(morphd_buf_t *out, const morphd_server_counters_t *c)
                           (unsigned long long)__atomic_load_n(
                               v, __ATOMIC_RELAXED));
     }
+    if (c->access_log != NULL)
+        rc |= morphd_buf_printf(
+            out, "# HELP morph_access_log_dropped_total access log lines lost "
+                 "(the queue full, or the file not writable)\n"
+                 "# TYPE morph_access_log_dropped_total counter\n"
+                 "morph_access_log_dropped_total %llu\n",
+            (unsigned long long)morphd_access_log_dropped(c->access_log));
     rc |= morphd_buf_printf(out, "# HELP morph_build_info morphd's version\n"
                             "# TYPE morph_build_info gauge\n"
                             "morph_build_info{version=\"%s\"} 1\n",

@@ -22,6 +22,8 @@ typedef struct morphd_server_counters {
     uint64_t reload_failures; /* reloads refused (the old one went on) */
     uint64_t worker_restarts; /* workers replaced (isolation = process) */
     uint64_t workers;         /* serving now */
+    /* the access log, whose lost lines are counted (NULL: off) */
+    struct morphd_access_log *access_log;
 } morphd_server_counters_t;
 
 /* Parses "http://HOST:PORT" (HOST numeric, [v6] in brackets, or

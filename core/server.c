@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "access_log.h"
 #include "admin.h"
 #include "log.h"
 #include "notify.h"
@@ -160,6 +161,8 @@ static morphd_service_t *make_service(morphd_server_t *s,
     svc->on_destroy = generation_unref;
     svc->on_destroy_arg = gen;
     svc->stats_head = &s->stats;
+    svc->access_log = &s->access_log;
+    svc->access_log_udp = gen->cfg.access_log_udp;
     svc->stats = morphd_stats_get(&s->stats, conf->name);
     if (svc->stats == NULL) {
         morphd_errors_add(errs, "out of memory");
@@ -420,6 +423,14 @@ int morphd_server_listen(morphd_server_t *s, morphd_errors_t *errs)
                    s->gen->cfg.admin_socket);
     }
     s->counters.workers = s->n_workers;
+    if (s->gen->cfg.access_log != NULL &&
+        (s->access_log = morphd_access_log_open(
+             s->gen->cfg.access_log, s->gen->cfg.access_log_json)) == NULL) {
+        morphd_errors_add(errs, "%s: access_log: out of memory",
+                          s->gen->cfg.path);
+        return -1;
+    }
+    s->counters.access_log = s->access_log;
     if (s->gen->cfg.metrics_listen != NULL) {
         char err[512], bound[MORPHD_ENDPOINT_TEXT + 8];
         s->metrics = morphd_metrics_http_start(
@@ -491,6 +502,8 @@ int morphd_server_reload_from_source(morphd_server_t *s)
     if (s->stopping)
         return -1;
     morphd_notify_reloading();
+    if (s->access_log != NULL) /* for logrotate, whatever the reload does */
+        morphd_access_log_reopen(s->access_log);
     const char *name = s->config_path ? s->config_path : "(built-in default)";
     morphd_log(MORPH_LOG_INFO, "reloading the configuration from %s", name);
     morphd_errors_t errs = MORPHD_ERRORS_INIT;
@@ -613,6 +626,8 @@ void morphd_server_free(morphd_server_t *s)
         discard_build(s, &s->pending);
         for (unsigned w = 0; w < s->n_workers; w++)
             morphd_worker_free(&s->workers[w]);
+        morphd_access_log_close(s->access_log); /* every loop is done */
+        s->access_log = NULL;
         free(s->workers);
     }
     for (size_t i = 0; i < s->n_plugins; i++) {

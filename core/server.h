@@ -58,6 +58,7 @@ typedef struct morphd_server {
     struct morphd_admin *admin;
     struct morphd_metrics_http *metrics; /* metrics_listen */
     morphd_server_counters_t counters;   /* what /metrics adds */
+    struct morphd_access_log *access_log; /* access_log, once listening */
     unsigned shutdown_timeout_ms;
 
     uv_signal_t sigint, sigterm, sighup, sigusr1;

@@ -36,6 +36,9 @@ struct morphd_service {
     size_t n_conns;  /* TCP connections open on it */
     unsigned worker; /* the worker's index */
     const char *file; /* the configuration file, for messages */
+    /* the server's access log (NULL: off), set before the workers run */
+    struct morphd_access_log *const *access_log;
+    bool access_log_udp;
     /* set by the owner: runs when the service is destroyed (the server
      * releases the configuration it came from), and when its last
      * connection has closed (the worker may be waiting for that) */
