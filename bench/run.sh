@@ -89,6 +89,7 @@ server_cmd() { # NAME PORT
     morphd-delay0) echo "$B/morphd -c $(morphd_ini "$2" 'delay | uppercase' stream 'delay.ms = 0')" ;;
     morphd-tls) echo "$B/morphd -c $(morphd_tls_ini "$2")" ;;
     morphd-line) echo "$B/morphd -c $(morphd_ini "$2" uppercase line)" ;;
+    morphd-metrics) echo "$B/morphd -c $(morphd_ini "$2" uppercase stream "metrics_listen = http://127.0.0.1:$(($2 + 1))")" ;;
     morphd-proxy) echo "$B/morphd -c $(morphd_ini "$2" uppercase stream "$(printf 'proxy_protocol = v2\nproxy_from = 127.0.0.1')")" ;;
     esac
 }
@@ -127,11 +128,16 @@ run() {
     morphd-reverse) expect=reverse ;;
     morphd-chain) expect=upper-reverse ;;
     esac
-    local extra=()
+    local extra=() scraper=
     [ "$name" = morphd-proxy ] && extra=(-P) # it sends what a balancer sends
+    if [ "$name" = morphd-metrics ]; then # Prometheus' default pace is 15 s
+        (while :; do curl -s -o /dev/null "http://127.0.0.1:$((port + 1))/metrics"; sleep 1; done) &
+        scraper=$!
+    fi
     t0=$(ticks "$server_pid")
     out=$(taskset -c "$CLIENT_CPU" "$LG" "$mode" "$port" -d "$DURATION" -x "$expect" "${extra[@]}" "$@")
     t1=$(ticks "$server_pid")
+    if [ -n "$scraper" ]; then kill "$scraper"; wait "$scraper" 2>/dev/null || true; fi
     stop_server
     local req rps mbps p99 errors
     req=$(echo "$out" | field requests)
@@ -244,6 +250,15 @@ scenario "Behind a load balancer: proxy_protocol = v2 against none (TCP, 64 B, 1
 if wanted proxy; then
     echo
     echo "CPU per request with proxy_protocol = v2 ÷ without (median of per-round ratios): $(ratio "$work/data" morphd-proxy morphd 4)"
+fi | tee -a "$RESULTS"
+
+# scraped every second (1 s is 15 times Prometheus' default pace): the
+# scrape thread's CPU counts, as it is morphd's
+scenario "Metrics scraped every second against none (TCP, 64 B, 100 connections)" \
+    "morphd morphd-metrics" tcp-rr metrics -c 100 -s 64
+if wanted metrics; then
+    echo
+    echo "CPU per request scraped every second ÷ not scraped (median of per-round ratios): $(ratio "$work/data" morphd-metrics morphd 4)"
 fi | tee -a "$RESULTS"
 
 # instructions per request (callgrind): not noisy, where CPU time is

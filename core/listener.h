@@ -76,6 +76,8 @@ struct morphd_listener {
     /* unix://, a worker after the first: the first one's listener, whose
      * descriptor this one listens on too (server.c sets it) */
     const morphd_listener_t *share;
+    /* fd is a socket systemd passed (activation.h): open adopts it */
+    bool adopted;
     void *impl;                 /* the transport's own state */
     /* set by the owner (the worker): called once the listener is closed */
     void (*on_closed)(morphd_listener_t *l);

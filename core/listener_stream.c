@@ -1535,7 +1535,14 @@ static int tcp_open(morphd_listener_t *l, uv_loop_t *loop, char *err,
     const struct sockaddr *addr = (const struct sockaddr *)&l->endpoint.addr;
     unsigned flags = addr->sa_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0;
     int rc;
-    if (l->reuseport) {
+    if (l->adopted || l->share != NULL) { /* systemd's socket, or a copy */
+        int fd = l->adopted ? l->fd : fcntl(l->share->fd, F_DUPFD_CLOEXEC, 0);
+        l->share = NULL;
+        rc = fd < 0 ? uv_translate_sys_error(errno)
+                    : uv_tcp_open(&tl->server.tcp, fd);
+        if (rc != 0 && fd >= 0)
+            close(fd);
+    } else if (l->reuseport) {
         int fd = morphd_listener_socket(l, SOCK_STREAM);
         rc = fd < 0 ? fd : uv_tcp_open(&tl->server.tcp, fd);
     } else {
@@ -1564,7 +1571,9 @@ static int unix_open(morphd_listener_t *l, uv_loop_t *loop, char *err,
     err[0] = '\0';
     const morphd_service_conf_t *conf = l->service->conf;
     int fd;
-    if (l->share != NULL) {
+    if (l->adopted) { /* systemd made the file, and removes it */
+        fd = l->fd;
+    } else if (l->share != NULL) {
         fd = fcntl(l->share->fd, F_DUPFD_CLOEXEC, 0);
         if (fd < 0)
             snprintf(err, err_size, "%s: dup: %s", l->endpoint.text,

@@ -9,12 +9,15 @@
  * blocking plugin) is answered on its own when it ends; such datagrams
  * take at most max_pending_output bytes per listener too.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "access_log.h"
 #include "listener.h"
@@ -548,7 +551,14 @@ static int udp_open(morphd_listener_t *l, uv_loop_t *loop, char *err,
     const struct sockaddr *addr = (const struct sockaddr *)&l->endpoint.addr;
     unsigned flags = addr->sa_family == AF_INET6 ? UV_UDP_IPV6ONLY : 0;
     int rc;
-    if (l->reuseport) {
+    if (l->adopted || l->share != NULL) { /* systemd's socket, or a copy */
+        int fd = l->adopted ? l->fd : fcntl(l->share->fd, F_DUPFD_CLOEXEC, 0);
+        l->share = NULL;
+        rc = fd < 0 ? uv_translate_sys_error(errno)
+                    : uv_udp_open(&ul->handle, fd);
+        if (rc != 0 && fd >= 0)
+            close(fd);
+    } else if (l->reuseport) {
         int fd = morphd_listener_socket(l, SOCK_DGRAM);
         rc = fd < 0 ? fd : uv_udp_open(&ul->handle, fd);
     } else {

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "activation.h"
 #include "chain.h"
 #include "config.h"
 #include "exit_codes.h"
@@ -402,6 +403,7 @@ int main(int argc, char **argv)
 #endif
     if (rc == 0) {
         check_open_files(&server.gen->cfg, server.n_workers);
+        morphd_activation_init(); /* systemd's sockets, if it passed any */
         rc = morphd_server_listen(&server, &errs);
         if (rc == 0) {
             char why[512];

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "access_log.h"
+#include "activation.h"
 #include "admin.h"
 #include "log.h"
 #include "notify.h"
@@ -311,7 +312,7 @@ int morphd_server_init(morphd_server_t *s, morphd_config_t *cfg,
 
 /* Workers after the first bind an endpoint configured with port 0 to the
  * port the first one got, so that they share it; they listen on the first
- * one's unix:// socket. */
+ * one's unix:// socket, and on a socket systemd passed it. */
 static void share_ports(morphd_site_t **first, morphd_site_t **other,
                         size_t n)
 {
@@ -320,7 +321,8 @@ static void share_ports(morphd_site_t **first, morphd_site_t **other,
             morphd_listener_t *a = &first[i]->listeners[j];
             morphd_listener_t *b = &other[i]->listeners[j];
             const morphd_listener_t *bound = a->impl ? a : a->from;
-            if (bound != NULL && a->endpoint.transport == MORPHD_UNIX)
+            if (bound != NULL && (a->endpoint.transport == MORPHD_UNIX ||
+                                  bound->adopted))
                 b->share = bound;
             else if (bound != NULL && morphd_endpoint_port(&a->endpoint) == 0)
                 memcpy(&b->endpoint.addr, &bound->bound_addr,
@@ -447,6 +449,7 @@ int morphd_server_listen(morphd_server_t *s, morphd_errors_t *errs)
     s->plugin_dir = s->pending.plugin_dir;
     s->pending.plugin_dir = NULL;
     int rc = switch_to(s, &s->pending, errs);
+    morphd_activation_close_unused(); /* only the first build takes them */
     discard_build(s, &s->pending);
     s->started = true; /* threads run from here on */
     if (rc != 0) {

@@ -4,6 +4,7 @@
  * shutdown, always on the worker's own thread. The main thread (server.c)
  * builds the sites and decides; a worker only carries out.
  */
+#include "activation.h"
 #include "worker.h"
 
 #include <stdio.h>
@@ -258,6 +259,13 @@ static int open_listener(morphd_worker_t *w, morphd_listener_t *l,
     const morphd_service_conf_t *conf = l->service->conf;
     l->reuseport = w->reuseport;
     l->on_closed = on_listener_closed;
+    if (w->index == 0 && l->share == NULL) { /* systemd's socket, if any */
+        int fd = morphd_activation_take(&l->endpoint);
+        if (fd >= 0) {
+            l->adopted = true;
+            l->fd = fd;
+        }
+    }
     if (l->ops->open(l, &w->loop, err, sizeof err) != 0) {
         morphd_errors_add(errs, "%s:%d: service '%s': %s", l->service->file,
                           conf->listen_line, conf->name, err);
@@ -265,8 +273,9 @@ static int open_listener(morphd_worker_t *w, morphd_listener_t *l,
     }
     w->n_open_listeners++;
     site->n_open++;
-    morphd_log(MORPH_LOG_INFO, "service %s: listening on %s (%s, worker %u)",
-               conf->name, l->bound, listener_kind(l), w->index);
+    morphd_log(MORPH_LOG_INFO, "service %s: listening on %s (%s, worker %u%s)",
+               conf->name, l->bound, listener_kind(l), w->index,
+               l->adopted ? ", from systemd" : "");
     return 0;
 }
 
@@ -384,6 +393,7 @@ static void do_commit(morphd_worker_t *w, morphd_site_t **sites, size_t n)
             memcpy(l->bound, old->bound, sizeof l->bound);
             memcpy(&l->bound_addr, &old->bound_addr, sizeof l->bound_addr);
             l->reuseport = old->reuseport;
+            l->adopted = old->adopted;
             l->fd = old->fd;
             l->on_closed = on_listener_closed;
             l->ops->rebind(l);

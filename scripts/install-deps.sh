@@ -11,6 +11,8 @@ PACKAGES="$PACKAGES libssl-dev openssl"
 # metrics_listen: Prometheus /metrics served by libmicrohttpd, and the
 # Prometheus text parser the tests scrape it with
 PACKAGES="$PACKAGES libmicrohttpd-dev python3-prometheus-client"
+# systemd-socket-activate, for the socket activation tests
+PACKAGES="$PACKAGES systemd"
 # The socket clients the README uses to talk to morphd.
 PACKAGES="$PACKAGES netcat-openbsd socat"
 
@@ -18,7 +20,7 @@ for arg in "$@"; do
     case "$arg" in
     # what the benchmark suite needs
     # (nginx-light with its stream module and stunnel: the TLS comparison)
-    --bench) PACKAGES="$PACKAGES gnuplot-nox util-linux nginx-light libnginx-mod-stream stunnel4" ;;
+    --bench) PACKAGES="$PACKAGES gnuplot-nox util-linux nginx-light libnginx-mod-stream stunnel4 curl" ;;
     # what `make test-package` needs: Debian's package checker
     --package) PACKAGES="$PACKAGES lintian" ;;
     # what `make test-systemd` needs: a Debian container booted with systemd

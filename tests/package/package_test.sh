@@ -51,7 +51,8 @@ touch "$root/var/lib/dpkg/status"
 dpkg --root="$root" --force-depends --force-script-chrootless -i "$deb" "$devdeb" \
     >"$root/dpkg.out" 2>&1 || { cat "$root/dpkg.out"; fail "dpkg -i"; }
 for f in usr/sbin/morphd usr/bin/morph etc/morph/morphd.ini \
-         usr/lib/systemd/system/morphd.service usr/share/man/man8/morphd.8.gz \
+         usr/lib/systemd/system/morphd.service usr/lib/systemd/system/morphd.socket \
+         usr/share/man/man8/morphd.8.gz \
          usr/include/morph/plugin.h; do
     [ -e "$root/$f" ] || fail "missing $f"
 done
@@ -107,6 +108,7 @@ left=$(left | grep -v -e '^./etc/systemd/system/' -e '^./var/lib/systemd/deb-sys
 [ "$left" = "./etc/morph/morphd.ini" ] || fail "left behind: $left"
 # postrm masked the unit whose file is gone
 [ "$(readlink "$root/etc/systemd/system/morphd.service")" = /dev/null ] || fail "not masked"
+[ "$(readlink "$root/etc/systemd/system/morphd.socket")" = /dev/null ] || fail "socket not masked"
 echo "== dpkg --purge leaves nothing"
 dpkg --root="$root" --force-depends --force-script-chrootless --purge morph >/dev/null
 left=$(left)

@@ -12,6 +12,9 @@
 #                                                     one keeps serving, the
 #                                                     journal has file:line
 #   systemctl restart, morph stats                 -> works, answers
+#   enable morphd.socket, restart under load       -> morphd adopts systemd's
+#                                                     sockets; no connection
+#                                                     refused or lost
 #   a broken conffile and systemctl restart        -> failed, not restarted
 #   apt install --reinstall (an upgrade)           -> restarted, edits kept;
 #                                                     a disabled unit stays so
@@ -189,6 +192,54 @@ ct systemctl restart morphd || fail "restart"
 [ "$(ct morph hello world)" = "DLROW OLLEH" ] || fail "not serving after restart"
 stats=$(ct morph stats) || fail "morph stats"
 echo "$stats" | grep -Eq '^messages_in +[1-9]' || fail "morph stats: $stats"
+
+echo "== morphd.socket: systemctl restart under load refuses nothing"
+# the socket unit's addresses are the packaged endpoints: put them back
+ct sed -i 's|^listen = .*|listen = tcp://0.0.0.0:12000 tcp://[::]:12000 udp://0.0.0.0:12000 udp://[::]:12000|' /etc/morph/morphd.ini
+ct systemctl stop morphd
+ct systemctl enable --now morphd.socket 2>/dev/null || fail "enable morphd.socket"
+ct systemctl start morphd || fail "start with the socket unit"
+ct_until "journalctl -u morphd --no-pager | grep -q 'listening on tcp://0.0.0.0:12000 (line framing, worker 0, from systemd)'" \
+    || { ct journalctl -u morphd --no-pager | tail; fail "morphd did not adopt the socket"; }
+# a client connecting over and over for 6 s (new connection each time)
+# while morphd restarts three times
+ct sh -c 'cat > /root/loop.py' <<'PY'
+import socket, sys, time
+ok = lost = 0
+end = time.monotonic() + 6
+while time.monotonic() < end:
+    try:
+        with socket.create_connection(("127.0.0.1", 12000), timeout=10) as s:
+            s.sendall(b"abc\n")
+            got = b""
+            while not got.endswith(b"\n"):
+                part = s.recv(64)
+                if not part:
+                    break
+                got += part
+        if got == b"CBA\n":
+            ok += 1
+        else:
+            lost += 1
+    except OSError:
+        lost += 1
+    time.sleep(0.005)
+print(ok, lost)
+PY
+ct python3 /root/loop.py >"$dir/loop.out" 2>&1 &
+loop=$!
+for _ in 1 2 3; do
+    sleep 1.2
+    ct systemctl restart morphd || fail "restart with the socket unit"
+done
+wait "$loop" || true
+read -r ok lost <"$dir/loop.out" || true
+[ "${lost:-x}" = 0 ] && [ "${ok:-0}" -gt 100 ] ||
+    fail "restarts under morphd.socket: $(cat "$dir/loop.out") (answered, lost)"
+echo "   $ok connections answered, 0 refused or lost across 3 restarts"
+ct systemctl disable --now morphd.socket 2>/dev/null
+ct systemctl restart morphd || fail "restart without the socket unit"
+ct_until "[ \"\$(morph hello world)\" = 'DLROW OLLEH' ]" || fail "not serving without the socket unit"
 
 echo "== an upgrade restarts the service and keeps the edited conffile"
 pid=$(ct systemctl show -p MainPID --value morphd)

@@ -1,0 +1,216 @@
+/* Socket activation with systemd-socket-activate (systemd's own tool for
+ * it): morphd adopts each passed socket that is a configured endpoint --
+ * TCP and UDP -- binds the other endpoints itself, closes a passed socket
+ * no endpoint wants, shares an adopted socket with its other workers, and
+ * keeps it over a reload. systemd-socket-activate execs morphd only at the
+ * first connection or datagram, which therefore waits in the socket's
+ * queue while morphd starts: it is answered, not refused -- what a socket
+ * unit gives `systemctl restart`. */
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define TIMEOUT_MS 10000
+
+static char dir[64], ini[128], logfile[128];
+static pid_t pid;
+
+static void setup(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/morph-act-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(ini, sizeof ini, "%s/morphd.ini", dir);
+    snprintf(logfile, sizeof logfile, "%s/morphd.log", dir);
+    pid = 0;
+}
+
+static void teardown(void)
+{
+    if (pid > 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", dir);
+}
+
+/* systemd-socket-activate ARGS... -- morphd -c ini, stderr to the log. */
+static void activate(const char *const *args, size_t n)
+{
+    int log = open(logfile, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ck_assert_int_ge(log, 0);
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        const char *argv[32];
+        size_t k = 0;
+        argv[k++] = "systemd-socket-activate";
+        for (size_t i = 0; i < n; i++)
+            argv[k++] = args[i];
+        argv[k++] = MORPHD_BIN;
+        argv[k++] = "-c";
+        argv[k++] = ini;
+        if (geteuid() == 0) {
+            argv[k++] = "--set";
+            argv[k++] = "morphd.allow_root=yes";
+        }
+        argv[k] = NULL;
+        dup2(log, STDERR_FILENO);
+        execvp(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    close(log);
+}
+
+static char *log_text(void)
+{
+    static char text[16384];
+    FILE *f = fopen(logfile, "r");
+    size_t n = f ? fread(text, 1, sizeof text - 1, f) : 0;
+    if (f)
+        fclose(f);
+    text[n] = '\0';
+    return text;
+}
+
+/* Waits (bounded) for `needle` in morphd's log. */
+static bool log_has(const char *needle)
+{
+    for (int i = 0; i < 500; i++) {
+        if (strstr(log_text(), needle) != NULL)
+            return true;
+        usleep(10000);
+    }
+    return false;
+}
+
+/* Connects to a port systemd-socket-activate listens on: the connection
+ * is made at once (the socket is there), whether morphd runs yet or not. */
+static int connect_passed(int port)
+{
+    int fd = tcp_connect(port, false);
+    ck_assert_msg(fd >= 0, "the passed socket %d refused", port);
+    return fd;
+}
+
+static void exchange(int fd, const char *line, const char *want)
+{
+    ck_assert_int_eq(send_all(fd, line, strlen(line)), 0);
+    char got[64] = "";
+    ck_assert_uint_eq(recv_exact(fd, got, strlen(want), TIMEOUT_MS), strlen(want));
+    ck_assert_str_eq(got, want);
+}
+
+START_TEST(tcp_sockets_are_adopted_others_bound_strays_closed)
+{
+    int adopted = free_loopback_port(), stray = free_loopback_port();
+    int own = free_loopback_port();
+    FILE *f = fopen(ini, "w");
+    fprintf(f, "[morphd]\nplugin_dir = %s\nworkers = 2\n[service s]\n"
+            "listen = tcp://127.0.0.1:%d tcp://127.0.0.1:%d\n"
+            "transform = uppercase\nframing = line\n",
+            PLUGIN_DIR, adopted, own);
+    fclose(f);
+    char l1[64], l2[64];
+    snprintf(l1, sizeof l1, "127.0.0.1:%d", adopted);
+    snprintf(l2, sizeof l2, "127.0.0.1:%d", stray);
+    const char *args[] = {"-l", l1, "-l", l2};
+    activate(args, 4);
+    /* the first connection, before morphd exists: queued, then answered */
+    int first = -1;
+    for (int i = 0; i < 500 && first < 0; i++) { /* until it listens */
+        first = tcp_connect(adopted, false);
+        if (first < 0)
+            usleep(10000);
+    }
+    ck_assert_int_ge(first, 0);
+    exchange(first, "before\n", "BEFORE\n");
+    ck_assert(log_has("started"));
+    char want[160];
+    snprintf(want, sizeof want, "listening on tcp://127.0.0.1:%d (line framing, "
+             "worker 0, from systemd)", adopted);
+    ck_assert_msg(strstr(log_text(), want) != NULL, "%s", log_text());
+    snprintf(want, sizeof want, "listening on tcp://127.0.0.1:%d (line framing, "
+             "worker 0)\n", own);
+    ck_assert_msg(strstr(log_text(), want) != NULL, "%s", log_text());
+    snprintf(want, sizeof want, "the passed socket tcp://127.0.0.1:%d (fd 4) "
+             "is no configured endpoint; closed", stray);
+    ck_assert_msg(strstr(log_text(), want) != NULL, "%s", log_text());
+    snprintf(want, sizeof want, "listening on tcp://127.0.0.1:%d (line framing, "
+             "worker 1)", adopted);
+    ck_assert_msg(strstr(log_text(), want) != NULL, "%s", log_text());
+    /* both endpoints serve; the stray port is gone */
+    int fd = tcp_connect(own, false);
+    exchange(fd, "own\n", "OWN\n");
+    close(fd);
+    ck_assert_int_lt(tcp_connect(stray, false), 0);
+    /* many connections on the adopted socket, shared by the two workers */
+    for (int i = 0; i < 50; i++) {
+        fd = connect_passed(adopted);
+        exchange(fd, "x\n", "X\n");
+        close(fd);
+    }
+    /* a reload hands the adopted socket over: still served */
+    kill(pid, SIGHUP);
+    ck_assert(log_has("configuration reloaded"));
+    fd = connect_passed(adopted);
+    exchange(fd, "after\n", "AFTER\n");
+    close(fd);
+    exchange(first, "still\n", "STILL\n");
+    close(first);
+    ck_assert_int_eq(stop_morphd_pid(pid), 0);
+    pid = 0;
+}
+END_TEST
+
+START_TEST(udp_socket_is_adopted)
+{
+    int port = free_loopback_port();
+    FILE *f = fopen(ini, "w");
+    fprintf(f, "[morphd]\nplugin_dir = %s\n[service s]\n"
+            "listen = udp://127.0.0.1:%d\ntransform = uppercase\n",
+            PLUGIN_DIR, port);
+    fclose(f);
+    char l1[64];
+    snprintf(l1, sizeof l1, "127.0.0.1:%d", port);
+    const char *args[] = {"--datagram", "-l", l1};
+    activate(args, 3);
+    /* the first datagram waits in the socket while morphd starts */
+    char reply[32];
+    ssize_t n = -1;
+    for (int i = 0; i < 50 && n < 0; i++)
+        n = udp_roundtrip(port, false, "first", 5, reply, sizeof reply, 200);
+    ck_assert_int_eq(n, 5);
+    ck_assert(log_has("started"));
+    char want[160];
+    snprintf(want, sizeof want, "listening on udp://127.0.0.1:%d (datagrams, "
+             "worker 0, from systemd)", port);
+    ck_assert_msg(strstr(log_text(), want) != NULL, "%s", log_text());
+    ck_assert_int_eq(udp_roundtrip(port, false, "again", 5, reply, sizeof reply,
+                                   TIMEOUT_MS), 5);
+    ck_assert_int_eq(stop_morphd_pid(pid), 0);
+    pid = 0;
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("activation");
+    TCase *tc = tcase_create("activation");
+    tcase_set_timeout(tc, 60);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, tcp_sockets_are_adopted_others_bound_strays_closed);
+    tcase_add_test(tc, udp_socket_is_adopted);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+MORPH_TEST_MAIN(suite)
