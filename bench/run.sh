@@ -43,12 +43,13 @@ free_port() {
     done
 }
 
-morphd_ini() { # PORT TRANSFORM FRAMING [EXTRA-LINE]
+morphd_ini() { # PORT TRANSFORM FRAMING [SERVICE-LINES] [MORPHD-LINES]
     cat > "$work/morphd-$1.ini" <<INI
 [morphd]
 plugin_dir = $B/plugins
 log_level = warn
 allow_root = yes
+${5:-}
 
 [service bench]
 listen = tcp://127.0.0.1:$1 udp://127.0.0.1:$1
@@ -89,7 +90,7 @@ server_cmd() { # NAME PORT
     morphd-delay0) echo "$B/morphd -c $(morphd_ini "$2" 'delay | uppercase' stream 'delay.ms = 0')" ;;
     morphd-tls) echo "$B/morphd -c $(morphd_tls_ini "$2")" ;;
     morphd-line) echo "$B/morphd -c $(morphd_ini "$2" uppercase line)" ;;
-    morphd-metrics) echo "$B/morphd -c $(morphd_ini "$2" uppercase stream "metrics_listen = http://127.0.0.1:$(($2 + 1))")" ;;
+    morphd-metrics) echo "$B/morphd -c $(morphd_ini "$2" uppercase stream "" "metrics_listen = http://127.0.0.1:$(($2 + 1))")" ;;
     morphd-proxy) echo "$B/morphd -c $(morphd_ini "$2" uppercase stream "$(printf 'proxy_protocol = v2\nproxy_from = 127.0.0.1')")" ;;
     esac
 }
