@@ -173,6 +173,18 @@ static void *writer(void *arg)
     return NULL;
 }
 
+/* Frees a log whose writer is not running (ended, or never started). */
+static void free_log(morphd_access_log_t *a)
+{
+    if (a->fd >= 0)
+        close(a->fd);
+    pthread_mutex_destroy(&a->lock);
+    pthread_cond_destroy(&a->wake);
+    free(a->ring);
+    free(a->path);
+    free(a);
+}
+
 morphd_access_log_t *morphd_access_log_open(const char *target, bool json)
 {
     morphd_access_log_t *a = calloc(1, sizeof *a);
@@ -200,13 +212,7 @@ morphd_access_log_t *morphd_access_log_open(const char *target, bool json)
     pthread_mutex_init(&a->lock, NULL);
     pthread_cond_init(&a->wake, NULL);
     if (pthread_create(&a->thread, NULL, writer, a) != 0) {
-        if (a->fd >= 0)
-            close(a->fd);
-        pthread_mutex_destroy(&a->lock);
-        pthread_cond_destroy(&a->wake);
-        free(a->ring);
-        free(a->path);
-        free(a);
+        free_log(a);
         return NULL;
     }
     return a;
@@ -310,11 +316,5 @@ void morphd_access_log_close(morphd_access_log_t *a)
     pthread_cond_signal(&a->wake);
     pthread_mutex_unlock(&a->lock);
     pthread_join(a->thread, NULL);
-    if (a->fd >= 0)
-        close(a->fd);
-    pthread_mutex_destroy(&a->lock);
-    pthread_cond_destroy(&a->wake);
-    free(a->ring);
-    free(a->path);
-    free(a);
+    free_log(a);
 }
