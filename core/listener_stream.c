@@ -1469,6 +1469,7 @@ static bool open_conn(tcp_conn_t *c)
                 free(c->s->states);
                 c->s->states = NULL;
             }
+            ended(c, "plugin_failed");
             conn_close(c);
             return false;
         }

@@ -241,6 +241,26 @@ START_TEST(rate_per_source_bounded_by_100000_sources)
 }
 END_TEST
 
+/* udp_receive_buffer beyond what the kernel grants (net.core.rmem_max,
+ * which only CAP_NET_ADMIN may pass: taken from a root morphd here) is
+ * reported with what it got; one within it is not. */
+START_TEST(udp_receive_buffer_reported_when_capped)
+{
+    if (geteuid() == 0)
+        setenv("MORPH_TEST_WRAPPER", "setpriv --bounding-set -net_admin", 1);
+    start("udp_receive_buffer = 512M\n");
+    unsetenv("MORPH_TEST_WRAPPER");
+    ck_assert_msg(morphd_proc_log_count(&proc, "udp_receive_buffer = 536870912, "
+                                               "but the kernel gave ") == 1,
+                  "%s", morphd_proc_log(&proc));
+    ck_assert_int_eq(morphd_proc_log_count(&proc, "net.core.rmem_max = "), 1);
+    ck_assert_int_eq(morphd_proc_stop(&proc), 0);
+    start("udp_receive_buffer = 64K\n");
+    ck_assert_int_eq(morphd_proc_log_count(&proc, "but the kernel gave"), 0);
+    ck_assert_int_eq(morphd_proc_stop(&proc), 0);
+}
+END_TEST
+
 static long now_ms(void)
 {
     struct timespec ts;
@@ -406,6 +426,7 @@ static Suite *suite(void)
     tcase_add_test(tc, stats_count_messages_bytes_errors_and_drops);
     tcase_add_test(tc, workers_share_the_ports);
     tcase_add_test(tc, open_file_limit_is_raised_or_reported);
+    tcase_add_test(tc, udp_receive_buffer_reported_when_capped);
     tcase_add_test(tc, rate_per_source_tcp);
     tcase_add_test(tc, rate_per_source_bounded_by_100000_sources);
     suite_add_tcase(s, tc);
