@@ -241,6 +241,20 @@ ct systemctl disable --now morphd.socket 2>/dev/null
 ct systemctl restart morphd || fail "restart without the socket unit"
 ct_until "[ \"\$(morph hello world)\" = 'DLROW OLLEH' ]" || fail "not serving without the socket unit"
 
+echo "== access_log: to the journal (syslog), and to /var/log/morph"
+ct sed -i 's/^\[morphd\]$/[morphd]\naccess_log = syslog/' /etc/morph/morphd.ini
+ct systemctl restart morphd || fail "restart with access_log = syslog"
+ct_until '[ "$(morph hello world)" = "DLROW OLLEH" ]' || fail "not serving with access_log = syslog"
+ct_until "journalctl -u morphd --no-pager | grep -q 'transport=tcp client=.* service=uppercase bytes_in=12 bytes_out=12 messages=1 .*end=closed'" \
+    || { ct journalctl -u morphd --no-pager | tail -5; fail "no access log line in the journal"; }
+ct sed -i 's|^access_log = syslog$|access_log = /var/log/morph/access.log|' /etc/morph/morphd.ini
+ct systemctl restart morphd || fail "restart with an access log file"
+ct_until '[ "$(morph hello world)" = "DLROW OLLEH" ]' || fail "not serving with an access log file"
+ct_until "grep -q 'transport=tcp client=.* service=uppercase bytes_in=12' /var/log/morph/access.log" \
+    || { ct journalctl -u morphd --no-pager | tail -5; fail "no line in /var/log/morph/access.log"; }
+ct sed -i '/^access_log = /d' /etc/morph/morphd.ini
+ct systemctl restart morphd || fail "restart without the access log"
+
 echo "== an upgrade restarts the service and keeps the edited conffile"
 pid=$(ct systemctl show -p MainPID --value morphd)
 ct sh -c 'cd /root/debs && apt install -y --reinstall ./morph_*.deb' \
