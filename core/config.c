@@ -9,6 +9,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <ini.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -185,9 +186,14 @@ static int set_duration_ms(const key_row_t *row, void *obj, const char *value,
 {
     char *end;
     errno = 0;
+    /* plain decimals only: strtod would take nan, inf, hex, exponents and
+     * signs too, and NaN passes every range comparison (it compares false) */
+    if (!isdigit((unsigned char)value[0]) && value[0] != '.')
+        goto bad;
     double n = strtod(value, &end);
     double ms;
-    if (end == value || errno != 0 || n < 0)
+    if (end == value || errno != 0 || !isfinite(n) || n < 0 ||
+        strspn(value, "0123456789.") != (size_t)(end - value)) /* 0x10, 1e3 */
         goto bad;
     if (strcmp(end, "ms") == 0)
         ms = n;

@@ -233,6 +233,19 @@ START_TEST(bad_values)
     ASSERT_ERROR(ini, "t.ini:2: log_level: 'loud' is not a log level");
     snprintf(ini, sizeof ini, "[morphd]\nshutdown_timeout = soon\n%s", head);
     ASSERT_ERROR(ini, "t.ini:2: shutdown_timeout: 'soon' is not a duration");
+    /* durations: finite numbers, written in decimal (issue 14: NaN passed
+     * -t and meant "never") */
+    static const char *const bad_durations[] = {
+        "nan", "-nan", "nanms", "NaN", "inf", "infs", "-1s", "+5s", "0x10",
+        "1e400", "", "5 s"};
+    for (size_t i = 0; i < sizeof bad_durations / sizeof *bad_durations; i++) {
+        snprintf(ini, sizeof ini, "%sidle_timeout = %s\n", head,
+                 bad_durations[i]);
+        ASSERT_ERROR(ini, "t.ini:4: idle_timeout: ");
+        snprintf(ini, sizeof ini, "[morphd]\nshutdown_timeout = %s\n%s",
+                 bad_durations[i], head);
+        ASSERT_ERROR(ini, "t.ini:2: shutdown_timeout: ");
+    }
     /* rates: N/s, finite and positive */
     static const char *const bad_rates[] = {"nan/s", "inf/s", "-1/s", "5",
                                             "5/m", "1e9/s", "0.0001/s", "/s"};
