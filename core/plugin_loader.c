@@ -257,9 +257,17 @@ static int load_impl(const char *dirs, const char *name, unsigned variant,
     memset(p, 0, sizeof *p);
     char *path = NULL;
     char *dl_name = NULL;
+    char *real = NULL; /* the file the path leads to (symbolic links resolved) */
     if (morphd_plugin_path_find(dirs, name, &path, err, err_size) != 0)
         return -1;
 
+    if (variant >= MORPHD_PLUGIN_VERSIONS_MAX) {
+        snprintf(err, err_size, "plugin '%s': %s: its file was replaced and "
+                 "loaded %u times since morphd started, the most it keeps "
+                 "(no plugin is ever unloaded: each version stays in memory); "
+                 "restart morphd to load it again", name, path, variant);
+        goto fail;
+    }
     struct stat sb;
     if (stat(path, &sb) != 0) {
         snprintf(err, err_size, "plugin '%s': %s: %s%s", name, path,
@@ -272,26 +280,43 @@ static int load_impl(const char *dirs, const char *name, unsigned variant,
                  path);
         goto fail;
     }
+    /* The file's folders are checked as named (who may change the name),
+     * and so is every folder of the file it really is: a symbolic link
+     * into a folder others can write would otherwise pass. What dlopen
+     * opens is that real file, whose whole path has been checked. */
     char why[512];
-    if (check_permissions(path, why, sizeof why) != 0) {
-        snprintf(err, err_size, "plugin '%s': %s: refusing to load: %s", name,
-                 path, why);
+    real = realpath(path, NULL);
+    if (real == NULL) {
+        snprintf(err, err_size, "plugin '%s': %s: %s", name, path,
+                 strerror(errno));
+        goto fail;
+    }
+    if (check_permissions(path, why, sizeof why) != 0 ||
+        (strcmp(real, path) != 0 &&
+         check_permissions(real, why, sizeof why) != 0)) {
+        snprintf(err, err_size, "plugin '%s': %s: refusing to load: %s%s%s",
+                 name, path, why, strcmp(real, path) != 0 ? " (it is " : "",
+                 strcmp(real, path) != 0 ? real : "");
+        if (strcmp(real, path) != 0)
+            snprintf(err + strlen(err), err_size - strlen(err), ")");
         goto fail;
     }
 
     /* "dir/./././name.so": the same file under a name the dynamic loader
-     * has not seen, so a replaced file is mapped anew */
+     * has not seen, so a replaced file is mapped anew (at most
+     * MORPHD_PLUGIN_VERSIONS_MAX times: the name stays short) */
     {
-        size_t dlen = (size_t)(strrchr(path, '/') - path);
-        dl_name = malloc(dlen + 2 * (size_t)variant + strlen(name) + 5);
+        const char *file = strrchr(real, '/');
+        size_t dlen = (size_t)(file - real);
+        dl_name = malloc(dlen + 2 * (size_t)variant + strlen(file) + 1);
         if (dl_name == NULL) {
             snprintf(err, err_size, "plugin '%s': out of memory", name);
             goto fail;
         }
-        char *q = dl_name + sprintf(dl_name, "%.*s", (int)dlen, path);
+        char *q = dl_name + sprintf(dl_name, "%.*s", (int)dlen, real);
         for (unsigned i = 0; i < variant; i++)
             q += sprintf(q, "/.");
-        sprintf(q, "/%s.so", name);
+        sprintf(q, "%s", file);
     }
 
     /* RTLD_NODELETE: a plugin's code stays mapped after dlclose. Libraries
@@ -351,7 +376,9 @@ static int load_impl(const char *dirs, const char *name, unsigned variant,
     p->desc = desc;
     p->file = sb;
     free(dl_name);
+    free(real);
     dl_name = NULL;
+    real = NULL;
 
     /* once per process, now that every check has passed */
     int (*load)(const morph_host_t *, char *, size_t) =
@@ -375,6 +402,7 @@ fail:
         dlclose(p->handle);
     free(p->options);
     free(dl_name);
+    free(real);
     free(path);
     memset(p, 0, sizeof *p);
     return -1;

@@ -65,6 +65,12 @@ int morphd_plugin_load_variant(const char *dirs, const char *name,
                                unsigned variant, morphd_plugin_t *p, char *err,
                                size_t err_size);
 
+/* Versions of one plugin loaded in one run of morphd, at most: a plugin is
+ * never unloaded (RTLD_NODELETE: the libraries it uses keep process-wide
+ * state), so each replaced file that a reload loads stays mapped. Past
+ * this, a reload that would load another one fails and says to restart. */
+#define MORPHD_PLUGIN_VERSIONS_MAX 64
+
 /* Whether the plugin's file is no longer the one that was loaded. */
 int morphd_plugin_file_changed(const morphd_plugin_t *p);
 

@@ -427,11 +427,65 @@ START_TEST(refuses_plugins_others_can_write)
 }
 END_TEST
 
+/* Issue 14, hole 1: plugin_dir/echo.so a symbolic link to a 0755 file in
+ * a world-writable, non-sticky folder passed the check (stat follows the
+ * link; the folders checked were the link's) and loaded -- as root, before
+ * the privilege drop. The real file's folders are checked now; a link
+ * into a safe folder still loads. */
+START_TEST(refuses_symlinks_into_folders_others_can_write)
+{
+    char safe[] = "/tmp/morph-link-XXXXXX", open_dir[] = "/tmp/morph-open-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(safe));
+    ck_assert_ptr_nonnull(mkdtemp(open_dir));
+    chmod(safe, 0755);
+    chmod(open_dir, 0777); /* anyone may replace what is in it */
+    char target[128], link_path[128], cmd[512];
+    snprintf(target, sizeof target, "%s/echo.so", open_dir);
+    snprintf(link_path, sizeof link_path, "%s/echo.so", safe);
+    snprintf(cmd, sizeof cmd, "cp %s/echo.so %s", PLUGIN_DIR, target);
+    ck_assert_int_eq(system(cmd), 0);
+    chmod(target, 0755);
+    ck_assert_int_eq(symlink(target, link_path), 0);
+
+    morphd_plugin_t p;
+    char err[1024];
+    ck_assert_int_eq(morphd_plugin_load(safe, "echo", &p, err, sizeof err), -1);
+    char want[160];
+    snprintf(want, sizeof want, "%s is writable by everyone", open_dir);
+    ck_assert_msg(strstr(err, "refusing to load") && strstr(err, want) &&
+                      strstr(err, "(it is ") && strstr(err, target),
+                  "%s", err);
+
+    /* the same link into a folder nobody else may write: loads */
+    chmod(open_dir, 0755);
+    ck_assert_msg(morphd_plugin_load(safe, "echo", &p, err, sizeof err) == 0,
+                  "%s", err);
+    morphd_plugin_unload(&p);
+
+    /* a link to a link: the last one counts */
+    char open2[] = "/tmp/morph-open2-XXXXXX", hop[160];
+    ck_assert_ptr_nonnull(mkdtemp(open2));
+    chmod(open2, 0777);
+    snprintf(hop, sizeof hop, "%s/echo.so", open2);
+    snprintf(cmd, sizeof cmd, "cp %s/echo.so %s", PLUGIN_DIR, hop);
+    ck_assert_int_eq(system(cmd), 0);
+    unlink(target);
+    ck_assert_int_eq(symlink(hop, target), 0);
+    ck_assert_int_eq(morphd_plugin_load(safe, "echo", &p, err, sizeof err), -1);
+    snprintf(want, sizeof want, "%s is writable by everyone", open2);
+    ck_assert_msg(strstr(err, want), "%s", err);
+
+    snprintf(cmd, sizeof cmd, "rm -rf %s %s %s", safe, open_dir, open2);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("loader");
     TCase *tc = tcase_create("load");
     tcase_add_test(tc, loads_a_good_plugin);
+    tcase_add_test(tc, refuses_symlinks_into_folders_others_can_write);
     tcase_add_test(tc, missing_file);
     tcase_add_test(tc, not_a_shared_object);
     tcase_add_test(tc, missing_symbol);

@@ -178,6 +178,58 @@ START_TEST(replaced_plugin_file_is_reloaded)
 }
 END_TEST
 
+/* Issue 14, hole 3: each replaced plugin file that a reload loads stays
+ * mapped (plugins are never unloaded), and the unique dlopen name grew by
+ * two bytes each time until it passed PATH_MAX; after 2,036 cycles every
+ * reload failed with a cut-off reason. Now MORPHD_PLUGIN_VERSIONS_MAX
+ * versions load, the next reload fails saying why and what to do, the
+ * last version goes on serving, and memory stops growing. */
+START_TEST(plugin_versions_are_bounded_and_the_limit_reported)
+{
+    char dir[] = "/tmp/morph-vers-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    chmod(dir, 0755);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "cp %s/swap_a.so %s/swap.so", TEST_PLUGIN_DIR, dir);
+    ck_assert_int_eq(system(cmd), 0);
+    start(dir, "[service s]\nlisten = tcp://127.0.0.1:0\ntransform = swap\n");
+    int port = morphd_proc_port(&proc, "s", "tcp", false);
+    const char *last = "A:x";
+    for (int v = 1; v < 64; v++) { /* versions 2..64 */
+        const char *which = v % 2 ? "b" : "a";
+        snprintf(cmd, sizeof cmd, "cp %s/swap_%s.so %s/swap.so.new && mv "
+                 "%s/swap.so.new %s/swap.so", TEST_PLUGIN_DIR, which, dir, dir,
+                 dir);
+        ck_assert_int_eq(system(cmd), 0);
+        ck_assert_msg(morphd_proc_reload(&proc) == 0, "reload %d failed:\n%s",
+                      v, morphd_proc_log(&proc));
+        last = v % 2 ? "B:x" : "A:x";
+    }
+    long rss = morphd_proc_rss_kib(&proc);
+    for (int k = 0; k < 5; k++) { /* version 65, five times: refused */
+        snprintf(cmd, sizeof cmd, "cp %s/swap_%s.so %s/swap.so.new && mv "
+                 "%s/swap.so.new %s/swap.so", TEST_PLUGIN_DIR,
+                 strcmp(last, "A:x") == 0 ? "b" : "a", dir, dir, dir);
+        ck_assert_int_eq(system(cmd), 0);
+        ck_assert_int_eq(morphd_proc_reload(&proc), -1);
+    }
+    ck_assert_int_eq(morphd_proc_log_count(&proc, "its file was replaced and "
+                                                  "loaded 64 times since morphd "
+                                                  "started"), 5);
+    ck_assert_int_ge(morphd_proc_log_count(&proc, "restart morphd to load it "
+                                                  "again"), 5);
+    long rss_after = morphd_proc_rss_kib(&proc);
+    ck_assert_msg(rss_after - rss < 1024, "RSS %ld -> %ld KiB over refused "
+                  "reloads", rss, rss_after);
+    int fd = tcp_connect(port, false);
+    exchange(fd, "x", last); /* the last version loaded serves on */
+    close(fd);
+    ck_assert_int_eq(morphd_proc_stop(&proc), 0);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 /* A plugin put into a folder listed earlier in plugin_dir takes over on
  * reload, and taking it away gives the later folder's back. */
 START_TEST(plugin_in_an_earlier_folder_takes_over_on_reload)
@@ -329,6 +381,7 @@ static Suite *suite(void)
     tcase_add_test(tc, services_added_and_removed);
     tcase_add_test(tc, invalid_config_keeps_the_old_one_running);
     tcase_add_test(tc, replaced_plugin_file_is_reloaded);
+    tcase_add_test(tc, plugin_versions_are_bounded_and_the_limit_reported);
     tcase_add_test(tc, plugin_in_an_earlier_folder_takes_over_on_reload);
     tcase_add_test(tc, soak_reloads_lose_nothing);
     tcase_add_test(tc, soak_reloads_lose_nothing_with_two_workers);
