@@ -1,7 +1,10 @@
 /*
  * admin.c -- the admin endpoint of admin.h. Requests are one line; each
  * connection gets one answer. The socket file is created with mode 0660 so
- * only its owner and group can read the counters.
+ * only its owner and group can read the counters. Clients are few and
+ * quick (`morph stats`): at most ADMIN_MAX_CONNS at once, each given
+ * ADMIN_TIMEOUT_MS for its request, so that clients that connect and say
+ * nothing cannot hold the descriptors the services need.
  */
 #include "admin.h"
 
@@ -14,32 +17,63 @@
 
 #include "log.h"
 
+#define ADMIN_MAX_CONNS 8
+#define ADMIN_TIMEOUT_MS 2000
+
+typedef struct admin_conn admin_conn_t;
+
 struct morphd_admin {
     uv_pipe_t pipe;
     morphd_stats_t **stats;
     char *path;
+    uv_timer_t sweep;    /* closes connections past ADMIN_TIMEOUT_MS */
+    admin_conn_t *conns; /* open ones, newest first */
+    size_t n_conns;
+    uint64_t refused;    /* over ADMIN_MAX_CONNS, since the last log */
+    uint64_t last_refused_log;
+    int closing;         /* handles still to close (pipe, timer) */
 };
 
-typedef struct admin_conn {
+struct admin_conn {
     uv_pipe_t pipe;
     morphd_admin_t *admin;
+    admin_conn_t *prev, *next;
+    uint64_t started; /* uv_now */
     char request[64];
     size_t len;
     uv_write_t write;
     char *answer;
-} admin_conn_t;
+    int done; /* answered or closing: the sweep leaves it be */
+};
 
 static void on_conn_closed(uv_handle_t *h)
 {
     admin_conn_t *c = (admin_conn_t *)h;
+    morphd_admin_t *a = c->admin;
+    if (a != NULL) {
+        if (c->prev)
+            c->prev->next = c->next;
+        else
+            a->conns = c->next;
+        if (c->next)
+            c->next->prev = c->prev;
+        a->n_conns--;
+    }
     free(c->answer);
     free(c);
+}
+
+static void close_conn(admin_conn_t *c)
+{
+    c->done = 1;
+    if (!uv_is_closing((uv_handle_t *)&c->pipe))
+        uv_close((uv_handle_t *)&c->pipe, on_conn_closed);
 }
 
 static void on_written(uv_write_t *req, int status)
 {
     (void)status;
-    uv_close((uv_handle_t *)req->handle, on_conn_closed);
+    close_conn((admin_conn_t *)req->handle);
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -52,6 +86,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 
 static void answer(admin_conn_t *c)
 {
+    c->done = 1; /* the answer goes at the client's pace: it asked */
     uv_read_stop((uv_stream_t *)&c->pipe);
     char *nl = strchr(c->request, '\n');
     if (nl)
@@ -66,13 +101,13 @@ static void answer(admin_conn_t *c)
                                "'stats' or 'stats json'\n", c->request);
     if (rc != 0 || out.len == 0) {
         morphd_buf_free(&out);
-        uv_close((uv_handle_t *)&c->pipe, on_conn_closed);
+        close_conn(c);
         return;
     }
     c->answer = (char *)out.data;
     uv_buf_t b = uv_buf_init(c->answer, (unsigned)out.len);
     if (uv_write(&c->write, (uv_stream_t *)&c->pipe, &b, 1, on_written) != 0)
-        uv_close((uv_handle_t *)&c->pipe, on_conn_closed);
+        close_conn(c);
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -88,8 +123,20 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         if (c->len > 0)
             answer(c); /* a request without newline, then EOF */
         else
-            uv_close((uv_handle_t *)&c->pipe, on_conn_closed);
+            close_conn(c);
     }
+}
+
+/* Closes the clients that have not asked within ADMIN_TIMEOUT_MS. */
+static void on_sweep(uv_timer_t *t)
+{
+    morphd_admin_t *a = t->data;
+    uint64_t now = uv_now(t->loop);
+    for (admin_conn_t *c = a->conns; c != NULL; c = c->next)
+        if (!c->done && now - c->started >= ADMIN_TIMEOUT_MS)
+            close_conn(c);
+    if (a->n_conns == 0)
+        uv_timer_stop(t);
 }
 
 static void on_connection(uv_stream_t *server, int status)
@@ -98,13 +145,41 @@ static void on_connection(uv_stream_t *server, int status)
     if (status < 0)
         return;
     admin_conn_t *c = calloc(1, sizeof *c);
-    if (c == NULL)
+    if (c == NULL) {
+        morphd_log(MORPH_LOG_ERROR, "admin: out of memory accepting a client");
         return;
-    c->admin = a;
+    }
     uv_pipe_init(server->loop, &c->pipe, 0);
-    if (uv_accept(server, (uv_stream_t *)&c->pipe) != 0 ||
-        uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read) != 0)
+    if (uv_accept(server, (uv_stream_t *)&c->pipe) != 0) {
+        uv_close((uv_handle_t *)&c->pipe, on_conn_closed); /* admin NULL */
+        return;
+    }
+    if (a->n_conns >= ADMIN_MAX_CONNS) {
+        /* accepted and closed at once, so that the queue drains */
         uv_close((uv_handle_t *)&c->pipe, on_conn_closed);
+        a->refused++;
+        uint64_t now = uv_now(server->loop);
+        if (a->last_refused_log == 0 || now - a->last_refused_log >= 60000) {
+            morphd_log(MORPH_LOG_WARN, "admin %s: %d clients at once already; "
+                       "%llu more refused (each has %d ms to ask; logged at "
+                       "most once a minute)", a->path, ADMIN_MAX_CONNS,
+                       (unsigned long long)a->refused, ADMIN_TIMEOUT_MS);
+            a->last_refused_log = now;
+            a->refused = 0;
+        }
+        return;
+    }
+    c->admin = a;
+    c->started = uv_now(server->loop);
+    c->next = a->conns;
+    if (a->conns)
+        a->conns->prev = c;
+    a->conns = c;
+    if (a->n_conns++ == 0)
+        uv_timer_start(&a->sweep, on_sweep, ADMIN_TIMEOUT_MS / 4,
+                       ADMIN_TIMEOUT_MS / 4);
+    if (uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read) != 0)
+        close_conn(c);
 }
 
 morphd_admin_t *morphd_admin_open(uv_loop_t *loop, const char *path,
@@ -128,6 +203,9 @@ morphd_admin_t *morphd_admin_open(uv_loop_t *loop, const char *path,
     a->stats = stats;
     uv_pipe_init(loop, &a->pipe, 0);
     a->pipe.data = a;
+    uv_timer_init(loop, &a->sweep);
+    a->sweep.data = a;
+    uv_unref((uv_handle_t *)&a->sweep);
     mode_t old = umask(0117); /* srw-rw---- */
     int rc = uv_pipe_bind(&a->pipe, path);
     umask(old);
@@ -144,6 +222,8 @@ morphd_admin_t *morphd_admin_open(uv_loop_t *loop, const char *path,
 static void on_admin_closed(uv_handle_t *h)
 {
     morphd_admin_t *a = h->data;
+    if (--a->closing > 0)
+        return;
     free(a->path);
     free(a);
 }
@@ -152,6 +232,16 @@ void morphd_admin_close(morphd_admin_t *a)
 {
     if (a == NULL)
         return;
-    unlink(a->path);
+    if (unlink(a->path) != 0 && errno != ENOENT)
+        morphd_log(MORPH_LOG_INFO, "admin socket %s not removed: %s (its "
+                   "folder is not writable by the user morphd runs as; the "
+                   "next morphd replaces it)", a->path, strerror(errno));
+    for (admin_conn_t *c = a->conns; c != NULL; c = c->next) {
+        c->admin = NULL; /* the list goes with a */
+        close_conn(c);
+    }
+    a->conns = NULL;
+    a->closing = 2;
+    uv_close((uv_handle_t *)&a->sweep, on_admin_closed);
     uv_close((uv_handle_t *)&a->pipe, on_admin_closed);
 }

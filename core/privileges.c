@@ -74,6 +74,11 @@ int morphd_drop_privileges(const morphd_config_t *cfg, char *err,
         }
         gid = gr->gr_gid;
     }
+    /* the admin socket becomes the user's and its group's: `morph stats`
+     * works for the service's group (mode 0660) */
+    if (cfg->admin_socket != NULL && chown(cfg->admin_socket, uid, gid) != 0)
+        morphd_log(MORPH_LOG_WARN, "admin socket %s: cannot give it to %s: %s",
+                   cfg->admin_socket, cfg->user, strerror(errno));
     if (setgroups(1, &gid) != 0 || setgid(gid) != 0 || setuid(uid) != 0) {
         snprintf(err, err_size, "cannot switch to user %s: %s", cfg->user,
                  strerror(errno));

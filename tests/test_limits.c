@@ -6,7 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <pwd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -261,6 +264,83 @@ START_TEST(udp_receive_buffer_reported_when_capped)
 }
 END_TEST
 
+static long now_ms(void);
+
+static int admin_connect(const char *path)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    snprintf(a.sun_path, sizeof a.sun_path, "%.100s", path);
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Issue 14, hole 2: 400 admin clients that never send, under ulimit -n
+ * 256, pinned every descriptor and the TCP service reset new clients. Now
+ * at most 8 are kept, each for 2 s: the service answers throughout, the
+ * silent ones are closed, and `morph stats` works again after them. */
+START_TEST(silent_admin_clients_cannot_starve_the_service)
+{
+    setenv("MORPH_TEST_WRAPPER", "prlimit --nofile=256:256", 1);
+    start("");
+    unsetenv("MORPH_TEST_WRAPPER");
+    int silent[400];
+    for (int i = 0; i < 400; i++)
+        silent[i] = admin_connect(admin_path); /* -1 when the queue is full */
+    for (int i = 0; i < 40; i++) {
+        int fd = tcp_connect(port(false), false);
+        ck_assert_msg(answers(fd), "TCP client %d not served while the admin "
+                      "socket was flooded", i);
+        close(fd);
+    }
+    long t0 = now_ms();
+    for (int i = 0; i < 400; i++) {
+        if (silent[i] < 0)
+            continue;
+        char b;
+        struct pollfd pf = {silent[i], POLLIN, 0};
+        ck_assert_msg(poll(&pf, 1, 5000) == 1 && recv(silent[i], &b, 1, 0) <= 0,
+                      "admin client %d still held", i);
+        close(silent[i]);
+    }
+    ck_assert_int_le(now_ms() - t0, 4000);
+    ck_assert_int_ge(stat_of("messages_in"), 40); /* morph stats answers */
+    ck_assert_int_eq(morphd_proc_log_count(&proc, "clients at once already"), 1);
+    ck_assert_int_eq(morphd_proc_stop(&proc), 0);
+}
+END_TEST
+
+/* The admin socket belongs to the user morphd switches to (so `morph
+ * stats` works for its group), and is removed at exit -- which, in a
+ * sticky folder such as /tmp, needs it to be that user's. */
+START_TEST(admin_socket_belongs_to_the_user_and_goes_at_exit)
+{
+    snprintf(admin_path, sizeof admin_path, "/tmp/morph-admin-u-%d.sock",
+             (int)getpid());
+    struct passwd *pw = getpwnam("nobody");
+    bool root = geteuid() == 0 && pw != NULL;
+    char ini[1024];
+    snprintf(ini, sizeof ini,
+             "[morphd]\nplugin_dir = %s\nadmin_socket = %s\n%s\n"
+             "[service s]\nlisten = tcp://127.0.0.1:0\ntransform = uppercase\n",
+             PLUGIN_DIR, admin_path, root ? "user = nobody" : "");
+    const char *args[] = {"--as-is", NULL};
+    const char *const *a = root ? args : NULL;
+    if (morphd_proc_start_args(&proc, ini, a) != 0)
+        ck_abort_msg("morphd did not start:\n%s", morphd_proc_log(&proc));
+    struct stat sb;
+    ck_assert_int_eq(stat(admin_path, &sb), 0);
+    ck_assert_uint_eq(sb.st_uid, root ? pw->pw_uid : geteuid());
+    ck_assert_uint_eq(sb.st_mode & 0777, 0660);
+    ck_assert_int_eq(morphd_proc_stop(&proc), 0);
+    ck_assert_msg(stat(admin_path, &sb) != 0, "%s left behind at exit",
+                  admin_path);
+}
+END_TEST
+
 static long now_ms(void)
 {
     struct timespec ts;
@@ -427,6 +507,8 @@ static Suite *suite(void)
     tcase_add_test(tc, workers_share_the_ports);
     tcase_add_test(tc, open_file_limit_is_raised_or_reported);
     tcase_add_test(tc, udp_receive_buffer_reported_when_capped);
+    tcase_add_test(tc, silent_admin_clients_cannot_starve_the_service);
+    tcase_add_test(tc, admin_socket_belongs_to_the_user_and_goes_at_exit);
     tcase_add_test(tc, rate_per_source_tcp);
     tcase_add_test(tc, rate_per_source_bounded_by_100000_sources);
     suite_add_tcase(s, tc);
