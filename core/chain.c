@@ -777,7 +777,10 @@ void morphd_chain_run(morphd_chain_t *chain, morphd_conn_t *conn, size_t from,
         morph_out_t o = {buf->data + off, 0, buf->cap - off, out_reserve,
                          out_fail, &x, (uint32_t)sizeof o, 0, out_defer};
         morphd_running_stage = st;
+        __atomic_store_n(&chain->env->calling, st, __ATOMIC_RELAXED);
+        __atomic_store_n(&chain->env->calling_since, t ? t : 1, __ATOMIC_RELEASE);
         int rc = st->plugin->desc->transform(st->instance, *slot, &msg, &o);
+        __atomic_store_n(&chain->env->calling_since, 0, __ATOMIC_RELEASE);
         morphd_running_stage = NULL;
         uint64_t t2 = morphd_ticks();
         if (lazy != NULL) { /* the plugin made its state now */

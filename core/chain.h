@@ -52,6 +52,10 @@ typedef struct morphd_chain_env {
     /* set by the owner: the last job in flight has ended */
     void (*on_jobs_gone)(struct morphd_chain_env *env);
     void *owner;
+    /* the plugin call on the loop now, and since when (ticks; 0: none),
+     * for the watchdog thread (watchdog.h); atomics */
+    const struct morphd_stage *calling;
+    uint64_t calling_since;
 } morphd_chain_env_t;
 
 /* Prepares an env for `loop` (NULL: standalone without deferring). */

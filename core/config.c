@@ -579,6 +579,14 @@ static const key_row_t key_table[] = {
      "on SIGINT/SIGTERM, how long to wait for pending replies to be "
      "written before closing the remaining connections", "30s"},
 
+    {SEC_MORPHD, "plugin_timeout", set_duration_ms,
+     CONF_OFF(plugin_timeout_ms), -1, 0, 3600000, "10s",
+     "a plugin call on a worker that has not returned in this time (an "
+     "endless loop, a call that blocks) makes morphd log the plugin and "
+     "service and abort, so that systemd starts a fresh one; a stuck worker "
+     "gets its share of new clients (SO_REUSEPORT) until then. 0: calls are "
+     "not timed", "2s"},
+
     {SEC_SERVICE, "listen", set_listen, SVC_OFF(listen), SVC_LINE(listen_line),
      0, 0, NULL,
      "required; endpoints tcp://HOST:PORT, udp://HOST:PORT, tls://HOST:PORT "

@@ -94,6 +94,7 @@ typedef struct morphd_config {
     unsigned workers;   /* event-loop threads; 0: one per CPU ("auto") */
     int log_level;
     unsigned shutdown_timeout_ms;
+    unsigned plugin_timeout_ms; /* the watchdog's; 0: calls are not timed */
     unsigned long seen;
 
     morphd_service_conf_t *services;

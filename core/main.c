@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "activation.h"
+#include "watchdog.h"
 #include "chain.h"
 #include "config.h"
 #include "exit_codes.h"
@@ -85,7 +86,11 @@ static void on_fatal_signal(int sig)
     n = put(msg, n, sizeof msg, sig >= 10 ? num : num + 1);
     /* the plugin this thread was running, if any (set around each call) */
     const morphd_stage_t *st = morphd_running_stage;
-    if (st != NULL) {
+    if (morphd_watchdog_fired) {
+        n = put(msg, n, sizeof msg, ": the watchdog aborted morphd for a "
+                                    "plugin call past plugin_timeout (logged "
+                                    "above)");
+    } else if (st != NULL) {
         n = put(msg, n, sizeof msg, " in plugin ");
         n = put(msg, n, sizeof msg, st->plugin->name);
         n = put(msg, n, sizeof msg, " of service ");

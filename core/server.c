@@ -18,6 +18,7 @@
 #include "access_log.h"
 #include "activation.h"
 #include "admin.h"
+#include "watchdog.h"
 #include "log.h"
 #include "notify.h"
 #include "options.h"
@@ -445,6 +446,7 @@ int morphd_server_listen(morphd_server_t *s, morphd_errors_t *errs)
         morphd_log(MORPH_LOG_INFO, "metrics on %s/metrics", bound);
     }
     s->shutdown_timeout_ms = s->gen->cfg.shutdown_timeout_ms;
+    s->plugin_timeout_ms = s->gen->cfg.plugin_timeout_ms;
     free(s->plugin_dir);
     s->plugin_dir = s->pending.plugin_dir;
     s->pending.plugin_dir = NULL;
@@ -492,7 +494,10 @@ int morphd_server_reload(morphd_server_t *s, morphd_config_t *cfg,
     b.plugin_dir = NULL;
     discard_build(s, &b);
     s->gen = gen;
-    s->shutdown_timeout_ms = gen->cfg.shutdown_timeout_ms;
+    __atomic_store_n(&s->shutdown_timeout_ms, gen->cfg.shutdown_timeout_ms,
+                     __ATOMIC_RELAXED);
+    __atomic_store_n(&s->plugin_timeout_ms, gen->cfg.plugin_timeout_ms,
+                     __ATOMIC_RELAXED);
     free(s->services);
     s->services = services;
     s->n_services = n;
@@ -595,6 +600,16 @@ int morphd_server_run(morphd_server_t *s)
     uv_signal_start(&s->sighup, on_signal, SIGHUP);
     uv_signal_start(&s->sigusr1, on_signal, SIGUSR1);
     s->signals_on = true;
+    /* after libuv's signal handlers: the watchdog hooks in front of them */
+    morphd_chain_env_t *envs[s->n_workers];
+    for (unsigned w = 0; w < s->n_workers; w++)
+        envs[w] = &s->workers[w].env;
+    s->watchdog = morphd_watchdog_start(envs, s->n_workers,
+                                        &s->plugin_timeout_ms,
+                                        &s->shutdown_timeout_ms);
+    if (s->watchdog == NULL)
+        morphd_log(MORPH_LOG_WARN, "no watchdog thread: plugin_timeout and "
+                   "the shutdown_timeout limit are not enforced");
     if (s->stopping) { /* stopped before running */
         on_main_idle(&s->workers[0], s);
     } else {
@@ -616,6 +631,7 @@ int morphd_server_run(morphd_server_t *s)
 void morphd_server_free(morphd_server_t *s)
 {
     if (s->workers != NULL) {
+        /* (the watchdog goes last: it is what ends a stop that hangs) */
         /* worker threads end once stopped and drained */
         if (s->started && !s->stopping)
             morphd_server_stop(s);
@@ -631,6 +647,8 @@ void morphd_server_free(morphd_server_t *s)
             morphd_worker_free(&s->workers[w]);
         morphd_access_log_close(s->access_log); /* every loop is done */
         s->access_log = NULL;
+        morphd_watchdog_stop(s->watchdog);
+        s->watchdog = NULL;
         free(s->workers);
     }
     for (size_t i = 0; i < s->n_plugins; i++) {

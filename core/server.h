@@ -60,6 +60,8 @@ typedef struct morphd_server {
     morphd_server_counters_t counters;   /* what /metrics adds */
     struct morphd_access_log *access_log; /* access_log, once listening */
     unsigned shutdown_timeout_ms;
+    unsigned plugin_timeout_ms;          /* read by the watchdog */
+    struct morphd_watchdog *watchdog;
 
     uv_signal_t sigint, sigterm, sighup, sigusr1;
     bool signals_on;

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -131,6 +132,85 @@ START_TEST(crashing_plugin_is_logged_and_fatal)
 }
 END_TEST
 
+static long ms_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+/* Waits (10 s at most) for morphd to end; its wait status. */
+static int wait_end(void)
+{
+    int status = -1;
+    for (int i = 0; i < 1000 && waitpid(proc.pid, &status, WNOHANG) == 0; i++)
+        usleep(10000);
+    proc.pid = 0;
+    return status;
+}
+
+/* Issue 14: a plugin that never returns (a busy loop) stopped its worker
+ * for good, logged nothing, and kept SIGTERM from ending morphd. Past
+ * plugin_timeout the watchdog logs the plugin and service and aborts,
+ * for systemd to restart a fresh morphd. */
+START_TEST(watchdog_aborts_a_plugin_call_past_plugin_timeout)
+{
+    char ini[512];
+    snprintf(ini, sizeof ini, "[morphd]\nplugin_dir = %s\nplugin_timeout = "
+             "500ms\n[service s]\nlisten = tcp://127.0.0.1:0\ntransform = "
+             "hang\n", TEST_PLUGIN_DIR);
+    if (morphd_proc_start(&proc, ini) != 0)
+        ck_abort_msg("morphd did not start:\n%s", morphd_proc_log(&proc));
+    int fd = tcp_connect(tcp(), false);
+    long t0 = ms_now();
+    ck_assert_int_eq(send_all(fd, "hang", 4), 0);
+    int status = wait_end();
+    long took = ms_now() - t0;
+    close(fd);
+    ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT,
+                  "status %d", status);
+    ck_assert_msg(took >= 500 && took < 3000, "aborted after %ld ms", took);
+    ck_assert_int_eq(morphd_proc_log_count(&proc, "watchdog: plugin hang of "
+                                                  "service s has not returned "
+                                                  "for "), 1);
+    ck_assert_int_eq(morphd_proc_log_count(&proc, "plugin_timeout = 0.5 s"), 1);
+#ifndef MORPH_SANITIZE
+    ck_assert_int_eq(morphd_proc_log_count(&proc, "fatal signal 6: the "
+                                                  "watchdog aborted morphd"), 1);
+#endif
+}
+END_TEST
+
+/* shutdown_timeout is a hard limit: with plugin_timeout off and a plugin
+ * stuck on the only worker (the one that handles signals), SIGTERM still
+ * ends morphd, and the log says which plugin held it. */
+START_TEST(sigterm_ends_morphd_within_shutdown_timeout_despite_a_stuck_plugin)
+{
+    char ini[512];
+    snprintf(ini, sizeof ini, "[morphd]\nplugin_dir = %s\nplugin_timeout = 0\n"
+             "shutdown_timeout = 1s\n[service s]\nlisten = tcp://127.0.0.1:0\n"
+             "transform = hang\n", TEST_PLUGIN_DIR);
+    if (morphd_proc_start(&proc, ini) != 0)
+        ck_abort_msg("morphd did not start:\n%s", morphd_proc_log(&proc));
+    int fd = tcp_connect(tcp(), false);
+    ck_assert_int_eq(send_all(fd, "hang", 4), 0);
+    usleep(300 * 1000); /* it is in the loop now */
+    long t0 = ms_now();
+    kill(proc.pid, SIGTERM);
+    int status = wait_end();
+    long took = ms_now() - t0;
+    close(fd);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 1, "status %d",
+                  status);
+    /* shutdown_timeout, then the 2 s the watchdog gives an exit */
+    ck_assert_msg(took >= 1000 && took < 4500, "ended after %ld ms", took);
+    ck_assert_int_eq(morphd_proc_log_count(&proc, "after SIGTERM (shutdown_"
+                                                  "timeout = 1000 ms): plugin "
+                                                  "hang of service s has not "
+                                                  "returned"), 1);
+}
+END_TEST
+
 /* A log that cannot be written (a full disk) never stops serving. */
 START_TEST(unwritable_log_does_not_stop_serving)
 {
@@ -167,6 +247,8 @@ static Suite *suite(void)
     tcase_add_test(tc, udp_replies_never_amplify);
     tcase_add_test(tc, blocking_plugin_is_reported);
     tcase_add_test(tc, crashing_plugin_is_logged_and_fatal);
+    tcase_add_test(tc, watchdog_aborts_a_plugin_call_past_plugin_timeout);
+    tcase_add_test(tc, sigterm_ends_morphd_within_shutdown_timeout_despite_a_stuck_plugin);
     tcase_add_test(tc, unwritable_log_does_not_stop_serving);
     suite_add_tcase(s, tc);
     return s;

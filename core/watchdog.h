@@ -1,0 +1,35 @@
+/*
+ * watchdog.h -- a thread that watches the workers from outside their
+ * loops, for what a loop cannot see about itself:
+ *  - a plugin call that has not returned within plugin_timeout (an endless
+ *    loop, a blocking call): logged with the plugin and service, then
+ *    abort(), so that systemd (Restart=on-failure) starts a fresh morphd;
+ *  - SIGTERM or SIGINT not ended within shutdown_timeout (a stuck plugin
+ *    keeps a loop from ever closing): logged, then the process exits.
+ */
+#ifndef MORPHD_WATCHDOG_H
+#define MORPHD_WATCHDOG_H
+
+#include <signal.h>
+
+#include "chain.h"
+
+typedef struct morphd_watchdog morphd_watchdog_t;
+
+/* Set once the watchdog has decided to abort, for the crash logger. */
+extern volatile sig_atomic_t morphd_watchdog_fired;
+
+/* Starts watching the `n` chain envs (one per worker; their calling and
+ * calling_since). The two timeouts are read at each check, so a reload
+ * may change them (0: plugin calls are not timed). Hooks SIGTERM and
+ * SIGINT in front of the handlers installed already (libuv's), to learn
+ * when a stop was asked even if every loop is stuck. NULL when no thread
+ * could be made. */
+morphd_watchdog_t *morphd_watchdog_start(morphd_chain_env_t *const *envs,
+                                         unsigned n,
+                                         const unsigned *plugin_timeout_ms,
+                                         const unsigned *shutdown_timeout_ms);
+
+void morphd_watchdog_stop(morphd_watchdog_t *w);
+
+#endif
