@@ -385,6 +385,11 @@ static int switch_to(morphd_server_t *s, morphd_build_t *b,
 static void on_closed_noop(uv_handle_t *h) { (void)h; }
 
 /* Worker 0 has nothing left open: let the main loop end. */
+/* the main loop's stop handle while it is open (NULL after), and the
+ * last stop signal, for on_stop_signal */
+static uv_async_t *stop_async;
+static int stop_signum;
+
 static void on_main_idle(morphd_worker_t *w, void *arg)
 {
     (void)w;
@@ -395,14 +400,14 @@ static void on_main_idle(morphd_worker_t *w, void *arg)
     s->metrics = NULL;
     if (s->signals_on) {
         s->signals_on = false;
-        uv_close((uv_handle_t *)&s->sigint, on_closed_noop);
-        uv_close((uv_handle_t *)&s->sigterm, on_closed_noop);
+        /* SIGTERM and SIGINT keep morphd's handler, which from now on
+         * only notes them: a second one must not kill a morphd that is
+         * exiting cleanly */
+        __atomic_store_n(&stop_async, NULL, __ATOMIC_RELEASE);
+        uv_close((uv_handle_t *)&s->stop_async, on_closed_noop);
         uv_close((uv_handle_t *)&s->sighup, on_closed_noop);
         uv_close((uv_handle_t *)&s->sigusr1, on_closed_noop);
-        /* Closing the handles restored the default actions: a second
-         * SIGTERM now would kill morphd before it exits cleanly. */
-        signal(SIGINT, SIG_IGN);
-        signal(SIGTERM, SIG_IGN);
+        /* closing these restored their default actions, which kill */
         signal(SIGHUP, SIG_IGN);
         signal(SIGUSR1, SIG_IGN);
     }
@@ -582,25 +587,51 @@ static void on_signal(uv_signal_t *h, int signum)
         log_stats(s);
         return;
     }
+}
+
+/* SIGTERM, SIGINT: noted for the watchdog (which ends a stop that hangs)
+ * and passed to the main loop. Async-signal-safe: uv_async_send is. */
+static void on_stop_signal(int sig)
+{
+    int saved = errno;
+    morphd_watchdog_note_stop();
+    __atomic_store_n(&stop_signum, sig, __ATOMIC_RELAXED);
+    uv_async_t *a = __atomic_load_n(&stop_async, __ATOMIC_ACQUIRE);
+    if (a != NULL)
+        uv_async_send(a);
+    errno = saved;
+}
+
+static void on_stop_async(uv_async_t *a)
+{
+    morphd_server_t *s = a->data;
+    int sig = __atomic_load_n(&stop_signum, __ATOMIC_RELAXED);
+    if (s->stopping)
+        return;
     morphd_log(MORPH_LOG_INFO, "received %s; finishing pending replies and "
-               "exiting", signum == SIGINT ? "SIGINT" : "SIGTERM");
+               "exiting", sig == SIGINT ? "SIGINT" : "SIGTERM");
     morphd_server_stop(s);
 }
 
 int morphd_server_run(morphd_server_t *s)
 {
     uv_loop_t *loop = &s->workers[0].loop;
-    uv_signal_init(loop, &s->sigint);
-    uv_signal_init(loop, &s->sigterm);
+    uv_async_init(loop, &s->stop_async, on_stop_async);
+    s->stop_async.data = s;
+    __atomic_store_n(&stop_async, &s->stop_async, __ATOMIC_RELEASE);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigfillset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
     uv_signal_init(loop, &s->sighup);
     uv_signal_init(loop, &s->sigusr1);
-    s->sigint.data = s->sigterm.data = s->sighup.data = s->sigusr1.data = s;
-    uv_signal_start(&s->sigint, on_signal, SIGINT);
-    uv_signal_start(&s->sigterm, on_signal, SIGTERM);
+    s->sighup.data = s->sigusr1.data = s;
     uv_signal_start(&s->sighup, on_signal, SIGHUP);
     uv_signal_start(&s->sigusr1, on_signal, SIGUSR1);
     s->signals_on = true;
-    /* after libuv's signal handlers: the watchdog hooks in front of them */
     morphd_chain_env_t *envs[s->n_workers];
     for (unsigned w = 0; w < s->n_workers; w++)
         envs[w] = &s->workers[w].env;

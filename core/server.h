@@ -63,7 +63,10 @@ typedef struct morphd_server {
     unsigned plugin_timeout_ms;          /* read by the watchdog */
     struct morphd_watchdog *watchdog;
 
-    uv_signal_t sigint, sigterm, sighup, sigusr1;
+    uv_signal_t sighup, sigusr1;
+    /* SIGTERM and SIGINT: a handler of morphd's own (never restored to the
+     * default, which would kill) wakes the main loop through this */
+    uv_async_t stop_async;
     bool signals_on;
     bool started;
     bool stopping;

@@ -31,7 +31,6 @@ struct morphd_watchdog {
 
 /* CLOCK_MONOTONIC ns of the first SIGTERM/SIGINT (0: none yet) */
 static uint64_t stop_asked_ns;
-static struct sigaction chained[2]; /* libuv's handlers, called after ours */
 
 static uint64_t mono_ns(void)
 {
@@ -40,28 +39,11 @@ static uint64_t mono_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static void on_stop_signal(int sig, siginfo_t *info, void *ctx)
+void morphd_watchdog_note_stop(void)
 {
     uint64_t zero = 0; /* clock_gettime is async-signal-safe */
     __atomic_compare_exchange_n(&stop_asked_ns, &zero, mono_ns(), false,
                                 __ATOMIC_RELAXED, __ATOMIC_RELAXED);
-    const struct sigaction *next = &chained[sig == SIGTERM ? 0 : 1];
-    if (next->sa_flags & SA_SIGINFO)
-        next->sa_sigaction(sig, info, ctx);
-    else if (next->sa_handler != SIG_DFL && next->sa_handler != SIG_IGN)
-        next->sa_handler(sig);
-}
-
-static void hook(int sig, struct sigaction *save)
-{
-    struct sigaction sa;
-    if (sigaction(sig, NULL, save) != 0)
-        return;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_sigaction = on_stop_signal;
-    sa.sa_mask = save->sa_mask;
-    sa.sa_flags = SA_SIGINFO | (save->sa_flags & SA_RESTART);
-    sigaction(sig, &sa, NULL);
 }
 
 /* The plugin a worker is in, and for how long (ns); NULL when none. */
@@ -155,8 +137,6 @@ morphd_watchdog_t *morphd_watchdog_start(morphd_chain_env_t *const *envs,
         free(w);
         return NULL;
     }
-    hook(SIGTERM, &chained[0]);
-    hook(SIGINT, &chained[1]);
     return w;
 }
 

@@ -21,9 +21,7 @@ extern volatile sig_atomic_t morphd_watchdog_fired;
 
 /* Starts watching the `n` chain envs (one per worker; their calling and
  * calling_since). The two timeouts are read at each check, so a reload
- * may change them (0: plugin calls are not timed). Hooks SIGTERM and
- * SIGINT in front of the handlers installed already (libuv's), to learn
- * when a stop was asked even if every loop is stuck. NULL when no thread
+ * may change them (0: plugin calls are not timed). NULL when no thread
  * could be made. */
 morphd_watchdog_t *morphd_watchdog_start(morphd_chain_env_t *const *envs,
                                          unsigned n,
@@ -31,5 +29,9 @@ morphd_watchdog_t *morphd_watchdog_start(morphd_chain_env_t *const *envs,
                                          const unsigned *shutdown_timeout_ms);
 
 void morphd_watchdog_stop(morphd_watchdog_t *w);
+
+/* A stop was asked (SIGTERM, SIGINT): from a signal handler, so that the
+ * watchdog knows even when every loop is stuck. Async-signal-safe. */
+void morphd_watchdog_note_stop(void);
 
 #endif

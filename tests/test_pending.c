@@ -204,6 +204,35 @@ START_TEST(half_close_still_answered)
 }
 END_TEST
 
+/* SIGTERM after SIGTERM, every millisecond until morphd has gone: none
+ * of them kills it (once libuv's handler was closed at the end of a
+ * stop, a SIGTERM met the default action for a moment, and a CI run
+ * caught morphd dying of it: status 143). */
+START_TEST(repeated_sigterm_never_kills_a_clean_exit)
+{
+    start(PLUGIN_DIR, "[service d]\nlisten = tcp://127.0.0.1:0\n"
+                      "transform = delay\nframing = line\ndelay.ms = 200\n");
+    int fd = tcp_connect(port("d", "tcp"), false);
+    ck_assert_int_eq(send_all(fd, "late\n", 5), 0);
+    usleep(20 * 1000);
+    int status = -1;
+    for (int i = 0; i < 5000; i++) {
+        if (waitpid(proc.pid, &status, WNOHANG) == proc.pid)
+            break;
+        kill(proc.pid, SIGTERM);
+        usleep(1000);
+    }
+    proc.pid = 0;
+    char buf[8] = "";
+    ck_assert_uint_eq(recv_exact(fd, buf, 5, TIMEOUT_MS), 5);
+    close(fd);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "status %d (a signal: %d)", status,
+                  WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+    morphd_proc_cleanup(&proc);
+}
+END_TEST
+
 /* SIGTERM waits for a message in flight, up to shutdown_timeout. */
 START_TEST(shutdown_waits_for_pending)
 {
@@ -405,6 +434,7 @@ static Suite *suite(void)
     tcase_add_test(tc, client_leaves_while_pending);
     tcase_add_test(tc, half_close_still_answered);
     tcase_add_test(tc, shutdown_waits_for_pending);
+    tcase_add_test(tc, repeated_sigterm_never_kills_a_clean_exit);
     tcase_add_test(tc, shutdown_timeout_cancels_pending);
     tcase_add_test(tc, reload_keeps_pending);
     tcase_add_test(tc, udp_in_flight_is_bounded);
