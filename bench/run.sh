@@ -227,40 +227,36 @@ scenario "UDP request/response: 64-byte datagrams, 32 clients" \
     "epoll libuv libuv2 morphd" udp-rr udp -c 32 -s 64
 scenario "TCP streaming through uppercase, one connection (MB/s)" \
     "epoll libuv morphd" tcp-stream stream
-scenario "Line framing: reverse alone, and the chain uppercase | reverse (100 connections)" \
-    "morphd-reverse morphd-chain" tcp-rr chain -c 100 -s 64
-if wanted chain; then
-    echo
-    echo "CPU per request of the chain ÷ reverse alone (median of per-round ratios): $(ratio "$work/data" morphd-chain morphd-reverse 4)"
-fi | tee -a "$RESULTS"
+# versus TITLE BASE SERVER NAME WHAT: BASE and SERVER side by side (TCP,
+# 100 connections of 64 B), and the median over rounds of SERVER's CPU per
+# request divided by BASE's in the same round
+versus() {
+    scenario "$1" "$2 $3" tcp-rr "$4" -c 100 -s 64
+    if wanted "$4"; then
+        echo
+        echo "CPU per request $5 (median of per-round ratios): $(ratio "$work/data" "$3" "$2" 4)"
+    fi | tee -a "$RESULTS"
+}
+
+versus "Line framing: reverse alone, and the chain uppercase | reverse (100 connections)" \
+    morphd-reverse morphd-chain chain "of the chain ÷ reverse alone"
 
 # answering later: the same chain shape, one plugin deferring every message
 # to a 0 ms timer on the loop (the whole pending-reply path) against one
 # answering at once
-scenario "Answering later: delay (timer, 0 ms) | uppercase against echo | uppercase (TCP, 100 connections)" \
-    "morphd-echo morphd-delay0" tcp-rr pending -c 100 -s 64
-if wanted pending; then
-    echo
-    echo "CPU per request of delay.ms = 0 ÷ the synchronous echo | uppercase (median of per-round ratios): $(ratio "$work/data" morphd-delay0 morphd-echo 4)"
-fi | tee -a "$RESULTS"
+versus "Answering later: delay (timer, 0 ms) | uppercase against echo | uppercase (TCP, 100 connections)" \
+    morphd-echo morphd-delay0 pending \
+    "of delay.ms = 0 ÷ the synchronous echo | uppercase"
 
 # behind a balancer: PROXY v2 headers read once per connection, then the
 # same long-lived request/response as without
-scenario "Behind a load balancer: proxy_protocol = v2 against none (TCP, 64 B, 100 long-lived connections)" \
-    "morphd morphd-proxy" tcp-rr proxy -c 100 -s 64
-if wanted proxy; then
-    echo
-    echo "CPU per request with proxy_protocol = v2 ÷ without (median of per-round ratios): $(ratio "$work/data" morphd-proxy morphd 4)"
-fi | tee -a "$RESULTS"
+versus "Behind a load balancer: proxy_protocol = v2 against none (TCP, 64 B, 100 long-lived connections)" \
+    morphd morphd-proxy proxy "with proxy_protocol = v2 ÷ without"
 
 # scraped every second (1 s is 15 times Prometheus' default pace): the
 # scrape thread's CPU counts, as it is morphd's
-scenario "Metrics scraped every second against none (TCP, 64 B, 100 connections)" \
-    "morphd morphd-metrics" tcp-rr metrics -c 100 -s 64
-if wanted metrics; then
-    echo
-    echo "CPU per request scraped every second ÷ not scraped (median of per-round ratios): $(ratio "$work/data" morphd-metrics morphd 4)"
-fi | tee -a "$RESULTS"
+versus "Metrics scraped every second against none (TCP, 64 B, 100 connections)" \
+    morphd morphd-metrics metrics "scraped every second ÷ not scraped"
 
 # instructions per request (callgrind): not noisy, where CPU time is
 if wanted callgrind && command -v valgrind >/dev/null; then
