@@ -99,7 +99,9 @@ static void *watch(void *arg)
             ((uint64_t)__atomic_load_n(w->shutdown_timeout_ms, __ATOMIC_RELAXED) +
              SHUTDOWN_GRACE_MS) * 1000000u;
         if (asked != 0 && mono_ns() - asked >= limit) {
-            if (stuck != NULL)
+            /* named only when it has been in its call for a while: a call
+             * that ends now could take its stage with it */
+            if (stuck != NULL && stuck_ns >= 1000000000u)
                 morphd_log(MORPH_LOG_ERROR, "watchdog: still running %.1f s "
                            "after SIGTERM (shutdown_timeout = %u ms): plugin "
                            "%s of service %s has not returned for %.1f s; "
