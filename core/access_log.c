@@ -7,10 +7,8 @@
  */
 #include "access_log.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -20,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "endpoint.h"
 #include "log.h"
 
 #define CHUNK (64 * 1024) /* what the writer takes at once */
@@ -224,15 +223,8 @@ bool morphd_access_log_json(const morphd_access_log_t *a) { return a->json; }
 static void client_text(const morphd_access_entry_t *e, char *buf, size_t size)
 {
     const struct sockaddr *sa = e->client;
-    char host[INET6_ADDRSTRLEN] = "";
-    if (sa != NULL && sa->sa_family == AF_INET) {
-        const struct sockaddr_in *in = (const void *)sa;
-        inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
-        snprintf(buf, size, "%s:%u", host, ntohs(in->sin_port));
-    } else if (sa != NULL && sa->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *in6 = (const void *)sa;
-        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
-        snprintf(buf, size, "[%s]:%u", host, ntohs(in6->sin6_port));
+    if (sa != NULL && (sa->sa_family == AF_INET || sa->sa_family == AF_INET6)) {
+        morphd_sockaddr_format(sa, buf, size);
     } else if (e->uid >= 0) {
         snprintf(buf, size, "uid=%lld pid=%lld", e->uid, e->pid);
     } else {

@@ -35,31 +35,34 @@ int morphd_endpoint_port(const morphd_endpoint_t *ep)
     return ntohs(((const struct sockaddr_in *)&ep->addr)->sin_port);
 }
 
+void morphd_sockaddr_format(const struct sockaddr *addr, char *buf,
+                            size_t size)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+    if (addr->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)addr;
+        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+        snprintf(buf, size, "[%s]:%d", host, ntohs(a->sin6_port));
+    } else {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)addr;
+        inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+        snprintf(buf, size, "%s:%d", host, ntohs(a->sin_port));
+    }
+}
+
 void morphd_endpoint_format(morphd_transport_t t,
                             const struct sockaddr *addr, char *buf,
                             size_t size)
 {
-    char host[INET6_ADDRSTRLEN] = "?";
-    int port = 0;
     if (addr->sa_family == AF_UNIX) {
         const struct sockaddr_un *u = (const struct sockaddr_un *)addr;
         snprintf(buf, size, "unix://%.*s", (int)sizeof u->sun_path,
                  u->sun_path[0] == '/' ? u->sun_path : "");
         return;
     }
-    if (addr->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)addr;
-        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
-        port = ntohs(a->sin6_port);
-        snprintf(buf, size, "%s://[%s]:%d", morphd_transport_name(t), host,
-                 port);
-    } else {
-        const struct sockaddr_in *a = (const struct sockaddr_in *)addr;
-        inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
-        port = ntohs(a->sin_port);
-        snprintf(buf, size, "%s://%s:%d", morphd_transport_name(t), host,
-                 port);
-    }
+    char hostport[INET6_ADDRSTRLEN + 9];
+    morphd_sockaddr_format(addr, hostport, sizeof hostport);
+    snprintf(buf, size, "%s://%s", morphd_transport_name(t), hostport);
 }
 
 #define FAIL(...)                                                              \

@@ -8,6 +8,7 @@
 
 #include <netinet/in.h>
 #include <stddef.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -59,6 +60,26 @@ static inline size_t morphd_sockaddr_len(const struct sockaddr *sa)
 
 /* The port in host byte order; 0 for unix://. */
 int morphd_endpoint_port(const morphd_endpoint_t *ep);
+
+/* Formats "HOST:PORT" ("[HOST]:PORT" for IPv6) for an AF_INET or
+ * AF_INET6 address into buf. */
+void morphd_sockaddr_format(const struct sockaddr *addr, char *buf,
+                            size_t size);
+
+/* The 16-byte key of an AF_INET or AF_INET6 address, IPv4 as v4-mapped
+ * IPv6, so that one comparison serves both families; zeros for others.
+ * (Inline: the engine library, which has no endpoints, uses it too.) */
+static inline void morphd_sockaddr_key(const struct sockaddr *addr,
+                                       unsigned char key[16])
+{
+    memset(key, 0, 16);
+    if (addr->sa_family == AF_INET6) {
+        memcpy(key, &((const struct sockaddr_in6 *)addr)->sin6_addr, 16);
+    } else if (addr->sa_family == AF_INET) {
+        key[10] = key[11] = 0xff;
+        memcpy(key + 12, &((const struct sockaddr_in *)addr)->sin_addr, 4);
+    }
+}
 
 /* Formats "tcp://HOST:PORT" for an address into buf ("unix:///path" for
  * AF_UNIX; "unix://" for an unnamed one, as clients are). */

@@ -1015,14 +1015,13 @@ static void source_key(const tcp_conn_t *c, unsigned char key[16])
     morphd_stats_source_key((struct sockaddr *)&ss, key);
 }
 
-/* rate_per_source: whether the client may connect now (counted when not). */
-static bool within_rate(const tcp_conn_t *c)
+/* rate_per_source: whether the client of source `key` may connect now
+ * (counted when not). */
+static bool within_rate(const tcp_conn_t *c, const unsigned char key[16])
 {
     const morphd_service_conf_t *conf = conn_svc(c)->conf;
     if (conf->rate_per_source == 0)
         return true;
-    unsigned char key[16];
-    source_key(c, key);
     if (morphd_stats_rate_admit(conn_svc(c)->stats, key, conf->rate_per_source,
                                 conf->rate_burst))
         return true;
@@ -1035,16 +1034,16 @@ static bool within_rate(const tcp_conn_t *c)
     return false;
 }
 
-/* The client's source is known (its PROXY header has been read): count
- * it for max_connections_per_source. Returns false after closing. */
-static bool admit_source(tcp_conn_t *c)
+/* The client's source `key` is known (its PROXY header has been read):
+ * count it for max_connections_per_source. Returns false after closing. */
+static bool admit_source(tcp_conn_t *c, const unsigned char key[16])
 {
     morphd_service_t *svc = conn_svc(c);
     tcp_session_t *s = c->s;
     uint64_t max = svc->conf->max_connections_per_source;
     if (max == 0)
         return true;
-    source_key(c, s->source);
+    memcpy(s->source, key, 16);
     if (!morphd_stats_admit_source(svc->stats, s->source, max)) {
         if (morphd_log_enabled(MORPH_LOG_DEBUG)) {
             char peer[80];
@@ -1133,12 +1132,16 @@ static void proxy_on_read(tcp_conn_t *c, ssize_t nread, const uv_buf_t *buf)
     size_t used = h.len - before; /* of this read: the header's end */
     if (s->log != NULL && !h.local)
         memcpy(&s->log->client, &h.src, sizeof h.src);
-    if (!h.local && !within_rate(c)) { /* LOCAL: the balancer's own check */
+    unsigned char key[16] = {0};
+    if (svc->conf->rate_per_source != 0 ||
+        svc->conf->max_connections_per_source != 0)
+        source_key(c, key);
+    if (!h.local && !within_rate(c, key)) { /* LOCAL: the balancer's check */
         ended(c, "rate_limited");
         conn_close(c);
         return;
     }
-    if (!admit_source(c) || !open_conn(c))
+    if (!admit_source(c, key) || !open_conn(c))
         return;
     if (morphd_log_enabled(MORPH_LOG_DEBUG))
         morphd_log(MORPH_LOG_DEBUG, "service %s: %s connected (PROXY v%d%s)",
@@ -1381,20 +1384,24 @@ static void on_connection(uv_stream_t *server, int status)
         s->accepted_at = NOW31(server->loop);
     }
 
-    if (!proxy && !within_rate(c)) {
-        drop_unopened(c);
-        return;
-    }
     /* per-source accounting needs the address kept for the release */
     bool per_source = conf->max_connections_per_source > 0 && !proxy;
-    if (per_source) {
-        tcp_session_t *s = session(c);
-        if (s == NULL) {
+    if (!proxy && (per_source || conf->rate_per_source != 0)) {
+        unsigned char key[16];
+        source_key(c, key); /* a unix:// client is its user */
+        if (!within_rate(c, key)) {
             drop_unopened(c);
             return;
         }
-        source_key(c, s->source); /* a unix:// client is its user */
-        s->has_source = true;
+        tcp_session_t *s = per_source ? session(c) : NULL;
+        if (per_source && s == NULL) {
+            drop_unopened(c);
+            return;
+        }
+        if (per_source) {
+            memcpy(s->source, key, 16);
+            s->has_source = true;
+        }
     }
     if (!morphd_stats_admit(svc->stats, per_source ? c->s->source : NULL,
                             conf->max_connections,

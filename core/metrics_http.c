@@ -205,9 +205,9 @@ morphd_metrics_http_t *morphd_metrics_http_start(
         else
             ((struct sockaddr_in *)&b)->sin_port = htons(info->port);
     }
-    char tcp[MORPHD_ENDPOINT_TEXT];
-    morphd_endpoint_format(MORPHD_TCP, (struct sockaddr *)&b, tcp, sizeof tcp);
-    snprintf(bound, bound_size, "http://%s", tcp + 6); /* past tcp:// */
+    char hostport[MORPHD_ENDPOINT_TEXT];
+    morphd_sockaddr_format((struct sockaddr *)&b, hostport, sizeof hostport);
+    snprintf(bound, bound_size, "http://%s", hostport);
     return m;
 }
 

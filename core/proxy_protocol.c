@@ -7,6 +7,8 @@
  */
 #include "proxy_protocol.h"
 
+#include "endpoint.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdint.h>
@@ -309,13 +311,6 @@ size_t morphd_proxy_write_v2(unsigned char *out, size_t size,
 
 /* --- proxy_from ------------------------------------------------------------ */
 
-static void mapped(unsigned char key[16], const unsigned char v4[4])
-{
-    memset(key, 0, 10);
-    key[10] = key[11] = 0xff;
-    memcpy(key + 12, v4, 4);
-}
-
 int morphd_cidr_parse(const char *text, morphd_cidr_t *c, char *err,
                       size_t err_size)
 {
@@ -328,10 +323,11 @@ int morphd_cidr_parse(const char *text, morphd_cidr_t *c, char *err,
     }
     memcpy(addr, text, alen);
     addr[alen] = '\0';
-    unsigned char v4[4];
+    struct sockaddr_storage ss = {.ss_family = AF_INET};
+    struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
     unsigned max;
-    if (inet_pton(AF_INET, addr, v4) == 1) {
-        mapped(c->addr, v4);
+    if (inet_pton(AF_INET, addr, &v4->sin_addr) == 1) {
+        morphd_sockaddr_key((const struct sockaddr *)&ss, c->addr);
         max = 32;
     } else if (inet_pton(AF_INET6, addr, c->addr) == 1) {
         max = 128;
@@ -373,14 +369,10 @@ bad_len:
 bool morphd_cidr_match(const morphd_cidr_t *nets, size_t n,
                        const struct sockaddr *sa)
 {
-    unsigned char key[16];
-    if (sa->sa_family == AF_INET)
-        mapped(key, (const unsigned char *)&((const struct sockaddr_in *)sa)
-                        ->sin_addr);
-    else if (sa->sa_family == AF_INET6)
-        memcpy(key, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
-    else
+    if (sa->sa_family != AF_INET && sa->sa_family != AF_INET6)
         return false;
+    unsigned char key[16];
+    morphd_sockaddr_key(sa, key);
     for (size_t i = 0; i < n; i++) {
         unsigned bits = nets[i].bits, full = bits / 8, rest = bits % 8;
         if (memcmp(key, nets[i].addr, full) != 0)

@@ -6,6 +6,8 @@
  */
 #include "stats.h"
 
+#include "endpoint.h"
+
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -86,13 +88,7 @@ void morphd_stats_put(morphd_stats_t **head, morphd_stats_t *st)
 
 void morphd_stats_source_key(const struct sockaddr *sa, unsigned char key[16])
 {
-    memset(key, 0, 16);
-    if (sa->sa_family == AF_INET6) {
-        memcpy(key, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
-    } else if (sa->sa_family == AF_INET) {
-        key[10] = key[11] = 0xff;
-        memcpy(key + 12, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-    }
+    morphd_sockaddr_key(sa, key);
 }
 
 void morphd_stats_source_key_uid(uid_t uid, unsigned char key[16])
