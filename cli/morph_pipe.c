@@ -190,6 +190,10 @@ int morph_pipe_main(int argc, char **argv)
                 rc = run_one(&p, NULL, 0, MORPH_MSG_CHUNK | MORPH_MSG_END, "");
             } else {
                 rc = morphd_framer_finish(&framer, on_line, &p);
+                if (rc == MORPHD_FRAMER_TOO_LONG)
+                    fprintf(stderr, "morph pipe: line %lu is longer than "
+                            "--max-message (%zu bytes)\n", p.line_no + 1,
+                            max_message);
                 if (rc == 0 && p.chain.chain->line_end) /* a trailer */
                     rc = run_one(&p, NULL, 0, MORPH_MSG_END, "");
             }

@@ -69,6 +69,11 @@ int morphd_framer_finish(morphd_framer_t *f, morphd_line_cb cb, void *ctx)
         return 0;
     size_t n = f->partial.len;
     f->partial.len = 0;
+    /* feed kept max_message + 1 bytes pending for a '\r' that might start
+     * a "\r\n"; at the end of input no '\n' follows, so that byte is data
+     * and the limit applies to all of it */
+    if (n > f->max_message)
+        return MORPHD_FRAMER_TOO_LONG;
     return cb(ctx, f->partial.data, n, "");
 }
 

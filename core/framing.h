@@ -36,7 +36,9 @@ int morphd_framer_feed(morphd_framer_t *f, const unsigned char *data,
                        size_t len, morphd_line_cb cb, void *ctx,
                        size_t *consumed);
 
-/* End of stream: delivers a last line that has no newline, if any. */
+/* End of stream: delivers a last line that has no newline, if any.
+ * Returns as morphd_framer_feed does: MORPHD_FRAMER_TOO_LONG when that
+ * line (a '\r' at its end included: it ends no line) exceeds max_message. */
 int morphd_framer_finish(morphd_framer_t *f, morphd_line_cb cb, void *ctx);
 
 void morphd_framer_free(morphd_framer_t *f);

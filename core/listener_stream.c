@@ -666,6 +666,25 @@ static int on_line(void *arg, const unsigned char *line, size_t len,
     return take(x, &rep) ? 0 : 1;
 }
 
+/* Acts on what the framer returned: a line over max_message ends the
+ * connection once the replies before it are sent. */
+static void framer_result(feed_ctx_t *x, int rc)
+{
+    if (rc == MORPHD_FRAMER_TOO_LONG) {
+        char peer[80];
+        MORPHD_STAT_ADD(x->svc->stats, errors, 1);
+        morphd_log(MORPH_LOG_WARN, "service %s: %s sent a line longer than "
+                   "max_message (%zu bytes); closing the connection after "
+                   "the replies before it", x->svc->conf->name,
+                   peer_text(x->c, peer, sizeof peer),
+                   x->svc->conf->max_message);
+        ended(x->c, "too_long");
+        x->finish = true;
+    } else if (rc == -1) {
+        x->nomem = true;
+    }
+}
+
 /* Runs input through framing and the chain. Returns how much of it was
  * used: all of it, unless a message went in flight or the input ended. */
 static inline __attribute__((always_inline)) size_t feed(feed_ctx_t *x, morphd_framer_t *framer,
@@ -680,19 +699,7 @@ static inline __attribute__((always_inline)) size_t feed(feed_ctx_t *x, morphd_f
         return n;
     }
     size_t used;
-    int rc = morphd_framer_feed(framer, data, n, on_line, x, &used);
-    if (rc == MORPHD_FRAMER_TOO_LONG) {
-        char peer[80];
-        MORPHD_STAT_ADD(x->svc->stats, errors, 1);
-        morphd_log(MORPH_LOG_WARN, "service %s: %s sent a line longer than "
-                   "max_message (%zu bytes); closing the connection after "
-                   "the replies before it", conf->name,
-                   peer_text(x->c, peer, sizeof peer), conf->max_message);
-        ended(x->c, "too_long");
-        x->finish = true;
-    } else if (rc == -1) {
-        x->nomem = true;
-    }
+    framer_result(x, morphd_framer_feed(framer, data, n, on_line, x, &used));
     return used;
 }
 
@@ -744,8 +751,11 @@ static void run_eof(feed_ctx_t *x)
     }
     if (s->eof_step == 0) {
         s->eof_step = 1;
-        if (morphd_framer_finish(&s->framer, on_line, x) != 0)
+        int rc = morphd_framer_finish(&s->framer, on_line, x);
+        if (rc != 0) {
+            framer_result(x, rc);
             return;
+        }
     }
     if (s->eof_step == 1) {
         s->eof_step = 2;

@@ -109,6 +109,29 @@ START_TEST(lines_before_an_overlong_one_are_delivered)
 }
 END_TEST
 
+/* A last line without newline is bounded like any other: a '\r' kept
+ * pending for a "\r\n" that never came counts as data (issue 14, hole 7). */
+START_TEST(last_line_at_end_of_input_is_bounded)
+{
+    morphd_framer_t f;
+    collected_t c = {0};
+    morphd_framer_init(&f, 4);
+    ck_assert_int_eq(morphd_framer_feed(&f, (const unsigned char *)"abcd\r", 5,
+                                        collect, &c, NULL), 0);
+    ck_assert_int_eq(morphd_framer_finish(&f, collect, &c),
+                     MORPHD_FRAMER_TOO_LONG);
+    ck_assert_int_eq(c.n, 0);
+    morphd_framer_free(&f);
+
+    morphd_framer_init(&f, 4);
+    ck_assert_int_eq(morphd_framer_feed(&f, (const unsigned char *)"abcd", 4,
+                                        collect, &c, NULL), 0);
+    ck_assert_int_eq(morphd_framer_finish(&f, collect, &c), 0);
+    ck_assert_int_eq(c.n, 1);
+    morphd_framer_free(&f);
+}
+END_TEST
+
 START_TEST(binary_bytes_and_nul_are_data)
 {
     morphd_framer_t f;
@@ -127,6 +150,7 @@ static Suite *suite(void)
     Suite *s = suite_create("framing");
     TCase *tc = tcase_create("line");
     tcase_add_test(tc, whole_lines_in_one_read);
+    tcase_add_test(tc, last_line_at_end_of_input_is_bounded);
     tcase_add_test(tc, any_split_points_give_the_same_lines);
     tcase_add_test(tc, line_at_the_limit_passes_one_over_fails);
     tcase_add_test(tc, lines_before_an_overlong_one_are_delivered);

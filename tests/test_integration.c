@@ -185,6 +185,39 @@ START_TEST(oversized_line_closes_that_connection_only)
 }
 END_TEST
 
+/* Issue 14, hole 7: the limit holds for a last line without a newline.
+ * With max_message = 1000, 1001 bytes then a half-close, and 1000 bytes
+ * plus '\r' then a half-close, are refused (no reply, connection closed);
+ * exactly 1000 bytes then a half-close is answered. */
+START_TEST(last_line_at_end_of_input_keeps_max_message)
+{
+    start_service(PLUGIN_DIR,
+                  "transform = uppercase\nframing = line\nmax_message = 1000\n");
+    static char big[1100], buf[1200];
+    const size_t sizes[] = {1001, 1001, 1000};
+    for (int k = 0; k < 3; k++) {
+        memset(big, 'z', sizeof big);
+        if (k == 1)
+            big[1000] = '\r'; /* 1000 bytes and a '\r' that ends nothing */
+        int fd = tcp_connect(tcp_port(false), false);
+        ck_assert_int_eq(send_all(fd, big, sizes[k]), 0);
+        ck_assert_int_eq(shutdown(fd, SHUT_WR), 0);
+        memset(buf, 0, sizeof buf);
+        size_t got = recv_until_close(fd, buf, sizeof buf, TIMEOUT_MS);
+        if (k < 2) {
+            ck_assert_msg(got == 0, "case %d: %zu bytes answered", k, got);
+        } else {
+            ck_assert_uint_eq(got, 1000);
+            ck_assert_int_eq(buf[999], 'Z');
+        }
+        close(fd);
+    }
+    ck_assert_int_eq(morphd_proc_log_count(&proc, "longer than max_message "
+                                           "(1000 bytes)"), 2);
+    stop_and_expect_clean_exit();
+}
+END_TEST
+
 START_TEST(oversized_datagram_is_dropped_and_service_continues)
 {
     start_service(PLUGIN_DIR, "transform = uppercase\nmax_message = 100\n");
@@ -494,6 +527,7 @@ static Suite *suite(void)
     tcase_add_test(tc, several_lines_on_one_connection_in_order);
     tcase_add_test(tc, line_framing_with_a_chain);
     tcase_add_test(tc, oversized_line_closes_that_connection_only);
+    tcase_add_test(tc, last_line_at_end_of_input_keeps_max_message);
     tcase_add_test(tc, oversized_datagram_is_dropped_and_service_continues);
     tcase_add_test(tc, binary_bytes_including_nul);
     tcase_add_test(tc, failed_message_keeps_the_connection);

@@ -1,5 +1,7 @@
-/* Property of the line framer: the same bytes framed whole or cut at any
- * points give the same lines, endings, and the same overlong verdict. The
+/* Properties of the line framer: the same bytes framed whole or cut at any
+ * points give the same lines, endings, and the same overlong verdict; and
+ * no line handed out, the last one at end of input included, is longer
+ * than max_message. The
  * first byte picks max_message, the next two the cut points. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,12 +14,18 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
 typedef struct record {
     unsigned char *buf;
     size_t len, cap;
+    size_t max; /* max_message: no line handed out may be longer */
 } record_t;
 
 static int put(void *ctx, const unsigned char *line, size_t len,
                const char *ending)
 {
     record_t *r = ctx;
+    if (len > r->max) { /* property: no line, last one included, is longer */
+        fprintf(stderr, "fuzz: a %zu-byte line with max_message %zu\n", len,
+                r->max);
+        abort();
+    }
     size_t need = r->len + len + 8;
     if (need > r->cap) {
         r->cap = need * 2;
@@ -38,6 +46,7 @@ static int frame(const unsigned char *in, size_t n, size_t max,
 {
     morphd_framer_t f;
     morphd_framer_init(&f, max);
+    r->max = max;
     size_t at = 0;
     int rc = 0;
     for (size_t k = 0; k <= n_cuts && rc == 0; k++) {
