@@ -849,9 +849,20 @@ static char *read_line(char *str, int num, void *stream)
         return NULL;
     str[n] = '\0';
     st->line++;
+    size_t content = n;
+    if (content > 0 && str[content - 1] == '\n')
+        content--;
+    if (content > 0 && str[content - 1] == '\r')
+        content--;
+    too_long |= content > MORPHD_CONFIG_MAX_LINE;
+    /* A UTF-8 byte order mark, as some Windows editors write, is not part
+     * of the first line (inih would skip it too, but only after this
+     * reader had failed to see a section header behind it). */
+    if (st->line == 1 && n >= 3 && memcmp(str, "\xEF\xBB\xBF", 3) == 0)
+        memmove(str, str + 3, n - 3 + 1);
     if (too_long) {
         CONFIG_ERROR(st, st->line, "line too long (over %d characters)",
-                     num - 3);
+                     MORPHD_CONFIG_MAX_LINE);
         str[0] = '\0'; /* inih skips it as an empty line */
         return str;
     }
@@ -1032,11 +1043,18 @@ static int load(parse_state_t *st)
     size_t errors_before = st->errs->n;
     apply_defaults(st, SEC_MORPHD, cfg);
 
-    /* Debian's libinih exposes its compile-time options as globals. A line
-     * buffer on the heap lets listen lines be long; continuation lines
-     * would hide duplicate keys, so they are off. */
+    /* Debian's libinih exposes its compile-time options as globals; its
+     * default keeps lines to 200 characters, too few for a listen line of
+     * many endpoints. One heap buffer holds MORPHD_CONFIG_MAX_LINE
+     * characters and the line's ending. Without ini_use_stack, inih reads
+     * into ini_initial_alloc bytes (and only grows them with
+     * ini_allow_realloc, which would hide an overlong line from
+     * read_line), so both sizes are set. Continuation lines would hide
+     * duplicate keys, so they are off. */
     ini_use_stack = false;
-    ini_max_line = 4096;
+    ini_allow_realloc = false;
+    ini_max_line = MORPHD_CONFIG_MAX_LINE + 3;
+    ini_initial_alloc = ini_max_line;
     ini_allow_multiline = false;
 
     int rc = ini_parse_stream(read_line, st, on_key, st);

@@ -21,6 +21,10 @@ typedef enum morphd_framing {
     MORPHD_FRAMING_LINE,   /* one message per \n-terminated line */
 } morphd_framing_t;
 
+/* The longest config line, its ending not counted: room for a listen
+ * line of a few thousand endpoints. Longer lines are errors, never cut. */
+#define MORPHD_CONFIG_MAX_LINE 65536
+
 #define MORPHD_TLS_V1_2 1u
 #define MORPHD_TLS_V1_3 2u
 

@@ -218,6 +218,34 @@ START_TEST(last_line_at_end_of_input_keeps_max_message)
 }
 END_TEST
 
+/* Issue 14, hole 5: a listen line of 50 endpoints (Debian's libinih alone
+ * refuses lines over 200 characters) is served on every one of them. */
+START_TEST(fifty_endpoints_on_one_listen_line)
+{
+    char ini[4096];
+    int n = snprintf(ini, sizeof ini, "[morphd]\nplugin_dir = %s\n\n"
+                     "[service svc]\ntransform = uppercase\nlisten =",
+                     PLUGIN_DIR);
+    for (int i = 0; i < 50; i++)
+        n += snprintf(ini + n, sizeof ini - (size_t)n, " %s://127.0.0.%d:0",
+                      i % 2 ? "udp" : "tcp", 1 + i / 2);
+    snprintf(ini + n, sizeof ini - (size_t)n, "\n");
+    if (morphd_proc_start(&proc, ini) != 0) {
+        char *log = morphd_proc_log(&proc);
+        ck_abort_msg("morphd did not start:\n%s", log);
+    }
+    ck_assert_int_eq(morphd_proc_log_count(&proc, "service svc: listening on "
+                                           "tcp://127.0.0."), 25);
+    ck_assert_int_eq(morphd_proc_log_count(&proc, "service svc: listening on "
+                                           "udp://127.0.0."), 25);
+    char buf[16] = "";
+    ck_assert_int_eq(udp_roundtrip(udp_port(false), false, "x\n", 2, buf,
+                                   sizeof buf, TIMEOUT_MS), 2);
+    ck_assert_str_eq(buf, "X\n");
+    stop_and_expect_clean_exit();
+}
+END_TEST
+
 START_TEST(oversized_datagram_is_dropped_and_service_continues)
 {
     start_service(PLUGIN_DIR, "transform = uppercase\nmax_message = 100\n");
@@ -528,6 +556,7 @@ static Suite *suite(void)
     tcase_add_test(tc, line_framing_with_a_chain);
     tcase_add_test(tc, oversized_line_closes_that_connection_only);
     tcase_add_test(tc, last_line_at_end_of_input_keeps_max_message);
+    tcase_add_test(tc, fifty_endpoints_on_one_listen_line);
     tcase_add_test(tc, oversized_datagram_is_dropped_and_service_continues);
     tcase_add_test(tc, binary_bytes_including_nul);
     tcase_add_test(tc, failed_message_keeps_the_connection);
