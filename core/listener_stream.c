@@ -22,6 +22,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,7 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -1045,14 +1047,17 @@ static bool within_rate(const tcp_conn_t *c, const unsigned char key[16])
 }
 
 /* The client's source `key` is known (its PROXY header has been read):
- * count it for max_connections_per_source. Returns false after closing. */
+ * count it for max_connections_per_source, and the connection as accepted.
+ * Returns false after closing. */
 static bool admit_source(tcp_conn_t *c, const unsigned char key[16])
 {
     morphd_service_t *svc = conn_svc(c);
     tcp_session_t *s = c->s;
     uint64_t max = svc->conf->max_connections_per_source;
-    if (max == 0)
+    if (max == 0) {
+        MORPHD_STAT_ADD(svc->stats, connections_accepted, 1);
         return true;
+    }
     memcpy(s->source, key, 16);
     if (!morphd_stats_admit_source(svc->stats, s->source, max)) {
         if (morphd_log_enabled(MORPH_LOG_DEBUG)) {
@@ -1066,6 +1071,7 @@ static bool admit_source(tcp_conn_t *c, const unsigned char key[16])
         return false;
     }
     s->has_source = true;
+    MORPHD_STAT_ADD(svc->stats, connections_accepted, 1);
     return true;
 }
 
@@ -1318,14 +1324,71 @@ static void drop_unopened(tcp_conn_t *c)
     uv_close(&c->h.handle, free_conn);
 }
 
+/* Out of descriptors, libuv accepts and closes a connection with a
+ * descriptor it keeps in reserve (its "EMFILE trick"), unseen by us. So the
+ * last FD_RESERVE descriptors are never given to a connection: one that
+ * gets a descriptor among them (the kernel hands out the lowest free one,
+ * so all below it are taken) is closed at once, counted and logged. The
+ * spare ones leave room for each worker's accept in flight, the log, the
+ * admin socket and a reload. */
+#define FD_RESERVE 32
+static int fd_ceiling = INT_MAX; /* set by the first listener, then read */
+
+static void set_fd_ceiling(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        rl.rlim_cur < (rlim_t)INT_MAX)
+        __atomic_store_n(&fd_ceiling,
+                         rl.rlim_cur > 2 * FD_RESERVE
+                             ? (int)rl.rlim_cur - FD_RESERVE
+                             : (int)rl.rlim_cur / 2,
+                         __ATOMIC_RELAXED);
+}
+
+/* Counts a connection closed for want of a descriptor (or of memory) and
+ * says so, at most once every 10 s per process with how many since. */
+static void dropped(morphd_service_t *svc, int why, uint64_t n)
+{
+    static uint64_t unlogged; /* atomic: drops since the last line */
+    static uint64_t next_log_ms;
+    MORPHD_STAT_ADD(svc->stats, connections_dropped, n);
+    uint64_t count = __atomic_add_fetch(&unlogged, n, __ATOMIC_RELAXED);
+    uint64_t now = uv_hrtime() / 1000000, next = __atomic_load_n(
+                                              &next_log_ms, __ATOMIC_RELAXED);
+    if (now < next || !__atomic_compare_exchange_n(&next_log_ms, &next,
+                                                   now + 10000, false,
+                                                   __ATOMIC_RELAXED,
+                                                   __ATOMIC_RELAXED))
+        return;
+    count = __atomic_exchange_n(&unlogged, 0, __ATOMIC_RELAXED);
+    if (why == UV_ENOMEM) {
+        morphd_log(MORPH_LOG_ERROR, "service %s: out of memory: dropped %llu "
+                   "connection(s) at accept (connections_dropped)",
+                   svc->conf->name, (unsigned long long)count);
+        return;
+    }
+    struct rlimit rl = {0};
+    getrlimit(RLIMIT_NOFILE, &rl);
+    morphd_log(MORPH_LOG_ERROR, "service %s: out of file descriptors (limit "
+               "%llu, the last %d kept in reserve): dropped %llu connection(s) "
+               "at accept in the last 10 s (connections_dropped); raise "
+               "LimitNOFILE= or lower max_connections", svc->conf->name,
+               (unsigned long long)rl.rlim_cur, FD_RESERVE,
+               (unsigned long long)count);
+}
+
 static void on_connection(uv_stream_t *server, int status)
 {
     tcp_listener_t *tl = server->data;
     morphd_service_t *svc = tl->l->service;
     const morphd_service_conf_t *conf = svc->conf;
     if (status < 0) {
-        morphd_log(MORPH_LOG_WARN, "service %s: %s: accept failed: %s",
-                   conf->name, tl->l->bound, uv_strerror(status));
+        if (status == UV_EMFILE || status == UV_ENFILE)
+            dropped(svc, status, 0); /* libuv could not even drop it */
+        else
+            morphd_log(MORPH_LOG_WARN, "service %s: %s: accept failed: %s",
+                       conf->name, tl->l->bound, uv_strerror(status));
         return;
     }
     uv_handle_type type = server->type;
@@ -1333,8 +1396,7 @@ static void on_connection(uv_stream_t *server, int status)
     if (c == NULL) {
         /* Accept and drop it: libuv stops accepting on a listener until
          * the pending connection is taken. */
-        morphd_log(MORPH_LOG_ERROR, "service %s: out of memory accepting a "
-                   "client; dropping it", conf->name);
+        dropped(svc, UV_ENOMEM, 1);
         union {
             uv_handle_t handle;
             uv_tcp_t tcp;
@@ -1362,6 +1424,11 @@ static void on_connection(uv_stream_t *server, int status)
     }
     c->last_active = NOW31(server->loop);
     c->h.handle.data = svc;
+    if (conn_fd(c) >= fd_ceiling) { /* the last descriptors are kept */
+        dropped(svc, UV_EMFILE, 1);
+        drop_unopened(c);
+        return;
+    }
 
     /* behind a balancer: only it may connect, and the client's source is
      * known once its header is read */
@@ -1388,6 +1455,7 @@ static void on_connection(uv_stream_t *server, int status)
         }
         tcp_session_t *s = session(c);
         if (s == NULL || (s->proxy = calloc(1, sizeof *s->proxy)) == NULL) {
+            dropped(svc, UV_ENOMEM, 1);
             drop_unopened(c);
             return;
         }
@@ -1405,6 +1473,7 @@ static void on_connection(uv_stream_t *server, int status)
         }
         tcp_session_t *s = per_source ? session(c) : NULL;
         if (per_source && s == NULL) {
+            dropped(svc, UV_ENOMEM, 1);
             drop_unopened(c);
             return;
         }
@@ -1430,8 +1499,7 @@ static void on_connection(uv_stream_t *server, int status)
         morphd_io_t *io = morphd_io_of(server->loop);
         if (s == NULL || svc->tls == NULL ||
             (s->tls = morphd_tls_new(svc->tls, &io->tls, c)) == NULL) {
-            morphd_log(MORPH_LOG_ERROR, "service %s: out of memory accepting "
-                       "a TLS client; dropping it", conf->name);
+            dropped(svc, UV_ENOMEM, 1);
             morphd_stats_release(svc->stats, s && s->has_source ? s->source
                                                                 : NULL);
             drop_unopened(c);
@@ -1441,11 +1509,14 @@ static void on_connection(uv_stream_t *server, int status)
             s->accepted_at = NOW31(server->loop);
     }
     if (*svc->access_log != NULL && !start_log(c)) {
+        dropped(svc, UV_ENOMEM, 1);
         morphd_stats_release(svc->stats, c->s && c->s->has_source ? c->s->source
                                                                   : NULL);
         drop_unopened(c);
         return;
     }
+    if (!proxy) /* behind PROXY: once its header is read (admit_source) */
+        MORPHD_STAT_ADD(svc->stats, connections_accepted, 1);
     morphd_service_ref(svc);
     morphd_service_conn_opened(svc);
     if (type == UV_TCP)
@@ -1544,6 +1615,7 @@ static int start_listening(morphd_listener_t *l, tcp_listener_t *tl, int rc,
 static int tcp_open(morphd_listener_t *l, uv_loop_t *loop, char *err,
                     size_t err_size)
 {
+    set_fd_ceiling();
     tcp_listener_t *tl = new_listener(l, loop, UV_TCP);
     if (tl == NULL) {
         snprintf(err, err_size, "out of memory");
@@ -1581,6 +1653,7 @@ static int tcp_open(morphd_listener_t *l, uv_loop_t *loop, char *err,
 static int unix_open(morphd_listener_t *l, uv_loop_t *loop, char *err,
                      size_t err_size)
 {
+    set_fd_ceiling();
     tcp_listener_t *tl = new_listener(l, loop, UV_NAMED_PIPE);
     if (tl == NULL) {
         snprintf(err, err_size, "out of memory");

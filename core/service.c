@@ -109,7 +109,8 @@ void morphd_service_handle(morphd_service_t *svc, morphd_conn_t *conn,
 {
     if (len > 0 || !(flags & MORPH_MSG_END))
         MORPHD_STAT_ADD(svc->stats, messages_in, 1);
-    MORPHD_STAT_ADD(svc->stats, bytes_in, len);
+    /* as received: the line ending too, as bytes_out counts it */
+    MORPHD_STAT_ADD(svc->stats, bytes_in, len + strlen(ending));
     morphd_result_t r;
     morphd_chain_run(svc->chain, conn, 0, msg, len, flags, ending, out, &r);
     conclude(svc, &r, len, flags, out, true, rep);

@@ -141,7 +141,6 @@ bool morphd_stats_admit(morphd_stats_t *st, const unsigned char *key,
     if (ok)
         MORPHD_STAT_ADD(st, connections_open, 1);
     uv_mutex_unlock(&st->lock);
-    MORPHD_STAT_ADD(st, connections_accepted, 1);
     if (!ok)
         MORPHD_STAT_ADD(st, connections_rejected, 1);
     return ok;

@@ -22,14 +22,15 @@
 /* The counters, in display order: one X-macro list feeds the struct, the
  * table and JSON output of `morph stats`, and the log line of SIGUSR1. */
 #define MORPHD_STATS_COUNTERS(X)                                              \
-    X(connections_accepted, "connections accepted (TCP, TLS, unix)")          \
-    X(connections_rejected, "connections refused by a limit")                 \
+    X(connections_accepted, "connections taken on (TCP, TLS, unix); behind PROXY, once the header is read") \
+    X(connections_rejected, "connections refused by max_connections or max_connections_per_source") \
+    X(connections_dropped, "connections closed at once: no descriptor (or memory) left for them") \
     X(connections_open, "connections open now")                               \
     X(connections_idle_closed, "connections closed by idle_timeout")          \
     X(messages_in, "messages received (lines, chunks, datagrams)")            \
     X(messages_out, "replies sent")                                           \
-    X(bytes_in, "bytes received")                                             \
-    X(bytes_out, "bytes of replies")                                          \
+    X(bytes_in, "bytes of the messages received, line endings included")      \
+    X(bytes_out, "bytes of the replies sent, line endings included")          \
     X(errors, "messages a plugin failed, oversized lines and datagrams")      \
     X(datagrams_dropped, "UDP datagrams dropped (oversized, or queue full)")  \
     X(messages_pending, "messages waiting for a plugin's later answer now")  \
@@ -114,7 +115,9 @@ void morphd_stats_source_key_uid(uid_t uid, unsigned char key[16]);
 
 /* Admits one TCP connection from the source `key` (NULL: no per-source
  * limit) under the limits (0 = none). Returns true and counts it open, or
- * false and counts it rejected. */
+ * false and counts it rejected. connections_accepted is the caller's to
+ * count, once the connection is taken on for good (behind PROXY, only
+ * once its header is read). */
 bool morphd_stats_admit(morphd_stats_t *st, const unsigned char *key,
                         uint64_t max_connections, uint64_t max_per_source);
 /* Counts one more connection from `key` on one admitted without a key

@@ -107,6 +107,8 @@ START_TEST(max_connections_refuses_new_and_keeps_old)
     for (int i = 0; i < 3; i++)
         ck_assert(answers(fds[i])); /* untouched */
     ck_assert_int_eq(stat_of("connections_rejected"), 1);
+    /* issue 14, hole 9: a rejected connection is not also accepted */
+    ck_assert_int_eq(stat_of("connections_accepted"), 3);
     ck_assert_int_eq(stat_of("connections_open"), 3);
     close(fds[0]);
     /* room again once one has closed (wait for morphd to see it) */
@@ -278,6 +280,52 @@ static int admin_connect(const char *path)
     return fd;
 }
 
+/* Issue 14, hole 8: out of descriptors, connections were dropped unseen
+ * (by libuv's reserve-descriptor trick). Now the last 32 descriptors are
+ * kept: a connection that would take one is closed at once, counted in
+ * connections_dropped and logged (once per 10 s); the connections held
+ * are served throughout, and new ones are once descriptors are free. */
+START_TEST(descriptor_exhaustion_is_counted_and_logged)
+{
+    setenv("MORPH_TEST_WRAPPER", "prlimit --nofile=128:128", 1);
+    start("");
+    unsetenv("MORPH_TEST_WRAPPER");
+    enum { N = 150 };
+    int fds[N], served = 0, refused = 0;
+    for (int i = 0; i < N; i++) {
+        fds[i] = tcp_connect(port(false), false);
+        ck_assert_int_ge(fds[i], 0);
+        if (answers(fds[i])) {
+            served++;
+        } else {
+            ck_assert(closed_by_server(fds[i]));
+            refused++;
+            close(fds[i]);
+            fds[i] = -1;
+        }
+    }
+    ck_assert_int_gt(served, 40);
+    ck_assert_int_gt(refused, 20);
+    for (int i = 0; i < N; i++) /* the held ones are still served */
+        if (fds[i] >= 0)
+            ck_assert(answers(fds[i]));
+    ck_assert_int_eq(stat_of("connections_dropped"), refused);
+    ck_assert_int_eq(stat_of("connections_accepted"), served);
+    ck_assert_int_eq(morphd_proc_log_count(&proc, "out of file descriptors "
+                                           "(limit 128, the last 32 kept in "
+                                           "reserve)"), 1);
+    for (int i = 0; i < N; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    for (int i = 0; i < 200 && stat_of("connections_open") != 0; i++)
+        usleep(10000);
+    int fd = tcp_connect(port(false), false);
+    ck_assert(answers(fd));
+    close(fd);
+    ck_assert_int_eq(morphd_proc_stop(&proc), 0);
+}
+END_TEST
+
 /* Issue 14, hole 2: 400 admin clients that never send, under ulimit -n
  * 256, pinned every descriptor and the TCP service reset new clients. Now
  * at most 8 are kept, each for 2 s: the service answers throughout, the
@@ -426,7 +474,8 @@ START_TEST(stats_count_messages_bytes_errors_and_drops)
     ck_assert_int_eq(stat_of("connections_accepted"), 1);
     ck_assert_int_eq(stat_of("messages_in"), 3);
     ck_assert_int_eq(stat_of("messages_out"), 3);
-    ck_assert_int_eq(stat_of("bytes_in"), 2 + 2 + 3);
+    /* issue 14, hole 9: both directions count line endings */
+    ck_assert_int_eq(stat_of("bytes_in"), 3 + 3 + 3);
     ck_assert_int_eq(stat_of("bytes_out"), 3 + 3 + 3);
     ck_assert_int_eq(stat_of("errors"), 1);
     ck_assert_int_eq(stat_of("datagrams_dropped"), 1);
@@ -508,6 +557,7 @@ static Suite *suite(void)
     tcase_add_test(tc, open_file_limit_is_raised_or_reported);
     tcase_add_test(tc, udp_receive_buffer_reported_when_capped);
     tcase_add_test(tc, silent_admin_clients_cannot_starve_the_service);
+    tcase_add_test(tc, descriptor_exhaustion_is_counted_and_logged);
     tcase_add_test(tc, admin_socket_belongs_to_the_user_and_goes_at_exit);
     tcase_add_test(tc, rate_per_source_tcp);
     tcase_add_test(tc, rate_per_source_bounded_by_100000_sources);

@@ -515,6 +515,10 @@ START_TEST(tcp_per_source)
     ck_assert_int_eq(morph_stat_wait(admin, "s", "connections_open", 1), 1);
     fa = connect_from("127.0.0.1", port);
     ck_assert_str_eq(ask(fa, a, strlen(a), "four\n"), "FOUR\n");
+    /* issue 14, hole 9: each connection counts once: 3 accepted (once
+     * their header was read), 1 rejected */
+    ck_assert_int_eq(morph_stat(admin, "s", "connections_accepted"), 3);
+    ck_assert_int_eq(morph_stat(admin, "s", "connections_rejected"), 1);
     close(fa);
     close(fb);
     morphd_proc_finish(&proc);

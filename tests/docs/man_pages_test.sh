@@ -4,7 +4,8 @@
 # every subcommand of morph has its section in morph(1); every signal morphd
 # handles (uv_signal_start in core/) is in morphd(8) and in `morphd --help`;
 # every bundled plugin is named in morphd(8). (The key list of morphd.ini(5)
-# is generated, and test_cli checks that it is current.)
+# is generated, and test_cli checks that it is current.) And the README
+# says what each counter of `morph stats` counts.
 #
 # usage: man_pages_test.sh BUILD_DIR SOURCE_DIR
 set -euo pipefail
@@ -68,6 +69,15 @@ done
 for so in "$build"/plugins/*.so; do
     name=$(basename "$so" .so)
     has -w "$name" <<<"$morphd8" || fail "morphd.8 does not name the bundled plugin $name"
+done
+
+# every counter of `morph stats` (the X-macro list in core/stats.h) has its
+# row in the README's table, which says what it counts
+readme=$(cat "$src/README.md")
+counters=$(grep -oE '^ *X\([a-z_0-9]+,' "$src/core/stats.h" | grep -oE '[a-z_0-9]+' | grep -v '^X$')
+[ -n "$counters" ] || fail "no counters found in core/stats.h"
+for c in $counters; do
+    has -F "| \`$c\` |" <<<"$readme" || fail "README.md's counter table has no row for $c"
 done
 
 [ "$failures" -eq 0 ] || exit 1
