@@ -587,6 +587,15 @@ static const key_row_t key_table[] = {
      "gets its share of new clients (SO_REUSEPORT) until then. 0: calls are "
      "not timed", "2s"},
 
+    {SEC_MORPHD, "sandbox", set_bool, CONF_OFF(sandbox), -1, 0, 0, "off",
+     "on: once started, plugins -- and morphd -- reach only the plugin "
+     "folders, the config file's and TLS files' folders and the system "
+     "libraries (read), and the folders of the access log, admin socket and "
+     "unix:// endpoints (write) (Landlock); make no outbound TCP connection; "
+     "and cannot exec, fork, ptrace or make other system calls outside an "
+     "allow-list (seccomp): such calls fail with EACCES or EPERM, logged. A "
+     "kernel without them gets a warning. Read at start-up only", "on"},
+
     {SEC_SERVICE, "listen", set_listen, SVC_OFF(listen), SVC_LINE(listen_line),
      0, 0, NULL,
      "required; endpoints tcp://HOST:PORT, udp://HOST:PORT, tls://HOST:PORT "

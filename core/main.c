@@ -24,6 +24,7 @@
 #include "plugin_loader.h"
 #include "plugin_path.h"
 #include "privileges.h"
+#include "sandbox.h"
 #include "server.h"
 
 static void usage(FILE *out)
@@ -361,6 +362,24 @@ int main(int argc, char **argv)
             morphd_errors_add(&errs, "%s: %s", cfg.path, why);
     }
 
+    /* sandbox = on: Landlock now, while this is the only thread and
+     * before any plugin code runs (its create() included); the system call
+     * filter once the sockets are bound and root is dropped, below */
+    bool sandbox = rc == 0 && !test_only && cfg.sandbox && errs.n == 0;
+    if (sandbox) {
+        char why[512];
+        char *dirs = morphd_config_plugin_dir(&cfg, morphd_default_plugin_dir());
+        if (dirs == NULL ||
+            morphd_sandbox_landlock(&cfg, config_path, dirs, why,
+                                    sizeof why) != 0) {
+            morphd_errors_add(&errs, "%s: %s", cfg.path,
+                              dirs == NULL ? "out of memory" : why);
+            rc = -1;
+            morphd_config_free(&cfg);
+        }
+        free(dirs);
+    }
+
     morphd_server_t server;
     int server_made = rc == 0;
     if (server_made) {
@@ -415,6 +434,13 @@ int main(int argc, char **argv)
             if (morphd_drop_privileges(&server.gen->cfg, why, sizeof why) != 0) {
                 morphd_errors_add(&errs, "%s: %s", server.gen->cfg.path, why);
                 rc = -1; /* morphd_server_free closes what was opened */
+            }
+        }
+        if (rc == 0 && sandbox) {
+            char why[512];
+            if (morphd_sandbox_seccomp(why, sizeof why) != 0) {
+                morphd_errors_add(&errs, "%s: %s", server.gen->cfg.path, why);
+                rc = -1;
             }
         }
         if (rc == 0) {

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <grp.h>
 #include <pwd.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -19,25 +20,42 @@
     "to that user once the sockets are bound (or allow_root = yes to stay "   \
     "root)"
 
+/* The user and group, looked up by the check: the drop then needs no
+ * /etc/passwd, which sandbox = on has put out of reach by then. */
+static struct {
+    bool resolved;
+    uid_t uid;
+    gid_t gid;
+} ids;
+
 int morphd_privileges_check(const morphd_config_t *cfg, char *err,
                             size_t err_size)
 {
     if (geteuid() != 0)
         return 0; /* nothing to drop, nothing to refuse */
+    ids.resolved = false;
     if (cfg->user == NULL) {
         if (cfg->allow_root)
             return 0;
         snprintf(err, err_size, ROOT_REFUSED);
         return -1;
     }
-    if (getpwnam(cfg->user) == NULL) {
+    struct passwd *pw = getpwnam(cfg->user);
+    if (pw == NULL) {
         snprintf(err, err_size, "user = %s: no such user", cfg->user);
         return -1;
     }
-    if (cfg->group != NULL && getgrnam(cfg->group) == NULL) {
-        snprintf(err, err_size, "group = %s: no such group", cfg->group);
-        return -1;
+    ids.uid = pw->pw_uid;
+    ids.gid = pw->pw_gid;
+    if (cfg->group != NULL) {
+        struct group *gr = getgrnam(cfg->group);
+        if (gr == NULL) {
+            snprintf(err, err_size, "group = %s: no such group", cfg->group);
+            return -1;
+        }
+        ids.gid = gr->gr_gid;
     }
+    ids.resolved = true;
     return 0;
 }
 
@@ -58,22 +76,10 @@ int morphd_drop_privileges(const morphd_config_t *cfg, char *err,
         snprintf(err, err_size, ROOT_REFUSED);
         return -1;
     }
-    errno = 0;
-    struct passwd *pw = getpwnam(cfg->user);
-    if (pw == NULL) {
-        snprintf(err, err_size, "user = %s: no such user", cfg->user);
+    if (!ids.resolved && morphd_privileges_check(cfg, err, err_size) != 0)
         return -1;
-    }
-    uid_t uid = pw->pw_uid;
-    gid_t gid = pw->pw_gid;
-    if (cfg->group != NULL) {
-        struct group *gr = getgrnam(cfg->group);
-        if (gr == NULL) {
-            snprintf(err, err_size, "group = %s: no such group", cfg->group);
-            return -1;
-        }
-        gid = gr->gr_gid;
-    }
+    uid_t uid = ids.uid;
+    gid_t gid = ids.gid;
     /* the admin socket becomes the user's and its group's: `morph stats`
      * works for the service's group (mode 0660) */
     if (cfg->admin_socket != NULL && chown(cfg->admin_socket, uid, gid) != 0)

@@ -11,6 +11,8 @@ PACKAGES="$PACKAGES libssl-dev openssl"
 # metrics_listen: Prometheus /metrics served by libmicrohttpd, and the
 # Prometheus text parser the tests scrape it with
 PACKAGES="$PACKAGES libmicrohttpd-dev python3-prometheus-client"
+# sandbox = on: seccomp filters
+PACKAGES="$PACKAGES libseccomp-dev"
 # systemd-socket-activate, for the socket activation tests
 PACKAGES="$PACKAGES systemd"
 # The socket clients the README uses to talk to morphd.
