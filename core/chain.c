@@ -466,7 +466,7 @@ static void job_free(morphd_job_t *job)
 static void job_counted(morphd_job_t *job)
 {
     job->chain->env->n_jobs++;
-    MORPHD_STAT_ADD(job->chain->stats, messages_pending, 1);
+    morphd_stats_pending(job->chain->stats, 1);
 }
 
 /* A counted job has ended: uncounted and freed -- the env last, since its
@@ -474,7 +474,7 @@ static void job_counted(morphd_job_t *job)
 static void job_end(morphd_job_t *job)
 {
     morphd_chain_env_t *env = job->chain->env;
-    MORPHD_STAT_SUB(job->chain->stats, messages_pending, 1);
+    morphd_stats_pending(job->chain->stats, -1);
     job_free(job);
     if (--env->n_jobs == 0 && env->on_jobs_gone != NULL)
         env->on_jobs_gone(env);

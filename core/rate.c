@@ -7,6 +7,8 @@
  */
 #include "rate.h"
 
+#include "shm.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
@@ -17,15 +19,16 @@ typedef struct rate_entry {
 } rate_entry_t;
 
 struct morphd_rate {
-    uv_mutex_t lock;
+    pthread_mutex_t lock; /* shared by the worker processes (shm.h) */
     rate_entry_t entries[MORPHD_RATE_SOURCES];
 };
 
 morphd_rate_t *morphd_rate_new(void)
 {
-    morphd_rate_t *r = calloc(1, sizeof *r); /* pages come as they are used */
-    if (r != NULL && uv_mutex_init(&r->lock) != 0) {
-        free(r);
+    /* pages come as they are used */
+    morphd_rate_t *r = morphd_shm_calloc(1, sizeof *r);
+    if (r != NULL && morphd_shm_mutex_init(&r->lock) != 0) {
+        morphd_shm_free(r);
         r = NULL;
     }
     return r;
@@ -35,8 +38,8 @@ void morphd_rate_free(morphd_rate_t *r)
 {
     if (r == NULL)
         return;
-    uv_mutex_destroy(&r->lock);
-    free(r);
+    pthread_mutex_destroy(&r->lock);
+    morphd_shm_free(r);
 }
 
 size_t morphd_rate_bytes(void) { return sizeof(morphd_rate_t); }
@@ -57,7 +60,7 @@ bool morphd_rate_admit(morphd_rate_t *r, const unsigned char key[16],
     if (now_ns == 0)
         now_ns = 1; /* 0 marks an empty entry */
     rate_entry_t *set = &r->entries[(size_t)set_of(key) * MORPHD_RATE_WAYS];
-    uv_mutex_lock(&r->lock);
+    morphd_shm_lock(&r->lock);
     rate_entry_t *e = NULL, *victim = &set[0];
     for (int i = 0; i < MORPHD_RATE_WAYS; i++) {
         if (set[i].tat != 0 && memcmp(set[i].key, key, 16) == 0) {
@@ -78,6 +81,6 @@ bool morphd_rate_admit(morphd_rate_t *r, const unsigned char key[16],
         else
             e->tat = tat + interval;
     }
-    uv_mutex_unlock(&r->lock);
+    morphd_shm_unlock(&r->lock);
     return ok;
 }

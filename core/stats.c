@@ -7,6 +7,7 @@
 #include "stats.h"
 
 #include "endpoint.h"
+#include "shm.h"
 
 #include <netinet/in.h>
 #include <pthread.h>
@@ -18,34 +19,72 @@ struct source_count {
     unsigned char addr[16]; /* IPv4 as v4-mapped IPv6 */
     uint64_t open;
     struct source_count *next;
+    uint32_t by_slot[]; /* of `open`, per worker slot (stats_slots) */
 };
+
+unsigned morphd_stats_slot;       /* this process's worker slot */
+static unsigned stats_slots = 1;  /* slots in every table */
 
 /* Guards every registry's list and reference counts: services are made
  * on the main thread but may be freed by the worker whose last connection
- * held them. */
-static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+ * held them. With worker processes it is one in the shared mapping. */
+static pthread_mutex_t local_registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t *registry_lock = &local_registry_lock;
+
+typedef struct shared_registry {
+    pthread_mutex_t lock;
+    morphd_stats_t *head;
+} shared_registry_t;
+
+morphd_stats_t **morphd_stats_share(unsigned slots)
+{
+    void **root = morphd_shm_root();
+    if (root == NULL)
+        return NULL;
+    shared_registry_t *r = *root;
+    if (r == NULL) {
+        if ((r = morphd_shm_calloc(1, sizeof *r)) == NULL)
+            return NULL;
+        morphd_shm_mutex_init(&r->lock);
+        *root = r;
+    }
+    registry_lock = &r->lock;
+    stats_slots = slots ? slots : 1;
+    return &r->head;
+}
 
 morphd_stats_t *morphd_stats_get(morphd_stats_t **head, const char *name)
 {
-    pthread_mutex_lock(&registry_lock);
+    morphd_shm_lock(registry_lock);
     morphd_stats_t *st;
     for (st = *head; st != NULL; st = st->next)
         if (strcmp(st->name, name) == 0) {
             st->refs++;
-            pthread_mutex_unlock(&registry_lock);
+            morphd_shm_unlock(registry_lock);
             return st;
         }
-    st = calloc(1, sizeof *st);
-    if (st == NULL || (st->name = strdup(name)) == NULL) {
-        free(st);
-        pthread_mutex_unlock(&registry_lock);
+    st = morphd_shm_calloc(1, sizeof *st);
+    if (st != NULL) {
+        st->name = morphd_shm_strdup(name);
+        st->slot_open = morphd_shm_calloc(stats_slots, sizeof(uint64_t));
+        st->slot_pending = morphd_shm_calloc(stats_slots, sizeof(uint64_t));
+    }
+    if (st == NULL || st->name == NULL || st->slot_open == NULL ||
+        st->slot_pending == NULL) {
+        if (st != NULL) {
+            morphd_shm_free(st->name);
+            morphd_shm_free(st->slot_open);
+            morphd_shm_free(st->slot_pending);
+        }
+        morphd_shm_free(st);
+        morphd_shm_unlock(registry_lock);
         return NULL;
     }
-    uv_mutex_init(&st->lock);
+    morphd_shm_mutex_init(&st->lock);
     st->refs = 1;
     st->next = *head;
     *head = st;
-    pthread_mutex_unlock(&registry_lock);
+    morphd_shm_unlock(registry_lock);
     return st;
 }
 
@@ -53,9 +92,9 @@ void morphd_stats_put(morphd_stats_t **head, morphd_stats_t *st)
 {
     if (st == NULL)
         return;
-    pthread_mutex_lock(&registry_lock);
+    morphd_shm_lock(registry_lock);
     if (--st->refs > 0) {
-        pthread_mutex_unlock(&registry_lock);
+        morphd_shm_unlock(registry_lock);
         return;
     }
     for (morphd_stats_t **p = head; *p != NULL; p = &(*p)->next)
@@ -63,27 +102,29 @@ void morphd_stats_put(morphd_stats_t **head, morphd_stats_t *st)
             *p = st->next;
             break;
         }
-    pthread_mutex_unlock(&registry_lock);
+    morphd_shm_unlock(registry_lock);
     for (morphd_plugin_stats_t *p = st->plugins, *pn; p != NULL; p = pn) {
         pn = p->next;
         for (morphd_plugin_counter_t *c = p->counters, *cn; c; c = cn) {
             cn = c->next;
-            free(c->help);
-            free(c);
+            morphd_shm_free(c->help);
+            morphd_shm_free(c);
         }
-        free(p->per_worker);
-        free(p->name);
-        free(p);
+        morphd_shm_free(p->per_worker_block);
+        morphd_shm_free(p->name);
+        morphd_shm_free(p);
     }
     for (size_t i = 0; i < sizeof st->sources / sizeof *st->sources; i++)
         for (struct source_count *c = st->sources[i], *n; c; c = n) {
             n = c->next;
-            free(c);
+            morphd_shm_free(c);
         }
     morphd_rate_free(st->rate);
-    uv_mutex_destroy(&st->lock);
-    free(st->name);
-    free(st);
+    pthread_mutex_destroy(&st->lock);
+    morphd_shm_free(st->slot_open);
+    morphd_shm_free(st->slot_pending);
+    morphd_shm_free(st->name);
+    morphd_shm_free(st);
 }
 
 void morphd_stats_source_key(const struct sockaddr *sa, unsigned char key[16])
@@ -118,7 +159,9 @@ static bool count_source(morphd_stats_t *st, const unsigned char *key,
     struct source_count **b = bucket(st, key), *c;
     for (c = *b; c != NULL && memcmp(c->addr, key, 16) != 0; c = c->next)
         ;
-    if (c == NULL && (c = calloc(1, sizeof *c)) != NULL) {
+    if (c == NULL && (c = morphd_shm_calloc(
+                          1, sizeof *c + stats_slots * sizeof(uint32_t))) !=
+                         NULL) {
         memcpy(c->addr, key, 16);
         c->next = *b;
         *b = c;
@@ -126,6 +169,7 @@ static bool count_source(morphd_stats_t *st, const unsigned char *key,
     if (c == NULL || c->open >= max_per_source)
         return false; /* (a new entry starts at 0 < max: never left empty) */
     c->open++;
+    c->by_slot[morphd_stats_slot]++;
     return true;
 }
 
@@ -133,14 +177,16 @@ bool morphd_stats_admit(morphd_stats_t *st, const unsigned char *key,
                         uint64_t max_connections, uint64_t max_per_source)
 {
     bool ok = true;
-    uv_mutex_lock(&st->lock);
+    morphd_shm_lock(&st->lock);
     if (max_connections && MORPHD_STAT_GET(st, connections_open) >= max_connections)
         ok = false;
     if (ok && max_per_source && key != NULL)
         ok = count_source(st, key, max_per_source);
-    if (ok)
+    if (ok) {
         MORPHD_STAT_ADD(st, connections_open, 1);
-    uv_mutex_unlock(&st->lock);
+        st->slot_open[morphd_stats_slot]++; /* under the lock */
+    }
+    morphd_shm_unlock(&st->lock);
     if (!ok)
         MORPHD_STAT_ADD(st, connections_rejected, 1);
     return ok;
@@ -149,9 +195,9 @@ bool morphd_stats_admit(morphd_stats_t *st, const unsigned char *key,
 bool morphd_stats_admit_source(morphd_stats_t *st, const unsigned char *key,
                                uint64_t max_per_source)
 {
-    uv_mutex_lock(&st->lock);
+    morphd_shm_lock(&st->lock);
     bool ok = count_source(st, key, max_per_source);
-    uv_mutex_unlock(&st->lock);
+    morphd_shm_unlock(&st->lock);
     if (!ok)
         MORPHD_STAT_ADD(st, connections_rejected, 1);
     return ok;
@@ -162,10 +208,10 @@ bool morphd_stats_rate_admit(morphd_stats_t *st, const unsigned char key[16],
 {
     morphd_rate_t *r = __atomic_load_n(&st->rate, __ATOMIC_ACQUIRE);
     if (r == NULL) {
-        uv_mutex_lock(&st->lock);
+        morphd_shm_lock(&st->lock);
         if ((r = st->rate) == NULL && (r = morphd_rate_new()) != NULL)
             __atomic_store_n(&st->rate, r, __ATOMIC_RELEASE);
-        uv_mutex_unlock(&st->lock);
+        morphd_shm_unlock(&st->lock);
         if (r == NULL)
             return true; /* out of memory: serving beats refusing everyone */
     }
@@ -181,48 +227,95 @@ bool morphd_stats_rate_admit(morphd_stats_t *st, const unsigned char key[16],
 
 void morphd_stats_release(morphd_stats_t *st, const unsigned char *key)
 {
-    uv_mutex_lock(&st->lock);
+    morphd_shm_lock(&st->lock);
     MORPHD_STAT_SUB(st, connections_open, 1);
+    if (st->slot_open[morphd_stats_slot] > 0)
+        st->slot_open[morphd_stats_slot]--;
     if (key != NULL) {
         for (struct source_count **p = bucket(st, key); *p; p = &(*p)->next)
             if (memcmp((*p)->addr, key, 16) == 0) {
+                if ((*p)->by_slot[morphd_stats_slot] > 0)
+                    (*p)->by_slot[morphd_stats_slot]--;
                 if (--(*p)->open == 0) { /* keep the table small */
                     struct source_count *dead = *p;
                     *p = dead->next;
-                    free(dead);
+                    morphd_shm_free(dead);
                 }
                 break;
             }
     }
-    uv_mutex_unlock(&st->lock);
+    morphd_shm_unlock(&st->lock);
+}
+
+void morphd_stats_pending(morphd_stats_t *st, int delta)
+{
+    morphd_shm_lock(&st->lock);
+    if (delta > 0) {
+        MORPHD_STAT_ADD(st, messages_pending, delta);
+        st->slot_pending[morphd_stats_slot] += (uint64_t)delta;
+    } else {
+        MORPHD_STAT_SUB(st, messages_pending, -delta);
+        st->slot_pending[morphd_stats_slot] -= (uint64_t)-delta;
+    }
+    morphd_shm_unlock(&st->lock);
+}
+
+void morphd_stats_forget_slot(morphd_stats_t *const *head, unsigned slot)
+{
+    if (slot >= stats_slots)
+        return;
+    morphd_shm_lock(registry_lock);
+    for (morphd_stats_t *st = *head; st != NULL; st = st->next) {
+        morphd_shm_lock(&st->lock);
+        MORPHD_STAT_SUB(st, connections_open, st->slot_open[slot]);
+        MORPHD_STAT_SUB(st, messages_pending, st->slot_pending[slot]);
+        st->slot_open[slot] = st->slot_pending[slot] = 0;
+        for (size_t i = 0; i < sizeof st->sources / sizeof *st->sources; i++)
+            for (struct source_count **p = &st->sources[i]; *p;) {
+                struct source_count *c = *p;
+                c->open -= c->by_slot[slot];
+                c->by_slot[slot] = 0;
+                if (c->open == 0) {
+                    *p = c->next;
+                    morphd_shm_free(c);
+                } else {
+                    p = &c->next;
+                }
+            }
+        morphd_shm_unlock(&st->lock);
+    }
+    morphd_shm_unlock(registry_lock);
 }
 
 morphd_plugin_stats_t *morphd_stats_plugin(morphd_stats_t *st,
                                            const char *name,
                                            unsigned n_workers)
 {
-    pthread_mutex_lock(&registry_lock);
+    morphd_shm_lock(registry_lock);
     morphd_plugin_stats_t **tail = &st->plugins, *p;
     for (p = st->plugins; p != NULL; tail = &p->next, p = p->next)
         if (strcmp(p->name, name) == 0)
             break;
-    if (p == NULL && (p = calloc(1, sizeof *p)) != NULL) {
-        p->name = strdup(name);
+    if (p == NULL && (p = morphd_shm_calloc(1, sizeof *p)) != NULL) {
+        p->name = morphd_shm_strdup(name);
         p->n_workers = n_workers;
-        p->per_worker = aligned_alloc(64, n_workers * sizeof *p->per_worker);
-        if (p->name == NULL || p->per_worker == NULL) {
-            free(p->name);
-            free(p->per_worker);
-            free(p);
+        /* a cache line of its own per worker: no false sharing */
+        p->per_worker_block =
+            morphd_shm_calloc(1, n_workers * sizeof *p->per_worker + 64);
+        if (p->name == NULL || p->per_worker_block == NULL) {
+            morphd_shm_free(p->name);
+            morphd_shm_free(p->per_worker_block);
+            morphd_shm_free(p);
             p = NULL;
         } else {
-            memset(p->per_worker, 0, n_workers * sizeof *p->per_worker);
+            uintptr_t at = ((uintptr_t)p->per_worker_block + 63) & ~(uintptr_t)63;
+            p->per_worker = (morphd_plugin_metrics_t *)at;
             *tail = p;
         }
     }
     if (p != NULL && p->n_workers < n_workers)
         p = NULL; /* the worker count never grows at run time */
-    pthread_mutex_unlock(&registry_lock);
+    morphd_shm_unlock(registry_lock);
     return p;
 }
 
@@ -230,20 +323,21 @@ morphd_plugin_counter_t *morphd_stats_counter(morphd_plugin_stats_t *ps,
                                               const char *name,
                                               const char *help)
 {
-    pthread_mutex_lock(&registry_lock);
+    morphd_shm_lock(registry_lock);
     morphd_plugin_counter_t *c;
     for (c = ps->counters; c != NULL; c = c->next)
         if (strcmp(c->name, name) == 0)
             break;
     if (c == NULL && ps->n_counters < MORPHD_PLUGIN_COUNTERS_MAX &&
-        strlen(name) < sizeof c->name && (c = calloc(1, sizeof *c)) != NULL) {
+        strlen(name) < sizeof c->name &&
+        (c = morphd_shm_calloc(1, sizeof *c)) != NULL) {
         strcpy(c->name, name);
-        c->help = help ? strdup(help) : NULL;
+        c->help = help ? morphd_shm_strdup(help) : NULL;
         c->next = ps->counters;
         ps->counters = c;
         ps->n_counters++;
     }
-    pthread_mutex_unlock(&registry_lock);
+    morphd_shm_unlock(registry_lock);
     return c;
 }
 
@@ -375,7 +469,7 @@ static int plugins_table(morphd_stats_t *head, morphd_buf_t *out)
 int morphd_stats_format(morphd_stats_t *head, bool json, morphd_buf_t *out)
 {
     int rc = 0;
-    pthread_mutex_lock(&registry_lock);
+    morphd_shm_lock(registry_lock);
     if (json) {
         PUT("{\"services\":{");
         for (morphd_stats_t *st = head; st != NULL; st = st->next) {
@@ -407,7 +501,7 @@ int morphd_stats_format(morphd_stats_t *head, bool json, morphd_buf_t *out)
         if (plugins_table(head, out) != 0)
             rc = -1;
     }
-    pthread_mutex_unlock(&registry_lock);
+    morphd_shm_unlock(registry_lock);
     return rc;
 }
 /* A label value with \\, \" and \n escaped (names here are plain; a
@@ -497,7 +591,7 @@ static int prometheus_plugins(morphd_stats_t *head, morphd_buf_t *out)
 int morphd_stats_prometheus(morphd_stats_t *const *registry, morphd_buf_t *out)
 {
     int rc = 0;
-    pthread_mutex_lock(&registry_lock);
+    morphd_shm_lock(registry_lock);
     morphd_stats_t *head = *registry;
 #define MORPHD_STATS_PROM(f, help)                                             \
     PUT("# HELP morph_%s%s %s\n# TYPE morph_%s%s %s\n", #f,                   \
@@ -511,7 +605,7 @@ int morphd_stats_prometheus(morphd_stats_t *const *registry, morphd_buf_t *out)
 #undef MORPHD_STATS_PROM
     if (prometheus_plugins(head, out) != 0)
         rc = -1;
-    pthread_mutex_unlock(&registry_lock);
+    morphd_shm_unlock(registry_lock);
     return rc;
 }
 #undef PUT

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <uv.h>
 
@@ -60,7 +61,8 @@ typedef struct morphd_plugin_counter {
 typedef struct morphd_plugin_stats {
     char *name;
     unsigned n_workers;
-    morphd_plugin_metrics_t *per_worker; /* [n_workers] */
+    morphd_plugin_metrics_t *per_worker; /* [n_workers], cache-aligned */
+    void *per_worker_block;              /* what holds them */
     morphd_plugin_counter_t *counters;   /* registration order, reversed */
     size_t n_counters;
     struct morphd_plugin_stats *next;
@@ -76,9 +78,12 @@ typedef struct morphd_stats {
     morphd_plugin_stats_t *plugins; /* first use first; registry lock */
 
     /* open TCP connections per source address, for
-     * max_connections_per_source */
-    uv_mutex_t lock;
+     * max_connections_per_source; and what each worker slot holds of them
+     * and of the gauges, so that a worker process that dies can be taken
+     * out (morphd_stats_forget_slot) */
+    pthread_mutex_t lock;
     struct source_count *sources[64];
+    uint64_t *slot_open, *slot_pending; /* [slots]; under lock */
     morphd_rate_t *rate; /* rate_per_source's table, made at first use */
     struct morphd_stats *next; /* in the registry */
 } morphd_stats_t;
@@ -89,6 +94,20 @@ typedef struct morphd_stats {
     __atomic_fetch_sub(&(stats)->field, (uint64_t)(n), __ATOMIC_RELAXED)
 #define MORPHD_STAT_GET(stats, field)                                          \
     __atomic_load_n(&(stats)->field, __ATOMIC_RELAXED)
+
+/* With worker processes (shm.h active): moves the registry lock into the
+ * shared mapping and returns the registry head there, to be used by every
+ * process; `slots` is the number of worker slots. NULL when the mapping
+ * is not active. */
+morphd_stats_t **morphd_stats_share(unsigned slots);
+/* The worker slot of this process (0 with threads; a worker process's own
+ * slot otherwise): whose share of the gauges and source counts it moves. */
+extern unsigned morphd_stats_slot;
+/* A worker process of `slot` is gone, and its connections and pending
+ * messages with it: takes its share out of every gauge and source count. */
+void morphd_stats_forget_slot(morphd_stats_t *const *head, unsigned slot);
+/* messages_pending up (delta > 0) or down, as this slot's. */
+void morphd_stats_pending(morphd_stats_t *st, int delta);
 
 /* The stats of `name` in the registry at *head, created when new. */
 morphd_stats_t *morphd_stats_get(morphd_stats_t **head, const char *name);
