@@ -112,6 +112,17 @@ bad:
     return -1;
 }
 
+static int set_isolation(const key_row_t *row, void *obj, const char *value,
+                         char *err, size_t err_size)
+{
+    if (strcmp(value, "thread") != 0 && strcmp(value, "process") != 0) {
+        snprintf(err, err_size, "'%s' is not thread or process", value);
+        return -1;
+    }
+    *FIELD(obj, row, int) = strcmp(value, "process") == 0;
+    return 0;
+}
+
 static int set_bool(const key_row_t *row, void *obj, const char *value,
                     char *err, size_t err_size)
 {
@@ -587,6 +598,14 @@ static const key_row_t key_table[] = {
      "gets its share of new clients (SO_REUSEPORT) until then. 0: calls are "
      "not timed", "2s"},
 
+    {SEC_MORPHD, "isolation", set_isolation, CONF_OFF(isolation_process), -1,
+     0, 0, "thread",
+     "thread: the workers are threads of one process (a plugin that "
+     "crashes ends morphd, for systemd to restart); process: a main process "
+     "holds the sockets and runs each worker as a process of its own, "
+     "replaced at once when it dies (crash loops back off up to 5 s), with "
+     "the counters summed in shared memory; SIGHUP starts new workers and "
+     "drains the old. Read at start-up only", "process"},
     {SEC_MORPHD, "sandbox", set_bool, CONF_OFF(sandbox), -1, 0, 0, "off",
      "on: once started, plugins -- and morphd -- reach only the plugin "
      "folders, the config file's and TLS files' folders and the system "
@@ -1280,6 +1299,8 @@ static void describe_range(const key_row_t *row, char *buf, size_t size)
         snprintf(buf, size, "auto, %zu..%zu", row->min, row->max);
     else if (row->set == set_bool)
         snprintf(buf, size, "yes, no");
+    else if (row->set == set_isolation)
+        snprintf(buf, size, "thread, process");
     else if (row->set == set_log_level)
         snprintf(buf, size, "error, warn, info, debug");
     else if (row->set == set_log_target)

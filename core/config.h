@@ -100,6 +100,7 @@ typedef struct morphd_config {
     unsigned shutdown_timeout_ms;
     unsigned plugin_timeout_ms; /* the watchdog's; 0: calls are not timed */
     int sandbox;        /* Landlock and seccomp around plugins (sandbox.h) */
+    int isolation_process; /* isolation = process (supervisor.h) */
     unsigned long seen;
 
     morphd_service_conf_t *services;

@@ -25,6 +25,7 @@
 #include "plugin_path.h"
 #include "privileges.h"
 #include "sandbox.h"
+#include "supervisor.h"
 #include "server.h"
 
 static void usage(FILE *out)
@@ -92,6 +93,7 @@ static void on_fatal_signal(int sig)
                                     "plugin call past plugin_timeout (logged "
                                     "above)");
     } else if (st != NULL) {
+        morphd_supervisor_note(st->plugin->name, st->chain->service);
         n = put(msg, n, sizeof msg, " in plugin ");
         n = put(msg, n, sizeof msg, st->plugin->name);
         n = put(msg, n, sizeof msg, " of service ");
@@ -360,6 +362,28 @@ int main(int argc, char **argv)
         char why[512];
         if (morphd_privileges_check(&cfg, why, sizeof why) != 0)
             morphd_errors_add(&errs, "%s: %s", cfg.path, why);
+    }
+
+    /* isolation = process: the main process supervises worker processes,
+     * which load the plugins and sandbox themselves (supervisor.h) */
+    if (rc == 0 && !test_only && cfg.isolation_process && errs.n == 0) {
+        signal(SIGPIPE, SIG_IGN);
+#ifdef MORPHD_CRASH_LOGGER
+        install_crash_logger();
+#endif
+        morphd_activation_init(); /* systemd's sockets, if it passed any */
+        check_open_files(&cfg, 1);
+        int status = morphd_supervise(&cfg, config_path, overrides,
+                                      n_overrides, morphd_default_plugin_dir(),
+                                      &errs);
+        if (status != 0) {
+            print_errors(&errs);
+            fprintf(stderr, "morphd: %zu error%s in %s; not started\n",
+                    errs.n, errs.n == 1 ? "" : "s",
+                    config_path ? config_path : "the built-in configuration");
+        }
+        morphd_errors_free(&errs);
+        return status;
     }
 
     /* sandbox = on: Landlock now, while this is the only thread and

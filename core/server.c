@@ -162,17 +162,17 @@ static morphd_service_t *make_service(morphd_server_t *s,
     __atomic_add_fetch(&gen->refs, 1, __ATOMIC_ACQ_REL);
     svc->on_destroy = generation_unref;
     svc->on_destroy_arg = gen;
-    svc->stats_head = &s->stats;
+    svc->stats_head = s->stats_head;
     svc->access_log = &s->access_log;
     svc->access_log_udp = gen->cfg.access_log_udp;
-    svc->stats = morphd_stats_get(&s->stats, conf->name);
+    svc->stats = morphd_stats_get(s->stats_head, conf->name);
     if (svc->stats == NULL) {
         morphd_errors_add(errs, "out of memory");
         morphd_service_destroy(svc);
         return NULL;
     }
     if (morphd_chain_create(plugins, conf->n_chain, &conf->opts, conf->name,
-                            &s->stats, &s->workers[w].env, out_limit_for(conf),
+                            s->stats_head, &s->workers[w].env, out_limit_for(conf),
                             &svc->chain, err, sizeof err) != 0) {
         morphd_errors_add(errs, "%s:%d: service '%s': %s", gen->cfg.path,
                           conf->transform_line, conf->name, err);
@@ -275,12 +275,36 @@ static int make_build(morphd_server_t *s, morphd_config_t *cfg,
     return 0;
 }
 
+/* Set in a worker process before morphd_server_init (server.h). */
+static struct {
+    bool on;
+    unsigned slot, n_slots;
+    morphd_stats_t **stats_head;
+} worker_process;
+
+void morphd_server_be_worker_process(unsigned slot, unsigned n_slots,
+                                     morphd_stats_t **stats_head)
+{
+    worker_process.on = true;
+    worker_process.slot = slot;
+    worker_process.n_slots = n_slots;
+    worker_process.stats_head = stats_head;
+}
+
 int morphd_server_init(morphd_server_t *s, morphd_config_t *cfg,
                        const char *plugin_dir, morphd_errors_t *errs)
 {
     memset(s, 0, sizeof *s);
     s->default_plugin_dir = plugin_dir;
+    s->stats_head = &s->stats;
     s->n_workers = cfg->workers ? cfg->workers : uv_available_parallelism();
+    unsigned base = 0, n_slots = s->n_workers;
+    if (worker_process.on) { /* one loop, as slot `slot` of all of them */
+        s->n_workers = 1;
+        base = worker_process.slot;
+        n_slots = worker_process.n_slots;
+        s->stats_head = worker_process.stats_head;
+    }
     s->workers = calloc(s->n_workers, sizeof *s->workers);
     if (s->workers == NULL) {
         morphd_config_free(cfg);
@@ -288,7 +312,7 @@ int morphd_server_init(morphd_server_t *s, morphd_config_t *cfg,
         return -1;
     }
     for (unsigned w = 0; w < s->n_workers; w++) {
-        int rc = morphd_worker_init(&s->workers[w], w, s->n_workers);
+        int rc = morphd_worker_init(&s->workers[w], base + w, n_slots);
         if (rc != 0) {
             morphd_config_free(cfg);
             morphd_errors_add(errs, "cannot create event loop %u: %s", w,
@@ -421,7 +445,7 @@ int morphd_server_listen(morphd_server_t *s, morphd_errors_t *errs)
     if (s->gen->cfg.admin_socket != NULL) {
         char err[512];
         s->admin = morphd_admin_open(&w0->loop, s->gen->cfg.admin_socket,
-                                     &s->stats, err, sizeof err);
+                                     s->stats_head, err, sizeof err);
         if (s->admin == NULL) {
             morphd_errors_add(errs, "%s: admin_socket: %s", s->gen->cfg.path,
                               err);
@@ -442,7 +466,7 @@ int morphd_server_listen(morphd_server_t *s, morphd_errors_t *errs)
     if (s->gen->cfg.metrics_listen != NULL) {
         char err[512], bound[MORPHD_ENDPOINT_TEXT + 8];
         s->metrics = morphd_metrics_http_start(
-            s->gen->cfg.metrics_listen, &s->stats, &s->counters, bound,
+            s->gen->cfg.metrics_listen, s->stats_head, &s->counters, bound,
             sizeof bound, err, sizeof err);
         if (s->metrics == NULL) {
             morphd_errors_add(errs, "%s: %s", s->gen->cfg.path, err);
@@ -562,7 +586,7 @@ void morphd_server_stop(morphd_server_t *s)
 static void log_stats(morphd_server_t *s)
 {
     morphd_buf_t table = MORPHD_BUF_INIT;
-    if (morphd_stats_format(s->stats, false, &table) != 0 ||
+    if (morphd_stats_format(*s->stats_head, false, &table) != 0 ||
         morphd_buf_append(&table, "", 1) != 0) {
         morphd_log(MORPH_LOG_WARN, "stats (SIGUSR1): out of memory");
         morphd_buf_free(&table);
@@ -629,7 +653,8 @@ int morphd_server_run(morphd_server_t *s)
     uv_signal_init(loop, &s->sighup);
     uv_signal_init(loop, &s->sigusr1);
     s->sighup.data = s->sigusr1.data = s;
-    uv_signal_start(&s->sighup, on_signal, SIGHUP);
+    if (!worker_process.on) /* a worker process ignores it (supervisor.c) */
+        uv_signal_start(&s->sighup, on_signal, SIGHUP);
     uv_signal_start(&s->sigusr1, on_signal, SIGUSR1);
     s->signals_on = true;
     morphd_chain_env_t *envs[s->n_workers];
@@ -645,9 +670,13 @@ int morphd_server_run(morphd_server_t *s)
         on_main_idle(&s->workers[0], s);
     } else {
         /* only now: a SIGHUP before the handlers are in place would kill */
-        morphd_log(MORPH_LOG_INFO, "morphd %s started (pid %d, %u worker%s)",
-                   MORPH_VERSION, (int)getpid(), s->n_workers,
-                   s->n_workers == 1 ? "" : "s");
+        if (worker_process.on) /* the main process says "started" */
+            morphd_log(MORPH_LOG_INFO, "worker process serving (pid %d, "
+                       "slot %u)", (int)getpid(), worker_process.slot);
+        else
+            morphd_log(MORPH_LOG_INFO, "morphd %s started (pid %d, %u "
+                       "worker%s)", MORPH_VERSION, (int)getpid(),
+                       s->n_workers, s->n_workers == 1 ? "" : "s");
         morphd_notify_ready();
     }
     uv_run(loop, UV_RUN_DEFAULT);

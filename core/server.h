@@ -55,6 +55,7 @@ typedef struct morphd_server {
     morphd_plugin_t **plugins; /* every plugin file ever loaded */
     size_t n_plugins;
     morphd_stats_t *stats; /* the counters of every service, by name */
+    morphd_stats_t **stats_head; /* &stats, or the shared registry's */
     struct morphd_admin *admin;
     struct morphd_metrics_http *metrics; /* metrics_listen */
     morphd_server_counters_t counters;   /* what /metrics adds */
@@ -71,6 +72,12 @@ typedef struct morphd_server {
     bool started;
     bool stopping;
 } morphd_server_t;
+
+/* In a worker process of isolation = process, before morphd_server_init:
+ * the server runs one loop, as worker `slot` of `n_slots` (its share of
+ * the plugin metrics and gauges), on the shared counters at *stats_head. */
+void morphd_server_be_worker_process(unsigned slot, unsigned n_slots,
+                                     morphd_stats_t **stats_head);
 
 /* Takes ownership of `cfg`; loads plugins from `plugin_dir` (the config's
  * own plugin_dir wins when set) and builds every worker's services. Binds

@@ -14,12 +14,14 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "supervisor.h"
 
 #define CHECK_EVERY_MS 100
 /* after shutdown_timeout, what the process gets to end on its own */
 #define SHUTDOWN_GRACE_MS 2000
 
 volatile sig_atomic_t morphd_watchdog_fired;
+bool morphd_watchdog_worker_process;
 
 struct morphd_watchdog {
     pthread_t thread;
@@ -87,10 +89,15 @@ static void *watch(void *arg)
         if (stuck != NULL && timeout_ns != 0 && stuck_ns >= timeout_ns) {
             morphd_log(MORPH_LOG_ERROR, "watchdog: plugin %s of service %s has "
                        "not returned for %.1f s (plugin_timeout = %.1f s, "
-                       "worker %u): aborting, so that a fresh morphd serves "
-                       "(systemd restarts it)", stuck->plugin->name,
+                       "worker %u): %s", stuck->plugin->name,
                        stuck->chain->service, (double)stuck_ns / 1e9,
-                       (double)timeout_ns / 1e9, stuck_worker);
+                       (double)timeout_ns / 1e9, stuck_worker,
+                       morphd_watchdog_worker_process
+                           ? "aborting this worker process; the main process "
+                             "starts a new one"
+                           : "aborting, so that a fresh morphd serves (systemd "
+                             "restarts it)");
+            morphd_supervisor_note(stuck->plugin->name, stuck->chain->service);
             morphd_watchdog_fired = 1;
             abort();
         }

@@ -11,6 +11,7 @@
 #define MORPHD_WATCHDOG_H
 
 #include <signal.h>
+#include <stdbool.h>
 
 #include "chain.h"
 
@@ -18,6 +19,9 @@ typedef struct morphd_watchdog morphd_watchdog_t;
 
 /* Set once the watchdog has decided to abort, for the crash logger. */
 extern volatile sig_atomic_t morphd_watchdog_fired;
+/* Set in a worker process of isolation = process: an abort ends only this
+ * worker, which the main process replaces (and the messages say so). */
+extern bool morphd_watchdog_worker_process;
 
 /* Starts watching the `n` chain envs (one per worker; their calling and
  * calling_since). The two timeouts are read at each check, so a reload

@@ -35,6 +35,8 @@ const morphd_listener_ops_t *morphd_listener_ops_for(morphd_transport_t t)
     return &morphd_listener_udp;
 }
 
+int (*morphd_worker_inherited_socket)(const morphd_listener_t *l);
+
 /* --- sites ---------------------------------------------------------------------- */
 
 morphd_site_t *morphd_site_new(morphd_service_t *svc)
@@ -259,7 +261,15 @@ static int open_listener(morphd_worker_t *w, morphd_listener_t *l,
     const morphd_service_conf_t *conf = l->service->conf;
     l->reuseport = w->reuseport;
     l->on_closed = on_listener_closed;
-    if (w->index == 0 && l->share == NULL) { /* systemd's socket, if any */
+    const char *from = ", from systemd";
+    if (morphd_worker_inherited_socket != NULL && l->share == NULL) {
+        int fd = morphd_worker_inherited_socket(l); /* the main process's */
+        if (fd >= 0) {
+            l->adopted = true;
+            l->fd = fd;
+            from = ", from the main process";
+        }
+    } else if (w->index == 0 && l->share == NULL) { /* systemd's, if any */
         int fd = morphd_activation_take(&l->endpoint);
         if (fd >= 0) {
             l->adopted = true;
@@ -275,7 +285,7 @@ static int open_listener(morphd_worker_t *w, morphd_listener_t *l,
     site->n_open++;
     morphd_log(MORPH_LOG_INFO, "service %s: listening on %s (%s, worker %u%s)",
                conf->name, l->bound, listener_kind(l), w->index,
-               l->adopted ? ", from systemd" : "");
+               l->adopted ? from : "");
     return 0;
 }
 

@@ -33,6 +33,12 @@ typedef struct morphd_site {
     struct morphd_site *prev, *next; /* the worker's live sites */
 } morphd_site_t;
 
+/* Where a worker process gets its listening sockets from the main
+ * process (isolation = process): the descriptor for listener `l` (its
+ * service and position in `listen`), or -1 to bind as usual. NULL in
+ * thread mode. */
+extern int (*morphd_worker_inherited_socket)(const morphd_listener_t *l);
+
 /* Makes a site for `svc` (taking the caller's reference) with a listener
  * slot per endpoint of its configuration. NULL when out of memory. */
 morphd_site_t *morphd_site_new(morphd_service_t *svc);

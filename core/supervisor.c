@@ -1,0 +1,861 @@
+/*
+ * supervisor.c -- the main process of isolation = process (supervisor.h).
+ *
+ * Worker slots: a worker process counts its gauges and plugin metrics as
+ * one slot of the shared counters (stats.h), and its slot is cleaned when
+ * it dies. While a reload drains the old workers, old and new run side by
+ * side, so there are 4 slots per worker: a slot is free once its process
+ * is gone.
+ */
+#include "supervisor.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "activation.h"
+#include "admin.h"
+#include "exit_codes.h"
+#include "listener.h"
+#include "listener_unix.h"
+#include "log.h"
+#include "metrics_http.h"
+#include "notify.h"
+#include "privileges.h"
+#include "sandbox.h"
+#include "server.h"
+#include "shm.h"
+#include "stats.h"
+#include "watchdog.h"
+#include "worker.h"
+
+#define SHM_SIZE ((size_t)1 << 30)  /* reserved; pages come as used */
+#define SLOTS_PER_WORKER 4
+#define BACKOFF_FIRST_MS 100
+#define BACKOFF_MAX_MS 5000
+#define STABLE_MS 10000        /* a worker up this long ends a crash loop */
+#define READY_TIMEOUT_MS 30000 /* for new workers to load and listen */
+#define SHUTDOWN_GRACE_MS 2000
+
+/* What a dying worker leaves for the main process to log (shared). */
+typedef struct slot_note {
+    char plugin[64];
+    char service[64];
+} slot_note_t;
+
+/* One configured endpoint: a socket per worker (SO_REUSEPORT), or copies
+ * of one (unix://, or one systemd passed). */
+typedef struct sockset {
+    morphd_transport_t transport;
+    char *service;
+    size_t index; /* in the service's listen list */
+    morphd_endpoint_t ep;
+    char bound[MORPHD_ENDPOINT_TEXT];
+    int *fds; /* [n_workers] */
+    morphd_unix_file_t file;
+    bool reused; /* by the configuration being built (reload) */
+} sockset_t;
+
+typedef struct config_set {
+    morphd_config_t cfg;
+    sockset_t **sets;
+    size_t n_sets;
+    unsigned id;
+} config_set_t;
+
+typedef struct worker_proc {
+    pid_t pid;         /* 0: the slot is free */
+    unsigned index;    /* which of the `workers` */
+    unsigned gen;      /* config_set id it serves */
+    uint64_t started_ms;
+} worker_proc_t;
+
+typedef struct supervisor {
+    uv_loop_t loop;
+    const char *config_path;
+    const char *const *overrides;
+    size_t n_overrides;
+    const char *default_plugin_dir;
+    unsigned n; /* workers */
+    unsigned n_slots;
+    config_set_t cur;
+    worker_proc_t *slots;
+    slot_note_t *notes; /* [n_slots], shared */
+    /* per worker index: crash loop state and the restart timer */
+    unsigned *crashes;
+    uv_timer_t *restart;
+    morphd_stats_t **stats;
+    morphd_server_counters_t counters;
+    struct morphd_admin *admin;
+    struct morphd_metrics_http *metrics;
+    uv_signal_t sigchld, sigterm, sigint, sighup, sigusr1;
+    uv_timer_t kill_timer;
+    pid_t pid; /* the main process */
+    bool stopping;
+} supervisor_t;
+
+static supervisor_t *the_sup; /* for the worker process's inherited socket */
+static unsigned child_index;
+static slot_note_t *child_note; /* this worker process's note, or NULL */
+
+static uint64_t now_ms(void) { return uv_hrtime() / 1000000u; }
+
+void morphd_supervisor_note(const char *plugin, const char *service)
+{
+    slot_note_t *n = child_note;
+    if (n == NULL)
+        return;
+    size_t i = 0;
+    for (; plugin && plugin[i] && i + 1 < sizeof n->plugin; i++)
+        n->plugin[i] = plugin[i];
+    n->plugin[i] = '\0';
+    for (i = 0; service && service[i] && i + 1 < sizeof n->service; i++)
+        n->service[i] = service[i];
+    n->service[i] = '\0';
+}
+
+/* --- sockets ---------------------------------------------------------------- */
+
+static void sockset_free(sockset_t *set, unsigned n)
+{
+    if (set == NULL)
+        return;
+    for (unsigned k = 0; set->fds != NULL && k < n; k++)
+        if (set->fds[k] >= 0)
+            close(set->fds[k]);
+    morphd_unix_remove(&set->file);
+    free(set->fds);
+    free(set->service);
+    free(set);
+}
+
+/* Binds one endpoint for every worker. Returns NULL with the reason. */
+static sockset_t *sockset_open(const morphd_service_conf_t *svc, size_t index,
+                               unsigned n, char *err, size_t err_size)
+{
+    sockset_t *set = calloc(1, sizeof *set);
+    if (set == NULL || (set->fds = malloc(n * sizeof *set->fds)) == NULL ||
+        (set->service = strdup(svc->name)) == NULL) {
+        if (set != NULL) {
+            free(set->fds);
+            free(set);
+        }
+        snprintf(err, err_size, "out of memory");
+        return NULL;
+    }
+    for (unsigned k = 0; k < n; k++)
+        set->fds[k] = -1;
+    set->index = index;
+    set->ep = svc->listen[index];
+    set->transport = set->ep.transport;
+    int first = morphd_activation_take(&set->ep); /* systemd's, if any */
+    if (first < 0 && set->transport == MORPHD_UNIX)
+        first = morphd_unix_listen(&set->ep, svc->unix_mode, svc->unix_group,
+                                   511, &set->file, err, err_size);
+    if (first >= 0 || set->transport == MORPHD_UNIX) {
+        /* one socket, a copy for each worker */
+        for (unsigned k = 0; first >= 0 && k < n; k++) {
+            set->fds[k] = k == 0 ? first : fcntl(first, F_DUPFD_CLOEXEC, 0);
+            if (set->fds[k] < 0) {
+                snprintf(err, err_size, "%s: dup: %s", set->ep.text,
+                         strerror(errno));
+                sockset_free(set, n);
+                return NULL;
+            }
+        }
+        if (first < 0) {
+            sockset_free(set, n);
+            return NULL;
+        }
+    } else {
+        morphd_listener_t l;
+        memset(&l, 0, sizeof l);
+        l.endpoint = set->ep;
+        int type = set->transport == MORPHD_UDP ? SOCK_DGRAM : SOCK_STREAM;
+        for (unsigned k = 0; k < n; k++) {
+            int fd = morphd_listener_socket(&l, type);
+            if (fd < 0 || (type == SOCK_STREAM && listen(fd, 511) != 0)) {
+                snprintf(err, err_size, "%s: cannot bind: %s", set->ep.text,
+                         fd < 0 ? uv_strerror(fd) : strerror(errno));
+                if (fd >= 0)
+                    close(fd);
+                sockset_free(set, n);
+                return NULL;
+            }
+            set->fds[k] = fd;
+            if (k == 0) { /* port 0: the others take the port it got */
+                socklen_t len = sizeof l.endpoint.addr;
+                getsockname(fd, (struct sockaddr *)&l.endpoint.addr, &len);
+            }
+        }
+        snprintf(set->bound, sizeof set->bound, "%s", set->ep.text);
+        morphd_endpoint_format(set->transport,
+                               (struct sockaddr *)&l.endpoint.addr, set->bound,
+                               sizeof set->bound);
+    }
+    if (set->bound[0] == '\0')
+        snprintf(set->bound, sizeof set->bound, "%s", set->ep.text);
+    return set;
+}
+
+/* The running socket set `cs` can give to endpoint (svc, index) of a new
+ * configuration: same transport and text, not taken yet; a port-0 one
+ * only to the same service. */
+static sockset_t *find_reusable(config_set_t *cs,
+                                const morphd_service_conf_t *svc, size_t index)
+{
+    const morphd_endpoint_t *ep = &svc->listen[index];
+    bool any_port = ep->transport != MORPHD_UNIX && morphd_endpoint_port(ep) == 0;
+    for (size_t i = 0; i < cs->n_sets; i++) {
+        sockset_t *s = cs->sets[i];
+        if (s == NULL || s->reused || s->transport != ep->transport ||
+            strcmp(s->ep.text, ep->text) != 0 ||
+            (any_port && strcmp(s->service, svc->name) != 0))
+            continue;
+        return s;
+    }
+    return NULL;
+}
+
+/* Every endpoint of cs->cfg, reusing `from`'s sockets where they match. */
+static int open_sets(supervisor_t *sup, config_set_t *cs, config_set_t *from,
+                     morphd_errors_t *errs)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < cs->cfg.n_services; i++)
+        total += cs->cfg.services[i].n_listen;
+    cs->sets = calloc(total ? total : 1, sizeof *cs->sets);
+    if (cs->sets == NULL) {
+        morphd_errors_add(errs, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < cs->cfg.n_services; i++) {
+        const morphd_service_conf_t *svc = &cs->cfg.services[i];
+        for (size_t j = 0; j < svc->n_listen; j++) {
+            sockset_t *s = from ? find_reusable(from, svc, j) : NULL;
+            char err[512];
+            if (s != NULL) {
+                s->reused = true;
+                /* now this service's, at this position */
+                char *name = strdup(svc->name);
+                if (name == NULL) {
+                    morphd_errors_add(errs, "out of memory");
+                    return -1;
+                }
+                free(s->service);
+                s->service = name;
+                s->index = j;
+            } else if ((s = sockset_open(svc, j, sup->n, err, sizeof err)) ==
+                       NULL) {
+                morphd_errors_add(errs, "%s:%d: service '%s': %s",
+                                  cs->cfg.path, svc->listen_line, svc->name,
+                                  err);
+                return -1;
+            }
+            cs->sets[cs->n_sets++] = s;
+        }
+    }
+    return 0;
+}
+
+/* Closes the sets of `cs` not reused by the next configuration. */
+static void close_sets(supervisor_t *sup, config_set_t *cs, bool all)
+{
+    for (size_t i = 0; i < cs->n_sets; i++) {
+        if (cs->sets[i] == NULL)
+            continue;
+        if (all || !cs->sets[i]->reused)
+            sockset_free(cs->sets[i], sup->n);
+        else
+            cs->sets[i]->reused = false;
+    }
+    free(cs->sets);
+    cs->sets = NULL;
+    cs->n_sets = 0;
+}
+
+/* --- the worker process ----------------------------------------------------- */
+
+static int inherited_socket(const morphd_listener_t *l)
+{
+    const morphd_site_t *site = l->owner;
+    size_t index = (size_t)(l - site->listeners);
+    config_set_t *cs = &the_sup->cur;
+    for (size_t i = 0; i < cs->n_sets; i++) {
+        sockset_t *s = cs->sets[i];
+        if (s->index == index && strcmp(s->service, l->service->conf->name) == 0) {
+            int fd = s->fds[child_index];
+            s->fds[child_index] = -1; /* the listener's now */
+            return fd;
+        }
+    }
+    return -1;
+}
+
+static void child_errors(unsigned index, const morphd_errors_t *errs)
+{
+    for (size_t i = 0; i < errs->n; i++)
+        fprintf(stderr, "morphd: worker %u: %s\n", index, errs->msgs[i]);
+}
+
+/* The worker process: never returns. */
+static void worker_main(supervisor_t *sup, unsigned slot, unsigned index,
+                        int ready_fd)
+{
+    /* the main process's signal handlers write to its loop: not ours */
+    const int sigs[] = {SIGCHLD, SIGTERM, SIGINT, SIGUSR1};
+    for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++)
+        signal(sigs[i], SIG_DFL);
+    /* reloads are the main process's: a SIGHUP sent to the whole process
+     * group must not make a worker do one of its own */
+    signal(SIGHUP, SIG_IGN);
+    /* a main process that dies (SIGKILL) takes its workers along */
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != sup->pid)
+        _exit(1);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    unsetenv("NOTIFY_SOCKET"); /* systemd hears from the main process */
+
+    the_sup = sup;
+    child_index = index;
+    child_note = &sup->notes[slot];
+    memset(child_note, 0, sizeof *child_note);
+    morphd_stats_slot = slot;
+    morphd_watchdog_worker_process = true;
+    /* only this worker's sockets */
+    for (size_t i = 0; i < sup->cur.n_sets; i++)
+        for (unsigned k = 0; k < sup->n; k++)
+            if (k != index && sup->cur.sets[i]->fds[k] >= 0) {
+                close(sup->cur.sets[i]->fds[k]);
+                sup->cur.sets[i]->fds[k] = -1;
+            }
+
+    morphd_config_t cfg = sup->cur.cfg; /* this process's copy */
+    memset(&sup->cur.cfg, 0, sizeof sup->cur.cfg);
+    cfg.admin_socket = NULL;   /* the main process serves those two */
+    cfg.metrics_listen = NULL;
+    morphd_errors_t errs = MORPHD_ERRORS_INIT;
+    if (cfg.sandbox) {
+        char why[512];
+        char *dirs = morphd_config_plugin_dir(&cfg, sup->default_plugin_dir);
+        if (dirs == NULL || morphd_sandbox_landlock(&cfg, sup->config_path,
+                                                    dirs, why, sizeof why) != 0) {
+            morphd_errors_add(&errs, "%s", dirs ? why : "out of memory");
+            child_errors(index, &errs);
+            _exit(MORPH_EXIT_CONFIG);
+        }
+        free(dirs);
+    }
+    morphd_worker_inherited_socket = inherited_socket;
+    morphd_server_be_worker_process(slot, sup->n_slots, sup->stats);
+    morphd_server_t server;
+    int rc = morphd_server_init(&server, &cfg, sup->default_plugin_dir, &errs);
+    if (rc == 0)
+        rc = morphd_server_listen(&server, &errs);
+    if (rc == 0 && server.gen->cfg.sandbox) {
+        char why[512];
+        if (morphd_sandbox_seccomp(why, sizeof why) != 0) {
+            morphd_errors_add(&errs, "%s", why);
+            rc = -1;
+        }
+    }
+    if (rc != 0) {
+        child_errors(index, &errs);
+        _exit(MORPH_EXIT_CONFIG);
+    }
+    char ok = 'R';
+    ssize_t w = write(ready_fd, &ok, 1); /* a replacement is not waited for */
+    (void)w;
+    close(ready_fd);
+    morphd_server_run(&server);
+    morphd_server_free(&server);
+    morphd_errors_free(&errs);
+    _exit(0);
+}
+
+/* --- starting workers ------------------------------------------------------- */
+
+static int free_slot(supervisor_t *sup)
+{
+    for (unsigned k = 0; k < sup->n_slots; k++)
+        if (sup->slots[k].pid == 0)
+            return (int)k;
+    return -1;
+}
+
+/* Forks worker `index` of the current configuration. Returns the read end
+ * of its readiness pipe (one byte once it serves; end of file if it
+ * failed), or -1. */
+static int spawn(supervisor_t *sup, unsigned index)
+{
+    int slot = free_slot(sup);
+    if (slot < 0) {
+        morphd_log(MORPH_LOG_ERROR, "no free worker slot for worker %u "
+                   "(old workers still draining)", index);
+        return -1;
+    }
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0) {
+        morphd_log(MORPH_LOG_ERROR, "worker %u: pipe: %s", index,
+                   strerror(errno));
+        return -1;
+    }
+    sigset_t all, old;
+    sigfillset(&all);
+    sigprocmask(SIG_BLOCK, &all, &old);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(p[0]);
+        /* the main loop's signal pipe is the main process's: this copy of
+         * the loop gets its own, so that a signal here never reaches it */
+        uv_loop_fork(&sup->loop);
+        worker_main(sup, (unsigned)slot, index, p[1]);
+    }
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    close(p[1]);
+    if (pid < 0) {
+        morphd_log(MORPH_LOG_ERROR, "worker %u: fork: %s", index,
+                   strerror(errno));
+        close(p[0]);
+        return -1;
+    }
+    worker_proc_t *w = &sup->slots[slot];
+    w->pid = pid;
+    w->index = index;
+    w->gen = sup->cur.id;
+    w->started_ms = now_ms();
+    memset(&sup->notes[slot], 0, sizeof sup->notes[slot]);
+    return p[0];
+}
+
+/* Waits until each worker behind fds[] says it serves, or fails. Returns
+ * how many failed. */
+static unsigned await_ready(int *fds, unsigned n)
+{
+    unsigned failed = 0, left = 0;
+    struct pollfd pf[n];
+    for (unsigned k = 0; k < n; k++) {
+        pf[k].fd = fds[k];
+        pf[k].events = POLLIN;
+        if (fds[k] < 0)
+            failed++;
+        else
+            left++;
+    }
+    uint64_t deadline = now_ms() + READY_TIMEOUT_MS;
+    while (left > 0) {
+        uint64_t now = now_ms();
+        if (now >= deadline) {
+            failed += left;
+            break;
+        }
+        int r = poll(pf, n, (int)(deadline - now));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            failed += left;
+            break;
+        }
+        for (unsigned k = 0; k < n; k++) {
+            if (pf[k].fd < 0 || pf[k].revents == 0)
+                continue;
+            char c;
+            if (read(pf[k].fd, &c, 1) != 1)
+                failed++;
+            left--;
+            close(pf[k].fd);
+            pf[k].fd = -1;
+            fds[k] = -1;
+        }
+    }
+    for (unsigned k = 0; k < n; k++)
+        if (fds[k] >= 0)
+            close(fds[k]);
+    return failed;
+}
+
+/* Starts every worker of the current configuration and waits for them.
+ * Returns 0, or -1 (those that started are told to stop). */
+static int start_generation(supervisor_t *sup)
+{
+    int fds[sup->n];
+    for (unsigned k = 0; k < sup->n; k++)
+        fds[k] = spawn(sup, k);
+    if (await_ready(fds, sup->n) == 0)
+        return 0;
+    for (unsigned k = 0; k < sup->n_slots; k++)
+        if (sup->slots[k].pid > 0 && sup->slots[k].gen == sup->cur.id)
+            kill(sup->slots[k].pid, SIGTERM);
+    return -1;
+}
+
+static void on_restart(uv_timer_t *t)
+{
+    supervisor_t *sup = t->data;
+    unsigned index = (unsigned)(t - sup->restart);
+    if (sup->stopping)
+        return;
+    int fd = spawn(sup, index);
+    if (fd >= 0)
+        close(fd); /* a replacement is not waited for */
+}
+
+/* --- deaths ------------------------------------------------------------------- */
+
+static void describe_death(char *buf, size_t size, int status)
+{
+    if (WIFSIGNALED(status)) {
+        int sig = WTERMSIG(status);
+        snprintf(buf, size, "was killed by signal %d (SIG%s)", sig,
+                 sigabbrev_np(sig) ? sigabbrev_np(sig) : "?");
+    } else {
+        snprintf(buf, size, "exited with status %d", WEXITSTATUS(status));
+    }
+}
+
+static bool all_gone(const supervisor_t *sup)
+{
+    for (unsigned k = 0; k < sup->n_slots; k++)
+        if (sup->slots[k].pid > 0)
+            return false;
+    return true;
+}
+
+static void finish(supervisor_t *sup);
+
+static void on_sigchld(uv_signal_t *h, int signum)
+{
+    (void)signum;
+    supervisor_t *sup = h->data;
+    int status;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        unsigned slot;
+        for (slot = 0; slot < sup->n_slots; slot++)
+            if (sup->slots[slot].pid == pid)
+                break;
+        if (slot == sup->n_slots)
+            continue; /* not a worker (a plugin's child, say) */
+        worker_proc_t w = sup->slots[slot];
+        sup->slots[slot].pid = 0;
+        morphd_stats_forget_slot(sup->stats, slot);
+        char how[96];
+        describe_death(how, sizeof how, status);
+        bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+        if (sup->stopping || w.gen != sup->cur.id) {
+            morphd_log(clean ? MORPH_LOG_INFO : MORPH_LOG_WARN,
+                       "worker %u (pid %d%s) %s", w.index, (int)pid,
+                       w.gen != sup->cur.id ? ", previous configuration" : "",
+                       how);
+            continue;
+        }
+        const slot_note_t *note = &sup->notes[slot];
+        char in[200] = "";
+        if (note->plugin[0] != '\0')
+            snprintf(in, sizeof in, " in plugin %s of service %s",
+                     note->plugin, note->service);
+        uint64_t lived = now_ms() - w.started_ms;
+        unsigned *crashes = &sup->crashes[w.index];
+        *crashes = lived >= STABLE_MS ? 1 : *crashes + 1;
+        /* the first is replaced at once; a loop backs off */
+        uint64_t delay = 0;
+        if (*crashes > 1) {
+            delay = BACKOFF_FIRST_MS;
+            for (unsigned i = 2; i < *crashes && delay < BACKOFF_MAX_MS; i++)
+                delay *= 2;
+            if (delay > BACKOFF_MAX_MS)
+                delay = BACKOFF_MAX_MS;
+        }
+        __atomic_fetch_add(&sup->counters.worker_restarts, 1, __ATOMIC_RELAXED);
+        if (delay == 0)
+            morphd_log(MORPH_LOG_ERROR, "worker %u (pid %d) %s%s; starting a "
+                       "new one", w.index, (int)pid, how, in);
+        else
+            morphd_log(MORPH_LOG_ERROR, "worker %u (pid %d) %s%s; crash %u in "
+                       "a row: starting a new one in %llu ms", w.index,
+                       (int)pid, how, in, *crashes, (unsigned long long)delay);
+        uv_timer_start(&sup->restart[w.index], on_restart, delay, 0);
+    }
+    if (sup->stopping && all_gone(sup))
+        finish(sup);
+}
+
+/* --- stop, reload, stats -------------------------------------------------------- */
+
+static void on_closed_noop(uv_handle_t *h) { (void)h; }
+
+static void finish(supervisor_t *sup)
+{
+    uv_timer_stop(&sup->kill_timer);
+    morphd_admin_close(sup->admin);
+    sup->admin = NULL;
+    morphd_metrics_http_stop(sup->metrics);
+    sup->metrics = NULL;
+    uv_stop(&sup->loop);
+}
+
+static void on_kill_timer(uv_timer_t *t)
+{
+    supervisor_t *sup = t->data;
+    for (unsigned k = 0; k < sup->n_slots; k++)
+        if (sup->slots[k].pid > 0) {
+            morphd_log(MORPH_LOG_ERROR, "worker %u (pid %d) still running "
+                       "after shutdown_timeout; killing it",
+                       sup->slots[k].index, (int)sup->slots[k].pid);
+            kill(sup->slots[k].pid, SIGKILL);
+        }
+}
+
+static void on_stop(uv_signal_t *h, int signum)
+{
+    supervisor_t *sup = h->data;
+    if (sup->stopping)
+        return;
+    sup->stopping = true;
+    morphd_notify_stopping();
+    morphd_log(MORPH_LOG_INFO, "received %s; the workers finish pending "
+               "replies, then morphd exits",
+               signum == SIGINT ? "SIGINT" : "SIGTERM");
+    for (unsigned i = 0; i < sup->n; i++)
+        uv_timer_stop(&sup->restart[i]);
+    for (unsigned k = 0; k < sup->n_slots; k++)
+        if (sup->slots[k].pid > 0)
+            kill(sup->slots[k].pid, SIGTERM);
+    uv_timer_start(&sup->kill_timer, on_kill_timer,
+                   (uint64_t)sup->cur.cfg.shutdown_timeout_ms + SHUTDOWN_GRACE_MS,
+                   0);
+    if (all_gone(sup))
+        finish(sup);
+}
+
+static void reload(supervisor_t *sup)
+{
+    const char *name = sup->config_path ? sup->config_path
+                                        : "(built-in default)";
+    morphd_log(MORPH_LOG_INFO, "reloading the configuration from %s", name);
+    morphd_notify_reloading();
+    morphd_errors_t errs = MORPHD_ERRORS_INIT;
+    config_set_t next = {.id = sup->cur.id + 1};
+    int rc = morphd_config_read(sup->config_path, sup->overrides,
+                                sup->n_overrides, &next.cfg, &errs);
+    bool have_cfg = rc == 0;
+    if (rc == 0) {
+        unsigned want = next.cfg.workers ? next.cfg.workers
+                                         : uv_available_parallelism();
+        if (want != sup->n)
+            morphd_log(MORPH_LOG_WARN, "workers = %u takes effect at the "
+                       "next start; still running %u", want, sup->n);
+        if (!next.cfg.isolation_process)
+            morphd_log(MORPH_LOG_WARN, "isolation = thread takes effect at "
+                       "the next start; still running worker processes");
+        rc = open_sets(sup, &next, &sup->cur, &errs);
+    }
+    if (rc == 0) {
+        /* the new workers start from `cur`: swap, and back on failure */
+        config_set_t old = sup->cur;
+        sup->cur = next;
+        if (start_generation(sup) == 0) {
+            for (unsigned k = 0; k < sup->n_slots; k++)
+                if (sup->slots[k].pid > 0 && sup->slots[k].gen == old.id)
+                    kill(sup->slots[k].pid, SIGTERM); /* they drain */
+            close_sets(sup, &old, false);
+            morphd_config_free(&old.cfg);
+            for (unsigned i = 0; i < sup->n; i++)
+                sup->crashes[i] = 0;
+            morphd_log_set_level(sup->cur.cfg.log_level);
+            __atomic_fetch_add(&sup->counters.reloads, 1, __ATOMIC_RELAXED);
+            morphd_log(MORPH_LOG_INFO, "configuration reloaded from %s: %zu "
+                       "service%s; the previous workers finish their "
+                       "connections", name, sup->cur.cfg.n_services,
+                       sup->cur.cfg.n_services == 1 ? "" : "s");
+            morphd_errors_free(&errs);
+            morphd_notify_ready();
+            return;
+        }
+        morphd_errors_add(&errs, "the new workers did not start (their "
+                          "errors are above)");
+        next = sup->cur;
+        sup->cur = old;
+    }
+    /* what the new configuration took over from the running one stays
+     * the running one's */
+    for (size_t i = 0; i < next.n_sets; i++)
+        if (next.sets[i] != NULL && next.sets[i]->reused)
+            next.sets[i] = NULL;
+    for (size_t j = 0; j < sup->cur.n_sets; j++)
+        sup->cur.sets[j]->reused = false;
+    close_sets(sup, &next, true);
+    if (have_cfg)
+        morphd_config_free(&next.cfg);
+    for (size_t i = 0; i < errs.n; i++)
+        morphd_log(MORPH_LOG_ERROR, "%s", errs.msgs[i]);
+    __atomic_fetch_add(&sup->counters.reload_failures, 1, __ATOMIC_RELAXED);
+    morphd_log(MORPH_LOG_ERROR, "reload failed (%zu error%s); still serving "
+               "the previous configuration", errs.n, errs.n == 1 ? "" : "s");
+    morphd_errors_free(&errs);
+    morphd_notify_ready();
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    supervisor_t *sup = h->data;
+    if (sup->stopping)
+        return;
+    if (signum == SIGHUP) {
+        reload(sup);
+        return;
+    }
+    morphd_buf_t table = MORPHD_BUF_INIT; /* SIGUSR1 */
+    if (morphd_stats_format(*sup->stats, false, &table) == 0 &&
+        morphd_buf_append(&table, "", 1) == 0) {
+        morphd_log(MORPH_LOG_INFO, "stats (SIGUSR1):");
+        char *save = NULL;
+        for (char *line = strtok_r((char *)table.data, "\n", &save); line;
+             line = strtok_r(NULL, "\n", &save))
+            morphd_log(MORPH_LOG_INFO, "  %s", line);
+    }
+    morphd_buf_free(&table);
+}
+
+/* --- start --------------------------------------------------------------------- */
+
+int morphd_supervise(morphd_config_t *cfg, const char *config_path,
+                     const char *const *overrides, size_t n_overrides,
+                     const char *default_plugin_dir, morphd_errors_t *errs)
+{
+    static supervisor_t sup;
+    memset(&sup, 0, sizeof sup);
+    the_sup = &sup;
+    sup.config_path = config_path;
+    sup.overrides = overrides;
+    sup.n_overrides = n_overrides;
+    sup.default_plugin_dir = default_plugin_dir;
+    sup.pid = getpid();
+    sup.cur.cfg = *cfg;
+    memset(cfg, 0, sizeof *cfg);
+    sup.n = sup.cur.cfg.workers ? sup.cur.cfg.workers
+                                : uv_available_parallelism();
+    sup.n_slots = sup.n * SLOTS_PER_WORKER;
+    const char *path = sup.cur.cfg.path;
+    int rc = 0;
+    if (morphd_shm_init(SHM_SIZE) != 0 ||
+        (sup.stats = morphd_stats_share(sup.n_slots)) == NULL ||
+        (sup.notes = morphd_shm_calloc(sup.n_slots, sizeof *sup.notes)) == NULL ||
+        (sup.slots = calloc(sup.n_slots, sizeof *sup.slots)) == NULL ||
+        (sup.crashes = calloc(sup.n, sizeof *sup.crashes)) == NULL ||
+        (sup.restart = calloc(sup.n, sizeof *sup.restart)) == NULL) {
+        morphd_errors_add(errs, "%s: cannot set up worker processes: out of "
+                          "memory", path);
+        return MORPH_EXIT_CONFIG;
+    }
+    uv_loop_init(&sup.loop);
+    for (unsigned i = 0; i < sup.n; i++) {
+        uv_timer_init(&sup.loop, &sup.restart[i]);
+        sup.restart[i].data = &sup;
+    }
+    uv_timer_init(&sup.loop, &sup.kill_timer);
+    sup.kill_timer.data = &sup;
+    sup.counters.workers = sup.n;
+
+    rc = open_sets(&sup, &sup.cur, NULL, errs);
+    morphd_activation_close_unused();
+    for (size_t i = 0; rc == 0 && i < sup.cur.n_sets; i++)
+        morphd_log(MORPH_LOG_INFO, "service %s: listening on %s (%u worker "
+                   "process%s)", sup.cur.sets[i]->service,
+                   sup.cur.sets[i]->bound, sup.n, sup.n == 1 ? "" : "es");
+    if (rc == 0 && sup.cur.cfg.admin_socket != NULL) {
+        char err[512];
+        sup.admin = morphd_admin_open(&sup.loop, sup.cur.cfg.admin_socket,
+                                      sup.stats, err, sizeof err);
+        if (sup.admin == NULL) {
+            morphd_errors_add(errs, "%s: admin_socket: %s", path, err);
+            rc = -1;
+        } else {
+            morphd_log(MORPH_LOG_INFO, "admin endpoint on %s",
+                       sup.cur.cfg.admin_socket);
+        }
+    }
+    if (rc == 0 && sup.cur.cfg.metrics_listen != NULL) {
+        char err[512], bound[MORPHD_ENDPOINT_TEXT + 8];
+        sup.metrics = morphd_metrics_http_start(sup.cur.cfg.metrics_listen,
+                                                sup.stats, &sup.counters,
+                                                bound, sizeof bound, err,
+                                                sizeof err);
+        if (sup.metrics == NULL) {
+            morphd_errors_add(errs, "%s: %s", path, err);
+            rc = -1;
+        } else {
+            morphd_log(MORPH_LOG_INFO, "metrics on %s/metrics", bound);
+        }
+    }
+    if (rc == 0) {
+        char why[512];
+        if (morphd_drop_privileges(&sup.cur.cfg, why, sizeof why) != 0) {
+            morphd_errors_add(errs, "%s: %s", path, why);
+            rc = -1;
+        }
+    }
+    uv_signal_init(&sup.loop, &sup.sigchld);
+    uv_signal_init(&sup.loop, &sup.sigterm);
+    uv_signal_init(&sup.loop, &sup.sigint);
+    uv_signal_init(&sup.loop, &sup.sighup);
+    uv_signal_init(&sup.loop, &sup.sigusr1);
+    sup.sigchld.data = sup.sigterm.data = sup.sigint.data = &sup;
+    sup.sighup.data = sup.sigusr1.data = &sup;
+    if (rc == 0) {
+        uv_signal_start(&sup.sigchld, on_sigchld, SIGCHLD);
+        uv_signal_start(&sup.sigterm, on_stop, SIGTERM);
+        uv_signal_start(&sup.sigint, on_stop, SIGINT);
+        if (start_generation(&sup) != 0) {
+            morphd_errors_add(errs, "%s: the workers did not start (their "
+                              "errors are above)", path);
+            rc = -1;
+            sup.stopping = true; /* reap them below */
+        }
+    }
+    if (rc == 0) {
+        uv_signal_start(&sup.sighup, on_signal, SIGHUP);
+        uv_signal_start(&sup.sigusr1, on_signal, SIGUSR1);
+        morphd_log(MORPH_LOG_INFO, "morphd %s started (pid %d, %u worker "
+                   "process%s)", MORPH_VERSION, (int)getpid(), sup.n,
+                   sup.n == 1 ? "" : "es");
+        morphd_notify_ready();
+        uv_run(&sup.loop, UV_RUN_DEFAULT);
+        morphd_log(MORPH_LOG_INFO, "morphd stopped");
+    } else {
+        for (unsigned k = 0; k < sup.n_slots; k++)
+            if (sup.slots[k].pid > 0) {
+                kill(sup.slots[k].pid, SIGKILL);
+                waitpid(sup.slots[k].pid, NULL, 0);
+            }
+        morphd_admin_close(sup.admin);
+        morphd_metrics_http_stop(sup.metrics);
+    }
+    close_sets(&sup, &sup.cur, true);
+    uv_close((uv_handle_t *)&sup.sigchld, on_closed_noop);
+    uv_close((uv_handle_t *)&sup.sigterm, on_closed_noop);
+    uv_close((uv_handle_t *)&sup.sigint, on_closed_noop);
+    uv_close((uv_handle_t *)&sup.sighup, on_closed_noop);
+    uv_close((uv_handle_t *)&sup.sigusr1, on_closed_noop);
+    uv_close((uv_handle_t *)&sup.kill_timer, on_closed_noop);
+    for (unsigned i = 0; i < sup.n; i++)
+        uv_close((uv_handle_t *)&sup.restart[i], on_closed_noop);
+    uv_run(&sup.loop, UV_RUN_DEFAULT);
+    uv_loop_close(&sup.loop);
+    morphd_config_free(&sup.cur.cfg);
+    free(sup.slots);
+    free(sup.crashes);
+    free(sup.restart);
+    return rc == 0 ? 0 : MORPH_EXIT_CONFIG;
+}
