@@ -55,7 +55,9 @@ static void usage(FILE *out)
             "Signals: SIGINT and SIGTERM stop accepting, finish writing pending\n"
             "replies (up to shutdown_timeout) and exit 0. SIGHUP reloads the\n"
             "file (a bad one is logged and the running one kept). SIGUSR1 logs\n"
-            "every service's counters.\n"
+            "every service's counters. With isolation = process, SIGCHLD\n"
+            "tells the main process a worker ended (it is replaced), and\n"
+            "SIGUSR2 retires a worker process after a reload.\n"
             "\n"
             "Exit status: 0 success; %d bad configuration (EX_CONFIG), including\n"
             "plugins that fail to load and ports already in use; %d bad usage.\n",

@@ -432,7 +432,7 @@ static void on_main_idle(morphd_worker_t *w, void *arg)
         uv_close((uv_handle_t *)&s->sighup, on_closed_noop);
         uv_close((uv_handle_t *)&s->sigusr1, on_closed_noop);
         /* closing these restored their default actions, which kill */
-        signal(SIGHUP, SIG_IGN);
+        signal(worker_process.on ? SIGUSR2 : SIGHUP, SIG_IGN);
         signal(SIGUSR1, SIG_IGN);
     }
 }
@@ -582,6 +582,19 @@ void morphd_server_stop(morphd_server_t *s)
     }
 }
 
+void morphd_server_retire(morphd_server_t *s)
+{
+    if (s->stopping || s->retiring)
+        return;
+    s->retiring = true;
+    morphd_log(MORPH_LOG_INFO, "replaced by a reload: no new clients; "
+               "serving the connections open to their end");
+    for (unsigned w = s->n_workers; w-- > 0;)
+        if (w == 0 || s->workers[w].threaded)
+            morphd_worker_call(&s->workers[w], MORPHD_WORKER_RETIRE, NULL, 0,
+                               NULL);
+}
+
 /* SIGUSR1: every service's counters, one log line each. */
 static void log_stats(morphd_server_t *s)
 {
@@ -609,6 +622,10 @@ static void on_signal(uv_signal_t *h, int signum)
     }
     if (signum == SIGUSR1) {
         log_stats(s);
+        return;
+    }
+    if (signum == SIGUSR2) { /* a worker process a reload replaced */
+        morphd_server_retire(s);
         return;
     }
 }
@@ -653,8 +670,10 @@ int morphd_server_run(morphd_server_t *s)
     uv_signal_init(loop, &s->sighup);
     uv_signal_init(loop, &s->sigusr1);
     s->sighup.data = s->sigusr1.data = s;
-    if (!worker_process.on) /* a worker process ignores it (supervisor.c) */
+    if (!worker_process.on)
         uv_signal_start(&s->sighup, on_signal, SIGHUP);
+    else /* no reloads of its own (supervisor.c); SIGUSR2 retires it */
+        uv_signal_start(&s->sighup, on_signal, SIGUSR2);
     uv_signal_start(&s->sigusr1, on_signal, SIGUSR1);
     s->signals_on = true;
     morphd_chain_env_t *envs[s->n_workers];

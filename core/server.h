@@ -71,6 +71,7 @@ typedef struct morphd_server {
     bool signals_on;
     bool started;
     bool stopping;
+    bool retiring; /* morphd_server_retire */
 } morphd_server_t;
 
 /* In a worker process of isolation = process, before morphd_server_init:
@@ -110,6 +111,10 @@ int morphd_server_run(morphd_server_t *s);
 /* Begins a graceful stop: no new clients; pending replies are written for
  * up to shutdown_timeout, then remaining connections are closed. */
 void morphd_server_stop(morphd_server_t *s);
+
+/* A worker process a reload replaced (SIGUSR2): no new clients, and the
+ * run ends once every connection has. A later stop drains them. */
+void morphd_server_retire(morphd_server_t *s);
 
 void morphd_server_free(morphd_server_t *s);
 

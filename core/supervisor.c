@@ -318,6 +318,7 @@ static void worker_main(supervisor_t *sup, unsigned slot, unsigned index,
     /* reloads are the main process's: a SIGHUP sent to the whole process
      * group must not make a worker do one of its own */
     signal(SIGHUP, SIG_IGN);
+    signal(SIGUSR2, SIG_IGN); /* until it serves: then it retires on it */
     /* a main process that dies (SIGKILL) takes its workers along */
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (getppid() != sup->pid)
@@ -668,7 +669,7 @@ static void reload(supervisor_t *sup)
         if (start_generation(sup) == 0) {
             for (unsigned k = 0; k < sup->n_slots; k++)
                 if (sup->slots[k].pid > 0 && sup->slots[k].gen == old.id)
-                    kill(sup->slots[k].pid, SIGTERM); /* they drain */
+                    kill(sup->slots[k].pid, SIGUSR2); /* they retire */
             close_sets(sup, &old, false);
             morphd_config_free(&old.cfg);
             for (unsigned i = 0; i < sup->n; i++)

@@ -433,8 +433,9 @@ static void on_shutdown_timeout(uv_timer_t *t)
 
 static void do_stop(morphd_worker_t *w)
 {
-    if (w->stopping)
+    if (w->stopping && !w->retiring)
         return;
+    w->retiring = false;
     w->stopping = true;
     for_every_listener(w, close_listener);
     for (size_t i = 0; i < N_TRANSPORTS; i++)
@@ -442,6 +443,18 @@ static void do_stop(morphd_worker_t *w)
             transports[i]->drain_conns(&w->loop);
     uv_timer_start(&w->shutdown_timer, on_shutdown_timeout,
                    w->shutdown_timeout_ms, 0);
+    maybe_finish(w);
+}
+
+/* RETIRE: no new clients; the loop ends once the last connection has
+ * (idle_timeout still closes the silent ones). A STOP after it drains. */
+static void do_retire(morphd_worker_t *w)
+{
+    if (w->stopping)
+        return;
+    w->stopping = true;
+    w->retiring = true;
+    for_every_listener(w, close_listener);
     maybe_finish(w);
 }
 
@@ -467,6 +480,9 @@ static int run_cmd(morphd_worker_t *w, morphd_worker_cmd_t cmd,
         return 0;
     case MORPHD_WORKER_STOP:
         do_stop(w);
+        return 0;
+    case MORPHD_WORKER_RETIRE:
+        do_retire(w);
         return 0;
     }
     return -1;

@@ -50,6 +50,8 @@ typedef enum morphd_worker_cmd {
     MORPHD_WORKER_ABORT,  /* undo OPEN: close what it opened, drop them */
     MORPHD_WORKER_COMMIT, /* hand over endpoints, retire the old sites */
     MORPHD_WORKER_STOP,   /* graceful shutdown */
+    MORPHD_WORKER_RETIRE, /* close the listeners; end once the connections
+                             have (a worker process a reload replaced) */
 } morphd_worker_cmd_t;
 
 struct morphd_worker {
@@ -66,6 +68,7 @@ struct morphd_worker {
     morphd_service_t *all_services; /* every live service */
     size_t n_open_listeners;
     bool stopping;
+    bool retiring; /* stopping, but its connections are served to the end */
     bool finished;
     /* stopping, and nothing left open */
     void (*on_idle)(morphd_worker_t *w, void *arg);

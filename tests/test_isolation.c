@@ -1,0 +1,400 @@
+/*
+ * isolation = process (issue 14): a crashing or hanging plugin costs one
+ * worker process, not the service. Each test runs morphd with worker
+ * processes over real sockets and the `crash` test plugin, which crashes
+ * its process on "crash" and answers "pid" with the process it runs in.
+ */
+#include <arpa/inet.h>
+#include <check.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define TIMEOUT_MS 5000
+
+static morphd_proc_t proc;
+static char admin[128];
+
+static long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+/* morphd with `workers` worker processes and service s on TCP and UDP. */
+static void start(unsigned workers, const char *morphd_lines,
+                  const char *transform, const char *service_lines)
+{
+    char lines[512], svc[1024];
+    snprintf(lines, sizeof lines, "isolation = process\nworkers = %u\n%s",
+             workers, morphd_lines);
+    snprintf(svc, sizeof svc,
+             "[service s]\nlisten = tcp://127.0.0.1:0 udp://127.0.0.1:0\n"
+             "transform = %s\nframing = line\n%s", transform, service_lines);
+    char dirs[512];
+    snprintf(dirs, sizeof dirs, "%s %s", TEST_PLUGIN_DIR, PLUGIN_DIR);
+    morphd_proc_serve(&proc, dirs, lines, svc, admin, sizeof admin);
+}
+
+static int tcp_port(void) { return morphd_proc_need_port(&proc, "s", "tcp", false); }
+static int udp_port(void) { return morphd_proc_need_port(&proc, "s", "udp", false); }
+
+static int connect_from(const char *src)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET}, to = {.sin_family = AF_INET};
+    inet_pton(AF_INET, src, &a.sin_addr);
+    inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+    to.sin_port = htons((uint16_t)tcp_port());
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&to, sizeof to), 0);
+    return fd;
+}
+
+/* Sends a line; returns the reply line without its newline (static), or
+ * NULL when the connection ended instead. */
+static const char *ask(int fd, const char *line)
+{
+    static char reply[256];
+    char msg[256];
+    int n = snprintf(msg, sizeof msg, "%s\n", line);
+    if (send_all(fd, msg, (size_t)n) != 0)
+        return NULL;
+    size_t got = 0;
+    while (got < sizeof reply - 1) {
+        if (recv_exact(fd, reply + got, 1, TIMEOUT_MS) != 1)
+            return NULL;
+        if (reply[got] == '\n') {
+            reply[got] = '\0';
+            return reply;
+        }
+        got++;
+    }
+    return NULL;
+}
+
+static int pid_of(int fd)
+{
+    const char *r = ask(fd, "pid");
+    ck_assert_ptr_nonnull(r);
+    return atoi(r + 4);
+}
+
+/* The log names how a worker died: its signal and, where the crash logger
+ * runs (not under the sanitizers, which take SIGSEGV themselves), the
+ * plugin and service. */
+static void expect_death_logged(const char *signame)
+{
+#ifdef MORPH_SANITIZE
+    (void)signame;
+    ck_assert_int_ge(morphd_proc_log_count(&proc, ") was killed by signal") +
+                         morphd_proc_log_count(&proc, ") exited with status"),
+                     1);
+#else
+    char needle[128];
+    snprintf(needle, sizeof needle, "(%s) in plugin crash of service s", signame);
+    ck_assert_int_ge(morphd_proc_log_count(&proc, needle), 1);
+#endif
+}
+
+/* Connections on the other worker are untouched by a crash; the crashed
+ * worker's connections end; new clients are all served, none refused,
+ * while the replacement starts. */
+START_TEST(a_crash_costs_only_that_workers_connections)
+{
+    start(2, "", "crash", "");
+    int fds[64], pids[64], n = 0, a = 0, b = 0, pid_a = 0;
+    for (int i = 0; i < 200 && n < 64 && (a < 3 || b < 3); i++) {
+        int fd = tcp_connect(tcp_port(), false);
+        int pid = pid_of(fd);
+        if (pid_a == 0)
+            pid_a = pid;
+        if (pid == pid_a)
+            a++;
+        else
+            b++;
+        fds[n] = fd;
+        pids[n++] = pid;
+    }
+    ck_assert_msg(a >= 3 && b >= 3, "connections not spread: %d and %d", a, b);
+    int victim = -1;
+    for (int i = 0; i < n && victim < 0; i++)
+        if (pids[i] == pid_a)
+            victim = i;
+    ck_assert_ptr_null(ask(fds[victim], "crash")); /* worker a is gone */
+    /* new clients meanwhile: all served */
+    for (int i = 0; i < 20; i++) {
+        int fd = tcp_connect(tcp_port(), false);
+        const char *r = ask(fd, "hello");
+        ck_assert_msg(r != NULL && strcmp(r, "hello") == 0,
+                      "client %d after the crash not served", i);
+        close(fd);
+    }
+    for (int i = 0; i < n; i++) {
+        const char *r = ask(fds[i], "still");
+        if (pids[i] == pid_a)
+            ck_assert_msg(r == NULL, "a connection of the crashed worker "
+                          "answered");
+        else
+            ck_assert_msg(r != NULL && strcmp(r, "still") == 0,
+                          "a connection of the other worker was lost");
+        close(fds[i]);
+    }
+    expect_death_logged("SIGSEGV");
+    ck_assert_int_eq(morphd_proc_log_count(&proc, "; starting a new one"), 1);
+    morphd_proc_finish(&proc);
+}
+END_TEST
+
+/* Datagrams sent while the only worker is dead wait in its socket, which
+ * the main process holds, and the replacement answers them. */
+START_TEST(datagrams_queued_during_a_restart_are_answered)
+{
+    start(1, "", "crash", "");
+    int fd = udp_connect(udp_port(), false, TIMEOUT_MS);
+    char buf[64] = "";
+    /* two crashes: the second replacement waits 100 ms, and no worker
+     * reads the socket meanwhile (datagrams a worker had already read
+     * when it crashed go with it) */
+    for (int i = 0; i < 2; i++) {
+        int t = tcp_connect(tcp_port(), false);
+        ck_assert_ptr_nonnull(ask(t, "ping"));
+        ck_assert_ptr_null(ask(t, "crash"));
+        close(t);
+    }
+    long t0 = now_ms();
+    while (morphd_proc_log_count(&proc, "crash 2 in a row") == 0 &&
+           now_ms() - t0 < TIMEOUT_MS)
+        usleep(2000);
+    for (int i = 0; i < 20; i++) { /* while nobody reads */
+        char msg[16];
+        int len = snprintf(msg, sizeof msg, "d%02d", i);
+        ck_assert_int_eq(send(fd, msg, (size_t)len, 0), len);
+    }
+    int answered = 0;
+    for (int i = 0; i < 20; i++) {
+        memset(buf, 0, sizeof buf);
+        if (recv(fd, buf, sizeof buf - 1, 0) <= 0)
+            break;
+        answered += buf[0] == 'd';
+    }
+    ck_assert_int_eq(answered, 20);
+    /* and it was the replacement that answered them, after its back-off */
+    ck_assert_int_ge(now_ms() - t0, 50);
+    close(fd);
+    expect_death_logged("SIGSEGV");
+    morphd_proc_finish(&proc);
+}
+END_TEST
+
+/* Five crashes in a row: each is replaced, the first at once, then after
+ * 100, 200, 400 and 800 ms -- counted and logged, never a busy loop. */
+START_TEST(crash_loops_back_off)
+{
+    start(1, "", "crash", "");
+    long t0 = now_ms();
+    for (int i = 0; i < 5; i++) {
+        int fd = -1;
+        const char *r = NULL;
+        /* the replacement may not be there yet: its socket waits */
+        fd = tcp_connect(tcp_port(), false);
+        r = ask(fd, "ping");
+        ck_assert_msg(r != NULL, "not served before crash %d", i + 1);
+        ck_assert_ptr_null(ask(fd, "crash"));
+        close(fd);
+    }
+    int fd = tcp_connect(tcp_port(), false);
+    ck_assert_str_eq(ask(fd, "back"), "back");
+    close(fd);
+    long took = now_ms() - t0;
+    ck_assert_msg(took >= 100 + 200 + 400 + 800, "5 crashes replaced in %ld "
+                  "ms: no back-off", took);
+    ck_assert_int_eq(morphd_proc_log_count(&proc, "crash 5 in a row: starting "
+                                           "a new one in 800 ms"), 1);
+    ck_assert_int_eq(morphd_proc_log_count(&proc, "crash 2 in a row: starting "
+                                           "a new one in 100 ms"), 1);
+    morphd_proc_finish(&proc);
+}
+END_TEST
+
+/* After a worker dies, what it held is taken out of the shared counters
+ * (connections_open, and the per-source counts of
+ * max_connections_per_source), and the rest carry on counting. */
+START_TEST(stats_after_a_restart)
+{
+    start(1, "", "crash", "max_connections_per_source = 2\n");
+    int a = connect_from("127.0.0.1"), b = connect_from("127.0.0.1");
+    ck_assert_str_eq(ask(a, "one"), "one");
+    ck_assert_str_eq(ask(b, "two"), "two");
+    ck_assert_int_eq(morph_stat(admin, "s", "connections_open"), 2);
+    int c = connect_from("127.0.0.1"); /* a third from the same source */
+    ck_assert_ptr_null(ask(c, "three"));
+    close(c);
+    int d = connect_from("127.0.0.2");
+    ck_assert_ptr_null(ask(d, "crash"));
+    close(d);
+    ck_assert_ptr_null(ask(a, "gone")); /* died with the worker */
+    ck_assert_ptr_null(ask(b, "gone"));
+    close(a);
+    close(b);
+    ck_assert_int_eq(morph_stat_wait(admin, "s", "connections_open", 0), 0);
+    /* 127.0.0.1 may have two again: the dead worker's are forgotten */
+    a = connect_from("127.0.0.1");
+    b = connect_from("127.0.0.1");
+    ck_assert_str_eq(ask(a, "x"), "x");
+    ck_assert_str_eq(ask(b, "y"), "y");
+    ck_assert_int_eq(morph_stat(admin, "s", "connections_open"), 2);
+    ck_assert_int_eq(morph_stat(admin, "s", "messages_in"), 2 + 1 + 2);
+    ck_assert_int_eq(morph_stat(admin, "s", "connections_rejected"), 1);
+    close(a);
+    close(b);
+    morphd_proc_finish(&proc);
+}
+END_TEST
+
+/* SIGHUP: new workers start on the new configuration; a connection of an
+ * old worker keeps its chain until it ends, new ones get the new chain. A
+ * broken file, and a plugin that crashes at start, leave the old workers
+ * serving. */
+START_TEST(reload_replaces_the_workers)
+{
+    start(2, "", "crash", "");
+    int old = tcp_connect(tcp_port(), false);
+    ck_assert_str_eq(ask(old, "abc"), "abc");
+    char ini[2048];
+    snprintf(ini, sizeof ini,
+             "[morphd]\nplugin_dir = %s %s\nadmin_socket = %s\n"
+             "isolation = process\nworkers = 2\n\n[service s]\n"
+             "listen = tcp://127.0.0.1:0 udp://127.0.0.1:0\n"
+             "transform = crash | uppercase\nframing = line\n",
+             TEST_PLUGIN_DIR, PLUGIN_DIR, admin);
+    morphd_proc_rewrite(&proc, ini);
+    ck_assert_int_eq(morphd_proc_reload(&proc), 0);
+    ck_assert_str_eq(ask(old, "abc"), "abc"); /* its worker drains */
+    for (int i = 0; i < 10; i++) {
+        int fd = tcp_connect(tcp_port(), false);
+        ck_assert_str_eq(ask(fd, "abc"), "ABC");
+        close(fd);
+    }
+    close(old);
+
+    /* a plugin that crashes its worker at start: the reload fails */
+    char bad[2048];
+    snprintf(bad, sizeof bad,
+             "[morphd]\nplugin_dir = %s %s\nadmin_socket = %s\n"
+             "isolation = process\nworkers = 2\n\n[service s]\n"
+             "listen = tcp://127.0.0.1:0 udp://127.0.0.1:0\n"
+             "transform = crash_create\nframing = line\n",
+             TEST_PLUGIN_DIR, PLUGIN_DIR, admin);
+    morphd_proc_rewrite(&proc, bad);
+    ck_assert_int_eq(morphd_proc_reload(&proc), -1);
+    ck_assert_int_ge(morphd_proc_log_count(&proc, "the new workers did not "
+                                           "start"), 1);
+    for (int i = 0; i < 10; i++) {
+        int fd = tcp_connect(tcp_port(), false);
+        ck_assert_str_eq(ask(fd, "abc"), "ABC");
+        close(fd);
+    }
+    /* a file that does not parse */
+    morphd_proc_rewrite(&proc, "[service s\n");
+    ck_assert_int_eq(morphd_proc_reload(&proc), -1);
+    int fd = tcp_connect(tcp_port(), false);
+    ck_assert_str_eq(ask(fd, "abc"), "ABC");
+    close(fd);
+    morphd_proc_finish(&proc);
+}
+END_TEST
+
+/* SIGTERM while a replacement waits out its back-off: morphd exits 0 at
+ * once, starting nothing more. */
+START_TEST(sigterm_during_a_restart)
+{
+    start(1, "", "crash", "");
+    for (int i = 0; i < 3; i++) { /* the third waits 200 ms */
+        int fd = tcp_connect(tcp_port(), false);
+        ck_assert_ptr_nonnull(ask(fd, "ping"));
+        ck_assert_ptr_null(ask(fd, "crash"));
+        close(fd);
+    }
+    long t0 = now_ms();
+    ck_assert_int_eq(morphd_proc_stop(&proc), 0);
+    ck_assert_int_lt(now_ms() - t0, 3000);
+    ck_assert_int_eq(morphd_proc_log_count(&proc, "morphd stopped"), 1);
+    morphd_proc_cleanup(&proc);
+}
+END_TEST
+
+/* A plugin call that never returns: after plugin_timeout the worker is
+ * aborted, logged with the plugin, and replaced; the other worker serves
+ * throughout. */
+START_TEST(a_hung_plugin_costs_one_worker)
+{
+    start(2, "plugin_timeout = 1s\n", "hang", "");
+    int hung = tcp_connect(tcp_port(), false);
+    ck_assert_int_eq(send_all(hung, "hang\n", 5), 0);
+    long t0 = now_ms();
+    int served = 0, queued = 0;
+    /* rounds of 8 clients at once: those the kernel gives the stuck
+     * worker's socket wait there (for its replacement), the others are
+     * served at once */
+    while (now_ms() - t0 < 4000 &&
+           morphd_proc_log_count(&proc, "; starting a new one") == 0) {
+        int fds[8];
+        for (int i = 0; i < 8; i++) {
+            fds[i] = tcp_connect(tcp_port(), false);
+            ck_assert_int_eq(send_all(fds[i], "ok\n", 3), 0);
+        }
+        for (int i = 0; i < 8; i++) {
+            char b[4] = "";
+            if (recv_exact(fds[i], b, 3, 200) == 3)
+                served++;
+            else
+                queued++;
+            close(fds[i]);
+        }
+    }
+    ck_assert_int_ge(morphd_proc_log_count(&proc, "watchdog: plugin hang of "
+                                           "service s has not returned"), 1);
+    ck_assert_int_ge(morphd_proc_log_count(&proc, "aborting this worker "
+                                           "process"), 1);
+    ck_assert_int_ge(morphd_proc_log_count(&proc, "in plugin hang of service s; "
+                                           "starting a new one"), 1);
+    ck_assert_msg(served > 0, "nobody served while one worker hung "
+                  "(%d waited)", queued);
+    close(hung);
+    for (int i = 0; i < 10; i++) { /* both workers serve again */
+        int fd = tcp_connect(tcp_port(), false);
+        ck_assert_str_eq(ask(fd, "fine"), "fine");
+        close(fd);
+    }
+    morphd_proc_finish(&proc);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("isolation");
+    TCase *tc = tcase_create("process");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, a_crash_costs_only_that_workers_connections);
+    tcase_add_test(tc, datagrams_queued_during_a_restart_are_answered);
+    tcase_add_test(tc, crash_loops_back_off);
+    tcase_add_test(tc, stats_after_a_restart);
+    tcase_add_test(tc, reload_replaces_the_workers);
+    tcase_add_test(tc, sigterm_during_a_restart);
+    tcase_add_test(tc, a_hung_plugin_costs_one_worker);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+MORPH_TEST_MAIN(suite)
