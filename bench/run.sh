@@ -13,7 +13,8 @@
 # replies), and the median of the per-round ratios to the epoll server.
 # Writes OUTPUT_DIR/results.md and OUTPUT_DIR/tcp-throughput.png.
 # ONLY=REGEX runs just the parts whose name matches (tcp, udp, stream,
-# chain, pending, callgrind, idle, tls, first-reply, plot), e.g. ONLY=udp.
+# chain, pending, isolation, isolation-udp, isolation-memory, callgrind,
+# idle, tls, first-reply, plot), e.g. ONLY=udp.
 set -euo pipefail
 B=$(cd "$1" && pwd)
 SRC=$(cd "$(dirname "$0")/.." && pwd)
@@ -91,6 +92,7 @@ server_cmd() { # NAME PORT
     morphd-tls) echo "$B/morphd -c $(morphd_tls_ini "$2")" ;;
     morphd-line) echo "$B/morphd -c $(morphd_ini "$2" uppercase line)" ;;
     morphd-metrics) echo "$B/morphd -c $(morphd_ini "$2" uppercase stream "" "metrics_listen = http://127.0.0.1:$(($2 + 1))")" ;;
+    morphd-process) echo "$B/morphd -c $(morphd_ini "$2" uppercase stream "" 'isolation = process')" ;;
     morphd-proxy) echo "$B/morphd -c $(morphd_ini "$2" uppercase stream "$(printf 'proxy_protocol = v2\nproxy_from = 127.0.0.1')")" ;;
     esac
 }
@@ -114,7 +116,15 @@ stop_server() {
     server_pid=
 }
 
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# CPU ticks of a server and its children (isolation = process: the worker
+# processes do the work)
+ticks() {
+    local t=0 p
+    for p in "$1" $(pgrep -P "$1" || true); do
+        t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+    done
+    echo "$t"
+}
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 field() { sed -n "s/.*\b$1=\([0-9.]*\).*/\1/p"; }
 
@@ -257,6 +267,52 @@ versus "Behind a load balancer: proxy_protocol = v2 against none (TCP, 64 B, 100
 # scrape thread's CPU counts, as it is morphd's
 versus "Metrics scraped every second against none (TCP, 64 B, 100 connections)" \
     morphd morphd-metrics metrics "scraped every second ÷ not scraped"
+
+# isolation = process against threads: the same single worker, in a
+# process of its own behind the main process; CPU summed over both
+versus "Worker processes: isolation = process against thread (TCP, 64 B, 100 connections, 1 worker)" \
+    morphd morphd-process isolation "of isolation = process ÷ thread"
+scenario "Worker processes: isolation = process against thread (UDP, 64 B, 32 clients, 1 worker)" \
+    "morphd morphd-process" udp-rr isolation-udp -c 32 -s 64
+if wanted isolation-udp; then
+    echo
+    echo "CPU per request of isolation = process ÷ thread, UDP (median of per-round ratios): $(ratio "$work/data" morphd-process morphd 4)"
+fi | tee -a "$RESULTS"
+
+# what one more worker costs in memory: proportional set size (shared
+# pages split among the processes that map them) summed over morphd's
+# processes, with 1 and with 4 workers, each after 100 connections
+pss_total() { # PID: KiB over the process and its children
+    local t=0 p
+    for p in "$1" $(pgrep -P "$1" || true); do
+        t=$((t + $(awk '/^Pss:/ {print $2}' "/proc/$p/smaps_rollup" 2>/dev/null || echo 0)))
+    done
+    echo "$t"
+}
+if wanted isolation-memory; then
+    {
+        echo
+        echo "### Memory per extra worker (PSS over all of morphd's processes, KiB)"
+        echo
+        echo "| isolation | 1 worker | 4 workers | per extra worker |"
+        echo "|---|---|---|---|"
+        for iso in thread process; do
+            declare -A pss=()
+            for n in 1 4; do
+                port=$(free_port)
+                ini=$(morphd_ini "$port" uppercase stream "" "$(printf 'isolation = %s\nworkers = %s' "$iso" "$n")")
+                "$B/morphd" -c "$ini" 2>"$work/server.log" &
+                server_pid=$!
+                for _ in $(seq 500); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.01; done
+                taskset -c "$CLIENT_CPU" "$LG" tcp-rr "$port" -d 1 -c 100 -s 64 -x upper > /dev/null
+                sleep 0.2
+                pss[$n]=$(pss_total "$server_pid")
+                stop_server
+            done
+            echo "| $iso | ${pss[1]} | ${pss[4]} | $(( (pss[4] - pss[1]) / 3 )) |"
+        done
+    } | tee -a "$RESULTS"
+fi
 
 # instructions per request (callgrind): not noisy, where CPU time is
 if wanted callgrind && command -v valgrind >/dev/null; then

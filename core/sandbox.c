@@ -194,10 +194,14 @@ int morphd_sandbox_landlock(const morphd_config_t *cfg,
     int abi = (int)syscall(SYS_landlock_create_ruleset, NULL, 0,
                            LANDLOCK_CREATE_RULESET_VERSION);
     if (abi < 0) {
-        morphd_log(MORPH_LOG_WARN, "sandbox: this kernel has no Landlock "
+        morphd_log(MORPH_LOG_WARN, "sandbox: Landlock is not available "
                    "(%s): plugins can reach every file morphd's user can; "
                    "going on without that layer", errno == EOPNOTSUPP
-                   ? "disabled at boot" : strerror(errno));
+                   ? "disabled at boot"
+                   : errno == ENOSYS ? "this kernel has none"
+                   : errno == EPERM ? "refused here, e.g. by a container's "
+                                      "system call filter"
+                                    : strerror(errno));
         return 0;
     }
     struct ll_ruleset_attr attr = {.handled_access_fs = fs_rights_of_abi(abi)};
@@ -345,8 +349,8 @@ int morphd_sandbox_seccomp(char *err, size_t err_size)
      * thread at once (TSYNC), or the kernel has no filters at all */
     unsigned api = seccomp_api_get();
     if (api < 2) {
-        morphd_log(MORPH_LOG_WARN, "sandbox: this kernel has no seccomp "
-                   "filters (libseccomp API level %u): plugins may run any "
+        morphd_log(MORPH_LOG_WARN, "sandbox: seccomp filters are not "
+                   "available (libseccomp API level %u): plugins may run any "
                    "system call; going on without that layer", api);
         return 0;
     }
@@ -402,8 +406,8 @@ int morphd_sandbox_seccomp(char *err, size_t err_size)
     rc = seccomp_load(ctx);
     seccomp_release(ctx);
     if (rc == -ENOSYS || rc == -EINVAL || rc == -EOPNOTSUPP) {
-        morphd_log(MORPH_LOG_WARN, "sandbox: this kernel has no seccomp "
-                   "filters (%s): plugins may run any system call; going on "
+        morphd_log(MORPH_LOG_WARN, "sandbox: seccomp filters are not "
+                   "available (%s): plugins may run any system call; going on "
                    "without that layer", strerror(-rc));
         return 0;
     }

@@ -63,7 +63,13 @@ typedef struct sockset {
     int *fds; /* [n_workers] */
     morphd_unix_file_t file;
     bool reused; /* by the configuration being built (reload) */
+    struct sockset *prev, *next; /* every set open (all_sets) */
 } sockset_t;
+
+/* Every socket set the main process holds, of any configuration: a worker
+ * closes all but its own, so that a socket a reload retired is not kept
+ * listening (unanswered) by a worker forked while it was still open. */
+static sockset_t *all_sets;
 
 typedef struct config_set {
     morphd_config_t cfg;
@@ -129,6 +135,12 @@ static void sockset_free(sockset_t *set, unsigned n)
 {
     if (set == NULL)
         return;
+    if (set->prev != NULL)
+        set->prev->next = set->next;
+    else if (all_sets == set)
+        all_sets = set->next;
+    if (set->next != NULL)
+        set->next->prev = set->prev;
     for (unsigned k = 0; set->fds != NULL && k < n; k++)
         if (set->fds[k] >= 0)
             close(set->fds[k]);
@@ -204,6 +216,10 @@ static sockset_t *sockset_open(const morphd_service_conf_t *svc, size_t index,
     }
     if (set->bound[0] == '\0')
         snprintf(set->bound, sizeof set->bound, "%s", set->ep.text);
+    set->next = all_sets;
+    if (all_sets != NULL)
+        all_sets->prev = set;
+    all_sets = set;
     return set;
 }
 
@@ -334,13 +350,17 @@ static void worker_main(supervisor_t *sup, unsigned slot, unsigned index,
     memset(child_note, 0, sizeof *child_note);
     morphd_stats_slot = slot;
     morphd_watchdog_worker_process = true;
-    /* only this worker's sockets */
-    for (size_t i = 0; i < sup->cur.n_sets; i++)
+    /* only this worker's sockets of the current configuration */
+    for (sockset_t *set = all_sets; set != NULL; set = set->next) {
+        bool current = false;
+        for (size_t i = 0; i < sup->cur.n_sets && !current; i++)
+            current = sup->cur.sets[i] == set;
         for (unsigned k = 0; k < sup->n; k++)
-            if (k != index && sup->cur.sets[i]->fds[k] >= 0) {
-                close(sup->cur.sets[i]->fds[k]);
-                sup->cur.sets[i]->fds[k] = -1;
+            if ((k != index || !current) && set->fds[k] >= 0) {
+                close(set->fds[k]);
+                set->fds[k] = -1;
             }
+    }
 
     morphd_config_t cfg = sup->cur.cfg; /* this process's copy */
     memset(&sup->cur.cfg, 0, sizeof sup->cur.cfg);

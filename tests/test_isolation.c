@@ -37,9 +37,10 @@ static void start(unsigned workers, const char *morphd_lines,
     char lines[512], svc[1024];
     snprintf(lines, sizeof lines, "isolation = process\nworkers = %u\n%s",
              workers, morphd_lines);
-    snprintf(svc, sizeof svc,
-             "[service s]\nlisten = tcp://127.0.0.1:0 udp://127.0.0.1:0\n"
-             "transform = %s\nframing = line\n%s", transform, service_lines);
+    bool own_listen = strncmp(service_lines, "listen", 6) == 0;
+    snprintf(svc, sizeof svc, "[service s]\n%stransform = %s\nframing = line\n%s",
+             own_listen ? "" : "listen = tcp://127.0.0.1:0 udp://127.0.0.1:0\n",
+             transform, service_lines);
     char dirs[512];
     snprintf(dirs, sizeof dirs, "%s %s", TEST_PLUGIN_DIR, PLUGIN_DIR);
     morphd_proc_serve(&proc, dirs, lines, svc, admin, sizeof admin);
@@ -266,9 +267,23 @@ END_TEST
  * old worker keeps its chain until it ends, new ones get the new chain. A
  * broken file, and a plugin that crashes at start, leave the old workers
  * serving. */
+/* The port of the endpoint on `host` morphd logged (-1: none). */
+static int port_on(const char *host)
+{
+    char *log = morphd_proc_log(&proc), needle[64];
+    snprintf(needle, sizeof needle, "listening on tcp://%s:", host);
+    char *at = strstr(log, needle);
+    int port = at ? atoi(at + strlen(needle)) : -1;
+    free(log);
+    return port;
+}
+
 START_TEST(reload_replaces_the_workers)
 {
-    start(2, "", "crash", "");
+    start(2, "", "crash", "listen = tcp://127.0.0.1:0 udp://127.0.0.1:0 "
+                          "tcp://127.0.0.3:0\n");
+    int gone_port = port_on("127.0.0.3");
+    ck_assert_int_gt(gone_port, 0);
     int old = tcp_connect(tcp_port(), false);
     ck_assert_str_eq(ask(old, "abc"), "abc");
     char ini[2048];
@@ -281,6 +296,14 @@ START_TEST(reload_replaces_the_workers)
     morphd_proc_rewrite(&proc, ini);
     ck_assert_int_eq(morphd_proc_reload(&proc), 0);
     ck_assert_str_eq(ask(old, "abc"), "abc"); /* its worker drains */
+    /* an endpoint the new file dropped is closed: refused, not left
+     * listening in a worker forked while it was still open */
+    struct sockaddr_in to = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)gone_port)};
+    inet_pton(AF_INET, "127.0.0.3", &to.sin_addr);
+    int probe = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ne(connect(probe, (struct sockaddr *)&to, sizeof to), 0);
+    close(probe);
     for (int i = 0; i < 10; i++) {
         int fd = tcp_connect(tcp_port(), false);
         ck_assert_str_eq(ask(fd, "abc"), "ABC");
