@@ -231,9 +231,30 @@ END_TEST
 /* After a worker dies, what it held is taken out of the shared counters
  * (connections_open, and the per-source counts of
  * max_connections_per_source), and the rest carry on counting. */
+/* GET /metrics from the main process (metrics_listen on port 0: the port
+ * from the log); the body (static), or "" */
+static const char *scrape(void)
+{
+    static char body[65536];
+    body[0] = '\0';
+    char *log = morphd_proc_log(&proc);
+    char *at = strstr(log, "metrics on http://127.0.0.1:");
+    int port = at ? atoi(at + strlen("metrics on http://127.0.0.1:")) : -1;
+    free(log);
+    ck_assert_int_gt(port, 0);
+    int fd = tcp_connect(port, false);
+    const char *req = "GET /metrics HTTP/1.0\r\n\r\n";
+    ck_assert_int_eq(send_all(fd, req, strlen(req)), 0);
+    size_t n = recv_until_close(fd, body, sizeof body - 1, TIMEOUT_MS);
+    body[n] = '\0';
+    close(fd);
+    return body;
+}
+
 START_TEST(stats_after_a_restart)
 {
-    start(1, "", "crash", "max_connections_per_source = 2\n");
+    start(1, "metrics_listen = http://127.0.0.1:0\n", "crash",
+          "max_connections_per_source = 2\n");
     int a = connect_from("127.0.0.1"), b = connect_from("127.0.0.1");
     ck_assert_str_eq(ask(a, "one"), "one");
     ck_assert_str_eq(ask(b, "two"), "two");
@@ -257,6 +278,13 @@ START_TEST(stats_after_a_restart)
     ck_assert_int_eq(morph_stat(admin, "s", "connections_open"), 2);
     ck_assert_int_eq(morph_stat(admin, "s", "messages_in"), 2 + 1 + 2);
     ck_assert_int_eq(morph_stat(admin, "s", "connections_rejected"), 1);
+    /* /metrics, served by the main process, sums the same shared counters
+     * and counts the replacement */
+    const char *m = scrape();
+    ck_assert_msg(strstr(m, "morph_worker_restarts_total 1\n") &&
+                      strstr(m, "morph_messages_in_total{service=\"s\"} 5\n") &&
+                      strstr(m, "morph_connections_open{service=\"s\"} 2\n"),
+                  "%s", m);
     close(a);
     close(b);
     morphd_proc_finish(&proc);
