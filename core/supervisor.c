@@ -63,6 +63,7 @@ typedef struct sockset {
     int *fds; /* [n_workers] */
     morphd_unix_file_t file;
     bool reused; /* by the configuration being built (reload) */
+    bool adopted; /* systemd passed it */
     struct sockset *prev, *next; /* every set open (all_sets) */
 } sockset_t;
 
@@ -170,6 +171,7 @@ static sockset_t *sockset_open(const morphd_service_conf_t *svc, size_t index,
     set->ep = svc->listen[index];
     set->transport = set->ep.transport;
     int first = morphd_activation_take(&set->ep); /* systemd's, if any */
+    set->adopted = first >= 0;
     if (first < 0 && set->transport == MORPHD_UNIX)
         first = morphd_unix_listen(&set->ep, svc->unix_mode, svc->unix_group,
                                    511, &set->file, err, err_size);
@@ -793,8 +795,9 @@ int morphd_supervise(morphd_config_t *cfg, const char *config_path,
     morphd_activation_close_unused();
     for (size_t i = 0; rc == 0 && i < sup.cur.n_sets; i++)
         morphd_log(MORPH_LOG_INFO, "service %s: listening on %s (%u worker "
-                   "process%s)", sup.cur.sets[i]->service,
-                   sup.cur.sets[i]->bound, sup.n, sup.n == 1 ? "" : "es");
+                   "process%s%s)", sup.cur.sets[i]->service,
+                   sup.cur.sets[i]->bound, sup.n, sup.n == 1 ? "" : "es",
+                   sup.cur.sets[i]->adopted ? ", from systemd" : "");
     if (rc == 0 && sup.cur.cfg.admin_socket != NULL) {
         char err[512];
         sup.admin = morphd_admin_open(&sup.loop, sup.cur.cfg.admin_socket,

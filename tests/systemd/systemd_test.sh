@@ -199,7 +199,9 @@ ct sed -i 's|^listen = .*|listen = tcp://0.0.0.0:12000 tcp://[::]:12000 udp://0.
 ct systemctl stop morphd
 ct systemctl enable --now morphd.socket 2>/dev/null || fail "enable morphd.socket"
 ct systemctl start morphd || fail "start with the socket unit"
-ct_until "journalctl -u morphd --no-pager | grep -q 'listening on tcp://0.0.0.0:12000 (line framing, worker 0, from systemd)'" \
+# (the packaged isolation = process: the main process adopts it, and its
+# worker serves on a copy)
+ct_until "journalctl -u morphd --no-pager | grep -q 'listening on tcp://0.0.0.0:12000 (1 worker process, from systemd)'" \
     || { ct journalctl -u morphd --no-pager | tail; fail "morphd did not adopt the socket"; }
 # a client connecting over and over for 6 s (new connection each time)
 # while morphd restarts three times
