@@ -107,6 +107,7 @@ typedef struct supervisor {
     uv_signal_t sigchld, sigterm, sigint, sighup, sigusr1;
     uv_timer_t kill_timer;
     pid_t pid; /* the main process */
+    unsigned last_id; /* of the configurations tried */
     bool stopping;
 } supervisor_t;
 
@@ -532,6 +533,8 @@ static void on_restart(uv_timer_t *t)
     int fd = spawn(sup, index);
     if (fd >= 0)
         close(fd); /* a replacement is not waited for */
+    else /* no slot or no fork: try again, as for a crash loop */
+        uv_timer_start(t, on_restart, BACKOFF_MAX_MS, 0);
 }
 
 /* --- deaths ------------------------------------------------------------------- */
@@ -579,7 +582,10 @@ static void on_sigchld(uv_signal_t *h, int signum)
         if (sup->stopping || w.gen != sup->cur.id) {
             morphd_log(clean ? MORPH_LOG_INFO : MORPH_LOG_WARN,
                        "worker %u (pid %d%s) %s", w.index, (int)pid,
-                       w.gen != sup->cur.id ? ", previous configuration" : "",
+                       w.gen < sup->cur.id   ? ", previous configuration"
+                       : w.gen > sup->cur.id ? ", a configuration that did "
+                                               "not start"
+                                             : "",
                        how);
             continue;
         }
@@ -669,7 +675,7 @@ static void reload(supervisor_t *sup)
     morphd_log(MORPH_LOG_INFO, "reloading the configuration from %s", name);
     morphd_notify_reloading();
     morphd_errors_t errs = MORPHD_ERRORS_INIT;
-    config_set_t next = {.id = sup->cur.id + 1};
+    config_set_t next = {.id = ++sup->last_id};
     int rc = morphd_config_read(sup->config_path, sup->overrides,
                                 sup->n_overrides, &next.cfg, &errs);
     bool have_cfg = rc == 0;
