@@ -40,13 +40,17 @@ void morphd_log_set_level(int level)
     __atomic_store_n(&current_level, level, __ATOMIC_RELAXED);
 }
 
+/* Threads that log (the access log's writer, the watchdog) read it while
+ * a reload may set it: relaxed atomics, as for the level. */
 void morphd_log_use_syslog(int on)
 {
-    if (on && !to_syslog)
+    int was = __atomic_load_n(&to_syslog, __ATOMIC_RELAXED);
+    if (on && !was)
         openlog("morphd", LOG_PID | LOG_NDELAY, LOG_DAEMON);
-    else if (!on && to_syslog)
+    else if (!on && was)
         closelog();
-    to_syslog = on;
+    if (on != was)
+        __atomic_store_n(&to_syslog, on, __ATOMIC_RELAXED);
 }
 
 int morphd_log_get_level(void)
@@ -60,7 +64,7 @@ void morphd_log(int level, const char *fmt, ...)
         return;
 
     char line[2048];
-    if (to_syslog) {
+    if (__atomic_load_n(&to_syslog, __ATOMIC_RELAXED)) {
         static const int prio[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
         va_list ap;
         va_start(ap, fmt);

@@ -23,6 +23,10 @@ struct morphd_metrics_http {
     struct MHD_Daemon *daemon;
     morphd_stats_t **stats;
     const morphd_server_counters_t *counters;
+    /* on a loop rather than a thread of its own (morphd_metrics_http_start) */
+    uv_poll_t poll;
+    uv_timer_t timer;
+    int open_handles;
 };
 
 int morphd_metrics_parse_listen(const char *text, struct sockaddr_storage *ss,
@@ -166,10 +170,39 @@ static void on_mhd_error(void *cls, const char *fmt, va_list ap)
     morphd_log(MORPH_LOG_WARN, "metrics: %s", msg);
 }
 
+/* On a loop: MHD is run when its epoll descriptor is ready, and again at
+ * its next timeout (a client's 10 s). */
+static void arm_timer(morphd_metrics_http_t *m);
+
+static void on_mhd_timer(uv_timer_t *t)
+{
+    morphd_metrics_http_t *m = t->data;
+    MHD_run(m->daemon);
+    arm_timer(m);
+}
+
+static void arm_timer(morphd_metrics_http_t *m)
+{
+    MHD_UNSIGNED_LONG_LONG ms;
+    if (MHD_get_timeout(m->daemon, &ms) == MHD_YES)
+        uv_timer_start(&m->timer, on_mhd_timer, ms, 0);
+    else
+        uv_timer_stop(&m->timer);
+}
+
+static void on_mhd_ready(uv_poll_t *p, int status, int events)
+{
+    (void)status;
+    (void)events;
+    morphd_metrics_http_t *m = p->data;
+    MHD_run(m->daemon);
+    arm_timer(m);
+}
+
 morphd_metrics_http_t *morphd_metrics_http_start(
     const char *text, morphd_stats_t **stats,
-    const morphd_server_counters_t *counters, char *bound, size_t bound_size,
-    char *err, size_t err_size)
+    const morphd_server_counters_t *counters, uv_loop_t *loop, char *bound,
+    size_t bound_size, char *err, size_t err_size)
 {
     struct sockaddr_storage ss;
     if (morphd_metrics_parse_listen(text, &ss, err, err_size) != 0)
@@ -181,15 +214,16 @@ morphd_metrics_http_t *morphd_metrics_http_start(
     }
     m->stats = stats;
     m->counters = counters;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
-                     MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+    if (loop == NULL)
+        flags |= MHD_USE_INTERNAL_POLLING_THREAD;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     m->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, m, MHD_OPTION_SOCK_ADDR,
-        (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT, (unsigned)16,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
-        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, NULL, MHD_OPTION_END);
+        flags, 0, NULL, NULL, on_request, m, MHD_OPTION_EXTERNAL_LOGGER,
+        on_mhd_error, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)16,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_END);
     if (m->daemon == NULL) {
         snprintf(err, err_size, "metrics_listen = %s: cannot listen (the "
                  "address in use, or not this host's?)", text);
@@ -208,13 +242,43 @@ morphd_metrics_http_t *morphd_metrics_http_start(
     char hostport[MORPHD_ENDPOINT_TEXT];
     morphd_sockaddr_format((struct sockaddr *)&b, hostport, sizeof hostport);
     snprintf(bound, bound_size, "http://%s", hostport);
+    if (loop != NULL) {
+        const union MHD_DaemonInfo *e =
+            MHD_get_daemon_info(m->daemon, MHD_DAEMON_INFO_EPOLL_FD);
+        if (e == NULL || uv_poll_init(loop, &m->poll, e->epoll_fd) != 0) {
+            snprintf(err, err_size, "metrics_listen = %s: cannot watch the "
+                     "server's descriptor", text);
+            MHD_stop_daemon(m->daemon);
+            free(m);
+            return NULL;
+        }
+        uv_timer_init(loop, &m->timer);
+        m->poll.data = m->timer.data = m;
+        m->open_handles = 2;
+        uv_poll_start(&m->poll, UV_READABLE, on_mhd_ready);
+        arm_timer(m);
+    }
     return m;
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    morphd_metrics_http_t *m = h->data;
+    if (--m->open_handles == 0)
+        free(m);
 }
 
 void morphd_metrics_http_stop(morphd_metrics_http_t *m)
 {
     if (m == NULL)
         return;
+    if (m->open_handles == 0) { /* its own thread */
+        MHD_stop_daemon(m->daemon);
+        free(m);
+        return;
+    }
+    uv_poll_stop(&m->poll); /* before MHD closes the descriptor */
     MHD_stop_daemon(m->daemon);
-    free(m);
+    uv_close((uv_handle_t *)&m->poll, on_handle_closed);
+    uv_close((uv_handle_t *)&m->timer, on_handle_closed);
 }

@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <uv.h>
+
 #include "stats.h"
 
 typedef struct morphd_metrics_http morphd_metrics_http_t;
@@ -31,12 +33,15 @@ typedef struct morphd_server_counters {
 int morphd_metrics_parse_listen(const char *text, struct sockaddr_storage *ss,
                                 char *err, size_t err_size);
 
-/* Serves /metrics on `text` (as parsed above). Returns NULL with the
- * reason in err. `bound` gets "http://HOST:PORT" with the port bound. */
+/* Serves /metrics on `text` (as parsed above): on a thread of its own
+ * when `loop` is NULL, else on `loop` (the main process of isolation =
+ * process, which forks and so must stay single-threaded). Returns NULL
+ * with the reason in err. `bound` gets "http://HOST:PORT" with the port
+ * bound. */
 morphd_metrics_http_t *morphd_metrics_http_start(
     const char *text, morphd_stats_t **stats,
-    const morphd_server_counters_t *counters, char *bound, size_t bound_size,
-    char *err, size_t err_size);
+    const morphd_server_counters_t *counters, uv_loop_t *loop, char *bound,
+    size_t bound_size, char *err, size_t err_size);
 
 void morphd_metrics_http_stop(morphd_metrics_http_t *m);
 

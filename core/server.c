@@ -466,7 +466,7 @@ int morphd_server_listen(morphd_server_t *s, morphd_errors_t *errs)
     if (s->gen->cfg.metrics_listen != NULL) {
         char err[512], bound[MORPHD_ENDPOINT_TEXT + 8];
         s->metrics = morphd_metrics_http_start(
-            s->gen->cfg.metrics_listen, s->stats_head, &s->counters, bound,
+            s->gen->cfg.metrics_listen, s->stats_head, &s->counters, NULL, bound,
             sizeof bound, err, sizeof err);
         if (s->metrics == NULL) {
             morphd_errors_add(errs, "%s: %s", s->gen->cfg.path, err);

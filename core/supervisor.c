@@ -818,10 +818,11 @@ int morphd_supervise(morphd_config_t *cfg, const char *config_path,
     }
     if (rc == 0 && sup.cur.cfg.metrics_listen != NULL) {
         char err[512], bound[MORPHD_ENDPOINT_TEXT + 8];
+        /* on the main loop: the main process forks, so it has no threads */
         sup.metrics = morphd_metrics_http_start(sup.cur.cfg.metrics_listen,
                                                 sup.stats, &sup.counters,
-                                                bound, sizeof bound, err,
-                                                sizeof err);
+                                                &sup.loop, bound, sizeof bound,
+                                                err, sizeof err);
         if (sup.metrics == NULL) {
             morphd_errors_add(errs, "%s: %s", path, err);
             rc = -1;
