@@ -595,24 +595,6 @@ void morphd_server_retire(morphd_server_t *s)
                                NULL);
 }
 
-/* SIGUSR1: every service's counters, one log line each. */
-static void log_stats(morphd_server_t *s)
-{
-    morphd_buf_t table = MORPHD_BUF_INIT;
-    if (morphd_stats_format(*s->stats_head, false, &table) != 0 ||
-        morphd_buf_append(&table, "", 1) != 0) {
-        morphd_log(MORPH_LOG_WARN, "stats (SIGUSR1): out of memory");
-        morphd_buf_free(&table);
-        return;
-    }
-    morphd_log(MORPH_LOG_INFO, "stats (SIGUSR1):");
-    char *save = NULL;
-    for (char *line = strtok_r((char *)table.data, "\n", &save); line;
-         line = strtok_r(NULL, "\n", &save))
-        morphd_log(MORPH_LOG_INFO, "  %s", line);
-    morphd_buf_free(&table);
-}
-
 static void on_signal(uv_signal_t *h, int signum)
 {
     morphd_server_t *s = h->data;
@@ -621,7 +603,7 @@ static void on_signal(uv_signal_t *h, int signum)
         return;
     }
     if (signum == SIGUSR1) {
-        log_stats(s);
+        morphd_stats_log(*s->stats_head);
         return;
     }
     if (signum == SIGUSR2) { /* a worker process a reload replaced */

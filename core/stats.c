@@ -7,6 +7,7 @@
 #include "stats.h"
 
 #include "endpoint.h"
+#include "log.h"
 #include "shm.h"
 
 #include <netinet/in.h>
@@ -609,3 +610,20 @@ int morphd_stats_prometheus(morphd_stats_t *const *registry, morphd_buf_t *out)
     return rc;
 }
 #undef PUT
+
+void morphd_stats_log(morphd_stats_t *head)
+{
+    morphd_buf_t table = MORPHD_BUF_INIT;
+    if (morphd_stats_format(head, false, &table) != 0 ||
+        morphd_buf_append(&table, "", 1) != 0) {
+        morphd_log(MORPH_LOG_WARN, "stats (SIGUSR1): out of memory");
+        morphd_buf_free(&table);
+        return;
+    }
+    morphd_log(MORPH_LOG_INFO, "stats (SIGUSR1):");
+    char *save = NULL;
+    for (char *line = strtok_r((char *)table.data, "\n", &save); line;
+         line = strtok_r(NULL, "\n", &save))
+        morphd_log(MORPH_LOG_INFO, "  %s", line);
+    morphd_buf_free(&table);
+}

@@ -167,4 +167,7 @@ int morphd_stats_format(morphd_stats_t *head, bool json, morphd_buf_t *out);
  * or -1 when out of memory. */
 int morphd_stats_prometheus(morphd_stats_t *const *head, morphd_buf_t *out);
 
+/* The table of morphd_stats_format, one log line each (SIGUSR1). */
+void morphd_stats_log(morphd_stats_t *head);
+
 #endif

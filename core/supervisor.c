@@ -745,16 +745,7 @@ static void on_signal(uv_signal_t *h, int signum)
         reload(sup);
         return;
     }
-    morphd_buf_t table = MORPHD_BUF_INIT; /* SIGUSR1 */
-    if (morphd_stats_format(*sup->stats, false, &table) == 0 &&
-        morphd_buf_append(&table, "", 1) == 0) {
-        morphd_log(MORPH_LOG_INFO, "stats (SIGUSR1):");
-        char *save = NULL;
-        for (char *line = strtok_r((char *)table.data, "\n", &save); line;
-             line = strtok_r(NULL, "\n", &save))
-            morphd_log(MORPH_LOG_INFO, "  %s", line);
-    }
-    morphd_buf_free(&table);
+    morphd_stats_log(*sup->stats); /* SIGUSR1 */
 }
 
 /* --- start --------------------------------------------------------------------- */
