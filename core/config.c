@@ -583,8 +583,9 @@ static const key_row_t key_table[] = {
      0, "no", "yes: a line per UDP datagram too (busy services: many lines)",
      "yes"},
     {SEC_MORPHD, "workers", set_workers, CONF_OFF(workers), -1, 1, 256, "1",
-     "event-loop threads sharing every port through SO_REUSEPORT; auto: one "
-     "per CPU. Read at start-up only", "auto"},
+     "event loops -- threads, or processes with isolation = process -- "
+     "each with every endpoint on a socket of its own (SO_REUSEPORT); auto: "
+     "one per CPU. Read at start-up only", "auto"},
     {SEC_MORPHD, "shutdown_timeout", set_duration_ms,
      CONF_OFF(shutdown_timeout_ms), -1, 0, 3600000, "5s",
      "on SIGINT/SIGTERM, how long to wait for pending replies to be "

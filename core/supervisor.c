@@ -703,6 +703,7 @@ static void reload(supervisor_t *sup)
             for (unsigned i = 0; i < sup->n; i++)
                 sup->crashes[i] = 0;
             morphd_log_set_level(sup->cur.cfg.log_level);
+            morphd_log_use_syslog(sup->cur.cfg.log_syslog);
             __atomic_fetch_add(&sup->counters.reloads, 1, __ATOMIC_RELAXED);
             morphd_log(MORPH_LOG_INFO, "configuration reloaded from %s: %zu "
                        "service%s; the previous workers finish their "
