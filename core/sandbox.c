@@ -279,7 +279,7 @@ static const char *const allowed[] = {
     /* threads and signals (clone: below, threads only) */
     "set_robust_list", "get_robust_list", "rseq", "set_tid_address",
     "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "sigaltstack",
-    "rt_sigtimedwait", "tgkill", "tkill", "exit", "exit_group", "prctl",
+    "rt_sigtimedwait", "exit", "exit_group", "prctl",
     "arch_prctl",
 };
 
@@ -382,9 +382,12 @@ int morphd_sandbox_seccomp(char *err, size_t err_size)
                                       CLONE_THREAD));
     if (rc == 0)
         rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
-    /* signals to this process only (raise, abort) */
+    /* signals to this process only (raise and abort use tgkill) */
     if (rc == 0)
         rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(kill), 1,
+                              SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)getpid()));
+    if (rc == 0)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
                               SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)getpid()));
     if (rc != 0) {
         seccomp_release(ctx);

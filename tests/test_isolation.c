@@ -8,6 +8,7 @@
 #include <check.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -324,14 +325,21 @@ START_TEST(reload_replaces_the_workers)
     morphd_proc_rewrite(&proc, ini);
     ck_assert_int_eq(morphd_proc_reload(&proc), 0);
     ck_assert_str_eq(ask(old, "abc"), "abc"); /* its worker drains */
-    /* an endpoint the new file dropped is closed: refused, not left
+    /* an endpoint the new file dropped is closed -- once the old workers
+     * have taken their SIGUSR2, so within moments -- and not left
      * listening in a worker forked while it was still open */
     struct sockaddr_in to = {.sin_family = AF_INET,
                              .sin_port = htons((uint16_t)gone_port)};
     inet_pton(AF_INET, "127.0.0.3", &to.sin_addr);
-    int probe = socket(AF_INET, SOCK_STREAM, 0);
-    ck_assert_int_ne(connect(probe, (struct sockaddr *)&to, sizeof to), 0);
-    close(probe);
+    bool refused = false;
+    for (int i = 0; i < 200 && !refused; i++) {
+        int probe = socket(AF_INET, SOCK_STREAM, 0);
+        refused = connect(probe, (struct sockaddr *)&to, sizeof to) != 0;
+        close(probe);
+        if (!refused)
+            usleep(10000);
+    }
+    ck_assert_msg(refused, "the dropped endpoint still takes connections");
     for (int i = 0; i < 10; i++) {
         int fd = tcp_connect(tcp_port(), false);
         ck_assert_str_eq(ask(fd, "abc"), "ABC");
