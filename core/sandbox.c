@@ -338,6 +338,15 @@ static void on_sigsys(int sig, siginfo_t *info, void *ctx)
     (void)w;
 }
 
+/* A comparison of the first argument (SCMP_A0 leaves datum_b out, which
+ * clang's -Wmissing-field-initializers refuses). */
+static struct scmp_arg_cmp arg0(enum scmp_compare op, scmp_datum_t a,
+                                scmp_datum_t b)
+{
+    struct scmp_arg_cmp c = {.arg = 0, .op = op, .datum_a = a, .datum_b = b};
+    return c;
+}
+
 int morphd_sandbox_seccomp(char *err, size_t err_size)
 {
 #if defined(__x86_64__) || defined(__aarch64__)
@@ -372,23 +381,23 @@ int morphd_sandbox_seccomp(char *err, size_t err_size)
     const int families[] = {AF_UNIX, AF_INET, AF_INET6};
     for (size_t i = 0; rc == 0 && i < 3; i++)
         rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
-                              SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)families[i]));
+                              arg0(SCMP_CMP_EQ, (scmp_datum_t)families[i], 0));
     /* threads, not processes: clone only with CLONE_THREAD; clone3's
      * flags are behind a pointer a filter cannot read, so it reports
      * ENOSYS, on which glibc falls back to clone */
     if (rc == 0)
         rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
-                              SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD,
-                                      CLONE_THREAD));
+                              arg0(SCMP_CMP_MASKED_EQ, CLONE_THREAD,
+                                   CLONE_THREAD));
     if (rc == 0)
         rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
     /* signals to this process only (raise and abort use tgkill) */
     if (rc == 0)
         rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(kill), 1,
-                              SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)getpid()));
+                              arg0(SCMP_CMP_EQ, (scmp_datum_t)getpid(), 0));
     if (rc == 0)
         rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
-                              SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)getpid()));
+                              arg0(SCMP_CMP_EQ, (scmp_datum_t)getpid(), 0));
     if (rc != 0) {
         seccomp_release(ctx);
         snprintf(err, err_size, "sandbox: seccomp rules: %s", strerror(-rc));

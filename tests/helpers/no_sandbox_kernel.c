@@ -23,7 +23,10 @@ int main(int argc, char **argv)
         rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(seccomp), 0);
     if (rc == 0)
         rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EINVAL), SCMP_SYS(prctl), 1,
-                              SCMP_A0(SCMP_CMP_EQ, PR_SET_SECCOMP));
+                              (struct scmp_arg_cmp){.arg = 0,
+                                                    .op = SCMP_CMP_EQ,
+                                                    .datum_a = PR_SET_SECCOMP,
+                                                    .datum_b = 0});
     if (rc == 0)
         rc = seccomp_load(ctx); /* sets no_new_privs itself */
     if (rc != 0) {
