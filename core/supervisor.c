@@ -45,6 +45,7 @@
 #define STABLE_MS 10000        /* a worker up this long ends a crash loop */
 #define READY_TIMEOUT_MS 30000 /* for new workers to load and listen */
 #define SHUTDOWN_GRACE_MS 2000
+#define SLOT_WAIT_MS 2000      /* for a retiring worker to free its slot */
 
 /* What a dying worker leaves for the main process to log (shared). */
 typedef struct slot_note {
@@ -106,6 +107,7 @@ typedef struct supervisor {
     struct morphd_metrics_http *metrics;
     uv_signal_t sigchld, sigterm, sigint, sighup, sigusr1;
     uv_timer_t kill_timer;
+    uv_timer_t reload_timer; /* SIGHUPs of one turn of the loop: one reload */
     pid_t pid; /* the main process */
     unsigned last_id; /* of the configurations tried */
     bool stopping;
@@ -421,9 +423,18 @@ static int free_slot(supervisor_t *sup)
 /* Forks worker `index` of the current configuration. Returns the read end
  * of its readiness pipe (one byte once it serves; end of file if it
  * failed), or -1. */
+static void reap(supervisor_t *sup);
+
 static int spawn(supervisor_t *sup, unsigned index)
 {
     int slot = free_slot(sup);
+    /* reloads in a row can come faster than the workers they retire end:
+     * those without connections end within moments, so wait a little */
+    for (int i = 0; slot < 0 && i < SLOT_WAIT_MS / 5; i++) {
+        usleep(5000);
+        reap(sup);
+        slot = free_slot(sup);
+    }
     if (slot < 0) {
         morphd_log(MORPH_LOG_ERROR, "no free worker slot for worker %u "
                    "(old workers still draining)", index);
@@ -560,10 +571,18 @@ static bool all_gone(const supervisor_t *sup)
 
 static void finish(supervisor_t *sup);
 
+static void reap(supervisor_t *sup);
+
 static void on_sigchld(uv_signal_t *h, int signum)
 {
     (void)signum;
-    supervisor_t *sup = h->data;
+    reap(h->data);
+}
+
+/* Takes note of every worker that has ended (SIGCHLD; and before a reload
+ * needs free slots, since SIGCHLDs queued behind SIGHUPs come later). */
+static void reap(supervisor_t *sup)
+{
     int status;
     pid_t pid;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
@@ -627,6 +646,7 @@ static void on_closed_noop(uv_handle_t *h) { (void)h; }
 static void finish(supervisor_t *sup)
 {
     uv_timer_stop(&sup->kill_timer);
+    uv_timer_stop(&sup->reload_timer);
     morphd_admin_close(sup->admin);
     sup->admin = NULL;
     morphd_metrics_http_stop(sup->metrics);
@@ -674,6 +694,7 @@ static void reload(supervisor_t *sup)
                                         : "(built-in default)";
     morphd_log(MORPH_LOG_INFO, "reloading the configuration from %s", name);
     morphd_notify_reloading();
+    reap(sup); /* the slots of workers already gone are free */
     morphd_errors_t errs = MORPHD_ERRORS_INIT;
     config_set_t next = {.id = ++sup->last_id};
     int rc = morphd_config_read(sup->config_path, sup->overrides,
@@ -737,13 +758,23 @@ static void reload(supervisor_t *sup)
     morphd_notify_ready();
 }
 
+static void on_reload_timer(uv_timer_t *t)
+{
+    supervisor_t *sup = t->data;
+    if (!sup->stopping)
+        reload(sup);
+}
+
 static void on_signal(uv_signal_t *h, int signum)
 {
     supervisor_t *sup = h->data;
     if (sup->stopping)
         return;
     if (signum == SIGHUP) {
-        reload(sup);
+        /* after this turn of the loop: the SIGHUPs that queued up during
+         * the last reload (each takes new processes) make one more, and a
+         * SIGTERM among them goes first */
+        uv_timer_start(&sup->reload_timer, on_reload_timer, 0, 0);
         return;
     }
     morphd_stats_log(*sup->stats); /* SIGUSR1 */
@@ -787,6 +818,8 @@ int morphd_supervise(morphd_config_t *cfg, const char *config_path,
     }
     uv_timer_init(&sup.loop, &sup.kill_timer);
     sup.kill_timer.data = &sup;
+    uv_timer_init(&sup.loop, &sup.reload_timer);
+    sup.reload_timer.data = &sup;
     sup.counters.workers = sup.n;
 
     rc = open_sets(&sup, &sup.cur, NULL, errs);
@@ -872,6 +905,7 @@ int morphd_supervise(morphd_config_t *cfg, const char *config_path,
     uv_close((uv_handle_t *)&sup.sighup, on_closed_noop);
     uv_close((uv_handle_t *)&sup.sigusr1, on_closed_noop);
     uv_close((uv_handle_t *)&sup.kill_timer, on_closed_noop);
+    uv_close((uv_handle_t *)&sup.reload_timer, on_closed_noop);
     for (unsigned i = 0; i < sup.n; i++)
         uv_close((uv_handle_t *)&sup.restart[i], on_closed_noop);
     uv_run(&sup.loop, UV_RUN_DEFAULT);

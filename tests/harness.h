@@ -101,7 +101,8 @@ void morphd_proc_rewrite(morphd_proc_t *p, const char *ini_text);
 int morphd_proc_reload(morphd_proc_t *p);
 /* How many times `needle` occurs in the log so far. */
 int morphd_proc_log_count(morphd_proc_t *p, const char *needle);
-/* Sends SIGTERM and waits (up to 10 s); returns the exit status or -1. */
+/* Sends SIGTERM and waits (up to 10 s; 30 s under MORPH_TEST_WRAPPER);
+ * returns the exit status or -1. */
 int morphd_proc_stop(morphd_proc_t *p);
 /* The whole log so far (malloc'd). */
 char *morphd_proc_log(morphd_proc_t *p);
