@@ -605,8 +605,9 @@ static const key_row_t key_table[] = {
      "crashes ends morphd, for systemd to restart); process: a main process "
      "holds the sockets and runs each worker as a process of its own, "
      "replaced at once when it dies (crash loops back off up to 5 s), with "
-     "the counters summed in shared memory; SIGHUP starts new workers and "
-     "drains the old. Read at start-up only", "process"},
+     "the counters summed in shared memory; SIGHUP starts new workers, and "
+     "the old ones take no new clients and finish their connections. Read "
+     "at start-up only", "process"},
     {SEC_MORPHD, "sandbox", set_bool, CONF_OFF(sandbox), -1, 0, 0, "off",
      "on: once started, plugins -- and morphd -- reach only the plugin "
      "folders, the config file's and TLS files' folders and the system "

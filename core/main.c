@@ -378,7 +378,7 @@ int main(int argc, char **argv)
         int status = morphd_supervise(&cfg, config_path, overrides,
                                       n_overrides, morphd_default_plugin_dir(),
                                       &errs);
-        if (status != 0) {
+        if (status == MORPH_EXIT_CONFIG) {
             print_errors(&errs);
             fprintf(stderr, "morphd: %zu error%s in %s; not started\n",
                     errs.n, errs.n == 1 ? "" : "s",

@@ -3,9 +3,9 @@
  *
  * Worker slots: a worker process counts its gauges and plugin metrics as
  * one slot of the shared counters (stats.h), and its slot is cleaned when
- * it dies. While a reload drains the old workers, old and new run side by
- * side, so there are 4 slots per worker: a slot is free once its process
- * is gone.
+ * it dies. While the workers a reload retired finish their connections,
+ * old and new run side by side, so there are 4 slots per worker: a slot is
+ * free once its process is gone.
  */
 #include "supervisor.h"
 
@@ -111,6 +111,7 @@ typedef struct supervisor {
     pid_t pid; /* the main process */
     unsigned last_id; /* of the configurations tried */
     bool stopping;
+    bool killed; /* a worker outlived shutdown_timeout: exit 1 */
 } supervisor_t;
 
 static supervisor_t *the_sup; /* for the worker process's inherited socket */
@@ -437,7 +438,7 @@ static int spawn(supervisor_t *sup, unsigned index)
     }
     if (slot < 0) {
         morphd_log(MORPH_LOG_ERROR, "no free worker slot for worker %u "
-                   "(old workers still draining)", index);
+                   "(retired workers still finishing their connections)", index);
         return -1;
     }
     int p[2];
@@ -598,6 +599,9 @@ static void reap(supervisor_t *sup)
         char how[96];
         describe_death(how, sizeof how, status);
         bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+        /* its own watchdog ended it at the shutdown limit (_exit(1)) */
+        if (sup->stopping && WIFEXITED(status) && WEXITSTATUS(status) == 1)
+            sup->killed = true;
         if (sup->stopping || w.gen != sup->cur.id) {
             morphd_log(clean ? MORPH_LOG_INFO : MORPH_LOG_WARN,
                        "worker %u (pid %d%s) %s", w.index, (int)pid,
@@ -654,15 +658,22 @@ static void finish(supervisor_t *sup)
     uv_stop(&sup->loop);
 }
 
+/* shutdown_timeout is a hard limit: a worker still running 2 s after it
+ * (a plugin stuck in a call) is killed, and morphd exits 1, as with
+ * threads. */
 static void on_kill_timer(uv_timer_t *t)
 {
     supervisor_t *sup = t->data;
     for (unsigned k = 0; k < sup->n_slots; k++)
         if (sup->slots[k].pid > 0) {
             morphd_log(MORPH_LOG_ERROR, "worker %u (pid %d) still running "
-                       "after shutdown_timeout; killing it",
-                       sup->slots[k].index, (int)sup->slots[k].pid);
+                       "%u ms after SIGTERM (shutdown_timeout = %u ms); "
+                       "killing it", sup->slots[k].index,
+                       (int)sup->slots[k].pid,
+                       sup->cur.cfg.shutdown_timeout_ms + SHUTDOWN_GRACE_MS,
+                       sup->cur.cfg.shutdown_timeout_ms);
             kill(sup->slots[k].pid, SIGKILL);
+            sup->killed = true;
         }
 }
 
@@ -914,5 +925,7 @@ int morphd_supervise(morphd_config_t *cfg, const char *config_path,
     free(sup.slots);
     free(sup.crashes);
     free(sup.restart);
-    return rc == 0 ? 0 : MORPH_EXIT_CONFIG;
+    if (rc != 0)
+        return MORPH_EXIT_CONFIG;
+    return sup.killed ? 1 : 0;
 }

@@ -12,7 +12,8 @@
  * that were running.
  *
  * SIGHUP starts new workers on the new configuration; once every one of
- * them serves, the old ones drain and exit. A configuration that does not
+ * them serves, the old ones (SIGUSR2) take no new clients, serve their
+ * connections to the end and exit. A configuration that does not
  * start (a plugin fails to load, a port is taken) leaves the old workers
  * serving. SIGTERM drains every worker, within shutdown_timeout.
  *
@@ -28,8 +29,9 @@
 #include "errors.h"
 
 /* Runs morphd in process mode on `cfg` (taken) until stopped. Returns the
- * exit status: 0, or MORPH_EXIT_CONFIG with errors in errs when it could
- * not start. */
+ * exit status: 0; 1 when a worker outlived shutdown_timeout (killed at
+ * its limit, or ended by its own watchdog); or
+ * MORPH_EXIT_CONFIG with errors in errs when it could not start. */
 int morphd_supervise(morphd_config_t *cfg, const char *config_path,
                      const char *const *overrides, size_t n_overrides,
                      const char *default_plugin_dir, morphd_errors_t *errs);

@@ -440,6 +440,28 @@ START_TEST(a_hung_plugin_costs_one_worker)
 }
 END_TEST
 
+/* shutdown_timeout is a hard limit with worker processes too: a worker
+ * stuck in a plugin call (the watchdog off) is killed 2 s after it, and
+ * morphd exits 1, as with threads. */
+START_TEST(sigterm_ends_morphd_despite_a_stuck_worker)
+{
+    start(1, "plugin_timeout = 0\nshutdown_timeout = 1s\n", "hang", "");
+    int fd = tcp_connect(tcp_port(), false);
+    ck_assert_int_eq(send_all(fd, "hang\n", 5), 0);
+    usleep(200000); /* in its call now */
+    long t0 = now_ms();
+    ck_assert_int_eq(morphd_proc_stop(&proc), 1);
+    long took = now_ms() - t0;
+    ck_assert_msg(took >= 2500 && took < 6000, "stopped in %ld ms", took);
+    /* the main process kills it, or its own watchdog ends it: either says
+     * so, and names the limit */
+    ck_assert_int_ge(morphd_proc_log_count(&proc, "after SIGTERM "
+                                           "(shutdown_timeout = 1000 ms)"), 1);
+    close(fd);
+    morphd_proc_cleanup(&proc);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("isolation");
@@ -452,6 +474,7 @@ static Suite *suite(void)
     tcase_add_test(tc, reload_replaces_the_workers);
     tcase_add_test(tc, sigterm_during_a_restart);
     tcase_add_test(tc, a_hung_plugin_costs_one_worker);
+    tcase_add_test(tc, sigterm_ends_morphd_despite_a_stuck_worker);
     suite_add_tcase(s, tc);
     return s;
 }
