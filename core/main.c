@@ -105,8 +105,11 @@ static void on_fatal_signal(int sig)
         n = put(msg, n, sizeof msg, " outside any plugin call; morphd "
                                     "itself crashed");
     }
-    n = put(msg, n, sizeof msg, ". Exiting; under systemd the service "
-                                "restarts.\n");
+    n = put(msg, n, sizeof msg,
+            morphd_watchdog_worker_process
+                ? ". This worker process exits; the main process starts a "
+                  "new one.\n"
+                : ". Exiting; under systemd the service restarts.\n");
     ssize_t w = write(STDERR_FILENO, msg, n);
     (void)w;
     signal(sig, SIG_DFL);
