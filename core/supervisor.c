@@ -572,8 +572,6 @@ static bool all_gone(const supervisor_t *sup)
 
 static void finish(supervisor_t *sup);
 
-static void reap(supervisor_t *sup);
-
 static void on_sigchld(uv_signal_t *h, int signum)
 {
     (void)signum;
@@ -682,6 +680,7 @@ static void on_stop(uv_signal_t *h, int signum)
     supervisor_t *sup = h->data;
     if (sup->stopping)
         return;
+    reap(sup); /* a worker that died before the stop died of its own */
     sup->stopping = true;
     morphd_notify_stopping();
     morphd_log(MORPH_LOG_INFO, "received %s; the workers finish pending "
