@@ -82,9 +82,12 @@ static uint64_t fs_rights_of_abi(int abi)
  * does not exist is skipped: nothing there to reach. */
 static int allow_path(ll_rules_t *rs, const char *path, uint64_t access)
 {
+    /* a path that does not exist, or that this user cannot reach anyway
+     * (a worker process runs as `user` already), needs no rule */
     int fd = open(path, O_PATH | O_CLOEXEC);
     if (fd < 0)
-        return errno == ENOENT || errno == ENOTDIR ? 0 : -1;
+        return errno == ENOENT || errno == ENOTDIR || errno == EACCES ? 0
+                                                                      : -1;
     struct stat st;
     if (fstat(fd, &st) != 0) {
         close(fd);

@@ -14,6 +14,9 @@ dir=$1
 deb=$(ls "$dir"/morph_*.deb)
 devdeb=$(ls "$dir"/morph-dev_*.deb)
 root=$(mktemp -d /tmp/morph-pkg-XXXXXX)
+# as / is: the packaged isolation = process loads the plugins in worker
+# processes that already run as `user = nobody`, which must reach them
+chmod 0755 "$root"
 pid=
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$root"; }
 trap cleanup EXIT
@@ -89,7 +92,8 @@ for _ in $(seq 200); do
     kill -0 "$pid" 2>/dev/null || { cat "$root/log"; fail "morphd exited"; }
     sleep 0.05
 done
-port() { sed -n "s|.*service uppercase: listening on $1://127.0.0.1:\([0-9]*\) .*|\1|p" "$root/log"; }
+# (the main process and its worker process each say where they listen)
+port() { sed -n "s|.*service uppercase: listening on $1://127.0.0.1:\([0-9]*\) .*|\1|p" "$root/log" | head -n 1; }
 tcp=$(port tcp)
 udp=$(port udp)
 got=$("$root/usr/bin/morph" "127.0.0.1:$tcp" hello world)
