@@ -44,7 +44,10 @@
 #define BACKOFF_MAX_MS 5000
 #define STABLE_MS 10000        /* a worker up this long ends a crash loop */
 #define READY_TIMEOUT_MS 30000 /* for new workers to load and listen */
-#define SHUTDOWN_GRACE_MS 2000
+/* after shutdown_timeout, what a worker gets before it is killed: less
+ * than the 2 s its own watchdog gives it, so that the kill (and exit 1)
+ * is the main process's, whichever way the worker is stuck */
+#define SHUTDOWN_GRACE_MS 1500
 #define SLOT_WAIT_MS 2000      /* for a retiring worker to free its slot */
 
 /* What a dying worker leaves for the main process to log (shared). */
@@ -597,9 +600,6 @@ static void reap(supervisor_t *sup)
         char how[96];
         describe_death(how, sizeof how, status);
         bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-        /* its own watchdog ended it at the shutdown limit (_exit(1)) */
-        if (sup->stopping && WIFEXITED(status) && WEXITSTATUS(status) == 1)
-            sup->killed = true;
         if (sup->stopping || w.gen != sup->cur.id) {
             morphd_log(clean ? MORPH_LOG_INFO : MORPH_LOG_WARN,
                        "worker %u (pid %d%s) %s", w.index, (int)pid,
@@ -656,7 +656,7 @@ static void finish(supervisor_t *sup)
     uv_stop(&sup->loop);
 }
 
-/* shutdown_timeout is a hard limit: a worker still running 2 s after it
+/* shutdown_timeout is a hard limit: a worker still running 1.5 s after it
  * (a plugin stuck in a call) is killed, and morphd exits 1, as with
  * threads. */
 static void on_kill_timer(uv_timer_t *t)

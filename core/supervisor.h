@@ -29,8 +29,8 @@
 #include "errors.h"
 
 /* Runs morphd in process mode on `cfg` (taken) until stopped. Returns the
- * exit status: 0; 1 when a worker outlived shutdown_timeout (killed at
- * its limit, or ended by its own watchdog); or
+ * exit status: 0; 1 when a worker outlived shutdown_timeout (killed 1.5 s
+ * after it); or
  * MORPH_EXIT_CONFIG with errors in errs when it could not start. */
 int morphd_supervise(morphd_config_t *cfg, const char *config_path,
                      const char *const *overrides, size_t n_overrides,
