@@ -52,8 +52,12 @@ typedef struct morphd_listener_ops {
      * close it); they belong to the loop. These act on every connection of
      * this transport on `loop`, and are NULL for a transport without
      * connections. */
-    /* Stop reading; close each once its replies are written. */
-    void (*drain_conns)(uv_loop_t *loop);
+    /* A pass of a stop's drain: close each quiet connection once its
+     * replies are written. Busy ones are left reading: a message in
+     * flight or read in part, input not yet read, or activity (accept,
+     * read, write) in the last `recent` ms. recent 0: the last pass; stop
+     * reading and close each once its replies are written. */
+    void (*drain_conns)(uv_loop_t *loop, unsigned recent);
     /* Close at once, dropping what is unsent. */
     void (*abort_conns)(uv_loop_t *loop);
     /* Close the ones idle longer than their service's idle_timeout. */

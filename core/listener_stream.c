@@ -30,6 +30,7 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -1198,13 +1199,38 @@ static bool is_conn(const uv_handle_t *h)
            h->data != h;
 }
 
+/* Whether a draining connection still has something to be served: a
+ * message in flight or read in part, input not yet read (held back, or
+ * still in the socket), a TLS handshake or PROXY header under way, or
+ * activity in the last `recent` ms (just accepted, its first message maybe
+ * on the way; or just answered, its next one maybe). */
+static bool drain_busy(tcp_conn_t *c, unsigned recent)
+{
+    const tcp_session_t *s = c->s;
+    if (s != NULL &&
+        (s->job != NULL || held_waiting(s) > 0 || s->framer.partial.len > 0 ||
+         (s->tls != NULL && !s->tls_ready) ||
+         (s->proxy != NULL && !s->proxy->done)))
+        return true;
+    int unread = 0;
+    int fd = conn_fd(c);
+    if (fd >= 0 && ioctl(fd, FIONREAD, &unread) == 0 && unread > 0)
+        return true;
+    return ((NOW31(c->h.handle.loop) - c->last_active) & ACTIVE_MASK) < recent;
+}
+
 static void drain_one(uv_handle_t *h, void *arg)
 {
-    (void)arg;
-    if (is_conn(h)) {
-        ended(conn_of(h), "shutdown");
-        conn_finish(conn_of(h));
-    }
+    unsigned recent = *(const unsigned *)arg;
+    if (!is_conn(h) || uv_is_closing(h))
+        return;
+    tcp_conn_t *c = conn_of(h);
+    if (c->s != NULL && (c->s->finishing || c->s->eof))
+        return; /* already closing once answered */
+    if (recent > 0 && !c->paused && drain_busy(c, recent))
+        return; /* served on; the next pass looks again */
+    ended(c, "shutdown");
+    conn_finish(c);
 }
 
 static void abort_one(uv_handle_t *h, void *arg)
@@ -1275,7 +1301,11 @@ static void sweep_one(uv_handle_t *h, void *arg)
     c->last_active = now; /* finishing gets one more period */
 }
 
-static void tcp_drain_conns(uv_loop_t *loop) { uv_walk(loop, drain_one, NULL); }
+static void tcp_drain_conns(uv_loop_t *loop, unsigned recent)
+{
+    uv_walk(loop, drain_one, &recent);
+}
+
 static void tcp_abort_conns(uv_loop_t *loop) { uv_walk(loop, abort_one, NULL); }
 
 static void tcp_sweep_conns(uv_loop_t *loop)

@@ -115,6 +115,7 @@ static void maybe_finish(morphd_worker_t *w)
         w->timers_on = false;
         uv_close((uv_handle_t *)&w->shutdown_timer, on_closed_noop);
         uv_close((uv_handle_t *)&w->sweep_timer, on_closed_noop);
+        uv_close((uv_handle_t *)&w->drain_timer, on_closed_noop);
     }
     morphd_chain_env_close(&w->env);
     if (w->threaded)
@@ -202,11 +203,14 @@ int morphd_worker_init(morphd_worker_t *w, unsigned index, unsigned n_workers)
     w->env.owner = w;
     uv_timer_init(&w->loop, &w->shutdown_timer);
     uv_timer_init(&w->loop, &w->sweep_timer);
+    uv_timer_init(&w->loop, &w->drain_timer);
     w->shutdown_timer.data = w;
     w->sweep_timer.data = w;
-    /* neither keeps the loop alive */
+    w->drain_timer.data = w;
+    /* none keeps the loop alive */
     uv_unref((uv_handle_t *)&w->shutdown_timer);
     uv_unref((uv_handle_t *)&w->sweep_timer);
+    uv_unref((uv_handle_t *)&w->drain_timer);
     w->timers_on = true;
     uv_mutex_init(&w->lock);
     uv_cond_init(&w->done_cond);
@@ -431,6 +435,40 @@ static void on_shutdown_timeout(uv_timer_t *t)
     morphd_worker_abort_all(w);
 }
 
+/* A stop drains connections in passes, DRAIN_PASS_MS apart, for at most
+ * drain_grace(): each pass closes the connections that are quiet (once
+ * their replies are written) and leaves the busy ones to be served on: a
+ * message read in part or not yet read, and a connection active within
+ * the grace before the stop (accepted so lately that its first message
+ * may still be on the way, or answered so lately that its next one may).
+ * Closing those at once lost about one connection in 1,000 of a client
+ * connecting over and over across restarts. The last pass closes them
+ * all, each once its replies are written. */
+#define DRAIN_PASS_MS 20
+#define DRAIN_GRACE_MS 500
+
+/* Half of shutdown_timeout when that is shorter, so that what the last
+ * pass closes still has time to be written. */
+static unsigned drain_grace(const morphd_worker_t *w)
+{
+    unsigned half = w->shutdown_timeout_ms / 2;
+    return half < DRAIN_GRACE_MS ? half : DRAIN_GRACE_MS;
+}
+
+static void drain_pass(morphd_worker_t *w)
+{
+    unsigned grace = drain_grace(w);
+    unsigned elapsed = (unsigned)(uv_now(&w->loop) - w->drain_started);
+    bool last = elapsed >= grace;
+    for (size_t i = 0; i < N_TRANSPORTS; i++)
+        if (transports[i]->drain_conns != NULL)
+            transports[i]->drain_conns(&w->loop, last ? 0 : grace + elapsed);
+    if (last)
+        uv_timer_stop(&w->drain_timer);
+}
+
+static void on_drain_pass(uv_timer_t *t) { drain_pass(t->data); }
+
 static void do_stop(morphd_worker_t *w)
 {
     if (w->stopping && !w->retiring)
@@ -438,9 +476,11 @@ static void do_stop(morphd_worker_t *w)
     w->retiring = false;
     w->stopping = true;
     for_every_listener(w, close_listener);
-    for (size_t i = 0; i < N_TRANSPORTS; i++)
-        if (transports[i]->drain_conns != NULL)
-            transports[i]->drain_conns(&w->loop);
+    w->drain_started = uv_now(&w->loop);
+    drain_pass(w);
+    if (drain_grace(w) > 0)
+        uv_timer_start(&w->drain_timer, on_drain_pass, DRAIN_PASS_MS,
+                       DRAIN_PASS_MS);
     uv_timer_start(&w->shutdown_timer, on_shutdown_timeout,
                    w->shutdown_timeout_ms, 0);
     maybe_finish(w);
@@ -554,6 +594,7 @@ void morphd_worker_free(morphd_worker_t *w)
         w->timers_on = false;
         uv_close((uv_handle_t *)&w->shutdown_timer, on_closed_noop);
         uv_close((uv_handle_t *)&w->sweep_timer, on_closed_noop);
+        uv_close((uv_handle_t *)&w->drain_timer, on_closed_noop);
     }
     morphd_chain_env_close(&w->env);
     uv_run(&w->loop, UV_RUN_NOWAIT); /* finish pending closes */

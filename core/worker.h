@@ -76,6 +76,8 @@ struct morphd_worker {
     uv_timer_t shutdown_timer;
     uv_timer_t sweep_timer; /* closes idle connections */
     uint64_t sweep_ms;
+    uv_timer_t drain_timer; /* a stop's drain passes (drain_conns) */
+    uint64_t drain_started; /* uv_now() at the stop */
     bool timers_on;
 
     /* threads other than the main one */
