@@ -9,9 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <lua.h>
+
 #include "morph_cli.h"
 #include "options.h"
 #include "paths.h"
+#include "lua_plugin.h"
 #include "plugin_loader.h"
 #include "plugin_path.h"
 
@@ -22,9 +25,10 @@ static void plugin_usage(FILE *out)
             "\n"
             "Prints a plugin's name, version, ABI, the morphd versions it loads\n"
             "on, its flags, its description and the options it declares, with\n"
-            "their defaults. NAME is looked up as NAME.so in PLUGIN_DIRS; a FILE\n"
-            "(a path with '/', or ending in .so) is read as it is. The plugin\n"
-            "is checked as morphd would check it; none of its code runs.\n"
+            "their defaults. NAME is looked up as NAME.so or NAME.lua in\n"
+            "PLUGIN_DIRS; a FILE (a path with '/', or ending in .so or .lua) is\n"
+            "read as it is (a script is run once, in its sandbox). The plugin\n"
+            "is checked as morphd would check it; none of a .so's code runs.\n"
             "\n"
             "  -d, --plugin-dir DIRS  where NAME is: folders separated by spaces,\n"
             "                         searched in order (default: %s)\n"
@@ -43,9 +47,13 @@ static void print_info(const morphd_plugin_t *p)
     printf("plugin       %s\n", p->name);
     printf("file         %s\n", p->path);
     printf("version      %s\n", d->version ? d->version : "(none)");
-    printf("ABI          built for plugin ABI %u; loads on morph hosts with "
-           "plugin ABI %u and later (this morph: %d)\n", p->abi, p->abi_min,
-           MORPH_PLUGIN_ABI_VERSION);
+    if (p->script != NULL)
+        printf("kind         a Lua %s script, run in morphd's sandbox\n",
+               LUA_VERSION_MAJOR "." LUA_VERSION_MINOR);
+    else
+        printf("ABI          built for plugin ABI %u; loads on morph hosts "
+               "with plugin ABI %u and later (this morph: %d)\n", p->abi,
+               p->abi_min, MORPH_PLUGIN_ABI_VERSION);
     printf("flags        %s\n", flags);
     printf("description  %s\n", d->description ? d->description : "(none)");
     if (!p->declares_options) {
@@ -102,7 +110,8 @@ int morph_plugin_main(int argc, char **argv)
     char *path = NULL;
     size_t len = strlen(what);
     bool is_file = strchr(what, '/') != NULL ||
-                   (len > 3 && strcmp(what + len - 3, ".so") == 0);
+                   (len > 3 && strcmp(what + len - 3, ".so") == 0) ||
+                   morphd_script_path(what);
     char err[1024];
     if (is_file) {
         path = strdup(what);

@@ -20,6 +20,7 @@
 #include "config.h"
 #include "exit_codes.h"
 #include "log.h"
+#include "lua_plugin.h"
 #include "paths.h"
 #include "plugin_loader.h"
 #include "plugin_path.h"
@@ -165,13 +166,15 @@ static void check_open_files(const morphd_config_t *cfg, unsigned workers)
 }
 
 typedef struct {
-    char *name; /* NAME.so */
+    char *name;      /* the plugin's: NAME of NAME.so or NAME.lua */
     char *path;
+    unsigned folder; /* which folder of plugin_dir, from 1 */
 } listed_plugin_t;
 
 typedef struct {
     listed_plugin_t *v;
     size_t n;
+    unsigned folders; /* listed so far */
 } plugin_list_t;
 
 static int compare_names(const void *a, const void *b)
@@ -180,11 +183,12 @@ static int compare_names(const void *a, const void *b)
                   ((const listed_plugin_t *)b)->name);
 }
 
-/* Adds the NAME.so files of one plugin folder not provided by an earlier
- * folder. */
+/* Adds the NAME.so and NAME.lua files of one plugin folder not provided
+ * by an earlier folder. */
 static int list_folder(const char *folder, void *arg)
 {
     plugin_list_t *list = arg;
+    list->folders++;
     DIR *d = opendir(folder);
     if (d == NULL) {
         fprintf(stderr, "morphd: %s: %s; its plugins are not listed\n", folder,
@@ -193,11 +197,18 @@ static int list_folder(const char *folder, void *arg)
     }
     for (struct dirent *e; (e = readdir(d)) != NULL;) {
         size_t len = strlen(e->d_name);
-        if (len <= 3 || strcmp(e->d_name + len - 3, ".so") != 0)
+        size_t stem = len > 3 && strcmp(e->d_name + len - 3, ".so") == 0 ? len - 3
+                      : morphd_script_path(e->d_name)                      ? len - 4
+                                                                           : 0;
+        if (stem == 0)
             continue;
+        /* the first folder's NAME.so or NAME.lua is plugin NAME (both in
+         * one folder: each is listed, and loading it says why not) */
         bool shadowed = false;
         for (size_t i = 0; i < list->n && !shadowed; i++)
-            shadowed = strcmp(list->v[i].name, e->d_name) == 0;
+            shadowed = list->v[i].folder != list->folders &&
+                       strlen(list->v[i].name) == stem &&
+                       strncmp(list->v[i].name, e->d_name, stem) == 0;
         if (shadowed)
             continue;
         listed_plugin_t *grown = realloc(list->v, (list->n + 1) * sizeof *grown);
@@ -205,7 +216,8 @@ static int list_folder(const char *folder, void *arg)
             break;
         list->v = grown;
         listed_plugin_t *p = &list->v[list->n];
-        p->name = strdup(e->d_name);
+        p->name = strndup(e->d_name, stem);
+        p->folder = list->folders;
         if (p->name == NULL || asprintf(&p->path, "%s/%s", folder, e->d_name) < 0) {
             free(p->name);
             break;

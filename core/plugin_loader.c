@@ -18,6 +18,7 @@
 
 #include "host.h"
 #include "config.h"
+#include "lua_plugin.h"
 #include "options.h"
 
 #define MORPH_STR_(x) #x
@@ -122,13 +123,17 @@ int morphd_plugin_inspect(const char *path, morphd_plugin_t *p, char *err,
     const char *slash = strrchr(path, '/');
     const char *base = slash ? slash + 1 : path;
     size_t blen = strlen(base);
-    if (blen <= 3 || strcmp(base + blen - 3, ".so") != 0) {
+    size_t ext = blen > 3 && strcmp(base + blen - 3, ".so") == 0 ? 3
+                 : morphd_script_path(base)                       ? 4
+                                                                  : 0;
+    if (ext == 0) {
         memset(p, 0, sizeof *p);
-        snprintf(err, err_size, "%s: a plugin file is named NAME.so", path);
+        snprintf(err, err_size, "%s: a plugin file is named NAME.so or "
+                 "NAME.lua", path);
         return -1;
     }
     char *dir = slash ? strndup(path, (size_t)(slash - path)) : strdup(".");
-    char *name = strndup(base, blen - 3);
+    char *name = strndup(base, blen - ext);
     int rc = -1;
     if (dir == NULL || name == NULL) {
         memset(p, 0, sizeof *p);
@@ -261,7 +266,9 @@ static int load_impl(const char *dirs, const char *name, unsigned variant,
     if (morphd_plugin_path_find(dirs, name, &path, err, err_size) != 0)
         return -1;
 
-    if (variant >= MORPHD_PLUGIN_VERSIONS_MAX) {
+    bool script = morphd_script_path(path);
+    if (variant >= (script ? MORPHD_SCRIPT_VERSIONS_MAX
+                           : MORPHD_PLUGIN_VERSIONS_MAX)) {
         snprintf(err, err_size, "plugin '%s': %s: its file was replaced and "
                  "loaded %u times since morphd started, the most it keeps "
                  "(no plugin is ever unloaded: each version stays in memory); "
@@ -300,6 +307,20 @@ static int load_impl(const char *dirs, const char *name, unsigned variant,
         if (strcmp(real, path) != 0)
             snprintf(err + strlen(err), err_size - strlen(err), ")");
         goto fail;
+    }
+
+    if (script) { /* NAME.lua: no dlopen; the bridge makes a descriptor */
+        if (morphd_script_load(real, name, p, err, err_size) != 0)
+            goto script_fail;
+        p->name = strdup(name);
+        if (p->name == NULL) {
+            snprintf(err, err_size, "plugin '%s': out of memory", name);
+            goto fail;
+        }
+        p->path = path;
+        p->file = sb;
+        free(real);
+        return 0;
     }
 
     /* "dir/./././name.so": the same file under a name the dynamic loader
@@ -397,9 +418,16 @@ static int load_impl(const char *dirs, const char *name, unsigned variant,
     }
     return 0;
 
+script_fail: /* the message starts with the script's FILE:LINE */
+    free(real);
+    free(path);
+    memset(p, 0, sizeof *p);
+    return MORPHD_PLUGIN_SCRIPT_ERROR;
+
 fail:
     if (p->handle != NULL)
         dlclose(p->handle);
+    morphd_script_free(p->script);
     free(p->options);
     free(dl_name);
     free(real);
@@ -495,6 +523,7 @@ void morphd_plugin_unload(morphd_plugin_t *p)
         p->unload();
     if (p->handle != NULL)
         dlclose(p->handle);
+    morphd_script_free(p->script);
     free(p->options);
     free(p->name);
     free(p->path);

@@ -30,6 +30,7 @@ typedef struct morphd_plugin {
     void (*cancel)(void *instance, morph_pending_t *pending);
     void (*unload)(void);
     bool loaded; /* its load() ran, so unload() is due */
+    struct morphd_script *script; /* NAME.lua: the script (handle NULL) */
     morph_host_t load_host;
 } morphd_plugin_t;
 
@@ -39,8 +40,9 @@ uint32_t morphd_plugin_known_flags(uint32_t abi);
 void morphd_plugin_flag_names(uint32_t flags, char *buf, size_t size);
 
 /* Loads the plugin file at `path` (NAME.so) to look at it: every check
- * is made, but its load() hook does not run, so nothing of it runs at all.
- * For `morph plugin info` and `morphd --help-config`. */
+ * is made, but its load() hook does not run, so nothing of it runs at all
+ * (a script, NAME.lua, runs once in its sandbox: what it returns is its
+ * descriptor). For `morph plugin info` and `morphd --help-config`. */
 int morphd_plugin_inspect(const char *path, morphd_plugin_t *p, char *err,
                           size_t err_size);
 
@@ -51,8 +53,11 @@ void morphd_plugin_print_options(FILE *out, const morphd_plugin_t *p,
                                  int format /* morphd_ref_format_t */);
 
 /* Loads plugin `name` from the search path `dirs` (plugin_path.h: the
- * first folder with NAME.so). Returns 0, or -1 with a message naming the
- * plugin, its file and the reason in err. On error nothing stays loaded. */
+ * first folder with NAME.so or NAME.lua). Returns 0, or -1 with a message
+ * naming the plugin, its file and the reason in err, or
+ * MORPHD_PLUGIN_SCRIPT_ERROR for an error in a script, whose message
+ * starts with the script's FILE:LINE. On error nothing stays loaded. */
+#define MORPHD_PLUGIN_SCRIPT_ERROR (-2)
 int morphd_plugin_load(const char *dirs, const char *name, morphd_plugin_t *p,
                        char *err, size_t err_size);
 
@@ -70,6 +75,9 @@ int morphd_plugin_load_variant(const char *dirs, const char *name,
  * state), so each replaced file that a reload loads stays mapped. Past
  * this, a reload that would load another one fails and says to restart. */
 #define MORPHD_PLUGIN_VERSIONS_MAX 64
+/* Versions of one script: each keeps its source and descriptor (no code is
+ * mapped), so more of them are allowed. */
+#define MORPHD_SCRIPT_VERSIONS_MAX 1024
 
 /* Whether the plugin's file is no longer the one that was loaded. */
 int morphd_plugin_file_changed(const morphd_plugin_t *p);

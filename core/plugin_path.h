@@ -1,16 +1,18 @@
 /*
  * plugin_path.h -- plugin_dir as a search path: one or more folders
  * separated by blanks, searched in order. The first folder that has an
- * entry NAME.so provides plugin NAME (a broken entry there is an error; it
- * is not skipped for a later folder), so a local folder listed before the
- * packaged one overrides or adds plugins without touching dpkg's files.
+ * entry NAME.so or NAME.lua (a script) provides plugin NAME (a broken entry
+ * there is an error; it is not skipped for a later folder), so a local
+ * folder listed before the packaged one overrides or adds plugins without
+ * touching dpkg's files. One folder holding both NAME.so and NAME.lua is
+ * an error: which one was meant is the operator's to say.
  */
 #ifndef MORPHD_PLUGIN_PATH_H
 #define MORPHD_PLUGIN_PATH_H
 
 #include <stddef.h>
 
-/* Sets *path to the file (FOLDER/NAME.so, malloc'd) that provides plugin
+/* Sets *path to the file (FOLDER/NAME.so or .lua, malloc'd) that provides plugin
  * `name` in the search path `dirs`. When no folder has it: with one folder,
  * *path is that folder's NAME.so, for the loader to report; with several,
  * returns -1 with a message naming them all in err. */

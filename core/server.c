@@ -37,10 +37,13 @@ static size_t out_limit_for(const morphd_service_conf_t *conf)
 /* The loaded plugin `name` from the search path `dirs`, loading it --
  * again, when its file was replaced since, or another folder now provides
  * it -- as needed. */
+/* NULL on error, with *in_script set when the message starts with a
+ * script's FILE:LINE rather than naming the plugin. */
 static morphd_plugin_t *find_or_load(morphd_server_t *s, const char *dirs,
-                                     const char *name, char *err,
-                                     size_t err_size)
+                                     const char *name, bool *in_script,
+                                     char *err, size_t err_size)
 {
+    *in_script = false;
     char *path = NULL;
     if (morphd_plugin_path_find(dirs, name, &path, err, err_size) != 0)
         return NULL;
@@ -69,8 +72,9 @@ static morphd_plugin_t *find_or_load(morphd_server_t *s, const char *dirs,
         snprintf(err, err_size, "out of memory");
         return NULL;
     }
-    if (morphd_plugin_load_variant(dirs, name, variants, p, err, err_size) !=
-        0) {
+    int rc = morphd_plugin_load_variant(dirs, name, variants, p, err, err_size);
+    if (rc != 0) {
+        *in_script = rc == MORPHD_PLUGIN_SCRIPT_ERROR;
         free(p);
         return NULL;
     }
@@ -105,13 +109,18 @@ static bool load_chain(morphd_server_t *s, morphd_generation_t *gen,
     char err[768];
     bool ok = true;
     for (size_t i = 0; i < conf->n_chain; i++) {
-        plugins[i] = find_or_load(s, plugin_dir, conf->chain[i], err,
-                                  sizeof err);
-        if (plugins[i] == NULL) {
+        bool in_script;
+        plugins[i] = find_or_load(s, plugin_dir, conf->chain[i], &in_script,
+                                  err, sizeof err);
+        if (plugins[i] == NULL && in_script) /* the script's line first */
+            morphd_errors_add(errs, "%s (plugin '%s' of service '%s', %s:%d)",
+                              err, conf->chain[i], conf->name, file,
+                              conf->transform_line);
+        else if (plugins[i] == NULL)
             morphd_errors_add(errs, "%s:%d: %s", file, conf->transform_line,
                               err);
+        if (plugins[i] == NULL)
             ok = false;
-        }
     }
     if (!ok)
         return false;

@@ -13,6 +13,8 @@ PACKAGES="$PACKAGES libssl-dev openssl"
 PACKAGES="$PACKAGES libmicrohttpd-dev python3-prometheus-client"
 # sandbox = on: seccomp filters
 PACKAGES="$PACKAGES libseccomp-dev"
+# plugins written as Lua scripts (NAME.lua)
+PACKAGES="$PACKAGES liblua5.4-dev"
 # systemd-socket-activate, for the socket activation tests
 PACKAGES="$PACKAGES systemd"
 # The socket clients the README uses to talk to morphd.

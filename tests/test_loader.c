@@ -370,7 +370,8 @@ START_TEST(plugin_dir_searches_its_folders_in_order)
 
     /* in no folder: every folder is named */
     ck_assert_int_eq(morphd_plugin_load(dirs, "nosuch", &p, err, sizeof err), -1);
-    ck_assert_msg(strstr(err, "no nosuch.so in any folder of plugin_dir") &&
+    ck_assert_msg(strstr(err, "no nosuch.so or nosuch.lua in any folder of "
+                              "plugin_dir") &&
                       strstr(err, dirs), "%s", err);
     /* blanks only */
     ck_assert_int_eq(morphd_plugin_load(" \t ", "echo", &p, err, sizeof err), -1);

@@ -1,0 +1,1001 @@
+/*
+ * lua_plugin.c -- Lua scripts as plugins (lua_plugin.h).
+ *
+ * A script is run twice over: once when it is loaded, in a state of its
+ * own, to read what it returns (the descriptor: version, description,
+ * chunk_safe, options, counters); then once per instance in create(),
+ * whose state then serves that instance's messages. Both runs are in the
+ * same sandbox, under the same budget and memory cap, so that what
+ * `morphd -t` accepts is what serves.
+ *
+ * The instance's stack holds, for its whole life, the functions and the
+ * options table at fixed slots (SLOT_*): a call pushes the function, the
+ * message, the connection's table and the options, and pops what it
+ * returned.
+ */
+#include "lua_plugin.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+
+#include <morph/plugin.h>
+
+#include "chain.h"
+#include "log.h"
+#include "options.h"
+#include "plugin_loader.h"
+
+/* The fixed stack slots of an instance's state. */
+#define SLOT_TRANSFORM 1
+#define SLOT_OPTIONS 2
+#define SLOT_OPEN 3
+#define SLOT_CLOSE 4
+#define SLOTS 4
+
+/* The registry key of the instance's counters: name -> light userdata
+ * (morph_counter_t *). */
+static const char counters_key = 'c';
+
+/* How a declared option's value reaches the script. */
+typedef enum { OPT_STRING, OPT_INTEGER, OPT_NUMBER, OPT_BOOLEAN } opt_kind_t;
+
+struct morphd_script {
+    morph_plugin_t desc;
+    char *name;
+    char *path;
+    char *source;
+    size_t source_len;
+    int last_line;        /* where the script's `return` usually is */
+    char *version;
+    char *description;
+    morph_option_decl_t *decls; /* the script's own, then budget and memory,
+                                   then the end */
+    size_t n_own;               /* the script's own options */
+    opt_kind_t *kinds;          /* of the script's own options */
+    char **strings;             /* what decls point to */
+    size_t n_strings;
+    char **counters; /* name, help, name, help, ... */
+    size_t n_counters;
+};
+
+/* Memory of one state, capped. */
+typedef struct {
+    size_t used;
+    size_t cap;
+} lua_mem_t;
+
+typedef struct lua_instance {
+    lua_State *L;
+    lua_mem_t mem;
+    const morphd_script_t *script;
+    const morph_host_t *host;  /* NULL while the script is inspected */
+    int budget;                /* VM instructions per call */
+    const morph_conn_t *conn;  /* the message in flight's, for morph.peer */
+} lua_instance_t;
+
+bool morphd_script_path(const char *path)
+{
+    size_t len = strlen(path);
+    return len > 4 && strcmp(path + len - 4, ".lua") == 0;
+}
+
+/* --- the state: memory, budget, sandbox -------------------------------------- */
+
+/* lua_Alloc with a cap: an allocation past it fails, which Lua turns into
+ * a "not enough memory" error of the call (the state stays usable). When
+ * `ptr` is NULL, `osize` is a type tag, not a size. */
+static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    lua_mem_t *m = ud;
+    size_t old = ptr != NULL ? osize : 0;
+    if (nsize == 0) {
+        free(ptr);
+        m->used -= old;
+        return NULL;
+    }
+    if (nsize > old && nsize - old > m->cap - m->used)
+        return NULL;
+    void *q = realloc(ptr, nsize);
+    if (q != NULL)
+        m->used = m->used - old + nsize;
+    return q;
+}
+
+static lua_instance_t *instance_of(lua_State *L)
+{
+    return *(lua_instance_t **)lua_getextraspace(L);
+}
+
+/* The count hook fires once the call has run its budget of instructions.
+ * From then on it fires at every instruction, so that a script catching
+ * the error with pcall cannot go on: the error reaches the bridge. */
+static void budget_hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    lua_instance_t *in = instance_of(L);
+    lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
+    lua_Debug here;
+    if (lua_getstack(L, 0, &here) && lua_getinfo(L, "Sl", &here) &&
+        here.currentline > 0)
+        lua_pushfstring(L, "%s:%d: ", here.short_src, here.currentline);
+    else
+        lua_pushliteral(L, "");
+    lua_pushfstring(L, "over its budget of %d instructions (%s.budget)",
+                    in->budget, in->script->name);
+    lua_concat(L, 2);
+    lua_error(L);
+}
+
+static void arm_budget(lua_instance_t *in)
+{
+    lua_sethook(in->L, budget_hook, LUA_MASKCOUNT, in->budget);
+}
+
+/* load() for scripts: text only (a binary chunk would bypass the
+ * compiler's checks), in the sandbox unless given an environment. */
+static int sandbox_load(lua_State *L)
+{
+    lua_settop(L, 4);
+    lua_pushliteral(L, "t");
+    lua_replace(L, 3);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, 4, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+/* setmetatable() for scripts: no __gc metamethods, which Lua runs with
+ * hooks off (out of the budget's reach) and at times of its choosing. */
+static int sandbox_setmetatable(lua_State *L)
+{
+    if (lua_istable(L, 2) && lua_getfield(L, 2, "__gc") != LUA_TNIL)
+        return luaL_error(L, "__gc metamethods are not available to scripts");
+    lua_settop(L, 2);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, 2, 1);
+    return 1;
+}
+
+static void script_log(lua_instance_t *in, int level, const char *text)
+{
+    if (in->host != NULL)
+        in->host->log(in->host, level, text);
+    else
+        morphd_log(level, "plugin %s: %s", in->script->name, text);
+}
+
+/* print(...): one line in morphd's log, at level info. */
+static int sandbox_print(lua_State *L)
+{
+    int n = lua_gettop(L);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (int i = 1; i <= n; i++) {
+        if (i > 1)
+            luaL_addchar(&b, '\t');
+        luaL_tolstring(L, i, NULL);
+        luaL_addvalue(&b);
+    }
+    luaL_pushresult(&b);
+    script_log(instance_of(L), MORPH_LOG_INFO, lua_tostring(L, -1));
+    return 0;
+}
+
+/* morph.log(level, message), level "error", "warn", "info" or "debug" */
+static int morph_log_fn(lua_State *L)
+{
+    static const char *const levels[] = {"error", "warn", "info", "debug",
+                                         NULL};
+    int level = luaL_checkoption(L, 1, NULL, levels);
+    const char *text = luaL_checkstring(L, 2);
+    script_log(instance_of(L), level, text);
+    return 0;
+}
+
+/* morph.count(name [, n]): adds to a counter the script declared in its
+ * `counters` table (shown by `morph stats` under the plugin). */
+static int morph_count_fn(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 1);
+    lua_Integer n = luaL_optinteger(L, 2, 1);
+    luaL_argcheck(L, n >= 0, 2, "a counter only grows");
+    lua_instance_t *in = instance_of(L);
+    if (in->host == NULL) /* the script is being inspected: no counters */
+        return 0;
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &counters_key);
+    lua_getfield(L, -1, name);
+    morph_counter_t *c = lua_touserdata(L, -1);
+    if (c == NULL && lua_isnil(L, -1))
+        return luaL_error(L, "no counter '%s': declare it in the table the "
+                          "script returns (counters = { %s = \"what it "
+                          "counts\" })", name, name);
+    if (c != NULL)
+        in->host->counter_add(c, (uint64_t)n);
+    return 0;
+}
+
+/* morph.peer(): the address and port of the client whose message is being
+ * transformed ("" and 0 when it has none, as over unix://), or nil
+ * outside a call. */
+static int morph_peer_fn(lua_State *L)
+{
+    lua_instance_t *in = instance_of(L);
+    morph_conn_info_t info = {.struct_size = sizeof info};
+    if (in->host == NULL || in->conn == NULL ||
+        in->host->conn_info(in->host, in->conn, &info) != MORPH_OK) {
+        lua_pushnil(L);
+        return 1;
+    }
+    lua_pushstring(L, info.peer_address);
+    lua_pushinteger(L, info.peer_port);
+    lua_pushstring(L, info.transport);
+    return 3;
+}
+
+/* Removes t[key] from the table at the top of the stack. */
+static void drop_field(lua_State *L, const char *key)
+{
+    lua_pushnil(L);
+    lua_setfield(L, -2, key);
+}
+
+/* The sandbox: string, table, math, utf8, os.time and os.clock, the base
+ * library without what reaches files or bytecode, and the `morph` table.
+ * Runs under the budget, inside lua_pcall (the libraries allocate). */
+static int open_sandbox(lua_State *L)
+{
+    lua_instance_t *in = instance_of(L);
+    luaL_requiref(L, LUA_GNAME, luaopen_base, 1);
+    luaL_requiref(L, LUA_STRLIBNAME, luaopen_string, 1);
+    luaL_requiref(L, LUA_TABLIBNAME, luaopen_table, 1);
+    luaL_requiref(L, LUA_MATHLIBNAME, luaopen_math, 1);
+    luaL_requiref(L, LUA_UTF8LIBNAME, luaopen_utf8, 1);
+    luaL_requiref(L, LUA_OSLIBNAME, luaopen_os, 0); /* not as a global */
+    lua_settop(L, 0);
+
+    lua_pushglobaltable(L);
+    static const char *const unsafe[] = {"dofile", "loadfile", "require",
+                                         "collectgarbage", "warn", NULL};
+    for (size_t i = 0; unsafe[i] != NULL; i++)
+        drop_field(L, unsafe[i]);
+    lua_getfield(L, -1, "load");
+    lua_pushcclosure(L, sandbox_load, 1);
+    lua_setfield(L, -2, "load");
+    lua_getfield(L, -1, "setmetatable");
+    lua_pushcclosure(L, sandbox_setmetatable, 1);
+    lua_setfield(L, -2, "setmetatable");
+    lua_pushcfunction(L, sandbox_print);
+    lua_setfield(L, -2, "print");
+
+    lua_getfield(L, -1, LUA_STRLIBNAME); /* bytecode out, as in */
+    drop_field(L, "dump");
+    lua_pop(L, 1);
+
+    /* os: the clock only */
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    lua_getfield(L, -1, LUA_OSLIBNAME);
+    lua_createtable(L, 0, 2);
+    lua_getfield(L, -2, "time");
+    lua_setfield(L, -2, "time");
+    lua_getfield(L, -2, "clock");
+    lua_setfield(L, -2, "clock");
+    lua_setfield(L, -4, LUA_OSLIBNAME);
+    drop_field(L, LUA_OSLIBNAME); /* from package.loaded: no way back */
+    lua_pop(L, 2);
+
+    lua_createtable(L, 0, 6);
+    lua_pushstring(L, in->host ? in->host->service : "");
+    lua_setfield(L, -2, "service");
+    lua_pushinteger(L, in->host ? in->host->worker : 0);
+    lua_setfield(L, -2, "worker");
+    lua_pushcfunction(L, morph_log_fn);
+    lua_setfield(L, -2, "log");
+    lua_pushcfunction(L, morph_count_fn);
+    lua_setfield(L, -2, "count");
+    lua_pushcfunction(L, morph_peer_fn);
+    lua_setfield(L, -2, "peer");
+    lua_setfield(L, -2, "morph");
+    lua_pop(L, 1);
+    return 0;
+}
+
+/* A new sandboxed state for `in` (mem.cap and budget set). Returns 0, or
+ * -1 with a reason. */
+static int state_new(lua_instance_t *in, char *err, size_t err_size)
+{
+    in->mem.used = 0;
+    in->L = lua_newstate(capped_alloc, &in->mem);
+    if (in->L == NULL) {
+        snprintf(err, err_size, "cannot make a Lua state: out of memory");
+        return -1;
+    }
+    *(lua_instance_t **)lua_getextraspace(in->L) = in;
+    arm_budget(in);
+    lua_pushcfunction(in->L, open_sandbox);
+    if (lua_pcall(in->L, 0, 0, 0) != LUA_OK) {
+        snprintf(err, err_size, "cannot set up the Lua sandbox: %s",
+                 lua_tostring(in->L, -1));
+        lua_close(in->L);
+        in->L = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+/* Runs the script's source in the state; leaves what it returned on the
+ * stack. Returns 0, or -1 with "FILE:LINE: ..." in err. */
+static int run_script(lua_instance_t *in, char *err, size_t err_size)
+{
+    const morphd_script_t *s = in->script;
+    lua_State *L = in->L;
+    char chunk[4200];
+    snprintf(chunk, sizeof chunk, "@%s", s->path);
+    arm_budget(in);
+    int rc = luaL_loadbufferx(L, s->source, s->source_len, chunk, "t");
+    if (rc == LUA_OK)
+        rc = lua_pcall(L, 0, 1, 0);
+    if (rc != LUA_OK) {
+        const char *why = lua_tostring(L, -1);
+        if (rc == LUA_ERRMEM)
+            snprintf(err, err_size, "%s:1: out of memory: over %s.memory "
+                     "(%zu bytes) while running the script", s->path, s->name,
+                     in->mem.cap);
+        else if (why != NULL && strncmp(why, s->path, strlen(s->path)) == 0)
+            snprintf(err, err_size, "%s", why);
+        else /* an error object without a position */
+            snprintf(err, err_size, "%s:1: %s", s->path,
+                     why ? why : "error object is not a string");
+        return -1;
+    }
+    if (!lua_istable(L, -1)) {
+        snprintf(err, err_size, "%s:%d: the script returned %s; it must "
+                 "return a table with a transform function: return { "
+                 "transform = function(message, conn, options) ... end }",
+                 s->path, s->last_line, luaL_typename(L, -1));
+        return -1;
+    }
+    return 0;
+}
+
+/* --- the descriptor's callbacks -------------------------------------------- */
+
+static const morphd_script_t *script_of(const morph_host_t *host)
+{
+    /* the stage's host: its plugin is the script's (host.c, chain.h) */
+    const morphd_stage_t *st = host->host_private;
+    return st->plugin->script;
+}
+
+/* Pushes an option's value as the script declared it (the list holds
+ * normalised text; NULL for an unset string without a default). */
+static void push_option(lua_State *L, opt_kind_t kind, const char *value)
+{
+    switch (kind) {
+    case OPT_INTEGER:
+        lua_pushinteger(L, (lua_Integer)strtoll(value, NULL, 10));
+        break;
+    case OPT_NUMBER:
+        lua_pushnumber(L, strtod(value, NULL));
+        break;
+    case OPT_BOOLEAN:
+        lua_pushboolean(L, value[0] == 'y');
+        break;
+    case OPT_STRING:
+        lua_pushstring(L, value ? value : "");
+        break;
+    }
+}
+
+static void script_destroy(void *instance)
+{
+    lua_instance_t *in = instance;
+    if (in == NULL)
+        return;
+    if (in->L != NULL)
+        lua_close(in->L);
+    free(in);
+}
+
+static int script_create(const morph_host_t *host, const morph_option_t *opts,
+                         size_t n_opts, void **instance, char *err,
+                         size_t err_size)
+{
+    const morphd_script_t *s = script_of(host);
+    lua_instance_t *in = calloc(1, sizeof *in);
+    if (in == NULL) {
+        snprintf(err, err_size, "out of memory");
+        return MORPH_ERROR;
+    }
+    in->script = s;
+    in->host = host;
+    in->budget = (int)morph_option_int(opts, n_opts, "budget",
+                                       MORPHD_SCRIPT_BUDGET_DEFAULT);
+    in->mem.cap = (size_t)morph_option_int(opts, n_opts, "memory",
+                                           MORPHD_SCRIPT_MEMORY_DEFAULT_BYTES);
+    if (state_new(in, err, err_size) != 0 || run_script(in, err, err_size) != 0)
+        goto fail;
+    lua_State *L = in->L;
+    /* the fixed slots, under what the script returned */
+    int t = lua_gettop(L);
+    lua_getfield(L, t, "transform");
+    if (!lua_isfunction(L, -1)) {
+        snprintf(err, err_size, "%s:%d: transform is %s here, not a function "
+                 "(the script returns something else when it runs again)",
+                 s->path, s->last_line, luaL_typename(L, -1));
+        goto fail;
+    }
+    lua_createtable(L, 0, (int)s->n_own);
+    for (size_t i = 0; i < s->n_own; i++) {
+        const char *name = s->decls[i].name;
+        push_option(L, s->kinds[i], morph_option_get(opts, n_opts, name));
+        lua_setfield(L, -2, name);
+    }
+    lua_getfield(L, t, "open");
+    lua_getfield(L, t, "close");
+    lua_createtable(L, 0, (int)s->n_counters);
+    for (size_t i = 0; i < s->n_counters; i++) {
+        morph_counter_t *c = host->counter(host, s->counters[2 * i],
+                                           s->counters[2 * i + 1]);
+        if (c == NULL) {
+            snprintf(err, err_size, "%s:%d: counter '%s': no room for it (64 "
+                     "counters per plugin at most)", s->path, s->last_line,
+                     s->counters[2 * i]);
+            goto fail;
+        }
+        lua_pushlightuserdata(L, c);
+        lua_setfield(L, -2, s->counters[2 * i]);
+    }
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &counters_key);
+    lua_rotate(L, 1, -t); /* the slots first, what was returned after */
+    lua_settop(L, SLOTS);
+    *instance = in;
+    return MORPH_OK;
+
+fail:
+    script_destroy(in);
+    return MORPH_ERROR;
+}
+
+/* Calls the function in `slot`: transform(message, conn, options [,
+ * true at the end of a stream]) when msg is given, open(conn) or
+ * close(conn) otherwise. Returns the lua_pcall status, with `nres` results
+ * on the stack. */
+static int call_script(lua_instance_t *in, int slot, int conn_ref,
+                       const morph_msg_t *msg, int nres)
+{
+    lua_State *L = in->L;
+    int nargs = 1;
+    lua_pushvalue(L, slot);
+    if (msg != NULL) {
+        lua_pushlstring(L, (const char *)msg->data, msg->len);
+        nargs++;
+    }
+    lua_rawgeti(L, LUA_REGISTRYINDEX, conn_ref);
+    if (msg != NULL) {
+        lua_pushvalue(L, SLOT_OPTIONS);
+        nargs++;
+        if (msg->flags & MORPH_MSG_END) {
+            lua_pushboolean(L, 1);
+            nargs++;
+        }
+    }
+    arm_budget(in);
+    return lua_pcall(L, nargs, nres, 0);
+}
+
+/* A failed call's reason, into why[]; the state is left as it was. */
+static void call_error(lua_instance_t *in, int rc, char *why, size_t size)
+{
+    lua_State *L = in->L;
+    if (rc == LUA_ERRMEM) {
+        snprintf(why, size, "%s: out of memory: over %s.memory (%zu bytes)",
+                 in->script->path, in->script->name, in->mem.cap);
+        lua_settop(L, SLOTS);
+        lua_gc(L, LUA_GCCOLLECT); /* what the failed call left */
+        return;
+    }
+    const char *text = lua_tostring(L, -1);
+    snprintf(why, size, "%s", text ? text : "error object is not a string");
+    lua_settop(L, SLOTS);
+}
+
+/* A connection's table, made at once when the script has open(), or at
+ * its first message otherwise; kept in the registry by reference. */
+static int conn_table(lua_instance_t *in)
+{
+    lua_createtable(in->L, 0, 0);
+    return luaL_ref(in->L, LUA_REGISTRYINDEX);
+}
+
+static int script_conn_open(void *instance, void **conn)
+{
+    lua_instance_t *in = instance;
+    int ref = conn_table(in);
+    if (ref == LUA_REFNIL || ref == LUA_NOREF)
+        return MORPH_ERROR;
+    *conn = (void *)(intptr_t)ref;
+    int rc = call_script(in, SLOT_OPEN, ref, NULL, 1);
+    if (rc == LUA_OK && (lua_isnil(in->L, -1) || lua_toboolean(in->L, -1))) {
+        lua_settop(in->L, SLOTS);
+        return MORPH_OK;
+    }
+    char why[512];
+    if (rc == LUA_OK)
+        snprintf(why, sizeof why, "open() returned false: the connection is "
+                 "refused");
+    else
+        call_error(in, rc, why, sizeof why);
+    lua_settop(in->L, SLOTS);
+    script_log(in, MORPH_LOG_WARN, why);
+    luaL_unref(in->L, LUA_REGISTRYINDEX, ref);
+    *conn = NULL;
+    return MORPH_ERROR;
+}
+
+static void script_conn_close(void *instance, void *conn)
+{
+    lua_instance_t *in = instance;
+    int ref = (int)(intptr_t)conn;
+    if (ref == 0)
+        return;
+    if (!lua_isnil(in->L, SLOT_CLOSE)) {
+        int rc = call_script(in, SLOT_CLOSE, ref, NULL, 0);
+        if (rc != LUA_OK) {
+            char why[512];
+            call_error(in, rc, why, sizeof why);
+            script_log(in, MORPH_LOG_WARN, why);
+        }
+        lua_settop(in->L, SLOTS);
+    }
+    luaL_unref(in->L, LUA_REGISTRYINDEX, ref);
+}
+
+static int script_transform(void *instance, void *conn, const morph_msg_t *msg,
+                            morph_out_t *out)
+{
+    lua_instance_t *in = instance;
+    lua_State *L = in->L;
+    int ref = (int)(intptr_t)conn;
+    if (ref == 0) { /* made now; conn_close unreferences it */
+        ref = conn_table(in);
+        if (ref == LUA_REFNIL || ref == LUA_NOREF)
+            return morph_out_fail(out, "out of memory");
+        *msg->state = (void *)(intptr_t)ref;
+    }
+    in->conn = msg->conn;
+    int rc = call_script(in, SLOT_TRANSFORM, ref, msg, 2);
+    in->conn = NULL;
+    char why[512];
+    if (rc != LUA_OK) {
+        call_error(in, rc, why, sizeof why);
+        return morph_out_fail(out, why);
+    }
+    size_t len;
+    const char *reply;
+    if (lua_type(L, -2) == LUA_TSTRING) {
+        reply = lua_tolstring(L, -2, &len);
+        rc = morph_out_append(out, reply, len);
+        lua_settop(L, SLOTS);
+        return rc == MORPH_OK ? MORPH_OK
+                              : morph_out_fail(out, "the reply is over the "
+                                               "service's output limit");
+    }
+    if (lua_isnil(L, -2) && lua_type(L, -1) == LUA_TSTRING)
+        snprintf(why, sizeof why, "%s", lua_tostring(L, -1));
+    else if (lua_isnil(L, -2))
+        snprintf(why, sizeof why, "transform returned nil");
+    else
+        snprintf(why, sizeof why, "transform returned %s, not a string",
+                 luaL_typename(L, -2));
+    lua_settop(L, SLOTS);
+    return morph_out_fail(out, why);
+}
+
+/* --- loading: what the script returns, checked ------------------------------ */
+
+static char *keep(morphd_script_t *s, const char *text)
+{
+    char **grown = realloc(s->strings, (s->n_strings + 1) * sizeof *grown);
+    if (grown == NULL)
+        return NULL;
+    s->strings = grown;
+    char *copy = strdup(text);
+    if (copy != NULL)
+        s->strings[s->n_strings++] = copy;
+    return copy;
+}
+
+/* An optional string field of the table at `t`: NULL when absent; -1 with
+ * err set when it is there but not a string. */
+static int string_field(lua_State *L, int t, const morphd_script_t *s,
+                        const char *key, char **out, char *err,
+                        size_t err_size)
+{
+    *out = NULL;
+    int type = lua_getfield(L, t, key);
+    if (type == LUA_TNIL) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    if (type != LUA_TSTRING) {
+        snprintf(err, err_size, "%s:%d: %s is %s; it must be a string",
+                 s->path, s->last_line, key, luaL_typename(L, -1));
+        lua_pop(L, 1);
+        return -1;
+    }
+    *out = strdup(lua_tostring(L, -1));
+    lua_pop(L, 1);
+    return *out == NULL ? -1 : 0;
+}
+
+static bool valid_name(const char *k)
+{
+    if (*k == '\0')
+        return false;
+    for (; *k; k++)
+        if (!((*k >= 'a' && *k <= 'z') || (*k >= '0' && *k <= '9') || *k == '_'))
+            return false;
+    return true;
+}
+
+/* Sorted keys make --help-config and errors the same on every run (a Lua
+ * table has no order). */
+static int compare_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The string keys of the table at the top of the stack, sorted, into
+ * keys[] (malloc'd, strings kept in s). Returns the count, or -1 with err
+ * set for a key that is not a valid name. */
+static long table_keys(lua_State *L, morphd_script_t *s, const char *what,
+                       char ***keys, char *err, size_t err_size)
+{
+    *keys = NULL;
+    size_t n = 0;
+    lua_pushnil(L);
+    while (lua_next(L, -2) != 0) {
+        lua_pop(L, 1);
+        const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
+                                                        : NULL;
+        if (k == NULL || !valid_name(k) || n == 256) {
+            snprintf(err, err_size, "%s:%d: %s: %s; names are lowercase "
+                     "letters, digits and _ (256 at most)", s->path,
+                     s->last_line, what,
+                     k ? k : "a key that is not a string");
+            lua_pop(L, 1);
+            free(*keys);
+            *keys = NULL;
+            return -1;
+        }
+        char **grown = realloc(*keys, (n + 1) * sizeof *grown);
+        char *copy = grown ? keep(s, k) : NULL;
+        if (copy == NULL) {
+            free(grown ? grown : *keys);
+            *keys = NULL;
+            snprintf(err, err_size, "out of memory");
+            lua_pop(L, 1);
+            return -1;
+        }
+        *keys = grown;
+        (*keys)[n++] = copy;
+    }
+    qsort(*keys, n, sizeof **keys, compare_names);
+    return (long)n;
+}
+
+/* `options = { key = default, ... }`: one declaration per key, its type
+ * from its default's. Then the two every script has. */
+static int read_options(lua_State *L, int t, morphd_script_t *s, char *err,
+                        size_t err_size)
+{
+    char **keys = NULL;
+    long n = 0;
+    int type = lua_getfield(L, t, "options");
+    if (type != LUA_TNIL && type != LUA_TTABLE) {
+        snprintf(err, err_size, "%s:%d: options is %s; it must be a table "
+                 "of defaults: options = { key = default, ... }", s->path,
+                 s->last_line, luaL_typename(L, -1));
+        return -1;
+    }
+    if (type == LUA_TTABLE &&
+        (n = table_keys(L, s, "options", &keys, err, err_size)) < 0)
+        return -1;
+    s->decls = calloc((size_t)n + 3, sizeof *s->decls);
+    s->kinds = calloc((size_t)n + 1, sizeof *s->kinds);
+    if (s->decls == NULL || s->kinds == NULL) {
+        free(keys);
+        snprintf(err, err_size, "out of memory");
+        return -1;
+    }
+    for (long i = 0; i < n; i++) {
+        const char *k = keys[i];
+        if (strcmp(k, "budget") == 0 || strcmp(k, "memory") == 0) {
+            snprintf(err, err_size, "%s:%d: options: '%s' is the name of an "
+                     "option every script has (%s.%s); pick another",
+                     s->path, s->last_line, k, s->name, k);
+            free(keys);
+            return -1;
+        }
+        lua_getfield(L, -1, k);
+        morph_option_decl_t *d = &s->decls[i];
+        *d = (morph_option_decl_t)MORPH_OPTION_STRING(k, NULL,
+                                                      "an option of the script");
+        char text[64];
+        const char *def = NULL;
+        switch (lua_type(L, -1)) {
+        case LUA_TBOOLEAN:
+            d->type = MORPH_OPT_BOOL;
+            s->kinds[i] = OPT_BOOLEAN;
+            def = lua_toboolean(L, -1) ? "yes" : "no";
+            break;
+        case LUA_TNUMBER:
+            if (lua_isinteger(L, -1)) {
+                d->type = MORPH_OPT_INT;
+                s->kinds[i] = OPT_INTEGER;
+                snprintf(text, sizeof text, "%lld",
+                         (long long)lua_tointeger(L, -1));
+            } else { /* checked by the script itself, passed as a number */
+                s->kinds[i] = OPT_NUMBER;
+                snprintf(text, sizeof text, "%.17g", lua_tonumber(L, -1));
+            }
+            def = text;
+            break;
+        case LUA_TSTRING:
+            s->kinds[i] = OPT_STRING;
+            def = lua_tostring(L, -1);
+            if (*def == '\0')
+                def = NULL; /* "": no default; the script sees "" */
+            break;
+        default:
+            snprintf(err, err_size, "%s:%d: options: the default of '%s' is "
+                     "%s; it must be a string, a number or a boolean",
+                     s->path, s->last_line, k, luaL_typename(L, -1));
+            free(keys);
+            return -1;
+        }
+        if (def != NULL && (d->def = keep(s, def)) == NULL) {
+            free(keys);
+            snprintf(err, err_size, "out of memory");
+            return -1;
+        }
+        lua_pop(L, 1);
+    }
+    free(keys);
+    lua_pop(L, 1);
+    s->n_own = (size_t)n;
+    char budget[32];
+    snprintf(budget, sizeof budget, "%d", MORPHD_SCRIPT_BUDGET_DEFAULT);
+    s->decls[n] = (morph_option_decl_t)MORPH_OPTION_INT(
+        "budget", keep(s, budget), 1000, INT32_MAX,
+        "VM instructions each call may run; past it the message fails");
+    s->decls[n + 1] = (morph_option_decl_t)MORPH_OPTION_SIZE(
+        "memory", MORPHD_SCRIPT_MEMORY_DEFAULT, 256 * 1024,
+        (int64_t)4 << 30,
+        "the cap on the memory of the script's state (per service and "
+        "worker); past it the message fails");
+    s->decls[n + 2] = (morph_option_decl_t)MORPH_OPTIONS_END;
+    if (s->decls[n].def == NULL) {
+        snprintf(err, err_size, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+/* `counters = { name = "what it counts", ... }` */
+static int read_counters(lua_State *L, int t, morphd_script_t *s, char *err,
+                         size_t err_size)
+{
+    int type = lua_getfield(L, t, "counters");
+    if (type == LUA_TNIL) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    if (type != LUA_TTABLE) {
+        snprintf(err, err_size, "%s:%d: counters is %s; it must be a table: "
+                 "counters = { name = \"what it counts\", ... }", s->path,
+                 s->last_line, luaL_typename(L, -1));
+        return -1;
+    }
+    char **keys;
+    long n = table_keys(L, s, "counters", &keys, err, err_size);
+    if (n < 0)
+        return -1;
+    s->counters = calloc(2 * (size_t)n + 1, sizeof *s->counters);
+    if (s->counters == NULL) {
+        free(keys);
+        snprintf(err, err_size, "out of memory");
+        return -1;
+    }
+    for (long i = 0; i < n; i++) {
+        lua_getfield(L, -1, keys[i]);
+        const char *help = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
+                                                           : "";
+        s->counters[2 * i] = keys[i];
+        s->counters[2 * i + 1] = keep(s, help);
+        lua_pop(L, 1);
+        if (s->counters[2 * i + 1] == NULL) {
+            free(keys);
+            snprintf(err, err_size, "out of memory");
+            return -1;
+        }
+    }
+    s->n_counters = (size_t)n;
+    free(keys);
+    lua_pop(L, 1);
+    return 0;
+}
+
+/* What the script returned (at the top of the stack), into its
+ * descriptor. */
+static int read_returned(lua_State *L, morphd_script_t *s, char *err,
+                         size_t err_size)
+{
+    int t = lua_gettop(L);
+    if (lua_getfield(L, t, "transform") != LUA_TFUNCTION) {
+        snprintf(err, err_size, "%s:%d: the table the script returns has no "
+                 "transform function (transform is %s): return { transform "
+                 "= function(message, conn, options) ... end }", s->path,
+                 s->last_line, luaL_typename(L, -1));
+        return -1;
+    }
+    lua_pop(L, 1);
+    static const char *const fns[] = {"open", "close"};
+    for (size_t i = 0; i < 2; i++) {
+        int type = lua_getfield(L, t, fns[i]);
+        lua_pop(L, 1);
+        if (type != LUA_TNIL && type != LUA_TFUNCTION) {
+            snprintf(err, err_size, "%s:%d: %s is %s; it must be a function "
+                     "of the connection's table", s->path, s->last_line,
+                     fns[i], lua_typename(L, type));
+            return -1;
+        }
+        if (type == LUA_TFUNCTION && i == 0)
+            s->desc.conn_open = script_conn_open;
+    }
+    int type = lua_getfield(L, t, "chunk_safe");
+    bool chunk_safe = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    if (type != LUA_TNIL && type != LUA_TBOOLEAN) {
+        snprintf(err, err_size, "%s:%d: chunk_safe is %s; it must be true or "
+                 "false", s->path, s->last_line, lua_typename(L, type));
+        return -1;
+    }
+    if (string_field(L, t, s, "version", &s->version, err, err_size) != 0 ||
+        string_field(L, t, s, "description", &s->description, err,
+                     err_size) != 0 ||
+        read_options(L, t, s, err, err_size) != 0 ||
+        read_counters(L, t, s, err, err_size) != 0)
+        return -1;
+    s->desc.flags = chunk_safe ? MORPH_PLUGIN_CHUNK_SAFE : 0;
+    return 0;
+}
+
+/* Reads the file; counts its lines. */
+static int read_source(morphd_script_t *s, char *err, size_t err_size)
+{
+    int fd = open(s->path, O_RDONLY | O_CLOEXEC);
+    struct stat sb;
+    if (fd < 0 || fstat(fd, &sb) != 0) {
+        snprintf(err, err_size, "%s: %s", s->path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    if (sb.st_size > (off_t)MORPHD_SCRIPT_MAX_BYTES) {
+        snprintf(err, err_size, "%s:1: the script is %lld bytes; scripts are "
+                 "%u bytes at most", s->path, (long long)sb.st_size,
+                 MORPHD_SCRIPT_MAX_BYTES);
+        close(fd);
+        return -1;
+    }
+    s->source = malloc((size_t)sb.st_size + 1);
+    size_t got = 0;
+    while (s->source != NULL && got < (size_t)sb.st_size) {
+        ssize_t n = read(fd, s->source + got, (size_t)sb.st_size - got);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    close(fd);
+    if (s->source == NULL) {
+        snprintf(err, err_size, "out of memory");
+        return -1;
+    }
+    s->source_len = got;
+    s->last_line = 1;
+    for (size_t i = 0; i < got; i++)
+        if (s->source[i] == '\n' && i + 1 < got)
+            s->last_line++;
+    return 0;
+}
+
+void morphd_script_free(morphd_script_t *s)
+{
+    if (s == NULL)
+        return;
+    free(s->name);
+    free(s->path);
+    free(s->source);
+    free(s->version);
+    free(s->description);
+    free(s->decls);
+    free(s->kinds);
+    for (size_t i = 0; i < s->n_strings; i++)
+        free(s->strings[i]);
+    free(s->strings);
+    free(s->counters);
+    free(s);
+}
+
+int morphd_script_load(const char *path, const char *name, morphd_plugin_t *p,
+                       char *err, size_t err_size)
+{
+    morphd_script_t *s = calloc(1, sizeof *s);
+    if (s == NULL || (s->name = strdup(name)) == NULL ||
+        (s->path = strdup(path)) == NULL) {
+        morphd_script_free(s);
+        snprintf(err, err_size, "out of memory");
+        return -1;
+    }
+    if (read_source(s, err, err_size) != 0)
+        goto fail;
+    lua_instance_t look = {.script = s, .budget = MORPHD_SCRIPT_BUDGET_DEFAULT};
+    look.mem.cap = MORPHD_SCRIPT_MEMORY_DEFAULT_BYTES;
+    char why[1024];
+    if (state_new(&look, err, err_size) != 0)
+        goto fail;
+    int rc = run_script(&look, err, err_size);
+    if (rc == 0)
+        rc = read_returned(look.L, s, why, sizeof why);
+    else
+        why[0] = '\0';
+    lua_close(look.L);
+    if (rc != 0) {
+        if (why[0] != '\0')
+            snprintf(err, err_size, "%s", why);
+        goto fail;
+    }
+    s->desc = (morph_plugin_t){
+        MORPH_PLUGIN_HEADER_INIT,
+        .name = s->name,
+        .version = s->version,
+        .description = s->description ? s->description : "a Lua script",
+        .flags = s->desc.flags,
+        .create = script_create,
+        .destroy = script_destroy,
+        .conn_open = s->desc.conn_open,
+        .conn_close = script_conn_close,
+        .transform = script_transform,
+        .options = s->decls,
+    };
+    p->desc = &s->desc;
+    p->script = s;
+    p->abi = MORPH_PLUGIN_ABI_VERSION;
+    p->abi_min = MORPH_PLUGIN_ABI_VERSION;
+    p->declares_options = true;
+    if (morphd_options_collect(s->decls, &p->options, &p->n_options, why,
+                               sizeof why) != 0) {
+        snprintf(err, err_size, "%s:%d: options: %s", path, s->last_line, why);
+        goto fail;
+    }
+    return 0;
+
+fail:
+    p->desc = NULL;
+    p->script = NULL;
+    morphd_script_free(s);
+    return -1;
+}

@@ -1,0 +1,610 @@
+/* Plugins written as Lua scripts (NAME.lua): the contract of docs/lua.md,
+ * through `morph pipe`, `morphd -t` and a served morphd -- exact bytes,
+ * errors with the script's FILE:LINE, the budget and the memory cap, the
+ * sandbox, per-connection and per-worker state, options, the plugin
+ * search path, and reload. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define TIMEOUT_MS 5000
+
+static morphd_proc_t proc;
+
+/* --- scripts in a folder of their own ----------------------------------- */
+
+static char dir[64];
+
+static void make_dir(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/morph-lua-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    chmod(dir, 0755); /* the loader refuses folders others can write */
+}
+
+/* Writes DIR/NAME.lua (by rename, as a deployment would). */
+static void put_script(const char *name, const char *source)
+{
+    char path[160], tmp[170];
+    snprintf(path, sizeof path, "%s/%s.lua", dir, name);
+    snprintf(tmp, sizeof tmp, "%s.new", path);
+    FILE *f = fopen(tmp, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(source, f);
+    ck_assert_int_eq(fclose(f), 0);
+    ck_assert_int_eq(rename(tmp, path), 0);
+}
+
+/* Copies an example script from examples/lua. */
+static void put_example(const char *name)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/examples/lua/%s.lua", SOURCE_DIR, name);
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    static char text[16384];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    put_script(name, text);
+}
+
+static void teardown(void)
+{
+    if (proc.pid > 0)
+        morphd_proc_stop(&proc);
+    if (proc.dir[0])
+        morphd_proc_cleanup(&proc);
+    memset(&proc, 0, sizeof proc);
+    if (dir[0]) {
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+        ck_assert_int_eq(system(cmd), 0);
+        dir[0] = '\0';
+    }
+}
+
+/* `morph pipe -d DIRS [args] CHAIN` on `input`; the exit status. */
+static int pipe_run(const char *dirs, const char *const *args, const void *in,
+                    size_t in_len, char **out, size_t *out_len, char **err)
+{
+    const char *argv[16] = {MORPH_BIN, "pipe", "-d", dirs};
+    int n = 4;
+    for (; *args; args++)
+        argv[n++] = *args;
+    argv[n] = NULL;
+    return run_program(argv, in, in_len, out, out_len, err);
+}
+
+static const char identity[] =
+    "return {\n"
+    "    chunk_safe = true,\n"
+    "    transform = function(message) return message end,\n"
+    "}\n";
+
+/* --- bytes ---------------------------------------------------------------- */
+
+/* The message is a Lua string holding the exact bytes: NUL, invalid UTF-8
+ * and every other byte come back as they went. */
+START_TEST(messages_are_the_exact_bytes)
+{
+    make_dir();
+    put_script("same", identity);
+    unsigned char in[4096];
+    for (size_t i = 0; i < sizeof in; i++)
+        in[i] = (unsigned char)(i * 131 + (i >> 7));
+    char *out, *err;
+    size_t len;
+    const char *args[] = {"--stream", "same", NULL};
+    ck_assert_int_eq(pipe_run(dir, args, in, sizeof in, &out, &len, &err), 0);
+    ck_assert_uint_eq(len, sizeof in);
+    ck_assert(memcmp(out, in, sizeof in) == 0);
+    free(out);
+    free(err);
+
+    put_script("up", "return { transform = function(m) return m:upper() end }\n");
+    const char *up[] = {"up", NULL};
+    const char line[] = "caf\xc3\xa9 \0 \xff x\n";
+    ck_assert_int_eq(pipe_run(dir, up, line, sizeof line - 1, &out, &len, &err),
+                     0);
+    ck_assert_uint_eq(len, sizeof line - 1);
+    ck_assert(memcmp(out, "CAF\xc3\xa9 \0 \xff X\n", len) == 0);
+    free(out);
+    free(err);
+}
+END_TEST
+
+/* Scripts and .so plugins chain in any order. */
+START_TEST(scripts_and_shared_objects_chain)
+{
+    make_dir();
+    put_script("tag", "return { transform = function(m) return '<' .. m .. '>' end }\n");
+    char dirs[256];
+    snprintf(dirs, sizeof dirs, "%s %s", dir, PLUGIN_DIR);
+    char *out, *err;
+    size_t len;
+    const char *args[] = {"uppercase,tag,reverse", NULL};
+    ck_assert_int_eq(pipe_run(dirs, args, "abc\n", 4, &out, &len, &err), 0);
+    ck_assert_str_eq(out, ">CBA<\n");
+    free(out);
+    free(err);
+}
+END_TEST
+
+/* --- errors ----------------------------------------------------------------- */
+
+/* What `morphd -t` says about the INI file naming `plugin` in `dir`. */
+static int check_config(const char *plugin, char **output)
+{
+    char ini[512];
+    snprintf(ini, sizeof ini, "[morphd]\nplugin_dir = %s\nallow_root = yes\n"
+             "[service s]\nlisten = tcp://127.0.0.1:0\ntransform = %s\n"
+             "framing = line\n", dir, plugin);
+    char *path = write_temp_file(ini);
+    const char *args[] = {"-t", "-c", path, NULL};
+    int rc = run_morphd(args, output);
+    unlink(path);
+    free(path);
+    return rc;
+}
+
+/* The message's first line for the script starts with its FILE:LINE. */
+static void expect_script_error(const char *output, const char *script,
+                                int line, const char *text)
+{
+    char want[256];
+    snprintf(want, sizeof want, "%s/%s.lua:%d: ", dir, script, line);
+    const char *at = strstr(output, want);
+    ck_assert_msg(at != NULL && (at == output || at[-1] == '\n' ||
+                                 at[-1] == ' '),
+                  "no line starting %s in:\n%s", want, output);
+    ck_assert_msg(strstr(at, text), "no '%s' in:\n%s", text, output);
+}
+
+/* A syntax error, a script without transform, and one that returns no
+ * table are configuration errors, each starting with the script's
+ * FILE:LINE; so is a runtime error while the script runs. */
+START_TEST(script_errors_are_config_errors_at_file_line)
+{
+    make_dir();
+    char *out;
+    put_script("syntax", "return {\n  transform = function(m) return m end\n"
+                         "  oops = 1,\n}\n");
+    ck_assert_int_eq(check_config("syntax", &out), 78);
+    expect_script_error(out, "syntax", 3, "'}' expected");
+    ck_assert_msg(strstr(out, "(plugin 'syntax' of service 's', "), "%s", out);
+    free(out);
+
+    put_script("notransform", "local t = {}\n\nreturn { transfrom = t }\n");
+    ck_assert_int_eq(check_config("notransform", &out), 78);
+    expect_script_error(out, "notransform", 3, "has no transform function");
+    free(out);
+
+    put_script("number", "return 42\n");
+    ck_assert_int_eq(check_config("number", &out), 78);
+    expect_script_error(out, "number", 1, "the script returned number");
+    free(out);
+
+    put_script("throws", "local x = nil\nlocal y = x.field\nreturn {}\n");
+    ck_assert_int_eq(check_config("throws", &out), 78);
+    expect_script_error(out, "throws", 2, "attempt to index a nil value");
+    free(out);
+
+    put_script("bytecode", "\x1bLua\x54");
+    ck_assert_int_eq(check_config("bytecode", &out), 78);
+    ck_assert_msg(strstr(out, "attempt to load a binary chunk"), "%s", out);
+    free(out);
+
+    put_script("forever", "while true do end\nreturn {}\n");
+    ck_assert_int_eq(check_config("forever", &out), 78);
+    expect_script_error(out, "forever", 1, "over its budget of 10000000 "
+                                           "instructions (forever.budget)");
+    free(out);
+}
+END_TEST
+
+/* A runtime error fails that message only: it is reported with the
+ * script's FILE:LINE and the text, and the next lines are served;
+ * `return nil, "reason"` fails a message the same way. */
+START_TEST(runtime_errors_fail_only_that_message)
+{
+    make_dir();
+    put_script("picky",
+               "return { transform = function(m)\n"
+               "    if m == 'boom' then error('no booms here') end\n"
+               "    if m == 'no' then return nil, 'refused: ' .. m end\n"
+               "    if m == 'num' then return 42 end\n"
+               "    return m\n"
+               "end }\n");
+    char *out, *err;
+    size_t len;
+    const char *args[] = {"picky", NULL};
+    const char in[] = "a\nboom\nb\nno\nnum\nc\n";
+    ck_assert_int_eq(pipe_run(dir, args, in, sizeof in - 1, &out, &len, &err), 1);
+    ck_assert_str_eq(out, "a\nb\nc\n");
+    char want[160];
+    snprintf(want, sizeof want, "line 2: plugin picky: %s/picky.lua:2: no "
+             "booms here", dir);
+    ck_assert_msg(strstr(err, want), "%s", err);
+    ck_assert_msg(strstr(err, "line 4: plugin picky: refused: no"), "%s", err);
+    ck_assert_msg(strstr(err, "line 5: plugin picky: transform returned "
+                              "number, not a string"), "%s", err);
+    free(out);
+    free(err);
+}
+END_TEST
+
+/* --- the budget and the memory cap --------------------------------------------- */
+
+static const char spinner[] =
+    "return { transform = function(m)\n"
+    "    if m == 'loop' then while true do end end\n"
+    "    if m == 'sneaky' then\n"
+    "        while true do pcall(function() while true do end end) end\n"
+    "    end\n"
+    "    if m == 'hog' then\n"
+    "        local t = {}\n"
+    "        for i = 1, 1e9 do t[i] = string.rep('x', 100) .. i end\n"
+    "    end\n"
+    "    if m == 'rep' then return string.rep('x', 1 << 40) end\n"
+    "    return m:upper()\n"
+    "end }\n";
+
+/* An endless loop (even one that catches the budget's error with pcall)
+ * fails its message when the budget runs out, and so does a script over
+ * its memory cap; each following message is served. */
+START_TEST(budget_and_memory_cap_fail_the_message_not_the_process)
+{
+    make_dir();
+    put_script("spin", spinner);
+    char *out, *err;
+    size_t len;
+    const char *args[] = {"-o", "spin.budget=200000", "-o", "spin.memory=2M",
+                          "spin", NULL};
+    const char in[] = "loop\na\nsneaky\nb\nhog\nc\nrep\nd\n";
+    ck_assert_int_eq(pipe_run(dir, args, in, sizeof in - 1, &out, &len, &err), 1);
+    ck_assert_str_eq(out, "A\nB\nC\nD\n");
+    char want[160];
+    snprintf(want, sizeof want, "line 1: plugin spin: %s/spin.lua:2: over its "
+             "budget of 200000 instructions (spin.budget)", dir);
+    ck_assert_msg(strstr(err, want), "%s", err);
+    snprintf(want, sizeof want, "line 3: plugin spin: %s/spin.lua:4: over its "
+             "budget", dir);
+    ck_assert_msg(strstr(err, want), "%s", err);
+    ck_assert_msg(strstr(err, "line 5: plugin spin: ") &&
+                      strstr(err, "out of memory: over spin.memory (2097152 "
+                                  "bytes)"), "%s", err);
+    ck_assert_msg(strstr(err, "line 7: plugin spin: "), "%s", err);
+    free(out);
+    free(err);
+}
+END_TEST
+
+/* In morphd, a client whose message loops costs that message only: with
+ * one worker another client is served once the budget is spent, and the
+ * looping client's connection goes on. */
+START_TEST(a_looping_message_leaves_the_worker_serving)
+{
+    make_dir();
+    put_script("spin", spinner);
+    char services[512], admin[108];
+    snprintf(services, sizeof services,
+             "[service s]\nlisten = tcp://127.0.0.1:0\ntransform = spin\n"
+             "framing = line\n");
+    char morphd_lines[160];
+    snprintf(morphd_lines, sizeof morphd_lines, "workers = 1\n");
+    morphd_proc_serve(&proc, dir, morphd_lines, services, admin, sizeof admin);
+    int port = morphd_proc_need_port(&proc, "s", "tcp", false);
+    int looper = tcp_connect(port, false);
+    int other = tcp_connect(port, false);
+    ck_assert_int_eq(send_all(looper, "loop\n", 5), 0);
+    ck_assert_int_eq(send_all(other, "hi\n", 3), 0);
+    char buf[16] = "";
+    ck_assert_uint_eq(recv_exact(other, buf, 3, TIMEOUT_MS), 3);
+    ck_assert_str_eq(buf, "HI\n");
+    ck_assert_int_eq(send_all(looper, "after\n", 6), 0);
+    memset(buf, 0, sizeof buf);
+    ck_assert_uint_eq(recv_exact(looper, buf, 6, TIMEOUT_MS), 6);
+    ck_assert_str_eq(buf, "AFTER\n");
+    ck_assert_int_ge(morphd_proc_log_count(&proc, "over its budget of 10000000 "
+                                                  "instructions"), 1);
+    close(looper);
+    close(other);
+    morphd_proc_finish(&proc);
+}
+END_TEST
+
+/* --- the sandbox ------------------------------------------------------------- */
+
+/* A script sees string, table, math, utf8, os.time/os.clock and morph;
+ * nothing that reaches files, programs, the network or bytecode. */
+START_TEST(the_sandbox_holds)
+{
+    make_dir();
+    put_script("probe",
+               "return { transform = function(m)\n"
+               "  local r = {}\n"
+               "  for _, n in ipairs{'io', 'debug', 'package', 'require',\n"
+               "      'dofile', 'loadfile', 'collectgarbage', 'coroutine'} do\n"
+               "    r[#r + 1] = n .. '=' .. type(_G[n])\n"
+               "  end\n"
+               "  for _, n in ipairs{'execute', 'getenv', 'remove', 'rename',\n"
+               "      'exit', 'tmpname', 'time', 'clock'} do\n"
+               "    r[#r + 1] = 'os.' .. n .. '=' .. type(os[n])\n"
+               "  end\n"
+               "  r[#r + 1] = 'dump=' .. type(string.dump)\n"
+               "  r[#r + 1] = 'bytecode=' .. type(load('\\27Lua\\84\\0'))\n"
+               "  r[#r + 1] = 'text=' .. load('return 6 * 7')()\n"
+               "  r[#r + 1] = 'gc=' .. tostring((pcall(setmetatable, {},\n"
+               "                                 {__gc = print})))\n"
+               "  r[#r + 1] = 'utf8=' .. utf8.char(233)\n"
+               "  r[#r + 1] = 'morph=' .. type(morph.log)\n"
+               "  return table.concat(r, ' ')\n"
+               "end }\n");
+    char *out, *err;
+    size_t len;
+    const char *args[] = {"probe", NULL};
+    ck_assert_int_eq(pipe_run(dir, args, "x\n", 2, &out, &len, &err), 0);
+    ck_assert_str_eq(out, "io=nil debug=nil package=nil require=nil "
+                          "dofile=nil loadfile=nil collectgarbage=nil "
+                          "coroutine=nil os.execute=nil os.getenv=nil "
+                          "os.remove=nil os.rename=nil os.exit=nil "
+                          "os.tmpname=nil os.time=function os.clock=function "
+                          "dump=nil bytecode=nil text=42 gc=false "
+                          "utf8=\xc3\xa9 morph=function\n");
+    free(out);
+    free(err);
+}
+END_TEST
+
+/* --- state -------------------------------------------------------------------- */
+
+/* examples/lua/counter.lua in morphd: `conn` lives as long as the TCP
+ * connection (a fresh one per datagram), a local of the script is shared
+ * by the connections of a worker, and morph.count feeds `morph stats`. */
+START_TEST(connection_tables_and_worker_state)
+{
+    make_dir();
+    put_example("counter");
+    char admin[108];
+    morphd_proc_serve(&proc, dir, "workers = 1\n",
+                      "[service c]\nlisten = tcp://127.0.0.1:0 "
+                      "udp://127.0.0.1:0\ntransform = counter\n"
+                      "framing = line\n",
+                      admin, sizeof admin);
+    int port = morphd_proc_need_port(&proc, "c", "tcp", false);
+    int a = tcp_connect(port, false);
+    int b = tcp_connect(port, false);
+    char buf[64] = "";
+    ck_assert_int_eq(send_all(a, "x\ny\n", 4), 0);
+    ck_assert_uint_eq(recv_exact(a, buf, 10, TIMEOUT_MS), 10);
+    ck_assert_str_eq(buf, "1: x\n2: y\n");
+    memset(buf, 0, sizeof buf);
+    ck_assert_int_eq(send_all(b, "z\n", 2), 0);
+    ck_assert_uint_eq(recv_exact(b, buf, 5, TIMEOUT_MS), 5);
+    ck_assert_str_eq(buf, "1: z\n");
+    int uport = morphd_proc_need_port(&proc, "c", "udp", false);
+    for (int i = 0; i < 2; i++) {
+        memset(buf, 0, sizeof buf);
+        ck_assert_int_eq(udp_roundtrip(uport, false, "u", 1, buf, sizeof buf,
+                                       TIMEOUT_MS), 4);
+        ck_assert_str_eq(buf, "1: u");
+    }
+    ck_assert_int_eq(morph_plugin_stat(admin, "c", "counter", "lines"), 5);
+    close(a);
+    close(b);
+    morphd_proc_finish(&proc);
+}
+END_TEST
+
+/* Declared options: the defaults, the INI's NAME.KEY lines over them
+ * (typed as the defaults are), and an undeclared key refused at its
+ * file:line with a suggestion. */
+START_TEST(options_are_declared_by_the_script)
+{
+    make_dir();
+    put_script("opts",
+               "return {\n"
+               "  options = { prefix = '>', times = 1, loud = false, "
+               "ratio = 0.5 },\n"
+               "  transform = function(m, conn, o)\n"
+               "    local s = o.prefix .. m:rep(o.times)\n"
+               "    if o.loud then s = s:upper() end\n"
+               "    return s .. ' ' .. math.type(o.times) .. ' ' .. o.ratio\n"
+               "  end,\n"
+               "}\n");
+    char *out, *err;
+    size_t len;
+    const char *plain[] = {"opts", NULL};
+    ck_assert_int_eq(pipe_run(dir, plain, "ab\n", 3, &out, &len, &err), 0);
+    ck_assert_str_eq(out, ">ab integer 0.5\n");
+    free(out);
+    free(err);
+    const char *set[] = {"-o", "opts.times=3", "-o", "opts.loud=yes", "-o",
+                         "opts.prefix=#", "opts", NULL};
+    ck_assert_int_eq(pipe_run(dir, set, "ab\n", 3, &out, &len, &err), 0);
+    ck_assert_str_eq(out, "#ABABAB integer 0.5\n");
+    free(out);
+    free(err);
+
+    char ini[512];
+    snprintf(ini, sizeof ini, "[morphd]\nplugin_dir = %s\nallow_root = yes\n"
+             "[service s]\nlisten = tcp://127.0.0.1:0\ntransform = opts\n"
+             "framing = line\nopts.tmes = 2\nopts.times = many\n", dir);
+    char *path = write_temp_file(ini);
+    const char *args[] = {"-t", "-c", path, NULL};
+    ck_assert_int_eq(run_morphd(args, &out), 78);
+    ck_assert_msg(strstr(out, ":8: unknown option 'opts.tmes' of plugin "
+                              "'opts'; did you mean 'opts.times'?"), "%s", out);
+    ck_assert_msg(strstr(out, ":9: opts.times: 'many' is not an integer"),
+                  "%s", out);
+    free(out);
+    unlink(path);
+    free(path);
+}
+END_TEST
+
+/* --- the search path ---------------------------------------------------------- */
+
+static void copy_file(const char *from, const char *to)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s'", from, to);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+/* NAME.lua is plugin NAME; between folders the first one listed wins,
+ * whichever form it holds; both forms in one folder is an error. */
+START_TEST(scripts_on_the_plugin_search_path)
+{
+    make_dir();
+    put_script("reverse", "return { transform = function(m) return 'lua:' "
+                          ".. m end }\n");
+    char dirs[256];
+    char *out, *err;
+    size_t len;
+    const char *args[] = {"reverse", NULL};
+    snprintf(dirs, sizeof dirs, "%s %s", dir, PLUGIN_DIR);
+    ck_assert_int_eq(pipe_run(dirs, args, "ab\n", 3, &out, &len, &err), 0);
+    ck_assert_str_eq(out, "lua:ab\n");
+    free(out);
+    free(err);
+    snprintf(dirs, sizeof dirs, "%s %s", PLUGIN_DIR, dir);
+    ck_assert_int_eq(pipe_run(dirs, args, "ab\n", 3, &out, &len, &err), 0);
+    ck_assert_str_eq(out, "ba\n");
+    free(out);
+    free(err);
+
+    char so[160];
+    snprintf(so, sizeof so, "%s/reverse.so", dir);
+    copy_file(PLUGIN_DIR "/reverse.so", so);
+    ck_assert_int_eq(pipe_run(dir, args, "ab\n", 3, &out, &len, &err), 78);
+    ck_assert_msg(strstr(err, "reverse.so and ") &&
+                      strstr(err, "reverse.lua are both there"), "%s", err);
+    free(out);
+    free(err);
+}
+END_TEST
+
+/* The loader's ownership and mode checks hold for scripts as for .so:
+ * a script others can write is refused. */
+START_TEST(a_script_others_can_write_is_refused)
+{
+    make_dir();
+    put_script("open", identity);
+    char path[160];
+    snprintf(path, sizeof path, "%s/open.lua", dir);
+    chmod(path, 0666);
+    char *out, *err;
+    size_t len;
+    const char *args[] = {"open", NULL};
+    ck_assert_int_eq(pipe_run(dir, args, "x\n", 2, &out, &len, &err), 78);
+    ck_assert_msg(strstr(err, "refusing to load") &&
+                      strstr(err, "writable by everyone"), "%s", err);
+    free(out);
+    free(err);
+}
+END_TEST
+
+/* `morph plugin info` shows what the script returned. */
+START_TEST(plugin_info_shows_a_script)
+{
+    make_dir();
+    put_example("redact");
+    const char *argv[] = {MORPH_BIN, "plugin", "info", "-d", dir, "redact", NULL};
+    char *out, *err;
+    ck_assert_int_eq(run_program(argv, "", 0, &out, NULL, &err), 0);
+    ck_assert_msg(strstr(out, "version      1.0") &&
+                      strstr(out, "description  masks every digit") &&
+                      strstr(out, "redact.mask ") && strstr(out, "default: #") &&
+                      strstr(out, "redact.budget ") &&
+                      strstr(out, "redact.memory "), "%s", out);
+    free(out);
+    free(err);
+}
+END_TEST
+
+/* --- reload ------------------------------------------------------------------- */
+
+/* SIGHUP reads a changed script: new connections get it, an open TCP
+ * connection keeps the one it started with; a broken edit fails the
+ * reload at the script's FILE:LINE and the last good script serves on. */
+START_TEST(reload_reads_changed_scripts)
+{
+    make_dir();
+    put_script("ver", "return { transform = function(m) return 'v1:' .. m end }\n");
+    char admin[108];
+    morphd_proc_serve(&proc, dir, "",
+                      "[service s]\nlisten = tcp://127.0.0.1:0\n"
+                      "transform = ver\nframing = line\n", admin, sizeof admin);
+    int port = morphd_proc_need_port(&proc, "s", "tcp", false);
+    int old = tcp_connect(port, false);
+    char buf[32] = "";
+    ck_assert_int_eq(send_all(old, "a\n", 2), 0);
+    ck_assert_uint_eq(recv_exact(old, buf, 5, TIMEOUT_MS), 5);
+    ck_assert_str_eq(buf, "v1:a\n");
+
+    put_script("ver", "return { transform = function(m) return 'v2:' .. m end }\n");
+    ck_assert_int_eq(morphd_proc_reload(&proc), 0);
+    int fresh = tcp_connect(port, false);
+    memset(buf, 0, sizeof buf);
+    ck_assert_int_eq(send_all(fresh, "b\n", 2), 0);
+    ck_assert_uint_eq(recv_exact(fresh, buf, 5, TIMEOUT_MS), 5);
+    ck_assert_str_eq(buf, "v2:b\n");
+    memset(buf, 0, sizeof buf);
+    ck_assert_int_eq(send_all(old, "c\n", 2), 0);
+    ck_assert_uint_eq(recv_exact(old, buf, 5, TIMEOUT_MS), 5);
+    ck_assert_str_eq(buf, "v1:c\n");
+
+    put_script("ver", "return {\n  transform = function(m) return 'v3:' .. m end\n"
+                      "  broken\n}\n");
+    ck_assert_int_eq(morphd_proc_reload(&proc), -1);
+    char want[160];
+    snprintf(want, sizeof want, "%s/ver.lua:3: '}' expected", dir);
+    ck_assert_int_ge(morphd_proc_log_count(&proc, want), 1);
+    int after = tcp_connect(port, false);
+    memset(buf, 0, sizeof buf);
+    ck_assert_int_eq(send_all(after, "d\n", 2), 0);
+    ck_assert_uint_eq(recv_exact(after, buf, 5, TIMEOUT_MS), 5);
+    ck_assert_str_eq(buf, "v2:d\n");
+    close(old);
+    close(fresh);
+    close(after);
+    morphd_proc_finish(&proc);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("lua");
+    TCase *tc = tcase_create("scripts");
+    tcase_set_timeout(tc, 60);
+    tcase_add_checked_fixture(tc, NULL, teardown);
+    tcase_add_test(tc, messages_are_the_exact_bytes);
+    tcase_add_test(tc, scripts_and_shared_objects_chain);
+    tcase_add_test(tc, script_errors_are_config_errors_at_file_line);
+    tcase_add_test(tc, runtime_errors_fail_only_that_message);
+    tcase_add_test(tc, budget_and_memory_cap_fail_the_message_not_the_process);
+    tcase_add_test(tc, a_looping_message_leaves_the_worker_serving);
+    tcase_add_test(tc, the_sandbox_holds);
+    tcase_add_test(tc, connection_tables_and_worker_state);
+    tcase_add_test(tc, options_are_declared_by_the_script);
+    tcase_add_test(tc, scripts_on_the_plugin_search_path);
+    tcase_add_test(tc, a_script_others_can_write_is_refused);
+    tcase_add_test(tc, plugin_info_shows_a_script);
+    tcase_add_test(tc, reload_reads_changed_scripts);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
