@@ -532,6 +532,74 @@ START_TEST(plugin_info_shows_a_script)
 }
 END_TEST
 
+/* --- the examples ------------------------------------------------------------ */
+
+/* examples/lua/redact.lua masks each digit with its `mask` option, and
+ * examples/lua/jsonl.lua wraps each line as a JSON object: control
+ * characters, quotes and backslashes escaped, UTF-8 kept, an invalid byte
+ * as U+FFFD. */
+START_TEST(example_redactor_and_json_lines)
+{
+    make_dir();
+    put_example("redact");
+    put_example("jsonl");
+    char *out, *err;
+    size_t len;
+    const char *redact[] = {"redact", NULL};
+    const char card[] = "card 4111-1111, pin 0042\n";
+    ck_assert_int_eq(pipe_run(dir, redact, card, sizeof card - 1, &out, &len,
+                              &err), 0);
+    ck_assert_str_eq(out, "card ####-####, pin ####\n");
+    free(out);
+    free(err);
+    const char *stars[] = {"-o", "redact.mask=%*", "redact", NULL};
+    ck_assert_int_eq(pipe_run(dir, stars, "a1b22\n", 6, &out, &len, &err), 0);
+    ck_assert_str_eq(out, "a%*b%*%*\n");
+    free(out);
+    free(err);
+
+    const char *jsonl[] = {"jsonl", NULL};
+    const char in[] = "say \"hi\" \\ \t\x01\x1f\x7f caf\xc3\xa9 \xe2\x82\xac "
+                      "\xff\xc3 end\n";
+    ck_assert_int_eq(pipe_run(dir, jsonl, in, sizeof in - 1, &out, &len, &err),
+                     0);
+    ck_assert_str_eq(out, "{\"line\":\"say \\\"hi\\\" \\\\ \\t\\u0001\\u001f"
+                          "\\u007f caf\xc3\xa9 \xe2\x82\xac \xef\xbf\xbd"
+                          "\xef\xbf\xbd end\"}\n");
+    free(out);
+    free(err);
+}
+END_TEST
+
+/* The packaged way to run: a worker process that sandboxes itself
+ * (seccomp and Landlock) still runs scripts. */
+START_TEST(scripts_run_in_a_sandboxed_worker_process)
+{
+    make_dir();
+    put_example("redact");
+    char admin[108];
+    morphd_proc_serve(&proc, dir, "isolation = process\nsandbox = on\n",
+                      "[service r]\nlisten = tcp://127.0.0.1:0 "
+                      "udp://127.0.0.1:0\ntransform = redact\n",
+                      admin, sizeof admin);
+    int port = morphd_proc_need_port(&proc, "r", "tcp", false);
+    int fd = tcp_connect(port, false);
+    char buf[32] = "";
+    ck_assert_int_eq(send_all(fd, "pin 1234\n", 9), 0);
+    ck_assert_uint_eq(recv_exact(fd, buf, 9, TIMEOUT_MS), 9);
+    ck_assert_str_eq(buf, "pin ####\n");
+    close(fd);
+    memset(buf, 0, sizeof buf);
+    ck_assert_int_eq(udp_roundtrip(morphd_proc_need_port(&proc, "r", "udp",
+                                                         false),
+                                   false, "7 up", 4, buf, sizeof buf,
+                                   TIMEOUT_MS), 4);
+    ck_assert_str_eq(buf, "# up");
+    ck_assert_int_eq(morphd_proc_log_count(&proc, "sandbox: denied"), 0);
+    morphd_proc_finish(&proc);
+}
+END_TEST
+
 /* --- reload ------------------------------------------------------------------- */
 
 /* SIGHUP reads a changed script: new connections get it, an open TCP
@@ -600,6 +668,8 @@ int main(void)
     tcase_add_test(tc, scripts_on_the_plugin_search_path);
     tcase_add_test(tc, a_script_others_can_write_is_refused);
     tcase_add_test(tc, plugin_info_shows_a_script);
+    tcase_add_test(tc, example_redactor_and_json_lines);
+    tcase_add_test(tc, scripts_run_in_a_sandboxed_worker_process);
     tcase_add_test(tc, reload_reads_changed_scripts);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

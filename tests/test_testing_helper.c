@@ -1,7 +1,11 @@
 /* <morph/testing.h>, linked the way a plugin author links it: only the
  * SDK's library and Check, nothing of morphd's internals. */
+#define _GNU_SOURCE
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <string.h>
 
 #include <morph/testing.h>
@@ -140,6 +144,59 @@ START_TEST(count_example_numbers_each_connection)
 }
 END_TEST
 
+/* A Lua script loads and runs as a .so does: its options, its
+ * per-connection table, a failed message, and its load errors at the
+ * script's FILE:LINE. */
+START_TEST(lua_scripts_load_like_plugins)
+{
+    char dir[] = "/tmp/morph-sdk-lua-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    chmod(dir, 0755);
+    char path[96];
+    snprintf(path, sizeof path, "%s/tally.lua", dir);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("return {\n"
+          "  options = { sep = ': ' },\n"
+          "  open = function(conn) conn.n = 0 end,\n"
+          "  transform = function(m, conn, o)\n"
+          "    if m == 'bad' then return nil, 'not that one' end\n"
+          "    conn.n = conn.n + 1\n"
+          "    return conn.n .. o.sep .. m\n"
+          "  end,\n"
+          "}\n", f);
+    fclose(f);
+    char err[512];
+    const char *opts[] = {"sep=/", NULL};
+    morph_test_t *t = morph_test_load(dir, "tally", opts, err, sizeof err);
+    ck_assert_msg(t != NULL, "%s", err);
+    char *out = morph_test_transform(t, "a");
+    ck_assert_str_eq(out, "1/a");
+    free(out);
+    ck_assert_ptr_null(morph_test_transform(t, "bad"));
+    ck_assert_str_eq(morph_test_error(t), "plugin tally: not that one");
+    out = morph_test_transform(t, "b");
+    ck_assert_str_eq(out, "2/b");
+    free(out);
+    ck_assert_int_eq(morph_test_reconnect(t), 0);
+    out = morph_test_transform(t, "c");
+    ck_assert_str_eq(out, "1/c");
+    free(out);
+    morph_test_free(t);
+
+    f = fopen(path, "w");
+    fputs("return {\n  transform = 7,\n}\n", f);
+    fclose(f);
+    ck_assert_ptr_null(morph_test_load(dir, "tally", NULL, err, sizeof err));
+    char want[256];
+    snprintf(want, sizeof want, "%s:3: the table the script returns has no "
+             "transform function", path);
+    ck_assert_msg(strstr(err, want), "%s", err);
+    unlink(path);
+    rmdir(dir);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("testing_helper");
@@ -149,6 +206,7 @@ int main(void)
     tcase_add_test(tc, errors_are_explained);
     tcase_add_test(tc, rot_example_uses_its_option);
     tcase_add_test(tc, count_example_numbers_each_connection);
+    tcase_add_test(tc, lua_scripts_load_like_plugins);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -44,10 +44,12 @@ extern "C" {
 
 typedef struct morph_test morph_test_t;
 
-/* Loads `<dir>/<name>.so`, checks it as morphd would, and creates one
- * instance with `options`, a NULL-terminated list of "KEY=VALUE" strings
- * (or NULL). One connection is open from the start. Returns NULL with the
- * reason (naming the plugin and file) in err. */
+/* Loads `<dir>/<name>.so` or, for a Lua script, `<dir>/<name>.lua` (dir:
+ * folders separated by spaces, searched in order, as morphd's
+ * plugin_dir), checks it as morphd would, and creates one instance with
+ * `options`, a NULL-terminated list of "KEY=VALUE" strings (or NULL). One
+ * connection is open from the start. Returns NULL with the reason (naming
+ * the plugin and file; for a script, its FILE:LINE) in err. */
 MORPH_TEST_API morph_test_t *morph_test_load(const char *dir, const char *name,
                               const char *const *options, char *err,
                               size_t err_size);
