@@ -13,7 +13,8 @@
 # replies), and the median of the per-round ratios to the epoll server.
 # Writes OUTPUT_DIR/results.md and OUTPUT_DIR/tcp-throughput.png.
 # ONLY=REGEX runs just the parts whose name matches (tcp, udp, stream,
-# chain, pending, isolation, isolation-udp, isolation-memory, callgrind,
+# chain, pending, isolation, isolation-udp, isolation-memory, lua,
+# lua-udp, callgrind,
 # idle, tls, first-reply, plot), e.g. ONLY=udp.
 set -euo pipefail
 B=$(cd "$1" && pwd)
@@ -80,6 +81,20 @@ INI
     echo "$work/morphd-tls-$1.ini"
 }
 
+lua_ini() { # PORT: the uppercase service with the Lua script lua_upper
+    mkdir -p "$work/lua"
+    cat > "$work/lua/lua_upper.lua" <<'LUA'
+return {
+    chunk_safe = true,
+    transform = function(message) return message:upper() end,
+}
+LUA
+    local ini
+    ini=$(morphd_ini "$1" lua_upper stream)
+    sed -i "s|^plugin_dir = .*|plugin_dir = $work/lua|" "$ini"
+    echo "$ini"
+}
+
 server_cmd() { # NAME PORT
     case $1 in
     epoll) echo "$B/bench/baseline_epoll $2" ;;
@@ -93,6 +108,7 @@ server_cmd() { # NAME PORT
     morphd-line) echo "$B/morphd -c $(morphd_ini "$2" uppercase line)" ;;
     morphd-metrics) echo "$B/morphd -c $(morphd_ini "$2" uppercase stream "" "metrics_listen = http://127.0.0.1:$(($2 + 1))")" ;;
     morphd-process) echo "$B/morphd -c $(morphd_ini "$2" uppercase stream "" 'isolation = process')" ;;
+    morphd-lua) echo "$B/morphd -c $(lua_ini "$2")" ;;
     morphd-proxy) echo "$B/morphd -c $(morphd_ini "$2" uppercase stream "$(printf 'proxy_protocol = v2\nproxy_from = 127.0.0.1')")" ;;
     esac
 }
@@ -277,6 +293,17 @@ scenario "Worker processes: isolation = process against thread (UDP, 64 B, 32 cl
 if wanted isolation-udp; then
     echo
     echo "CPU per request of isolation = process ÷ thread, UDP (median of per-round ratios): $(ratio "$work/data" morphd-process morphd 4)"
+fi | tee -a "$RESULTS"
+
+# a transform written in Lua (string.upper) against the C uppercase
+# plugin, both chunk-safe over stream framing: what the bridge costs
+versus "Lua scripts: a script's string.upper against the C uppercase plugin (TCP, 64 B, 100 connections)" \
+    morphd morphd-lua lua "of the Lua script ÷ the C plugin"
+scenario "Lua scripts: a script's string.upper against the C uppercase plugin (UDP, 64 B, 32 clients)" \
+    "morphd morphd-lua" udp-rr lua-udp -c 32 -s 64
+if wanted lua-udp; then
+    echo
+    echo "CPU per request of the Lua script ÷ the C plugin, UDP (median of per-round ratios): $(ratio "$work/data" morphd-lua morphd 4)"
 fi | tee -a "$RESULTS"
 
 # what one more worker costs in memory: proportional set size (shared

@@ -884,9 +884,10 @@ static int read_returned(lua_State *L, morphd_script_t *s, char *err,
 }
 
 /* Reads the file; counts its lines. */
-static int read_source(morphd_script_t *s, char *err, size_t err_size)
+static int read_source(morphd_script_t *s, const char *file, char *err,
+                       size_t err_size)
 {
-    int fd = open(s->path, O_RDONLY | O_CLOEXEC);
+    int fd = open(file, O_RDONLY | O_CLOEXEC);
     struct stat sb;
     if (fd < 0 || fstat(fd, &sb) != 0) {
         snprintf(err, err_size, "%s: %s", s->path, strerror(errno));
@@ -940,8 +941,8 @@ void morphd_script_free(morphd_script_t *s)
     free(s);
 }
 
-int morphd_script_load(const char *path, const char *name, morphd_plugin_t *p,
-                       char *err, size_t err_size)
+int morphd_script_load(const char *file, const char *path, const char *name,
+                       morphd_plugin_t *p, char *err, size_t err_size)
 {
     morphd_script_t *s = calloc(1, sizeof *s);
     if (s == NULL || (s->name = strdup(name)) == NULL ||
@@ -950,7 +951,7 @@ int morphd_script_load(const char *path, const char *name, morphd_plugin_t *p,
         snprintf(err, err_size, "out of memory");
         return -1;
     }
-    if (read_source(s, err, err_size) != 0)
+    if (read_source(s, file, err, err_size) != 0)
         goto fail;
     lua_instance_t look = {.script = s, .budget = MORPHD_SCRIPT_BUDGET_DEFAULT};
     look.mem.cap = MORPHD_SCRIPT_MEMORY_DEFAULT_BYTES;

@@ -38,11 +38,12 @@ typedef struct morphd_script morphd_script_t;
 /* Whether `path` names a script (ends in ".lua"). */
 bool morphd_script_path(const char *path);
 
-/* Reads the script at `path` (already found and checked by the loader),
- * runs it once in a sandbox to see what it returns, and fills p->desc,
- * p->options and p->script. Returns 0, or -1 with a message in err that
- * starts with the script's FILE:LINE. */
-int morphd_script_load(const char *path, const char *name,
+/* Reads the script at `file` (found and checked by the loader: symbolic
+ * links resolved), runs it once in a sandbox to see what it returns, and
+ * fills p->desc, p->options and p->script. `path` is the name it goes by
+ * in messages (as plugin_dir led to it). Returns 0, or -1 with a message
+ * in err that starts with the script's FILE:LINE. */
+int morphd_script_load(const char *file, const char *path, const char *name,
                        struct morphd_plugin *p, char *err, size_t err_size);
 
 /* Frees what morphd_script_load made. */

@@ -310,7 +310,7 @@ static int load_impl(const char *dirs, const char *name, unsigned variant,
     }
 
     if (script) { /* NAME.lua: no dlopen; the bridge makes a descriptor */
-        if (morphd_script_load(real, name, p, err, err_size) != 0)
+        if (morphd_script_load(real, path, name, p, err, err_size) != 0)
             goto script_fail;
         p->name = strdup(name);
         if (p->name == NULL) {
