@@ -532,8 +532,9 @@ static int set_chain(const key_row_t *row, void *obj, const char *value,
 static const key_row_t key_table[] = {
     {SEC_MORPHD, "plugin_dir", set_string, CONF_OFF(plugin_dir), -1, 0, 0,
      NULL,
-     "folders holding the plugins (NAME.so), separated by spaces and "
-     "searched in order: the first with NAME.so provides plugin NAME; a "
+     "folders holding the plugins (NAME.so) and Lua scripts (NAME.lua), "
+     "separated by spaces and searched in order: the first with NAME.so or "
+     "NAME.lua provides plugin NAME (both in one folder is an error); a "
      "relative one is relative to the config file's folder; default: the "
      "build tree's plugins when morphd runs from the build tree, else the "
      "installed plugin folder (`morphd --version` shows it)",
