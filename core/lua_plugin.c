@@ -142,6 +142,15 @@ static void arm_budget(lua_instance_t *in)
     lua_sethook(in->L, budget_hook, LUA_MASKCOUNT, in->budget);
 }
 
+/* A field of the table at `t`, read raw: a metatable of the script's
+ * runs no code of its in the bridge. Pushes it; returns its type. */
+static int raw_field(lua_State *L, int t, const char *key)
+{
+    t = lua_absindex(L, t);
+    lua_pushstring(L, key);
+    return lua_rawget(L, t);
+}
+
 /* load() for scripts: text only (a binary chunk would bypass the
  * compiler's checks), in the sandbox unless given an environment. */
 static int sandbox_load(lua_State *L)
@@ -156,10 +165,12 @@ static int sandbox_load(lua_State *L)
 }
 
 /* setmetatable() for scripts: no __gc metamethods, which Lua runs with
- * hooks off (out of the budget's reach) and at times of its choosing. */
+ * hooks off (out of the budget's reach) and at times of its choosing. Lua
+ * marks an object for finalisation only when its metatable has a __gc
+ * field then (read raw), so a __gc added later is never run. */
 static int sandbox_setmetatable(lua_State *L)
 {
-    if (lua_istable(L, 2) && lua_getfield(L, 2, "__gc") != LUA_TNIL)
+    if (lua_istable(L, 2) && raw_field(L, 2, "__gc") != LUA_TNIL)
         return luaL_error(L, "__gc metamethods are not available to scripts");
     lua_settop(L, 2);
     lua_pushvalue(L, lua_upvalueindex(1));
@@ -408,6 +419,56 @@ static void script_destroy(void *instance)
     free(in);
 }
 
+/* create()'s work on the state, which may raise errors (memory, the
+ * budget): run under lua_pcall. */
+typedef struct {
+    lua_instance_t *in;
+    const morph_option_t *opts;
+    size_t n_opts;
+    char *err;
+    size_t err_size;
+    int rc;
+} slots_ctx_t;
+
+/* (ctx, returned table) -> transform, options, open, close */
+static int make_slots(lua_State *L)
+{
+    slots_ctx_t *x = lua_touserdata(L, 1);
+    const morphd_script_t *s = x->in->script;
+    const morph_host_t *host = x->in->host;
+    x->rc = -1;
+    if (raw_field(L, 2, "transform") != LUA_TFUNCTION) {
+        snprintf(x->err, x->err_size, "%s:%d: transform is %s here, not a "
+                 "function (the script returns something else when it runs "
+                 "again)", s->path, s->last_line, luaL_typename(L, -1));
+        return 0;
+    }
+    lua_createtable(L, 0, (int)s->n_own);
+    for (size_t i = 0; i < s->n_own; i++) {
+        const char *name = s->decls[i].name;
+        push_option(L, s->kinds[i], morph_option_get(x->opts, x->n_opts, name));
+        lua_setfield(L, -2, name);
+    }
+    raw_field(L, 2, "open");
+    raw_field(L, 2, "close");
+    lua_createtable(L, 0, (int)s->n_counters);
+    for (size_t i = 0; i < s->n_counters; i++) {
+        morph_counter_t *c = host->counter(host, s->counters[2 * i],
+                                           s->counters[2 * i + 1]);
+        if (c == NULL) {
+            snprintf(x->err, x->err_size, "%s:%d: counter '%s': no room for "
+                     "it (64 counters per plugin at most)", s->path,
+                     s->last_line, s->counters[2 * i]);
+            return 0;
+        }
+        lua_pushlightuserdata(L, c);
+        lua_setfield(L, -2, s->counters[2 * i]);
+    }
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &counters_key);
+    x->rc = 0;
+    return SLOTS;
+}
+
 static int script_create(const morph_host_t *host, const morph_option_t *opts,
                          size_t n_opts, void **instance, char *err,
                          size_t err_size)
@@ -426,40 +487,23 @@ static int script_create(const morph_host_t *host, const morph_option_t *opts,
                                            MORPHD_SCRIPT_MEMORY_DEFAULT_BYTES);
     if (state_new(in, err, err_size) != 0 || run_script(in, err, err_size) != 0)
         goto fail;
-    lua_State *L = in->L;
-    /* the fixed slots, under what the script returned */
-    int t = lua_gettop(L);
-    lua_getfield(L, t, "transform");
-    if (!lua_isfunction(L, -1)) {
-        snprintf(err, err_size, "%s:%d: transform is %s here, not a function "
-                 "(the script returns something else when it runs again)",
-                 s->path, s->last_line, luaL_typename(L, -1));
+    lua_State *L = in->L; /* the stack: what the script returned */
+    slots_ctx_t x = {.in = in, .opts = opts, .n_opts = n_opts, .err = err,
+                     .err_size = err_size};
+    lua_pushcfunction(L, make_slots);
+    lua_pushlightuserdata(L, &x);
+    lua_pushvalue(L, 1);
+    arm_budget(in);
+    int rc = lua_pcall(L, 2, SLOTS, 0);
+    if (rc != LUA_OK) {
+        snprintf(err, err_size, "%s:%d: %s", s->path, s->last_line,
+                 lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
+                                                : "an error while setting up");
         goto fail;
     }
-    lua_createtable(L, 0, (int)s->n_own);
-    for (size_t i = 0; i < s->n_own; i++) {
-        const char *name = s->decls[i].name;
-        push_option(L, s->kinds[i], morph_option_get(opts, n_opts, name));
-        lua_setfield(L, -2, name);
-    }
-    lua_getfield(L, t, "open");
-    lua_getfield(L, t, "close");
-    lua_createtable(L, 0, (int)s->n_counters);
-    for (size_t i = 0; i < s->n_counters; i++) {
-        morph_counter_t *c = host->counter(host, s->counters[2 * i],
-                                           s->counters[2 * i + 1]);
-        if (c == NULL) {
-            snprintf(err, err_size, "%s:%d: counter '%s': no room for it (64 "
-                     "counters per plugin at most)", s->path, s->last_line,
-                     s->counters[2 * i]);
-            goto fail;
-        }
-        lua_pushlightuserdata(L, c);
-        lua_setfield(L, -2, s->counters[2 * i]);
-    }
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &counters_key);
-    lua_rotate(L, 1, -t); /* the slots first, what was returned after */
-    lua_settop(L, SLOTS);
+    if (x.rc != 0)
+        goto fail;
+    lua_remove(L, 1); /* the slots are all that stays */
     *instance = in;
     return MORPH_OK;
 
@@ -468,34 +512,60 @@ fail:
     return MORPH_ERROR;
 }
 
-/* Calls the function in `slot`: transform(message, conn, options [,
- * true at the end of a stream]) when msg is given, open(conn) or
- * close(conn) otherwise. Returns the lua_pcall status, with `nres` results
- * on the stack. */
-static int call_script(lua_instance_t *in, int slot, int conn_ref,
-                       const morph_msg_t *msg, int nres)
+/* One call of the script, made under lua_pcall: the connection's table is
+ * made (when `ref` is 0) and the message pushed in there too, as both
+ * allocate and so may fail. */
+typedef struct {
+    lua_instance_t *in;
+    const morph_msg_t *msg; /* NULL: open(conn) or close(conn) */
+    int ref;                /* the connection's table; set when made */
+    int nres;
+} call_ctx_t;
+
+/* (ctx, function, options) -> what the function returned */
+static int call_protected(lua_State *L)
 {
-    lua_State *L = in->L;
+    call_ctx_t *x = lua_touserdata(L, 1);
+    if (x->ref == 0) {
+        lua_createtable(L, 0, 0);
+        x->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
+    lua_pushvalue(L, 2);
     int nargs = 1;
-    lua_pushvalue(L, slot);
-    if (msg != NULL) {
-        lua_pushlstring(L, (const char *)msg->data, msg->len);
+    if (x->msg != NULL) {
+        lua_pushlstring(L, (const char *)x->msg->data, x->msg->len);
         nargs++;
     }
-    lua_rawgeti(L, LUA_REGISTRYINDEX, conn_ref);
-    if (msg != NULL) {
-        lua_pushvalue(L, SLOT_OPTIONS);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, x->ref);
+    if (x->msg != NULL) {
+        lua_pushvalue(L, 3);
         nargs++;
-        if (msg->flags & MORPH_MSG_END) {
+        if (x->msg->flags & MORPH_MSG_END) {
             lua_pushboolean(L, 1);
             nargs++;
         }
     }
-    arm_budget(in);
-    return lua_pcall(L, nargs, nres, 0);
+    lua_call(L, nargs, x->nres);
+    return x->nres;
 }
 
-/* A failed call's reason, into why[]; the state is left as it was. */
+/* Calls the function in `slot`: transform(message, conn, options [,
+ * true at the end of a stream]) when x->msg is set, open(conn) or
+ * close(conn) otherwise. Returns the lua_pcall status, with x->nres
+ * results on the stack. Pushing these few values needs no memory: the
+ * stack's base room (LUA_MINSTACK) holds them. */
+static int call_script(lua_instance_t *in, int slot, call_ctx_t *x)
+{
+    lua_State *L = in->L;
+    lua_pushcfunction(L, call_protected);
+    lua_pushlightuserdata(L, x);
+    lua_pushvalue(L, slot);
+    lua_pushvalue(L, SLOT_OPTIONS);
+    arm_budget(in);
+    return lua_pcall(L, 3, x->nres, 0);
+}
+
+/* A failed call's reason, into why[]; the stack is back to its slots. */
 static void call_error(lua_instance_t *in, int rc, char *why, size_t size)
 {
     lua_State *L = in->L;
@@ -506,27 +576,21 @@ static void call_error(lua_instance_t *in, int rc, char *why, size_t size)
         lua_gc(L, LUA_GCCOLLECT); /* what the failed call left */
         return;
     }
-    const char *text = lua_tostring(L, -1);
-    snprintf(why, size, "%s", text ? text : "error object is not a string");
+    /* (a number would be converted in place, which allocates) */
+    if (lua_type(L, -1) == LUA_TSTRING)
+        snprintf(why, size, "%s", lua_tostring(L, -1));
+    else
+        snprintf(why, size, "%s: the script raised an error that is %s, not "
+                 "a string", in->script->path, luaL_typename(L, -1));
     lua_settop(L, SLOTS);
-}
-
-/* A connection's table, made at once when the script has open(), or at
- * its first message otherwise; kept in the registry by reference. */
-static int conn_table(lua_instance_t *in)
-{
-    lua_createtable(in->L, 0, 0);
-    return luaL_ref(in->L, LUA_REGISTRYINDEX);
 }
 
 static int script_conn_open(void *instance, void **conn)
 {
     lua_instance_t *in = instance;
-    int ref = conn_table(in);
-    if (ref == LUA_REFNIL || ref == LUA_NOREF)
-        return MORPH_ERROR;
-    *conn = (void *)(intptr_t)ref;
-    int rc = call_script(in, SLOT_OPEN, ref, NULL, 1);
+    call_ctx_t x = {.in = in, .nres = 1};
+    int rc = call_script(in, SLOT_OPEN, &x);
+    *conn = (void *)(intptr_t)x.ref; /* conn_close unreferences it */
     if (rc == LUA_OK && (lua_isnil(in->L, -1) || lua_toboolean(in->L, -1))) {
         lua_settop(in->L, SLOTS);
         return MORPH_OK;
@@ -539,7 +603,8 @@ static int script_conn_open(void *instance, void **conn)
         call_error(in, rc, why, sizeof why);
     lua_settop(in->L, SLOTS);
     script_log(in, MORPH_LOG_WARN, why);
-    luaL_unref(in->L, LUA_REGISTRYINDEX, ref);
+    if (x.ref != 0)
+        luaL_unref(in->L, LUA_REGISTRYINDEX, x.ref);
     *conn = NULL;
     return MORPH_ERROR;
 }
@@ -551,7 +616,8 @@ static void script_conn_close(void *instance, void *conn)
     if (ref == 0)
         return;
     if (!lua_isnil(in->L, SLOT_CLOSE)) {
-        int rc = call_script(in, SLOT_CLOSE, ref, NULL, 0);
+        call_ctx_t x = {.in = in, .ref = ref};
+        int rc = call_script(in, SLOT_CLOSE, &x);
         if (rc != LUA_OK) {
             char why[512];
             call_error(in, rc, why, sizeof why);
@@ -567,25 +633,21 @@ static int script_transform(void *instance, void *conn, const morph_msg_t *msg,
 {
     lua_instance_t *in = instance;
     lua_State *L = in->L;
-    int ref = (int)(intptr_t)conn;
-    if (ref == 0) { /* made now; conn_close unreferences it */
-        ref = conn_table(in);
-        if (ref == LUA_REFNIL || ref == LUA_NOREF)
-            return morph_out_fail(out, "out of memory");
-        *msg->state = (void *)(intptr_t)ref;
-    }
+    call_ctx_t x = {.in = in, .msg = msg, .ref = (int)(intptr_t)conn,
+                    .nres = 2};
     in->conn = msg->conn;
-    int rc = call_script(in, SLOT_TRANSFORM, ref, msg, 2);
+    int rc = call_script(in, SLOT_TRANSFORM, &x);
     in->conn = NULL;
+    if (conn == NULL && x.ref != 0) /* made now; conn_close unreferences it */
+        *msg->state = (void *)(intptr_t)x.ref;
     char why[512];
     if (rc != LUA_OK) {
         call_error(in, rc, why, sizeof why);
         return morph_out_fail(out, why);
     }
-    size_t len;
-    const char *reply;
     if (lua_type(L, -2) == LUA_TSTRING) {
-        reply = lua_tolstring(L, -2, &len);
+        size_t len;
+        const char *reply = lua_tolstring(L, -2, &len);
         rc = morph_out_append(out, reply, len);
         lua_settop(L, SLOTS);
         return rc == MORPH_OK ? MORPH_OK
@@ -624,7 +686,7 @@ static int string_field(lua_State *L, int t, const morphd_script_t *s,
                         size_t err_size)
 {
     *out = NULL;
-    int type = lua_getfield(L, t, key);
+    int type = raw_field(L, t, key);
     if (type == LUA_TNIL) {
         lua_pop(L, 1);
         return 0;
@@ -703,7 +765,7 @@ static int read_options(lua_State *L, int t, morphd_script_t *s, char *err,
 {
     char **keys = NULL;
     long n = 0;
-    int type = lua_getfield(L, t, "options");
+    int type = raw_field(L, t, "options");
     if (type != LUA_TNIL && type != LUA_TTABLE) {
         snprintf(err, err_size, "%s:%d: options is %s; it must be a table "
                  "of defaults: options = { key = default, ... }", s->path,
@@ -729,7 +791,7 @@ static int read_options(lua_State *L, int t, morphd_script_t *s, char *err,
             free(keys);
             return -1;
         }
-        lua_getfield(L, -1, k);
+        raw_field(L, -1, k);
         morph_option_decl_t *d = &s->decls[i];
         *d = (morph_option_decl_t)MORPH_OPTION_STRING(k, NULL,
                                                       "an option of the script");
@@ -798,7 +860,7 @@ static int read_options(lua_State *L, int t, morphd_script_t *s, char *err,
 static int read_counters(lua_State *L, int t, morphd_script_t *s, char *err,
                          size_t err_size)
 {
-    int type = lua_getfield(L, t, "counters");
+    int type = raw_field(L, t, "counters");
     if (type == LUA_TNIL) {
         lua_pop(L, 1);
         return 0;
@@ -820,7 +882,7 @@ static int read_counters(lua_State *L, int t, morphd_script_t *s, char *err,
         return -1;
     }
     for (long i = 0; i < n; i++) {
-        lua_getfield(L, -1, keys[i]);
+        raw_field(L, -1, keys[i]);
         const char *help = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
                                                            : "";
         s->counters[2 * i] = keys[i];
@@ -844,7 +906,7 @@ static int read_returned(lua_State *L, morphd_script_t *s, char *err,
                          size_t err_size)
 {
     int t = lua_gettop(L);
-    if (lua_getfield(L, t, "transform") != LUA_TFUNCTION) {
+    if (raw_field(L, t, "transform") != LUA_TFUNCTION) {
         snprintf(err, err_size, "%s:%d: the table the script returns has no "
                  "transform function (transform is %s): return { transform "
                  "= function(message, conn, options) ... end }", s->path,
@@ -854,7 +916,7 @@ static int read_returned(lua_State *L, morphd_script_t *s, char *err,
     lua_pop(L, 1);
     static const char *const fns[] = {"open", "close"};
     for (size_t i = 0; i < 2; i++) {
-        int type = lua_getfield(L, t, fns[i]);
+        int type = raw_field(L, t, fns[i]);
         lua_pop(L, 1);
         if (type != LUA_TNIL && type != LUA_TFUNCTION) {
             snprintf(err, err_size, "%s:%d: %s is %s; it must be a function "
@@ -865,7 +927,7 @@ static int read_returned(lua_State *L, morphd_script_t *s, char *err,
         if (type == LUA_TFUNCTION && i == 0)
             s->desc.conn_open = script_conn_open;
     }
-    int type = lua_getfield(L, t, "chunk_safe");
+    int type = raw_field(L, t, "chunk_safe");
     bool chunk_safe = lua_toboolean(L, -1);
     lua_pop(L, 1);
     if (type != LUA_TNIL && type != LUA_TBOOLEAN) {
@@ -880,6 +942,21 @@ static int read_returned(lua_State *L, morphd_script_t *s, char *err,
         read_counters(L, t, s, err, err_size) != 0)
         return -1;
     s->desc.flags = chunk_safe ? MORPH_PLUGIN_CHUNK_SAFE : 0;
+    return 0;
+}
+
+typedef struct {
+    morphd_script_t *s;
+    char *err;
+    size_t err_size;
+    int rc;
+} read_ctx_t;
+
+/* (ctx, returned table): read_returned under lua_pcall */
+static int read_protected(lua_State *L)
+{
+    read_ctx_t *x = lua_touserdata(L, 1);
+    x->rc = read_returned(L, x->s, x->err, x->err_size);
     return 0;
 }
 
@@ -959,10 +1036,19 @@ int morphd_script_load(const char *file, const char *path, const char *name,
     if (state_new(&look, err, err_size) != 0)
         goto fail;
     int rc = run_script(&look, err, err_size);
-    if (rc == 0)
-        rc = read_returned(look.L, s, why, sizeof why);
-    else
-        why[0] = '\0';
+    why[0] = '\0';
+    if (rc == 0) { /* reading it allocates: errors are possible */
+        read_ctx_t x = {.s = s, .err = why, .err_size = sizeof why, .rc = -1};
+        lua_pushcfunction(look.L, read_protected);
+        lua_pushlightuserdata(look.L, &x);
+        lua_rotate(look.L, 1, 2); /* (function, ctx, the table) */
+        if (lua_pcall(look.L, 2, 0, 0) != LUA_OK)
+            snprintf(why, sizeof why, "%s:%d: %s", s->path, s->last_line,
+                     lua_type(look.L, -1) == LUA_TSTRING
+                         ? lua_tostring(look.L, -1)
+                         : "an error while reading what the script returned");
+        rc = x.rc;
+    }
     lua_close(look.L);
     if (rc != 0) {
         if (why[0] != '\0')

@@ -322,6 +322,57 @@ START_TEST(a_looping_message_leaves_the_worker_serving)
 }
 END_TEST
 
+/* Scripts written to break the bridge: a returned table whose metatable
+ * loops (read raw, it has no transform), a script that fills its memory
+ * to the cap so that the next message cannot even be handed to it, and
+ * errors that are not strings. Each is an error message, never a crash. */
+START_TEST(hostile_scripts_never_crash_the_process)
+{
+    make_dir();
+    char *out, *err;
+    size_t len;
+    put_script("meta", "return setmetatable({}, { __index = function(t, k)\n"
+                       "    while true do end end })\n");
+    const char *meta[] = {"meta", NULL};
+    ck_assert_int_eq(pipe_run(dir, meta, "x\n", 2, &out, &len, &err), 78);
+    ck_assert_msg(strstr(err, "has no transform function"), "%s", err);
+    free(out);
+    free(err);
+
+    put_script("fill", "local hoard = {}\n"
+                       "return { transform = function(m)\n"
+                       "  if m == 'fill' then\n"
+                       "    pcall(function() while true do\n"
+                       "      hoard[#hoard + 1] = ('x'):rep(1000) .. #hoard\n"
+                       "    end end)\n"
+                       "    return 'full'\n"
+                       "  end\n"
+                       "  if m == 'table' then error({}) end\n"
+                       "  return m\n"
+                       "end }\n");
+    static char in[8192];
+    size_t n = (size_t)snprintf(in, sizeof in, "fill\n");
+    memset(in + n, 'y', 4000);
+    n += 4000;
+    n += (size_t)snprintf(in + n, sizeof in - n, "\nsmall\n");
+    const char *fill[] = {"-o", "fill.memory=1M", "fill", NULL};
+    ck_assert_int_eq(pipe_run(dir, fill, in, n, &out, &len, &err), 1);
+    ck_assert_str_eq(out, "full\nsmall\n");
+    ck_assert_msg(strstr(err, "line 2: plugin fill: ") &&
+                      strstr(err, "out of memory: over fill.memory"), "%s", err);
+    free(out);
+    free(err);
+
+    const char *plain[] = {"fill", NULL};
+    ck_assert_int_eq(pipe_run(dir, plain, "table\nok\n", 9, &out, &len, &err), 1);
+    ck_assert_str_eq(out, "ok\n");
+    ck_assert_msg(strstr(err, "the script raised an error that is table, not "
+                              "a string"), "%s", err);
+    free(out);
+    free(err);
+}
+END_TEST
+
 /* --- the sandbox ------------------------------------------------------------- */
 
 /* A script sees string, table, math, utf8, os.time/os.clock and morph;
@@ -662,6 +713,7 @@ int main(void)
     tcase_add_test(tc, runtime_errors_fail_only_that_message);
     tcase_add_test(tc, budget_and_memory_cap_fail_the_message_not_the_process);
     tcase_add_test(tc, a_looping_message_leaves_the_worker_serving);
+    tcase_add_test(tc, hostile_scripts_never_crash_the_process);
     tcase_add_test(tc, the_sandbox_holds);
     tcase_add_test(tc, connection_tables_and_worker_state);
     tcase_add_test(tc, options_are_declared_by_the_script);
