@@ -12,6 +12,8 @@
 #                                                     one keeps serving, the
 #                                                     journal has file:line
 #   systemctl restart, morph stats                 -> works, answers
+#   a Lua script in /etc/morph/scripts, reload     -> it serves, under the
+#                                                     unit's hardening
 #   enable morphd.socket, restart under load       -> morphd adopts systemd's
 #                                                     sockets; no connection
 #                                                     refused or lost
@@ -192,6 +194,22 @@ ct systemctl restart morphd || fail "restart"
 [ "$(ct morph hello world)" = "DLROW OLLEH" ] || fail "not serving after restart"
 stats=$(ct morph stats) || fail "morph stats"
 echo "$stats" | grep -Eq '^messages_in +[1-9]' || fail "morph stats: $stats"
+
+echo "== a Lua script under the packaged unit (worker processes, sandbox, MemoryDenyWriteExecute)"
+ct cp /etc/morph/morphd.ini /root/morphd.ini.before
+ct mkdir -p /etc/morph/scripts
+ct sh -c 'cat > /etc/morph/scripts/shout.lua' <<'LUA'
+return { transform = function(message) return message:upper() .. "!" end }
+LUA
+ct sed -i -e 's|^;* *plugin_dir = .*|plugin_dir = /etc/morph/scripts /usr/lib/x86_64-linux-gnu/morph/plugins|' \
+    -e 's/^transform = .*/transform = shout | reverse/' /etc/morph/morphd.ini
+ct grep -q '^plugin_dir = /etc/morph/scripts' /etc/morph/morphd.ini || fail "no plugin_dir line to set"
+ct systemctl reload morphd || fail "reload with a Lua script"
+ct_until '[ "$(morph hello world)" = "!DLROW OLLEH" ]' \
+    || { ct journalctl -u morphd --no-pager | tail; fail "the script does not serve: $(ct morph hello world)"; }
+ct cp /root/morphd.ini.before /etc/morph/morphd.ini
+ct systemctl reload morphd || fail "reload without the script"
+ct_until '[ "$(morph hello world)" = "DLROW OLLEH" ]' || fail "not back to uppercase | reverse"
 
 echo "== morphd.socket: systemctl restart under load refuses nothing"
 # the socket unit's addresses are the packaged endpoints: put them back
