@@ -46,6 +46,8 @@
 /* The registry key of the instance's counters: name -> light userdata
  * (morph_counter_t *). */
 static const char counters_key = 'c';
+/* The registry key of the metatable that marks what morph.defer returns. */
+static const char defer_key = 'd';
 
 /* How a declared option's value reaches the script. */
 typedef enum { OPT_STRING, OPT_INTEGER, OPT_NUMBER, OPT_BOOLEAN } opt_kind_t;
@@ -255,6 +257,26 @@ static int morph_peer_fn(lua_State *L)
     return 3;
 }
 
+/* morph.defer(ms, fn): what transform returns to answer later. After
+ * `ms` milliseconds fn() is called, under the budget, and what it returns
+ * is the reply (or nil, "reason": the message fails). Meanwhile the
+ * worker serves everyone else, and this connection's later messages
+ * wait their turn. */
+static int morph_defer_fn(lua_State *L)
+{
+    lua_Integer ms = luaL_checkinteger(L, 1);
+    luaL_argcheck(L, ms >= 0 && ms <= 86400000, 1, "from 0 to 86400000 ms");
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    lua_createtable(L, 2, 0);
+    lua_pushvalue(L, 1);
+    lua_rawseti(L, -2, 1);
+    lua_pushvalue(L, 2);
+    lua_rawseti(L, -2, 2);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &defer_key);
+    lua_setmetatable(L, -2);
+    return 1;
+}
+
 /* Removes t[key] from the table at the top of the stack. */
 static void drop_field(lua_State *L, const char *key)
 {
@@ -317,8 +339,12 @@ static int open_sandbox(lua_State *L)
     lua_setfield(L, -2, "count");
     lua_pushcfunction(L, morph_peer_fn);
     lua_setfield(L, -2, "peer");
+    lua_pushcfunction(L, morph_defer_fn);
+    lua_setfield(L, -2, "defer");
     lua_setfield(L, -2, "morph");
     lua_pop(L, 1);
+    lua_newtable(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &defer_key);
     return 0;
 }
 
@@ -520,7 +546,20 @@ typedef struct {
     const morph_msg_t *msg; /* NULL: open(conn) or close(conn) */
     int ref;                /* the connection's table; set when made */
     int nres;
+    int defer_fn;           /* transform returned morph.defer: its function */
+    uint64_t defer_ms;
 } call_ctx_t;
+
+/* Whether the value at `i` is what morph.defer returned. */
+static bool is_defer_mark(lua_State *L, int i)
+{
+    if (lua_type(L, i) != LUA_TTABLE || !lua_getmetatable(L, i))
+        return false;
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &defer_key);
+    bool mark = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+    return mark;
+}
 
 /* (ctx, function, options) -> what the function returned */
 static int call_protected(lua_State *L)
@@ -546,6 +585,13 @@ static int call_protected(lua_State *L)
         }
     }
     lua_call(L, nargs, x->nres);
+    if (x->msg != NULL && is_defer_mark(L, -2)) { /* kept until it fires */
+        lua_rawgeti(L, -2, 1);
+        x->defer_ms = (uint64_t)lua_tointeger(L, -1);
+        lua_pop(L, 1);
+        lua_rawgeti(L, -2, 2);
+        x->defer_fn = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
     return x->nres;
 }
 
@@ -628,6 +674,103 @@ static void script_conn_close(void *instance, void *conn)
     luaL_unref(in->L, LUA_REGISTRYINDEX, ref);
 }
 
+/* A message a script answers later: its function, and the timer. */
+typedef struct {
+    lua_instance_t *in;
+    morph_pending_t *pending;
+    morph_timer_t *timer;
+    int fn;
+} deferred_t;
+
+/* (ctx, function) -> what the function returned */
+static int call_deferred(lua_State *L)
+{
+    lua_call(L, 0, 2);
+    return 2;
+}
+
+static void deferred_free(deferred_t *d)
+{
+    luaL_unref(d->in->L, LUA_REGISTRYINDEX, d->fn);
+    free(d);
+}
+
+/* The timer of a deferred message: its function gives the reply. The
+ * reply is copied out and the stack cleaned before done() or fail(),
+ * which may run this instance again (the connection's next message). */
+static void on_deferred(void *arg)
+{
+    deferred_t *d = arg;
+    lua_instance_t *in = d->in;
+    lua_State *L = in->L;
+    morph_pending_t *p = d->pending;
+    lua_pushcfunction(L, call_deferred);
+    lua_pushlightuserdata(L, d);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, d->fn);
+    in->conn = p->conn;
+    arm_budget(in);
+    int rc = lua_pcall(L, 2, 2, 0);
+    in->conn = NULL;
+    deferred_free(d);
+    char why[512];
+    if (rc != LUA_OK) {
+        call_error(in, rc, why, sizeof why);
+        p->fail(p, why);
+        return;
+    }
+    if (lua_type(L, -2) == LUA_TSTRING) {
+        size_t len;
+        const char *reply = lua_tolstring(L, -2, &len);
+        rc = morph_out_append(p->out, reply, len);
+        lua_settop(L, SLOTS);
+        if (rc == MORPH_OK)
+            p->done(p);
+        else
+            p->fail(p, "the reply is over the service's output limit");
+        return;
+    }
+    if (lua_isnil(L, -2) && lua_type(L, -1) == LUA_TSTRING)
+        snprintf(why, sizeof why, "%s", lua_tostring(L, -1));
+    else
+        snprintf(why, sizeof why, "the function given to morph.defer "
+                 "returned %s, not a string", luaL_typename(L, -2));
+    lua_settop(L, SLOTS);
+    p->fail(p, why);
+}
+
+/* transform returned morph.defer(ms, fn) */
+static int defer_reply(lua_instance_t *in, morph_out_t *out, int fn,
+                       uint64_t ms)
+{
+    deferred_t *d = calloc(1, sizeof *d);
+    morph_pending_t *p = d ? morph_out_defer(out, d) : NULL;
+    if (p == NULL) {
+        luaL_unref(in->L, LUA_REGISTRYINDEX, fn);
+        free(d);
+        return morph_out_fail(out, "cannot answer later: morphd keeps no more "
+                              "messages waiting");
+    }
+    d->in = in;
+    d->pending = p;
+    d->fn = fn;
+    d->timer = in->host->timer_start(in->host, ms, on_deferred, d);
+    if (d->timer == NULL) {
+        deferred_free(d);
+        p->fail(p, "out of memory");
+    }
+    return MORPH_OK;
+}
+
+/* The host no longer wants the message: its client left, or morphd
+ * stops. */
+static void script_cancel(void *instance, morph_pending_t *p)
+{
+    lua_instance_t *in = instance;
+    deferred_t *d = p->user;
+    in->host->timer_stop(in->host, d->timer);
+    deferred_free(d);
+}
+
 static int script_transform(void *instance, void *conn, const morph_msg_t *msg,
                             morph_out_t *out)
 {
@@ -644,6 +787,10 @@ static int script_transform(void *instance, void *conn, const morph_msg_t *msg,
     if (rc != LUA_OK) {
         call_error(in, rc, why, sizeof why);
         return morph_out_fail(out, why);
+    }
+    if (x.defer_fn != 0) {
+        lua_settop(L, SLOTS);
+        return defer_reply(in, out, x.defer_fn, x.defer_ms);
     }
     if (lua_type(L, -2) == LUA_TSTRING) {
         size_t len;
@@ -1067,8 +1214,10 @@ int morphd_script_load(const char *file, const char *path, const char *name,
         .conn_close = script_conn_close,
         .transform = script_transform,
         .options = s->decls,
+        .cancel = script_cancel,
     };
     p->desc = &s->desc;
+    p->cancel = script_cancel;
     p->script = s;
     p->abi = MORPH_PLUGIN_ABI_VERSION;
     p->abi_min = MORPH_PLUGIN_ABI_VERSION;

@@ -220,6 +220,45 @@ START_TEST(a_kernel_without_them_gets_a_warning)
 }
 END_TEST
 
+/* The packaged way to run: a worker process that sandboxes itself
+ * (seccomp and Landlock) runs Lua scripts (examples/lua/redact.lua), and
+ * nothing they need is denied. (Here rather than in test_lua, which also
+ * runs under valgrind: valgrind cannot run inside the sandbox.) */
+START_TEST(scripts_run_in_a_sandboxed_worker_process)
+{
+    char dir[] = "/tmp/morph-sandbox-lua-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    chmod(dir, 0755);
+    char path[96], cmd[256];
+    snprintf(path, sizeof path, "%s/redact.lua", dir);
+    snprintf(cmd, sizeof cmd, "cp %s/examples/lua/redact.lua %s", SOURCE_DIR,
+             path);
+    ck_assert_int_eq(system(cmd), 0);
+    char admin[108];
+    morphd_proc_serve(&proc, dir, "isolation = process\nsandbox = on\n",
+                      "[service r]\nlisten = tcp://127.0.0.1:0 "
+                      "udp://127.0.0.1:0\ntransform = redact\n",
+                      admin, sizeof admin);
+    int port = morphd_proc_need_port(&proc, "r", "tcp", false);
+    int fd = tcp_connect(port, false);
+    char buf[32] = "";
+    ck_assert_int_eq(send_all(fd, "pin 1234\n", 9), 0);
+    ck_assert_uint_eq(recv_exact(fd, buf, 9, 5000), 9);
+    ck_assert_str_eq(buf, "pin ####\n");
+    close(fd);
+    memset(buf, 0, sizeof buf);
+    ck_assert_int_eq(udp_roundtrip(morphd_proc_need_port(&proc, "r", "udp",
+                                                         false),
+                                   false, "7 up", 4, buf, sizeof buf,
+                                   5000), 4);
+    ck_assert_str_eq(buf, "# up");
+    ck_assert_int_eq(morphd_proc_log_count(&proc, "sandbox: denied"), 0);
+    morphd_proc_finish(&proc);
+    unlink(path);
+    rmdir(dir);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("sandbox");
@@ -230,6 +269,7 @@ static Suite *suite(void)
     tcase_add_test(tc, the_sandbox_refuses_and_logs_and_serves_on);
     tcase_add_test(tc, reload_works_inside_the_sandbox);
     tcase_add_test(tc, a_kernel_without_them_gets_a_warning);
+    tcase_add_test(tc, scripts_run_in_a_sandboxed_worker_process);
     suite_add_tcase(s, tc);
     return s;
 }
