@@ -35,6 +35,18 @@ int morphd_endpoint_port(const morphd_endpoint_t *ep)
     return ntohs(((const struct sockaddr_in *)&ep->addr)->sin_port);
 }
 
+bool morphd_endpoint_hands_over(const morphd_endpoint_t *have,
+                                const char *have_service,
+                                const morphd_endpoint_t *want,
+                                const char *want_service)
+{
+    bool any_port = want->transport != MORPHD_UNIX &&
+                    morphd_endpoint_port(want) == 0;
+    return have->transport == want->transport &&
+           strcmp(have->text, want->text) == 0 &&
+           (!any_port || strcmp(have_service, want_service) == 0);
+}
+
 void morphd_sockaddr_format(const struct sockaddr *addr, char *buf,
                             size_t size)
 {

@@ -7,6 +7,7 @@
 #define MORPHD_ENDPOINT_H
 
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -60,6 +61,15 @@ static inline size_t morphd_sockaddr_len(const struct sockaddr *sa)
 
 /* The port in host byte order; 0 for unix://. */
 int morphd_endpoint_port(const morphd_endpoint_t *ep);
+
+/* Whether the open socket of endpoint `have`, serving service
+ * `have_service`, can be handed over to endpoint `want` of service
+ * `want_service` by a reload: the same transport and configured text; a
+ * port-0 endpoint means "any free port", so only within one service. */
+bool morphd_endpoint_hands_over(const morphd_endpoint_t *have,
+                                const char *have_service,
+                                const morphd_endpoint_t *want,
+                                const char *want_service);
 
 /* Formats "HOST:PORT" ("[HOST]:PORT" for IPv6) for an AF_INET or
  * AF_INET6 address into buf. */

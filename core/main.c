@@ -409,16 +409,13 @@ int main(int argc, char **argv)
     bool sandbox = rc == 0 && !test_only && cfg.sandbox && errs.n == 0;
     if (sandbox) {
         char why[512];
-        char *dirs = morphd_config_plugin_dir(&cfg, morphd_default_plugin_dir());
-        if (dirs == NULL ||
-            morphd_sandbox_landlock(&cfg, config_path, dirs, why,
+        if (morphd_sandbox_landlock(&cfg, config_path,
+                                    morphd_default_plugin_dir(), why,
                                     sizeof why) != 0) {
-            morphd_errors_add(&errs, "%s: %s", cfg.path,
-                              dirs == NULL ? "out of memory" : why);
+            morphd_errors_add(&errs, "%s: %s", cfg.path, why);
             rc = -1;
             morphd_config_free(&cfg);
         }
-        free(dirs);
     }
 
     morphd_server_t server;

@@ -190,9 +190,26 @@ static int add_rules(ll_rules_t *rs, const morphd_config_t *cfg,
     return 0;
 }
 
+static int landlock_with(const morphd_config_t *cfg, const char *config_path,
+                         const char *plugin_dirs, char *err, size_t err_size);
+
 int morphd_sandbox_landlock(const morphd_config_t *cfg,
-                            const char *config_path, const char *plugin_dirs,
-                            char *err, size_t err_size)
+                            const char *config_path,
+                            const char *default_plugin_dir, char *err,
+                            size_t err_size)
+{
+    char *dirs = morphd_config_plugin_dir(cfg, default_plugin_dir);
+    if (dirs == NULL) {
+        snprintf(err, err_size, "sandbox: out of memory");
+        return -1;
+    }
+    int rc = landlock_with(cfg, config_path, dirs, err, err_size);
+    free(dirs);
+    return rc;
+}
+
+static int landlock_with(const morphd_config_t *cfg, const char *config_path,
+                         const char *plugin_dirs, char *err, size_t err_size)
 {
     int abi = (int)syscall(SYS_landlock_create_ruleset, NULL, 0,
                            LANDLOCK_CREATE_RULESET_VERSION);

@@ -29,12 +29,13 @@
 
 /* Restricts the calling thread -- which must be the only one -- and every
  * thread and process it makes later to the paths `cfg` needs;
- * `config_path` is the file SIGHUP re-reads (NULL: none), `plugin_dirs`
- * the plugin search path in use. Returns 0 (applied, or unsupported:
- * warned), or -1 with the reason in err. */
+ * `config_path` is the file SIGHUP re-reads (NULL: none), and the plugin
+ * folders are cfg's plugin_dir (or `default_plugin_dir`). Returns 0
+ * (applied, or unsupported: warned), or -1 with the reason in err. */
 int morphd_sandbox_landlock(const morphd_config_t *cfg,
-                            const char *config_path, const char *plugin_dirs,
-                            char *err, size_t err_size);
+                            const char *config_path,
+                            const char *default_plugin_dir, char *err,
+                            size_t err_size);
 
 /* Loads the system call filter on every thread of the process. Returns 0
  * (applied, or unsupported: warned), or -1 with the reason in err. */

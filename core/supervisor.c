@@ -233,20 +233,16 @@ static sockset_t *sockset_open(const morphd_service_conf_t *svc, size_t index,
 }
 
 /* The running socket set `cs` can give to endpoint (svc, index) of a new
- * configuration: same transport and text, not taken yet; a port-0 one
- * only to the same service. */
+ * configuration, not taken yet (morphd_endpoint_hands_over). */
 static sockset_t *find_reusable(config_set_t *cs,
                                 const morphd_service_conf_t *svc, size_t index)
 {
-    const morphd_endpoint_t *ep = &svc->listen[index];
-    bool any_port = ep->transport != MORPHD_UNIX && morphd_endpoint_port(ep) == 0;
     for (size_t i = 0; i < cs->n_sets; i++) {
         sockset_t *s = cs->sets[i];
-        if (s == NULL || s->reused || s->transport != ep->transport ||
-            strcmp(s->ep.text, ep->text) != 0 ||
-            (any_port && strcmp(s->service, svc->name) != 0))
-            continue;
-        return s;
+        if (s != NULL && !s->reused &&
+            morphd_endpoint_hands_over(&s->ep, s->service, &svc->listen[index],
+                                       svc->name))
+            return s;
     }
     return NULL;
 }
@@ -378,14 +374,13 @@ static void worker_main(supervisor_t *sup, unsigned slot, unsigned index,
     morphd_errors_t errs = MORPHD_ERRORS_INIT;
     if (cfg.sandbox) {
         char why[512];
-        char *dirs = morphd_config_plugin_dir(&cfg, sup->default_plugin_dir);
-        if (dirs == NULL || morphd_sandbox_landlock(&cfg, sup->config_path,
-                                                    dirs, why, sizeof why) != 0) {
-            morphd_errors_add(&errs, "%s", dirs ? why : "out of memory");
+        if (morphd_sandbox_landlock(&cfg, sup->config_path,
+                                    sup->default_plugin_dir, why,
+                                    sizeof why) != 0) {
+            morphd_errors_add(&errs, "%s", why);
             child_errors(index, &errs);
             _exit(MORPH_EXIT_CONFIG);
         }
-        free(dirs);
     }
     morphd_worker_inherited_socket = inherited_socket;
     morphd_server_be_worker_process(slot, sup->n_slots, sup->stats);

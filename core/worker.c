@@ -293,25 +293,20 @@ static int open_listener(morphd_worker_t *w, morphd_listener_t *l,
     return 0;
 }
 
-/* The open listener of the current sites that `l` takes over: same
- * transport and configured endpoint, not claimed by another new listener.
- * A port-0 endpoint means "any free port", so it is only taken over by the
- * same service. */
+/* The open listener of the current sites that `l` takes over, not
+ * claimed by another new listener (morphd_endpoint_hands_over). */
 static morphd_listener_t *find_running(morphd_worker_t *w,
                                        const morphd_listener_t *l)
 {
-    bool any_port = l->endpoint.transport != MORPHD_UNIX &&
-                    morphd_endpoint_port(&l->endpoint) == 0;
     for (size_t i = 0; i < w->n_sites; i++)
         for (size_t j = 0; j < w->sites[i]->n_listeners; j++) {
             morphd_listener_t *old = &w->sites[i]->listeners[j];
-            if (old->impl == NULL || old->taken ||
-                old->endpoint.transport != l->endpoint.transport ||
-                strcmp(old->endpoint.text, l->endpoint.text) != 0 ||
-                (any_port && strcmp(old->service->conf->name,
-                                    l->service->conf->name) != 0))
-                continue;
-            return old;
+            if (old->impl != NULL && !old->taken &&
+                morphd_endpoint_hands_over(&old->endpoint,
+                                           old->service->conf->name,
+                                           &l->endpoint,
+                                           l->service->conf->name))
+                return old;
         }
     return NULL;
 }
