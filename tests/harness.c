@@ -644,6 +644,32 @@ size_t recv_until_close(int fd, void *buf, size_t cap, int timeout_ms)
     return recv_exact(fd, buf, cap, timeout_ms); /* stops at close too */
 }
 
+char *recv_line(int fd, char *buf, size_t cap, int timeout_ms)
+{
+    for (size_t got = 0; got + 1 < cap; got++) {
+        if (recv_exact(fd, buf + got, 1, timeout_ms) != 1)
+            return NULL;
+        if (buf[got] == '\n') {
+            buf[got] = '\0';
+            return buf;
+        }
+    }
+    return NULL;
+}
+
+int tcp_connect_from(const char *src, int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET}, to = {.sin_family = AF_INET};
+    ck_assert_int_eq(inet_pton(AF_INET, src, &a.sin_addr), 1);
+    inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+    to.sin_port = htons((uint16_t)port);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&to, sizeof to), 0);
+    return fd;
+}
+
 ssize_t udp_roundtrip(int port, bool v6, const void *msg, size_t n,
                       void *reply, size_t cap, int timeout_ms)
 {

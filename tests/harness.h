@@ -160,6 +160,13 @@ int send_all(int fd, const void *buf, size_t n);
 size_t recv_exact(int fd, void *buf, size_t n, int timeout_ms);
 /* Receives until the peer closes or timeout; returns bytes received. */
 size_t recv_until_close(int fd, void *buf, size_t cap, int timeout_ms);
+/* Receives one line into buf (cap bytes with the NUL) and returns it
+ * without its newline; NULL when the connection ended, the time ran out
+ * or the line did not fit first. */
+char *recv_line(int fd, char *buf, size_t cap, int timeout_ms);
+/* A TCP connection from loopback address `src` (any of 127/8) to
+ * 127.0.0.1:port. */
+int tcp_connect_from(const char *src, int port);
 /* A UDP socket connected to loopback:port, with a receive timeout. */
 int udp_connect(int port, bool v6, int timeout_ms);
 /* One UDP request and its reply. Returns reply length or -1 on timeout. */

@@ -50,18 +50,7 @@ static void start(unsigned workers, const char *morphd_lines,
 static int tcp_port(void) { return morphd_proc_need_port(&proc, "s", "tcp", false); }
 static int udp_port(void) { return morphd_proc_need_port(&proc, "s", "udp", false); }
 
-static int connect_from(const char *src)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    ck_assert_int_ge(fd, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET}, to = {.sin_family = AF_INET};
-    inet_pton(AF_INET, src, &a.sin_addr);
-    inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
-    to.sin_port = htons((uint16_t)tcp_port());
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    ck_assert_int_eq(connect(fd, (struct sockaddr *)&to, sizeof to), 0);
-    return fd;
-}
+static int connect_from(const char *src) { return tcp_connect_from(src, tcp_port()); }
 
 /* Sends a line; returns the reply line without its newline (static), or
  * NULL when the connection ended instead. */
@@ -72,17 +61,7 @@ static const char *ask(int fd, const char *line)
     int n = snprintf(msg, sizeof msg, "%s\n", line);
     if (send_all(fd, msg, (size_t)n) != 0)
         return NULL;
-    size_t got = 0;
-    while (got < sizeof reply - 1) {
-        if (recv_exact(fd, reply + got, 1, TIMEOUT_MS) != 1)
-            return NULL;
-        if (reply[got] == '\n') {
-            reply[got] = '\0';
-            return reply;
-        }
-        got++;
-    }
-    return NULL;
+    return recv_line(fd, reply, sizeof reply, TIMEOUT_MS);
 }
 
 static int pid_of(int fd)

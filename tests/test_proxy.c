@@ -313,17 +313,6 @@ static void serve(const char *service_lines)
     morphd_proc_serve(&proc, PLUGIN_DIR, "", services, admin, sizeof admin);
 }
 
-/* A TCP connection from the loopback address `src` (127.0.0.1 or another
- * of 127/8) to morphd's port. */
-static int connect_from(const char *src, int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    ck_assert_int_ge(fd, 0);
-    struct sockaddr_in a = in4(src, 0), to = in4("127.0.0.1", (unsigned)port);
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    ck_assert_int_eq(connect(fd, (struct sockaddr *)&to, sizeof to), 0);
-    return fd;
-}
 
 /* Sends `header` and `line` and returns the reply line (static). */
 static const char *ask(int fd, const void *header, size_t hlen,
@@ -366,7 +355,7 @@ START_TEST(tcp_v1_and_v2)
     serve("transform = whoami\nproxy_protocol = any\nproxy_from = 127.0.0.1\n");
     int port = morphd_proc_need_port(&proc, "s", "tcp", false);
 
-    int fd = connect_from("127.0.0.1", port);
+    int fd = tcp_connect_from("127.0.0.1", port);
     const char *h1 = "PROXY TCP4 198.51.100.7 127.0.0.1 45678 12000\r\n";
     ck_assert_str_eq(ask(fd, h1, strlen(h1), "x\n"),
                      "tcp 198.51.100.7 45678 s\n");
@@ -375,19 +364,19 @@ START_TEST(tcp_v1_and_v2)
 
     unsigned char h2[64];
     size_t n = header_v2(h2, "203.0.113.9", 50001, SOCK_STREAM);
-    fd = connect_from("127.0.0.1", port);
+    fd = tcp_connect_from("127.0.0.1", port);
     ck_assert_str_eq(ask(fd, h2, n, "x\n"), "tcp 203.0.113.9 50001 s\n");
     close(fd);
 
     /* IPv6 clients through an IPv4 balancer */
-    fd = connect_from("127.0.0.1", port);
+    fd = tcp_connect_from("127.0.0.1", port);
     const char *h6 = "PROXY TCP6 2001:db8::5 ::1 7 12000\r\n";
     ck_assert_str_eq(ask(fd, h6, strlen(h6), "x\n"), "tcp 2001:db8::5 7 s\n");
     close(fd);
 
     /* LOCAL (a balancer's health check): the connection's own address */
     n = morphd_proxy_write_v2(h2, sizeof h2, NULL, NULL, SOCK_STREAM);
-    fd = connect_from("127.0.0.1", port);
+    fd = tcp_connect_from("127.0.0.1", port);
     const char *r = ask(fd, h2, n, "x\n");
     ck_assert_msg(strncmp(r, "tcp 127.0.0.1 ", 14) == 0, "%s", r);
     close(fd);
@@ -404,7 +393,7 @@ START_TEST(tcp_header_split)
     int port = morphd_proc_need_port(&proc, "s", "tcp", false);
     unsigned char h[64];
     size_t n = header_v2(h, "192.0.2.44", 4444, SOCK_STREAM);
-    int fd = connect_from("127.0.0.1", port);
+    int fd = tcp_connect_from("127.0.0.1", port);
     for (size_t i = 0; i + 1 < n; i++) {
         ck_assert_int_eq(send_all(fd, h + i, 1), 0);
         usleep(2000);
@@ -426,7 +415,7 @@ START_TEST(tcp_refused)
     int port = morphd_proc_need_port(&proc, "s", "tcp", false);
 
     /* from a peer outside proxy_from, even with a well-formed header */
-    int fd = connect_from("127.0.0.2", port);
+    int fd = tcp_connect_from("127.0.0.2", port);
     const char *h1 = "PROXY TCP4 1.2.3.4 127.0.0.1 1 2\r\nhello\n";
     send_all(fd, h1, strlen(h1));
     ck_assert(closed_silently(fd));
@@ -442,7 +431,7 @@ START_TEST(tcp_refused)
         "hello\n", /* too long */
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-        fd = connect_from("127.0.0.1", port);
+        fd = tcp_connect_from("127.0.0.1", port);
         send_all(fd, bad[i], strlen(bad[i]));
         ck_assert_msg(closed_silently(fd), "%s", bad[i]);
         close(fd);
@@ -456,7 +445,7 @@ START_TEST(tcp_refused)
     const unsigned char *bins[] = {h, h + 64, h + 512};
     size_t lens[] = {n, n_unix, n_long};
     for (size_t i = 0; i < 3; i++) {
-        fd = connect_from("127.0.0.1", port);
+        fd = tcp_connect_from("127.0.0.1", port);
         send_all(fd, bins[i], lens[i]);
         send_all(fd, "hello\n", 6);
         ck_assert_msg(closed_silently(fd), "binary case %zu", i);
@@ -465,7 +454,7 @@ START_TEST(tcp_refused)
     ck_assert_int_eq(morph_stat_wait(admin, "s", "proxy_invalid", 7), 7);
 
     /* a header cut short, then the client goes */
-    fd = connect_from("127.0.0.1", port);
+    fd = tcp_connect_from("127.0.0.1", port);
     send_all(fd, "PROXY TCP4 1.2", 14);
     usleep(50000);
     shutdown(fd, SHUT_WR);
@@ -474,7 +463,7 @@ START_TEST(tcp_refused)
     ck_assert_int_eq(morph_stat_wait(admin, "s", "proxy_invalid", 8), 8);
 
     /* a header that never comes: closed after proxy_timeout */
-    fd = connect_from("127.0.0.1", port);
+    fd = tcp_connect_from("127.0.0.1", port);
     send_all(fd, "PROXY ", 6);
     ck_assert(closed_silently(fd));
     close(fd);
@@ -483,7 +472,7 @@ START_TEST(tcp_refused)
     ck_assert_int_eq(morph_stat(admin, "s", "messages_in"), 0);
     ck_assert_int_eq(morph_stat(admin, "s", "proxy_headers"), 0);
     /* and a good one is still served */
-    fd = connect_from("127.0.0.1", port);
+    fd = tcp_connect_from("127.0.0.1", port);
     const char *good = "PROXY TCP4 1.2.3.4 127.0.0.1 1 2\r\n";
     ck_assert_str_eq(ask(fd, good, strlen(good), "hello\n"), "HELLO\n");
     close(fd);
@@ -500,20 +489,20 @@ START_TEST(tcp_per_source)
     int port = morphd_proc_need_port(&proc, "s", "tcp", false);
     const char *a = "PROXY TCP4 10.0.0.1 127.0.0.1 1000 2\r\n";
     const char *b = "PROXY TCP4 10.0.0.2 127.0.0.1 1000 2\r\n";
-    int fa = connect_from("127.0.0.1", port);
+    int fa = tcp_connect_from("127.0.0.1", port);
     ck_assert_str_eq(ask(fa, a, strlen(a), "one\n"), "ONE\n");
-    int fa2 = connect_from("127.0.0.1", port);
+    int fa2 = tcp_connect_from("127.0.0.1", port);
     send_all(fa2, a, strlen(a));
     send_all(fa2, "two\n", 4);
     ck_assert(closed_silently(fa2));
     close(fa2);
-    int fb = connect_from("127.0.0.1", port);
+    int fb = tcp_connect_from("127.0.0.1", port);
     ck_assert_str_eq(ask(fb, b, strlen(b), "three\n"), "THREE\n");
     ck_assert_int_eq(morph_stat_wait(admin, "s", "connections_rejected", 1), 1);
     close(fa);
     /* once a's connection is gone, a may connect again */
     ck_assert_int_eq(morph_stat_wait(admin, "s", "connections_open", 1), 1);
-    fa = connect_from("127.0.0.1", port);
+    fa = tcp_connect_from("127.0.0.1", port);
     ck_assert_str_eq(ask(fa, a, strlen(a), "four\n"), "FOUR\n");
     /* issue 14, hole 9: each connection counts once: 3 accepted (once
      * their header was read), 1 rejected */

@@ -68,23 +68,13 @@ static void start(const char *sandbox, const char *transform)
 static const char *ask(const char *line)
 {
     static char reply[600];
-    memset(reply, 0, sizeof reply);
     int fd = tcp_connect(morphd_proc_port(&proc, "s", "tcp", false), false);
     char msg[600];
     int n = snprintf(msg, sizeof msg, "%s\n", line);
     ck_assert_int_eq(send_all(fd, msg, (size_t)n), 0);
-    size_t got = 0;
-    while (got < sizeof reply - 1) {
-        if (recv_exact(fd, reply + got, 1, TIMEOUT_MS) != 1)
-            break;
-        if (reply[got] == '\n') {
-            reply[got] = '\0';
-            break;
-        }
-        got++;
-    }
+    const char *got = recv_line(fd, reply, sizeof reply, TIMEOUT_MS);
     close(fd);
-    return reply;
+    return got ? got : "";
 }
 
 #define ASK_EQ(line, expected)                                                 \
