@@ -481,6 +481,38 @@ START_TEST(refuses_symlinks_into_folders_others_can_write)
 }
 END_TEST
 
+/* A script keeps no code mapped, only its source and descriptor, so more
+ * versions of it may be loaded than of a .so (MORPHD_SCRIPT_VERSIONS_MAX
+ * against MORPHD_PLUGIN_VERSIONS_MAX); past that, loading says why and
+ * what to do, as for a .so. */
+START_TEST(script_versions_are_bounded_too)
+{
+    char dir[] = "/tmp/morph-script-vers-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    chmod(dir, 0755);
+    char path[96];
+    snprintf(path, sizeof path, "%s/v.lua", dir);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("return { transform = function(m) return m end }\n", f);
+    fclose(f);
+    morphd_plugin_t p;
+    char err[512];
+    ck_assert_int_eq(morphd_plugin_load_variant(dir, "v",
+                                                MORPHD_SCRIPT_VERSIONS_MAX - 1,
+                                                &p, err, sizeof err), 0);
+    ck_assert_ptr_nonnull(p.script);
+    morphd_plugin_unload(&p);
+    ck_assert_int_ne(morphd_plugin_load_variant(dir, "v",
+                                                MORPHD_SCRIPT_VERSIONS_MAX, &p,
+                                                err, sizeof err), 0);
+    ck_assert_msg(strstr(err, "loaded 1024 times since morphd started") &&
+                      strstr(err, "restart morphd"), "%s", err);
+    unlink(path);
+    rmdir(dir);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("loader");
@@ -506,6 +538,7 @@ static Suite *suite(void)
     tcase_add_test(tc, bad_plugin_option_is_a_config_error);
     tcase_add_test(tc, refuses_plugins_others_can_write);
     tcase_add_test(tc, plugin_dir_searches_its_folders_in_order);
+    tcase_add_test(tc, script_versions_are_bounded_too);
     suite_add_tcase(s, tc);
     return s;
 }
