@@ -24,7 +24,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 
 echo "== metadata"
 depends=$(dpkg-deb -f "$deb" Depends)
-for lib in libuv1 libicu72 libinih1 procps; do
+for lib in libuv1 libicu72 libinih1 liblua5.4-0 procps; do
     case "$depends" in *"$lib"*) ;; *) fail "Depends lacks $lib: $depends" ;; esac
 done
 dpkg-deb -I "$deb" conffiles | grep -qx /etc/morph/morphd.ini || fail "conffile"
@@ -38,8 +38,9 @@ for script in postinst prerm postrm; do
     dpkg-deb -I "$deb" "$script" | grep -q "deb-systemd-" || fail "no $script"
 done
 case "$depends" in *init-system-helpers*) ;; *) fail "Depends lacks init-system-helpers" ;; esac
-# the SDK needs the same morph, and libuv's headers for libmorph-testing
-[ "$(dpkg-deb -f "$devdeb" Depends)" = "morph (= $(dpkg-deb -f "$deb" Version)), libuv1-dev" ] \
+# the SDK needs the same morph, and libuv's and Lua's libraries for
+# libmorph-testing (it holds the engine, which runs Lua scripts)
+[ "$(dpkg-deb -f "$devdeb" Depends)" = "morph (= $(dpkg-deb -f "$deb" Version)), libuv1-dev, liblua5.4-dev" ] \
     || fail "morph-dev Depends: $(dpkg-deb -f "$devdeb" Depends)"
 
 echo "== lintian: no errors, no warnings"
