@@ -208,6 +208,7 @@ ct systemctl reload morphd || fail "reload with a Lua script"
 ct_until '[ "$(morph hello world)" = "!DLROW OLLEH" ]' \
     || { ct journalctl -u morphd --no-pager | tail; fail "the script does not serve: $(ct morph hello world)"; }
 ct cp /root/morphd.ini.before /etc/morph/morphd.ini
+ct rm -r /etc/morph/scripts # (the purge check below: what the package left)
 ct systemctl reload morphd || fail "reload without the script"
 ct_until '[ "$(morph hello world)" = "DLROW OLLEH" ]' || fail "not back to uppercase | reverse"
 
