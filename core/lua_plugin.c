@@ -154,15 +154,18 @@ static int raw_field(lua_State *L, int t, const char *key)
 }
 
 /* load() for scripts: text only (a binary chunk would bypass the
- * compiler's checks), in the sandbox unless given an environment. */
+ * compiler's checks), in the sandbox unless given an environment. An env
+ * not given stays not given (a nil one would leave the chunk without
+ * globals). */
 static int sandbox_load(lua_State *L)
 {
-    lua_settop(L, 4);
+    int n = lua_gettop(L) > 3 ? 4 : 3;
+    lua_settop(L, n);
     lua_pushliteral(L, "t");
     lua_replace(L, 3);
     lua_pushvalue(L, lua_upvalueindex(1));
     lua_insert(L, 1);
-    lua_call(L, 4, LUA_MULTRET);
+    lua_call(L, n, LUA_MULTRET);
     return lua_gettop(L);
 }
 

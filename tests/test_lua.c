@@ -393,7 +393,10 @@ START_TEST(the_sandbox_holds)
                "  end\n"
                "  r[#r + 1] = 'dump=' .. type(string.dump)\n"
                "  r[#r + 1] = 'bytecode=' .. type(load('\\27Lua\\84\\0'))\n"
-               "  r[#r + 1] = 'text=' .. load('return 6 * 7')()\n"
+               "  r[#r + 1] = 'text=' .. load('return (\"x\"):rep(6 * 7 // 21)')()\n"
+               "  r[#r + 1] = 'env=' .. load('return string.upper(\"a\")')()\n"
+               "  r[#r + 1] = 'ownenv=' .. tostring(load('return string', "
+               "'c', 't', {})())\n"
                "  r[#r + 1] = 'gc=' .. tostring((pcall(setmetatable, {},\n"
                "                                 {__gc = print})))\n"
                "  r[#r + 1] = 'utf8=' .. utf8.char(233)\n"
@@ -409,7 +412,8 @@ START_TEST(the_sandbox_holds)
                           "coroutine=nil os.execute=nil os.getenv=nil "
                           "os.remove=nil os.rename=nil os.exit=nil "
                           "os.tmpname=nil os.time=function os.clock=function "
-                          "dump=nil bytecode=nil text=42 gc=false "
+                          "dump=nil bytecode=nil text=xx env=A ownenv=nil "
+                          "gc=false "
                           "utf8=\xc3\xa9 morph=function\n");
     free(out);
     free(err);
