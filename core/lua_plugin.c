@@ -59,6 +59,8 @@ struct morphd_script {
     char *source;
     size_t source_len;
     int last_line;        /* where the script's `return` usually is */
+    char short_src[LUA_IDSIZE]; /* how Lua names it in messages: a long
+                                   path is cut to "...its end" */
     char *version;
     char *description;
     morph_option_decl_t *decls; /* the script's own, then budget and memory,
@@ -374,6 +376,18 @@ static int state_new(lua_instance_t *in, char *err, size_t err_size)
     return 0;
 }
 
+/* A message of Lua's about the script, into out, with the script's whole
+ * path where Lua wrote the cut-down one: messages start with FILE:LINE. */
+static void with_full_path(const morphd_script_t *s, const char *msg,
+                           char *out, size_t size)
+{
+    size_t n = strlen(s->short_src);
+    if (n > 0 && strncmp(msg, s->short_src, n) == 0 && msg[n] == ':')
+        snprintf(out, size, "%s%s", s->path, msg + n);
+    else
+        snprintf(out, size, "%s", msg);
+}
+
 /* Runs the script's source in the state; leaves what it returned on the
  * stack. Returns 0, or -1 with "FILE:LINE: ..." in err. */
 static int run_script(lua_instance_t *in, char *err, size_t err_size)
@@ -387,16 +401,21 @@ static int run_script(lua_instance_t *in, char *err, size_t err_size)
     if (rc == LUA_OK)
         rc = lua_pcall(L, 0, 1, 0);
     if (rc != LUA_OK) {
-        const char *why = lua_tostring(L, -1);
+        /* (a number would be converted in place, which allocates) */
+        const char *why = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
+                                                          : NULL;
+        char text[1024];
+        with_full_path(s, why ? why : "", text, sizeof text);
         if (rc == LUA_ERRMEM)
             snprintf(err, err_size, "%s:1: out of memory: over %s.memory "
                      "(%zu bytes) while running the script", s->path, s->name,
                      in->mem.cap);
-        else if (why != NULL && strncmp(why, s->path, strlen(s->path)) == 0)
-            snprintf(err, err_size, "%s", why);
+        else if (why != NULL && strncmp(text, s->path, strlen(s->path)) == 0)
+            snprintf(err, err_size, "%s", text);
         else /* an error object without a position */
             snprintf(err, err_size, "%s:1: %s", s->path,
-                     why ? why : "error object is not a string");
+                     why ? why : "the script raised an error that is not a "
+                                 "string");
         return -1;
     }
     if (!lua_istable(L, -1)) {
@@ -627,7 +646,7 @@ static void call_error(lua_instance_t *in, int rc, char *why, size_t size)
     }
     /* (a number would be converted in place, which allocates) */
     if (lua_type(L, -1) == LUA_TSTRING)
-        snprintf(why, size, "%s", lua_tostring(L, -1));
+        with_full_path(in->script, lua_tostring(L, -1), why, size);
     else
         snprintf(why, size, "%s: the script raised an error that is %s, not "
                  "a string", in->script->path, luaL_typename(L, -1));
@@ -1185,6 +1204,13 @@ int morphd_script_load(const char *file, const char *path, const char *name,
     char why[1024];
     if (state_new(&look, err, err_size) != 0)
         goto fail;
+    char chunk[4200];
+    snprintf(chunk, sizeof chunk, "@%s", path);
+    lua_Debug ar;
+    if (luaL_loadbufferx(look.L, "", 0, chunk, "t") == LUA_OK &&
+        lua_getinfo(look.L, ">S", &ar))
+        snprintf(s->short_src, sizeof s->short_src, "%s", ar.short_src);
+    lua_settop(look.L, 0);
     int rc = run_script(&look, err, err_size);
     why[0] = '\0';
     if (rc == 0) { /* reading it allocates: errors are possible */

@@ -242,6 +242,34 @@ START_TEST(runtime_errors_fail_only_that_message)
 }
 END_TEST
 
+/* Lua cuts a long path short in its messages ("...the end of it"); the
+ * bridge puts the whole path back, so that every message still starts
+ * with the script's FILE:LINE. */
+START_TEST(long_paths_keep_file_line)
+{
+    make_dir();
+    char deep[200];
+    snprintf(deep, sizeof deep, "%s/a-folder-name-long-enough-to-pass-"
+             "what-lua-keeps-of-a-chunk-name", dir);
+    ck_assert_int_eq(mkdir(deep, 0755), 0);
+    char path[300];
+    snprintf(path, sizeof path, "%s/deep.lua", deep);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("return { transform = function(m)\n  error('from deep') end }\n", f);
+    fclose(f);
+    char *out, *err;
+    size_t len;
+    const char *args[] = {"deep", NULL};
+    ck_assert_int_eq(pipe_run(deep, args, "x\n", 2, &out, &len, &err), 1);
+    char want[400];
+    snprintf(want, sizeof want, "line 1: plugin deep: %s:2: from deep", path);
+    ck_assert_msg(strstr(err, want), "%s", err);
+    free(out);
+    free(err);
+}
+END_TEST
+
 /* --- the budget and the memory cap --------------------------------------------- */
 
 static const char spinner[] =
@@ -741,6 +769,7 @@ int main(void)
     tcase_add_test(tc, scripts_and_shared_objects_chain);
     tcase_add_test(tc, script_errors_are_config_errors_at_file_line);
     tcase_add_test(tc, runtime_errors_fail_only_that_message);
+    tcase_add_test(tc, long_paths_keep_file_line);
     tcase_add_test(tc, budget_and_memory_cap_fail_the_message_not_the_process);
     tcase_add_test(tc, a_looping_message_leaves_the_worker_serving);
     tcase_add_test(tc, hostile_scripts_never_crash_the_process);
