@@ -25,7 +25,7 @@ static void pipe_usage(FILE *out)
             "\n"
             "Applies CHAIN (plugin names separated by ',' or '|', e.g.\n"
             "uppercase,reverse) to standard input and writes the result to\n"
-            "standard output.\n"
+            "standard output. A plugin is NAME.so, or a Lua script NAME.lua.\n"
             "\n"
             "  -d, --plugin-dir DIRS  where the plugins are: folders separated by\n"
             "                         spaces, searched in order (default: %s)\n"

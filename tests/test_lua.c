@@ -391,6 +391,23 @@ START_TEST(hostile_scripts_never_crash_the_process)
     free(out);
     free(err);
 
+    /* a script file past MORPHD_SCRIPT_MAX_BYTES (4 MiB) is not read */
+    char big[160];
+    snprintf(big, sizeof big, "%s/big.lua", dir);
+    FILE *f = fopen(big, "w");
+    ck_assert_ptr_nonnull(f);
+    for (int i = 0; i < 4 * 1024; i++)
+        fprintf(f, "%01023d\n", 0);
+    fputs("return { transform = function(m) return m end }\n", f);
+    fclose(f);
+    const char *bigargs[] = {"big", NULL};
+    ck_assert_int_eq(pipe_run(dir, bigargs, "x\n", 2, &out, &len, &err), 78);
+    ck_assert_msg(strstr(err, "big.lua:1: the script is ") &&
+                      strstr(err, "scripts are 4194304 bytes at most"), "%s",
+                  err);
+    free(out);
+    free(err);
+
     const char *plain[] = {"fill", NULL};
     ck_assert_int_eq(pipe_run(dir, plain, "table\nok\n", 9, &out, &len, &err), 1);
     ck_assert_str_eq(out, "ok\n");
