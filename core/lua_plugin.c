@@ -262,6 +262,43 @@ static int morph_peer_fn(lua_State *L)
     return 3;
 }
 
+/* morph.conn_info(): what the ABI's conn_info tells of the connection
+ * whose message is being transformed, as a table (nil outside a call). */
+static int morph_conn_info_fn(lua_State *L)
+{
+    lua_instance_t *in = instance_of(L);
+    morph_conn_info_t info = {.struct_size = sizeof info};
+    if (in->host == NULL || in->conn == NULL ||
+        in->host->conn_info(in->host, in->conn, &info) != MORPH_OK) {
+        lua_pushnil(L);
+        return 1;
+    }
+    lua_createtable(L, 0, 11);
+    lua_pushstring(L, info.transport);
+    lua_setfield(L, -2, "transport");
+    lua_pushstring(L, info.service);
+    lua_setfield(L, -2, "service");
+    lua_pushinteger(L, info.worker);
+    lua_setfield(L, -2, "worker");
+    lua_pushstring(L, info.peer_address);
+    lua_setfield(L, -2, "peer_address");
+    lua_pushinteger(L, info.peer_port);
+    lua_setfield(L, -2, "peer_port");
+    lua_pushstring(L, info.local_address);
+    lua_setfield(L, -2, "local_address");
+    lua_pushinteger(L, info.local_port);
+    lua_setfield(L, -2, "local_port");
+    lua_pushstring(L, info.path);
+    lua_setfield(L, -2, "path");
+    lua_pushinteger(L, info.peer_uid);
+    lua_setfield(L, -2, "peer_uid");
+    lua_pushinteger(L, info.peer_gid);
+    lua_setfield(L, -2, "peer_gid");
+    lua_pushinteger(L, info.peer_pid);
+    lua_setfield(L, -2, "peer_pid");
+    return 1;
+}
+
 /* morph.defer(ms, fn): what transform returns to answer later. After
  * `ms` milliseconds fn() is called, under the budget, and what it returns
  * is the reply (or nil, "reason": the message fails). Meanwhile the
@@ -346,6 +383,8 @@ static int open_sandbox(lua_State *L)
     lua_setfield(L, -2, "peer");
     lua_pushcfunction(L, morph_defer_fn);
     lua_setfield(L, -2, "defer");
+    lua_pushcfunction(L, morph_conn_info_fn);
+    lua_setfield(L, -2, "conn_info");
     lua_setfield(L, -2, "morph");
     lua_pop(L, 1);
     lua_newtable(L);

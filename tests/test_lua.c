@@ -469,17 +469,36 @@ END_TEST
 
 /* examples/lua/counter.lua in morphd: `conn` lives as long as the TCP
  * connection (a fresh one per datagram), a local of the script is shared
- * by the connections of a worker, and morph.count feeds `morph stats`. */
+ * by the connections of a worker, and morph.count feeds `morph stats`;
+ * morph.conn_info() and morph.peer() describe the connection. */
 START_TEST(connection_tables_and_worker_state)
 {
     make_dir();
     put_example("counter");
+    put_script("whoami",
+               "return { transform = function(m)\n"
+               "  local i = morph.conn_info()\n"
+               "  local a, p, t = morph.peer()\n"
+               "  return table.concat({i.transport, i.service, i.worker,\n"
+               "    i.peer_address, tostring(i.peer_port == p), t,\n"
+               "    i.local_address, tostring(i.local_port > 0),\n"
+               "    i.peer_pid}, ' ')\n"
+               "end }\n");
     char admin[108];
     morphd_proc_serve(&proc, dir, "workers = 1\n",
                       "[service c]\nlisten = tcp://127.0.0.1:0 "
                       "udp://127.0.0.1:0\ntransform = counter\n"
+                      "framing = line\n\n[service who]\n"
+                      "listen = tcp://127.0.0.1:0\ntransform = whoami\n"
                       "framing = line\n",
                       admin, sizeof admin);
+    int who = tcp_connect(morphd_proc_need_port(&proc, "who", "tcp", false),
+                          false);
+    char line[128];
+    ck_assert_int_eq(send_all(who, "?\n", 2), 0);
+    ck_assert_str_eq(recv_line(who, line, sizeof line, TIMEOUT_MS),
+                     "tcp who 0 127.0.0.1 true tcp 127.0.0.1 true -1");
+    close(who);
     int port = morphd_proc_need_port(&proc, "c", "tcp", false);
     int a = tcp_connect(port, false);
     int b = tcp_connect(port, false);
