@@ -533,7 +533,15 @@ static int make_slots(lua_State *L)
     lua_createtable(L, 0, (int)s->n_own);
     for (size_t i = 0; i < s->n_own; i++) {
         const char *name = s->decls[i].name;
-        push_option(L, s->kinds[i], morph_option_get(x->opts, x->n_opts, name));
+        const char *value = morph_option_get(x->opts, x->n_opts, name);
+        char *end = NULL;
+        if (s->kinds[i] == OPT_NUMBER && value != NULL &&
+            (strtod(value, &end), end == value || *end != '\0')) {
+            snprintf(x->err, x->err_size, "%s.%s: '%s' is not a number",
+                     s->name, name, value);
+            return 0;
+        }
+        push_option(L, s->kinds[i], value);
         lua_setfield(L, -2, name);
     }
     raw_field(L, 2, "open");
@@ -983,6 +991,17 @@ static int read_options(lua_State *L, int t, morphd_script_t *s, char *err,
     if (type == LUA_TTABLE &&
         (n = table_keys(L, s, "options", &keys, err, err_size)) < 0)
         return -1;
+    /* help = { key = "what it does" }: shown by --help-config and
+     * `morph plugin info` */
+    int help_type = raw_field(L, t, "help");
+    lua_insert(L, -2); /* (help, options) */
+    if (help_type != LUA_TNIL && help_type != LUA_TTABLE) {
+        snprintf(err, err_size, "%s:%d: help is %s; it must be a table: help "
+                 "= { key = \"what the option does\", ... }", s->path,
+                 s->last_line, lua_typename(L, help_type));
+        free(keys);
+        return -1;
+    }
     s->decls = calloc((size_t)n + 3, sizeof *s->decls);
     s->kinds = calloc((size_t)n + 1, sizeof *s->kinds);
     if (s->decls == NULL || s->kinds == NULL) {
@@ -999,10 +1018,18 @@ static int read_options(lua_State *L, int t, morphd_script_t *s, char *err,
             free(keys);
             return -1;
         }
-        raw_field(L, -1, k);
         morph_option_decl_t *d = &s->decls[i];
         *d = (morph_option_decl_t)MORPH_OPTION_STRING(k, NULL,
                                                       "an option of the script");
+        if (help_type == LUA_TTABLE && raw_field(L, -2, k) == LUA_TSTRING &&
+            (d->help = keep(s, lua_tostring(L, -1))) == NULL) {
+            free(keys);
+            snprintf(err, err_size, "out of memory");
+            return -1;
+        }
+        if (help_type == LUA_TTABLE)
+            lua_pop(L, 1);
+        raw_field(L, -1, k);
         char text[64];
         const char *def = NULL;
         switch (lua_type(L, -1)) {
@@ -1044,7 +1071,7 @@ static int read_options(lua_State *L, int t, morphd_script_t *s, char *err,
         lua_pop(L, 1);
     }
     free(keys);
-    lua_pop(L, 1);
+    lua_pop(L, 2); /* options, help */
     s->n_own = (size_t)n;
     char budget[32];
     snprintf(budget, sizeof budget, "%d", MORPHD_SCRIPT_BUDGET_DEFAULT);

@@ -554,6 +554,12 @@ START_TEST(options_are_declared_by_the_script)
     free(out);
     free(err);
 
+    const char *nan[] = {"-o", "opts.ratio=half", "opts", NULL};
+    ck_assert_int_eq(pipe_run(dir, nan, "ab\n", 3, &out, &len, &err), 78);
+    ck_assert_msg(strstr(err, "opts.ratio: 'half' is not a number"), "%s", err);
+    free(out);
+    free(err);
+
     char ini[512];
     snprintf(ini, sizeof ini, "[morphd]\nplugin_dir = %s\nallow_root = yes\n"
              "[service s]\nlisten = tcp://127.0.0.1:0\ntransform = opts\n"
@@ -699,6 +705,7 @@ START_TEST(plugin_info_shows_a_script)
     ck_assert_msg(strstr(out, "version      1.0") &&
                       strstr(out, "description  masks every digit") &&
                       strstr(out, "redact.mask ") && strstr(out, "default: #") &&
+                      strstr(out, "the text each digit is replaced with") &&
                       strstr(out, "redact.budget ") &&
                       strstr(out, "redact.memory "), "%s", out);
     free(out);

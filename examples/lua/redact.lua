@@ -9,6 +9,7 @@ return {
     description = "masks every digit",
     chunk_safe = true, -- each byte is masked on its own: chunks are fine
     options = { mask = "#" },
+    help = { mask = "the text each digit is replaced with" },
 
     transform = function(message, conn, options)
         -- in a gsub replacement "%" is special: double it
