@@ -9,15 +9,18 @@
  * `morphd -t` accepts is what serves.
  *
  * The instance's stack holds, for its whole life, the functions and the
- * options table at fixed slots (SLOT_*): a call pushes the function, the
- * message, the connection's table and the options, and pops what it
- * returned.
+ * options table at fixed slots (SLOT_*). Every step that can raise a Lua
+ * error -- it allocates, runs script code or may meet the budget -- runs
+ * under lua_pcall, inside a C function given what it needs
+ * (call_protected, make_slots, read_protected): an error outside one
+ * would end in Lua's panic, which aborts the process. Outside them the
+ * bridge only pushes a few values into the stack's reserved room and
+ * reads what came back.
  */
 #include "lua_plugin.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
