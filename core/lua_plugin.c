@@ -436,6 +436,11 @@ static int run_script(lua_instance_t *in, char *err, size_t err_size)
 {
     const morphd_script_t *s = in->script;
     lua_State *L = in->L;
+    if (s->source == NULL) { /* (find_or_load never hands one out) */
+        snprintf(err, err_size, "%s:1: a newer version of the script was "
+                 "loaded since", s->path);
+        return -1;
+    }
     char chunk[4200];
     snprintf(chunk, sizeof chunk, "@%s", s->path);
     arm_budget(in);
@@ -1236,6 +1241,13 @@ static int read_source(morphd_script_t *s, const char *file, char *err,
         if (s->source[i] == '\n' && i + 1 < got)
             s->last_line++;
     return 0;
+}
+
+void morphd_script_release_source(morphd_script_t *s)
+{
+    free(s->source);
+    s->source = NULL;
+    s->source_len = 0;
 }
 
 void morphd_script_free(morphd_script_t *s)

@@ -46,6 +46,12 @@ bool morphd_script_path(const char *path);
 int morphd_script_load(const char *file, const char *path, const char *name,
                        struct morphd_plugin *p, char *err, size_t err_size);
 
+/* Frees the script's source, once a newer version of it is loaded: only
+ * create() reads it, and no new instance is made of a superseded version
+ * (its descriptor stays, for the instances that serve on). Up to
+ * MORPHD_SCRIPT_MAX_BYTES per reload would otherwise stay for good. */
+void morphd_script_release_source(morphd_script_t *s);
+
 /* Frees what morphd_script_load made. */
 void morphd_script_free(morphd_script_t *s);
 

@@ -75,8 +75,9 @@ int morphd_plugin_load_variant(const char *dirs, const char *name,
  * state), so each replaced file that a reload loads stays mapped. Past
  * this, a reload that would load another one fails and says to restart. */
 #define MORPHD_PLUGIN_VERSIONS_MAX 64
-/* Versions of one script: each keeps its source and descriptor (no code is
- * mapped), so more of them are allowed. */
+/* Versions of one script: an old one keeps only its descriptor (no code
+ * is mapped, and its source is freed once a newer one loads), so more of
+ * them are allowed. */
 #define MORPHD_SCRIPT_VERSIONS_MAX 1024
 
 /* Whether the plugin's file is no longer the one that was loaded. */

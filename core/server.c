@@ -20,6 +20,7 @@
 #include "admin.h"
 #include "watchdog.h"
 #include "log.h"
+#include "lua_plugin.h"
 #include "notify.h"
 #include "options.h"
 #include "plugin_path.h"
@@ -78,6 +79,12 @@ static morphd_plugin_t *find_or_load(morphd_server_t *s, const char *dirs,
         free(p);
         return NULL;
     }
+    /* the older versions of a script make no new instances: their
+     * source can go (a .so stays mapped whatever is done) */
+    for (size_t i = 0; p->script != NULL && i < s->n_plugins; i++)
+        if (s->plugins[i]->script != NULL &&
+            strcmp(s->plugins[i]->name, name) == 0)
+            morphd_script_release_source(s->plugins[i]->script);
     s->plugins[s->n_plugins++] = p;
     morphd_log(MORPH_LOG_INFO, "plugin %s %s loaded from %s", p->name,
                p->desc->version ? p->desc->version : "?", p->path);
