@@ -247,58 +247,67 @@ static int morph_count_fn(lua_State *L)
     return 0;
 }
 
-/* morph.peer(): the address and port of the client whose message is being
- * transformed ("" and 0 when it has none, as over unix://), or nil
- * outside a call. */
-static int morph_peer_fn(lua_State *L)
+/* What the ABI's conn_info tells of the connection whose message is
+ * being transformed; false outside a call. */
+static bool current_conn(lua_State *L, morph_conn_info_t *info)
 {
     lua_instance_t *in = instance_of(L);
-    morph_conn_info_t info = {.struct_size = sizeof info};
-    if (in->host == NULL || in->conn == NULL ||
-        in->host->conn_info(in->host, in->conn, &info) != MORPH_OK) {
+    *info = (morph_conn_info_t){.struct_size = sizeof *info};
+    return in->host != NULL && in->conn != NULL &&
+           in->host->conn_info(in->host, in->conn, info) == MORPH_OK;
+}
+
+/* morph.peer(): the address, port and transport of the client whose
+ * message is being transformed ("" and 0 when it has none, as over
+ * unix://), or nil outside a call. */
+static int morph_peer_fn(lua_State *L)
+{
+    morph_conn_info_t info;
+    if (!current_conn(L, &info)) {
         lua_pushnil(L);
         return 1;
     }
     lua_pushstring(L, info.peer_address);
     lua_pushinteger(L, info.peer_port);
-    lua_pushstring(L, info.transport);
+    lua_pushstring(L, info.transport ? info.transport : "");
     return 3;
 }
 
-/* morph.conn_info(): what the ABI's conn_info tells of the connection
- * whose message is being transformed, as a table (nil outside a call). */
+/* morph.conn_info(): the same, and the rest of what morph knows of the
+ * connection, as a table (nil outside a call). */
 static int morph_conn_info_fn(lua_State *L)
 {
-    lua_instance_t *in = instance_of(L);
-    morph_conn_info_t info = {.struct_size = sizeof info};
-    if (in->host == NULL || in->conn == NULL ||
-        in->host->conn_info(in->host, in->conn, &info) != MORPH_OK) {
+    morph_conn_info_t info;
+    if (!current_conn(L, &info)) {
         lua_pushnil(L);
         return 1;
     }
-    lua_createtable(L, 0, 11);
-    lua_pushstring(L, info.transport);
-    lua_setfield(L, -2, "transport");
-    lua_pushstring(L, info.service);
-    lua_setfield(L, -2, "service");
-    lua_pushinteger(L, info.worker);
-    lua_setfield(L, -2, "worker");
-    lua_pushstring(L, info.peer_address);
-    lua_setfield(L, -2, "peer_address");
-    lua_pushinteger(L, info.peer_port);
-    lua_setfield(L, -2, "peer_port");
-    lua_pushstring(L, info.local_address);
-    lua_setfield(L, -2, "local_address");
-    lua_pushinteger(L, info.local_port);
-    lua_setfield(L, -2, "local_port");
-    lua_pushstring(L, info.path);
-    lua_setfield(L, -2, "path");
-    lua_pushinteger(L, info.peer_uid);
-    lua_setfield(L, -2, "peer_uid");
-    lua_pushinteger(L, info.peer_gid);
-    lua_setfield(L, -2, "peer_gid");
-    lua_pushinteger(L, info.peer_pid);
-    lua_setfield(L, -2, "peer_pid");
+    const struct {
+        const char *key;
+        const char *text; /* or, when NULL, */
+        lua_Integer number;
+    } fields[] = {
+        {"transport", info.transport ? info.transport : "", 0},
+        {"service", info.service ? info.service : "", 0},
+        {"worker", NULL, info.worker},
+        {"peer_address", info.peer_address, 0},
+        {"peer_port", NULL, info.peer_port},
+        {"local_address", info.local_address, 0},
+        {"local_port", NULL, info.local_port},
+        {"path", info.path, 0},
+        {"peer_uid", NULL, info.peer_uid},
+        {"peer_gid", NULL, info.peer_gid},
+        {"peer_pid", NULL, info.peer_pid},
+    };
+    size_t n = sizeof fields / sizeof *fields;
+    lua_createtable(L, 0, (int)n);
+    for (size_t i = 0; i < n; i++) {
+        if (fields[i].text != NULL)
+            lua_pushstring(L, fields[i].text);
+        else
+            lua_pushinteger(L, fields[i].number);
+        lua_setfield(L, -2, fields[i].key);
+    }
     return 1;
 }
 
