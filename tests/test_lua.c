@@ -579,6 +579,43 @@ START_TEST(options_are_declared_by_the_script)
 }
 END_TEST
 
+/* open(conn) returning false refuses the connection: it is closed
+ * unanswered and logged, and the next one (open returns nothing: fine)
+ * is served; close(conn) runs when a connection ends. */
+START_TEST(open_can_refuse_a_connection)
+{
+    make_dir();
+    put_script("gate",
+               "local n = 0\n"
+               "return {\n"
+               "  open = function(conn) n = n + 1; conn.n = n\n"
+               "    if n == 1 then return false end end,\n"
+               "  close = function(conn) morph.log('info', 'closed ' .. conn.n) end,\n"
+               "  transform = function(m, conn) return conn.n .. m end,\n"
+               "}\n");
+    char admin[108];
+    morphd_proc_serve(&proc, dir, "workers = 1\n",
+                      "[service g]\nlisten = tcp://127.0.0.1:0\n"
+                      "transform = gate\nframing = line\n", admin, sizeof admin);
+    int port = morphd_proc_need_port(&proc, "g", "tcp", false);
+    int first = tcp_connect(port, false);
+    char buf[16] = "";
+    send_all(first, "a\n", 2); /* may fail: the connection is refused */
+    ck_assert_uint_eq(recv_until_close(first, buf, sizeof buf, TIMEOUT_MS), 0);
+    close(first);
+    int second = tcp_connect(port, false);
+    ck_assert_int_eq(send_all(second, "b\n", 2), 0);
+    ck_assert_str_eq(recv_line(second, buf, sizeof buf, TIMEOUT_MS), "2b");
+    close(second);
+    ck_assert_int_ge(morphd_proc_log_count(&proc, "open() returned false: the "
+                                                  "connection is refused"), 1);
+    for (int i = 0; i < 100 && morphd_proc_log_count(&proc, "closed 2") == 0; i++)
+        usleep(20 * 1000);
+    ck_assert_int_eq(morphd_proc_log_count(&proc, "plugin gate: closed 2"), 1);
+    morphd_proc_finish(&proc);
+}
+END_TEST
+
 /* --- answering later -------------------------------------------------------- */
 
 /* `return morph.defer(ms, fn)` answers later: other clients are served
@@ -858,6 +895,7 @@ int main(void)
     tcase_add_test(tc, the_sandbox_holds);
     tcase_add_test(tc, connection_tables_and_worker_state);
     tcase_add_test(tc, options_are_declared_by_the_script);
+    tcase_add_test(tc, open_can_refuse_a_connection);
     tcase_add_test(tc, morph_defer_answers_later);
     tcase_add_test(tc, scripts_on_the_plugin_search_path);
     tcase_add_test(tc, a_script_others_can_write_is_refused);
