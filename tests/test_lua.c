@@ -632,7 +632,7 @@ START_TEST(morph_defer_answers_later)
                "  if m == 'no' then\n"
                "    return morph.defer(10, function() return nil, 'later: no' end)\n"
                "  end\n"
-               "  return morph.defer(300, function() return m:upper() end)\n"
+               "  return morph.defer(1000, function() return m:upper() end)\n"
                "end }\n");
     char admin[108];
     morphd_proc_serve(&proc, dir, "workers = 1\n",
