@@ -760,6 +760,39 @@ static void script_conn_close(void *instance, void *conn)
     luaL_unref(in->L, LUA_REGISTRYINDEX, ref);
 }
 
+/* What a call that gives the reply left (`rc`, and its two results):
+ * the reply appended to `out` (true), or why the message fails, into
+ * why[] (false). `what` names the function in messages. The stack is back
+ * to its slots either way. Both transform and a deferred function end
+ * here. */
+static bool take_reply(lua_instance_t *in, int rc, morph_out_t *out,
+                       const char *what, char *why, size_t size)
+{
+    lua_State *L = in->L;
+    if (rc != LUA_OK) {
+        call_error(in, rc, why, size);
+        return false;
+    }
+    bool ok = false;
+    if (lua_type(L, -2) == LUA_TSTRING) {
+        size_t len;
+        const char *reply = lua_tolstring(L, -2, &len);
+        ok = morph_out_append(out, reply, len) == MORPH_OK;
+        if (!ok)
+            snprintf(why, size, "the reply is over the service's output "
+                     "limit");
+    } else if (lua_isnil(L, -2) && lua_type(L, -1) == LUA_TSTRING) {
+        snprintf(why, size, "%s", lua_tostring(L, -1));
+    } else if (lua_isnil(L, -2)) {
+        snprintf(why, size, "%s returned nil", what);
+    } else {
+        snprintf(why, size, "%s returned %s, not a string", what,
+                 luaL_typename(L, -2));
+    }
+    lua_settop(L, SLOTS);
+    return ok;
+}
+
 /* A message a script answers later: its function, and the timer. */
 typedef struct {
     lua_instance_t *in;
@@ -799,29 +832,11 @@ static void on_deferred(void *arg)
     in->conn = NULL;
     deferred_free(d);
     char why[512];
-    if (rc != LUA_OK) {
-        call_error(in, rc, why, sizeof why);
-        p->fail(p, why);
-        return;
-    }
-    if (lua_type(L, -2) == LUA_TSTRING) {
-        size_t len;
-        const char *reply = lua_tolstring(L, -2, &len);
-        rc = morph_out_append(p->out, reply, len);
-        lua_settop(L, SLOTS);
-        if (rc == MORPH_OK)
-            p->done(p);
-        else
-            p->fail(p, "the reply is over the service's output limit");
-        return;
-    }
-    if (lua_isnil(L, -2) && lua_type(L, -1) == LUA_TSTRING)
-        snprintf(why, sizeof why, "%s", lua_tostring(L, -1));
+    if (take_reply(in, rc, p->out, "the function given to morph.defer", why,
+                   sizeof why))
+        p->done(p);
     else
-        snprintf(why, sizeof why, "the function given to morph.defer "
-                 "returned %s, not a string", luaL_typename(L, -2));
-    lua_settop(L, SLOTS);
-    p->fail(p, why);
+        p->fail(p, why);
 }
 
 /* transform returned morph.defer(ms, fn) */
@@ -869,33 +884,14 @@ static int script_transform(void *instance, void *conn, const morph_msg_t *msg,
     in->conn = NULL;
     if (conn == NULL && x.ref != 0) /* made now; conn_close unreferences it */
         *msg->state = (void *)(intptr_t)x.ref;
-    char why[512];
-    if (rc != LUA_OK) {
-        call_error(in, rc, why, sizeof why);
-        return morph_out_fail(out, why);
-    }
-    if (x.defer_fn != 0) {
+    if (rc == LUA_OK && x.defer_fn != 0) {
         lua_settop(L, SLOTS);
         return defer_reply(in, out, x.defer_fn, x.defer_ms);
     }
-    if (lua_type(L, -2) == LUA_TSTRING) {
-        size_t len;
-        const char *reply = lua_tolstring(L, -2, &len);
-        rc = morph_out_append(out, reply, len);
-        lua_settop(L, SLOTS);
-        return rc == MORPH_OK ? MORPH_OK
-                              : morph_out_fail(out, "the reply is over the "
-                                               "service's output limit");
-    }
-    if (lua_isnil(L, -2) && lua_type(L, -1) == LUA_TSTRING)
-        snprintf(why, sizeof why, "%s", lua_tostring(L, -1));
-    else if (lua_isnil(L, -2))
-        snprintf(why, sizeof why, "transform returned nil");
-    else
-        snprintf(why, sizeof why, "transform returned %s, not a string",
-                 luaL_typename(L, -2));
-    lua_settop(L, SLOTS);
-    return morph_out_fail(out, why);
+    char why[512];
+    return take_reply(in, rc, out, "transform", why, sizeof why)
+               ? MORPH_OK
+               : morph_out_fail(out, why);
 }
 
 /* --- loading: what the script returns, checked ------------------------------ */
