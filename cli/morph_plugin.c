@@ -14,7 +14,6 @@
 #include "morph_cli.h"
 #include "options.h"
 #include "paths.h"
-#include "lua_plugin.h"
 #include "plugin_loader.h"
 #include "plugin_path.h"
 
@@ -108,10 +107,8 @@ int morph_plugin_main(int argc, char **argv)
     }
     const char *what = argv[optind];
     char *path = NULL;
-    size_t len = strlen(what);
     bool is_file = strchr(what, '/') != NULL ||
-                   (len > 3 && strcmp(what + len - 3, ".so") == 0) ||
-                   morphd_script_path(what);
+                   morphd_plugin_file_stem(what) > 0;
     char err[1024];
     if (is_file) {
         path = strdup(what);

@@ -20,7 +20,6 @@
 #include "config.h"
 #include "exit_codes.h"
 #include "log.h"
-#include "lua_plugin.h"
 #include "paths.h"
 #include "plugin_loader.h"
 #include "plugin_path.h"
@@ -196,10 +195,7 @@ static int list_folder(const char *folder, void *arg)
         return 0;
     }
     for (struct dirent *e; (e = readdir(d)) != NULL;) {
-        size_t len = strlen(e->d_name);
-        size_t stem = len > 3 && strcmp(e->d_name + len - 3, ".so") == 0 ? len - 3
-                      : morphd_script_path(e->d_name)                      ? len - 4
-                                                                           : 0;
+        size_t stem = morphd_plugin_file_stem(e->d_name);
         if (stem == 0)
             continue;
         /* the first folder's NAME.so or NAME.lua is plugin NAME (both in

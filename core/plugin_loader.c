@@ -122,18 +122,15 @@ int morphd_plugin_inspect(const char *path, morphd_plugin_t *p, char *err,
 {
     const char *slash = strrchr(path, '/');
     const char *base = slash ? slash + 1 : path;
-    size_t blen = strlen(base);
-    size_t ext = blen > 3 && strcmp(base + blen - 3, ".so") == 0 ? 3
-                 : morphd_script_path(base)                       ? 4
-                                                                  : 0;
-    if (ext == 0) {
+    size_t stem = morphd_plugin_file_stem(base);
+    if (stem == 0) {
         memset(p, 0, sizeof *p);
         snprintf(err, err_size, "%s: a plugin file is named NAME.so or "
                  "NAME.lua", path);
         return -1;
     }
     char *dir = slash ? strndup(path, (size_t)(slash - path)) : strdup(".");
-    char *name = strndup(base, blen - ext);
+    char *name = strndup(base, stem);
     int rc = -1;
     if (dir == NULL || name == NULL) {
         memset(p, 0, sizeof *p);

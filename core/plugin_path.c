@@ -31,6 +31,18 @@ int morphd_plugin_path_each(const char *dirs,
     return 0;
 }
 
+size_t morphd_plugin_file_stem(const char *file)
+{
+    static const char *const exts[] = {".so", ".lua"};
+    size_t len = strlen(file);
+    for (size_t i = 0; i < 2; i++) {
+        size_t n = strlen(exts[i]);
+        if (len > n && strcmp(file + len - n, exts[i]) == 0)
+            return len - n;
+    }
+    return 0;
+}
+
 typedef struct {
     const char *name;
     char *found;  /* the first folder's NAME.so or NAME.lua that exists */

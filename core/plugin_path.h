@@ -19,6 +19,10 @@
 int morphd_plugin_path_find(const char *dirs, const char *name, char **path,
                             char *err, size_t err_size);
 
+/* The length of NAME in a plugin file's name, NAME.so or NAME.lua (a
+ * script); 0 for a name that is neither. */
+size_t morphd_plugin_file_stem(const char *file);
+
 /* Calls fn(folder, arg) for each folder of `dirs`, in order, with the
  * folder as a NUL-terminated string; stops when fn returns non-zero and
  * returns that. */
