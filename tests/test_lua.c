@@ -57,8 +57,21 @@ static void put_example(const char *name)
     put_script(name, text);
 }
 
+/* What the last command run here printed (its standard output, of
+ * out_len bytes, and its standard error; for morphd -t, both in out),
+ * kept until the next command or the end of the test. */
+static char *out, *err;
+static size_t out_len;
+
+static void forget_output(void)
+{
+    out = err = NULL;
+    out_len = 0;
+}
+
 static void teardown(void)
 {
+    forget_output();
     if (proc.pid > 0)
         morphd_proc_stop(&proc);
     if (proc.dir[0])
@@ -74,14 +87,15 @@ static void teardown(void)
 
 /* `morph pipe -d DIRS [args] CHAIN` on `input`; the exit status. */
 static int pipe_run(const char *dirs, const char *const *args, const void *in,
-                    size_t in_len, char **out, size_t *out_len, char **err)
+                    size_t in_len)
 {
     const char *argv[16] = {MORPH_BIN, "pipe", "-d", dirs};
     int n = 4;
     for (; *args; args++)
         argv[n++] = *args;
     argv[n] = NULL;
-    return run_program(argv, in, in_len, out, out_len, err);
+    forget_output();
+    return run_program(argv, in, in_len, &out, &out_len, &err);
 }
 
 static const char identity[] =
@@ -101,24 +115,18 @@ START_TEST(messages_are_the_exact_bytes)
     unsigned char in[4096];
     for (size_t i = 0; i < sizeof in; i++)
         in[i] = (unsigned char)(i * 131 + (i >> 7));
-    char *out, *err;
-    size_t len;
     const char *args[] = {"--stream", "same", NULL};
-    ck_assert_int_eq(pipe_run(dir, args, in, sizeof in, &out, &len, &err), 0);
-    ck_assert_uint_eq(len, sizeof in);
+    ck_assert_int_eq(pipe_run(dir, args, in, sizeof in), 0);
+    ck_assert_uint_eq(out_len, sizeof in);
     ck_assert(memcmp(out, in, sizeof in) == 0);
-    free(out);
-    free(err);
 
     put_script("up", "return { transform = function(m) return m:upper() end }\n");
     const char *up[] = {"up", NULL};
     const char line[] = "caf\xc3\xa9 \0 \xff x\n";
-    ck_assert_int_eq(pipe_run(dir, up, line, sizeof line - 1, &out, &len, &err),
+    ck_assert_int_eq(pipe_run(dir, up, line, sizeof line - 1),
                      0);
-    ck_assert_uint_eq(len, sizeof line - 1);
-    ck_assert(memcmp(out, "CAF\xc3\xa9 \0 \xff X\n", len) == 0);
-    free(out);
-    free(err);
+    ck_assert_uint_eq(out_len, sizeof line - 1);
+    ck_assert(memcmp(out, "CAF\xc3\xa9 \0 \xff X\n", out_len) == 0);
 }
 END_TEST
 
@@ -129,20 +137,16 @@ START_TEST(scripts_and_shared_objects_chain)
     put_script("tag", "return { transform = function(m) return '<' .. m .. '>' end }\n");
     char dirs[256];
     snprintf(dirs, sizeof dirs, "%s %s", dir, PLUGIN_DIR);
-    char *out, *err;
-    size_t len;
     const char *args[] = {"uppercase,tag,reverse", NULL};
-    ck_assert_int_eq(pipe_run(dirs, args, "abc\n", 4, &out, &len, &err), 0);
+    ck_assert_int_eq(pipe_run(dirs, args, "abc\n", 4), 0);
     ck_assert_str_eq(out, ">CBA<\n");
-    free(out);
-    free(err);
 }
 END_TEST
 
 /* --- errors ----------------------------------------------------------------- */
 
 /* What `morphd -t` says about the INI file naming `plugin` in `dir`. */
-static int check_config(const char *plugin, char **output)
+static int check_config(const char *plugin)
 {
     char ini[512];
     snprintf(ini, sizeof ini, "[morphd]\nplugin_dir = %s\nallow_root = yes\n"
@@ -150,7 +154,8 @@ static int check_config(const char *plugin, char **output)
              "framing = line\n", dir, plugin);
     char *path = write_temp_file(ini);
     const char *args[] = {"-t", "-c", path, NULL};
-    int rc = run_morphd(args, output);
+    forget_output();
+    int rc = run_morphd(args, &out);
     unlink(path);
     free(path);
     return rc;
@@ -175,39 +180,32 @@ static void expect_script_error(const char *output, const char *script,
 START_TEST(script_errors_are_config_errors_at_file_line)
 {
     make_dir();
-    char *out;
     put_script("syntax", "return {\n  transform = function(m) return m end\n"
                          "  oops = 1,\n}\n");
-    ck_assert_int_eq(check_config("syntax", &out), 78);
+    ck_assert_int_eq(check_config("syntax"), 78);
     expect_script_error(out, "syntax", 3, "'}' expected");
     ck_assert_msg(strstr(out, "(plugin 'syntax' of service 's', "), "%s", out);
-    free(out);
 
     put_script("notransform", "local t = {}\n\nreturn { transfrom = t }\n");
-    ck_assert_int_eq(check_config("notransform", &out), 78);
+    ck_assert_int_eq(check_config("notransform"), 78);
     expect_script_error(out, "notransform", 3, "has no transform function");
-    free(out);
 
     put_script("number", "return 42\n");
-    ck_assert_int_eq(check_config("number", &out), 78);
+    ck_assert_int_eq(check_config("number"), 78);
     expect_script_error(out, "number", 1, "the script returned number");
-    free(out);
 
     put_script("throws", "local x = nil\nlocal y = x.field\nreturn {}\n");
-    ck_assert_int_eq(check_config("throws", &out), 78);
+    ck_assert_int_eq(check_config("throws"), 78);
     expect_script_error(out, "throws", 2, "attempt to index a nil value");
-    free(out);
 
     put_script("bytecode", "\x1bLua\x54");
-    ck_assert_int_eq(check_config("bytecode", &out), 78);
+    ck_assert_int_eq(check_config("bytecode"), 78);
     ck_assert_msg(strstr(out, "attempt to load a binary chunk"), "%s", out);
-    free(out);
 
     put_script("forever", "while true do end\nreturn {}\n");
-    ck_assert_int_eq(check_config("forever", &out), 78);
+    ck_assert_int_eq(check_config("forever"), 78);
     expect_script_error(out, "forever", 1, "over its budget of 10000000 "
                                            "instructions (forever.budget)");
-    free(out);
 }
 END_TEST
 
@@ -224,11 +222,9 @@ START_TEST(runtime_errors_fail_only_that_message)
                "    if m == 'num' then return 42 end\n"
                "    return m\n"
                "end }\n");
-    char *out, *err;
-    size_t len;
     const char *args[] = {"picky", NULL};
     const char in[] = "a\nboom\nb\nno\nnum\nc\n";
-    ck_assert_int_eq(pipe_run(dir, args, in, sizeof in - 1, &out, &len, &err), 1);
+    ck_assert_int_eq(pipe_run(dir, args, in, sizeof in - 1), 1);
     ck_assert_str_eq(out, "a\nb\nc\n");
     char want[160];
     snprintf(want, sizeof want, "line 2: plugin picky: %s/picky.lua:2: no "
@@ -237,8 +233,6 @@ START_TEST(runtime_errors_fail_only_that_message)
     ck_assert_msg(strstr(err, "line 4: plugin picky: refused: no"), "%s", err);
     ck_assert_msg(strstr(err, "line 5: plugin picky: transform returned "
                               "number, not a string"), "%s", err);
-    free(out);
-    free(err);
 }
 END_TEST
 
@@ -258,15 +252,11 @@ START_TEST(long_paths_keep_file_line)
     ck_assert_ptr_nonnull(f);
     fputs("return { transform = function(m)\n  error('from deep') end }\n", f);
     fclose(f);
-    char *out, *err;
-    size_t len;
     const char *args[] = {"deep", NULL};
-    ck_assert_int_eq(pipe_run(deep, args, "x\n", 2, &out, &len, &err), 1);
+    ck_assert_int_eq(pipe_run(deep, args, "x\n", 2), 1);
     char want[400];
     snprintf(want, sizeof want, "line 1: plugin deep: %s:2: from deep", path);
     ck_assert_msg(strstr(err, want), "%s", err);
-    free(out);
-    free(err);
 }
 END_TEST
 
@@ -293,12 +283,10 @@ START_TEST(budget_and_memory_cap_fail_the_message_not_the_process)
 {
     make_dir();
     put_script("spin", spinner);
-    char *out, *err;
-    size_t len;
     const char *args[] = {"-o", "spin.budget=200000", "-o", "spin.memory=2M",
                           "spin", NULL};
     const char in[] = "loop\na\nsneaky\nb\nhog\nc\nrep\nd\n";
-    ck_assert_int_eq(pipe_run(dir, args, in, sizeof in - 1, &out, &len, &err), 1);
+    ck_assert_int_eq(pipe_run(dir, args, in, sizeof in - 1), 1);
     ck_assert_str_eq(out, "A\nB\nC\nD\n");
     char want[160];
     snprintf(want, sizeof want, "line 1: plugin spin: %s/spin.lua:2: over its "
@@ -311,8 +299,6 @@ START_TEST(budget_and_memory_cap_fail_the_message_not_the_process)
                       strstr(err, "out of memory: over spin.memory (2097152 "
                                   "bytes)"), "%s", err);
     ck_assert_msg(strstr(err, "line 7: plugin spin: "), "%s", err);
-    free(out);
-    free(err);
 }
 END_TEST
 
@@ -359,15 +345,11 @@ END_TEST
 START_TEST(hostile_scripts_never_crash_the_process)
 {
     make_dir();
-    char *out, *err;
-    size_t len;
     put_script("meta", "return setmetatable({}, { __index = function(t, k)\n"
                        "    while true do end end })\n");
     const char *meta[] = {"meta", NULL};
-    ck_assert_int_eq(pipe_run(dir, meta, "x\n", 2, &out, &len, &err), 78);
+    ck_assert_int_eq(pipe_run(dir, meta, "x\n", 2), 78);
     ck_assert_msg(strstr(err, "has no transform function"), "%s", err);
-    free(out);
-    free(err);
 
     put_script("fill", "local hoard = {}\n"
                        "return { transform = function(m)\n"
@@ -386,12 +368,10 @@ START_TEST(hostile_scripts_never_crash_the_process)
     n += 4000;
     n += (size_t)snprintf(in + n, sizeof in - n, "\nsmall\n");
     const char *fill[] = {"-o", "fill.memory=1M", "fill", NULL};
-    ck_assert_int_eq(pipe_run(dir, fill, in, n, &out, &len, &err), 1);
+    ck_assert_int_eq(pipe_run(dir, fill, in, n), 1);
     ck_assert_str_eq(out, "full\nsmall\n");
     ck_assert_msg(strstr(err, "line 2: plugin fill: ") &&
                       strstr(err, "out of memory: over fill.memory"), "%s", err);
-    free(out);
-    free(err);
 
     /* a script file past MORPHD_SCRIPT_MAX_BYTES (4 MiB) is not read */
     char big[160];
@@ -403,20 +383,16 @@ START_TEST(hostile_scripts_never_crash_the_process)
     fputs("return { transform = function(m) return m end }\n", f);
     fclose(f);
     const char *bigargs[] = {"big", NULL};
-    ck_assert_int_eq(pipe_run(dir, bigargs, "x\n", 2, &out, &len, &err), 78);
+    ck_assert_int_eq(pipe_run(dir, bigargs, "x\n", 2), 78);
     ck_assert_msg(strstr(err, "big.lua:1: the script is ") &&
                       strstr(err, "scripts are 4194304 bytes at most"), "%s",
                   err);
-    free(out);
-    free(err);
 
     const char *plain[] = {"fill", NULL};
-    ck_assert_int_eq(pipe_run(dir, plain, "table\nok\n", 9, &out, &len, &err), 1);
+    ck_assert_int_eq(pipe_run(dir, plain, "table\nok\n", 9), 1);
     ck_assert_str_eq(out, "ok\n");
     ck_assert_msg(strstr(err, "the script raised an error that is table, not "
                               "a string"), "%s", err);
-    free(out);
-    free(err);
 }
 END_TEST
 
@@ -450,10 +426,8 @@ START_TEST(the_sandbox_holds)
                "  r[#r + 1] = 'morph=' .. type(morph.log)\n"
                "  return table.concat(r, ' ')\n"
                "end }\n");
-    char *out, *err;
-    size_t len;
     const char *args[] = {"probe", NULL};
-    ck_assert_int_eq(pipe_run(dir, args, "x\n", 2, &out, &len, &err), 0);
+    ck_assert_int_eq(pipe_run(dir, args, "x\n", 2), 0);
     ck_assert_str_eq(out, "io=nil debug=nil package=nil require=nil "
                           "dofile=nil loadfile=nil collectgarbage=nil "
                           "coroutine=nil os.execute=nil os.getenv=nil "
@@ -462,8 +436,6 @@ START_TEST(the_sandbox_holds)
                           "dump=nil bytecode=nil text=xx env=A ownenv=nil "
                           "gc=false "
                           "utf8=\xc3\xa9 morph=function\n");
-    free(out);
-    free(err);
 }
 END_TEST
 
@@ -542,25 +514,17 @@ START_TEST(options_are_declared_by_the_script)
                "    return s .. ' ' .. math.type(o.times) .. ' ' .. o.ratio\n"
                "  end,\n"
                "}\n");
-    char *out, *err;
-    size_t len;
     const char *plain[] = {"opts", NULL};
-    ck_assert_int_eq(pipe_run(dir, plain, "ab\n", 3, &out, &len, &err), 0);
+    ck_assert_int_eq(pipe_run(dir, plain, "ab\n", 3), 0);
     ck_assert_str_eq(out, ">ab integer 0.5\n");
-    free(out);
-    free(err);
     const char *set[] = {"-o", "opts.times=3", "-o", "opts.loud=yes", "-o",
                          "opts.prefix=#", "opts", NULL};
-    ck_assert_int_eq(pipe_run(dir, set, "ab\n", 3, &out, &len, &err), 0);
+    ck_assert_int_eq(pipe_run(dir, set, "ab\n", 3), 0);
     ck_assert_str_eq(out, "#ABABAB integer 0.5\n");
-    free(out);
-    free(err);
 
     const char *nan[] = {"-o", "opts.ratio=half", "opts", NULL};
-    ck_assert_int_eq(pipe_run(dir, nan, "ab\n", 3, &out, &len, &err), 78);
+    ck_assert_int_eq(pipe_run(dir, nan, "ab\n", 3), 78);
     ck_assert_msg(strstr(err, "opts.ratio: 'half' is not a number"), "%s", err);
-    free(out);
-    free(err);
 
     char ini[512];
     snprintf(ini, sizeof ini, "[morphd]\nplugin_dir = %s\nallow_root = yes\n"
@@ -568,12 +532,12 @@ START_TEST(options_are_declared_by_the_script)
              "framing = line\nopts.tmes = 2\nopts.times = many\n", dir);
     char *path = write_temp_file(ini);
     const char *args[] = {"-t", "-c", path, NULL};
+    forget_output();
     ck_assert_int_eq(run_morphd(args, &out), 78);
     ck_assert_msg(strstr(out, ":8: unknown option 'opts.tmes' of plugin "
                               "'opts'; did you mean 'opts.times'?"), "%s", out);
     ck_assert_msg(strstr(out, ":9: opts.times: 'many' is not an integer"),
                   "%s", out);
-    free(out);
     unlink(path);
     free(path);
 }
@@ -688,28 +652,20 @@ START_TEST(scripts_on_the_plugin_search_path)
     put_script("reverse", "return { transform = function(m) return 'lua:' "
                           ".. m end }\n");
     char dirs[256];
-    char *out, *err;
-    size_t len;
     const char *args[] = {"reverse", NULL};
     snprintf(dirs, sizeof dirs, "%s %s", dir, PLUGIN_DIR);
-    ck_assert_int_eq(pipe_run(dirs, args, "ab\n", 3, &out, &len, &err), 0);
+    ck_assert_int_eq(pipe_run(dirs, args, "ab\n", 3), 0);
     ck_assert_str_eq(out, "lua:ab\n");
-    free(out);
-    free(err);
     snprintf(dirs, sizeof dirs, "%s %s", PLUGIN_DIR, dir);
-    ck_assert_int_eq(pipe_run(dirs, args, "ab\n", 3, &out, &len, &err), 0);
+    ck_assert_int_eq(pipe_run(dirs, args, "ab\n", 3), 0);
     ck_assert_str_eq(out, "ba\n");
-    free(out);
-    free(err);
 
     char so[160];
     snprintf(so, sizeof so, "%s/reverse.so", dir);
     copy_file(PLUGIN_DIR "/reverse.so", so);
-    ck_assert_int_eq(pipe_run(dir, args, "ab\n", 3, &out, &len, &err), 78);
+    ck_assert_int_eq(pipe_run(dir, args, "ab\n", 3), 78);
     ck_assert_msg(strstr(err, "reverse.so and ") &&
                       strstr(err, "reverse.lua are both there"), "%s", err);
-    free(out);
-    free(err);
 }
 END_TEST
 
@@ -722,14 +678,10 @@ START_TEST(a_script_others_can_write_is_refused)
     char path[160];
     snprintf(path, sizeof path, "%s/open.lua", dir);
     chmod(path, 0666);
-    char *out, *err;
-    size_t len;
     const char *args[] = {"open", NULL};
-    ck_assert_int_eq(pipe_run(dir, args, "x\n", 2, &out, &len, &err), 78);
+    ck_assert_int_eq(pipe_run(dir, args, "x\n", 2), 78);
     ck_assert_msg(strstr(err, "refusing to load") &&
                       strstr(err, "writable by everyone"), "%s", err);
-    free(out);
-    free(err);
 }
 END_TEST
 
@@ -739,7 +691,7 @@ START_TEST(plugin_info_shows_a_script)
     make_dir();
     put_example("redact");
     const char *argv[] = {MORPH_BIN, "plugin", "info", "-d", dir, "redact", NULL};
-    char *out, *err;
+    forget_output();
     ck_assert_int_eq(run_program(argv, "", 0, &out, NULL, &err), 0);
     ck_assert_msg(strstr(out, "version      1.0") &&
                       strstr(out, "description  masks every digit") &&
@@ -747,8 +699,6 @@ START_TEST(plugin_info_shows_a_script)
                       strstr(out, "the text each digit is replaced with") &&
                       strstr(out, "redact.budget ") &&
                       strstr(out, "redact.memory "), "%s", out);
-    free(out);
-    free(err);
 }
 END_TEST
 
@@ -763,31 +713,22 @@ START_TEST(example_redactor_and_json_lines)
     make_dir();
     put_example("redact");
     put_example("jsonl");
-    char *out, *err;
-    size_t len;
     const char *redact[] = {"redact", NULL};
     const char card[] = "card 4111-1111, pin 0042\n";
-    ck_assert_int_eq(pipe_run(dir, redact, card, sizeof card - 1, &out, &len,
-                              &err), 0);
+    ck_assert_int_eq(pipe_run(dir, redact, card, sizeof card - 1), 0);
     ck_assert_str_eq(out, "card ####-####, pin ####\n");
-    free(out);
-    free(err);
     const char *stars[] = {"-o", "redact.mask=%*", "redact", NULL};
-    ck_assert_int_eq(pipe_run(dir, stars, "a1b22\n", 6, &out, &len, &err), 0);
+    ck_assert_int_eq(pipe_run(dir, stars, "a1b22\n", 6), 0);
     ck_assert_str_eq(out, "a%*b%*%*\n");
-    free(out);
-    free(err);
 
     const char *jsonl[] = {"jsonl", NULL};
     const char in[] = "say \"hi\" \\ \t\x01\x1f\x7f caf\xc3\xa9 \xe2\x82\xac "
                       "\xff\xc3 end\n";
-    ck_assert_int_eq(pipe_run(dir, jsonl, in, sizeof in - 1, &out, &len, &err),
+    ck_assert_int_eq(pipe_run(dir, jsonl, in, sizeof in - 1),
                      0);
     ck_assert_str_eq(out, "{\"line\":\"say \\\"hi\\\" \\\\ \\t\\u0001\\u001f"
                           "\\u007f caf\xc3\xa9 \xe2\x82\xac \xef\xbf\xbd"
                           "\xef\xbf\xbd end\"}\n");
-    free(out);
-    free(err);
 }
 END_TEST
 
