@@ -133,7 +133,7 @@ char *write_temp_file(const char *text)
     return path;
 }
 
-static char *read_file(const char *path)
+char *read_file(const char *path)
 {
     FILE *f = fopen(path, "r");
     if (f == NULL)

@@ -146,6 +146,9 @@ long long morph_stat_wait(const char *admin_path, const char *service,
 long long morph_plugin_stat(const char *admin_path, const char *service,
                             const char *plugin, const char *field);
 
+/* The whole of a text file (malloc'd); "" when it cannot be read. */
+char *read_file(const char *path);
+
 /* Writes text to a new temp file; returns its path (malloc'd). */
 char *write_temp_file(const char *text);
 

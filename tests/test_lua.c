@@ -48,13 +48,10 @@ static void put_example(const char *name)
 {
     char path[512];
     snprintf(path, sizeof path, "%s/examples/lua/%s.lua", SOURCE_DIR, name);
-    FILE *f = fopen(path, "r");
-    ck_assert_ptr_nonnull(f);
-    static char text[16384];
-    size_t n = fread(text, 1, sizeof text - 1, f);
-    fclose(f);
-    text[n] = '\0';
+    char *text = read_file(path);
+    ck_assert_msg(text[0] != '\0', "%s: missing or empty", path);
     put_script(name, text);
+    free(text);
 }
 
 /* What the last command run here printed (its standard output, of
