@@ -62,6 +62,8 @@ static size_t out_len;
 
 static void forget_output(void)
 {
+    free(out);
+    free(err);
     out = err = NULL;
     out_len = 0;
 }
