@@ -20,6 +20,7 @@
 
 #include "endpoint.h"
 #include "log.h"
+#include "safe_path.h"
 
 #define CHUNK (64 * 1024) /* what the writer takes at once */
 
@@ -41,12 +42,11 @@ struct morphd_access_log {
     time_t last_report;
 };
 
-static int open_file(const char *path, int *err)
+/* Never through a link at its name, and only into a file with one name:
+ * the log may be opened as root, in a folder the service user can write. */
+static int open_file(const char *path, char *why, size_t why_size)
 {
-    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK,
-                  0640);
-    *err = fd < 0 ? errno : 0;
-    return fd;
+    return morphd_file_open_append(path, why, why_size);
 }
 
 /* Reports lost lines at most once a minute (the writer's thread). */
@@ -68,11 +68,12 @@ static void do_reopen(morphd_access_log_t *a)
 {
     if (a->path == NULL)
         return;
-    int err, fd = open_file(a->path, &err);
+    char why[256];
+    int fd = open_file(a->path, why, sizeof why);
     if (fd < 0) {
         /* keep the old one (logrotate's renamed file) rather than nothing */
         morphd_log(MORPH_LOG_WARN, "access log %s: cannot reopen: %s%s",
-                   a->path, strerror(err),
+                   a->path, why,
                    a->fd >= 0 ? "; writing on to the file open before" : "");
         return;
     }
@@ -201,12 +202,12 @@ morphd_access_log_t *morphd_access_log_open(const char *target, bool json)
         return NULL;
     }
     if (a->path != NULL) {
-        int err;
-        a->fd = open_file(a->path, &err);
+        char why[256];
+        a->fd = open_file(a->path, why, sizeof why);
         if (a->fd < 0)
             morphd_log(MORPH_LOG_WARN, "access log %s: cannot open: %s; "
                        "serving without it (SIGHUP tries again)", a->path,
-                       strerror(err));
+                       why);
     }
     pthread_mutex_init(&a->lock, NULL);
     pthread_cond_init(&a->wake, NULL);

@@ -9,6 +9,8 @@
 #include "admin.h"
 
 #include <errno.h>
+#include <stdbool.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +18,8 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "privileges.h"
+#include "safe_path.h"
 
 #define ADMIN_MAX_CONNS 8
 #define ADMIN_TIMEOUT_MS 2000
@@ -26,6 +30,9 @@ struct morphd_admin {
     uv_pipe_t pipe;
     morphd_stats_t **stats;
     char *path;
+    bool made;        /* the socket file is ours: removed at close */
+    dev_t dev;
+    ino_t ino;
     uv_timer_t sweep;    /* closes connections past ADMIN_TIMEOUT_MS */
     admin_conn_t *conns; /* open ones, newest first */
     size_t n_conns;
@@ -186,6 +193,11 @@ morphd_admin_t *morphd_admin_open(uv_loop_t *loop, const char *path,
                                   morphd_stats_t **stats, char *err,
                                   size_t err_size)
 {
+    char why[512];
+    if (morphd_path_check_folder(path, why, sizeof why) != 0) {
+        snprintf(err, err_size, "%s", why);
+        return NULL;
+    }
     struct stat sb;
     if (lstat(path, &sb) == 0) {
         if (!S_ISSOCK(sb.st_mode)) {
@@ -206,9 +218,29 @@ morphd_admin_t *morphd_admin_open(uv_loop_t *loop, const char *path,
     uv_timer_init(loop, &a->sweep);
     a->sweep.data = a;
     uv_unref((uv_handle_t *)&a->sweep);
-    mode_t old = umask(0117); /* srw-rw---- */
-    int rc = uv_pipe_bind(&a->pipe, path);
-    umask(old);
+    /* srw-rw----, and the user's and its group's when root switches to a
+     * user (`morph stats` works for the service's group), made so that no
+     * step follows a name someone else could have replaced */
+    uid_t uid = (uid_t)-1;
+    gid_t gid = (gid_t)-1;
+    morphd_privileges_target(&uid, &gid);
+    struct stat made;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int rc = fd < 0 ? uv_translate_sys_error(errno) : 0;
+    if (rc == 0 && morphd_socket_file_bind(fd, path, 0660, uid, gid, &made,
+                                           why, sizeof why) != 0) {
+        snprintf(err, err_size, "%s: %s", path, why);
+        close(fd);
+        morphd_admin_close(a);
+        return NULL;
+    }
+    if (rc == 0) {
+        a->made = true;
+        a->dev = made.st_dev;
+        a->ino = made.st_ino;
+    }
+    if (rc == 0 && (rc = uv_pipe_open(&a->pipe, fd)) != 0)
+        close(fd);
     if (rc == 0)
         rc = uv_listen((uv_stream_t *)&a->pipe, 16, on_connection);
     if (rc != 0) {
@@ -232,7 +264,11 @@ void morphd_admin_close(morphd_admin_t *a)
 {
     if (a == NULL)
         return;
-    if (unlink(a->path) != 0 && errno != ENOENT)
+    struct stat sb;
+    if (!a->made || lstat(a->path, &sb) != 0 || sb.st_dev != a->dev ||
+        sb.st_ino != a->ino)
+        ; /* not ours, or gone: another file there is left alone */
+    else if (unlink(a->path) != 0 && errno != ENOENT)
         morphd_log(MORPH_LOG_INFO, "admin socket %s not removed: %s (its "
                    "folder is not writable by the user morphd runs as; the "
                    "next morphd replaces it)", a->path, strerror(errno));

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "safe_path.h"
 
 long morphd_unix_group_id(const char *group)
 {
@@ -58,11 +59,15 @@ int morphd_unix_listen(const morphd_endpoint_t *ep, unsigned mode,
     const struct sockaddr_un *addr = (const struct sockaddr_un *)&ep->addr;
     const char *path = addr->sun_path;
     memset(file, 0, sizeof *file);
-    char why[256];
+    char why[768];
 
     long gid = -1;
     if (group != NULL && (gid = morphd_unix_group_id(group)) < 0) {
         snprintf(err, err_size, "%s: no group '%s'", ep->text, group);
+        return -1;
+    }
+    if (morphd_path_check_folder(path, why, sizeof why) != 0) {
+        snprintf(err, err_size, "%s: %s", ep->text, why);
         return -1;
     }
     struct stat sb;
@@ -92,26 +97,22 @@ int morphd_unix_listen(const morphd_endpoint_t *ep, unsigned mode,
         snprintf(err, err_size, "%s: socket: %s", ep->text, strerror(errno));
         return -1;
     }
-    if (bind(fd, (const struct sockaddr *)addr, sizeof *addr) != 0) {
-        snprintf(err, err_size, "%s: cannot bind: %s", ep->text,
-                 errno == EADDRINUSE ? "in use (the file appeared meanwhile)"
-                                     : strerror(errno));
+    /* mode and group are set before the name appears, and no step acts
+     * on the name after bind(): a link renamed over it is never followed */
+    if (morphd_socket_file_bind(fd, path, mode, (uid_t)-1,
+                                gid >= 0 ? (gid_t)gid : (gid_t)-1, &sb, why,
+                                sizeof why) != 0) {
+        snprintf(err, err_size, "%s: cannot bind: %s", ep->text, why);
         close(fd);
         return -1;
     }
     /* the file now exists, unconnectable until listen() */
     file->made = true;
     snprintf(file->path, sizeof file->path, "%s", path);
-    if (lstat(path, &sb) == 0) {
-        file->dev = sb.st_dev;
-        file->ino = sb.st_ino;
-    }
+    file->dev = sb.st_dev;
+    file->ino = sb.st_ino;
     const char *step = NULL;
-    if (chmod(path, mode) != 0)
-        step = "chmod";
-    else if (gid >= 0 && chown(path, (uid_t)-1, (gid_t)gid) != 0)
-        step = "chown";
-    else if (listen(fd, backlog) != 0)
+    if (listen(fd, backlog) != 0)
         step = "listen";
     if (step != NULL) {
         snprintf(err, err_size, "%s: %s: %s", ep->text, step, strerror(errno));

@@ -6,6 +6,7 @@
  */
 #include "plugin_loader.h"
 #include "plugin_path.h"
+#include "safe_path.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -23,49 +24,6 @@
 
 #define MORPH_STR_(x) #x
 #define MORPH_STR(x) MORPH_STR_(x)
-
-/* Like sshd's StrictModes: refuses `path` when it, or any folder above it,
- * can be written by someone other than root or the user morphd runs as --
- * such a person could make morphd run their code. A world-writable folder
- * with the sticky bit (/tmp) is fine: others cannot replace what is in it. */
-static int check_permissions(const char *path, char *why, size_t why_size)
-{
-    char buf[4096];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) {
-        snprintf(why, why_size, "path too long");
-        return -1;
-    }
-    uid_t me = geteuid();
-    for (;;) {
-        struct stat sb;
-        const char *what = buf[0] ? buf : "/";
-        if (stat(what, &sb) != 0) {
-            snprintf(why, why_size, "%.300s: %s", what, strerror(errno));
-            return -1;
-        }
-        bool is_dir = S_ISDIR(sb.st_mode);
-        if (sb.st_uid != 0 && sb.st_uid != me) {
-            snprintf(why, why_size, "%.300s is owned by uid %u, not by root or "
-                     "the user morphd runs as (uid %u)", what,
-                     (unsigned)sb.st_uid, (unsigned)me);
-            return -1;
-        }
-        if ((sb.st_mode & (S_IWGRP | S_IWOTH)) &&
-            !(is_dir && (sb.st_mode & S_ISVTX))) {
-            snprintf(why, why_size, "%.300s is writable by %s (mode %03o); "
-                     "run chmod go-w on it", what,
-                     (sb.st_mode & S_IWOTH) ? "everyone" : "its group",
-                     (unsigned)(sb.st_mode & 0777));
-            return -1;
-        }
-        if (buf[0] == '\0')
-            return 0; /* "/" was the last one */
-        char *slash = strrchr(buf, '/');
-        if (slash == NULL)
-            return 0; /* a relative path: checked up to its first part */
-        *slash = '\0';
-    }
-}
 
 /* The part of the descriptor every plugin has (ABI 1 and later), the
  * whole ABI 1 descriptor (with its reserved room), and the smallest ABI 2
@@ -295,9 +253,11 @@ static int load_impl(const char *dirs, const char *name, unsigned variant,
                  strerror(errno));
         goto fail;
     }
-    if (check_permissions(path, why, sizeof why) != 0 ||
+    if (morphd_path_check_writers(path, geteuid(), 2, why,
+                                  sizeof why) != 0 ||
         (strcmp(real, path) != 0 &&
-         check_permissions(real, why, sizeof why) != 0)) {
+         morphd_path_check_writers(real, geteuid(), 2, why,
+                                   sizeof why) != 0)) {
         snprintf(err, err_size, "plugin '%s': %s: refusing to load: %s%s%s",
                  name, path, why, strcmp(real, path) != 0 ? " (it is " : "",
                  strcmp(real, path) != 0 ? real : "");

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "safe_path.h"
 
 #define ROOT_REFUSED                                                           \
     "morphd refuses to run as root: set user = NAME in [morphd] to switch "   \
@@ -56,7 +57,17 @@ int morphd_privileges_check(const morphd_config_t *cfg, char *err,
         ids.gid = gr->gr_gid;
     }
     ids.resolved = true;
+    morphd_path_trust_user(ids.uid);
     return 0;
+}
+
+bool morphd_privileges_target(uid_t *uid, gid_t *gid)
+{
+    if (geteuid() != 0 || !ids.resolved)
+        return false;
+    *uid = ids.uid;
+    *gid = ids.gid;
+    return true;
 }
 
 int morphd_drop_privileges(const morphd_config_t *cfg, char *err,
@@ -80,11 +91,6 @@ int morphd_drop_privileges(const morphd_config_t *cfg, char *err,
         return -1;
     uid_t uid = ids.uid;
     gid_t gid = ids.gid;
-    /* the admin socket becomes the user's and its group's: `morph stats`
-     * works for the service's group (mode 0660) */
-    if (cfg->admin_socket != NULL && chown(cfg->admin_socket, uid, gid) != 0)
-        morphd_log(MORPH_LOG_WARN, "admin socket %s: cannot give it to %s: %s",
-                   cfg->admin_socket, cfg->user, strerror(errno));
     if (setgroups(1, &gid) != 0 || setgid(gid) != 0 || setuid(uid) != 0) {
         snprintf(err, err_size, "cannot switch to user %s: %s", cfg->user,
                  strerror(errno));

@@ -6,7 +6,9 @@
 #ifndef MORPHD_PRIVILEGES_H
 #define MORPHD_PRIVILEGES_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "config.h"
 
@@ -16,6 +18,11 @@
  * `morphd -t` and start-up check this before any socket is opened. */
 int morphd_privileges_check(const morphd_config_t *cfg, char *err,
                             size_t err_size);
+
+/* Whether morphd, running as root, will switch to a user (resolved by
+ * morphd_privileges_check): then `uid` and `gid` are that user's, for the
+ * files it must own (the admin socket). */
+bool morphd_privileges_target(uid_t *uid, gid_t *gid);
 
 /* When running as root: switches to cfg->user / cfg->group, or refuses
  * (returns -1 with the reason) when no user is set and !allow_root. When

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "access_log.h"
+#include "safe_path.h"
 #include "activation.h"
 #include "admin.h"
 #include "watchdog.h"
@@ -471,6 +472,13 @@ int morphd_server_listen(morphd_server_t *s, morphd_errors_t *errs)
                    s->gen->cfg.admin_socket);
     }
     s->counters.workers = s->n_workers;
+    char why[768];
+    if (s->gen->cfg.access_log != NULL &&
+        strcmp(s->gen->cfg.access_log, "syslog") != 0 &&
+        morphd_path_check_folder(s->gen->cfg.access_log, why, sizeof why) != 0) {
+        morphd_errors_add(errs, "%s: access_log: %s", s->gen->cfg.path, why);
+        return -1;
+    }
     if (s->gen->cfg.access_log != NULL &&
         (s->access_log = morphd_access_log_open(
              s->gen->cfg.access_log, s->gen->cfg.access_log_json)) == NULL) {

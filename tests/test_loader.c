@@ -418,7 +418,15 @@ START_TEST(refuses_plugins_others_can_write)
     snprintf(want, sizeof want, "%s is writable by everyone", dir);
     ck_assert_msg(strstr(err, want), "%s", err);
 
-    chmod(dir, 01777); /* sticky, like /tmp: fine */
+    /* sticky, like /tmp: others cannot replace echo.so, but can put
+     * echo.lua beside it and break the next start (issue 21): refused */
+    chmod(dir, 01777);
+    ck_assert_int_eq(morphd_plugin_load(dir, "echo", &p, err, sizeof err), -1);
+    ck_assert_msg(strstr(err, want) && strstr(err, "sticky: others can still "
+                                                   "add files to it"), "%s", err);
+
+    /* a sticky folder further up (/tmp itself) is fine */
+    chmod(dir, 0755);
     ck_assert_msg(morphd_plugin_load(dir, "echo", &p, err, sizeof err) == 0,
                   "%s", err);
     morphd_plugin_unload(&p);
