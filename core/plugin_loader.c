@@ -10,10 +10,12 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -24,6 +26,76 @@
 
 #define MORPH_STR_(x) #x
 #define MORPH_STR(x) MORPH_STR_(x)
+
+/* A sealed in-memory copy of the plugin file for dlopen, so that what runs
+ * is what was checked and loaded: the dynamic loader maps a file's pages
+ * shared with the file, and a plugin rewritten in place (`cp` over it)
+ * changed, or truncated, the code under a running morphd -- SIGSEGV at the
+ * next message. A replaced file is loaded anew on reload, as before; one
+ * rewritten in place now keeps its old code until then, as documented.
+ * `sb` is the file as checked: the copy is refused when the file opened is
+ * another. Returns the copy's descriptor, or -1 with the reason. */
+static int private_copy(const char *real, const struct stat *sb, char *why,
+                        size_t why_size)
+{
+    int src = open(real, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    struct stat now;
+    if (src < 0 || fstat(src, &now) != 0) {
+        snprintf(why, why_size, "%s", strerror(errno));
+        if (src >= 0)
+            close(src);
+        return -1;
+    }
+    if (now.st_dev != sb->st_dev || now.st_ino != sb->st_ino) {
+        snprintf(why, why_size, "the file was replaced while it was loaded; "
+                 "try again");
+        close(src);
+        return -1;
+    }
+    /* named after the file, which /proc/PID/maps then shows */
+    unsigned flags = MFD_CLOEXEC | MFD_ALLOW_SEALING;
+#ifdef MFD_EXEC
+    int fd = memfd_create(real, flags | MFD_EXEC);
+    if (fd < 0 && errno == EINVAL) /* a kernel before 6.3 */
+#else
+    int fd = -1;
+#endif
+        fd = memfd_create(real, flags);
+    if (fd < 0) {
+        snprintf(why, why_size, "cannot make a private copy: memfd_create: %s",
+                 strerror(errno));
+        close(src);
+        return -1;
+    }
+    char buf[64 * 1024];
+    ssize_t n;
+    off_t total = 0;
+    while ((n = read(src, buf, sizeof buf)) > 0) {
+        for (ssize_t w = 0; w < n;) {
+            ssize_t k = write(fd, buf + w, (size_t)(n - w));
+            if (k < 0) {
+                n = -1;
+                break;
+            }
+            w += k;
+        }
+        if (n < 0)
+            break;
+        total += n;
+    }
+    int e = errno;
+    close(src);
+    if (n < 0 || total != now.st_size) {
+        snprintf(why, why_size, "cannot make a private copy: %s",
+                 n < 0 ? strerror(e) : "the file changed size while it was read");
+        close(fd);
+        return -1;
+    }
+    /* nobody, not even a plugin, changes the copy from now on */
+    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE |
+                               F_SEAL_SEAL);
+    return fd;
+}
 
 /* The part of the descriptor every plugin has (ABI 1 and later), the
  * whole ABI 1 descriptor (with its reserved room), and the smallest ABI 2
@@ -216,7 +288,6 @@ static int load_impl(const char *dirs, const char *name, unsigned variant,
 {
     memset(p, 0, sizeof *p);
     char *path = NULL;
-    char *dl_name = NULL;
     char *real = NULL; /* the file the path leads to (symbolic links resolved) */
     if (morphd_plugin_path_find(dirs, name, &path, err, err_size) != 0)
         return -1;
@@ -280,32 +351,38 @@ static int load_impl(const char *dirs, const char *name, unsigned variant,
         return 0;
     }
 
-    /* "dir/./././name.so": the same file under a name the dynamic loader
-     * has not seen, so a replaced file is mapped anew (at most
-     * MORPHD_PLUGIN_VERSIONS_MAX times: the name stays short) */
-    {
-        const char *file = strrchr(real, '/');
-        size_t dlen = (size_t)(file - real);
-        dl_name = malloc(dlen + 2 * (size_t)variant + strlen(file) + 1);
-        if (dl_name == NULL) {
-            snprintf(err, err_size, "plugin '%s': out of memory", name);
-            goto fail;
-        }
-        char *q = dl_name + sprintf(dl_name, "%.*s", (int)dlen, real);
-        for (unsigned i = 0; i < variant; i++)
-            q += sprintf(q, "/.");
-        sprintf(q, "%s", file);
-    }
-
     /* RTLD_NODELETE: a plugin's code stays mapped after dlclose. Libraries
      * it pulls in (ICU) keep process-wide caches and atexit handlers that
      * would point into unmapped memory if the plugin went away. */
+    int copy = private_copy(real, &sb, why, sizeof why);
+    if (copy < 0) {
+        snprintf(err, err_size, "plugin '%s': %s: cannot load: %s", name, path,
+                 why);
+        goto fail;
+    }
+    /* The dynamic loader takes a name it has loaded before for the object
+     * it loaded then, and descriptor numbers come back once closed: each
+     * load gets a name of its own, its count spelt in 32 steps that lead
+     * to the same folder ("./" for a 0, "../fd/" for a 1). */
+    static uint32_t loads;
+    uint32_t k = __atomic_fetch_add(&loads, 1, __ATOMIC_RELAXED);
+    char fd_path[16 + 32 * 6 + 16];
+    size_t n = (size_t)snprintf(fd_path, sizeof fd_path, "/proc/self/fd/");
+    for (int bit = 31; bit >= 0; bit--)
+        n += (size_t)snprintf(fd_path + n, sizeof fd_path - n, "%s",
+                              (k >> bit) & 1 ? "../fd/" : "./");
+    snprintf(fd_path + n, sizeof fd_path - n, "%d", copy);
     dlerror();
-    p->handle = dlopen(dl_name, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
+    p->handle = dlopen(fd_path, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
+    close(copy); /* the mapping keeps what it needs */
     if (p->handle == NULL) {
         const char *dl_why = dlerror();
         snprintf(err, err_size, "plugin '%s': %s: cannot load: %s", name, path,
                  dl_why ? dl_why : "unknown dlopen error");
+        /* dlerror names the copy; the file is the one the reader knows */
+        char *at = strstr(err, fd_path);
+        if (at != NULL)
+            memmove(at, at + strlen(fd_path), strlen(at + strlen(fd_path)) + 1);
         goto fail;
     }
 
@@ -353,9 +430,7 @@ static int load_impl(const char *dirs, const char *name, unsigned variant,
     p->path = path;
     p->desc = desc;
     p->file = sb;
-    free(dl_name);
     free(real);
-    dl_name = NULL;
     real = NULL;
 
     /* once per process, now that every check has passed */
@@ -386,7 +461,6 @@ fail:
         dlclose(p->handle);
     morphd_script_free(p->script);
     free(p->options);
-    free(dl_name);
     free(real);
     free(path);
     memset(p, 0, sizeof *p);

@@ -185,6 +185,58 @@ START_TEST(replaced_plugin_file_is_reloaded)
 }
 END_TEST
 
+/* Issue 21: `cp` over a loaded plugin (the file rewritten in place, not
+ * replaced) crashed morphd at the next message -- the dynamic loader maps
+ * the file's pages shared with the file. The plugin runs from a private
+ * copy now: the old code serves until a reload, which loads the new one. */
+static void rewritten_in_place(const char *mode)
+{
+    isolation = mode;
+    char dir[] = "/tmp/morph-inplace-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    chmod(dir, 0755);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "cp %s/swap_a.so %s/swap.so", TEST_PLUGIN_DIR, dir);
+    ck_assert_int_eq(system(cmd), 0);
+    start(dir, "[service s]\nlisten = tcp://127.0.0.1:0\ntransform = swap\n");
+    int port = morphd_proc_port(&proc, "s", "tcp", false);
+    int fd = tcp_connect(port, false);
+    exchange(fd, "x", "A:x");
+    /* the same bytes, then another plugin's, written over the file */
+    const char *over[] = {"swap_a", "swap_b"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(cmd, sizeof cmd, "cp %s/%s.so %s/swap.so", TEST_PLUGIN_DIR,
+                 over[i], dir);
+        ck_assert_int_eq(system(cmd), 0);
+        exchange(fd, "y", "A:y"); /* an open connection */
+        int fresh = tcp_connect(port, false);
+        exchange(fresh, "z", "A:z"); /* and a new one */
+        close(fresh);
+    }
+    close(fd);
+    reload_ok();
+    fd = tcp_connect(port, false);
+    exchange(fd, "x", "B:x");
+    close(fd);
+    ck_assert_int_eq(morphd_proc_log_count(&proc, "fatal signal"), 0);
+    ck_assert_int_eq(morphd_proc_stop(&proc), 0);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    ck_assert_int_eq(system(cmd), 0);
+    isolation = "thread";
+}
+
+START_TEST(plugin_rewritten_in_place_keeps_its_old_code)
+{
+    rewritten_in_place("thread");
+}
+END_TEST
+
+START_TEST(plugin_rewritten_in_place_keeps_its_old_code_in_workers)
+{
+    rewritten_in_place("process");
+}
+END_TEST
+
 /* Issue 14, hole 3: each replaced plugin file that a reload loads stays
  * mapped (plugins are never unloaded), and the unique dlopen name grew by
  * two bytes each time until it passed PATH_MAX; after 2,036 cycles every
@@ -410,6 +462,8 @@ static Suite *suite(void)
     tcase_add_test(tc, services_added_and_removed);
     tcase_add_test(tc, invalid_config_keeps_the_old_one_running);
     tcase_add_test(tc, replaced_plugin_file_is_reloaded);
+    tcase_add_test(tc, plugin_rewritten_in_place_keeps_its_old_code);
+    tcase_add_test(tc, plugin_rewritten_in_place_keeps_its_old_code_in_workers);
     tcase_add_test(tc, plugin_versions_are_bounded_and_the_limit_reported);
     tcase_add_test(tc, plugin_in_an_earlier_folder_takes_over_on_reload);
     tcase_add_test(tc, soak_reloads_lose_nothing);
