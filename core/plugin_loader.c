@@ -97,6 +97,10 @@ static int private_copy(const char *real, const struct stat *sb, char *why,
     return fd;
 }
 
+static bool copy_files = true;
+
+void morphd_plugin_copy_files(bool on) { copy_files = on; }
+
 /* The part of the descriptor every plugin has (ABI 1 and later), the
  * whole ABI 1 descriptor (with its reserved room), and the smallest ABI 2
  * one (up to abi_min). */
@@ -354,8 +358,8 @@ static int load_impl(const char *dirs, const char *name, unsigned variant,
     /* RTLD_NODELETE: a plugin's code stays mapped after dlclose. Libraries
      * it pulls in (ICU) keep process-wide caches and atexit handlers that
      * would point into unmapped memory if the plugin went away. */
-    int copy = private_copy(real, &sb, why, sizeof why);
-    if (copy < 0) {
+    int copy = copy_files ? private_copy(real, &sb, why, sizeof why) : -2;
+    if (copy == -1) {
         snprintf(err, err_size, "plugin '%s': %s: cannot load: %s", name, path,
                  why);
         goto fail;
@@ -372,9 +376,12 @@ static int load_impl(const char *dirs, const char *name, unsigned variant,
         n += (size_t)snprintf(fd_path + n, sizeof fd_path - n, "%s",
                               (k >> bit) & 1 ? "../fd/" : "./");
     snprintf(fd_path + n, sizeof fd_path - n, "%d", copy);
+    if (copy < 0) /* the file itself (dlopen shares one name's object) */
+        snprintf(fd_path, sizeof fd_path, "%s", real);
     dlerror();
     p->handle = dlopen(fd_path, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
-    close(copy); /* the mapping keeps what it needs */
+    if (copy >= 0)
+        close(copy); /* the mapping keeps what it needs */
     if (p->handle == NULL) {
         const char *dl_why = dlerror();
         snprintf(err, err_size, "plugin '%s': %s: cannot load: %s", name, path,

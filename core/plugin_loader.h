@@ -52,6 +52,14 @@ int morphd_plugin_inspect(const char *path, morphd_plugin_t *p, char *err,
 void morphd_plugin_print_options(FILE *out, const morphd_plugin_t *p,
                                  int format /* morphd_ref_format_t */);
 
+/* Whether the loader runs each shared object from a sealed in-memory copy
+ * of its file (the default: morphd must survive a plugin file written over
+ * in place) or from the file itself. morph pipe and <morph/testing.h> turn
+ * copies off: they run for one input, often under a debugger or a
+ * sanitizer, which find a plugin's symbols by its file, and a plugin named
+ * twice in their chain is then one object. */
+void morphd_plugin_copy_files(bool on);
+
 /* Loads plugin `name` from the search path `dirs` (plugin_path.h: the
  * first folder with NAME.so or NAME.lua). Returns 0, or -1 with a message
  * naming the plugin, its file and the reason in err, or

@@ -111,6 +111,7 @@ int morphd_standalone_open(morphd_standalone_t *s, const char *dir,
     }
     s->loop_open = true;
     morphd_chain_env_init(&s->env, &s->loop, 0, 1);
+    morphd_plugin_copy_files(false); /* plugin_loader.h says why */
     for (size_t i = 0; i < n; i++) {
         /* a plugin named twice is loaded once: dlopen shares it anyway */
         if (morphd_plugin_load(dir, names[i], &s->plugins[i], err, err_size) != 0)
