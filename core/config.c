@@ -866,9 +866,10 @@ static char *read_line(char *str, int num, void *stream)
 {
     parse_state_t *st = stream;
     size_t n = 0;
-    bool too_long = false;
+    bool too_long = false, nul = false;
     int c = EOF;
     while ((c = next_char(st)) != EOF) {
+        nul |= c == '\0';
         if (n + 1 < (size_t)num)
             str[n++] = (char)c;
         else
@@ -895,6 +896,14 @@ static char *read_line(char *str, int num, void *stream)
         CONFIG_ERROR(st, st->line, "line too long (over %d characters)",
                      MORPHD_CONFIG_MAX_LINE);
         str[0] = '\0'; /* inih skips it as an empty line */
+        return str;
+    }
+    /* inih sees a line up to its first NUL: what follows would vanish
+     * without a word (`listen = A\0 B` serving A alone) */
+    if (nul) {
+        CONFIG_ERROR(st, st->line, "a NUL byte in the line (is this a text "
+                     "file?)");
+        str[0] = '\0';
         return str;
     }
 

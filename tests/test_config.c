@@ -459,6 +459,43 @@ START_TEST(missing_file)
 }
 END_TEST
 
+/* Issue 21: a NUL byte cut a line silently ("listen = A\\0 B" served A
+ * alone; "max_message = 4K\\0garbage" passed). Each is an error at its
+ * file:line now, and the other lines are still read. */
+START_TEST(nul_byte_in_a_line_is_an_error_at_its_line)
+{
+    static const char text[] =
+        "[morphd]\n"
+        "log_level = info\n"
+        "[service s]\n"
+        "listen = tcp://127.0.0.1:1\0 tcp://127.0.0.1:2\n"
+        "transform = echo\n"
+        "max_message = 4K\0garbage\n";
+    char *path = write_temp_file("");
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(text, 1, sizeof text - 1, f), sizeof text - 1);
+    fclose(f);
+    morphd_errors_t errs = MORPHD_ERRORS_INIT;
+    morphd_config_t cfg;
+    ck_assert_int_eq(morphd_config_load_file(path, &cfg, &errs), -1);
+    char want4[256], want6[256];
+    snprintf(want4, sizeof want4, "%s:4: a NUL byte in the line", path);
+    snprintf(want6, sizeof want6, "%s:6: a NUL byte in the line", path);
+    bool seen4 = false, seen6 = false;
+    for (size_t i = 0; i < errs.n; i++) {
+        seen4 |= strstr(errs.msgs[i], want4) != NULL;
+        seen6 |= strstr(errs.msgs[i], want6) != NULL;
+    }
+    ck_assert_msg(seen4 && seen6, "%zu errors, first: %s", errs.n,
+                  errs.n ? errs.msgs[0] : "");
+    morphd_errors_free(&errs);
+    morphd_config_free(&cfg);
+    unlink(path);
+    free(path);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("config");
@@ -482,6 +519,7 @@ static Suite *suite(void)
     tcase_add_test(tc, byte_order_mark_is_ignored);
     tcase_add_test(tc, every_error_is_collected);
     tcase_add_test(tc, missing_file);
+    tcase_add_test(tc, nul_byte_in_a_line_is_an_error_at_its_line);
     suite_add_tcase(s, tc);
     return s;
 }
