@@ -19,8 +19,9 @@
 
 /* The longest header accepted: version 1's limit is the specification's
  * (107 bytes with its CRLF); version 2 allows 16 + 65535, which no
- * balancer sends -- morphd takes the 16-byte preamble, the addresses and up
- * to 2,048 bytes of addresses and TLVs together (HAProxy's unique-id, SSL and ALPN ones fit easily). */
+ * balancer sends -- morphd takes the 16-byte preamble and up to 2,048
+ * bytes of addresses and TLVs together (HAProxy's unique-id, SSL and ALPN
+ * TLVs fit easily). */
 #define MORPHD_PROXY_V1_MAX 107
 #define MORPHD_PROXY_V2_MAX (16 + 2048)
 #define MORPHD_PROXY_MAX MORPHD_PROXY_V2_MAX
