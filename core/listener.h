@@ -97,6 +97,13 @@ struct morphd_listener {
  * the descriptor, or a negative libuv error. */
 int morphd_listener_socket(const morphd_listener_t *l, int type);
 
+/* Logs the connections dropped at accept (no descriptor, no memory) since
+ * the last line, once the 10 s window of that line has ended: the first
+ * drop after a quiet spell is logged at once, the rest of a burst when its
+ * window ends, whether or not another drop follows. Thread-safe; the
+ * watchdog thread calls it ten times a second. */
+void morphd_stream_report_drops(void);
+
 extern const morphd_listener_ops_t morphd_listener_tcp;
 extern const morphd_listener_ops_t morphd_listener_udp;
 extern const morphd_listener_ops_t morphd_listener_unix;

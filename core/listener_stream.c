@@ -21,6 +21,7 @@
  * queue is their list (uv_walk), for the idle sweep and for shutdown.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdbool.h>
@@ -1376,36 +1377,61 @@ static void set_fd_ceiling(void)
                          __ATOMIC_RELAXED);
 }
 
-/* Counts a connection closed for want of a descriptor (or of memory) and
- * says so, at most once every 10 s per process with how many since. */
+/* Connections closed for want of a descriptor or of memory, and not yet
+ * logged (atomic), per process: each line says how many since the last. */
+static uint64_t drops_nofd, drops_nomem;
+static uint64_t drops_window_end_ms; /* atomic: the last line's + 10 s */
+static pthread_mutex_t drops_lock = PTHREAD_MUTEX_INITIALIZER;
+static char drops_service[128];      /* the last one (a reload frees names) */
+
+static void report_drops(uint64_t now)
+{
+    uint64_t nofd = __atomic_exchange_n(&drops_nofd, 0, __ATOMIC_RELAXED);
+    uint64_t nomem = __atomic_exchange_n(&drops_nomem, 0, __ATOMIC_RELAXED);
+    if (nofd == 0 && nomem == 0)
+        return;
+    __atomic_store_n(&drops_window_end_ms, now + 10000, __ATOMIC_RELAXED);
+    char svc[sizeof drops_service];
+    pthread_mutex_lock(&drops_lock);
+    memcpy(svc, drops_service, sizeof svc);
+    pthread_mutex_unlock(&drops_lock);
+    if (nomem > 0)
+        morphd_log(MORPH_LOG_ERROR, "service %s: out of memory: dropped %llu "
+                   "connection(s) at accept (connections_dropped)", svc,
+                   (unsigned long long)nomem);
+    if (nofd > 0) {
+        struct rlimit rl = {0};
+        getrlimit(RLIMIT_NOFILE, &rl);
+        morphd_log(MORPH_LOG_ERROR, "service %s: out of file descriptors "
+                   "(limit %llu, the last %d kept in reserve): dropped %llu "
+                   "connection(s) at accept since the last such line "
+                   "(connections_dropped; at most one line per 10 s); raise "
+                   "LimitNOFILE= or lower max_connections", svc,
+                   (unsigned long long)rl.rlim_cur, FD_RESERVE,
+                   (unsigned long long)nofd);
+    }
+}
+
+void morphd_stream_report_drops(void)
+{
+    uint64_t now = uv_hrtime() / 1000000;
+    if (now >= __atomic_load_n(&drops_window_end_ms, __ATOMIC_RELAXED))
+        report_drops(now);
+}
+
+/* Counts a connection closed for want of a descriptor (or of memory). The
+ * first of a burst is logged at once; the rest are summed and logged when
+ * the window ends (morphd_stream_report_drops). */
 static void dropped(morphd_service_t *svc, int why, uint64_t n)
 {
-    static uint64_t unlogged; /* atomic: drops since the last line */
-    static uint64_t next_log_ms;
+    n = n ? n : 1; /* libuv dropped it: at least one */
     MORPHD_STAT_ADD(svc->stats, connections_dropped, n);
-    uint64_t count = __atomic_add_fetch(&unlogged, n, __ATOMIC_RELAXED);
-    uint64_t now = uv_hrtime() / 1000000, next = __atomic_load_n(
-                                              &next_log_ms, __ATOMIC_RELAXED);
-    if (now < next || !__atomic_compare_exchange_n(&next_log_ms, &next,
-                                                   now + 10000, false,
-                                                   __ATOMIC_RELAXED,
-                                                   __ATOMIC_RELAXED))
-        return;
-    count = __atomic_exchange_n(&unlogged, 0, __ATOMIC_RELAXED);
-    if (why == UV_ENOMEM) {
-        morphd_log(MORPH_LOG_ERROR, "service %s: out of memory: dropped %llu "
-                   "connection(s) at accept (connections_dropped)",
-                   svc->conf->name, (unsigned long long)count);
-        return;
-    }
-    struct rlimit rl = {0};
-    getrlimit(RLIMIT_NOFILE, &rl);
-    morphd_log(MORPH_LOG_ERROR, "service %s: out of file descriptors (limit "
-               "%llu, the last %d kept in reserve): dropped %llu connection(s) "
-               "at accept in the last 10 s (connections_dropped); raise "
-               "LimitNOFILE= or lower max_connections", svc->conf->name,
-               (unsigned long long)rl.rlim_cur, FD_RESERVE,
-               (unsigned long long)count);
+    pthread_mutex_lock(&drops_lock);
+    snprintf(drops_service, sizeof drops_service, "%s", svc->conf->name);
+    pthread_mutex_unlock(&drops_lock);
+    __atomic_add_fetch(why == UV_ENOMEM ? &drops_nomem : &drops_nofd, n,
+                       __ATOMIC_RELAXED);
+    morphd_stream_report_drops();
 }
 
 static void on_connection(uv_stream_t *server, int status)
@@ -1415,7 +1441,7 @@ static void on_connection(uv_stream_t *server, int status)
     const morphd_service_conf_t *conf = svc->conf;
     if (status < 0) {
         if (status == UV_EMFILE || status == UV_ENFILE)
-            dropped(svc, status, 0); /* libuv could not even drop it */
+            dropped(svc, status, 0); /* libuv dropped it itself */
         else
             morphd_log(MORPH_LOG_WARN, "service %s: %s: accept failed: %s",
                        conf->name, tl->l->bound, uv_strerror(status));

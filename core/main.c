@@ -131,8 +131,8 @@ static void install_crash_logger(void)
 
 /* Descriptors: every connection is one. When the open-file limit is below
  * what the services may open (max_connections, the listeners of every
- * worker, and some to spare), connections beyond it would be accepted and
- * dropped at once by libuv, unlogged. So the soft limit is raised as far
+ * worker, and some to spare), connections beyond it are accepted and
+ * closed at once (listener_stream.c counts and logs them). So the soft limit is raised as far
  * as the hard one allows, and what is still short is said at start. */
 static void check_open_files(const morphd_config_t *cfg, unsigned workers)
 {
@@ -159,7 +159,8 @@ static void check_open_files(const morphd_config_t *cfg, unsigned workers)
         morphd_log(MORPH_LOG_WARN, "open files: the limit is %llu, and the "
                    "services may need %llu (their max_connections and "
                    "listeners): connections beyond the limit are accepted "
-                   "and closed at once, unlogged. Raise it (ulimit -n; "
+                   "and closed at once, counted in connections_dropped and "
+                   "logged (a line per 10 s at most). Raise it (ulimit -n; "
                    "LimitNOFILE= in a systemd unit) or lower max_connections",
                    (unsigned long long)rl.rlim_cur, (unsigned long long)need);
 }

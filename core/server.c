@@ -685,6 +685,7 @@ int morphd_server_run(morphd_server_t *s)
     morphd_chain_env_t *envs[s->n_workers];
     for (unsigned w = 0; w < s->n_workers; w++)
         envs[w] = &s->workers[w].env;
+    morphd_watchdog_set_tick(morphd_stream_report_drops);
     s->watchdog = morphd_watchdog_start(envs, s->n_workers,
                                         &s->plugin_timeout_ms,
                                         &s->shutdown_timeout_ms);

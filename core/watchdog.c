@@ -31,6 +31,10 @@ struct morphd_watchdog {
     int stop; /* atomic */
 };
 
+static void (*tick_cb)(void);
+
+void morphd_watchdog_set_tick(void (*tick)(void)) { tick_cb = tick; }
+
 /* CLOCK_MONOTONIC ns of the first SIGTERM/SIGINT (0: none yet) */
 static uint64_t stop_asked_ns;
 
@@ -70,6 +74,8 @@ static void *watch(void *arg)
     const struct timespec pause = {0, CHECK_EVERY_MS * 1000000L};
     while (!__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE)) {
         nanosleep(&pause, NULL);
+        if (tick_cb != NULL)
+            tick_cb();
         uint64_t now = morphd_ticks();
         uint64_t timeout_ns =
             (uint64_t)__atomic_load_n(w->plugin_timeout_ms, __ATOMIC_RELAXED) *

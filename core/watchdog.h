@@ -34,6 +34,11 @@ morphd_watchdog_t *morphd_watchdog_start(morphd_chain_env_t *const *envs,
 
 void morphd_watchdog_stop(morphd_watchdog_t *w);
 
+/* Called by the watchdog thread on each of its looks (ten times a
+ * second), for work that must happen even when no loop has an event: the
+ * owner sets it before the start. Must be thread-safe. */
+void morphd_watchdog_set_tick(void (*tick)(void));
+
 /* A stop was asked (SIGTERM, SIGINT): from a signal handler, so that the
  * watchdog knows even when every loop is stuck. Async-signal-safe. */
 void morphd_watchdog_note_stop(void);
