@@ -1013,6 +1013,12 @@ static bool key_given(unsigned long seen, section_kind_t section,
     return row != NULL && (seen & (1ul << (row - key_table)));
 }
 
+bool morphd_service_conf_given(const morphd_service_conf_t *svc,
+                               const char *name)
+{
+    return key_given(svc->seen, SEC_SERVICE, name);
+}
+
 /* proxy_protocol's needs, checked once every key is read (and again
  * after --set overrides). */
 static void check_proxy(const char *file, const morphd_service_conf_t *svc,

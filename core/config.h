@@ -107,6 +107,11 @@ typedef struct morphd_config {
     size_t n_services;
 } morphd_config_t;
 
+/* Whether the file (or --set) gave `svc` the service key `name`, rather
+ * than leaving it at its default. */
+bool morphd_service_conf_given(const morphd_service_conf_t *svc,
+                               const char *name);
+
 /* Parses the INI file at `path`. Returns 0, or -1 with every problem added
  * to `errs`. On error `cfg` is still safe to free. */
 int morphd_config_load_file(const char *path, morphd_config_t *cfg,

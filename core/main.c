@@ -136,12 +136,21 @@ static void install_crash_logger(void)
  * as the hard one allows, and what is still short is said at start. */
 static void check_open_files(const morphd_config_t *cfg, unsigned workers)
 {
-    rlim_t need = 64; /* the loops, the log, the admin socket, plugins */
+    /* `need` is what the soft limit is raised towards; `asked` is what the
+     * warning is about: only max_connections the file sets. A default is
+     * a ceiling nobody chose, and defaults must not warn (two services at
+     * their 10,000 each passed a hard limit of 20,000). */
+    rlim_t need = 64, asked = 64; /* the loops, the log, the admin socket, plugins */
     for (size_t i = 0; i < cfg->n_services; i++) {
         const morphd_service_conf_t *svc = &cfg->services[i];
         need += (rlim_t)svc->n_listen * workers;
-        if (morphd_service_conf_has_stream(svc))
-            need += svc->max_connections ? svc->max_connections : 65536;
+        asked += (rlim_t)svc->n_listen * workers;
+        if (morphd_service_conf_has_stream(svc)) {
+            rlim_t conns = svc->max_connections ? svc->max_connections : 65536;
+            need += conns;
+            if (morphd_service_conf_given(svc, "max_connections"))
+                asked += conns;
+        }
     }
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= need)
@@ -155,14 +164,20 @@ static void check_open_files(const morphd_config_t *cfg, unsigned workers)
                    (unsigned long long)rl.rlim_cur);
     else
         rl.rlim_cur = was;
-    if (rl.rlim_cur < need)
+    if (rl.rlim_cur < asked)
         morphd_log(MORPH_LOG_WARN, "open files: the limit is %llu, and the "
                    "services may need %llu (their max_connections and "
                    "listeners): connections beyond the limit are accepted "
                    "and closed at once, counted in connections_dropped and "
                    "logged (a line per 10 s at most). Raise it (ulimit -n; "
                    "LimitNOFILE= in a systemd unit) or lower max_connections",
-                   (unsigned long long)rl.rlim_cur, (unsigned long long)need);
+                   (unsigned long long)rl.rlim_cur, (unsigned long long)asked);
+    else if (rl.rlim_cur < need)
+        morphd_log(MORPH_LOG_INFO, "open files: the limit is %llu, below the "
+                   "%llu the services' default max_connections add up to; "
+                   "beyond it connections are dropped at accept and counted "
+                   "in connections_dropped", (unsigned long long)rl.rlim_cur,
+                   (unsigned long long)need);
 }
 
 typedef struct {

@@ -71,6 +71,28 @@ START_TEST(open_file_limit_is_raised_or_reported)
 }
 END_TEST
 
+/* Issue 21: two services with default settings warned about open files
+ * (20,066 > 20,000). A default max_connections is a ceiling nobody chose:
+ * the limit is raised towards it, and what is short is an info line. */
+START_TEST(defaults_do_not_warn_about_open_files)
+{
+    setenv("MORPH_TEST_WRAPPER", "prlimit --nofile=1024:20000", 1);
+    const char *ini_fmt = "[morphd]\nplugin_dir = %s\n"
+                          "[service a]\nlisten = tcp://127.0.0.1:0\ntransform = echo\n"
+                          "[service b]\nlisten = tcp://127.0.0.1:0\ntransform = echo\n";
+    char ini[512];
+    snprintf(ini, sizeof ini, ini_fmt, PLUGIN_DIR);
+    ck_assert_int_eq(morphd_proc_start(&proc, ini), 0);
+    unsetenv("MORPH_TEST_WRAPPER");
+    ck_assert_int_eq(morphd_proc_log_count(&proc, "raised the open-file limit "
+                                                  "from 1024 to 20000"), 1);
+    ck_assert_int_eq(morphd_proc_log_count(&proc, "warn: open files"), 0);
+    ck_assert_int_eq(morphd_proc_log_count(&proc, "info: open files: the limit "
+                                                  "is 20000, below the 20066"), 1);
+    ck_assert_int_eq(morphd_proc_stop(&proc), 0);
+}
+END_TEST
+
 /* A live connection answers; a refused one is closed at once (EOF). */
 static bool answers(int fd)
 {
@@ -584,6 +606,7 @@ static Suite *suite(void)
     tcase_add_test(tc, udp_receive_buffer_reported_when_capped);
     tcase_add_test(tc, silent_admin_clients_cannot_starve_the_service);
     tcase_add_test(tc, descriptor_exhaustion_is_counted_and_logged);
+    tcase_add_test(tc, defaults_do_not_warn_about_open_files);
     tcase_add_test(tc, admin_socket_belongs_to_the_user_and_goes_at_exit);
     tcase_add_test(tc, rate_per_source_tcp);
     tcase_add_test(tc, rate_per_source_bounded_by_100000_sources);
