@@ -96,3 +96,66 @@ void morphd_log(int level, const char *fmt, ...)
     ssize_t w = write(STDERR_FILENO, line, n);
     (void)w; /* a failing log must never stop serving */
 }
+
+/* Decimal digits of v, at least `width` of them, into buf (no stdio). */
+static size_t put_num(char *buf, size_t n, size_t size, unsigned long v,
+                      int width)
+{
+    char digits[24];
+    int k = 0;
+    do {
+        digits[k++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0 && k < (int)sizeof digits);
+    while (k < width && k < (int)sizeof digits)
+        digits[k++] = '0';
+    while (k > 0 && n + 1 < size)
+        buf[n++] = digits[--k];
+    return n;
+}
+
+size_t morphd_log_prefix_signal_safe(char *buf, size_t size, int level)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts); /* async-signal-safe */
+    /* days since 1970-01-01 to a civil date (Howard Hinnant's algorithm):
+     * gmtime_r is not async-signal-safe */
+    long long secs = (long long)ts.tv_sec;
+    long long days = secs / 86400, rem = secs % 86400;
+    if (rem < 0)
+        rem += 86400, days--;
+    long long z = days + 719468;
+    long long era = (z >= 0 ? z : z - 146096) / 146097;
+    unsigned doe = (unsigned)(z - era * 146097);
+    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    long long y = (long long)yoe + era * 400;
+    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    unsigned mp = (5 * doy + 2) / 153;
+    unsigned d = doy - (153 * mp + 2) / 5 + 1;
+    unsigned m = mp < 10 ? mp + 3 : mp - 9;
+    y += m <= 2;
+    size_t n = 0;
+    n = put_num(buf, n, size, (unsigned long)y, 4);
+    static const char *const sep[] = {"-", "-", "T", ":", ":", "."};
+    unsigned long parts[] = {m, d, (unsigned long)rem / 3600,
+                             (unsigned long)rem % 3600 / 60,
+                             (unsigned long)rem % 60,
+                             (unsigned long)ts.tv_nsec / 1000000};
+    for (int i = 0; i < 6; i++) {
+        if (n + 1 < size)
+            buf[n++] = sep[i][0];
+        n = put_num(buf, n, size, parts[i], i == 5 ? 3 : 2);
+    }
+    const char *mid = "Z morphd[";
+    while (*mid && n + 1 < size)
+        buf[n++] = *mid++;
+    n = put_num(buf, n, size, (unsigned long)getpid(), 1);
+    const char *name = morphd_log_level_name(level);
+    if (n + 2 < size)
+        buf[n++] = ']', buf[n++] = ' ';
+    while (*name && n + 1 < size)
+        buf[n++] = *name++;
+    if (n + 2 < size)
+        buf[n++] = ':', buf[n++] = ' ';
+    return n;
+}

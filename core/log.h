@@ -24,4 +24,9 @@ void morphd_log(int level, const char *fmt, ...)
 
 #define morphd_log_enabled(level) ((level) <= morphd_log_get_level())
 
+/* Writes the start of a log line ("2026-01-02T03:04:05.678Z morphd[PID]
+ * error: ") into buf, as morphd_log does, with async-signal-safe calls
+ * only (for the crash line). Returns its length (not NUL-terminated). */
+size_t morphd_log_prefix_signal_safe(char *buf, size_t size, int level);
+
 #endif

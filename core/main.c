@@ -84,7 +84,10 @@ static void on_fatal_signal(int sig)
 {
     char msg[512];
     char num[4] = {0};
-    size_t n = put(msg, 0, sizeof msg, "morphd: fatal signal ");
+    /* the same start as every other line: time and pid (in process mode,
+     * the worker's) */
+    size_t n = morphd_log_prefix_signal_safe(msg, sizeof msg, MORPH_LOG_ERROR);
+    n = put(msg, n, sizeof msg, "fatal signal ");
     num[0] = (char)('0' + sig / 10);
     num[1] = (char)('0' + sig % 10);
     n = put(msg, n, sizeof msg, sig >= 10 ? num : num + 1);

@@ -105,6 +105,7 @@ END_TEST
 START_TEST(crashing_plugin_is_logged_and_fatal)
 {
     start(TEST_PLUGIN_DIR, "transform = crash\n");
+    pid_t pid = proc.pid;
     int fd = tcp_connect(tcp(), false);
     ck_assert_int_eq(send_all(fd, "crash", 5), 0);
     int status;
@@ -120,6 +121,26 @@ START_TEST(crashing_plugin_is_logged_and_fatal)
     ck_assert_int_eq(morphd_proc_log_count(&proc, "fatal signal 11 in plugin "
                                                   "crash of service s; the "
                                                   "plugin crashed"), 1);
+    /* issue 21: with the time and pid every other line has, this one's
+     * written without stdio or gmtime (a signal handler's) */
+    char *log = morphd_proc_log(&proc);
+    char want[64];
+    snprintf(want, sizeof want, "Z morphd[%d] error: fatal signal 11", (int)pid);
+    char *at = strstr(log, want);
+    ck_assert_msg(at != NULL, "%s", log);
+    char *start = at;
+    while (start > log && start[-1] != '\n')
+        start--;
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    char today[16];
+    strftime(today, sizeof today, "%Y-%m-%dT", &tm);
+    /* YYYY-MM-DDTHH:MM:SS.mmm, and today's date (the test ran just now) */
+    ck_assert_int_eq(at - start, 23);
+    ck_assert_msg(strncmp(start, today, strlen(today)) == 0, "%.60s", start);
+    ck_assert(start[13] == ':' && start[16] == ':' && start[19] == '.');
+    free(log);
 #endif
     FILE *f = fopen(SOURCE_DIR "/packaging/morphd.service", "r");
     ck_assert_ptr_nonnull(f);
