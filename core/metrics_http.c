@@ -1,7 +1,10 @@
 /*
  * metrics_http.c -- the Prometheus endpoint (metrics_http.h), with
- * libmicrohttpd: its own thread and epoll, at most 16 scrapers at once,
- * each given 10 s; GET and HEAD of /metrics only. A scrape formats into a
+ * libmicrohttpd: its own thread and epoll; GET and HEAD of /metrics only.
+ * Silent clients must not starve a scrape (issue 21: 300 idle ones made
+ * every scrape time out with 16 slots held for 10 s each): a slot is held
+ * at most METRICS_IDLE_S without a byte, one source holds at most
+ * METRICS_PER_SOURCE, and there are METRICS_SLOTS in all. A scrape formats into a
  * fresh buffer that libmicrohttpd frees after sending.
  */
 #include "metrics_http.h"
@@ -18,6 +21,9 @@
 #include "log.h"
 
 #define CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
+#define METRICS_SLOTS 256     /* connections at once (epoll: no FD_SETSIZE) */
+#define METRICS_PER_SOURCE 16 /* from one address */
+#define METRICS_IDLE_S 2      /* without a byte either way, then closed */
 
 struct morphd_metrics_http {
     struct MHD_Daemon *daemon;
@@ -222,8 +228,10 @@ morphd_metrics_http_t *morphd_metrics_http_start(
     m->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, m, MHD_OPTION_EXTERNAL_LOGGER,
         on_mhd_error, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)16,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)METRICS_SLOTS,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)METRICS_PER_SOURCE,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)METRICS_IDLE_S,
+        MHD_OPTION_END);
     if (m->daemon == NULL) {
         snprintf(err, err_size, "metrics_listen = %s: cannot listen (the "
                  "address in use, or not this host's?)", text);

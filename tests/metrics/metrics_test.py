@@ -54,6 +54,16 @@ def scrape(port):
     return ctype, families, samples
 
 
+def promtool(port):
+    """Prometheus' own lint of a scrape (issue 21: it refused a name)."""
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port,
+                                timeout=5) as r:
+        body = r.read()
+    p = subprocess.run(["promtool", "check", "metrics"], input=body,
+                       capture_output=True)
+    return p.returncode, (p.stdout + p.stderr).decode()
+
+
 def value(samples, name, **labels):
     return samples.get((name, tuple(sorted(labels.items()))))
 
@@ -224,10 +234,17 @@ def run(proc, log, ini, text, fill, admin):
               "%s buckets not cumulative" % plugin)
         total = value(samples, "morph_plugin_duration_seconds_sum", service="s", plugin=plugin)
         check(total is not None and total > 0, "%s duration sum" % plugin)
-    letters = value(samples, "morph_plugin_counter_total", service="s",
-                    plugin="rot", counter="letters")
+    letters = value(samples, "morph_plugin_rot_letters_total", service="s")
     check(letters is not None and letters > 0, "rot's own counter: %s" % letters)
     check(value(samples, "morph_workers") == 1, "workers")
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % mport,
+                                timeout=5) as r:
+        body = r.read().decode()
+    check("# HELP morph_plugin_rot_letters_total letters rotated" in body,
+          "rot's counter lost its help text")
+    rc, said = promtool(mport)
+    check(rc == 0 and said.strip() == "", "promtool check metrics: %s" % said)
+    print("ok: promtool check metrics passes on a scrape")
     print("ok: after the traffic every counter equals morph stats; plugin "
           "calls, histograms and own counters are labelled")
 
@@ -251,7 +268,11 @@ def run(proc, log, ini, text, fill, admin):
     print("ok: reloads and failed reloads counted")
 
     # --- hostile ------------------------------------------------------------------
-    idle = [socket.create_connection(("127.0.0.1", mport)) for _ in range(40)]
+    # from another address, as an attacker is another host (one address
+    # holds at most 16 of the metrics port's connections)
+    idle = [socket.create_connection(("127.0.0.1", mport),
+                                     source_address=("127.0.0.4", 0))
+            for _ in range(40)]
     junk = socket.create_connection(("127.0.0.1", mport))
     junk.sendall(b"\x00\xffGARBAGE / HTTP/9\r\n\r\n")
     errors = []
@@ -282,6 +303,55 @@ def run(proc, log, ini, text, fill, admin):
     check(ok, "/metrics did not answer again once the idle connections went")
     print("ok: idle and garbage connections on the metrics port: the service "
           "answered throughout, /metrics answered after; 404 and 405")
+
+    # --- issue 21: silent clients do not starve a scrape ----------------------
+    # 300 that connect and say nothing (from another loopback address, as
+    # an attacker is another host), and 20 that reconnect as soon as they
+    # are closed: every scrape from Prometheus' address is answered.
+    silent = []
+    for _ in range(300):
+        try:
+            s = socket.socket()
+            s.bind(("127.0.0.2", 0))
+            s.settimeout(2)
+            s.connect(("127.0.0.1", mport))
+            silent.append(s)
+        except OSError:
+            s.close()
+    stop = threading.Event()
+
+    def reconnect():
+        while not stop.is_set():
+            try:
+                with socket.socket() as s:
+                    s.bind(("127.0.0.3", 0))
+                    s.settimeout(5)
+                    s.connect(("127.0.0.1", mport))
+                    s.recv(1)  # until morphd closes it
+            except OSError:
+                time.sleep(0.01)
+    pests = [threading.Thread(target=reconnect) for _ in range(20)]
+    for t in pests:
+        t.start()
+    answered, slowest = 0, 0.0
+    for _ in range(8):
+        t0 = time.monotonic()
+        try:
+            scrape(mport)
+            answered += 1
+        except OSError:
+            pass
+        slowest = max(slowest, time.monotonic() - t0)
+        time.sleep(0.5)
+    stop.set()
+    for t in pests:
+        t.join()
+    for s in silent:
+        s.close()
+    check(answered == 8, "%d of 8 scrapes answered beside 300 silent and 20 "
+          "reconnecting clients" % answered)
+    print("%d of 8 scrapes answered beside %d silent and 20 reconnecting "
+          "clients (slowest %.2f s)" % (answered, len(silent), slowest))
 
 
 main()
