@@ -527,6 +527,92 @@ static bool is_gauge(const char *counter)
            strcmp(counter, "messages_pending") == 0;
 }
 
+/* A plugin's or counter's name as part of a metric name: [a-z0-9_] as
+ * they are, anything else as '_'. */
+static int put_name_part(morphd_buf_t *out, const char *v)
+{
+    int rc = 0;
+    for (; *v; v++)
+        PUT("%c", (*v >= 'a' && *v <= 'z') || (*v >= '0' && *v <= '9') ||
+                          (*v >= 'A' && *v <= 'Z') || *v == '_'
+                      ? *v
+                      : '_');
+    return rc;
+}
+
+/* Whether plugin `p`'s counter `c` is the first of its (plugin, counter)
+ * family in the registry: families are written once, with every
+ * service's sample, at their first sight. */
+static bool first_of_family(morphd_stats_t *head, const morphd_plugin_stats_t *p,
+                            const morphd_plugin_counter_t *c)
+{
+    for (morphd_stats_t *st = head; st != NULL; st = st->next)
+        for (morphd_plugin_stats_t *q = st->plugins; q; q = q->next)
+            for (const morphd_plugin_counter_t *d = q->counters; d; d = d->next) {
+                if (q == p && d == c)
+                    return true;
+                if (strcmp(q->name, p->name) == 0 && strcmp(d->name, c->name) == 0)
+                    return false;
+            }
+    return true;
+}
+
+/* A plugin's own counters (morph_host_t.counter): one family each,
+ * morph_plugin_PLUGIN_COUNTER_total{service=...}, with the help text the
+ * plugin gave it. (One family for all, labelled by counter, could carry no
+ * help of the plugin's, and its name said 'counter', which Prometheus'
+ * lint refuses.) */
+static int prometheus_own_counters(morphd_stats_t *head, morphd_buf_t *out)
+{
+    int rc = 0;
+    for (morphd_stats_t *st = head; st != NULL; st = st->next)
+        for (morphd_plugin_stats_t *p = st->plugins; p; p = p->next)
+            for (const morphd_plugin_counter_t *c = p->counters; c; c = c->next) {
+                if (!first_of_family(head, p, c))
+                    continue;
+                for (int line = 0; line < 2; line++) {
+                    PUT(line == 0 ? "# HELP morph_plugin_" : "# TYPE morph_plugin_");
+                    rc |= put_name_part(out, p->name);
+                    PUT("_");
+                    rc |= put_name_part(out, c->name);
+                    if (line == 0) {
+                        PUT("_total ");
+                        /* help is one line: a newline or backslash escaped */
+                        const char *h = c->help && c->help[0] ? c->help : NULL;
+                        if (h == NULL)
+                            PUT("counter %s of plugin %s", c->name, p->name);
+                        for (; h && *h; h++)
+                            if (*h == '\\')
+                                PUT("\\\\");
+                            else if (*h == '\n')
+                                PUT("\\n");
+                            else
+                                PUT("%c", *h);
+                        PUT("\n");
+                    } else {
+                        PUT("_total counter\n");
+                    }
+                }
+                for (morphd_stats_t *st2 = head; st2 != NULL; st2 = st2->next)
+                    for (morphd_plugin_stats_t *q = st2->plugins; q; q = q->next)
+                        for (const morphd_plugin_counter_t *d = q->counters; d;
+                             d = d->next) {
+                            if (strcmp(q->name, p->name) != 0 ||
+                                strcmp(d->name, c->name) != 0)
+                                continue;
+                            PUT("morph_plugin_");
+                            rc |= put_name_part(out, p->name);
+                            PUT("_");
+                            rc |= put_name_part(out, c->name);
+                            PUT("_total{service=\"");
+                            rc |= put_label(out, st2->name);
+                            PUT("\"} %llu\n", (unsigned long long)__atomic_load_n(
+                                                  &d->value, __ATOMIC_RELAXED));
+                        }
+            }
+    return rc;
+}
+
 static int prometheus_plugins(morphd_stats_t *head, morphd_buf_t *out)
 {
     int rc = 0;
@@ -539,8 +625,6 @@ static int prometheus_plugins(morphd_stats_t *head, morphd_buf_t *out)
          "messages a plugin failed"},
         {"morph_plugin_duration_seconds", "histogram",
          "time in a plugin's transform per message (its latency)"},
-        {"morph_plugin_counter_total", "counter",
-         "the plugins' own counters (morph_host_t.counter), by name"},
     };
     for (size_t f = 0; f < sizeof families / sizeof *families; f++) {
         PUT("# HELP %s %s\n# TYPE %s %s\n", families[f].name,
@@ -573,19 +657,11 @@ static int prometheus_plugins(morphd_stats_t *head, morphd_buf_t *out)
                         (double)s.time_ns / 1e9);
                     PUT("morph_plugin_duration_seconds_count{%s} %llu\n",
                         labels, (unsigned long long)s.calls);
-                } else {
-                    for (const morphd_plugin_counter_t *c = p->counters; c;
-                         c = c->next) {
-                        PUT("morph_plugin_counter_total{%s,counter=\"", labels);
-                        if (put_label(out, c->name) != 0)
-                            rc = -1;
-                        PUT("\"} %llu\n",
-                            (unsigned long long)__atomic_load_n(
-                                &c->value, __ATOMIC_RELAXED));
-                    }
                 }
             }
     }
+    if (prometheus_own_counters(head, out) != 0)
+        rc = -1;
     return rc;
 }
 

@@ -161,8 +161,9 @@ int morphd_stats_format(morphd_stats_t *head, bool json, morphd_buf_t *out);
  * morph_COUNTER_total{service="NAME"} (the two that go down, connections_open
  * and messages_pending, as gauges), and per plugin
  * morph_plugin_calls_total, morph_plugin_failures_total, the histogram
- * morph_plugin_duration_seconds and its own counters as
- * morph_plugin_counter_total{counter="NAME"}, labelled service and plugin.
+ * morph_plugin_duration_seconds, labelled service and plugin, and its own
+ * counters as morph_plugin_PLUGIN_NAME_total{service=...}, each with the
+ * help the plugin registered it with.
  * Any thread (the registry at *head is read under its lock). Returns 0,
  * or -1 when out of memory. */
 int morphd_stats_prometheus(morphd_stats_t *const *head, morphd_buf_t *out);

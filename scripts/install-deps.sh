@@ -11,6 +11,8 @@ PACKAGES="$PACKAGES libssl-dev openssl"
 # metrics_listen: Prometheus /metrics served by libmicrohttpd, and the
 # Prometheus text parser the tests scrape it with
 PACKAGES="$PACKAGES libmicrohttpd-dev python3-prometheus-client"
+# promtool (Debian's prometheus package): the metrics test lints a scrape
+PACKAGES="$PACKAGES prometheus"
 # sandbox = on: seccomp filters
 PACKAGES="$PACKAGES libseccomp-dev"
 # plugins written as Lua scripts (NAME.lua)
