@@ -4,7 +4,11 @@
  * only its owner and group can read the counters. Clients are few and
  * quick (`morph stats`): at most ADMIN_MAX_CONNS at once, each given
  * ADMIN_TIMEOUT_MS for its request, so that clients that connect and say
- * nothing cannot hold the descriptors the services need.
+ * nothing cannot hold the descriptors the services need. When every slot
+ * is taken, the oldest client that has said nothing yet makes room for
+ * the new one: silent clients that reconnect cannot keep a request that
+ * has arrived from being served (issue 21: 12 of them failed 20 of 20
+ * `morph stats`).
  */
 #include "admin.h"
 
@@ -35,7 +39,9 @@ struct morphd_admin {
     ino_t ino;
     uv_timer_t sweep;    /* closes connections past ADMIN_TIMEOUT_MS */
     admin_conn_t *conns; /* open ones, newest first */
-    size_t n_conns;
+    size_t n_conns;      /* in the list, until their close completes */
+    size_t n_open;       /* of those, not being closed: the slots taken */
+    uint64_t evicted;    /* silent ones closed to make room */
     uint64_t refused;    /* over ADMIN_MAX_CONNS, since the last log */
     uint64_t last_refused_log;
     int closing;         /* handles still to close (pipe, timer) */
@@ -51,6 +57,7 @@ struct admin_conn {
     uv_write_t write;
     char *answer;
     int done; /* answered or closing: the sweep leaves it be */
+    int closing;
 };
 
 static void on_conn_closed(uv_handle_t *h)
@@ -73,6 +80,9 @@ static void on_conn_closed(uv_handle_t *h)
 static void close_conn(admin_conn_t *c)
 {
     c->done = 1;
+    if (!c->closing && c->admin != NULL)
+        c->admin->n_open--;
+    c->closing = 1;
     if (!uv_is_closing((uv_handle_t *)&c->pipe))
         uv_close((uv_handle_t *)&c->pipe, on_conn_closed);
 }
@@ -161,27 +171,40 @@ static void on_connection(uv_stream_t *server, int status)
         uv_close((uv_handle_t *)&c->pipe, on_conn_closed); /* admin NULL */
         return;
     }
-    if (a->n_conns >= ADMIN_MAX_CONNS) {
-        /* accepted and closed at once, so that the queue drains */
+    admin_conn_t *silent = NULL; /* the oldest that has sent nothing */
+    for (admin_conn_t *o = a->conns; o != NULL; o = o->next)
+        if (!o->done && o->len == 0)
+            silent = o;
+    bool full = a->n_open >= ADMIN_MAX_CONNS;
+    if (full && silent != NULL) {
+        close_conn(silent);
+        a->evicted++;
+    } else if (full) {
+        /* every slot holds a request under way: accepted and closed at
+         * once, so that the queue drains */
         uv_close((uv_handle_t *)&c->pipe, on_conn_closed);
         a->refused++;
-        uint64_t now = uv_now(server->loop);
-        if (a->last_refused_log == 0 || now - a->last_refused_log >= 60000) {
-            morphd_log(MORPH_LOG_WARN, "admin %s: %d clients at once already; "
-                       "%llu more refused (each has %d ms to ask; logged at "
-                       "most once a minute)", a->path, ADMIN_MAX_CONNS,
-                       (unsigned long long)a->refused, ADMIN_TIMEOUT_MS);
-            a->last_refused_log = now;
-            a->refused = 0;
-        }
-        return;
     }
+    uint64_t now = uv_now(server->loop);
+    if (full && (a->last_refused_log == 0 || now - a->last_refused_log >= 60000)) {
+        morphd_log(MORPH_LOG_WARN, "admin %s: %d clients at once already; "
+                   "%llu silent one%s closed to make room, %llu refused (each "
+                   "has %d ms to ask; logged at most once a minute)", a->path,
+                   ADMIN_MAX_CONNS, (unsigned long long)a->evicted,
+                   a->evicted == 1 ? "" : "s", (unsigned long long)a->refused,
+                   ADMIN_TIMEOUT_MS);
+        a->last_refused_log = now;
+        a->refused = a->evicted = 0;
+    }
+    if (full && silent == NULL)
+        return;
     c->admin = a;
     c->started = uv_now(server->loop);
     c->next = a->conns;
     if (a->conns)
         a->conns->prev = c;
     a->conns = c;
+    a->n_open++;
     if (a->n_conns++ == 0)
         uv_timer_start(&a->sweep, on_sweep, ADMIN_TIMEOUT_MS / 4,
                        ADMIN_TIMEOUT_MS / 4);

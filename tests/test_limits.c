@@ -1,6 +1,7 @@
 /* Per-service limits and counters, with real sockets: max_connections,
  * max_connections_per_source, idle_timeout, thousands of connections, and
  * the stats read by `morph stats` and written on SIGUSR1. */
+#include <errno.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -409,6 +411,55 @@ START_TEST(silent_admin_clients_cannot_starve_the_service)
 }
 END_TEST
 
+/* Issue 21: 12 silent admin clients that reconnect as soon as they are
+ * closed made 20 of 20 `morph stats` fail over 10 s. A request that has
+ * arrived is served before a client that has said nothing: the oldest
+ * silent one makes room. */
+START_TEST(silent_reconnecting_admin_clients_cannot_block_morph_stats)
+{
+    start("");
+    pid_t pest = fork();
+    ck_assert_int_ge(pest, 0);
+    if (pest == 0) { /* 12 silent clients, each reconnected once closed */
+        int fds[12];
+        for (int i = 0; i < 12; i++)
+            fds[i] = admin_connect(admin_path);
+        long t0 = now_ms();
+        while (now_ms() - t0 < 20000 && getppid() != 1) {
+            for (int i = 0; i < 12; i++) {
+                char b;
+                struct pollfd p = {.fd = fds[i], .events = POLLIN};
+                if (fds[i] >= 0 && (poll(&p, 1, 0) == 0 ||
+                                    (recv(fds[i], &b, 1, MSG_DONTWAIT) < 0 &&
+                                     errno == EAGAIN)))
+                    continue; /* still held */
+                if (fds[i] >= 0)
+                    close(fds[i]);
+                fds[i] = admin_connect(admin_path);
+            }
+            usleep(1000);
+        }
+        _exit(0);
+    }
+    usleep(300 * 1000); /* the slots are taken */
+    int ok = 0;
+    for (int i = 0; i < 20; i++) {
+        const char *argv[] = {MORPH_BIN, "stats", "-s", admin_path, NULL};
+        char *out = NULL, *err = NULL;
+        if (run_program(argv, "", 0, &out, NULL, &err) == 0 && strstr(out, "s"))
+            ok++;
+        free(out);
+        free(err);
+        usleep(100 * 1000);
+    }
+    kill(pest, SIGKILL);
+    waitpid(pest, NULL, 0);
+    ck_assert_int_eq(ok, 20);
+    ck_assert_int_ge(morphd_proc_log_count(&proc, "closed to make room"), 1);
+    ck_assert_int_eq(morphd_proc_stop(&proc), 0);
+}
+END_TEST
+
 /* The admin socket belongs to the user morphd switches to (so `morph
  * stats` works for its group), and is removed at exit -- which, in a
  * sticky folder such as /tmp, needs it to be that user's. */
@@ -607,6 +658,7 @@ static Suite *suite(void)
     tcase_add_test(tc, silent_admin_clients_cannot_starve_the_service);
     tcase_add_test(tc, descriptor_exhaustion_is_counted_and_logged);
     tcase_add_test(tc, defaults_do_not_warn_about_open_files);
+    tcase_add_test(tc, silent_reconnecting_admin_clients_cannot_block_morph_stats);
     tcase_add_test(tc, admin_socket_belongs_to_the_user_and_goes_at_exit);
     tcase_add_test(tc, rate_per_source_tcp);
     tcase_add_test(tc, rate_per_source_bounded_by_100000_sources);
