@@ -36,6 +36,7 @@
 
 #include "chain.h"
 #include "log.h"
+#include "lua_patterns.h"
 #include "options.h"
 #include "plugin_loader.h"
 
@@ -76,11 +77,20 @@ struct morphd_script {
     size_t n_counters;
 };
 
-/* Memory of one state, capped. */
+/* Memory of one state, capped; and what one call may allocate in all
+ * (churn_cap), which bounds the time of building strings that the
+ * instruction budget cannot see (a loop of s = s .. x copies s each
+ * time: quadratic work in few instructions). */
 typedef struct {
     size_t used;
     size_t cap;
+    size_t churn;     /* bytes allocated since the call began */
+    size_t churn_cap; /* 0: not counted (outside calls) */
+    bool over_churn;  /* the last failed allocation was churn's */
 } lua_mem_t;
+
+/* Bytes a call may allocate in all, per instruction of its budget. */
+#define CHURN_PER_INSTRUCTION 64
 
 typedef struct lua_instance {
     lua_State *L;
@@ -88,6 +98,7 @@ typedef struct lua_instance {
     const morphd_script_t *script;
     const morph_host_t *host;  /* NULL while the script is inspected */
     int budget;                /* VM instructions per call */
+    morphd_lua_steps_t steps;  /* pattern-matching steps left in a call */
     const morph_conn_t *conn;  /* the message in flight's, for morph.peer */
 } lua_instance_t;
 
@@ -113,6 +124,13 @@ static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     }
     if (nsize > old && nsize - old > m->cap - m->used)
         return NULL;
+    if (nsize > old && m->churn_cap != 0) {
+        if (nsize - old > m->churn_cap - m->churn) {
+            m->over_churn = true;
+            return NULL;
+        }
+        m->churn += nsize - old;
+    }
     void *q = realloc(ptr, nsize);
     if (q != NULL)
         m->used = m->used - old + nsize;
@@ -147,6 +165,12 @@ static void budget_hook(lua_State *L, lua_Debug *ar)
 static void arm_budget(lua_instance_t *in)
 {
     lua_sethook(in->L, budget_hook, LUA_MASKCOUNT, in->budget);
+    in->steps.left = in->budget;
+    in->steps.budget = in->budget;
+    in->steps.name = in->script->name;
+    in->mem.churn = 0;
+    in->mem.over_churn = false;
+    in->mem.churn_cap = (size_t)in->budget * CHURN_PER_INSTRUCTION;
 }
 
 /* A field of the table at `t`, read raw: a metatable of the script's
@@ -368,6 +392,8 @@ static int open_sandbox(lua_State *L)
 
     lua_getfield(L, -1, LUA_STRLIBNAME); /* bytecode out, as in */
     drop_field(L, "dump");
+    /* matching that counts its steps (lua_patterns.c) */
+    morphd_lua_patterns_open(L, -1, &in->steps);
     lua_pop(L, 1);
 
     /* os: the clock only */
@@ -701,6 +727,16 @@ static int call_script(lua_instance_t *in, int slot, call_ctx_t *x)
 static void call_error(lua_instance_t *in, int rc, char *why, size_t size)
 {
     lua_State *L = in->L;
+    if (rc == LUA_ERRMEM && in->mem.over_churn) {
+        snprintf(why, size, "%s: over its budget: allocated more than %zu "
+                 "bytes in one call (%d bytes per instruction of %s.budget; "
+                 "building a string piece by piece with .. copies it each "
+                 "time: use table.concat)", in->script->path,
+                 in->mem.churn_cap, CHURN_PER_INSTRUCTION, in->script->name);
+        lua_settop(L, SLOTS);
+        lua_gc(L, LUA_GCCOLLECT);
+        return;
+    }
     if (rc == LUA_ERRMEM) {
         snprintf(why, size, "%s: out of memory: over %s.memory (%zu bytes)",
                  in->script->path, in->script->name, in->mem.cap);

@@ -337,6 +337,62 @@ START_TEST(a_looping_message_leaves_the_worker_serving)
 }
 END_TEST
 
+/* Issue 21: work the instruction budget did not count -- a backtracking
+ * pattern inside one string.find (5 s on a worker, then the watchdog
+ * aborted morphd), and a quadratic concatenation -- fails that message
+ * now: matching counts its steps, and what one call may allocate is
+ * bounded. plugin_timeout = 2s: were either not bounded, the watchdog
+ * would abort morphd before the other client's answer. */
+START_TEST(uncounted_work_fails_the_message_not_the_process)
+{
+    make_dir();
+    put_script("work",
+               "return { transform = function(m)\n"
+               "  if m == 'bomb' then\n"
+               "    return tostring(string.find(string.rep('a', 22),\n"
+               "                                ('a-'):rep(12) .. 'b'))\n"
+               "  end\n"
+               "  if m == 'concat' then\n"
+               "    local s, piece = '', ('x'):rep(1000)\n"
+               "    for i = 1, 20000 do s = s .. piece end\n"
+               "    return #s .. ''\n"
+               "  end\n"
+               "  local k, v = m:match('^(%w+)=(%w+)')\n"
+               "  return (k and (v .. '=' .. k)) or m:upper()\n"
+               "end }\n");
+    char services[512], admin[108];
+    snprintf(services, sizeof services,
+             "[service s]\nlisten = tcp://127.0.0.1:0\ntransform = work\n"
+             "framing = line\nwork.budget = 1000000\n");
+    morphd_proc_serve(&proc, dir, "workers = 1\nplugin_timeout = 2s\n",
+                      services, admin, sizeof admin);
+    int port = morphd_proc_need_port(&proc, "s", "tcp", false);
+    const char *attacks[] = {"bomb\n", "concat\n"};
+    for (int i = 0; i < 2; i++) {
+        int bad = tcp_connect(port, false);
+        int other = tcp_connect(port, false);
+        ck_assert_int_eq(send_all(bad, attacks[i], strlen(attacks[i])), 0);
+        ck_assert_int_eq(send_all(other, "hi\n", 3), 0);
+        char buf[16] = "";
+        ck_assert_uint_eq(recv_exact(other, buf, 3, TIMEOUT_MS), 3);
+        ck_assert_str_eq(buf, "HI\n");
+        /* the attacker's connection is served on, patterns included */
+        ck_assert_int_eq(send_all(bad, "a=b\n", 4), 0);
+        memset(buf, 0, sizeof buf);
+        ck_assert_uint_eq(recv_exact(bad, buf, 4, TIMEOUT_MS), 4);
+        ck_assert_str_eq(buf, "b=a\n");
+        close(bad);
+        close(other);
+    }
+    ck_assert_int_eq(morphd_proc_log_count(&proc, "pattern matching over its "
+                                                  "budget of 1000000 steps"), 1);
+    ck_assert_int_eq(morphd_proc_log_count(&proc, "allocated more than "
+                                                  "64000000 bytes in one call"), 1);
+    ck_assert_int_eq(morphd_proc_log_count(&proc, "watchdog"), 0);
+    morphd_proc_finish(&proc);
+}
+END_TEST
+
 /* Scripts written to break the bridge: a returned table whose metatable
  * loops (read raw, it has no transform), a script that fills its memory
  * to the cap so that the next message cannot even be handed to it, and
@@ -839,6 +895,7 @@ int main(void)
     tcase_add_test(tc, budget_and_memory_cap_fail_the_message_not_the_process);
     tcase_add_test(tc, a_looping_message_leaves_the_worker_serving);
     tcase_add_test(tc, hostile_scripts_never_crash_the_process);
+    tcase_add_test(tc, uncounted_work_fails_the_message_not_the_process);
     tcase_add_test(tc, the_sandbox_holds);
     tcase_add_test(tc, connection_tables_and_worker_state);
     tcase_add_test(tc, options_are_declared_by_the_script);
