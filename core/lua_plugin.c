@@ -362,6 +362,41 @@ static void drop_field(lua_State *L, const char *key)
     lua_setfield(L, -2, key);
 }
 
+/* __index of the globals and of `os`: reading a name the sandbox removed
+ * says so, instead of an "attempt to index a nil value" at its first use
+ * (upvalue 1: the table's name for the message, "" for the globals).
+ * Other names read as nil, as in plain Lua. */
+static int removed_name(lua_State *L)
+{
+    static const char *const removed[] = {
+        "io", "debug", "package", "require", "dofile", "loadfile",
+        "collectgarbage", "warn", "coroutine", "execute", "getenv", "remove",
+        "rename", "exit", "tmpname", "setlocale", "date", "difftime", "dump",
+        NULL};
+    const char *name = lua_tostring(L, 2);
+    const char *table = lua_tostring(L, lua_upvalueindex(1));
+    for (size_t i = 0; name != NULL && removed[i] != NULL; i++) {
+        if (strcmp(name, removed[i]) != 0)
+            continue;
+        luaL_where(L, 2);
+        return luaL_error(L, "%s%s%s%s is not available to scripts: morph's "
+                          "sandbox removes it (docs/lua.md, \"The sandbox\")",
+                          lua_tostring(L, -1), table, table[0] ? "." : "",
+                          name);
+    }
+    return 0;
+}
+
+/* Gives the table at the top of the stack the __index above. */
+static void mark_removed(lua_State *L, const char *table)
+{
+    lua_createtable(L, 0, 1);
+    lua_pushstring(L, table);
+    lua_pushcclosure(L, removed_name, 1);
+    lua_setfield(L, -2, "__index");
+    lua_setmetatable(L, -2);
+}
+
 /* The sandbox: string, table, math, utf8, os.time and os.clock, the base
  * library without what reaches files or bytecode, and the `morph` table.
  * Runs under the budget, inside lua_pcall (the libraries allocate). */
@@ -394,6 +429,7 @@ static int open_sandbox(lua_State *L)
     drop_field(L, "dump");
     /* matching that counts its steps (lua_patterns.c) */
     morphd_lua_patterns_open(L, -1, &in->steps);
+    mark_removed(L, "string");
     lua_pop(L, 1);
 
     /* os: the clock only */
@@ -404,6 +440,7 @@ static int open_sandbox(lua_State *L)
     lua_setfield(L, -2, "time");
     lua_getfield(L, -2, "clock");
     lua_setfield(L, -2, "clock");
+    mark_removed(L, "os");
     lua_setfield(L, -4, LUA_OSLIBNAME);
     drop_field(L, LUA_OSLIBNAME); /* from package.loaded: no way back */
     lua_pop(L, 2);
@@ -424,6 +461,7 @@ static int open_sandbox(lua_State *L)
     lua_pushcfunction(L, morph_conn_info_fn);
     lua_setfield(L, -2, "conn_info");
     lua_setfield(L, -2, "morph");
+    mark_removed(L, "");
     lua_pop(L, 1);
     lua_newtable(L);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &defer_key);
