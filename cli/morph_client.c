@@ -372,7 +372,9 @@ static int udp_exchange(client_t *c, const char *msg, size_t len)
         }
     }
     fprintf(stderr, "morph: no reply from %s port %s (udp) after %d tries of "
-            "%d ms\n", c->host, c->port, c->tries, c->timeout_ms);
+            "%d ms (nothing listening, a plugin that answers nothing, or a "
+            "reply over the service's udp_max_reply_ratio: morphd's log "
+            "says which)\n", c->host, c->port, c->tries, c->timeout_ms);
     return -1;
 }
 

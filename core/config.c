@@ -654,7 +654,8 @@ static const key_row_t key_table[] = {
      "address behind NAT)", "64"},
     {SEC_SERVICE, "udp_max_reply_ratio", set_count,
      SVC_OFF(udp_max_reply_ratio), -1, 1, 1000, "4",
-     "a UDP reply larger than this many times its datagram is dropped (and "
+     "a UDP reply larger than this many times its datagram, in bytes on the "
+     "wire (IP and UDP headers counted on both sides), is dropped (and "
      "counted), so morphd cannot amplify a spoofed request", "2"},
     {SEC_SERVICE, "unix_mode", set_mode, SVC_OFF(unix_mode), -1, 0, 0777,
      "0660",

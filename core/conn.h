@@ -56,7 +56,9 @@ struct morphd_conn {
     void *owner;                  /* the transport's (its service) */
     void **states;                /* per-plugin states; NULL: none yet */
     const struct sockaddr *peer;  /* when known without a system call */
-    size_t request_len;           /* UDP: the datagram's size */
+    size_t request_len;           /* UDP: the datagram's size on the wire
+                                     (IP and UDP headers, a PROXY header,
+                                     the payload) */
     const struct sockaddr *local; /* when known (a job off the loop) */
     const morphd_cred_t *cred;    /* unix://: likewise */
     /* udp:// behind a PROXY header: the balancer the datagram came

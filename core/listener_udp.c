@@ -197,9 +197,23 @@ static void flush_batch(udp_listener_t *ul)
     b->bytes.len = 0;
 }
 
+/* IP and UDP headers of a datagram to or from `sa`: 20 + 8 bytes for
+ * IPv4 (an IPv4-mapped IPv6 address included), 40 + 8 for IPv6. */
+static size_t wire_overhead(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        return IN6_IS_ADDR_V4MAPPED(a) ? 28 : 48;
+    }
+    return 28;
+}
+
 /* No amplification: a spoofed source must not get more than a small
- * multiple of what it sent. A dropped reply is counted, and logged at
- * info at most once a second (with how many since). */
+ * multiple of what it sent, in bytes on the wire -- headers included on
+ * both sides, so that a 3-byte probe may have its 22-byte answer while an
+ * empty datagram still gets at most the ratio. A dropped reply is counted;
+ * the first of a listener is logged at warn (a plugin author's first UDP
+ * test meets it), later ones at info at most once a second. */
 static bool over_ratio(udp_listener_t *ul, morphd_service_t *svc,
                        size_t reply, size_t request)
 {
@@ -208,9 +222,11 @@ static bool over_ratio(udp_listener_t *ul, morphd_service_t *svc,
     ul->ratio_drops++;
     uint64_t now = uv_now(ul->handle.loop);
     if (ul->last_ratio_log == 0 || now - ul->last_ratio_log >= 1000) {
-        morphd_log(MORPH_LOG_INFO, "service %s: reply of %zu bytes to a "
-                   "datagram of %zu dropped: over udp_max_reply_ratio = %zu "
-                   "(%llu dropped so; logged at most once a second)",
+        morphd_log(ul->last_ratio_log == 0 ? MORPH_LOG_WARN : MORPH_LOG_INFO,
+                   "service %s: reply of %zu bytes on the wire to a datagram "
+                   "of %zu dropped: over udp_max_reply_ratio = %zu (IP and "
+                   "UDP headers counted on both sides; %llu dropped so; "
+                   "logged at most once a second)",
                    conf->name, reply, request, conf->udp_max_reply_ratio,
                    (unsigned long long)ul->ratio_drops);
         ul->last_ratio_log = now;
@@ -219,11 +235,15 @@ static bool over_ratio(udp_listener_t *ul, morphd_service_t *svc,
     return false;
 }
 
+/* `reply`: the payload; `to`: where it goes; `request`: what came in, on
+ * the wire (morphd_conn_t.request_len). */
 static inline bool within_ratio(udp_listener_t *ul, morphd_service_t *svc,
-                                size_t reply, size_t request)
+                                size_t reply, const struct sockaddr *to,
+                                size_t request)
 {
-    return reply <= svc->conf->udp_max_reply_ratio * request ||
-           over_ratio(ul, svc, reply, request);
+    size_t wire = reply + wire_overhead(to);
+    return wire <= svc->conf->udp_max_reply_ratio * request ||
+           over_ratio(ul, svc, wire, request);
 }
 
 /* --- the datagram as the message path sees it ------------------------------- */
@@ -308,7 +328,8 @@ static void udp_job_done(morphd_conn_t *c, morphd_job_t *job,
     morphd_service_finish(svc, r, &io->reply, &rep);
     if (rep.status == MORPHD_MSG_OK && rep.datagram &&
         !ul->handle_closing &&
-        within_ratio(ul, svc, io->reply.len, c->request_len))
+        within_ratio(ul, svc, io->reply.len, c->via ? c->via : c->peer,
+                     c->request_len))
         send_reply(ul, svc, io->reply.data, io->reply.len,
                    c->via ? c->via : c->peer);
     morphd_service_unref(svc);
@@ -453,8 +474,10 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
      * array only if it asks (udp_states), which over UDP is rare. */
     morphd_chain_t *chain = svc->chain;
     void *states[chain->keeps_state ? chain->n : 1];
-    morphd_conn_t c = {&udp_conn_ops, ul, svc, NULL, client, len, NULL, NULL,
-                       client != from ? from : NULL};
+    /* on the wire: headers, the PROXY header if any, the payload */
+    size_t wire_in = (size_t)nread + wire_overhead(from);
+    morphd_conn_t c = {&udp_conn_ops, ul, svc, NULL, client, wire_in, NULL,
+                       NULL, client != from ? from : NULL};
     ul->states = chain->keeps_state ? states : NULL;
     ul->states_used = false;
     if (chain->opens_conns) {
@@ -486,7 +509,7 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
         b->bytes.len = off; /* a failed or silent message is not answered */
         return;
     }
-    if (!within_ratio(ul, svc, rep.len, len)) {
+    if (!within_ratio(ul, svc, rep.len, from, wire_in)) {
         b->bytes.len = off;
         return;
     }

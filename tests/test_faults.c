@@ -66,18 +66,44 @@ END_TEST
 /* UDP replies are at most udp_max_reply_ratio times their datagram. */
 START_TEST(udp_replies_never_amplify)
 {
-    /* "ΐ" is 2 bytes and uppercases to 6 (3x) */
-    start(PLUGIN_DIR, "transform = uppercase\nudp_max_reply_ratio = 2\n");
+    /* in bytes on the wire, IPv4: 28 of headers each way. "ΐ" is 2 bytes
+     * and uppercases to 6: 34 on the wire for 30, over a ratio of 1 */
+    start(PLUGIN_DIR, "transform = uppercase\nudp_max_reply_ratio = 1\n");
     char buf[64];
     ck_assert_int_eq(udp_roundtrip(udp(), false, "\xce\x90", 2, buf, sizeof buf,
                                    300), -1);
     ck_assert_int_eq(udp_roundtrip(udp(), false, "ok", 2, buf, sizeof buf,
                                    TIMEOUT_MS), 2);
+    /* the first drop is a warning, with the figures on the wire */
+    ck_assert_int_eq(morphd_proc_log_count(&proc, "warn: service s: reply of 34 "
+                                                  "bytes on the wire to a "
+                                                  "datagram of 30 dropped"), 1);
     ck_assert_int_eq(morphd_proc_stop(&proc), 0);
     morphd_proc_cleanup(&proc);
     start(PLUGIN_DIR, "transform = uppercase\n"); /* default 4: answered */
     ck_assert_int_eq(udp_roundtrip(udp(), false, "\xce\x90", 2, buf, sizeof buf,
                                    TIMEOUT_MS), 6);
+    ck_assert_int_eq(morphd_proc_stop(&proc), 0);
+    morphd_proc_cleanup(&proc);
+}
+END_TEST
+
+/* Issue 21: whoami answered nothing to a 3-byte probe ("who"): its
+ * 22-byte answer was over 4 x 3 bytes of payload. On the wire it is 50
+ * bytes for 31, and answered; an empty datagram (a spoofed probe) still
+ * gets no more than the ratio of its 28 bytes. */
+START_TEST(udp_short_probes_get_their_answer)
+{
+    start(PLUGIN_DIR, "transform = whoami\nframing = line\n");
+    char buf[128];
+    ssize_t n = udp_roundtrip(udp(), false, "who", 3, buf, sizeof buf, TIMEOUT_MS);
+    ck_assert_int_gt(n, 3 * 4);
+    ck_assert_int_eq(morphd_proc_stop(&proc), 0);
+    morphd_proc_cleanup(&proc);
+    start(PLUGIN_DIR, "transform = whoami\nframing = line\n"
+                      "udp_max_reply_ratio = 1\n");
+    ck_assert_int_eq(udp_roundtrip(udp(), false, "", 0, buf, sizeof buf, 300), -1);
+    ck_assert_int_eq(morphd_proc_log_count(&proc, "to a datagram of 28 dropped"), 1);
     ck_assert_int_eq(morphd_proc_stop(&proc), 0);
 }
 END_TEST
@@ -266,6 +292,7 @@ static Suite *suite(void)
     tcase_add_checked_fixture(tc, NULL, teardown);
     tcase_add_test(tc, bloating_plugin_is_contained);
     tcase_add_test(tc, udp_replies_never_amplify);
+    tcase_add_test(tc, udp_short_probes_get_their_answer);
     tcase_add_test(tc, blocking_plugin_is_reported);
     tcase_add_test(tc, crashing_plugin_is_logged_and_fatal);
     tcase_add_test(tc, watchdog_aborts_a_plugin_call_past_plugin_timeout);
