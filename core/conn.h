@@ -56,14 +56,14 @@ struct morphd_conn {
     void *owner;                  /* the transport's (its service) */
     void **states;                /* per-plugin states; NULL: none yet */
     const struct sockaddr *peer;  /* when known without a system call */
-    size_t request_len;           /* UDP: the datagram's size on the wire
-                                     (IP and UDP headers, a PROXY header,
-                                     the payload) */
+    size_t request_len;           /* UDP: the datagram's payload */
     const struct sockaddr *local; /* when known (a job off the loop) */
     const morphd_cred_t *cred;    /* unix://: likewise */
     /* udp:// behind a PROXY header: the balancer the datagram came
      * through, where its reply goes (peer is the client); else NULL */
     const struct sockaddr *via;
+    size_t request_wire; /* UDP: its size on the wire (IP and UDP headers,
+                            a PROXY header, the payload) */
 };
 
 #endif

@@ -236,7 +236,7 @@ static bool over_ratio(udp_listener_t *ul, morphd_service_t *svc,
 }
 
 /* `reply`: the payload; `to`: where it goes; `request`: what came in, on
- * the wire (morphd_conn_t.request_len). */
+ * the wire (morphd_conn_t.request_wire). */
 static inline bool within_ratio(udp_listener_t *ul, morphd_service_t *svc,
                                 size_t reply, const struct sockaddr *to,
                                 size_t request)
@@ -244,6 +244,55 @@ static inline bool within_ratio(udp_listener_t *ul, morphd_service_t *svc,
     size_t wire = reply + wire_overhead(to);
     return wire <= svc->conf->udp_max_reply_ratio * request ||
            over_ratio(ul, svc, wire, request);
+}
+
+/* What became of a datagram's reply, for the stats and the access log:
+ * "replied" (sent: `bytes` of it), "no_reply" (the plugin answered
+ * nothing: no datagram, and not counted as a message out),
+ * "dropped_ratio" (over udp_max_reply_ratio: counted as dropped) or
+ * "failed". Returns whether to send it. */
+static bool reply_fate(udp_listener_t *ul, morphd_service_t *svc,
+                       const morphd_reply_t *rep, const struct sockaddr *to,
+                       size_t request_wire, const char **end)
+{
+    if (rep->status != MORPHD_MSG_OK) {
+        *end = "failed";
+        return false;
+    }
+    if (!rep->datagram) {
+        /* an empty reply was counted as a message out (a no_reply() one
+         * never was): over UDP nothing is sent */
+        if (!(rep->flags & MORPH_REPLY_NONE))
+            MORPHD_STAT_SUB(svc->stats, messages_out, 1);
+        *end = "no_reply";
+        return false;
+    }
+    if (!within_ratio(ul, svc, rep->len, to, request_wire)) {
+        *end = "dropped_ratio";
+        return false;
+    }
+    *end = "replied";
+    return true;
+}
+
+/* access_log_udp: a line for the datagram once its reply's fate is known
+ * (a deferred one's when it completes): its size and what became of it. */
+static void log_datagram(morphd_service_t *svc, const struct sockaddr *client,
+                         size_t len, size_t bytes_out, const char *end)
+{
+    if (!svc->access_log_udp || *svc->access_log == NULL)
+        return;
+    morphd_access_entry_t e = {
+        .transport = "udp",
+        .service = svc->conf->name,
+        .client = client,
+        .uid = -1, .pid = -1,
+        .bytes_in = len,
+        .bytes_out = bytes_out,
+        .messages = 1,
+        .end = end,
+    };
+    morphd_access_log_write(*svc->access_log, &e);
 }
 
 /* --- the datagram as the message path sees it ------------------------------- */
@@ -326,12 +375,15 @@ static void udp_job_done(morphd_conn_t *c, morphd_job_t *job,
     io->reply.len = 0;
     morphd_reply_t rep;
     morphd_service_finish(svc, r, &io->reply, &rep);
-    if (rep.status == MORPHD_MSG_OK && rep.datagram &&
-        !ul->handle_closing &&
-        within_ratio(ul, svc, io->reply.len, c->via ? c->via : c->peer,
-                     c->request_len))
-        send_reply(ul, svc, io->reply.data, io->reply.len,
-                   c->via ? c->via : c->peer);
+    const struct sockaddr *to = c->via ? c->via : c->peer;
+    const char *end;
+    bool send = reply_fate(ul, svc, &rep, to, c->request_wire, &end);
+    if (send && ul->handle_closing)
+        end = "closed";
+    else if (send)
+        send_reply(ul, svc, io->reply.data, io->reply.len, to);
+    log_datagram(svc, c->peer, c->request_len,
+                 send && !ul->handle_closing ? rep.len : 0, end);
     morphd_service_unref(svc);
     maybe_close_handle(ul);
 }
@@ -389,28 +441,6 @@ refused:
                    "dropped: %s", conf->name, ul->l->bound, peer, why);
     }
     return NULL;
-}
-
-/* access_log_udp: a line for the datagram (its reply's size, and what
- * became of it; a reply dropped later for udp_max_reply_ratio or a full
- * queue is counted in the stats, not here). */
-static void log_datagram(morphd_service_t *svc, const struct sockaddr *client,
-                         size_t len, const morphd_reply_t *rep)
-{
-    morphd_access_entry_t e = {
-        .transport = "udp",
-        .service = svc->conf->name,
-        .client = client,
-        .uid = -1, .pid = -1,
-        .bytes_in = len,
-        .bytes_out = rep->status == MORPHD_MSG_OK && rep->datagram ? rep->len : 0,
-        .messages = 1,
-        .end = rep->status == MORPHD_MSG_OK      ? (rep->datagram ? "replied"
-                                                                  : "no_reply")
-               : rep->status == MORPHD_MSG_PENDING ? "pending"
-                                                   : "failed",
-    };
-    morphd_access_log_write(*svc->access_log, &e);
 }
 
 /* rate_per_source: whether a datagram from `client` is within it; one
@@ -476,8 +506,8 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
     void *states[chain->keeps_state ? chain->n : 1];
     /* on the wire: headers, the PROXY header if any, the payload */
     size_t wire_in = (size_t)nread + wire_overhead(from);
-    morphd_conn_t c = {&udp_conn_ops, ul, svc, NULL, client, wire_in, NULL,
-                       NULL, client != from ? from : NULL};
+    morphd_conn_t c = {&udp_conn_ops, ul, svc, NULL, client, len, NULL,
+                       NULL, client != from ? from : NULL, wire_in};
     ul->states = chain->keeps_state ? states : NULL;
     ul->states_used = false;
     if (chain->opens_conns) {
@@ -500,17 +530,18 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
     size_t off = b->bytes.len;
     morphd_reply_t rep;
     morphd_service_handle(svc, &c, msg, len, 0, "", &b->bytes, &rep);
-    if (svc->access_log_udp && *svc->access_log != NULL)
-        log_datagram(svc, client, len, &rep);
     if (ul->states_used && rep.status != MORPHD_MSG_PENDING)
         morphd_chain_conn_close(chain, states);
     ul->states = NULL;
-    if (rep.status != MORPHD_MSG_OK || !rep.datagram) {
-        b->bytes.len = off; /* a failed or silent message is not answered */
+    if (rep.status == MORPHD_MSG_PENDING) {
+        b->bytes.len = off; /* logged when it completes (udp_job_done) */
         return;
     }
-    if (!within_ratio(ul, svc, rep.len, from, wire_in)) {
-        b->bytes.len = off;
+    const char *end;
+    bool send = reply_fate(ul, svc, &rep, from, wire_in, &end);
+    log_datagram(svc, client, len, send ? rep.len : 0, end);
+    if (!send) {
+        b->bytes.len = off; /* a failed, silent or dropped reply */
         return;
     }
     if (batched) {

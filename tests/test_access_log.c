@@ -183,6 +183,60 @@ START_TEST(udp_lines_with_access_log_udp)
 }
 END_TEST
 
+/* Issue 21: the access log tells what happened to a datagram's reply: a
+ * reply the ratio dropped was logged end=replied with its bytes, a
+ * deferred one `pending` with 0 bytes although it was sent, and an empty
+ * reply was counted as sent. morph stats agrees with the log. */
+START_TEST(udp_lines_say_what_became_of_the_reply)
+{
+    char ini[2048];
+    snprintf(ini, sizeof ini,
+             "[morphd]\nplugin_dir = %s %s\naccess_log = %s\n"
+             "access_log_udp = yes\nadmin_socket = %s/admin.sock\n"
+             "[service f]\nlisten = udp://127.0.0.1:0\ntransform = replyflags\n"
+             "framing = line\n"
+             "[service u]\nlisten = udp://127.0.0.1:0\ntransform = uppercase\n"
+             "udp_max_reply_ratio = 1\n"
+             "[service d]\nlisten = udp://127.0.0.1:0\ntransform = later\n"
+             "later.ms = 50\n",
+             PLUGIN_DIR, TEST_PLUGIN_DIR, logpath, dir);
+    if (morphd_proc_start(&proc, ini) != 0)
+        ck_abort_msg("morphd did not start:\n%s", morphd_proc_log(&proc));
+    char reply[16], admin[128];
+    snprintf(admin, sizeof admin, "%s/admin.sock", dir);
+    int f = morphd_proc_need_port(&proc, "f", "udp", false);
+    int u = morphd_proc_need_port(&proc, "u", "udp", false);
+    int d = morphd_proc_need_port(&proc, "d", "udp", false);
+    ck_assert_int_eq(udp_roundtrip(f, false, "none", 4, reply, sizeof reply, 300), -1);
+    ck_assert_int_eq(udp_roundtrip(f, false, "empty", 5, reply, sizeof reply, 300), -1);
+    ck_assert_int_eq(udp_roundtrip(f, false, "hello", 5, reply, sizeof reply,
+                                   TIMEOUT_MS), 5);
+    /* "ΐ" (2 bytes) uppercases to 6: 34 bytes on the wire for 30 */
+    ck_assert_int_eq(udp_roundtrip(u, false, "\xce\x90", 2, reply, sizeof reply,
+                                   300), -1);
+    ck_assert_int_eq(udp_roundtrip(d, false, "later", 5, reply, sizeof reply,
+                                   TIMEOUT_MS), 5);
+    const char *t = read_log(logpath, 5);
+    ck_assert_int_eq(count_lines(t), 5);
+    ck_assert_msg(strstr(t, "service=f bytes_in=4 bytes_out=0 messages=1 "
+                            "duration_ms=0 end=no_reply\n"), "%s", t);
+    ck_assert_msg(strstr(t, "service=f bytes_in=5 bytes_out=0 messages=1 "
+                            "duration_ms=0 end=no_reply\n"), "%s", t);
+    ck_assert_msg(strstr(t, "service=f bytes_in=5 bytes_out=5 messages=1 "
+                            "duration_ms=0 end=replied\n"), "%s", t);
+    ck_assert_msg(strstr(t, "service=u bytes_in=2 bytes_out=0 messages=1 "
+                            "duration_ms=0 end=dropped_ratio\n"), "%s", t);
+    ck_assert_msg(strstr(t, "service=d bytes_in=5 bytes_out=5 messages=1 "), "%s", t);
+    ck_assert_msg(strstr(t, "service=d") && !strstr(t, "end=pending"), "%s", t);
+    /* and the counters say the same: one message out for f, none for u */
+    ck_assert_int_eq(morph_stat(admin, "f", "messages_out"), 1);
+    ck_assert_int_eq(morph_stat(admin, "u", "messages_out"), 0);
+    ck_assert_int_eq(morph_stat(admin, "u", "datagrams_dropped"), 1);
+    ck_assert_int_eq(morph_stat(admin, "d", "messages_out"), 1);
+    ck_assert_int_eq(morphd_proc_stop(&proc), 0);
+}
+END_TEST
+
 /* logrotate: the file is renamed, SIGHUP, and later lines go to a new
  * file of the same name. */
 START_TEST(reopened_on_sighup)
@@ -273,6 +327,7 @@ static Suite *suite(void)
     tcase_add_test(tc, a_line_per_connection_with_its_fields);
     tcase_add_test(tc, json_and_the_proxy_client);
     tcase_add_test(tc, udp_lines_with_access_log_udp);
+    tcase_add_test(tc, udp_lines_say_what_became_of_the_reply);
     tcase_add_test(tc, reopened_on_sighup);
     tcase_add_test(tc, full_disk_costs_lines_not_service);
     tcase_add_test(tc, unwritable_then_reopened);
