@@ -634,7 +634,7 @@ typedef struct feed_ctx {
 /* Takes a message's outcome; returns whether to go on with the input. */
 static inline __attribute__((always_inline)) bool take(feed_ctx_t *x, const morphd_reply_t *rep)
 {
-    if (x->c->s != NULL && x->c->s->log != NULL)
+    if (x->c->s != NULL && x->c->s->log != NULL && rep->counted)
         x->c->s->log->messages++;
     switch (rep->status) {
     case MORPHD_MSG_NOMEM:
@@ -823,6 +823,7 @@ static void wait_turn(tcp_conn_t *c, ssize_t nread, const uv_buf_t *buf)
     tcp_session_t *s = c->s;
     if (nread > 0) {
         c->last_active = NOW31(c->h.handle.loop);
+        MORPHD_STAT_ADD(conn_svc(c)->stats, bytes_in, (size_t)nread);
         if (s->log != NULL)
             s->log->bytes_in += (size_t)nread;
         if (!hold(c, (const unsigned char *)buf->base, (size_t)nread)) {
@@ -867,6 +868,8 @@ static void on_plain(tcp_conn_t *c, ssize_t nread, const uv_buf_t *buf)
     if (nread > 0) {
         const unsigned char *data = (const unsigned char *)buf->base;
         c->last_active = NOW31(stream->loop);
+        /* one count for the service and the access log: what was read */
+        MORPHD_STAT_ADD(x.svc->stats, bytes_in, (size_t)nread);
         if (c->s != NULL && c->s->log != NULL)
             c->s->log->bytes_in += (size_t)nread;
         size_t used;

@@ -491,6 +491,7 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
         return;
     if (conf->rate_per_source != 0 && !within_rate(ul, svc, client))
         return;
+    MORPHD_STAT_ADD(svc->stats, bytes_in, len); /* as the access log */
     if ((flags & UV_UDP_PARTIAL) || len > conf->max_message) {
         MORPHD_STAT_ADD(svc->stats, errors, 1);
         MORPHD_STAT_ADD(svc->stats, datagrams_dropped, 1);

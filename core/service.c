@@ -107,13 +107,15 @@ void morphd_service_handle(morphd_service_t *svc, morphd_conn_t *conn,
                            uint32_t flags, const char *ending,
                            morphd_buf_t *out, morphd_reply_t *rep)
 {
-    if (len > 0 || !(flags & MORPH_MSG_END))
+    bool counted = len > 0 || !(flags & MORPH_MSG_END);
+    if (counted)
         MORPHD_STAT_ADD(svc->stats, messages_in, 1);
-    /* as received: the line ending too, as bytes_out counts it */
-    MORPHD_STAT_ADD(svc->stats, bytes_in, len + strlen(ending));
+    /* bytes_in is the transports' to count, as they read: bytes of a line
+     * too long to be a message were received too */
     morphd_result_t r;
     morphd_chain_run(svc->chain, conn, 0, msg, len, flags, ending, out, &r);
     conclude(svc, &r, len, flags, out, true, rep);
+    rep->counted = counted;
 }
 
 void morphd_service_finish(morphd_service_t *svc, const morphd_result_t *r,
@@ -121,4 +123,5 @@ void morphd_service_finish(morphd_service_t *svc, const morphd_result_t *r,
 {
     /* a continuation's output is in the chain's own buffer */
     conclude(svc, r, (size_t)-1, 0, out, false, rep);
+    rep->counted = false; /* counted when it began */
 }

@@ -74,6 +74,8 @@ typedef struct morphd_reply {
     uint32_t flags;  /* MORPH_REPLY_* the plugins set */
     bool datagram;   /* UDP: send a datagram even when the reply is empty */
     size_t len;      /* bytes appended, ending included */
+    bool counted;    /* counted in messages_in (a stream's end call is
+                        not): the access log counts the same */
 } morphd_reply_t;
 
 /* Runs one message (MORPH_MSG_* flags) through the service's chain for

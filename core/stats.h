@@ -30,7 +30,7 @@
     X(connections_idle_closed, "connections closed by idle_timeout")          \
     X(messages_in, "messages received (lines, chunks, datagrams)")            \
     X(messages_out, "replies sent")                                           \
-    X(bytes_in, "bytes of the messages received, line endings included")      \
+    X(bytes_in, "bytes received (TLS: decrypted), a line too long or a datagram too large included") \
     X(bytes_out, "bytes of the replies sent, line endings included")          \
     X(errors, "messages a plugin failed, oversized lines and datagrams")      \
     X(datagrams_dropped, "UDP datagrams dropped (oversized, or queue full)")  \

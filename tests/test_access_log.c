@@ -237,6 +237,56 @@ START_TEST(udp_lines_say_what_became_of_the_reply)
 }
 END_TEST
 
+/* Issue 21: the access log and the counters disagreed: one stream chunk
+ * was messages=2 in the log and 1 in messages_in (the end-of-stream call
+ * counted as a message), a too-long line bytes_in=70001 in the log while
+ * the service's bytes_in did not move. One count now, kept where the bytes
+ * are read and where the message is counted. */
+START_TEST(the_log_and_the_counters_count_alike)
+{
+    char ini[2048], admin[128];
+    snprintf(admin, sizeof admin, "%s/admin.sock", dir);
+    snprintf(ini, sizeof ini,
+             "[morphd]\nplugin_dir = %s\naccess_log = %s\nadmin_socket = %s\n"
+             "[service chunks]\nlisten = tcp://127.0.0.1:0\ntransform = uppercase\n"
+             "framing = stream\n"
+             "[service lines]\nlisten = tcp://127.0.0.1:0\ntransform = uppercase\n"
+             "framing = line\nmax_message = 1K\n",
+             PLUGIN_DIR, logpath, admin);
+    if (morphd_proc_start(&proc, ini) != 0)
+        ck_abort_msg("morphd did not start:\n%s", morphd_proc_log(&proc));
+    int chunks = morphd_proc_need_port(&proc, "chunks", "tcp", false);
+    int lines = morphd_proc_need_port(&proc, "lines", "tcp", false);
+    int fd = tcp_connect(chunks, false);
+    exchange(fd, "chunk", "CHUNK");
+    shutdown(fd, SHUT_WR);
+    char buf[64];
+    recv_until_close(fd, buf, sizeof buf, TIMEOUT_MS);
+    close(fd);
+    static char big[3000];
+    memset(big, 'x', sizeof big);
+    fd = tcp_connect(lines, false);
+    exchange(fd, "ok\n", "OK\n");
+    ck_assert_int_eq(send_all(fd, big, sizeof big), 0);
+    recv_until_close(fd, buf, sizeof buf, TIMEOUT_MS); /* too_long */
+    close(fd);
+    const char *t = read_log(logpath, 2);
+    ck_assert_int_eq(count_lines(t), 2);
+    ck_assert_msg(strstr(t, "service=chunks bytes_in=5 bytes_out=5 messages=1 "),
+                  "%s", t);
+    ck_assert_int_eq(morph_stat(admin, "chunks", "messages_in"), 1);
+    ck_assert_int_eq(morph_stat(admin, "chunks", "bytes_in"), 5);
+    const char *l = strstr(t, "service=lines bytes_in=");
+    ck_assert_ptr_nonnull(l);
+    long long logged = atoll(l + strlen("service=lines bytes_in="));
+    ck_assert_int_eq(morph_stat(admin, "lines", "bytes_in"), logged);
+    ck_assert_int_gt(logged, 1024); /* the too-long bytes count too */
+    ck_assert_msg(strstr(l, "messages=1 ") && strstr(l, "end=too_long"), "%s", l);
+    ck_assert_int_eq(morph_stat(admin, "lines", "messages_in"), 1);
+    ck_assert_int_eq(morphd_proc_stop(&proc), 0);
+}
+END_TEST
+
 /* logrotate: the file is renamed, SIGHUP, and later lines go to a new
  * file of the same name. */
 START_TEST(reopened_on_sighup)
@@ -328,6 +378,7 @@ static Suite *suite(void)
     tcase_add_test(tc, json_and_the_proxy_client);
     tcase_add_test(tc, udp_lines_with_access_log_udp);
     tcase_add_test(tc, udp_lines_say_what_became_of_the_reply);
+    tcase_add_test(tc, the_log_and_the_counters_count_alike);
     tcase_add_test(tc, reopened_on_sighup);
     tcase_add_test(tc, full_disk_costs_lines_not_service);
     tcase_add_test(tc, unwritable_then_reopened);
