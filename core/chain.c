@@ -53,6 +53,9 @@ void morphd_chain_env_init(morphd_chain_env_t *env, uv_loop_t *loop,
     env->loop = loop;
     env->worker = worker;
     env->n_workers = n_workers;
+#if defined(MORPH_SANITIZE) || defined(__SANITIZE_ADDRESS__)
+    env->guard_output = true;
+#endif
     if (loop != NULL) {
         uv_idle_init(loop, &env->idle);
         env->idle.data = env;
@@ -254,11 +257,46 @@ typedef struct out_ctx {
     char reason[256];
 } out_ctx_t;
 
+/* --- the guard after out->cap (morphd_chain_env_t.guard_output) --------- */
+
+#if defined(__SANITIZE_ADDRESS__) || defined(MORPH_SANITIZE)
+#include <sanitizer/asan_interface.h>
+#define GUARD_POISON(p, n) ASAN_POISON_MEMORY_REGION(p, n)
+#define GUARD_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
+#else
+#define GUARD_POISON(p, n) ((void)(p), (void)(n))
+#define GUARD_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
+static const unsigned char canary[MORPHD_OUT_GUARD] = {
+    0xde, 0xad, 0xbe, 0xef, 0x6d, 0x6f, 0x72, 0x70,
+    0x68, 0x21, 0xca, 0xfe, 0xba, 0xbe, 0x5a, 0xa5};
+
+static void guard_set(unsigned char *end)
+{
+    memcpy(end, canary, sizeof canary);
+    GUARD_POISON(end, sizeof canary);
+}
+
+/* Whether the guard at `end` is intact; lifts its poison either way. */
+static bool guard_clear(unsigned char *end)
+{
+    GUARD_UNPOISON(end, sizeof canary);
+    return memcmp(end, canary, sizeof canary) == 0;
+}
+
 static int out_reserve(morph_out_t *out, size_t min_cap)
 {
     out_ctx_t *x = out->host_private;
     if (min_cap <= out->cap)
         return MORPH_OK;
+    bool guarded = x->run->chain->env->guard_output;
+    if (guarded && !guard_clear(out->data + out->cap)) {
+        snprintf(x->reason, sizeof x->reason, "wrote past its output buffer "
+                 "(cap %zu) before asking for more", out->cap);
+        x->failure = x->reason;
+        return MORPH_ERROR;
+    }
     if (min_cap > x->run->chain->out_limit) {
         snprintf(x->reason, sizeof x->reason,
                  "output of %zu bytes exceeds the limit of %zu", min_cap,
@@ -266,13 +304,18 @@ static int out_reserve(morph_out_t *out, size_t min_cap)
         x->failure = x->reason;
         return MORPH_ERROR;
     }
-    if (morphd_buf_reserve(x->buf, x->base + min_cap) != 0) {
+    size_t guard = guarded ? MORPHD_OUT_GUARD : 0;
+    if (morphd_buf_reserve(x->buf, x->base + min_cap + guard) != 0) {
         snprintf(x->reason, sizeof x->reason, "out of memory");
         x->failure = x->reason;
+        if (guarded)
+            guard_set(out->data + out->cap);
         return MORPH_ERROR;
     }
     out->data = x->buf->data + x->base;
-    out->cap = x->buf->cap - x->base;
+    out->cap = x->buf->cap - x->base - guard;
+    if (guarded)
+        guard_set(out->data + out->cap);
     return MORPH_OK;
 }
 
@@ -650,7 +693,9 @@ static void fail_result(morphd_result_t *r, const morphd_stage_t *st,
                         const char *why)
 {
     r->status = MORPHD_RUN_FAILED;
-    snprintf(r->error, sizeof r->error, "plugin %s: %s", st->plugin->name, why);
+    /* "plugin NAME wrote past its output buffer (cap N)" reads as one */
+    snprintf(r->error, sizeof r->error, "plugin %s%s%s", st->plugin->name,
+             strncmp(why, "wrote past", 10) == 0 ? " " : ": ", why);
 }
 
 /* Starts stage `i` on the thread pool with input in[0..len). */
@@ -756,7 +801,9 @@ void morphd_chain_run(morphd_chain_t *chain, morphd_conn_t *conn, size_t from,
         morphd_buf_t *buf = last ? dest : &scratch->buf[i & 1];
         size_t off = last ? base : 0;
         size_t want = n < 64 ? 64 : n;
-        if (buf->cap < off + want && morphd_buf_reserve(buf, off + want) != 0) {
+        size_t guard = chain->env->guard_output ? MORPHD_OUT_GUARD : 0;
+        if (buf->cap < off + want + guard &&
+            morphd_buf_reserve(buf, off + want + guard) != 0) {
             dest->len = base;
             r->status = MORPHD_RUN_NOMEM;
             return;
@@ -774,14 +821,23 @@ void morphd_chain_run(morphd_chain_t *chain, morphd_conn_t *conn, size_t from,
         void **slot = conn->states ? &conn->states[i] : &lazy;
         morph_msg_t msg = {data, n, f, (uint32_t)sizeof msg,
                            (const morph_conn_t *)conn, slot};
-        morph_out_t o = {buf->data + off, 0, buf->cap - off, out_reserve,
-                         out_fail, &x, (uint32_t)sizeof o, 0, out_defer};
+        morph_out_t o = {buf->data + off, 0, buf->cap - off - guard,
+                         out_reserve, out_fail, &x, (uint32_t)sizeof o, 0,
+                         out_defer};
+        if (guard)
+            guard_set(o.data + o.cap);
         morphd_running_stage = st;
         __atomic_store_n(&chain->env->calling, st, __ATOMIC_RELAXED);
         __atomic_store_n(&chain->env->calling_since, t ? t : 1, __ATOMIC_RELEASE);
         int rc = st->plugin->desc->transform(st->instance, *slot, &msg, &o);
         __atomic_store_n(&chain->env->calling_since, 0, __ATOMIC_RELEASE);
         morphd_running_stage = NULL;
+        if (guard && !guard_clear(o.data + o.cap) && x.failure == NULL) {
+            snprintf(x.reason, sizeof x.reason, "wrote past its output "
+                     "buffer (cap %zu)", o.cap);
+            x.failure = x.reason;
+            rc = MORPH_ERROR;
+        }
         uint64_t t2 = morphd_ticks();
         if (lazy != NULL) { /* the plugin made its state now */
             void **states = conn->ops->states(conn);

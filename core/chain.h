@@ -56,7 +56,15 @@ typedef struct morphd_chain_env {
      * for the watchdog thread (watchdog.h); atomics */
     const struct morphd_stage *calling;
     uint64_t calling_since;
+    /* Checks that a plugin writes nothing past out->cap: a guard of
+     * MORPHD_OUT_GUARD bytes after it, a canary checked after each call
+     * (and poisoned for AddressSanitizer where it is on). Off in morphd
+     * (a cost per message), on for morph pipe, <morph/testing.h> and every
+     * sanitizer build. */
+    bool guard_output;
 } morphd_chain_env_t;
+
+#define MORPHD_OUT_GUARD 16
 
 /* Prepares an env for `loop` (NULL: standalone without deferring). */
 void morphd_chain_env_init(morphd_chain_env_t *env, uv_loop_t *loop,

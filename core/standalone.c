@@ -111,6 +111,7 @@ int morphd_standalone_open(morphd_standalone_t *s, const char *dir,
     }
     s->loop_open = true;
     morphd_chain_env_init(&s->env, &s->loop, 0, 1);
+    s->env.guard_output = true; /* an author's tool: catch writes past cap */
     morphd_plugin_copy_files(false); /* plugin_loader.h says why */
     for (size_t i = 0; i < n; i++) {
         /* a plugin named twice is loaded once: dlopen shares it anyway */

@@ -15,6 +15,28 @@ static int pipe_run(const char *const *args, const char *input, char **out,
     return run_program(argv, input, strlen(input), out, NULL, err);
 }
 
+/* Issue 21: writes past out->cap made morph pipe abort in malloc; now
+ * the message fails with the plugin's name and the next line is served
+ * (with AddressSanitizer on, its report of the write ends the run). */
+START_TEST(writes_past_cap_are_caught)
+{
+    const char *argv[] = {MORPH_BIN, "pipe", "-d", TEST_PLUGIN_DIR, "overrun", NULL};
+    char *out, *err;
+    int rc = run_program(argv, "over\nok\n", 8, &out, NULL, &err);
+#if defined(MORPH_SANITIZE) || defined(__SANITIZE_ADDRESS__)
+    ck_assert_int_ne(rc, 0);
+    ck_assert_msg(strstr(err, "AddressSanitizer: use-after-poison"), "%s", err);
+#else
+    ck_assert_int_ne(rc, 0); /* a message failed */
+    ck_assert_msg(strstr(err, "line 1: plugin overrun wrote past its output "
+                              "buffer (cap "), "%s", err);
+    ck_assert_str_eq(out, "ok\n");
+#endif
+    free(out);
+    free(err);
+}
+END_TEST
+
 START_TEST(chain_line_by_line)
 {
     char *out, *err;
@@ -116,6 +138,7 @@ static Suite *suite(void)
     TCase *tc = tcase_create("pipe");
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, chain_line_by_line);
+    tcase_add_test(tc, writes_past_cap_are_caught);
     tcase_add_test(tc, options_as_in_the_ini_file);
     tcase_add_test(tc, stream_mode_needs_chunk_safe_plugins);
     tcase_add_test(tc, missing_plugin_and_bad_usage);

@@ -197,6 +197,31 @@ START_TEST(lua_scripts_load_like_plugins)
 }
 END_TEST
 
+/* Issue 21: a plugin that writes past out->cap was served (morphd) or
+ * made morph pipe abort in malloc. The helper keeps a guard after cap
+ * and fails the message, naming the plugin; with AddressSanitizer on the
+ * guard is poisoned, and the write itself is reported (the test then
+ * expects the sanitizer's exit, see main()). */
+START_TEST(writes_past_cap_are_caught)
+{
+    char err[512];
+    morph_test_t *t = morph_test_load(TEST_PLUGIN_DIR, "overrun", NULL, err,
+                                      sizeof err);
+    ck_assert_msg(t != NULL, "%s", err);
+    char *ok = morph_test_transform(t, "fine");
+    ck_assert_str_eq(ok, "fine");
+    free(ok);
+    ck_assert_ptr_null(morph_test_transform(t, "over"));
+    ck_assert_msg(strstr(morph_test_error(t), "plugin overrun wrote past its "
+                                              "output buffer (cap "), "%s",
+                  morph_test_error(t));
+    ok = morph_test_transform(t, "after"); /* and the next one is served */
+    ck_assert_str_eq(ok, "after");
+    free(ok);
+    morph_test_free(t);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("testing_helper");
@@ -207,6 +232,12 @@ int main(void)
     tcase_add_test(tc, rot_example_uses_its_option);
     tcase_add_test(tc, count_example_numbers_each_connection);
     tcase_add_test(tc, lua_scripts_load_like_plugins);
+#if defined(MORPH_SANITIZE) || defined(__SANITIZE_ADDRESS__)
+    /* the poisoned guard: AddressSanitizer reports the write, exit 1 */
+    tcase_add_exit_test(tc, writes_past_cap_are_caught, 1);
+#else
+    tcase_add_test(tc, writes_past_cap_are_caught);
+#endif
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

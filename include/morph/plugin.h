@@ -345,7 +345,11 @@ typedef struct morph_pending morph_pending_t;
  * data[0 .. len). When transform() is called, len is 0 and cap is at least
  * the message's length, so a transform whose output is never longer than
  * its input need not call reserve(). Anything longer must be reserved first;
- * the host owns and frees the memory. */
+ * the host owns and frees the memory. Writing past data[cap] is undefined:
+ * morphd itself does not check (it would cost every message), while
+ * `morph pipe`, <morph/testing.h> and a sanitizer build keep a guard after
+ * cap and fail the message with "plugin NAME wrote past its output buffer
+ * (cap N)" (AddressSanitizer reports the write itself). Test there. */
 struct morph_out {
     unsigned char *data;
     size_t len;
