@@ -111,6 +111,7 @@ typedef struct supervisor {
     uv_signal_t sigchld, sigterm, sigint, sighup, sigusr1;
     uv_timer_t kill_timer;
     uv_timer_t reload_timer; /* SIGHUPs of one turn of the loop: one reload */
+    uint64_t reload_asked_ms; /* a reload waits for free slots since (0: none) */
     pid_t pid; /* the main process */
     unsigned last_id; /* of the configurations tried */
     bool stopping;
@@ -427,13 +428,9 @@ static void reap(supervisor_t *sup);
 static int spawn(supervisor_t *sup, unsigned index)
 {
     int slot = free_slot(sup);
-    /* reloads in a row can come faster than the workers they retire end:
-     * those without connections end within moments, so wait a little */
-    for (int i = 0; slot < 0 && i < SLOT_WAIT_MS / 5; i++) {
-        usleep(5000);
-        reap(sup);
-        slot = free_slot(sup);
-    }
+    /* never waited for here: the main loop serves morph stats, signals
+     * and the metrics meanwhile (a reload waits for slots on a timer,
+     * on_reload_timer) */
     if (slot < 0) {
         morphd_log(MORPH_LOG_ERROR, "no free worker slot for worker %u "
                    "(retired workers still finishing their connections)", index);
@@ -763,11 +760,36 @@ static void reload(supervisor_t *sup)
     morphd_notify_ready();
 }
 
+static unsigned free_slots(supervisor_t *sup)
+{
+    unsigned n = 0;
+    for (unsigned k = 0; k < sup->n_slots; k++)
+        n += sup->slots[k].pid == 0;
+    return n;
+}
+
+/* Reloads once the new workers have slots: reloads in a row can come
+ * faster than the workers they retire end (those without connections end
+ * within moments), so a reload waits up to SLOT_WAIT_MS for them -- on
+ * this timer, never in a call: the main loop serves on meanwhile (issue
+ * 21: it slept 2 s per worker, and morph stats and SIGTERM waited). */
 static void on_reload_timer(uv_timer_t *t)
 {
     supervisor_t *sup = t->data;
-    if (!sup->stopping)
-        reload(sup);
+    if (sup->stopping) {
+        sup->reload_asked_ms = 0;
+        return;
+    }
+    reap(sup);
+    uint64_t now = now_ms();
+    if (sup->reload_asked_ms == 0)
+        sup->reload_asked_ms = now;
+    if (free_slots(sup) < sup->n && now - sup->reload_asked_ms < SLOT_WAIT_MS) {
+        uv_timer_start(&sup->reload_timer, on_reload_timer, 10, 0);
+        return;
+    }
+    sup->reload_asked_ms = 0;
+    reload(sup);
 }
 
 static void on_signal(uv_signal_t *h, int signum)

@@ -353,6 +353,56 @@ START_TEST(reload_replaces_the_workers)
 }
 END_TEST
 
+/* Opens connections until both workers of the current generation hold
+ * one (so that they stay, retired, after a reload); returns how many. */
+static int hold_both_workers(int *fds, int max)
+{
+    int n = 0, pids[2] = {0, 0};
+    while (n < max && (pids[0] == 0 || pids[1] == 0)) {
+        fds[n] = tcp_connect(tcp_port(), false);
+        int pid = pid_of(fds[n++]);
+        if (pids[0] == 0)
+            pids[0] = pid;
+        else if (pid != pids[0])
+            pids[1] = pid;
+    }
+    ck_assert_msg(pids[1] != 0, "one worker took %d connections", n);
+    return n;
+}
+
+/* Issue 21: a reload without a free worker slot slept 2 s per worker in
+ * the main process: morph stats took 3.96 s, SIGTERM 4.04 s. Now the
+ * reload waits for slots on a timer: morph stats is answered while it
+ * waits, and the reload then fails, saying why. */
+START_TEST(a_reload_waiting_for_slots_does_not_stop_the_main_loop)
+{
+    start(2, "", "crash", "");
+    int fds[4][40], n[4];
+    n[0] = hold_both_workers(fds[0], 40);
+    for (int g = 1; g < 4; g++) { /* 2 workers x 4 generations: 8 slots */
+        ck_assert_int_eq(morphd_proc_reload(&proc), 0);
+        n[g] = hold_both_workers(fds[g], 40);
+    }
+    ck_assert_int_eq(kill(proc.pid, SIGHUP), 0);
+    usleep(50 * 1000); /* the reload has begun to wait */
+    long long in = morph_stat(admin, "s", "messages_in"); /* answered... */
+    ck_assert_int_ge(in, 8);
+    /* ...before the reload gave up (it waits up to 2 s for slots) */
+    ck_assert_int_eq(morphd_proc_log_count(&proc, "no free worker slot"), 0);
+    for (int i = 0; i < 100 && morphd_proc_log_count(&proc, "reload failed") == 0; i++)
+        usleep(50 * 1000);
+    ck_assert_int_ge(morphd_proc_log_count(&proc, "no free worker slot"), 1);
+    ck_assert_int_eq(morphd_proc_log_count(&proc, "reload failed"), 1);
+    int fd = tcp_connect(tcp_port(), false); /* the last generation serves */
+    ck_assert_str_eq(ask(fd, "abc"), "abc");
+    close(fd);
+    for (int g = 0; g < 4; g++)
+        for (int i = 0; i < n[g]; i++)
+            close(fds[g][i]);
+    morphd_proc_finish(&proc);
+}
+END_TEST
+
 /* SIGTERM while a replacement waits out its back-off: morphd exits 0 at
  * once, starting nothing more. */
 START_TEST(sigterm_during_a_restart)
@@ -450,6 +500,7 @@ static Suite *suite(void)
     tcase_add_test(tc, crash_loops_back_off);
     tcase_add_test(tc, stats_after_a_restart);
     tcase_add_test(tc, reload_replaces_the_workers);
+    tcase_add_test(tc, a_reload_waiting_for_slots_does_not_stop_the_main_loop);
     tcase_add_test(tc, sigterm_during_a_restart);
     tcase_add_test(tc, a_hung_plugin_costs_one_worker);
     tcase_add_test(tc, sigterm_ends_morphd_despite_a_stuck_worker);
