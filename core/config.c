@@ -597,8 +597,9 @@ static const key_row_t key_table[] = {
      "a plugin call on a worker that has not returned in this time (an "
      "endless loop, a call that blocks) makes morphd log the plugin and "
      "service and abort, so that systemd starts a fresh one; a stuck worker "
-     "gets its share of new clients (SO_REUSEPORT) until then. 0: calls are "
-     "not timed", "2s"},
+     "gets its share of new clients (SO_REUSEPORT) until then; with worker "
+     "processes, a worker whose loop has not turned for this and 1 s more "
+     "(stopped, stuck) is killed and replaced. 0: not timed", "2s"},
 
     {SEC_MORPHD, "isolation", set_isolation, CONF_OFF(isolation_process), -1,
      0, 0, "thread",

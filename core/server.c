@@ -297,15 +297,27 @@ static struct {
     bool on;
     unsigned slot, n_slots;
     morphd_stats_t **stats_head;
+    uint64_t *heartbeat_ms;
 } worker_process;
 
 void morphd_server_be_worker_process(unsigned slot, unsigned n_slots,
-                                     morphd_stats_t **stats_head)
+                                     morphd_stats_t **stats_head,
+                                     uint64_t *heartbeat_ms)
 {
     worker_process.on = true;
     worker_process.slot = slot;
     worker_process.n_slots = n_slots;
     worker_process.stats_head = stats_head;
+    worker_process.heartbeat_ms = heartbeat_ms;
+}
+
+#define HEARTBEAT_MS 100
+
+static void on_heartbeat(uv_timer_t *t)
+{
+    (void)t;
+    __atomic_store_n(worker_process.heartbeat_ms, uv_hrtime() / 1000000u,
+                     __ATOMIC_RELAXED);
 }
 
 int morphd_server_init(morphd_server_t *s, morphd_config_t *cfg,
@@ -448,6 +460,8 @@ static void on_main_idle(morphd_worker_t *w, void *arg)
         uv_close((uv_handle_t *)&s->stop_async, on_closed_noop);
         uv_close((uv_handle_t *)&s->sighup, on_closed_noop);
         uv_close((uv_handle_t *)&s->sigusr1, on_closed_noop);
+        if (worker_process.heartbeat_ms != NULL)
+            uv_close((uv_handle_t *)&s->heartbeat, on_closed_noop);
         /* closing these restored their default actions, which kill */
         signal(worker_process.on ? SIGUSR2 : SIGHUP, SIG_IGN);
         signal(SIGUSR1, SIG_IGN);
@@ -676,6 +690,12 @@ int morphd_server_run(morphd_server_t *s)
     uv_signal_init(loop, &s->sighup);
     uv_signal_init(loop, &s->sigusr1);
     s->sighup.data = s->sigusr1.data = s;
+    if (worker_process.heartbeat_ms != NULL) {
+        uv_timer_init(loop, &s->heartbeat);
+        on_heartbeat(&s->heartbeat); /* serving from now on */
+        uv_timer_start(&s->heartbeat, on_heartbeat, HEARTBEAT_MS, HEARTBEAT_MS);
+        uv_unref((uv_handle_t *)&s->heartbeat);
+    }
     if (!worker_process.on)
         uv_signal_start(&s->sighup, on_signal, SIGHUP);
     else /* no reloads of its own (supervisor.c); SIGUSR2 retires it */

@@ -65,6 +65,7 @@ typedef struct morphd_server {
     struct morphd_watchdog *watchdog;
 
     uv_signal_t sighup, sigusr1;
+    uv_timer_t heartbeat; /* worker processes: morphd_server_be_worker_process */
     /* SIGTERM and SIGINT: a handler of morphd's own (never restored to the
      * default, which would kill) wakes the main loop through this */
     uv_async_t stop_async;
@@ -76,9 +77,13 @@ typedef struct morphd_server {
 
 /* In a worker process of isolation = process, before morphd_server_init:
  * the server runs one loop, as worker `slot` of `n_slots` (its share of
- * the plugin metrics and gauges), on the shared counters at *stats_head. */
+ * the plugin metrics and gauges), on the shared counters at *stats_head,
+ * and stores the monotonic time in ms (uv_hrtime) into the shared
+ * *heartbeat_ms each time its loop turns a timer, for the main process to
+ * see that it runs. */
 void morphd_server_be_worker_process(unsigned slot, unsigned n_slots,
-                                     morphd_stats_t **stats_head);
+                                     morphd_stats_t **stats_head,
+                                     uint64_t *heartbeat_ms);
 
 /* Takes ownership of `cfg`; loads plugins from `plugin_dir` (the config's
  * own plugin_dir wins when set) and builds every worker's services. Binds

@@ -54,7 +54,12 @@
 typedef struct slot_note {
     char plugin[64];
     char service[64];
+    uint64_t heartbeat_ms; /* atomic: the worker's loop turned then (0: not
+                              serving yet) */
 } slot_note_t;
+
+#define HEARTBEAT_CHECK_MS 250
+#define HEARTBEAT_GRACE_MS 1000
 
 /* One configured endpoint: a socket per worker (SO_REUSEPORT), or copies
  * of one (unix://, or one systemd passed). */
@@ -88,6 +93,7 @@ typedef struct worker_proc {
     unsigned index;    /* which of the `workers` */
     unsigned gen;      /* config_set id it serves */
     uint64_t started_ms;
+    bool stalled; /* killed for a loop that did not turn */
 } worker_proc_t;
 
 typedef struct supervisor {
@@ -110,6 +116,7 @@ typedef struct supervisor {
     struct morphd_metrics_http *metrics;
     uv_signal_t sigchld, sigterm, sigint, sighup, sigusr1;
     uv_timer_t kill_timer;
+    uv_timer_t heartbeat_timer; /* looks for workers whose loop stopped */
     uv_timer_t reload_timer; /* SIGHUPs of one turn of the loop: one reload */
     uint64_t reload_asked_ms; /* a reload waits for free slots since (0: none) */
     pid_t pid; /* the main process */
@@ -384,7 +391,8 @@ static void worker_main(supervisor_t *sup, unsigned slot, unsigned index,
         }
     }
     morphd_worker_inherited_socket = inherited_socket;
-    morphd_server_be_worker_process(slot, sup->n_slots, sup->stats);
+    morphd_server_be_worker_process(slot, sup->n_slots, sup->stats,
+                                    &child_note->heartbeat_ms);
     morphd_server_t server;
     int rc = morphd_server_init(&server, &cfg, sup->default_plugin_dir, &errs);
     if (rc == 0)
@@ -466,6 +474,7 @@ static int spawn(supervisor_t *sup, unsigned index)
     w->index = index;
     w->gen = sup->cur.id;
     w->started_ms = now_ms();
+    w->stalled = false;
     memset(&sup->notes[slot], 0, sizeof sup->notes[slot]);
     return p[0];
 }
@@ -529,6 +538,40 @@ static int start_generation(supervisor_t *sup)
         if (sup->slots[k].pid > 0 && sup->slots[k].gen == sup->cur.id)
             kill(sup->slots[k].pid, SIGTERM);
     return -1;
+}
+
+/* A worker whose loop has not turned for plugin_timeout -- stopped
+ * (SIGSTOP), or stuck outside a plugin call, where its own watchdog
+ * cannot see -- takes its share of new connections with it: it is killed,
+ * and the death path starts a new one (issue 21: a worker stopped for 8 s
+ * went unnoticed, and its share of clients timed out). */
+static void on_heartbeat_check(uv_timer_t *t)
+{
+    supervisor_t *sup = t->data;
+    /* a second past the plugin_timeout of the worker's own watchdog, which
+     * names the plugin of a stuck call and acts first */
+    uint64_t limit = sup->cur.cfg.plugin_timeout_ms;
+    if (limit == 0)
+        return;
+    limit += HEARTBEAT_GRACE_MS;
+    uint64_t now = now_ms();
+    for (unsigned k = 0; k < sup->n_slots; k++) {
+        worker_proc_t *w = &sup->slots[k];
+        uint64_t beat = __atomic_load_n(&sup->notes[k].heartbeat_ms,
+                                        __ATOMIC_RELAXED);
+        if (w->pid <= 0 || w->stalled || beat == 0 || now < beat ||
+            now - beat < limit)
+            continue;
+        morphd_log(MORPH_LOG_ERROR, "worker %u (pid %d) has not turned its "
+                   "loop for %.1f s (plugin_timeout = %.1f s, and %d ms more): "
+                   "stopped, or stuck outside a plugin call; killing it%s",
+                   w->index, (int)w->pid, (double)(now - beat) / 1000,
+                   (double)sup->cur.cfg.plugin_timeout_ms / 1000,
+                   HEARTBEAT_GRACE_MS,
+                   w->gen == sup->cur.id ? ", a new one starts" : "");
+        w->stalled = true;
+        kill(w->pid, SIGKILL);
+    }
 }
 
 static void on_restart(uv_timer_t *t)
@@ -845,6 +888,11 @@ int morphd_supervise(morphd_config_t *cfg, const char *config_path,
     }
     uv_timer_init(&sup.loop, &sup.kill_timer);
     sup.kill_timer.data = &sup;
+    uv_timer_init(&sup.loop, &sup.heartbeat_timer);
+    sup.heartbeat_timer.data = &sup;
+    uv_timer_start(&sup.heartbeat_timer, on_heartbeat_check,
+                   HEARTBEAT_CHECK_MS, HEARTBEAT_CHECK_MS);
+    uv_unref((uv_handle_t *)&sup.heartbeat_timer);
     uv_timer_init(&sup.loop, &sup.reload_timer);
     sup.reload_timer.data = &sup;
     sup.counters.workers = sup.n;
@@ -932,6 +980,7 @@ int morphd_supervise(morphd_config_t *cfg, const char *config_path,
     uv_close((uv_handle_t *)&sup.sighup, on_closed_noop);
     uv_close((uv_handle_t *)&sup.sigusr1, on_closed_noop);
     uv_close((uv_handle_t *)&sup.kill_timer, on_closed_noop);
+    uv_close((uv_handle_t *)&sup.heartbeat_timer, on_closed_noop);
     uv_close((uv_handle_t *)&sup.reload_timer, on_closed_noop);
     for (unsigned i = 0; i < sup.n; i++)
         uv_close((uv_handle_t *)&sup.restart[i], on_closed_noop);

@@ -403,6 +403,38 @@ START_TEST(a_reload_waiting_for_slots_does_not_stop_the_main_loop)
 }
 END_TEST
 
+/* Issue 21: a worker stopped with SIGSTOP for 8 s went unnoticed, and its
+ * share of new connections timed out. The main process sees that its
+ * loop has not turned (a heartbeat in shared memory) for plugin_timeout
+ * and a second more, kills it, and a new worker serves. */
+START_TEST(a_stopped_worker_is_replaced)
+{
+    start(2, "plugin_timeout = 1s\n", "crash", "");
+    int fd = tcp_connect(tcp_port(), false);
+    int victim = pid_of(fd);
+    close(fd);
+    ck_assert_int_eq(kill(victim, SIGSTOP), 0);
+    for (int i = 0; i < 100 && morphd_proc_log_count(&proc, "has not turned "
+                                                     "its loop") == 0; i++)
+        usleep(50 * 1000);
+    char want[64];
+    snprintf(want, sizeof want, "(pid %d) has not turned its loop", victim);
+    ck_assert_int_eq(morphd_proc_log_count(&proc, want), 1);
+    /* every new connection is served again, none by the stopped one */
+    for (int i = 0; i < 100 && morph_stat(admin, "s", "connections_open") >= 0; i++) {
+        if (morphd_proc_log_count(&proc, "worker process serving") >= 3)
+            break;
+        usleep(50 * 1000);
+    }
+    for (int i = 0; i < 20; i++) {
+        fd = tcp_connect(tcp_port(), false);
+        ck_assert_int_ne(pid_of(fd), victim);
+        close(fd);
+    }
+    morphd_proc_finish(&proc);
+}
+END_TEST
+
 /* SIGTERM while a replacement waits out its back-off: morphd exits 0 at
  * once, starting nothing more. */
 START_TEST(sigterm_during_a_restart)
@@ -501,6 +533,7 @@ static Suite *suite(void)
     tcase_add_test(tc, stats_after_a_restart);
     tcase_add_test(tc, reload_replaces_the_workers);
     tcase_add_test(tc, a_reload_waiting_for_slots_does_not_stop_the_main_loop);
+    tcase_add_test(tc, a_stopped_worker_is_replaced);
     tcase_add_test(tc, sigterm_during_a_restart);
     tcase_add_test(tc, a_hung_plugin_costs_one_worker);
     tcase_add_test(tc, sigterm_ends_morphd_despite_a_stuck_worker);
