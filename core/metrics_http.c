@@ -10,6 +10,7 @@
 #include "metrics_http.h"
 
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <microhttpd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,8 +18,10 @@
 
 #include "access_log.h"
 #include "buf.h"
+#include "config.h"
 #include "endpoint.h"
 #include "log.h"
+#include "status_page.h"
 
 #define CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 #define METRICS_SLOTS 256     /* connections at once (epoll: no FD_SETSIZE) */
@@ -33,7 +36,101 @@ struct morphd_metrics_http {
     uv_poll_t poll;
     uv_timer_t timer;
     int open_handles;
+    /* {"NAME":["ENDPOINT",...],...}: morphd_metrics_http_set_config */
+    pthread_mutex_t lock;
+    char *endpoints_json;
 };
+
+/* Appends `v` as a JSON string. */
+static int put_json_string(morphd_buf_t *out, const char *v)
+{
+    int rc = morphd_buf_printf(out, "\"");
+    for (; *v && rc == 0; v++) {
+        unsigned char c = (unsigned char)*v;
+        if (c == '"' || c == '\\')
+            rc = morphd_buf_printf(out, "\\%c", c);
+        else if (c < 0x20)
+            rc = morphd_buf_printf(out, "\\u%04x", c);
+        else
+            rc = morphd_buf_printf(out, "%c", c);
+    }
+    return rc | morphd_buf_printf(out, "\"");
+}
+
+void morphd_metrics_http_set_config(morphd_metrics_http_t *m,
+                                    const morphd_config_t *cfg)
+{
+    if (m == NULL)
+        return;
+    morphd_buf_t out = {0};
+    int rc = morphd_buf_printf(&out, "{");
+    for (size_t i = 0; i < cfg->n_services; i++) {
+        const morphd_service_conf_t *svc = &cfg->services[i];
+        rc |= morphd_buf_printf(&out, "%s", i ? "," : "");
+        rc |= put_json_string(&out, svc->name);
+        rc |= morphd_buf_printf(&out, ":[");
+        for (size_t j = 0; j < svc->n_listen; j++) {
+            rc |= morphd_buf_printf(&out, "%s", j ? "," : "");
+            rc |= put_json_string(&out, svc->listen[j].text);
+        }
+        rc |= morphd_buf_printf(&out, "]");
+    }
+    rc |= morphd_buf_printf(&out, "}");
+    rc |= morphd_buf_append(&out, "", 1);
+    pthread_mutex_lock(&m->lock);
+    free(m->endpoints_json);
+    m->endpoints_json = rc == 0 ? (char *)out.data : NULL;
+    pthread_mutex_unlock(&m->lock);
+    if (rc != 0)
+        morphd_buf_free(&out);
+}
+
+static bool health_of(const morphd_server_counters_t *c, bool ready,
+                      char *why, size_t why_size)
+{
+    why[0] = '\0';
+    bool (*fn)(void *, char *, size_t) = ready ? c->ready : c->healthy;
+    return fn == NULL || fn(c->health_arg, why, why_size);
+}
+
+/* /stats.json: what `morph stats --json` gives, and a "server" object of
+ * what only the server knows (health, reloads, restarts, endpoints). */
+static int put_stats_json(morphd_metrics_http_t *m, morphd_buf_t *out)
+{
+    morphd_buf_t stats = {0};
+    if (morphd_stats_format(*m->stats, true, &stats) != 0 || stats.len < 2) {
+        morphd_buf_free(&stats);
+        return -1;
+    }
+    /* the object without its closing brace and newline */
+    size_t keep = stats.len;
+    while (keep > 0 && stats.data[keep - 1] != '}')
+        keep--;
+    int rc = morphd_buf_append(out, stats.data, keep ? keep - 1 : 0);
+    morphd_buf_free(&stats);
+    const morphd_server_counters_t *c = m->counters;
+    char hwhy[256], rwhy[256];
+    bool healthy = health_of(c, false, hwhy, sizeof hwhy);
+    bool ready = health_of(c, true, rwhy, sizeof rwhy);
+    rc |= morphd_buf_printf(out, ",\"server\":{\"version\":\"%s\","
+                            "\"isolation\":\"%s\",\"healthy\":%s,\"ready\":%s,"
+                            "\"why\":", MORPH_VERSION,
+                            c->isolation ? c->isolation : "thread",
+                            healthy ? "true" : "false", ready ? "true" : "false");
+    rc |= put_json_string(out, !healthy ? hwhy : !ready ? rwhy : "");
+    rc |= morphd_buf_printf(
+        out, ",\"workers\":%llu,\"reloads\":%llu,\"reload_failures\":%llu,"
+             "\"worker_restarts\":%llu,\"endpoints\":",
+        (unsigned long long)__atomic_load_n(&c->workers, __ATOMIC_RELAXED),
+        (unsigned long long)__atomic_load_n(&c->reloads, __ATOMIC_RELAXED),
+        (unsigned long long)__atomic_load_n(&c->reload_failures, __ATOMIC_RELAXED),
+        (unsigned long long)__atomic_load_n(&c->worker_restarts, __ATOMIC_RELAXED));
+    pthread_mutex_lock(&m->lock);
+    rc |= morphd_buf_printf(out, "%s", m->endpoints_json ? m->endpoints_json : "{}");
+    pthread_mutex_unlock(&m->lock);
+    rc |= morphd_buf_printf(out, "}}\n");
+    return rc;
+}
 
 int morphd_metrics_parse_listen(const char *text, struct sockaddr_storage *ss,
                                 char *err, size_t err_size)
@@ -142,13 +239,39 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
         *upload_size = 0;
         return MHD_YES;
     }
-    static char not_found[] = "morphd serves /metrics only\n";
+    static char not_found[] = "morphd serves /metrics, /healthz, /readyz, "
+                              "/stats.json and its status page at /\n";
     static char not_allowed[] = "GET or HEAD\n";
     if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
         strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
         return reply(conn, MHD_HTTP_METHOD_NOT_ALLOWED, not_allowed,
                      sizeof not_allowed - 1, MHD_RESPMEM_PERSISTENT,
                      "text/plain");
+    if (strcmp(url, "/healthz") == 0 || strcmp(url, "/readyz") == 0) {
+        char why[256];
+        bool ok = health_of(m->counters, url[1] == 'r', why, sizeof why);
+        char *body = NULL;
+        int n = asprintf(&body, "%s\n", ok ? "ok" : why);
+        if (n < 0)
+            return MHD_NO;
+        return reply(conn, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
+                     body, (size_t)n, MHD_RESPMEM_MUST_FREE, "text/plain");
+    }
+    if (strcmp(url, "/") == 0)
+        return reply(conn, MHD_HTTP_OK, (void *)morphd_status_page,
+                     morphd_status_page_len, MHD_RESPMEM_PERSISTENT,
+                     "text/html; charset=utf-8");
+    if (strcmp(url, "/stats.json") == 0) {
+        morphd_buf_t json = {0};
+        if (put_stats_json(m, &json) != 0) {
+            morphd_buf_free(&json);
+            static char oom[] = "out of memory\n";
+            return reply(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, oom,
+                         sizeof oom - 1, MHD_RESPMEM_PERSISTENT, "text/plain");
+        }
+        return reply(conn, MHD_HTTP_OK, json.data, json.len,
+                     MHD_RESPMEM_MUST_FREE, "application/json");
+    }
     if (strcmp(url, "/metrics") != 0)
         return reply(conn, MHD_HTTP_NOT_FOUND, not_found,
                      sizeof not_found - 1, MHD_RESPMEM_PERSISTENT,
@@ -220,6 +343,7 @@ morphd_metrics_http_t *morphd_metrics_http_start(
     }
     m->stats = stats;
     m->counters = counters;
+    pthread_mutex_init(&m->lock, NULL);
     unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
     if (loop == NULL)
         flags |= MHD_USE_INTERNAL_POLLING_THREAD;
@@ -269,11 +393,18 @@ morphd_metrics_http_t *morphd_metrics_http_start(
     return m;
 }
 
+static void free_metrics(morphd_metrics_http_t *m)
+{
+    pthread_mutex_destroy(&m->lock);
+    free(m->endpoints_json);
+    free(m);
+}
+
 static void on_handle_closed(uv_handle_t *h)
 {
     morphd_metrics_http_t *m = h->data;
     if (--m->open_handles == 0)
-        free(m);
+        free_metrics(m);
 }
 
 void morphd_metrics_http_stop(morphd_metrics_http_t *m)
@@ -282,7 +413,7 @@ void morphd_metrics_http_stop(morphd_metrics_http_t *m)
         return;
     if (m->open_handles == 0) { /* its own thread */
         MHD_stop_daemon(m->daemon);
-        free(m);
+        free_metrics(m);
         return;
     }
     uv_poll_stop(&m->poll); /* before MHD closes the descriptor */

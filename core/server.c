@@ -468,6 +468,43 @@ static void on_main_idle(morphd_worker_t *w, void *arg)
     }
 }
 
+/* /healthz: every loop turns -- none has been inside one plugin call for
+ * HEALTH_STUCK_NS (the watchdog ends such a call at plugin_timeout). */
+#define HEALTH_STUCK_NS 1000000000ull
+
+static bool server_healthy(void *arg, char *why, size_t why_size)
+{
+    morphd_server_t *s = arg;
+    morphd_chain_env_t *envs[s->n_workers];
+    for (unsigned w = 0; w < s->n_workers; w++)
+        envs[w] = &s->workers[w].env;
+    uint64_t ns = 0;
+    unsigned worker = 0;
+    const morphd_stage_t *st =
+        morphd_watchdog_longest_call(envs, s->n_workers, &ns, &worker);
+    if (st == NULL || ns < HEALTH_STUCK_NS)
+        return true;
+    snprintf(why, why_size, "worker %u has been in plugin %s of service %s "
+             "for %.1f s", worker, st->plugin->name, st->chain->service,
+             (double)ns / 1e9);
+    return false;
+}
+
+/* /readyz: every service listening and every worker running. */
+static bool server_ready(void *arg, char *why, size_t why_size)
+{
+    morphd_server_t *s = arg;
+    if (__atomic_load_n(&s->stopping, __ATOMIC_RELAXED)) {
+        snprintf(why, why_size, "shutting down");
+        return false;
+    }
+    if (!__atomic_load_n(&s->started, __ATOMIC_ACQUIRE)) {
+        snprintf(why, why_size, "starting");
+        return false;
+    }
+    return server_healthy(arg, why, why_size);
+}
+
 int morphd_server_listen(morphd_server_t *s, morphd_errors_t *errs)
 {
     morphd_worker_t *w0 = &s->workers[0];
@@ -503,6 +540,10 @@ int morphd_server_listen(morphd_server_t *s, morphd_errors_t *errs)
     s->counters.access_log = s->access_log;
     if (s->gen->cfg.metrics_listen != NULL) {
         char err[512], bound[MORPHD_ENDPOINT_TEXT + 8];
+        s->counters.healthy = server_healthy;
+        s->counters.ready = server_ready;
+        s->counters.health_arg = s;
+        s->counters.isolation = "thread";
         s->metrics = morphd_metrics_http_start(
             s->gen->cfg.metrics_listen, s->stats_head, &s->counters, NULL, bound,
             sizeof bound, err, sizeof err);
@@ -511,6 +552,7 @@ int morphd_server_listen(morphd_server_t *s, morphd_errors_t *errs)
             return -1;
         }
         morphd_log(MORPH_LOG_INFO, "metrics on %s/metrics", bound);
+        morphd_metrics_http_set_config(s->metrics, &s->gen->cfg);
     }
     s->shutdown_timeout_ms = s->gen->cfg.shutdown_timeout_ms;
     s->plugin_timeout_ms = s->gen->cfg.plugin_timeout_ms;
@@ -520,7 +562,8 @@ int morphd_server_listen(morphd_server_t *s, morphd_errors_t *errs)
     int rc = switch_to(s, &s->pending, errs);
     morphd_activation_close_unused(); /* only the first build takes them */
     discard_build(s, &s->pending);
-    s->started = true; /* threads run from here on */
+    __atomic_store_n(&s->started, true, __ATOMIC_RELEASE); /* threads run
+                                                             from here on */
     if (rc != 0) {
         /* the generation went with its services */
         s->gen = NULL;
@@ -569,6 +612,7 @@ int morphd_server_reload(morphd_server_t *s, morphd_config_t *cfg,
     s->services = services;
     s->n_services = n;
     __atomic_fetch_add(&s->counters.reloads, 1, __ATOMIC_RELAXED);
+    morphd_metrics_http_set_config(s->metrics, &gen->cfg);
     return 0;
 }
 
@@ -610,7 +654,7 @@ void morphd_server_stop(morphd_server_t *s)
 {
     if (s->stopping)
         return;
-    s->stopping = true;
+    __atomic_store_n(&s->stopping, true, __ATOMIC_RELAXED);
     morphd_notify_stopping();
     for (unsigned w = s->n_workers; w-- > 0;) {
         s->workers[w].shutdown_timeout_ms = s->shutdown_timeout_ms;

@@ -540,6 +540,38 @@ static int start_generation(supervisor_t *sup)
     return -1;
 }
 
+/* /healthz: the main process answers from its loop, so it serves it. */
+static bool sup_healthy(void *arg, char *why, size_t why_size)
+{
+    (void)arg;
+    (void)why;
+    (void)why_size;
+    return true;
+}
+
+/* /readyz: every worker of the current configuration serves (its loop
+ * turned within the last second); not while one restarts. */
+static bool sup_ready(void *arg, char *why, size_t why_size)
+{
+    supervisor_t *sup = arg;
+    if (sup->stopping) {
+        snprintf(why, why_size, "shutting down");
+        return false;
+    }
+    uint64_t now = now_ms();
+    unsigned up = 0;
+    for (unsigned k = 0; k < sup->n_slots; k++) {
+        uint64_t beat = __atomic_load_n(&sup->notes[k].heartbeat_ms,
+                                        __ATOMIC_RELAXED);
+        up += sup->slots[k].pid > 0 && sup->slots[k].gen == sup->cur.id &&
+              !sup->slots[k].stalled && beat != 0 && now - beat < 1000;
+    }
+    if (up >= sup->n)
+        return true;
+    snprintf(why, why_size, "%u of %u worker processes serving", up, sup->n);
+    return false;
+}
+
 /* A worker whose loop has not turned for plugin_timeout -- stopped
  * (SIGSTOP), or stuck outside a plugin call, where its own watchdog
  * cannot see -- takes its share of new connections with it: it is killed,
@@ -771,6 +803,7 @@ static void reload(supervisor_t *sup)
             morphd_log_set_level(sup->cur.cfg.log_level);
             morphd_log_use_syslog(sup->cur.cfg.log_syslog);
             __atomic_fetch_add(&sup->counters.reloads, 1, __ATOMIC_RELAXED);
+            morphd_metrics_http_set_config(sup->metrics, &sup->cur.cfg);
             morphd_log(MORPH_LOG_INFO, "configuration reloaded from %s: %zu "
                        "service%s; the previous workers finish their "
                        "connections", name, sup->cur.cfg.n_services,
@@ -919,6 +952,10 @@ int morphd_supervise(morphd_config_t *cfg, const char *config_path,
     if (rc == 0 && sup.cur.cfg.metrics_listen != NULL) {
         char err[512], bound[MORPHD_ENDPOINT_TEXT + 8];
         /* on the main loop: the main process forks, so it has no threads */
+        sup.counters.healthy = sup_healthy;
+        sup.counters.ready = sup_ready;
+        sup.counters.health_arg = &sup;
+        sup.counters.isolation = "process";
         sup.metrics = morphd_metrics_http_start(sup.cur.cfg.metrics_listen,
                                                 sup.stats, &sup.counters,
                                                 &sup.loop, bound, sizeof bound,
@@ -928,6 +965,7 @@ int morphd_supervise(morphd_config_t *cfg, const char *config_path,
             rc = -1;
         } else {
             morphd_log(MORPH_LOG_INFO, "metrics on %s/metrics", bound);
+            morphd_metrics_http_set_config(sup.metrics, &sup.cur.cfg);
         }
     }
     if (rc == 0) {

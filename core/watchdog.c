@@ -68,6 +68,25 @@ static const morphd_stage_t *calling(morphd_chain_env_t *env, uint64_t now,
     return st;
 }
 
+const morphd_stage_t *morphd_watchdog_longest_call(morphd_chain_env_t *const *envs,
+                                                   unsigned n, uint64_t *for_ns,
+                                                   unsigned *worker)
+{
+    uint64_t now = morphd_ticks();
+    const morphd_stage_t *longest = NULL;
+    *for_ns = 0;
+    for (unsigned i = 0; i < n; i++) {
+        uint64_t ns;
+        const morphd_stage_t *st = calling(envs[i], now, &ns);
+        if (st != NULL && ns >= *for_ns) {
+            longest = st;
+            *for_ns = ns;
+            *worker = i;
+        }
+    }
+    return longest;
+}
+
 static void *watch(void *arg)
 {
     morphd_watchdog_t *w = arg;

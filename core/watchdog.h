@@ -34,6 +34,13 @@ morphd_watchdog_t *morphd_watchdog_start(morphd_chain_env_t *const *envs,
 
 void morphd_watchdog_stop(morphd_watchdog_t *w);
 
+/* The plugin call that has run longest on any of the `n` loops of envs[]
+ * (NULL: none is in a call), how long (ns) and on which worker. Any
+ * thread: /healthz asks it from the metrics thread. */
+const morphd_stage_t *morphd_watchdog_longest_call(morphd_chain_env_t *const *envs,
+                                                   unsigned n, uint64_t *for_ns,
+                                                   unsigned *worker);
+
 /* Called by the watchdog thread on each of its looks (ten times a
  * second), for work that must happen even when no loop has an event: the
  * owner sets it before the start. Must be thread-safe. */

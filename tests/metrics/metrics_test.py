@@ -282,7 +282,7 @@ def run(proc, log, ini, text, fill, admin):
     for s in idle:
         s.close()
     junk.close()
-    for path, method, code in (("/", "GET", 404), ("/metrics/x", "GET", 404),
+    for path, method, code in (("/nothing", "GET", 404), ("/metrics/x", "GET", 404),
                                ("/metrics", "POST", 405)):
         req = urllib.request.Request("http://127.0.0.1:%d%s" % (mport, path),
                                      method=method, data=b"x" if method == "POST" else None)
@@ -353,8 +353,157 @@ def run(proc, log, ini, text, fill, admin):
     print("%d of 8 scrapes answered beside %d silent and 20 reconnecting "
           "clients (slowest %.2f s)" % (answered, len(silent), slowest))
 
+    health_and_status_page(mport, tport, admin)
+
+
+def get(port, path):
+    """(status, content type, body) of GET path."""
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path),
+                                    timeout=5) as r:
+            return r.status, r.headers["Content-Type"], r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers["Content-Type"], e.read().decode()
+
+
+def chromium_dom(port):
+    """The status page as headless Chromium renders it, its script run."""
+    p = subprocess.run(["chromium", "--headless=new", "--no-sandbox",
+                        "--disable-gpu", "--no-first-run",
+                        "--virtual-time-budget=4000", "--dump-dom",
+                        "http://127.0.0.1:%d/" % port],
+                       capture_output=True, timeout=60)
+    return p.stdout.decode()
+
+
+def row_of(dom, service):
+    m = re.search(r'<tr data-service="%s">(.*?)</tr>' % service, dom)
+    return re.findall(r"<td>(.*?)</td>", m.group(1)) if m else None
+
+
+def health_and_status_page(mport, tport, admin):
+    """Issue 21: /healthz, /readyz, /stats.json and the page at /."""
+    for path in ("/healthz", "/readyz"):
+        code, ctype, body = get(mport, path)
+        check(code == 200 and body == "ok\n", "%s: %s %r" % (path, code, body))
+    code, ctype, body = get(mport, "/stats.json")
+    check(code == 200 and ctype == "application/json", "/stats.json %s %s" % (code, ctype))
+    j = json.loads(body)
+    stats = json.loads(subprocess.run([MORPH, "stats", "--json", "-s", admin],
+                                      capture_output=True, check=True).stdout)
+    check(j["services"]["s"]["messages_in"] == stats["services"]["s"]["messages_in"],
+          "/stats.json and morph stats --json disagree")
+    sv = j["server"]
+    check(sv["healthy"] is True and sv["ready"] is True and sv["isolation"] == "thread",
+          "server: %s" % sv)
+    check(sv["reloads"] == 1 and sv["reload_failures"] == 1, "server counters %s" % sv)
+    check(sv["endpoints"]["s"][0] == "tcp://127.0.0.1:0", "endpoints %s" % sv)
+    code, ctype, page = get(mport, "/")
+    check(code == 200 and ctype.startswith("text/html"), "/: %s %s" % (code, ctype))
+    check("src=" not in page and "href=" not in page and "://" not in page,
+          "the status page loads something from elsewhere")
+    print("ok: /healthz and /readyz 200, /stats.json is morph stats --json "
+          "and the server's own, / is one self-contained page")
+
+    # the page as a person sees it: Chromium runs its script
+    dom = chromium_dom(mport)
+    before = row_of(dom, "s")
+    check(before is not None and "tcp://127.0.0.1:0" in before[1],
+          "the page shows no service row: %s" % dom[:400])
+    errors = []
+    tcp_client(tport, 500, errors)
+    check(not errors, "client errors: %s" % errors[:2])
+    after = row_of(chromium_dom(mport), "s")
+    check(before and after and int(after[4]) >= int(before[4]) + 500,
+          "the page's messages did not move: %s -> %s" % (before, after))
+    check("<td>uppercase</td>" in dom,
+          "the plugins' table is missing")
+    print("ok: Chromium renders the status page: service s with its "
+          "endpoints, messages in %s -> %s under load" % (before[4], after[4]))
+
+
+def probes_report_trouble():
+    """/readyz is 503 while a worker process does not serve, /healthz 503
+    while a loop is stuck in a plugin call."""
+    work = tempfile.mkdtemp(prefix="morph-probes-")
+    ini = os.path.join(work, "morphd.ini")
+    for mode in ("process", "thread"):
+        with open(ini, "w") as f:
+            f.write("""[morphd]
+plugin_dir = {plugins} {test_plugins}
+metrics_listen = http://127.0.0.1:0
+isolation = {mode}
+workers = 2
+plugin_timeout = 30s
+
+[service s]
+listen = tcp://127.0.0.1:0
+transform = hang
+framing = line
+""".format(plugins=PLUGIN_DIR, test_plugins=TEST_PLUGIN_DIR, mode=mode))
+        args = [MORPHD, "-c", ini]
+        if os.geteuid() == 0:
+            args += ["--set", "morphd.allow_root=yes"]
+        log = open(os.path.join(work, "morphd.log"), "w+")
+        proc = subprocess.Popen(args, stderr=log)
+        try:
+            for _ in range(200):
+                log.seek(0)
+                t = log.read()
+                if "started" in t:
+                    break
+                time.sleep(0.025)
+            m = re.search(r"metrics on http://127\.0\.0\.1:(\d+)/metrics", t)
+            tcp = re.search(r"listening on tcp://127\.0\.0\.1:(\d+)", t)
+            mport = int(m.group(1))
+            if mode == "process":
+                for _ in range(100):
+                    if get(mport, "/readyz")[0] == 200:
+                        break
+                    time.sleep(0.05)
+                check(get(mport, "/readyz")[0] == 200, "process mode never ready")
+                pids = [int(x) for x in re.findall(r"worker process serving \(pid (\d+)", t)]
+                os.kill(pids[0], signal.SIGSTOP)
+                got = None
+                for _ in range(60):
+                    got = get(mport, "/readyz")
+                    if got[0] == 503:
+                        break
+                    time.sleep(0.1)
+                check(got[0] == 503 and "1 of 2 worker processes serving" in got[2],
+                      "/readyz with a stopped worker: %s" % (got,))
+                check(get(mport, "/healthz")[0] == 200, "/healthz with a stopped worker")
+                os.kill(pids[0], signal.SIGCONT)
+                for _ in range(60):
+                    if get(mport, "/readyz")[0] == 200:
+                        break
+                    time.sleep(0.1)
+                check(get(mport, "/readyz")[0] == 200, "/readyz after SIGCONT")
+                print("ok: process mode: /readyz 503 (\"1 of 2 worker processes "
+                      "serving\") while a worker is stopped, 200 again after")
+            else:
+                s = socket.create_connection(("127.0.0.1", int(tcp.group(1))))
+                s.sendall(b"hang\n")
+                got = None
+                for _ in range(60):
+                    got = get(mport, "/healthz")
+                    if got[0] == 503:
+                        break
+                    time.sleep(0.1)
+                check(got[0] == 503 and "in plugin hang of service s" in got[2],
+                      "/healthz with a stuck loop: %s" % (got,))
+                check(get(mport, "/readyz")[0] == 503, "/readyz with a stuck loop")
+                s.close()
+                print("ok: threads: /healthz and /readyz 503 while a loop is "
+                      "stuck in a plugin call (%s)" % got[2].strip())
+        finally:
+            proc.kill()
+            proc.wait(10)
+    subprocess.run(["rm", "-rf", work])
+
 
 main()
+probes_report_trouble()
 if failures:
     sys.exit("%d failures" % len(failures))
 print("PASS: metrics")

@@ -63,20 +63,22 @@ docs = list(yaml.safe_load_all(open(sys.argv[1])))
 kinds = {d["kind"]: d for d in docs}
 assert set(kinds) == {"ConfigMap", "Deployment", "Service"}, kinds.keys()
 c = kinds["Deployment"]["spec"]["template"]["spec"]["containers"][0]
-for probe in ("readinessProbe", "livenessProbe"):
-    assert c[probe]["tcpSocket"]["port"] == 12000, probe
+for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
+    assert c[probe]["httpGet"] == {"path": path, "port": 9464}, probe
+ini = kinds["ConfigMap"]["data"]["morphd.ini"]
+assert "metrics_listen = http://0.0.0.0:9464" in ini
 ports = {(p["containerPort"], p["protocol"]) for p in c["ports"]}
-assert ports == {(12000, "TCP"), (12000, "UDP")}, ports
+assert ports == {(12000, "TCP"), (12000, "UDP"), (9464, "TCP")}, ports
 svc = kinds["Service"]["spec"]
 assert svc["selector"] == kinds["Deployment"]["spec"]["selector"]["matchLabels"]
-assert {(p["port"], p["protocol"]) for p in svc["ports"]} == ports
+assert {(p["port"], p["protocol"]) for p in svc["ports"]} == ports - {(9464, "TCP")}
 open(sys.argv[2], "w").write(kinds["ConfigMap"]["data"]["morphd.ini"])
 PY
 # (the pod runs it as user 65534; this test runs as root, where morphd
 # wants allow_root: the one key added)
 "$build/morphd" -t -q -c "$dir/k8s-morphd.ini" --set morphd.allow_root=yes ||
     fail "morphd -t refuses the ConfigMap's morphd.ini"
-echo "ok: the Kubernetes example parses (Deployment, Service, TCP probes) and morphd -t takes its config"
+echo "ok: the Kubernetes example parses (Deployment, Service, HTTP probes on /readyz and /healthz) and morphd -t takes its config"
 
 # --- ports, configurations ---------------------------------------------------
 read -r -a ports <<<"$($py -c '
