@@ -2,12 +2,17 @@
  * paths.c -- default locations (paths.h). The build and install folders are
  * compiled in by CMake; which one applies is decided at run time from
  * /proc/self/exe, so `./build/morphd` uses `build/plugins/` while an
- * installed morphd never looks into a build tree.
+ * installed morphd never looks into a build tree. An install moved to
+ * another prefix (`cmake --install build --prefix ~/morph`) finds the
+ * plugins installed beside it: PREFIX/bin/morph looks in
+ * PREFIX/lib/morph/plugins when that folder exists.
  */
 #include "paths.h"
 
 #include <limits.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 const char *morphd_default_plugin_dir(void)
@@ -21,6 +26,17 @@ const char *morphd_default_plugin_dir(void)
             *slash = '\0';
             if (strcmp(exe, MORPHD_BUILD_DIR) == 0)
                 return MORPHD_BUILD_PLUGIN_DIR;
+            /* PREFIX/bin or PREFIX/sbin: PREFIX's plugin folder, if any */
+            char *up = strrchr(exe, '/');
+            static char beside[PATH_MAX];
+            struct stat sb;
+            if (up != NULL && (strcmp(up, "/bin") == 0 || strcmp(up, "/sbin") == 0)) {
+                *up = '\0';
+                if (snprintf(beside, sizeof beside, "%s/%s", exe,
+                             MORPHD_INSTALL_PLUGIN_DIR_REL) < (int)sizeof beside &&
+                    stat(beside, &sb) == 0 && S_ISDIR(sb.st_mode))
+                    return beside;
+            }
         }
     }
     return MORPHD_INSTALL_PLUGIN_DIR;

@@ -22,6 +22,18 @@ cmake --install "$build" --prefix "$prefix" >/dev/null
 pcdir=$(dirname "$(find "$prefix" -name morph-plugin.pc)")
 export PKG_CONFIG_PATH=$pcdir
 
+echo "== a prefix install is what writing-plugins.md says (issue 21)"
+# its PKG_CONFIG_PATH line, and a morphd and morph that find the plugins
+# installed beside them rather than /usr/local's
+[ "$pcdir" = "$prefix/lib/pkgconfig" ] ||
+    fail "the .pc files are in $pcdir, not PREFIX/lib/pkgconfig as writing-plugins.md says"
+grep -q 'export PKG_CONFIG_PATH=~/morph/lib/pkgconfig$' "$src/docs/writing-plugins.md" ||
+    fail "writing-plugins.md's PKG_CONFIG_PATH line changed"
+"$prefix/sbin/morphd" --version | grep -qx "plugins: $prefix/lib/morph/plugins" ||
+    fail "morphd --version after a prefix install: $("$prefix/sbin/morphd" --version)"
+[ "$(printf 'hi\n' | "$prefix/bin/morph" pipe uppercase)" = "HI" ] ||
+    fail "morph pipe uppercase after a prefix install"
+
 plugins=$work/plugins
 mkdir -p "$plugins"
 
