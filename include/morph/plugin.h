@@ -284,7 +284,7 @@ typedef struct morph_conn morph_conn_t;
 typedef struct morph_conn_info {
     uint32_t struct_size;
     uint32_t worker;           /* the worker (event loop) index, from 0 */
-    const char *transport;     /* "tcp", "udp" (later "tls", "unix") */
+    const char *transport;     /* "tcp", "udp", "tls" or "unix" */
     const char *service;       /* the service's name */
     char peer_address[48];
     char local_address[48];
@@ -514,7 +514,8 @@ typedef struct morph_host {
     void *(*uv_loop)(const struct morph_host *host);
 
     /* Registers a counter of the plugin's own, shown by `morph stats`
-     * under the plugin (and later exported as a metric). `name` is
+     * under the plugin and exported as the Prometheus counter
+     * morph_plugin_PLUGIN_NAME_total with `help` as its help. `name` is
      * [a-z0-9_]; registering a name twice returns the same counter.
      * During create() only; NULL when out of room (64 per plugin). */
     morph_counter_t *(*counter)(const struct morph_host *host,

@@ -33,6 +33,17 @@ grep -q 'export PKG_CONFIG_PATH=~/morph/lib/pkgconfig$' "$src/docs/writing-plugi
     fail "morphd --version after a prefix install: $("$prefix/sbin/morphd" --version)"
 [ "$(printf 'hi\n' | "$prefix/bin/morph" pipe uppercase)" = "HI" ] ||
     fail "morph pipe uppercase after a prefix install"
+# the installed examples' README names every example and the guides it
+# points at are installed beside it
+doc=$prefix/share/doc/morph-dev
+for guide in writing-plugins.md lua.md; do
+    [ -f "$doc/$guide" ] || fail "$doc/$guide is not installed (examples/README.md points at it)"
+done
+for ex in "$doc"/examples/*/; do
+    name=$(basename "$ex")
+    grep -q "(\?$name/)" "$doc/examples/README.md" ||
+        fail "examples/README.md does not mention $name/"
+done
 
 plugins=$work/plugins
 mkdir -p "$plugins"
