@@ -52,6 +52,9 @@
 static const char counters_key = 'c';
 /* The registry key of the metatable that marks what morph.defer returns. */
 static const char defer_key = 'd';
+/* The registry key of morph.no_reply, the value a transform returns to
+ * send nothing at all. */
+static const char no_reply_key = 'n';
 
 /* How a declared option's value reaches the script. */
 typedef enum { OPT_STRING, OPT_INTEGER, OPT_NUMBER, OPT_BOOLEAN } opt_kind_t;
@@ -460,6 +463,10 @@ static int open_sandbox(lua_State *L)
     lua_setfield(L, -2, "defer");
     lua_pushcfunction(L, morph_conn_info_fn);
     lua_setfield(L, -2, "conn_info");
+    lua_newtable(L); /* a value of its own: compared by identity */
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &no_reply_key);
+    lua_setfield(L, -2, "no_reply");
     lua_setfield(L, -2, "morph");
     mark_removed(L, "");
     lua_pop(L, 1);
@@ -834,6 +841,38 @@ static void script_conn_close(void *instance, void *conn)
     luaL_unref(in->L, LUA_REGISTRYINDEX, ref);
 }
 
+/* The table a transform may return after its reply: { close = true }
+ * closes the connection after it, { empty_datagram = true } sends an
+ * empty reply over UDP as a datagram of 0 bytes -- what C plugins say with
+ * morph_out_close() and MORPH_REPLY_EMPTY_DATAGRAM. Read with lua_next:
+ * raw, and without allocating. */
+static bool take_reply_options(lua_State *L, morph_out_t *out,
+                               const char *what, char *why, size_t size)
+{
+    lua_pushnil(L);
+    while (lua_next(L, -2) != 0) {
+        const char *key = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2)
+                                                          : NULL;
+        bool on = lua_toboolean(L, -1);
+        lua_pop(L, 1);
+        if (key != NULL && strcmp(key, "close") == 0) {
+            if (on)
+                morph_out_close(out);
+        } else if (key != NULL && strcmp(key, "empty_datagram") == 0) {
+            if (on)
+                out->reply |= MORPH_REPLY_EMPTY_DATAGRAM;
+        } else {
+            snprintf(why, size, "%s returned a reply option %s%s%s; the "
+                     "options are close and empty_datagram", what,
+                     key ? "'" : "that is not a name", key ? key : "",
+                     key ? "'" : "");
+            lua_pop(L, 1);
+            return false;
+        }
+    }
+    return true;
+}
+
 /* What a call that gives the reply left (`rc`, and its two results):
  * the reply appended to `out` (true), or why the message fails, into
  * why[] (false). `what` names the function in messages. The stack is back
@@ -848,13 +887,20 @@ static bool take_reply(lua_instance_t *in, int rc, morph_out_t *out,
         return false;
     }
     bool ok = false;
-    if (lua_type(L, -2) == LUA_TSTRING) {
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &no_reply_key); /* no allocation */
+    bool no_reply = lua_rawequal(L, -1, -3);
+    lua_pop(L, 1);
+    if (no_reply) {
+        ok = morph_out_no_reply(out) == MORPH_OK;
+    } else if (lua_type(L, -2) == LUA_TSTRING) {
         size_t len;
         const char *reply = lua_tolstring(L, -2, &len);
         ok = morph_out_append(out, reply, len) == MORPH_OK;
         if (!ok)
             snprintf(why, size, "the reply is over the service's output "
                      "limit");
+        if (ok && lua_type(L, -1) == LUA_TTABLE)
+            ok = take_reply_options(L, out, what, why, size);
     } else if (lua_isnil(L, -2) && lua_type(L, -1) == LUA_TSTRING) {
         snprintf(why, size, "%s", lua_tostring(L, -1));
     } else if (lua_isnil(L, -2)) {

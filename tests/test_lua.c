@@ -393,6 +393,47 @@ START_TEST(uncounted_work_fails_the_message_not_the_process)
 }
 END_TEST
 
+/* Issue 21, Lua parity: a script can say "no reply", "close after this
+ * reply" and "send an empty datagram", as C plugins can. */
+START_TEST(scripts_say_how_to_reply)
+{
+    make_dir();
+    put_script("how",
+               "return { transform = function(m)\n"
+               "  if m == 'none' then return morph.no_reply end\n"
+               "  if m == 'bye' then return 'bye', { close = true } end\n"
+               "  if m == 'empty' then return '', { empty_datagram = true } end\n"
+               "  if m == 'bad' then return 'x', { clsoe = true } end\n"
+               "  return m:upper()\n"
+               "end }\n");
+    char services[512], admin[108];
+    snprintf(services, sizeof services,
+             "[service s]\nlisten = tcp://127.0.0.1:0 udp://127.0.0.1:0\n"
+             "transform = how\nframing = line\n");
+    morphd_proc_serve(&proc, dir, "", services, admin, sizeof admin);
+    int port = morphd_proc_need_port(&proc, "s", "tcp", false);
+    int fd = tcp_connect(port, false);
+    /* no reply, not even the line ending; then a failed one; then served */
+    ck_assert_int_eq(send_all(fd, "none\nbad\nok\n", 12), 0);
+    char buf[32] = "";
+    ck_assert_ptr_nonnull(recv_line(fd, buf, sizeof buf, TIMEOUT_MS));
+    ck_assert_str_eq(buf, "OK"); /* (recv_line drops the newline) */
+    ck_assert_int_eq(send_all(fd, "bye\nafter\n", 10), 0);
+    memset(buf, 0, sizeof buf);
+    ck_assert_uint_eq(recv_until_close(fd, buf, sizeof buf, TIMEOUT_MS), 4);
+    ck_assert_str_eq(buf, "bye\n"); /* and closed: "after" is not answered */
+    close(fd);
+    int udp = morphd_proc_need_port(&proc, "s", "udp", false);
+    ck_assert_int_eq(udp_roundtrip(udp, false, "empty", 5, buf, sizeof buf,
+                                   TIMEOUT_MS), 0); /* a datagram of 0 bytes */
+    ck_assert_int_eq(udp_roundtrip(udp, false, "none", 4, buf, sizeof buf, 300), -1);
+    ck_assert_int_ge(morphd_proc_log_count(&proc, "transform returned a reply "
+                                                  "option 'clsoe'; the options "
+                                                  "are close and empty_datagram"), 1);
+    morphd_proc_finish(&proc);
+}
+END_TEST
+
 /* Scripts written to break the bridge: a returned table whose metatable
  * loops (read raw, it has no transform), a script that fills its memory
  * to the cap so that the next message cannot even be handed to it, and
@@ -913,6 +954,7 @@ int main(void)
     tcase_add_test(tc, a_looping_message_leaves_the_worker_serving);
     tcase_add_test(tc, hostile_scripts_never_crash_the_process);
     tcase_add_test(tc, uncounted_work_fails_the_message_not_the_process);
+    tcase_add_test(tc, scripts_say_how_to_reply);
     tcase_add_test(tc, the_sandbox_holds);
     tcase_add_test(tc, connection_tables_and_worker_state);
     tcase_add_test(tc, options_are_declared_by_the_script);
