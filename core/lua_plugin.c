@@ -1107,8 +1107,83 @@ static long table_keys(lua_State *L, morphd_script_t *s, const char *what,
     return (long)n;
 }
 
+/* An option given as a table: { default, min = N, max = N } for an
+ * integer, { default, one_of = { "a", "b" } } for a string that must be
+ * one of those (as C plugins declare with MORPH_OPTION_INT and
+ * MORPH_OPTION_ENUM). Reads the bounds or the choices into `d` and leaves
+ * the default in the table's place at the top of the stack. */
+static int read_option_spec(lua_State *L, morphd_script_t *s, const char *k,
+                            morph_option_decl_t *d, char *err, size_t err_size)
+{
+    int t = lua_gettop(L);
+    int min_type = raw_field(L, t, "min"), max_type = raw_field(L, t, "max");
+    int one_of = raw_field(L, t, "one_of");
+    lua_rawgeti(L, t, 1); /* the default */
+    bool is_int = lua_isinteger(L, -1);
+    if ((min_type != LUA_TNIL || max_type != LUA_TNIL) &&
+        (!is_int || (min_type != LUA_TNIL && !lua_isinteger(L, t + 1)) ||
+         (max_type != LUA_TNIL && !lua_isinteger(L, t + 2)))) {
+        snprintf(err, err_size, "%s:%d: options: '%s' has min or max, so it "
+                 "is an integer option: its default ([1]) and bounds must be "
+                 "integers", s->path, s->last_line, k);
+        return -1;
+    }
+    if (min_type != LUA_TNIL || max_type != LUA_TNIL) {
+        d->min = min_type != LUA_TNIL ? (int64_t)lua_tointeger(L, t + 1) : INT64_MIN;
+        d->max = max_type != LUA_TNIL ? (int64_t)lua_tointeger(L, t + 2) : INT64_MAX;
+        lua_Integer def = lua_tointeger(L, -1);
+        if (d->min > d->max || def < d->min || def > d->max) {
+            snprintf(err, err_size, "%s:%d: options: '%s': its default %lld is "
+                     "not within min and max", s->path, s->last_line, k,
+                     (long long)def);
+            return -1;
+        }
+    }
+    if (one_of != LUA_TNIL) {
+        if (one_of != LUA_TTABLE || lua_type(L, -1) != LUA_TSTRING) {
+            snprintf(err, err_size, "%s:%d: options: '%s': one_of is a list "
+                     "of strings, and the default ([1]) one of them", s->path,
+                     s->last_line, k);
+            return -1;
+        }
+        luaL_Buffer b;
+        luaL_buffinit(L, &b);
+        bool found = false;
+        lua_Integer n = (lua_Integer)lua_rawlen(L, t + 3);
+        for (lua_Integer i = 1; i <= n; i++) {
+            if (i > 1)
+                luaL_addchar(&b, '|');
+            if (lua_rawgeti(L, t + 3, i) != LUA_TSTRING) {
+                snprintf(err, err_size, "%s:%d: options: '%s': one_of[%lld] "
+                         "is not a string", s->path, s->last_line, k,
+                         (long long)i);
+                return -1;
+            }
+            found |= strcmp(lua_tostring(L, -1), lua_tostring(L, t + 4)) == 0;
+            luaL_addvalue(&b); /* the value on top, as luaL_Buffer wants */
+        }
+        luaL_pushresult(&b);
+        if (!found || n == 0) {
+            snprintf(err, err_size, "%s:%d: options: '%s': the default '%s' is "
+                     "not one of one_of", s->path, s->last_line, k,
+                     lua_tostring(L, t + 4));
+            return -1;
+        }
+        d->type = MORPH_OPT_ENUM;
+        if ((d->values = keep(s, lua_tostring(L, -1))) == NULL) {
+            snprintf(err, err_size, "out of memory");
+            return -1;
+        }
+        lua_pop(L, 1);
+    }
+    lua_replace(L, t);    /* the default where the table was */
+    lua_settop(L, t);
+    return 0;
+}
+
 /* `options = { key = default, ... }`: one declaration per key, its type
- * from its default's. Then the two every script has. */
+ * from its default's (a table gives bounds or choices: read_option_spec).
+ * Then the two every script has. */
 static int read_options(lua_State *L, int t, morphd_script_t *s, char *err,
                         size_t err_size)
 {
@@ -1163,6 +1238,11 @@ static int read_options(lua_State *L, int t, morphd_script_t *s, char *err,
         if (help_type == LUA_TTABLE)
             lua_pop(L, 1);
         raw_field(L, -1, k);
+        if (lua_type(L, -1) == LUA_TTABLE &&
+            read_option_spec(L, s, k, d, err, err_size) != 0) {
+            free(keys);
+            return -1;
+        }
         char text[64];
         const char *def = NULL;
         switch (lua_type(L, -1)) {
@@ -1173,7 +1253,7 @@ static int read_options(lua_State *L, int t, morphd_script_t *s, char *err,
             break;
         case LUA_TNUMBER:
             if (lua_isinteger(L, -1)) {
-                d->type = MORPH_OPT_INT;
+                d->type = MORPH_OPT_INT; /* with min and max, if given */
                 s->kinds[i] = OPT_INTEGER;
                 snprintf(text, sizeof text, "%lld",
                          (long long)lua_tointeger(L, -1));
@@ -1184,7 +1264,7 @@ static int read_options(lua_State *L, int t, morphd_script_t *s, char *err,
             def = text;
             break;
         case LUA_TSTRING:
-            s->kinds[i] = OPT_STRING;
+            s->kinds[i] = OPT_STRING; /* MORPH_OPT_ENUM with one_of */
             def = lua_tostring(L, -1);
             if (*def == '\0')
                 def = NULL; /* "": no default; the script sees "" */

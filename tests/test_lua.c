@@ -434,6 +434,41 @@ START_TEST(scripts_say_how_to_reply)
 }
 END_TEST
 
+/* Issue 21, Lua parity: options get bounds and choices as C's declared
+ * options do -- { default, min = N, max = N } and { default, one_of =
+ * {...} } -- checked by the same code, with the same messages. */
+START_TEST(script_options_have_bounds_and_choices)
+{
+    make_dir();
+    put_script("opt",
+               "return {\n"
+               "  options = { level = { 3, min = 1, max = 9 },\n"
+               "              mode = { 'fast', one_of = { 'fast', 'safe' } } },\n"
+               "  transform = function(m, c, o) return o.level .. o.mode end,\n"
+               "}\n");
+    const char *plain[] = {"opt", NULL};
+    ck_assert_int_eq(pipe_run(dir, plain, "x\n", 2), 0);
+    ck_assert_str_eq(out, "3fast\n");
+    const char *ok[] = {"-o", "opt.level=9", "-o", "opt.mode=safe", "opt", NULL};
+    ck_assert_int_eq(pipe_run(dir, ok, "x\n", 2), 0);
+    ck_assert_str_eq(out, "9safe\n");
+    const char *high[] = {"-o", "opt.level=12", "opt", NULL};
+    ck_assert_int_ne(pipe_run(dir, high, "x\n", 2), 0);
+    ck_assert_msg(strstr(err, "opt.level: 12 is out of range 1..9"), "%s", err);
+    const char *other[] = {"-o", "opt.mode=slow", "opt", NULL};
+    ck_assert_int_ne(pipe_run(dir, other, "x\n", 2), 0);
+    ck_assert_msg(strstr(err, "opt.mode: 'slow' is not one of fast|safe"), "%s", err);
+    /* a declaration that contradicts itself is the script's error */
+    put_script("badopt", "return { options = { n = { 12, min = 1, max = 9 } },\n"
+                         "  transform = function(m) return m end }\n");
+    const char *bad[] = {"badopt", NULL};
+    ck_assert_int_ne(pipe_run(dir, bad, "x\n", 2), 0);
+    ck_assert_msg(strstr(err, "badopt.lua:") &&
+                      strstr(err, "'n': its default 12 is not within min and max"),
+                  "%s", err);
+}
+END_TEST
+
 /* Scripts written to break the bridge: a returned table whose metatable
  * loops (read raw, it has no transform), a script that fills its memory
  * to the cap so that the next message cannot even be handed to it, and
@@ -955,6 +990,7 @@ int main(void)
     tcase_add_test(tc, hostile_scripts_never_crash_the_process);
     tcase_add_test(tc, uncounted_work_fails_the_message_not_the_process);
     tcase_add_test(tc, scripts_say_how_to_reply);
+    tcase_add_test(tc, script_options_have_bounds_and_choices);
     tcase_add_test(tc, the_sandbox_holds);
     tcase_add_test(tc, connection_tables_and_worker_state);
     tcase_add_test(tc, options_are_declared_by_the_script);
