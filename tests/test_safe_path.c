@@ -137,55 +137,53 @@ static bool start_and_stop(const char *ini)
     return rc == 0;
 }
 
+/* Runs the race ROUNDS times: morphd started on `ini` (its one "%s" the
+ * socket's path, dir/`name`) while the racer waits for `name` to appear.
+ * The target is checked after each round; the racer must have swapped in
+ * most rounds, and morphd started in some, or the test proved nothing. */
+static void race_rounds(const char *what, const char *name, const char *ini_fmt)
+{
+    int swaps = 0, started = 0;
+    for (int round = 0; round < ROUNDS; round++) {
+        char ini[1024], sock[128];
+        snprintf(sock, sizeof sock, "%s/%s", dir, name);
+        unlink(sock);
+        snprintf(ini, sizeof ini, ini_fmt, sock);
+        racer_t r;
+        racer_start(&r, name);
+        started += start_and_stop(ini);
+        swaps += racer_stop(&r);
+        assert_target_untouched(what, round);
+    }
+    ck_assert_int_ge(swaps, ROUNDS / 2);
+    ck_assert_int_ge(started, 1);
+}
+
 /* Hole 1: chown(admin_socket) at the privilege drop followed a link put
  * over the name after the bind. */
 START_TEST(admin_socket_race_never_reaches_the_target)
 {
-    int swaps = 0, started = 0;
     if (as_root())
         chown(dir, 65534, 65534); /* the service user's folder, as allowed */
-    for (int round = 0; round < ROUNDS; round++) {
-        char ini[1024], sock[128];
-        snprintf(sock, sizeof sock, "%s/admin.sock", dir);
-        unlink(sock);
-        snprintf(ini, sizeof ini,
-                 "[morphd]\nplugin_dir = %s\nadmin_socket = %s\n%s\n"
-                 "[service s]\nlisten = tcp://127.0.0.1:0\ntransform = echo\n",
-                 PLUGIN_DIR, sock, as_root() ? "user = nobody" : "");
-        racer_t r;
-        racer_start(&r, "admin.sock");
-        started += start_and_stop(ini);
-        swaps += racer_stop(&r);
-        assert_target_untouched("admin socket", round);
-    }
-    /* the racer did run its attack, and morphd started in most rounds */
-    ck_assert_int_ge(swaps, ROUNDS / 2);
-    ck_assert_int_ge(started, 1);
+    char fmt[512];
+    snprintf(fmt, sizeof fmt,
+             "[morphd]\nplugin_dir = %s\nadmin_socket = %%s\n%s\n"
+             "[service s]\nlisten = tcp://127.0.0.1:0\ntransform = echo\n",
+             PLUGIN_DIR, as_root() ? "user = nobody" : "");
+    race_rounds("admin socket", "admin.sock", fmt);
 }
 END_TEST
 
 /* Hole 2: chmod and chown by path after bind() on a unix:// endpoint. */
 START_TEST(unix_endpoint_race_never_reaches_the_target)
 {
-    int swaps = 0, started = 0;
-    for (int round = 0; round < ROUNDS; round++) {
-        char ini[1024], sock[128];
-        snprintf(sock, sizeof sock, "%s/u.sock", dir);
-        unlink(sock);
-        snprintf(ini, sizeof ini,
-                 "[morphd]\nplugin_dir = %s\n%s\n"
-                 "[service s]\nlisten = unix://%s\ntransform = echo\n"
-                 "unix_mode = 0666\nunix_group = %d\n",
-                 PLUGIN_DIR, as_root() ? "user = nobody" : "", sock,
-                 (int)getegid());
-        racer_t r;
-        racer_start(&r, "u.sock");
-        started += start_and_stop(ini);
-        swaps += racer_stop(&r);
-        assert_target_untouched("unix endpoint", round);
-    }
-    ck_assert_int_ge(swaps, ROUNDS / 2);
-    ck_assert_int_ge(started, 1);
+    char fmt[512];
+    snprintf(fmt, sizeof fmt,
+             "[morphd]\nplugin_dir = %s\n%s\n"
+             "[service s]\nlisten = unix://%%s\ntransform = echo\n"
+             "unix_mode = 0666\nunix_group = %d\n",
+             PLUGIN_DIR, as_root() ? "user = nobody" : "", (int)getegid());
+    race_rounds("unix endpoint", "u.sock", fmt);
 }
 END_TEST
 

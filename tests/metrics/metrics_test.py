@@ -366,6 +366,18 @@ def get(port, path):
         return e.code, e.headers["Content-Type"], e.read().decode()
 
 
+def wait_code(port, path, code, tries=60):
+    """GET path until it answers `code` (0.1 s apart, `tries` times); the
+    last answer."""
+    got = None
+    for _ in range(tries):
+        got = get(port, path)
+        if got[0] == code:
+            break
+        time.sleep(0.1)
+    return got
+
+
 def chromium_dom(port):
     """The status page as headless Chromium renders it, its script run."""
     p = subprocess.run(["chromium", "--headless=new", "--no-sandbox",
@@ -457,39 +469,23 @@ framing = line
             tcp = re.search(r"listening on tcp://127\.0\.0\.1:(\d+)", t)
             mport = int(m.group(1))
             if mode == "process":
-                for _ in range(100):
-                    if get(mport, "/readyz")[0] == 200:
-                        break
-                    time.sleep(0.05)
-                check(get(mport, "/readyz")[0] == 200, "process mode never ready")
+                check(wait_code(mport, "/readyz", 200)[0] == 200,
+                      "process mode never ready")
                 pids = [int(x) for x in re.findall(r"worker process serving \(pid (\d+)", t)]
                 os.kill(pids[0], signal.SIGSTOP)
-                got = None
-                for _ in range(60):
-                    got = get(mport, "/readyz")
-                    if got[0] == 503:
-                        break
-                    time.sleep(0.1)
+                got = wait_code(mport, "/readyz", 503)
                 check(got[0] == 503 and "1 of 2 worker processes serving" in got[2],
                       "/readyz with a stopped worker: %s" % (got,))
                 check(get(mport, "/healthz")[0] == 200, "/healthz with a stopped worker")
                 os.kill(pids[0], signal.SIGCONT)
-                for _ in range(60):
-                    if get(mport, "/readyz")[0] == 200:
-                        break
-                    time.sleep(0.1)
-                check(get(mport, "/readyz")[0] == 200, "/readyz after SIGCONT")
+                check(wait_code(mport, "/readyz", 200)[0] == 200,
+                      "/readyz after SIGCONT")
                 print("ok: process mode: /readyz 503 (\"1 of 2 worker processes "
                       "serving\") while a worker is stopped, 200 again after")
             else:
                 s = socket.create_connection(("127.0.0.1", int(tcp.group(1))))
                 s.sendall(b"hang\n")
-                got = None
-                for _ in range(60):
-                    got = get(mport, "/healthz")
-                    if got[0] == 503:
-                        break
-                    time.sleep(0.1)
+                got = wait_code(mport, "/healthz", 503)
                 check(got[0] == 503 and "in plugin hang of service s" in got[2],
                       "/healthz with a stuck loop: %s" % (got,))
                 check(get(mport, "/readyz")[0] == 503, "/readyz with a stuck loop")
