@@ -181,9 +181,10 @@ int morphd_chain_create(morphd_plugin_t *const *plugins, size_t n,
         chain->n = i + 1; /* destroy() runs only on a created instance */
         if (!(st->flags & MORPH_PLUGIN_CHUNK_SAFE))
             chain->chunk_safe = false;
-        if (d->conn_open != NULL)
+        if (d->conn_open != NULL || st->plugin->conn_open2 != NULL)
             chain->opens_conns = true;
-        if (d->conn_open != NULL || d->conn_close != NULL)
+        if (d->conn_open != NULL || st->plugin->conn_open2 != NULL ||
+            d->conn_close != NULL)
             chain->keeps_state = true;
         if (st->flags & MORPH_PLUGIN_LINE_END)
             chain->line_end = true;
@@ -200,23 +201,33 @@ fail:
 
 /* --- connections ------------------------------------------------------------- */
 
-int morphd_chain_conn_open(const morphd_chain_t *chain, void **states,
-                           char *err, size_t err_size)
+/* Whether the stage opens its connections (conn_open or conn_open2). */
+static bool opens(const morphd_stage_t *st)
+{
+    return st->plugin->conn_open2 != NULL || st->plugin->desc->conn_open != NULL;
+}
+
+int morphd_chain_conn_open(const morphd_chain_t *chain, const morphd_conn_t *conn,
+                           void **states, char *err, size_t err_size)
 {
     for (size_t i = 0; i < chain->n; i++) {
         const morphd_stage_t *st = &chain->stages[i];
         states[i] = NULL;
-        if (st->plugin->desc->conn_open == NULL)
+        if (!opens(st))
             continue;
-        if (st->plugin->desc->conn_open(st->instance, &states[i]) != MORPH_OK) {
+        int rc = st->plugin->conn_open2 != NULL
+                     ? st->plugin->conn_open2(st->instance,
+                                              (const morph_conn_t *)conn,
+                                              &states[i])
+                     : st->plugin->desc->conn_open(st->instance, &states[i]);
+        if (rc != MORPH_OK) {
             snprintf(err, err_size, "plugin %s: refused the connection",
                      st->plugin->name);
             /* close the stages already opened, newest first */
             states[i] = NULL;
             while (i-- > 0)
                 if (chain->stages[i].plugin->desc->conn_close != NULL &&
-                    (chain->stages[i].plugin->desc->conn_open != NULL ||
-                     states[i] != NULL))
+                    (opens(&chain->stages[i]) || states[i] != NULL))
                     chain->stages[i].plugin->desc->conn_close(
                         chain->stages[i].instance, states[i]);
             return -1;
@@ -231,7 +242,7 @@ void morphd_chain_conn_close(const morphd_chain_t *chain, void **states)
         const morph_plugin_t *d = chain->stages[i].plugin->desc;
         /* conn_open made a state (even NULL) to close; a lazy plugin's
          * conn_close sees only states it set */
-        if (d->conn_close != NULL && (d->conn_open != NULL || states[i] != NULL))
+        if (d->conn_close != NULL && (opens(&chain->stages[i]) || states[i] != NULL))
             d->conn_close(chain->stages[i].instance, states[i]);
     }
 }

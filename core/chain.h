@@ -127,7 +127,8 @@ int morphd_chain_create(morphd_plugin_t *const *plugins, size_t n,
 void morphd_chain_release(morphd_chain_t *chain);
 
 /* Per-connection state: `states` has room for chain->n pointers. */
-int morphd_chain_conn_open(const morphd_chain_t *chain, void **states,
+int morphd_chain_conn_open(const morphd_chain_t *chain,
+                           const morphd_conn_t *conn, void **states,
                            char *err, size_t err_size);
 /* Closes the states that are set (conn_close for each). */
 void morphd_chain_conn_close(const morphd_chain_t *chain, void **states);

@@ -1607,7 +1607,7 @@ static bool open_conn(tcp_conn_t *c)
         conn_view(c, &mc);
         states = tcp_states(&mc);
         if (states == NULL ||
-            morphd_chain_conn_open(svc->chain, states, err, sizeof err) != 0) {
+            morphd_chain_conn_open(svc->chain, &mc, states, err, sizeof err) != 0) {
             char peer[80];
             morphd_log(MORPH_LOG_WARN, "service %s: %s: %s", conf->name,
                        peer_text(c, peer, sizeof peer),

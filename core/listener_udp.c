@@ -515,7 +515,7 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
         char err[256];
         memset(states, 0, chain->n * sizeof *states);
         ul->states_used = true;
-        if (morphd_chain_conn_open(chain, states, err, sizeof err) != 0) {
+        if (morphd_chain_conn_open(chain, &c, states, err, sizeof err) != 0) {
             morphd_log(MORPH_LOG_WARN, "service %s: %s", conf->name, err);
             return;
         }

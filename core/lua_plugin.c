@@ -798,11 +798,16 @@ static void call_error(lua_instance_t *in, int rc, char *why, size_t size)
     lua_settop(L, SLOTS);
 }
 
-static int script_conn_open(void *instance, void **conn)
+/* open(conn) with its connection (ABI 3's conn_open2): morph.peer() and
+ * morph.conn_info() describe it there too, so a script can refuse a
+ * connection by its peer. */
+static int script_conn_open(void *instance, const morph_conn_t *mc, void **conn)
 {
     lua_instance_t *in = instance;
     call_ctx_t x = {.in = in, .nres = 1};
+    in->conn = mc;
     int rc = call_script(in, SLOT_OPEN, &x);
+    in->conn = NULL;
     *conn = (void *)(intptr_t)x.ref; /* conn_close unreferences it */
     if (rc == LUA_OK && (lua_isnil(in->L, -1) || lua_toboolean(in->L, -1))) {
         lua_settop(in->L, SLOTS);
@@ -1373,7 +1378,7 @@ static int read_returned(lua_State *L, morphd_script_t *s, char *err,
             return -1;
         }
         if (type == LUA_TFUNCTION && i == 0)
-            s->desc.conn_open = script_conn_open;
+            s->desc.conn_open2 = script_conn_open;
     }
     int type = raw_field(L, t, "chunk_safe");
     bool chunk_safe = lua_toboolean(L, -1);
@@ -1525,7 +1530,7 @@ int morphd_script_load(const char *file, const char *path, const char *name,
         .flags = s->desc.flags,
         .create = script_create,
         .destroy = script_destroy,
-        .conn_open = s->desc.conn_open,
+        .conn_open2 = s->desc.conn_open2,
         .conn_close = script_conn_close,
         .transform = script_transform,
         .options = s->decls,
@@ -1533,6 +1538,7 @@ int morphd_script_load(const char *file, const char *path, const char *name,
     };
     p->desc = &s->desc;
     p->cancel = script_cancel;
+    p->conn_open2 = s->desc.conn_open2;
     p->script = s;
     p->abi = MORPH_PLUGIN_ABI_VERSION;
     p->abi_min = MORPH_PLUGIN_ABI_VERSION;

@@ -276,6 +276,8 @@ static int check_descriptor(const morph_plugin_t *d, morphd_plugin_t *p,
         if (DESC_HAS(d, unload))
             p->unload = d->unload;
     }
+    if (d->abi_version >= 3 && DESC_HAS(d, conn_open2))
+        p->conn_open2 = d->conn_open2;
     return 0;
 }
 

@@ -146,7 +146,7 @@ int morphd_standalone_reconnect(morphd_standalone_t *s, char *err,
     s->conn.states = s->chain->keeps_state ? s->states : NULL;
     if (!s->chain->opens_conns)
         return 0;
-    if (morphd_chain_conn_open(s->chain, s->states, err, err_size) != 0)
+    if (morphd_chain_conn_open(s->chain, &s->conn, s->states, err, err_size) != 0)
         return -1;
     s->open = true;
     return 0;

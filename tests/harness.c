@@ -54,7 +54,7 @@ char *test_chain_try(test_chain_t *tc, const char *ini_text)
     tc->conn.states = tc->chain->keeps_state ? tc->states : NULL;
     if (tc->chain->opens_conns) {
         char err[256];
-        ck_assert_msg(morphd_chain_conn_open(tc->chain, tc->states, err,
+        ck_assert_msg(morphd_chain_conn_open(tc->chain, &tc->conn, tc->states, err,
                                              sizeof err) == 0, "%s", err);
     }
     tc->open = tc->chain->keeps_state;

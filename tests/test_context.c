@@ -243,6 +243,36 @@ START_TEST(failed_chunk_ends_the_stream)
 }
 END_TEST
 
+/* Issue 21 (ABI 3): conn_open2 sees its connection, so a plugin can
+ * refuse a connection by its peer -- over TCP and per datagram over UDP --
+ * and a Lua script's open() can ask morph.peer(). */
+START_TEST(conn_open2_sees_the_connection)
+{
+    char dirs[512];
+    snprintf(dirs, sizeof dirs, "%s %s", TEST_PLUGIN_DIR, PLUGIN_DIR);
+    start(dirs, "[service s]\nlisten = tcp://127.0.0.1:0 udp://127.0.0.1:0\n"
+                "transform = gate\nframing = line\n");
+    int fd = tcp_connect(port("s", "tcp", false), false);
+    char buf[64];
+    ck_assert_int_eq(send_all(fd, "hi\n", 3), 0);
+    ck_assert_ptr_nonnull(recv_line(fd, buf, sizeof buf, TIMEOUT_MS));
+    ck_assert_str_eq(buf, "tcp 127.0.0.1");
+    close(fd);
+    fd = tcp_connect_from("127.0.0.2", port("s", "tcp", false));
+    ck_assert_int_ge(fd, 0);
+    send_all(fd, "hi\n", 3);
+    ck_assert_uint_eq(recv_until_close(fd, buf, sizeof buf, TIMEOUT_MS), 0);
+    close(fd);
+    ssize_t n = udp_roundtrip(port("s", "udp", false), false, "hi", 2, buf,
+                              sizeof buf, TIMEOUT_MS);
+    ck_assert_int_eq(n, 13);
+    ck_assert_int_eq(memcmp(buf, "udp 127.0.0.1", 13), 0);
+    ck_assert_int_ge(morphd_proc_log_count(&proc, "plugin gate: refused the "
+                                                  "connection"), 1);
+    stop();
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("context");
@@ -256,6 +286,7 @@ static Suite *suite(void)
     tcase_add_test(tc, load_and_unload_hooks_once_per_process);
     tcase_add_test(tc, plugin_metrics_in_stats);
     tcase_add_test(tc, failed_chunk_ends_the_stream);
+    tcase_add_test(tc, conn_open2_sees_the_connection);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -434,6 +434,37 @@ START_TEST(scripts_say_how_to_reply)
 }
 END_TEST
 
+/* Issue 21: open() sees its connection (conn_open2): a script refuses a
+ * client by its address. */
+START_TEST(open_sees_the_peer)
+{
+    make_dir();
+    put_script("gate",
+               "return {\n"
+               "  open = function(conn) return morph.peer() ~= '127.0.0.2' end,\n"
+               "  transform = function(m) return (morph.peer()) end,\n"
+               "}\n");
+    char services[512], admin[108];
+    snprintf(services, sizeof services,
+             "[service s]\nlisten = tcp://127.0.0.1:0\ntransform = gate\n"
+             "framing = line\n");
+    morphd_proc_serve(&proc, dir, "", services, admin, sizeof admin);
+    int port = morphd_proc_need_port(&proc, "s", "tcp", false);
+    int fd = tcp_connect(port, false);
+    char buf[64];
+    ck_assert_int_eq(send_all(fd, "x\n", 2), 0);
+    ck_assert_ptr_nonnull(recv_line(fd, buf, sizeof buf, TIMEOUT_MS));
+    ck_assert_str_eq(buf, "127.0.0.1");
+    close(fd);
+    fd = tcp_connect_from("127.0.0.2", port);
+    send_all(fd, "x\n", 2);
+    ck_assert_uint_eq(recv_until_close(fd, buf, sizeof buf, TIMEOUT_MS), 0);
+    close(fd);
+    ck_assert_int_ge(morphd_proc_log_count(&proc, "open() returned false"), 1);
+    morphd_proc_finish(&proc);
+}
+END_TEST
+
 /* Issue 21, Lua parity: options get bounds and choices as C's declared
  * options do -- { default, min = N, max = N } and { default, one_of =
  * {...} } -- checked by the same code, with the same messages. */
@@ -991,6 +1022,7 @@ int main(void)
     tcase_add_test(tc, uncounted_work_fails_the_message_not_the_process);
     tcase_add_test(tc, scripts_say_how_to_reply);
     tcase_add_test(tc, script_options_have_bounds_and_choices);
+    tcase_add_test(tc, open_sees_the_peer);
     tcase_add_test(tc, the_sandbox_holds);
     tcase_add_test(tc, connection_tables_and_worker_state);
     tcase_add_test(tc, options_are_declared_by_the_script);

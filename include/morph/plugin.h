@@ -67,7 +67,7 @@
  *  5. ABI 1 plugins (built with the header of morph 0.1) keep loading and
  *     serving unchanged: their descriptor is this one up to `transform`,
  *     followed by `void *reserved[8]`, which must be zero. Their source
- *     also compiles unchanged against this header, becoming ABI 2.
+ *     also compiles unchanged against this header, becoming ABI 3.
  *
  * The tests enforce each point: a fixture plugin is built from a frozen
  * copy of the ABI 1 header, and others claim newer ABIs and unknown flags.
@@ -104,7 +104,7 @@ extern "C" {
 #endif
 
 /* The ABI version this header describes (rule 1). */
-#define MORPH_PLUGIN_ABI_VERSION 2
+#define MORPH_PLUGIN_ABI_VERSION 3
 /* The first ABI version with the versioning rule above: the default
  * `abi_min`, and the oldest host a plugin built with this header can need. */
 #define MORPH_PLUGIN_ABI_MIN_DEFAULT 2
@@ -600,6 +600,20 @@ typedef struct morph_plugin {
      * that spelled out `.reserved = {}` still compile. Must stay zero;
      * members added later go after it. */
     void *reserved[8];
+
+    /* --- since ABI 3 --- */
+
+    /* conn_open() with its connection (optional): when set, the host calls
+     * it instead of conn_open(). `conn` is what morph_host_t.conn_info
+     * describes -- the peer's address and port (after the PROXY protocol,
+     * the proxied client), the transport, unix:// credentials -- valid
+     * during the call, so a plugin can refuse a connection by its peer
+     * (return MORPH_ERROR: it is closed and logged; over UDP the datagram
+     * is not answered). Whatever it stores in *state is passed to
+     * transform() and conn_close(), as for conn_open(). A host before ABI
+     * 3 does not see this member: set abi_min = 3 when the plugin relies
+     * on it, or set conn_open() as well for older hosts. */
+    int (*conn_open2)(void *instance, const morph_conn_t *conn, void **state);
 } morph_plugin_t;
 
 /* Initialises abi_version and struct_size in a designated initializer (C,
