@@ -5,6 +5,7 @@
  */
 #include "standalone.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,7 +127,8 @@ int morphd_standalone_open(morphd_standalone_t *s, const char *dir,
     if (morphd_chain_create(ptrs, n, &s->opts, "standalone", &s->stats,
                             &s->env, limit, &s->chain, err, err_size) != 0)
         goto out;
-    s->conn.ops = &standalone_ops;
+    s->ops = standalone_ops;
+    s->conn.ops = &s->ops;
     s->conn.transport = s;
     rc = morphd_standalone_reconnect(s, err, err_size);
 out:
@@ -150,6 +152,94 @@ int morphd_standalone_reconnect(morphd_standalone_t *s, char *err,
         return -1;
     s->open = true;
     return 0;
+}
+
+int morphd_standalone_peer(morphd_standalone_t *s, const char *transport,
+                           const char *address, uint16_t port, char *err,
+                           size_t err_size)
+{
+    static const char *const known[] = {"tcp", "udp", "tls", "unix"};
+    bool ok = false;
+    for (size_t i = 0; i < sizeof known / sizeof *known; i++)
+        ok |= strcmp(transport, known[i]) == 0;
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
+    if (!ok) {
+        snprintf(err, err_size, "transport '%s': one of tcp, udp, tls, unix",
+                 transport);
+        return -1;
+    }
+    if (inet_pton(AF_INET, address, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons(port);
+    } else if (inet_pton(AF_INET6, address, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons(port);
+    } else {
+        snprintf(err, err_size, "'%s' is not a numeric IPv4 or IPv6 address",
+                 address);
+        return -1;
+    }
+    snprintf(s->transport, sizeof s->transport, "%s", transport);
+    s->peer = ss;
+    s->ops.transport = s->transport;
+    s->conn.peer = (const struct sockaddr *)&s->peer;
+    return morphd_standalone_reconnect(s, err, err_size);
+}
+
+int morphd_standalone_leave_during(morphd_standalone_t *s, const void *in,
+                                   size_t len, char *err, size_t err_size)
+{
+    morphd_result_t r;
+    s->out.len = 0;
+    s->ended = false;
+    s->conn.states = s->chain->keeps_state ? s->states : NULL;
+    morphd_chain_run(s->chain, &s->conn, 0, in, len, 0, "", &s->out, &r);
+    if (r.status != MORPHD_RUN_PENDING)
+        return 1;
+    /* the client leaves: the job takes the states, to close them once it
+     * no longer runs, as a closing connection hands them over in morphd */
+    morphd_job_t *job = s->job;
+    s->job = NULL;
+    void **states = s->chain->keeps_state ? s->states : NULL;
+    size_t n = s->chain->n;
+    void **copy = NULL;
+    if (states != NULL) {
+        copy = malloc(n * sizeof *copy);
+        if (copy == NULL) {
+            snprintf(err, err_size, "out of memory");
+            return -1;
+        }
+        memcpy(copy, states, n * sizeof *copy);
+    }
+    morphd_job_abandon(job, copy);
+    while (s->env.n_jobs > 0) /* a blocking one finishes first */
+        uv_run(&s->loop, UV_RUN_ONCE);
+    uv_run(&s->loop, UV_RUN_NOWAIT);
+    /* those states are the job's now: the next connection starts clean */
+    memset(s->states, 0, n * sizeof *s->states);
+    s->open = false;
+    s->conn.states = s->chain->keeps_state ? s->states : NULL;
+    if (s->chain->opens_conns &&
+        morphd_chain_conn_open(s->chain, &s->conn, s->states, err, err_size) != 0)
+        return -1;
+    s->open = s->chain->opens_conns;
+    return 0;
+}
+
+int morphd_standalone_counter(const morphd_standalone_t *s, const char *name,
+                              uint64_t *value)
+{
+    for (const morphd_stats_t *st = s->stats; st != NULL; st = st->next)
+        for (const morphd_plugin_stats_t *p = st->plugins; p; p = p->next)
+            for (const morphd_plugin_counter_t *c = p->counters; c; c = c->next)
+                if (strcmp(c->name, name) == 0) {
+                    *value = __atomic_load_n(&c->value, __ATOMIC_RELAXED);
+                    return 0;
+                }
+    return -1;
 }
 
 /* --- running ------------------------------------------------------------------ */

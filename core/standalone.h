@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <uv.h>
 
 #include "chain.h"
@@ -36,6 +37,10 @@ typedef struct morphd_standalone {
     bool ended;
     morphd_result_t result;
     unsigned timeout_ms; /* how long apply() waits for a later answer */
+    /* the peer plugins see (morphd_standalone_peer): transport and address */
+    morphd_conn_ops_t ops;
+    char transport[16];
+    struct sockaddr_storage peer;
 } morphd_standalone_t;
 
 /* Loads `names` (in order) from `dir` and creates each with the options
@@ -59,6 +64,26 @@ int morphd_standalone_apply(morphd_standalone_t *s, const void *in,
 /* Ends the current connection's state and starts a fresh one. */
 int morphd_standalone_reconnect(morphd_standalone_t *s, char *err,
                                 size_t err_size);
+
+/* From the next connection on (it starts one), plugins see the client as
+ * `transport` ("tcp", "udp", "tls", "unix") at `address` (numeric IPv4 or
+ * IPv6) and `port`. Returns 0, or -1 with the reason. */
+int morphd_standalone_peer(morphd_standalone_t *s, const char *transport,
+                           const char *address, uint16_t port, char *err,
+                           size_t err_size);
+
+/* Runs one message and, if a plugin defers it, lets the client leave
+ * before the answer, as morphd does when a connection closes: the job is
+ * abandoned (the plugin's cancel()), the connection's states closed and a
+ * fresh connection opened. Returns 0 when the message was pending and was
+ * cancelled, 1 when it was answered (or failed) at once, -1 on an error. */
+int morphd_standalone_leave_during(morphd_standalone_t *s, const void *in,
+                                   size_t len, char *err, size_t err_size);
+
+/* The value of counter `name` a plugin of the chain registered
+ * (morph_host_t.counter); -1 when there is none. */
+int morphd_standalone_counter(const morphd_standalone_t *s, const char *name,
+                              uint64_t *value);
 
 void morphd_standalone_close(morphd_standalone_t *s);
 

@@ -89,6 +89,26 @@ int morph_test_reconnect(morph_test_t *t)
     return morphd_standalone_reconnect(&t->chain, t->error, sizeof t->error);
 }
 
+int morph_test_counter(const morph_test_t *t, const char *name,
+                       uint64_t *value)
+{
+    return morphd_standalone_counter(&t->chain, name, value);
+}
+
+int morph_test_peer(morph_test_t *t, const char *transport,
+                    const char *address, uint16_t port)
+{
+    return morphd_standalone_peer(&t->chain, transport, address, port,
+                                  t->error, sizeof t->error);
+}
+
+int morph_test_leave_during(morph_test_t *t, const void *in, size_t len)
+{
+    t->error[0] = '\0';
+    return morphd_standalone_leave_during(&t->chain, in, len, t->error,
+                                          sizeof t->error);
+}
+
 void morph_test_free(morph_test_t *t)
 {
     if (t == NULL)

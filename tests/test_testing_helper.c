@@ -222,6 +222,51 @@ START_TEST(writes_past_cap_are_caught)
 }
 END_TEST
 
+/* Issue 21: what authors asked of the helper -- a plugin's counters, a
+ * fake peer, a client that leaves while a message is pending. */
+START_TEST(counters_peers_and_leaving)
+{
+    char err[512];
+    const char *shift[] = {"shift=13", NULL};
+    morph_test_t *t = morph_test_load(PLUGIN_DIR " " TEST_PLUGIN_DIR, "rot",
+                                      shift, err, sizeof err);
+    ck_assert_msg(t != NULL, "%s", err);
+    char *o = morph_test_transform(t, "abc!");
+    ck_assert_str_eq(o, "nop!");
+    free(o);
+    uint64_t letters = 0;
+    ck_assert_int_eq(morph_test_counter(t, "letters", &letters), 0);
+    ck_assert_uint_eq(letters, 3);
+    ck_assert_int_eq(morph_test_counter(t, "nothing", &letters), -1);
+    morph_test_free(t);
+
+    t = morph_test_load(TEST_PLUGIN_DIR, "gate", NULL, err, sizeof err);
+    ck_assert_msg(t != NULL, "%s", err);
+    ck_assert_int_eq(morph_test_peer(t, "udp", "::1", 4242), 0);
+    o = morph_test_transform(t, "x");
+    ck_assert_str_eq(o, "udp ::1");
+    free(o);
+    ck_assert_int_eq(morph_test_peer(t, "tcp", "127.0.0.2", 1), -1);
+    ck_assert_msg(strstr(morph_test_error(t), "plugin gate: refused the "
+                                              "connection"), "%s",
+                  morph_test_error(t));
+    ck_assert_int_eq(morph_test_peer(t, "tcp", "not-an-address", 1), -1);
+    ck_assert_int_eq(morph_test_peer(t, "sctp", "127.0.0.1", 1), -1);
+    morph_test_free(t);
+
+    /* `later` defers every message: leaving cancels it (its timer is
+     * stopped and freed by cancel(), which ASan and valgrind see) */
+    const char *ms[] = {"ms=10000", NULL};
+    t = morph_test_load(TEST_PLUGIN_DIR, "later", ms, err, sizeof err);
+    ck_assert_msg(t != NULL, "%s", err);
+    ck_assert_int_eq(morph_test_leave_during(t, "gone", 4), 0);
+    morph_test_free(t);
+    t = morph_test_load(PLUGIN_DIR, "echo", NULL, err, sizeof err);
+    ck_assert_int_eq(morph_test_leave_during(t, "here", 4), 1);
+    morph_test_free(t);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("testing_helper");
@@ -232,6 +277,7 @@ int main(void)
     tcase_add_test(tc, rot_example_uses_its_option);
     tcase_add_test(tc, count_example_numbers_each_connection);
     tcase_add_test(tc, lua_scripts_load_like_plugins);
+    tcase_add_test(tc, counters_peers_and_leaving);
 #if defined(MORPH_SANITIZE) || defined(__SANITIZE_ADDRESS__)
     /* the poisoned guard: AddressSanitizer reports the write, exit 1 */
     tcase_add_exit_test(tc, writes_past_cap_are_caught, 1);

@@ -78,6 +78,29 @@ MORPH_TEST_API uint32_t morph_test_reply(const morph_test_t *t);
 /* Ends the current connection (conn_close) and opens a new one. */
 MORPH_TEST_API int morph_test_reconnect(morph_test_t *t);
 
+/* The value of the counter `name` the plugin registered
+ * (morph_host_t.counter) into *value; returns 0, or -1 when it registered
+ * none of that name. */
+MORPH_TEST_API int morph_test_counter(const morph_test_t *t, const char *name,
+                                      uint64_t *value);
+
+/* Ends the current connection and opens a new one from a client the
+ * plugin sees as `transport` ("tcp", "udp", "tls" or "unix") at `address`
+ * (numeric IPv4 or IPv6; no traffic is sent) and `port`: what
+ * conn_info() and conn_open2() are told. Returns 0, or -1 when the address
+ * is not one or the plugin refused the connection (morph_test_error()
+ * says which). */
+MORPH_TEST_API int morph_test_peer(morph_test_t *t, const char *transport,
+                                   const char *address, uint16_t port);
+
+/* Feeds a message and, if the plugin defers it (morph_out_defer), lets
+ * the client leave before the answer, as morphd does when a connection
+ * closes: the plugin's cancel() runs, then conn_close(), and a fresh
+ * connection opens. Returns 0 when the message was pending and was
+ * cancelled, 1 when it was answered or failed at once, -1 on an error. */
+MORPH_TEST_API int morph_test_leave_during(morph_test_t *t, const void *in,
+                                           size_t len);
+
 /* Closes the connection and destroys the instance. */
 MORPH_TEST_API void morph_test_free(morph_test_t *t);
 
