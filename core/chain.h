@@ -62,6 +62,10 @@ typedef struct morphd_chain_env {
      * (a cost per message), on for morph pipe, <morph/testing.h> and every
      * sanitizer build. */
     bool guard_output;
+    /* Timers follow `clock_ms`, which only morphd_host_advance moves (the
+     * test helper's clock, morph_test_use_clock); else the loop's time. */
+    bool manual_clock;
+    uint64_t clock_ms;
 } morphd_chain_env_t;
 
 #define MORPHD_OUT_GUARD 16

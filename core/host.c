@@ -26,6 +26,7 @@ struct morph_timer {
     morphd_stage_t *stage;
     struct morph_timer *prev, *next;
     bool linked; /* started, neither fired nor stopped */
+    uint64_t due; /* env->manual_clock: when it fires, in clock_ms */
 };
 
 static void stage_log(const morph_host_t *host, int level, const char *message)
@@ -148,6 +149,8 @@ static void retire_timer(struct morph_timer *t)
 static void on_timer(uv_timer_t *h)
 {
     struct morph_timer *t = (struct morph_timer *)h;
+    if (!t->linked)
+        return;
     unlink_timer(t);
     void (*cb)(void *) = t->cb;
     void *arg = t->arg;
@@ -176,7 +179,10 @@ static morph_timer_t *timer_start(const morph_host_t *host, uint64_t ms,
     t->cb = cb;
     t->arg = arg;
     t->prev = NULL;
-    uv_timer_start(&t->handle, on_timer, ms, 0);
+    if (st->chain->env->manual_clock)
+        t->due = st->chain->env->clock_ms + ms; /* morphd_host_advance */
+    else
+        uv_timer_start(&t->handle, on_timer, ms, 0);
     t->linked = true;
     t->next = st->timers;
     if (st->timers)
@@ -194,6 +200,29 @@ static void timer_stop(const morph_host_t *host, morph_timer_t *timer)
     unlink_timer(t);
     uv_timer_stop(&t->handle);
     retire_timer(t);
+}
+
+unsigned morphd_host_advance(morphd_chain_t *chain, uint64_t ms)
+{
+    morphd_chain_env_t *env = chain->env;
+    uint64_t target = env->clock_ms + ms;
+    unsigned fired = 0;
+    /* bounded: a timer that starts itself again at 0 ms stops here */
+    for (unsigned round = 0; round < 1000000; round++) {
+        struct morph_timer *next = NULL;
+        for (size_t i = 0; i < chain->n; i++)
+            for (struct morph_timer *t = chain->stages[i].timers; t; t = t->next)
+                if (t->due <= target && (next == NULL || t->due < next->due))
+                    next = t;
+        if (next == NULL)
+            break;
+        if (next->due > env->clock_ms)
+            env->clock_ms = next->due;
+        on_timer(&next->handle);
+        fired++;
+    }
+    env->clock_ms = target;
+    return fired;
 }
 
 static void *uv_loop_of(const morph_host_t *host)

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "host.h"
 #include "options.h"
 
 /* --- the connection --------------------------------------------------------- */
@@ -246,6 +247,36 @@ int morphd_standalone_counter(const morphd_standalone_t *s, const char *name,
 
 static void on_timeout(uv_timer_t *t) { *(bool *)t->data = true; }
 
+/* A message's outcome as apply() returns it. */
+static int outcome(const morphd_result_t *r, const unsigned char **out,
+                   size_t *out_len, uint32_t *reply, char *err, size_t err_size)
+{
+    switch (r->status) {
+    case MORPHD_RUN_FAILED:
+        snprintf(err, err_size, "%s", r->error);
+        return -1;
+    case MORPHD_RUN_NOMEM:
+        snprintf(err, err_size, "out of memory");
+        return -1;
+    }
+    if (reply != NULL)
+        *reply = r->reply;
+    *out = r->data ? r->data : (const unsigned char *)"";
+    *out_len = r->len;
+    return (r->reply & MORPH_REPLY_NONE) ? 1 : 0;
+}
+
+/* The pending message's outcome once it ended (its output in s->out). */
+static morphd_result_t ended_result(morphd_standalone_t *s)
+{
+    morphd_result_t r = s->result;
+    if (r.status == MORPHD_RUN_DONE) {
+        r.data = s->out.data;
+        r.len = s->out.len;
+    }
+    return r;
+}
+
 int morphd_standalone_apply(morphd_standalone_t *s, const void *in,
                             size_t len, uint32_t flags,
                             const unsigned char **out, size_t *out_len,
@@ -256,7 +287,15 @@ int morphd_standalone_apply(morphd_standalone_t *s, const void *in,
     s->ended = false;
     s->conn.states = s->chain->keeps_state ? s->states : NULL;
     morphd_chain_run(s->chain, &s->conn, 0, in, len, flags, "", &s->out, &r);
-    if (r.status == MORPHD_RUN_PENDING) { /* run the loop until it ends */
+    if (r.status == MORPHD_RUN_PENDING && s->env.manual_clock) {
+        uv_run(&s->loop, UV_RUN_NOWAIT); /* a done() from inside the call */
+        if (!s->ended) {
+            *out = (const unsigned char *)"";
+            *out_len = 0;
+            return 2; /* morphd_standalone_advance ends it */
+        }
+        r = ended_result(s);
+    } else if (r.status == MORPHD_RUN_PENDING) { /* run the loop until it ends */
         bool late = false;
         uv_timer_t timer;
         uv_timer_init(&s->loop, &timer);
@@ -277,25 +316,33 @@ int morphd_standalone_apply(morphd_standalone_t *s, const void *in,
             snprintf(err, err_size, "no answer within %u ms", s->timeout_ms);
             return -1;
         }
-        r = s->result;
-        if (r.status == MORPHD_RUN_DONE) {
-            r.data = s->out.data;
-            r.len = s->out.len;
-        }
+        r = ended_result(s);
     }
-    switch (r.status) {
-    case MORPHD_RUN_FAILED:
-        snprintf(err, err_size, "%s", r.error);
-        return -1;
-    case MORPHD_RUN_NOMEM:
-        snprintf(err, err_size, "out of memory");
-        return -1;
-    }
-    if (reply != NULL)
-        *reply = r.reply;
-    *out = r.data ? r.data : (const unsigned char *)"";
-    *out_len = r.len;
-    return (r.reply & MORPH_REPLY_NONE) ? 1 : 0;
+    return outcome(&r, out, out_len, reply, err, err_size);
+}
+
+void morphd_standalone_use_clock(morphd_standalone_t *s)
+{
+    s->env.manual_clock = true;
+    s->env.clock_ms = 0;
+}
+
+int morphd_standalone_advance(morphd_standalone_t *s, uint64_t ms,
+                              const unsigned char **out, size_t *out_len,
+                              uint32_t *reply, char *err, size_t err_size)
+{
+    morphd_host_advance(s->chain, ms);
+    /* what the timers completed ends from the loop (the env's idle) */
+    for (int i = 0; i < 100 && s->env.ready != NULL; i++)
+        uv_run(&s->loop, UV_RUN_NOWAIT);
+    uv_run(&s->loop, UV_RUN_NOWAIT);
+    *out = (const unsigned char *)"";
+    *out_len = 0;
+    if (!s->ended || s->job != NULL)
+        return 2;
+    s->ended = false; /* reported once */
+    morphd_result_t r = ended_result(s);
+    return outcome(&r, out, out_len, reply, err, err_size);
 }
 
 void morphd_standalone_close(morphd_standalone_t *s)

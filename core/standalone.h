@@ -55,7 +55,9 @@ int morphd_standalone_open(morphd_standalone_t *s, const char *dir,
 /* Runs one message, waiting (up to timeout_ms, 30 s by default) when a
  * plugin answers later. Returns 0 with *out valid until the next call;
  * 1 when a plugin asked for no reply (*out_len is 0); or -1 with the
- * reason in err. *reply gets the MORPH_REPLY_* flags (may be NULL). */
+ * reason in err. *reply gets the MORPH_REPLY_* flags (may be NULL). With
+ * the clock of morphd_standalone_use_clock, a message a plugin defers is
+ * not waited for: 2, and morphd_standalone_advance ends it. */
 int morphd_standalone_apply(morphd_standalone_t *s, const void *in,
                             size_t len, uint32_t flags,
                             const unsigned char **out, size_t *out_len,
@@ -79,6 +81,17 @@ int morphd_standalone_peer(morphd_standalone_t *s, const char *transport,
  * cancelled, 1 when it was answered (or failed) at once, -1 on an error. */
 int morphd_standalone_leave_during(morphd_standalone_t *s, const void *in,
                                    size_t len, char *err, size_t err_size);
+
+/* From now on the plugins' timers follow a clock that only
+ * morphd_standalone_advance moves, from 0 (the test helper's). */
+void morphd_standalone_use_clock(morphd_standalone_t *s);
+
+/* Moves that clock on by `ms`, firing the timers that fall due. When the
+ * pending message ended, returns what apply() would have for it (0, 1 or
+ * -1); else 2. */
+int morphd_standalone_advance(morphd_standalone_t *s, uint64_t ms,
+                              const unsigned char **out, size_t *out_len,
+                              uint32_t *reply, char *err, size_t err_size);
 
 /* The value of counter `name` a plugin of the chain registered
  * (morph_host_t.counter); -1 when there is none. */

@@ -63,7 +63,7 @@ int morph_test_feed(morph_test_t *t, const void *in, size_t len,
     t->reply = 0;
     int rc = morphd_standalone_apply(&t->chain, in, len, flags, out, out_len,
                                      &t->reply, t->error, sizeof t->error);
-    return rc < 0 ? -1 : 0;
+    return rc < 0 ? -1 : rc == 2 ? 2 : 0;
 }
 
 char *morph_test_transform(morph_test_t *t, const char *in)
@@ -71,7 +71,7 @@ char *morph_test_transform(morph_test_t *t, const char *in)
     const unsigned char *out;
     size_t len;
     if (morph_test_feed(t, in, strlen(in), 0, &out, &len) != 0)
-        return NULL;
+        return NULL; /* failed, or pending on the test's clock */
     char *copy = malloc(len + 1);
     if (copy != NULL) {
         memcpy(copy, out, len);
@@ -87,6 +87,20 @@ uint32_t morph_test_reply(const morph_test_t *t) { return t->reply; }
 int morph_test_reconnect(morph_test_t *t)
 {
     return morphd_standalone_reconnect(&t->chain, t->error, sizeof t->error);
+}
+
+void morph_test_use_clock(morph_test_t *t)
+{
+    morphd_standalone_use_clock(&t->chain);
+}
+
+int morph_test_advance(morph_test_t *t, uint64_t ms, const unsigned char **out,
+                       size_t *out_len)
+{
+    t->error[0] = '\0';
+    int rc = morphd_standalone_advance(&t->chain, ms, out, out_len, &t->reply,
+                                       t->error, sizeof t->error);
+    return rc < 0 ? -1 : rc == 2 ? 2 : 0;
 }
 
 int morph_test_counter(const morph_test_t *t, const char *name,

@@ -267,6 +267,29 @@ START_TEST(counters_peers_and_leaving)
 }
 END_TEST
 
+/* Issue 21: a clock the test advances. `later` answers each message
+ * later.ms after it, from a timer: nothing comes before the clock reaches
+ * it, and the answer comes when it does -- in no time at all. */
+START_TEST(a_clock_the_test_advances)
+{
+    char err[512];
+    const char *ms[] = {"ms=5000", NULL};
+    morph_test_t *t = morph_test_load(TEST_PLUGIN_DIR, "later", ms, err,
+                                      sizeof err);
+    ck_assert_msg(t != NULL, "%s", err);
+    morph_test_use_clock(t);
+    const unsigned char *out;
+    size_t len;
+    ck_assert_int_eq(morph_test_feed(t, "tick", 4, 0, &out, &len), 2);
+    ck_assert_int_eq(morph_test_advance(t, 4999, &out, &len), 2);
+    ck_assert_int_eq(morph_test_advance(t, 1, &out, &len), 0);
+    ck_assert_uint_eq(len, 4);
+    ck_assert_int_eq(memcmp(out, "tick", 4), 0);
+    ck_assert_int_eq(morph_test_advance(t, 10000, &out, &len), 2); /* once */
+    morph_test_free(t);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("testing_helper");
@@ -278,6 +301,7 @@ int main(void)
     tcase_add_test(tc, count_example_numbers_each_connection);
     tcase_add_test(tc, lua_scripts_load_like_plugins);
     tcase_add_test(tc, counters_peers_and_leaving);
+    tcase_add_test(tc, a_clock_the_test_advances);
 #if defined(MORPH_SANITIZE) || defined(__SANITIZE_ADDRESS__)
     /* the poisoned guard: AddressSanitizer reports the write, exit 1 */
     tcase_add_exit_test(tc, writes_past_cap_are_caught, 1);

@@ -57,7 +57,8 @@ MORPH_TEST_API morph_test_t *morph_test_load(const char *dir, const char *name,
 /* Feeds one message with MORPH_MSG_* flags (0 for a whole message). On
  * success returns 0 and points *out at the output, valid until the next
  * call. When the plugin fails the message returns -1; morph_test_error()
- * then gives the reason. A plugin that answers later (morph_out_defer) or
+ * then gives the reason; 2 when it is pending on the test's clock
+ * (morph_test_use_clock). A plugin that answers later (morph_out_defer) or
  * blocks (MORPH_PLUGIN_BLOCKING) is waited for, on a loop of the helper's
  * own, for up to 30 s. */
 MORPH_TEST_API int morph_test_feed(morph_test_t *t, const void *in, size_t len,
@@ -83,6 +84,20 @@ MORPH_TEST_API int morph_test_reconnect(morph_test_t *t);
  * none of that name. */
 MORPH_TEST_API int morph_test_counter(const morph_test_t *t, const char *name,
                                       uint64_t *value);
+
+/* From now on the plugin's timers (morph_host_t.timer_start) follow a
+ * clock that only morph_test_advance() moves, starting at 0, and a message
+ * the plugin defers is not waited for: morph_test_feed() returns 2 for it
+ * (pending) and morph_test_transform() NULL. */
+MORPH_TEST_API void morph_test_use_clock(morph_test_t *t);
+
+/* Moves the test's clock on by `ms`, firing in order the plugin's timers
+ * that fall due. Returns 0 with the pending message's output in *out
+ * (valid until the next call) once it ended, -1 when it failed
+ * (morph_test_error() says why), or 2 while it is still pending. */
+MORPH_TEST_API int morph_test_advance(morph_test_t *t, uint64_t ms,
+                                      const unsigned char **out,
+                                      size_t *out_len);
 
 /* Ends the current connection and opens a new one from a client the
  * plugin sees as `transport` ("tcp", "udp", "tls" or "unix") at `address`
