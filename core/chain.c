@@ -567,7 +567,11 @@ static void job_finish(morphd_job_t *job)
     morphd_chain_t *chain = job->chain;
     morphd_stage_t *st = &chain->stages[job->stage];
     bool failed = job->state == JOB_FAILED;
-    morphd_metrics_record(st->metrics, morphd_ticks() - job->t0, failed);
+    if (job->call_ticks != 0) /* deferred: its call is counted already */
+        morphd_metrics_record_deferred(st->metrics, morphd_ticks() - job->t0,
+                                       failed);
+    else /* on the thread pool: the call is the job */
+        morphd_metrics_record(st->metrics, morphd_ticks() - job->t0, failed);
     if (job->abandoned || job->conn.transport == NULL) { /* it went first */
         job_end(job);
         return;
@@ -620,7 +624,8 @@ void morphd_job_abandon(morphd_job_t *job, void **states)
     morphd_chain_t *chain = job->chain;
     morphd_stage_t *st = &chain->stages[job->stage];
     st->plugin->cancel(st->instance, &job->pub);
-    morphd_metrics_record(st->metrics, morphd_ticks() - job->t0, false);
+    morphd_metrics_record_deferred(st->metrics, morphd_ticks() - job->t0,
+                                   false);
     job_end(job);
 }
 
@@ -880,6 +885,9 @@ void morphd_chain_run(morphd_chain_t *chain, morphd_conn_t *conn, size_t from,
             }
             if (job->state == JOB_DEFERRED) {
                 job->t0 = t;
+                /* the call now; the message when it ends (job_finish) */
+                job->call_ticks = t2 > t ? t2 - t : 1;
+                morphd_metrics_record_defer(st->metrics, job->call_ticks);
                 job_counted(job);
                 dest->len = base;
                 r->status = MORPHD_RUN_PENDING;

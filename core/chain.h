@@ -191,6 +191,7 @@ struct morphd_job {
     bool abandoned;
     morphd_job_t *ready_next;
     uint64_t t0;           /* ticks when the stage was called */
+    uint64_t call_ticks;   /* how long that call took (deferred: its own) */
     char ending[3];
     /* for the transport's own list */
     morphd_job_t *tprev, *tnext;

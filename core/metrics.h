@@ -28,7 +28,16 @@ typedef struct morphd_plugin_metrics {
     uint64_t calls;
     uint64_t failures;
     uint64_t time_ns;
-    uint64_t hist[MORPHD_HIST_BUCKETS];
+    uint64_t hist[MORPHD_HIST_BUCKETS]; /* of the calls */
+    /* Messages a plugin deferred: where their call fell (counted when the
+     * call returns), where the whole message fell (when it ends), and the
+     * time of each. The messages' histogram is hist - deferred_call +
+     * deferred_msg: a message answered in its call costs nothing more to
+     * count, and one still in flight is in neither, so every bucket only
+     * grows. */
+    uint64_t deferred_call[MORPHD_HIST_BUCKETS];
+    uint64_t deferred_msg[MORPHD_HIST_BUCKETS];
+    uint64_t deferred_call_ns, deferred_msg_ns;
 } __attribute__((aligned(64))) morphd_plugin_metrics_t;
 
 /* A single writer's add: a relaxed load and store, no locked instruction,
@@ -88,6 +97,32 @@ static inline void morphd_metrics_record(morphd_plugin_metrics_t *m,
     morphd_metric_add(m->calls, 1);
     morphd_metric_add(m->time_ns, ns);
     morphd_metric_add(m->hist[morphd_hist_bucket(ns)], 1);
+    if (failed)
+        morphd_metric_add(m->failures, 1);
+}
+
+/* A call that deferred its message has returned after `call` ticks. */
+static inline void morphd_metrics_record_defer(morphd_plugin_metrics_t *m,
+                                               uint64_t call)
+{
+    uint64_t ns = morphd_ticks_to_ns(call);
+    morphd_metrics_record(m, call, 0);
+    /* released after the call's own counts: a reader that acquires these
+     * first never sees them ahead of hist and time_ns (no underflow) */
+    unsigned k = morphd_hist_bucket(ns);
+    __atomic_store_n(&m->deferred_call[k], morphd_metric_get(m->deferred_call[k]) + 1,
+                     __ATOMIC_RELEASE);
+    __atomic_store_n(&m->deferred_call_ns, morphd_metric_get(m->deferred_call_ns) + ns,
+                     __ATOMIC_RELEASE);
+}
+
+/* That message has ended, `total` ticks after its call began. */
+static inline void morphd_metrics_record_deferred(morphd_plugin_metrics_t *m,
+                                                  uint64_t total, int failed)
+{
+    uint64_t ns = morphd_ticks_to_ns(total);
+    morphd_metric_add(m->deferred_msg[morphd_hist_bucket(ns)], 1);
+    morphd_metric_add(m->deferred_msg_ns, ns);
     if (failed)
         morphd_metric_add(m->failures, 1);
 }

@@ -345,7 +345,9 @@ morphd_plugin_counter_t *morphd_stats_counter(morphd_plugin_stats_t *ps,
 /* One plugin's metrics summed over its workers. */
 typedef struct plugin_sum {
     uint64_t calls, failures, time_ns;
-    uint64_t hist[MORPHD_HIST_BUCKETS];
+    uint64_t hist[MORPHD_HIST_BUCKETS];     /* the calls */
+    uint64_t msg_hist[MORPHD_HIST_BUCKETS]; /* the ended messages */
+    uint64_t msgs, msg_ns;
 } plugin_sum_t;
 
 static void sum_plugin(const morphd_plugin_stats_t *p, plugin_sum_t *s)
@@ -353,11 +355,25 @@ static void sum_plugin(const morphd_plugin_stats_t *p, plugin_sum_t *s)
     memset(s, 0, sizeof *s);
     for (unsigned w = 0; w < p->n_workers; w++) {
         morphd_plugin_metrics_t *m = &p->per_worker[w];
+        /* the deferred calls first (acquire): the totals they are part of
+         * are then at least as new, so the differences hold */
+        uint64_t dcall[MORPHD_HIST_BUCKETS];
+        for (unsigned k = 0; k < MORPHD_HIST_BUCKETS; k++)
+            dcall[k] = __atomic_load_n(&m->deferred_call[k], __ATOMIC_ACQUIRE);
+        uint64_t dcall_ns = __atomic_load_n(&m->deferred_call_ns, __ATOMIC_ACQUIRE);
+        uint64_t t = morphd_metric_get(m->time_ns);
         s->calls += morphd_metric_get(m->calls);
         s->failures += morphd_metric_get(m->failures);
-        s->time_ns += morphd_metric_get(m->time_ns);
-        for (unsigned k = 0; k < MORPHD_HIST_BUCKETS; k++)
-            s->hist[k] += morphd_metric_get(m->hist[k]);
+        s->time_ns += t;
+        s->msg_ns += t - dcall_ns + morphd_metric_get(m->deferred_msg_ns);
+        for (unsigned k = 0; k < MORPHD_HIST_BUCKETS; k++) {
+            uint64_t h = morphd_metric_get(m->hist[k]);
+            s->hist[k] += h;
+            /* a message's bucket: its call's, unless it was deferred */
+            uint64_t mh = h - dcall[k] + morphd_metric_get(m->deferred_msg[k]);
+            s->msg_hist[k] += mh;
+            s->msgs += mh;
+        }
     }
 }
 
@@ -381,6 +397,17 @@ static double quantile_le_us(const plugin_sum_t *s, double q)
     return 0;
 }
 
+/* The same sums as the messages see them (a deferred one's wait in): what
+ * `morph stats` shows of latency, as it always has; Prometheus has both. */
+static plugin_sum_t message_view(const plugin_sum_t *s)
+{
+    plugin_sum_t m = *s;
+    memcpy(m.hist, s->msg_hist, sizeof m.hist);
+    m.time_ns = s->msg_ns;
+    m.calls = s->msgs;
+    return m;
+}
+
 #define PUT(...)                                                               \
     do {                                                                       \
         if (morphd_buf_printf(out, __VA_ARGS__) != 0)                          \
@@ -392,16 +419,21 @@ static int plugins_json(const morphd_stats_t *st, morphd_buf_t *out)
     int rc = 0;
     PUT(",\"plugins\":[");
     for (const morphd_plugin_stats_t *p = st->plugins; p; p = p->next) {
-        plugin_sum_t s;
-        sum_plugin(p, &s);
+        plugin_sum_t call;
+        sum_plugin(p, &call);
+        /* latency per message (a deferred one's wait in), then per call */
+        plugin_sum_t s = message_view(&call);
         PUT("%s{\"name\":\"%s\",\"calls\":%llu,\"failures\":%llu,"
             "\"time_us\":%llu,\"mean_us\":%.3f,\"p50_us_le\":%.3f,"
-            "\"p99_us_le\":%.3f,\"histogram\":[",
+            "\"p99_us_le\":%.3f,\"call_time_us\":%llu,\"call_p99_us_le\":%.3f,"
+            "\"histogram\":[",
             p == st->plugins ? "" : ",", p->name,
-            (unsigned long long)s.calls, (unsigned long long)s.failures,
+            (unsigned long long)call.calls, (unsigned long long)call.failures,
             (unsigned long long)(s.time_ns / 1000),
             s.calls ? (double)s.time_ns / 1000.0 / (double)s.calls : 0.0,
-            quantile_le_us(&s, 0.5), quantile_le_us(&s, 0.99));
+            quantile_le_us(&s, 0.5), quantile_le_us(&s, 0.99),
+            (unsigned long long)(call.time_ns / 1000),
+            quantile_le_us(&call, 0.99));
         /* cumulative, as Prometheus has it, up to the last non-empty one */
         unsigned last = 0;
         for (unsigned k = 0; k < MORPHD_HIST_BUCKETS; k++)
@@ -449,12 +481,13 @@ static int plugins_table(morphd_stats_t *head, morphd_buf_t *out)
         "failures", "time_us", "mean_us", "p99_us<=");
     for (morphd_stats_t *st = head; st != NULL; st = st->next)
         for (morphd_plugin_stats_t *p = st->plugins; p; p = p->next) {
-            plugin_sum_t s;
-            sum_plugin(p, &s);
+            plugin_sum_t call;
+            sum_plugin(p, &call);
+            plugin_sum_t s = message_view(&call); /* per message */
             char who[160];
             snprintf(who, sizeof who, "%s/%s", st->name, p->name);
             PUT("%-32s %12llu %9llu %12llu %9.2f %10.3f\n", who,
-                (unsigned long long)s.calls, (unsigned long long)s.failures,
+                (unsigned long long)call.calls, (unsigned long long)call.failures,
                 (unsigned long long)(s.time_ns / 1000),
                 s.calls ? (double)s.time_ns / 1000.0 / (double)s.calls : 0.0,
                 quantile_le_us(&s, 0.99));
@@ -624,7 +657,11 @@ static int prometheus_plugins(morphd_stats_t *head, morphd_buf_t *out)
         {"morph_plugin_failures_total", "counter",
          "messages a plugin failed"},
         {"morph_plugin_duration_seconds", "histogram",
-         "time in a plugin's transform per message (its latency)"},
+         "time in a plugin's transform call (for a message it defers, until "
+         "the call returns)"},
+        {"morph_plugin_message_duration_seconds", "histogram",
+         "from a plugin's call to the end of its message: a deferred "
+         "message's wait included"},
     };
     for (size_t f = 0; f < sizeof families / sizeof *families; f++) {
         PUT("# HELP %s %s\n# TYPE %s %s\n", families[f].name,
@@ -642,21 +679,23 @@ static int prometheus_plugins(morphd_stats_t *head, morphd_buf_t *out)
                 else if (f == 1)
                     PUT("%s{%s} %llu\n", families[f].name, labels,
                         (unsigned long long)s.failures);
-                else if (f == 2) {
+                else if (f == 2 || f == 3) {
+                    const char *fam = families[f].name;
+                    const uint64_t *h = f == 2 ? s.hist : s.msg_hist;
                     uint64_t cum = 0;
                     for (unsigned k = 0; k + 1 < MORPHD_HIST_BUCKETS; k++) {
-                        cum += s.hist[k];
-                        PUT("morph_plugin_duration_seconds_bucket{%s,le=\"%g\"} "
-                            "%llu\n", labels,
+                        cum += h[k];
+                        PUT("%s_bucket{%s,le=\"%g\"} %llu\n", fam, labels,
                             (double)morphd_hist_bound_ns(k) / 1e9,
                             (unsigned long long)cum);
                     }
-                    PUT("morph_plugin_duration_seconds_bucket{%s,le=\"+Inf\"} "
-                        "%llu\n", labels, (unsigned long long)s.calls);
-                    PUT("morph_plugin_duration_seconds_sum{%s} %.9f\n", labels,
-                        (double)s.time_ns / 1e9);
-                    PUT("morph_plugin_duration_seconds_count{%s} %llu\n",
-                        labels, (unsigned long long)s.calls);
+                    uint64_t n = f == 2 ? s.calls : s.msgs;
+                    PUT("%s_bucket{%s,le=\"+Inf\"} %llu\n", fam, labels,
+                        (unsigned long long)n);
+                    PUT("%s_sum{%s} %.9f\n", fam, labels,
+                        (double)(f == 2 ? s.time_ns : s.msg_ns) / 1e9);
+                    PUT("%s_count{%s} %llu\n", fam, labels,
+                        (unsigned long long)n);
                 }
             }
     }
