@@ -52,15 +52,18 @@ static int private_copy(const char *real, const struct stat *sb, char *why,
         close(src);
         return -1;
     }
-    /* named after the file, which /proc/PID/maps then shows */
+    /* named after the file, which /proc/PID/maps then shows (its last 200
+     * bytes: memfd names stop at 249) */
+    size_t real_len = strlen(real);
+    const char *label = real_len > 200 ? real + real_len - 200 : real;
     unsigned flags = MFD_CLOEXEC | MFD_ALLOW_SEALING;
 #ifdef MFD_EXEC
-    int fd = memfd_create(real, flags | MFD_EXEC);
+    int fd = memfd_create(label, flags | MFD_EXEC);
     if (fd < 0 && errno == EINVAL) /* a kernel before 6.3 */
 #else
     int fd = -1;
 #endif
-        fd = memfd_create(real, flags);
+        fd = memfd_create(label, flags);
     if (fd < 0) {
         snprintf(why, why_size, "cannot make a private copy: memfd_create: %s",
                  strerror(errno));

@@ -382,6 +382,35 @@ START_TEST(plugin_dir_searches_its_folders_in_order)
 }
 END_TEST
 
+/* A plugin runs from a sealed in-memory copy named after its file
+ * (issue 21); a path past the 249 bytes a memfd name may have still loads. */
+START_TEST(plugins_in_long_paths_load)
+{
+    char base[] = "/tmp/morph-long-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(base));
+    chmod(base, 0755);
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s", base);
+    for (int i = 0; i < 5; i++) {
+        size_t n = strlen(dir);
+        snprintf(dir + n, sizeof dir - n, "/%s",
+                 "a-folder-name-of-sixty-characters-to-make-the-path-long-xx");
+        ck_assert_int_eq(mkdir(dir, 0755), 0);
+    }
+    ck_assert_int_gt(strlen(dir), 260);
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "cp %s/echo.so %s/echo.so", PLUGIN_DIR, dir);
+    ck_assert_int_eq(system(cmd), 0);
+    morphd_plugin_t p;
+    char err[1024];
+    ck_assert_msg(morphd_plugin_load(dir, "echo", &p, err, sizeof err) == 0,
+                  "%s", err);
+    morphd_plugin_unload(&p);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", base);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 /* Like sshd's StrictModes: a plugin anyone else could have replaced is
  * refused, naming the culprit and the fix. */
 START_TEST(refuses_plugins_others_can_write)
@@ -545,6 +574,7 @@ static Suite *suite(void)
     tcase_add_test(tc, non_chunk_safe_plugin_in_stream_framing);
     tcase_add_test(tc, bad_plugin_option_is_a_config_error);
     tcase_add_test(tc, refuses_plugins_others_can_write);
+    tcase_add_test(tc, plugins_in_long_paths_load);
     tcase_add_test(tc, plugin_dir_searches_its_folders_in_order);
     tcase_add_test(tc, script_versions_are_bounded_too);
     suite_add_tcase(s, tc);
