@@ -257,6 +257,21 @@ START_TEST(v2_refused)
     /* longer than morphd takes: refused at once, before it all arrives */
     n = v2(buf, 1, 0x11, body, 12, MORPHD_PROXY_V2_MAX - 16 + 1);
     ck_assert_int_eq(V2_STATUS(SOCK_STREAM), MORPHD_PROXY_TOO_LONG);
+    /* issue 21 (docs/scaling.md): the limit is 2,048 bytes of addresses
+     * and TLVs together -- 12 of IPv4 addresses and one NOOP TLV of
+     * 3 + 2,033 bytes is exactly at it, and taken */
+    {
+        static unsigned char big[16 + 2048], whole[16 + 2048];
+        memset(big, 0, sizeof big);
+        big[12] = 0x04; /* PP2_TYPE_NOOP */
+        big[13] = (unsigned char)(2033 >> 8);
+        big[14] = (unsigned char)(2033 & 0xff);
+        size_t m = v2(whole, 1, 0x11, big, 2048, 2048);
+        ck_assert_uint_eq(m, (size_t)MORPHD_PROXY_V2_MAX);
+        ck_assert_int_eq(morphd_proxy_parse(whole, m, MORPHD_PROXY_ANY,
+                                            SOCK_STREAM, &h, why, sizeof why),
+                         MORPHD_PROXY_DONE);
+    }
     /* a v2 header where only v1 is accepted */
     n = v2(buf, 1, 0x11, body, 12, 12);
     ck_assert_int_eq(morphd_proxy_parse(buf, n, MORPHD_PROXY_V1, SOCK_STREAM,
