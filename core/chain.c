@@ -789,6 +789,8 @@ void morphd_chain_run(morphd_chain_t *chain, morphd_conn_t *conn, size_t from,
     r->job = NULL;
     const run_ctx_t run = {chain, conn, ending};
     uint64_t t_start = morphd_ticks(), t = t_start;
+    /* off in morphd: the guard after out->cap (morphd_chain_env_t) */
+    const size_t guard = chain->env->guard_output ? MORPHD_OUT_GUARD : 0;
 
     if (from >= chain->n) { /* nothing left to run: the input is the reply */
         if (morphd_buf_append(dest, in, len) != 0) {
@@ -817,7 +819,6 @@ void morphd_chain_run(morphd_chain_t *chain, morphd_conn_t *conn, size_t from,
         morphd_buf_t *buf = last ? dest : &scratch->buf[i & 1];
         size_t off = last ? base : 0;
         size_t want = n < 64 ? 64 : n;
-        size_t guard = chain->env->guard_output ? MORPHD_OUT_GUARD : 0;
         if (buf->cap < off + want + guard &&
             morphd_buf_reserve(buf, off + want + guard) != 0) {
             dest->len = base;

@@ -235,13 +235,13 @@ static bool over_ratio(udp_listener_t *ul, morphd_service_t *svc,
     return false;
 }
 
-/* `reply`: the payload; `to`: where it goes; `request`: what came in, on
- * the wire (morphd_conn_t.request_wire). */
+/* `reply`: the payload; `overhead`: its headers (wire_overhead of where
+ * it goes); `request`: what came in, on the wire
+ * (morphd_conn_t.request_wire). */
 static inline bool within_ratio(udp_listener_t *ul, morphd_service_t *svc,
-                                size_t reply, const struct sockaddr *to,
-                                size_t request)
+                                size_t reply, size_t overhead, size_t request)
 {
-    size_t wire = reply + wire_overhead(to);
+    size_t wire = reply + overhead;
     return wire <= svc->conf->udp_max_reply_ratio * request ||
            over_ratio(ul, svc, wire, request);
 }
@@ -251,9 +251,9 @@ static inline bool within_ratio(udp_listener_t *ul, morphd_service_t *svc,
  * nothing: no datagram, and not counted as a message out),
  * "dropped_ratio" (over udp_max_reply_ratio: counted as dropped) or
  * "failed". Returns whether to send it. */
-static bool reply_fate(udp_listener_t *ul, morphd_service_t *svc,
-                       const morphd_reply_t *rep, const struct sockaddr *to,
-                       size_t request_wire, const char **end)
+static inline bool reply_fate(udp_listener_t *ul, morphd_service_t *svc,
+                              const morphd_reply_t *rep, size_t overhead,
+                              size_t request_wire, const char **end)
 {
     if (rep->status != MORPHD_MSG_OK) {
         *end = "failed";
@@ -267,7 +267,7 @@ static bool reply_fate(udp_listener_t *ul, morphd_service_t *svc,
         *end = "no_reply";
         return false;
     }
-    if (!within_ratio(ul, svc, rep->len, to, request_wire)) {
+    if (!within_ratio(ul, svc, rep->len, overhead, request_wire)) {
         *end = "dropped_ratio";
         return false;
     }
@@ -280,7 +280,7 @@ static bool reply_fate(udp_listener_t *ul, morphd_service_t *svc,
 static void log_datagram(morphd_service_t *svc, const struct sockaddr *client,
                          size_t len, size_t bytes_out, const char *end)
 {
-    if (!svc->access_log_udp || *svc->access_log == NULL)
+    if (*svc->access_log == NULL)
         return;
     morphd_access_entry_t e = {
         .transport = "udp",
@@ -377,13 +377,15 @@ static void udp_job_done(morphd_conn_t *c, morphd_job_t *job,
     morphd_service_finish(svc, r, &io->reply, &rep);
     const struct sockaddr *to = c->via ? c->via : c->peer;
     const char *end;
-    bool send = reply_fate(ul, svc, &rep, to, c->request_wire, &end);
+    bool send = reply_fate(ul, svc, &rep, wire_overhead(to), c->request_wire,
+                           &end);
     if (send && ul->handle_closing)
         end = "closed";
     else if (send)
         send_reply(ul, svc, io->reply.data, io->reply.len, to);
-    log_datagram(svc, c->peer, c->request_len,
-                 send && !ul->handle_closing ? rep.len : 0, end);
+    if (svc->access_log_udp)
+        log_datagram(svc, c->peer, c->request_len,
+                     send && !ul->handle_closing ? rep.len : 0, end);
     morphd_service_unref(svc);
     maybe_close_handle(ul);
 }
@@ -505,8 +507,10 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
      * array only if it asks (udp_states), which over UDP is rare. */
     morphd_chain_t *chain = svc->chain;
     void *states[chain->keeps_state ? chain->n : 1];
-    /* on the wire: headers, the PROXY header if any, the payload */
-    size_t wire_in = (size_t)nread + wire_overhead(from);
+    /* on the wire: headers, the PROXY header if any, the payload; the
+     * reply goes back to `from` with the same headers */
+    size_t overhead = wire_overhead(from);
+    size_t wire_in = (size_t)nread + overhead;
     morphd_conn_t c = {&udp_conn_ops, ul, svc, NULL, client, len, NULL,
                        NULL, client != from ? from : NULL, wire_in};
     ul->states = chain->keeps_state ? states : NULL;
@@ -539,8 +543,9 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
         return;
     }
     const char *end;
-    bool send = reply_fate(ul, svc, &rep, from, wire_in, &end);
-    log_datagram(svc, client, len, send ? rep.len : 0, end);
+    bool send = reply_fate(ul, svc, &rep, overhead, wire_in, &end);
+    if (svc->access_log_udp)
+        log_datagram(svc, client, len, send ? rep.len : 0, end);
     if (!send) {
         b->bytes.len = off; /* a failed, silent or dropped reply */
         return;
