@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -58,6 +59,7 @@ struct admin_conn {
     char *answer;
     int done; /* answered or closing: the sweep leaves it be */
     int closing;
+    int spoke; /* its request had arrived when it was accepted */
 };
 
 static void on_conn_closed(uv_handle_t *h)
@@ -171,9 +173,17 @@ static void on_connection(uv_stream_t *server, int status)
         uv_close((uv_handle_t *)&c->pipe, on_conn_closed); /* admin NULL */
         return;
     }
+    /* whether its request is there already: `morph stats` sends it as it
+     * connects, and one accepted in a burst must not be taken for silent
+     * before its turn to be read comes */
+    uv_os_fd_t fd;
+    int avail = 0;
+    if (uv_fileno((uv_handle_t *)&c->pipe, &fd) == 0 &&
+        ioctl(fd, FIONREAD, &avail) == 0 && avail > 0)
+        c->spoke = 1;
     admin_conn_t *silent = NULL; /* the oldest that has sent nothing */
     for (admin_conn_t *o = a->conns; o != NULL; o = o->next)
-        if (!o->done && o->len == 0)
+        if (!o->done && o->len == 0 && !o->spoke)
             silent = o;
     bool full = a->n_open >= ADMIN_MAX_CONNS;
     if (full && silent != NULL) {
