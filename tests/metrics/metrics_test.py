@@ -434,6 +434,29 @@ def health_and_status_page(mport, tport, admin):
           "endpoints, messages in %s -> %s under load" % (before[4], after[4]))
 
 
+def serve(work, ini):
+    """Starts morphd on `ini` (its log in `work`) and waits for "started";
+    returns the process, the metrics port and the first TCP port."""
+    args = [MORPHD, "-c", ini]
+    if os.geteuid() == 0:
+        args += ["--set", "morphd.allow_root=yes"]
+    log = open(os.path.join(work, "morphd.log"), "w+")
+    proc = subprocess.Popen(args, stderr=log)
+    t = ""
+    for _ in range(200):
+        log.seek(0)
+        t = log.read()
+        if "started" in t:
+            break
+        time.sleep(0.025)
+    m = re.search(r"metrics on http://127\.0\.0\.1:(\d+)/metrics", t)
+    tcp = re.search(r"listening on tcp://127\.0\.0\.1:(\d+)", t)
+    if not (m and tcp):
+        proc.kill()
+        sys.exit("morphd did not start:\n" + t)
+    return proc, int(m.group(1)), int(tcp.group(1)), t
+
+
 def probes_report_trouble():
     """/readyz is 503 while a worker process does not serve, /healthz 503
     while a loop is stuck in a plugin call."""
@@ -453,21 +476,8 @@ listen = tcp://127.0.0.1:0
 transform = hang
 framing = line
 """.format(plugins=PLUGIN_DIR, test_plugins=TEST_PLUGIN_DIR, mode=mode))
-        args = [MORPHD, "-c", ini]
-        if os.geteuid() == 0:
-            args += ["--set", "morphd.allow_root=yes"]
-        log = open(os.path.join(work, "morphd.log"), "w+")
-        proc = subprocess.Popen(args, stderr=log)
+        proc, mport, tport, t = serve(work, ini)
         try:
-            for _ in range(200):
-                log.seek(0)
-                t = log.read()
-                if "started" in t:
-                    break
-                time.sleep(0.025)
-            m = re.search(r"metrics on http://127\.0\.0\.1:(\d+)/metrics", t)
-            tcp = re.search(r"listening on tcp://127\.0\.0\.1:(\d+)", t)
-            mport = int(m.group(1))
             if mode == "process":
                 check(wait_code(mport, "/readyz", 200)[0] == 200,
                       "process mode never ready")
@@ -483,7 +493,7 @@ framing = line
                 print("ok: process mode: /readyz 503 (\"1 of 2 worker processes "
                       "serving\") while a worker is stopped, 200 again after")
             else:
-                s = socket.create_connection(("127.0.0.1", int(tcp.group(1))))
+                s = socket.create_connection(("127.0.0.1", tport))
                 s.sendall(b"hang\n")
                 got = wait_code(mport, "/healthz", 503)
                 check(got[0] == 503 and "in plugin hang of service s" in got[2],
@@ -515,20 +525,8 @@ transform = later
 framing = line
 later.ms = 100
 """.format(test_plugins=TEST_PLUGIN_DIR))
-    args = [MORPHD, "-c", ini]
-    if os.geteuid() == 0:
-        args += ["--set", "morphd.allow_root=yes"]
-    log = open(os.path.join(work, "morphd.log"), "w+")
-    proc = subprocess.Popen(args, stderr=log)
+    proc, mport, tport, _ = serve(work, ini)
     try:
-        for _ in range(200):
-            log.seek(0)
-            t = log.read()
-            if "started" in t:
-                break
-            time.sleep(0.025)
-        mport = int(re.search(r"metrics on http://127\.0\.0\.1:(\d+)/metrics", t).group(1))
-        tport = int(re.search(r"listening on tcp://127\.0\.0\.1:(\d+)", t).group(1))
         with socket.create_connection(("127.0.0.1", tport), timeout=5) as c:
             c.sendall(b"a\nb\nc\n")
             got = b""
