@@ -453,6 +453,9 @@ static int spawn(supervisor_t *sup, unsigned index)
     sigset_t all, old;
     sigfillset(&all);
     sigprocmask(SIG_BLOCK, &all, &old);
+    /* cleared before the fork: cleared after it, it could wipe the
+     * heartbeat the new worker has begun to write */
+    memset(&sup->notes[slot], 0, sizeof sup->notes[slot]);
     pid_t pid = fork();
     if (pid == 0) {
         close(p[0]);
@@ -475,7 +478,6 @@ static int spawn(supervisor_t *sup, unsigned index)
     w->gen = sup->cur.id;
     w->started_ms = now_ms();
     w->stalled = false;
-    memset(&sup->notes[slot], 0, sizeof sup->notes[slot]);
     return p[0];
 }
 
