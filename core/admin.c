@@ -4,11 +4,12 @@
  * only its owner and group can read the counters. Clients are few and
  * quick (`morph stats`): at most ADMIN_MAX_CONNS at once, each given
  * ADMIN_TIMEOUT_MS for its request, so that clients that connect and say
- * nothing cannot hold the descriptors the services need. When every slot
- * is taken, the oldest client that has said nothing yet makes room for
- * the new one: silent clients that reconnect cannot keep a request that
- * has arrived from being served (issue 21: 12 of them failed 20 of 20
- * `morph stats`).
+ * nothing cannot hold the descriptors the services need. Past
+ * ADMIN_MAX_CONNS a newcomer is still taken (up to ADMIN_HARD_CONNS), and
+ * the oldest clients that have said nothing for ADMIN_GRACE_MS make room:
+ * a request on its way is never refused for silent clients that
+ * reconnect (issue 21: 12 of them failed 20 of 20 `morph stats`), and
+ * the descriptors stay bounded.
  */
 #include "admin.h"
 
@@ -26,8 +27,10 @@
 #include "privileges.h"
 #include "safe_path.h"
 
-#define ADMIN_MAX_CONNS 8
+#define ADMIN_MAX_CONNS 8    /* kept for as long as ADMIN_TIMEOUT_MS */
+#define ADMIN_HARD_CONNS 32  /* at once, briefly, while silent ones go */
 #define ADMIN_TIMEOUT_MS 2000
+#define ADMIN_GRACE_MS 100   /* a newcomer's time to send its request */
 
 typedef struct admin_conn admin_conn_t;
 
@@ -146,7 +149,50 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
 }
 
-/* Closes the clients that have not asked within ADMIN_TIMEOUT_MS. */
+/* The oldest client that has sent nothing and been accepted at least
+ * `min_age` ms ago (NULL: none). */
+static admin_conn_t *oldest_silent(morphd_admin_t *a, uint64_t now,
+                                   uint64_t min_age)
+{
+    admin_conn_t *silent = NULL;
+    for (admin_conn_t *o = a->conns; o != NULL; o = o->next)
+        if (!o->done && o->len == 0 && !o->spoke && now - o->started >= min_age)
+            silent = o; /* the list is newest first */
+    return silent;
+}
+
+static void log_crowd(morphd_admin_t *a, uint64_t now)
+{
+    if (a->last_refused_log != 0 && now - a->last_refused_log < 60000)
+        return;
+    morphd_log(MORPH_LOG_WARN, "admin %s: %d clients at once already; %llu "
+               "silent one%s closed to make room, %llu refused (each has %d "
+               "ms to ask; logged at most once a minute)", a->path,
+               ADMIN_MAX_CONNS, (unsigned long long)a->evicted,
+               a->evicted == 1 ? "" : "s", (unsigned long long)a->refused,
+               ADMIN_TIMEOUT_MS);
+    a->last_refused_log = now;
+    a->refused = a->evicted = 0;
+}
+
+/* Back to ADMIN_MAX_CONNS: closes the oldest silent clients past their
+ * grace, as long as there are more. */
+static void trim(morphd_admin_t *a, uint64_t now)
+{
+    bool trimmed = false;
+    admin_conn_t *c;
+    while (a->n_open > ADMIN_MAX_CONNS &&
+           (c = oldest_silent(a, now, ADMIN_GRACE_MS)) != NULL) {
+        close_conn(c);
+        a->evicted++;
+        trimmed = true;
+    }
+    if (trimmed)
+        log_crowd(a, now);
+}
+
+/* Closes the clients that have not asked within ADMIN_TIMEOUT_MS, and
+ * those past ADMIN_MAX_CONNS that have not asked within their grace. */
 static void on_sweep(uv_timer_t *t)
 {
     morphd_admin_t *a = t->data;
@@ -154,6 +200,7 @@ static void on_sweep(uv_timer_t *t)
     for (admin_conn_t *c = a->conns; c != NULL; c = c->next)
         if (!c->done && now - c->started >= ADMIN_TIMEOUT_MS)
             close_conn(c);
+    trim(a, now);
     if (a->n_conns == 0)
         uv_timer_stop(t);
 }
@@ -173,51 +220,39 @@ static void on_connection(uv_stream_t *server, int status)
         uv_close((uv_handle_t *)&c->pipe, on_conn_closed); /* admin NULL */
         return;
     }
-    /* whether its request is there already: `morph stats` sends it as it
-     * connects, and one accepted in a burst must not be taken for silent
-     * before its turn to be read comes */
+    /* whether its request is there already: then it is never taken for
+     * silent */
     uv_os_fd_t fd;
     int avail = 0;
     if (uv_fileno((uv_handle_t *)&c->pipe, &fd) == 0 &&
         ioctl(fd, FIONREAD, &avail) == 0 && avail > 0)
         c->spoke = 1;
-    admin_conn_t *silent = NULL; /* the oldest that has sent nothing */
-    for (admin_conn_t *o = a->conns; o != NULL; o = o->next)
-        if (!o->done && o->len == 0 && !o->spoke)
-            silent = o;
-    bool full = a->n_open >= ADMIN_MAX_CONNS;
-    if (full && silent != NULL) {
-        close_conn(silent);
-        a->evicted++;
-    } else if (full) {
-        /* every slot holds a request under way: accepted and closed at
-         * once, so that the queue drains */
-        uv_close((uv_handle_t *)&c->pipe, on_conn_closed);
-        a->refused++;
-    }
     uint64_t now = uv_now(server->loop);
-    if (full && (a->last_refused_log == 0 || now - a->last_refused_log >= 60000)) {
-        morphd_log(MORPH_LOG_WARN, "admin %s: %d clients at once already; "
-                   "%llu silent one%s closed to make room, %llu refused (each "
-                   "has %d ms to ask; logged at most once a minute)", a->path,
-                   ADMIN_MAX_CONNS, (unsigned long long)a->evicted,
-                   a->evicted == 1 ? "" : "s", (unsigned long long)a->refused,
-                   ADMIN_TIMEOUT_MS);
-        a->last_refused_log = now;
-        a->refused = a->evicted = 0;
+    if (a->n_open >= ADMIN_HARD_CONNS) {
+        admin_conn_t *silent = oldest_silent(a, now, 0);
+        if (silent != NULL) {
+            close_conn(silent);
+            a->evicted++;
+        } else {
+            /* every one holds a request under way: accepted and closed at
+             * once, so that the queue drains */
+            uv_close((uv_handle_t *)&c->pipe, on_conn_closed);
+            a->refused++;
+            log_crowd(a, now);
+            return;
+        }
+        log_crowd(a, now);
     }
-    if (full && silent == NULL)
-        return;
     c->admin = a;
-    c->started = uv_now(server->loop);
+    c->started = now;
     c->next = a->conns;
     if (a->conns)
         a->conns->prev = c;
     a->conns = c;
     a->n_open++;
     if (a->n_conns++ == 0)
-        uv_timer_start(&a->sweep, on_sweep, ADMIN_TIMEOUT_MS / 4,
-                       ADMIN_TIMEOUT_MS / 4);
+        uv_timer_start(&a->sweep, on_sweep, ADMIN_GRACE_MS, ADMIN_GRACE_MS);
+    trim(a, now); /* older silent ones go first; this one has its grace */
     if (uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read) != 0)
         close_conn(c);
 }
