@@ -373,18 +373,20 @@ static int load_impl(const char *dirs, const char *name, unsigned variant,
      * it loaded then, and descriptor numbers come back once closed: each
      * load gets a name of its own, its count spelt in 32 steps that lead
      * to the same folder ("./" for a 0, "../fd/" for a 1). */
-    static uint32_t loads;
-    uint32_t k = __atomic_fetch_add(&loads, 1, __ATOMIC_RELAXED);
-    char fd_path[16 + 32 * 6 + 16];
-    size_t n = (size_t)snprintf(fd_path, sizeof fd_path, "/proc/self/fd/");
-    for (int bit = 31; bit >= 0; bit--)
-        n += (size_t)snprintf(fd_path + n, sizeof fd_path - n, "%s",
-                              (k >> bit) & 1 ? "../fd/" : "./");
-    snprintf(fd_path + n, sizeof fd_path - n, "%d", copy);
-    if (copy < 0) /* the file itself (dlopen shares one name's object) */
-        snprintf(fd_path, sizeof fd_path, "%s", real);
+    char fd_path[16 + 32 * 6 + 16] = "";
+    if (copy >= 0) {
+        static uint32_t loads;
+        uint32_t k = __atomic_fetch_add(&loads, 1, __ATOMIC_RELAXED);
+        size_t n = (size_t)snprintf(fd_path, sizeof fd_path, "/proc/self/fd/");
+        for (int bit = 31; bit >= 0; bit--)
+            n += (size_t)snprintf(fd_path + n, sizeof fd_path - n, "%s",
+                                  (k >> bit) & 1 ? "../fd/" : "./");
+        snprintf(fd_path + n, sizeof fd_path - n, "%d", copy);
+    }
     dlerror();
-    p->handle = dlopen(fd_path, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
+    /* without a copy, the file itself (dlopen shares one name's object) */
+    p->handle = dlopen(copy >= 0 ? fd_path : real,
+                       RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
     if (copy >= 0)
         close(copy); /* the mapping keeps what it needs */
     if (p->handle == NULL) {
@@ -392,7 +394,7 @@ static int load_impl(const char *dirs, const char *name, unsigned variant,
         snprintf(err, err_size, "plugin '%s': %s: cannot load: %s", name, path,
                  dl_why ? dl_why : "unknown dlopen error");
         /* dlerror names the copy; the file is the one the reader knows */
-        char *at = strstr(err, fd_path);
+        char *at = fd_path[0] ? strstr(err, fd_path) : NULL;
         if (at != NULL)
             memmove(at, at + strlen(fd_path), strlen(at + strlen(fd_path)) + 1);
         goto fail;

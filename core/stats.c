@@ -573,6 +573,20 @@ static int put_name_part(morphd_buf_t *out, const char *v)
     return rc;
 }
 
+/* "morph_plugin_PLUGIN_COUNTER_total": the family of plugin `p`'s own
+ * counter `c`. */
+static int put_counter_family(morphd_buf_t *out, const morphd_plugin_stats_t *p,
+                              const morphd_plugin_counter_t *c)
+{
+    int rc = 0;
+    PUT("morph_plugin_");
+    rc |= put_name_part(out, p->name);
+    PUT("_");
+    rc |= put_name_part(out, c->name);
+    PUT("_total");
+    return rc;
+}
+
 /* Whether plugin `p`'s counter `c` is the first of its (plugin, counter)
  * family in the registry: families are written once, with every
  * service's sample, at their first sight. */
@@ -603,29 +617,24 @@ static int prometheus_own_counters(morphd_stats_t *head, morphd_buf_t *out)
             for (const morphd_plugin_counter_t *c = p->counters; c; c = c->next) {
                 if (!first_of_family(head, p, c))
                     continue;
-                for (int line = 0; line < 2; line++) {
-                    PUT(line == 0 ? "# HELP morph_plugin_" : "# TYPE morph_plugin_");
-                    rc |= put_name_part(out, p->name);
-                    PUT("_");
-                    rc |= put_name_part(out, c->name);
-                    if (line == 0) {
-                        PUT("_total ");
-                        /* help is one line: a newline or backslash escaped */
-                        const char *h = c->help && c->help[0] ? c->help : NULL;
-                        if (h == NULL)
-                            PUT("counter %s of plugin %s", c->name, p->name);
-                        for (; h && *h; h++)
-                            if (*h == '\\')
-                                PUT("\\\\");
-                            else if (*h == '\n')
-                                PUT("\\n");
-                            else
-                                PUT("%c", *h);
-                        PUT("\n");
-                    } else {
-                        PUT("_total counter\n");
-                    }
-                }
+                PUT("# HELP ");
+                rc |= put_counter_family(out, p, c);
+                /* help is one line: a newline or backslash escaped */
+                const char *h = c->help && c->help[0] ? c->help : NULL;
+                if (h == NULL)
+                    PUT(" counter %s of plugin %s", c->name, p->name);
+                else
+                    PUT(" ");
+                for (; h && *h; h++)
+                    if (*h == '\\')
+                        PUT("\\\\");
+                    else if (*h == '\n')
+                        PUT("\\n");
+                    else
+                        PUT("%c", *h);
+                PUT("\n# TYPE ");
+                rc |= put_counter_family(out, p, c);
+                PUT(" counter\n");
                 for (morphd_stats_t *st2 = head; st2 != NULL; st2 = st2->next)
                     for (morphd_plugin_stats_t *q = st2->plugins; q; q = q->next)
                         for (const morphd_plugin_counter_t *d = q->counters; d;
@@ -633,11 +642,8 @@ static int prometheus_own_counters(morphd_stats_t *head, morphd_buf_t *out)
                             if (strcmp(q->name, p->name) != 0 ||
                                 strcmp(d->name, c->name) != 0)
                                 continue;
-                            PUT("morph_plugin_");
-                            rc |= put_name_part(out, p->name);
-                            PUT("_");
-                            rc |= put_name_part(out, c->name);
-                            PUT("_total{service=\"");
+                            rc |= put_counter_family(out, p, c);
+                            PUT("{service=\"");
                             rc |= put_label(out, st2->name);
                             PUT("\"} %llu\n", (unsigned long long)__atomic_load_n(
                                                   &d->value, __ATOMIC_RELAXED));
