@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/stat.h>
 #include "harness.h"
 
 static int pipe_run(const char *const *args, const char *input, char **out,
@@ -34,6 +35,36 @@ START_TEST(writes_past_cap_are_caught)
 #endif
     free(out);
     free(err);
+}
+END_TEST
+
+/* morph pipe loads the plugin file itself (no private copy): a path past
+ * the loader's /proc name buffer still loads. */
+START_TEST(plugins_in_long_paths_load)
+{
+    char base[] = "/tmp/morph-pipe-long-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(base));
+    chmod(base, 0755);
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s", base);
+    for (int i = 0; i < 5; i++) {
+        size_t n = strlen(dir);
+        snprintf(dir + n, sizeof dir - n, "/%s",
+                 "a-folder-name-of-sixty-characters-to-make-the-path-long-xx");
+        ck_assert_int_eq(mkdir(dir, 0755), 0);
+    }
+    ck_assert_int_gt(strlen(dir), 260);
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "cp %s/uppercase.so %s/uppercase.so", PLUGIN_DIR, dir);
+    ck_assert_int_eq(system(cmd), 0);
+    const char *argv[] = {MORPH_BIN, "pipe", "-d", dir, "uppercase", NULL};
+    char *out, *err;
+    ck_assert_msg(run_program(argv, "hi\n", 3, &out, NULL, &err) == 0, "%s", err);
+    ck_assert_str_eq(out, "HI\n");
+    free(out);
+    free(err);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", base);
+    ck_assert_int_eq(system(cmd), 0);
 }
 END_TEST
 
@@ -139,6 +170,7 @@ static Suite *suite(void)
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, chain_line_by_line);
     tcase_add_test(tc, writes_past_cap_are_caught);
+    tcase_add_test(tc, plugins_in_long_paths_load);
     tcase_add_test(tc, options_as_in_the_ini_file);
     tcase_add_test(tc, stream_mode_needs_chunk_safe_plugins);
     tcase_add_test(tc, missing_plugin_and_bad_usage);
