@@ -15,8 +15,10 @@
 #include "endpoint.h"
 #include "tls.h"
 
-/* What the transports of one loop share, one read at a time: the worker
- * owns one and points its loop's `data` at it (morphd_io_of). */
+/* What the transports of one loop share: buffers used one read at a time,
+ * and the list of the loop's stream connections. The worker owns one and
+ * each of its services points at it (morphd_service_t.io). The loop's own
+ * `data` is left alone: a plugin may use the loop (plugin.h). */
 typedef struct morphd_io {
     unsigned char *read_buf;
     size_t read_buf_size;
@@ -25,9 +27,12 @@ typedef struct morphd_io {
      * (allocated with the loop's first TLS connection) */
     morphd_tls_io_t tls;
     unsigned char *tls_plain;
+    /* every tcp://, tls:// and unix:// connection accepted on the loop
+     * and not yet closed (listener_stream.c): the idle sweep, the drain
+     * and shutdown walk this list, never the loop's handles, which hold
+     * the plugins' handles too */
+    struct morphd_stream_conn *stream_conns;
 } morphd_io_t;
-
-#define morphd_io_of(loop) ((morphd_io_t *)(loop)->data)
 
 #define MORPHD_READ_BUF_SIZE (64 * 1024)
 
@@ -49,19 +54,19 @@ typedef struct morphd_listener_ops {
     void (*abort)(morphd_listener_t *l);
 
     /* Connections outlive the listener that accepted them (a reload may
-     * close it); they belong to the loop. These act on every connection of
-     * this transport on `loop`, and are NULL for a transport without
-     * connections. */
+     * close it); they belong to the loop and are listed in its morphd_io_t.
+     * These act on every connection of this transport in `io`, and are
+     * NULL for a transport without connections. */
     /* A pass of a stop's drain: close each quiet connection once its
      * replies are written. Busy ones are left reading: a message in
      * flight or read in part, input not yet read, or activity (accept,
      * read, write) in the last `recent` ms. recent 0: the last pass; stop
      * reading and close each once its replies are written. */
-    void (*drain_conns)(uv_loop_t *loop, unsigned recent);
+    void (*drain_conns)(morphd_io_t *io, unsigned recent);
     /* Close at once, dropping what is unsent. */
-    void (*abort_conns)(uv_loop_t *loop);
+    void (*abort_conns)(morphd_io_t *io);
     /* Close the ones idle longer than their service's idle_timeout. */
-    void (*sweep_conns)(uv_loop_t *loop);
+    void (*sweep_conns)(morphd_io_t *io);
     /* The open listener was handed over to `l` by a reload (l->impl is the
      * old listener's): point the transport's state at `l`. The socket stays
      * open throughout, so nothing queued on it is lost. */

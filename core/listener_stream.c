@@ -13,12 +13,15 @@
  * max_connections_per_source refuse new connections at accept;
  * idle_timeout closes connections that have gone silent.
  *
- * Memory: an idle TCP connection is one allocation of 264 bytes (libuv's
- * handle is 248 of them; a unix:// one's is 264, its connection 280). Whatever only some connections need -- plugin
+ * Memory: an idle TCP connection is one allocation of 280 bytes (libuv's
+ * handle is 248 of them; a unix:// one's is 264, its connection 296).
+ * Whatever only some connections need -- plugin
  * states, a line split across reads, input held back, the per-source key
  * -- lives in a session allocated when first needed. Connections belong to
- * their loop, not to the listener that accepted them: the loop's handle
- * queue is their list (uv_walk), for the idle sweep and for shutdown.
+ * their loop, not to the listener that accepted them: the loop's
+ * morphd_io_t lists them, for the idle sweep, the drain and shutdown. The
+ * loop's own handle queue is not theirs to walk: a plugin's handles are in
+ * it too.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -45,7 +48,7 @@
 #include "proxy_protocol.h"
 #include "service.h"
 
-typedef struct tcp_session tcp_session_t;
+typedef struct stream_session stream_session_t;
 
 /* access_log: what the connection's line will say (made at accept when
  * the log is on). */
@@ -67,8 +70,11 @@ typedef struct proxy_state {
     size_t partial_len;
 } proxy_state_t;
 
-typedef struct tcp_conn {
-    tcp_session_t *s;
+typedef struct morphd_stream_conn {
+    stream_session_t *s;
+    /* in its loop's list (morphd_io_t.stream_conns) from accept to the
+     * end of its close; *prev_next is the pointer that points here */
+    struct morphd_stream_conn *next, **prev_next;
     uint32_t last_active : 31; /* uv_now() of the last read or write,
                                   mod 2^31 ms (24 days; idle_timeout <= 1) */
     uint32_t closing : 1;      /* uv_close called */
@@ -76,40 +82,58 @@ typedef struct tcp_conn {
     uint32_t reading : 1;   /* uv_read_start is on */
     uint32_t paused : 1;    /* not reading: the client does not read */
     /* Last, so that a TCP connection is allocated without a pipe's extra
-     * bytes (conn_size). data: the service it was accepted under (a ref);
-     * every other stream handle on a worker's loop (listeners, the admin
-     * endpoint's) has data NULL or pointing at itself: is_conn. */
+     * bytes (conn_size). data: the service it was accepted under (a ref),
+     * set at accept. */
     union {
         uv_handle_t handle;
         uv_stream_t stream;
         uv_tcp_t tcp;
         uv_pipe_t pipe; /* unix:// connections only */
     } h;
-} tcp_conn_t;
+} stream_conn_t;
 
 static inline size_t conn_size(uv_handle_type type)
 {
-    return offsetof(tcp_conn_t, h) +
+    return offsetof(stream_conn_t, h) +
            (type == UV_NAMED_PIPE ? sizeof(uv_pipe_t) : sizeof(uv_tcp_t));
 }
 
-static inline tcp_conn_t *conn_of(const void *handle)
+static inline stream_conn_t *conn_of(const void *handle)
 {
-    return (tcp_conn_t *)((char *)handle - offsetof(tcp_conn_t, h));
+    return (stream_conn_t *)((char *)handle - offsetof(stream_conn_t, h));
 }
 
 static void free_conn(uv_handle_t *h) { free(conn_of(h)); }
 
+static void list_conn(stream_conn_t *c, morphd_io_t *io)
+{
+    c->next = io->stream_conns;
+    if (c->next != NULL)
+        c->next->prev_next = &c->next;
+    c->prev_next = &io->stream_conns;
+    io->stream_conns = c;
+}
+
+static void unlist_conn(stream_conn_t *c)
+{
+    if (c->prev_next == NULL)
+        return;
+    *c->prev_next = c->next;
+    if (c->next != NULL)
+        c->next->prev_next = c->prev_next;
+    c->prev_next = NULL;
+}
+
 #define ACTIVE_MASK 0x7fffffffu
 #define NOW31(loop) ((uint32_t)uv_now(loop) & ACTIVE_MASK)
 
-/* malloc gives 264 bytes in a 272-byte chunk; 8 more would cost 16 */
-_Static_assert(offsetof(tcp_conn_t, h) + sizeof(uv_tcp_t) <= 264,
+/* malloc gives 280 bytes in a 288-byte chunk; 8 more would cost 16 */
+_Static_assert(offsetof(stream_conn_t, h) + sizeof(uv_tcp_t) <= 280,
                "keep idle connections small");
 
 #define QUEUED_MAX ((1u << 30) - 1)
 
-struct tcp_session {
+struct stream_session {
     void **states;          /* the plugins' (chain->n), or NULL */
     morphd_framer_t framer; /* line framing: a line split across reads */
     morphd_buf_t held;      /* input read while a message was in flight */
@@ -130,8 +154,8 @@ struct tcp_session {
     conn_log_t *log;        /* access_log is on */
 };
 
-typedef struct tcp_listener {
-    union { /* first: server.data == &server marks a listener */
+typedef struct stream_listener {
+    union { /* first: on_connection finds the listener from it */
         uv_handle_t handle;
         uv_stream_t stream;
         uv_tcp_t tcp;
@@ -140,7 +164,7 @@ typedef struct tcp_listener {
     morphd_listener_t *l;
     bool closing;
     morphd_unix_file_t file; /* unix://: the socket file it made, if any */
-} tcp_listener_t;
+} stream_listener_t;
 
 typedef struct write_req {
     uv_write_t req;
@@ -148,12 +172,12 @@ typedef struct write_req {
     unsigned char data[];
 } write_req_t;
 
-static inline morphd_service_t *conn_svc(const tcp_conn_t *c)
+static inline morphd_service_t *conn_svc(const stream_conn_t *c)
 {
     return c->h.handle.data;
 }
 
-static inline bool closing(const tcp_conn_t *c) { return c->closing; }
+static inline bool closing(const stream_conn_t *c) { return c->closing; }
 
 /* A uv_buf_t, without a call into libuv for it. */
 static inline uv_buf_t buf_of(const void *data, size_t len)
@@ -164,19 +188,19 @@ static inline uv_buf_t buf_of(const void *data, size_t len)
     return b;
 }
 
-static inline bool is_unix(const tcp_conn_t *c)
+static inline bool is_unix(const stream_conn_t *c)
 {
     return c->h.handle.type == UV_NAMED_PIPE;
 }
 
-static int conn_fd(const tcp_conn_t *c)
+static int conn_fd(const stream_conn_t *c)
 {
     uv_os_fd_t fd;
     return uv_fileno(&c->h.handle, &fd) == 0 ? fd : -1;
 }
 
 /* The client process of a unix:// connection (SO_PEERCRED). */
-static bool peer_cred(const tcp_conn_t *c, struct ucred *cred)
+static bool peer_cred(const stream_conn_t *c, struct ucred *cred)
 {
     socklen_t len = sizeof *cred;
     int fd = conn_fd(c);
@@ -185,7 +209,7 @@ static bool peer_cred(const tcp_conn_t *c, struct ucred *cred)
 }
 
 /* The client's and the local address a PROXY header gave, or NULL. */
-static inline const proxy_state_t *proxied(const tcp_conn_t *c)
+static inline const proxy_state_t *proxied(const stream_conn_t *c)
 {
     const proxy_state_t *ps = c->s ? c->s->proxy : NULL;
     return ps != NULL && ps->done && !ps->local ? ps : NULL;
@@ -193,7 +217,7 @@ static inline const proxy_state_t *proxied(const tcp_conn_t *c)
 
 /* "tcp://1.2.3.4:5678", "unix client uid 1000 pid 42", for logs ("a
  * client" once the address is gone). */
-static const char *peer_text(const tcp_conn_t *c, char *buf, size_t size)
+static const char *peer_text(const stream_conn_t *c, char *buf, size_t size)
 {
     if (is_unix(c)) {
         struct ucred cred;
@@ -218,7 +242,7 @@ static const char *peer_text(const tcp_conn_t *c, char *buf, size_t size)
     return buf;
 }
 
-static tcp_session_t *session(tcp_conn_t *c)
+static stream_session_t *session(stream_conn_t *c)
 {
     if (c->s == NULL) {
         c->s = calloc(1, sizeof *c->s);
@@ -229,10 +253,10 @@ static tcp_session_t *session(tcp_conn_t *c)
 }
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
-static void process(tcp_conn_t *c);
+static void process(stream_conn_t *c);
 
 /* access_log: records why the connection ends (the first reason given). */
-static inline void ended(tcp_conn_t *c, const char *why)
+static inline void ended(stream_conn_t *c, const char *why)
 {
     if (c->s != NULL && c->s->log != NULL && c->s->log->end == NULL)
         c->s->log->end = why;
@@ -240,10 +264,10 @@ static inline void ended(tcp_conn_t *c, const char *why)
 
 /* --- the connection as the message path sees it ------------------------------ */
 
-static void tcp_addresses(const morphd_conn_t *mc, struct sockaddr_storage *peer,
+static void stream_addresses(const morphd_conn_t *mc, struct sockaddr_storage *peer,
                           struct sockaddr_storage *local)
 {
-    const tcp_conn_t *c = mc->transport;
+    const stream_conn_t *c = mc->transport;
     if (c == NULL)
         return;
     const proxy_state_t *ps = proxied(c);
@@ -261,7 +285,7 @@ static void tcp_addresses(const morphd_conn_t *mc, struct sockaddr_storage *peer
 
 static int unix_credentials(const morphd_conn_t *mc, morphd_cred_t *out)
 {
-    const tcp_conn_t *c = mc->transport;
+    const stream_conn_t *c = mc->transport;
     struct ucred cred;
     if (c == NULL || !peer_cred(c, &cred))
         return -1;
@@ -271,10 +295,10 @@ static int unix_credentials(const morphd_conn_t *mc, morphd_cred_t *out)
     return 0;
 }
 
-static void **tcp_states(morphd_conn_t *mc)
+static void **stream_states(morphd_conn_t *mc)
 {
-    tcp_conn_t *c = mc->transport;
-    tcp_session_t *s = c ? session(c) : NULL;
+    stream_conn_t *c = mc->transport;
+    stream_session_t *s = c ? session(c) : NULL;
     if (s == NULL)
         return NULL;
     if (s->states == NULL)
@@ -282,33 +306,33 @@ static void **tcp_states(morphd_conn_t *mc)
     return s->states;
 }
 
-static int tcp_job_admit(morphd_conn_t *mc, size_t bytes)
+static int stream_job_admit(morphd_conn_t *mc, size_t bytes)
 {
     (void)bytes; /* one message in flight per connection bounds it */
-    tcp_conn_t *c = mc->transport;
+    stream_conn_t *c = mc->transport;
     return c != NULL && session(c) != NULL ? 0 : -1;
 }
 
-static int tcp_job_start(morphd_conn_t *mc, morphd_job_t *job)
+static int stream_job_start(morphd_conn_t *mc, morphd_job_t *job)
 {
-    tcp_conn_t *c = mc->transport;
+    stream_conn_t *c = mc->transport;
     c->s->job = job; /* job_admit made the session */
     return 0;
 }
 
-static int conn_send(tcp_conn_t *c, const unsigned char *data, size_t len);
-static int tls_flush(tcp_conn_t *c);
-static void conn_finish(tcp_conn_t *c);
-static void conn_close(tcp_conn_t *c);
+static int conn_send(stream_conn_t *c, const unsigned char *data, size_t len);
+static int tls_flush(stream_conn_t *c);
+static void conn_finish(stream_conn_t *c);
+static void conn_close(stream_conn_t *c);
 
-static void tcp_job_done(morphd_conn_t *mc, morphd_job_t *job,
+static void stream_job_done(morphd_conn_t *mc, morphd_job_t *job,
                          const morphd_result_t *r)
 {
-    tcp_conn_t *c = mc->transport;
+    stream_conn_t *c = mc->transport;
     morphd_service_t *svc = conn_svc(c);
     (void)job;
     c->s->job = r->status == MORPHD_RUN_PENDING ? r->job : NULL;
-    morphd_io_t *io = morphd_io_of(c->h.handle.loop);
+    morphd_io_t *io = svc->io;
     io->reply.len = 0;
     morphd_reply_t rep;
     morphd_service_finish(svc, r, &io->reply, &rep);
@@ -332,33 +356,33 @@ static void tcp_job_done(morphd_conn_t *mc, morphd_job_t *job,
 
 static const morphd_conn_ops_t tcp_conn_ops = {
     .transport = "tcp",
-    .addresses = tcp_addresses,
-    .states = tcp_states,
-    .job_admit = tcp_job_admit,
-    .job_start = tcp_job_start,
-    .job_done = tcp_job_done,
+    .addresses = stream_addresses,
+    .states = stream_states,
+    .job_admit = stream_job_admit,
+    .job_start = stream_job_start,
+    .job_done = stream_job_done,
 };
 
 static const morphd_conn_ops_t tls_conn_ops = {
     .transport = "tls",
-    .addresses = tcp_addresses,
-    .states = tcp_states,
-    .job_admit = tcp_job_admit,
-    .job_start = tcp_job_start,
-    .job_done = tcp_job_done,
+    .addresses = stream_addresses,
+    .states = stream_states,
+    .job_admit = stream_job_admit,
+    .job_start = stream_job_start,
+    .job_done = stream_job_done,
 };
 
 static const morphd_conn_ops_t unix_conn_ops = {
     .transport = "unix",
-    .addresses = tcp_addresses,
+    .addresses = stream_addresses,
     .credentials = unix_credentials,
-    .states = tcp_states,
-    .job_admit = tcp_job_admit,
-    .job_start = tcp_job_start,
-    .job_done = tcp_job_done,
+    .states = stream_states,
+    .job_admit = stream_job_admit,
+    .job_start = stream_job_start,
+    .job_done = stream_job_done,
 };
 
-static void conn_view(tcp_conn_t *c, morphd_conn_t *mc)
+static void conn_view(stream_conn_t *c, morphd_conn_t *mc)
 {
     mc->ops = is_unix(c)                 ? &unix_conn_ops
               : c->s != NULL && c->s->tls ? &tls_conn_ops
@@ -378,9 +402,9 @@ static void conn_view(tcp_conn_t *c, morphd_conn_t *mc)
 
 static void on_conn_closed(uv_handle_t *h)
 {
-    tcp_conn_t *c = conn_of(h);
+    stream_conn_t *c = conn_of(h);
     morphd_service_t *svc = conn_svc(c);
-    tcp_session_t *s = c->s;
+    stream_session_t *s = c->s;
     if (s != NULL && s->log != NULL) {
         conn_log_t *lg = s->log;
         morphd_access_entry_t e = {
@@ -414,13 +438,14 @@ static void on_conn_closed(uv_handle_t *h)
         }
     }
     morphd_stats_release(svc->stats, s && s->has_source ? s->source : NULL);
+    unlist_conn(c);
     free(s);
     free(c);
     morphd_service_conn_closed(svc);
     morphd_service_unref(svc);
 }
 
-static void conn_close(tcp_conn_t *c)
+static void conn_close(stream_conn_t *c)
 {
     if (closing(c))
         return;
@@ -436,12 +461,12 @@ static void conn_close(tcp_conn_t *c)
 static void on_shutdown(uv_shutdown_t *req, int status)
 {
     (void)status; /* closing either way */
-    tcp_conn_t *c = req->data;
+    stream_conn_t *c = req->data;
     free(req);
     conn_close(c);
 }
 
-static void stop_reading(tcp_conn_t *c)
+static void stop_reading(stream_conn_t *c)
 {
     if (c->reading) {
         uv_read_stop(&c->h.stream);
@@ -452,11 +477,11 @@ static void stop_reading(tcp_conn_t *c)
 /* No more input will be read: close once every pending reply is written
  * (and a message in flight has been answered). uv_shutdown is queued
  * behind the pending writes, so it does that. */
-static void conn_finish(tcp_conn_t *c)
+static void conn_finish(stream_conn_t *c)
 {
     if (closing(c))
         return;
-    tcp_session_t *s = session(c);
+    stream_session_t *s = session(c);
     if (s == NULL) {
         conn_close(c);
         return;
@@ -464,7 +489,7 @@ static void conn_finish(tcp_conn_t *c)
     stop_reading(c);
     s->finishing = true;
     if (s->job != NULL || s->shutting)
-        return; /* tcp_job_done comes back here */
+        return; /* stream_job_done comes back here */
     s->shutting = true;
     if (s->tls != NULL && s->tls_ready) { /* a clean end: close_notify */
         morphd_tls_close_notify(s->tls);
@@ -488,7 +513,7 @@ static void conn_finish(tcp_conn_t *c)
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)suggested;
-    morphd_io_t *io = morphd_io_of(h->loop);
+    morphd_io_t *io = conn_svc(conn_of(h))->io;
     /* One buffer per loop: on_read consumes it before the next alloc. */
     *buf = buf_of(io->read_buf, io->read_buf_size);
 }
@@ -496,18 +521,18 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 /* Input held back while a message is in flight is read on (so that a
  * client that resets its connection is noticed at once, and its message
  * cancelled), up to this much; then reading pauses until it is used. */
-static size_t held_limit(const tcp_conn_t *c)
+static size_t held_limit(const stream_conn_t *c)
 {
     size_t m = conn_svc(c)->conf->max_message + 2;
     return m > MORPHD_READ_BUF_SIZE ? m : MORPHD_READ_BUF_SIZE;
 }
 
-static size_t held_waiting(const tcp_session_t *s)
+static size_t held_waiting(const stream_session_t *s)
 {
     return s ? s->held.len - s->held_off : 0;
 }
 
-static void start_reading(tcp_conn_t *c)
+static void start_reading(stream_conn_t *c)
 {
     if (c->reading || c->paused || closing(c) ||
         (c->s && (c->s->finishing || c->s->eof ||
@@ -517,12 +542,12 @@ static void start_reading(tcp_conn_t *c)
         c->reading = 1;
 }
 
-static int send_raw(tcp_conn_t *c, const unsigned char *data, size_t len);
+static int send_raw(stream_conn_t *c, const unsigned char *data, size_t len);
 
 /* Sends the ciphertext TLS has produced (handshake, alerts, records). */
-static int tls_flush(tcp_conn_t *c)
+static int tls_flush(stream_conn_t *c)
 {
-    morphd_tls_io_t *tio = &morphd_io_of(c->h.handle.loop)->tls;
+    morphd_tls_io_t *tio = &conn_svc(c)->io->tls;
     if (tio->out.len == 0)
         return 0;
     int rc = send_raw(c, tio->out.data, tio->out.len);
@@ -532,7 +557,7 @@ static int tls_flush(tcp_conn_t *c)
 
 /* Sends reply bytes: through TLS on a tls:// connection. Returns 0, or -1
  * after closing. */
-static int conn_send(tcp_conn_t *c, const unsigned char *data, size_t len)
+static int conn_send(stream_conn_t *c, const unsigned char *data, size_t len)
 {
     if (c->s != NULL && c->s->log != NULL)
         c->s->log->bytes_out += len;
@@ -541,7 +566,7 @@ static int conn_send(tcp_conn_t *c, const unsigned char *data, size_t len)
     if (len == 0 || closing(c))
         return 0;
     if (morphd_tls_write(c->s->tls, data, len) != 0) {
-        morphd_io_of(c->h.handle.loop)->tls.out.len = 0;
+        conn_svc(c)->io->tls.out.len = 0;
         conn_close(c);
         return -1;
     }
@@ -551,7 +576,7 @@ static int conn_send(tcp_conn_t *c, const unsigned char *data, size_t len)
 static void on_write(uv_write_t *req, int status)
 {
     write_req_t *w = (write_req_t *)req;
-    tcp_conn_t *c = req->data;
+    stream_conn_t *c = req->data;
     c->queued -= w->len;
     free(w);
     if (status < 0) {
@@ -575,7 +600,7 @@ static void on_write(uv_write_t *req, int status)
 
 /* Sends bytes as they are: straight to the socket when nothing is queued,
  * the rest copied into one write request. Returns 0, or -1 after closing. */
-static int send_raw(tcp_conn_t *c, const unsigned char *data, size_t len)
+static int send_raw(stream_conn_t *c, const unsigned char *data, size_t len)
 {
     if (len == 0 || closing(c))
         return 0;
@@ -622,7 +647,7 @@ static int send_raw(tcp_conn_t *c, const unsigned char *data, size_t len)
 
 /* What one pass over some input found. */
 typedef struct feed_ctx {
-    tcp_conn_t *c;
+    stream_conn_t *c;
     morphd_service_t *svc;
     morphd_conn_t conn;
     morphd_buf_t *reply;
@@ -711,7 +736,7 @@ static inline __attribute__((always_inline)) size_t feed(feed_ctx_t *x, morphd_f
  * the connection is closing. */
 static inline __attribute__((always_inline)) bool after_feed(feed_ctx_t *x)
 {
-    tcp_conn_t *c = x->c;
+    stream_conn_t *c = x->c;
     if (x->nomem) {
         morphd_log(MORPH_LOG_ERROR, "service %s: out of memory; closing a "
                    "connection", x->svc->conf->name);
@@ -729,11 +754,11 @@ static inline __attribute__((always_inline)) bool after_feed(feed_ctx_t *x)
 }
 
 /* Keeps input that could not be used yet (a message is in flight). */
-static bool hold(tcp_conn_t *c, const unsigned char *data, size_t n)
+static bool hold(stream_conn_t *c, const unsigned char *data, size_t n)
 {
     if (n == 0)
         return true;
-    tcp_session_t *s = session(c);
+    stream_session_t *s = session(c);
     return s != NULL && morphd_buf_append(&s->held, data, n) == 0;
 }
 
@@ -742,7 +767,7 @@ static bool hold(tcp_conn_t *c, const unsigned char *data, size_t n)
  * call for plugins that want one. */
 static void run_eof(feed_ctx_t *x)
 {
-    tcp_session_t *s = x->c->s;
+    stream_session_t *s = x->c->s;
     const morphd_service_conf_t *conf = x->svc->conf;
     morphd_reply_t rep;
     if (conf->framing == MORPHD_FRAMING_STREAM) {
@@ -773,11 +798,11 @@ static void run_eof(feed_ctx_t *x)
 
 /* Goes on with a connection after a message in flight ended: input held
  * back, then the end of the input, then reading again. */
-static void process(tcp_conn_t *c)
+static void process(stream_conn_t *c)
 {
-    tcp_session_t *s = c->s;
+    stream_session_t *s = c->s;
     feed_ctx_t x = {.c = c, .svc = conn_svc(c)};
-    x.reply = &morphd_io_of(c->h.handle.loop)->reply;
+    x.reply = &x.svc->io->reply;
     x.reply->len = 0;
     while (!closing(c) && s->job == NULL && !s->finishing) {
         conn_view(c, &x.conn);
@@ -795,7 +820,7 @@ static void process(tcp_conn_t *c)
         if (!after_feed(&x))
             return;
         if (x.pending)
-            return; /* tcp_job_done brings us back */
+            return; /* stream_job_done brings us back */
     }
     if (closing(c) || s->job != NULL)
         return;
@@ -808,7 +833,7 @@ static void process(tcp_conn_t *c)
 /* Whether the peer reset the connection: its end of input may show as an
  * EOF once the error was reported, and unlike a half-close (the textbook
  * client, still waiting for its reply) nobody waits for a reply then. */
-static bool peer_reset(const tcp_conn_t *c)
+static bool peer_reset(const stream_conn_t *c)
 {
     struct tcp_info ti;
     socklen_t len = sizeof ti;
@@ -818,9 +843,9 @@ static bool peer_reset(const tcp_conn_t *c)
 }
 
 /* Input that arrives while a message is in flight waits its turn. */
-static void wait_turn(tcp_conn_t *c, ssize_t nread, const uv_buf_t *buf)
+static void wait_turn(stream_conn_t *c, ssize_t nread, const uv_buf_t *buf)
 {
-    tcp_session_t *s = c->s;
+    stream_session_t *s = c->s;
     if (nread > 0) {
         c->last_active = NOW31(c->h.handle.loop);
         MORPHD_STAT_ADD(conn_svc(c)->stats, bytes_in, (size_t)nread);
@@ -852,7 +877,7 @@ static void wait_turn(tcp_conn_t *c, ssize_t nread, const uv_buf_t *buf)
 }
 
 /* What was read (plaintext, on a tls:// connection), or its end. */
-static void on_plain(tcp_conn_t *c, ssize_t nread, const uv_buf_t *buf)
+static void on_plain(stream_conn_t *c, ssize_t nread, const uv_buf_t *buf)
 {
     uv_stream_t *stream = &c->h.stream;
     if (c->s != NULL && (c->s->job != NULL || held_waiting(c->s) > 0)) {
@@ -861,7 +886,7 @@ static void on_plain(tcp_conn_t *c, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     feed_ctx_t x = {.c = c, .svc = conn_svc(c)};
-    x.reply = &morphd_io_of(stream->loop)->reply;
+    x.reply = &x.svc->io->reply;
     x.reply->len = 0;
     conn_view(c, &x.conn);
 
@@ -884,7 +909,7 @@ static void on_plain(tcp_conn_t *c, ssize_t nread, const uv_buf_t *buf)
             morphd_framer_init(&f, x.svc->conf->max_message);
             used = feed(&x, &f, data, (size_t)nread);
             if (f.partial.len > 0 || f.partial.data != NULL) {
-                tcp_session_t *s = session(c);
+                stream_session_t *s = session(c);
                 if (s == NULL) {
                     morphd_framer_free(&f);
                     x.nomem = true;
@@ -898,7 +923,7 @@ static void on_plain(tcp_conn_t *c, ssize_t nread, const uv_buf_t *buf)
     } else if (nread == UV_EOF) {
         /* The client is done sending: answer what is left, then close. */
         stop_reading(c);
-        tcp_session_t *s = session(c);
+        stream_session_t *s = session(c);
         if (s == NULL) {
             conn_close(c);
             return;
@@ -936,11 +961,11 @@ static void on_plain(tcp_conn_t *c, ssize_t nread, const uv_buf_t *buf)
  * as any read. A client that is not speaking TLS, sends garbage, asks to
  * renegotiate or ends mid-record is closed and counted; everyone else
  * goes on being served. */
-static void tls_on_read(tcp_conn_t *c, ssize_t nread, const uv_buf_t *buf)
+static void tls_on_read(stream_conn_t *c, ssize_t nread, const uv_buf_t *buf)
 {
-    tcp_session_t *s = c->s;
+    stream_session_t *s = c->s;
     morphd_service_t *svc = conn_svc(c);
-    morphd_io_t *io = morphd_io_of(c->h.handle.loop);
+    morphd_io_t *io = svc->io;
     if (nread < 0) {
         if (!s->tls_ready) { /* gone before the handshake ended */
             ended(c, "tls_error");
@@ -1010,11 +1035,11 @@ static void tls_on_read(tcp_conn_t *c, ssize_t nread, const uv_buf_t *buf)
     io->tls.in_owner = NULL;
 }
 
-static bool open_conn(tcp_conn_t *c);
+static bool open_conn(stream_conn_t *c);
 
 /* The per-source key of a client: its address (a PROXY header's, when it
  * gave one), or for unix:// its user. */
-static void source_key(const tcp_conn_t *c, unsigned char key[16])
+static void source_key(const stream_conn_t *c, unsigned char key[16])
 {
     struct ucred cred;
     struct sockaddr_storage ss;
@@ -1034,7 +1059,7 @@ static void source_key(const tcp_conn_t *c, unsigned char key[16])
 
 /* rate_per_source: whether the client of source `key` may connect now
  * (counted when not). */
-static bool within_rate(const tcp_conn_t *c, const unsigned char key[16])
+static bool within_rate(const stream_conn_t *c, const unsigned char key[16])
 {
     const morphd_service_conf_t *conf = conn_svc(c)->conf;
     if (conf->rate_per_source == 0)
@@ -1054,10 +1079,10 @@ static bool within_rate(const tcp_conn_t *c, const unsigned char key[16])
 /* The client's source `key` is known (its PROXY header has been read):
  * count it for max_connections_per_source, and the connection as accepted.
  * Returns false after closing. */
-static bool admit_source(tcp_conn_t *c, const unsigned char key[16])
+static bool admit_source(stream_conn_t *c, const unsigned char key[16])
 {
     morphd_service_t *svc = conn_svc(c);
-    tcp_session_t *s = c->s;
+    stream_session_t *s = c->s;
     uint64_t max = svc->conf->max_connections_per_source;
     if (max == 0) {
         MORPHD_STAT_ADD(svc->stats, connections_accepted, 1);
@@ -1080,16 +1105,16 @@ static bool admit_source(tcp_conn_t *c, const unsigned char key[16])
     return true;
 }
 
-static void dispatch_read(tcp_conn_t *c, ssize_t nread, const uv_buf_t *buf);
+static void dispatch_read(stream_conn_t *c, ssize_t nread, const uv_buf_t *buf);
 
 /* A connection on a proxy_protocol service: its first bytes are the PROXY
  * header, which may come in pieces. Once whole, the client's address is
  * the connection's, the chain opens for it, and what followed the header
  * is read as the client's first bytes. A connection whose first bytes are
  * not a valid header is closed and counted; none of it reaches a plugin. */
-static void proxy_on_read(tcp_conn_t *c, ssize_t nread, const uv_buf_t *buf)
+static void proxy_on_read(stream_conn_t *c, ssize_t nread, const uv_buf_t *buf)
 {
-    tcp_session_t *s = c->s;
+    stream_session_t *s = c->s;
     proxy_state_t *ps = s->proxy;
     morphd_service_t *svc = conn_svc(c);
     char peer[80], why[160];
@@ -1174,7 +1199,7 @@ static void proxy_on_read(tcp_conn_t *c, ssize_t nread, const uv_buf_t *buf)
     }
 }
 
-static void dispatch_read(tcp_conn_t *c, ssize_t nread, const uv_buf_t *buf)
+static void dispatch_read(stream_conn_t *c, ssize_t nread, const uv_buf_t *buf)
 {
     if (c->s != NULL && c->s->tls != NULL) {
         if (nread != 0)
@@ -1186,7 +1211,7 @@ static void dispatch_read(tcp_conn_t *c, ssize_t nread, const uv_buf_t *buf)
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
-    tcp_conn_t *c = conn_of(stream);
+    stream_conn_t *c = conn_of(stream);
     if (c->s != NULL && c->s->proxy != NULL && !c->s->proxy->done) {
         if (nread != 0)
             proxy_on_read(c, nread, buf);
@@ -1197,20 +1222,14 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 
 /* --- the loop's connections ---------------------------------------------------- */
 
-static bool is_conn(const uv_handle_t *h)
-{
-    return (h->type == UV_TCP || h->type == UV_NAMED_PIPE) && h->data != NULL &&
-           h->data != h;
-}
-
 /* Whether a draining connection still has something to be served: a
  * message in flight or read in part, input not yet read (held back, or
  * still in the socket), a TLS handshake or PROXY header under way, or
  * activity in the last `recent` ms (just accepted, its first message maybe
  * on the way; or just answered, its next one maybe). */
-static bool drain_busy(tcp_conn_t *c, unsigned recent)
+static bool drain_busy(stream_conn_t *c, unsigned recent)
 {
-    const tcp_session_t *s = c->s;
+    const stream_session_t *s = c->s;
     if (s != NULL &&
         (s->job != NULL || held_waiting(s) > 0 || s->framer.partial.len > 0 ||
          (s->tls != NULL && !s->tls_ready) ||
@@ -1223,12 +1242,10 @@ static bool drain_busy(tcp_conn_t *c, unsigned recent)
     return ((NOW31(c->h.handle.loop) - c->last_active) & ACTIVE_MASK) < recent;
 }
 
-static void drain_one(uv_handle_t *h, void *arg)
+static void drain_one(stream_conn_t *c, unsigned recent)
 {
-    unsigned recent = *(const unsigned *)arg;
-    if (!is_conn(h) || uv_is_closing(h))
+    if (closing(c))
         return;
-    tcp_conn_t *c = conn_of(h);
     if (c->s != NULL && (c->s->finishing || c->s->eof))
         return; /* already closing once answered */
     if (recent > 0 && !c->paused && drain_busy(c, recent))
@@ -1237,19 +1254,18 @@ static void drain_one(uv_handle_t *h, void *arg)
     conn_finish(c);
 }
 
-static void abort_one(uv_handle_t *h, void *arg)
+static void abort_one(stream_conn_t *c)
 {
-    (void)arg;
-    if (is_conn(h)) {
-        ended(conn_of(h), "shutdown");
-        conn_close(conn_of(h));
-    }
+    if (closing(c))
+        return;
+    ended(c, "shutdown");
+    conn_close(c);
 }
 
 /* Whether a step that must end within `limit` ms of accept (`what`: the
  * PROXY header, the TLS handshake) has not: then it is counted in
  * `counter` and the connection closed. */
-static bool setup_timed_out(tcp_conn_t *c, uint32_t now, unsigned limit,
+static bool setup_timed_out(stream_conn_t *c, uint32_t now, unsigned limit,
                             uint64_t *counter, const char *what,
                             const char *end)
 {
@@ -1267,14 +1283,12 @@ static bool setup_timed_out(tcp_conn_t *c, uint32_t now, unsigned limit,
     return true;
 }
 
-static void sweep_one(uv_handle_t *h, void *arg)
+static void sweep_one(stream_conn_t *c, uint32_t now)
 {
-    if (!is_conn(h) || uv_is_closing(h))
+    if (closing(c))
         return;
-    tcp_conn_t *c = conn_of(h);
     morphd_service_t *svc = conn_svc(c);
     unsigned idle = svc->conf->idle_timeout_ms;
-    uint32_t now = *(const uint32_t *)arg;
     if (c->s != NULL && c->s->proxy != NULL && !c->s->proxy->done &&
         setup_timed_out(c, now, svc->conf->proxy_timeout_ms,
                         &svc->stats->proxy_timeouts, "PROXY header",
@@ -1305,26 +1319,46 @@ static void sweep_one(uv_handle_t *h, void *arg)
     c->last_active = now; /* finishing gets one more period */
 }
 
-static void tcp_drain_conns(uv_loop_t *loop, unsigned recent)
+/* The walks below close connections as they go: a closed one stays in the
+ * list, marked closing, until its close callback, which runs on a later
+ * turn of the loop, so `next` is read from a connection still there. */
+static void stream_drain_conns(morphd_io_t *io, unsigned recent)
 {
-    uv_walk(loop, drain_one, &recent);
+    for (stream_conn_t *c = io->stream_conns, *next; c != NULL; c = next) {
+        next = c->next;
+        drain_one(c, recent);
+    }
 }
 
-static void tcp_abort_conns(uv_loop_t *loop) { uv_walk(loop, abort_one, NULL); }
-
-static void tcp_sweep_conns(uv_loop_t *loop)
+static void stream_abort_conns(morphd_io_t *io)
 {
-    uint32_t now = NOW31(loop);
-    uv_walk(loop, sweep_one, &now);
+    for (stream_conn_t *c = io->stream_conns, *next; c != NULL; c = next) {
+        next = c->next;
+        abort_one(c);
+    }
+}
+
+static void stream_sweep_conns(morphd_io_t *io)
+{
+    uint32_t now = 0;
+    bool first = true;
+    for (stream_conn_t *c = io->stream_conns, *next; c != NULL; c = next) {
+        next = c->next;
+        if (first) {
+            now = NOW31(c->h.handle.loop);
+            first = false;
+        }
+        sweep_one(c, now);
+    }
 }
 
 /* --- accepting -------------------------------------------------------------- */
 
 /* access_log: the connection's record, with its client as known now (a
  * PROXY header may tell better later). Returns false when out of memory. */
-static bool start_log(tcp_conn_t *c)
+static bool start_log(stream_conn_t *c)
 {
-    tcp_session_t *s = session(c);
+    stream_session_t *s = session(c);
     if (s == NULL || (s->log = calloc(1, sizeof *s->log)) == NULL)
         return false;
     s->log->started_ms = uv_now(c->h.handle.loop);
@@ -1346,7 +1380,7 @@ static bool start_log(tcp_conn_t *c)
 
 /* Closes a connection accepted but not taken on (a limit, out of
  * memory): nothing read, nothing written, nothing counted open. */
-static void drop_unopened(tcp_conn_t *c)
+static void drop_unopened(stream_conn_t *c)
 {
     if (c->s != NULL) {
         free(c->s->proxy);
@@ -1354,7 +1388,6 @@ static void drop_unopened(tcp_conn_t *c)
     }
     free(c->s);
     c->s = NULL;
-    c->h.handle.data = NULL; /* not a connection: is_conn skips it */
     uv_close(&c->h.handle, free_conn);
 }
 
@@ -1439,7 +1472,7 @@ static void dropped(morphd_service_t *svc, int why, uint64_t n)
 
 static void on_connection(uv_stream_t *server, int status)
 {
-    tcp_listener_t *tl = server->data;
+    stream_listener_t *tl = server->data;
     morphd_service_t *svc = tl->l->service;
     const morphd_service_conf_t *conf = svc->conf;
     if (status < 0) {
@@ -1451,7 +1484,7 @@ static void on_connection(uv_stream_t *server, int status)
         return;
     }
     uv_handle_type type = server->type;
-    tcp_conn_t *c = calloc(1, conn_size(type));
+    stream_conn_t *c = calloc(1, conn_size(type));
     if (c == NULL) {
         /* Accept and drop it: libuv stops accepting on a listener until
          * the pending connection is taken. */
@@ -1466,7 +1499,6 @@ static void on_connection(uv_stream_t *server, int status)
                 uv_pipe_init(server->loop, &tmp->pipe, 0);
             else
                 uv_tcp_init(server->loop, &tmp->tcp);
-            tmp->handle.data = NULL;
             uv_accept(server, (uv_stream_t *)tmp);
             uv_close(&tmp->handle, (uv_close_cb)free);
         }
@@ -1476,7 +1508,6 @@ static void on_connection(uv_stream_t *server, int status)
         uv_pipe_init(server->loop, &c->h.pipe, 0);
     else
         uv_tcp_init(server->loop, &c->h.tcp);
-    c->h.handle.data = NULL; /* not a connection until accepted */
     if (uv_accept(server, &c->h.stream) != 0) {
         uv_close(&c->h.handle, free_conn);
         return;
@@ -1512,7 +1543,7 @@ static void on_connection(uv_stream_t *server, int status)
             drop_unopened(c);
             return;
         }
-        tcp_session_t *s = session(c);
+        stream_session_t *s = session(c);
         if (s == NULL || (s->proxy = calloc(1, sizeof *s->proxy)) == NULL) {
             dropped(svc, UV_ENOMEM, 1);
             drop_unopened(c);
@@ -1530,7 +1561,7 @@ static void on_connection(uv_stream_t *server, int status)
             drop_unopened(c);
             return;
         }
-        tcp_session_t *s = per_source ? session(c) : NULL;
+        stream_session_t *s = per_source ? session(c) : NULL;
         if (per_source && s == NULL) {
             dropped(svc, UV_ENOMEM, 1);
             drop_unopened(c);
@@ -1554,8 +1585,8 @@ static void on_connection(uv_stream_t *server, int status)
         return;
     }
     if (tl->l->endpoint.transport == MORPHD_TLS) {
-        tcp_session_t *s = session(c);
-        morphd_io_t *io = morphd_io_of(server->loop);
+        stream_session_t *s = session(c);
+        morphd_io_t *io = svc->io;
         if (s == NULL || svc->tls == NULL ||
             (s->tls = morphd_tls_new(svc->tls, &io->tls, c)) == NULL) {
             dropped(svc, UV_ENOMEM, 1);
@@ -1578,6 +1609,7 @@ static void on_connection(uv_stream_t *server, int status)
         MORPHD_STAT_ADD(svc->stats, connections_accepted, 1);
     morphd_service_ref(svc);
     morphd_service_conn_opened(svc);
+    list_conn(c, svc->io);
     if (type == UV_TCP)
         uv_tcp_nodelay(&c->h.tcp, 1);
     if (!proxy && !open_conn(c))
@@ -1596,7 +1628,7 @@ static void on_connection(uv_stream_t *server, int status)
 
 /* The connection is the client's: the plugins that open per-connection
  * state do so now. Returns false after closing. */
-static bool open_conn(tcp_conn_t *c)
+static bool open_conn(stream_conn_t *c)
 {
     morphd_service_t *svc = conn_svc(c);
     const morphd_service_conf_t *conf = svc->conf;
@@ -1605,7 +1637,7 @@ static bool open_conn(tcp_conn_t *c)
         void **states = NULL;
         morphd_conn_t mc;
         conn_view(c, &mc);
-        states = tcp_states(&mc);
+        states = stream_states(&mc);
         if (states == NULL ||
             morphd_chain_conn_open(svc->chain, &mc, states, err, sizeof err) != 0) {
             char peer[80];
@@ -1629,17 +1661,17 @@ static bool open_conn(tcp_conn_t *c)
 
 static void on_server_closed(uv_handle_t *h)
 {
-    tcp_listener_t *tl = (tcp_listener_t *)h;
+    stream_listener_t *tl = (stream_listener_t *)h;
     morphd_listener_t *l = tl->l;
     free(tl);
     l->impl = NULL;
     l->on_closed(l);
 }
 
-static tcp_listener_t *new_listener(morphd_listener_t *l, uv_loop_t *loop,
+static stream_listener_t *new_listener(morphd_listener_t *l, uv_loop_t *loop,
                                     uv_handle_type type)
 {
-    tcp_listener_t *tl = calloc(1, sizeof *tl);
+    stream_listener_t *tl = calloc(1, sizeof *tl);
     if (tl == NULL)
         return NULL;
     tl->l = l;
@@ -1647,12 +1679,12 @@ static tcp_listener_t *new_listener(morphd_listener_t *l, uv_loop_t *loop,
         uv_pipe_init(loop, &tl->server.pipe, 0);
     else
         uv_tcp_init(loop, &tl->server.tcp);
-    tl->server.handle.data = tl; /* == &tl->server: tells it from a conn */
+    tl->server.handle.data = tl;
     return tl;
 }
 
 /* Listens, or undoes the listener with the reason in err. */
-static int start_listening(morphd_listener_t *l, tcp_listener_t *tl, int rc,
+static int start_listening(morphd_listener_t *l, stream_listener_t *tl, int rc,
                            char *err, size_t err_size)
 {
     if (rc == 0)
@@ -1675,7 +1707,7 @@ static int tcp_open(morphd_listener_t *l, uv_loop_t *loop, char *err,
                     size_t err_size)
 {
     set_fd_ceiling();
-    tcp_listener_t *tl = new_listener(l, loop, UV_TCP);
+    stream_listener_t *tl = new_listener(l, loop, UV_TCP);
     if (tl == NULL) {
         snprintf(err, err_size, "out of memory");
         return -1;
@@ -1713,7 +1745,7 @@ static int unix_open(morphd_listener_t *l, uv_loop_t *loop, char *err,
                      size_t err_size)
 {
     set_fd_ceiling();
-    tcp_listener_t *tl = new_listener(l, loop, UV_NAMED_PIPE);
+    stream_listener_t *tl = new_listener(l, loop, UV_NAMED_PIPE);
     if (tl == NULL) {
         snprintf(err, err_size, "out of memory");
         return -1;
@@ -1745,7 +1777,7 @@ static int unix_open(morphd_listener_t *l, uv_loop_t *loop, char *err,
 
 static void stream_close(morphd_listener_t *l)
 {
-    tcp_listener_t *tl = l->impl;
+    stream_listener_t *tl = l->impl;
     if (tl == NULL || tl->closing)
         return;
     tl->closing = true;
@@ -1759,7 +1791,7 @@ static void stream_abort(morphd_listener_t *l) { stream_close(l); }
 
 static void stream_rebind(morphd_listener_t *l)
 {
-    tcp_listener_t *tl = l->impl;
+    stream_listener_t *tl = l->impl;
     tl->l = l; /* new connections get l's service; old ones keep theirs */
 }
 
@@ -1769,9 +1801,9 @@ const morphd_listener_ops_t morphd_listener_tcp = {
     .close = stream_close,
     .abort = stream_abort,
     .rebind = stream_rebind,
-    .drain_conns = tcp_drain_conns,
-    .abort_conns = tcp_abort_conns,
-    .sweep_conns = tcp_sweep_conns,
+    .drain_conns = stream_drain_conns,
+    .abort_conns = stream_abort_conns,
+    .sweep_conns = stream_sweep_conns,
 };
 
 const morphd_listener_ops_t morphd_listener_tls = {
@@ -1782,8 +1814,8 @@ const morphd_listener_ops_t morphd_listener_tls = {
     .rebind = stream_rebind,
 };
 
-/* Its connections are walked by the tcp table's drain, abort and sweep
- * (is_conn takes TCP and pipe handles alike), so it has none of its own. */
+/* Its connections (and tls://'s) are in the same list as tcp://'s, walked
+ * by the tcp table's drain, abort and sweep, so it has none of its own. */
 const morphd_listener_ops_t morphd_listener_unix = {
     .name = "unix",
     .open = unix_open,

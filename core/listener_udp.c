@@ -371,7 +371,7 @@ static void udp_job_done(morphd_conn_t *c, morphd_job_t *job,
         morphd_service_unref(svc);
         return;
     }
-    morphd_io_t *io = morphd_io_of(ul->handle.loop);
+    morphd_io_t *io = svc->io;
     io->reply.len = 0;
     morphd_reply_t rep;
     morphd_service_finish(svc, r, &io->reply, &rep);

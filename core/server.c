@@ -785,7 +785,7 @@ void morphd_server_free(morphd_server_t *s)
         /* worker threads end once stopped and drained */
         if (s->started && !s->stopping)
             morphd_server_stop(s);
-        if (s->started)
+        if (s->started && !s->workers[0].finished) /* it stops the loop */
             uv_run(&s->workers[0].loop, UV_RUN_DEFAULT);
         for (unsigned w = 1; w < s->n_workers; w++)
             if (s->workers[w].threaded) {

@@ -35,6 +35,9 @@ struct morphd_service {
     bool retired;    /* no longer in the current configuration */
     size_t n_conns;  /* TCP connections open on it */
     unsigned worker; /* the worker's index */
+    /* the worker's transport state: buffers, its stream connections
+     * (listener.h; set by the worker, NULL for a service not on one) */
+    struct morphd_io *io;
     const char *file; /* the configuration file, for messages */
     /* the server's access log (NULL: off), set before the workers run */
     struct morphd_access_log *const *access_log;

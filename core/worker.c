@@ -104,7 +104,10 @@ static size_t open_conns(const morphd_worker_t *w)
     return n;
 }
 
-/* A stopping worker with nothing left open lets its loop end. */
+/* A stopping worker with nothing left open ends its loop: uv_stop, not
+ * waiting for the loop to run out of handles, since a plugin may keep
+ * handles of its own on it (plugin.h), which it closes in destroy(), once
+ * the loop has stopped (morphd_worker_free). */
 static void maybe_finish(morphd_worker_t *w)
 {
     if (!w->stopping || w->finished || w->n_open_listeners > 0 ||
@@ -122,6 +125,7 @@ static void maybe_finish(morphd_worker_t *w)
         uv_close((uv_handle_t *)&w->wakeup, on_closed_noop);
     if (w->on_idle != NULL)
         w->on_idle(w, w->on_idle_arg);
+    uv_stop(&w->loop);
 }
 
 static void on_conns_gone(morphd_service_t *svc) { maybe_finish(svc->owner); }
@@ -146,7 +150,7 @@ static void on_sweep(uv_timer_t *t)
 {
     for (size_t i = 0; i < N_TRANSPORTS; i++)
         if (transports[i]->sweep_conns != NULL)
-            transports[i]->sweep_conns(t->loop);
+            transports[i]->sweep_conns(&((morphd_worker_t *)t->data)->io);
 }
 
 /* How often to look for idle connections (and TLS handshakes or PROXY
@@ -197,7 +201,6 @@ int morphd_worker_init(morphd_worker_t *w, unsigned index, unsigned n_workers)
         uv_loop_close(&w->loop);
         return UV_ENOMEM;
     }
-    w->loop.data = &w->io;
     morphd_chain_env_init(&w->env, &w->loop, index, n_workers);
     w->env.on_jobs_gone = on_jobs_gone;
     w->env.owner = w;
@@ -327,6 +330,7 @@ static void adopt(morphd_worker_t *w, morphd_site_t *site)
     w->all_sites = site;
     svc->owner = w;
     svc->worker = w->index;
+    svc->io = &w->io;
     svc->on_conns_gone = on_conns_gone;
     svc->all = &w->all_services;
     svc->prev = NULL;
@@ -457,7 +461,7 @@ static void drain_pass(morphd_worker_t *w)
     bool last = elapsed >= grace;
     for (size_t i = 0; i < N_TRANSPORTS; i++)
         if (transports[i]->drain_conns != NULL)
-            transports[i]->drain_conns(&w->loop, last ? 0 : grace + elapsed);
+            transports[i]->drain_conns(&w->io, last ? 0 : grace + elapsed);
     if (last)
         uv_timer_stop(&w->drain_timer);
 }
@@ -498,7 +502,7 @@ void morphd_worker_abort_all(morphd_worker_t *w)
     for_every_listener(w, abort_listener);
     for (size_t i = 0; i < N_TRANSPORTS; i++)
         if (transports[i]->abort_conns != NULL)
-            transports[i]->abort_conns(&w->loop);
+            transports[i]->abort_conns(&w->io);
 }
 
 static int run_cmd(morphd_worker_t *w, morphd_worker_cmd_t cmd,

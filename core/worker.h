@@ -57,7 +57,7 @@ typedef enum morphd_worker_cmd {
 struct morphd_worker {
     unsigned index;
     uv_loop_t loop;
-    morphd_io_t io;         /* the loop's data points here */
+    morphd_io_t io;         /* its services point here */
     morphd_chain_env_t env; /* what its chains run on */
     bool reuseport; /* SO_REUSEPORT on every socket: several workers */
     unsigned shutdown_timeout_ms;

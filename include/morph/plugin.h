@@ -509,8 +509,21 @@ typedef struct morph_host {
     void (*timer_stop)(const struct morph_host *host, morph_timer_t *timer);
 
     /* The worker's libuv loop (a uv_loop_t *), for plugins that link libuv
-     * (version 1) and watch their own I/O. Close every handle before
-     * destroy() returns. Worker thread only. */
+     * (version 1) and watch their own I/O. Worker thread only. What a
+     * plugin may do with it:
+     *  - open handles and requests of its own (timers, sockets, pipes,
+     *    polls, work on the thread pool) and set their `data` as it likes:
+     *    morphd keeps its own list of its connections and never looks at
+     *    a handle it did not make, nor at the loop's `data`, which is the
+     *    plugin's to leave alone too (other plugins share the loop);
+     *  - leave them active and referenced: morphd stops the loop itself
+     *    when the worker has finished (uv_stop), whatever else is open;
+     *  - uv_close every one of them in destroy() at the latest (unload()
+     *    is too late: the loop may be gone). Their close callbacks run on
+     *    a later turn of the loop, after destroy() has returned, so free
+     *    what they use there. A plugin's code stays mapped after it is
+     *    released (no plugin is ever unmapped), so the callbacks are safe.
+     * It must not run, stop or close the loop, nor walk its handles. */
     void *(*uv_loop)(const struct morph_host *host);
 
     /* Registers a counter of the plugin's own, shown by `morph stats`
