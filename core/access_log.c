@@ -218,8 +218,6 @@ morphd_access_log_t *morphd_access_log_open(const char *target, bool json)
     return a;
 }
 
-bool morphd_access_log_json(const morphd_access_log_t *a) { return a->json; }
-
 /* "1.2.3.4:5678", "[::1]:5678", "uid=1000 pid=42", "-" */
 static void client_text(const morphd_access_entry_t *e, char *buf, size_t size)
 {

@@ -25,9 +25,6 @@ typedef struct morphd_access_log morphd_access_log_t;
  * at each reopen. Returns NULL only when out of memory or threads. */
 morphd_access_log_t *morphd_access_log_open(const char *target, bool json);
 
-/* The format the lines are to be written in. */
-bool morphd_access_log_json(const morphd_access_log_t *a);
-
 /* What one connection or datagram was, for its line. */
 typedef struct morphd_access_entry {
     const char *transport;      /* "tcp", "tls", "unix", "udp" */

@@ -5,7 +5,6 @@
  * driven by that table, so adding a key is adding a row.
  */
 #include "config.h"
-#include "listener_unix.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -17,9 +16,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "endpoint.h"
 #include "log.h"
-#include "metrics_http.h"
-#include "proxy_protocol.h"
+#include "roff.h"
 
 typedef enum section_kind {
     SEC_NONE,    /* before any section header */

@@ -14,6 +14,7 @@
 
 #include "endpoint.h"
 #include "errors.h"
+#include "roff.h"
 #include "spec.h"
 
 typedef enum morphd_framing {
@@ -27,6 +28,11 @@ typedef enum morphd_framing {
 
 #define MORPHD_TLS_V1_2 1u
 #define MORPHD_TLS_V1_3 2u
+
+/* proxy_protocol = off | v1 | v2 | any: the versions accepted, a mask */
+#define MORPHD_PROXY_V1 1u
+#define MORPHD_PROXY_V2 2u
+#define MORPHD_PROXY_ANY (MORPHD_PROXY_V1 | MORPHD_PROXY_V2)
 
 typedef struct morphd_service_conf {
     char *name;
@@ -66,8 +72,8 @@ typedef struct morphd_service_conf {
     char *tls_groups;
     int tls_groups_line;
 
-    /* PROXY protocol (proxy_protocol.h): the versions accepted (0: off),
-     * and the peers allowed to send a header */
+    /* PROXY protocol (proxy_protocol.h): the versions accepted (0: off;
+     * MORPHD_PROXY_*), and the peers allowed to send a header */
     unsigned proxy_protocol;
     int proxy_protocol_line;
     struct morphd_cidr *proxy_from;
@@ -151,18 +157,6 @@ bool morphd_service_conf_has_tls(const morphd_service_conf_t *conf);
 /* The service named `name`, or NULL. */
 const morphd_service_conf_t *morphd_config_find_service(
     const morphd_config_t *cfg, const char *name);
-
-/* The forms of the key reference: `--help-config` text, the Markdown table
- * of docs/configuration.md, the roff of morphd.ini(5). */
-typedef enum morphd_ref_format {
-    MORPHD_REF_TEXT,
-    MORPHD_REF_MARKDOWN,
-    MORPHD_REF_MAN,
-} morphd_ref_format_t;
-
-/* Writes `text` for roff: backslashes doubled, a leading dot or quote
- * escaped. */
-void morphd_roff_puts(FILE *out, const char *text);
 
 /* Prints the reference of all keys (section, name, default, values,
  * example, help). */

@@ -6,6 +6,8 @@
 #include "endpoint.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -187,4 +189,131 @@ int morphd_endpoint_parse(const char *text, morphd_endpoint_t *ep, char *err,
     morphd_endpoint_format(ep->transport, (struct sockaddr *)&ep->addr,
                            ep->text, sizeof ep->text);
     return 0;
+}
+
+/* --- proxy_from: networks ------------------------------------------------- */
+
+int morphd_cidr_parse(const char *text, morphd_cidr_t *c, char *err,
+                      size_t err_size)
+{
+    char addr[INET6_ADDRSTRLEN + 1];
+    const char *slash = strchr(text, '/');
+    size_t alen = slash ? (size_t)(slash - text) : strlen(text);
+    if (alen == 0 || alen >= sizeof addr) {
+        snprintf(err, err_size, "'%s' is not an address or network", text);
+        return -1;
+    }
+    memcpy(addr, text, alen);
+    addr[alen] = '\0';
+    struct sockaddr_storage ss = {.ss_family = AF_INET};
+    struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
+    unsigned max;
+    if (inet_pton(AF_INET, addr, &v4->sin_addr) == 1) {
+        morphd_sockaddr_key((const struct sockaddr *)&ss, c->addr);
+        max = 32;
+    } else if (inet_pton(AF_INET6, addr, c->addr) == 1) {
+        max = 128;
+    } else {
+        snprintf(err, err_size, "'%s' is not an IPv4 or IPv6 address or "
+                 "network (e.g. 10.0.0.0/8 or fd00::/8; names are not "
+                 "resolved)", text);
+        return -1;
+    }
+    unsigned bits = max;
+    if (slash != NULL) {
+        const char *s = slash + 1;
+        size_t slen = strlen(s);
+        unsigned v = 0;
+        if (slen == 0 || slen > 3 || (slen > 1 && s[0] == '0'))
+            goto bad_len;
+        for (size_t i = 0; i < slen; i++) {
+            if (s[i] < '0' || s[i] > '9')
+                goto bad_len;
+            v = v * 10 + (unsigned)(s[i] - '0');
+        }
+        if (v > max)
+            goto bad_len;
+        bits = v;
+    }
+    c->bits = bits + (max == 32 ? 96 : 0);
+    for (unsigned i = c->bits; i < 128; i++)
+        if (c->addr[i / 8] & (0x80u >> (i % 8))) {
+            snprintf(err, err_size, "'%s' has host bits set under its "
+                     "/%u mask", text, bits);
+            return -1;
+        }
+    return 0;
+bad_len:
+    snprintf(err, err_size, "'%s': the prefix length must be 0..%u", text, max);
+    return -1;
+}
+
+bool morphd_cidr_match(const morphd_cidr_t *nets, size_t n,
+                       const struct sockaddr *sa)
+{
+    if (sa->sa_family != AF_INET && sa->sa_family != AF_INET6)
+        return false;
+    unsigned char key[16];
+    morphd_sockaddr_key(sa, key);
+    for (size_t i = 0; i < n; i++) {
+        unsigned bits = nets[i].bits, full = bits / 8, rest = bits % 8;
+        if (memcmp(key, nets[i].addr, full) != 0)
+            continue;
+        if (rest != 0) {
+            unsigned char mask = (unsigned char)(0xff00u >> rest);
+            if ((key[full] & mask) != (nets[i].addr[full] & mask))
+                continue;
+        }
+        return true;
+    }
+    return false;
+}
+
+/* --- metrics_listen -------------------------------------------------------- */
+
+int morphd_metrics_parse_listen(const char *text, struct sockaddr_storage *ss,
+                                char *err, size_t err_size)
+{
+    static const char scheme[] = "http://";
+    if (strncmp(text, scheme, sizeof scheme - 1) != 0) {
+        snprintf(err, err_size, "'%s' is not http://HOST:PORT (e.g. "
+                 "http://127.0.0.1:9464)", text);
+        return -1;
+    }
+    const char *rest = text + sizeof scheme - 1;
+    size_t len = strlen(rest);
+    if (len > 0 && rest[len - 1] == '/')
+        len--; /* http://HOST:PORT/ is the same place */
+    char tcp[MORPHD_ENDPOINT_TEXT];
+    if (len + 7 >= sizeof tcp) {
+        snprintf(err, err_size, "'%s' is too long", text);
+        return -1;
+    }
+    snprintf(tcp, sizeof tcp, "tcp://%.*s", (int)len, rest);
+    morphd_endpoint_t ep;
+    char why[256];
+    if (morphd_endpoint_parse(tcp, &ep, why, sizeof why) != 0) {
+        snprintf(err, err_size, "'%s' is not http://HOST:PORT: %s", text,
+                 why);
+        return -1;
+    }
+    memcpy(ss, &ep.addr, sizeof *ss);
+    return 0;
+}
+
+/* --- unix_group ------------------------------------------------------------ */
+
+long morphd_unix_group_id(const char *group)
+{
+    char *end;
+    errno = 0;
+    unsigned long n = strtoul(group, &end, 10);
+    if (*group >= '0' && *group <= '9' && *end == '\0' && errno == 0 &&
+        n < (unsigned long)(gid_t)-1)
+        return (long)n;
+    struct group gr, *found = NULL;
+    char buf[4096];
+    if (getgrnam_r(group, &gr, buf, sizeof buf, &found) != 0 || found == NULL)
+        return -1;
+    return (long)found->gr_gid;
 }

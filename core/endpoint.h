@@ -97,4 +97,30 @@ void morphd_endpoint_format(morphd_transport_t t,
                             const struct sockaddr *addr, char *buf,
                             size_t size);
 
+/* A network of proxy_from: an address and a prefix length. IPv4 is kept
+ * as v4-mapped IPv6, so one comparison serves both families. */
+typedef struct morphd_cidr {
+    unsigned char addr[16];
+    unsigned bits; /* 0..128 */
+} morphd_cidr_t;
+
+/* Parses "10.0.0.0/8", "fd00::/8", or a single address. Returns 0, or -1
+ * with the reason in err. Host bits set under the mask are an error (a
+ * typo more often than intended). */
+int morphd_cidr_parse(const char *text, morphd_cidr_t *c, char *err,
+                      size_t err_size);
+
+/* Whether `sa` (AF_INET or AF_INET6; a v4-mapped IPv6 address counts as
+ * IPv4) is in one of the n networks. */
+bool morphd_cidr_match(const morphd_cidr_t *nets, size_t n,
+                       const struct sockaddr *sa);
+
+/* metrics_listen: parses "http://HOST:PORT" (HOST numeric, [v6] in brackets, or
+ * localhost). Returns 0, or -1 with the reason in err. */
+int morphd_metrics_parse_listen(const char *text, struct sockaddr_storage *ss,
+                                char *err, size_t err_size);
+
+/* unix_group: the group id of a name or number; -1 when there is none. */
+long morphd_unix_group_id(const char *group);
+
 #endif

@@ -18,20 +18,6 @@
 #include "log.h"
 #include "safe_path.h"
 
-long morphd_unix_group_id(const char *group)
-{
-    char *end;
-    errno = 0;
-    unsigned long n = strtoul(group, &end, 10);
-    if (*group >= '0' && *group <= '9' && *end == '\0' && errno == 0 &&
-        n < (unsigned long)(gid_t)-1)
-        return (long)n;
-    struct group gr, *found = NULL;
-    char buf[4096];
-    if (getgrnam_r(group, &gr, buf, sizeof buf, &found) != 0 || found == NULL)
-        return -1;
-    return (long)found->gr_gid;
-}
 
 /* Whether a process listens on the socket file at `addr`. */
 static int probe(const struct sockaddr_un *addr, char *why, size_t why_size)

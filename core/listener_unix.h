@@ -34,7 +34,4 @@ int morphd_unix_listen(const morphd_endpoint_t *ep, unsigned mode,
  * since by someone else is left alone). Logs why it could not. */
 void morphd_unix_remove(morphd_unix_file_t *file);
 
-/* The group id of a name or number; -1 when there is none. */
-long morphd_unix_group_id(const char *group);
-
 #endif

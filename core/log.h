@@ -15,13 +15,14 @@ void morphd_log_set_level(int level);
 
 /* Sends log lines to syslog (which journald collects) instead of stderr. */
 void morphd_log_use_syslog(int on);
-int morphd_log_get_level(void);
 
 /* Logs one line when `level` is enabled. Never fails the caller: a write
  * error on the log stream is ignored so logging cannot stop serving. */
 void morphd_log(int level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* The level now (for morphd_log_enabled, before work done only to log). */
+int morphd_log_get_level(void);
 #define morphd_log_enabled(level) ((level) <= morphd_log_get_level())
 
 /* Writes the start of a log line ("2026-01-02T03:04:05.678Z morphd[PID]

@@ -18,6 +18,7 @@
 #include "watchdog.h"
 #include "chain.h"
 #include "config.h"
+#include "crash_note.h"
 #include "exit_codes.h"
 #include "log.h"
 #include "paths.h"
@@ -98,7 +99,7 @@ static void on_fatal_signal(int sig)
                                     "plugin call past plugin_timeout (logged "
                                     "above)");
     } else if (st != NULL) {
-        morphd_supervisor_note(st->plugin->name, st->chain->service);
+        morphd_crash_note(st->plugin->name, st->chain->service);
         n = put(msg, n, sizeof msg, " in plugin ");
         n = put(msg, n, sizeof msg, st->plugin->name);
         n = put(msg, n, sizeof msg, " of service ");

@@ -132,35 +132,6 @@ static int put_stats_json(morphd_metrics_http_t *m, morphd_buf_t *out)
     return rc;
 }
 
-int morphd_metrics_parse_listen(const char *text, struct sockaddr_storage *ss,
-                                char *err, size_t err_size)
-{
-    static const char scheme[] = "http://";
-    if (strncmp(text, scheme, sizeof scheme - 1) != 0) {
-        snprintf(err, err_size, "'%s' is not http://HOST:PORT (e.g. "
-                 "http://127.0.0.1:9464)", text);
-        return -1;
-    }
-    const char *rest = text + sizeof scheme - 1;
-    size_t len = strlen(rest);
-    if (len > 0 && rest[len - 1] == '/')
-        len--; /* http://HOST:PORT/ is the same place */
-    char tcp[MORPHD_ENDPOINT_TEXT];
-    if (len + 7 >= sizeof tcp) {
-        snprintf(err, err_size, "'%s' is too long", text);
-        return -1;
-    }
-    snprintf(tcp, sizeof tcp, "tcp://%.*s", (int)len, rest);
-    morphd_endpoint_t ep;
-    char why[256];
-    if (morphd_endpoint_parse(tcp, &ep, why, sizeof why) != 0) {
-        snprintf(err, err_size, "'%s' is not http://HOST:PORT: %s", text,
-                 why);
-        return -1;
-    }
-    memcpy(ss, &ep.addr, sizeof *ss);
-    return 0;
-}
 
 static int put_server(morphd_buf_t *out, const morphd_server_counters_t *c)
 {

@@ -37,11 +37,6 @@ typedef struct morphd_server_counters {
     const char *isolation; /* "thread" or "process", for /stats.json */
 } morphd_server_counters_t;
 
-/* Parses "http://HOST:PORT" (HOST numeric, [v6] in brackets, or
- * localhost). Returns 0, or -1 with the reason in err. */
-int morphd_metrics_parse_listen(const char *text, struct sockaddr_storage *ss,
-                                char *err, size_t err_size);
-
 /* Serves /metrics on `text` (as parsed above): on a thread of its own
  * when `loop` is NULL, else on `loop` (the main process of isolation =
  * process, which forks and so must stay single-threaded). Returns NULL

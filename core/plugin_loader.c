@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 #include "host.h"
-#include "config.h"
+#include "roff.h"
 #include "lua_plugin.h"
 #include "options.h"
 
@@ -481,21 +481,6 @@ fail:
     return -1;
 }
 
-/* (config.h declares it: config.c writes morphd's keys with it, and this
- * file the plugins' options, which `morph` and the test library need too) */
-void morphd_roff_puts(FILE *out, const char *text)
-{
-    if (*text == '.' || *text == '\'')
-        fputs("\\&", out);
-    for (const char *t = text; *t; t++) {
-        if (*t == '\\')
-            fputs("\\e", out);
-        else if (*t == '-')
-            fputs("\\-", out);
-        else
-            fputc(*t, out);
-    }
-}
 
 void morphd_plugin_print_options(FILE *out, const morphd_plugin_t *p,
                                  int format)

@@ -10,12 +10,12 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+
+#include "endpoint.h"
 #include <sys/socket.h>
 
-/* proxy_protocol = off | v1 | v2 | any: the versions accepted, a mask */
-#define MORPHD_PROXY_V1 1u
-#define MORPHD_PROXY_V2 2u
-#define MORPHD_PROXY_ANY (MORPHD_PROXY_V1 | MORPHD_PROXY_V2)
+/* MORPHD_PROXY_V1, _V2, _ANY: the versions accepted (config.h) */
+#include "config.h"
 
 /* The longest header accepted: version 1's limit is the specification's
  * (107 bytes with its CRLF); version 2 allows 16 + 65535, which no
@@ -63,22 +63,5 @@ size_t morphd_proxy_write_v2(unsigned char *out, size_t size,
                              const struct sockaddr *src,
                              const struct sockaddr *dst, int socktype);
 
-/* A network of proxy_from: an address and a prefix length. IPv4 is kept
- * as v4-mapped IPv6, so one comparison serves both families. */
-typedef struct morphd_cidr {
-    unsigned char addr[16];
-    unsigned bits; /* 0..128 */
-} morphd_cidr_t;
-
-/* Parses "10.0.0.0/8", "fd00::/8", or a single address. Returns 0, or -1
- * with the reason in err. Host bits set under the mask are an error (a
- * typo more often than intended). */
-int morphd_cidr_parse(const char *text, morphd_cidr_t *c, char *err,
-                      size_t err_size);
-
-/* Whether `sa` (AF_INET or AF_INET6; a v4-mapped IPv6 address counts as
- * IPv4) is in one of the n networks. */
-bool morphd_cidr_match(const morphd_cidr_t *nets, size_t n,
-                       const struct sockaddr *sa);
 
 #endif

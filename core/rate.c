@@ -42,8 +42,6 @@ void morphd_rate_free(morphd_rate_t *r)
     morphd_shm_free(r);
 }
 
-size_t morphd_rate_bytes(void) { return sizeof(morphd_rate_t); }
-
 static uint32_t set_of(const unsigned char key[16])
 {
     uint32_t h = 2166136261u; /* FNV-1a */

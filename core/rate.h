@@ -33,7 +33,4 @@ void morphd_rate_free(morphd_rate_t *r);
 bool morphd_rate_admit(morphd_rate_t *r, const unsigned char key[16],
                        double per_second, unsigned burst, uint64_t now_ns);
 
-/* Bytes the table holds (for tests and docs). */
-size_t morphd_rate_bytes(void);
-
 #endif

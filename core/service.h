@@ -17,7 +17,6 @@
 #include "config.h"
 #include "conn.h"
 #include "stats.h"
-#include "tls.h"
 
 typedef struct morphd_service morphd_service_t;
 
@@ -28,7 +27,9 @@ typedef struct morphd_service morphd_service_t;
 struct morphd_service {
     const morphd_service_conf_t *conf;
     morphd_chain_t *chain;
-    morphd_tls_ctx_t *tls; /* tls://: its generation's context, or NULL */
+    /* tls://: its generation's context (a morphd_tls_ctx_t, tls.h), or
+     * NULL: the message path itself never looks at it */
+    struct ssl_ctx_st *tls;
     morphd_stats_t *stats;       /* shared by every service of this name */
     morphd_stats_t **stats_head; /* the registry it is in */
     size_t refs;

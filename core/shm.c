@@ -50,8 +50,6 @@ int morphd_shm_init(size_t size)
     return 0;
 }
 
-bool morphd_shm_active(void) { return arena != NULL; }
-
 void morphd_shm_lock(pthread_mutex_t *m)
 {
     /* a process died holding it: what it guarded is counters and lists
@@ -139,5 +137,3 @@ char *morphd_shm_strdup(const char *s)
 }
 
 void **morphd_shm_root(void) { return arena ? &arena->root : NULL; }
-
-size_t morphd_shm_used(void) { return arena ? arena->used : 0; }

@@ -24,9 +24,6 @@
  * touched) shared by the processes forked afterwards. Returns 0 or -1. */
 int morphd_shm_init(size_t size);
 
-/* Whether the shared mapping is in use. */
-bool morphd_shm_active(void);
-
 /* calloc/free/strdup in the shared mapping (or malloc's when inactive).
  * Blocks are 16-byte aligned. */
 void *morphd_shm_calloc(size_t n, size_t size);
@@ -42,8 +39,5 @@ void morphd_shm_unlock(pthread_mutex_t *m);
 /* A word in the shared mapping for the caller's own use (the registry's
  * head), NULL when inactive. */
 void **morphd_shm_root(void);
-
-/* Bytes of the mapping handed out so far (for the tests). */
-size_t morphd_shm_used(void);
 
 #endif

@@ -24,6 +24,7 @@
 
 #include "activation.h"
 #include "admin.h"
+#include "crash_note.h"
 #include "exit_codes.h"
 #include "listener.h"
 #include "listener_unix.h"
@@ -49,14 +50,6 @@
  * is the main process's, whichever way the worker is stuck */
 #define SHUTDOWN_GRACE_MS 1500
 #define SLOT_WAIT_MS 2000      /* for a retiring worker to free its slot */
-
-/* What a dying worker leaves for the main process to log (shared). */
-typedef struct slot_note {
-    char plugin[64];
-    char service[64];
-    uint64_t heartbeat_ms; /* atomic: the worker's loop turned then (0: not
-                              serving yet) */
-} slot_note_t;
 
 #define HEARTBEAT_CHECK_MS 250
 #define HEARTBEAT_GRACE_MS 1000
@@ -106,7 +99,7 @@ typedef struct supervisor {
     unsigned n_slots;
     config_set_t cur;
     worker_proc_t *slots;
-    slot_note_t *notes; /* [n_slots], shared */
+    morphd_crash_note_t *notes; /* [n_slots], shared */
     /* per worker index: crash loop state and the restart timer */
     unsigned *crashes;
     uv_timer_t *restart;
@@ -127,23 +120,8 @@ typedef struct supervisor {
 
 static supervisor_t *the_sup; /* for the worker process's inherited socket */
 static unsigned child_index;
-static slot_note_t *child_note; /* this worker process's note, or NULL */
 
 static uint64_t now_ms(void) { return uv_hrtime() / 1000000u; }
-
-void morphd_supervisor_note(const char *plugin, const char *service)
-{
-    slot_note_t *n = child_note;
-    if (n == NULL)
-        return;
-    size_t i = 0;
-    for (; plugin && plugin[i] && i + 1 < sizeof n->plugin; i++)
-        n->plugin[i] = plugin[i];
-    n->plugin[i] = '\0';
-    for (i = 0; service && service[i] && i + 1 < sizeof n->service; i++)
-        n->service[i] = service[i];
-    n->service[i] = '\0';
-}
 
 /* --- sockets ---------------------------------------------------------------- */
 
@@ -359,8 +337,9 @@ static void worker_main(supervisor_t *sup, unsigned slot, unsigned index,
 
     the_sup = sup;
     child_index = index;
-    child_note = &sup->notes[slot];
+    morphd_crash_note_t *child_note = &sup->notes[slot];
     memset(child_note, 0, sizeof *child_note);
+    morphd_crash_note_attach(child_note);
     morphd_stats_slot = slot;
     morphd_watchdog_worker_process = true;
     /* only this worker's sockets of the current configuration */
@@ -679,7 +658,7 @@ static void reap(supervisor_t *sup)
                        how);
             continue;
         }
-        const slot_note_t *note = &sup->notes[slot];
+        const morphd_crash_note_t *note = &sup->notes[slot];
         char in[200] = "";
         if (note->plugin[0] != '\0')
             snprintf(in, sizeof in, " in plugin %s of service %s",

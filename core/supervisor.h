@@ -36,9 +36,4 @@ int morphd_supervise(morphd_config_t *cfg, const char *config_path,
                      const char *const *overrides, size_t n_overrides,
                      const char *default_plugin_dir, morphd_errors_t *errs);
 
-/* In a worker process, from a fatal-signal handler or the watchdog just
- * before it aborts: notes the plugin and service that were running, for
- * the main process to log. Async-signal-safe; nothing in thread mode. */
-void morphd_supervisor_note(const char *plugin, const char *service);
-
 #endif

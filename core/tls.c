@@ -277,11 +277,6 @@ morphd_tls_t *morphd_tls_new(morphd_tls_ctx_t *ctx, morphd_tls_io_t *io,
 
 void morphd_tls_free(morphd_tls_t *tls) { SSL_free(tls); }
 
-bool morphd_tls_ready(const morphd_tls_t *tls)
-{
-    return SSL_is_init_finished(tls);
-}
-
 bool morphd_tls_resumed(const morphd_tls_t *tls)
 {
     return SSL_session_reused((SSL *)tls) == 1;

@@ -69,8 +69,7 @@ int morphd_tls_write(morphd_tls_t *tls, const unsigned char *data, size_t len);
 /* Appends a close_notify alert to io->out. */
 void morphd_tls_close_notify(morphd_tls_t *tls);
 
-/* Whether the handshake has completed; whether it resumed a session. */
-bool morphd_tls_ready(const morphd_tls_t *tls);
+/* Whether the handshake resumed a session. */
 bool morphd_tls_resumed(const morphd_tls_t *tls);
 
 #endif

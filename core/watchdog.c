@@ -14,7 +14,7 @@
 
 #include "log.h"
 #include "metrics.h"
-#include "supervisor.h"
+#include "crash_note.h"
 
 #define CHECK_EVERY_MS 100
 /* after shutdown_timeout, what the process gets to end on its own */
@@ -122,7 +122,7 @@ static void *watch(void *arg)
                              "starts a new one"
                            : "aborting, so that a fresh morphd serves (systemd "
                              "restarts it)");
-            morphd_supervisor_note(stuck->plugin->name, stuck->chain->service);
+            morphd_crash_note(stuck->plugin->name, stuck->chain->service);
             morphd_watchdog_fired = 1;
             abort();
         }
