@@ -4,7 +4,7 @@
 #ifndef MORPH_CLI_H
 #define MORPH_CLI_H
 
-#include "exit_codes.h"
+#include "base/exit_codes.h"
 
 /* `morph [options] [HOST][:PORT] [MESSAGE...]`: the client. */
 int morph_client_main(int argc, char **argv);

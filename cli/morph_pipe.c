@@ -11,11 +11,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "framing.h"
-#include "log.h"
+#include "engine/framing.h"
+#include "base/log.h"
 #include "morph_cli.h"
-#include "paths.h"
-#include "standalone.h"
+#include "base/paths.h"
+#include "engine/standalone.h"
 
 static void pipe_usage(FILE *out)
 {

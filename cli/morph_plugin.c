@@ -12,10 +12,10 @@
 #include <lua.h>
 
 #include "morph_cli.h"
-#include "options.h"
-#include "paths.h"
-#include "plugin_loader.h"
-#include "plugin_path.h"
+#include "engine/options.h"
+#include "base/paths.h"
+#include "engine/plugin_loader.h"
+#include "base/plugin_path.h"
 
 static void plugin_usage(FILE *out)
 {

@@ -8,8 +8,8 @@
 
 #include <morph/testing.h>
 
-#include "log.h"
-#include "standalone.h"
+#include "base/log.h"
+#include "engine/standalone.h"
 
 struct morph_test {
     morphd_standalone_t chain;

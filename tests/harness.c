@@ -2,7 +2,7 @@
  * harness.c -- the test helpers of harness.h.
  */
 #include "harness.h"
-#include "log.h"
+#include "base/log.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

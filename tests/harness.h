@@ -11,10 +11,10 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#include "chain.h"
-#include "config.h"
-#include "errors.h"
-#include "server.h"
+#include "engine/chain.h"
+#include "conf/config.h"
+#include "base/errors.h"
+#include "daemon/server.h"
 
 /* Runs a Check suite; the exit status is the number of failures. */
 #define MORPH_TEST_MAIN(make_suite)                                            \

@@ -2,7 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
+#include "conf/config.h"
 #include "harness.h"
 
 /* Loads INI text; returns all errors joined by newlines ("" when valid). */

@@ -3,7 +3,7 @@
 #include <string.h>
 #include <sys/un.h>
 
-#include "endpoint.h"
+#include "base/endpoint.h"
 #include "harness.h"
 
 START_TEST(parses_ipv4_tcp)

@@ -2,7 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "framing.h"
+#include "engine/framing.h"
 #include "harness.h"
 
 typedef struct collected {

@@ -19,7 +19,7 @@
 #include <netinet/in.h>
 
 #include "harness.h"
-#include "proxy_protocol.h"
+#include "net/proxy_protocol.h"
 
 #define TIMEOUT_MS 5000
 

@@ -6,8 +6,8 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "options.h"
-#include "plugin_loader.h"
+#include "engine/options.h"
+#include "engine/plugin_loader.h"
 
 static void assert_load_fails(const char *name, const char *why)
 {

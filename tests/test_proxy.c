@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "proxy_protocol.h"
+#include "net/proxy_protocol.h"
 
 #define TIMEOUT_MS 5000
 

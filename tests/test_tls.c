@@ -22,7 +22,7 @@
 #include <openssl/x509v3.h>
 
 #include "harness.h"
-#include "proxy_protocol.h"
+#include "net/proxy_protocol.h"
 
 #define TIMEOUT_MS 5000
 

@@ -71,11 +71,11 @@ for so in "$build"/plugins/*.so; do
     has -w "$name" <<<"$morphd8" || fail "morphd.8 does not name the bundled plugin $name"
 done
 
-# every counter of `morph stats` (the X-macro list in core/stats.h) has its
+# every counter of `morph stats` (the X-macro list in core/engine/stats.h) has its
 # row in the README's table, which says what it counts
 readme=$(cat "$src/README.md")
-counters=$(grep -oE '^ *X\([a-z_0-9]+,' "$src/core/stats.h" | grep -oE '[a-z_0-9]+' | grep -v '^X$')
-[ -n "$counters" ] || fail "no counters found in core/stats.h"
+counters=$(grep -oE '^ *X\([a-z_0-9]+,' "$src/core/engine/stats.h" | grep -oE '[a-z_0-9]+' | grep -v '^X$')
+[ -n "$counters" ] || fail "no counters found in core/engine/stats.h"
 for c in $counters; do
     has -F "| \`$c\` |" <<<"$readme" || fail "README.md's counter table has no row for $c"
 done

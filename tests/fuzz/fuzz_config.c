@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
-#include "endpoint.h"
-#include "log.h"
+#include "conf/config.h"
+#include "base/endpoint.h"
+#include "base/log.h"
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
 

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "framing.h"
+#include "engine/framing.h"
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
 

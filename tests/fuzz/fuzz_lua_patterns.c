@@ -15,7 +15,7 @@
 #include <lua.h>
 #include <lualib.h>
 
-#include "lua_patterns.h"
+#include "engine/lua_patterns.h"
 
 #define STEPS 200000
 

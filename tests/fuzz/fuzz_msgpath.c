@@ -24,9 +24,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chain.h"
+#include "engine/chain.h"
 #include "fuzz_plugin.h"
-#include "log.h"
+#include "base/log.h"
 
 #define CONNS 4
 #define QUEUE 64

@@ -11,8 +11,8 @@
 
 #include <unicode/utf8.h>
 
-#include "log.h"
-#include "standalone.h"
+#include "base/log.h"
+#include "engine/standalone.h"
 
 /* Loads `name` with `options` (may be NULL) on first use; aborts on error,
  * which is a bug in the build, not a finding. */

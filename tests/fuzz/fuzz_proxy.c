@@ -12,7 +12,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "proxy_protocol.h"
+#include "net/proxy_protocol.h"
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
 

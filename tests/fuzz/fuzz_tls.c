@@ -8,10 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
-#include "errors.h"
-#include "log.h"
-#include "tls.h"
+#include "conf/config.h"
+#include "base/errors.h"
+#include "base/log.h"
+#include "net/tls.h"
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
 

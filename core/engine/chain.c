@@ -1,0 +1,970 @@
+/*
+ * chain.c -- running transform chains (chain.h): the host side of
+ * morph_out_t (growing a plugin's output within the service's limit,
+ * recording why a plugin failed a message, deferring it), timing each
+ * plugin call, and the jobs that carry a message on when a plugin answers
+ * later (morph_pending_t) or blocks (the thread pool).
+ */
+#include "engine/chain.h"
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/host.h"
+#include "base/log.h"
+#include "engine/options.h"
+
+__thread const morphd_stage_t *morphd_running_stage;
+
+enum job_state {
+    JOB_DEFERRED, /* waiting for the plugin's done() or fail() */
+    JOB_RUNNING,  /* on the thread pool */
+    JOB_DONE,
+    JOB_FAILED,
+};
+
+void morphd_scratch_free(morphd_scratch_t *scratch)
+{
+    morphd_buf_free(&scratch->buf[0]);
+    morphd_buf_free(&scratch->buf[1]);
+}
+
+static void job_finish(morphd_job_t *job);
+
+static void on_idle(uv_idle_t *h)
+{
+    morphd_chain_env_t *env = h->data;
+    morphd_job_t *job = env->ready;
+    env->ready = env->ready_tail = NULL;
+    uv_idle_stop(h);
+    while (job != NULL) { /* jobs that end now queue anew for later */
+        morphd_job_t *next = job->ready_next;
+        job_finish(job);
+        job = next;
+    }
+}
+
+void morphd_chain_env_init(morphd_chain_env_t *env, uv_loop_t *loop,
+                           unsigned worker, unsigned n_workers)
+{
+    memset(env, 0, sizeof *env);
+    env->loop = loop;
+    env->worker = worker;
+    env->n_workers = n_workers;
+#if defined(MORPH_SANITIZE) || defined(__SANITIZE_ADDRESS__)
+    env->guard_output = true;
+#endif
+    if (loop != NULL) {
+        uv_idle_init(loop, &env->idle);
+        env->idle.data = env;
+        env->idle_open = true;
+    }
+}
+
+void morphd_chain_env_close(morphd_chain_env_t *env)
+{
+    if (env->idle_open) {
+        env->idle_open = false;
+        uv_close((uv_handle_t *)&env->idle, NULL);
+    }
+}
+
+void morphd_chain_env_free(morphd_chain_env_t *env)
+{
+    while (env->free_jobs != NULL) {
+        morphd_job_t *job = env->free_jobs;
+        env->free_jobs = job->ready_next;
+        free(job);
+    }
+    env->n_free_jobs = 0;
+    morphd_scratch_free(&env->scratch);
+    morphd_buf_free(&env->done_buf);
+}
+
+/* --- building -------------------------------------------------------------- */
+
+static void chain_destroy(morphd_chain_t *chain)
+{
+    for (size_t i = chain->n; i-- > 0;) {
+        morphd_stage_t *st = &chain->stages[i];
+        if (st->plugin->desc->destroy != NULL)
+            st->plugin->desc->destroy(st->instance);
+        morphd_host_stage_done(st);
+    }
+    if (chain->stats != NULL)
+        morphd_stats_put(chain->stats_head, chain->stats);
+    free(chain->service);
+    free(chain);
+}
+
+static void chain_unref(morphd_chain_t *chain)
+{
+    if (__atomic_sub_fetch(&chain->refs, 1, __ATOMIC_ACQ_REL) == 0)
+        chain_destroy(chain);
+}
+
+void morphd_chain_release(morphd_chain_t *chain)
+{
+    if (chain != NULL)
+        chain_unref(chain);
+}
+
+int morphd_chain_create(morphd_plugin_t *const *plugins, size_t n,
+                        const morphd_plugin_opts_t *opts, const char *service,
+                        morphd_stats_t **stats_head, morphd_chain_env_t *env,
+                        size_t out_limit, morphd_chain_t **chainp, char *err,
+                        size_t err_size)
+{
+    morphd_clock_init();
+    morphd_chain_t *chain = calloc(1, sizeof *chain + n * sizeof chain->stages[0]);
+    if (chain == NULL ||
+        (chain->service = strdup(service)) == NULL ||
+        (chain->stats = morphd_stats_get(stats_head, service)) == NULL) {
+        if (chain != NULL)
+            free(chain->service);
+        free(chain);
+        snprintf(err, err_size, "out of memory");
+        return -1;
+    }
+    chain->refs = 1;
+    chain->stats_head = stats_head;
+    chain->chunk_safe = true;
+    chain->out_limit = out_limit;
+    chain->env = env;
+
+    for (size_t i = 0; i < n; i++) {
+        const morphd_plugin_t *p = plugins[i];
+        const morph_plugin_t *d = p->desc;
+        morphd_stage_t *st = &chain->stages[i];
+        st->plugin = p;
+        st->chain = chain;
+        st->flags = d->flags;
+        st->abi1 = p->abi == 1;
+        st->pstats = morphd_stats_plugin(chain->stats, p->name,
+                                         env->n_workers ? env->n_workers : 1);
+        if (st->pstats == NULL) {
+            snprintf(err, err_size, "out of memory");
+            goto fail;
+        }
+        st->metrics = &st->pstats->per_worker[env->worker];
+        morphd_host_stage_init(st);
+
+        /* the options meant for this plugin, normalised when declared */
+        morphd_option_list_t list;
+        if (morphd_options_for(p, opts, &list, err, err_size) != 0) {
+            chain->n = i;
+            goto fail_stage;
+        }
+        if (d->create != NULL) {
+            char why[256] = "";
+            st->creating = true;
+            int rc = d->create(&st->host, list.v, list.n, &st->instance, why,
+                               sizeof why);
+            st->creating = false;
+            if (rc != MORPH_OK) {
+                snprintf(err, err_size, "plugin '%s' (%s): %s", p->name,
+                         p->path, why[0] ? why : "create failed without a reason");
+                morphd_option_list_free(&list);
+                chain->n = i;
+                goto fail_stage;
+            }
+        } else if (list.n > 0 && !p->declares_options) {
+            snprintf(err, err_size, "plugin '%s' takes no options, but '%s.%s' "
+                     "is set", p->name, p->name, list.v[0].key);
+            morphd_option_list_free(&list);
+            chain->n = i;
+            goto fail_stage;
+        }
+        morphd_option_list_free(&list);
+        chain->n = i + 1; /* destroy() runs only on a created instance */
+        if (!(st->flags & MORPH_PLUGIN_CHUNK_SAFE))
+            chain->chunk_safe = false;
+        if (d->conn_open != NULL || st->plugin->conn_open2 != NULL)
+            chain->opens_conns = true;
+        if (d->conn_open != NULL || st->plugin->conn_open2 != NULL ||
+            d->conn_close != NULL)
+            chain->keeps_state = true;
+        if (st->flags & MORPH_PLUGIN_LINE_END)
+            chain->line_end = true;
+    }
+    *chainp = chain;
+    return 0;
+
+fail_stage:
+    morphd_host_stage_done(&chain->stages[chain->n]);
+fail:
+    chain_destroy(chain);
+    return -1;
+}
+
+/* --- connections ------------------------------------------------------------- */
+
+/* Whether the stage opens its connections (conn_open or conn_open2). */
+static bool opens(const morphd_stage_t *st)
+{
+    return st->plugin->conn_open2 != NULL || st->plugin->desc->conn_open != NULL;
+}
+
+int morphd_chain_conn_open(const morphd_chain_t *chain, const morphd_conn_t *conn,
+                           void **states, char *err, size_t err_size)
+{
+    for (size_t i = 0; i < chain->n; i++) {
+        const morphd_stage_t *st = &chain->stages[i];
+        states[i] = NULL;
+        if (!opens(st))
+            continue;
+        int rc = st->plugin->conn_open2 != NULL
+                     ? st->plugin->conn_open2(st->instance,
+                                              (const morph_conn_t *)conn,
+                                              &states[i])
+                     : st->plugin->desc->conn_open(st->instance, &states[i]);
+        if (rc != MORPH_OK) {
+            snprintf(err, err_size, "plugin %s: refused the connection",
+                     st->plugin->name);
+            /* close the stages already opened, newest first */
+            states[i] = NULL;
+            while (i-- > 0)
+                if (chain->stages[i].plugin->desc->conn_close != NULL &&
+                    (opens(&chain->stages[i]) || states[i] != NULL))
+                    chain->stages[i].plugin->desc->conn_close(
+                        chain->stages[i].instance, states[i]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void morphd_chain_conn_close(const morphd_chain_t *chain, void **states)
+{
+    for (size_t i = chain->n; i-- > 0;) {
+        const morph_plugin_t *d = chain->stages[i].plugin->desc;
+        /* conn_open made a state (even NULL) to close; a lazy plugin's
+         * conn_close sees only states it set */
+        if (d->conn_close != NULL && (opens(&chain->stages[i]) || states[i] != NULL))
+            d->conn_close(chain->stages[i].instance, states[i]);
+    }
+}
+
+/* --- morph_out_t during a call on the loop ---------------------------------- */
+
+/* What stays the same for every stage of one run. */
+typedef struct run_ctx {
+    morphd_chain_t *chain;
+    morphd_conn_t *conn;
+    const char *ending;
+} run_ctx_t;
+
+typedef struct out_ctx {
+    const run_ctx_t *run;
+    size_t stage;
+    morphd_buf_t *buf;   /* where this stage's output goes ... */
+    size_t base;         /* ... from this offset */
+    uint32_t flags;      /* the message's */
+    size_t in_len;       /* the stage's input: a pending out keeps cap >= it */
+    const char *failure; /* set by fail() or a refused reserve() */
+    morphd_job_t *job;   /* set by defer() */
+    char reason[256];
+} out_ctx_t;
+
+/* --- the guard after out->cap (morphd_chain_env_t.guard_output) --------- */
+
+#if defined(__SANITIZE_ADDRESS__) || defined(MORPH_SANITIZE)
+#include <sanitizer/asan_interface.h>
+#define GUARD_POISON(p, n) ASAN_POISON_MEMORY_REGION(p, n)
+#define GUARD_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
+#else
+#define GUARD_POISON(p, n) ((void)(p), (void)(n))
+#define GUARD_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
+static const unsigned char canary[MORPHD_OUT_GUARD] = {
+    0xde, 0xad, 0xbe, 0xef, 0x6d, 0x6f, 0x72, 0x70,
+    0x68, 0x21, 0xca, 0xfe, 0xba, 0xbe, 0x5a, 0xa5};
+
+static void guard_set(unsigned char *end)
+{
+    memcpy(end, canary, sizeof canary);
+    GUARD_POISON(end, sizeof canary);
+}
+
+/* Whether the guard at `end` is intact; lifts its poison either way. */
+static bool guard_clear(unsigned char *end)
+{
+    GUARD_UNPOISON(end, sizeof canary);
+    return memcmp(end, canary, sizeof canary) == 0;
+}
+
+static int out_reserve(morph_out_t *out, size_t min_cap)
+{
+    out_ctx_t *x = out->host_private;
+    if (min_cap <= out->cap)
+        return MORPH_OK;
+    bool guarded = x->run->chain->env->guard_output;
+    if (guarded && !guard_clear(out->data + out->cap)) {
+        snprintf(x->reason, sizeof x->reason, "wrote past its output buffer "
+                 "(cap %zu) before asking for more", out->cap);
+        x->failure = x->reason;
+        return MORPH_ERROR;
+    }
+    if (min_cap > x->run->chain->out_limit) {
+        snprintf(x->reason, sizeof x->reason,
+                 "output of %zu bytes exceeds the limit of %zu", min_cap,
+                 x->run->chain->out_limit);
+        x->failure = x->reason;
+        return MORPH_ERROR;
+    }
+    size_t guard = guarded ? MORPHD_OUT_GUARD : 0;
+    if (morphd_buf_reserve(x->buf, x->base + min_cap + guard) != 0) {
+        snprintf(x->reason, sizeof x->reason, "out of memory");
+        x->failure = x->reason;
+        if (guarded)
+            guard_set(out->data + out->cap);
+        return MORPH_ERROR;
+    }
+    out->data = x->buf->data + x->base;
+    out->cap = x->buf->cap - x->base - guard;
+    if (guarded)
+        guard_set(out->data + out->cap);
+    return MORPH_OK;
+}
+
+static int out_fail(morph_out_t *out, const char *reason)
+{
+    out_ctx_t *x = out->host_private;
+    if (x->failure == NULL) {
+        snprintf(x->reason, sizeof x->reason, "%s", reason ? reason : "failed");
+        x->failure = x->reason;
+    }
+    return MORPH_ERROR;
+}
+
+/* --- jobs -------------------------------------------------------------------- */
+
+/* Grows a job's output buffer, which starts in the job itself. */
+static int job_buf_reserve(morphd_job_t *job, size_t min_cap)
+{
+    morphd_buf_t *b = &job->buf;
+    if (min_cap <= b->cap)
+        return 0;
+    if (b->data != job->inline_buf)
+        return morphd_buf_reserve(b, min_cap);
+    size_t cap = 2 * b->cap;
+    while (cap < min_cap)
+        cap *= 2;
+    unsigned char *p = malloc(cap);
+    if (p == NULL)
+        return -1;
+    memcpy(p, b->data, b->len);
+    b->data = p;
+    b->cap = cap;
+    return 0;
+}
+
+static int job_out_reserve(morph_out_t *out, size_t min_cap)
+{
+    morphd_job_t *job = out->host_private;
+    if (min_cap <= out->cap)
+        return MORPH_OK;
+    if (min_cap > job->chain->out_limit) {
+        snprintf(job->reason, sizeof job->reason,
+                 "output of %zu bytes exceeds the limit of %zu", min_cap,
+                 job->chain->out_limit);
+        return MORPH_ERROR;
+    }
+    job->buf.len = out->len;
+    if (job_buf_reserve(job, min_cap) != 0) {
+        snprintf(job->reason, sizeof job->reason, "out of memory");
+        return MORPH_ERROR;
+    }
+    out->data = job->buf.data;
+    out->cap = job->buf.cap;
+    return MORPH_OK;
+}
+
+static int job_out_fail(morph_out_t *out, const char *reason)
+{
+    morphd_job_t *job = out->host_private;
+    if (job->reason[0] == '\0')
+        snprintf(job->reason, sizeof job->reason, "%s",
+                 reason ? reason : "failed");
+    return MORPH_ERROR;
+}
+
+static morph_pending_t *job_out_defer(morph_out_t *out, void *user)
+{
+    (void)out;
+    (void)user;
+    return NULL; /* a pending message is pending already */
+}
+
+/* A deferred job the plugin has ended: finish it from the loop. */
+static void job_ready(morphd_job_t *job)
+{
+    if (job->in_call)
+        return; /* morphd_chain_run goes on with it when the call returns */
+    morphd_chain_env_t *env = job->chain->env;
+    job->ready_next = NULL;
+    if (env->ready_tail != NULL)
+        env->ready_tail->ready_next = job;
+    else
+        env->ready = job;
+    env->ready_tail = job;
+    uv_idle_start(&env->idle, on_idle);
+}
+
+static void job_pub_done(morph_pending_t *p)
+{
+    morphd_job_t *job = p->host_private;
+    if (job->state != JOB_DEFERRED)
+        return; /* ended already: a plugin bug, not worth a crash */
+    job->state = JOB_DONE;
+    job_ready(job);
+}
+
+static void job_pub_fail(morph_pending_t *p, const char *reason)
+{
+    morphd_job_t *job = p->host_private;
+    if (job->state != JOB_DEFERRED)
+        return;
+    job_out_fail(&job->out, reason);
+    job->state = JOB_FAILED;
+    job_ready(job);
+}
+
+static morphd_job_t *job_new(morphd_chain_t *chain, const morphd_conn_t *conn,
+                             size_t stage, uint32_t flags, const char *ending)
+{
+    morphd_chain_env_t *env = chain->env;
+    morphd_job_t *job = env->free_jobs;
+    if (job != NULL) {
+        env->free_jobs = job->ready_next;
+        env->n_free_jobs--;
+    } else if ((job = malloc(sizeof *job)) == NULL) {
+        return NULL;
+    }
+    memset(job, 0, offsetof(morphd_job_t, reason));
+    job->reason[0] = '\0';
+    job->buf.data = job->inline_buf;
+    job->buf.cap = sizeof job->inline_buf;
+    job->chain = chain;
+    __atomic_add_fetch(&chain->refs, 1, __ATOMIC_ACQ_REL);
+    job->conn = *conn;
+    if (conn->peer != NULL) {
+        memcpy(&job->peer, conn->peer, morphd_sockaddr_len(conn->peer));
+        job->conn.peer = (struct sockaddr *)&job->peer;
+    }
+    if (conn->local != NULL) { /* from a job that ran off the loop */
+        memcpy(&job->local, conn->local, sizeof job->local);
+        job->conn.local = (struct sockaddr *)&job->local;
+    }
+    if (conn->cred != NULL) {
+        job->cred = *conn->cred;
+        job->conn.cred = &job->cred;
+    }
+    if (conn->via != NULL) {
+        memcpy(&job->via, conn->via, morphd_sockaddr_len(conn->via));
+        job->conn.via = (struct sockaddr *)&job->via;
+    }
+    job->stage = stage;
+    job->flags = flags;
+    size_t elen = ending ? strlen(ending) : 0;
+    if (elen >= sizeof job->ending)
+        elen = sizeof job->ending - 1;
+    memcpy(job->ending, ending, elen);
+    job->ending[elen] = '\0';
+    job->out.reserve = job_out_reserve;
+    job->out.fail_message = job_out_fail;
+    job->out.host_private = job;
+    job->out.struct_size = sizeof job->out;
+    job->out.defer = job_out_defer;
+    job->pub.struct_size = sizeof job->pub;
+    job->pub.flags = flags;
+    job->pub.out = &job->out;
+    job->pub.conn = (const morph_conn_t *)&job->conn;
+    job->pub.done = job_pub_done;
+    job->pub.fail = job_pub_fail;
+    job->pub.host_private = job;
+    return job;
+}
+
+static void job_free(morphd_job_t *job)
+{
+    morphd_chain_t *chain = job->chain;
+    if (job->own_states != NULL) {
+        morphd_chain_conn_close(chain, job->own_states);
+        free(job->own_states);
+    } else if (job->lazy_state != NULL) {
+        /* a blocking plugin made a state for a connection that is gone */
+        const morph_plugin_t *d = chain->stages[job->stage].plugin->desc;
+        if (d->conn_close != NULL)
+            d->conn_close(chain->stages[job->stage].instance, job->lazy_state);
+    }
+    if (job->buf.data != job->inline_buf)
+        morphd_buf_free(&job->buf);
+    morphd_buf_free(&job->in);
+    morphd_chain_env_t *env = chain->env;
+    if (env->n_free_jobs < MORPHD_SPARE_JOBS) {
+        job->ready_next = env->free_jobs;
+        env->free_jobs = job;
+        env->n_free_jobs++;
+    } else {
+        free(job);
+    }
+    chain_unref(chain);
+}
+
+/* A job is in flight: its env counts it (the worker's shutdown waits for
+ * it), and so does its service's messages_pending. */
+static void job_counted(morphd_job_t *job)
+{
+    job->chain->env->n_jobs++;
+    morphd_stats_pending(job->chain->stats, 1);
+}
+
+/* A counted job has ended: uncounted and freed -- the env last, since its
+ * owner may tear things down when the last job goes. */
+static void job_end(morphd_job_t *job)
+{
+    morphd_chain_env_t *env = job->chain->env;
+    morphd_stats_pending(job->chain->stats, -1);
+    job_free(job);
+    if (--env->n_jobs == 0 && env->on_jobs_gone != NULL)
+        env->on_jobs_gone(env);
+}
+
+int morphd_job_own_states(morphd_job_t *job, void **states)
+{
+    size_t n = job->chain->n;
+    void **copy = malloc(n * sizeof *copy);
+    if (copy == NULL)
+        return -1;
+    memcpy(copy, states, n * sizeof *copy);
+    job->own_states = copy;
+    job->conn.states = copy;
+    return 0;
+}
+
+/* Sets a state that a plugin created lazily on a job's connection. */
+static void job_keep_lazy_state(morphd_job_t *job)
+{
+    if (job->lazy_state == NULL || job->conn.transport == NULL)
+        return;
+    void **states = job->conn.states ? job->conn.states
+                                     : job->conn.ops->states(&job->conn);
+    if (states == NULL)
+        return; /* out of memory: job_free closes it */
+    states[job->stage] = job->lazy_state;
+    job->conn.states = states;
+    job->lazy_state = NULL;
+}
+
+/* A job has ended (on the loop's thread): count it, run the rest of the
+ * chain, and hand the outcome to the transport. */
+static void job_finish(morphd_job_t *job)
+{
+    morphd_chain_t *chain = job->chain;
+    morphd_stage_t *st = &chain->stages[job->stage];
+    bool failed = job->state == JOB_FAILED;
+    if (job->call_ticks != 0) /* deferred: its call is counted already */
+        morphd_metrics_record_deferred(st->metrics, morphd_ticks() - job->t0,
+                                       failed);
+    else /* on the thread pool: the call is the job */
+        morphd_metrics_record(st->metrics, morphd_ticks() - job->t0, failed);
+    if (job->abandoned || job->conn.transport == NULL) { /* it went first */
+        job_end(job);
+        return;
+    }
+    job_keep_lazy_state(job);
+
+    morphd_result_t r;
+    r.ending = job->ending;
+    r.abi1_empty = false;
+    r.reply = job->out.reply;
+    r.ns = 0;
+    if (failed) {
+        r.status = MORPHD_RUN_FAILED;
+        snprintf(r.error, sizeof r.error, "plugin %s: %s", st->plugin->name,
+                 job->reason[0] ? job->reason : "failed without a reason");
+    } else if (job->out.reply & MORPH_REPLY_NONE) {
+        r.status = MORPHD_RUN_DONE;
+        r.len = 0;
+        r.data = NULL;
+    } else {
+        morphd_buf_t *dest = &chain->env->done_buf;
+        dest->len = 0;
+        morphd_chain_run(chain, &job->conn, job->stage + 1, job->buf.data,
+                         job->out.len, job->flags, job->ending, dest, &r);
+        r.reply |= job->out.reply;
+        if (r.status == MORPHD_RUN_PENDING && job->own_states != NULL) {
+            /* the next job goes on with the same states: it owns them now
+             * (a copy its transport made holds the same pointers) */
+            free(r.job->own_states);
+            r.job->own_states = job->own_states;
+            r.job->conn.states = job->own_states;
+            job->own_states = NULL;
+        }
+    }
+    job->conn.ops->job_done(&job->conn, job, &r);
+    job_end(job);
+}
+
+void morphd_job_abandon(morphd_job_t *job, void **states)
+{
+    job->own_states = states;
+    if (job->offloaded) { /* on the pool: job_finish frees it when back */
+        job->abandoned = true;
+        return;
+    }
+    job->conn.transport = NULL;
+    job->conn.states = NULL;
+    if (job->state != JOB_DEFERRED)
+        return; /* ended, waiting in the ready queue: freed from there */
+    morphd_chain_t *chain = job->chain;
+    morphd_stage_t *st = &chain->stages[job->stage];
+    st->plugin->cancel(st->instance, &job->pub);
+    morphd_metrics_record_deferred(st->metrics, morphd_ticks() - job->t0,
+                                   false);
+    job_end(job);
+}
+
+/* --- the thread pool ------------------------------------------------------------ */
+
+static void work_run(uv_work_t *w)
+{
+    morphd_job_t *job = w->data;
+    morphd_stage_t *st = &job->chain->stages[job->stage];
+    void **slot = job->conn.states ? &job->conn.states[job->stage]
+                                   : &job->lazy_state;
+    morph_msg_t msg = {job->in.data, job->in.len, job->flags,
+                       (uint32_t)sizeof msg, (const morph_conn_t *)&job->conn,
+                       slot};
+    if (job_buf_reserve(job, job->in.len < 64 ? 64 : job->in.len) != 0) {
+        snprintf(job->reason, sizeof job->reason, "out of memory");
+        job->state = JOB_FAILED;
+        return;
+    }
+    job->out.data = job->buf.data;
+    job->out.cap = job->buf.cap;
+    job->out.len = 0;
+    morphd_running_stage = st;
+    int rc = st->plugin->desc->transform(st->instance, *slot, &msg, &job->out);
+    morphd_running_stage = NULL;
+    if (rc != MORPH_OK || job->reason[0] != '\0' || job->out.len > job->out.cap) {
+        if (job->reason[0] == '\0')
+            snprintf(job->reason, sizeof job->reason, "%s",
+                     job->out.len > job->out.cap
+                         ? "wrote past its output buffer"
+                         : "failed the message without a reason");
+        job->state = JOB_FAILED;
+    } else {
+        job->state = JOB_DONE;
+    }
+}
+
+static void work_done(uv_work_t *w, int status)
+{
+    (void)status; /* jobs are never cancelled from the pool */
+    morphd_job_t *job = w->data;
+    job->offloaded = false;
+    job_finish(job);
+}
+
+/* --- running ----------------------------------------------------------------- */
+
+static morph_pending_t *out_defer(morph_out_t *out, void *user)
+{
+    out_ctx_t *x = out->host_private;
+    morphd_chain_t *chain = x->run->chain;
+    morphd_conn_t *conn = x->run->conn;
+    morphd_stage_t *st = &chain->stages[x->stage];
+    if (x->job != NULL || chain->env->loop == NULL ||
+        st->plugin->cancel == NULL || (st->flags & MORPH_PLUGIN_BLOCKING) ||
+        conn->ops->job_admit == NULL || conn->ops->job_admit(conn, out->cap) != 0)
+        return NULL;
+    morphd_job_t *job = job_new(chain, conn, x->stage, x->flags,
+                                x->run->ending);
+    if (job == NULL)
+        return NULL;
+    if (job_buf_reserve(job, out->len > x->in_len ? out->len : x->in_len) !=
+        0) {
+        job_free(job);
+        return NULL;
+    }
+    memcpy(job->buf.data, out->data, out->len);
+    job->buf.len = out->len;
+    job->out.data = job->buf.data;
+    job->out.len = out->len;
+    job->out.cap = job->buf.cap;
+    job->out.reply = out->reply;
+    job->pub.user = user;
+    job->state = JOB_DEFERRED;
+    job->in_call = true;
+    x->job = job;
+    return &job->pub;
+}
+
+static void fail_result(morphd_result_t *r, const morphd_stage_t *st,
+                        const char *why)
+{
+    r->status = MORPHD_RUN_FAILED;
+    /* "plugin NAME wrote past its output buffer (cap N)" reads as one */
+    snprintf(r->error, sizeof r->error, "plugin %s%s%s", st->plugin->name,
+             strncmp(why, "wrote past", 10) == 0 ? " " : ": ", why);
+}
+
+/* Starts stage `i` on the thread pool with input in[0..len). */
+static void offload(morphd_chain_t *chain, morphd_conn_t *conn, size_t i,
+                    const unsigned char *in, size_t len, uint32_t flags,
+                    const char *ending, uint64_t now, morphd_result_t *r)
+{
+    morphd_stage_t *st = &chain->stages[i];
+    if (conn->ops->job_admit == NULL || conn->ops->job_admit(conn, len) != 0) {
+        fail_result(r, st, "too many messages in flight; not answered");
+        morphd_metric_add(st->metrics->failures, 1);
+        return;
+    }
+    morphd_job_t *job = job_new(chain, conn, i, flags, ending);
+    if (job == NULL || morphd_buf_append(&job->in, in, len) != 0) {
+        if (job != NULL)
+            job_free(job);
+        r->status = MORPHD_RUN_NOMEM;
+        return;
+    }
+    job->state = JOB_RUNNING;
+    job->t0 = now;
+    job->work.data = job;
+    /* what conn_info tells the plugin on the pool thread, taken now: the
+     * transport's connection is the loop's to change and free */
+    memset(&job->local, 0, sizeof job->local);
+    if (conn->ops->addresses != NULL) {
+        struct sockaddr_storage peer;
+        memset(&peer, 0, sizeof peer);
+        conn->ops->addresses(conn, &peer, &job->local);
+        if (job->conn.peer == NULL && peer.ss_family != AF_UNSPEC) {
+            memcpy(&job->peer, &peer, sizeof peer);
+            job->conn.peer = (struct sockaddr *)&job->peer;
+        }
+    }
+    job->conn.local = (struct sockaddr *)&job->local;
+    if (job->conn.cred == NULL && conn->ops->credentials != NULL &&
+        conn->ops->credentials(conn, &job->cred) == 0)
+        job->conn.cred = &job->cred;
+    job->offloaded = true;
+    if (conn->ops->job_start(conn, job) != 0) {
+        job_free(job);
+        r->status = MORPHD_RUN_NOMEM;
+        return;
+    }
+    /* work_done runs on this thread later, so the order is safe */
+    if (uv_queue_work(chain->env->loop, &job->work, work_run, work_done) != 0) {
+        job->offloaded = false; /* it never left the loop */
+        job->state = JOB_FAILED;
+        snprintf(job->reason, sizeof job->reason, "cannot start a pool thread");
+        job_ready(job); /* the transport hears of it from the loop */
+    }
+    job_counted(job);
+    r->status = MORPHD_RUN_PENDING;
+    r->job = job;
+}
+
+void morphd_chain_run(morphd_chain_t *chain, morphd_conn_t *conn, size_t from,
+                      const unsigned char *in, size_t len, uint32_t flags,
+                      const char *ending, morphd_buf_t *dest,
+                      morphd_result_t *r)
+{
+    morphd_scratch_t *scratch = &chain->env->scratch;
+    const size_t base = dest->len;
+    const bool line_end = (flags & (MORPH_MSG_END | MORPH_MSG_CHUNK)) ==
+                          MORPH_MSG_END;
+    const unsigned char *data = in;
+    size_t n = len;
+    r->reply = 0;
+    r->abi1_empty = false;
+    r->ending = ending;
+    r->ns = 0;
+    r->len = 0;
+    r->data = NULL;
+    r->job = NULL;
+    const run_ctx_t run = {chain, conn, ending};
+    uint64_t t_start = morphd_ticks(), t = t_start;
+    /* off in morphd: the guard after out->cap (morphd_chain_env_t) */
+    const size_t guard = chain->env->guard_output ? MORPHD_OUT_GUARD : 0;
+
+    if (from >= chain->n) { /* nothing left to run: the input is the reply */
+        if (morphd_buf_append(dest, in, len) != 0) {
+            r->status = MORPHD_RUN_NOMEM;
+            return;
+        }
+        goto done;
+    }
+    for (size_t i = from; i < chain->n; i++) {
+        morphd_stage_t *st = &chain->stages[i];
+        bool last = i + 1 == chain->n;
+        uint32_t f = flags;
+        if (line_end && !(st->flags & MORPH_PLUGIN_LINE_END)) {
+            if (n == 0) { /* nothing for this plugin at the end */
+                if (last)
+                    goto done;
+                continue;
+            }
+            f = 0; /* a trailer from an earlier plugin is a message here */
+        }
+        if ((st->flags & MORPH_PLUGIN_BLOCKING) && chain->env->loop != NULL) {
+            offload(chain, conn, i, data, n, f, ending, t, r);
+            dest->len = base;
+            return;
+        }
+        morphd_buf_t *buf = last ? dest : &scratch->buf[i & 1];
+        size_t off = last ? base : 0;
+        size_t want = n < 64 ? 64 : n;
+        if (buf->cap < off + want + guard &&
+            morphd_buf_reserve(buf, off + want + guard) != 0) {
+            dest->len = base;
+            r->status = MORPHD_RUN_NOMEM;
+            return;
+        }
+        out_ctx_t x; /* reason[] is written only on failure */
+        x.run = &run;
+        x.stage = i;
+        x.buf = buf;
+        x.base = off;
+        x.flags = f;
+        x.in_len = n;
+        x.failure = NULL;
+        x.job = NULL;
+        void *lazy = NULL;
+        void **slot = conn->states ? &conn->states[i] : &lazy;
+        morph_msg_t msg = {data, n, f, (uint32_t)sizeof msg,
+                           (const morph_conn_t *)conn, slot};
+        morph_out_t o = {buf->data + off, 0, buf->cap - off - guard,
+                         out_reserve, out_fail, &x, (uint32_t)sizeof o, 0,
+                         out_defer};
+        if (guard)
+            guard_set(o.data + o.cap);
+        morphd_running_stage = st;
+        __atomic_store_n(&chain->env->calling, st, __ATOMIC_RELAXED);
+        __atomic_store_n(&chain->env->calling_since, t ? t : 1, __ATOMIC_RELEASE);
+        int rc = st->plugin->desc->transform(st->instance, *slot, &msg, &o);
+        __atomic_store_n(&chain->env->calling_since, 0, __ATOMIC_RELEASE);
+        morphd_running_stage = NULL;
+        if (guard && !guard_clear(o.data + o.cap) && x.failure == NULL) {
+            snprintf(x.reason, sizeof x.reason, "wrote past its output "
+                     "buffer (cap %zu)", o.cap);
+            x.failure = x.reason;
+            rc = MORPH_ERROR;
+        }
+        uint64_t t2 = morphd_ticks();
+        if (lazy != NULL) { /* the plugin made its state now */
+            void **states = conn->ops->states(conn);
+            if (states != NULL) {
+                states[i] = lazy;
+                conn->states = states;
+            } else if (st->plugin->desc->conn_close != NULL) {
+                st->plugin->desc->conn_close(st->instance, lazy);
+            }
+        }
+        if (x.job != NULL) { /* deferred */
+            morphd_job_t *job = x.job;
+            job->in_call = false; /* from now on, done() queues it */
+            if (rc != MORPH_OK && job->state == JOB_DEFERRED) {
+                /* failed after deferring: the plugin's cancel() cleans up */
+                st->plugin->cancel(st->instance, &job->pub);
+                job->state = JOB_FAILED;
+                if (job->reason[0] == '\0')
+                    snprintf(job->reason, sizeof job->reason, "%s",
+                             x.failure ? x.failure
+                                       : "failed the message without a reason");
+            }
+            job->conn.states = conn->states; /* a state made in this call */
+            if (job->state == JOB_DEFERRED &&
+                conn->ops->job_start(conn, job) != 0) {
+                st->plugin->cancel(st->instance, &job->pub);
+                job->state = JOB_FAILED;
+                snprintf(job->reason, sizeof job->reason, "out of memory");
+            }
+            if (job->state == JOB_DEFERRED) {
+                job->t0 = t;
+                /* the call now; the message when it ends (job_finish) */
+                job->call_ticks = t2 > t ? t2 - t : 1;
+                morphd_metrics_record_defer(st->metrics, job->call_ticks);
+                job_counted(job);
+                dest->len = base;
+                r->status = MORPHD_RUN_PENDING;
+                r->job = job;
+                r->ns = morphd_ticks_to_ns(t2 - t_start);
+                return;
+            }
+            /* ended inside the call: go on with its output at once */
+            morphd_metrics_record(st->metrics, t2 - t,
+                                  job->state == JOB_FAILED);
+            t = t2;
+            if (job->state == JOB_FAILED) {
+                fail_result(r, st, job->reason[0] ? job->reason : "failed");
+                job_free(job);
+                dest->len = base;
+                return;
+            }
+            r->reply |= job->out.reply;
+            morphd_buf_t *hold = &scratch->buf[i & 1];
+            hold->len = 0;
+            if (morphd_buf_append(hold, job->buf.data, job->out.len) != 0) {
+                job_free(job);
+                dest->len = base;
+                r->status = MORPHD_RUN_NOMEM;
+                return;
+            }
+            job_free(job);
+            if (r->reply & MORPH_REPLY_NONE)
+                break;
+            if (last) {
+                dest->len = base;
+                if (morphd_buf_append(dest, hold->data, hold->len) != 0) {
+                    r->status = MORPHD_RUN_NOMEM;
+                    return;
+                }
+                r->abi1_empty = st->abi1;
+                goto done;
+            }
+            data = hold->data;
+            n = hold->len;
+            continue;
+        }
+        bool failed = rc != MORPH_OK || x.failure != NULL || o.len > o.cap;
+        morphd_metrics_record(st->metrics, t2 - t, failed);
+        t = t2;
+        if (failed) {
+            fail_result(r, st,
+                        x.failure ? x.failure
+                        : o.len > o.cap ? "wrote past its output buffer"
+                                        : "failed the message without a reason");
+            r->ns = morphd_ticks_to_ns(t - t_start);
+            dest->len = base;
+            return;
+        }
+        r->reply |= o.reply;
+        buf->len = off + o.len;
+        if (o.reply & MORPH_REPLY_NONE)
+            break;
+        if (last) {
+            r->abi1_empty = st->abi1;
+            goto done;
+        }
+        data = buf->data;
+        n = o.len;
+    }
+    if (r->reply & MORPH_REPLY_NONE) {
+        dest->len = base;
+        r->status = MORPHD_RUN_DONE;
+        r->len = 0;
+        r->data = dest->data + base;
+        r->ns = morphd_ticks_to_ns(t - t_start);
+        return;
+    }
+done:
+    r->status = MORPHD_RUN_DONE;
+    r->len = dest->len - base;
+    r->data = dest->data + base;
+    r->ns = morphd_ticks_to_ns(t - t_start);
+}

@@ -1,0 +1,127 @@
+/*
+ * service.c -- the service object and the message path (service.h): run
+ * the chain, append the reply and its line ending, count, and log what a
+ * plugin failed, the same way for every transport.
+ */
+#include "net/service.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+
+void morphd_service_ref(morphd_service_t *svc) { svc->refs++; }
+
+void morphd_service_unref(morphd_service_t *svc)
+{
+    if (--svc->refs == 0 && svc->retired)
+        morphd_service_destroy(svc);
+}
+
+void morphd_service_destroy(morphd_service_t *svc)
+{
+    if (svc->all != NULL) {
+        if (svc->prev)
+            svc->prev->next = svc->next;
+        else
+            *svc->all = svc->next;
+        if (svc->next)
+            svc->next->prev = svc->prev;
+    }
+    morphd_chain_release(svc->chain);
+    if (svc->stats != NULL)
+        morphd_stats_put(svc->stats_head, svc->stats);
+    void (*on_destroy)(void *) = svc->on_destroy;
+    void *arg = svc->on_destroy_arg;
+    free(svc);
+    if (on_destroy != NULL)
+        on_destroy(arg);
+}
+
+void morphd_service_conn_opened(morphd_service_t *svc) { svc->n_conns++; }
+
+void morphd_service_conn_closed(morphd_service_t *svc)
+{
+    if (--svc->n_conns == 0 && svc->on_conns_gone != NULL)
+        svc->on_conns_gone(svc);
+}
+
+/* Turns a chain's outcome into reply bytes in `out` (the chain appended
+ * the output already when `appended`). */
+static void conclude(morphd_service_t *svc, const morphd_result_t *r,
+                     size_t in_len, uint32_t flags, morphd_buf_t *out,
+                     bool appended, morphd_reply_t *rep)
+{
+    rep->flags = r->reply;
+    rep->datagram = false;
+    rep->len = 0;
+    if (r->ns >= (uint64_t)MORPHD_SLOW_MESSAGE_MS * 1000000 && in_len != (size_t)-1)
+        morphd_log(MORPH_LOG_WARN, "service %s: the transform took %llu ms "
+                   "for a message of %zu bytes; a plugin that blocks stalls "
+                   "every client of its worker (see MORPH_PLUGIN_BLOCKING)",
+                   svc->conf->name, (unsigned long long)(r->ns / 1000000),
+                   in_len);
+    switch (r->status) {
+    case MORPHD_RUN_PENDING:
+        rep->status = MORPHD_MSG_PENDING;
+        return;
+    case MORPHD_RUN_NOMEM:
+        rep->status = MORPHD_MSG_NOMEM;
+        return;
+    case MORPHD_RUN_FAILED:
+        MORPHD_STAT_ADD(svc->stats, errors, 1);
+        if (in_len == (size_t)-1)
+            morphd_log(MORPH_LOG_WARN, "service %s: %s; message not "
+                       "answered", svc->conf->name, r->error);
+        else
+            morphd_log(MORPH_LOG_WARN, "service %s: %s; message of %zu bytes "
+                       "not answered", svc->conf->name, r->error, in_len);
+        rep->status = MORPHD_MSG_FAILED;
+        return;
+    }
+    rep->status = MORPHD_MSG_OK;
+    if (r->reply & MORPH_REPLY_NONE)
+        return;
+    if (!appended && morphd_buf_append(out, r->data, r->len) != 0) {
+        rep->status = MORPHD_MSG_NOMEM;
+        return;
+    }
+    size_t ending_len = 0;
+    if (r->ending != NULL && r->ending[0] != '\0') {
+        ending_len = strlen(r->ending);
+        if (morphd_buf_append(out, r->ending, ending_len) != 0) {
+            rep->status = MORPHD_MSG_NOMEM;
+            return;
+        }
+    }
+    rep->len = r->len + ending_len;
+    rep->datagram = rep->len > 0 || r->abi1_empty ||
+                    (r->reply & MORPH_REPLY_EMPTY_DATAGRAM);
+    if (rep->len > 0 || !(flags & MORPH_MSG_CHUNK))
+        MORPHD_STAT_ADD(svc->stats, messages_out, 1);
+    MORPHD_STAT_ADD(svc->stats, bytes_out, rep->len);
+}
+
+void morphd_service_handle(morphd_service_t *svc, morphd_conn_t *conn,
+                           const unsigned char *msg, size_t len,
+                           uint32_t flags, const char *ending,
+                           morphd_buf_t *out, morphd_reply_t *rep)
+{
+    bool counted = len > 0 || !(flags & MORPH_MSG_END);
+    if (counted)
+        MORPHD_STAT_ADD(svc->stats, messages_in, 1);
+    /* bytes_in is the transports' to count, as they read: bytes of a line
+     * too long to be a message were received too */
+    morphd_result_t r;
+    morphd_chain_run(svc->chain, conn, 0, msg, len, flags, ending, out, &r);
+    conclude(svc, &r, len, flags, out, true, rep);
+    rep->counted = counted;
+}
+
+void morphd_service_finish(morphd_service_t *svc, const morphd_result_t *r,
+                           morphd_buf_t *out, morphd_reply_t *rep)
+{
+    /* a continuation's output is in the chain's own buffer */
+    conclude(svc, r, (size_t)-1, 0, out, false, rep);
+    rep->counted = false; /* counted when it began */
+}
