@@ -7,7 +7,7 @@ CMAKE_FLAGS ?=
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CONFIG ?= config/morphd.ini
 
-.PHONY: all deps configure build run test check test-sanitize package test-package test-systemd test-scale docs fuzz bench clean help
+.PHONY: all deps configure build run test check test-sanitize test-perf package test-package test-systemd test-scale docs fuzz bench clean help
 
 all: build
 
@@ -20,6 +20,7 @@ help:
 	@echo "make test-package  install the packages into a scratch root and serve"
 	@echo "make test-systemd  the packages in a Debian container under systemd (root)"
 	@echo "make test-scale  three morphd behind HAProxy and nginx (PROXY, failover, restarts)"
+	@echo "make test-perf  instructions per request (callgrind) against the libuv baseline; fails past the limits"
 	@echo "make bench   the benchmark suite (a few minutes; see docs/benchmarks.md)"
 	@echo "make deps    install the missing Debian packages only"
 	@echo "make clean   remove $(BUILD_DIR)/"
@@ -76,6 +77,13 @@ bench:
 	cmake -S . -B $(BUILD_DIR)-bench -DCMAKE_BUILD_TYPE=Release -DMORPH_BUILD_TESTS=OFF $(CMAKE_FLAGS)
 	cmake --build $(BUILD_DIR)-bench -j $(JOBS)
 	bash bench/run.sh $(BUILD_DIR)-bench
+
+# Instructions per request, counted by callgrind, against the libuv
+# baseline of the same Release tree (tests/perf/perf_test.sh has the limits).
+test-perf: deps
+	cmake -S . -B $(BUILD_DIR)-perf -DCMAKE_BUILD_TYPE=Release -DMORPH_BUILD_TESTS=OFF $(CMAKE_FLAGS)
+	cmake --build $(BUILD_DIR)-perf -j $(JOBS)
+	bash tests/perf/perf_test.sh $(BUILD_DIR)-perf
 
 # Regenerates the key table of docs/configuration.md from morphd itself.
 docs: build

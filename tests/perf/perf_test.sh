@@ -1,0 +1,51 @@
+#!/bin/bash
+# make test-perf: instructions per request, counted by callgrind
+# (bench/callgrind.sh), for morphd against the libuv baseline built in the
+# same tree, TCP and UDP 64-byte request/response. A count, not a time:
+# the machine's other tenants do not move it by more than a percent or two
+# (docs/benchmarks.md has the spread measured). Fails when a ratio is above
+# its limit below, so that the hot path cannot grow unnoticed again.
+#
+#   tests/perf/perf_test.sh BUILD_DIR [ROUNDS]
+set -euo pipefail
+B=$1
+rounds=${2:-3}
+here=$(cd "$(dirname "$0")" && pwd)
+cg="$here/../../bench/callgrind.sh"
+
+# The limits: morphd's instructions per request over libuv's, each a
+# median of per-round ratios. Issue 22 asks for 1.00 on both. Neither is
+# there yet: on the tree this landed with, TCP was 1.155 (1064 against
+# 922) and UDP 1.012 (771 against 762), each the same to 0.2 % over three
+# rounds (one round of UDP once read 1.022). The limits: TCP 1.17, UDP
+# 1.04, about 1.5 and 2.5 % above the figures, so that real growth
+# fails. Lower them with every gain; never raise one to pass.
+TCP_LIMIT=${TCP_LIMIT:-1.17}
+UDP_LIMIT=${UDP_LIMIT:-1.04}
+
+declare -A ratios
+for mode in tcp-rr udp-rr; do
+    ratios[$mode]=""
+    for r in $(seq "$rounds"); do
+        base=$(bash "$cg" "$B" libuv "$mode" 2 | awk '{print $3}')
+        ours=$(bash "$cg" "$B" morphd "$mode" 2 | awk '{print $3}')
+        ratio=$(awk -v a="$ours" -v b="$base" 'BEGIN { printf "%.3f", a / b }')
+        echo "round $r $mode: morphd $ours, libuv $base instructions per request: $ratio x"
+        ratios[$mode]+="$ratio "
+    done
+done
+
+median() { tr ' ' '\n' | grep . | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+fail=0
+for mode in tcp-rr udp-rr; do
+    m=$(echo "${ratios[$mode]}" | median)
+    limit=$TCP_LIMIT
+    [ "$mode" = udp-rr ] && limit=$UDP_LIMIT
+    if awk -v m="$m" -v l="$limit" 'BEGIN { exit !(m > l) }'; then
+        echo "FAIL $mode: morphd costs ${m}x the libuv baseline's instructions per request (limit ${limit}x)"
+        fail=1
+    else
+        echo "ok   $mode: ${m}x the libuv baseline's instructions per request (limit ${limit}x)"
+    fi
+done
+exit $fail
