@@ -198,7 +198,7 @@ START_TEST(udp_lines_say_what_became_of_the_reply)
              "[service u]\nlisten = udp://127.0.0.1:0\ntransform = uppercase\n"
              "udp_max_reply_ratio = 1\n"
              "[service d]\nlisten = udp://127.0.0.1:0\ntransform = later\n"
-             "later.ms = 50\n",
+             "later.ms = 50ms\n",
              PLUGIN_DIR, TEST_PLUGIN_DIR, logpath, dir);
     if (morphd_proc_start(&proc, ini) != 0)
         ck_abort_msg("morphd did not start:\n%s", morphd_proc_log(&proc));

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "conf/config.h"
+#include "engine/options.h"
 #include "harness.h"
 
 /* Loads INI text; returns all errors joined by newlines ("" when valid). */
@@ -54,6 +55,85 @@ START_TEST(plugin_dir_folders_are_resolved_each)
     dirs = morphd_config_plugin_dir(&cfg, "/fallback");
     ck_assert_str_eq(dirs, "/fallback");
     free(dirs);
+}
+END_TEST
+
+/* Issue 22: one value grammar. The same text, given to a morphd key and to
+ * a plugin option of the same type and range, gets the same answer: both
+ * refuse it, or both read the same value. */
+START_TEST(keys_and_plugin_options_share_one_grammar)
+{
+    static const morph_option_decl_t o_bool = MORPH_OPTION_BOOL("b", NULL, "");
+    static const morph_option_decl_t o_size =
+        MORPH_OPTION_SIZE("s", NULL, 1, 64 * 1024 * 1024, "");
+    static const morph_option_decl_t o_count =
+        MORPH_OPTION_INT("c", NULL, 0, 10000000, "");
+    static const morph_option_decl_t o_dur =
+        MORPH_OPTION_DURATION("d", NULL, 0, 86400000, "");
+    static const struct {
+        const char *key; /* [morphd] key, or a [service] one */
+        bool morphd;
+        const morph_option_decl_t *opt;
+        const char *values[20];
+    } rows[] = {
+        {"allow_root", true, &o_bool,
+         {"yes", "Yes", "TRUE", "on", "1", "no", "Off", "false", "0", "maybe",
+          "y", "2", NULL}},
+        {"max_message", false, &o_size,
+         {"64K", "64k", "64 K", "64KiB", "1M", "1 MiB", "1g", "1B", "100",
+          "-1", "12x", "1e3", "0x10", "1.5K", "64KB", "0", NULL}},
+        {"max_connections", false, &o_count,
+         {"10", "0", "-1", "1e3", "0x10", "+5", "5x", "99999999999",
+          "18446744073709551617", NULL}},
+        {"idle_timeout", false, &o_dur,
+         {"5s", "500ms", "1.5s", "2m", "1min", "1h", "0", "5", "1e3ms",
+          "-5ms", "nan", "inf", "5 s", ".5s", "5.s", "0x10s", "25h", NULL}},
+    };
+    for (size_t r = 0; r < sizeof rows / sizeof *rows; r++)
+        for (const char *const *v = rows[r].values; *v != NULL; v++) {
+            char ini[512];
+            snprintf(ini, sizeof ini,
+                     "[morphd]\n%s%s%s\n[service s]\nlisten = "
+                     "tcp://127.0.0.1:0\ntransform = uppercase\n%s%s%s\n",
+                     rows[r].morphd ? rows[r].key : "",
+                     rows[r].morphd ? " = " : "", rows[r].morphd ? *v : "",
+                     rows[r].morphd ? "" : rows[r].key,
+                     rows[r].morphd ? "" : " = ", rows[r].morphd ? "" : *v);
+            morphd_config_t cfg;
+            char *errs = errors_of(ini, &cfg);
+            bool key_ok = errs[0] == '\0';
+            long long key_value = -1;
+            if (key_ok) {
+                const morphd_service_conf_t *svc = &cfg.services[0];
+                if (strcmp(rows[r].key, "allow_root") == 0)
+                    key_value = cfg.allow_root;
+                else if (strcmp(rows[r].key, "max_message") == 0)
+                    key_value = (long long)svc->max_message;
+                else if (strcmp(rows[r].key, "max_connections") == 0)
+                    key_value = (long long)svc->max_connections;
+                else
+                    key_value = svc->idle_timeout_ms;
+            }
+            morphd_config_free(&cfg);
+            char out[64], why[256];
+            bool opt_ok = morphd_option_normalize(rows[r].opt, *v, false, out,
+                                                  sizeof out, why,
+                                                  sizeof why) == 0;
+            ck_assert_msg(key_ok == opt_ok, "%s = '%s': the key %s (%s), the "
+                          "option %s (%s)", rows[r].key, *v,
+                          key_ok ? "takes it" : "refuses it", errs,
+                          opt_ok ? "takes it" : "refuses it",
+                          opt_ok ? out : why);
+            if (key_ok) {
+                long long opt_value = strcmp(out, "yes") == 0  ? 1
+                                      : strcmp(out, "no") == 0 ? 0
+                                                               : atoll(out);
+                ck_assert_msg(key_value == opt_value, "%s = '%s': the key "
+                              "reads %lld, the option %lld", rows[r].key, *v,
+                              key_value, opt_value);
+            }
+            free(errs);
+        }
 }
 END_TEST
 
@@ -501,6 +581,7 @@ static Suite *suite(void)
     Suite *s = suite_create("config");
     TCase *tc = tcase_create("parse");
     tcase_add_test(tc, valid_file_with_two_services);
+    tcase_add_test(tc, keys_and_plugin_options_share_one_grammar);
     tcase_add_test(tc, plugin_dir_folders_are_resolved_each);
     tcase_add_test(tc, unix_socket_keys);
     tcase_add_test(tc, packaged_config_is_valid);

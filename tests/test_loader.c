@@ -298,7 +298,9 @@ START_TEST(declared_option_types)
         {&d_size, "2g", NULL},         {&d_size, "-1", NULL},
         {&d_size, "12x", NULL},        {&d_dur, "250ms", "250"},
         {&d_dur, "1.5s", "1500"},      {&d_dur, "2m", "120000"},
-        {&d_dur, "40", "40"},          {&d_dur, "nan", NULL},
+        {&d_dur, "40", NULL},          {&d_dur, "0", "0"},
+        {&d_dur, "40ms", "40"},        {&d_dur, "1e3ms", NULL},
+        {&d_dur, "nan", NULL},
         {&d_dur, "inf", NULL},         {&d_dur, "-5ms", NULL},
         {&d_dur, "2h", NULL},          {&d_bool, "on", "yes"},
         {&d_bool, "FALSE", "no"},      {&d_bool, "maybe", NULL},
@@ -306,7 +308,7 @@ START_TEST(declared_option_types)
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         char out[64], err[256];
-        int rc = morphd_option_normalize(cases[i].d, cases[i].in, out,
+        int rc = morphd_option_normalize(cases[i].d, cases[i].in, false, out,
                                          sizeof out, err, sizeof err);
         if (cases[i].out == NULL) {
             ck_assert_msg(rc == -1, "'%s' accepted as '%s'", cases[i].in, out);

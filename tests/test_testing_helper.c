@@ -113,7 +113,7 @@ START_TEST(rot_example_uses_its_option)
                               "did you mean 'rot.shift'?"), "%s", err);
 
     /* a plugin that answers later is waited for */
-    t = morph_test_load(TEST_PLUGIN_DIR, "later", (const char *[]){"ms=30", NULL},
+    t = morph_test_load(TEST_PLUGIN_DIR, "later", (const char *[]){"ms=30ms", NULL},
                         err, sizeof err);
     ck_assert_msg(t != NULL, "%s", err);
     out = morph_test_transform(t, "patience");
@@ -256,7 +256,7 @@ START_TEST(counters_peers_and_leaving)
 
     /* `later` defers every message: leaving cancels it (its timer is
      * stopped and freed by cancel(), which ASan and valgrind see) */
-    const char *ms[] = {"ms=10000", NULL};
+    const char *ms[] = {"ms=10s", NULL};
     t = morph_test_load(TEST_PLUGIN_DIR, "later", ms, err, sizeof err);
     ck_assert_msg(t != NULL, "%s", err);
     ck_assert_int_eq(morph_test_leave_during(t, "gone", 4), 0);
@@ -273,7 +273,7 @@ END_TEST
 START_TEST(a_clock_the_test_advances)
 {
     char err[512];
-    const char *ms[] = {"ms=5000", NULL};
+    const char *ms[] = {"ms=5s", NULL};
     morph_test_t *t = morph_test_load(TEST_PLUGIN_DIR, "later", ms, err,
                                       sizeof err);
     ck_assert_msg(t != NULL, "%s", err);

@@ -19,6 +19,7 @@
 #include "base/endpoint.h"
 #include "base/log.h"
 #include "base/roff.h"
+#include "base/value.h"
 
 typedef enum section_kind {
     SEC_NONE,    /* before any section header */
@@ -33,10 +34,27 @@ typedef struct key_row key_row_t;
 typedef int (*setter_fn)(const key_row_t *row, void *obj, const char *value,
                          char *err, size_t err_size);
 
+/* What kind of value a key takes: how it is parsed (in the grammar of
+ * base/value.h, which plugin options share) and how its accepted values
+ * are described in --help-config and morphd.ini(5). */
+typedef enum range_kind {
+    RANGE_TEXT,     /* `values` says what is accepted */
+    RANGE_SIZE,     /* min..max bytes */
+    RANGE_COUNT,    /* min..max */
+    RANGE_DURATION, /* min..max ms */
+    RANGE_WORKERS,  /* auto, min..max */
+} range_kind_t;
+
+typedef struct key_type {
+    setter_fn set;
+    range_kind_t range;
+    const char *values; /* RANGE_TEXT */
+} key_type_t;
+
 struct key_row {
     section_kind_t section;
     const char *name;
-    setter_fn set;
+    const key_type_t *type;
     size_t offset;      /* of the field in its section struct */
     long line_offset;   /* of an `int` that records the line, or -1 */
     size_t min, max;    /* bounds for numbers */
@@ -78,37 +96,21 @@ static int set_log_level(const key_row_t *row, void *obj, const char *value,
     return 0;
 }
 
-/* Sizes: a number of bytes with an optional K, KiB, M or MiB suffix. */
+/* Sizes, counts, durations and booleans: the grammar of base/value.h,
+ * which plugin options share. */
 static int set_size(const key_row_t *row, void *obj, const char *value,
                     char *err, size_t err_size)
 {
-    char *end;
-    errno = 0;
-    unsigned long long n = strtoull(value, &end, 10);
-    unsigned long long mult = 1;
-    if (end == value || *value == '-' || errno != 0)
-        goto bad;
-    while (*end == ' ')
-        end++;
-    if (strcasecmp(end, "k") == 0 || strcasecmp(end, "kib") == 0)
-        mult = 1024;
-    else if (strcasecmp(end, "m") == 0 || strcasecmp(end, "mib") == 0)
-        mult = 1024 * 1024;
-    else if (*end != '\0')
-        goto bad;
-    if (n > (unsigned long long)row->max / mult || n * mult < row->min ||
-        n * mult > row->max) {
+    uint64_t n;
+    if (morphd_value_size(value, &n, err, err_size) != 0)
+        return -1;
+    if (n < row->min || n > row->max) {
         snprintf(err, err_size, "%s is out of range %zu..%zu bytes", value,
                  row->min, row->max);
         return -1;
     }
-    *FIELD(obj, row, size_t) = (size_t)(n * mult);
+    *FIELD(obj, row, size_t) = (size_t)n;
     return 0;
-bad:
-    snprintf(err, err_size,
-             "'%s' is not a size (a number of bytes, optionally with K or M)",
-             value);
-    return -1;
 }
 
 static int set_isolation(const key_row_t *row, void *obj, const char *value,
@@ -125,17 +127,9 @@ static int set_isolation(const key_row_t *row, void *obj, const char *value,
 static int set_bool(const key_row_t *row, void *obj, const char *value,
                     char *err, size_t err_size)
 {
-    int v;
-    if (strcmp(value, "yes") == 0 || strcmp(value, "true") == 0 ||
-        strcmp(value, "on") == 0 || strcmp(value, "1") == 0)
-        v = 1;
-    else if (strcmp(value, "no") == 0 || strcmp(value, "false") == 0 ||
-             strcmp(value, "off") == 0 || strcmp(value, "0") == 0)
-        v = 0;
-    else {
-        snprintf(err, err_size, "'%s' is not yes or no", value);
+    bool v;
+    if (morphd_value_bool(value, &v, err, err_size) != 0)
         return -1;
-    }
     *FIELD(obj, row, int) = v;
     return 0;
 }
@@ -159,9 +153,10 @@ static int set_workers(const key_row_t *row, void *obj, const char *value,
         *FIELD(obj, row, unsigned) = 0;
         return 0;
     }
-    char *end;
-    long n = strtol(value, &end, 10);
-    if (end == value || *end != '\0' || n < (long)row->min || n > (long)row->max) {
+    int64_t n;
+    char why[128];
+    if (morphd_value_int(value, &n, why, sizeof why) != 0 ||
+        n < (int64_t)row->min || n > (int64_t)row->max) {
         snprintf(err, err_size, "'%s' is not auto or a number %zu..%zu", value,
                  row->min, row->max);
         return -1;
@@ -170,18 +165,14 @@ static int set_workers(const key_row_t *row, void *obj, const char *value,
     return 0;
 }
 
-/* Counts: a plain number within the row's bounds. */
+/* Counts: a whole number within the row's bounds. */
 static int set_count(const key_row_t *row, void *obj, const char *value,
                      char *err, size_t err_size)
 {
-    char *end;
-    errno = 0;
-    unsigned long long n = strtoull(value, &end, 10);
-    if (end == value || *end != '\0' || *value == '-' || errno != 0) {
-        snprintf(err, err_size, "'%s' is not a number", value);
+    int64_t n;
+    if (morphd_value_int(value, &n, err, err_size) != 0)
         return -1;
-    }
-    if (n < row->min || n > row->max) {
+    if (n < 0 || (uint64_t)n < row->min || (uint64_t)n > row->max) {
         snprintf(err, err_size, "%s is out of range %zu..%zu", value, row->min,
                  row->max);
         return -1;
@@ -190,38 +181,20 @@ static int set_count(const key_row_t *row, void *obj, const char *value,
     return 0;
 }
 
-/* Durations: a number with an optional ms or s suffix (seconds when bare). */
+/* Durations: a number with its unit (ms, s, m, h); 0 needs none. */
 static int set_duration_ms(const key_row_t *row, void *obj, const char *value,
                            char *err, size_t err_size)
 {
-    char *end;
-    errno = 0;
-    /* plain decimals only: strtod would take nan, inf, hex, exponents and
-     * signs too, and NaN passes every range comparison (it compares false) */
-    if (!isdigit((unsigned char)value[0]) && value[0] != '.')
-        goto bad;
-    double n = strtod(value, &end);
-    double ms;
-    if (end == value || errno != 0 || !isfinite(n) || n < 0 ||
-        strspn(value, "0123456789.") != (size_t)(end - value)) /* 0x10, 1e3 */
-        goto bad;
-    if (strcmp(end, "ms") == 0)
-        ms = n;
-    else if (strcmp(end, "s") == 0 || *end == '\0')
-        ms = n * 1000;
-    else
-        goto bad;
-    if (ms < (double)row->min || ms > (double)row->max) {
+    uint64_t ms;
+    if (morphd_value_duration_ms(value, false, &ms, err, err_size) != 0)
+        return -1;
+    if (ms < row->min || ms > row->max) {
         snprintf(err, err_size, "%s is out of range %zums..%zums", value,
                  row->min, row->max);
         return -1;
     }
     *FIELD(obj, row, unsigned) = (unsigned)ms;
     return 0;
-bad:
-    snprintf(err, err_size, "'%s' is not a duration (e.g. 5s or 500ms)",
-             value);
-    return -1;
 }
 
 /* File permissions: octal, at most 0777. */
@@ -524,12 +497,35 @@ static int set_chain(const key_row_t *row, void *obj, const char *value,
     return 0;
 }
 
+/* The types of the keys (key_row_t.type). */
+static const key_type_t type_access_log = {set_access_log, RANGE_TEXT, "text"};
+static const key_type_t type_bool = {set_bool, RANGE_TEXT, "yes, no"};
+static const key_type_t type_chain = {set_chain, RANGE_TEXT, "plugin names"};
+static const key_type_t type_count = {set_count, RANGE_COUNT, NULL};
+static const key_type_t type_duration_ms = {set_duration_ms, RANGE_DURATION, NULL};
+static const key_type_t type_framing = {set_framing, RANGE_TEXT, "stream, line"};
+static const key_type_t type_group = {set_group, RANGE_TEXT, "text"};
+static const key_type_t type_isolation = {set_isolation, RANGE_TEXT, "thread, process"};
+static const key_type_t type_listen = {set_listen, RANGE_TEXT, "endpoints"};
+static const key_type_t type_log_format = {set_log_format, RANGE_TEXT, "text"};
+static const key_type_t type_log_level = {set_log_level, RANGE_TEXT, "error, warn, info, debug"};
+static const key_type_t type_log_target = {set_log_target, RANGE_TEXT, "stderr, syslog"};
+static const key_type_t type_metrics_listen = {set_metrics_listen, RANGE_TEXT, "text"};
+static const key_type_t type_mode = {set_mode, RANGE_TEXT, "text"};
+static const key_type_t type_proxy_from = {set_proxy_from, RANGE_TEXT, "text"};
+static const key_type_t type_proxy_protocol = {set_proxy_protocol, RANGE_TEXT, "text"};
+static const key_type_t type_rate = {set_rate, RANGE_TEXT, "text"};
+static const key_type_t type_size = {set_size, RANGE_SIZE, NULL};
+static const key_type_t type_string = {set_string, RANGE_TEXT, "text"};
+static const key_type_t type_tls_protocols = {set_tls_protocols, RANGE_TEXT, "text"};
+static const key_type_t type_workers = {set_workers, RANGE_WORKERS, NULL};
+
 #define CONF_OFF(f) offsetof(morphd_config_t, f)
 #define SVC_OFF(f) offsetof(morphd_service_conf_t, f)
 #define SVC_LINE(f) ((long)offsetof(morphd_service_conf_t, f))
 
 static const key_row_t key_table[] = {
-    {SEC_MORPHD, "plugin_dir", set_string, CONF_OFF(plugin_dir), -1, 0, 0,
+    {SEC_MORPHD, "plugin_dir", &type_string, CONF_OFF(plugin_dir), -1, 0, 0,
      NULL,
      "folders holding the plugins (NAME.so) and Lua scripts (NAME.lua), "
      "separated by spaces and searched in order: the first with NAME.so or "
@@ -538,27 +534,27 @@ static const key_row_t key_table[] = {
      "build tree's plugins when morphd runs from the build tree, else the "
      "installed plugin folder (`morphd --version` shows it)",
      "/usr/local/lib/morph/plugins /usr/lib/x86_64-linux-gnu/morph/plugins"},
-    {SEC_MORPHD, "log_level", set_log_level, CONF_OFF(log_level), -1, 0, 0,
+    {SEC_MORPHD, "log_level", &type_log_level, CONF_OFF(log_level), -1, 0, 0,
      "info", "error, warn, info or debug (per-connection events are debug)",
      "debug"},
-    {SEC_MORPHD, "log", set_log_target, CONF_OFF(log_syslog), -1, 0, 0,
+    {SEC_MORPHD, "log", &type_log_target, CONF_OFF(log_syslog), -1, 0, 0,
      "stderr",
      "stderr (one line per event, with a UTC timestamp) or syslog (which "
      "journald collects)", "syslog"},
-    {SEC_MORPHD, "user", set_string, CONF_OFF(user), -1, 0, 0, NULL,
+    {SEC_MORPHD, "user", &type_string, CONF_OFF(user), -1, 0, 0, NULL,
      "when started as root: the user to switch to once every socket is "
      "bound; ignored when not started as root", "nobody"},
-    {SEC_MORPHD, "group", set_string, CONF_OFF(group), -1, 0, 0, NULL,
+    {SEC_MORPHD, "group", &type_string, CONF_OFF(group), -1, 0, 0, NULL,
      "the group to switch to with `user`; default: the user's own group",
      "nogroup"},
-    {SEC_MORPHD, "allow_root", set_bool, CONF_OFF(allow_root), -1, 0, 0, "no",
+    {SEC_MORPHD, "allow_root", &type_bool, CONF_OFF(allow_root), -1, 0, 0, "no",
      "yes lets morphd keep running as root when no `user` is set; otherwise "
      "it refuses to", "yes"},
-    {SEC_MORPHD, "admin_socket", set_string, CONF_OFF(admin_socket), -1, 0, 0,
+    {SEC_MORPHD, "admin_socket", &type_string, CONF_OFF(admin_socket), -1, 0, 0,
      NULL,
      "a UNIX socket where `morph stats` reads the counters (mode 0660); "
      "default: none. Read at start-up only", "/run/morphd/admin.sock"},
-    {SEC_MORPHD, "metrics_listen", set_metrics_listen, CONF_OFF(metrics_listen),
+    {SEC_MORPHD, "metrics_listen", &type_metrics_listen, CONF_OFF(metrics_listen),
      -1, 0, 0, NULL,
      "http://HOST:PORT where Prometheus scrapes /metrics (text format "
      "0.0.4): every counter of `morph stats` with a service label, the "
@@ -566,7 +562,7 @@ static const key_row_t key_table[] = {
      "reloads. Served on a thread of its own; no authentication, so bind it "
      "to loopback or a private network. Default: none. Read at start-up "
      "only", "http://127.0.0.1:9464"},
-    {SEC_MORPHD, "access_log", set_access_log, CONF_OFF(access_log), -1, 0, 0,
+    {SEC_MORPHD, "access_log", &type_access_log, CONF_OFF(access_log), -1, 0, 0,
      "off",
      "an absolute file name (appended to; reopened on SIGHUP, for "
      "logrotate), syslog, or off: one line per tcp, tls or unix connection "
@@ -575,23 +571,23 @@ static const key_row_t key_table[] = {
      "full or unwritable disk loses lines (counted, and reported once a "
      "minute), never service. Read at start-up only",
      "/var/log/morph/access.log"},
-    {SEC_MORPHD, "access_log_format", set_log_format,
+    {SEC_MORPHD, "access_log_format", &type_log_format,
      CONF_OFF(access_log_json), -1, 0, 0, "text",
      "text (KEY=VALUE after a UTC timestamp) or json (one object per line)",
      "json"},
-    {SEC_MORPHD, "access_log_udp", set_bool, CONF_OFF(access_log_udp), -1, 0,
+    {SEC_MORPHD, "access_log_udp", &type_bool, CONF_OFF(access_log_udp), -1, 0,
      0, "no", "yes: a line per UDP datagram too (busy services: many lines)",
      "yes"},
-    {SEC_MORPHD, "workers", set_workers, CONF_OFF(workers), -1, 1, 256, "1",
+    {SEC_MORPHD, "workers", &type_workers, CONF_OFF(workers), -1, 1, 256, "1",
      "event loops -- threads, or processes with isolation = process -- "
      "each with every endpoint on a socket of its own (SO_REUSEPORT); auto: "
      "one per CPU. Read at start-up only", "auto"},
-    {SEC_MORPHD, "shutdown_timeout", set_duration_ms,
+    {SEC_MORPHD, "shutdown_timeout", &type_duration_ms,
      CONF_OFF(shutdown_timeout_ms), -1, 0, 3600000, "5s",
      "on SIGINT/SIGTERM, how long to wait for pending replies to be "
      "written before closing the remaining connections", "30s"},
 
-    {SEC_MORPHD, "plugin_timeout", set_duration_ms,
+    {SEC_MORPHD, "plugin_timeout", &type_duration_ms,
      CONF_OFF(plugin_timeout_ms), -1, 0, 3600000, "10s",
      "a plugin call on a worker that has not returned in this time (an "
      "endless loop, a call that blocks) makes morphd log the plugin and "
@@ -600,7 +596,7 @@ static const key_row_t key_table[] = {
      "processes, a worker whose loop has not turned for this and 1 s more "
      "(stopped, stuck) is killed and replaced. 0: not timed", "2s"},
 
-    {SEC_MORPHD, "isolation", set_isolation, CONF_OFF(isolation_process), -1,
+    {SEC_MORPHD, "isolation", &type_isolation, CONF_OFF(isolation_process), -1,
      0, 0, "thread",
      "thread: the workers are threads of one process (a plugin that "
      "crashes ends morphd, for systemd to restart); process: a main process "
@@ -609,7 +605,7 @@ static const key_row_t key_table[] = {
      "the counters summed in shared memory; SIGHUP starts new workers, and "
      "the old ones take no new clients and finish their connections. Read "
      "at start-up only", "process"},
-    {SEC_MORPHD, "sandbox", set_bool, CONF_OFF(sandbox), -1, 0, 0, "off",
+    {SEC_MORPHD, "sandbox", &type_bool, CONF_OFF(sandbox), -1, 0, 0, "off",
      "on: once started, plugins -- and morphd -- reach only the plugin "
      "folders, the config file's and TLS files' folders and the system "
      "libraries (read), and the folders of the access log, admin socket and "
@@ -618,81 +614,81 @@ static const key_row_t key_table[] = {
      "allow-list (seccomp): such calls fail with EACCES or EPERM, logged. A "
      "kernel without them gets a warning. Read at start-up only", "on"},
 
-    {SEC_SERVICE, "listen", set_listen, SVC_OFF(listen), SVC_LINE(listen_line),
+    {SEC_SERVICE, "listen", &type_listen, SVC_OFF(listen), SVC_LINE(listen_line),
      0, 0, NULL,
      "required; endpoints tcp://HOST:PORT, udp://HOST:PORT, tls://HOST:PORT "
      "(IPv6 as [::1]:PORT) and unix:///absolute/path (a stream socket), "
      "separated by spaces",
      "tcp://0.0.0.0:12000 udp://[::]:12000"},
-    {SEC_SERVICE, "transform", set_chain, SVC_OFF(chain),
+    {SEC_SERVICE, "transform", &type_chain, SVC_OFF(chain),
      SVC_LINE(transform_line), 0, 0, NULL,
      "required; a plugin name or a chain such as `uppercase | reverse`, "
      "applied left to right", "uppercase | reverse"},
-    {SEC_SERVICE, "framing", set_framing, SVC_OFF(framing),
+    {SEC_SERVICE, "framing", &type_framing, SVC_OFF(framing),
      SVC_LINE(framing_line), 0, 0, "stream",
      "stream endpoints (tcp, tls, unix) only: `stream` transforms each "
      "chunk as it arrives (every plugin must be chunk-safe); `line` "
      "answers each \\n-terminated line", "line"},
-    {SEC_SERVICE, "max_message", set_size, SVC_OFF(max_message), -1, 1,
+    {SEC_SERVICE, "max_message", &type_size, SVC_OFF(max_message), -1, 1,
      64 * 1024 * 1024, "64K",
      "longest line (line framing) or datagram (UDP) accepted; longer TCP "
      "lines close the connection, longer datagrams are dropped", "4K"},
-    {SEC_SERVICE, "max_pending_output", set_size,
+    {SEC_SERVICE, "max_pending_output", &type_size,
      SVC_OFF(max_pending_output), -1, 4096, 1024 * 1024 * 1024, "1M",
      "per stream connection (tcp, tls, unix): above this many unsent reply "
      "bytes morphd stops reading from the client until it drains to half",
      "256K"},
-    {SEC_SERVICE, "max_connections", set_count, SVC_OFF(max_connections), -1,
+    {SEC_SERVICE, "max_connections", &type_count, SVC_OFF(max_connections), -1,
      0, 10000000, "10000",
      "open stream connections (tcp, tls, unix) of this service; beyond it "
      "a new connection is closed at once and counted as rejected; 0: no "
      "limit", "50000"},
-    {SEC_SERVICE, "max_connections_per_source", set_count,
+    {SEC_SERVICE, "max_connections_per_source", &type_count,
      SVC_OFF(max_connections_per_source), -1, 0, 10000000, "0",
      "open stream connections from one client address (unix://: from one "
      "user); 0: no limit (the default, since many clients may share one "
      "address behind NAT)", "64"},
-    {SEC_SERVICE, "udp_max_reply_ratio", set_count,
+    {SEC_SERVICE, "udp_max_reply_ratio", &type_count,
      SVC_OFF(udp_max_reply_ratio), -1, 1, 1000, "4",
      "a UDP reply larger than this many times its datagram, in bytes on the "
      "wire (IP and UDP headers counted on both sides), is dropped (and "
      "counted), so morphd cannot amplify a spoofed request", "2"},
-    {SEC_SERVICE, "unix_mode", set_mode, SVC_OFF(unix_mode), -1, 0, 0777,
+    {SEC_SERVICE, "unix_mode", &type_mode, SVC_OFF(unix_mode), -1, 0, 0777,
      "0660",
      "unix:// endpoints: the socket file's permissions (octal); connecting "
      "needs write permission", "0666"},
-    {SEC_SERVICE, "unix_group", set_group, SVC_OFF(unix_group), -1, 0, 0, NULL,
+    {SEC_SERVICE, "unix_group", &type_group, SVC_OFF(unix_group), -1, 0, 0, NULL,
      "unix:// endpoints: the socket file's group, a name or number; "
      "default: morphd's own group", "morph-clients"},
-    {SEC_SERVICE, "tls_certificate", set_string, SVC_OFF(tls_certificate),
+    {SEC_SERVICE, "tls_certificate", &type_string, SVC_OFF(tls_certificate),
      SVC_LINE(tls_certificate_line), 0, 0, NULL,
      "tls:// endpoints (required by them): the PEM certificate chain, the "
      "server's certificate first; relative to the config file's folder",
      "/etc/morph/tls/cert.pem"},
-    {SEC_SERVICE, "tls_key", set_string, SVC_OFF(tls_key),
+    {SEC_SERVICE, "tls_key", &type_string, SVC_OFF(tls_key),
      SVC_LINE(tls_key_line), 0, 0, NULL,
      "tls://: the PEM private key of tls_certificate (default: in the same "
      "file)", "/etc/morph/tls/key.pem"},
-    {SEC_SERVICE, "tls_client_ca", set_string, SVC_OFF(tls_client_ca),
+    {SEC_SERVICE, "tls_client_ca", &type_string, SVC_OFF(tls_client_ca),
      SVC_LINE(tls_client_ca_line), 0, 0, NULL,
      "tls://: when set, clients must present a certificate signed by one of "
      "these PEM CA certificates (mutual TLS)", "/etc/morph/tls/clients-ca.pem"},
-    {SEC_SERVICE, "tls_protocols", set_tls_protocols, SVC_OFF(tls_protocols),
+    {SEC_SERVICE, "tls_protocols", &type_tls_protocols, SVC_OFF(tls_protocols),
      SVC_LINE(tls_protocols_line), 0, 0, "TLSv1.2 TLSv1.3",
      "tls://: the protocol versions offered", "TLSv1.3"},
-    {SEC_SERVICE, "tls_handshake_timeout", set_duration_ms,
+    {SEC_SERVICE, "tls_handshake_timeout", &type_duration_ms,
      SVC_OFF(tls_handshake_timeout_ms), -1, 1, 3600000, "10s",
      "tls://: a client that has not completed its handshake in this time is "
      "closed (and counted)", "5s"},
-    {SEC_SERVICE, "tls_ciphers", set_string, SVC_OFF(tls_ciphers),
+    {SEC_SERVICE, "tls_ciphers", &type_string, SVC_OFF(tls_ciphers),
      SVC_LINE(tls_ciphers_line), 0, 0, NULL,
      "tls://: OpenSSL cipher list for TLSv1.2 (TLSv1.3's suites are "
      "OpenSSL's defaults); default: OpenSSL's", "ECDHE+AESGCM:ECDHE+CHACHA20"},
-    {SEC_SERVICE, "tls_groups", set_string, SVC_OFF(tls_groups),
+    {SEC_SERVICE, "tls_groups", &type_string, SVC_OFF(tls_groups),
      SVC_LINE(tls_groups_line), 0, 0, NULL,
      "tls://: key exchange groups, in order of preference; default: "
      "OpenSSL's", "X25519:P-256"},
-    {SEC_SERVICE, "proxy_protocol", set_proxy_protocol,
+    {SEC_SERVICE, "proxy_protocol", &type_proxy_protocol,
      SVC_OFF(proxy_protocol), SVC_LINE(proxy_protocol_line), 0, 0, "off",
      "tcp://, tls:// and udp:// endpoints behind a load balancer: every "
      "connection (and every datagram) starts with a PROXY protocol header "
@@ -701,33 +697,33 @@ static const key_row_t key_table[] = {
      "and plugins see. Needs proxy_from; a connection from elsewhere, or "
      "without a valid header, is refused and counted. unix:// endpoints "
      "take no header", "v2"},
-    {SEC_SERVICE, "proxy_from", set_proxy_from, SVC_OFF(proxy_from), -1, 0, 0,
+    {SEC_SERVICE, "proxy_from", &type_proxy_from, SVC_OFF(proxy_from), -1, 0, 0,
      NULL,
      "with proxy_protocol: the balancers' addresses or networks (CIDR), "
      "separated by spaces; no one else may connect", "10.0.0.0/8 fd00::/8"},
-    {SEC_SERVICE, "proxy_timeout", set_duration_ms, SVC_OFF(proxy_timeout_ms),
+    {SEC_SERVICE, "proxy_timeout", &type_duration_ms, SVC_OFF(proxy_timeout_ms),
      -1, 1, 3600000, "5s",
      "with proxy_protocol: a connection whose header has not arrived in this "
      "time is closed (and counted)", "2s"},
-    {SEC_SERVICE, "rate_per_source", set_rate, SVC_OFF(rate_per_source), -1,
+    {SEC_SERVICE, "rate_per_source", &type_rate, SVC_OFF(rate_per_source), -1,
      0, 1000000, "off",
      "new stream connections plus datagrams accepted from one client address "
      "(after PROXY; unix://: one user) a second, as a token bucket of "
      "rate_burst; beyond it a connection is closed at once and a datagram "
      "dropped, and both counted (rate_limited). Up to 65,536 sources are "
      "tracked at once (1.5 MiB)", "20/s"},
-    {SEC_SERVICE, "rate_burst", set_count, SVC_OFF(rate_burst), -1, 1,
+    {SEC_SERVICE, "rate_burst", &type_count, SVC_OFF(rate_burst), -1, 1,
      10000000, NULL,
      "with rate_per_source: how many may come at once after a quiet spell; "
      "default: the rate's N", "100"},
-    {SEC_SERVICE, "udp_receive_buffer", set_size, SVC_OFF(udp_receive_buffer),
+    {SEC_SERVICE, "udp_receive_buffer", &type_size, SVC_OFF(udp_receive_buffer),
      -1, 0, 1024 * 1024 * 1024, "0",
      "udp:// endpoints: the socket's receive buffer (SO_RCVBUF), which holds "
      "datagrams while morphd is busy: a larger one loses fewer in a burst. "
      "0: the kernel's default. Above net.core.rmem_max only when started as "
      "root (SO_RCVBUFFORCE); morphd logs what it got when the kernel gives "
      "less", "8M"},
-    {SEC_SERVICE, "idle_timeout", set_duration_ms, SVC_OFF(idle_timeout_ms),
+    {SEC_SERVICE, "idle_timeout", &type_duration_ms, SVC_OFF(idle_timeout_ms),
      -1, 0, 86400000, "300s",
      "a stream connection (tcp, tls, unix) that sends nothing for this "
      "long is closed (its "
@@ -788,7 +784,7 @@ static void apply_defaults(parse_state_t *st, section_kind_t section,
         char err[256];
         if (row->section != section || row->def == NULL)
             continue;
-        if (row->set(row, obj, row->def, err, sizeof err) != 0)
+        if (row->type->set(row, obj, row->def, err, sizeof err) != 0)
             morphd_errors_add(st->errs, "built-in default of %s: %s",
                               row->name, err); /* a bug in the table */
     }
@@ -996,7 +992,7 @@ static int on_key(void *user, const char *section, const char *name,
     }
     *seen |= bit;
     char err[384];
-    if (row->set(row, obj, value, err, sizeof err) != 0) {
+    if (row->type->set(row, obj, value, err, sizeof err) != 0) {
         CONFIG_ERROR(st, st->line, "%s: %s", name, err);
         return 1;
     }
@@ -1195,7 +1191,7 @@ int morphd_config_override(morphd_config_t *cfg, const char *spec,
         return -1;
     }
     char err[384];
-    if (row->set(row, obj, value, err, sizeof err) != 0) {
+    if (row->type->set(row, obj, value, err, sizeof err) != 0) {
         morphd_errors_add(errs, "--set '%s': %s", spec, err);
         return -1;
     }
@@ -1308,30 +1304,24 @@ const morphd_service_conf_t *morphd_config_find_service(
 /* The accepted values of a row, for the reference. */
 static void describe_range(const key_row_t *row, char *buf, size_t size)
 {
-    if (row->set == set_size)
-        snprintf(buf, size, "%zu..%zu bytes (K, M suffixes)", row->min, row->max);
-    else if (row->set == set_count)
+    switch (row->type->range) {
+    case RANGE_SIZE:
+        snprintf(buf, size, "%zu..%zu bytes (B, K, M, G suffixes)", row->min,
+                 row->max);
+        break;
+    case RANGE_COUNT:
         snprintf(buf, size, "%zu..%zu", row->min, row->max);
-    else if (row->set == set_duration_ms)
-        snprintf(buf, size, "%zums..%zums (ms, s suffixes)", row->min, row->max);
-    else if (row->set == set_workers)
+        break;
+    case RANGE_DURATION:
+        snprintf(buf, size, "%zums..%zums (ms, s, m, h)", row->min, row->max);
+        break;
+    case RANGE_WORKERS:
         snprintf(buf, size, "auto, %zu..%zu", row->min, row->max);
-    else if (row->set == set_bool)
-        snprintf(buf, size, "yes, no");
-    else if (row->set == set_isolation)
-        snprintf(buf, size, "thread, process");
-    else if (row->set == set_log_level)
-        snprintf(buf, size, "error, warn, info, debug");
-    else if (row->set == set_log_target)
-        snprintf(buf, size, "stderr, syslog");
-    else if (row->set == set_framing)
-        snprintf(buf, size, "stream, line");
-    else if (row->set == set_listen)
-        snprintf(buf, size, "endpoints");
-    else if (row->set == set_chain)
-        snprintf(buf, size, "plugin names");
-    else
-        snprintf(buf, size, "text");
+        break;
+    case RANGE_TEXT:
+        snprintf(buf, size, "%s", row->type->values);
+        break;
+    }
 }
 
 void morphd_config_print_reference(FILE *out, morphd_ref_format_t format)

@@ -5,6 +5,7 @@
  * are refused.
  */
 #include "engine/options.h"
+#include "base/value.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -47,18 +48,10 @@ static int check_range(const morph_option_decl_t *d, int64_t v,
     return 0;
 }
 
-static const char *skip_space(const char *p)
-{
-    while (isspace((unsigned char)*p))
-        p++;
-    return p;
-}
-
 int morphd_option_normalize(const morph_option_decl_t *d, const char *value,
-                            char *out, size_t out_size, char *err,
-                            size_t err_size)
+                            bool declared, char *out, size_t out_size,
+                            char *err, size_t err_size)
 {
-    char *end;
     switch (d->type) {
     case MORPH_OPT_STRING:
         if (*value == '\0') {
@@ -68,92 +61,40 @@ int morphd_option_normalize(const morph_option_decl_t *d, const char *value,
         snprintf(out, out_size, "%s", value);
         return 0;
     case MORPH_OPT_INT: {
-        errno = 0;
-        long long v = strtoll(value, &end, 10);
-        if (end == value || *end != '\0' || errno != 0) {
-            snprintf(err, err_size, "'%s' is not an integer", value);
+        int64_t v;
+        if (morphd_value_int(value, &v, err, err_size) != 0 ||
+            check_range(d, v, value, "", err, err_size) != 0)
             return -1;
-        }
-        if (check_range(d, v, value, "", err, err_size) != 0)
-            return -1;
-        snprintf(out, out_size, "%lld", v);
+        snprintf(out, out_size, "%" PRId64, v);
         return 0;
     }
-    case MORPH_OPT_BOOL:
-        if (!strcasecmp(value, "yes") || !strcasecmp(value, "true") ||
-            !strcasecmp(value, "on") || !strcmp(value, "1"))
-            snprintf(out, out_size, "yes");
-        else if (!strcasecmp(value, "no") || !strcasecmp(value, "false") ||
-                 !strcasecmp(value, "off") || !strcmp(value, "0"))
-            snprintf(out, out_size, "no");
-        else {
-            snprintf(err, err_size, "'%s' is not yes or no", value);
+    case MORPH_OPT_BOOL: {
+        bool v;
+        if (morphd_value_bool(value, &v, err, err_size) != 0)
             return -1;
-        }
+        snprintf(out, out_size, "%s", v ? "yes" : "no");
         return 0;
+    }
     case MORPH_OPT_SIZE: {
-        errno = 0;
-        if (*skip_space(value) == '-')
-            goto bad_size;
-        unsigned long long n = strtoull(value, &end, 10);
-        if (end == value || errno != 0)
-            goto bad_size;
-        end = (char *)skip_space(end);
-        unsigned long long mult = 1;
-        if (*end == '\0' || !strcasecmp(end, "b"))
-            mult = 1;
-        else if (!strcasecmp(end, "k") || !strcasecmp(end, "kib"))
-            mult = 1ull << 10;
-        else if (!strcasecmp(end, "m") || !strcasecmp(end, "mib"))
-            mult = 1ull << 20;
-        else if (!strcasecmp(end, "g") || !strcasecmp(end, "gib"))
-            mult = 1ull << 30;
-        else
-            goto bad_size;
-        if (n > (unsigned long long)INT64_MAX / mult) {
-            snprintf(err, err_size, "%s is too large", value);
+        uint64_t v;
+        if (morphd_value_size(value, &v, err, err_size) != 0 ||
+            check_range(d, (int64_t)v, value, " bytes", err, err_size) != 0)
             return -1;
-        }
-        if (check_range(d, (int64_t)(n * mult), value, " bytes", err,
-                        err_size) != 0)
-            return -1;
-        snprintf(out, out_size, "%llu", n * mult);
+        snprintf(out, out_size, "%" PRIu64, v);
         return 0;
-    bad_size:
-        snprintf(err, err_size, "'%s' is not a size (bytes, optionally with "
-                 "K, M or G)", value);
-        return -1;
     }
     case MORPH_OPT_DURATION: {
-        errno = 0;
-        double v = strtod(value, &end);
-        if (end == value || errno != 0 || !isfinite(v) || v < 0)
-            goto bad_duration;
-        end = (char *)skip_space(end);
-        double ms;
-        if (*end == '\0' || !strcmp(end, "ms"))
-            ms = v;
-        else if (!strcmp(end, "s"))
-            ms = v * 1e3;
-        else if (!strcmp(end, "m") || !strcmp(end, "min"))
-            ms = v * 60e3;
-        else if (!strcmp(end, "h"))
-            ms = v * 3600e3;
-        else
-            goto bad_duration;
-        if (ms > 9.2e18) {
+        uint64_t v;
+        if (morphd_value_duration_ms(value, declared, &v, err, err_size) != 0)
+            return -1;
+        if (v > (uint64_t)INT64_MAX) {
             snprintf(err, err_size, "%s is too long", value);
             return -1;
         }
-        int64_t n = (int64_t)(ms + 0.5);
-        if (check_range(d, n, value, " ms", err, err_size) != 0)
+        if (check_range(d, (int64_t)v, value, " ms", err, err_size) != 0)
             return -1;
-        snprintf(out, out_size, "%" PRId64, n);
+        snprintf(out, out_size, "%" PRIu64, v);
         return 0;
-    bad_duration:
-        snprintf(err, err_size, "'%s' is not a duration (e.g. 250ms, 5s, 2m; "
-                 "a bare number is milliseconds)", value);
-        return -1;
     }
     case MORPH_OPT_ENUM: {
         const char *p = d->values;
@@ -248,8 +189,8 @@ int morphd_options_collect(const morph_option_decl_t *first,
             }
         if (d->def != NULL) {
             char norm[256], why[256];
-            if (morphd_option_normalize(d, d->def, norm, sizeof norm, why,
-                                        sizeof why) != 0) {
+            if (morphd_option_normalize(d, d->def, true, norm, sizeof norm,
+                                        why, sizeof why) != 0) {
                 snprintf(err, err_size, "the default of option '%s' is wrong: "
                          "%s", d->name, why);
                 goto fail;
@@ -328,7 +269,7 @@ size_t morphd_options_check(const morphd_plugin_t *p,
             continue;
         }
         char norm[256], why[384];
-        if (morphd_option_normalize(d, o->value, norm, sizeof norm, why,
+        if (morphd_option_normalize(d, o->value, false, norm, sizeof norm, why,
                                     sizeof why) != 0) {
             morphd_errors_add(errs, "%s: %s.%s: %s", loc, p->name, o->key, why);
             bad++;
@@ -378,8 +319,8 @@ int morphd_options_for(const morphd_plugin_t *p,
         l->v[l->n].value = NULL;
         if (value != NULL) {
             char norm[256], why[256];
-            if (morphd_option_normalize(d, value, norm, sizeof norm, why,
-                                        sizeof why) != 0) {
+            if (morphd_option_normalize(d, value, value == d->def, norm,
+                                        sizeof norm, why, sizeof why) != 0) {
                 snprintf(err, err_size, "%s.%s: %s", p->name, d->name, why);
                 morphd_option_list_free(l);
                 return -1;

@@ -8,6 +8,7 @@
 #ifndef MORPHD_OPTIONS_H
 #define MORPHD_OPTIONS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <morph/plugin.h>
@@ -21,11 +22,13 @@ struct morphd_plugin;
 const char *morphd_option_type_name(uint32_t type);
 
 /* Parses `value` for the declaration `d` into its normalised text (see
- * morph_option_decl_t) in out[0 .. out_size). Returns 0, or -1 with a
- * short phrase in err ("'x' is not an integer"). */
+ * morph_option_decl_t) in out[0 .. out_size), in the grammar of
+ * base/value.h, morphd's keys' own. `declared`: `value` is the plugin's
+ * declared default, where a bare duration is milliseconds (plugin.h).
+ * Returns 0, or -1 with a short phrase in err ("'x' is not yes or no"). */
 int morphd_option_normalize(const morph_option_decl_t *d, const char *value,
-                            char *out, size_t out_size, char *err,
-                            size_t err_size);
+                            bool declared, char *out, size_t out_size,
+                            char *err, size_t err_size);
 
 /* Checks the declarations of a plugin being loaded (names, types, bounds,
  * defaults) and collects them into an array of pointers in *decls (the

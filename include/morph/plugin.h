@@ -183,8 +183,11 @@ typedef struct morph_option {
 #define MORPH_OPT_STRING 1   /* any non-empty text */
 #define MORPH_OPT_INT 2      /* a decimal integer within [min, max] */
 #define MORPH_OPT_BOOL 3     /* yes/no, true/false, on/off, 1/0 */
-#define MORPH_OPT_SIZE 4     /* bytes, with K/KiB/M/MiB/G/GiB suffixes */
-#define MORPH_OPT_DURATION 5 /* "250ms", "5s", "2m"; bare numbers: ms */
+#define MORPH_OPT_SIZE 4     /* bytes, with B/K/KiB/M/MiB/G/GiB suffixes */
+#define MORPH_OPT_DURATION 5 /* "250ms", "5s", "2m", "1h": an operator
+                                writes the unit (only 0 may go without,
+                                since morph 0.2); a declared default may be
+                                a bare number of ms, as before */
 #define MORPH_OPT_ENUM 6     /* one of `values`, e.g. "timer|sleep" */
 
 /* One option a plugin declares (descriptor `options`, since ABI 2). The

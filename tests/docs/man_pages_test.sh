@@ -58,7 +58,7 @@ for sub in $subcommands; do
 done
 
 # morphd's signals
-signals=$(grep -ho 'uv_signal_start([^;]*SIG[A-Z0-9]*' "$src"/core/*.c | grep -o 'SIG[A-Z0-9]*' | sort -u)
+signals=$(grep -ho 'uv_signal_start([^;]*SIG[A-Z0-9]*' "$src"/core/*/*.c | grep -o 'SIG[A-Z0-9]*' | sort -u)
 [ -n "$signals" ] || fail "no signals found in core/"
 for sig in $signals; do
     has -w "$sig" <<<"$morphd8" || fail "morphd.8 does not say what $sig does"

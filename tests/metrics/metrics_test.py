@@ -523,7 +523,7 @@ metrics_listen = http://127.0.0.1:0
 listen = tcp://127.0.0.1:0
 transform = later
 framing = line
-later.ms = 100
+later.ms = 100ms
 """.format(test_plugins=TEST_PLUGIN_DIR))
     proc, mport, tport, _ = serve(work, ini)
     try:
