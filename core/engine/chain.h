@@ -137,9 +137,12 @@ int morphd_chain_conn_open(const morphd_chain_t *chain,
 /* Closes the states that are set (conn_close for each). */
 void morphd_chain_conn_close(const morphd_chain_t *chain, void **states);
 
-/* How a run ended. */
-#define MORPHD_RUN_DONE 0    /* the reply is in `dest` (maybe empty) */
-#define MORPHD_RUN_FAILED 1  /* a plugin failed it; `error` says why */
+/* How a message's run ended: the one set of outcomes of the message path,
+ * for a chain's run (morphd_result_t) and for what the transports get back
+ * from the service (morphd_reply_t, net/service.h). */
+#define MORPHD_RUN_DONE 0    /* answered: the reply is in `dest` (maybe empty) */
+#define MORPHD_RUN_FAILED 1  /* a plugin failed it; `error` says why (logged,
+                                counted, no reply) */
 #define MORPHD_RUN_PENDING 2 /* a job carries on; its end is job_done */
 #define MORPHD_RUN_NOMEM (-1)
 

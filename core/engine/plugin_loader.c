@@ -363,8 +363,8 @@ static int load_impl(const char *dirs, const char *name, unsigned variant,
     /* RTLD_NODELETE: a plugin's code stays mapped after dlclose. Libraries
      * it pulls in (ICU) keep process-wide caches and atexit handlers that
      * would point into unmapped memory if the plugin went away. */
-    int copy = copy_files ? private_copy(real, &sb, why, sizeof why) : -2;
-    if (copy == -1) {
+    int copy = -1; /* without a copy: the file itself */
+    if (copy_files && (copy = private_copy(real, &sb, why, sizeof why)) < 0) {
         snprintf(err, err_size, "plugin '%s': %s: cannot load: %s", name, path,
                  why);
         goto fail;

@@ -365,7 +365,7 @@ static void stream_job_done(morphd_conn_t *mc, morphd_job_t *job,
     io->reply.len = 0;
     morphd_reply_t rep;
     morphd_service_finish(svc, r, &io->reply, &rep);
-    if (rep.status == MORPHD_MSG_NOMEM) {
+    if (rep.status == MORPHD_RUN_NOMEM) {
         morphd_log(MORPH_LOG_ERROR, "service %s: out of memory; closing a "
                    "connection", svc->conf->name);
         conn_close(c);
@@ -374,7 +374,7 @@ static void stream_job_done(morphd_conn_t *mc, morphd_job_t *job,
     if (conn_send(c, io->reply.data, io->reply.len) != 0)
         return;
     if ((rep.flags & MORPH_REPLY_CLOSE) ||
-        (rep.status == MORPHD_MSG_FAILED && svc->conf->framing ==
+        (rep.status == MORPHD_RUN_FAILED && svc->conf->framing ==
                                                 MORPHD_FRAMING_STREAM)) {
         conn_finish(c);
         return;
@@ -689,13 +689,13 @@ static inline __attribute__((always_inline)) bool take(feed_ctx_t *x, const morp
     if (x->c->s != NULL && x->c->s->log != NULL && rep->counted)
         x->c->s->log->messages++;
     switch (rep->status) {
-    case MORPHD_MSG_NOMEM:
+    case MORPHD_RUN_NOMEM:
         x->nomem = true;
         return false;
-    case MORPHD_MSG_PENDING:
+    case MORPHD_RUN_PENDING:
         x->pending = true;
         return false;
-    case MORPHD_MSG_FAILED:
+    case MORPHD_RUN_FAILED:
         /* in a stream, a lost chunk would be a silent gap: end it there */
         if (x->svc->conf->framing == MORPHD_FRAMING_STREAM) {
             ended(x->c, "plugin_failed");

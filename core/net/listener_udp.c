@@ -255,7 +255,7 @@ static inline bool reply_fate(udp_listener_t *ul, morphd_service_t *svc,
                               const morphd_reply_t *rep, size_t overhead,
                               size_t request_wire, const char **end)
 {
-    if (rep->status != MORPHD_MSG_OK) {
+    if (rep->status != MORPHD_RUN_DONE) {
         *end = "failed";
         return false;
     }
@@ -535,10 +535,10 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
     size_t off = b->bytes.len;
     morphd_reply_t rep;
     morphd_service_handle(svc, &c, msg, len, 0, "", &b->bytes, &rep);
-    if (ul->states_used && rep.status != MORPHD_MSG_PENDING)
+    if (ul->states_used && rep.status != MORPHD_RUN_PENDING)
         morphd_chain_conn_close(chain, states);
     ul->states = NULL;
-    if (rep.status == MORPHD_MSG_PENDING) {
+    if (rep.status == MORPHD_RUN_PENDING) {
         b->bytes.len = off; /* logged when it completes (udp_job_done) */
         return;
     }

@@ -63,10 +63,10 @@ static void conclude(morphd_service_t *svc, const morphd_result_t *r,
                    in_len);
     switch (r->status) {
     case MORPHD_RUN_PENDING:
-        rep->status = MORPHD_MSG_PENDING;
+        rep->status = MORPHD_RUN_PENDING;
         return;
     case MORPHD_RUN_NOMEM:
-        rep->status = MORPHD_MSG_NOMEM;
+        rep->status = MORPHD_RUN_NOMEM;
         return;
     case MORPHD_RUN_FAILED:
         MORPHD_STAT_ADD(svc->stats, errors, 1);
@@ -76,21 +76,21 @@ static void conclude(morphd_service_t *svc, const morphd_result_t *r,
         else
             morphd_log(MORPH_LOG_WARN, "service %s: %s; message of %zu bytes "
                        "not answered", svc->conf->name, r->error, in_len);
-        rep->status = MORPHD_MSG_FAILED;
+        rep->status = MORPHD_RUN_FAILED;
         return;
     }
-    rep->status = MORPHD_MSG_OK;
+    rep->status = MORPHD_RUN_DONE;
     if (r->reply & MORPH_REPLY_NONE)
         return;
     if (!appended && morphd_buf_append(out, r->data, r->len) != 0) {
-        rep->status = MORPHD_MSG_NOMEM;
+        rep->status = MORPHD_RUN_NOMEM;
         return;
     }
     size_t ending_len = 0;
     if (r->ending != NULL && r->ending[0] != '\0') {
         ending_len = strlen(r->ending);
         if (morphd_buf_append(out, r->ending, ending_len) != 0) {
-            rep->status = MORPHD_MSG_NOMEM;
+            rep->status = MORPHD_RUN_NOMEM;
             return;
         }
     }

@@ -67,14 +67,8 @@ void morphd_service_conn_closed(morphd_service_t *svc);
 /* A transform taking this long is logged as a warning. */
 #define MORPHD_SLOW_MESSAGE_MS 100
 
-/* How a message went (morphd_service_handle, morphd_service_finish). */
-#define MORPHD_MSG_OK 0      /* answered: the reply is appended */
-#define MORPHD_MSG_FAILED 1  /* a plugin failed it: logged, counted, no reply */
-#define MORPHD_MSG_PENDING 2 /* in flight: the transport gets job_done */
-#define MORPHD_MSG_NOMEM (-1)
-
 typedef struct morphd_reply {
-    int status;      /* MORPHD_MSG_* */
+    int status;      /* how it went: MORPHD_RUN_* (engine/chain.h) */
     uint32_t flags;  /* MORPH_REPLY_* the plugins set */
     bool datagram;   /* UDP: send a datagram even when the reply is empty */
     size_t len;      /* bytes appended, ending included */
