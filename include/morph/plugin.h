@@ -11,10 +11,10 @@
  *
  *     #include <morph/plugin.h>
  *
- *     static int shout(void *instance, void *conn, const morph_msg_t *msg,
+ *     static int shout(void *instance, void *state, const morph_msg_t *msg,
  *                      morph_out_t *out)
  *     {
- *         (void)instance; (void)conn;
+ *         (void)instance; (void)state;
  *         for (size_t i = 0; i < msg->len; i++)   // out->cap >= msg->len
  *             out->data[i] = (msg->data[i] >= 'a' && msg->data[i] <= 'z')
  *                                ? (unsigned char)(msg->data[i] - 32)
@@ -576,16 +576,20 @@ typedef struct morph_plugin {
     /* Per-connection state (both optional). conn_open() runs when a TCP
      * connection is accepted, and conn_close() when it ends; over UDP each
      * datagram is a connection of its own. Whatever conn_open() stores in
-     * *conn is passed to transform() and conn_close(). Return MORPH_ERROR
+     * *state is passed to transform() and conn_close(). Return MORPH_ERROR
      * to refuse the connection (it is closed and logged). A plugin that
      * creates its state lazily (morph_msg_t.state) needs only conn_close(),
-     * which the host then calls for a state that is set. */
-    int (*conn_open)(void *instance, void **conn);
-    void (*conn_close)(void *instance, void *conn);
+     * which the host then calls for a state that is set. (`state` is the
+     * plugin's own per-connection state; the connection itself is
+     * morph_msg_t.conn. Until 0.2 the parameter was named `conn`: only
+     * the name changed, not the type or the ABI.) */
+    int (*conn_open)(void *instance, void **state);
+    void (*conn_close)(void *instance, void *state);
 
     /* Transforms one message (or chunk; see MORPH_MSG_CHUNK) into `out`.
+     * `state`: the plugin's per-connection state (NULL when it has none).
      * Required. Returns MORPH_OK, or the value of morph_out_fail(). */
-    int (*transform)(void *instance, void *conn, const morph_msg_t *msg,
+    int (*transform)(void *instance, void *state, const morph_msg_t *msg,
                      morph_out_t *out);
 
     /* --- since ABI 2 (ABI 1 descriptors had `void *reserved[8]` here) --- */

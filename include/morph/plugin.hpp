@@ -49,11 +49,11 @@ using create_fn = int (*)(const morph_host_t *, const morph_option_t *, size_t,
                           void **, char *, size_t);
 
 template <transform_fn F>
-int safe_transform(void *instance, void *conn, const morph_msg_t *msg,
+int safe_transform(void *instance, void *state, const morph_msg_t *msg,
                    morph_out_t *out) noexcept
 {
     try {
-        return F(instance, conn, msg, out);
+        return F(instance, state, msg, out);
     } catch (const std::exception &e) {
         return morph_out_fail(out, e.what());
     } catch (...) {
@@ -85,20 +85,20 @@ void safe_destroy(void *instance) noexcept
 }
 
 template <int (*F)(void *, void **)>
-int safe_conn_open(void *instance, void **conn) noexcept
+int safe_conn_open(void *instance, void **state) noexcept
 {
     try {
-        return F(instance, conn);
+        return F(instance, state);
     } catch (...) {
         return MORPH_ERROR;
     }
 }
 
 template <void (*F)(void *, void *)>
-void safe_conn_close(void *instance, void *conn) noexcept
+void safe_conn_close(void *instance, void *state) noexcept
 {
     try {
-        F(instance, conn);
+        F(instance, state);
     } catch (...) {
     }
 }
