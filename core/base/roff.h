@@ -1,5 +1,5 @@
 /*
- * roff.h -- text for man pages: morphd's keys (config.c) and a plugin's
+ * roff.h -- text for man pages: morphd's keys (conf/keys.c) and a plugin's
  * options (plugin_loader.c) are written into morphd.ini(5) and --help
  * output in roff.
  */

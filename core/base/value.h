@@ -1,6 +1,6 @@
 /*
  * value.h -- the one grammar of values an operator writes, for morphd's
- * keys (conf/config.c) and plugin options (engine/options.c) alike, so
+ * keys (conf/keys.c) and plugin options (engine/options.c) alike, so
  * that `yes`, `64K` and `5s` mean the same wherever they are written:
  *
  *   booleans   yes no true false on off 1 0, in any case

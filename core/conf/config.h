@@ -1,6 +1,6 @@
 /*
  * config.h -- morphd's configuration: the INI file parsed into plain
- * structs, checked against one table of known keys (config.c). Loading
+ * structs, checked against one table of known keys (keys.c, read by reader.c). Loading
  * collects every error as "FILE:LINE: message" so an operator fixes a file
  * in one pass. Plugins are not loaded here: server.c does that, so this
  * module stays testable without any .so files.
