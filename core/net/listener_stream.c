@@ -1488,19 +1488,11 @@ static void dropped(morphd_service_t *svc, int why, uint64_t n)
     morphd_stream_report_drops();
 }
 
-static void on_connection(uv_stream_t *server, int status)
+/* Accepts the pending connection of `server`. Returns it (its data the
+ * service, nothing counted yet), or NULL when it could not be taken: out
+ * of memory or descriptors (counted and dropped), or gone already. */
+static stream_conn_t *accept_conn(uv_stream_t *server, morphd_service_t *svc)
 {
-    stream_listener_t *tl = server->data;
-    morphd_service_t *svc = tl->l->service;
-    const morphd_service_conf_t *conf = svc->conf;
-    if (status < 0) {
-        if (status == UV_EMFILE || status == UV_ENFILE)
-            dropped(svc, status, 0); /* libuv dropped it itself */
-        else
-            morphd_log(MORPH_LOG_WARN, "service %s: %s: accept failed: %s",
-                       conf->name, tl->l->bound, uv_strerror(status));
-        return;
-    }
     uv_handle_type type = server->type;
     /* room in the loop's list first: listing it later cannot fail */
     stream_conn_t *c = reserve_listing(svc->io) ? calloc(1, conn_size(type))
@@ -1522,7 +1514,7 @@ static void on_connection(uv_stream_t *server, int status)
             uv_accept(server, (uv_stream_t *)tmp);
             uv_close(&tmp->handle, (uv_close_cb)free);
         }
-        return;
+        return NULL;
     }
     if (type == UV_NAMED_PIPE)
         uv_pipe_init(server->loop, &c->h.pipe, 0);
@@ -1530,68 +1522,128 @@ static void on_connection(uv_stream_t *server, int status)
         uv_tcp_init(server->loop, &c->h.tcp);
     if (uv_accept(server, &c->h.stream) != 0) {
         uv_close(&c->h.handle, free_conn);
-        return;
+        return NULL;
     }
     c->last_active = NOW31(server->loop);
     c->h.handle.data = svc;
     if (conn_fd(c) >= fd_ceiling) { /* the last descriptors are kept */
         dropped(svc, UV_EMFILE, 1);
         drop_unopened(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* Behind a balancer: only it may connect, and the client's source is known
+ * once its header is read. Returns false after dropping the connection. */
+static bool admit_balancer(stream_conn_t *c)
+{
+    morphd_service_t *svc = conn_svc(c);
+    const morphd_service_conf_t *conf = svc->conf;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    memset(&ss, 0, sizeof ss);
+    if (getpeername(conn_fd(c), (struct sockaddr *)&ss, &len) != 0) {
+        drop_unopened(c); /* reset before it was accepted: gone */
+        return false;
+    }
+    if (!morphd_cidr_match(conf->proxy_from, conf->n_proxy_from,
+                           (struct sockaddr *)&ss)) {
+        MORPHD_STAT_ADD(svc->stats, proxy_untrusted, 1);
+        if (morphd_log_enabled(MORPH_LOG_DEBUG)) {
+            char peer[80];
+            morphd_log(MORPH_LOG_DEBUG, "service %s: %s refused: not in "
+                       "proxy_from", conf->name,
+                       peer_text(c, peer, sizeof peer));
+        }
+        drop_unopened(c);
+        return false;
+    }
+    stream_session_t *s = session(c);
+    if (s == NULL || (s->proxy = calloc(1, sizeof *s->proxy)) == NULL) {
+        dropped(svc, UV_ENOMEM, 1);
+        drop_unopened(c);
+        return false;
+    }
+    s->accepted_at = NOW31(c->h.handle.loop);
+    return true;
+}
+
+/* rate_per_source, and the per-source key kept for max_connections_per_
+ * source (its release needs it). Returns false after dropping. */
+static bool admit_source_of(stream_conn_t *c, bool per_source)
+{
+    morphd_service_t *svc = conn_svc(c);
+    unsigned char key[16];
+    source_key(c, key); /* a unix:// client is its user */
+    if (!within_rate(c, key)) {
+        drop_unopened(c);
+        return false;
+    }
+    if (!per_source)
+        return true;
+    stream_session_t *s = session(c);
+    if (s == NULL) {
+        dropped(svc, UV_ENOMEM, 1);
+        drop_unopened(c);
+        return false;
+    }
+    memcpy(s->source, key, 16);
+    s->has_source = true;
+    return true;
+}
+
+/* What an admitted connection needs before it is served: its TLS (tls://)
+ * and its access-log record. Returns false after releasing its place in
+ * the limits and dropping it (out of memory). */
+static bool equip(stream_conn_t *c, const morphd_listener_t *l, bool proxy)
+{
+    morphd_service_t *svc = conn_svc(c);
+    if (l->endpoint.transport == MORPHD_TLS) {
+        stream_session_t *s = session(c);
+        if (s == NULL || svc->tls == NULL ||
+            (s->tls = morphd_tls_new(svc->tls, &svc->io->tls, c)) == NULL)
+            goto nomem;
+        if (!proxy)
+            s->accepted_at = NOW31(c->h.handle.loop);
+    }
+    if (*svc->access_log != NULL && !start_log(c))
+        goto nomem;
+    return true;
+nomem:
+    dropped(svc, UV_ENOMEM, 1);
+    morphd_stats_release(svc->stats,
+                         c->s && c->s->has_source ? c->s->source : NULL);
+    drop_unopened(c);
+    return false;
+}
+
+/* A new connection: accepted, admitted (balancer, rates, limits),
+ * equipped, then listed and served. Each step that refuses it drops it
+ * itself, counted where its counter says. */
+static void on_connection(uv_stream_t *server, int status)
+{
+    stream_listener_t *tl = server->data;
+    morphd_service_t *svc = tl->l->service;
+    const morphd_service_conf_t *conf = svc->conf;
+    if (status < 0) {
+        if (status == UV_EMFILE || status == UV_ENFILE)
+            dropped(svc, status, 0); /* libuv dropped it itself */
+        else
+            morphd_log(MORPH_LOG_WARN, "service %s: %s: accept failed: %s",
+                       conf->name, tl->l->bound, uv_strerror(status));
         return;
     }
-
-    /* behind a balancer: only it may connect, and the client's source is
-     * known once its header is read */
-    bool proxy = conf->proxy_protocol != 0 && type == UV_TCP;
-    if (proxy) {
-        struct sockaddr_storage ss;
-        socklen_t len = sizeof ss;
-        memset(&ss, 0, sizeof ss);
-        if (getpeername(conn_fd(c), (struct sockaddr *)&ss, &len) != 0) {
-            drop_unopened(c); /* reset before it was accepted: gone */
-            return;
-        }
-        if (!morphd_cidr_match(conf->proxy_from, conf->n_proxy_from,
-                               (struct sockaddr *)&ss)) {
-            MORPHD_STAT_ADD(svc->stats, proxy_untrusted, 1);
-            if (morphd_log_enabled(MORPH_LOG_DEBUG)) {
-                char peer[80];
-                morphd_log(MORPH_LOG_DEBUG, "service %s: %s refused: not in "
-                           "proxy_from", conf->name,
-                           peer_text(c, peer, sizeof peer));
-            }
-            drop_unopened(c);
-            return;
-        }
-        stream_session_t *s = session(c);
-        if (s == NULL || (s->proxy = calloc(1, sizeof *s->proxy)) == NULL) {
-            dropped(svc, UV_ENOMEM, 1);
-            drop_unopened(c);
-            return;
-        }
-        s->accepted_at = NOW31(server->loop);
-    }
-
-    /* per-source accounting needs the address kept for the release */
+    stream_conn_t *c = accept_conn(server, svc);
+    if (c == NULL)
+        return;
+    bool proxy = conf->proxy_protocol != 0 && server->type == UV_TCP;
+    if (proxy && !admit_balancer(c))
+        return;
     bool per_source = conf->max_connections_per_source > 0 && !proxy;
-    if (!proxy && (per_source || conf->rate_per_source != 0)) {
-        unsigned char key[16];
-        source_key(c, key); /* a unix:// client is its user */
-        if (!within_rate(c, key)) {
-            drop_unopened(c);
-            return;
-        }
-        stream_session_t *s = per_source ? session(c) : NULL;
-        if (per_source && s == NULL) {
-            dropped(svc, UV_ENOMEM, 1);
-            drop_unopened(c);
-            return;
-        }
-        if (per_source) {
-            memcpy(s->source, key, 16);
-            s->has_source = true;
-        }
-    }
+    if (!proxy && (per_source || conf->rate_per_source != 0) &&
+        !admit_source_of(c, per_source))
+        return;
     if (!morphd_stats_admit(svc->stats, per_source ? c->s->source : NULL,
                             conf->max_connections,
                             conf->max_connections_per_source)) {
@@ -1604,33 +1656,14 @@ static void on_connection(uv_stream_t *server, int status)
         drop_unopened(c); /* at once */
         return;
     }
-    if (tl->l->endpoint.transport == MORPHD_TLS) {
-        stream_session_t *s = session(c);
-        morphd_io_t *io = svc->io;
-        if (s == NULL || svc->tls == NULL ||
-            (s->tls = morphd_tls_new(svc->tls, &io->tls, c)) == NULL) {
-            dropped(svc, UV_ENOMEM, 1);
-            morphd_stats_release(svc->stats, s && s->has_source ? s->source
-                                                                : NULL);
-            drop_unopened(c);
-            return;
-        }
-        if (!proxy)
-            s->accepted_at = NOW31(server->loop);
-    }
-    if (*svc->access_log != NULL && !start_log(c)) {
-        dropped(svc, UV_ENOMEM, 1);
-        morphd_stats_release(svc->stats, c->s && c->s->has_source ? c->s->source
-                                                                  : NULL);
-        drop_unopened(c);
+    if (!equip(c, tl->l, proxy))
         return;
-    }
     if (!proxy) /* behind PROXY: once its header is read (admit_source) */
         MORPHD_STAT_ADD(svc->stats, connections_accepted, 1);
     morphd_service_ref(svc);
     morphd_service_conn_opened(svc);
     list_conn(c, svc->io);
-    if (type == UV_TCP)
+    if (server->type == UV_TCP)
         uv_tcp_nodelay(&c->h.tcp, 1);
     if (!proxy && !open_conn(c))
         return;
