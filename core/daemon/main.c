@@ -293,7 +293,20 @@ static void print_errors(const morphd_errors_t *errs)
         fprintf(stderr, "morphd: %s\n", errs->msgs[i]);
 }
 
-int main(int argc, char **argv)
+/* The command line. */
+typedef struct options {
+    const char *config_path;
+    int help_config; /* a morphd_ref_format_t when asked for, else -1 */
+    int test_only;
+    int quiet;
+    int log_level; /* -1: the configuration's */
+    const char *overrides[32];
+    size_t n_overrides;
+} options_t;
+
+/* Reads the command line into `o`. Returns -1 to go on, or the exit
+ * status to end with now (--help, --version, a usage error). */
+static int parse_command_line(int argc, char **argv, options_t *o)
 {
     static const struct option long_opts[] = {
         {"config", required_argument, NULL, 'c'},
@@ -306,47 +319,43 @@ int main(int argc, char **argv)
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
-    const char *config_path = NULL;
-    int help_config = -1; /* a morphd_ref_format_t when asked for */
-    int test_only = 0;
-    int quiet = 0;
-    int log_level = -1;
-    const char *overrides[32];
-    size_t n_overrides = 0;
+    memset(o, 0, sizeof *o);
+    o->help_config = -1;
+    o->log_level = -1;
     int opt;
     while ((opt = getopt_long(argc, argv, "c:tql:s:hV", long_opts, NULL)) != -1) {
         switch (opt) {
         case 'c':
-            config_path = optarg;
+            o->config_path = optarg;
             break;
         case 't':
-            test_only = 1;
+            o->test_only = 1;
             break;
         case 'q':
-            quiet = 1;
+            o->quiet = 1;
             break;
         case 'l':
-            log_level = morphd_log_level_parse(optarg);
-            if (log_level < 0) {
+            o->log_level = morphd_log_level_parse(optarg);
+            if (o->log_level < 0) {
                 fprintf(stderr, "morphd: '%s' is not a log level (error, "
                         "warn, info, debug)\n", optarg);
                 return MORPH_EXIT_USAGE;
             }
             break;
         case 's':
-            if (n_overrides == sizeof overrides / sizeof *overrides) {
+            if (o->n_overrides == sizeof o->overrides / sizeof *o->overrides) {
                 fprintf(stderr, "morphd: too many --set options\n");
                 return MORPH_EXIT_USAGE;
             }
-            overrides[n_overrides++] = optarg;
+            o->overrides[o->n_overrides++] = optarg;
             break;
         case 'H':
             if (optarg == NULL)
-                help_config = MORPHD_REF_TEXT;
+                o->help_config = MORPHD_REF_TEXT;
             else if (strcmp(optarg, "markdown") == 0)
-                help_config = MORPHD_REF_MARKDOWN;
+                o->help_config = MORPHD_REF_MARKDOWN;
             else if (strcmp(optarg, "man") == 0)
-                help_config = MORPHD_REF_MAN;
+                o->help_config = MORPHD_REF_MAN;
             else {
                 fprintf(stderr, "morphd: --help-config takes no value, "
                         "=markdown or =man\n");
@@ -365,7 +374,7 @@ int main(int argc, char **argv)
             return MORPH_EXIT_USAGE;
         }
     }
-    if (quiet && !test_only) {
+    if (o->quiet && !o->test_only) {
         fprintf(stderr, "morphd: -q goes with -t\n");
         return MORPH_EXIT_USAGE;
     }
@@ -374,19 +383,101 @@ int main(int argc, char **argv)
         usage(stderr);
         return MORPH_EXIT_USAGE;
     }
-    if (help_config >= 0)
-        return print_help_config(config_path, (morphd_ref_format_t)help_config);
+    return -1;
+}
+
+/* isolation = process: the main process supervises worker processes,
+ * which load the plugins and sandbox themselves (supervisor.h). Returns
+ * the exit status. */
+static int supervise(morphd_config_t *cfg, const options_t *o,
+                     morphd_errors_t *errs)
+{
+    signal(SIGPIPE, SIG_IGN);
+#ifdef MORPHD_CRASH_LOGGER
+    install_crash_logger();
+#endif
+    morphd_activation_init(); /* systemd's sockets, if it passed any */
+    check_open_files(cfg, 1);
+    int status = morphd_supervise(cfg, o->config_path, o->overrides,
+                                  o->n_overrides, morphd_default_plugin_dir(),
+                                  errs);
+    if (status == MORPH_EXIT_CONFIG) {
+        print_errors(errs);
+        fprintf(stderr, "morphd: %zu error%s in %s; not started\n", errs->n,
+                errs->n == 1 ? "" : "s",
+                o->config_path ? o->config_path : "the built-in configuration");
+    }
+    morphd_errors_free(errs);
+    return status;
+}
+
+/* morphd -t: what the configuration would serve, with which plugins. */
+static void print_test_summary(const morphd_server_t *server)
+{
+    printf("morphd: %s: configuration OK\n", server->gen->cfg.path);
+    for (size_t i = 0; i < server->n_services; i++) {
+        const morphd_service_conf_t *c = server->services[i]->conf;
+        printf("  service %s:", c->name);
+        for (size_t j = 0; j < c->n_chain; j++)
+            printf("%s %s", j ? " |" : "", c->chain[j]);
+        printf(" (%s framing) on", c->framing == MORPHD_FRAMING_LINE
+                                       ? "line" : "stream");
+        for (size_t j = 0; j < c->n_listen; j++)
+            printf(" %s", c->listen[j].text);
+        printf("\n");
+    }
+    for (size_t i = 0; i < server->n_plugins; i++) {
+        const morphd_plugin_t *p = server->plugins[i];
+        printf("  plugin %s %s: %s (%s)\n", p->name,
+               p->desc->version ? p->desc->version : "(no version)",
+               p->desc->description ? p->desc->description
+                                    : "(no description)",
+               p->path);
+    }
+}
+
+/* Binds, drops root, turns the sandbox's system call filter on, and serves
+ * until stopped. Returns 0, or -1 with the reasons in errs. */
+static int serve(morphd_server_t *server, bool sandbox, morphd_errors_t *errs)
+{
+    check_open_files(&server->gen->cfg, server->n_workers);
+    morphd_activation_init(); /* systemd's sockets, if it passed any */
+    if (morphd_server_listen(server, errs) != 0)
+        return -1;
+    char why[512];
+    if (morphd_drop_privileges(&server->gen->cfg, why, sizeof why) != 0) {
+        morphd_errors_add(errs, "%s: %s", server->gen->cfg.path, why);
+        return -1; /* morphd_server_free closes what was opened */
+    }
+    if (sandbox && morphd_sandbox_seccomp(why, sizeof why) != 0) {
+        morphd_errors_add(errs, "%s: %s", server->gen->cfg.path, why);
+        return -1;
+    }
+    morphd_server_run(server);
+    morphd_log(MORPH_LOG_INFO, "morphd stopped");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    options_t o;
+    int early = parse_command_line(argc, argv, &o);
+    if (early >= 0)
+        return early;
+    if (o.help_config >= 0)
+        return print_help_config(o.config_path,
+                                 (morphd_ref_format_t)o.help_config);
 
     morphd_errors_t errs = MORPHD_ERRORS_INIT;
     morphd_config_t cfg;
-    int rc = morphd_config_read(config_path, overrides, n_overrides, &cfg,
-                                &errs);
+    int rc = morphd_config_read(o.config_path, o.overrides, o.n_overrides,
+                                &cfg, &errs);
     if (rc == 0) {
-        morphd_log_set_level(log_level >= 0 ? log_level : cfg.log_level);
-        if (!test_only)
+        morphd_log_set_level(o.log_level >= 0 ? o.log_level : cfg.log_level);
+        if (!o.test_only)
             morphd_log_use_syslog(cfg.log_syslog);
     }
-    if (test_only && log_level < 0)
+    if (o.test_only && o.log_level < 0)
         morphd_log_set_level(MORPH_LOG_WARN); /* -t prints its own summary */
 
     /* what dropping root would refuse, before any socket is opened (and
@@ -396,36 +487,16 @@ int main(int argc, char **argv)
         if (morphd_privileges_check(&cfg, why, sizeof why) != 0)
             morphd_errors_add(&errs, "%s: %s", cfg.path, why);
     }
-
-    /* isolation = process: the main process supervises worker processes,
-     * which load the plugins and sandbox themselves (supervisor.h) */
-    if (rc == 0 && !test_only && cfg.isolation_process && errs.n == 0) {
-        signal(SIGPIPE, SIG_IGN);
-#ifdef MORPHD_CRASH_LOGGER
-        install_crash_logger();
-#endif
-        morphd_activation_init(); /* systemd's sockets, if it passed any */
-        check_open_files(&cfg, 1);
-        int status = morphd_supervise(&cfg, config_path, overrides,
-                                      n_overrides, morphd_default_plugin_dir(),
-                                      &errs);
-        if (status == MORPH_EXIT_CONFIG) {
-            print_errors(&errs);
-            fprintf(stderr, "morphd: %zu error%s in %s; not started\n",
-                    errs.n, errs.n == 1 ? "" : "s",
-                    config_path ? config_path : "the built-in configuration");
-        }
-        morphd_errors_free(&errs);
-        return status;
-    }
+    if (rc == 0 && !o.test_only && cfg.isolation_process && errs.n == 0)
+        return supervise(&cfg, &o, &errs);
 
     /* sandbox = on: Landlock now, while this is the only thread and
      * before any plugin code runs (its create() included); the system call
-     * filter once the sockets are bound and root is dropped, below */
-    bool sandbox = rc == 0 && !test_only && cfg.sandbox && errs.n == 0;
+     * filter once the sockets are bound and root is dropped (serve) */
+    bool sandbox = rc == 0 && !o.test_only && cfg.sandbox && errs.n == 0;
     if (sandbox) {
         char why[512];
-        if (morphd_sandbox_landlock(&cfg, config_path,
+        if (morphd_sandbox_landlock(&cfg, o.config_path,
                                     morphd_default_plugin_dir(), why,
                                     sizeof why) != 0) {
             morphd_errors_add(&errs, "%s: %s", cfg.path, why);
@@ -441,36 +512,13 @@ int main(int argc, char **argv)
         if (rc == 0 && errs.n > 0)
             rc = -1; /* the privilege check's */
         /* what SIGHUP re-reads */
-        server.config_path = config_path;
-        server.overrides = overrides;
-        server.n_overrides = n_overrides;
+        server.config_path = o.config_path;
+        server.overrides = o.overrides;
+        server.n_overrides = o.n_overrides;
     }
-
-    if (rc == 0 && test_only && quiet) {
-        morphd_server_free(&server);
-        return 0;
-    }
-    if (rc == 0 && test_only) {
-        printf("morphd: %s: configuration OK\n", server.gen->cfg.path);
-        for (size_t i = 0; i < server.n_services; i++) {
-            const morphd_service_conf_t *c = server.services[i]->conf;
-            printf("  service %s:", c->name);
-            for (size_t j = 0; j < c->n_chain; j++)
-                printf("%s %s", j ? " |" : "", c->chain[j]);
-            printf(" (%s framing) on", c->framing == MORPHD_FRAMING_LINE
-                                           ? "line" : "stream");
-            for (size_t j = 0; j < c->n_listen; j++)
-                printf(" %s", c->listen[j].text);
-            printf("\n");
-        }
-        for (size_t i = 0; i < server.n_plugins; i++) {
-            const morphd_plugin_t *p = server.plugins[i];
-            printf("  plugin %s %s: %s (%s)\n", p->name,
-                   p->desc->version ? p->desc->version : "(no version)",
-                   p->desc->description ? p->desc->description
-                                        : "(no description)",
-                   p->path);
-        }
+    if (rc == 0 && o.test_only) {
+        if (!o.quiet)
+            print_test_summary(&server);
         morphd_server_free(&server);
         return 0;
     }
@@ -479,35 +527,14 @@ int main(int argc, char **argv)
 #ifdef MORPHD_CRASH_LOGGER
     install_crash_logger();
 #endif
-    if (rc == 0) {
-        check_open_files(&server.gen->cfg, server.n_workers);
-        morphd_activation_init(); /* systemd's sockets, if it passed any */
-        rc = morphd_server_listen(&server, &errs);
-        if (rc == 0) {
-            char why[512];
-            if (morphd_drop_privileges(&server.gen->cfg, why, sizeof why) != 0) {
-                morphd_errors_add(&errs, "%s: %s", server.gen->cfg.path, why);
-                rc = -1; /* morphd_server_free closes what was opened */
-            }
-        }
-        if (rc == 0 && sandbox) {
-            char why[512];
-            if (morphd_sandbox_seccomp(why, sizeof why) != 0) {
-                morphd_errors_add(&errs, "%s: %s", server.gen->cfg.path, why);
-                rc = -1;
-            }
-        }
-        if (rc == 0) {
-            morphd_server_run(&server);
-            morphd_log(MORPH_LOG_INFO, "morphd stopped");
-        }
-    }
+    if (rc == 0)
+        rc = serve(&server, sandbox, &errs);
     if (rc != 0) {
         print_errors(&errs);
         fprintf(stderr, "morphd: %zu error%s in %s%s\n", errs.n,
                 errs.n == 1 ? "" : "s",
-                config_path ? config_path : "the built-in configuration",
-                test_only ? "" : "; not started");
+                o.config_path ? o.config_path : "the built-in configuration",
+                o.test_only ? "" : "; not started");
     }
     if (server_made)
         morphd_server_free(&server);
