@@ -206,7 +206,7 @@ static void discard_build(morphd_server_t *s, morphd_build_t *b)
             if (b->sites[w] == NULL)
                 continue;
             for (size_t i = 0; i < b->n_services; i++)
-                morphd_site_discard(b->sites[w][i]);
+                morphd_worker_service_discard(b->sites[w][i]);
             free(b->sites[w]);
         }
         free(b->sites);
@@ -271,7 +271,7 @@ static int make_build(morphd_server_t *s, morphd_config_t *cfg,
                 s, gen, chains[i], w, &gen->cfg.services[i], errs);
             if (svc == NULL)
                 continue;
-            b->sites[w][i] = morphd_site_new(svc);
+            b->sites[w][i] = morphd_worker_service_new(svc);
             if (b->sites[w][i] == NULL) {
                 morphd_errors_add(errs, "out of memory");
                 svc->retired = true;
@@ -367,7 +367,7 @@ int morphd_server_init(morphd_server_t *s, morphd_config_t *cfg,
 /* Workers after the first bind an endpoint configured with port 0 to the
  * port the first one got, so that they share it; they listen on the first
  * one's unix:// socket, and on a socket systemd passed it. */
-static void share_ports(morphd_site_t **first, morphd_site_t **other,
+static void share_ports(morphd_worker_service_t **first, morphd_worker_service_t **other,
                         size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -425,7 +425,7 @@ static int switch_to(morphd_server_t *s, morphd_build_t *b,
             free(b->sites[w]);
         } else {
             for (size_t i = 0; i < n; i++) /* never reached a worker */
-                morphd_site_discard(b->sites[w][i]);
+                morphd_worker_service_discard(b->sites[w][i]);
             free(b->sites[w]);
         }
         b->sites[w] = NULL;

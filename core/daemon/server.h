@@ -31,7 +31,7 @@ typedef struct morphd_generation {
 typedef struct morphd_build {
     morphd_generation_t *gen;
     char *plugin_dir;
-    morphd_site_t ***sites; /* [n_workers][n_services] */
+    morphd_worker_service_t ***sites; /* [n_workers][n_services] */
     size_t n_services;
 } morphd_build_t;
 

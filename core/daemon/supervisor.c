@@ -294,7 +294,7 @@ static void close_sets(supervisor_t *sup, config_set_t *cs, bool all)
 
 static int inherited_socket(const morphd_listener_t *l)
 {
-    const morphd_site_t *site = l->owner;
+    const morphd_worker_service_t *site = l->owner;
     size_t index = (size_t)(l - site->listeners);
     config_set_t *cs = &the_sup->cur;
     for (size_t i = 0; i < cs->n_sets; i++) {

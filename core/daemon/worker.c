@@ -39,10 +39,10 @@ int (*morphd_worker_inherited_socket)(const morphd_listener_t *l);
 
 /* --- sites ---------------------------------------------------------------------- */
 
-morphd_site_t *morphd_site_new(morphd_service_t *svc)
+morphd_worker_service_t *morphd_worker_service_new(morphd_service_t *svc)
 {
     const morphd_service_conf_t *conf = svc->conf;
-    morphd_site_t *site = calloc(1, sizeof *site);
+    morphd_worker_service_t *site = calloc(1, sizeof *site);
     morphd_listener_t *ls = calloc(conf->n_listen ? conf->n_listen : 1,
                                    sizeof *ls);
     if (site == NULL || ls == NULL) {
@@ -62,7 +62,7 @@ morphd_site_t *morphd_site_new(morphd_service_t *svc)
     return site;
 }
 
-static void site_free(morphd_site_t *site)
+static void site_free(morphd_worker_service_t *site)
 {
     morphd_service_t *svc = site->svc;
     free(site->listeners);
@@ -71,14 +71,14 @@ static void site_free(morphd_site_t *site)
     morphd_service_unref(svc);
 }
 
-void morphd_site_discard(morphd_site_t *site)
+void morphd_worker_service_discard(morphd_worker_service_t *site)
 {
     if (site != NULL)
         site_free(site);
 }
 
 /* A site no longer current with no listener open goes. */
-static void site_maybe_gone(morphd_site_t *site)
+static void site_maybe_gone(morphd_worker_service_t *site)
 {
     if (site->current || site->n_open > 0)
         return;
@@ -134,7 +134,7 @@ static void on_jobs_gone(morphd_chain_env_t *env) { maybe_finish(env->owner); }
 
 static void on_listener_closed(morphd_listener_t *l)
 {
-    morphd_site_t *site = l->owner;
+    morphd_worker_service_t *site = l->owner;
     morphd_worker_t *w = site->worker;
     morphd_log(MORPH_LOG_INFO, "service %s: closed %s", site->svc->conf->name,
                l->bound);
@@ -237,7 +237,7 @@ static void for_each_listener(morphd_worker_t *w,
 static void for_every_listener(morphd_worker_t *w,
                                void (*fn)(morphd_listener_t *))
 {
-    for (morphd_site_t *site = w->all_sites, *next; site; site = next) {
+    for (morphd_worker_service_t *site = w->all_sites, *next; site; site = next) {
         next = site->next;
         bool keep = site->current;
         site->current = true; /* not freed while fn runs */
@@ -264,7 +264,7 @@ static int open_listener(morphd_worker_t *w, morphd_listener_t *l,
                          morphd_errors_t *errs)
 {
     char err[256];
-    morphd_site_t *site = l->owner;
+    morphd_worker_service_t *site = l->owner;
     const morphd_service_conf_t *conf = l->service->conf;
     l->reuseport = w->reuseport;
     l->on_closed = on_listener_closed;
@@ -316,9 +316,9 @@ static morphd_listener_t *find_running(morphd_worker_t *w,
 
 /* --- commands ------------------------------------------------------------------ */
 
-static void do_abort(morphd_worker_t *w, morphd_site_t **sites, size_t n);
+static void do_abort(morphd_worker_t *w, morphd_worker_service_t **sites, size_t n);
 
-static void adopt(morphd_worker_t *w, morphd_site_t *site)
+static void adopt(morphd_worker_t *w, morphd_worker_service_t *site)
 {
     morphd_service_t *svc = site->svc;
     site->worker = w;
@@ -342,7 +342,7 @@ static void adopt(morphd_worker_t *w, morphd_site_t *site)
 
 /* OPEN: adopt the new sites, pair each new listener with the running one
  * it will take over, and open the others. */
-static int do_open(morphd_worker_t *w, morphd_site_t **sites, size_t n,
+static int do_open(morphd_worker_t *w, morphd_worker_service_t **sites, size_t n,
                    morphd_errors_t *errs)
 {
     for (size_t i = 0; i < n; i++)
@@ -367,11 +367,11 @@ static int do_open(morphd_worker_t *w, morphd_site_t **sites, size_t n,
 
 /* ABORT: close what OPEN opened and drop the sites (they go once their
  * listeners have closed). */
-static void do_abort(morphd_worker_t *w, morphd_site_t **sites, size_t n)
+static void do_abort(morphd_worker_t *w, morphd_worker_service_t **sites, size_t n)
 {
     (void)w;
     for (size_t i = 0; i < n; i++) {
-        morphd_site_t *site = sites[i];
+        morphd_worker_service_t *site = sites[i];
         site->current = true; /* not freed while its listeners abort */
         for (size_t j = 0; j < site->n_listeners; j++) {
             morphd_listener_t *l = &site->listeners[j];
@@ -391,14 +391,14 @@ static void do_abort(morphd_worker_t *w, morphd_site_t **sites, size_t n)
 /* COMMIT: hand each paired endpoint over, socket and all (nothing queued
  * on it is lost), close the endpoints no longer configured, and retire the
  * old sites: their TCP connections keep their services until they end. */
-static void do_commit(morphd_worker_t *w, morphd_site_t **sites, size_t n)
+static void do_commit(morphd_worker_t *w, morphd_worker_service_t **sites, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         for (size_t j = 0; j < sites[i]->n_listeners; j++) {
             morphd_listener_t *l = &sites[i]->listeners[j], *old = l->from;
             if (old == NULL)
                 continue;
-            morphd_site_t *old_site = old->owner;
+            morphd_worker_service_t *old_site = old->owner;
             l->impl = old->impl;
             old->impl = NULL;
             old->taken = false;
@@ -414,7 +414,7 @@ static void do_commit(morphd_worker_t *w, morphd_site_t **sites, size_t n)
             old_site->n_open--;
         }
     for_each_listener(w, close_listener);
-    morphd_site_t **old = w->sites;
+    morphd_worker_service_t **old = w->sites;
     size_t n_old = w->n_sites;
     w->sites = sites;
     w->n_sites = n;
@@ -506,7 +506,7 @@ void morphd_worker_abort_all(morphd_worker_t *w)
 }
 
 static int run_cmd(morphd_worker_t *w, morphd_worker_cmd_t cmd,
-                   morphd_site_t **sites, size_t n, morphd_errors_t *errs)
+                   morphd_worker_service_t **sites, size_t n, morphd_errors_t *errs)
 {
     switch (cmd) {
     case MORPHD_WORKER_OPEN:
@@ -563,7 +563,7 @@ int morphd_worker_start_thread(morphd_worker_t *w)
 }
 
 int morphd_worker_call(morphd_worker_t *w, morphd_worker_cmd_t cmd,
-                       morphd_site_t **sites, size_t n,
+                       morphd_worker_service_t **sites, size_t n,
                        morphd_errors_t *errs)
 {
     if (!w->threaded)
@@ -598,7 +598,7 @@ void morphd_worker_free(morphd_worker_t *w)
     morphd_chain_env_close(&w->env);
     uv_run(&w->loop, UV_RUN_NOWAIT); /* finish pending closes */
     for (size_t i = 0; i < w->n_sites; i++) {
-        morphd_site_t *site = w->sites[i];
+        morphd_worker_service_t *site = w->sites[i];
         if (site->prev)
             site->prev->next = site->next;
         else

@@ -20,18 +20,19 @@
 
 typedef struct morphd_worker morphd_worker_t;
 
-/* A service as one worker runs it: the service and its listeners. A site
- * lives while it is current or any of its listeners is open; the service
- * itself lives on while connections use it. */
-typedef struct morphd_site {
+/* A service as one worker runs it: the service and its listeners (a
+ * "site" in worker.c's and server.c's variable names). It lives while it
+ * is current or any of its listeners is open; the service itself lives on
+ * while connections use it. */
+typedef struct morphd_worker_service {
     morphd_service_t *svc; /* a reference */
     morphd_listener_t *listeners;
     size_t n_listeners;
     size_t n_open;         /* listeners open */
     bool current;
     morphd_worker_t *worker;
-    struct morphd_site *prev, *next; /* the worker's live sites */
-} morphd_site_t;
+    struct morphd_worker_service *prev, *next; /* the worker's live sites */
+} morphd_worker_service_t;
 
 /* Where a worker process gets its listening sockets from the main
  * process (isolation = process): the descriptor for listener `l` (its
@@ -41,9 +42,9 @@ extern int (*morphd_worker_inherited_socket)(const morphd_listener_t *l);
 
 /* Makes a site for `svc` (taking the caller's reference) with a listener
  * slot per endpoint of its configuration. NULL when out of memory. */
-morphd_site_t *morphd_site_new(morphd_service_t *svc);
+morphd_worker_service_t *morphd_worker_service_new(morphd_service_t *svc);
 /* Frees a site no worker has adopted, with its service reference. */
-void morphd_site_discard(morphd_site_t *site);
+void morphd_worker_service_discard(morphd_worker_service_t *site);
 
 typedef enum morphd_worker_cmd {
     MORPHD_WORKER_OPEN,   /* adopt new sites; open their new endpoints */
@@ -62,9 +63,9 @@ struct morphd_worker {
     bool reuseport; /* SO_REUSEPORT on every socket: several workers */
     unsigned shutdown_timeout_ms;
 
-    morphd_site_t **sites; /* current */
+    morphd_worker_service_t **sites; /* current */
     size_t n_sites;
-    morphd_site_t *all_sites;       /* current, and closing ones */
+    morphd_worker_service_t *all_sites;       /* current, and closing ones */
     morphd_service_t *all_services; /* every live service */
     size_t n_open_listeners;
     bool stopping;
@@ -87,7 +88,7 @@ struct morphd_worker {
     uv_mutex_t lock;
     uv_cond_t done_cond;
     morphd_worker_cmd_t cmd;
-    morphd_site_t **cmd_sites;
+    morphd_worker_service_t **cmd_sites;
     size_t cmd_n;
     morphd_errors_t *cmd_errs;
     int cmd_result;
@@ -106,7 +107,7 @@ int morphd_worker_start_thread(morphd_worker_t *w);
  * COMMIT keeps it as the list of current sites. Returns the command's
  * result (0 or -1). */
 int morphd_worker_call(morphd_worker_t *w, morphd_worker_cmd_t cmd,
-                       morphd_site_t **sites, size_t n,
+                       morphd_worker_service_t **sites, size_t n,
                        morphd_errors_t *errs);
 
 /* Closes every connection still open (after the shutdown timeout). */
