@@ -328,7 +328,8 @@ START_TEST(bad_values)
     }
     /* rates: N/s, finite and positive */
     static const char *const bad_rates[] = {"nan/s", "inf/s", "-1/s", "5",
-                                            "5/m", "1e9/s", "0.0001/s", "/s"};
+                                            "5/m", "1e9/s", "0.0001/s", "/s",
+                                            "1e2/s", "0x10/s"};
     for (size_t i = 0; i < sizeof bad_rates / sizeof *bad_rates; i++) {
         snprintf(ini, sizeof ini, "%srate_per_source = %s\n", head,
                  bad_rates[i]);

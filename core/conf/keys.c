@@ -300,7 +300,11 @@ static int set_rate(const key_row_t *row, void *obj, const char *value,
     errno = 0;
     double n = strtod(value, &end);
     bool off = strcmp(value, "0") == 0 || strcmp(value, "off") == 0;
-    if (!off && (end == value || errno != 0 || strcmp(end, "/s") != 0 ||
+    /* decimals only, as every number of base/value.h: strtod would take
+     * exponents, hex and leading spaces too */
+    bool decimal = strspn(value, "0123456789.") == (size_t)(end - value);
+    if (!off && (end == value || !decimal || errno != 0 ||
+                 strcmp(end, "/s") != 0 ||
                  !(n > 0) || n > (double)row->max)) { /* !(>) catches NaN */
         snprintf(err, err_size, "'%s' is not a rate: N/s with N from 0.001 "
                  "to %zu (e.g. 100/s), or off", value, row->max);
