@@ -686,3 +686,13 @@ ssize_t udp_roundtrip(int port, bool v6, const void *msg, size_t n,
     close(fd);
     return r;
 }
+
+const char *ask_line(int fd, const char *line, int timeout_ms)
+{
+    static char reply[256];
+    char msg[256];
+    int n = snprintf(msg, sizeof msg, "%s\n", line);
+    if (n < 0 || (size_t)n >= sizeof msg || send_all(fd, msg, (size_t)n) != 0)
+        return NULL;
+    return recv_line(fd, reply, sizeof reply, timeout_ms);
+}

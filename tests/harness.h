@@ -167,6 +167,10 @@ size_t recv_until_close(int fd, void *buf, size_t cap, int timeout_ms);
  * without its newline; NULL when the connection ended, the time ran out
  * or the line did not fit first. */
 char *recv_line(int fd, char *buf, size_t cap, int timeout_ms);
+/* Sends `line` and a newline, and returns the reply line without its
+ * newline (in a static buffer of 256 bytes, overwritten by the next call),
+ * or NULL when the connection ended or the time ran out instead. */
+const char *ask_line(int fd, const char *line, int timeout_ms);
 /* A TCP connection from loopback address `src` (any of 127/8) to
  * 127.0.0.1:port. */
 int tcp_connect_from(const char *src, int port);

@@ -52,16 +52,9 @@ static int udp_port(void) { return morphd_proc_need_port(&proc, "s", "udp", fals
 
 static int connect_from(const char *src) { return tcp_connect_from(src, tcp_port()); }
 
-/* Sends a line; returns the reply line without its newline (static), or
- * NULL when the connection ended instead. */
 static const char *ask(int fd, const char *line)
 {
-    static char reply[256];
-    char msg[256];
-    int n = snprintf(msg, sizeof msg, "%s\n", line);
-    if (send_all(fd, msg, (size_t)n) != 0)
-        return NULL;
-    return recv_line(fd, reply, sizeof reply, TIMEOUT_MS);
+    return ask_line(fd, line, TIMEOUT_MS);
 }
 
 static int pid_of(int fd)

@@ -25,12 +25,7 @@ static void teardown(void) { morphd_proc_cleanup(&proc); }
 
 static const char *ask(int fd, const char *line)
 {
-    static char reply[256];
-    char msg[256];
-    int n = snprintf(msg, sizeof msg, "%s\n", line);
-    if (send_all(fd, msg, (size_t)n) != 0)
-        return NULL;
-    return recv_line(fd, reply, sizeof reply, TIMEOUT_MS);
+    return ask_line(fd, line, TIMEOUT_MS);
 }
 
 /* Connects to the plugin's own listener (the port `fd`'s worker reports)

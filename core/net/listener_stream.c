@@ -197,7 +197,6 @@ typedef struct stream_listener {
 
 typedef struct write_req {
     uv_write_t req;
-    size_t len;
     unsigned char data[];
 } write_req_t;
 
@@ -660,7 +659,6 @@ static int send_raw(stream_conn_t *c, const unsigned char *data, size_t len)
         conn_close(c);
         return -1;
     }
-    w->len = rest;
     memcpy(w->data, data + done, rest);
     w->req.data = c;
     uv_buf_t b = buf_of(w->data, rest);
