@@ -229,6 +229,54 @@ START_TEST(watchdog_aborts_a_plugin_call_past_plugin_timeout)
 }
 END_TEST
 
+/* The number of threads of process `pid` (/proc/PID/status), -1 if unknown. */
+static int threads_of(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    int n = -1;
+    while (f != NULL && fgets(line, sizeof line, f) != NULL)
+        if (sscanf(line, "Threads: %d", &n) == 1)
+            break;
+    if (f != NULL)
+        fclose(f);
+    return n;
+}
+
+/* The watchdog is a timer signal, not a thread: with one worker, morphd
+ * is one thread, whose reads and writes skip glibc's cancellation checks
+ * (test-perf counts what a second thread costs). Serving, a reload and a
+ * plugin call past plugin_timeout still work as with a thread. */
+START_TEST(one_worker_is_one_thread_with_its_watchdog)
+{
+    char ini[512];
+    snprintf(ini, sizeof ini, "[morphd]\nplugin_dir = %s\nplugin_timeout = "
+             "1h\n[service s]\nlisten = tcp://127.0.0.1:0\ntransform = "
+             "hang\n", TEST_PLUGIN_DIR);
+    if (morphd_proc_start(&proc, ini) != 0)
+        ck_abort_msg("morphd did not start:\n%s", morphd_proc_log(&proc));
+    int fd = tcp_connect(tcp(), false);
+    char buf[8] = "";
+    ck_assert_int_eq(send_all(fd, "ok", 2), 0);
+    ck_assert_uint_eq(recv_exact(fd, buf, 2, TIMEOUT_MS), 2);
+    ck_assert_int_eq(threads_of(proc.pid), 1);
+    /* a reload shortens plugin_timeout: the watchdog looks more often */
+    snprintf(ini, sizeof ini, "[morphd]\nplugin_dir = %s\nplugin_timeout = "
+             "300ms\n[service s]\nlisten = tcp://127.0.0.1:0\ntransform = "
+             "hang\n", TEST_PLUGIN_DIR);
+    morphd_proc_rewrite(&proc, ini);
+    ck_assert_int_eq(morphd_proc_reload(&proc), 0);
+    ck_assert_int_eq(threads_of(proc.pid), 1);
+    ck_assert_int_eq(send_all(fd, "hang", 4), 0);
+    int status = wait_end();
+    close(fd);
+    ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT,
+                  "status %d", status);
+    ck_assert_int_eq(morphd_proc_log_count(&proc, "plugin_timeout = 0.3 s"), 1);
+}
+END_TEST
+
 /* shutdown_timeout is a hard limit: with plugin_timeout off and a plugin
  * stuck on the only worker (the one that handles signals), SIGTERM still
  * ends morphd, and the log says which plugin held it. */
@@ -298,6 +346,7 @@ static Suite *suite(void)
     tcase_add_test(tc, crashing_plugin_is_logged_and_fatal);
     tcase_add_test(tc, watchdog_aborts_a_plugin_call_past_plugin_timeout);
     tcase_add_test(tc, sigterm_ends_morphd_within_shutdown_timeout_despite_a_stuck_plugin);
+    tcase_add_test(tc, one_worker_is_one_thread_with_its_watchdog);
     tcase_add_test(tc, unwritable_log_does_not_stop_serving);
     suite_add_tcase(s, tc);
     return s;

@@ -114,7 +114,7 @@ static size_t put_num(char *buf, size_t n, size_t size, unsigned long v,
     return n;
 }
 
-size_t morphd_log_prefix_signal_safe(char *buf, size_t size, int level)
+static size_t prefix_signal_safe(char *buf, size_t size, int level)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts); /* async-signal-safe */
@@ -158,4 +158,37 @@ size_t morphd_log_prefix_signal_safe(char *buf, size_t size, int level)
     if (n + 2 < size)
         buf[n++] = ':', buf[n++] = ' ';
     return n;
+}
+
+void morphd_signal_line_start(morphd_signal_line_t *l, int level)
+{
+    l->len = prefix_signal_safe(l->buf, sizeof l->buf, level);
+}
+
+void morphd_signal_line_str(morphd_signal_line_t *l, const char *s)
+{
+    while (s != NULL && *s && l->len + 1 < sizeof l->buf)
+        l->buf[l->len++] = *s++;
+}
+
+void morphd_signal_line_num(morphd_signal_line_t *l, unsigned long v)
+{
+    l->len = put_num(l->buf, l->len, sizeof l->buf, v, 1);
+}
+
+void morphd_signal_line_secs(morphd_signal_line_t *l, unsigned long long ns)
+{
+    unsigned long long tenths = (ns + 50000000u) / 100000000u;
+    morphd_signal_line_num(l, (unsigned long)(tenths / 10));
+    morphd_signal_line_str(l, ".");
+    morphd_signal_line_num(l, (unsigned long)(tenths % 10));
+}
+
+void morphd_signal_line_write(morphd_signal_line_t *l)
+{
+    if (l->len >= sizeof l->buf)
+        l->len = sizeof l->buf - 1;
+    l->buf[l->len++] = '\n';
+    ssize_t w = write(STDERR_FILENO, l->buf, l->len);
+    (void)w; /* a failing log must never stop serving */
 }

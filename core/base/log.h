@@ -25,9 +25,23 @@ void morphd_log(int level, const char *fmt, ...)
 int morphd_log_get_level(void);
 #define morphd_log_enabled(level) ((level) <= morphd_log_get_level())
 
-/* Writes the start of a log line ("2026-01-02T03:04:05.678Z morphd[PID]
- * error: ") into buf, as morphd_log does, with async-signal-safe calls
- * only (for the crash line). Returns its length (not NUL-terminated). */
-size_t morphd_log_prefix_signal_safe(char *buf, size_t size, int level);
+/* A log line built and written with async-signal-safe calls only (no
+ * stdio, no allocation), for the crash line and the watchdog, which run in
+ * signal handlers. It starts as morphd_log's lines do ("2026-01-02T03:04:
+ * 05.678Z morphd[PID] error: "); what does not fit is cut. It goes to
+ * stderr even under `log = syslog` (syslog(3) is not signal-safe; under
+ * systemd, stderr reaches the journal too). */
+typedef struct morphd_signal_line {
+    char buf[640];
+    size_t len;
+} morphd_signal_line_t;
+
+void morphd_signal_line_start(morphd_signal_line_t *l, int level);
+void morphd_signal_line_str(morphd_signal_line_t *l, const char *s);
+void morphd_signal_line_num(morphd_signal_line_t *l, unsigned long v);
+/* ns as seconds with one decimal: "12.3" */
+void morphd_signal_line_secs(morphd_signal_line_t *l, unsigned long long ns);
+/* Ends the line with a newline and writes it with one write(2). */
+void morphd_signal_line_write(morphd_signal_line_t *l);
 
 #endif

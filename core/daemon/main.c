@@ -73,49 +73,37 @@ static void usage(FILE *out)
  * is logged before the process dies of it, so that the log says why
  * systemd restarted the service (Restart=on-failure). Only
  * async-signal-safe calls here. */
-/* Appends a string to the crash line (no allocation, no stdio). */
-static size_t put(char *buf, size_t n, size_t size, const char *s)
-{
-    while (*s && n + 1 < size)
-        buf[n++] = *s++;
-    return n;
-}
-
 static void on_fatal_signal(int sig)
 {
-    char msg[512];
-    char num[4] = {0};
     /* the same start as every other line: time and pid (in process mode,
      * the worker's) */
-    size_t n = morphd_log_prefix_signal_safe(msg, sizeof msg, MORPH_LOG_ERROR);
-    n = put(msg, n, sizeof msg, "fatal signal ");
-    num[0] = (char)('0' + sig / 10);
-    num[1] = (char)('0' + sig % 10);
-    n = put(msg, n, sizeof msg, sig >= 10 ? num : num + 1);
+    morphd_signal_line_t l;
+    morphd_signal_line_start(&l, MORPH_LOG_ERROR);
+    morphd_signal_line_str(&l, "fatal signal ");
+    morphd_signal_line_num(&l, (unsigned long)sig);
     /* the plugin this thread was running, if any (set around each call) */
     const morphd_stage_t *st = morphd_running_stage;
     if (morphd_watchdog_fired) {
-        n = put(msg, n, sizeof msg, ": the watchdog aborted morphd for a "
-                                    "plugin call past plugin_timeout (logged "
-                                    "above)");
+        morphd_signal_line_str(&l, ": the watchdog aborted morphd for a "
+                                   "plugin call past plugin_timeout (logged "
+                                   "above)");
     } else if (st != NULL) {
         morphd_crash_note(st->plugin->name, st->chain->service);
-        n = put(msg, n, sizeof msg, " in plugin ");
-        n = put(msg, n, sizeof msg, st->plugin->name);
-        n = put(msg, n, sizeof msg, " of service ");
-        n = put(msg, n, sizeof msg, st->chain->service);
-        n = put(msg, n, sizeof msg, "; the plugin crashed");
+        morphd_signal_line_str(&l, " in plugin ");
+        morphd_signal_line_str(&l, st->plugin->name);
+        morphd_signal_line_str(&l, " of service ");
+        morphd_signal_line_str(&l, st->chain->service);
+        morphd_signal_line_str(&l, "; the plugin crashed");
     } else {
-        n = put(msg, n, sizeof msg, " outside any plugin call; morphd "
-                                    "itself crashed");
+        morphd_signal_line_str(&l, " outside any plugin call; morphd "
+                                   "itself crashed");
     }
-    n = put(msg, n, sizeof msg,
-            morphd_watchdog_worker_process
-                ? ". This worker process exits; the main process starts a "
-                  "new one.\n"
-                : ". Exiting; under systemd the service restarts.\n");
-    ssize_t w = write(STDERR_FILENO, msg, n);
-    (void)w;
+    morphd_signal_line_str(&l, morphd_watchdog_worker_process
+                                   ? ". This worker process exits; the main "
+                                     "process starts a new one."
+                                   : ". Exiting; under systemd the service "
+                                     "restarts.");
+    morphd_signal_line_write(&l);
     signal(sig, SIG_DFL);
     raise(sig);
 }

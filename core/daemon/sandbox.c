@@ -291,6 +291,8 @@ static const char *const allowed[] = {
     "epoll_create", "epoll_create1", "epoll_ctl", "epoll_wait", "epoll_pwait",
     "epoll_pwait2", "eventfd", "eventfd2", "poll", "ppoll", "select",
     "pselect6", "timerfd_create", "timerfd_settime", "timerfd_gettime",
+    "timer_create", "timer_settime", "timer_gettime", "timer_delete",
+    "timer_getoverrun",
     "futex", "futex_waitv", "nanosleep", "clock_nanosleep", "sched_yield",
     "restart_syscall",
     /* time, randomness, identity */

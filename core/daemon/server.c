@@ -749,12 +749,11 @@ int morphd_server_run(morphd_server_t *s)
     morphd_chain_env_t *envs[s->n_workers];
     for (unsigned w = 0; w < s->n_workers; w++)
         envs[w] = &s->workers[w].env;
-    morphd_watchdog_set_tick(morphd_stream_report_drops);
     s->watchdog = morphd_watchdog_start(envs, s->n_workers,
                                         &s->plugin_timeout_ms,
                                         &s->shutdown_timeout_ms);
     if (s->watchdog == NULL)
-        morphd_log(MORPH_LOG_WARN, "no watchdog thread: plugin_timeout and "
+        morphd_log(MORPH_LOG_WARN, "no watchdog timer: plugin_timeout and "
                    "the shutdown_timeout limit are not enforced");
     if (s->stopping) { /* stopped before running */
         on_main_idle(&s->workers[0], s);

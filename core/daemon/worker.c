@@ -119,6 +119,7 @@ static void maybe_finish(morphd_worker_t *w)
         uv_close((uv_handle_t *)&w->shutdown_timer, on_closed_noop);
         uv_close((uv_handle_t *)&w->sweep_timer, on_closed_noop);
         uv_close((uv_handle_t *)&w->drain_timer, on_closed_noop);
+        uv_close((uv_handle_t *)&w->io.drops_timer, on_closed_noop);
     }
     morphd_chain_env_close(&w->env);
     if (w->threaded)
@@ -207,6 +208,8 @@ int morphd_worker_init(morphd_worker_t *w, unsigned index, unsigned n_workers)
     uv_timer_init(&w->loop, &w->shutdown_timer);
     uv_timer_init(&w->loop, &w->sweep_timer);
     uv_timer_init(&w->loop, &w->drain_timer);
+    uv_timer_init(&w->loop, &w->io.drops_timer);
+    w->io.drops_timer.data = &w->io;
     w->shutdown_timer.data = w;
     w->sweep_timer.data = w;
     w->drain_timer.data = w;
@@ -214,6 +217,7 @@ int morphd_worker_init(morphd_worker_t *w, unsigned index, unsigned n_workers)
     uv_unref((uv_handle_t *)&w->shutdown_timer);
     uv_unref((uv_handle_t *)&w->sweep_timer);
     uv_unref((uv_handle_t *)&w->drain_timer);
+    uv_unref((uv_handle_t *)&w->io.drops_timer);
     w->timers_on = true;
     uv_mutex_init(&w->lock);
     uv_cond_init(&w->done_cond);
@@ -594,6 +598,7 @@ void morphd_worker_free(morphd_worker_t *w)
         uv_close((uv_handle_t *)&w->shutdown_timer, on_closed_noop);
         uv_close((uv_handle_t *)&w->sweep_timer, on_closed_noop);
         uv_close((uv_handle_t *)&w->drain_timer, on_closed_noop);
+        uv_close((uv_handle_t *)&w->io.drops_timer, on_closed_noop);
     }
     morphd_chain_env_close(&w->env);
     uv_run(&w->loop, UV_RUN_NOWAIT); /* finish pending closes */

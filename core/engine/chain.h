@@ -53,7 +53,8 @@ typedef struct morphd_chain_env {
     void (*on_jobs_gone)(struct morphd_chain_env *env);
     void *owner;
     /* the plugin call on the loop now, and since when (ticks; 0: none),
-     * for the watchdog thread (watchdog.h); atomics */
+     * for the watchdog (watchdog.h), which reads them from a signal
+     * handler on any thread; atomics */
     const struct morphd_stage *calling;
     uint64_t calling_since;
     /* Checks that a plugin writes nothing past out->cap: a guard of

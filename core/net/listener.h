@@ -33,6 +33,10 @@ typedef struct morphd_io {
      * the plugins' handles too */
     struct morphd_stream_conn **stream_conns;
     size_t n_stream_conns, cap_stream_conns;
+    /* logs the rest of a burst of connections dropped at accept when its
+     * window ends (listener_stream.c); the worker inits, unrefs and closes
+     * it with its other timers, its data the io */
+    uv_timer_t drops_timer;
 } morphd_io_t;
 
 #define MORPHD_READ_BUF_SIZE (64 * 1024)
@@ -102,13 +106,6 @@ struct morphd_listener {
  * for IPv6), for the transports to adopt when l->reuseport is set. Returns
  * the descriptor, or a negative libuv error. */
 int morphd_listener_socket(const morphd_listener_t *l, int type);
-
-/* Logs the connections dropped at accept (no descriptor, no memory) since
- * the last line, once the 10 s window of that line has ended: the first
- * drop after a quiet spell is logged at once, the rest of a burst when its
- * window ends, whether or not another drop follows. Thread-safe; the
- * watchdog thread calls it ten times a second. */
-void morphd_stream_report_drops(void);
 
 extern const morphd_listener_ops_t morphd_listener_tcp;
 extern const morphd_listener_ops_t morphd_listener_udp;

@@ -1464,16 +1464,31 @@ static void report_drops(uint64_t now)
     }
 }
 
-void morphd_stream_report_drops(void)
+/* Logs the drops since the last line (no descriptor, no memory) once the
+ * 10 s window of that line has ended. Returns the ms left of the window
+ * when it has not (nothing logged), else 0. Thread-safe. */
+static uint64_t report_drops_after_window(void)
 {
     uint64_t now = uv_hrtime() / 1000000;
-    if (now >= __atomic_load_n(&drops_window_end_ms, __ATOMIC_RELAXED))
-        report_drops(now);
+    uint64_t end = __atomic_load_n(&drops_window_end_ms, __ATOMIC_RELAXED);
+    if (now < end)
+        return end - now;
+    report_drops(now);
+    return 0;
+}
+
+/* The window of the last line has ended (or another loop's line moved it):
+ * what dropped meanwhile is logged even if no drop follows. */
+static void on_drops_window_end(uv_timer_t *t)
+{
+    uint64_t left = report_drops_after_window();
+    if (left > 0)
+        uv_timer_start(t, on_drops_window_end, left, 0);
 }
 
 /* Counts a connection closed for want of a descriptor (or of memory). The
  * first of a burst is logged at once; the rest are summed and logged when
- * the window ends (morphd_stream_report_drops). */
+ * the window ends, on the loop's drops_timer. */
 static void dropped(morphd_service_t *svc, int why, uint64_t n)
 {
     n = n ? n : 1; /* libuv dropped it: at least one */
@@ -1483,7 +1498,10 @@ static void dropped(morphd_service_t *svc, int why, uint64_t n)
     pthread_mutex_unlock(&drops_lock);
     __atomic_add_fetch(why == UV_ENOMEM ? &drops_nomem : &drops_nofd, n,
                        __ATOMIC_RELAXED);
-    morphd_stream_report_drops();
+    uint64_t left = report_drops_after_window();
+    uv_timer_t *t = &svc->io->drops_timer;
+    if (left > 0 && !uv_is_active((uv_handle_t *)t))
+        uv_timer_start(t, on_drops_window_end, left, 0);
 }
 
 /* Accepts the pending connection of `server`. Returns it (its data the

@@ -89,6 +89,12 @@
  *    client of its worker. A transform that waits either answers later
  *    (morph_out_defer: a timer or I/O on the worker's loop), or its plugin
  *    sets MORPH_PLUGIN_BLOCKING and morphd runs it on a thread pool.
+ *  - morphd's watchdog is a timer signal (a real-time one, SIGRTMIN+3),
+ *    sent one to ten times a second; its handler is installed with
+ *    SA_RESTART, so blocking reads and writes restart, but a call that
+ *    never restarts (nanosleep, poll, select, a socket with SO_RCVTIMEO)
+ *    may return early with EINTR: loop on it, as delay.c does. Leave that
+ *    signal alone (do not block, catch or ignore it).
  *
  * This header is C11, and usable from C++ (C++17 and later, with
  * -pedantic; see <morph/plugin.hpp> for the descriptor and for exceptions).
