@@ -20,8 +20,11 @@ set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 set(CPACK_DEBIAN_RUNTIME_PACKAGE_NAME morph)
 # procps: the unit reloads with /bin/kill; init-system-helpers: the
 # maintainer scripts enable and start the unit with deb-systemd-helper and
-# deb-systemd-invoke (shlibdeps adds the libraries)
-set(CPACK_DEBIAN_RUNTIME_PACKAGE_DEPENDS "procps, init-system-helpers (>= 1.54~)")
+# deb-systemd-invoke (shlibdeps adds the libraries linked); libmicrohttpd,
+# which morphd loads with dlopen for metrics_listen, shlibdeps cannot see:
+# its package is named after its soname (libmicrohttpd.so.12: libmicrohttpd12)
+string(REGEX REPLACE "^(lib.*)\\.so\\.([0-9]+)$" "\\1\\2" MHD_PACKAGE "${MHD_SONAME}")
+set(CPACK_DEBIAN_RUNTIME_PACKAGE_DEPENDS "procps, init-system-helpers (>= 1.54~), ${MHD_PACKAGE}")
 set(CPACK_DEBIAN_RUNTIME_PACKAGE_CONTROL_EXTRA
     "${CMAKE_SOURCE_DIR}/packaging/conffiles"
     "${CMAKE_SOURCE_DIR}/packaging/postinst"

@@ -4,7 +4,7 @@
 # On a system without apt it prints what to install and fails.
 set -eu
 
-PACKAGES="cmake make gcc g++ clang pkg-config libuv1-dev libinih-dev libicu-dev libsystemd-dev check dpkg-dev libclang-rt-14-dev"
+PACKAGES="cmake make gcc g++ clang pkg-config libuv1-dev libinih-dev libicu-dev check dpkg-dev libclang-rt-14-dev"
 # tls:// (OpenSSL 3), and the openssl tool the TLS tests make certificates
 # and speak TLS with
 PACKAGES="$PACKAGES libssl-dev openssl"

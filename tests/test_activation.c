@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -201,6 +203,56 @@ START_TEST(udp_socket_is_adopted)
 }
 END_TEST
 
+/* morphd reads LISTEN_FDS and matches sockets itself (activation.c, not
+ * libsystemd): a unix:// socket by its path, an IPv6 one by address and
+ * port; a socket on the same port of another address is not the
+ * endpoint's. */
+START_TEST(unix_and_ipv6_sockets_are_matched_by_address)
+{
+    int port = free_loopback_port();
+    char path[96];
+    snprintf(path, sizeof path, "%s/s.sock", dir);
+    FILE *f = fopen(ini, "w");
+    fprintf(f, "[morphd]\nplugin_dir = %s\n[service s]\n"
+            "listen = unix://%s tcp://[::1]:%d\n"
+            "transform = uppercase\nframing = line\n", PLUGIN_DIR, path, port);
+    fclose(f);
+    char l6[64], l4[64];
+    snprintf(l6, sizeof l6, "[::1]:%d", port);
+    snprintf(l4, sizeof l4, "127.0.0.1:%d", port); /* same port, not ::1 */
+    const char *args[] = {"-l", path, "-l", l6, "-l", l4};
+    activate(args, 6);
+    int fd = -1;
+    for (int i = 0; i < 500 && fd < 0; i++) { /* until it listens */
+        fd = tcp_connect(port, true);
+        if (fd < 0)
+            usleep(10000);
+    }
+    ck_assert_int_ge(fd, 0);
+    exchange(fd, "six\n", "SIX\n");
+    close(fd);
+    ck_assert(log_has("started"));
+    char want[256];
+    snprintf(want, sizeof want, "listening on unix://%s (line framing, "
+             "worker 0, from systemd)", path);
+    ck_assert_msg(strstr(log_text(), want) != NULL, "%s", log_text());
+    snprintf(want, sizeof want, "listening on tcp://[::1]:%d (line framing, "
+             "worker 0, from systemd)", port);
+    ck_assert_msg(strstr(log_text(), want) != NULL, "%s", log_text());
+    snprintf(want, sizeof want, "the passed socket tcp://127.0.0.1:%d (fd 5) "
+             "is no configured endpoint; closed", port);
+    ck_assert_msg(strstr(log_text(), want) != NULL, "%s", log_text());
+    int u = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+    ck_assert_int_eq(connect(u, (struct sockaddr *)&sa, sizeof sa), 0);
+    exchange(u, "unix\n", "UNIX\n");
+    close(u);
+    ck_assert_int_eq(stop_morphd_pid(pid), 0);
+    pid = 0;
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("activation");
@@ -209,6 +261,7 @@ static Suite *suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, tcp_sockets_are_adopted_others_bound_strays_closed);
     tcase_add_test(tc, udp_socket_is_adopted);
+    tcase_add_test(tc, unix_and_ipv6_sockets_are_matched_by_address);
     suite_add_tcase(s, tc);
     return s;
 }

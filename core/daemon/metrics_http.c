@@ -1,6 +1,7 @@
 /*
  * metrics_http.c -- the Prometheus endpoint (metrics_http.h), with
- * libmicrohttpd: its own thread and epoll; GET and HEAD of /metrics only.
+ * libmicrohttpd (loaded at the first start: mhd_symbols.h), on morphd's
+ * main loop or on a thread of its own; GET and HEAD of /metrics only.
  * Silent clients must not starve a scrape (issue 21: 300 idle ones made
  * every scrape time out with 16 slots held for 10 s each): a slot is held
  * at most METRICS_IDLE_S without a byte, one source holds at most
@@ -21,12 +22,16 @@
 #include "conf/config.h"
 #include "base/endpoint.h"
 #include "base/log.h"
+#include "daemon/mhd_symbols.h"
 #include "daemon/status_page.h"
 
 #define CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 #define METRICS_SLOTS 256     /* connections at once (epoll: no FD_SETSIZE) */
 #define METRICS_PER_SOURCE 16 /* from one address */
 #define METRICS_IDLE_S 2      /* without a byte either way, then closed */
+
+/* libmicrohttpd, once a start has loaded it */
+static const morphd_mhd_t *mhd;
 
 struct morphd_metrics_http {
     struct MHD_Daemon *daemon;
@@ -180,17 +185,17 @@ static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status,
                              void *body, size_t len, enum MHD_ResponseMemoryMode mode,
                              const char *type)
 {
-    struct MHD_Response *r = MHD_create_response_from_buffer(len, body, mode);
+    struct MHD_Response *r = mhd->create_response_from_buffer(len, body, mode);
     if (r == NULL) {
         if (mode == MHD_RESPMEM_MUST_FREE)
             free(body);
         return MHD_NO;
     }
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    mhd->add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
     if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
-    enum MHD_Result ret = MHD_queue_response(conn, status, r);
-    MHD_destroy_response(r);
+        mhd->add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+    enum MHD_Result ret = mhd->queue_response(conn, status, r);
+    mhd->destroy_response(r);
     return ret;
 }
 
@@ -277,14 +282,14 @@ static void arm_timer(morphd_metrics_http_t *m);
 static void on_mhd_timer(uv_timer_t *t)
 {
     morphd_metrics_http_t *m = t->data;
-    MHD_run(m->daemon);
+    mhd->run(m->daemon);
     arm_timer(m);
 }
 
 static void arm_timer(morphd_metrics_http_t *m)
 {
     MHD_UNSIGNED_LONG_LONG ms;
-    if (MHD_get_timeout(m->daemon, &ms) == MHD_YES)
+    if (mhd->get_timeout(m->daemon, &ms) == MHD_YES)
         uv_timer_start(&m->timer, on_mhd_timer, ms, 0);
     else
         uv_timer_stop(&m->timer);
@@ -295,7 +300,7 @@ static void on_mhd_ready(uv_poll_t *p, int status, int events)
     (void)status;
     (void)events;
     morphd_metrics_http_t *m = p->data;
-    MHD_run(m->daemon);
+    mhd->run(m->daemon);
     arm_timer(m);
 }
 
@@ -306,6 +311,8 @@ morphd_metrics_http_t *morphd_metrics_http_start(
 {
     struct sockaddr_storage ss;
     if (morphd_metrics_parse_listen(text, &ss, err, err_size) != 0)
+        return NULL;
+    if ((mhd = morphd_mhd_load(err, err_size)) == NULL)
         return NULL;
     morphd_metrics_http_t *m = calloc(1, sizeof *m);
     if (m == NULL) {
@@ -320,7 +327,7 @@ morphd_metrics_http_t *morphd_metrics_http_start(
         flags |= MHD_USE_INTERNAL_POLLING_THREAD;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
-    m->daemon = MHD_start_daemon(
+    m->daemon = mhd->start_daemon(
         flags, 0, NULL, NULL, on_request, m, MHD_OPTION_EXTERNAL_LOGGER,
         on_mhd_error, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)METRICS_SLOTS,
@@ -334,7 +341,7 @@ morphd_metrics_http_t *morphd_metrics_http_start(
         return NULL;
     }
     const union MHD_DaemonInfo *info =
-        MHD_get_daemon_info(m->daemon, MHD_DAEMON_INFO_BIND_PORT);
+        mhd->get_daemon_info(m->daemon, MHD_DAEMON_INFO_BIND_PORT);
     struct sockaddr_storage b = ss;
     if (info != NULL) {
         if (b.ss_family == AF_INET6)
@@ -347,11 +354,11 @@ morphd_metrics_http_t *morphd_metrics_http_start(
     snprintf(bound, bound_size, "http://%s", hostport);
     if (loop != NULL) {
         const union MHD_DaemonInfo *e =
-            MHD_get_daemon_info(m->daemon, MHD_DAEMON_INFO_EPOLL_FD);
+            mhd->get_daemon_info(m->daemon, MHD_DAEMON_INFO_EPOLL_FD);
         if (e == NULL || uv_poll_init(loop, &m->poll, e->epoll_fd) != 0) {
             snprintf(err, err_size, "metrics_listen = %s: cannot watch the "
                      "server's descriptor", text);
-            MHD_stop_daemon(m->daemon);
+            mhd->stop_daemon(m->daemon);
             free(m);
             return NULL;
         }
@@ -383,12 +390,12 @@ void morphd_metrics_http_stop(morphd_metrics_http_t *m)
     if (m == NULL)
         return;
     if (m->open_handles == 0) { /* its own thread */
-        MHD_stop_daemon(m->daemon);
+        mhd->stop_daemon(m->daemon);
         free_metrics(m);
         return;
     }
     uv_poll_stop(&m->poll); /* before MHD closes the descriptor */
-    MHD_stop_daemon(m->daemon);
+    mhd->stop_daemon(m->daemon);
     uv_close((uv_handle_t *)&m->poll, on_handle_closed);
     uv_close((uv_handle_t *)&m->timer, on_handle_closed);
 }

@@ -1,7 +1,7 @@
 /*
  * notify.h -- tells systemd (Type=notify) what morphd is doing: READY=1
  * once every listener is open, RELOADING=1 and STOPPING=1. A no-op when
- * morphd was built without libsystemd or is not run by systemd.
+ * morphd is not run by systemd ($NOTIFY_SOCKET unset).
  */
 #ifndef MORPHD_NOTIFY_H
 #define MORPHD_NOTIFY_H

@@ -24,7 +24,8 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 
 echo "== metadata"
 depends=$(dpkg-deb -f "$deb" Depends)
-for lib in libuv1 libicu72 libinih1 liblua5.4-0 procps; do
+# libmicrohttpd12: loaded with dlopen for metrics_listen, named by hand
+for lib in libuv1 libicu72 libinih1 liblua5.4-0 procps libmicrohttpd12; do
     case "$depends" in *"$lib"*) ;; *) fail "Depends lacks $lib: $depends" ;; esac
 done
 dpkg-deb -I "$deb" conffiles | grep -qx /etc/morph/morphd.ini || fail "conffile"
