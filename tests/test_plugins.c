@@ -50,6 +50,43 @@ START_TEST(uppercase_all_ascii_at_all_offsets)
 }
 END_TEST
 
+/* Every length from 0 to 80 (the fast path does 16 bytes at a time and an
+ * overlapping last 16), and a non-ASCII character at every place of every
+ * length to 40 (the fast path gives up after writing part of the output,
+ * and the general path starts over): the same as a byte-by-byte model. */
+START_TEST(uppercase_every_length_and_a_letter_at_every_place)
+{
+    test_chain_t tc;
+    test_chain_init(&tc, "uppercase", NULL);
+    unsigned char in[96], want[96];
+    for (size_t n = 0; n <= 80; n++) {
+        for (size_t i = 0; i < n; i++) {
+            in[i] = (unsigned char)(' ' + (i * 7 + n) % 95);
+            want[i] = (in[i] >= 'a' && in[i] <= 'z') ? (unsigned char)(in[i] - 32)
+                                                     : in[i];
+        }
+        size_t len;
+        char *out = test_chain_run(&tc, in, n, 0, &len);
+        ck_assert_uint_eq(len, n);
+        if (n > 0)
+            ck_assert_mem_eq(out, want, n);
+        free(out);
+        for (size_t at = 0; n <= 40 && at + 2 <= n; at++) {
+            unsigned char in2[96], want2[96];
+            memcpy(in2, in, n);
+            memcpy(want2, want, n);
+            memcpy(in2 + at, "\xc3\xa9", 2);   /* e acute */
+            memcpy(want2 + at, "\xc3\x89", 2); /* E acute */
+            out = test_chain_run(&tc, in2, n, 0, &len);
+            ck_assert_uint_eq(len, n);
+            ck_assert_mem_eq(out, want2, n);
+            free(out);
+        }
+    }
+    test_chain_free(&tc);
+}
+END_TEST
+
 START_TEST(uppercase_full_unicode_mappings)
 {
     assert_transform("uppercase", NULL, "é", "É");
@@ -254,6 +291,7 @@ static Suite *suite(void)
     TCase *up = tcase_create("uppercase");
     tcase_add_test(up, uppercase_ascii);
     tcase_add_test(up, uppercase_all_ascii_at_all_offsets);
+    tcase_add_test(up, uppercase_every_length_and_a_letter_at_every_place);
     tcase_add_test(up, uppercase_full_unicode_mappings);
     tcase_add_test(up, uppercase_locale_option);
     tcase_add_test(up, uppercase_rejects_unknown_option);

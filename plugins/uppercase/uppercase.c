@@ -141,6 +141,41 @@ static size_t ascii_upper8(const unsigned char *s, size_t n, unsigned char *d)
     return i;
 }
 
+/* The whole of s when it is all ASCII, into d: returns n, or less when a
+ * byte is not ASCII (d then holds a part; the caller starts over). From 16
+ * bytes on, sixteen at a time and the last sixteen overlapping the rest:
+ * a request of any length is a few vector steps and no byte loop. */
+static inline size_t ascii_upper_all(const unsigned char *s, size_t n,
+                                     unsigned char *d)
+{
+#if defined(__SSE2__)
+    if (n >= 16) {
+        const __m128i below_a = _mm_set1_epi8('a' - 1);
+        const __m128i above_z = _mm_set1_epi8('z' + 1);
+        const __m128i bit = _mm_set1_epi8(0x20);
+        const size_t last = n - 16;
+        for (size_t i = 0;;) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+            if (_mm_movemask_epi8(v) != 0)
+                return 0;
+            __m128i lower = _mm_and_si128(_mm_cmpgt_epi8(v, below_a),
+                                          _mm_cmplt_epi8(v, above_z));
+            _mm_storeu_si128((__m128i *)(void *)(d + i),
+                             _mm_xor_si128(v, _mm_and_si128(lower, bit)));
+            if (i == last)
+                return n;
+            i = i + 16 < last ? i + 16 : last; /* the tail overlaps */
+        }
+    }
+#endif
+    size_t i = ascii_upper8(s, n, d);
+    for (; i < n && s[i] < 0x80; i++) {
+        unsigned char c = s[i];
+        d[i] = (c >= 'a' && c <= 'z') ? (unsigned char)(c - 32) : c;
+    }
+    return i;
+}
+
 /* Uppercases bytes that may hold invalid UTF-8, which passes unchanged. */
 static int upper_bytes(upper_t *u, const unsigned char *s, size_t n,
                        morph_out_t *out)
@@ -212,11 +247,14 @@ static size_t incomplete_tail(const unsigned char *s, size_t n)
     return 0;
 }
 
-static int upper_transform(void *instance, void *conn, const morph_msg_t *msg,
-                           morph_out_t *out)
+/* Anything but plain ASCII with room for it: characters held between
+ * chunks, non-ASCII text, a locale of its own. Apart from the fast path,
+ * so that the fast path's call saves no registers for it. */
+__attribute__((noinline)) static int upper_general(upper_t *u,
+                                                   upper_conn_t *st,
+                                                   const morph_msg_t *msg,
+                                                   morph_out_t *out)
 {
-    upper_t *u = instance;
-    upper_conn_t *st = conn;
     const unsigned char *s = msg->data;
     size_t n = msg->len;
     bool chunk = (msg->flags & MORPH_MSG_CHUNK) != 0;
@@ -251,6 +289,22 @@ static int upper_transform(void *instance, void *conn, const morph_msg_t *msg,
         }
     }
     return upper_bytes(u, s, n, out);
+}
+
+static int upper_transform(void *instance, void *conn, const morph_msg_t *msg,
+                           morph_out_t *out)
+{
+    upper_t *u = instance;
+    upper_conn_t *st = conn;
+    /* the common case: plain ASCII, nothing held from the chunk before, and
+     * room for it (no incomplete character can end ASCII input) */
+    if (u->ascii_fast && (st == NULL || st->n == 0) &&
+        msg->len <= out->cap - out->len &&
+        ascii_upper_all(msg->data, msg->len, out->data + out->len) == msg->len) {
+        out->len += msg->len;
+        return MORPH_OK;
+    }
+    return upper_general(u, st, msg, out);
 }
 
 MORPH_PLUGIN_EXPORT const morph_plugin_t morph_plugin = {

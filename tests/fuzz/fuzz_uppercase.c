@@ -2,7 +2,9 @@
  *  1. bytes that are not valid UTF-8 come out unchanged, in order;
  *  2. on valid UTF-8 it is idempotent: upper(upper(x)) == upper(x);
  *  3. fed as a stream cut at any point, it gives the same bytes as when fed
- *     whole (a character split across chunks is still mapped). */
+ *     whole (a character split across chunks is still mapped);
+ *  4. on ASCII it is C's toupper, byte for byte (the vector fast path
+ *     against a model of one byte at a time). */
 #include <unicode/utf8.h>
 
 #include "fuzz_plugin.h"
@@ -47,6 +49,15 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
     unsigned char *whole = fuzz_apply(&s, in, n, 0, &m);
     FUZZ_CHECK(invalid_bytes_kept(in, n, whole, m),
                "an invalid byte sequence was changed or lost");
+    int ascii = 1;
+    for (size_t i = 0; i < n && ascii; i++)
+        ascii = in[i] < 0x80;
+    if (ascii) {
+        int same = m == n;
+        for (size_t i = 0; i < n && same; i++)
+            same = whole[i] == ((in[i] >= 'a' && in[i] <= 'z') ? in[i] - 32 : in[i]);
+        FUZZ_CHECK(same, "ASCII input is not toupper's, byte for byte");
+    }
     if (fuzz_valid_utf8(in, n)) {
         size_t m2;
         unsigned char *again = fuzz_apply(&s, whole, m, 0, &m2);
