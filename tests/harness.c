@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -164,6 +165,52 @@ static long now_ms(void)
 
 /* --- a morphd process ------------------------------------------------------ */
 
+/* Reads every notification morphd has sent so far (none waits). */
+static void drain_notes(morphd_proc_t *p)
+{
+    char msg[16384];
+    ssize_t n;
+    while (p->notify_fd >= 0 &&
+           (n = recv(p->notify_fd, msg, sizeof msg - 1, MSG_DONTWAIT)) >= 0) {
+        msg[n] = '\0';
+        size_t keep = (size_t)n + 3 < sizeof p->notes ? (size_t)n : sizeof p->notes - 3;
+        if (p->notes_len + keep + 3 > sizeof p->notes) { /* the oldest go */
+            size_t drop = p->notes_len + keep + 3 - sizeof p->notes;
+            memmove(p->notes, p->notes + drop, p->notes_len - drop);
+            p->notes_len -= drop;
+        }
+        memcpy(p->notes + p->notes_len, msg, keep);
+        p->notes_len += keep;
+        memcpy(p->notes + p->notes_len, "\n\n", 3); /* and a NUL */
+        p->notes_len += 2;
+        if (strstr(msg, "READY=1") == NULL)
+            continue;
+        p->ready++;
+        p->reloads_ok += strstr(msg, "X_MORPHD_RELOAD=ok") != NULL;
+        p->reloads_failed += strstr(msg, "X_MORPHD_RELOAD=failed") != NULL;
+        const char *l = strstr(msg, "X_MORPHD_LISTENING=");
+        snprintf(p->listening, sizeof p->listening, "%s",
+                 l ? l + strlen("X_MORPHD_LISTENING=") : "");
+        char *end = strchr(p->listening, '\n');
+        if (end != NULL)
+            *end = '\0';
+    }
+}
+
+/* Waits up to ms for a notification (or morphd's end, which it notices). */
+static void await_note(morphd_proc_t *p, long ms)
+{
+    struct pollfd pf = {p->notify_fd, POLLIN, 0};
+    poll(&pf, 1, (int)(ms < 20 ? ms : 20)); /* and look at the pid between */
+    drain_notes(p);
+}
+
+/* How long the harness waits for morphd: longer under a tool (valgrind). */
+static long patience_ms(long ms)
+{
+    return getenv("MORPH_TEST_WRAPPER") ? ms * 6 : ms;
+}
+
 int morphd_proc_start_args(morphd_proc_t *p, const char *ini_text,
                            const char *const *args)
 {
@@ -172,7 +219,19 @@ int morphd_proc_start_args(morphd_proc_t *p, const char *ini_text,
     ck_assert_ptr_nonnull(mkdtemp(p->dir));
     snprintf(p->ini, sizeof p->ini, "%s/morphd.ini", p->dir);
     snprintf(p->logfile, sizeof p->logfile, "%s/morphd.log", p->dir);
+    snprintf(p->notify_path, sizeof p->notify_path, "%s/notify", p->dir);
     write_file(p->ini, ini_text);
+    p->notify_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(p->notify_fd, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", p->notify_path);
+    ck_assert_int_eq(bind(p->notify_fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    int big = 1 << 20; /* a READY=1 with many endpoints fits */
+    setsockopt(p->notify_fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+    /* a morphd that drops root (user = ...) must reach it, as it reaches
+     * systemd's /run/systemd/notify */
+    chmod(p->dir, 0711);
+    chmod(p->notify_path, 0666);
 
     /* MORPH_TEST_WRAPPER runs morphd under a tool, e.g. valgrind. */
     const char *argv[48];
@@ -205,16 +264,15 @@ int morphd_proc_start_args(morphd_proc_t *p, const char *ini_text,
         dup2(fd, STDERR_FILENO);
         dup2(fd, STDOUT_FILENO);
         close(fd);
+        setenv("NOTIFY_SOCKET", p->notify_path, 1);
         execvp(argv[0], (char *const *)argv);
         _exit(127);
     }
     free(wrapper);
-    long deadline = now_ms() + 30000;
+    long deadline = now_ms() + patience_ms(30000);
     while (now_ms() < deadline) {
-        char *log = read_file(p->logfile);
-        int started = strstr(log, "started (pid") != NULL;
-        free(log);
-        if (started)
+        await_note(p, deadline - now_ms());
+        if (p->ready > 0)
             return 0;
         int status;
         if (waitpid(p->pid, &status, WNOHANG) == p->pid) {
@@ -222,7 +280,6 @@ int morphd_proc_start_args(morphd_proc_t *p, const char *ini_text,
             p->pid = 0;
             return -1;
         }
-        usleep(5000);
     }
     kill(p->pid, SIGKILL);
     waitpid(p->pid, NULL, 0);
@@ -268,26 +325,41 @@ void morphd_proc_finish(morphd_proc_t *p)
 int morphd_proc_port(morphd_proc_t *p, const char *service, const char *proto,
                      bool v6)
 {
-    /* log lines look like "service S: listening on tcp://[::1]:4242 (...)" */
-    char *log = read_file(p->logfile);
-    char needle[128];
-    snprintf(needle, sizeof needle, "service %s: listening on %s://", service,
-             proto);
-    int port = -1;
-    for (char *line = strtok(log, "\n"); line && port < 0;
-         line = strtok(NULL, "\n")) {
-        char *at = strstr(line, needle);
-        if (at == NULL)
+    /* "SERVICE=tcp://127.0.0.1:4242 SERVICE=udp://[::1]:4242 ..." */
+    drain_notes(p);
+    char want[128];
+    snprintf(want, sizeof want, "%s=%s://", service, proto);
+    for (const char *at = p->listening; (at = strstr(at, want)) != NULL; at++) {
+        if (at != p->listening && at[-1] != ' ')
+            continue; /* the end of another service's name */
+        const char *addr = at + strlen(want);
+        const char *end = strchr(addr, ' ');
+        if (end == NULL)
+            end = addr + strlen(addr);
+        if ((*addr == '[') != v6)
             continue;
-        char *addr = at + strlen(needle);
-        char *end = strstr(addr, " (");
-        if (end == NULL || (*addr == '[') != v6)
-            continue;
-        *end = '\0';
-        port = atoi(strrchr(addr, ':') + 1);
+        const char *colon = end;
+        while (colon > addr && *colon != ':')
+            colon--;
+        if (*colon == ':')
+            return atoi(colon + 1);
     }
-    free(log);
-    return port;
+    return -1;
+}
+
+int morphd_proc_notified(morphd_proc_t *p, const char *needle, int at_least,
+                         long timeout_ms)
+{
+    long deadline = now_ms() + patience_ms(timeout_ms);
+    for (;;) {
+        drain_notes(p);
+        int n = 0;
+        for (const char *at = p->notes; (at = strstr(at, needle)) != NULL; at++)
+            n++;
+        if (n >= at_least || now_ms() >= deadline || p->notify_fd < 0)
+            return n;
+        await_note(p, deadline - now_ms());
+    }
 }
 
 void morphd_proc_rewrite(morphd_proc_t *p, const char *ini_text)
@@ -310,16 +382,16 @@ int morphd_proc_log_count(morphd_proc_t *p, const char *needle)
 
 int morphd_proc_reload(morphd_proc_t *p)
 {
-    int ok = morphd_proc_log_count(p, "configuration reloaded");
-    int bad = morphd_proc_log_count(p, "reload failed");
+    drain_notes(p);
+    int ok = p->reloads_ok, bad = p->reloads_failed;
     kill(p->pid, SIGHUP);
-    long deadline = now_ms() + 10000;
+    long deadline = now_ms() + patience_ms(10000);
     while (now_ms() < deadline) {
-        if (morphd_proc_log_count(p, "configuration reloaded") > ok)
+        await_note(p, deadline - now_ms());
+        if (p->reloads_ok > ok)
             return 0;
-        if (morphd_proc_log_count(p, "reload failed") > bad)
+        if (p->reloads_failed > bad)
             return -1;
-        usleep(2000);
     }
     return -1;
 }
@@ -363,8 +435,12 @@ void morphd_proc_cleanup(morphd_proc_t *p)
 {
     if (p->pid > 0)
         morphd_proc_stop(p);
+    if (p->notify_fd > 0)
+        close(p->notify_fd);
+    p->notify_fd = -1;
     unlink(p->ini);
     unlink(p->logfile);
+    unlink(p->notify_path);
     rmdir(p->dir);
 }
 

@@ -61,16 +61,27 @@ void test_chain_free(test_chain_t *tc);
 
 /* --- a morphd process ------------------------------------------------------ */
 
+/* morphd is run as systemd runs it: with $NOTIFY_SOCKET, a datagram socket
+ * of the harness's own, on which morphd says READY=1 with the endpoints it
+ * bound (core/daemon/notify.h). Readiness, ports and reload outcomes come
+ * from there, not from the log. */
 typedef struct morphd_proc {
     pid_t pid;
     char dir[64];      /* temp folder with morphd.ini and morphd.log */
     char ini[96];
     char logfile[96];
+    char notify_path[96];
+    int notify_fd;     /* the harness's end of $NOTIFY_SOCKET */
     int exit_status;   /* after morphd_proc_stop/wait */
+    int ready, reloads_ok, reloads_failed; /* READY=1 messages so far */
+    char listening[8192]; /* X_MORPHD_LISTENING of the last READY=1 */
+    char notes[16384]; /* the messages so far, each ending in "\n\n" (the
+                          oldest go when it is full) */
+    size_t notes_len;
 } morphd_proc_t;
 
 /* Writes `ini_text` to a temp file and starts morphd on it; waits until it
- * logs "started" (returns 0) or exits (returns -1; the log says why). */
+ * says READY=1 (returns 0) or exits (returns -1; the log says why). */
 int morphd_proc_start(morphd_proc_t *p, const char *ini_text);
 /* Same, with extra command-line arguments (NULL-terminated list). When
  * the tests run as root, morphd is given --set morphd.allow_root=yes unless
@@ -90,15 +101,20 @@ int morphd_proc_need_port(morphd_proc_t *p, const char *service,
 /* Stops morphd, expecting exit status 0, and cleans its folder. */
 void morphd_proc_finish(morphd_proc_t *p);
 
-/* The port morphd bound for `service` on `proto` ("tcp"/"udp"), v6 or not;
- * -1 when not found. Read from its log. */
+/* The port morphd bound for `service` on `proto` ("tcp"/"udp"/"tls"), v6
+ * or not; -1 when not found. From its last READY=1. */
 int morphd_proc_port(morphd_proc_t *p, const char *service, const char *proto,
                      bool v6);
 /* Replaces morphd's config file with `ini_text` (atomically, by rename). */
 void morphd_proc_rewrite(morphd_proc_t *p, const char *ini_text);
-/* Sends SIGHUP and waits for the outcome in the log: 0 when the reload
- * succeeded, -1 when morphd reported it failed (or nothing happened). */
+/* Sends SIGHUP and waits for the outcome (READY=1 with X_MORPHD_RELOAD): 0
+ * when the reload succeeded, -1 when morphd reported it failed (or nothing
+ * happened within 10 s; 60 s under MORPH_TEST_WRAPPER). */
 int morphd_proc_reload(morphd_proc_t *p);
+/* How many of morphd's notifications so far hold `needle` ("READY=1",
+ * "STOPPING=1"); waits up to timeout_ms for at least `at_least` of them. */
+int morphd_proc_notified(morphd_proc_t *p, const char *needle, int at_least,
+                         long timeout_ms);
 /* How many times `needle` occurs in the log so far. */
 int morphd_proc_log_count(morphd_proc_t *p, const char *needle);
 /* Sends SIGTERM and waits (up to 10 s; 30 s under MORPH_TEST_WRAPPER);

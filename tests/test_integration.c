@@ -516,40 +516,38 @@ END_TEST
  * to stop. */
 START_TEST(systemd_notify_ready_and_stopping)
 {
-    char path[] = "/tmp/morph-notify-XXXXXX";
-    int tmp = mkstemp(path);
-    close(tmp);
-    unlink(path);
-    int fd = socket(AF_UNIX, SOCK_DGRAM, 0);
-    struct sockaddr_un sun = {.sun_family = AF_UNIX};
-    snprintf(sun.sun_path, sizeof sun.sun_path, "%s", path);
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sun, sizeof sun), 0);
-    setenv("NOTIFY_SOCKET", path, 1);
+    /* the harness is morphd's systemd: $NOTIFY_SOCKET is its socket */
     start_service(PLUGIN_DIR, "transform = echo\n");
-    unsetenv("NOTIFY_SOCKET");
-    char msg[256] = "";
-    struct pollfd p = {fd, POLLIN, 0};
-    ck_assert_int_eq(poll(&p, 1, TIMEOUT_MS), 1);
-    ck_assert_int_gt(recv(fd, msg, sizeof msg - 1, 0), 0);
-    ck_assert_msg(strstr(msg, "READY=1"), "%s", msg);
+    ck_assert_int_eq(morphd_proc_notified(&proc, "READY=1\nSTATUS=serving\n", 1,
+                                          TIMEOUT_MS), 1);
+    /* the endpoints as bound, port 0 resolved, for programs to read */
+    char want[128];
+    snprintf(want, sizeof want, "X_MORPHD_LISTENING=svc=tcp://127.0.0.1:%d "
+             "svc=udp://127.0.0.1:%d svc=tcp://[::1]:%d svc=udp://[::1]:%d",
+             tcp_port(false), udp_port(false), tcp_port(true), udp_port(true));
+    ck_assert_int_eq(morphd_proc_notified(&proc, want, 1, TIMEOUT_MS), 1);
+    ck_assert_int_gt(tcp_port(false), 0);
     /* a reload is bracketed by RELOADING=1 and READY=1 */
     ck_assert_int_eq(morphd_proc_reload(&proc), 0);
-    memset(msg, 0, sizeof msg);
-    ck_assert_int_eq(poll(&p, 1, TIMEOUT_MS), 1);
-    ck_assert_int_gt(recv(fd, msg, sizeof msg - 1, 0), 0);
-    ck_assert_msg(strstr(msg, "RELOADING=1"), "%s", msg);
-    memset(msg, 0, sizeof msg);
-    ck_assert_int_eq(poll(&p, 1, TIMEOUT_MS), 1);
-    ck_assert_int_gt(recv(fd, msg, sizeof msg - 1, 0), 0);
-    ck_assert_msg(strstr(msg, "READY=1"), "%s", msg);
+    ck_assert_int_eq(morphd_proc_notified(&proc, "RELOADING=1", 1, TIMEOUT_MS), 1);
+    ck_assert_int_eq(morphd_proc_notified(&proc, "READY=1\nSTATUS=serving "
+                                          "(reloaded)\nX_MORPHD_RELOAD=ok", 1,
+                                          TIMEOUT_MS), 1);
+    /* a reload that fails says so, and still READY=1: serving the old */
+    char ini[512];
+    snprintf(ini, sizeof ini, "[morphd]\nplugin_dir = %s\n[service svc]\n"
+             "listen = tcp://127.0.0.1:0\ntransform = no_such_plugin\n",
+             PLUGIN_DIR);
+    morphd_proc_rewrite(&proc, ini);
+    ck_assert_int_eq(morphd_proc_reload(&proc), -1);
+    ck_assert_int_eq(morphd_proc_notified(&proc, "STATUS=serving the previous "
+                                          "configuration: the reload failed\n"
+                                          "X_MORPHD_RELOAD=failed", 1,
+                                          TIMEOUT_MS), 1);
+    ck_assert_int_eq(morphd_proc_notified(&proc, want, 3, TIMEOUT_MS), 3);
     kill(proc.pid, SIGTERM);
-    memset(msg, 0, sizeof msg);
-    ck_assert_int_eq(poll(&p, 1, TIMEOUT_MS), 1);
-    ck_assert_int_gt(recv(fd, msg, sizeof msg - 1, 0), 0);
-    ck_assert_msg(strstr(msg, "STOPPING=1"), "%s", msg);
+    ck_assert_int_eq(morphd_proc_notified(&proc, "STOPPING=1", 1, TIMEOUT_MS), 1);
     stop_and_expect_clean_exit();
-    close(fd);
-    unlink(path);
 }
 END_TEST
 

@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -34,13 +35,44 @@ static void notify(const char *state)
         return;
     socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);
     ssize_t w;
+    /* never waits: a reader whose queue is full (systemd reads at once;
+     * a test harness might not) costs that one message, not serving */
     do
-        w = sendto(fd, state, strlen(state), MSG_NOSIGNAL,
+        w = sendto(fd, state, strlen(state), MSG_NOSIGNAL | MSG_DONTWAIT,
                    (const struct sockaddr *)&sa, len);
     while (w < 0 && errno == EINTR);
     close(fd); /* a failed notification changes nothing for serving */
 }
 
-void morphd_notify_ready(void) { notify("READY=1\nSTATUS=serving"); }
+void morphd_notify_ready(morphd_ready_kind_t kind, const char *listening)
+{
+    if (getenv("NOTIFY_SOCKET") == NULL)
+        return;
+    static const char *const status[] = {
+        [MORPHD_READY_STARTED] = "serving",
+        [MORPHD_READY_RELOADED] = "serving (reloaded)\nX_MORPHD_RELOAD=ok",
+        [MORPHD_READY_RELOAD_FAILED] = "serving the previous configuration: "
+                                       "the reload failed\nX_MORPHD_RELOAD=failed",
+    };
+    size_t n = strlen(listening ? listening : "") + 256;
+    char *msg = malloc(n);
+    if (msg == NULL) {
+        notify("READY=1"); /* what matters most, without the rest */
+        return;
+    }
+    snprintf(msg, n, "READY=1\nSTATUS=%s\nX_MORPHD_LISTENING=%s", status[kind],
+             listening ? listening : "");
+    notify(msg);
+    free(msg);
+}
+
+void morphd_notify_listening_add(char *buf, size_t size, const char *service,
+                                 const char *endpoint)
+{
+    size_t len = strnlen(buf, size);
+    if (len + 1 < size)
+        snprintf(buf + len, size - len, "%s%s=%s", len ? " " : "", service,
+                 endpoint);
+}
 void morphd_notify_reloading(void) { notify("RELOADING=1"); }
 void morphd_notify_stopping(void) { notify("STOPPING=1"); }

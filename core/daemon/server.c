@@ -616,6 +616,21 @@ int morphd_server_reload(morphd_server_t *s, morphd_config_t *cfg,
     return 0;
 }
 
+/* The listeners of the first worker's current services, as bound, for
+ * READY=1 (notify.h). The main thread's (a static buffer). */
+static const char *listening_text(const morphd_server_t *s)
+{
+    static char text[16384];
+    text[0] = '\0';
+    const morphd_worker_t *w = &s->workers[0];
+    for (size_t i = 0; i < w->n_sites; i++)
+        for (size_t j = 0; j < w->sites[i]->n_listeners; j++)
+            morphd_notify_listening_add(text, sizeof text,
+                                        w->sites[i]->svc->conf->name,
+                                        w->sites[i]->listeners[j].bound);
+    return text;
+}
+
 int morphd_server_reload_from_source(morphd_server_t *s)
 {
     if (s->stopping)
@@ -646,7 +661,9 @@ int morphd_server_reload_from_source(morphd_server_t *s)
                    errs.n == 1 ? "" : "s");
     }
     morphd_errors_free(&errs);
-    morphd_notify_ready();
+    morphd_notify_ready(rc == 0 ? MORPHD_READY_RELOADED
+                                : MORPHD_READY_RELOAD_FAILED,
+                        listening_text(s));
     return rc;
 }
 
@@ -766,7 +783,7 @@ int morphd_server_run(morphd_server_t *s)
             morphd_log(MORPH_LOG_INFO, "morphd %s started (pid %d, %u "
                        "worker%s)", MORPH_VERSION, (int)getpid(),
                        s->n_workers, s->n_workers == 1 ? "" : "s");
-        morphd_notify_ready();
+        morphd_notify_ready(MORPHD_READY_STARTED, listening_text(s));
     }
     uv_run(loop, UV_RUN_DEFAULT);
     for (unsigned w = 1; w < s->n_workers; w++) /* they drain, then end */

@@ -746,6 +746,20 @@ static void on_stop(uv_signal_t *h, int signum)
         finish(sup);
 }
 
+/* The listening sets of the running configuration, as bound, for READY=1
+ * (notify.h). The main loop's (a static buffer). */
+static const char *listening_text(const supervisor_t *sup)
+{
+    static char text[16384];
+    text[0] = '\0';
+    for (size_t i = 0; i < sup->cur.n_sets; i++)
+        if (sup->cur.sets[i] != NULL)
+            morphd_notify_listening_add(text, sizeof text,
+                                        sup->cur.sets[i]->service,
+                                        sup->cur.sets[i]->bound);
+    return text;
+}
+
 static void reload(supervisor_t *sup)
 {
     const char *name = sup->config_path ? sup->config_path
@@ -790,7 +804,7 @@ static void reload(supervisor_t *sup)
                        "connections", name, sup->cur.cfg.n_services,
                        sup->cur.cfg.n_services == 1 ? "" : "s");
             morphd_errors_free(&errs);
-            morphd_notify_ready();
+            morphd_notify_ready(MORPHD_READY_RELOADED, listening_text(sup));
             return;
         }
         morphd_errors_add(&errs, "the new workers did not start (their "
@@ -814,7 +828,7 @@ static void reload(supervisor_t *sup)
     morphd_log(MORPH_LOG_ERROR, "reload failed (%zu error%s); still serving "
                "the previous configuration", errs.n, errs.n == 1 ? "" : "s");
     morphd_errors_free(&errs);
-    morphd_notify_ready();
+    morphd_notify_ready(MORPHD_READY_RELOAD_FAILED, listening_text(sup));
 }
 
 static unsigned free_slots(supervisor_t *sup)
@@ -980,7 +994,7 @@ int morphd_supervise(morphd_config_t *cfg, const char *config_path,
         morphd_log(MORPH_LOG_INFO, "morphd %s started (pid %d, %u worker "
                    "process%s)", MORPH_VERSION, (int)getpid(), sup.n,
                    sup.n == 1 ? "" : "es");
-        morphd_notify_ready();
+        morphd_notify_ready(MORPHD_READY_STARTED, listening_text(&sup));
         uv_run(&sup.loop, UV_RUN_DEFAULT);
         morphd_log(MORPH_LOG_INFO, "morphd stopped");
     } else {
