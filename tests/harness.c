@@ -594,12 +594,13 @@ long long morph_stat_wait(const char *admin_path, const char *service,
                           const char *counter, long long want)
 {
     long long v = -1;
-    for (int i = 0; i < 100; i++) {
+    long deadline = now_ms() + patience_ms(10000);
+    do {
         v = morph_stat(admin_path, service, counter);
         if (v == want)
             break;
-        usleep(50 * 1000);
-    }
+        usleep(20 * 1000);
+    } while (now_ms() < deadline);
     return v;
 }
 

@@ -90,7 +90,7 @@ static void others_served(const char *mode)
     int slow = tcp_connect(port("slow", "tcp"), false);
     int fast = tcp_connect(port("fast", "tcp"), false);
     ck_assert_int_eq(send_all(slow, "wait\n", 5), 0);
-    usleep(100 * 1000); /* the slow message is in flight */
+    ck_assert_int_eq(wait_stat("slow", "messages_pending", 1), 1); /* in flight */
     for (int i = 0; i < 5; i++) {
         ck_assert_int_eq(send_all(fast, "go\n", 3), 0);
         char buf[8] = "";
@@ -161,9 +161,9 @@ START_TEST(client_leaves_while_pending)
     for (int i = 0; i < 5; i++) {
         int fd = tcp_connect(port("t", "tcp"), false);
         ck_assert_int_eq(send_all(fd, "x\ny\n", 4), 0); /* y is held back */
-        usleep(20 * 1000);
+        ck_assert_int_eq(wait_stat("t", "bytes_in", 6 * i + 4), 6 * i + 4);
         ck_assert_int_eq(send_all(fd, "z\n", 2), 0); /* read while waiting */
-        usleep(20 * 1000);
+        ck_assert_int_eq(wait_stat("t", "bytes_in", 6 * i + 6), 6 * i + 6);
         close_reset(fd);
     }
     ck_assert_int_eq(wait_stat("t", "messages_pending", 0), 0);
@@ -171,7 +171,7 @@ START_TEST(client_leaves_while_pending)
     /* on the pool: the sleep ends on its own, then the job is freed */
     int fd = tcp_connect(port("s", "tcp"), false);
     ck_assert_int_eq(send_all(fd, "z\n", 2), 0);
-    usleep(50 * 1000);
+    ck_assert_int_eq(wait_stat("s", "messages_pending", 1), 1); /* sleeping */
     close_reset(fd);
     ck_assert_int_eq(wait_stat("s", "messages_pending", 0), 0);
     ck_assert_int_eq(wait_stat("s", "connections_open", 0), 0);
@@ -214,7 +214,7 @@ START_TEST(repeated_sigterm_never_kills_a_clean_exit)
                       "transform = delay\nframing = line\ndelay.ms = 200\n");
     int fd = tcp_connect(port("d", "tcp"), false);
     ck_assert_int_eq(send_all(fd, "late\n", 5), 0);
-    usleep(20 * 1000);
+    ck_assert_int_eq(wait_stat("d", "messages_pending", 1), 1);
     int status = -1;
     for (int i = 0; i < 5000; i++) {
         if (waitpid(proc.pid, &status, WNOHANG) == proc.pid)
@@ -240,7 +240,7 @@ START_TEST(shutdown_waits_for_pending)
                       "transform = delay\nframing = line\ndelay.ms = 400\n");
     int fd = tcp_connect(port("d", "tcp"), false);
     ck_assert_int_eq(send_all(fd, "late\n", 5), 0);
-    usleep(50 * 1000);
+    ck_assert_int_eq(wait_stat("d", "messages_pending", 1), 1);
     kill(proc.pid, SIGTERM);
     char buf[8] = "";
     ck_assert_uint_eq(recv_exact(fd, buf, 5, TIMEOUT_MS), 5);
@@ -258,16 +258,17 @@ START_TEST(shutdown_timeout_cancels_pending)
     char ini[1024];
     snprintf(admin, sizeof admin, "/tmp/morph-pending-%d.sock", (int)getpid());
     snprintf(ini, sizeof ini,
-             "[morphd]\nplugin_dir = %s\nshutdown_timeout = 300ms\n\n"
+             "[morphd]\nplugin_dir = %s\nshutdown_timeout = 300ms\n"
+             "admin_socket = %s\n\n"
              "[service d]\nlisten = tcp://127.0.0.1:0 udp://127.0.0.1:0\n"
              "transform = delay\nframing = line\ndelay.ms = 60000\n",
-             PLUGIN_DIR);
+             PLUGIN_DIR, admin);
     ck_assert_int_eq(morphd_proc_start(&proc, ini), 0);
     int fd = tcp_connect(port("d", "tcp"), false);
     ck_assert_int_eq(send_all(fd, "never\n", 6), 0);
     int u = udp_connect(port("d", "udp"), false, 1000);
     ck_assert_int_eq(send(u, "never", 5, 0), 5);
-    usleep(100 * 1000);
+    ck_assert_int_eq(wait_stat("d", "messages_pending", 2), 2);
     long t0 = now_ms();
     ck_assert_int_eq(morphd_proc_stop(&proc), 0);
     ck_assert_int_lt(now_ms() - t0, 5000);
@@ -287,22 +288,22 @@ START_TEST(reload_keeps_pending)
     char ini[2048];
     snprintf(admin, sizeof admin, "/tmp/morph-pending-%d.sock", (int)getpid());
     snprintf(ini, sizeof ini,
-             "[morphd]\nplugin_dir = %s\n\n[service d]\n"
+             "[morphd]\nplugin_dir = %s\nadmin_socket = %s\n\n[service d]\n"
              "listen = tcp://127.0.0.1:0 udp://127.0.0.1:0\n"
              "transform = delay | uppercase\nframing = line\n"
-             "delay.ms = 500\n", PLUGIN_DIR);
+             "delay.ms = 500\n", PLUGIN_DIR, admin);
     ck_assert_int_eq(morphd_proc_start(&proc, ini), 0);
     int tp = port("d", "tcp"), up = port("d", "udp");
     int fd = tcp_connect(tp, false);
     int u = udp_connect(up, false, TIMEOUT_MS);
     ck_assert_int_eq(send_all(fd, "old\n", 4), 0);
     ck_assert_int_eq(send(u, "old dgram", 9, 0), 9);
-    usleep(50 * 1000);
+    ck_assert_int_eq(wait_stat("d", "messages_pending", 2), 2);
     /* port 0 again: the same service keeps the ports it has */
     snprintf(ini, sizeof ini,
-             "[morphd]\nplugin_dir = %s\n\n[service d]\n"
+             "[morphd]\nplugin_dir = %s\nadmin_socket = %s\n\n[service d]\n"
              "listen = tcp://127.0.0.1:0 udp://127.0.0.1:0\n"
-             "transform = reverse\nframing = line\n", PLUGIN_DIR);
+             "transform = reverse\nframing = line\n", PLUGIN_DIR, admin);
     morphd_proc_rewrite(&proc, ini);
     if (morphd_proc_reload(&proc) != 0) {
         char *log = morphd_proc_log(&proc);
@@ -389,7 +390,7 @@ START_TEST(completion_from_another_message)
     int a = tcp_connect(port("p", "tcp"), false);
     int b = tcp_connect(port("p", "tcp"), false);
     ck_assert_int_eq(send_all(a, "first\n", 6), 0);
-    usleep(50 * 1000);
+    ck_assert_int_eq(wait_stat("p", "messages_pending", 1), 1);
     ck_assert(!readable(a, 0));
     ck_assert_int_eq(send_all(b, "second\n", 7), 0);
     char buf[32] = "";
@@ -412,8 +413,7 @@ START_TEST(defer_without_cancel_is_refused)
                            "transform = nocancel\nframing = line\n");
     int fd = tcp_connect(port("n", "tcp"), false);
     ck_assert_int_eq(send_all(fd, "x\n", 2), 0);
-    usleep(200 * 1000);
-    ck_assert_int_eq(morph_stat(admin, "n", "errors"), 1);
+    ck_assert_int_eq(wait_stat("n", "errors", 1), 1);
     char *log = morphd_proc_log(&proc);
     ck_assert_msg(strstr(log, "plugin nocancel: cannot defer"), "%s", log);
     free(log);
