@@ -48,19 +48,19 @@ void morphd_notify_ready(morphd_ready_kind_t kind, const char *listening)
 {
     if (getenv("NOTIFY_SOCKET") == NULL)
         return;
-    static const char *const status[] = {
-        [MORPHD_READY_STARTED] = "serving",
-        [MORPHD_READY_RELOADED] = "serving (reloaded)\nX_MORPHD_RELOAD=ok",
-        [MORPHD_READY_RELOAD_FAILED] = "serving the previous configuration: "
-                                       "the reload failed\nX_MORPHD_RELOAD=failed",
-    };
+    const char *status = "serving";
+    if (kind == MORPHD_READY_RELOADED)
+        status = "serving (reloaded)\nX_MORPHD_RELOAD=ok";
+    else if (kind == MORPHD_READY_RELOAD_FAILED)
+        status = "serving the previous configuration: the reload failed\n"
+                 "X_MORPHD_RELOAD=failed";
     size_t n = strlen(listening ? listening : "") + 256;
     char *msg = malloc(n);
     if (msg == NULL) {
         notify("READY=1"); /* what matters most, without the rest */
         return;
     }
-    snprintf(msg, n, "READY=1\nSTATUS=%s\nX_MORPHD_LISTENING=%s", status[kind],
+    snprintf(msg, n, "READY=1\nSTATUS=%s\nX_MORPHD_LISTENING=%s", status,
              listening ? listening : "");
     notify(msg);
     free(msg);
