@@ -769,6 +769,95 @@ static void offload(morphd_chain_t *chain, morphd_conn_t *conn, size_t i,
     r->job = job;
 }
 
+/* What the chain does after a stage's call: stop here (the result is
+ * set), end with the reply in dest, stop on MORPH_REPLY_NONE, or go on to
+ * the next stage with the output held in scratch->buf[i & 1]. */
+typedef enum stage_next {
+    STAGE_RETURN,
+    STAGE_DONE,
+    STAGE_STOP,
+    STAGE_NEXT,
+} stage_next_t;
+
+/* Stage i's call deferred its message (x->job) and returned rc after
+ * t2 - *t ticks: the job starts (the message is pending), or it failed or
+ * ended inside the call, whose output then goes on at once. A function of
+ * its own: the common call, which does not defer, keeps its registers. */
+__attribute__((noinline)) static stage_next_t
+after_defer(morphd_chain_t *chain, morphd_conn_t *conn, morphd_stage_t *st,
+            size_t i, bool last, int rc, out_ctx_t *x, uint64_t *t,
+            uint64_t t2, uint64_t t_start, morphd_buf_t *dest, size_t base,
+            morphd_result_t *r)
+{
+    morphd_scratch_t *scratch = &chain->env->scratch;
+    morphd_job_t *job = x->job;
+    job->in_call = false; /* from now on, done() queues it */
+    if (rc != MORPH_OK && job->state == JOB_DEFERRED) {
+        /* failed after deferring: the plugin's cancel() cleans up */
+        st->plugin->cancel(st->instance, &job->pub);
+        job->state = JOB_FAILED;
+        if (job->reason[0] == '\0')
+            snprintf(job->reason, sizeof job->reason, "%s",
+                     x->failure ? x->failure
+                                : "failed the message without a reason");
+    }
+    job->conn.states = conn->states; /* a state made in this call */
+    if (job->state == JOB_DEFERRED && conn->ops->job_start(conn, job) != 0) {
+        st->plugin->cancel(st->instance, &job->pub);
+        job->state = JOB_FAILED;
+        snprintf(job->reason, sizeof job->reason, "out of memory");
+    }
+    if (job->state == JOB_DEFERRED) {
+        job->t0 = *t;
+        /* the call now; the message when it ends (job_finish) */
+        job->call_ticks = t2 > *t ? t2 - *t : 1;
+        morphd_metrics_record_defer(st->metrics, job->call_ticks);
+        job_counted(job);
+        dest->len = base;
+        r->status = MORPHD_RUN_PENDING;
+        r->job = job;
+        r->ns = morphd_ticks_to_ns(t2 - t_start);
+        return STAGE_RETURN;
+    }
+    /* ended inside the call: go on with its output at once */
+    morphd_metrics_record(st->metrics, t2 - *t, job->state == JOB_FAILED);
+    *t = t2;
+    if (job->state == JOB_FAILED) {
+        fail_result(r, st, job->reason[0] ? job->reason : "failed");
+        job_free(job);
+        dest->len = base;
+        return STAGE_RETURN;
+    }
+    r->reply |= job->out.reply;
+    morphd_buf_t *hold = &scratch->buf[i & 1];
+    hold->len = 0;
+    if (morphd_buf_append(hold, job->buf.data, job->out.len) != 0) {
+        job_free(job);
+        dest->len = base;
+        r->status = MORPHD_RUN_NOMEM;
+        return STAGE_RETURN;
+    }
+    job_free(job);
+    if (r->reply & MORPH_REPLY_NONE)
+        return STAGE_STOP;
+    if (last) {
+        dest->len = base;
+        if (morphd_buf_append(dest, hold->data, hold->len) != 0) {
+            r->status = MORPHD_RUN_NOMEM;
+            return STAGE_RETURN;
+        }
+        r->abi1_empty = st->abi1;
+        return STAGE_DONE;
+    }
+    return STAGE_NEXT;
+}
+
+/* Past 100 lines on purpose: this is the loop every message of every
+ * transport runs, one pass per stage, and make test-perf counts its
+ * instructions. Its parts -- the call with its timing and guard, the
+ * checks after it -- share a dozen locals that a split would pass through
+ * memory on each stage; the rare paths are out of it already (offload,
+ * after_defer, fail_result). */
 void morphd_chain_run(morphd_chain_t *chain, morphd_conn_t *conn, size_t from,
                       const unsigned char *in, size_t len, uint32_t flags,
                       const char *ending, morphd_buf_t *dest,
@@ -865,70 +954,17 @@ void morphd_chain_run(morphd_chain_t *chain, morphd_conn_t *conn, size_t from,
                 st->plugin->desc->conn_close(st->instance, lazy);
             }
         }
-        if (x.job != NULL) { /* deferred */
-            morphd_job_t *job = x.job;
-            job->in_call = false; /* from now on, done() queues it */
-            if (rc != MORPH_OK && job->state == JOB_DEFERRED) {
-                /* failed after deferring: the plugin's cancel() cleans up */
-                st->plugin->cancel(st->instance, &job->pub);
-                job->state = JOB_FAILED;
-                if (job->reason[0] == '\0')
-                    snprintf(job->reason, sizeof job->reason, "%s",
-                             x.failure ? x.failure
-                                       : "failed the message without a reason");
-            }
-            job->conn.states = conn->states; /* a state made in this call */
-            if (job->state == JOB_DEFERRED &&
-                conn->ops->job_start(conn, job) != 0) {
-                st->plugin->cancel(st->instance, &job->pub);
-                job->state = JOB_FAILED;
-                snprintf(job->reason, sizeof job->reason, "out of memory");
-            }
-            if (job->state == JOB_DEFERRED) {
-                job->t0 = t;
-                /* the call now; the message when it ends (job_finish) */
-                job->call_ticks = t2 > t ? t2 - t : 1;
-                morphd_metrics_record_defer(st->metrics, job->call_ticks);
-                job_counted(job);
-                dest->len = base;
-                r->status = MORPHD_RUN_PENDING;
-                r->job = job;
-                r->ns = morphd_ticks_to_ns(t2 - t_start);
+        if (x.job != NULL) { /* deferred: off the common path */
+            stage_next_t next = after_defer(chain, conn, st, i, last, rc, &x,
+                                            &t, t2, t_start, dest, base, r);
+            if (next == STAGE_RETURN)
                 return;
-            }
-            /* ended inside the call: go on with its output at once */
-            morphd_metrics_record(st->metrics, t2 - t,
-                                  job->state == JOB_FAILED);
-            t = t2;
-            if (job->state == JOB_FAILED) {
-                fail_result(r, st, job->reason[0] ? job->reason : "failed");
-                job_free(job);
-                dest->len = base;
-                return;
-            }
-            r->reply |= job->out.reply;
-            morphd_buf_t *hold = &scratch->buf[i & 1];
-            hold->len = 0;
-            if (morphd_buf_append(hold, job->buf.data, job->out.len) != 0) {
-                job_free(job);
-                dest->len = base;
-                r->status = MORPHD_RUN_NOMEM;
-                return;
-            }
-            job_free(job);
-            if (r->reply & MORPH_REPLY_NONE)
-                break;
-            if (last) {
-                dest->len = base;
-                if (morphd_buf_append(dest, hold->data, hold->len) != 0) {
-                    r->status = MORPHD_RUN_NOMEM;
-                    return;
-                }
-                r->abi1_empty = st->abi1;
+            if (next == STAGE_DONE)
                 goto done;
-            }
-            data = hold->data;
-            n = hold->len;
+            if (next == STAGE_STOP)
+                break;
+            data = scratch->buf[i & 1].data;
+            n = scratch->buf[i & 1].len;
             continue;
         }
         bool failed = rc != MORPH_OK || x.failure != NULL || o.len > o.cap;

@@ -291,83 +291,71 @@ int morphd_plugin_load_variant(const char *dir, const char *name,
     return load_impl(dir, name, variant, true, p, err, err_size);
 }
 
-static int load_impl(const char *dirs, const char *name, unsigned variant,
-                     bool run_hooks, morphd_plugin_t *p, char *err,
-                     size_t err_size)
+/* The file `path` names, before anything of it runs: within the versions
+ * kept, a regular file, and no folder on the way to it (or to the file a
+ * symbolic link leads to, *real) writable by others. */
+static int check_file(const char *name, const char *path, unsigned variant,
+                      bool script, struct stat *sb, char **real, char *err,
+                      size_t err_size)
 {
-    memset(p, 0, sizeof *p);
-    char *path = NULL;
-    char *real = NULL; /* the file the path leads to (symbolic links resolved) */
-    if (morphd_plugin_path_find(dirs, name, &path, err, err_size) != 0)
-        return -1;
-
-    bool script = morphd_script_path(path);
     if (variant >= (script ? MORPHD_SCRIPT_VERSIONS_MAX
                            : MORPHD_PLUGIN_VERSIONS_MAX)) {
         snprintf(err, err_size, "plugin '%s': %s: its file was replaced and "
                  "loaded %u times since morphd started, the most it keeps "
                  "(no plugin is ever unloaded: each version stays in memory); "
                  "restart morphd to load it again", name, path, variant);
-        goto fail;
+        return -1;
     }
-    struct stat sb;
-    if (stat(path, &sb) != 0) {
+    if (stat(path, sb) != 0) {
         snprintf(err, err_size, "plugin '%s': %s: %s%s", name, path,
                  strerror(errno),
                  errno == ENOENT ? " (is plugin_dir right? is it built?)" : "");
-        goto fail;
+        return -1;
     }
-    if (!S_ISREG(sb.st_mode)) {
+    if (!S_ISREG(sb->st_mode)) {
         snprintf(err, err_size, "plugin '%s': %s: not a regular file", name,
                  path);
-        goto fail;
+        return -1;
     }
     /* The file's folders are checked as named (who may change the name),
      * and so is every folder of the file it really is: a symbolic link
      * into a folder others can write would otherwise pass. What dlopen
      * opens is that real file, whose whole path has been checked. */
     char why[512];
-    real = realpath(path, NULL);
-    if (real == NULL) {
+    *real = realpath(path, NULL);
+    if (*real == NULL) {
         snprintf(err, err_size, "plugin '%s': %s: %s", name, path,
                  strerror(errno));
-        goto fail;
+        return -1;
     }
-    if (morphd_path_check_writers(path, geteuid(), 2, why,
-                                  sizeof why) != 0 ||
-        (strcmp(real, path) != 0 &&
-         morphd_path_check_writers(real, geteuid(), 2, why,
-                                   sizeof why) != 0)) {
-        snprintf(err, err_size, "plugin '%s': %s: refusing to load: %s%s%s",
-                 name, path, why, strcmp(real, path) != 0 ? " (it is " : "",
-                 strcmp(real, path) != 0 ? real : "");
-        if (strcmp(real, path) != 0)
-            snprintf(err + strlen(err), err_size - strlen(err), ")");
-        goto fail;
+    bool linked = strcmp(*real, path) != 0;
+    if (morphd_path_check_writers(path, geteuid(), 2, why, sizeof why) != 0 ||
+        (linked &&
+         morphd_path_check_writers(*real, geteuid(), 2, why, sizeof why) != 0)) {
+        snprintf(err, err_size, "plugin '%s': %s: refusing to load: %s%s%s%s",
+                 name, path, why, linked ? " (it is " : "", linked ? *real : "",
+                 linked ? ")" : "");
+        return -1;
     }
+    return 0;
+}
 
-    if (script) { /* NAME.lua: no dlopen; the bridge makes a descriptor */
-        if (morphd_script_load(real, path, name, p, err, err_size) != 0)
-            goto script_fail;
-        p->name = strdup(name);
-        if (p->name == NULL) {
-            snprintf(err, err_size, "plugin '%s': out of memory", name);
-            goto fail;
-        }
-        p->path = path;
-        p->file = sb;
-        free(real);
-        return 0;
-    }
-
+/* dlopens the checked file `real` into p->handle: a sealed private copy of
+ * it when copy_files is on (loader.h), so that the file may change under
+ * morphd without changing the code that runs. */
+static int open_shared_object(const char *name, const char *path,
+                              const char *real, const struct stat *sb,
+                              morphd_plugin_t *p, char *err, size_t err_size)
+{
+    char why[512];
     /* RTLD_NODELETE: a plugin's code stays mapped after dlclose. Libraries
      * it pulls in (ICU) keep process-wide caches and atexit handlers that
      * would point into unmapped memory if the plugin went away. */
     int copy = -1; /* without a copy: the file itself */
-    if (copy_files && (copy = private_copy(real, &sb, why, sizeof why)) < 0) {
+    if (copy_files && (copy = private_copy(real, sb, why, sizeof why)) < 0) {
         snprintf(err, err_size, "plugin '%s': %s: cannot load: %s", name, path,
                  why);
-        goto fail;
+        return -1;
     }
     /* The dynamic loader takes a name it has loaded before for the object
      * it loaded then, and descriptor numbers come back once closed: each
@@ -397,9 +385,18 @@ static int load_impl(const char *dirs, const char *name, unsigned variant,
         char *at = fd_path[0] ? strstr(err, fd_path) : NULL;
         if (at != NULL)
             memmove(at, at + strlen(fd_path), strlen(at + strlen(fd_path)) + 1);
-        goto fail;
+        return -1;
     }
+    return 0;
+}
 
+/* The loaded object's descriptor, checked: exported, of an ABI this morphd
+ * serves, with a transform, named as its file, with options that parse. */
+static int check_descriptor_of(const char *name, const char *path,
+                               morphd_plugin_t *p, const morph_plugin_t **out,
+                               char *err, size_t err_size)
+{
+    char why[512];
     dlerror();
     const morph_plugin_t *desc = dlsym(p->handle, MORPH_PLUGIN_SYMBOL);
     if (desc == NULL) {
@@ -410,32 +407,96 @@ static int load_impl(const char *dirs, const char *name, unsigned variant,
                  "const morph_plugin_t morph_plugin`, or use "
                  "MORPH_CXX_PLUGIN from <morph/plugin.hpp>)",
                  name, path, MORPH_PLUGIN_SYMBOL);
-        goto fail;
+        return -1;
     }
     if (check_descriptor(desc, p, why, sizeof why) != 0) {
         snprintf(err, err_size, "plugin '%s': %s: built for plugin ABI %u: %s",
                  name, path, desc->abi_version, why);
-        goto fail;
+        return -1;
     }
     if (desc->transform == NULL) {
         snprintf(err, err_size, "plugin '%s': %s: has no transform function",
                  name, path);
-        goto fail;
+        return -1;
     }
     if (desc->name == NULL || strcmp(desc->name, name) != 0) {
         snprintf(err, err_size,
                  "plugin '%s': %s: the descriptor's name is '%s'; the file "
                  "name and the plugin name must match",
                  name, path, desc->name ? desc->name : "(null)");
-        goto fail;
+        return -1;
     }
     if (p->declares_options &&
         morphd_options_collect(desc->options, &p->options, &p->n_options, why,
                                sizeof why) != 0) {
         snprintf(err, err_size, "plugin '%s': %s: %s", name, path, why);
+        return -1;
+    }
+    *out = desc;
+    return 0;
+}
+
+/* The plugin's load() hook, once per process, now that every check has
+ * passed (run_hooks: not for a look such as `morph plugin info`). */
+static int run_load_hook(morphd_plugin_t *p, bool run_hooks, char *err,
+                         size_t err_size)
+{
+    const morph_plugin_t *desc = p->desc;
+    int (*load)(const morph_host_t *, char *, size_t) =
+        desc->abi_version >= 2 && DESC_HAS(desc, load) ? desc->load : NULL;
+    if (load == NULL || !run_hooks)
+        return 0;
+    morphd_host_process_init(&p->load_host, p->name);
+    char reason[256] = "";
+    if (load(&p->load_host, reason, sizeof reason) != MORPH_OK) {
+        snprintf(err, err_size, "plugin '%s': %s: load() failed: %s", p->name,
+                 p->path, reason[0] ? reason : "without a reason");
+        return -1;
+    }
+    p->loaded = true;
+    return 0;
+}
+
+/* Finds, checks and loads plugin `name` in its steps: the file, then a
+ * Lua script's bridge or the shared object, its descriptor and its load()
+ * hook. On failure p is left empty. */
+static int load_impl(const char *dirs, const char *name, unsigned variant,
+                     bool run_hooks, morphd_plugin_t *p, char *err,
+                     size_t err_size)
+{
+    memset(p, 0, sizeof *p);
+    char *path = NULL;
+    char *real = NULL; /* the file the path leads to (symbolic links resolved) */
+    if (morphd_plugin_path_find(dirs, name, &path, err, err_size) != 0)
+        return -1;
+    bool script = morphd_script_path(path);
+    struct stat sb;
+    if (check_file(name, path, variant, script, &sb, &real, err, err_size) != 0)
         goto fail;
+
+    if (script) { /* NAME.lua: no dlopen; the bridge makes a descriptor */
+        if (morphd_script_load(real, path, name, p, err, err_size) != 0) {
+            /* the message starts with the script's FILE:LINE */
+            free(real);
+            free(path);
+            memset(p, 0, sizeof *p);
+            return MORPHD_PLUGIN_SCRIPT_ERROR;
+        }
+        p->name = strdup(name);
+        if (p->name == NULL) {
+            snprintf(err, err_size, "plugin '%s': out of memory", name);
+            goto fail;
+        }
+        p->path = path;
+        p->file = sb;
+        free(real);
+        return 0;
     }
 
+    const morph_plugin_t *desc = NULL;
+    if (open_shared_object(name, path, real, &sb, p, err, err_size) != 0 ||
+        check_descriptor_of(name, path, p, &desc, err, err_size) != 0)
+        goto fail;
     p->name = strdup(name);
     if (p->name == NULL) {
         snprintf(err, err_size, "plugin '%s': out of memory", name);
@@ -444,31 +505,12 @@ static int load_impl(const char *dirs, const char *name, unsigned variant,
     p->path = path;
     p->desc = desc;
     p->file = sb;
-    free(real);
-    real = NULL;
-
-    /* once per process, now that every check has passed */
-    int (*load)(const morph_host_t *, char *, size_t) =
-        desc->abi_version >= 2 && DESC_HAS(desc, load) ? desc->load : NULL;
-    if (load != NULL && run_hooks) {
-        morphd_host_process_init(&p->load_host, p->name);
-        char reason[256] = "";
-        if (load(&p->load_host, reason, sizeof reason) != MORPH_OK) {
-            snprintf(err, err_size, "plugin '%s': %s: load() failed: %s", name,
-                     path, reason[0] ? reason : "without a reason");
-            free(p->name);
-            p->name = NULL;
-            goto fail;
-        }
-        p->loaded = true;
+    if (run_load_hook(p, run_hooks, err, err_size) != 0) {
+        free(p->name);
+        goto fail;
     }
-    return 0;
-
-script_fail: /* the message starts with the script's FILE:LINE */
     free(real);
-    free(path);
-    memset(p, 0, sizeof *p);
-    return MORPHD_PLUGIN_SCRIPT_ERROR;
+    return 0;
 
 fail:
     if (p->handle != NULL)
@@ -480,7 +522,6 @@ fail:
     memset(p, 0, sizeof *p);
     return -1;
 }
-
 
 void morphd_plugin_print_options(FILE *out, const morphd_plugin_t *p,
                                  int format)
