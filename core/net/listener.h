@@ -3,6 +3,13 @@
  * endpoint of one service. The stream transports -- tcp://, tls:// and
  * unix:// (listener_stream.c) -- and udp:// (listener_udp.c) each have a
  * table of morphd_listener_ops_t; another transport is one more table.
+ *
+ * Errors in this layer (net/): libuv's, since nearly all of it wraps
+ * libuv: 0 or a negative UV_* error (a bare system call's -errno, the same
+ * numbers). What an operator reads gets a phrase too: a listener's open
+ * fills `err`; a TLS context, made from the configuration, adds to a
+ * morphd_errors_t as conf/ does. A message's outcome comes up from the
+ * engine as MORPHD_RUN_*.
  */
 #ifndef MORPHD_LISTENER_H
 #define MORPHD_LISTENER_H
