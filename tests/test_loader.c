@@ -539,14 +539,26 @@ START_TEST(script_versions_are_bounded_too)
     char err[512];
     ck_assert_int_eq(morphd_plugin_load_variant(dir, "v",
                                                 MORPHD_SCRIPT_VERSIONS_MAX - 1,
-                                                &p, err, sizeof err), 0);
+                                                &p, NULL, err, sizeof err), 0);
     ck_assert_ptr_nonnull(p.script);
     morphd_plugin_unload(&p);
-    ck_assert_int_ne(morphd_plugin_load_variant(dir, "v",
+    bool in_script = true;
+    ck_assert_int_eq(morphd_plugin_load_variant(dir, "v",
                                                 MORPHD_SCRIPT_VERSIONS_MAX, &p,
-                                                err, sizeof err), 0);
+                                                &in_script, err, sizeof err), -1);
+    ck_assert(!in_script); /* the version bound, not the script's error */
     ck_assert_msg(strstr(err, "loaded 1024 times since morphd started") &&
                       strstr(err, "restart morphd"), "%s", err);
+    /* an error in the script itself: -1 as every failure, and the flag
+     * that its message starts with the script's FILE:LINE (no -2) */
+    f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("return { transform = \n", f);
+    fclose(f);
+    in_script = false;
+    ck_assert_int_eq(morphd_plugin_load_variant(dir, "v", 0, &p, &in_script,
+                                                err, sizeof err), -1);
+    ck_assert_msg(in_script && strncmp(err, path, strlen(path)) == 0, "%s", err);
     unlink(path);
     rmdir(dir);
 }

@@ -389,12 +389,15 @@ static int load(parse_state_t *st)
     ini_initial_alloc = ini_max_line;
     ini_allow_multiline = false;
 
+    /* inih's convention, not morphd's: the first bad line's number, -1
+     * when the file cannot be opened, -2 when memory runs out */
+    enum { INIH_OUT_OF_MEMORY = -2 };
     int rc = ini_parse_stream(read_line, st, on_key, st);
     if (rc > 0)
         morphd_errors_add(st->errs,
                           "%s:%d: syntax error: expected [section] or "
                           "KEY = VALUE", st->name, rc);
-    else if (rc == -2)
+    else if (rc == INIH_OUT_OF_MEMORY)
         morphd_errors_add(st->errs, "%s: out of memory", st->name);
     /* inih reports only the first syntax error; other lines were handled */
     if (rc == 0 || rc > 0)

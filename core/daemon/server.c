@@ -74,9 +74,8 @@ static morphd_plugin_t *find_or_load(morphd_server_t *s, const char *dirs,
         snprintf(err, err_size, "out of memory");
         return NULL;
     }
-    int rc = morphd_plugin_load_variant(dirs, name, variants, p, err, err_size);
-    if (rc != 0) {
-        *in_script = rc == MORPHD_PLUGIN_SCRIPT_ERROR;
+    if (morphd_plugin_load_variant(dirs, name, variants, p, in_script, err,
+                                   err_size) != 0) {
         free(p);
         return NULL;
     }

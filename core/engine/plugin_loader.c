@@ -147,12 +147,12 @@ void morphd_plugin_flag_names(uint32_t flags, char *buf, size_t size)
 int morphd_plugin_load(const char *dir, const char *name, morphd_plugin_t *p,
                        char *err, size_t err_size)
 {
-    return morphd_plugin_load_variant(dir, name, 0, p, err, err_size);
+    return morphd_plugin_load_variant(dir, name, 0, p, NULL, err, err_size);
 }
 
 static int load_impl(const char *dir, const char *name, unsigned variant,
-                     bool run_hooks, morphd_plugin_t *p, char *err,
-                     size_t err_size);
+                     bool run_hooks, morphd_plugin_t *p, bool *in_script,
+                     char *err, size_t err_size);
 
 int morphd_plugin_inspect(const char *path, morphd_plugin_t *p, char *err,
                           size_t err_size)
@@ -173,7 +173,8 @@ int morphd_plugin_inspect(const char *path, morphd_plugin_t *p, char *err,
         memset(p, 0, sizeof *p);
         snprintf(err, err_size, "out of memory");
     } else {
-        rc = load_impl(dir[0] ? dir : "/", name, 0, false, p, err, err_size);
+        rc = load_impl(dir[0] ? dir : "/", name, 0, false, p, NULL, err,
+                       err_size);
     }
     free(dir);
     free(name);
@@ -285,10 +286,10 @@ static int check_descriptor(const morph_plugin_t *d, morphd_plugin_t *p,
 }
 
 int morphd_plugin_load_variant(const char *dir, const char *name,
-                               unsigned variant, morphd_plugin_t *p, char *err,
-                               size_t err_size)
+                               unsigned variant, morphd_plugin_t *p,
+                               bool *in_script, char *err, size_t err_size)
 {
-    return load_impl(dir, name, variant, true, p, err, err_size);
+    return load_impl(dir, name, variant, true, p, in_script, err, err_size);
 }
 
 /* The file `path` names, before anything of it runs: within the versions
@@ -461,10 +462,12 @@ static int run_load_hook(morphd_plugin_t *p, bool run_hooks, char *err,
  * Lua script's bridge or the shared object, its descriptor and its load()
  * hook. On failure p is left empty. */
 static int load_impl(const char *dirs, const char *name, unsigned variant,
-                     bool run_hooks, morphd_plugin_t *p, char *err,
-                     size_t err_size)
+                     bool run_hooks, morphd_plugin_t *p, bool *in_script,
+                     char *err, size_t err_size)
 {
     memset(p, 0, sizeof *p);
+    if (in_script != NULL)
+        *in_script = false;
     char *path = NULL;
     char *real = NULL; /* the file the path leads to (symbolic links resolved) */
     if (morphd_plugin_path_find(dirs, name, &path, err, err_size) != 0)
@@ -480,7 +483,9 @@ static int load_impl(const char *dirs, const char *name, unsigned variant,
             free(real);
             free(path);
             memset(p, 0, sizeof *p);
-            return MORPHD_PLUGIN_SCRIPT_ERROR;
+            if (in_script != NULL)
+                *in_script = true;
+            return -1;
         }
         p->name = strdup(name);
         if (p->name == NULL) {

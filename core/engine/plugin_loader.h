@@ -63,10 +63,8 @@ void morphd_plugin_copy_files(bool on);
 
 /* Loads plugin `name` from the search path `dirs` (plugin_path.h: the
  * first folder with NAME.so or NAME.lua). Returns 0, or -1 with a message
- * naming the plugin, its file and the reason in err, or
- * MORPHD_PLUGIN_SCRIPT_ERROR for an error in a script, whose message
- * starts with the script's FILE:LINE. On error nothing stays loaded. */
-#define MORPHD_PLUGIN_SCRIPT_ERROR (-2)
+ * naming the plugin, its file and the reason in err. On error nothing
+ * stays loaded. */
 int morphd_plugin_load(const char *dirs, const char *name, morphd_plugin_t *p,
                        char *err, size_t err_size);
 
@@ -75,9 +73,11 @@ int morphd_plugin_load(const char *dirs, const char *name, morphd_plugin_t *p,
  * makes the dlopen name unique, so the dynamic loader maps the new file
  * instead of handing back the old one. A file rewritten in place (same
  * inode) still yields the old code: install plugins by replacing files. */
+/* *in_script (when not NULL) tells an error in a Lua script, whose message
+ * starts with the script's FILE:LINE, from any other. */
 int morphd_plugin_load_variant(const char *dirs, const char *name,
-                               unsigned variant, morphd_plugin_t *p, char *err,
-                               size_t err_size);
+                               unsigned variant, morphd_plugin_t *p,
+                               bool *in_script, char *err, size_t err_size);
 
 /* Versions of one plugin loaded in one run of morphd, at most: a plugin is
  * never unloaded (RTLD_NODELETE: the libraries it uses keep process-wide
