@@ -2,18 +2,15 @@
  * errors.h -- a list of human-readable error messages. Config checking
  * collects every problem in a file so the operator fixes them in one pass.
  *
- * How morphd's functions fail, one way per kind of caller (issue 22;
- * docs/architecture.md, "Errors"):
- *  - a step that can fail for one reason returns 0, or -1 with a phrase a
- *    person can act on in `char *err, size_t err_size` (base, engine, a
- *    listener's open);
- *  - a step that checks many things at once (a configuration, a reload,
- *    a plugin's options) collects every problem in a morphd_errors_t,
- *    each with its file:line, and returns 0 or -1;
- *  - a message's outcome is one of MORPHD_RUN_* (engine/chain.h), from the
- *    chain to the service to the transport;
- *  - what wraps a libuv call returns libuv's own negative error (UV_*);
- *  - the process ends with one of MORPH_EXIT_* (base/exit_codes.h).
+ * How morphd's functions fail is one convention per layer, said at the top
+ * of each layer's main header (base/errors.h, engine/chain.h,
+ * conf/config.h, net/listener.h, daemon/server.h; the layers test checks
+ * that each says it; docs/architecture.md, "Errors").
+ *
+ * Errors in this layer: 0, or -1 with a phrase a person can act on in
+ * `char *err, size_t err_size` (a buffer that can only run out of memory
+ * takes no err). morphd_errors_t, here, is the list the layers above
+ * collect a check's many problems in.
  */
 #ifndef MORPHD_ERRORS_H
 #define MORPHD_ERRORS_H

@@ -4,6 +4,10 @@
  * collects every error as "FILE:LINE: message" so an operator fixes a file
  * in one pass. Plugins are not loaded here: server.c does that, so this
  * module stays testable without any .so files.
+ *
+ * Errors in this layer (conf/): every problem goes into a morphd_errors_t
+ * as "FILE:LINE: message", and the call returns 0 or -1 once it has looked
+ * at everything.
  */
 #ifndef MORPHD_CONFIG_H
 #define MORPHD_CONFIG_H

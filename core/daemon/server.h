@@ -3,6 +3,12 @@
  * builds every worker's sites, and drives the workers (worker.h) through
  * start-up, SIGHUP reloads that lose nothing, and graceful shutdown on
  * SIGINT/SIGTERM. Runs on the main thread, whose loop is worker 0's.
+ *
+ * Errors in this layer (daemon/): starting and reloading are checks of a
+ * configuration, and collect every problem in a morphd_errors_t (0 or
+ * -1); the process ends with one of MORPH_EXIT_* (base/exit_codes.h);
+ * what runs in a signal handler (the crash line, the watchdog) writes a
+ * morphd_signal_line_t (base/log.h) and ends the process.
  */
 #ifndef MORPHD_SERVER_H
 #define MORPHD_SERVER_H

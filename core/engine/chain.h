@@ -6,6 +6,12 @@
  * per-thread scratch pair and the buffer the reply is appended to, so
  * steady-state serving allocates nothing per message, and the last stage
  * writes straight into that buffer.
+ *
+ * Errors in this layer (engine/): 0, or -1 with the reason in `err`
+ * naming the plugin (loading, instances, options; checking a chain's
+ * options adds each problem to a morphd_errors_t, as conf/ does). A
+ * message's outcome is not an error of the call but its result: one of
+ * MORPHD_RUN_* in morphd_result_t, which the transport acts on.
  */
 #ifndef MORPHD_CHAIN_H
 #define MORPHD_CHAIN_H

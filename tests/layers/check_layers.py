@@ -10,7 +10,9 @@ its header (a.c and a.h), and the units' includes must form no cycle.
     check_layers.py SOURCE_DIR --docs F.. and that every repository path
                                           the documents name exists
     check_layers.py --self-test           the checker fails on an upward
-                                          include and on a circle
+                                          include, on a circle and on a layer
+                                          whose main header does not say how
+                                          its functions fail
 """
 import os
 import re
@@ -35,6 +37,29 @@ KNOWN_UPWARD = {
 }
 
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
+
+# Each layer's main header, whose opening comment says how the layer's
+# functions fail ("Errors in this layer"): one convention per layer.
+MAIN_HEADER = {
+    "base": "base/errors.h",
+    "engine": "engine/chain.h",
+    "conf": "conf/config.h",
+    "net": "net/listener.h",
+    "daemon": "daemon/server.h",
+}
+
+
+def check_conventions(core):
+    errors = []
+    for layer, header in MAIN_HEADER.items():
+        path = os.path.join(core, header)
+        text = open(path, encoding="utf-8").read() if os.path.exists(path) else ""
+        opening = text.split("*/", 1)[0]
+        if "Errors in this layer" not in opening:
+            errors.append(f"core/{header}: the {layer} layer's main header does "
+                          f"not say how its functions fail (\"Errors in this "
+                          f"layer\" in its opening comment)")
+    return errors
 
 
 def check(core, known=None):
@@ -164,6 +189,11 @@ def self_test():
         if not any("names no layer" in e for e in errs):
             print("self-test: an include without its layer was not seen:", errs)
             ok = False
+        put("daemon/server.h", "/* server.h -- no word of errors */\n")
+        if not any("daemon layer's main header" in e
+                   for e in check_conventions(core)):
+            print("self-test: a layer without its error convention was not seen")
+            ok = False
     print("self-test:", "ok" if ok else "FAILED")
     return ok
 
@@ -176,6 +206,7 @@ def main(argv):
         return 64
     src = argv[1]
     errors = check(os.path.join(src, "core"))
+    errors += check_conventions(os.path.join(src, "core"))
     if len(argv) > 2 and argv[2] == "--docs":
         errors += check_docs(src, argv[3:])
     for e in errors:
