@@ -377,7 +377,9 @@ START_TEST(a_reload_waiting_for_slots_does_not_stop_the_main_loop)
         n[g] = hold_both_workers(fds[g], 40);
     }
     ck_assert_int_eq(kill(proc.pid, SIGHUP), 0);
-    usleep(50 * 1000); /* the reload has begun to wait */
+    /* a moment into the 2 s the reload waits for slots: nothing says it
+     * waits (RELOADING=1 comes once it has them), and that is the point */
+    usleep(50 * 1000);
     long long in = morph_stat(admin, "s", "messages_in"); /* answered... */
     ck_assert_int_ge(in, 8);
     /* ...before the reload gave up (it waits up to 2 s for slots) */
@@ -503,7 +505,7 @@ START_TEST(sigterm_ends_morphd_despite_a_stuck_worker)
     start(1, "plugin_timeout = 0\nshutdown_timeout = 1s\n", "hang", "");
     int fd = tcp_connect(tcp_port(), false);
     ck_assert_int_eq(send_all(fd, "hang\n", 5), 0);
-    usleep(200000); /* in its call now */
+    ck_assert_int_eq(morph_stat_wait(admin, "s", "messages_in", 1), 1); /* in its call */
     long t0 = now_ms();
     ck_assert_int_eq(morphd_proc_stop(&proc), 1);
     long took = now_ms() - t0;
