@@ -177,7 +177,15 @@ void morphd_chain_run(morphd_chain_t *chain, morphd_conn_t *conn, size_t from,
                       const char *ending, morphd_buf_t *dest,
                       morphd_result_t *r);
 
-/* --- jobs ------------------------------------------------------------------ */
+/* --- jobs (jobs.c) ---------------------------------------------------------- */
+
+/* What a job is waiting for, or how it ended (morphd_job_t.state). */
+enum morphd_job_state {
+    MORPHD_JOB_DEFERRED, /* waiting for the plugin's done() or fail() */
+    MORPHD_JOB_RUNNING,  /* on the thread pool */
+    MORPHD_JOB_DONE,
+    MORPHD_JOB_FAILED,
+};
 
 /* A message in flight. The transport keeps a pointer to it between
  * job_start and job_done (or until it cancels it). */
@@ -193,7 +201,7 @@ struct morphd_job {
     size_t stage;
     uint32_t flags;        /* the message's */
     uint32_t reply;        /* MORPH_REPLY_* so far */
-    int state;             /* chain.c's */
+    int state;             /* enum morphd_job_state */
     bool in_call;          /* deferred inside transform(), not returned */
     /* on the thread pool: the loop touches nothing the pool thread reads,
      * and marks a job whose connection went `abandoned` instead */
@@ -228,5 +236,23 @@ void morphd_job_abandon(morphd_job_t *job, void **states);
 /* Hands a job states to close when it ends (UDP: the datagram's, which
  * lived on the stack). Returns 0 or -1 (out of memory). */
 int morphd_job_own_states(morphd_job_t *job, void **states);
+
+/* For chain.c, which makes the jobs (a plugin defers, or a stage blocks),
+ * and jobs.c, which carries them on: */
+/* A job for stage `stage` of `chain` on `conn` (NULL when the worker has
+ * as many in flight as it takes, or out of memory). */
+morphd_job_t *morphd_job_new(morphd_chain_t *chain, const morphd_conn_t *conn,
+                             size_t stage, uint32_t flags, const char *ending);
+void morphd_job_free(morphd_job_t *job);
+/* Counts it in flight (messages_pending, the plugin's). */
+void morphd_job_counted(morphd_job_t *job);
+/* The job has ended (done, failed, back from the pool): it is finished
+ * from the loop, in order, on the next turn. */
+void morphd_job_ready(morphd_job_t *job);
+/* Grows the job's output buffer to min_cap; -1 when out of memory. */
+int morphd_job_buf_reserve(morphd_job_t *job, size_t min_cap);
+/* uv_queue_work's two halves for a MORPH_PLUGIN_BLOCKING stage. */
+void morphd_job_work_run(uv_work_t *w);
+void morphd_job_work_done(uv_work_t *w, int status);
 
 #endif
