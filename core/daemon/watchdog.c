@@ -95,18 +95,27 @@ const morphd_stage_t *morphd_watchdog_longest_call(morphd_chain_env_t *const *en
     return longest;
 }
 
+/* "plugin NAME of service S has not returned for 12.3 s" */
+static void put_stuck(morphd_signal_line_t *l, const morphd_stage_t *stuck,
+                      uint64_t stuck_ns)
+{
+    morphd_signal_line_str(l, "plugin ");
+    morphd_signal_line_str(l, stuck->plugin->name);
+    morphd_signal_line_str(l, " of service ");
+    morphd_signal_line_str(l, stuck->chain->service);
+    morphd_signal_line_str(l, " has not returned for ");
+    morphd_signal_line_secs(l, stuck_ns);
+    morphd_signal_line_str(l, " s");
+}
+
 static void abort_stuck(const morphd_stage_t *stuck, uint64_t stuck_ns,
                         uint64_t timeout_ns, unsigned worker)
 {
     morphd_signal_line_t l;
     morphd_signal_line_start(&l, MORPH_LOG_ERROR);
-    morphd_signal_line_str(&l, "watchdog: plugin ");
-    morphd_signal_line_str(&l, stuck->plugin->name);
-    morphd_signal_line_str(&l, " of service ");
-    morphd_signal_line_str(&l, stuck->chain->service);
-    morphd_signal_line_str(&l, " has not returned for ");
-    morphd_signal_line_secs(&l, stuck_ns);
-    morphd_signal_line_str(&l, " s (plugin_timeout = ");
+    morphd_signal_line_str(&l, "watchdog: ");
+    put_stuck(&l, stuck, stuck_ns);
+    morphd_signal_line_str(&l, " (plugin_timeout = ");
     morphd_signal_line_secs(&l, timeout_ns);
     morphd_signal_line_str(&l, " s, worker ");
     morphd_signal_line_num(&l, worker);
@@ -135,13 +144,8 @@ static void exit_overdue(const morphd_watchdog_t *w, uint64_t since_ns,
     /* named only when it has been in its call for a while: a call that
      * ends now could take its stage with it */
     if (stuck != NULL && stuck_ns >= 1000000000u) {
-        morphd_signal_line_str(&l, ": plugin ");
-        morphd_signal_line_str(&l, stuck->plugin->name);
-        morphd_signal_line_str(&l, " of service ");
-        morphd_signal_line_str(&l, stuck->chain->service);
-        morphd_signal_line_str(&l, " has not returned for ");
-        morphd_signal_line_secs(&l, stuck_ns);
-        morphd_signal_line_str(&l, " s");
+        morphd_signal_line_str(&l, ": ");
+        put_stuck(&l, stuck, stuck_ns);
     }
     morphd_signal_line_str(&l, "; exiting now");
     morphd_signal_line_write(&l);
