@@ -253,6 +253,41 @@ START_TEST(unix_and_ipv6_sockets_are_matched_by_address)
 }
 END_TEST
 
+/* The variables are read as sd_listen_fds(3) reads them: LISTEN_FDS alone
+ * (or for another pid) passes nothing and says nothing; a LISTEN_PID that
+ * is no number is reported, and every endpoint is bound as usual. */
+START_TEST(malformed_or_foreign_listen_variables_bind_as_usual)
+{
+    static morphd_proc_t p;
+    char svc[512];
+    snprintf(svc, sizeof svc, "[morphd]\nplugin_dir = %s\n[service s]\n"
+             "listen = tcp://127.0.0.1:0\ntransform = uppercase\n", PLUGIN_DIR);
+    const char *cases[][3] = {
+        {NULL, "1", ""},           /* LISTEN_FDS alone */
+        {"1", "1", ""},            /* for pid 1, not this morphd */
+        {"x", "1", "LISTEN_FDS is not usable"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        if (cases[k][0])
+            setenv("LISTEN_PID", cases[k][0], 1);
+        else
+            unsetenv("LISTEN_PID");
+        setenv("LISTEN_FDS", cases[k][1], 1);
+        ck_assert_int_eq(morphd_proc_start(&p, svc), 0);
+        unsetenv("LISTEN_PID");
+        unsetenv("LISTEN_FDS");
+        int fd = tcp_connect(morphd_proc_need_port(&p, "s", "tcp", false), false);
+        exchange(fd, "ok", "OK");
+        close(fd);
+        ck_assert_int_eq(morphd_proc_log_count(&p, "socket activation"),
+                         cases[k][2][0] ? 1 : 0);
+        if (cases[k][2][0])
+            ck_assert_int_eq(morphd_proc_log_count(&p, cases[k][2]), 1);
+        morphd_proc_finish(&p);
+    }
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("activation");
@@ -262,6 +297,7 @@ static Suite *suite(void)
     tcase_add_test(tc, tcp_sockets_are_adopted_others_bound_strays_closed);
     tcase_add_test(tc, udp_socket_is_adopted);
     tcase_add_test(tc, unix_and_ipv6_sockets_are_matched_by_address);
+    tcase_add_test(tc, malformed_or_foreign_listen_variables_bind_as_usual);
     suite_add_tcase(s, tc);
     return s;
 }

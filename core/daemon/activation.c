@@ -49,13 +49,16 @@ static int listen_fds(void)
     const char *pid_text = getenv("LISTEN_PID");
     const char *fds_text = getenv("LISTEN_FDS");
     int n = 0;
-    if (pid_text != NULL || fds_text != NULL) {
-        long pid = whole_number(pid_text);
-        long fds = whole_number(fds_text);
-        if (pid <= 0 || fds < 0 || fds > INT_MAX - LISTEN_FDS_START)
+    if (pid_text != NULL && fds_text != NULL) { /* one alone: nothing passed */
+        long pid = whole_number(pid_text), fds = whole_number(fds_text);
+        if (pid <= 0)
             n = -EINVAL;
-        else if (pid == (long)getpid())
-            n = (int)fds; /* else: inherited from a parent it was meant for */
+        else if (pid != (long)getpid())
+            n = 0; /* inherited from the parent they were meant for */
+        else if (fds < 0 || fds > INT_MAX - LISTEN_FDS_START)
+            n = -EINVAL;
+        else
+            n = (int)fds;
     }
     for (int fd = LISTEN_FDS_START; n > 0 && fd < LISTEN_FDS_START + n; fd++) {
         int flags = fcntl(fd, F_GETFD);
