@@ -8,6 +8,7 @@
  * unit gives `systemctl restart`. */
 #include <fcntl.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,6 +95,20 @@ static bool log_has(const char *needle)
     return false;
 }
 
+/* Fails the test unless the log holds the line part formatted from fmt. */
+static void assert_logged(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+static void assert_logged(const char *fmt, ...)
+{
+    char want[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(want, sizeof want, fmt, ap);
+    va_end(ap);
+    ck_assert_msg(strstr(log_text(), want) != NULL, "no '%s' in:\n%s", want,
+                  log_text());
+}
+
 /* Connects to a port systemd-socket-activate listens on: the connection
  * is made at once (the socket is there), whether morphd runs yet or not. */
 static int connect_passed(int port)
@@ -136,19 +151,14 @@ START_TEST(tcp_sockets_are_adopted_others_bound_strays_closed)
     ck_assert_int_ge(first, 0);
     exchange(first, "before\n", "BEFORE\n");
     ck_assert(log_has("started"));
-    char want[160];
-    snprintf(want, sizeof want, "listening on tcp://127.0.0.1:%d (line framing, "
-             "worker 0, from systemd)", adopted);
-    ck_assert_msg(strstr(log_text(), want) != NULL, "%s", log_text());
-    snprintf(want, sizeof want, "listening on tcp://127.0.0.1:%d (line framing, "
-             "worker 0)\n", own);
-    ck_assert_msg(strstr(log_text(), want) != NULL, "%s", log_text());
-    snprintf(want, sizeof want, "the passed socket tcp://127.0.0.1:%d (fd 4) "
-             "is no configured endpoint; closed", stray);
-    ck_assert_msg(strstr(log_text(), want) != NULL, "%s", log_text());
-    snprintf(want, sizeof want, "listening on tcp://127.0.0.1:%d (line framing, "
-             "worker 1)", adopted);
-    ck_assert_msg(strstr(log_text(), want) != NULL, "%s", log_text());
+    assert_logged("listening on tcp://127.0.0.1:%d (line framing, "
+                  "worker 0, from systemd)", adopted);
+    assert_logged("listening on tcp://127.0.0.1:%d (line framing, "
+                  "worker 0)\n", own);
+    assert_logged("the passed socket tcp://127.0.0.1:%d (fd 4) "
+                  "is no configured endpoint; closed", stray);
+    assert_logged("listening on tcp://127.0.0.1:%d (line framing, "
+                  "worker 1)", adopted);
     /* both endpoints serve; the stray port is gone */
     int fd = tcp_connect(own, false);
     exchange(fd, "own\n", "OWN\n");
@@ -192,10 +202,8 @@ START_TEST(udp_socket_is_adopted)
         n = udp_roundtrip(port, false, "first", 5, reply, sizeof reply, 200);
     ck_assert_int_eq(n, 5);
     ck_assert(log_has("started"));
-    char want[160];
-    snprintf(want, sizeof want, "listening on udp://127.0.0.1:%d (datagrams, "
-             "worker 0, from systemd)", port);
-    ck_assert_msg(strstr(log_text(), want) != NULL, "%s", log_text());
+    assert_logged("listening on udp://127.0.0.1:%d (datagrams, "
+                  "worker 0, from systemd)", port);
     ck_assert_int_eq(udp_roundtrip(port, false, "again", 5, reply, sizeof reply,
                                    TIMEOUT_MS), 5);
     ck_assert_int_eq(stop_morphd_pid(pid), 0);
@@ -232,16 +240,12 @@ START_TEST(unix_and_ipv6_sockets_are_matched_by_address)
     exchange(fd, "six\n", "SIX\n");
     close(fd);
     ck_assert(log_has("started"));
-    char want[256];
-    snprintf(want, sizeof want, "listening on unix://%s (line framing, "
-             "worker 0, from systemd)", path);
-    ck_assert_msg(strstr(log_text(), want) != NULL, "%s", log_text());
-    snprintf(want, sizeof want, "listening on tcp://[::1]:%d (line framing, "
-             "worker 0, from systemd)", port);
-    ck_assert_msg(strstr(log_text(), want) != NULL, "%s", log_text());
-    snprintf(want, sizeof want, "the passed socket tcp://127.0.0.1:%d (fd 5) "
-             "is no configured endpoint; closed", port);
-    ck_assert_msg(strstr(log_text(), want) != NULL, "%s", log_text());
+    assert_logged("listening on unix://%s (line framing, "
+                  "worker 0, from systemd)", path);
+    assert_logged("listening on tcp://[::1]:%d (line framing, "
+                  "worker 0, from systemd)", port);
+    assert_logged("the passed socket tcp://127.0.0.1:%d (fd 5) "
+                  "is no configured endpoint; closed", port);
     int u = socket(AF_UNIX, SOCK_STREAM, 0);
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
