@@ -104,6 +104,19 @@ static size_t open_conns(const morphd_worker_t *w)
     return n;
 }
 
+/* Closes the worker's own timers (once: a finished worker's are closed
+ * already when it is freed). */
+static void close_timers(morphd_worker_t *w)
+{
+    if (!w->timers_on)
+        return;
+    w->timers_on = false;
+    uv_close((uv_handle_t *)&w->shutdown_timer, on_closed_noop);
+    uv_close((uv_handle_t *)&w->sweep_timer, on_closed_noop);
+    uv_close((uv_handle_t *)&w->drain_timer, on_closed_noop);
+    uv_close((uv_handle_t *)&w->io.drops_timer, on_closed_noop);
+}
+
 /* A stopping worker with nothing left open ends its loop: uv_stop, not
  * waiting for the loop to run out of handles, since a plugin may keep
  * handles of its own on it (plugin.h), which it closes in destroy(), once
@@ -114,13 +127,7 @@ static void maybe_finish(morphd_worker_t *w)
         open_conns(w) > 0 || w->env.n_jobs > 0)
         return;
     w->finished = true;
-    if (w->timers_on) {
-        w->timers_on = false;
-        uv_close((uv_handle_t *)&w->shutdown_timer, on_closed_noop);
-        uv_close((uv_handle_t *)&w->sweep_timer, on_closed_noop);
-        uv_close((uv_handle_t *)&w->drain_timer, on_closed_noop);
-        uv_close((uv_handle_t *)&w->io.drops_timer, on_closed_noop);
-    }
+    close_timers(w);
     morphd_chain_env_close(&w->env);
     if (w->threaded)
         uv_close((uv_handle_t *)&w->wakeup, on_closed_noop);
@@ -593,13 +600,7 @@ void morphd_worker_free(morphd_worker_t *w)
 {
     if (w->io.read_buf == NULL)
         return;
-    if (w->timers_on) {
-        w->timers_on = false;
-        uv_close((uv_handle_t *)&w->shutdown_timer, on_closed_noop);
-        uv_close((uv_handle_t *)&w->sweep_timer, on_closed_noop);
-        uv_close((uv_handle_t *)&w->drain_timer, on_closed_noop);
-        uv_close((uv_handle_t *)&w->io.drops_timer, on_closed_noop);
-    }
+    close_timers(w);
     morphd_chain_env_close(&w->env);
     uv_run(&w->loop, UV_RUN_NOWAIT); /* finish pending closes */
     for (size_t i = 0; i < w->n_sites; i++) {

@@ -487,30 +487,18 @@ static int load_impl(const char *dirs, const char *name, unsigned variant,
                 *in_script = true;
             return -1;
         }
-        p->name = strdup(name);
-        if (p->name == NULL) {
-            snprintf(err, err_size, "plugin '%s': out of memory", name);
-            goto fail;
-        }
-        p->path = path;
-        p->file = sb;
-        free(real);
-        return 0;
-    }
-
-    const morph_plugin_t *desc = NULL;
-    if (open_shared_object(name, path, real, &sb, p, err, err_size) != 0 ||
-        check_descriptor_of(name, path, p, &desc, err, err_size) != 0)
+    } else if (open_shared_object(name, path, real, &sb, p, err, err_size) != 0 ||
+               check_descriptor_of(name, path, p, &p->desc, err, err_size) != 0) {
         goto fail;
+    }
     p->name = strdup(name);
     if (p->name == NULL) {
         snprintf(err, err_size, "plugin '%s': out of memory", name);
         goto fail;
     }
     p->path = path;
-    p->desc = desc;
     p->file = sb;
-    if (run_load_hook(p, run_hooks, err, err_size) != 0) {
+    if (run_load_hook(p, run_hooks, err, err_size) != 0) { /* none for a script */
         free(p->name);
         goto fail;
     }
