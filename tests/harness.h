@@ -175,7 +175,9 @@ int tcp_connect(int port, bool v6);
 void close_reset(int fd);
 /* Sends all bytes. Returns 0 or -1. */
 int send_all(int fd, const void *buf, size_t n);
-/* Receives exactly n bytes within timeout_ms. Returns bytes received. */
+/* Receives exactly n bytes within timeout_ms (six times that under
+ * MORPH_TEST_WRAPPER, where morphd runs under valgrind). Returns bytes
+ * received. */
 size_t recv_exact(int fd, void *buf, size_t n, int timeout_ms);
 /* Receives until the peer closes or timeout; returns bytes received. */
 size_t recv_until_close(int fd, void *buf, size_t cap, int timeout_ms);

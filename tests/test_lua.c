@@ -374,7 +374,9 @@ START_TEST(uncounted_work_fails_the_message_not_the_process)
         ck_assert_int_eq(send_all(bad, attacks[i], strlen(attacks[i])), 0);
         ck_assert_int_eq(send_all(other, "hi\n", 3), 0);
         char buf[16] = "";
-        ck_assert_uint_eq(recv_exact(other, buf, 3, TIMEOUT_MS), 3);
+        ck_assert_msg(recv_exact(other, buf, 3, TIMEOUT_MS) == 3,
+                      "no answer to the other client after %s:\n%s",
+                      attacks[i], morphd_proc_log(&proc));
         ck_assert_str_eq(buf, "HI\n");
         /* the attacker's connection is served on, patterns included */
         ck_assert_int_eq(send_all(bad, "a=b\n", 4), 0);
