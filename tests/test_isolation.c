@@ -363,6 +363,35 @@ static int hold_both_workers(int *fds, int max)
     return n;
 }
 
+/* Each worker process counts the messages it serves in a lane of its own
+ * in the shared mapping (no locked instruction per message); morph stats
+ * and /metrics sum the lanes of every slot, those of workers a reload
+ * retired included. */
+START_TEST(counters_of_every_worker_process_add_up)
+{
+    start(2, "metrics_listen = http://127.0.0.1:0\n", "crash", "");
+    int fds[2][40], n[2];
+    n[0] = hold_both_workers(fds[0], 40); /* one "pid" message each */
+    ck_assert_int_eq(morphd_proc_reload(&proc), 0);
+    n[1] = hold_both_workers(fds[1], 40);
+    for (int g = 0; g < 2; g++)
+        for (int i = 0; i < n[g]; i++) {
+            ck_assert_str_eq(ask(fds[g][i], "abc"), "abc");
+            close(fds[g][i]);
+        }
+    long long msgs = 2LL * (n[0] + n[1]);
+    ck_assert_int_eq(morph_stat_wait(admin, "s", "connections_open", 0), 0);
+    ck_assert_int_eq(morph_stat(admin, "s", "messages_in"), msgs);
+    ck_assert_int_eq(morph_stat(admin, "s", "messages_out"), msgs);
+    ck_assert_int_eq(morph_stat(admin, "s", "bytes_in"), msgs * 4);
+    char want[96];
+    snprintf(want, sizeof want, "morph_messages_in_total{service=\"s\"} %lld\n", msgs);
+    const char *m = scrape();
+    ck_assert_msg(strstr(m, want) != NULL, "%s", m);
+    morphd_proc_finish(&proc);
+}
+END_TEST
+
 /* Issue 21: a reload without a free worker slot slept 2 s per worker in
  * the main process: morph stats took 3.96 s, SIGTERM 4.04 s. Now the
  * reload waits for slots on a timer: morph stats is answered while it
@@ -530,6 +559,7 @@ static Suite *suite(void)
     tcase_add_test(tc, crash_loops_back_off);
     tcase_add_test(tc, stats_after_a_restart);
     tcase_add_test(tc, reload_replaces_the_workers);
+    tcase_add_test(tc, counters_of_every_worker_process_add_up);
     tcase_add_test(tc, a_reload_waiting_for_slots_does_not_stop_the_main_loop);
     tcase_add_test(tc, a_stopped_worker_is_replaced);
     tcase_add_test(tc, sigterm_during_a_restart);

@@ -636,7 +636,11 @@ START_TEST(workers_share_the_ports)
         ck_assert_str_eq(buf, "OK");
     }
     ck_assert_int_eq(stat_of("connections_open"), N);
+    /* each worker thread counts into a lane of its own: the sums */
     ck_assert_int_eq(stat_of("messages_in"), N + 50);
+    ck_assert_int_eq(stat_of("messages_out"), N + 50);
+    ck_assert_int_eq(stat_of("bytes_in"), 2 * (N + 50));
+    ck_assert_int_eq(stat_of("bytes_out"), 2 * (N + 50));
     for (int i = 0; i < N; i++)
         close(fds[i]);
     ck_assert_int_eq(morphd_proc_stop(&proc), 0);

@@ -181,8 +181,12 @@ static morphd_service_t *make_service(morphd_server_t *s,
     svc->stats_head = s->stats_head;
     svc->access_log = &s->access_log;
     svc->access_log_udp = gen->cfg.access_log_udp;
-    svc->stats = morphd_stats_get(s->stats_head, conf->name);
-    if (svc->stats == NULL) {
+    const morphd_chain_env_t *env = &s->workers[w].env;
+    svc->stats = morphd_stats_get(s->stats_head, conf->name,
+                                  env->n_workers ? env->n_workers : 1);
+    if (svc->stats != NULL)
+        svc->counts = morphd_stats_lane(svc->stats, env->worker);
+    if (svc->stats == NULL || svc->counts == NULL) {
         morphd_errors_add(errs, "out of memory");
         morphd_service_destroy(svc);
         return NULL;

@@ -54,13 +54,19 @@ morphd_stats_t **morphd_stats_share(unsigned slots)
     return &r->head;
 }
 
-morphd_stats_t *morphd_stats_get(morphd_stats_t **head, const char *name)
+morphd_stats_t *morphd_stats_get(morphd_stats_t **head, const char *name,
+                                 unsigned n_lanes)
 {
+    if (n_lanes == 0)
+        n_lanes = 1;
     morphd_shm_lock(registry_lock);
     morphd_stats_t *st;
     for (st = *head; st != NULL; st = st->next)
         if (strcmp(st->name, name) == 0) {
-            st->refs++;
+            if (st->n_lanes < n_lanes)
+                st = NULL; /* the worker count never grows at run time */
+            else
+                st->refs++;
             morphd_shm_unlock(registry_lock);
             return st;
         }
@@ -69,18 +75,24 @@ morphd_stats_t *morphd_stats_get(morphd_stats_t **head, const char *name)
         st->name = morphd_shm_strdup(name);
         st->slot_open = morphd_shm_calloc(stats_slots, sizeof(uint64_t));
         st->slot_pending = morphd_shm_calloc(stats_slots, sizeof(uint64_t));
+        st->lanes_block =
+            morphd_shm_calloc(1, n_lanes * sizeof *st->lanes + 64);
     }
     if (st == NULL || st->name == NULL || st->slot_open == NULL ||
-        st->slot_pending == NULL) {
+        st->slot_pending == NULL || st->lanes_block == NULL) {
         if (st != NULL) {
             morphd_shm_free(st->name);
             morphd_shm_free(st->slot_open);
             morphd_shm_free(st->slot_pending);
+            morphd_shm_free(st->lanes_block);
         }
         morphd_shm_free(st);
         morphd_shm_unlock(registry_lock);
         return NULL;
     }
+    uintptr_t at = ((uintptr_t)st->lanes_block + 63) & ~(uintptr_t)63;
+    st->lanes = (morphd_stats_lane_t *)at;
+    st->n_lanes = n_lanes;
     morphd_shm_mutex_init(&st->lock);
     st->refs = 1;
     st->next = *head;
@@ -124,8 +136,26 @@ void morphd_stats_put(morphd_stats_t **head, morphd_stats_t *st)
     pthread_mutex_destroy(&st->lock);
     morphd_shm_free(st->slot_open);
     morphd_shm_free(st->slot_pending);
+    morphd_shm_free(st->lanes_block);
     morphd_shm_free(st->name);
     morphd_shm_free(st);
+}
+
+morphd_stats_counts_t *morphd_stats_lane(morphd_stats_t *st, unsigned worker)
+{
+    return worker < st->n_lanes ? &st->lanes[worker].c : NULL;
+}
+
+uint64_t morphd_stats_read(const morphd_stats_t *st, size_t offset)
+{
+    const uint64_t *any = (const uint64_t *)((const char *)&st->any + offset);
+    uint64_t sum = __atomic_load_n(any, __ATOMIC_RELAXED);
+    for (unsigned i = 0; i < st->n_lanes; i++) {
+        const uint64_t *v =
+            (const uint64_t *)((const char *)&st->lanes[i].c + offset);
+        sum += __atomic_load_n(v, __ATOMIC_RELAXED);
+    }
+    return sum;
 }
 
 void morphd_stats_source_key(const struct sockaddr *sa, unsigned char key[16])
@@ -179,7 +209,8 @@ bool morphd_stats_admit(morphd_stats_t *st, const unsigned char *key,
 {
     bool ok = true;
     morphd_shm_lock(&st->lock);
-    if (max_connections && MORPHD_STAT_GET(st, connections_open) >= max_connections)
+    if (max_connections &&
+        __atomic_load_n(&st->any.connections_open, __ATOMIC_RELAXED) >= max_connections)
         ok = false;
     if (ok && max_per_source && key != NULL)
         ok = count_source(st, key, max_per_source);

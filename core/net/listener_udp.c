@@ -123,8 +123,8 @@ static void on_send(uv_udp_send_t *req, int status)
 static void count_dropped(morphd_service_t *svc, size_t len)
 {
     MORPHD_STAT_ADD(svc->stats, datagrams_dropped, 1);
-    MORPHD_STAT_SUB(svc->stats, messages_out, 1);
-    MORPHD_STAT_SUB(svc->stats, bytes_out, len);
+    MORPHD_LANE_SUB(svc->counts, messages_out, 1);
+    MORPHD_LANE_SUB(svc->counts, bytes_out, len);
 }
 
 static void send_reply(udp_listener_t *ul, morphd_service_t *svc,
@@ -263,7 +263,7 @@ static inline bool reply_fate(udp_listener_t *ul, morphd_service_t *svc,
         /* an empty reply was counted as a message out (a no_reply() one
          * never was): over UDP nothing is sent */
         if (!(rep->flags & MORPH_REPLY_NONE))
-            MORPHD_STAT_SUB(svc->stats, messages_out, 1);
+            MORPHD_LANE_SUB(svc->counts, messages_out, 1);
         *end = "no_reply";
         return false;
     }
@@ -493,9 +493,9 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
         return;
     if (conf->rate_per_source != 0 && !within_rate(ul, svc, client))
         return;
-    MORPHD_STAT_ADD(svc->stats, bytes_in, len); /* as the access log */
+    MORPHD_LANE_ADD(svc->counts, bytes_in, len); /* as the access log */
     if ((flags & UV_UDP_PARTIAL) || len > conf->max_message) {
-        MORPHD_STAT_ADD(svc->stats, errors, 1);
+        MORPHD_LANE_ADD(svc->counts, errors, 1);
         MORPHD_STAT_ADD(svc->stats, datagrams_dropped, 1);
         morphd_log(MORPH_LOG_DEBUG, "service %s: dropped a datagram over "
                    "max_message (%zu bytes)", conf->name, conf->max_message);

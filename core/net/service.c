@@ -69,7 +69,7 @@ static void conclude(morphd_service_t *svc, const morphd_result_t *r,
         rep->status = MORPHD_RUN_NOMEM;
         return;
     case MORPHD_RUN_FAILED:
-        MORPHD_STAT_ADD(svc->stats, errors, 1);
+        MORPHD_LANE_ADD(svc->counts, errors, 1);
         if (in_len == (size_t)-1)
             morphd_log(MORPH_LOG_WARN, "service %s: %s; message not "
                        "answered", svc->conf->name, r->error);
@@ -98,8 +98,8 @@ static void conclude(morphd_service_t *svc, const morphd_result_t *r,
     rep->datagram = rep->len > 0 || r->abi1_empty ||
                     (r->reply & MORPH_REPLY_EMPTY_DATAGRAM);
     if (rep->len > 0 || !(flags & MORPH_MSG_CHUNK))
-        MORPHD_STAT_ADD(svc->stats, messages_out, 1);
-    MORPHD_STAT_ADD(svc->stats, bytes_out, rep->len);
+        MORPHD_LANE_ADD(svc->counts, messages_out, 1);
+    MORPHD_LANE_ADD(svc->counts, bytes_out, rep->len);
 }
 
 void morphd_service_handle(morphd_service_t *svc, morphd_conn_t *conn,
@@ -109,7 +109,7 @@ void morphd_service_handle(morphd_service_t *svc, morphd_conn_t *conn,
 {
     bool counted = len > 0 || !(flags & MORPH_MSG_END);
     if (counted)
-        MORPHD_STAT_ADD(svc->stats, messages_in, 1);
+        MORPHD_LANE_ADD(svc->counts, messages_in, 1);
     /* bytes_in is the transports' to count, as they read: bytes of a line
      * too long to be a message were received too */
     morphd_result_t r;

@@ -32,6 +32,9 @@ struct morphd_service {
     struct ssl_ctx_st *tls;
     morphd_stats_t *stats;       /* shared by every service of this name */
     morphd_stats_t **stats_head; /* the registry it is in */
+    /* this worker's lane of stats: only the loop this service runs on
+     * adds to it (MORPHD_LANE_ADD), every message's counts go there */
+    morphd_stats_counts_t *counts;
     size_t refs;
     bool retired;    /* no longer in the current configuration */
     size_t n_conns;  /* TCP connections open on it */

@@ -557,7 +557,7 @@ static void framer_result(feed_ctx_t *x, int rc)
 {
     if (rc == MORPHD_FRAMER_TOO_LONG) {
         char peer[80];
-        MORPHD_STAT_ADD(x->svc->stats, errors, 1);
+        MORPHD_LANE_ADD(x->svc->counts, errors, 1);
         morphd_log(MORPH_LOG_WARN, "service %s: %s sent a line longer than "
                    "max_message (%zu bytes); closing the connection after "
                    "the replies before it", x->svc->conf->name,
@@ -704,7 +704,7 @@ static void wait_turn(stream_conn_t *c, ssize_t nread, const uv_buf_t *buf)
     stream_session_t *s = c->s;
     if (nread > 0) {
         c->last_active = NOW31(c->h.handle.loop);
-        MORPHD_STAT_ADD(conn_svc(c)->stats, bytes_in, (size_t)nread);
+        MORPHD_LANE_ADD(conn_svc(c)->counts, bytes_in, (size_t)nread);
         if (s->log != NULL)
             s->log->bytes_in += (size_t)nread;
         if (!hold(c, (const unsigned char *)buf->base, (size_t)nread)) {
@@ -750,7 +750,7 @@ static void on_plain(stream_conn_t *c, ssize_t nread, const uv_buf_t *buf)
         const unsigned char *data = (const unsigned char *)buf->base;
         c->last_active = NOW31(stream->loop);
         /* one count for the service and the access log: what was read */
-        MORPHD_STAT_ADD(x.svc->stats, bytes_in, (size_t)nread);
+        MORPHD_LANE_ADD(x.svc->counts, bytes_in, (size_t)nread);
         if (c->s != NULL && c->s->log != NULL)
             c->s->log->bytes_in += (size_t)nread;
         size_t used;
@@ -983,12 +983,12 @@ static void sweep_one(stream_conn_t *c, uint32_t now)
     unsigned idle = svc->conf->idle_timeout_ms;
     if (c->s != NULL && c->s->proxy != NULL && !c->s->proxy->done &&
         setup_timed_out(c, now, svc->conf->proxy_timeout_ms,
-                        &svc->stats->proxy_timeouts, "PROXY header",
+                        &svc->stats->any.proxy_timeouts, "PROXY header",
                         "proxy_timeout"))
         return;
     if (c->s != NULL && c->s->tls != NULL && !c->s->tls_ready &&
         setup_timed_out(c, now, svc->conf->tls_handshake_timeout_ms,
-                        &svc->stats->tls_handshake_timeouts, "TLS handshake",
+                        &svc->stats->any.tls_handshake_timeouts, "TLS handshake",
                         "tls_timeout"))
         return;
     if (idle == 0 || ((now - c->last_active) & ACTIVE_MASK) < idle)
