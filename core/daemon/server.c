@@ -182,8 +182,7 @@ static morphd_service_t *make_service(morphd_server_t *s,
     svc->access_log = &s->access_log;
     svc->access_log_udp = gen->cfg.access_log_udp;
     const morphd_chain_env_t *env = &s->workers[w].env;
-    svc->stats = morphd_stats_get(s->stats_head, conf->name,
-                                  env->n_workers ? env->n_workers : 1);
+    svc->stats = morphd_stats_get(s->stats_head, conf->name, env->n_workers);
     if (svc->stats != NULL)
         svc->counts = morphd_stats_lane(svc->stats, env->worker);
     if (svc->stats == NULL || svc->counts == NULL) {

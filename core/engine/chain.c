@@ -99,8 +99,7 @@ int morphd_chain_create(morphd_plugin_t *const *plugins, size_t n,
     morphd_chain_t *chain = calloc(1, sizeof *chain + n * sizeof chain->stages[0]);
     if (chain == NULL ||
         (chain->service = strdup(service)) == NULL ||
-        (chain->stats = morphd_stats_get(stats_head, service,
-                                         env->n_workers ? env->n_workers : 1)) == NULL) {
+        (chain->stats = morphd_stats_get(stats_head, service, env->n_workers)) == NULL) {
         if (chain != NULL)
             free(chain->service);
         free(chain);

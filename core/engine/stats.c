@@ -54,6 +54,16 @@ morphd_stats_t **morphd_stats_share(unsigned slots)
     return &r->head;
 }
 
+/* `bytes` of zeroes from the shared mapping (or the heap) that start on a
+ * cache line of their own; *block is what to free. NULL when out of
+ * memory. */
+static void *calloc_lines(size_t bytes, void **block)
+{
+    if ((*block = morphd_shm_calloc(1, bytes + 64)) == NULL)
+        return NULL;
+    return (void *)(((uintptr_t)*block + 63) & ~(uintptr_t)63);
+}
+
 morphd_stats_t *morphd_stats_get(morphd_stats_t **head, const char *name,
                                  unsigned n_lanes)
 {
@@ -75,11 +85,10 @@ morphd_stats_t *morphd_stats_get(morphd_stats_t **head, const char *name,
         st->name = morphd_shm_strdup(name);
         st->slot_open = morphd_shm_calloc(stats_slots, sizeof(uint64_t));
         st->slot_pending = morphd_shm_calloc(stats_slots, sizeof(uint64_t));
-        st->lanes_block =
-            morphd_shm_calloc(1, n_lanes * sizeof *st->lanes + 64);
+        st->lanes = calloc_lines(n_lanes * sizeof *st->lanes, &st->lanes_block);
     }
     if (st == NULL || st->name == NULL || st->slot_open == NULL ||
-        st->slot_pending == NULL || st->lanes_block == NULL) {
+        st->slot_pending == NULL || st->lanes == NULL) {
         if (st != NULL) {
             morphd_shm_free(st->name);
             morphd_shm_free(st->slot_open);
@@ -90,8 +99,6 @@ morphd_stats_t *morphd_stats_get(morphd_stats_t **head, const char *name,
         morphd_shm_unlock(registry_lock);
         return NULL;
     }
-    uintptr_t at = ((uintptr_t)st->lanes_block + 63) & ~(uintptr_t)63;
-    st->lanes = (morphd_stats_lane_t *)at;
     st->n_lanes = n_lanes;
     morphd_shm_mutex_init(&st->lock);
     st->refs = 1;
@@ -332,16 +339,14 @@ morphd_plugin_stats_t *morphd_stats_plugin(morphd_stats_t *st,
         p->name = morphd_shm_strdup(name);
         p->n_workers = n_workers;
         /* a cache line of its own per worker: no false sharing */
-        p->per_worker_block =
-            morphd_shm_calloc(1, n_workers * sizeof *p->per_worker + 64);
-        if (p->name == NULL || p->per_worker_block == NULL) {
+        p->per_worker = calloc_lines(n_workers * sizeof *p->per_worker,
+                                     &p->per_worker_block);
+        if (p->name == NULL || p->per_worker == NULL) {
             morphd_shm_free(p->name);
             morphd_shm_free(p->per_worker_block);
             morphd_shm_free(p);
             p = NULL;
         } else {
-            uintptr_t at = ((uintptr_t)p->per_worker_block + 63) & ~(uintptr_t)63;
-            p->per_worker = (morphd_plugin_metrics_t *)at;
             *tail = p;
         }
     }

@@ -116,12 +116,8 @@ typedef struct morphd_stats {
     morphd_stats_read((stats), offsetof(morphd_stats_counts_t, field))
 
 /* A worker's own counts (morphd_stats_lane): only its loop may add to
- * them, with a relaxed load and store that the readers' sums see whole. */
-#define MORPHD_LANE_ADD(lane, field, n)                                        \
-    __atomic_store_n(&(lane)->field,                                           \
-                     __atomic_load_n(&(lane)->field, __ATOMIC_RELAXED) +       \
-                         (uint64_t)(n),                                        \
-                     __ATOMIC_RELAXED)
+ * them, a single writer's add as the plugin metrics' (base/metrics.h). */
+#define MORPHD_LANE_ADD(lane, field, n) morphd_metric_add((lane)->field, n)
 #define MORPHD_LANE_SUB(lane, field, n)                                        \
     MORPHD_LANE_ADD(lane, field, -(uint64_t)(n))
 
@@ -141,7 +137,8 @@ void morphd_stats_pending(morphd_stats_t *st, int delta);
 
 /* The stats of `name` in the registry at *head, created when new with
  * `n_lanes` worker lanes (at least 1; later calls may not ask for more:
- * the worker count never grows at run time). NULL when out of memory. */
+ * the worker count never grows at run time). NULL when out of memory,
+ * or when `name`'s stats have fewer lanes than asked. */
 morphd_stats_t *morphd_stats_get(morphd_stats_t **head, const char *name,
                                  unsigned n_lanes);
 /* The lane of worker slot `worker`, or NULL past the lanes made. */
