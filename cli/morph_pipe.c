@@ -1,17 +1,18 @@
 /*
  * morph_pipe.c -- `morph pipe`: apply a chain of plugins to standard input
- * and write the result to standard output, without a network. Line by line
- * by default (like line framing), or chunk by chunk with --stream (like
- * stream framing), through the same loader and chain code as morphd.
+ * and write the result to standard output, without a network: cut into
+ * messages by any framing (line by default; --framing), each reply framed
+ * the same way, through the same codecs, loader and chain code as morphd.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "engine/framing.h"
+#include "codec/codec.h"
 #include "base/log.h"
 #include "morph_cli.h"
 #include "base/paths.h"
@@ -20,7 +21,9 @@
 static void pipe_usage(FILE *out)
 {
     fprintf(out,
-            "Usage: morph pipe [-d PLUGIN_DIRS] [-o PLUGIN.KEY=VALUE]... [--stream]\n"
+            "Usage: morph pipe [-d PLUGIN_DIRS] [-o PLUGIN.KEY=VALUE]...\n"
+            "                  [--framing NAME [--length-field F] [--length-offset N]\n"
+            "                  [--length-adjust N] [--delimiter BYTES]] [--stream]\n"
             "                  [--max-message SIZE] CHAIN < INPUT\n"
             "\n"
             "Applies CHAIN (plugin names separated by ',' or '|', e.g.\n"
@@ -31,22 +34,33 @@ static void pipe_usage(FILE *out)
             "                         spaces, searched in order (default: %s)\n"
             "  -o, --option P.K=V     a plugin option, as in the INI file\n"
             "                         (reverse.unit=codepoint)\n"
-            "  -s, --stream           transform chunks as they are read (every\n"
-            "                         plugin must be chunk-safe) instead of lines\n"
-            "  -m, --max-message N    longest line, in bytes (default 65536)\n"
+            "  -f, --framing NAME     how input is cut into messages, and replies\n"
+            "                         framed, as morphd's framing key: line (the\n"
+            "                         default), stream, length, netstring, delimiter\n"
+            "      --length-field F   framing length: u8 u16be u16le u24be u32be\n"
+            "                         (default) u32le u64be u64le varint\n"
+            "      --length-offset N  framing length: header bytes before the field\n"
+            "      --length-adjust N  framing length: added to the field's value\n"
+            "      --delimiter BYTES  framing delimiter: C escapes (default \\0)\n"
+            "  -s, --stream           --framing stream: transform chunks as they are\n"
+            "                         read (every plugin must be chunk-safe)\n"
+            "  -m, --max-message N    longest message, in bytes (default 65536)\n"
             "  -h, --help             show this help\n"
             "\n"
             "Exit status: 0 success; 1 a plugin failed a message (the error is\n"
-            "printed, that line is skipped, the rest is processed) or a line\n"
-            "exceeded --max-message; 64 bad usage; 78 a plugin could not be\n"
+            "printed, that message is skipped, the rest is processed), a message\n"
+            "exceeded --max-message or the input is not the framing; 64 bad\n"
+            "usage; 78 a plugin could not be\n"
             "loaded or rejected its options.\n",
             morphd_default_plugin_dir());
 }
 
 typedef struct pipe_ctx {
     morphd_standalone_t chain;
-    unsigned long line_no;
+    unsigned long line_no; /* of the message: its number, from 1 */
     int failed;
+    morphd_buf_t framed;   /* a reply in its frame */
+    const char *unit;      /* what a message is called: "line", "message" */
 } pipe_ctx_t;
 
 static int write_all(const void *data, size_t len)
@@ -59,7 +73,7 @@ static int write_all(const void *data, size_t len)
 }
 
 static int run_one(pipe_ctx_t *p, const unsigned char *data, size_t len,
-                   uint32_t flags, const char *ending)
+                   uint32_t flags, const morphd_frame_t *frame)
 {
     const unsigned char *out;
     size_t out_len;
@@ -73,19 +87,64 @@ static int run_one(pipe_ctx_t *p, const unsigned char *data, size_t len,
         if (flags & MORPH_MSG_CHUNK)
             fprintf(stderr, "morph pipe: %s\n", err);
         else
-            fprintf(stderr, "morph pipe: line %lu: %s\n", p->line_no, err);
+            fprintf(stderr, "morph pipe: %s %lu: %s\n", p->unit, p->line_no,
+                    err);
         p->failed = 1;
         return 0;
     }
-    if (write_all(out, out_len) != 0 || write_all(ending, strlen(ending)) != 0)
+    size_t mark;
+    p->framed.len = 0;
+    if (morphd_frame_begin(frame, &p->framed, &mark) != 0 ||
+        morphd_buf_append(&p->framed, out, out_len) != 0 ||
+        (rc = morphd_frame_end(frame, &p->framed, mark, out_len, err,
+                               sizeof err)) < 0) {
+        fprintf(stderr, "morph pipe: out of memory\n");
         return -1;
-    return 0;
+    }
+    if (rc > 0) {
+        fprintf(stderr, "morph pipe: %s %lu: %s\n", p->unit, p->line_no, err);
+        p->failed = 1;
+        return 0;
+    }
+    return write_all(p->framed.data, p->framed.len);
 }
 
-static int on_line(void *ctx, const unsigned char *line, size_t len,
-                   const char *ending)
+static int on_message(void *ctx, const unsigned char *msg, size_t len,
+                      const morphd_frame_t *frame)
 {
-    return run_one(ctx, line, len, 0, ending);
+    return run_one(ctx, msg, len, 0, frame);
+}
+
+/* The decoder's verdict on bad input, said once. */
+static void bad_input(int rc, const morphd_decoder_t *d, const pipe_ctx_t *p,
+                      size_t max_message)
+{
+    if (rc == MORPHD_DECODER_TOO_LONG && strcmp(p->unit, "line") == 0)
+        fprintf(stderr, "morph pipe: line %lu is longer than --max-message "
+                "(%zu bytes)\n", p->line_no + 1, max_message);
+    else if (rc == MORPHD_DECODER_TOO_LONG)
+        fprintf(stderr, "morph pipe: message %lu: %s (--max-message is %zu "
+                "bytes)\n", p->line_no + 1, d->reason, max_message);
+    else if (rc == MORPHD_DECODER_INVALID)
+        fprintf(stderr, "morph pipe: message %lu: %s: the input is not the "
+                "framing\n", p->line_no + 1, d->reason);
+    else if (rc == -1)
+        fprintf(stderr, "morph pipe: out of memory\n");
+}
+
+static int parse_int(const char *opt, const char *text, long long lo,
+                     long long hi, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    if (errno != 0 || *end != '\0' || end == text || v < lo || v > hi) {
+        fprintf(stderr, "morph pipe: %s takes a number %lld..%lld\n", opt,
+                lo, hi);
+        return -1;
+    }
+    *out = v;
+    return 0;
 }
 
 int morph_pipe_main(int argc, char **argv)
@@ -94,6 +153,11 @@ int morph_pipe_main(int argc, char **argv)
         {"plugin-dir", required_argument, NULL, 'd'},
         {"option", required_argument, NULL, 'o'},
         {"stream", no_argument, NULL, 's'},
+        {"framing", required_argument, NULL, 'f'},
+        {"length-field", required_argument, NULL, 'L'},
+        {"length-offset", required_argument, NULL, 'O'},
+        {"length-adjust", required_argument, NULL, 'A'},
+        {"delimiter", required_argument, NULL, 'D'},
         {"max-message", required_argument, NULL, 'm'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -101,11 +165,16 @@ int morph_pipe_main(int argc, char **argv)
     const char *dir = morphd_default_plugin_dir();
     const char *options[64];
     size_t n_options = 0;
-    int stream = 0;
+    const morphd_codec_ops_t *framing = morphd_codec_builtin("line");
+    morphd_length_kind_t length_field = MORPHD_LEN_U32BE;
+    long long length_offset = 0, length_adjust = 0;
+    unsigned char delimiter[MORPHD_FRAME_TAIL_MAX] = {0};
+    size_t delimiter_len = 1;
     size_t max_message = 64 * 1024;
+    char err[1024];
     int opt;
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "d:o:sm:h", long_opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "d:o:sf:m:h", long_opts, NULL)) != -1) {
         switch (opt) {
         case 'd':
             dir = optarg;
@@ -118,8 +187,42 @@ int morph_pipe_main(int argc, char **argv)
             options[n_options++] = optarg;
             break;
         case 's':
-            stream = 1;
+            framing = morphd_codec_builtin("stream");
             break;
+        case 'f':
+            if ((framing = morphd_codec_builtin(optarg)) == NULL) {
+                fprintf(stderr, "morph pipe: --framing: '%s' is not one of "
+                        "%s\n", optarg, morphd_codec_builtin_names);
+                return MORPH_EXIT_USAGE;
+            }
+            break;
+        case 'L':
+            if (morphd_length_kind_parse(optarg, &length_field) != 0) {
+                fprintf(stderr, "morph pipe: --length-field: '%s' is not one "
+                        "of %s\n", optarg, morphd_length_kind_names);
+                return MORPH_EXIT_USAGE;
+            }
+            break;
+        case 'O':
+            if (parse_int("--length-offset", optarg, 0, MORPHD_FRAME_HEAD_MAX,
+                          &length_offset) != 0)
+                return MORPH_EXIT_USAGE;
+            break;
+        case 'A':
+            if (parse_int("--length-adjust", optarg, -(64ll << 20),
+                          64ll << 20, &length_adjust) != 0)
+                return MORPH_EXIT_USAGE;
+            break;
+        case 'D': {
+            int n = morphd_delimiter_parse(optarg, delimiter, sizeof delimiter,
+                                           err, sizeof err);
+            if (n < 0) {
+                fprintf(stderr, "morph pipe: --delimiter: %s\n", err);
+                return MORPH_EXIT_USAGE;
+            }
+            delimiter_len = (size_t)n;
+            break;
+        }
         case 'm': {
             char *end;
             unsigned long long v = strtoull(optarg, &end, 10);
@@ -144,9 +247,16 @@ int morph_pipe_main(int argc, char **argv)
         pipe_usage(stderr);
         return MORPH_EXIT_USAGE;
     }
+    morphd_codec_t codec;
+    if (morphd_codec_init(&codec, framing, max_message, length_field,
+                          (size_t)length_offset, length_adjust, delimiter,
+                          delimiter_len, err, sizeof err) != 0) {
+        fprintf(stderr, "morph pipe: %s\n", err);
+        return MORPH_EXIT_USAGE;
+    }
+    bool stream = codec.chunks;
     char **names;
     size_t n;
-    char err[1024];
     if (morphd_chain_spec_parse(argv[optind], &names, &n, err, sizeof err) !=
         0) {
         fprintf(stderr, "morph pipe: %s\n", err);
@@ -155,6 +265,7 @@ int morph_pipe_main(int argc, char **argv)
 
     morphd_log_set_level(MORPH_LOG_WARN);
     pipe_ctx_t p = {0};
+    p.unit = codec.ops == &morphd_codec_line ? "line" : "message";
     if (morphd_standalone_open(&p.chain, dir, (const char *const *)names, n,
                                options, n_options, max_message, err,
                                sizeof err) != 0) {
@@ -172,8 +283,7 @@ int morph_pipe_main(int argc, char **argv)
         return MORPH_EXIT_USAGE;
     }
 
-    morphd_framer_t framer;
-    morphd_framer_init(&framer, max_message);
+    morphd_decoder_t decoder = MORPHD_DECODER_INIT;
     static unsigned char buf[64 * 1024];
     int rc = 0;
     for (;;) {
@@ -187,34 +297,31 @@ int morph_pipe_main(int argc, char **argv)
         }
         if (r == 0) {
             if (stream) {
-                rc = run_one(&p, NULL, 0, MORPH_MSG_CHUNK | MORPH_MSG_END, "");
+                rc = run_one(&p, NULL, 0, MORPH_MSG_CHUNK | MORPH_MSG_END,
+                             &morphd_frame_none);
             } else {
-                rc = morphd_framer_finish(&framer, on_line, &p);
-                if (rc == MORPHD_FRAMER_TOO_LONG)
-                    fprintf(stderr, "morph pipe: line %lu is longer than "
-                            "--max-message (%zu bytes)\n", p.line_no + 1,
-                            max_message);
+                rc = morphd_decoder_finish(&decoder, &codec, on_message, &p);
+                bad_input(rc, &decoder, &p, max_message);
                 if (rc == 0 && p.chain.chain->line_end) /* a trailer */
-                    rc = run_one(&p, NULL, 0, MORPH_MSG_END, "");
+                    rc = run_one(&p, NULL, 0, MORPH_MSG_END, &morphd_frame_none);
             }
             break;
         }
         if (stream) {
-            rc = run_one(&p, buf, (size_t)r, MORPH_MSG_CHUNK, "");
+            rc = run_one(&p, buf, (size_t)r, MORPH_MSG_CHUNK, &morphd_frame_none);
             fflush(stdout); /* interactive use: show each chunk at once */
         } else {
-            rc = morphd_framer_feed(&framer, buf, (size_t)r, on_line, &p, NULL);
-            if (rc == MORPHD_FRAMER_TOO_LONG)
-                fprintf(stderr, "morph pipe: line %lu is longer than "
-                        "--max-message (%zu bytes)\n", p.line_no + 1,
-                        max_message);
+            rc = morphd_decoder_feed(&decoder, &codec, buf, (size_t)r,
+                                     on_message, &p, NULL);
+            bad_input(rc, &decoder, &p, max_message);
         }
         if (rc != 0)
             break;
     }
     if (fflush(stdout) != 0)
         rc = -1;
-    morphd_framer_free(&framer);
+    morphd_decoder_free(&decoder);
+    morphd_buf_free(&p.framed);
     morphd_standalone_close(&p.chain);
     morphd_chain_spec_free(names, n);
     return rc != 0 || p.failed ? MORPH_EXIT_FAILURE : MORPH_EXIT_OK;

@@ -79,7 +79,8 @@ char *test_chain_run(test_chain_t *tc, const void *in, size_t n,
 {
     morphd_result_t r;
     tc->out.len = 0;
-    morphd_chain_run(tc->chain, &tc->conn, 0, in, n, flags, "", &tc->out, &r);
+    morphd_chain_run(tc->chain, &tc->conn, 0, in, n, flags, &morphd_frame_none,
+                     &tc->out, &r);
     ck_assert_msg(r.status == MORPHD_RUN_DONE, "chain failed: %s",
                   r.status == MORPHD_RUN_FAILED ? r.error : "(not done)");
     char *copy = malloc(r.len + 1);
@@ -96,7 +97,8 @@ int test_chain_status(test_chain_t *tc, const void *in, size_t n,
 {
     morphd_result_t r;
     tc->out.len = 0;
-    morphd_chain_run(tc->chain, &tc->conn, 0, in, n, flags, "", &tc->out, &r);
+    morphd_chain_run(tc->chain, &tc->conn, 0, in, n, flags, &morphd_frame_none,
+                     &tc->out, &r);
     snprintf(err, err_size, "%s", r.status == MORPHD_RUN_FAILED ? r.error : "");
     return r.status;
 }

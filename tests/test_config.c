@@ -169,7 +169,7 @@ START_TEST(valid_file_with_two_services)
     ck_assert_int_eq(u->line, 6);
     ck_assert_uint_eq(u->n_listen, 2);
     ck_assert_int_eq(u->listen[1].transport, MORPHD_UDP);
-    ck_assert_int_eq(u->framing, MORPHD_FRAMING_STREAM); /* default */
+    ck_assert_str_eq(u->framing->name, "stream"); /* default */
     ck_assert_uint_eq(u->max_message, 64 * 1024);        /* default */
     ck_assert_uint_eq(u->max_pending_output, 1024 * 1024);
 
@@ -177,7 +177,7 @@ START_TEST(valid_file_with_two_services)
     ck_assert_uint_eq(r->n_chain, 2);
     ck_assert_str_eq(r->chain[0], "uppercase");
     ck_assert_str_eq(r->chain[1], "reverse");
-    ck_assert_int_eq(r->framing, MORPHD_FRAMING_LINE);
+    ck_assert_str_eq(r->framing->name, "line");
     ck_assert_int_eq(r->transform_line, 12);
     ck_assert_uint_eq(r->max_message, 4096);
     ck_assert_uint_eq(r->max_pending_output, 2 * 1024 * 1024);
@@ -302,7 +302,7 @@ START_TEST(bad_values)
                        "transform = echo\n";
     char ini[512];
     snprintf(ini, sizeof ini, "%sframing = lines\n", head);
-    ASSERT_ERROR(ini, "t.ini:4: framing: 'lines' is not a framing (stream or line)");
+    ASSERT_ERROR(ini, "t.ini:4: framing: 'lines' is not a framing (stream, line, length, netstring, delimiter)");
     snprintf(ini, sizeof ini, "%smax_message = lots\n", head);
     ASSERT_ERROR(ini, "t.ini:4: max_message: 'lots' is not a size");
     snprintf(ini, sizeof ini, "%smax_message = 0\n", head);

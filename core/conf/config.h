@@ -20,11 +20,7 @@
 #include "base/errors.h"
 #include "base/roff.h"
 #include "base/spec.h"
-
-typedef enum morphd_framing {
-    MORPHD_FRAMING_STREAM, /* each TCP read is transformed as it arrives */
-    MORPHD_FRAMING_LINE,   /* one message per \n-terminated line */
-} morphd_framing_t;
+#include "codec/codec.h"
 
 /* The longest config line, its ending not counted: room for a listen
  * line of a few thousand endpoints. Longer lines are errors, never cut. */
@@ -50,8 +46,19 @@ typedef struct morphd_service_conf {
     size_t n_chain;
     int transform_line;
 
-    morphd_framing_t framing;
+    /* framing = NAME and its keys; `codec` is made of them once the
+     * section is read (and again after --set), for the stream endpoints
+     * (udp:// keeps one message per datagram) */
+    const morphd_codec_ops_t *framing;
     int framing_line;
+    morphd_length_kind_t length_field;
+    int length_field_line;
+    size_t length_offset;
+    int64_t length_adjust;
+    unsigned char delimiter[MORPHD_FRAME_TAIL_MAX];
+    size_t delimiter_len;
+    int delimiter_line;
+    morphd_codec_t codec;
     size_t max_message;        /* bytes; longest line or datagram */
     size_t max_pending_output; /* bytes; TCP backpressure high-water mark */
     size_t max_connections;    /* open TCP connections; 0: no limit */

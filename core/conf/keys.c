@@ -225,16 +225,55 @@ static int set_tls_protocols(const key_row_t *row, void *obj,
 static int set_framing(const key_row_t *row, void *obj, const char *value,
                        char *err, size_t err_size)
 {
-    morphd_framing_t *field = FIELD(obj, row, morphd_framing_t);
-    if (strcmp(value, "stream") == 0)
-        *field = MORPHD_FRAMING_STREAM;
-    else if (strcmp(value, "line") == 0)
-        *field = MORPHD_FRAMING_LINE;
-    else {
-        snprintf(err, err_size, "'%s' is not a framing (stream or line)",
-                 value);
+    const morphd_codec_ops_t *ops = morphd_codec_builtin(value);
+    if (ops == NULL) {
+        snprintf(err, err_size, "'%s' is not a framing (%s)", value,
+                 morphd_codec_builtin_names);
         return -1;
     }
+    *FIELD(obj, row, const morphd_codec_ops_t *) = ops;
+    return 0;
+}
+
+static int set_length_field(const key_row_t *row, void *obj,
+                            const char *value, char *err, size_t err_size)
+{
+    morphd_length_kind_t kind;
+    if (morphd_length_kind_parse(value, &kind) != 0) {
+        snprintf(err, err_size, "'%s' is not one of %s", value,
+                 morphd_length_kind_names);
+        return -1;
+    }
+    *FIELD(obj, row, morphd_length_kind_t) = kind;
+    return 0;
+}
+
+/* A whole number that may be negative, within +-row->max. */
+static int set_signed(const key_row_t *row, void *obj, const char *value,
+                      char *err, size_t err_size)
+{
+    int64_t n;
+    if (morphd_value_int(value, &n, err, err_size) != 0)
+        return -1;
+    if (n < -(int64_t)row->max || n > (int64_t)row->max) {
+        snprintf(err, err_size, "%s is out of range -%zu..%zu", value,
+                 row->max, row->max);
+        return -1;
+    }
+    *FIELD(obj, row, int64_t) = n;
+    return 0;
+}
+
+static int set_delimiter(const key_row_t *row, void *obj, const char *value,
+                         char *err, size_t err_size)
+{
+    (void)row;
+    morphd_service_conf_t *svc = obj;
+    int n = morphd_delimiter_parse(value, svc->delimiter,
+                                   sizeof svc->delimiter, err, err_size);
+    if (n < 0)
+        return -1;
+    svc->delimiter_len = (size_t)n;
     return 0;
 }
 
@@ -463,7 +502,10 @@ static const key_type_t type_bool = {set_bool, RANGE_TEXT, "yes, no"};
 static const key_type_t type_chain = {set_chain, RANGE_TEXT, "plugin names"};
 static const key_type_t type_count = {set_count, RANGE_COUNT, NULL};
 static const key_type_t type_duration_ms = {set_duration_ms, RANGE_DURATION, NULL};
-static const key_type_t type_framing = {set_framing, RANGE_TEXT, "stream, line"};
+static const key_type_t type_framing = {set_framing, RANGE_TEXT, morphd_codec_builtin_names};
+static const key_type_t type_length_field = {set_length_field, RANGE_TEXT, morphd_length_kind_names};
+static const key_type_t type_signed = {set_signed, RANGE_SIGNED, NULL};
+static const key_type_t type_delimiter = {set_delimiter, RANGE_TEXT, "1 to 16 bytes; C escapes \\0 \\t \\r \\n \\\\ \\xHH"};
 static const key_type_t type_group = {set_group, RANGE_TEXT, "text"};
 static const key_type_t type_isolation = {set_isolation, RANGE_TEXT, "thread, process"};
 static const key_type_t type_listen = {set_listen, RANGE_TEXT, "endpoints"};
@@ -586,13 +628,38 @@ const key_row_t morphd_key_table[] = {
      "applied left to right", "uppercase | reverse"},
     {SEC_SERVICE, "framing", &type_framing, SVC_OFF(framing),
      SVC_LINE(framing_line), 0, 0, "stream",
-     "stream endpoints (tcp, tls, unix) only: `stream` transforms each "
-     "chunk as it arrives (every plugin must be chunk-safe); `line` "
-     "answers each \\n-terminated line", "line"},
+     "how stream endpoints (tcp, tls, unix) cut their bytes into messages "
+     "(udp:// keeps a message per datagram): `stream` transforms each chunk "
+     "as it arrives (every plugin must be chunk-safe); `line` answers each "
+     "\\n-terminated line; `length` each frame of a length field "
+     "(length_field, length_offset, length_adjust); `netstring` each "
+     "netstring (5:hello,); `delimiter` each run of bytes ended by "
+     "`delimiter`. Replies are framed the same way (docs/framing.md)",
+     "line"},
+    {SEC_SERVICE, "length_field", &type_length_field, SVC_OFF(length_field),
+     SVC_LINE(length_field_line), 0, 0, "u32be",
+     "framing = length: the length field's size and byte order (varint: "
+     "protobuf's base-128, 1 to 10 bytes); it holds the payload's length, "
+     "minus length_adjust", "u16le"},
+    {SEC_SERVICE, "length_offset", &type_count, SVC_OFF(length_offset), -1,
+     0, MORPHD_FRAME_HEAD_MAX, "0",
+     "framing = length: header bytes before the length field (a reply "
+     "gets its request's)", "2"},
+    {SEC_SERVICE, "length_adjust", &type_signed, SVC_OFF(length_adjust), -1,
+     0, 64 * 1024 * 1024, "0",
+     "framing = length: added to the field's value to give the payload's "
+     "length; a field that counts itself and the bytes before it has "
+     "-(length_offset + its size)", "-4"},
+    {SEC_SERVICE, "delimiter", &type_delimiter, SVC_OFF(delimiter),
+     SVC_LINE(delimiter_line), 0, 0, "\\0",
+     "framing = delimiter: the bytes that end each message, and that each "
+     "reply gets appended", "\\r\\n\\r\\n"},
     {SEC_SERVICE, "max_message", &type_size, SVC_OFF(max_message), -1, 1,
      64 * 1024 * 1024, "64K",
-     "longest line (line framing) or datagram (UDP) accepted; longer TCP "
-     "lines close the connection, longer datagrams are dropped", "4K"},
+     "longest message accepted: a line, a frame's payload, a netstring, a "
+     "delimited message (stream endpoints) or a datagram (UDP); a longer "
+     "one closes its connection (a length a header announces is refused "
+     "as soon as the header is read), a longer datagram is dropped", "4K"},
     {SEC_SERVICE, "max_pending_output", &type_size,
      SVC_OFF(max_pending_output), -1, 4096, 1024 * 1024 * 1024, "1M",
      "per stream connection (tcp, tls, unix): above this many unsent reply "
@@ -709,6 +776,9 @@ static void describe_range(const key_row_t *row, char *buf, size_t size)
         break;
     case RANGE_DURATION:
         snprintf(buf, size, "%zums..%zums (ms, s, m, h)", row->min, row->max);
+        break;
+    case RANGE_SIGNED:
+        snprintf(buf, size, "-%zu..%zu", row->max, row->max);
         break;
     case RANGE_WORKERS:
         snprintf(buf, size, "auto, %zu..%zu", row->min, row->max);

@@ -33,6 +33,7 @@ typedef enum range_kind {
     RANGE_SIZE,     /* min..max bytes */
     RANGE_COUNT,    /* min..max */
     RANGE_DURATION, /* min..max ms */
+    RANGE_SIGNED,   /* -max..max */
     RANGE_WORKERS,  /* auto, min..max */
 } range_kind_t;
 

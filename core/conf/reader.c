@@ -332,6 +332,34 @@ static void check_proxy(const char *file, const morphd_service_conf_t *svc,
                           "service has none", file, line, svc->name);
 }
 
+/* The framing keys go with their framing; then the codec is made of
+ * them. Checked once every key is read (and again after --set). */
+static void check_framing(const char *file, morphd_service_conf_t *svc,
+                          morphd_errors_t *errs)
+{
+    static const struct { const char *key; const char *framing; } keys[] = {
+        {"length_field", "length"}, {"length_offset", "length"},
+        {"length_adjust", "length"}, {"delimiter", "delimiter"},
+    };
+    const char *framing = svc->framing->name;
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
+        if (morphd_service_conf_given(svc, keys[i].key) &&
+            strcmp(framing, keys[i].framing) != 0)
+            morphd_errors_add(errs, "%s:%d: service '%s': %s is a key of "
+                              "framing = %s, and this service's framing is "
+                              "%s", file, svc->framing_line ? svc->framing_line
+                              : svc->line, svc->name, keys[i].key,
+                              keys[i].framing, framing);
+    char why[160];
+    if (morphd_codec_init(&svc->codec, svc->framing, svc->max_message,
+                          svc->length_field, svc->length_offset,
+                          svc->length_adjust, svc->delimiter,
+                          svc->delimiter_len, why, sizeof why) != 0)
+        morphd_errors_add(errs, "%s:%d: service '%s': %s", file,
+                          svc->framing_line ? svc->framing_line : svc->line,
+                          svc->name, why);
+}
+
 /* Checks what only the whole file can tell. */
 static void check_config(parse_state_t *st)
 {
@@ -349,6 +377,7 @@ static void check_config(parse_state_t *st)
             CONFIG_ERROR(st, svc->line, "service '%s' has no 'transform' key",
                          svc->name);
         check_proxy(st->name, svc, st->errs);
+        check_framing(st->name, svc, st->errs);
         if (key_given(svc->seen, SEC_SERVICE, "rate_burst") &&
             svc->rate_per_source == 0)
             CONFIG_ERROR(st, svc->line, "service '%s': rate_burst needs "
@@ -503,6 +532,8 @@ int morphd_config_read(const char *path, const char *const *overrides,
         size_t before = errs->n;
         for (size_t i = 0; i < cfg->n_services; i++)
             check_proxy(cfg->path, &cfg->services[i], errs);
+        for (size_t i = 0; i < cfg->n_services; i++)
+            check_framing(cfg->path, &cfg->services[i], errs);
         rc = errs->n == before ? 0 : -1;
     }
     if (rc != 0)

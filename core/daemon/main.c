@@ -408,8 +408,7 @@ static void print_test_summary(const morphd_server_t *server)
         printf("  service %s:", c->name);
         for (size_t j = 0; j < c->n_chain; j++)
             printf("%s %s", j ? " |" : "", c->chain[j]);
-        printf(" (%s framing) on", c->framing == MORPHD_FRAMING_LINE
-                                       ? "line" : "stream");
+        printf(" (%s framing) on", c->codec.ops->name);
         for (size_t j = 0; j < c->n_listen; j++)
             printf(" %s", c->listen[j].text);
         printf("\n");

@@ -131,7 +131,7 @@ static bool load_chain(morphd_server_t *s, morphd_generation_t *gen,
     }
     if (!ok)
         return false;
-    if (conf->framing == MORPHD_FRAMING_STREAM &&
+    if (conf->codec.chunks &&
         morphd_service_conf_has_stream(conf)) {
         for (size_t i = 0; i < conf->n_chain; i++)
             if (!(plugins[i]->desc->flags & MORPH_PLUGIN_CHUNK_SAFE)) {

@@ -263,12 +263,14 @@ static void for_every_listener(morphd_worker_t *w,
 static void close_listener(morphd_listener_t *l) { l->ops->close(l); }
 static void abort_listener(morphd_listener_t *l) { l->ops->abort(l); }
 
-static const char *listener_kind(const morphd_listener_t *l)
+/* "datagrams", or "line framing", "length framing"... */
+static const char *listener_kind(const morphd_listener_t *l, char *buf,
+                                 size_t size)
 {
     if (l->endpoint.transport == MORPHD_UDP)
         return "datagrams";
-    return l->service->conf->framing == MORPHD_FRAMING_LINE ? "line framing"
-                                                            : "stream framing";
+    snprintf(buf, size, "%s framing", l->service->conf->codec.ops->name);
+    return buf;
 }
 
 static int open_listener(morphd_worker_t *w, morphd_listener_t *l,
@@ -301,8 +303,10 @@ static int open_listener(morphd_worker_t *w, morphd_listener_t *l,
     }
     w->n_open_listeners++;
     site->n_open++;
+    char kind[64];
     morphd_log(MORPH_LOG_INFO, "service %s: listening on %s (%s, worker %u%s)",
-               conf->name, l->bound, listener_kind(l), w->index,
+               conf->name, l->bound, listener_kind(l, kind, sizeof kind),
+               w->index,
                l->adopted ? from : "");
     return 0;
 }

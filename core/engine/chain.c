@@ -231,7 +231,7 @@ void morphd_chain_conn_close(const morphd_chain_t *chain, void **states)
 typedef struct run_ctx {
     morphd_chain_t *chain;
     morphd_conn_t *conn;
-    const char *ending;
+    const morphd_frame_t *frame;
 } run_ctx_t;
 
 typedef struct out_ctx {
@@ -331,7 +331,7 @@ static morph_pending_t *out_defer(morph_out_t *out, void *user)
         conn->ops->job_admit == NULL || conn->ops->job_admit(conn, out->cap) != 0)
         return NULL;
     morphd_job_t *job = morphd_job_new(chain, conn, x->stage, x->flags,
-                                x->run->ending);
+                                x->run->frame);
     if (job == NULL)
         return NULL;
     if (morphd_job_buf_reserve(job, out->len > x->in_len ? out->len : x->in_len) !=
@@ -364,7 +364,8 @@ static void fail_result(morphd_result_t *r, const morphd_stage_t *st,
 /* Starts stage `i` on the thread pool with input in[0..len). */
 static void offload(morphd_chain_t *chain, morphd_conn_t *conn, size_t i,
                     const unsigned char *in, size_t len, uint32_t flags,
-                    const char *ending, uint64_t now, morphd_result_t *r)
+                    const morphd_frame_t *frame, uint64_t now,
+                    morphd_result_t *r)
 {
     morphd_stage_t *st = &chain->stages[i];
     if (conn->ops->job_admit == NULL || conn->ops->job_admit(conn, len) != 0) {
@@ -372,7 +373,7 @@ static void offload(morphd_chain_t *chain, morphd_conn_t *conn, size_t i,
         morphd_metric_add(st->metrics->failures, 1);
         return;
     }
-    morphd_job_t *job = morphd_job_new(chain, conn, i, flags, ending);
+    morphd_job_t *job = morphd_job_new(chain, conn, i, flags, frame);
     if (job == NULL || morphd_buf_append(&job->in, in, len) != 0) {
         if (job != NULL)
             morphd_job_free(job);
@@ -507,7 +508,7 @@ after_defer(morphd_chain_t *chain, morphd_conn_t *conn, morphd_stage_t *st,
  * after_defer, fail_result). */
 void morphd_chain_run(morphd_chain_t *chain, morphd_conn_t *conn, size_t from,
                       const unsigned char *in, size_t len, uint32_t flags,
-                      const char *ending, morphd_buf_t *dest,
+                      const morphd_frame_t *frame, morphd_buf_t *dest,
                       morphd_result_t *r)
 {
     morphd_scratch_t *scratch = &chain->env->scratch;
@@ -518,12 +519,12 @@ void morphd_chain_run(morphd_chain_t *chain, morphd_conn_t *conn, size_t from,
     size_t n = len;
     r->reply = 0;
     r->abi1_empty = false;
-    r->ending = ending;
+    r->frame = frame;
     r->ns = 0;
     r->len = 0;
     r->data = NULL;
     r->job = NULL;
-    const run_ctx_t run = {chain, conn, ending};
+    const run_ctx_t run = {chain, conn, frame};
     uint64_t t_start = morphd_ticks(), t = t_start;
     /* off in morphd: the guard after out->cap (morphd_chain_env_t) */
     const size_t guard = chain->env->guard_output ? MORPHD_OUT_GUARD : 0;
@@ -548,7 +549,7 @@ void morphd_chain_run(morphd_chain_t *chain, morphd_conn_t *conn, size_t from,
             f = 0; /* a trailer from an earlier plugin is a message here */
         }
         if ((st->flags & MORPH_PLUGIN_BLOCKING) && chain->env->loop != NULL) {
-            offload(chain, conn, i, data, n, f, ending, t, r);
+            offload(chain, conn, i, data, n, f, frame, t, r);
             dest->len = base;
             return;
         }

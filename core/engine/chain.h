@@ -22,6 +22,7 @@
 #include <uv.h>
 
 #include "base/buf.h"
+#include "codec/codec.h"
 #include "engine/conn.h"
 #include "base/metrics.h"
 #include "engine/plugin_loader.h"
@@ -161,20 +162,20 @@ struct morphd_result {
     const unsigned char *data;/* DONE: where they are */
     uint64_t ns;              /* time the run took (without waiting) */
     morphd_job_t *job;        /* PENDING */
-    const char *ending;       /* the ending given to the run */
+    const morphd_frame_t *frame; /* how the reply is framed (the run's) */
     char error[320];          /* FAILED: "plugin NAME: reason" */
 };
 
 /* Runs one message (flags MORPH_MSG_*) through stages [from, n) for the
  * connection `conn`. The last stage appends its output to `dest`; nothing
- * is appended for a failed message or MORPH_REPLY_NONE. `ending` (the
- * line ending, "" for none) is kept with a job for the transport. An END
+ * is appended for a failed message or MORPH_REPLY_NONE. `frame` (how the
+ * transport frames the reply) is kept with a job, copied. An END
  * message in line framing (MORPH_MSG_END without MORPH_MSG_CHUNK) calls
  * only the plugins that asked for it (MORPH_PLUGIN_LINE_END), and those
  * after one that produced a trailer. */
 void morphd_chain_run(morphd_chain_t *chain, morphd_conn_t *conn, size_t from,
                       const unsigned char *in, size_t len, uint32_t flags,
-                      const char *ending, morphd_buf_t *dest,
+                      const morphd_frame_t *frame, morphd_buf_t *dest,
                       morphd_result_t *r);
 
 /* --- jobs (jobs.c) ---------------------------------------------------------- */
@@ -210,7 +211,9 @@ struct morphd_job {
     morphd_job_t *ready_next;
     uint64_t t0;           /* ticks when the stage was called */
     uint64_t call_ticks;   /* how long that call took (deferred: its own) */
-    char ending[3];
+    /* how its reply is framed: the run's frame, its header bytes copied
+     * into frame_head */
+    morphd_frame_t frame;
     /* for the transport's own list */
     morphd_job_t *tprev, *tnext;
     void *tdata;
@@ -222,6 +225,7 @@ struct morphd_job {
     struct sockaddr_storage via;   /* conn.via: a UDP reply's balancer */
     morphd_cred_t cred;            /* conn.cred: likewise */
     unsigned char inline_buf[128]; /* buf's storage while it fits */
+    unsigned char frame_head[MORPHD_FRAME_HEAD_MAX];
 };
 /* Jobs are kept for reuse by their env, up to this many per worker. */
 #define MORPHD_SPARE_JOBS 128
@@ -242,7 +246,8 @@ int morphd_job_own_states(morphd_job_t *job, void **states);
 /* A job for stage `stage` of `chain` on `conn` (NULL when the worker has
  * as many in flight as it takes, or out of memory). */
 morphd_job_t *morphd_job_new(morphd_chain_t *chain, const morphd_conn_t *conn,
-                             size_t stage, uint32_t flags, const char *ending);
+                             size_t stage, uint32_t flags,
+                             const morphd_frame_t *frame);
 void morphd_job_free(morphd_job_t *job);
 /* Counts it in flight (messages_pending, the plugin's). */
 void morphd_job_counted(morphd_job_t *job);

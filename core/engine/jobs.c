@@ -124,7 +124,8 @@ static void job_pub_fail(morph_pending_t *p, const char *reason)
 }
 
 morphd_job_t *morphd_job_new(morphd_chain_t *chain, const morphd_conn_t *conn,
-                             size_t stage, uint32_t flags, const char *ending)
+                             size_t stage, uint32_t flags,
+                             const morphd_frame_t *frame)
 {
     morphd_chain_env_t *env = chain->env;
     morphd_job_t *job = env->free_jobs;
@@ -159,11 +160,12 @@ morphd_job_t *morphd_job_new(morphd_chain_t *chain, const morphd_conn_t *conn,
     }
     job->stage = stage;
     job->flags = flags;
-    size_t elen = ending ? strlen(ending) : 0;
-    if (elen >= sizeof job->ending)
-        elen = sizeof job->ending - 1;
-    memcpy(job->ending, ending, elen);
-    job->ending[elen] = '\0';
+    job->frame = frame != NULL ? *frame : morphd_frame_none;
+    if (job->frame.head_len > sizeof job->frame_head) /* codec.h's bound */
+        job->frame.head_len = sizeof job->frame_head;
+    if (job->frame.head_len > 0)
+        memcpy(job->frame_head, job->frame.head, job->frame.head_len);
+    job->frame.head = job->frame_head;
     job->out.reserve = job_out_reserve;
     job->out.fail_message = job_out_fail;
     job->out.host_private = job;
@@ -269,7 +271,7 @@ static void job_finish(morphd_job_t *job)
     job_keep_lazy_state(job);
 
     morphd_result_t r;
-    r.ending = job->ending;
+    r.frame = &job->frame;
     r.abi1_empty = false;
     r.reply = job->out.reply;
     r.ns = 0;
@@ -285,7 +287,7 @@ static void job_finish(morphd_job_t *job)
         morphd_buf_t *dest = &chain->env->done_buf;
         dest->len = 0;
         morphd_chain_run(chain, &job->conn, job->stage + 1, job->buf.data,
-                         job->out.len, job->flags, job->ending, dest, &r);
+                         job->out.len, job->flags, &job->frame, dest, &r);
         r.reply |= job->out.reply;
         if (r.status == MORPHD_RUN_PENDING && job->own_states != NULL) {
             /* the next job goes on with the same states: it owns them now

@@ -197,7 +197,8 @@ int morphd_standalone_leave_during(morphd_standalone_t *s, const void *in,
     s->out.len = 0;
     s->ended = false;
     s->conn.states = s->chain->keeps_state ? s->states : NULL;
-    morphd_chain_run(s->chain, &s->conn, 0, in, len, 0, "", &s->out, &r);
+    morphd_chain_run(s->chain, &s->conn, 0, in, len, 0, &morphd_frame_none,
+                     &s->out, &r);
     if (r.status != MORPHD_RUN_PENDING)
         return 1;
     /* the client leaves: the job takes the states, to close them once it
@@ -286,7 +287,8 @@ int morphd_standalone_apply(morphd_standalone_t *s, const void *in,
     s->out.len = 0;
     s->ended = false;
     s->conn.states = s->chain->keeps_state ? s->states : NULL;
-    morphd_chain_run(s->chain, &s->conn, 0, in, len, flags, "", &s->out, &r);
+    morphd_chain_run(s->chain, &s->conn, 0, in, len, flags, &morphd_frame_none,
+                     &s->out, &r);
     if (r.status == MORPHD_RUN_PENDING && s->env.manual_clock) {
         uv_run(&s->loop, UV_RUN_NOWAIT); /* a done() from inside the call */
         if (!s->ended) {

@@ -34,7 +34,9 @@
     X(messages_out, "replies sent")                                           \
     X(bytes_in, "bytes received (TLS: decrypted), a line too long or a datagram too large included") \
     X(bytes_out, "bytes of the replies sent, line endings included")          \
-    X(errors, "messages a plugin failed, oversized lines and datagrams")      \
+    X(errors, "messages a plugin failed, oversized messages and datagrams, frames not of the framing") \
+    X(frames_too_long, "connections closed for a message over max_message: a line or delimited message, or a length a header announced") \
+    X(frames_invalid, "connections closed for bytes that are not the framing (a bad length, netstring or varint; the input ending inside a frame)") \
     X(datagrams_dropped, "UDP datagrams dropped (oversized, or queue full)")  \
     X(messages_pending, "messages waiting for a plugin's later answer now")  \
     X(tls_handshakes, "TLS handshakes completed")                             \

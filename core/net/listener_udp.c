@@ -534,7 +534,8 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
         flush_batch(ul); /* keep the order of what is there already */
     size_t off = b->bytes.len;
     morphd_reply_t rep;
-    morphd_service_handle(svc, &c, msg, len, 0, "", &b->bytes, &rep);
+    morphd_service_handle(svc, &c, msg, len, 0, &morphd_frame_none, &b->bytes,
+                          &rep);
     if (ul->states_used && rep.status != MORPHD_RUN_PENDING)
         morphd_chain_conn_close(chain, states);
     ul->states = NULL;

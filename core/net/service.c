@@ -1,6 +1,6 @@
 /*
  * service.c -- the service object and the message path (service.h): run
- * the chain, append the reply and its line ending, count, and log what a
+ * the chain, frame the reply as the codec said, count, and log what a
  * plugin failed, the same way for every transport.
  */
 #include "net/service.h"
@@ -46,11 +46,12 @@ void morphd_service_conn_closed(morphd_service_t *svc)
         svc->on_conns_gone(svc);
 }
 
-/* Turns a chain's outcome into reply bytes in `out` (the chain appended
- * the output already when `appended`). */
+/* Turns a chain's outcome into reply bytes in `out`: framed as r->frame
+ * says, from `mark` on (morphd_frame_begin's; when `appended`, the chain
+ * appended the reply after it already). */
 static void conclude(morphd_service_t *svc, const morphd_result_t *r,
                      size_t in_len, uint32_t flags, morphd_buf_t *out,
-                     bool appended, morphd_reply_t *rep)
+                     size_t mark, bool appended, morphd_reply_t *rep)
 {
     rep->flags = r->reply;
     rep->datagram = false;
@@ -61,6 +62,8 @@ static void conclude(morphd_service_t *svc, const morphd_result_t *r,
                    "every client of its worker (see MORPH_PLUGIN_BLOCKING)",
                    svc->conf->name, (unsigned long long)(r->ns / 1000000),
                    in_len);
+    if (r->status != MORPHD_RUN_DONE || (r->reply & MORPH_REPLY_NONE))
+        morphd_frame_cancel(out, mark);
     switch (r->status) {
     case MORPHD_RUN_PENDING:
         rep->status = MORPHD_RUN_PENDING;
@@ -82,19 +85,23 @@ static void conclude(morphd_service_t *svc, const morphd_result_t *r,
     rep->status = MORPHD_RUN_DONE;
     if (r->reply & MORPH_REPLY_NONE)
         return;
-    if (!appended && morphd_buf_append(out, r->data, r->len) != 0) {
+    if (!appended && (morphd_frame_begin(r->frame, out, &mark) != 0 ||
+                      morphd_buf_append(out, r->data, r->len) != 0)) {
         rep->status = MORPHD_RUN_NOMEM;
         return;
     }
-    size_t ending_len = 0;
-    if (r->ending != NULL && r->ending[0] != '\0') {
-        ending_len = strlen(r->ending);
-        if (morphd_buf_append(out, r->ending, ending_len) != 0) {
-            rep->status = MORPHD_RUN_NOMEM;
-            return;
+    char why[160];
+    int framed = morphd_frame_end(r->frame, out, mark, r->len, why, sizeof why);
+    if (framed != 0) {
+        rep->status = framed < 0 ? MORPHD_RUN_NOMEM : MORPHD_RUN_FAILED;
+        if (framed > 0) {
+            MORPHD_LANE_ADD(svc->counts, errors, 1);
+            morphd_log(MORPH_LOG_WARN, "service %s: %s; not answered",
+                       svc->conf->name, why);
         }
+        return;
     }
-    rep->len = r->len + ending_len;
+    rep->len = out->len - mark;
     rep->datagram = rep->len > 0 || r->abi1_empty ||
                     (r->reply & MORPH_REPLY_EMPTY_DATAGRAM);
     if (rep->len > 0 || !(flags & MORPH_MSG_CHUNK))
@@ -104,7 +111,7 @@ static void conclude(morphd_service_t *svc, const morphd_result_t *r,
 
 void morphd_service_handle(morphd_service_t *svc, morphd_conn_t *conn,
                            const unsigned char *msg, size_t len,
-                           uint32_t flags, const char *ending,
+                           uint32_t flags, const morphd_frame_t *frame,
                            morphd_buf_t *out, morphd_reply_t *rep)
 {
     bool counted = len > 0 || !(flags & MORPH_MSG_END);
@@ -112,9 +119,15 @@ void morphd_service_handle(morphd_service_t *svc, morphd_conn_t *conn,
         MORPHD_LANE_ADD(svc->counts, messages_in, 1);
     /* bytes_in is the transports' to count, as they read: bytes of a line
      * too long to be a message were received too */
+    size_t mark;
+    if (morphd_frame_begin(frame, out, &mark) != 0) {
+        rep->status = MORPHD_RUN_NOMEM;
+        rep->counted = counted;
+        return;
+    }
     morphd_result_t r;
-    morphd_chain_run(svc->chain, conn, 0, msg, len, flags, ending, out, &r);
-    conclude(svc, &r, len, flags, out, true, rep);
+    morphd_chain_run(svc->chain, conn, 0, msg, len, flags, frame, out, &r);
+    conclude(svc, &r, len, flags, out, mark, true, rep);
     rep->counted = counted;
 }
 
@@ -122,6 +135,6 @@ void morphd_service_finish(morphd_service_t *svc, const morphd_result_t *r,
                            morphd_buf_t *out, morphd_reply_t *rep)
 {
     /* a continuation's output is in the chain's own buffer */
-    conclude(svc, r, (size_t)-1, 0, out, false, rep);
+    conclude(svc, r, (size_t)-1, 0, out, out->len, false, rep);
     rep->counted = false; /* counted when it began */
 }

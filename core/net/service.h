@@ -17,6 +17,7 @@
 #include "conf/config.h"
 #include "engine/conn.h"
 #include "engine/stats.h"
+#include "codec/codec.h"
 
 typedef struct morphd_service morphd_service_t;
 
@@ -74,20 +75,21 @@ typedef struct morphd_reply {
     int status;      /* how it went: MORPHD_RUN_* (engine/chain.h) */
     uint32_t flags;  /* MORPH_REPLY_* the plugins set */
     bool datagram;   /* UDP: send a datagram even when the reply is empty */
-    size_t len;      /* bytes appended, ending included */
+    size_t len;      /* bytes appended, the frame's included */
     bool counted;    /* counted in messages_in (a stream's end call is
                         not): the access log counts the same */
 } morphd_reply_t;
 
 /* Runs one message (MORPH_MSG_* flags) through the service's chain for
- * `conn`, appending the reply and the line `ending` to `out`. */
+ * `conn`, appending the reply to `out`, framed as `frame` says (what the
+ * codec found with the message; &morphd_frame_none: as it is). */
 void morphd_service_handle(morphd_service_t *svc, morphd_conn_t *conn,
                            const unsigned char *msg, size_t len,
-                           uint32_t flags, const char *ending,
+                           uint32_t flags, const morphd_frame_t *frame,
                            morphd_buf_t *out, morphd_reply_t *rep);
 
-/* The same for the outcome of a job (job_done): appends its reply and
- * ending to `out`, counting and logging as morphd_service_handle does. */
+/* The same for the outcome of a job (job_done): appends its reply,
+ * framed as the job's frame says, to `out`, counting and logging as morphd_service_handle does. */
 void morphd_service_finish(morphd_service_t *svc, const morphd_result_t *r,
                            morphd_buf_t *out, morphd_reply_t *rep);
 

@@ -20,7 +20,7 @@
 #include <sys/socket.h>
 #include <uv.h>
 
-#include "engine/framing.h"
+#include "codec/codec.h"
 #include "net/listener.h"
 #include "net/listener_unix.h"
 #include "net/service.h"
@@ -112,7 +112,7 @@ _Static_assert(offsetof(stream_conn_t, h) + sizeof(uv_tcp_t) <= 264,
 
 struct stream_session {
     void **states;          /* the plugins' (chain->n), or NULL */
-    morphd_framer_t framer; /* line framing: a line split across reads */
+    morphd_decoder_t decoder; /* a frame split across reads */
     morphd_buf_t held;      /* input read while a message was in flight */
     size_t held_off;
     morphd_job_t *job;      /* the message in flight */

@@ -1,6 +1,6 @@
 /*
  * stream_io.c -- a stream connection's I/O (stream_conn.h): each read is
- * framed (stream or line), run through the message path, and all replies
+ * decoded by the service's codec, run through the message path, and all replies
  * to that read are written with one write; for tls:// the bytes pass
  * through TLS (tls.c) between the socket and the message path. Here too:
  * backpressure, input held back while a message is in flight, closing,
@@ -24,7 +24,7 @@
 #include <unistd.h>
 
 #include "net/access_log.h"
-#include "engine/framing.h"
+#include "codec/codec.h"
 #include "net/listener.h"
 #include "net/listener_unix.h"
 #include "base/log.h"
@@ -110,11 +110,8 @@ const char *stream_peer_text(const stream_conn_t *c, char *buf, size_t size)
 
 stream_session_t *stream_session_of(stream_conn_t *c)
 {
-    if (c->s == NULL) {
+    if (c->s == NULL) /* zeroed: its decoder is MORPHD_DECODER_INIT */
         c->s = calloc(1, sizeof *c->s);
-        if (c->s != NULL)
-            morphd_framer_init(&c->s->framer, conn_svc(c)->conf->max_message);
-    }
     return c->s;
 }
 
@@ -204,8 +201,7 @@ static void stream_job_done(morphd_conn_t *mc, morphd_job_t *job,
     if (conn_send(c, io->reply.data, io->reply.len) != 0)
         return;
     if ((rep.flags & MORPH_REPLY_CLOSE) ||
-        (rep.status == MORPHD_RUN_FAILED && svc->conf->framing ==
-                                                MORPHD_FRAMING_STREAM)) {
+        (rep.status == MORPHD_RUN_FAILED && svc->conf->codec.chunks)) {
         conn_finish(c);
         return;
     }
@@ -287,7 +283,7 @@ static void on_conn_closed(uv_handle_t *h)
             morphd_chain_conn_close(svc->chain, s->states);
             free(s->states);
         }
-        morphd_framer_free(&s->framer);
+        morphd_decoder_free(&s->decoder);
         morphd_buf_free(&s->held);
         if (s->tls != NULL)
             morphd_tls_free(s->tls);
@@ -526,7 +522,7 @@ static inline __attribute__((always_inline)) bool take(feed_ctx_t *x, const morp
         return false;
     case MORPHD_RUN_FAILED:
         /* in a stream, a lost chunk would be a silent gap: end it there */
-        if (x->svc->conf->framing == MORPHD_FRAMING_STREAM) {
+        if (x->svc->conf->codec.chunks) {
             ended(x->c, "plugin_failed");
             x->finish = true;
             return false;
@@ -541,50 +537,65 @@ static inline __attribute__((always_inline)) bool take(feed_ctx_t *x, const morp
     return true;
 }
 
-static int on_line(void *arg, const unsigned char *line, size_t len,
-                   const char *ending)
+static int on_message(void *arg, const unsigned char *msg, size_t len,
+                      const morphd_frame_t *frame)
 {
     feed_ctx_t *x = arg;
     morphd_reply_t rep;
-    morphd_service_handle(x->svc, &x->conn, line, len, 0, ending, x->reply,
+    morphd_service_handle(x->svc, &x->conn, msg, len, 0, frame, x->reply,
                           &rep);
     return take(x, &rep) ? 0 : 1;
 }
 
-/* Acts on what the framer returned: a line over max_message ends the
- * connection once the replies before it are sent. */
-static void framer_result(feed_ctx_t *x, int rc)
+/* Acts on what the decoder returned: a frame over max_message, or bytes
+ * that do not follow the framing, end the connection once the replies
+ * before it are sent. */
+static void decoder_result(feed_ctx_t *x, int rc, const morphd_decoder_t *d)
 {
-    if (rc == MORPHD_FRAMER_TOO_LONG) {
+    if (rc == MORPHD_DECODER_TOO_LONG || rc == MORPHD_DECODER_INVALID) {
         char peer[80];
+        bool too_long = rc == MORPHD_DECODER_TOO_LONG;
         MORPHD_LANE_ADD(x->svc->counts, errors, 1);
-        morphd_log(MORPH_LOG_WARN, "service %s: %s sent a line longer than "
-                   "max_message (%zu bytes); closing the connection after "
-                   "the replies before it", x->svc->conf->name,
-                   stream_peer_text(x->c, peer, sizeof peer),
-                   x->svc->conf->max_message);
-        ended(x->c, "too_long");
+        if (too_long)
+            MORPHD_LANE_ADD(x->svc->counts, frames_too_long, 1);
+        else
+            MORPHD_LANE_ADD(x->svc->counts, frames_invalid, 1);
+        if (too_long)
+            morphd_log(MORPH_LOG_WARN, "service %s: %s sent %s (%zu bytes); "
+                       "closing the connection after the replies before it",
+                       x->svc->conf->name,
+                       stream_peer_text(x->c, peer, sizeof peer), d->reason,
+                       x->svc->conf->max_message);
+        else
+            morphd_log(MORPH_LOG_WARN, "service %s: %s does not speak "
+                       "framing = %s: %s; closing the connection after the "
+                       "replies before it", x->svc->conf->name,
+                       stream_peer_text(x->c, peer, sizeof peer),
+                       x->svc->conf->codec.ops->name, d->reason);
+        ended(x->c, too_long ? "too_long" : "bad_frame");
         x->finish = true;
     } else if (rc == -1) {
         x->nomem = true;
     }
 }
 
-/* Runs input through framing and the chain. Returns how much of it was
+/* Runs input through the codec and the chain. Returns how much of it was
  * used: all of it, unless a message went in flight or the input ended. */
-static inline __attribute__((always_inline)) size_t feed(feed_ctx_t *x, morphd_framer_t *framer,
+static inline __attribute__((always_inline)) size_t feed(feed_ctx_t *x, morphd_decoder_t *d,
                    const unsigned char *data, size_t n)
 {
-    const morphd_service_conf_t *conf = x->svc->conf;
-    if (conf->framing == MORPHD_FRAMING_STREAM) {
+    const morphd_codec_t *codec = &x->svc->conf->codec;
+    if (codec->chunks) {
         morphd_reply_t rep;
-        morphd_service_handle(x->svc, &x->conn, data, n, MORPH_MSG_CHUNK, "",
-                              x->reply, &rep);
+        morphd_service_handle(x->svc, &x->conn, data, n, MORPH_MSG_CHUNK,
+                              &morphd_frame_none, x->reply, &rep);
         take(x, &rep);
         return n;
     }
     size_t used;
-    framer_result(x, morphd_framer_feed(framer, data, n, on_line, x, &used));
+    int rc = morphd_decoder_feed(d, codec, data, n, on_message, x, &used);
+    if (rc < 0)
+        decoder_result(x, rc, d);
     return used;
 }
 
@@ -626,27 +637,29 @@ static void run_eof(feed_ctx_t *x)
     stream_session_t *s = x->c->s;
     const morphd_service_conf_t *conf = x->svc->conf;
     morphd_reply_t rep;
-    if (conf->framing == MORPHD_FRAMING_STREAM) {
+    if (conf->codec.chunks) {
         s->eof_step = 2;
         morphd_service_handle(x->svc, &x->conn, NULL, 0,
-                              MORPH_MSG_CHUNK | MORPH_MSG_END, "", x->reply,
-                              &rep);
+                              MORPH_MSG_CHUNK | MORPH_MSG_END,
+                              &morphd_frame_none, x->reply, &rep);
         take(x, &rep);
         return;
     }
     if (s->eof_step == 0) {
         s->eof_step = 1;
-        int rc = morphd_framer_finish(&s->framer, on_line, x);
+        int rc = morphd_decoder_finish(&s->decoder, &conf->codec,
+                                       on_message, x);
         if (rc != 0) {
-            framer_result(x, rc);
+            if (rc < 0)
+                decoder_result(x, rc, &s->decoder);
             return;
         }
     }
     if (s->eof_step == 1) {
         s->eof_step = 2;
         if (x->svc->chain->line_end) {
-            morphd_service_handle(x->svc, &x->conn, NULL, 0, MORPH_MSG_END, "",
-                                  x->reply, &rep);
+            morphd_service_handle(x->svc, &x->conn, NULL, 0, MORPH_MSG_END,
+                                  &morphd_frame_none, x->reply, &rep);
             take(x, &rep);
         }
     }
@@ -663,7 +676,7 @@ static void process(stream_conn_t *c)
     while (!closing(c) && s->job == NULL && !s->finishing) {
         conn_view(c, &x.conn);
         if (s->held_off < s->held.len) {
-            size_t used = feed(&x, &s->framer, s->held.data + s->held_off,
+            size_t used = feed(&x, &s->decoder, s->held.data + s->held_off,
                                s->held.len - s->held_off);
             s->held_off += used;
             if (s->held_off == s->held.len)
@@ -755,22 +768,25 @@ static void on_plain(stream_conn_t *c, ssize_t nread, const uv_buf_t *buf)
             c->s->log->bytes_in += (size_t)nread;
         size_t used;
         if (c->s != NULL) {
-            used = feed(&x, &c->s->framer, data, (size_t)nread);
-        } else if (x.svc->conf->framing == MORPHD_FRAMING_STREAM) {
+            used = feed(&x, &c->s->decoder, data, (size_t)nread);
+        } else if (x.svc->conf->codec.chunks) {
             used = feed(&x, NULL, data, (size_t)nread);
         } else {
-            /* most reads: whole lines, no session; a partial line left
-             * over moves into one */
-            morphd_framer_t f;
-            morphd_framer_init(&f, x.svc->conf->max_message);
-            used = feed(&x, &f, data, (size_t)nread);
-            if (f.partial.len > 0 || f.partial.data != NULL) {
+            /* most reads: whole frames, no session; a frame left over in
+             * part moves into one (the decoder's error text is written
+             * only with an error: not cleared here) */
+            morphd_decoder_t d;
+            d.partial = (morphd_buf_t)MORPHD_BUF_INIT;
+            d.scanned = 0;
+            used = feed(&x, &d, data, (size_t)nread);
+            if (d.partial.data != NULL) {
                 stream_session_t *s = stream_session_of(c);
                 if (s == NULL) {
-                    morphd_framer_free(&f);
+                    morphd_decoder_free(&d);
                     x.nomem = true;
                 } else {
-                    s->framer.partial = f.partial;
+                    s->decoder.partial = d.partial;
+                    s->decoder.scanned = d.scanned;
                 }
             }
         }
@@ -923,7 +939,8 @@ static bool drain_busy(stream_conn_t *c, unsigned recent)
 {
     const stream_session_t *s = c->s;
     if (s != NULL &&
-        (s->job != NULL || held_waiting(s) > 0 || s->framer.partial.len > 0 ||
+        (s->job != NULL || held_waiting(s) > 0 ||
+         morphd_decoder_pending(&s->decoder) > 0 ||
          (s->tls != NULL && !s->tls_ready) ||
          (s->proxy != NULL && !s->proxy->done)))
         return true;

@@ -22,7 +22,6 @@
 #include <unistd.h>
 
 #include "net/access_log.h"
-#include "engine/framing.h"
 #include "net/listener.h"
 #include "net/listener_unix.h"
 #include "base/log.h"

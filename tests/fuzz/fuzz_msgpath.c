@@ -233,7 +233,8 @@ static void pump(fconn_t *c)
         morphd_result_t r;
         dest.len = 0;
         c->mc.states = c->has_states ? c->states : NULL;
-        morphd_chain_run(chain, &c->mc, 0, m->data, m->len, 0, "", &dest, &r);
+        morphd_chain_run(chain, &c->mc, 0, m->data, m->len, 0,
+                         &morphd_frame_none, &dest, &r);
         if (r.status == MORPHD_RUN_PENDING) {
             FUZZ_CHECK(c->job == r.job, "a pending run the connection lacks");
             return;

@@ -1,0 +1,151 @@
+/*
+ * frame.c -- a reply's frame (codec.h): the request's header bytes, a
+ * length field, the reply, a tail. A fixed-size field gets its room
+ * before the chain writes the reply, so the reply is never moved; a
+ * varint or a netstring's decimal length, whose size depends on the
+ * reply's, is put in front of it afterwards.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "codec/codec.h"
+
+const morphd_frame_t morphd_frame_none = {NULL, NULL, 0};
+
+size_t morphd_length_kind_size(morphd_length_kind_t kind)
+{
+    switch (kind) {
+    case MORPHD_LEN_U8: return 1;
+    case MORPHD_LEN_U16BE: case MORPHD_LEN_U16LE: return 2;
+    case MORPHD_LEN_U24BE: return 3;
+    case MORPHD_LEN_U32BE: case MORPHD_LEN_U32LE: return 4;
+    case MORPHD_LEN_U64BE: case MORPHD_LEN_U64LE: return 8;
+    default: return 0;
+    }
+}
+
+/* The largest value a field holds. */
+static uint64_t field_max(morphd_length_kind_t kind)
+{
+    size_t n = morphd_length_kind_size(kind);
+    return n == 0 || n == 8 ? UINT64_MAX : ((uint64_t)1 << (8 * n)) - 1;
+}
+
+static void put_fixed(unsigned char *p, morphd_length_kind_t kind, uint64_t v)
+{
+    size_t n = morphd_length_kind_size(kind);
+    bool little = kind == MORPHD_LEN_U16LE || kind == MORPHD_LEN_U32LE ||
+                  kind == MORPHD_LEN_U64LE;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char b = (unsigned char)(v >> (8 * i));
+        p[little ? i : n - 1 - i] = b;
+    }
+}
+
+/* A varint or decimal length in tmp; returns its size. */
+static size_t put_variable(unsigned char *tmp, morphd_length_kind_t kind,
+                           uint64_t v)
+{
+    size_t n = 0;
+    if (kind == MORPHD_LEN_VARINT) {
+        do {
+            unsigned char b = v & 0x7f;
+            v >>= 7;
+            tmp[n++] = v ? (unsigned char)(b | 0x80) : b;
+        } while (v);
+        return n;
+    }
+    n = (size_t)snprintf((char *)tmp, 24, "%llu:", (unsigned long long)v);
+    return n;
+}
+
+int morphd_frame_begin(const morphd_frame_t *f, morphd_buf_t *out,
+                       size_t *mark)
+{
+    *mark = out->len;
+    if (f->shape == NULL)
+        return 0;
+    size_t field = morphd_length_kind_size(f->shape->length);
+    size_t n = f->head_len + field;
+    if (n == 0)
+        return 0;
+    if (morphd_buf_reserve(out, out->len + n) != 0)
+        return -1;
+    if (f->head_len > 0)
+        memcpy(out->data + out->len, f->head, f->head_len);
+    out->len += n; /* the field is written by morphd_frame_end */
+    return 0;
+}
+
+/* The reply's length minus adjust, as the field holds it; false when it
+ * is negative. */
+static bool field_value(const morphd_frame_shape_t *s, size_t body_len,
+                        uint64_t *v)
+{
+    if (s->adjust >= 0) {
+        if ((uint64_t)body_len < (uint64_t)s->adjust)
+            return false;
+        *v = (uint64_t)body_len - (uint64_t)s->adjust;
+    } else {
+        *v = (uint64_t)body_len + (uint64_t)(-(s->adjust + 1)) + 1;
+    }
+    return true;
+}
+
+int morphd_frame_end(const morphd_frame_t *f, morphd_buf_t *out, size_t mark,
+                     size_t body_len, char *why, size_t why_size)
+{
+    const morphd_frame_shape_t *s = f->shape;
+    if (s == NULL)
+        return 0;
+    if (s->length != MORPHD_LEN_NONE) {
+        uint64_t v;
+        if (!field_value(s, body_len, &v) || v > field_max(s->length)) {
+            snprintf(why, why_size, "a reply of %zu bytes does not fit its "
+                     "length field (%s, length_adjust %lld)", body_len,
+                     morphd_length_kind_name(s->length),
+                     (long long)s->adjust);
+            morphd_frame_cancel(out, mark);
+            return 1;
+        }
+        size_t field = morphd_length_kind_size(s->length);
+        unsigned char *at = out->data + mark + f->head_len;
+        if (field > 0) {
+            put_fixed(at, s->length, v);
+        } else {
+            unsigned char tmp[24];
+            size_t n = put_variable(tmp, s->length, v);
+            if (morphd_buf_reserve(out, out->len + n + s->tail_len) != 0)
+                return -1;
+            at = out->data + mark + f->head_len;
+            memmove(at + n, at, body_len);
+            memcpy(at, tmp, n);
+            out->len += n;
+        }
+    }
+    if (s->tail_len > 0) {
+        if (s->tail_len == 1 && out->len < out->cap) {
+            out->data[out->len++] = s->tail[0]; /* a line's "\n" */
+            return 0;
+        }
+        if (morphd_buf_append(out, s->tail, s->tail_len) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+size_t morphd_frame_overhead(const morphd_frame_t *f, size_t body_len)
+{
+    const morphd_frame_shape_t *s = f->shape;
+    if (s == NULL)
+        return 0;
+    size_t n = f->head_len + s->tail_len;
+    size_t field = morphd_length_kind_size(s->length);
+    if (field > 0 || s->length == MORPHD_LEN_NONE)
+        return n + field;
+    uint64_t v;
+    unsigned char tmp[24];
+    if (!field_value(s, body_len, &v))
+        v = 0;
+    return n + put_variable(tmp, s->length, v);
+}

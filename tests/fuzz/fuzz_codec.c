@@ -1,0 +1,160 @@
+/* Properties of a codec (core/codec/), built once per framing (CODEC is
+ * its name: fuzz_line, fuzz_length, fuzz_netstring, fuzz_delimiter):
+ *  - the same bytes fed whole or cut at any two points give the same
+ *    messages, replies' frames and the same verdict (too long, invalid);
+ *  - no message handed out is longer than max_message, and the decoder
+ *    never keeps more than the longest frame and a byte, whatever a
+ *    header announces;
+ *  - a message framed as its own reply decodes to itself again, as the
+ *    one message of those bytes.
+ * The first bytes pick max_message, the cut points and the codec's
+ * settings (length_field, length_offset, length_adjust; the delimiter). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec/codec.h"
+
+int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
+
+#define FUZZ_CHECK(cond, ...)                                                  \
+    do {                                                                       \
+        if (!(cond)) {                                                         \
+            fprintf(stderr, "fuzz: " __VA_ARGS__);                             \
+            fprintf(stderr, "\n");                                             \
+            abort();                                                           \
+        }                                                                      \
+    } while (0)
+
+typedef struct record {
+    unsigned char *buf;
+    size_t len, cap;
+    const morphd_codec_t *codec;
+} record_t;
+
+static void put(record_t *r, const void *p, size_t n)
+{
+    if (r->len + n > r->cap) {
+        r->cap = (r->len + n) * 2;
+        r->buf = realloc(r->buf, r->cap);
+        FUZZ_CHECK(r->buf != NULL, "out of memory");
+    }
+    memcpy(r->buf + r->len, p, n);
+    r->len += n;
+}
+
+typedef struct one {
+    const unsigned char *msg;
+    size_t len;
+    int n;
+} one_t;
+
+static int is_it(void *ctx, const unsigned char *msg, size_t len,
+                 const morphd_frame_t *frame)
+{
+    one_t *o = ctx;
+    (void)frame;
+    FUZZ_CHECK(o->n == 0 && len == o->len && memcmp(msg, o->msg, len) == 0,
+               "a reply's frame decodes to something else");
+    o->n++;
+    return 0;
+}
+
+static int got(void *ctx, const unsigned char *msg, size_t len,
+               const morphd_frame_t *frame)
+{
+    record_t *r = ctx;
+    const morphd_codec_t *c = r->codec;
+    FUZZ_CHECK(len <= c->max_message, "a %zu-byte message with max_message %zu",
+               len, c->max_message);
+    /* the message and how its reply is framed, length-prefixed */
+    morphd_buf_t b = MORPHD_BUF_INIT;
+    size_t mark;
+    char why[160];
+    FUZZ_CHECK(morphd_frame_begin(frame, &b, &mark) == 0, "begin");
+    morphd_buf_append(&b, msg, len);
+    int fit = morphd_frame_end(frame, &b, mark, len, why, sizeof why);
+    FUZZ_CHECK(fit >= 0, "end");
+    uint32_t n32 = (uint32_t)len;
+    put(r, &n32, sizeof n32);
+    put(r, msg, len);
+    n32 = fit == 0 ? (uint32_t)b.len : UINT32_MAX;
+    put(r, &n32, sizeof n32);
+    if (fit == 0) {
+        put(r, b.data, b.len);
+        FUZZ_CHECK(b.len == len + morphd_frame_overhead(frame, len),
+                   "overhead");
+        /* a frame without a tail is whole without the end of input */
+        one_t o = {msg, len, 0};
+        morphd_decoder_t d = MORPHD_DECODER_INIT;
+        int rc = morphd_decoder_feed(&d, c, b.data, b.len, is_it, &o, NULL);
+        if (rc == 0 && o.n == 0)
+            rc = morphd_decoder_finish(&d, c, is_it, &o);
+        FUZZ_CHECK(rc == 0 && o.n == 1, "a reply's frame does not decode "
+                   "(rc %d, %d messages)", rc, o.n);
+        morphd_decoder_free(&d);
+    }
+    morphd_buf_free(&b);
+    return 0;
+}
+
+static int run(const morphd_codec_t *c, const unsigned char *in, size_t n,
+               const size_t *cuts, size_t n_cuts, record_t *r)
+{
+    morphd_decoder_t d = MORPHD_DECODER_INIT;
+    r->codec = c;
+    size_t at = 0;
+    int rc = 0;
+    for (size_t k = 0; k <= n_cuts && rc == 0; k++) {
+        size_t end = k < n_cuts ? cuts[k] : n;
+        rc = morphd_decoder_feed(&d, c, in + at, end - at, got, r, NULL);
+        FUZZ_CHECK(d.partial.len <= c->max_frame + 1,
+                   "%zu bytes kept, the longest frame is %zu", d.partial.len,
+                   c->max_frame);
+        FUZZ_CHECK(d.partial.cap <= 2 * (c->max_frame + 1) + 256,
+                   "%zu bytes allocated for a frame of at most %zu",
+                   d.partial.cap, c->max_frame);
+        at = end;
+    }
+    if (rc == 0)
+        rc = morphd_decoder_finish(&d, c, got, r);
+    put(r, &rc, sizeof rc);
+    morphd_decoder_free(&d);
+    return rc;
+}
+
+int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
+{
+    if (size < 6)
+        return 0;
+    size_t max = 1 + data[0] % 200;
+    morphd_length_kind_t field = (morphd_length_kind_t)(MORPHD_LEN_U8 + data[3] % 9);
+    size_t offset = data[4] % 4;
+    int64_t adjust = (int64_t)(data[5] % 16) - 8;
+    unsigned char delim[3] = {data[5], data[4], data[3]};
+    size_t delim_len = 1 + data[4] % 3;
+    const unsigned char *in = data + 6;
+    size_t n = size - 6;
+
+    morphd_codec_t c;
+    char err[160];
+    if (morphd_codec_init(&c, morphd_codec_builtin(CODEC), max, field, offset,
+                          adjust, delim, delim_len, err, sizeof err) != 0)
+        return 0;
+    size_t cuts[2] = {n ? data[1] % (n + 1) : 0, n ? data[2] % (n + 1) : 0};
+    if (cuts[0] > cuts[1]) {
+        size_t t = cuts[0];
+        cuts[0] = cuts[1];
+        cuts[1] = t;
+    }
+    record_t whole = {0}, pieces = {0};
+    int rc1 = run(&c, in, n, NULL, 0, &whole);
+    int rc2 = run(&c, in, n, cuts, 2, &pieces);
+    FUZZ_CHECK(rc1 == rc2 && whole.len == pieces.len &&
+               memcmp(whole.buf, pieces.buf, whole.len) == 0,
+               "%s at cuts %zu,%zu differs (rc %d vs %d)", CODEC, cuts[0],
+               cuts[1], rc1, rc2);
+    free(whole.buf);
+    free(pieces.buf);
+    return 0;
+}
