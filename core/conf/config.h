@@ -54,7 +54,9 @@ typedef struct morphd_service_conf {
     morphd_length_kind_t length_field;
     int length_field_line;
     size_t length_offset;
+    int length_offset_line;
     int64_t length_adjust;
+    int length_adjust_line;
     unsigned char delimiter[MORPHD_FRAME_TAIL_MAX];
     size_t delimiter_len;
     int delimiter_line;

@@ -641,11 +641,13 @@ const key_row_t morphd_key_table[] = {
      "framing = length: the length field's size and byte order (varint: "
      "protobuf's base-128, 1 to 10 bytes); it holds the payload's length, "
      "minus length_adjust", "u16le"},
-    {SEC_SERVICE, "length_offset", &type_count, SVC_OFF(length_offset), -1,
+    {SEC_SERVICE, "length_offset", &type_count, SVC_OFF(length_offset),
+     SVC_LINE(length_offset_line),
      0, MORPHD_FRAME_HEAD_MAX, "0",
      "framing = length: header bytes before the length field (a reply "
      "gets its request's)", "2"},
-    {SEC_SERVICE, "length_adjust", &type_signed, SVC_OFF(length_adjust), -1,
+    {SEC_SERVICE, "length_adjust", &type_signed, SVC_OFF(length_adjust),
+     SVC_LINE(length_adjust_line),
      0, 64 * 1024 * 1024, "0",
      "framing = length: added to the field's value to give the payload's "
      "length; a field that counts itself and the bytes before it has "

@@ -337,9 +337,11 @@ static void check_proxy(const char *file, const morphd_service_conf_t *svc,
 static void check_framing(const char *file, morphd_service_conf_t *svc,
                           morphd_errors_t *errs)
 {
-    static const struct { const char *key; const char *framing; } keys[] = {
-        {"length_field", "length"}, {"length_offset", "length"},
-        {"length_adjust", "length"}, {"delimiter", "delimiter"},
+    const struct { const char *key; const char *framing; int line; } keys[] = {
+        {"length_field", "length", svc->length_field_line},
+        {"length_offset", "length", svc->length_offset_line},
+        {"length_adjust", "length", svc->length_adjust_line},
+        {"delimiter", "delimiter", svc->delimiter_line},
     };
     const char *framing = svc->framing->name;
     for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
@@ -347,7 +349,7 @@ static void check_framing(const char *file, morphd_service_conf_t *svc,
             strcmp(framing, keys[i].framing) != 0)
             morphd_errors_add(errs, "%s:%d: service '%s': %s is a key of "
                               "framing = %s, and this service's framing is "
-                              "%s", file, svc->framing_line ? svc->framing_line
+                              "%s", file, keys[i].line ? keys[i].line
                               : svc->line, svc->name, keys[i].key,
                               keys[i].framing, framing);
     char why[160];
