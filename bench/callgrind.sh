@@ -7,6 +7,8 @@
 #   bench/callgrind.sh BUILD_DIR SERVER MODE [SECONDS]
 #     SERVER: libuv | morphd | morphd-echo | morphd-delay0
 #     MODE:   tcp-rr | udp-rr
+#   FRAMING=line|length|netstring|delimiter (tcp-rr): the service's framing
+#   and loadgen's (default: stream for the server, loadgen's lines)
 # Prints: SERVER MODE instructions_per_request requests
 set -euo pipefail
 B=$(cd "$1" && pwd)
@@ -29,7 +31,7 @@ allow_root = yes
 [service bench]
 listen = tcp://127.0.0.1:$port udp://127.0.0.1:$port
 transform = $1
-framing = stream
+framing = ${FRAMING:-stream}
 max_connections = 100000
 ${2:-}
 INI
@@ -50,7 +52,7 @@ for _ in $(seq 300); do
     sleep 0.05
 done
 args=(-c 10 -s 64)
-[ "$mode" = udp-rr ] && args=(-c 10 -s 64)
+[ -n "${FRAMING:-}" ] && [ "$mode" = tcp-rr ] && args+=(-f "$FRAMING")
 "$B/bench/loadgen" "$mode" "$port" -d 1 "${args[@]}" >/dev/null
 callgrind_control -z "$pid" >/dev/null 2>&1
 out=$("$B/bench/loadgen" "$mode" "$port" -d "$secs" "${args[@]}")

@@ -3,6 +3,7 @@
  * reply checked against the transform the server is expected to apply.
  *
  *   loadgen tcp-rr     PORT [-c CONNS] [-p PIPELINE] [-s SIZE] [-d SECONDS] [-x EXPECT] [-P]
+ *                      [-f FRAMING]
  *   loadgen udp-rr     PORT [-c CLIENTS] [-s SIZE] [-d SECONDS] [-x EXPECT]
  *   loadgen tcp-stream PORT [-d SECONDS]
  *   loadgen idle       PORT [-c CONNS] [-d SECONDS]
@@ -12,7 +13,9 @@
  * 192.0.2.1), as from a load balancer.
  * EXPECT: upper (default), reverse, upper-reverse, echo. Messages are
  * SIZE bytes ending in '\n', so line and stream framing both answer them
- * with a reply of the same size.
+ * with a reply of the same size. FRAMING (tcp-rr): line (the default),
+ * length (a u32be length, then the body), netstring, delimiter (the body,
+ * then a NUL): each message SIZE bytes on the wire, its frame included.
  *
  * Prints one line of key=value pairs: requests, errors, seconds, rps,
  * mbps, p50_us, p99_us, p999_us (and ms for first-reply).
@@ -38,6 +41,9 @@
 static int port;
 static int conns = 100, pipeline = 1, size = 64, seconds = 5;
 static const char *expect = "upper";
+/* the framing of tcp-rr: bytes before and after each message's body */
+static int head = 0, tail = 1;
+static const char *framing = "line";
 
 static uint64_t now_ns(void)
 {
@@ -72,23 +78,62 @@ static uint64_t percentile(double p)
 
 /* --- messages ------------------------------------------------------------------ */
 
-static void make_request(char *buf, uint64_t seq)
+/* Sets head and tail for the framing; false for one it does not know. */
+static bool set_framing(const char *name)
 {
-    for (int i = 0; i < size - 1; i++)
-        buf[i] = (char)('a' + (seq + (uint64_t)i * 7) % 26);
-    buf[size - 1] = '\n';
+    framing = name;
+    if (strcmp(name, "line") == 0)
+        head = 0, tail = 1;
+    else if (strcmp(name, "length") == 0)
+        head = 4, tail = 0;
+    else if (strcmp(name, "delimiter") == 0)
+        head = 0, tail = 1;
+    else if (strcmp(name, "netstring") == 0) {
+        /* "N:" + N bytes + ",": the digits of N depend on N */
+        int digits = 1;
+        while (digits < 5) {
+            int n = size - digits - 2, d = 1;
+            for (int v = n; v >= 10; v /= 10)
+                d++;
+            if (d == digits)
+                break;
+            digits++;
+        }
+        head = digits + 1, tail = 1;
+    } else
+        return false;
+    return true;
 }
 
+static void make_request(char *buf, uint64_t seq)
+{
+    int body = size - head - tail;
+    for (int i = 0; i < body; i++)
+        buf[head + i] = (char)('a' + (seq + (uint64_t)i * 7) % 26);
+    if (strcmp(framing, "length") == 0) {
+        uint32_t n = htonl((uint32_t)body);
+        memcpy(buf, &n, 4);
+    } else if (strcmp(framing, "netstring") == 0) {
+        char digits[16];
+        snprintf(digits, sizeof digits, "%d:", body);
+        memcpy(buf, digits, (size_t)head);
+        buf[size - 1] = ',';
+    } else {
+        buf[size - 1] = strcmp(framing, "delimiter") == 0 ? '\0' : '\n';
+    }
+}
+
+/* The reply: the request's frame around the transformed body. */
 static void expected_reply(const char *req, char *out)
 {
-    int body = size - 1;
+    int body = size - head - tail;
     bool up = strstr(expect, "upper") != NULL;
     bool rev = strstr(expect, "reverse") != NULL;
+    memcpy(out, req, (size_t)size);
     for (int i = 0; i < body; i++) {
-        char c = req[rev ? body - 1 - i : i];
-        out[i] = up && c >= 'a' && c <= 'z' ? (char)(c - 32) : c;
+        char c = req[head + (rev ? body - 1 - i : i)];
+        out[head + i] = up && c >= 'a' && c <= 'z' ? (char)(c - 32) : c;
     }
-    out[body] = '\n';
 }
 
 static int tcp_connect_nb(void)
@@ -394,7 +439,8 @@ int main(int argc, char **argv)
     port = atoi(argv[2]);
     int opt;
     optind = 3;
-    while ((opt = getopt(argc, argv, "c:p:s:d:x:P")) != -1) {
+    const char *framing_arg = "line";
+    while ((opt = getopt(argc, argv, "c:p:s:d:x:Pf:")) != -1) {
         switch (opt) {
         case 'c': conns = atoi(optarg); break;
         case 'p': pipeline = atoi(optarg); break;
@@ -402,11 +448,17 @@ int main(int argc, char **argv)
         case 'd': seconds = atoi(optarg); break;
         case 'x': expect = optarg; break;
         case 'P': proxy_header = true; break;
+        case 'f': framing_arg = optarg; break;
         default: return 64;
         }
     }
     if (size < 2 || size > 4096 || pipeline < 1 || pipeline > 64 || conns < 1)
         return 64;
+    if (!set_framing(framing_arg) || size < head + tail + 1) {
+        fprintf(stderr, "loadgen: -f takes line, length, netstring or "
+                "delimiter, with room for a body in -s\n");
+        return 64;
+    }
     hist = calloc(HIST_MAX, sizeof *hist);
     signal(SIGPIPE, SIG_IGN);
     if (strcmp(mode, "tcp-rr") == 0)

@@ -96,12 +96,12 @@ static int run_one(pipe_ctx_t *p, const unsigned char *data, size_t len,
     p->framed.len = 0;
     if (morphd_frame_begin(frame, &p->framed, &mark) != 0 ||
         morphd_buf_append(&p->framed, out, out_len) != 0 ||
-        (rc = morphd_frame_end(frame, &p->framed, mark, out_len, err,
-                               sizeof err)) < 0) {
+        (rc = morphd_frame_end(frame, &p->framed, mark, out_len)) < 0) {
         fprintf(stderr, "morph pipe: out of memory\n");
         return -1;
     }
     if (rc > 0) {
+        morphd_frame_explain(frame, out_len, err, sizeof err);
         fprintf(stderr, "morph pipe: %s %lu: %s\n", p->unit, p->line_no, err);
         p->failed = 1;
         return 0;

@@ -158,14 +158,20 @@ int morphd_codec_init(morphd_codec_t *c, const morphd_codec_ops_t *ops,
             return -1;
         }
         c->length_field = length_field;
+        c->length_size = morphd_length_kind_size(length_field);
         c->length_offset = length_offset;
         c->length_adjust = length_adjust;
         c->shape.length = length_field;
+        c->shape.field_size = (uint8_t)morphd_length_kind_size(length_field);
+        c->shape.field_max = c->shape.field_size == 0 || c->shape.field_size == 8
+                                 ? UINT64_MAX
+                                 : ((uint64_t)1 << (8 * c->shape.field_size)) - 1;
         c->shape.adjust = length_adjust;
         size_t field = morphd_length_kind_size(length_field);
         c->max_frame = length_offset + (field ? field : 10) + max_message;
     } else if (ops == &morphd_codec_netstring) {
         c->shape.length = MORPHD_LEN_DECIMAL;
+        c->shape.field_max = UINT64_MAX;
         set_tail(&c->shape, ",", 1);
         c->max_frame = decimal_digits(max_message) + 2 + max_message;
     } else if (ops == &morphd_codec_delimiter) {

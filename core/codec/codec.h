@@ -50,6 +50,8 @@ typedef enum morphd_length_kind {
  * (a line codec has one per line ending). */
 typedef struct morphd_frame_shape {
     morphd_length_kind_t length;
+    uint8_t field_size;  /* a fixed-size field's bytes (0: none or variable) */
+    uint64_t field_max;  /* the largest value the field holds */
     int64_t adjust;
     uint8_t tail_len;
     unsigned char tail[MORPHD_FRAME_TAIL_MAX];
@@ -57,29 +59,144 @@ typedef struct morphd_frame_shape {
 
 /* How one message's reply is framed: its codec's shape, and the request's
  * own header bytes, copied before the length (length_offset). NULL shape:
- * the reply goes out as it is (stream, datagrams). */
+ * the reply goes out as it is (stream, datagrams). `guess`: the bytes a
+ * varint or decimal length took in the request, room that
+ * morphd_frame_begin keeps for the reply's, so that a reply of a like
+ * length is not moved to make room for it. */
 typedef struct morphd_frame {
     const morphd_frame_shape_t *shape;
     const unsigned char *head;
     size_t head_len;
+    size_t guess;
 } morphd_frame_t;
 
 /* The frame of a reply sent as it is. */
 extern const morphd_frame_t morphd_frame_none;
 
+int morphd_frame_begin_header(const morphd_frame_t *f, morphd_buf_t *out);
+
+/* Writes v into a fixed-size length field at p (big- or little-endian as
+ * `kind` says; the hosts are little-endian, frame.c checks). */
+static inline void morphd_frame_put_fixed(unsigned char *p,
+                                          morphd_length_kind_t kind, uint64_t v)
+{
+    uint32_t x32;
+    uint64_t x64;
+    switch (kind) {
+    case MORPHD_LEN_U8: p[0] = (unsigned char)v; break;
+    case MORPHD_LEN_U16BE: p[0] = (unsigned char)(v >> 8); p[1] = (unsigned char)v; break;
+    case MORPHD_LEN_U16LE: p[0] = (unsigned char)v; p[1] = (unsigned char)(v >> 8); break;
+    case MORPHD_LEN_U24BE:
+        p[0] = (unsigned char)(v >> 16);
+        p[1] = (unsigned char)(v >> 8);
+        p[2] = (unsigned char)v;
+        break;
+    case MORPHD_LEN_U32BE: x32 = __builtin_bswap32((uint32_t)v); __builtin_memcpy(p, &x32, 4); break;
+    case MORPHD_LEN_U32LE: x32 = (uint32_t)v; __builtin_memcpy(p, &x32, 4); break;
+    case MORPHD_LEN_U64BE: x64 = __builtin_bswap64(v); __builtin_memcpy(p, &x64, 8); break;
+    case MORPHD_LEN_U64LE: __builtin_memcpy(p, &v, 8); break;
+    default: break;
+    }
+}
+int morphd_frame_end_header(const morphd_frame_t *f, morphd_buf_t *out,
+                            size_t mark, size_t body_len);
+
+/* The size of a netstring's "N:" (N < 10^19: a reply is at most 1 GiB). */
+static inline size_t morphd_decimal_size(uint64_t v)
+{
+    size_t n = 2;
+    for (uint64_t p = 10; v >= p && n < 20; p *= 10)
+        n++;
+    return n;
+}
+
+/* "N:" in its `size` bytes at p, two digits at a time. */
+static inline void morphd_put_decimal(unsigned char *p, uint64_t v, size_t size)
+{
+    static const char pairs[] =
+        "00010203040506070809101112131415161718192021222324252627282930313233"
+        "34353637383940414243444546474849505152535455565758596061626364656667"
+        "6869707172737475767778798081828384858687888990919293949596979899";
+    size_t i = size - 1;
+    p[i] = ':';
+    while (v >= 100) {
+        unsigned k = (unsigned)(v % 100) * 2;
+        v /= 100;
+        p[--i] = (unsigned char)pairs[k + 1];
+        p[--i] = (unsigned char)pairs[k];
+    }
+    if (v >= 10) {
+        p[--i] = (unsigned char)pairs[v * 2 + 1];
+        p[--i] = (unsigned char)pairs[v * 2];
+    } else {
+        p[--i] = (unsigned char)('0' + v);
+    }
+}
+
 /* Starts a reply at the end of `out`: appends the header bytes that do not
- * depend on the reply's length and room for a fixed-size length field.
- * *mark is where the reply's frame starts. Returns 0 or -1. */
-int morphd_frame_begin(const morphd_frame_t *f, morphd_buf_t *out,
-                       size_t *mark);
+ * depend on the reply's length and room for its length field. *mark is
+ * where the reply's frame starts. Returns 0 or -1. (Inline: a line's
+ * reply, on every message, has no header.) */
+static inline int morphd_frame_begin(const morphd_frame_t *f, morphd_buf_t *out,
+                                     size_t *mark)
+{
+    const morphd_frame_shape_t *s = f->shape;
+    *mark = out->len;
+    if (s == NULL)
+        return 0;
+    if (f->head_len == 0) {
+        if (s->length == MORPHD_LEN_NONE)
+            return 0;
+        /* room for the field (a varint or decimal: for one as long as
+         * the request's); morphd_frame_end fills it */
+        size_t room = (size_t)s->field_size + f->guess;
+        if (room > 0 && out->len + room <= out->cap) {
+            out->len += room;
+            return 0;
+        }
+    }
+    return morphd_frame_begin_header(f, out);
+}
 
 /* Ends it: the `body_len` bytes appended after morphd_frame_begin are the
  * reply; writes its length field and appends the tail. Returns 0, -1 when
  * out of memory, or 1 when the length cannot be written (a reply over 255
- * bytes for a u8 field; shorter than -adjust): the frame is taken out of
- * `out` again and `why` says so. */
-int morphd_frame_end(const morphd_frame_t *f, morphd_buf_t *out, size_t mark,
-                     size_t body_len, char *why, size_t why_size);
+ * bytes for a u8 field; shorter than adjust): the frame is taken out of
+ * `out` again (morphd_frame_explain says why). */
+static inline int morphd_frame_end(const morphd_frame_t *f, morphd_buf_t *out,
+                                   size_t mark, size_t body_len)
+{
+    const morphd_frame_shape_t *s = f->shape;
+    if (s == NULL)
+        return 0;
+    if (s->length == MORPHD_LEN_NONE && s->tail_len <= 1) {
+        if (s->tail_len == 0)
+            return 0;
+        if (out->len < out->cap) { /* a line's "\n" */
+            out->data[out->len++] = s->tail[0];
+            return 0;
+        }
+    } else if (s->length == MORPHD_LEN_DECIMAL) {
+        /* a netstring's reply as long as its request, in digits: into the
+         * room morphd_frame_begin kept */
+        if (f->head_len == 0 && out->len < out->cap &&
+            morphd_decimal_size(body_len) == f->guess) {
+            morphd_put_decimal(out->data + mark, body_len, f->guess);
+            out->data[out->len++] = s->tail[0]; /* ',' */
+            return 0;
+        }
+    } else if (s->field_size > 0 && s->tail_len == 0 && s->adjust == 0 &&
+               body_len <= s->field_max) { /* a length field that fits */
+        morphd_frame_put_fixed(out->data + mark + f->head_len, s->length,
+                               body_len);
+        return 0;
+    }
+    return morphd_frame_end_header(f, out, mark, body_len);
+}
+
+/* Why morphd_frame_end returned 1 for a reply of body_len bytes. */
+void morphd_frame_explain(const morphd_frame_t *f, size_t body_len, char *why,
+                          size_t why_size);
 
 /* Takes a started reply out of `out` again (failed, or no reply). */
 static inline void morphd_frame_cancel(morphd_buf_t *out, size_t mark)
@@ -139,6 +256,7 @@ struct morphd_codec {
     bool line_end;      /* line: MORPH_PLUGIN_LINE_END plugins get an END */
     /* framing = length */
     morphd_length_kind_t length_field;
+    size_t length_size; /* its bytes; 0: varint */
     size_t length_offset;
     int64_t length_adjust;
     /* the shape of every reply (line: of replies to \n lines) */

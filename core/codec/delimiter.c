@@ -47,7 +47,7 @@ static morphd_decode_status_t delimiter_decode(const morphd_codec_t *c,
         d->msg = data;
         d->len = len;
         d->used = len;
-        d->frame = (morphd_frame_t){&c->shape_eof, NULL, 0};
+        d->frame = (morphd_frame_t){&c->shape_eof, NULL, 0, 0};
         return MORPHD_DECODE_MESSAGE;
     }
     size_t n = (size_t)(at - data);
@@ -56,7 +56,7 @@ static morphd_decode_status_t delimiter_decode(const morphd_codec_t *c,
     d->msg = data;
     d->len = n;
     d->used = n + k;
-    d->frame = (morphd_frame_t){&c->shape, NULL, 0};
+    d->frame = (morphd_frame_t){&c->shape, NULL, 0, 0};
     return MORPHD_DECODE_MESSAGE;
 }
 

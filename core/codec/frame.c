@@ -10,7 +10,11 @@
 
 #include "codec/codec.h"
 
-const morphd_frame_t morphd_frame_none = {NULL, NULL, 0};
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+               "morphd_frame_put_fixed stores little-endian fields as the "
+               "host does");
+
+const morphd_frame_t morphd_frame_none = {NULL, NULL, 0, 0};
 
 size_t morphd_length_kind_size(morphd_length_kind_t kind)
 {
@@ -24,25 +28,7 @@ size_t morphd_length_kind_size(morphd_length_kind_t kind)
     }
 }
 
-/* The largest value a field holds. */
-static uint64_t field_max(morphd_length_kind_t kind)
-{
-    size_t n = morphd_length_kind_size(kind);
-    return n == 0 || n == 8 ? UINT64_MAX : ((uint64_t)1 << (8 * n)) - 1;
-}
-
-static void put_fixed(unsigned char *p, morphd_length_kind_t kind, uint64_t v)
-{
-    size_t n = morphd_length_kind_size(kind);
-    bool little = kind == MORPHD_LEN_U16LE || kind == MORPHD_LEN_U32LE ||
-                  kind == MORPHD_LEN_U64LE;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char b = (unsigned char)(v >> (8 * i));
-        p[little ? i : n - 1 - i] = b;
-    }
-}
-
-/* A varint or decimal length in tmp; returns its size. */
+/* A varint or decimal length in tmp (24 bytes); returns its size. */
 static size_t put_variable(unsigned char *tmp, morphd_length_kind_t kind,
                            uint64_t v)
 {
@@ -55,21 +41,26 @@ static size_t put_variable(unsigned char *tmp, morphd_length_kind_t kind,
         } while (v);
         return n;
     }
-    n = (size_t)snprintf((char *)tmp, 24, "%llu:", (unsigned long long)v);
-    return n;
+    /* a netstring's "N:", without printf: it is on every reply */
+    unsigned char rev[20];
+    do {
+        rev[n++] = (unsigned char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        tmp[i] = rev[n - 1 - i];
+    tmp[n] = ':';
+    return n + 1;
 }
 
-int morphd_frame_begin(const morphd_frame_t *f, morphd_buf_t *out,
-                       size_t *mark)
+/* morphd_frame_begin past its fast path: a header or a length field. */
+int morphd_frame_begin_header(const morphd_frame_t *f, morphd_buf_t *out)
 {
-    *mark = out->len;
-    if (f->shape == NULL)
-        return 0;
-    size_t field = morphd_length_kind_size(f->shape->length);
+    size_t field = f->shape->field_size;
+    if (field == 0 && f->shape->length != MORPHD_LEN_NONE)
+        field = f->guess; /* room for a varint or decimal like the request's */
     size_t n = f->head_len + field;
-    if (n == 0)
-        return 0;
-    if (morphd_buf_reserve(out, out->len + n) != 0)
+    if (out->len + n > out->cap && morphd_buf_reserve(out, out->len + n) != 0)
         return -1;
     if (f->head_len > 0)
         memcpy(out->data + out->len, f->head, f->head_len);
@@ -92,40 +83,50 @@ static bool field_value(const morphd_frame_shape_t *s, size_t body_len,
     return true;
 }
 
-int morphd_frame_end(const morphd_frame_t *f, morphd_buf_t *out, size_t mark,
-                     size_t body_len, char *why, size_t why_size)
+void morphd_frame_explain(const morphd_frame_t *f, size_t body_len, char *why,
+                          size_t why_size)
+{
+    snprintf(why, why_size, "a reply of %zu bytes does not fit its length "
+             "field (%s, length_adjust %lld)", body_len,
+             morphd_length_kind_name(f->shape->length),
+             (long long)f->shape->adjust);
+}
+
+/* morphd_frame_end past its fast paths: a length field, or a tail of more
+ * than a byte (or no room for the one). */
+int morphd_frame_end_header(const morphd_frame_t *f, morphd_buf_t *out,
+                            size_t mark, size_t body_len)
 {
     const morphd_frame_shape_t *s = f->shape;
-    if (s == NULL)
-        return 0;
     if (s->length != MORPHD_LEN_NONE) {
         uint64_t v;
-        if (!field_value(s, body_len, &v) || v > field_max(s->length)) {
-            snprintf(why, why_size, "a reply of %zu bytes does not fit its "
-                     "length field (%s, length_adjust %lld)", body_len,
-                     morphd_length_kind_name(s->length),
-                     (long long)s->adjust);
+        if (!field_value(s, body_len, &v) || v > s->field_max) {
             morphd_frame_cancel(out, mark);
             return 1;
         }
-        size_t field = morphd_length_kind_size(s->length);
         unsigned char *at = out->data + mark + f->head_len;
-        if (field > 0) {
-            put_fixed(at, s->length, v);
+        if (s->field_size > 0) {
+            morphd_frame_put_fixed(at, s->length, v);
+        } else if (s->length == MORPHD_LEN_DECIMAL && morphd_decimal_size(v) == f->guess) {
+            morphd_put_decimal(at, v, f->guess); /* in the room begin kept */
         } else {
             unsigned char tmp[24];
             size_t n = put_variable(tmp, s->length, v);
-            if (morphd_buf_reserve(out, out->len + n + s->tail_len) != 0)
-                return -1;
-            at = out->data + mark + f->head_len;
-            memmove(at + n, at, body_len);
+            if (n != f->guess) { /* not the room begin kept: move the body */
+                if (n > f->guess &&
+                    morphd_buf_reserve(out, out->len + (n - f->guess) +
+                                                s->tail_len) != 0)
+                    return -1;
+                at = out->data + mark + f->head_len;
+                memmove(at + n, at + f->guess, body_len);
+                out->len = out->len - f->guess + n;
+            }
             memcpy(at, tmp, n);
-            out->len += n;
         }
     }
     if (s->tail_len > 0) {
         if (s->tail_len == 1 && out->len < out->cap) {
-            out->data[out->len++] = s->tail[0]; /* a line's "\n" */
+            out->data[out->len++] = s->tail[0];
             return 0;
         }
         if (morphd_buf_append(out, s->tail, s->tail_len) != 0)

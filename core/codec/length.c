@@ -7,18 +7,25 @@
  * adjustment, a varint over 10 bytes or 64 bits) ends the connection.
  */
 #include <stdio.h>
+#include <string.h>
 
 #include "codec/codec.h"
 
 static uint64_t get_fixed(const unsigned char *p, morphd_length_kind_t kind)
 {
-    size_t n = morphd_length_kind_size(kind);
-    bool little = kind == MORPHD_LEN_U16LE || kind == MORPHD_LEN_U32LE ||
-                  kind == MORPHD_LEN_U64LE;
-    uint64_t v = 0;
-    for (size_t i = 0; i < n; i++)
-        v = v << 8 | p[little ? n - 1 - i : i];
-    return v;
+    uint32_t x32;
+    uint64_t x64;
+    switch (kind) { /* a load or two: this is on every message */
+    case MORPHD_LEN_U8: return p[0];
+    case MORPHD_LEN_U16BE: return (uint64_t)p[0] << 8 | p[1];
+    case MORPHD_LEN_U16LE: return (uint64_t)p[1] << 8 | p[0];
+    case MORPHD_LEN_U24BE: return (uint64_t)p[0] << 16 | (uint64_t)p[1] << 8 | p[2];
+    case MORPHD_LEN_U32BE: memcpy(&x32, p, 4); return __builtin_bswap32(x32);
+    case MORPHD_LEN_U32LE: memcpy(&x32, p, 4); return x32; /* a LE host */
+    case MORPHD_LEN_U64BE: memcpy(&x64, p, 8); return __builtin_bswap64(x64);
+    case MORPHD_LEN_U64LE: memcpy(&x64, p, 8); return x64;
+    default: return 0;
+    }
 }
 
 /* A varint at p[0, len): its size (1..10), 0 when it goes on past len, or
@@ -54,7 +61,7 @@ static morphd_decode_status_t length_decode(const morphd_codec_t *c,
 {
     (void)from; /* a header is read again: it is a few bytes */
     size_t off = c->length_offset;
-    size_t field = morphd_length_kind_size(c->length_field);
+    size_t field = c->length_size; /* 0: varint */
     uint64_t v;
     if (len < off + (field ? field : 1))
         goto more;
@@ -97,7 +104,8 @@ static morphd_decode_status_t length_decode(const morphd_codec_t *c,
     d->msg = data + header;
     d->len = (size_t)payload;
     d->used = header + (size_t)payload;
-    d->frame = (morphd_frame_t){&c->shape, data, off};
+    d->frame = (morphd_frame_t){&c->shape, data, off,
+                                c->length_size ? 0 : field};
     return MORPHD_DECODE_MESSAGE;
 more:
     if (eof) {

@@ -37,7 +37,7 @@ static morphd_decode_status_t line_decode(const morphd_codec_t *c,
         d->msg = data;
         d->len = len;
         d->used = len;
-        d->frame = (morphd_frame_t){&c->shape_eof, NULL, 0};
+        d->frame = (morphd_frame_t){&c->shape_eof, NULL, 0, 0};
         return MORPHD_DECODE_MESSAGE;
     }
     size_t used = (size_t)(nl - data) + 1;
@@ -49,7 +49,7 @@ static morphd_decode_status_t line_decode(const morphd_codec_t *c,
     d->msg = data;
     d->len = n;
     d->used = used;
-    d->frame = (morphd_frame_t){crlf ? &c->shape_crlf : &c->shape, NULL, 0};
+    d->frame = (morphd_frame_t){crlf ? &c->shape_crlf : &c->shape, NULL, 0, 0};
     return MORPHD_DECODE_MESSAGE;
 }
 

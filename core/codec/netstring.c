@@ -9,68 +9,104 @@
 
 #include "codec/codec.h"
 
+/* The rare outcomes, out of the way of the one that runs per message. */
+static __attribute__((cold)) morphd_decode_status_t
+too_long(morphd_decoded_t *d, uint64_t n, bool exact)
+{
+    d->announced = n;
+    snprintf(d->reason, sizeof d->reason, "a netstring announcing %s%llu "
+             "bytes, longer than max_message", exact ? "" : "at least ",
+             (unsigned long long)n);
+    return MORPHD_DECODE_TOO_LONG;
+}
+
+/* data[0, i) are digits, and data[i] is the first byte that is not: it
+ * is no ':', or there are no digits. */
+static __attribute__((cold)) morphd_decode_status_t
+malformed(morphd_decoded_t *d, const unsigned char *data, size_t i)
+{
+    if (data[i] != ':')
+        snprintf(d->reason, sizeof d->reason, "a netstring length holds "
+                 "0x%02x, not a digit", data[i]);
+    else
+        snprintf(d->reason, sizeof d->reason,
+                 "a netstring without a length before its ':'");
+    return MORPHD_DECODE_INVALID;
+}
+
+static __attribute__((cold)) morphd_decode_status_t
+leading_zero(morphd_decoded_t *d)
+{
+    snprintf(d->reason, sizeof d->reason,
+             "a netstring length with a leading zero");
+    return MORPHD_DECODE_INVALID;
+}
+
+static __attribute__((cold)) morphd_decode_status_t
+no_comma(morphd_decoded_t *d, uint64_t n, unsigned char got)
+{
+    snprintf(d->reason, sizeof d->reason, "a netstring of %llu bytes ends "
+             "with 0x%02x, not ','", (unsigned long long)n, got);
+    return MORPHD_DECODE_INVALID;
+}
+
+static __attribute__((cold)) morphd_decode_status_t
+ended(morphd_decoded_t *d, size_t len)
+{
+    snprintf(d->reason, sizeof d->reason, "the input ended inside a "
+             "netstring (%zu bytes of it)", len);
+    return MORPHD_DECODE_INVALID;
+}
+
+/* More digits than this is a length no max_message allows (and 19 cannot
+ * overflow 64 bits). */
+#define DIGITS_MAX 19
+
 static morphd_decode_status_t netstring_decode(const morphd_codec_t *c,
                                                const unsigned char *data,
                                                size_t len, size_t from,
                                                bool eof, morphd_decoded_t *d)
 {
     (void)from; /* the digits are few: read again */
+    size_t lim = len < DIGITS_MAX ? len : DIGITS_MAX;
     uint64_t n = 0;
     size_t i = 0;
-    for (; i < len && data[i] != ':'; i++) {
-        unsigned char ch = data[i];
-        if (ch < '0' || ch > '9') {
-            snprintf(d->reason, sizeof d->reason, "a netstring length holds "
-                     "0x%02x, not a digit", ch);
-            return MORPHD_DECODE_INVALID;
-        }
-        if (i == 1 && data[0] == '0') {
-            snprintf(d->reason, sizeof d->reason,
-                     "a netstring length with a leading zero");
-            return MORPHD_DECODE_INVALID;
-        }
-        n = n * 10 + (uint64_t)(ch - '0');
-        if (n > c->max_message) {
-            d->announced = n;
-            snprintf(d->reason, sizeof d->reason, "a netstring announcing "
-                     "%s%llu bytes, longer than max_message", i + 1 < len && data[i + 1] == ':'
-                     ? "" : "at least ", (unsigned long long)n);
-            return MORPHD_DECODE_TOO_LONG;
-        }
+    for (; i < lim; i++) {
+        unsigned digit = (unsigned)data[i] - '0';
+        if (digit > 9)
+            break;
+        n = n * 10 + digit;
     }
-    if (i == len) { /* no ':' yet */
+    if (i == lim) { /* digits up to here, no ':' yet */
+        if (n > c->max_message || i == DIGITS_MAX)
+            return too_long(d, n, false); /* before the ':': fail fast */
+        if (i > 1 && data[0] == '0')
+            return leading_zero(d);
         if (eof)
-            goto ended;
+            return ended(d, len);
         d->scanned = 0;
         return MORPHD_DECODE_MORE;
     }
-    if (i == 0) {
-        snprintf(d->reason, sizeof d->reason,
-                 "a netstring without a length before its ':'");
-        return MORPHD_DECODE_INVALID;
-    }
+    if (data[i] != ':' || i == 0)
+        return malformed(d, data, i);
+    if (i > 1 && data[0] == '0')
+        return leading_zero(d);
+    if (n > c->max_message)
+        return too_long(d, n, true);
     size_t body = i + 1;
-    if (len - body < n + 1) {
+    if (len - body <= n) {
         if (eof)
-            goto ended;
+            return ended(d, len);
         d->scanned = 0;
         return MORPHD_DECODE_MORE;
     }
-    if (data[body + n] != ',') {
-        snprintf(d->reason, sizeof d->reason, "a netstring of %llu bytes "
-                 "ends with 0x%02x, not ','", (unsigned long long)n,
-                 data[body + n]);
-        return MORPHD_DECODE_INVALID;
-    }
+    if (data[body + n] != ',')
+        return no_comma(d, n, data[body + n]);
     d->msg = data + body;
     d->len = (size_t)n;
     d->used = body + (size_t)n + 1;
-    d->frame = (morphd_frame_t){&c->shape, NULL, 0};
+    d->frame = (morphd_frame_t){&c->shape, NULL, 0, body};
     return MORPHD_DECODE_MESSAGE;
-ended:
-    snprintf(d->reason, sizeof d->reason, "the input ended inside a "
-             "netstring (%zu bytes of it)", len);
-    return MORPHD_DECODE_INVALID;
 }
 
 const morphd_codec_ops_t morphd_codec_netstring = {"netstring",

@@ -46,24 +46,27 @@ void morphd_service_conn_closed(morphd_service_t *svc)
         svc->on_conns_gone(svc);
 }
 
-/* Turns a chain's outcome into reply bytes in `out`: framed as r->frame
- * says, from `mark` on (morphd_frame_begin's; when `appended`, the chain
- * appended the reply after it already). */
-static void conclude(morphd_service_t *svc, const morphd_result_t *r,
-                     size_t in_len, uint32_t flags, morphd_buf_t *out,
-                     size_t mark, bool appended, morphd_reply_t *rep)
+/* A reply its frame cannot hold (codec.h: morphd_frame_end): counted and
+ * logged, out of conclude's way. */
+static __attribute__((noinline, cold)) void
+unframable(morphd_service_t *svc, const morphd_frame_t *frame, size_t len)
 {
-    rep->flags = r->reply;
+    char why[160];
+    morphd_frame_explain(frame, len, why, sizeof why);
+    MORPHD_LANE_ADD(svc->counts, errors, 1);
+    morphd_log(MORPH_LOG_WARN, "service %s: %s; not answered", svc->conf->name,
+               why);
+}
+
+/* The outcomes other than a reply: no bytes (what the frame began is
+ * taken out again), counted and logged. */
+static void conclude_other(morphd_service_t *svc, const morphd_result_t *r,
+                           size_t in_len, morphd_buf_t *out, size_t mark,
+                           morphd_reply_t *rep)
+{
     rep->datagram = false;
     rep->len = 0;
-    if (r->ns >= (uint64_t)MORPHD_SLOW_MESSAGE_MS * 1000000 && in_len != (size_t)-1)
-        morphd_log(MORPH_LOG_WARN, "service %s: the transform took %llu ms "
-                   "for a message of %zu bytes; a plugin that blocks stalls "
-                   "every client of its worker (see MORPH_PLUGIN_BLOCKING)",
-                   svc->conf->name, (unsigned long long)(r->ns / 1000000),
-                   in_len);
-    if (r->status != MORPHD_RUN_DONE || (r->reply & MORPH_REPLY_NONE))
-        morphd_frame_cancel(out, mark);
+    morphd_frame_cancel(out, mark);
     switch (r->status) {
     case MORPHD_RUN_PENDING:
         rep->status = MORPHD_RUN_PENDING;
@@ -82,31 +85,58 @@ static void conclude(morphd_service_t *svc, const morphd_result_t *r,
         rep->status = MORPHD_RUN_FAILED;
         return;
     }
-    rep->status = MORPHD_RUN_DONE;
-    if (r->reply & MORPH_REPLY_NONE)
+    rep->status = MORPHD_RUN_DONE; /* MORPH_REPLY_NONE: nothing at all */
+}
+
+/* Turns a chain's outcome into reply bytes in `out`: framed as r->frame
+ * says, from `mark` on (morphd_frame_begin's; when `appended`, the chain
+ * appended the reply after it already). A reply, the path of nearly every
+ * message, comes first. */
+static inline __attribute__((always_inline)) void
+conclude(morphd_service_t *svc, const morphd_result_t *r, size_t in_len,
+         uint32_t flags, morphd_buf_t *out, size_t mark, bool appended,
+         morphd_reply_t *rep)
+{
+    rep->flags = r->reply;
+    if (r->ns >= (uint64_t)MORPHD_SLOW_MESSAGE_MS * 1000000 && in_len != (size_t)-1)
+        morphd_log(MORPH_LOG_WARN, "service %s: the transform took %llu ms "
+                   "for a message of %zu bytes; a plugin that blocks stalls "
+                   "every client of its worker (see MORPH_PLUGIN_BLOCKING)",
+                   svc->conf->name, (unsigned long long)(r->ns / 1000000),
+                   in_len);
+    if (__builtin_expect(r->status != MORPHD_RUN_DONE ||
+                         (r->reply & MORPH_REPLY_NONE), 0)) {
+        conclude_other(svc, r, in_len, out, mark, rep);
         return;
-    if (!appended && (morphd_frame_begin(r->frame, out, &mark) != 0 ||
+    }
+    rep->status = MORPHD_RUN_DONE;
+    const morphd_frame_t *frame = r->frame;
+    if (!appended && (morphd_frame_begin(frame, out, &mark) != 0 ||
                       morphd_buf_append(out, r->data, r->len) != 0)) {
         rep->status = MORPHD_RUN_NOMEM;
+        rep->datagram = false;
+        rep->len = 0;
         return;
     }
-    char why[160];
-    int framed = morphd_frame_end(r->frame, out, mark, r->len, why, sizeof why);
-    if (framed != 0) {
-        rep->status = framed < 0 ? MORPHD_RUN_NOMEM : MORPHD_RUN_FAILED;
-        if (framed > 0) {
-            MORPHD_LANE_ADD(svc->counts, errors, 1);
-            morphd_log(MORPH_LOG_WARN, "service %s: %s; not answered",
-                       svc->conf->name, why);
+    size_t n = r->len;
+    if (frame->shape != NULL) {
+        int framed = morphd_frame_end(frame, out, mark, n);
+        if (framed != 0) {
+            rep->status = framed < 0 ? MORPHD_RUN_NOMEM : MORPHD_RUN_FAILED;
+            rep->datagram = false;
+            rep->len = 0;
+            if (framed > 0)
+                unframable(svc, frame, n);
+            return;
         }
-        return;
+        n = out->len - mark;
     }
-    rep->len = out->len - mark;
-    rep->datagram = rep->len > 0 || r->abi1_empty ||
+    rep->len = n;
+    rep->datagram = n > 0 || r->abi1_empty ||
                     (r->reply & MORPH_REPLY_EMPTY_DATAGRAM);
-    if (rep->len > 0 || !(flags & MORPH_MSG_CHUNK))
+    if (n > 0 || !(flags & MORPH_MSG_CHUNK))
         MORPHD_LANE_ADD(svc->counts, messages_out, 1);
-    MORPHD_LANE_ADD(svc->counts, bytes_out, rep->len);
+    MORPHD_LANE_ADD(svc->counts, bytes_out, n);
 }
 
 void morphd_service_handle(morphd_service_t *svc, morphd_conn_t *conn,
