@@ -23,6 +23,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "codec/codec.h"
 #include "morph_cli.h"
 
 #define DEFAULT_HOST "localhost"
@@ -46,6 +47,9 @@ typedef struct client {
     socklen_t addr_len;
     struct addrinfo *addrs;   /* every address the host resolved to */
     struct addrinfo *current; /* the one fd is connected to */
+    /* --framing: how a stream message is framed (NULL: a line) */
+    const morphd_codec_ops_t *framing;
+    morphd_codec_t codec;
 } client_t;
 
 static void client_usage(FILE *out)
@@ -78,6 +82,14 @@ static void client_usage(FILE *out)
             "      --insecure     do not verify it (encrypted, but to anyone)\n"
             "  -w, --timeout S    how long to wait for a reply (default 2; UDP: per try)\n"
             "  -r, --retries N    UDP: tries per message (default 3)\n"
+            "  -f, --framing F    TCP, TLS, unix: frame each message as a service\n"
+            "                     with that framing expects: line (the default),\n"
+            "                     length, netstring or delimiter; each reply is\n"
+            "                     printed on a line of its own\n"
+            "      --length-field F  with --framing length: u8 u16be u16le u24be\n"
+            "                     u32be (default) u32le u64be u64le varint\n"
+            "      --delimiter B  with --framing delimiter: the bytes, with C\n"
+            "                     escapes (default \\0)\n"
             "  -h, --help         show this help\n"
             "  -V, --version      show the version\n"
             "\n"
@@ -282,50 +294,113 @@ static int write_all(client_t *c, const char *p, size_t n)
     return 0;
 }
 
+/* One byte of the reply, waiting until the deadline: 1, or 0 after saying
+ * why there is none. */
+static int read_byte(client_t *c, long deadline, char *ch)
+{
+    long left = deadline - now_ms();
+    struct pollfd p = {c->fd, POLLIN, 0};
+    bool buffered = c->ssl != NULL && SSL_pending(c->ssl) > 0;
+    if (!buffered && (left <= 0 || poll(&p, 1, (int)left) <= 0)) {
+        if (c->unix_path != NULL)
+            fprintf(stderr, "\nmorph: no reply from unix://%s within %d ms\n",
+                    c->unix_path, c->timeout_ms);
+        else
+            fprintf(stderr, "\nmorph: no reply from %s port %s within %d ms\n",
+                    c->host, c->port, c->timeout_ms);
+        return 0;
+    }
+    ssize_t r;
+    if (c->ssl != NULL) {
+        size_t got = 0;
+        r = SSL_read_ex(c->ssl, ch, 1, &got) == 1 ? (ssize_t)got : -1;
+        if (r < 0 && SSL_get_error(c->ssl, 0) == SSL_ERROR_ZERO_RETURN)
+            r = 0;
+        ERR_clear_error();
+        if (r < 0)
+            errno = ECONNRESET;
+    } else {
+        r = recv(c->fd, ch, 1, 0);
+    }
+    if (r <= 0) {
+        fprintf(stderr, "\nmorph: the server closed the connection%s%s\n",
+                r < 0 ? ": " : "", r < 0 ? strerror(errno) : "");
+        return 0;
+    }
+    return 1;
+}
+
+/* A framed reply: printed on a line of its own; stops the decoder. */
+static int print_reply(void *ctx, const unsigned char *msg, size_t len,
+                       const morphd_frame_t *frame)
+{
+    (void)ctx, (void)frame;
+    fwrite(msg, 1, len, stdout);
+    putchar('\n');
+    return 1;
+}
+
+/* --framing: sends the message in its frame, and reads until the decoder
+ * has the reply's. */
+static int framed_exchange(client_t *c, const char *msg, size_t len)
+{
+    morphd_buf_t out = MORPHD_BUF_INIT;
+    morphd_frame_t frame = {&c->codec.shape, NULL, 0, 0};
+    size_t mark;
+    int rc = morphd_frame_begin(&frame, &out, &mark) != 0 ||
+                     morphd_buf_append(&out, msg, len) != 0
+                 ? -1
+                 : morphd_frame_end(&frame, &out, mark, len);
+    if (rc != 0) {
+        char why[160] = "out of memory";
+        if (rc > 0)
+            morphd_frame_explain(&frame, len, why, sizeof why);
+        fprintf(stderr, "morph: %s\n", why);
+        morphd_buf_free(&out);
+        return -1;
+    }
+    rc = write_all(c, (const char *)out.data, out.len);
+    morphd_buf_free(&out);
+    if (rc != 0) {
+        fprintf(stderr, "morph: send: %s\n", strerror(errno));
+        return -1;
+    }
+    long deadline = now_ms() + c->timeout_ms;
+    morphd_decoder_t d = MORPHD_DECODER_INIT;
+    for (rc = 0; rc == 0;) {
+        char ch;
+        if (!read_byte(c, deadline, &ch)) {
+            rc = -1;
+            break;
+        }
+        rc = morphd_decoder_feed(&d, &c->codec, (const unsigned char *)&ch, 1,
+                                 print_reply, NULL, NULL);
+        if (rc < 0)
+            fprintf(stderr, "\nmorph: the reply is not framing = %s: %s\n",
+                    c->codec.ops->name, d.reason);
+    }
+    morphd_decoder_free(&d);
+    fflush(stdout);
+    return rc > 0 ? 0 : -1;
+}
+
 /* TCP: sends one line (newline added) and prints the reply up to and
  * including its newline. */
 static int tcp_exchange(client_t *c, const char *msg, size_t len)
 {
+    if (c->framing != NULL)
+        return framed_exchange(c, msg, len);
     if (write_all(c, msg, len) != 0 || write_all(c, "\n", 1) != 0) {
         fprintf(stderr, "morph: send: %s\n", strerror(errno));
         return -1;
     }
     long deadline = now_ms() + c->timeout_ms;
     char ch;
-    for (;;) {
-        long left = deadline - now_ms();
-        struct pollfd p = {c->fd, POLLIN, 0};
-        bool buffered = c->ssl != NULL && SSL_pending(c->ssl) > 0;
-        if (!buffered && (left <= 0 || poll(&p, 1, (int)left) <= 0)) {
-            if (c->unix_path != NULL)
-                fprintf(stderr, "\nmorph: no reply from unix://%s within %d ms\n",
-                        c->unix_path, c->timeout_ms);
-            else
-                fprintf(stderr, "\nmorph: no reply from %s port %s within %d ms\n",
-                        c->host, c->port, c->timeout_ms);
+    do {
+        if (!read_byte(c, deadline, &ch))
             return -1;
-        }
-        ssize_t r;
-        if (c->ssl != NULL) {
-            size_t got = 0;
-            r = SSL_read_ex(c->ssl, &ch, 1, &got) == 1 ? (ssize_t)got : -1;
-            if (r < 0 && SSL_get_error(c->ssl, 0) == SSL_ERROR_ZERO_RETURN)
-                r = 0;
-            ERR_clear_error();
-            if (r < 0)
-                errno = ECONNRESET;
-        } else {
-            r = recv(c->fd, &ch, 1, 0);
-        }
-        if (r <= 0) {
-            fprintf(stderr, "\nmorph: the server closed the connection%s%s\n",
-                    r < 0 ? ": " : "", r < 0 ? strerror(errno) : "");
-            return -1;
-        }
         putchar(ch);
-        if (ch == '\n')
-            break;
-    }
+    } while (ch != '\n');
     fflush(stdout);
     return 0;
 }
@@ -393,6 +468,9 @@ int morph_client_main(int argc, char **argv)
         {"insecure", no_argument, NULL, 'K'},
         {"timeout", required_argument, NULL, 'w'},
         {"retries", required_argument, NULL, 'r'},
+        {"framing", required_argument, NULL, 'f'},
+        {"length-field", required_argument, NULL, 'L'},
+        {"delimiter", required_argument, NULL, 'D'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -402,7 +480,11 @@ int morph_client_main(int argc, char **argv)
     int opt;
     /* "+": stop at the first non-option, so messages may start with '-'
      * after "--" and words after the target are never options */
-    while ((opt = getopt_long(argc, argv, "+tuw:r:hV", long_opts, NULL)) != -1) {
+    morphd_length_kind_t length_field = MORPHD_LEN_U32BE;
+    unsigned char delimiter[MORPHD_FRAME_TAIL_MAX] = {0};
+    size_t delimiter_len = 1;
+    char err[160];
+    while ((opt = getopt_long(argc, argv, "+tuw:r:f:hV", long_opts, NULL)) != -1) {
         switch (opt) {
         case 't':
             c.udp = false;
@@ -436,6 +518,33 @@ int morph_client_main(int argc, char **argv)
                 return MORPH_EXIT_USAGE;
             }
             break;
+        case 'f':
+            c.framing = morphd_codec_builtin(optarg);
+            if (c.framing == &morphd_codec_line)
+                c.framing = NULL; /* the client's own line path */
+            else if (c.framing == NULL || c.framing == &morphd_codec_stream) {
+                fprintf(stderr, "morph: --framing takes line, length, "
+                        "netstring or delimiter\n");
+                return MORPH_EXIT_USAGE;
+            }
+            break;
+        case 'L':
+            if (morphd_length_kind_parse(optarg, &length_field) != 0) {
+                fprintf(stderr, "morph: --length-field: '%s' is not one of "
+                        "%s\n", optarg, morphd_length_kind_names);
+                return MORPH_EXIT_USAGE;
+            }
+            break;
+        case 'D': {
+            int n = morphd_delimiter_parse(optarg, delimiter, sizeof delimiter,
+                                           err, sizeof err);
+            if (n < 0) {
+                fprintf(stderr, "morph: --delimiter: %s\n", err);
+                return MORPH_EXIT_USAGE;
+            }
+            delimiter_len = (size_t)n;
+            break;
+        }
         case 'h':
             client_usage(stdout);
             return 0;
@@ -472,6 +581,19 @@ int morph_client_main(int argc, char **argv)
     if (c.tls && (c.udp || c.unix_path != NULL)) {
         fprintf(stderr, "morph: --tls is TLS over TCP; not with %s\n",
                 c.udp ? "--udp" : "unix://");
+        free(target);
+        return MORPH_EXIT_USAGE;
+    }
+    if (c.framing != NULL && c.udp) {
+        fprintf(stderr, "morph: --framing is for streams; UDP keeps one "
+                "message per datagram\n");
+        free(target);
+        return MORPH_EXIT_USAGE;
+    }
+    if (c.framing != NULL &&
+        morphd_codec_init(&c.codec, c.framing, 64u << 20, length_field, 0, 0,
+                          delimiter, delimiter_len, err, sizeof err) != 0) {
+        fprintf(stderr, "morph: %s\n", err);
         free(target);
         return MORPH_EXIT_USAGE;
     }

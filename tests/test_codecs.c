@@ -304,6 +304,47 @@ START_TEST(several_byte_delimiter_and_its_limit)
 }
 END_TEST
 
+/* --- the morph client -------------------------------------------------------- */
+
+START_TEST(morph_client_speaks_the_framings)
+{
+    char services[1024];
+    snprintf(services, sizeof services,
+             "[service n]\nlisten = tcp://127.0.0.1:0\ntransform = uppercase\n"
+             "framing = netstring\n"
+             "[service l]\nlisten = tcp://127.0.0.1:0\ntransform = uppercase\n"
+             "framing = length\nlength_field = varint\n"
+             "[service d]\nlisten = tcp://127.0.0.1:0\ntransform = uppercase\n"
+             "framing = delimiter\ndelimiter = \\x1e\n");
+    morphd_proc_serve(&proc, PLUGIN_DIR, "", services, admin, sizeof admin);
+    static const struct { const char *svc; const char *args[5]; } cases[] = {
+        {"n", {"-f", "netstring"}},
+        {"l", {"-f", "length", "--length-field", "varint"}},
+        {"d", {"-f", "delimiter", "--delimiter", "\\x1e"}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char target[64];
+        snprintf(target, sizeof target, "127.0.0.1:%d",
+                 morphd_proc_need_port(&proc, cases[i].svc, "tcp", false));
+        const char *argv[12] = {MORPH_BIN};
+        int n = 1;
+        for (const char *const *a = cases[i].args; *a; a++)
+            argv[n++] = *a;
+        argv[n++] = target;
+        argv[n] = NULL;
+        char *out, *err;
+        /* each line of input a message, each reply on a line */
+        ck_assert_int_eq(run_program(argv, "hello world\nagain\n", 18, &out,
+                                     NULL, &err), 0);
+        ck_assert_msg(strcmp(out, "HELLO WORLD\nAGAIN\n") == 0,
+                      "%s: '%s' (%s)", cases[i].svc, out, err);
+        free(out);
+        free(err);
+    }
+    morphd_proc_finish(&proc);
+}
+END_TEST
+
 /* --- configuration --------------------------------------------------------- */
 
 START_TEST(framing_keys_are_checked)
@@ -361,6 +402,7 @@ static Suite *suite(void)
     tcase_add_test(tc, nul_delimited_by_default);
     tcase_add_test(tc, several_byte_delimiter_and_its_limit);
     tcase_add_test(tc, framing_keys_are_checked);
+    tcase_add_test(tc, morph_client_speaks_the_framings);
     suite_add_tcase(s, tc);
     return s;
 }

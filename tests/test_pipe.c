@@ -163,6 +163,70 @@ START_TEST(overlong_line_is_an_error)
 }
 END_TEST
 
+/* Every framing: messages cut as morphd cuts them, replies framed alike. */
+START_TEST(every_framing)
+{
+    static const struct {
+        const char *args[10];
+        const char *in;
+        size_t in_len;
+        const char *out;
+        size_t out_len;
+    } cases[] = {
+        {{"--framing", "netstring", "uppercase"}, "5:hello,0:,", 11, "5:HELLO,0:,", 11},
+        {{"-f", "length", "--length-field", "u8", "uppercase"}, "\x02hi\x01x", 5,
+         "\x02HI\x01X", 5},
+        {{"-f", "length", "--length-field", "u16be", "--length-offset", "1",
+          "--length-adjust", "-3", "echo"}, "\xca\x00\x05" "ab", 5,
+         "\xca\x00\x05" "ab", 5},
+        {{"-f", "delimiter", "uppercase"}, "a\0b\0c", 5, "A\0B\0C", 5},
+        {{"-f", "delimiter", "--delimiter", "\\r\\n\\r\\n", "uppercase"},
+         "x\r\n\r\ny", 6, "X\r\n\r\nY", 6},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        const char *argv[16] = {MORPH_BIN, "pipe", "-d", PLUGIN_DIR};
+        int n = 4;
+        for (const char *const *a = cases[i].args; *a; a++)
+            argv[n++] = *a;
+        argv[n] = NULL;
+        char *out, *err;
+        size_t out_len;
+        ck_assert_int_eq(run_program(argv, cases[i].in, cases[i].in_len, &out,
+                                     &out_len, &err), 0);
+        ck_assert_msg(out_len == cases[i].out_len &&
+                      memcmp(out, cases[i].out, out_len) == 0,
+                      "case %zu: %zu bytes out; stderr: %s", i, out_len, err);
+        free(out);
+        free(err);
+    }
+}
+END_TEST
+
+START_TEST(input_that_is_not_the_framing)
+{
+    char *out, *err;
+    const char *args[] = {"--framing", "netstring", "uppercase", NULL};
+    ck_assert_int_eq(pipe_run(args, "2:ok,05:hello,", &out, &err), 1);
+    ck_assert_str_eq(out, "2:OK,");
+    ck_assert_msg(strstr(err, "message 2: a netstring length with a leading "
+                              "zero: the input is not the framing"), "%s", err);
+    free(out);
+    free(err);
+    const char *big[] = {MORPH_BIN, "pipe", "-d", PLUGIN_DIR, "-f", "length",
+                         "-m", "4", "uppercase", NULL};
+    ck_assert_int_eq(run_program(big, "\x00\x00\x00\x05hello", 9, &out, NULL,
+                                 &err), 1);
+    ck_assert_msg(strstr(err, "a frame announcing 5 bytes, longer than "
+                              "max_message (--max-message is 4 bytes)"), "%s", err);
+    free(out);
+    free(err);
+    const char *bad[] = {"-f", "lines", "uppercase", NULL};
+    ck_assert_int_eq(pipe_run(bad, "", &out, &err), 64);
+    free(out);
+    free(err);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("pipe");
@@ -176,6 +240,8 @@ static Suite *suite(void)
     tcase_add_test(tc, missing_plugin_and_bad_usage);
     tcase_add_test(tc, failed_lines_are_reported_and_skipped);
     tcase_add_test(tc, overlong_line_is_an_error);
+    tcase_add_test(tc, every_framing);
+    tcase_add_test(tc, input_that_is_not_the_framing);
     suite_add_tcase(s, tc);
     return s;
 }
