@@ -77,11 +77,15 @@ static morphd_decode_status_t netstring_decode(const morphd_codec_t *c,
             break;
         n = n * 10 + digit;
     }
+    /* The verdicts in the order of the byte that decides each, so that
+     * input cut anywhere gets the same one: a leading zero (the second
+     * digit), a length over the limit (the digit that passes it, before
+     * the ':'), then what follows the digits. */
+    if (i > 1 && data[0] == '0')
+        return leading_zero(d);
+    if (n > c->max_message || i == DIGITS_MAX)
+        return too_long(d, n, i < len && data[i] == ':');
     if (i == lim) { /* digits up to here, no ':' yet */
-        if (n > c->max_message || i == DIGITS_MAX)
-            return too_long(d, n, false); /* before the ':': fail fast */
-        if (i > 1 && data[0] == '0')
-            return leading_zero(d);
         if (eof)
             return ended(d, len);
         d->scanned = 0;
@@ -89,10 +93,6 @@ static morphd_decode_status_t netstring_decode(const morphd_codec_t *c,
     }
     if (data[i] != ':' || i == 0)
         return malformed(d, data, i);
-    if (i > 1 && data[0] == '0')
-        return leading_zero(d);
-    if (n > c->max_message)
-        return too_long(d, n, true);
     size_t body = i + 1;
     if (len - body <= n) {
         if (eof)
