@@ -345,7 +345,7 @@ static int print_reply(void *ctx, const unsigned char *msg, size_t len,
 static int framed_exchange(client_t *c, const char *msg, size_t len)
 {
     morphd_buf_t out = MORPHD_BUF_INIT;
-    morphd_frame_t frame = {&c->codec.shape, NULL, 0, 0};
+    morphd_frame_t frame = {&c->codec.shape, NULL, 0, 0, NULL};
     size_t mark;
     int rc = morphd_frame_begin(&frame, &out, &mark) != 0 ||
                      morphd_buf_append(&out, msg, len) != 0

@@ -23,12 +23,15 @@ PACKAGES="$PACKAGES liblua5.4-dev"
 PACKAGES="$PACKAGES systemd"
 # The socket clients the README uses to talk to morphd.
 PACKAGES="$PACKAGES netcat-openbsd socat"
+# redis-cli and redis-benchmark: the clients of the resp codec's tests
+PACKAGES="$PACKAGES redis-tools"
 
 for arg in "$@"; do
     case "$arg" in
     # what the benchmark suite needs
     # (nginx-light with its stream module and stunnel: the TLS comparison)
-    --bench) PACKAGES="$PACKAGES gnuplot-nox util-linux nginx-light libnginx-mod-stream stunnel4 curl" ;;
+    # (redis-server: the resp comparison)
+    --bench) PACKAGES="$PACKAGES gnuplot-nox util-linux nginx-light libnginx-mod-stream stunnel4 curl redis-server" ;;
     # what `make test-package` needs: Debian's package checker
     --package) PACKAGES="$PACKAGES lintian" ;;
     # what `make test-systemd` needs: a Debian container booted with systemd

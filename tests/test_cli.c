@@ -141,7 +141,7 @@ START_TEST(set_overrides_a_key)
     free(out);
     const char *bad[] = {"-t", "--set", "uppercase.framing=sideways", NULL};
     ck_assert_int_eq(run_morphd(bad, &out), 78);
-    ck_assert_msg(strstr(out, "'sideways' is not a framing"), "%s", out);
+    ck_assert_msg(strstr(out, "framing = sideways is not a built-in framing"), "%s", out);
     free(out);
     const char *nosvc[] = {"-t", "--set", "nope.listen=tcp://127.0.0.1:0", NULL};
     ck_assert_int_eq(run_morphd(nosvc, &out), 78);

@@ -304,6 +304,152 @@ START_TEST(several_byte_delimiter_and_its_limit)
 }
 END_TEST
 
+/* --- codec plugins ------------------------------------------------------------ */
+
+/* A codec plugin gets what a built-in gets, and more: answers of its own
+ * (in turn with the replies), a close, its protocol's word for a failed
+ * message; and its mistakes close its connection only. */
+START_TEST(codec_plugin_uses_every_right)
+{
+    char services[512], dirs[1024];
+    snprintf(services, sizeof services, "[service s]\nlisten = tcp://127.0.0.1:0\n"
+             "transform = failing\nframing = codec_probe\nmax_message = 1K\n");
+    snprintf(dirs, sizeof dirs, "%s %s", PLUGIN_DIR, TEST_PLUGIN_DIR);
+    morphd_proc_serve(&proc, dirs, "", services, admin, sizeof admin);
+    int by = connect_s();
+    EXCHANGE(by, "\x02hi", "<1:2:hi>");
+    int fd = connect_s();
+    /* pipelined: its own answer in turn with the chain's replies */
+    EXCHANGE(fd, "\x01" "a" "\x01" "p" "\x01" "b", "<1:1:a>pong<2:1:b>");
+    /* a failed message: encode() says so ("!"), the connection goes on */
+    EXCHANGE(fd, "\x04" "fail" "\x02" "ok", "!<4:2:ok>");
+    ck_assert_int_eq(morph_stat_wait(admin, "s", "errors", 1), 1);
+    /* a close of its own, after its answer */
+    ck_assert_int_eq(send_all(fd, "\x01q\x02no", 5), 0);
+    closed_after(fd, "bye", 3);
+    close(fd);
+    static const struct { const char *in; size_t n; const char *out; const char *log; } bad[] = {
+        {"\x02ok\x01" "e", 5, "<1:2:ok>E", "does not speak framing = codec_probe: "
+                                            "probe: asked for an error"},
+        {"\xff", 1, "", "sent a message announcing 1099511627776 bytes, longer "
+                       "than max_message (1024 bytes)"},
+        {"\x01x", 2, "", "does not speak framing = codec_probe: the codec's "
+                        "decode() returned 0 with 3 of 2 bytes used"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        fd = connect_s();
+        ck_assert_int_eq(send_all(fd, bad[i].in, bad[i].n), 0);
+        closed_after(fd, bad[i].out, strlen(bad[i].out));
+        close(fd);
+        char want[16];
+        snprintf(want, sizeof want, "<%zu:2:hi>", i + 2); /* served meanwhile */
+        exchange(by, "\x02hi", 3, want, strlen(want));
+        ck_assert_msg(morphd_proc_log_count(&proc, bad[i].log) == 1,
+                      "not logged: %s", bad[i].log);
+    }
+    close(by);
+    ck_assert_int_eq(morph_stat_wait(admin, "s", "frames_invalid", 2), 2);
+    ck_assert_int_eq(stat_of("frames_too_long"), 1);
+    morphd_proc_finish(&proc);
+}
+END_TEST
+
+/* framing = resp, reached by the real Redis tools (redis-tools). */
+static void start_resp(const char *transform, const char *more)
+{
+    char services[512], dirs[1024];
+    snprintf(services, sizeof services, "[service s]\nlisten = tcp://127.0.0.1:0\n"
+             "transform = %s\nframing = resp\n%s", transform, more);
+    snprintf(dirs, sizeof dirs, "%s %s", PLUGIN_DIR, TEST_PLUGIN_DIR);
+    morphd_proc_serve(&proc, dirs, "", services, admin, sizeof admin);
+}
+
+static char *redis_cli(const char *const *words, int *rc)
+{
+    char p[16];
+    snprintf(p, sizeof p, "%d", port());
+    const char *argv[16] = {"/usr/bin/redis-cli", "-p", p};
+    int n = 3;
+    for (; *words; words++)
+        argv[n++] = *words;
+    argv[n] = NULL;
+    char *out, *err;
+    *rc = run_program(argv, "", 0, &out, NULL, &err);
+    free(err);
+    return out;
+}
+
+START_TEST(resp_with_redis_cli)
+{
+    start_resp("uppercase", "");
+    int rc;
+    char *out = redis_cli((const char *[]){"hello", "world", NULL}, &rc);
+    ck_assert_int_eq(rc, 0);
+    ck_assert_str_eq(out, "HELLO WORLD\n");
+    free(out);
+    /* inline commands, telnet style, quotes as Redis takes them */
+    int fd = connect_s();
+    EXCHANGE(fd, "set  \"big world\"\r\n\r\n*0\r\nping\n",
+             "$13\r\nSET BIG WORLD\r\n$4\r\nPING\r\n");
+    /* what Redis calls a protocol error: its reply, then the close */
+    ck_assert_int_eq(send_all(fd, "*1\r\n+x\r\n", 8), 0);
+    const char *want = "-ERR Protocol error: expected '$', got '+'\r\n";
+    closed_after(fd, want, strlen(want));
+    close(fd);
+    morphd_proc_finish(&proc);
+}
+END_TEST
+
+START_TEST(resp_failed_message_and_limits)
+{
+    start_resp("failing", "max_message = 1K\n");
+    int rc;
+    char *out = redis_cli((const char *[]){"please", "fail", NULL}, &rc);
+    ck_assert_msg(strstr(out, "ERR the transform failed this command"), "%s", out);
+    free(out);
+    out = redis_cli((const char *[]){"fine", NULL}, &rc);
+    ck_assert_str_eq(out, "fine\n");
+    free(out);
+    /* a bulk string announcing more than max_message: refused before its
+     * bytes, and counted */
+    int fd = connect_s();
+    ck_assert_int_eq(send_all(fd, "*1\r\n$99999999\r\n", 17), 0);
+    closed_after(fd, "", 0);
+    close(fd);
+    ck_assert_int_eq(morph_stat_wait(admin, "s", "frames_too_long", 1), 1);
+    ck_assert_int_eq(morphd_proc_log_count(&proc, "a message announcing 99999999 "
+                                           "bytes, longer than max_message "
+                                           "(1024 bytes)"), 1);
+    morphd_proc_finish(&proc);
+}
+END_TEST
+
+/* redis-benchmark drives morphd: every reply checked by it, none lost. */
+START_TEST(resp_with_redis_benchmark)
+{
+    start_resp("echo", "");
+    char p[16];
+    snprintf(p, sizeof p, "%d", port());
+    for (int pipeline = 1; pipeline <= 16; pipeline += 15) {
+        char pl[8];
+        snprintf(pl, sizeof pl, "%d", pipeline);
+        const char *argv[] = {"/usr/bin/redis-benchmark", "-p", p, "-c", "10",
+                              "-n", "4000", "-P", pl, "-q", "ECHO",
+                              "0123456789012345678901234567890123456789"
+                              "012345678901234567890123", NULL};
+        char *out, *err;
+        ck_assert_int_eq(run_program(argv, "", 0, &out, NULL, &err), 0);
+        ck_assert_msg(strstr(out, "requests per second"), "%s %s", out, err);
+        free(out);
+        free(err);
+    }
+    /* redis-benchmark asks CONFIG GET twice per client first, as well */
+    ck_assert_int_ge(stat_of("messages_in"), 8000);
+    ck_assert_int_eq(stat_of("errors"), 0);
+    morphd_proc_finish(&proc);
+}
+END_TEST
+
 /* --- the morph client -------------------------------------------------------- */
 
 START_TEST(morph_client_speaks_the_framings)
@@ -350,23 +496,29 @@ END_TEST
 START_TEST(framing_keys_are_checked)
 {
     static const struct { const char *lines; const char *error; } bad[] = {
-        {"framing = line\nlength_field = u16be\n",
+        {"transform = uppercase\nframing = line\nlength_field = u16be\n",
          "t.ini:5: service 's': length_field is a key of framing = length, "
          "and this service's framing is line"},
-        {"framing = length\nlength_field = u31\n",
+        {"transform = uppercase\nframing = length\nlength_field = u31\n",
          "t.ini:5: length_field: 'u31' is not one of u8, u16be, u16le, u24be, "
          "u32be, u32le, u64be, u64le, varint"},
-        {"framing = length\nlength_offset = 65\n", "t.ini:5: length_offset: 65 "
+        {"transform = uppercase\nframing = length\nlength_offset = 65\n", "t.ini:5: length_offset: 65 "
          "is out of range 0..64"},
-        {"framing = delimiter\ndelimiter = \\q\n", "t.ini:5: delimiter: '\\q' "
+        {"transform = uppercase\nframing = delimiter\ndelimiter = \\q\n", "t.ini:5: delimiter: '\\q' "
          "is not an escape"},
-        {"framing = netstrings\n", "t.ini:4: framing: 'netstrings' is not a "
-         "framing (stream, line, length, netstring, delimiter)"},
+        {"transform = uppercase\nframing = netstrings\n", "t.ini:4: service 's': framing = netstrings "
+         "is not a built-in framing (stream, line, length, netstring, "
+         "delimiter), so it names a codec plugin, and plugin 'netstrings': "},
+        {"transform = uppercase\nframing = uppercase\n", "t.ini:4: service 's': plugin 'uppercase' "
+         "is not a codec (its descriptor has no `codec`), so it cannot be a "
+         "framing"},
+        {"transform = resp\nframing = resp\n", "service 's': plugin 'resp' "
+         "is a codec, not a transform: use it as framing = resp"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         char ini[512];
         snprintf(ini, sizeof ini, "[service s]\nlisten = tcp://127.0.0.1:0\n"
-                 "transform = uppercase\n%s", bad[i].lines);
+                 "%s", bad[i].lines);
         char *path = write_temp_file(ini);
         char dir[256], link[300];
         snprintf(dir, sizeof dir, "%s", path);
@@ -403,6 +555,10 @@ static Suite *suite(void)
     tcase_add_test(tc, several_byte_delimiter_and_its_limit);
     tcase_add_test(tc, framing_keys_are_checked);
     tcase_add_test(tc, morph_client_speaks_the_framings);
+    tcase_add_test(tc, codec_plugin_uses_every_right);
+    tcase_add_test(tc, resp_with_redis_cli);
+    tcase_add_test(tc, resp_failed_message_and_limits);
+    tcase_add_test(tc, resp_with_redis_benchmark);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -301,8 +301,8 @@ START_TEST(bad_values)
     const char *head = "[service a]\nlisten = tcp://127.0.0.1:1\n"
                        "transform = echo\n";
     char ini[512];
-    snprintf(ini, sizeof ini, "%sframing = lines\n", head);
-    ASSERT_ERROR(ini, "t.ini:4: framing: 'lines' is not a framing (stream, line, length, netstring, delimiter)");
+    snprintf(ini, sizeof ini, "%sframing = li/nes\n", head);
+    ASSERT_ERROR(ini, "t.ini:4: framing: 'li/nes' is not a framing (stream, line, length, netstring, delimiter) nor a codec plugin's name");
     snprintf(ini, sizeof ini, "%smax_message = lots\n", head);
     ASSERT_ERROR(ini, "t.ini:4: max_message: 'lots' is not a size");
     snprintf(ini, sizeof ini, "%smax_message = 0\n", head);
@@ -518,7 +518,7 @@ START_TEST(every_error_is_collected)
 {
     char *e = errors_of("[morphd]\nlog_level = loud\nbogus = 1\n"
                         "[service a]\nlisten = tcp://x:1\ntransform = echo\n"
-                        "framing = sideways\n", NULL);
+                        "framing = side ways\n", NULL);
     ck_assert_msg(strstr(e, "t.ini:2:") && strstr(e, "t.ini:3:") &&
                       strstr(e, "t.ini:5:") && strstr(e, "t.ini:7:"),
                   "got:\n%s", e);

@@ -345,7 +345,7 @@ START_TEST(every_length_field_round_trips)
                 lens[l] >= 65535)
                 continue;
             morphd_codec_t c = length_codec(kinds[k], 2, -1, 100000);
-            morphd_frame_t f = {&c.shape, (const unsigned char *)"HD", 2, 0};
+            morphd_frame_t f = {&c.shape, (const unsigned char *)"HD", 2, 0, NULL};
             morphd_buf_t b = MORPHD_BUF_INIT;
             echo_frame(&f, msg, lens[l], &b);
             ck_assert_uint_eq(b.len, lens[l] + morphd_frame_overhead(&f, lens[l]));
@@ -367,7 +367,7 @@ END_TEST
 START_TEST(a_reply_that_does_not_fit_its_field_is_not_sent)
 {
     morphd_codec_t c = length_codec(MORPHD_LEN_U8, 0, 0, 1000);
-    morphd_frame_t f = {&c.shape, NULL, 0, 0};
+    morphd_frame_t f = {&c.shape, NULL, 0, 0, NULL};
     morphd_buf_t b = MORPHD_BUF_INIT;
     ck_assert_int_eq(morphd_buf_append(&b, "before", 6), 0);
     size_t mark;
@@ -381,7 +381,7 @@ START_TEST(a_reply_that_does_not_fit_its_field_is_not_sent)
     ck_assert_ptr_nonnull(strstr(why, "256 bytes"));
     /* shorter than a positive adjustment: its length would be negative */
     morphd_codec_t a = length_codec(MORPHD_LEN_U16BE, 0, 2, 1000);
-    morphd_frame_t g = {&a.shape, NULL, 0, 0};
+    morphd_frame_t g = {&a.shape, NULL, 0, 0, NULL};
     ck_assert_int_eq(morphd_frame_begin(&g, &b, &mark), 0);
     ck_assert_int_eq(morphd_buf_append(&b, "x", 1), 0);
     ck_assert_int_eq(morphd_frame_end(&g, &b, mark, 1), 1);

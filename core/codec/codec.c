@@ -174,6 +174,9 @@ int morphd_codec_init(morphd_codec_t *c, const morphd_codec_ops_t *ops,
         c->shape.field_max = UINT64_MAX;
         set_tail(&c->shape, ",", 1);
         c->max_frame = decimal_digits(max_message) + 2 + max_message;
+    } else if (ops == &morphd_codec_plugin) {
+        c->shape.length = MORPHD_LEN_PLUGIN;
+        c->max_frame = 2 * max_message + 4096;
     } else if (ops == &morphd_codec_delimiter) {
         if (delimiter_len == 0 || delimiter_len > MORPHD_FRAME_TAIL_MAX) {
             snprintf(err, err_size, "a delimiter is 1 to %d bytes",

@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "base/buf.h"
+#include "morph/plugin.h"
 
 /* --- how a reply is framed ---------------------------------------------------- */
 
@@ -38,6 +39,7 @@ typedef enum morphd_length_kind {
     MORPHD_LEN_U64LE,
     MORPHD_LEN_VARINT,  /* protobuf's unsigned base-128, 1..10 bytes */
     MORPHD_LEN_DECIMAL, /* a netstring's "N:" */
+    MORPHD_LEN_PLUGIN,  /* a codec plugin frames its replies itself */
 } morphd_length_kind_t;
 
 /* Header bytes before a length field (length_offset), and the bytes after
@@ -48,8 +50,11 @@ typedef enum morphd_length_kind {
 /* What every reply of a codec gets around it: a length before it (the
  * reply's length minus `adjust`) and `tail` after it. One per codec
  * (a line codec has one per line ending). */
+typedef struct morphd_codec morphd_codec_t;
+
 typedef struct morphd_frame_shape {
     morphd_length_kind_t length;
+    const morphd_codec_t *codec; /* MORPHD_LEN_PLUGIN: whose encode() */
     uint8_t field_size;  /* a fixed-size field's bytes (0: none or variable) */
     uint64_t field_max;  /* the largest value the field holds */
     int64_t adjust;
@@ -67,7 +72,8 @@ typedef struct morphd_frame {
     const morphd_frame_shape_t *shape;
     const unsigned char *head;
     size_t head_len;
-    size_t guess;
+    size_t guess; /* a codec plugin's: decode()'s tag */
+    void *state;  /* a codec plugin's: the connection's state */
 } morphd_frame_t;
 
 /* The frame of a reply sent as it is. */
@@ -145,8 +151,8 @@ static inline int morphd_frame_begin(const morphd_frame_t *f, morphd_buf_t *out,
     if (s == NULL)
         return 0;
     if (f->head_len == 0) {
-        if (s->length == MORPHD_LEN_NONE)
-            return 0;
+        if (s->length == MORPHD_LEN_NONE || s->length == MORPHD_LEN_PLUGIN)
+            return 0; /* a plugin's encode() writes the whole frame */
         /* room for the field (a varint or decimal: for one as long as
          * the request's); morphd_frame_end fills it */
         size_t room = (size_t)s->field_size + f->guess;
@@ -207,9 +213,12 @@ static inline void morphd_frame_cancel(morphd_buf_t *out, size_t mark)
 /* The bytes morphd_frame_end adds to a body of `body_len` bytes, in all. */
 size_t morphd_frame_overhead(const morphd_frame_t *f, size_t body_len);
 
-/* --- the codecs --------------------------------------------------------------- */
+/* A failed message (no reply): a codec plugin may say so in its protocol
+ * (morph_codec_t.encode with MORPH_ENCODE_FAILED), appended to `out`.
+ * Returns 0 or -1 (out of memory). */
+int morphd_frame_failed(const morphd_frame_t *f, morphd_buf_t *out);
 
-typedef struct morphd_codec morphd_codec_t;
+/* --- the codecs --------------------------------------------------------------- */
 
 /* What decode found at the start of the bytes it was given. */
 typedef enum morphd_decode_status {
@@ -232,6 +241,11 @@ typedef struct morphd_decoded {
     uint64_t announced;       /* TOO_LONG */
     morphd_frame_t frame;     /* MESSAGE: how its reply is framed */
     char reason[128];         /* INVALID */
+    /* a codec plugin's answer of its own (morph_decoded_t.reply), to send
+     * before what follows: bytes, and whether to close after them */
+    const unsigned char *direct;
+    size_t direct_len;
+    bool direct_close;
 } morphd_decoded_t;
 
 typedef struct morphd_codec_ops {
@@ -241,7 +255,7 @@ typedef struct morphd_codec_ops {
      * input (`eof`), bytes that are no whole frame are a last message
      * (line, delimiter) or INVALID. Never returns MORE with more than
      * codec->max_frame bytes. */
-    morphd_decode_status_t (*decode)(const morphd_codec_t *c,
+    morphd_decode_status_t (*decode)(const morphd_codec_t *c, void *state,
                                      const unsigned char *data, size_t len,
                                      size_t from, bool eof,
                                      morphd_decoded_t *d);
@@ -263,7 +277,29 @@ struct morphd_codec {
     morphd_frame_shape_t shape;
     morphd_frame_shape_t shape_crlf; /* line: replies to \r\n lines */
     morphd_frame_shape_t shape_eof;  /* line: to a last line without one */
+    /* a codec plugin (framing = NAME, morphd_codec_plugin): its
+     * descriptor's codec and an instance (one per service and worker);
+     * scratch (the owner's) holds its answers and a reply being framed */
+    const morph_codec_t *plugin;
+    void *instance;
+    morphd_buf_t *scratch;
 };
+
+/* The operations of a codec plugin's framing (plugin.c). */
+extern const morphd_codec_ops_t morphd_codec_plugin;
+/* Sets up `c` (made by morphd_codec_init for morphd_codec_plugin) for an
+ * instance of a codec plugin: it is then this worker's. */
+void morphd_codec_bind(morphd_codec_t *c, const morph_codec_t *plugin,
+                       void *instance, morphd_buf_t *scratch);
+
+/* Frames a reply with a codec plugin's encode() (morphd_frame_end for a
+ * MORPHD_LEN_PLUGIN shape). Returns 0 or -1. */
+int morphd_codec_plugin_encode(const morphd_frame_t *f, morphd_buf_t *out,
+                               size_t mark, size_t body_len, uint32_t flags);
+
+/* The frames a codec plugin's own answers go in: sent as they are, and the
+ * connection closed after them (_close). */
+extern const morphd_frame_shape_t morphd_shape_direct, morphd_shape_direct_close;
 
 /* The framings built in, one file each (stream.c, line.c, ...). */
 extern const morphd_codec_ops_t morphd_codec_stream;
@@ -311,6 +347,7 @@ typedef int (*morphd_message_cb)(void *ctx, const unsigned char *msg,
 typedef struct morphd_decoder {
     morphd_buf_t partial;
     size_t scanned;
+    void *state; /* a codec plugin's per-connection state (the owner's) */
     /* set with MORPHD_DECODER_TOO_LONG and _INVALID */
     uint64_t announced;
     char reason[128];
@@ -319,7 +356,7 @@ typedef struct morphd_decoder {
 #define MORPHD_DECODER_TOO_LONG (-2)
 #define MORPHD_DECODER_INVALID (-3)
 
-#define MORPHD_DECODER_INIT {MORPHD_BUF_INIT, 0, 0, {0}}
+#define MORPHD_DECODER_INIT {MORPHD_BUF_INIT, 0, NULL, 0, {0}}
 
 /* Feeds bytes; calls cb for each message in order, in place when a frame
  * lies whole in `data`. Returns 0, the callback's non-zero value, -1 when

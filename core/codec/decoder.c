@@ -20,6 +20,20 @@ static int refuse(morphd_decoder_t *d, morphd_decode_status_t st,
                                         : MORPHD_DECODER_INVALID;
 }
 
+/* A codec plugin's answer of its own, handed on (as a frame of its own)
+ * before what its decode() found. Returns the callback's value. */
+static int direct(const morphd_codec_t *c, const morphd_decoded_t *r,
+                  morphd_message_cb cb, void *ctx)
+{
+    if (c->ops != &morphd_codec_plugin ||
+        (r->direct_len == 0 && !r->direct_close))
+        return 0;
+    morphd_frame_t f = {r->direct_close ? &morphd_shape_direct_close
+                                        : &morphd_shape_direct,
+                        NULL, 0, 0, NULL};
+    return cb(ctx, r->direct, r->direct_len, &f);
+}
+
 /* A codec that found a frame of no bytes would be asked again for ever. */
 static morphd_decoded_t *nothing_used(morphd_decoded_t *r)
 {
@@ -40,7 +54,15 @@ int morphd_decoder_feed(morphd_decoder_t *d, const morphd_codec_t *c,
     while (len > 0) {
         if (d->partial.len == 0) {
             morphd_decode_status_t st =
-                c->ops->decode(c, data, len, d->scanned, false, &r);
+                c->ops->decode(c, d->state, data, len, d->scanned, false, &r);
+            int said = direct(c, &r, cb, ctx);
+            if (said != 0) { /* it closes: what it consumed is gone */
+                if (consumed != NULL)
+                    *consumed = (size_t)(data - start) +
+                                (st == MORPHD_DECODE_MESSAGE ||
+                                 st == MORPHD_DECODE_SKIP ? r.used : 0);
+                return said;
+            }
             if (st == MORPHD_DECODE_MORE) {
                 d->scanned = r.scanned;
                 return morphd_buf_append(&d->partial, data, len);
@@ -68,7 +90,12 @@ int morphd_decoder_feed(morphd_decoder_t *d, const morphd_codec_t *c,
         if (morphd_buf_append(&d->partial, data, take) != 0)
             return -1;
         morphd_decode_status_t st = c->ops->decode(
-            c, d->partial.data, d->partial.len, d->scanned, false, &r);
+            c, d->state, d->partial.data, d->partial.len, d->scanned, false, &r);
+        int said = direct(c, &r, cb, ctx);
+        if (said != 0) { /* it closes: the rest is not read */
+            d->partial.len = 0;
+            return said;
+        }
         if (st == MORPHD_DECODE_MORE) {
             d->scanned = r.scanned;
             if (take < len) { /* a codec that let a frame grow too long */
@@ -116,7 +143,12 @@ int morphd_decoder_finish(morphd_decoder_t *d, const morphd_codec_t *c,
     int rc = 0;
     while (rc == 0 && at < d->partial.len) {
         morphd_decode_status_t st = c->ops->decode(
-            c, d->partial.data + at, d->partial.len - at, 0, true, &r);
+            c, d->state, d->partial.data + at, d->partial.len - at, 0, true, &r);
+        int said = direct(c, &r, cb, ctx);
+        if (said != 0) {
+            d->partial.len = 0;
+            return said;
+        }
         if (st == MORPHD_DECODE_MORE) { /* a codec that wants more at the end */
             memcpy(r.reason, "the input ended inside a frame",
                    sizeof "the input ended inside a frame");

@@ -19,10 +19,12 @@ static morphd_decode_status_t too_long(morphd_decoded_t *d)
 }
 
 static morphd_decode_status_t delimiter_decode(const morphd_codec_t *c,
+                                               void *state,
                                                const unsigned char *data,
                                                size_t len, size_t from,
                                                bool eof, morphd_decoded_t *d)
 {
+    (void)state; /* built-in codecs keep none */
     const unsigned char *delim = c->shape.tail;
     size_t k = c->shape.tail_len;
     const unsigned char *at = NULL;
@@ -47,7 +49,7 @@ static morphd_decode_status_t delimiter_decode(const morphd_codec_t *c,
         d->msg = data;
         d->len = len;
         d->used = len;
-        d->frame = (morphd_frame_t){&c->shape_eof, NULL, 0, 0};
+        d->frame = (morphd_frame_t){&c->shape_eof, NULL, 0, 0, NULL};
         return MORPHD_DECODE_MESSAGE;
     }
     size_t n = (size_t)(at - data);
@@ -56,7 +58,7 @@ static morphd_decode_status_t delimiter_decode(const morphd_codec_t *c,
     d->msg = data;
     d->len = n;
     d->used = n + k;
-    d->frame = (morphd_frame_t){&c->shape, NULL, 0, 0};
+    d->frame = (morphd_frame_t){&c->shape, NULL, 0, 0, NULL};
     return MORPHD_DECODE_MESSAGE;
 }
 

@@ -14,7 +14,7 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
                "morphd_frame_put_fixed stores little-endian fields as the "
                "host does");
 
-const morphd_frame_t morphd_frame_none = {NULL, NULL, 0, 0};
+const morphd_frame_t morphd_frame_none = {NULL, NULL, 0, 0, NULL};
 
 size_t morphd_length_kind_size(morphd_length_kind_t kind)
 {
@@ -98,6 +98,8 @@ int morphd_frame_end_header(const morphd_frame_t *f, morphd_buf_t *out,
                             size_t mark, size_t body_len)
 {
     const morphd_frame_shape_t *s = f->shape;
+    if (s->length == MORPHD_LEN_PLUGIN)
+        return morphd_codec_plugin_encode(f, out, mark, body_len, 0);
     if (s->length != MORPHD_LEN_NONE) {
         uint64_t v;
         if (!field_value(s, body_len, &v) || v > s->field_max) {

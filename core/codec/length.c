@@ -55,10 +55,12 @@ static int get_varint(const unsigned char *p, size_t len, uint64_t *v,
 }
 
 static morphd_decode_status_t length_decode(const morphd_codec_t *c,
+                                            void *state,
                                             const unsigned char *data,
                                             size_t len, size_t from, bool eof,
                                             morphd_decoded_t *d)
 {
+    (void)state; /* built-in codecs keep none */
     (void)from; /* a header is read again: it is a few bytes */
     size_t off = c->length_offset;
     size_t field = c->length_size; /* 0: varint */
@@ -105,7 +107,7 @@ static morphd_decode_status_t length_decode(const morphd_codec_t *c,
     d->len = (size_t)payload;
     d->used = header + (size_t)payload;
     d->frame = (morphd_frame_t){&c->shape, data, off,
-                                c->length_size ? 0 : field};
+                                c->length_size ? 0 : field, NULL};
     return MORPHD_DECODE_MESSAGE;
 more:
     if (eof) {

@@ -17,10 +17,12 @@ static morphd_decode_status_t too_long(morphd_decoded_t *d)
 }
 
 static morphd_decode_status_t line_decode(const morphd_codec_t *c,
+                                          void *state,
                                           const unsigned char *data,
                                           size_t len, size_t from, bool eof,
                                           morphd_decoded_t *d)
 {
+    (void)state; /* built-in codecs keep none */
     const unsigned char *nl =
         from < len ? memchr(data + from, '\n', len - from) : NULL;
     if (nl == NULL) {
@@ -37,7 +39,7 @@ static morphd_decode_status_t line_decode(const morphd_codec_t *c,
         d->msg = data;
         d->len = len;
         d->used = len;
-        d->frame = (morphd_frame_t){&c->shape_eof, NULL, 0, 0};
+        d->frame = (morphd_frame_t){&c->shape_eof, NULL, 0, 0, NULL};
         return MORPHD_DECODE_MESSAGE;
     }
     size_t used = (size_t)(nl - data) + 1;
@@ -49,7 +51,7 @@ static morphd_decode_status_t line_decode(const morphd_codec_t *c,
     d->msg = data;
     d->len = n;
     d->used = used;
-    d->frame = (morphd_frame_t){crlf ? &c->shape_crlf : &c->shape, NULL, 0, 0};
+    d->frame = (morphd_frame_t){crlf ? &c->shape_crlf : &c->shape, NULL, 0, 0, NULL};
     return MORPHD_DECODE_MESSAGE;
 }
 

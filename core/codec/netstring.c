@@ -63,10 +63,12 @@ ended(morphd_decoded_t *d, size_t len)
 #define DIGITS_MAX 19
 
 static morphd_decode_status_t netstring_decode(const morphd_codec_t *c,
+                                               void *state,
                                                const unsigned char *data,
                                                size_t len, size_t from,
                                                bool eof, morphd_decoded_t *d)
 {
+    (void)state; /* built-in codecs keep none */
     (void)from; /* the digits are few: read again */
     size_t lim = len < DIGITS_MAX ? len : DIGITS_MAX;
     uint64_t n = 0;
@@ -105,7 +107,7 @@ static morphd_decode_status_t netstring_decode(const morphd_codec_t *c,
     d->msg = data + body;
     d->len = (size_t)n;
     d->used = body + (size_t)n + 1;
-    d->frame = (morphd_frame_t){&c->shape, NULL, 0, body};
+    d->frame = (morphd_frame_t){&c->shape, NULL, 0, body, NULL};
     return MORPHD_DECODE_MESSAGE;
 }
 

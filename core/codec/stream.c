@@ -5,10 +5,12 @@
 #include "codec/codec.h"
 
 static morphd_decode_status_t stream_decode(const morphd_codec_t *c,
+                                            void *state,
                                             const unsigned char *data,
                                             size_t len, size_t from, bool eof,
                                             morphd_decoded_t *d)
 {
+    (void)state; /* built-in codecs keep none */
     (void)c, (void)from, (void)eof;
     d->msg = data;
     d->len = len;

@@ -50,6 +50,7 @@ typedef struct morphd_service_conf {
      * section is read (and again after --set), for the stream endpoints
      * (udp:// keeps one message per datagram) */
     const morphd_codec_ops_t *framing;
+    char *framing_plugin; /* framing = NAME of a codec plugin; else NULL */
     int framing_line;
     morphd_length_kind_t length_field;
     int length_field_line;

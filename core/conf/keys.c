@@ -222,16 +222,31 @@ static int set_tls_protocols(const key_row_t *row, void *obj,
     return 0;
 }
 
+/* A built-in framing, or the name of a codec plugin (loaded with the
+ * chain's plugins, server.c). */
 static int set_framing(const key_row_t *row, void *obj, const char *value,
                        char *err, size_t err_size)
 {
+    (void)row;
+    morphd_service_conf_t *svc = obj;
     const morphd_codec_ops_t *ops = morphd_codec_builtin(value);
+    char *plugin = NULL;
     if (ops == NULL) {
-        snprintf(err, err_size, "'%s' is not a framing (%s)", value,
-                 morphd_codec_builtin_names);
-        return -1;
+        if (!morphd_valid_name(value)) {
+            snprintf(err, err_size, "'%s' is not a framing (%s) nor a codec "
+                     "plugin's name (letters, digits, _ and -)", value,
+                     morphd_codec_builtin_names);
+            return -1;
+        }
+        if ((plugin = strdup(value)) == NULL) {
+            snprintf(err, err_size, "out of memory");
+            return -1;
+        }
+        ops = &morphd_codec_plugin;
     }
-    *FIELD(obj, row, const morphd_codec_ops_t *) = ops;
+    free(svc->framing_plugin);
+    svc->framing_plugin = plugin;
+    svc->framing = ops;
     return 0;
 }
 
@@ -502,7 +517,7 @@ static const key_type_t type_bool = {set_bool, RANGE_TEXT, "yes, no"};
 static const key_type_t type_chain = {set_chain, RANGE_TEXT, "plugin names"};
 static const key_type_t type_count = {set_count, RANGE_COUNT, NULL};
 static const key_type_t type_duration_ms = {set_duration_ms, RANGE_DURATION, NULL};
-static const key_type_t type_framing = {set_framing, RANGE_TEXT, morphd_codec_builtin_names};
+static const key_type_t type_framing = {set_framing, RANGE_TEXT, "stream, line, length, netstring, delimiter, or a codec plugin (resp)"};
 static const key_type_t type_length_field = {set_length_field, RANGE_TEXT, morphd_length_kind_names};
 static const key_type_t type_signed = {set_signed, RANGE_SIGNED, NULL};
 static const key_type_t type_delimiter = {set_delimiter, RANGE_TEXT, "1 to 16 bytes; C escapes \\0 \\t \\r \\n \\\\ \\xHH"};
@@ -634,7 +649,9 @@ const key_row_t morphd_key_table[] = {
      "\\n-terminated line; `length` each frame of a length field "
      "(length_field, length_offset, length_adjust); `netstring` each "
      "netstring (5:hello,); `delimiter` each run of bytes ended by "
-     "`delimiter`. Replies are framed the same way (docs/framing.md)",
+     "`delimiter`; another name is a codec plugin's (NAME.so or NAME.lua "
+     "on the plugin path: `resp` speaks Redis' protocol). Replies are "
+     "framed the same way (docs/framing.md)",
      "line"},
     {SEC_SERVICE, "length_field", &type_length_field, SVC_OFF(length_field),
      SVC_LINE(length_field_line), 0, 0, "u32be",

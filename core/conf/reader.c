@@ -386,7 +386,8 @@ static void check_config(parse_state_t *st)
                          "rate_per_source", svc->name);
         for (size_t j = 0; j < svc->opts.n; j++) {
             const morphd_plugin_opt_t *o = &svc->opts.v[j];
-            bool used = false;
+            bool used = svc->framing_plugin != NULL &&
+                        strcmp(svc->framing_plugin, o->plugin) == 0;
             for (size_t k = 0; k < svc->n_chain; k++)
                 used |= strcmp(svc->chain[k], o->plugin) == 0;
             if (!used && svc->n_chain > 0)
@@ -550,6 +551,7 @@ void morphd_config_free(morphd_config_t *cfg)
         free(svc->name);
         free(svc->listen);
         free(svc->unix_group);
+        free(svc->framing_plugin);
         free(svc->tls_certificate);
         free(svc->tls_key);
         free(svc->tls_client_ca);

@@ -131,6 +131,38 @@ static bool load_chain(morphd_server_t *s, morphd_generation_t *gen,
     }
     if (!ok)
         return false;
+    if (conf->framing_plugin != NULL) { /* framing = NAME: a codec plugin */
+        int line = conf->framing_line ? conf->framing_line : conf->line;
+        bool in_script;
+        morphd_plugin_t *p = find_or_load(s, plugin_dir, conf->framing_plugin,
+                                          &in_script, err, sizeof err);
+        if (p == NULL)
+            morphd_errors_add(errs, "%s:%d: service '%s': framing = %s is "
+                              "not a built-in framing (%s), so it names a "
+                              "codec plugin, and %s", file, line, conf->name,
+                              conf->framing_plugin,
+                              morphd_codec_builtin_names, err);
+        else if (p->codec == NULL)
+            morphd_errors_add(errs, "%s:%d: service '%s': plugin '%s' is not "
+                              "a codec (its descriptor has no `codec`), so "
+                              "it cannot be a framing", file, line,
+                              conf->name, p->name);
+        else if (morphd_options_check(p, &conf->opts, file, "--set", errs) > 0)
+            p = NULL;
+        if (p == NULL || p->codec == NULL)
+            return false;
+        plugins[conf->n_chain] = p;
+    }
+    for (size_t i = 0; i < conf->n_chain; i++)
+        if (plugins[i]->desc->transform == NULL) {
+            morphd_errors_add(errs, "%s:%d: service '%s': plugin '%s' is a "
+                              "codec, not a transform: use it as framing = "
+                              "%s", file, conf->transform_line, conf->name,
+                              plugins[i]->name, plugins[i]->name);
+            ok = false;
+        }
+    if (!ok)
+        return false;
     if (conf->codec.chunks &&
         morphd_service_conf_has_stream(conf)) {
         for (size_t i = 0; i < conf->n_chain; i++)
@@ -190,7 +222,8 @@ static morphd_service_t *make_service(morphd_server_t *s,
         morphd_service_destroy(svc);
         return NULL;
     }
-    if (morphd_chain_create(plugins, conf->n_chain, &conf->opts, conf->name,
+    if (morphd_chain_create(plugins, conf->n_chain, plugins[conf->n_chain],
+                            &conf->opts, conf->name,
                             s->stats_head, &s->workers[w].env, out_limit_for(conf),
                             &svc->chain, err, sizeof err) != 0) {
         morphd_errors_add(errs, "%s:%d: service '%s': %s", gen->cfg.path,
@@ -198,6 +231,10 @@ static morphd_service_t *make_service(morphd_server_t *s,
         morphd_service_destroy(svc);
         return NULL;
     }
+    svc->codec = conf->codec; /* this worker's: a codec plugin's instance */
+    if (svc->chain->codec != NULL)
+        morphd_codec_bind(&svc->codec, svc->chain->codec->plugin->codec,
+                          svc->chain->codec->instance, &svc->codec_scratch);
     return svc;
 }
 

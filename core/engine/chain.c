@@ -65,6 +65,11 @@ void morphd_chain_env_free(morphd_chain_env_t *env)
 
 static void chain_destroy(morphd_chain_t *chain)
 {
+    if (chain->codec != NULL) {
+        if (chain->codec->plugin->desc->destroy != NULL)
+            chain->codec->plugin->desc->destroy(chain->codec->instance);
+        morphd_host_stage_done(chain->codec);
+    }
     for (size_t i = chain->n; i-- > 0;) {
         morphd_stage_t *st = &chain->stages[i];
         if (st->plugin->desc->destroy != NULL)
@@ -89,14 +94,67 @@ void morphd_chain_release(morphd_chain_t *chain)
         chain_unref(chain);
 }
 
+/* Creates stage `st` of `chain`: an instance of plugin `p` with its
+ * options. Returns 0, or -1 with the reason in err (nothing to undo but
+ * morphd_host_stage_done when the stage got that far: *hosted). */
+static int create_stage(morphd_chain_t *chain, morphd_stage_t *st,
+                        const morphd_plugin_t *p,
+                        const morphd_plugin_opts_t *opts, bool *hosted,
+                        char *err, size_t err_size)
+{
+    const morph_plugin_t *d = p->desc;
+    morphd_chain_env_t *env = chain->env;
+    *hosted = false;
+    st->plugin = p;
+    st->chain = chain;
+    st->flags = d->flags;
+    st->abi1 = p->abi == 1;
+    st->pstats = morphd_stats_plugin(chain->stats, p->name,
+                                     env->n_workers ? env->n_workers : 1);
+    if (st->pstats == NULL) {
+        snprintf(err, err_size, "out of memory");
+        return -1;
+    }
+    st->metrics = &st->pstats->per_worker[env->worker];
+    morphd_host_stage_init(st);
+    *hosted = true;
+
+    /* the options meant for this plugin, normalised when declared */
+    morphd_option_list_t list;
+    if (morphd_options_for(p, opts, &list, err, err_size) != 0)
+        return -1;
+    if (d->create != NULL) {
+        char why[256] = "";
+        st->creating = true;
+        int rc = d->create(&st->host, list.v, list.n, &st->instance, why,
+                           sizeof why);
+        st->creating = false;
+        if (rc != MORPH_OK) {
+            snprintf(err, err_size, "plugin '%s' (%s): %s", p->name,
+                     p->path, why[0] ? why : "create failed without a reason");
+            morphd_option_list_free(&list);
+            return -1;
+        }
+    } else if (list.n > 0 && !p->declares_options) {
+        snprintf(err, err_size, "plugin '%s' takes no options, but '%s.%s' "
+                 "is set", p->name, p->name, list.v[0].key);
+        morphd_option_list_free(&list);
+        return -1;
+    }
+    morphd_option_list_free(&list);
+    return 0;
+}
+
 int morphd_chain_create(morphd_plugin_t *const *plugins, size_t n,
+                        const morphd_plugin_t *codec,
                         const morphd_plugin_opts_t *opts, const char *service,
                         morphd_stats_t **stats_head, morphd_chain_env_t *env,
                         size_t out_limit, morphd_chain_t **chainp, char *err,
                         size_t err_size)
 {
     morphd_clock_init();
-    morphd_chain_t *chain = calloc(1, sizeof *chain + n * sizeof chain->stages[0]);
+    morphd_chain_t *chain =
+        calloc(1, sizeof *chain + (n + 1) * sizeof chain->stages[0]);
     if (chain == NULL ||
         (chain->service = strdup(service)) == NULL ||
         (chain->stats = morphd_stats_get(stats_head, service, env->n_workers)) == NULL) {
@@ -112,51 +170,16 @@ int morphd_chain_create(morphd_plugin_t *const *plugins, size_t n,
     chain->out_limit = out_limit;
     chain->env = env;
 
+    bool hosted;
     for (size_t i = 0; i < n; i++) {
-        const morphd_plugin_t *p = plugins[i];
-        const morph_plugin_t *d = p->desc;
         morphd_stage_t *st = &chain->stages[i];
-        st->plugin = p;
-        st->chain = chain;
-        st->flags = d->flags;
-        st->abi1 = p->abi == 1;
-        st->pstats = morphd_stats_plugin(chain->stats, p->name,
-                                         env->n_workers ? env->n_workers : 1);
-        if (st->pstats == NULL) {
-            snprintf(err, err_size, "out of memory");
-            goto fail;
-        }
-        st->metrics = &st->pstats->per_worker[env->worker];
-        morphd_host_stage_init(st);
-
-        /* the options meant for this plugin, normalised when declared */
-        morphd_option_list_t list;
-        if (morphd_options_for(p, opts, &list, err, err_size) != 0) {
+        if (create_stage(chain, st, plugins[i], opts, &hosted, err,
+                         err_size) != 0) {
             chain->n = i;
             goto fail_stage;
         }
-        if (d->create != NULL) {
-            char why[256] = "";
-            st->creating = true;
-            int rc = d->create(&st->host, list.v, list.n, &st->instance, why,
-                               sizeof why);
-            st->creating = false;
-            if (rc != MORPH_OK) {
-                snprintf(err, err_size, "plugin '%s' (%s): %s", p->name,
-                         p->path, why[0] ? why : "create failed without a reason");
-                morphd_option_list_free(&list);
-                chain->n = i;
-                goto fail_stage;
-            }
-        } else if (list.n > 0 && !p->declares_options) {
-            snprintf(err, err_size, "plugin '%s' takes no options, but '%s.%s' "
-                     "is set", p->name, p->name, list.v[0].key);
-            morphd_option_list_free(&list);
-            chain->n = i;
-            goto fail_stage;
-        }
-        morphd_option_list_free(&list);
         chain->n = i + 1; /* destroy() runs only on a created instance */
+        const morph_plugin_t *d = st->plugin->desc;
         if (!(st->flags & MORPH_PLUGIN_CHUNK_SAFE))
             chain->chunk_safe = false;
         if (d->conn_open != NULL || st->plugin->conn_open2 != NULL)
@@ -167,12 +190,24 @@ int morphd_chain_create(morphd_plugin_t *const *plugins, size_t n,
         if (st->flags & MORPH_PLUGIN_LINE_END)
             chain->line_end = true;
     }
+    /* the codec plugin (framing = NAME): a stage after the chain's, which
+     * the transports call (codec.h), not the chain */
+    if (codec != NULL) {
+        if (create_stage(chain, &chain->stages[n], codec, opts, &hosted, err,
+                         err_size) != 0) {
+            if (hosted)
+                morphd_host_stage_done(&chain->stages[n]);
+            chain_destroy(chain);
+            return -1;
+        }
+        chain->codec = &chain->stages[n];
+    }
     *chainp = chain;
     return 0;
 
 fail_stage:
-    morphd_host_stage_done(&chain->stages[chain->n]);
-fail:
+    if (hosted)
+        morphd_host_stage_done(&chain->stages[chain->n]);
     chain_destroy(chain);
     return -1;
 }

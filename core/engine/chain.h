@@ -115,6 +115,9 @@ typedef struct morphd_chain {
     morphd_chain_env_t *env;
     morphd_stats_t *stats;        /* a reference */
     morphd_stats_t **stats_head;  /* its registry */
+    /* framing = NAME: the codec plugin's instance (stages[n]: not a stage
+     * of the chain, which the transports call through codec.h), or NULL */
+    morphd_stage_t *codec;
     morphd_stage_t stages[];
 } morphd_chain_t;
 
@@ -124,12 +127,13 @@ typedef struct morphd_chain {
 extern __thread const morphd_stage_t *morphd_running_stage;
 
 /* Creates one instance of each plugin, with the options of `opts` meant
- * for it, running on `env`. Options of plugins that declare them must have
+ * for it, running on `env`; and of `codec`, a codec plugin (or NULL). Options of plugins that declare them must have
  * been checked (options.h); they reach create() normalised, defaults
  * filled. `out_limit` bounds any stage's output; metrics go to the stats of
  * `service` in the registry *stats_head. Returns 0, or -1 with a message
  * naming the plugin in err. */
 int morphd_chain_create(morphd_plugin_t *const *plugins, size_t n,
+                        const morphd_plugin_t *codec,
                         const morphd_plugin_opts_t *opts, const char *service,
                         morphd_stats_t **stats_head, morphd_chain_env_t *env,
                         size_t out_limit, morphd_chain_t **chain, char *err,

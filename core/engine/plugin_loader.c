@@ -282,6 +282,17 @@ static int check_descriptor(const morph_plugin_t *d, morphd_plugin_t *p,
     }
     if (d->abi_version >= 3 && DESC_HAS(d, conn_open2))
         p->conn_open2 = d->conn_open2;
+    if (d->abi_version >= 4 && DESC_HAS(d, codec) && d->codec != NULL) {
+        const morph_codec_t *c = d->codec;
+        if (c->struct_size < offsetof(morph_codec_t, encode) + sizeof c->encode ||
+            c->decode == NULL || c->encode == NULL) {
+            snprintf(why, why_size, "its codec has no decode() or encode(), "
+                     "or is %u bytes, smaller than any morph_codec_t",
+                     c->struct_size);
+            return -1;
+        }
+        p->codec = c;
+    }
     return 0;
 }
 
@@ -415,9 +426,9 @@ static int check_descriptor_of(const char *name, const char *path,
                  name, path, desc->abi_version, why);
         return -1;
     }
-    if (desc->transform == NULL) {
-        snprintf(err, err_size, "plugin '%s': %s: has no transform function",
-                 name, path);
+    if (desc->transform == NULL && p->codec == NULL) {
+        snprintf(err, err_size, "plugin '%s': %s: has no transform function "
+                 "(and is no codec)", name, path);
         return -1;
     }
     if (desc->name == NULL || strcmp(desc->name, name) != 0) {

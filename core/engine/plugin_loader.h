@@ -30,6 +30,7 @@ typedef struct morphd_plugin {
     void (*cancel)(void *instance, morph_pending_t *pending);
     void (*unload)(void);
     int (*conn_open2)(void *instance, const morph_conn_t *conn, void **state);
+    const morph_codec_t *codec; /* a codec (framing = NAME); NULL: none */
     bool loaded; /* its load() ran, so unload() is due */
     struct morphd_script *script; /* NAME.lua: the script (handle NULL) */
     morph_host_t load_host;

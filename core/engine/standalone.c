@@ -125,7 +125,7 @@ int morphd_standalone_open(morphd_standalone_t *s, const char *dir,
     if (add_options(s, options, n_options, err, err_size) != 0)
         goto out;
     size_t limit = (max_message > 65536 ? max_message : 65536) * 4;
-    if (morphd_chain_create(ptrs, n, &s->opts, "standalone", &s->stats,
+    if (morphd_chain_create(ptrs, n, NULL, &s->opts, "standalone", &s->stats,
                             &s->env, limit, &s->chain, err, err_size) != 0)
         goto out;
     s->ops = standalone_ops;

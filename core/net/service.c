@@ -29,6 +29,7 @@ void morphd_service_destroy(morphd_service_t *svc)
             svc->next->prev = svc->prev;
     }
     morphd_chain_release(svc->chain);
+    morphd_buf_free(&svc->codec_scratch);
     if (svc->stats != NULL)
         morphd_stats_put(svc->stats_head, svc->stats);
     void (*on_destroy)(void *) = svc->on_destroy;
@@ -76,6 +77,9 @@ static void conclude_other(morphd_service_t *svc, const morphd_result_t *r,
         return;
     case MORPHD_RUN_FAILED:
         MORPHD_LANE_ADD(svc->counts, errors, 1);
+        /* a codec plugin may say so in its protocol (resp: -ERR) */
+        if (morphd_frame_failed(r->frame, out) != 0)
+            morphd_frame_cancel(out, mark);
         if (in_len == (size_t)-1)
             morphd_log(MORPH_LOG_WARN, "service %s: %s; message not "
                        "answered", svc->conf->name, r->error);

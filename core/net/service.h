@@ -28,6 +28,10 @@ typedef struct morphd_service morphd_service_t;
 struct morphd_service {
     const morphd_service_conf_t *conf;
     morphd_chain_t *chain;
+    /* the service's framing on this worker: conf->codec, and a codec
+     * plugin's instance (chain->codec) bound to it (codec.h) */
+    morphd_codec_t codec;
+    morphd_buf_t codec_scratch;
     /* tls://: its generation's context (a morphd_tls_ctx_t, tls.h), or
      * NULL: the message path itself never looks at it */
     struct ssl_ctx_st *tls;

@@ -113,6 +113,8 @@ _Static_assert(offsetof(stream_conn_t, h) + sizeof(uv_tcp_t) <= 264,
 struct stream_session {
     void **states;          /* the plugins' (chain->n), or NULL */
     morphd_decoder_t decoder; /* a frame split across reads */
+    bool codec_open;          /* a codec plugin's conn_open ran (its state
+                                 is decoder.state) */
     morphd_buf_t held;      /* input read while a message was in flight */
     size_t held_off;
     morphd_job_t *job;      /* the message in flight */

@@ -283,6 +283,9 @@ static void on_conn_closed(uv_handle_t *h)
             morphd_chain_conn_close(svc->chain, s->states);
             free(s->states);
         }
+        if (s->codec_open && svc->chain->codec->plugin->desc->conn_close)
+            svc->chain->codec->plugin->desc->conn_close(
+                svc->chain->codec->instance, s->decoder.state);
         morphd_decoder_free(&s->decoder);
         morphd_buf_free(&s->held);
         if (s->tls != NULL)
@@ -537,14 +540,43 @@ static inline __attribute__((always_inline)) bool take(feed_ctx_t *x, const morp
     return true;
 }
 
+/* A codec plugin's answer of its own: sent in turn, counted as sent;
+ * and maybe the end. */
+static __attribute__((noinline)) int codec_said(feed_ctx_t *x,
+                                                const unsigned char *bytes,
+                                                size_t len, bool close)
+{
+    if (len > 0 && morphd_buf_append(x->reply, bytes, len) != 0) {
+        x->nomem = true;
+        return 1;
+    }
+    MORPHD_LANE_ADD(x->svc->counts, bytes_out, len);
+    if (!close)
+        return 0;
+    ended(x->c, "codec_closed");
+    x->finish = true;
+    return 1;
+}
+
 static int on_message(void *arg, const unsigned char *msg, size_t len,
                       const morphd_frame_t *frame)
 {
     feed_ctx_t *x = arg;
+    if (__builtin_expect(frame->shape == &morphd_shape_direct ||
+                         frame->shape == &morphd_shape_direct_close, 0))
+        return codec_said(x, msg, len,
+                          frame->shape == &morphd_shape_direct_close);
     morphd_reply_t rep;
     morphd_service_handle(x->svc, &x->conn, msg, len, 0, frame, x->reply,
                           &rep);
     return take(x, &rep) ? 0 : 1;
+}
+
+/* "line", "length"..., or a codec plugin's name. */
+static const char *framing_name(const morphd_service_t *svc)
+{
+    return svc->conf->framing_plugin ? svc->conf->framing_plugin
+                                     : svc->codec.ops->name;
 }
 
 /* Acts on what the decoder returned: a frame over max_message, or bytes
@@ -571,7 +603,7 @@ static void decoder_result(feed_ctx_t *x, int rc, const morphd_decoder_t *d)
                        "framing = %s: %s; closing the connection after the "
                        "replies before it", x->svc->conf->name,
                        stream_peer_text(x->c, peer, sizeof peer),
-                       x->svc->conf->codec.ops->name, d->reason);
+                       framing_name(x->svc), d->reason);
         ended(x->c, too_long ? "too_long" : "bad_frame");
         x->finish = true;
     } else if (rc == -1) {
@@ -584,7 +616,7 @@ static void decoder_result(feed_ctx_t *x, int rc, const morphd_decoder_t *d)
 static inline __attribute__((always_inline)) size_t feed(feed_ctx_t *x, morphd_decoder_t *d,
                    const unsigned char *data, size_t n)
 {
-    const morphd_codec_t *codec = &x->svc->conf->codec;
+    const morphd_codec_t *codec = &x->svc->codec;
     if (codec->chunks) {
         morphd_reply_t rep;
         morphd_service_handle(x->svc, &x->conn, data, n, MORPH_MSG_CHUNK,
@@ -647,7 +679,7 @@ static void run_eof(feed_ctx_t *x)
     }
     if (s->eof_step == 0) {
         s->eof_step = 1;
-        int rc = morphd_decoder_finish(&s->decoder, &conf->codec,
+        int rc = morphd_decoder_finish(&s->decoder, &x->svc->codec,
                                        on_message, x);
         if (rc != 0) {
             if (rc < 0)
@@ -1054,10 +1086,44 @@ void stream_sweep_conns(morphd_io_t *io)
 
 /* The connection is the client's: the plugins that open per-connection
  * state do so now. Returns false after closing. */
+/* A codec plugin's state for the connection (its conn_open2 or
+ * conn_open). Returns false after closing. */
+static bool open_codec(stream_conn_t *c, const morphd_stage_t *st)
+{
+    const morphd_plugin_t *p = st->plugin;
+    if (p->conn_open2 == NULL && p->desc->conn_open == NULL)
+        return true;
+    stream_session_t *s = stream_session_of(c);
+    int rc = MORPH_ERROR;
+    if (s != NULL) {
+        morphd_conn_t mc;
+        conn_view(c, &mc);
+        rc = p->conn_open2 != NULL
+                 ? p->conn_open2(st->instance, (const morph_conn_t *)&mc,
+                                 &s->decoder.state)
+                 : p->desc->conn_open(st->instance, &s->decoder.state);
+    }
+    if (rc == MORPH_OK) {
+        s->codec_open = true;
+        return true;
+    }
+    char peer[80];
+    morphd_log(MORPH_LOG_WARN, "service %s: %s: %s", conn_svc(c)->conf->name,
+               stream_peer_text(c, peer, sizeof peer),
+               s ? "the codec plugin refused the connection" : "out of memory");
+    if (s != NULL)
+        s->decoder.state = NULL;
+    ended(c, "plugin_failed");
+    stream_conn_close(c);
+    return false;
+}
+
 bool stream_open_conn(stream_conn_t *c)
 {
     morphd_service_t *svc = conn_svc(c);
     const morphd_service_conf_t *conf = svc->conf;
+    if (svc->chain->codec != NULL && !open_codec(c, svc->chain->codec))
+        return false;
     if (svc->chain->opens_conns) {
         char err[256];
         void **states = NULL;

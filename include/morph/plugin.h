@@ -1,5 +1,5 @@
 /*
- * morph/plugin.h -- the morph plugin ABI, version 2.
+ * morph/plugin.h -- the morph plugin ABI, version 4.
  *
  * This is the only header a plugin author needs. A plugin is a shared object
  * (`NAME.so`) that exports one data symbol, `morph_plugin`, of type
@@ -110,7 +110,7 @@ extern "C" {
 #endif
 
 /* The ABI version this header describes (rule 1). */
-#define MORPH_PLUGIN_ABI_VERSION 3
+#define MORPH_PLUGIN_ABI_VERSION 4
 /* The first ABI version with the versioning rule above: the default
  * `abi_min`, and the oldest host a plugin built with this header can need. */
 #define MORPH_PLUGIN_ABI_MIN_DEFAULT 2
@@ -552,6 +552,78 @@ typedef struct morph_host {
     int (*instance_flags)(const struct morph_host *host, uint32_t flags);
 } morph_host_t;
 
+/* --- Codecs (since ABI 4) ------------------------------------------------- */
+
+/* A plugin whose descriptor sets `codec` is a codec: `framing = NAME` in a
+ * service's section makes it cut the service's stream connections (tcp,
+ * tls, unix) into messages, and frame each reply, as the built-in
+ * framings (line, length, ...) do. It is created, opened per connection
+ * (conn_open/conn_open2, conn_close: its per-connection state) and
+ * destroyed like any plugin, on the worker's thread, and may be a
+ * transform as well (`transform` may be NULL for a codec alone).
+ *
+ * What decode() found at the start of the bytes it was given: */
+#define MORPH_DECODE_MESSAGE 0 /* d->msg, d->len: one message; d->used bytes */
+#define MORPH_DECODE_SKIP 1    /* d->used bytes that hold no message (a
+                                  keep-alive, a ping answered in d->reply) */
+#define MORPH_DECODE_MORE 2    /* no whole message yet: call again with more
+                                  bytes (the same bytes first) */
+#define MORPH_DECODE_ERROR 3   /* not this protocol: d->reason; the
+                                  connection is closed after the replies to
+                                  the messages before it (and d->reply) */
+
+/* morph_decoded_t.flags, set by the host */
+#define MORPH_DECODE_EOF (1u << 0) /* the peer has finished sending: bytes
+                                      that are no whole message are the last
+                                      one, or an error */
+/* encode()'s flags */
+#define MORPH_ENCODE_FAILED (1u << 0) /* the message failed (no reply: the
+                                         host logged why): say so in the
+                                         protocol's way, or write nothing */
+
+/* What decode() fills in; made by the host for each call. */
+typedef struct morph_decoded {
+    uint32_t struct_size;     /* the host's */
+    uint32_t flags;           /* MORPH_DECODE_EOF */
+    /* MESSAGE: the message. It may lie in the bytes given (no copy: the
+     * usual case) or in memory the codec owns, valid until its next call
+     * for this connection. */
+    const unsigned char *msg;
+    size_t len;
+    size_t used;              /* MESSAGE, SKIP: bytes consumed, from 0 */
+    /* MESSAGE: the codec's own note about the message (a request id, a
+     * stream), given back to encode() with its reply */
+    uint64_t tag;
+    /* MORE: the length of the message as a header already said, or 0: a
+     * message announced over the service's max_message is refused at
+     * once, before its bytes are read (fail fast) */
+    uint64_t announced;
+    const char *reason;       /* ERROR: why, for the log (static text or
+                                 the codec's memory) */
+    /* Bytes to send now, before the replies of later messages: a
+     * protocol-level answer (a pong, a greeting, an error frame) the
+     * chain never sees. Append with morph_out_append(); set
+     * MORPH_REPLY_CLOSE in reply->reply to close the connection once it
+     * is written. */
+    morph_out_t *reply;
+} morph_decoded_t;
+
+typedef struct morph_codec {
+    uint32_t struct_size;     /* sizeof(morph_codec_t) at build time */
+    uint32_t flags;           /* none yet: 0 */
+    /* Looks for one message at the start of data[0, len). Returns a
+     * MORPH_DECODE_*. Memory stays bounded: the host never holds more
+     * than twice max_message (and 4 KiB) of a frame not yet whole, and
+     * refuses a message longer than max_message. */
+    int (*decode)(void *instance, void *state, const unsigned char *data,
+                  size_t len, morph_decoded_t *d);
+    /* Frames one reply (the chain's output) for the peer: appends to `out`
+     * what the peer receives, a header, the reply, a trailer. `tag` is
+     * decode()'s. Returns MORPH_OK, or MORPH_ERROR (out of memory). */
+    int (*encode)(void *instance, void *state, const unsigned char *reply,
+                  size_t len, uint64_t tag, uint32_t flags, morph_out_t *out);
+} morph_codec_t;
+
 /* --- The descriptor ------------------------------------------------------ */
 
 typedef struct morph_plugin {
@@ -640,6 +712,12 @@ typedef struct morph_plugin {
      * 3 does not see this member: set abi_min = 3 when the plugin relies
      * on it, or set conn_open() as well for older hosts. */
     int (*conn_open2)(void *instance, const morph_conn_t *conn, void **state);
+
+    /* --- since ABI 4 --- */
+
+    /* Makes the plugin a codec (see "Codecs" above): `framing = NAME`.
+     * A host before ABI 4 does not see it: set abi_min = 4. */
+    const morph_codec_t *codec;
 } morph_plugin_t;
 
 /* Initialises abi_version and struct_size in a designated initializer (C,

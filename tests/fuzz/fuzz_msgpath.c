@@ -271,7 +271,7 @@ static void setup(void)
     uv_loop_init(&loop);
     morphd_chain_env_init(&env, &loop, 0, 1);
     char err[256];
-    if (morphd_chain_create(list, 2, NULL, "fuzz", &stats, &env, 1 << 16,
+    if (morphd_chain_create(list, 2, NULL, NULL, "fuzz", &stats, &env, 1 << 16,
                             &chain, err, sizeof err) != 0) {
         fprintf(stderr, "fuzz: %s\n", err);
         abort();
