@@ -354,6 +354,65 @@ START_TEST(codec_plugin_uses_every_right)
 }
 END_TEST
 
+/* A Lua codec: decode(buffer, conn) and encode(reply, conn), with every
+ * outcome decode has; its errors, and a decode over its budget, close its
+ * connection only. */
+START_TEST(lua_codec)
+{
+    char dir[] = "/tmp/morph-luacodec-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char path[128];
+    snprintf(path, sizeof path, "%s/frames.lua", dir);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("return {\n"
+          "  decode = function(buffer, conn)\n"
+          "    if buffer:sub(1, 1) == '.' then return false, 1 end -- keep-alive\n"
+          "    if buffer:sub(1, 1) == '!' then return nil, 'a bang' end\n"
+          "    if buffer:sub(1, 1) == '~' then while true do end end\n"
+          "    if #buffer < 4 then return nil end\n"
+          "    local n = string.unpack('>I4', buffer)\n"
+          "    if #buffer < 4 + n then return nil end\n"
+          "    conn.n = (conn.n or 0) + 1\n"
+          "    return buffer:sub(5, 4 + n), 4 + n\n"
+          "  end,\n"
+          "  encode = function(reply, conn)\n"
+          "    return string.pack('>s4', reply .. '#' .. conn.n)\n"
+          "  end,\n"
+          "}\n", f);
+    fclose(f);
+    char services[512], dirs[512];
+    snprintf(services, sizeof services, "[service s]\nlisten = tcp://127.0.0.1:0\n"
+             "transform = uppercase\nframing = frames\n");
+    snprintf(dirs, sizeof dirs, "%s %s", PLUGIN_DIR, dir);
+    morphd_proc_serve(&proc, dirs, "", services, admin, sizeof admin);
+    int by = connect_s();
+    EXCHANGE(by, "\0\0\0\2hi", "\0\0\0\4HI#1");
+    int fd = connect_s();
+    /* keep-alives skipped, two frames, one split */
+    EXCHANGE(fd, "..\0\0\0\1a.\0\0", "\0\0\0\3A#1");
+    EXCHANGE(fd, "\0\1b", "\0\0\0\3B#2");
+    /* nil, "reason": closed after the replies before it */
+    ck_assert_int_eq(send_all(fd, "\0\0\0\1c!", 6), 0);
+    closed_after(fd, "\0\0\0\3C#3", 7);
+    close(fd);
+    EXCHANGE(by, "\0\0\0\2hi", "\0\0\0\4HI#2");
+    /* a decode that never returns: over its budget, that connection only */
+    fd = connect_s();
+    ck_assert_int_eq(send_all(fd, "~", 1), 0);
+    closed_after(fd, "", 0);
+    close(fd);
+    EXCHANGE(by, "\0\0\0\2hi", "\0\0\0\4HI#3");
+    close(by);
+    ck_assert_int_eq(morph_stat_wait(admin, "s", "frames_invalid", 2), 2);
+    ck_assert_int_ge(morphd_proc_log_count(&proc, "frames.lua: decode: a bang"), 1);
+    ck_assert_int_ge(morphd_proc_log_count(&proc, "over its budget"), 1);
+    morphd_proc_finish(&proc);
+    unlink(path);
+    rmdir(dir);
+}
+END_TEST
+
 /* framing = resp, reached by the real Redis tools (redis-tools). */
 static void start_resp(const char *transform, const char *more)
 {
@@ -556,6 +615,7 @@ static Suite *suite(void)
     tcase_add_test(tc, framing_keys_are_checked);
     tcase_add_test(tc, morph_client_speaks_the_framings);
     tcase_add_test(tc, codec_plugin_uses_every_right);
+    tcase_add_test(tc, lua_codec);
     tcase_add_test(tc, resp_with_redis_cli);
     tcase_add_test(tc, resp_failed_message_and_limits);
     tcase_add_test(tc, resp_with_redis_benchmark);

@@ -45,7 +45,9 @@
 #define SLOT_OPTIONS 2
 #define SLOT_OPEN 3
 #define SLOT_CLOSE 4
-#define SLOTS 4
+#define SLOT_DECODE 5 /* a codec's (framing = NAME) decode and encode */
+#define SLOT_ENCODE 6
+#define SLOTS 6
 
 /* The registry key of the instance's counters: name -> light userdata
  * (morph_counter_t *). */
@@ -78,6 +80,8 @@ struct morphd_script {
     size_t n_strings;
     char **counters; /* name, help, name, help, ... */
     size_t n_counters;
+    bool codec;      /* it has decode and encode: framing = NAME */
+    bool transforms; /* it has transform */
 };
 
 /* Memory of one state, capped; and what one call may allocate in all
@@ -103,6 +107,11 @@ typedef struct lua_instance {
     int budget;                /* VM instructions per call */
     morphd_lua_steps_t steps;  /* pattern-matching steps left in a call */
     const morph_conn_t *conn;  /* the message in flight's, for morph.peer */
+    /* a codec: the message decode() returned, kept until its next call,
+     * and the reason of its last error */
+    unsigned char *decoded;
+    size_t decoded_cap;
+    char codec_why[512];
 } lua_instance_t;
 
 bool morphd_script_path(const char *path)
@@ -591,6 +600,7 @@ static void script_destroy(void *instance)
         return;
     if (in->L != NULL)
         lua_close(in->L);
+    free(in->decoded);
     free(in);
 }
 
@@ -612,7 +622,8 @@ static int make_slots(lua_State *L)
     const morphd_script_t *s = x->in->script;
     const morph_host_t *host = x->in->host;
     x->rc = -1;
-    if (raw_field(L, 2, "transform") != LUA_TFUNCTION) {
+    if (raw_field(L, 2, "transform") != LUA_TFUNCTION &&
+        (s->transforms || !lua_isnil(L, -1))) {
         snprintf(x->err, x->err_size, "%s:%d: transform is %s here, not a "
                  "function (the script returns something else when it runs "
                  "again)", s->path, s->last_line, luaL_typename(L, -1));
@@ -634,6 +645,8 @@ static int make_slots(lua_State *L)
     }
     raw_field(L, 2, "open");
     raw_field(L, 2, "close");
+    raw_field(L, 2, "decode");
+    raw_field(L, 2, "encode");
     lua_createtable(L, 0, (int)s->n_counters);
     for (size_t i = 0; i < s->n_counters; i++) {
         morph_counter_t *c = host->counter(host, s->counters[2 * i],
@@ -725,6 +738,11 @@ static int call_protected(lua_State *L)
     if (x->ref == 0) {
         lua_createtable(L, 0, 0);
         x->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
+    if (lua_isnil(L, 2)) { /* no open(): only the connection's table */
+        for (int i = 0; i < x->nres; i++)
+            lua_pushnil(L);
+        return x->nres;
     }
     lua_pushvalue(L, 2);
     int nargs = 1;
@@ -1018,6 +1036,133 @@ static int script_transform(void *instance, void *conn, const morph_msg_t *msg,
                ? MORPH_OK
                : morph_out_fail(out, why);
 }
+
+/* --- a codec: decode(buffer, conn) and encode(reply, conn) ----------------- */
+
+typedef struct {
+    const unsigned char *data;
+    size_t len;
+    int ref; /* the connection's table */
+    int nres;
+} codec_call_t;
+
+/* (ctx, function) -> what decode or encode returned */
+static int codec_protected(lua_State *L)
+{
+    codec_call_t *x = lua_touserdata(L, 1);
+    lua_pushvalue(L, 2);
+    lua_pushlstring(L, (const char *)x->data, x->len);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, x->ref);
+    lua_call(L, 2, x->nres);
+    return x->nres;
+}
+
+static int call_codec(lua_instance_t *in, int slot, codec_call_t *x)
+{
+    lua_State *L = in->L;
+    lua_pushcfunction(L, codec_protected);
+    lua_pushlightuserdata(L, x);
+    lua_pushvalue(L, slot);
+    arm_budget(in);
+    return lua_pcall(L, 2, x->nres, 0);
+}
+
+/* decode(buffer, conn) returns message, consumed; false, consumed (bytes
+ * used, no message); nil (need more); or nil, "reason" (close). */
+static int script_decode(void *instance, void *state, const unsigned char *data,
+                         size_t len, morph_decoded_t *d)
+{
+    lua_instance_t *in = instance;
+    lua_State *L = in->L;
+    codec_call_t x = {data, len, (int)(intptr_t)state, 2};
+    int rc = call_codec(in, SLOT_DECODE, &x);
+    if (rc != LUA_OK) {
+        call_error(in, rc, in->codec_why, sizeof in->codec_why);
+        d->reason = in->codec_why;
+        return MORPH_DECODE_ERROR;
+    }
+    int st = MORPH_DECODE_ERROR;
+    int t1 = lua_type(L, -2), t2 = lua_type(L, -1);
+    lua_Integer used = t2 == LUA_TNUMBER && lua_isinteger(L, -1)
+                           ? lua_tointeger(L, -1) : -1;
+    if (t1 == LUA_TNIL && t2 == LUA_TNIL) {
+        st = MORPH_DECODE_MORE;
+    } else if (t1 == LUA_TNIL && t2 == LUA_TSTRING) {
+        snprintf(in->codec_why, sizeof in->codec_why, "%s: decode: %s",
+                 in->script->path, lua_tostring(L, -1));
+    } else if ((t1 == LUA_TSTRING || (t1 == LUA_TBOOLEAN && !lua_toboolean(L, -2))) &&
+               used >= 1 && (size_t)used <= len) {
+        d->used = (size_t)used;
+        st = MORPH_DECODE_SKIP;
+        if (t1 == LUA_TSTRING) { /* kept until the next call */
+            size_t n;
+            const char *msg = lua_tolstring(L, -2, &n);
+            if (n > in->decoded_cap) {
+                unsigned char *b = realloc(in->decoded, n);
+                if (b == NULL) {
+                    snprintf(in->codec_why, sizeof in->codec_why,
+                             "out of memory");
+                    lua_settop(L, SLOTS);
+                    d->reason = in->codec_why;
+                    return MORPH_DECODE_ERROR;
+                }
+                in->decoded = b;
+                in->decoded_cap = n;
+            }
+            if (n > 0)
+                memcpy(in->decoded, msg, n);
+            d->msg = in->decoded;
+            d->len = n;
+            st = MORPH_DECODE_MESSAGE;
+        }
+    } else {
+        snprintf(in->codec_why, sizeof in->codec_why, "%s: decode returned "
+                 "%s, %s: it returns message, consumed (1 to #buffer); "
+                 "false, consumed; nil (need more); or nil, \"reason\"",
+                 in->script->path, lua_typename(L, t1), lua_typename(L, t2));
+    }
+    lua_settop(L, SLOTS);
+    if (st == MORPH_DECODE_ERROR)
+        d->reason = in->codec_why;
+    return st;
+}
+
+/* encode(reply, conn) returns the bytes to send. A failed message is not
+ * encoded: nothing is sent for it. */
+static int script_encode(void *instance, void *state, const unsigned char *reply,
+                         size_t len, uint64_t tag, uint32_t flags,
+                         morph_out_t *out)
+{
+    (void)tag;
+    lua_instance_t *in = instance;
+    if (flags & MORPH_ENCODE_FAILED)
+        return MORPH_OK;
+    lua_State *L = in->L;
+    codec_call_t x = {reply, len, (int)(intptr_t)state, 1};
+    int rc = call_codec(in, SLOT_ENCODE, &x);
+    char why[512];
+    if (rc != LUA_OK) {
+        call_error(in, rc, why, sizeof why);
+    } else if (lua_type(L, -1) == LUA_TSTRING) {
+        size_t n;
+        const char *bytes = lua_tolstring(L, -1, &n);
+        rc = morph_out_append(out, bytes, n);
+        lua_settop(L, SLOTS);
+        return rc;
+    } else {
+        snprintf(why, sizeof why, "%s: encode returned %s, not the bytes to "
+                 "send (a string)", in->script->path, luaL_typename(L, -1));
+    }
+    lua_settop(L, SLOTS);
+    script_log(in, MORPH_LOG_WARN, why);
+    return MORPH_ERROR;
+}
+
+static const morph_codec_t script_codec = {
+    .struct_size = sizeof(morph_codec_t),
+    .decode = script_decode,
+    .encode = script_encode,
+};
 
 /* --- loading: what the script returns, checked ------------------------------ */
 
@@ -1359,11 +1504,24 @@ static int read_returned(lua_State *L, morphd_script_t *s, char *err,
                          size_t err_size)
 {
     int t = lua_gettop(L);
-    if (raw_field(L, t, "transform") != LUA_TFUNCTION) {
+    int dec = raw_field(L, t, "decode"), enc = raw_field(L, t, "encode");
+    lua_pop(L, 2);
+    if ((dec != LUA_TNIL || enc != LUA_TNIL) &&
+        (dec != LUA_TFUNCTION || enc != LUA_TFUNCTION)) {
+        snprintf(err, err_size, "%s:%d: a codec has a decode and an encode "
+                 "function (decode is %s, encode %s)", s->path, s->last_line,
+                 lua_typename(L, dec), lua_typename(L, enc));
+        return -1;
+    }
+    s->codec = dec == LUA_TFUNCTION;
+    int tr = raw_field(L, t, "transform");
+    s->transforms = tr == LUA_TFUNCTION;
+    if (!s->transforms && (tr != LUA_TNIL || !s->codec)) {
         snprintf(err, err_size, "%s:%d: the table the script returns has no "
                  "transform function (transform is %s): return { transform "
-                 "= function(message, conn, options) ... end }", s->path,
-                 s->last_line, luaL_typename(L, -1));
+                 "= function(message, conn, options) ... end }, or decode "
+                 "and encode for a codec", s->path, s->last_line,
+                 luaL_typename(L, -1));
         return -1;
     }
     lua_pop(L, 1);
@@ -1377,8 +1535,8 @@ static int read_returned(lua_State *L, morphd_script_t *s, char *err,
                      fns[i], lua_typename(L, type));
             return -1;
         }
-        if (type == LUA_TFUNCTION && i == 0)
-            s->desc.conn_open2 = script_conn_open;
+        if ((type == LUA_TFUNCTION || s->codec) && i == 0)
+            s->desc.conn_open2 = script_conn_open; /* a codec's table too */
     }
     int type = raw_field(L, t, "chunk_safe");
     bool chunk_safe = lua_toboolean(L, -1);
@@ -1532,13 +1690,15 @@ int morphd_script_load(const char *file, const char *path, const char *name,
         .destroy = script_destroy,
         .conn_open2 = s->desc.conn_open2,
         .conn_close = script_conn_close,
-        .transform = script_transform,
+        .transform = s->transforms ? script_transform : NULL,
         .options = s->decls,
         .cancel = script_cancel,
+        .codec = s->codec ? &script_codec : NULL,
     };
     p->desc = &s->desc;
     p->cancel = script_cancel;
     p->conn_open2 = s->desc.conn_open2;
+    p->codec = s->desc.codec;
     p->script = s;
     p->abi = MORPH_PLUGIN_ABI_VERSION;
     p->abi_min = MORPH_PLUGIN_ABI_VERSION;
