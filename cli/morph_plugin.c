@@ -54,6 +54,10 @@ static void print_info(const morphd_plugin_t *p)
                "with plugin ABI %u and later (this morph: %d)\n", p->abi,
                p->abi_min, MORPH_PLUGIN_ABI_VERSION);
     printf("flags        %s\n", flags);
+    if (p->codec != NULL)
+        printf("codec        yes: framing = %s cuts streams into messages and "
+               "frames the replies%s\n", p->name,
+               d->transform ? "; a transform too" : "");
     printf("description  %s\n", d->description ? d->description : "(none)");
     if (!p->declares_options) {
         printf("options      not declared: the plugin checks its own "

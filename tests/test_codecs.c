@@ -472,7 +472,7 @@ START_TEST(resp_failed_message_and_limits)
     /* a bulk string announcing more than max_message: refused before its
      * bytes, and counted */
     int fd = connect_s();
-    ck_assert_int_eq(send_all(fd, "*1\r\n$99999999\r\n", 17), 0);
+    ck_assert_int_eq(send_all(fd, "*1\r\n$99999999\r\n", 16), 0);
     closed_after(fd, "", 0);
     close(fd);
     ck_assert_int_eq(morph_stat_wait(admin, "s", "frames_too_long", 1), 1);

@@ -258,6 +258,7 @@ static int print_help_config(const char *config_path,
         qsort(list.v, list.n, sizeof *list.v, compare_names);
     if (format == MORPHD_REF_TEXT && list.n > 0)
         printf("\n[service NAME] options of the plugins in %s\n", dirs);
+    char codecs[1024] = ""; /* the codec plugins: framing = NAME */
     for (size_t i = 0; i < list.n; i++) {
         char err[1024];
         morphd_plugin_t p;
@@ -265,11 +266,18 @@ static int print_help_config(const char *config_path,
             fprintf(stderr, "morphd: %s\n", err);
         } else {
             morphd_plugin_print_options(stdout, &p, format);
+            if (p.codec != NULL && strlen(codecs) + strlen(p.name) + 3 < sizeof codecs)
+                snprintf(codecs + strlen(codecs), sizeof codecs - strlen(codecs),
+                         "%s%s", codecs[0] ? ", " : "", p.name);
             morphd_plugin_unload(&p);
         }
         free(list.v[i].name);
         free(list.v[i].path);
     }
+    if (format == MORPHD_REF_TEXT)
+        printf("\n[service NAME] framing = NAME: the built-in framings are %s; "
+               "the codec plugins in %s: %s\n", morphd_codec_builtin_names,
+               dirs, codecs[0] ? codecs : "none");
     free(list.v);
     free(dirs);
     return 0;
