@@ -90,6 +90,29 @@ static morphd_decode_status_t plugin_decode(const morphd_codec_t *c,
         d->direct_len = reply.len;
         d->direct_close = (reply.reply & MORPH_REPLY_CLOSE) != 0;
     }
+    /* Over the limit whatever else it says: a length announced comes
+     * before what follows it, so input cut anywhere gets this verdict, as
+     * a frame longer than the longest one does (its bytes may come in one
+     * read or many). What it answered for bytes after the announcement is
+     * dropped with them. */
+    if (pd.announced > c->max_message) {
+        d->direct_len = 0;
+        d->direct_close = false;
+        d->announced = pd.announced;
+        snprintf(d->reason, sizeof d->reason, "a message announcing "
+                 "%llu bytes, longer than max_message",
+                 (unsigned long long)pd.announced);
+        return MORPHD_DECODE_TOO_LONG;
+    }
+    if ((st == MORPH_DECODE_MESSAGE || st == MORPH_DECODE_SKIP) &&
+        pd.used > c->max_frame && pd.used <= len) {
+        d->direct_len = 0;
+        d->direct_close = false;
+        d->announced = 0;
+        snprintf(d->reason, sizeof d->reason, "a frame of %zu bytes, longer "
+                 "than max_message allows", pd.used);
+        return MORPHD_DECODE_TOO_LONG;
+    }
     switch (st) {
     case MORPH_DECODE_MESSAGE:
         if (pd.used == 0 || pd.used > len)
@@ -111,13 +134,6 @@ static morphd_decode_status_t plugin_decode(const morphd_codec_t *c,
         d->used = pd.used;
         return MORPHD_DECODE_SKIP;
     case MORPH_DECODE_MORE:
-        if (pd.announced > c->max_message) {
-            d->announced = pd.announced;
-            snprintf(d->reason, sizeof d->reason, "a message announcing "
-                     "%llu bytes, longer than max_message",
-                     (unsigned long long)pd.announced);
-            return MORPHD_DECODE_TOO_LONG;
-        }
         if (len > c->max_frame) {
             d->announced = 0;
             snprintf(d->reason, sizeof d->reason, "%zu bytes that are no "

@@ -97,10 +97,13 @@ static long long number_line(const unsigned char *p, size_t len,
     size_t n = (size_t)(cr - p);
     if (n + 1 >= len)
         return 0; /* the '\n' is not here yet */
-    if (cr[1] != '\n' || n < 2 || n > 21)
+    /* at most 18 digits: no overflow (Redis' lengths are far below) */
+    if (cr[1] != '\n' || n < 2 || n > 20)
         return -1;
     long long v = 0;
     bool neg = p[1] == '-';
+    if (n - 1 - neg > 18)
+        return -1;
     for (size_t i = 1 + neg; i < n; i++) {
         if (p[i] < '0' || p[i] > '9')
             return -1;
@@ -189,7 +192,6 @@ static int decode_inline(resp_conn_t *rc, const unsigned char *data,
     if (nl == NULL) {
         if (len > INLINE_MAX)
             return protocol_error(d, "too big inline request");
-        d->announced = len; /* at least this long */
         return MORPH_DECODE_MORE;
     }
     size_t end = (size_t)(nl - data);

@@ -8,12 +8,22 @@
  *  - a message framed as its own reply decodes to itself again, as the
  *    one message of those bytes.
  * The first bytes pick max_message, the cut points and the codec's
- * settings (length_field, length_offset, length_adjust; the delimiter). */
+ * settings (length_field, length_offset, length_adjust; the delimiter).
+ *
+ * Built with CODEC_PLUGIN (fuzz_resp), the codec is that plugin, loaded
+ * from the build tree with morphd's loader, one connection state per run;
+ * its replies are another protocol than its requests (bulk strings), so
+ * the third property is the request's: a message sent back as a command
+ * of one argument decodes to itself, and its reply is that bulk string. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "codec/codec.h"
+#ifdef CODEC_PLUGIN
+#include "base/log.h"
+#include "engine/plugin_loader.h"
+#endif
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
 
@@ -30,6 +40,7 @@ typedef struct record {
     unsigned char *buf;
     size_t len, cap;
     const morphd_codec_t *codec;
+    void *state; /* a codec plugin's, for this run */
 } record_t;
 
 static void put(record_t *r, const void *p, size_t n)
@@ -39,7 +50,8 @@ static void put(record_t *r, const void *p, size_t n)
         r->buf = realloc(r->buf, r->cap);
         FUZZ_CHECK(r->buf != NULL, "out of memory");
     }
-    memcpy(r->buf + r->len, p, n);
+    if (n > 0)
+        memcpy(r->buf + r->len, p, n);
     r->len += n;
 }
 
@@ -65,6 +77,13 @@ static int got(void *ctx, const unsigned char *msg, size_t len,
 {
     record_t *r = ctx;
     const morphd_codec_t *c = r->codec;
+    if (frame->shape == &morphd_shape_direct ||
+        frame->shape == &morphd_shape_direct_close) { /* a codec's own answer */
+        bool close = frame->shape == &morphd_shape_direct_close;
+        put(r, close ? "C" : "D", 1);
+        put(r, msg, len);
+        return close;
+    }
     FUZZ_CHECK(len <= c->max_message, "a %zu-byte message with max_message %zu",
                len, c->max_message);
     /* the message and how its reply is framed, length-prefixed */
@@ -79,6 +98,36 @@ static int got(void *ctx, const unsigned char *msg, size_t len,
     put(r, msg, len);
     n32 = fit == 0 ? (uint32_t)b.len : UINT32_MAX;
     put(r, &n32, sizeof n32);
+#ifdef CODEC_PLUGIN
+    if (fit == 0) {
+        char head[32];
+        int hn = snprintf(head, sizeof head, "$%zu\r\n", len);
+        FUZZ_CHECK(b.len == (size_t)hn + len + 2 && memcmp(b.data, head, (size_t)hn) == 0 &&
+                       (len == 0 || memcmp(b.data + hn, msg, len) == 0) &&
+                       memcmp(b.data + hn + len, "\r\n", 2) == 0,
+                   "the reply is not the message as a bulk string");
+        /* the message as a command of one argument decodes to itself */
+        morphd_buf_t cmd = MORPHD_BUF_INIT;
+        morphd_buf_printf(&cmd, "*1\r\n$%zu\r\n", len);
+        morphd_buf_append(&cmd, msg, len);
+        morphd_buf_append(&cmd, "\r\n", 2);
+        put(r, b.data, b.len);
+        one_t o = {msg, len, 0};
+        morphd_decoder_t d = MORPHD_DECODER_INIT;
+        d.state = r->state;
+        /* msg lies in the state's buffer: copy it before decoding again */
+        unsigned char *copy = malloc(len + 1);
+        if (len > 0)
+            memcpy(copy, msg, len);
+        o.msg = copy;
+        int rc = morphd_decoder_feed(&d, c, cmd.data, cmd.len, is_it, &o, NULL);
+        FUZZ_CHECK(rc == 0 && o.n == 1, "a message as a command does not "
+                   "decode to itself (rc %d, %d messages)", rc, o.n);
+        free(copy);
+        morphd_decoder_free(&d);
+        morphd_buf_free(&cmd);
+    }
+#else
     if (fit == 0) {
         put(r, b.data, b.len);
         FUZZ_CHECK(b.len == len + morphd_frame_overhead(frame, len),
@@ -93,6 +142,7 @@ static int got(void *ctx, const unsigned char *msg, size_t len,
                    "(rc %d, %d messages)", rc, o.n);
         morphd_decoder_free(&d);
     }
+#endif
     morphd_buf_free(&b);
     return 0;
 }
@@ -102,6 +152,7 @@ static int run(const morphd_codec_t *c, const unsigned char *in, size_t n,
 {
     morphd_decoder_t d = MORPHD_DECODER_INIT;
     r->codec = c;
+    d.state = r->state;
     size_t at = 0;
     int rc = 0;
     for (size_t k = 0; k <= n_cuts && rc == 0; k++) {
@@ -136,10 +187,29 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
     size_t n = size - 6;
 
     morphd_codec_t c;
-    char err[160];
+    char err[1024];
+#ifdef CODEC_PLUGIN
+    static morphd_plugin_t p;
+    static int loaded;
+    static morphd_buf_t scratch;
+    if (!loaded) {
+        morphd_log_set_level(MORPH_LOG_ERROR);
+        if (morphd_plugin_load(PLUGIN_DIR, CODEC, &p, err, sizeof err) != 0 ||
+            p.codec == NULL) {
+            fprintf(stderr, "fuzz: %s\n", err);
+            abort();
+        }
+        loaded = 1;
+    }
+    morphd_codec_init(&c, &morphd_codec_plugin, max, field, 0, 0, NULL, 0, err,
+                      sizeof err);
+    morphd_codec_bind(&c, p.codec, NULL, &scratch);
+    (void)offset, (void)adjust, (void)delim, (void)delim_len;
+#else
     if (morphd_codec_init(&c, morphd_codec_builtin(CODEC), max, field, offset,
                           adjust, delim, delim_len, err, sizeof err) != 0)
         return 0;
+#endif
     size_t cuts[2] = {n ? data[1] % (n + 1) : 0, n ? data[2] % (n + 1) : 0};
     if (cuts[0] > cuts[1]) {
         size_t t = cuts[0];
@@ -147,8 +217,16 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
         cuts[1] = t;
     }
     record_t whole = {0}, pieces = {0};
+#ifdef CODEC_PLUGIN
+    FUZZ_CHECK(p.desc->conn_open(NULL, &whole.state) == 0 &&
+                   p.desc->conn_open(NULL, &pieces.state) == 0, "conn_open");
+#endif
     int rc1 = run(&c, in, n, NULL, 0, &whole);
     int rc2 = run(&c, in, n, cuts, 2, &pieces);
+#ifdef CODEC_PLUGIN
+    p.desc->conn_close(NULL, whole.state);
+    p.desc->conn_close(NULL, pieces.state);
+#endif
     FUZZ_CHECK(rc1 == rc2 && whole.len == pieces.len &&
                memcmp(whole.buf, pieces.buf, whole.len) == 0,
                "%s at cuts %zu,%zu differs (rc %d vs %d)", CODEC, cuts[0],
