@@ -95,6 +95,25 @@ LUA
     echo "$ini"
 }
 
+luacodec_ini() { # PORT: uppercase behind a Lua codec of u32be frames
+    mkdir -p "$work/luacodec"
+    cat > "$work/luacodec/u32.lua" <<'LUA'
+return {
+    decode = function(buffer)
+        if #buffer < 4 then return nil end
+        local n = string.unpack(">I4", buffer)
+        if #buffer < 4 + n then return nil end
+        return buffer:sub(5, 4 + n), 4 + n
+    end,
+    encode = function(reply) return string.pack(">s4", reply) end,
+}
+LUA
+    local ini
+    ini=$(morphd_ini "$1" uppercase u32)
+    sed -i "s|^plugin_dir = .*|plugin_dir = $B/plugins $work/luacodec|" "$ini"
+    echo "$ini"
+}
+
 server_cmd() { # NAME PORT
     case $1 in
     epoll) echo "$B/bench/baseline_epoll $2" ;;
@@ -106,6 +125,10 @@ server_cmd() { # NAME PORT
     morphd-delay0) echo "$B/morphd -c $(morphd_ini "$2" 'delay | uppercase' stream 'delay.ms = 0')" ;;
     morphd-tls) echo "$B/morphd -c $(morphd_tls_ini "$2")" ;;
     morphd-line) echo "$B/morphd -c $(morphd_ini "$2" uppercase line)" ;;
+    morphd-length) echo "$B/morphd -c $(morphd_ini "$2" uppercase length)" ;;
+    morphd-netstring) echo "$B/morphd -c $(morphd_ini "$2" uppercase netstring)" ;;
+    morphd-delimiter) echo "$B/morphd -c $(morphd_ini "$2" uppercase delimiter)" ;;
+    morphd-luacodec) echo "$B/morphd -c $(luacodec_ini "$2")" ;;
     morphd-metrics) echo "$B/morphd -c $(morphd_ini "$2" uppercase stream "" "metrics_listen = http://127.0.0.1:$(($2 + 1))")" ;;
     morphd-process) echo "$B/morphd -c $(morphd_ini "$2" uppercase stream "" 'isolation = process')" ;;
     morphd-lua) echo "$B/morphd -c $(lua_ini "$2")" ;;
@@ -157,6 +180,11 @@ run() {
     esac
     local extra=() scraper=
     [ "$name" = morphd-proxy ] && extra=(-P) # it sends what a balancer sends
+    case $name in # the framing the service speaks
+    morphd-length|morphd-luacodec) extra=(-f length) ;;
+    morphd-netstring) extra=(-f netstring) ;;
+    morphd-delimiter) extra=(-f delimiter) ;;
+    esac
     if [ "$name" = morphd-metrics ]; then # Prometheus' default pace is 15 s
         (while :; do curl -s -o /dev/null "http://127.0.0.1:$((port + 1))/metrics"; sleep 1; done) &
         scraper=$!
@@ -294,6 +322,57 @@ if wanted isolation-udp; then
     echo
     echo "CPU per request of isolation = process ÷ thread, UDP (median of per-round ratios): $(ratio "$work/data" morphd-process morphd 4)"
 fi | tee -a "$RESULTS"
+
+# framings (issue 23): each against line framing on the same load, 64 B
+# on the wire, frame included
+versus "Framing: length (u32be) against line (TCP, 64 B, 100 connections)" \
+    morphd-line morphd-length framing-length "of framing = length ÷ line"
+versus "Framing: netstring against line (TCP, 64 B, 100 connections)" \
+    morphd-line morphd-netstring framing-netstring "of framing = netstring ÷ line"
+versus "Framing: delimiter (NUL) against line (TCP, 64 B, 100 connections)" \
+    morphd-line morphd-delimiter framing-delimiter "of framing = delimiter ÷ line"
+versus "A Lua codec of u32be frames against the built-in length (TCP, 64 B, 100 connections)" \
+    morphd-length morphd-luacodec luacodec "of the Lua codec ÷ framing = length"
+
+# framing = resp with echo against redis-server's own ECHO, both driven by
+# redis-benchmark (50 clients, a 64 B argument, pipelines of 1 and 16):
+# server CPU per request, side by side in each round
+if wanted resp && command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null; then
+    echo
+    echo "== resp: morphd (echo, framing = resp) against redis-server, ECHO of 64 B, 50 clients (CPU us per request)"
+    arg=$(printf 'x%.0s' $(seq 64))
+    for pl in 1 16; do
+        : > "$work/resp.$pl"
+        for r in $(seq "$ROUNDS"); do
+            for s in redis morphd; do
+                port=$(free_port)
+                if [ $s = redis ]; then
+                    taskset -c "$SERVER_CPU" redis-server --port "$port" --bind 127.0.0.1 \
+                        --save '' --appendonly no --daemonize no > "$work/server.log" 2>&1 &
+                else
+                    taskset -c "$SERVER_CPU" "$B/morphd" -c "$(morphd_ini "$port" echo resp)" 2>"$work/server.log" &
+                fi
+                server_pid=$!
+                for _ in $(seq 500); do
+                    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+                    sleep 0.01
+                done
+                n=$((pl == 1 ? 200000 : 1000000))
+                t0=$(ticks "$server_pid")
+                taskset -c "$CLIENT_CPU" redis-benchmark -p "$port" -c 50 -n "$n" -P "$pl" -q ECHO "$arg" > "$work/rb.out" 2>&1
+                t1=$(ticks "$server_pid")
+                stop_server
+                us=$(awk -v t=$((t1 - t0)) -v u="$TICK_US" -v q="$n" 'BEGIN { printf "%.3f", t * u / q }')
+                echo "round $r pipeline $pl $s: $us us per request ($(grep -o '[0-9.]* requests per second' "$work/rb.out" | head -1))"
+                echo "$s $us" >> "$work/resp.$pl"
+            done
+        done
+        m=$(awk '$1 == "morphd" {print $2}' "$work/resp.$pl" | paste -sd' ')
+        b=$(awk '$1 == "redis" {print $2}' "$work/resp.$pl" | paste -sd' ')
+        ratio_med=$(paste <(echo "$m" | tr ' ' '\n') <(echo "$b" | tr ' ' '\n') | awk '{print $1 / $2}' | median)
+        echo "CPU per request of morphd (framing = resp, echo) ÷ redis-server, pipeline $pl (median of per-round ratios): $ratio_med"
+    done | tee -a "$RESULTS"
+fi
 
 # a transform written in Lua (string.upper) against the C uppercase
 # plugin, both chunk-safe over stream framing: what the bridge costs
