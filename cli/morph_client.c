@@ -529,22 +529,14 @@ int morph_client_main(int argc, char **argv)
             }
             break;
         case 'L':
-            if (morphd_length_kind_parse(optarg, &length_field) != 0) {
-                fprintf(stderr, "morph: --length-field: '%s' is not one of "
-                        "%s\n", optarg, morphd_length_kind_names);
+            if (morph_option_length_field("morph", optarg, &length_field) != 0)
                 return MORPH_EXIT_USAGE;
-            }
             break;
-        case 'D': {
-            int n = morphd_delimiter_parse(optarg, delimiter, sizeof delimiter,
-                                           err, sizeof err);
-            if (n < 0) {
-                fprintf(stderr, "morph: --delimiter: %s\n", err);
+        case 'D':
+            if (morph_option_delimiter("morph", optarg, delimiter,
+                                       sizeof delimiter, &delimiter_len) != 0)
                 return MORPH_EXIT_USAGE;
-            }
-            delimiter_len = (size_t)n;
             break;
-        }
         case 'h':
             client_usage(stdout);
             return 0;

@@ -197,11 +197,9 @@ int morph_pipe_main(int argc, char **argv)
             }
             break;
         case 'L':
-            if (morphd_length_kind_parse(optarg, &length_field) != 0) {
-                fprintf(stderr, "morph pipe: --length-field: '%s' is not one "
-                        "of %s\n", optarg, morphd_length_kind_names);
+            if (morph_option_length_field("morph pipe", optarg,
+                                          &length_field) != 0)
                 return MORPH_EXIT_USAGE;
-            }
             break;
         case 'O':
             if (parse_int("--length-offset", optarg, 0, MORPHD_FRAME_HEAD_MAX,
@@ -213,16 +211,11 @@ int morph_pipe_main(int argc, char **argv)
                           64ll << 20, &length_adjust) != 0)
                 return MORPH_EXIT_USAGE;
             break;
-        case 'D': {
-            int n = morphd_delimiter_parse(optarg, delimiter, sizeof delimiter,
-                                           err, sizeof err);
-            if (n < 0) {
-                fprintf(stderr, "morph pipe: --delimiter: %s\n", err);
+        case 'D':
+            if (morph_option_delimiter("morph pipe", optarg, delimiter,
+                                       sizeof delimiter, &delimiter_len) != 0)
                 return MORPH_EXIT_USAGE;
-            }
-            delimiter_len = (size_t)n;
             break;
-        }
         case 'm': {
             char *end;
             unsigned long long v = strtoull(optarg, &end, 10);

@@ -114,6 +114,17 @@ int morphd_delimiter_parse(const char *text, unsigned char *out, size_t size,
     return (int)n;
 }
 
+morphd_decode_status_t morphd_decode_last(const morphd_codec_t *c,
+                                          const unsigned char *data,
+                                          size_t len, morphd_decoded_t *d)
+{
+    d->msg = data;
+    d->len = len;
+    d->used = len;
+    d->frame = (morphd_frame_t){&c->shape_eof, NULL, 0, 0, NULL};
+    return MORPHD_DECODE_MESSAGE;
+}
+
 static size_t decimal_digits(size_t n)
 {
     size_t d = 1;

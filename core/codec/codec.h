@@ -301,6 +301,12 @@ int morphd_codec_plugin_encode(const morphd_frame_t *f, morphd_buf_t *out,
  * connection closed after them (_close). */
 extern const morphd_frame_shape_t morphd_shape_direct, morphd_shape_direct_close;
 
+/* For the codecs: the bytes at the end of input that no ending closed,
+ * as a last message answered without one (line, delimiter). */
+morphd_decode_status_t morphd_decode_last(const morphd_codec_t *c,
+                                          const unsigned char *data,
+                                          size_t len, morphd_decoded_t *d);
+
 /* The framings built in, one file each (stream.c, line.c, ...). */
 extern const morphd_codec_ops_t morphd_codec_stream;
 extern const morphd_codec_ops_t morphd_codec_line;

@@ -46,11 +46,7 @@ static morphd_decode_status_t delimiter_decode(const morphd_codec_t *c,
         }
         if (len > c->max_message)
             return too_long(d);
-        d->msg = data;
-        d->len = len;
-        d->used = len;
-        d->frame = (morphd_frame_t){&c->shape_eof, NULL, 0, 0, NULL};
-        return MORPHD_DECODE_MESSAGE;
+        return morphd_decode_last(c, data, len, d);
     }
     size_t n = (size_t)(at - data);
     if (n > c->max_message)

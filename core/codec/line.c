@@ -36,11 +36,7 @@ static morphd_decode_status_t line_decode(const morphd_codec_t *c,
         /* at the end no '\n' follows: a '\r' at the end is data */
         if (len > c->max_message)
             return too_long(d);
-        d->msg = data;
-        d->len = len;
-        d->used = len;
-        d->frame = (morphd_frame_t){&c->shape_eof, NULL, 0, 0, NULL};
-        return MORPHD_DECODE_MESSAGE;
+        return morphd_decode_last(c, data, len, d);
     }
     size_t used = (size_t)(nl - data) + 1;
     size_t n = used - 1;
