@@ -377,6 +377,7 @@ START_TEST(lua_codec)
           "    return buffer:sub(5, 4 + n), 4 + n\n"
           "  end,\n"
           "  encode = function(reply, conn)\n"
+          "    if reply == 'NOENC' then return nil end\n"
           "    return string.pack('>s4', reply .. '#' .. conn.n)\n"
           "  end,\n"
           "}\n", f);
@@ -392,9 +393,15 @@ START_TEST(lua_codec)
     /* keep-alives skipped, two frames, one split */
     EXCHANGE(fd, "..\0\0\0\1a.\0\0", "\0\0\0\3A#1");
     EXCHANGE(fd, "\0\1b", "\0\0\0\3B#2");
+    /* an encode that returns no bytes: that reply is not sent, logged;
+     * the connection goes on */
+    EXCHANGE(fd, "\0\0\0\5noenc\0\0\0\1b", "\0\0\0\3B#4");
+    ck_assert_int_eq(morphd_proc_log_count(&proc, "the codec's encode() failed "
+                                           "for a reply of 5 bytes; not answered"), 1);
+    ck_assert_int_ge(morphd_proc_log_count(&proc, "encode returned nil"), 1);
     /* nil, "reason": closed after the replies before it */
     ck_assert_int_eq(send_all(fd, "\0\0\0\1c!", 6), 0);
-    closed_after(fd, "\0\0\0\3C#3", 7);
+    closed_after(fd, "\0\0\0\3C#5", 7);
     close(fd);
     EXCHANGE(by, "\0\0\0\2hi", "\0\0\0\4HI#2");
     /* a decode that never returns: over its budget, that connection only */

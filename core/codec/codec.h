@@ -293,7 +293,8 @@ void morphd_codec_bind(morphd_codec_t *c, const morph_codec_t *plugin,
                        void *instance, morphd_buf_t *scratch);
 
 /* Frames a reply with a codec plugin's encode() (morphd_frame_end for a
- * MORPHD_LEN_PLUGIN shape). Returns 0 or -1. */
+ * MORPHD_LEN_PLUGIN shape). Returns 0, -1 (out of memory), or 1 when
+ * encode() failed (nothing of the frame is left in `out`). */
 int morphd_codec_plugin_encode(const morphd_frame_t *f, morphd_buf_t *out,
                                size_t mark, size_t body_len, uint32_t flags);
 

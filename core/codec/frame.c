@@ -86,6 +86,11 @@ static bool field_value(const morphd_frame_shape_t *s, size_t body_len,
 void morphd_frame_explain(const morphd_frame_t *f, size_t body_len, char *why,
                           size_t why_size)
 {
+    if (f->shape->length == MORPHD_LEN_PLUGIN) {
+        snprintf(why, why_size, "the codec's encode() failed for a reply of "
+                 "%zu bytes", body_len);
+        return;
+    }
     snprintf(why, why_size, "a reply of %zu bytes does not fit its length "
              "field (%s, length_adjust %lld)", body_len,
              morphd_length_kind_name(f->shape->length),

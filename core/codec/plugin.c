@@ -176,9 +176,9 @@ int morphd_codec_plugin_encode(const morphd_frame_t *f, morphd_buf_t *out,
         return -1;
     int rc = c->plugin->encode(c->instance, f->state, scratch->data, body_len,
                                (uint64_t)f->guess, flags, &o);
-    if (rc != MORPH_OK) {
+    if (rc != MORPH_OK) { /* not framed: morphd_frame_explain says so */
         out->len = mark;
-        return -1;
+        return 1;
     }
     out->len = (size_t)(o.data - out->data) + o.len;
     return 0;
@@ -188,5 +188,7 @@ int morphd_frame_failed(const morphd_frame_t *f, morphd_buf_t *out)
 {
     if (f->shape == NULL || f->shape->length != MORPHD_LEN_PLUGIN)
         return 0;
-    return morphd_codec_plugin_encode(f, out, out->len, 0, MORPH_ENCODE_FAILED);
+    /* an encode() that fails here sends nothing more: the message failed */
+    return morphd_codec_plugin_encode(f, out, out->len, 0,
+                                      MORPH_ENCODE_FAILED) < 0 ? -1 : 0;
 }
