@@ -36,7 +36,8 @@ static void pipe_usage(FILE *out)
             "                         (reverse.unit=codepoint)\n"
             "  -f, --framing NAME     how input is cut into messages, and replies\n"
             "                         framed, as morphd's framing key: line (the\n"
-            "                         default), stream, length, netstring, delimiter\n"
+            "                         default), stream, length, netstring, delimiter,\n"
+            "                         or a codec plugin (resp)\n"
             "      --length-field F   framing length: u8 u16be u16le u24be u32be\n"
             "                         (default) u32le u64be u64le varint\n"
             "      --length-offset N  framing length: header bytes before the field\n"
@@ -90,6 +91,10 @@ static int run_one(pipe_ctx_t *p, const unsigned char *data, size_t len,
             fprintf(stderr, "morph pipe: %s %lu: %s\n", p->unit, p->line_no,
                     err);
         p->failed = 1;
+        /* a codec plugin may say so in its protocol (resp: -ERR) */
+        p->framed.len = 0;
+        if (morphd_frame_failed(frame, &p->framed) == 0 && p->framed.len > 0)
+            return write_all(p->framed.data, p->framed.len);
         return 0;
     }
     size_t mark;
@@ -112,6 +117,12 @@ static int run_one(pipe_ctx_t *p, const unsigned char *data, size_t len,
 static int on_message(void *ctx, const unsigned char *msg, size_t len,
                       const morphd_frame_t *frame)
 {
+    if (frame->shape == &morphd_shape_direct ||
+        frame->shape == &morphd_shape_direct_close) { /* the codec's own */
+        if (write_all(msg, len) != 0)
+            return -1;
+        return frame->shape == &morphd_shape_direct_close;
+    }
     return run_one(ctx, msg, len, 0, frame);
 }
 
@@ -166,6 +177,7 @@ int morph_pipe_main(int argc, char **argv)
     const char *options[64];
     size_t n_options = 0;
     const morphd_codec_ops_t *framing = morphd_codec_builtin("line");
+    const char *codec_plugin = NULL; /* --framing NAME of a codec plugin */
     morphd_length_kind_t length_field = MORPHD_LEN_U32BE;
     long long length_offset = 0, length_adjust = 0;
     unsigned char delimiter[MORPHD_FRAME_TAIL_MAX] = {0};
@@ -190,10 +202,16 @@ int morph_pipe_main(int argc, char **argv)
             framing = morphd_codec_builtin("stream");
             break;
         case 'f':
+            codec_plugin = NULL;
             if ((framing = morphd_codec_builtin(optarg)) == NULL) {
-                fprintf(stderr, "morph pipe: --framing: '%s' is not one of "
-                        "%s\n", optarg, morphd_codec_builtin_names);
-                return MORPH_EXIT_USAGE;
+                if (!morphd_valid_name(optarg)) {
+                    fprintf(stderr, "morph pipe: --framing: '%s' is not one "
+                            "of %s nor a codec plugin's name\n", optarg,
+                            morphd_codec_builtin_names);
+                    return MORPH_EXIT_USAGE;
+                }
+                framing = &morphd_codec_plugin; /* NAME.so or NAME.lua */
+                codec_plugin = optarg;
             }
             break;
         case 'L':
@@ -259,9 +277,9 @@ int morph_pipe_main(int argc, char **argv)
     morphd_log_set_level(MORPH_LOG_WARN);
     pipe_ctx_t p = {0};
     p.unit = codec.ops == &morphd_codec_line ? "line" : "message";
-    if (morphd_standalone_open(&p.chain, dir, (const char *const *)names, n,
-                               options, n_options, max_message, err,
-                               sizeof err) != 0) {
+    if (morphd_standalone_open_framed(&p.chain, dir, (const char *const *)names,
+                                      n, codec_plugin, options, n_options,
+                                      max_message, err, sizeof err) != 0) {
         fprintf(stderr, "morph pipe: %s\n", err);
         morphd_chain_spec_free(names, n);
         return MORPH_EXIT_CONFIG;
@@ -277,6 +295,10 @@ int morph_pipe_main(int argc, char **argv)
     }
 
     morphd_decoder_t decoder = MORPHD_DECODER_INIT;
+    if (codec_plugin != NULL) { /* this process's instance and state */
+        morphd_standalone_codec(&p.chain, &codec);
+        decoder.state = p.chain.codec_state;
+    }
     static unsigned char buf[64 * 1024];
     int rc = 0;
     for (;;) {

@@ -220,8 +220,40 @@ START_TEST(input_that_is_not_the_framing)
                               "max_message (--max-message is 4 bytes)"), "%s", err);
     free(out);
     free(err);
-    const char *bad[] = {"-f", "lines", "uppercase", NULL};
+    const char *bad[] = {"-f", "li/nes", "uppercase", NULL};
     ck_assert_int_eq(pipe_run(bad, "", &out, &err), 64);
+    free(out);
+    free(err);
+}
+END_TEST
+
+/* A codec plugin as the framing, as in morphd: resp, and the probe codec
+ * with its own answers, a failed message and its close. */
+START_TEST(codec_plugins_as_the_framing)
+{
+    char *out, *err;
+    size_t out_len;
+    const char *resp[] = {MORPH_BIN, "pipe", "-d", PLUGIN_DIR, "--framing",
+                          "resp", "uppercase", NULL};
+    const char *in = "*2\r\n$5\r\nhello\r\n$5\r\nworld\r\nping\r\n";
+    ck_assert_int_eq(run_program(resp, in, strlen(in), &out, &out_len, &err), 0);
+    ck_assert_str_eq(out, "$11\r\nHELLO WORLD\r\n$4\r\nPING\r\n");
+    free(out);
+    free(err);
+    char dirs[1024];
+    snprintf(dirs, sizeof dirs, "%s %s", PLUGIN_DIR, TEST_PLUGIN_DIR);
+    const char *probe[] = {MORPH_BIN, "pipe", "-d", dirs, "-f", "codec_probe",
+                           "failing", NULL};
+    ck_assert_int_eq(run_program(probe, "\x01p\x02hi\x04" "fail\x01q\x02no", 14,
+                                 &out, &out_len, &err), 1);
+    ck_assert_str_eq(out, "pong<1:2:hi>!bye"); /* nothing after its close */
+    ck_assert_msg(strstr(err, "plugin failing: asked to fail"), "%s", err);
+    free(out);
+    free(err);
+    const char *notcodec[] = {MORPH_BIN, "pipe", "-d", PLUGIN_DIR, "-f",
+                              "uppercase", "echo", NULL};
+    ck_assert_int_eq(run_program(notcodec, "", 0, &out, &out_len, &err), 78);
+    ck_assert_msg(strstr(err, "plugin 'uppercase' is not a codec"), "%s", err);
     free(out);
     free(err);
 }
@@ -242,6 +274,7 @@ static Suite *suite(void)
     tcase_add_test(tc, overlong_line_is_an_error);
     tcase_add_test(tc, every_framing);
     tcase_add_test(tc, input_that_is_not_the_framing);
+    tcase_add_test(tc, codec_plugins_as_the_framing);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -71,7 +71,7 @@ static int add_options(morphd_standalone_t *s, const char *const *options,
                                           err_size) != 0)
             return -1;
         const morphd_plugin_opt_t *o = &s->opts.v[s->opts.n - 1];
-        bool used = false;
+        bool used = s->has_codec && strcmp(s->codec.name, o->plugin) == 0;
         for (size_t j = 0; j < s->n; j++)
             used |= strcmp(s->plugins[j].name, o->plugin) == 0;
         if (!used) {
@@ -84,6 +84,8 @@ static int add_options(morphd_standalone_t *s, const char *const *options,
     for (size_t j = 0; j < s->n; j++)
         morphd_options_check(&s->plugins[j], &s->opts, NULL, "option",
                              &errs);
+    if (s->has_codec)
+        morphd_options_check(&s->codec, &s->opts, NULL, "option", &errs);
     if (errs.n > 0) {
         snprintf(err, err_size, "%s", errs.msgs[0]);
         morphd_errors_free(&errs);
@@ -96,6 +98,43 @@ int morphd_standalone_open(morphd_standalone_t *s, const char *dir,
                            const char *const *names, size_t n,
                            const char *const *options, size_t n_options,
                            size_t max_message, char *err, size_t err_size)
+{
+    return morphd_standalone_open_framed(s, dir, names, n, NULL, options,
+                                         n_options, max_message, err,
+                                         err_size);
+}
+
+void morphd_standalone_codec(morphd_standalone_t *s, morphd_codec_t *c)
+{
+    morphd_codec_bind(c, s->codec.codec, s->chain->codec->instance,
+                      &s->codec_scratch);
+}
+
+/* The codec plugin's state for the connection. */
+static int open_codec(morphd_standalone_t *s, char *err, size_t err_size)
+{
+    const morphd_stage_t *st = s->chain->codec;
+    int rc = MORPH_OK;
+    if (st->plugin->conn_open2 != NULL)
+        rc = st->plugin->conn_open2(st->instance, (const morph_conn_t *)&s->conn,
+                                    &s->codec_state);
+    else if (st->plugin->desc->conn_open != NULL)
+        rc = st->plugin->desc->conn_open(st->instance, &s->codec_state);
+    if (rc != MORPH_OK) {
+        snprintf(err, err_size, "plugin %s: refused the connection",
+                 st->plugin->name);
+        return -1;
+    }
+    s->codec_open = true;
+    return 0;
+}
+
+int morphd_standalone_open_framed(morphd_standalone_t *s, const char *dir,
+                                  const char *const *names, size_t n,
+                                  const char *codec,
+                                  const char *const *options, size_t n_options,
+                                  size_t max_message, char *err,
+                                  size_t err_size)
 {
     memset(s, 0, sizeof *s);
     s->timeout_ms = 30000;
@@ -122,16 +161,35 @@ int morphd_standalone_open(morphd_standalone_t *s, const char *dir,
         s->n = i + 1;
         ptrs[i] = &s->plugins[i];
     }
+    if (codec != NULL) {
+        if (morphd_plugin_load(dir, codec, &s->codec, err, err_size) != 0)
+            goto out;
+        s->has_codec = true;
+        if (s->codec.codec == NULL) {
+            snprintf(err, err_size, "plugin '%s' is not a codec (its "
+                     "descriptor has no `codec`)", codec);
+            goto out;
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        if (s->plugins[i].desc->transform == NULL) {
+            snprintf(err, err_size, "plugin '%s' is a codec, not a transform",
+                     s->plugins[i].name);
+            goto out;
+        }
     if (add_options(s, options, n_options, err, err_size) != 0)
         goto out;
     size_t limit = (max_message > 65536 ? max_message : 65536) * 4;
-    if (morphd_chain_create(ptrs, n, NULL, &s->opts, "standalone", &s->stats,
-                            &s->env, limit, &s->chain, err, err_size) != 0)
+    if (morphd_chain_create(ptrs, n, s->has_codec ? &s->codec : NULL, &s->opts,
+                            "standalone", &s->stats, &s->env, limit, &s->chain,
+                            err, err_size) != 0)
         goto out;
     s->ops = standalone_ops;
     s->conn.ops = &s->ops;
     s->conn.transport = s;
     rc = morphd_standalone_reconnect(s, err, err_size);
+    if (rc == 0 && s->has_codec)
+        rc = open_codec(s, err, err_size);
 out:
     free(ptrs);
     if (rc != 0)
@@ -349,6 +407,9 @@ int morphd_standalone_advance(morphd_standalone_t *s, uint64_t ms,
 
 void morphd_standalone_close(morphd_standalone_t *s)
 {
+    if (s->codec_open && s->chain->codec->plugin->desc->conn_close != NULL)
+        s->chain->codec->plugin->desc->conn_close(s->chain->codec->instance,
+                                                  s->codec_state);
     if (s->chain != NULL && (s->open || s->chain->keeps_state))
         morphd_chain_conn_close(s->chain, s->states);
     morphd_chain_release(s->chain);
@@ -361,6 +422,9 @@ void morphd_standalone_close(morphd_standalone_t *s)
     morphd_chain_env_free(&s->env);
     for (size_t i = 0; i < s->n; i++)
         morphd_plugin_unload(&s->plugins[i]);
+    if (s->has_codec)
+        morphd_plugin_unload(&s->codec);
+    morphd_buf_free(&s->codec_scratch);
     morphd_plugin_opts_free(&s->opts);
     free(s->plugins);
     free(s->states);

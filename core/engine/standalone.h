@@ -41,6 +41,12 @@ typedef struct morphd_standalone {
     morphd_conn_ops_t ops;
     char transport[16];
     struct sockaddr_storage peer;
+    /* a codec plugin (morphd_standalone_open_framed): the file, its state
+     * for the one connection, and the scratch of its codec */
+    morphd_plugin_t codec;
+    bool has_codec, codec_open;
+    void *codec_state;
+    morphd_buf_t codec_scratch;
 } morphd_standalone_t;
 
 /* Loads `names` (in order) from `dir` and creates each with the options
@@ -51,6 +57,21 @@ int morphd_standalone_open(morphd_standalone_t *s, const char *dir,
                            const char *const *names, size_t n,
                            const char *const *options, size_t n_options,
                            size_t max_message, char *err, size_t err_size);
+
+/* The same, with the codec plugin `codec` (framing = NAME) created beside
+ * the chain and opened for the connection; morphd_standalone_codec binds
+ * a codec to it. */
+int morphd_standalone_open_framed(morphd_standalone_t *s, const char *dir,
+                                  const char *const *names, size_t n,
+                                  const char *codec,
+                                  const char *const *options, size_t n_options,
+                                  size_t max_message, char *err,
+                                  size_t err_size);
+
+/* Sets up `c` for the codec plugin of morphd_standalone_open_framed:
+ * morphd_codec_init(c, &morphd_codec_plugin, max_message, ...) first. The
+ * connection's codec state is s->codec_state (a decoder's `state`). */
+void morphd_standalone_codec(morphd_standalone_t *s, morphd_codec_t *c);
 
 /* Runs one message, waiting (up to timeout_ms, 30 s by default) when a
  * plugin answers later. Returns 0 with *out valid until the next call;
