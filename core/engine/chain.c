@@ -249,6 +249,33 @@ int morphd_chain_conn_open(const morphd_chain_t *chain, const morphd_conn_t *con
     return 0;
 }
 
+int morphd_chain_codec_open(const morphd_chain_t *chain,
+                            const morphd_conn_t *conn, void **state, char *err,
+                            size_t err_size)
+{
+    const morphd_stage_t *st = chain->codec;
+    *state = NULL;
+    if (!opens(st))
+        return 0;
+    int rc = st->plugin->conn_open2 != NULL
+                 ? st->plugin->conn_open2(st->instance,
+                                          (const morph_conn_t *)conn, state)
+                 : st->plugin->desc->conn_open(st->instance, state);
+    if (rc == MORPH_OK)
+        return 1;
+    *state = NULL;
+    snprintf(err, err_size, "plugin %s (the codec): refused the connection",
+             st->plugin->name);
+    return -1;
+}
+
+void morphd_chain_codec_close(const morphd_chain_t *chain, void *state)
+{
+    const morph_plugin_t *d = chain->codec->plugin->desc;
+    if (d->conn_close != NULL)
+        d->conn_close(chain->codec->instance, state);
+}
+
 void morphd_chain_conn_close(const morphd_chain_t *chain, void **states)
 {
     for (size_t i = chain->n; i-- > 0;) {

@@ -149,6 +149,15 @@ int morphd_chain_conn_open(const morphd_chain_t *chain,
 /* Closes the states that are set (conn_close for each). */
 void morphd_chain_conn_close(const morphd_chain_t *chain, void **states);
 
+/* The codec plugin's state for a connection (chain->codec set): its
+ * conn_open2 or conn_open. Returns 1 when opened (morphd_chain_codec_close
+ * is then due), 0 when it has none to open, or -1 with the reason in err
+ * (it refused the connection). */
+int morphd_chain_codec_open(const morphd_chain_t *chain,
+                            const morphd_conn_t *conn, void **state, char *err,
+                            size_t err_size);
+void morphd_chain_codec_close(const morphd_chain_t *chain, void *state);
+
 /* How a message's run ended: the one set of outcomes of the message path,
  * for a chain's run (morphd_result_t) and for what the transports get back
  * from the service (morphd_reply_t, net/service.h). */

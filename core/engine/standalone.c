@@ -113,20 +113,10 @@ void morphd_standalone_codec(morphd_standalone_t *s, morphd_codec_t *c)
 /* The codec plugin's state for the connection. */
 static int open_codec(morphd_standalone_t *s, char *err, size_t err_size)
 {
-    const morphd_stage_t *st = s->chain->codec;
-    int rc = MORPH_OK;
-    if (st->plugin->conn_open2 != NULL)
-        rc = st->plugin->conn_open2(st->instance, (const morph_conn_t *)&s->conn,
-                                    &s->codec_state);
-    else if (st->plugin->desc->conn_open != NULL)
-        rc = st->plugin->desc->conn_open(st->instance, &s->codec_state);
-    if (rc != MORPH_OK) {
-        snprintf(err, err_size, "plugin %s: refused the connection",
-                 st->plugin->name);
-        return -1;
-    }
-    s->codec_open = true;
-    return 0;
+    int rc = morphd_chain_codec_open(s->chain, &s->conn, &s->codec_state, err,
+                                     err_size);
+    s->codec_open = rc == 1;
+    return rc < 0 ? -1 : 0;
 }
 
 int morphd_standalone_open_framed(morphd_standalone_t *s, const char *dir,
@@ -407,9 +397,8 @@ int morphd_standalone_advance(morphd_standalone_t *s, uint64_t ms,
 
 void morphd_standalone_close(morphd_standalone_t *s)
 {
-    if (s->codec_open && s->chain->codec->plugin->desc->conn_close != NULL)
-        s->chain->codec->plugin->desc->conn_close(s->chain->codec->instance,
-                                                  s->codec_state);
+    if (s->codec_open)
+        morphd_chain_codec_close(s->chain, s->codec_state);
     if (s->chain != NULL && (s->open || s->chain->keeps_state))
         morphd_chain_conn_close(s->chain, s->states);
     morphd_chain_release(s->chain);

@@ -283,9 +283,8 @@ static void on_conn_closed(uv_handle_t *h)
             morphd_chain_conn_close(svc->chain, s->states);
             free(s->states);
         }
-        if (s->codec_open && svc->chain->codec->plugin->desc->conn_close)
-            svc->chain->codec->plugin->desc->conn_close(
-                svc->chain->codec->instance, s->decoder.state);
+        if (s->codec_open)
+            morphd_chain_codec_close(svc->chain, s->decoder.state);
         morphd_decoder_free(&s->decoder);
         morphd_buf_free(&s->held);
         if (s->tls != NULL)
@@ -1086,33 +1085,26 @@ void stream_sweep_conns(morphd_io_t *io)
 
 /* The connection is the client's: the plugins that open per-connection
  * state do so now. Returns false after closing. */
-/* A codec plugin's state for the connection (its conn_open2 or
- * conn_open). Returns false after closing. */
-static bool open_codec(stream_conn_t *c, const morphd_stage_t *st)
+/* A codec plugin's state for the connection. Returns false after
+ * closing. */
+static bool open_codec(stream_conn_t *c, const morphd_chain_t *chain)
 {
-    const morphd_plugin_t *p = st->plugin;
-    if (p->conn_open2 == NULL && p->desc->conn_open == NULL)
-        return true;
     stream_session_t *s = stream_session_of(c);
-    int rc = MORPH_ERROR;
+    char err[256] = "out of memory";
+    int rc = -1;
     if (s != NULL) {
         morphd_conn_t mc;
         conn_view(c, &mc);
-        rc = p->conn_open2 != NULL
-                 ? p->conn_open2(st->instance, (const morph_conn_t *)&mc,
-                                 &s->decoder.state)
-                 : p->desc->conn_open(st->instance, &s->decoder.state);
+        rc = morphd_chain_codec_open(chain, &mc, &s->decoder.state, err,
+                                     sizeof err);
     }
-    if (rc == MORPH_OK) {
-        s->codec_open = true;
+    if (rc >= 0) {
+        s->codec_open = rc == 1;
         return true;
     }
     char peer[80];
     morphd_log(MORPH_LOG_WARN, "service %s: %s: %s", conn_svc(c)->conf->name,
-               stream_peer_text(c, peer, sizeof peer),
-               s ? "the codec plugin refused the connection" : "out of memory");
-    if (s != NULL)
-        s->decoder.state = NULL;
+               stream_peer_text(c, peer, sizeof peer), err);
     ended(c, "plugin_failed");
     stream_conn_close(c);
     return false;
@@ -1122,7 +1114,7 @@ bool stream_open_conn(stream_conn_t *c)
 {
     morphd_service_t *svc = conn_svc(c);
     const morphd_service_conf_t *conf = svc->conf;
-    if (svc->chain->codec != NULL && !open_codec(c, svc->chain->codec))
+    if (svc->chain->codec != NULL && !open_codec(c, svc->chain))
         return false;
     if (svc->chain->opens_conns) {
         char err[256];
