@@ -354,6 +354,26 @@ START_TEST(codec_plugin_uses_every_right)
 }
 END_TEST
 
+/* A codec without conn_open is given no state (NULL), whether its first
+ * read holds whole frames or not. */
+START_TEST(codec_plugin_without_state)
+{
+    char services[512], dirs[1024];
+    snprintf(services, sizeof services, "[service s]\nlisten = tcp://127.0.0.1:0\n"
+             "transform = failing\nframing = codec_nostate\n");
+    snprintf(dirs, sizeof dirs, "%s %s", PLUGIN_DIR, TEST_PLUGIN_DIR);
+    morphd_proc_serve(&proc, dirs, "", services, admin, sizeof admin);
+    int fd = connect_s();
+    EXCHANGE(fd, "\x02hi\x01" "a", "\x02hi\x01" "a");
+    ck_assert_int_eq(send_all(fd, "\x03" "ab", 3), 0); /* split */
+    usleep(50 * 1000);
+    EXCHANGE(fd, "c", "\x03" "abc");
+    close(fd);
+    ck_assert_int_eq(stat_of("frames_invalid"), 0);
+    morphd_proc_finish(&proc);
+}
+END_TEST
+
 /* A Lua codec: decode(buffer, conn) and encode(reply, conn), with every
  * outcome decode has; its errors, and a decode over its budget, close its
  * connection only. */
@@ -623,6 +643,7 @@ static Suite *suite(void)
     tcase_add_test(tc, morph_client_speaks_the_framings);
     tcase_add_test(tc, codec_plugin_uses_every_right);
     tcase_add_test(tc, lua_codec);
+    tcase_add_test(tc, codec_plugin_without_state);
     tcase_add_test(tc, resp_with_redis_cli);
     tcase_add_test(tc, resp_failed_message_and_limits);
     tcase_add_test(tc, resp_with_redis_benchmark);

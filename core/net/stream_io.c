@@ -809,6 +809,7 @@ static void on_plain(stream_conn_t *c, ssize_t nread, const uv_buf_t *buf)
             morphd_decoder_t d;
             d.partial = (morphd_buf_t)MORPHD_BUF_INIT;
             d.scanned = 0;
+            d.state = NULL; /* a codec without conn_open has none */
             used = feed(&x, &d, data, (size_t)nread);
             if (d.partial.data != NULL) {
                 stream_session_t *s = stream_session_of(c);
