@@ -267,7 +267,6 @@ struct morphd_codec {
     size_t max_message; /* the longest message */
     size_t max_frame;   /* the longest frame that holds one */
     bool chunks;        /* stream: every read is a message (MORPH_MSG_CHUNK) */
-    bool line_end;      /* line: MORPH_PLUGIN_LINE_END plugins get an END */
     /* framing = length */
     morphd_length_kind_t length_field;
     size_t length_size; /* its bytes; 0: varint */
