@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "codec/codec.h"
+#include "engine/standalone_wire.h"
 #include "base/log.h"
 #include "morph_cli.h"
 #include "base/paths.h"
@@ -58,9 +59,8 @@ static void pipe_usage(FILE *out)
 
 typedef struct pipe_ctx {
     morphd_standalone_t chain;
-    unsigned long line_no; /* of the message: its number, from 1 */
+    morphd_wire_t wire;
     int failed;
-    morphd_buf_t framed;   /* a reply in its frame */
     const char *unit;      /* what a message is called: "line", "message" */
 } pipe_ctx_t;
 
@@ -73,74 +73,40 @@ static int write_all(const void *data, size_t len)
     return 0;
 }
 
-static int run_one(pipe_ctx_t *p, const unsigned char *data, size_t len,
-                   uint32_t flags, const morphd_frame_t *frame)
+/* A message failed, or its reply could not be framed: said, and the next
+ * one goes on. */
+static void on_failed(void *ctx, unsigned long n, const char *why)
 {
-    const unsigned char *out;
-    size_t out_len;
-    char err[512];
-    p->line_no++;
-    int rc = morphd_standalone_apply(&p->chain, data, len, flags, &out,
-                                     &out_len, NULL, err, sizeof err);
-    if (rc == 1)
-        return 0; /* the plugins asked for no reply: not even the ending */
-    if (rc != 0) {
-        if (flags & MORPH_MSG_CHUNK)
-            fprintf(stderr, "morph pipe: %s\n", err);
-        else
-            fprintf(stderr, "morph pipe: %s %lu: %s\n", p->unit, p->line_no,
-                    err);
-        p->failed = 1;
-        /* a codec plugin may say so in its protocol (resp: -ERR) */
-        p->framed.len = 0;
-        if (morphd_frame_failed(frame, &p->framed) == 0 && p->framed.len > 0)
-            return write_all(p->framed.data, p->framed.len);
-        return 0;
-    }
-    size_t mark;
-    p->framed.len = 0;
-    if (morphd_frame_begin(frame, &p->framed, &mark) != 0 ||
-        morphd_buf_append(&p->framed, out, out_len) != 0 ||
-        (rc = morphd_frame_end(frame, &p->framed, mark, out_len)) < 0) {
-        fprintf(stderr, "morph pipe: out of memory\n");
-        return -1;
-    }
-    if (rc > 0) {
-        morphd_frame_explain(frame, out_len, err, sizeof err);
-        fprintf(stderr, "morph pipe: %s %lu: %s\n", p->unit, p->line_no, err);
-        p->failed = 1;
-        return 0;
-    }
-    return write_all(p->framed.data, p->framed.len);
+    pipe_ctx_t *p = ctx;
+    if (p->wire.codec.chunks)
+        fprintf(stderr, "morph pipe: %s\n", why);
+    else
+        fprintf(stderr, "morph pipe: %s %lu: %s\n", p->unit, n, why);
+    p->failed = 1;
 }
 
-static int on_message(void *ctx, const unsigned char *msg, size_t len,
-                      const morphd_frame_t *frame)
+/* What the wire gathered, written out (and taken out of it). */
+static int flush_wire(pipe_ctx_t *p)
 {
-    if (frame->shape == &morphd_shape_direct ||
-        frame->shape == &morphd_shape_direct_close) { /* the codec's own */
-        if (write_all(msg, len) != 0)
-            return -1;
-        return frame->shape == &morphd_shape_direct_close;
-    }
-    return run_one(ctx, msg, len, 0, frame);
+    int rc = write_all(p->wire.out.data, p->wire.out.len);
+    p->wire.out.len = 0;
+    return rc;
 }
 
 /* The decoder's verdict on bad input, said once. */
 static void bad_input(int rc, const morphd_decoder_t *d, const pipe_ctx_t *p,
                       size_t max_message)
 {
+    unsigned long n = p->wire.messages;
     if (rc == MORPHD_DECODER_TOO_LONG && strcmp(p->unit, "line") == 0)
         fprintf(stderr, "morph pipe: line %lu is longer than --max-message "
-                "(%zu bytes)\n", p->line_no + 1, max_message);
+                "(%zu bytes)\n", n + 1, max_message);
     else if (rc == MORPHD_DECODER_TOO_LONG)
         fprintf(stderr, "morph pipe: message %lu: %s (--max-message is %zu "
-                "bytes)\n", p->line_no + 1, d->reason, max_message);
+                "bytes)\n", n + 1, d->reason, max_message);
     else if (rc == MORPHD_DECODER_INVALID)
         fprintf(stderr, "morph pipe: message %lu: %s: the input is not the "
-                "framing\n", p->line_no + 1, d->reason);
-    else if (rc == -1)
-        fprintf(stderr, "morph pipe: out of memory\n");
+                "framing\n", n + 1, d->reason);
 }
 
 static int parse_int(const char *opt, const char *text, long long lo,
@@ -294,14 +260,12 @@ int morph_pipe_main(int argc, char **argv)
         return MORPH_EXIT_USAGE;
     }
 
-    morphd_decoder_t decoder = MORPHD_DECODER_INIT;
-    if (codec_plugin != NULL) { /* this process's instance and state */
-        morphd_standalone_codec(&p.chain, &codec);
-        decoder.state = p.chain.codec_state;
-    }
+    morphd_wire_init(&p.wire, &p.chain, &codec);
+    p.wire.failed = on_failed;
+    p.wire.ctx = &p;
     static unsigned char buf[64 * 1024];
     int rc = 0;
-    for (;;) {
+    while (rc == 0 && !p.wire.ended) {
         ssize_t r = read(STDIN_FILENO, buf, sizeof buf);
         if (r < 0 && errno == EINTR)
             continue;
@@ -310,33 +274,22 @@ int morph_pipe_main(int argc, char **argv)
             rc = -1;
             break;
         }
-        if (r == 0) {
-            if (stream) {
-                rc = run_one(&p, NULL, 0, MORPH_MSG_CHUNK | MORPH_MSG_END,
-                             &morphd_frame_none);
-            } else {
-                rc = morphd_decoder_finish(&decoder, &codec, on_message, &p);
-                bad_input(rc, &decoder, &p, max_message);
-                if (rc == 0 && p.chain.chain->line_end) /* a trailer */
-                    rc = run_one(&p, NULL, 0, MORPH_MSG_END, &morphd_frame_none);
-            }
-            break;
-        }
-        if (stream) {
-            rc = run_one(&p, buf, (size_t)r, MORPH_MSG_CHUNK, &morphd_frame_none);
-            fflush(stdout); /* interactive use: show each chunk at once */
-        } else {
-            rc = morphd_decoder_feed(&decoder, &codec, buf, (size_t)r,
-                                     on_message, &p, NULL);
-            bad_input(rc, &decoder, &p, max_message);
-        }
+        rc = r == 0 ? morphd_wire_finish(&p.wire)
+                    : morphd_wire_feed(&p.wire, buf, (size_t)r);
         if (rc != 0)
-            break;
+            fprintf(stderr, "morph pipe: out of memory\n");
+        else if (p.wire.refused != 0)
+            bad_input(p.wire.refused, &p.wire.decoder, &p, max_message);
+        if (flush_wire(&p) != 0)
+            rc = -1;
+        else if (stream)
+            fflush(stdout); /* interactive use: show each chunk at once */
     }
+    if (p.wire.refused != 0 || p.wire.closed_by_codec)
+        rc = -1; /* the input was not all served */
     if (fflush(stdout) != 0)
         rc = -1;
-    morphd_decoder_free(&decoder);
-    morphd_buf_free(&p.framed);
+    morphd_wire_free(&p.wire);
     morphd_standalone_close(&p.chain);
     morphd_chain_spec_free(names, n);
     return rc != 0 || p.failed ? MORPH_EXIT_FAILURE : MORPH_EXIT_OK;

@@ -290,6 +290,191 @@ START_TEST(a_clock_the_test_advances)
 }
 END_TEST
 
+
+/* Issue 23: a transform under a framing, and a codec plugin on its own,
+ * fed as a connection's bytes: every split gives the same answers. */
+START_TEST(wire_line_and_length)
+{
+    char err[512];
+    morph_test_t *t = morph_test_load(PLUGIN_DIR, "uppercase", NULL, err,
+                                      sizeof err);
+    ck_assert_msg(t != NULL, "%s", err);
+    const unsigned char *out;
+    size_t len;
+    /* line by default: each ending kept, the last line answered at EOF */
+    ck_assert_int_eq(morph_test_wire(t, "ab\ncd\r\nef", 9, 0, &out, &len), 0);
+    ck_assert_uint_eq(len, 9);
+    ck_assert_mem_eq(out, "AB\nCD\r\nEF", 9);
+    ck_assert_uint_eq(morph_test_messages(t), 3);
+    size_t mlen;
+    const unsigned char *m = morph_test_message(t, 1, &mlen);
+    ck_assert_uint_eq(mlen, 2);
+    ck_assert_mem_eq(m, "cd", 2);
+    ck_assert_ptr_null(morph_test_message(t, 3, &mlen));
+
+    /* Netty's example 5 (a 2-byte header, then the length, counting
+     * only the payload): the header comes back before the reply's */
+    ck_assert_int_eq(morph_test_framing(t, "length", (const char *[]){
+                         "length_field=u16be", "length_offset=2", NULL}),
+                     0);
+    static const unsigned char frame[] = {0xca, 0xfe, 0x00, 0x03, 'a', 'b',
+                                          'c', 0xca, 0xfe, 0x00, 0x01, 'z'};
+    static const unsigned char reply[] = {0xca, 0xfe, 0x00, 0x03, 'A', 'B',
+                                          'C', 0xca, 0xfe, 0x00, 0x01, 'Z'};
+    ck_assert_int_eq(morph_test_wire(t, frame, sizeof frame, 0, &out, &len), 0);
+    ck_assert_uint_eq(len, sizeof reply);
+    ck_assert_mem_eq(out, reply, sizeof reply);
+    ck_assert_uint_eq(morph_test_messages(t), 2);
+
+    /* over max_message: refused as the header arrives, what came before
+     * is answered, and the reason is the one morphd logs */
+    ck_assert_int_eq(morph_test_framing(t, "length", (const char *[]){
+                         "length_field=u8", "max_message=4", NULL}),
+                     0);
+    ck_assert_int_eq(morph_test_wire(t, "\x02hi\x05hello", 9, 0, &out, &len), 1);
+    ck_assert_uint_eq(len, 3);
+    ck_assert_mem_eq(out, "\x02HI", 3);
+    ck_assert_msg(strstr(morph_test_error(t), "announcing 5 bytes") &&
+                  strstr(morph_test_error(t), "max_message (4 bytes)"),
+                  "%s", morph_test_error(t));
+
+    /* delimiter, with the INI file's escapes; the last message, without
+     * one, is answered without one when the client stops sending */
+    ck_assert_int_eq(morph_test_framing(t, "delimiter", (const char *[]){
+                         "delimiter=\\r\\n", NULL}), 0);
+    ck_assert_int_eq(morph_test_wire(t, "a\r\nb", 4, 0, &out, &len), 0);
+    ck_assert_uint_eq(len, 4);
+    ck_assert_mem_eq(out, "A\r\nB", 4);
+    morph_test_free(t);
+}
+END_TEST
+
+START_TEST(wire_settings_are_checked)
+{
+    char err[512];
+    morph_test_t *t = morph_test_load(PLUGIN_DIR, "uppercase", NULL, err,
+                                      sizeof err);
+    ck_assert_msg(t != NULL, "%s", err);
+    ck_assert_int_eq(morph_test_framing(t, "delimiter", (const char *[]){
+                         "length_field=u16be", NULL}), -1);
+    ck_assert_str_eq(morph_test_error(t), "setting 'length_field' is a key "
+                     "of framing = length, not of framing = delimiter");
+    ck_assert_int_eq(morph_test_framing(t, "delimiter", (const char *[]){
+                         "delimiter=\\q", NULL}), -1);
+    ck_assert_msg(strstr(morph_test_error(t), "'\\q' is not an escape"), "%s",
+                  morph_test_error(t));
+    ck_assert_int_eq(morph_test_framing(t, "length", (const char *[]){
+                         "length_field=u12", NULL}), -1);
+    ck_assert_msg(strstr(morph_test_error(t), "one of u8, u16be"), "%s",
+                  morph_test_error(t));
+    ck_assert_int_eq(morph_test_framing(t, "nosuchcodec", NULL), -1);
+    ck_assert_msg(strstr(morph_test_error(t), "nosuchcodec"), "%s",
+                  morph_test_error(t));
+    ck_assert_int_eq(morph_test_framing(t, "reverse", NULL), -1);
+    ck_assert_msg(strstr(morph_test_error(t), "is not a codec"), "%s",
+                  morph_test_error(t));
+    /* a failed framing leaves the test as it was: line */
+    const unsigned char *out;
+    size_t len;
+    ck_assert_int_eq(morph_test_wire(t, "x\n", 2, 0, &out, &len), 0);
+    ck_assert_mem_eq(out, "X\n", 2);
+    morph_test_free(t);
+}
+END_TEST
+
+/* resp, a codec plugin, tested without a transform (each message answered
+ * with itself) and then under uppercase; a failed message gets -ERR. */
+START_TEST(wire_codec_plugin)
+{
+    char err[512];
+    morph_test_t *t = morph_test_load(PLUGIN_DIR, NULL, NULL, err, sizeof err);
+    ck_assert_msg(t != NULL, "%s", err);
+    ck_assert_int_eq(morph_test_framing(t, "resp", NULL), 0);
+    static const char cmd[] = "*2\r\n$4\r\nECHO\r\n$2\r\nhi\r\nPING\r\n";
+    const unsigned char *out;
+    size_t len;
+    ck_assert_int_eq(morph_test_wire(t, cmd, sizeof cmd - 1, 0, &out, &len),
+                     0);
+    ck_assert_uint_eq(morph_test_messages(t), 2);
+    size_t mlen;
+    const unsigned char *m = morph_test_message(t, 0, &mlen);
+    ck_assert_uint_eq(mlen, 7);
+    ck_assert_mem_eq(m, "ECHO hi", 7);
+    static const char want[] = "$7\r\nECHO hi\r\n$4\r\nPING\r\n";
+    ck_assert_uint_eq(len, sizeof want - 1);
+    ck_assert_mem_eq(out, want, len);
+    /* a protocol error: Redis' reply, then the connection closes */
+    ck_assert_int_eq(morph_test_wire(t, "*1\r\n$x\r\n", 8, 0, &out, &len), 1);
+    ck_assert_msg(len > 4 && memcmp(out, "-ERR", 4) == 0, "%.*s", (int)len,
+                  out);
+    ck_assert_msg(strstr(morph_test_error(t), "closes the connection"), "%s",
+                  morph_test_error(t));
+    morph_test_free(t);
+
+    t = morph_test_load(TEST_PLUGIN_DIR, "failing", NULL, err, sizeof err);
+    ck_assert_msg(t != NULL, "%s", err);
+    ck_assert_int_eq(morph_test_framing(t, "resp", NULL), -1); /* not there */
+    morph_test_free(t);
+}
+END_TEST
+
+/* The helper's point: a codec that takes whatever arrived for a message
+ * (a read is not a message) passes in one piece and is caught split. */
+START_TEST(wire_catches_a_codec_that_trusts_reads)
+{
+    char dir[] = "/tmp/morph-sdk-codec-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    chmod(dir, 0755);
+    char path[96];
+    snprintf(path, sizeof path, "%s/u8.lua", dir);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("return {\n"
+          "  decode = function(buf, conn)\n"
+          "    local n = buf:byte(1)\n"
+          "    if n == nil or #buf < 1 + n then return nil end\n"
+          "    return buf:sub(2, 1 + n), 1 + n\n"
+          "  end,\n"
+          "  encode = function(reply, conn)\n"
+          "    return string.char(#reply) .. reply\n"
+          "  end,\n"
+          "}\n", f);
+    fclose(f);
+    snprintf(path, sizeof path, "%s/trusting.lua", dir);
+    f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("return {\n"
+          "  decode = function(buf, conn) return buf, #buf end,\n"
+          "  encode = function(reply, conn) return reply .. ';' end,\n"
+          "}\n", f);
+    fclose(f);
+    char err[512];
+    morph_test_t *t = morph_test_load(dir, NULL, NULL, err, sizeof err);
+    ck_assert_msg(t != NULL, "%s", err);
+    const unsigned char *out;
+    size_t len;
+    ck_assert_int_eq(morph_test_framing(t, "u8", NULL), 0);
+    ck_assert_int_eq(morph_test_wire(t, "\x03" "abc\x01z", 6, 0, &out, &len),
+                     0);
+    ck_assert_uint_eq(len, 6);
+    ck_assert_mem_eq(out, "\x03" "abc\x01z", 6);
+    ck_assert_int_eq(morph_test_framing(t, "trusting", NULL), 0);
+    ck_assert_int_eq(morph_test_wire(t, "abc", 3, MORPH_TEST_ONE_PIECE, &out,
+                                     &len), 0);
+    ck_assert_mem_eq(out, "abc;", 4);
+    ck_assert_int_eq(morph_test_wire(t, "abc", 3, 0, &out, &len), 2);
+    ck_assert_str_eq(morph_test_error(t), "fed in two pieces: the transform "
+                     "is given 2 messages, in one piece 1 (split at byte 1 "
+                     "of 3)");
+    ck_assert_mem_eq(out, "abc;", 4); /* what one piece gave */
+    morph_test_free(t);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/u8.lua", dir);
+    unlink(path);
+    rmdir(dir);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("testing_helper");
@@ -302,6 +487,10 @@ int main(void)
     tcase_add_test(tc, lua_scripts_load_like_plugins);
     tcase_add_test(tc, counters_peers_and_leaving);
     tcase_add_test(tc, a_clock_the_test_advances);
+    tcase_add_test(tc, wire_line_and_length);
+    tcase_add_test(tc, wire_settings_are_checked);
+    tcase_add_test(tc, wire_codec_plugin);
+    tcase_add_test(tc, wire_catches_a_codec_that_trusts_reads);
 #if defined(MORPH_SANITIZE) || defined(__SANITIZE_ADDRESS__)
     /* the poisoned guard: AddressSanitizer reports the write, exit 1 */
     tcase_add_exit_test(tc, writes_past_cap_are_caught, 1);

@@ -128,9 +128,10 @@ int morphd_standalone_open_framed(morphd_standalone_t *s, const char *dir,
 {
     memset(s, 0, sizeof *s);
     s->timeout_ms = 30000;
-    s->plugins = calloc(n, sizeof *s->plugins);
-    morphd_plugin_t **ptrs = calloc(n, sizeof *ptrs);
-    s->states = calloc(n, sizeof *s->states);
+    /* n may be 0: no transform, each message answered with itself */
+    s->plugins = calloc(n + 1, sizeof *s->plugins);
+    morphd_plugin_t **ptrs = calloc(n + 1, sizeof *ptrs);
+    s->states = calloc(n + 1, sizeof *s->states);
     int rc = -1;
     if (!s->plugins || !ptrs || !s->states) {
         snprintf(err, err_size, "out of memory");
@@ -178,8 +179,6 @@ int morphd_standalone_open_framed(morphd_standalone_t *s, const char *dir,
     s->conn.ops = &s->ops;
     s->conn.transport = s;
     rc = morphd_standalone_reconnect(s, err, err_size);
-    if (rc == 0 && s->has_codec)
-        rc = open_codec(s, err, err_size);
 out:
     free(ptrs);
     if (rc != 0)
@@ -195,12 +194,19 @@ int morphd_standalone_reconnect(morphd_standalone_t *s, char *err,
     memset(s->states, 0, s->chain->n * sizeof *s->states);
     s->open = false;
     s->conn.states = s->chain->keeps_state ? s->states : NULL;
-    if (!s->chain->opens_conns)
+    if (s->chain->opens_conns) {
+        if (morphd_chain_conn_open(s->chain, &s->conn, s->states, err,
+                                   err_size) != 0)
+            return -1;
+        s->open = true;
+    }
+    if (!s->has_codec)
         return 0;
-    if (morphd_chain_conn_open(s->chain, &s->conn, s->states, err, err_size) != 0)
-        return -1;
-    s->open = true;
-    return 0;
+    if (s->codec_open) /* the codec's state is the connection's too */
+        morphd_chain_codec_close(s->chain, s->codec_state);
+    s->codec_open = false;
+    s->codec_state = NULL;
+    return open_codec(s, err, err_size);
 }
 
 int morphd_standalone_peer(morphd_standalone_t *s, const char *transport,

@@ -49,7 +49,11 @@ typedef struct morph_test morph_test_t;
  * plugin_dir), checks it as morphd would, and creates one instance with
  * `options`, a NULL-terminated list of "KEY=VALUE" strings (or NULL). One
  * connection is open from the start. Returns NULL with the reason (naming
- * the plugin and file; for a script, its FILE:LINE) in err. */
+ * the plugin and file; for a script, its FILE:LINE) in err.
+ *
+ * `name` NULL loads no transform: each message is answered with itself,
+ * to test a codec plugin with morph_test_framing() and morph_test_wire()
+ * (`options` is then ignored). */
 MORPH_TEST_API morph_test_t *morph_test_load(const char *dir, const char *name,
                               const char *const *options, char *err,
                               size_t err_size);
@@ -115,6 +119,59 @@ MORPH_TEST_API int morph_test_peer(morph_test_t *t, const char *transport,
  * cancelled, 1 when it was answered or failed at once, -1 on an error. */
 MORPH_TEST_API int morph_test_leave_during(morph_test_t *t, const void *in,
                                            size_t len);
+
+/* --- framing: a transform under a framing, and codec plugins ---------------- */
+
+/* From now on morph_test_wire() cuts a connection's bytes into messages
+ * as a service with `framing = FRAMING` does, and frames each reply the
+ * same way. FRAMING is line, stream, length, netstring, delimiter, or the
+ * name of a codec plugin (a .so or .lua in the test's dir, loaded and
+ * checked as morphd does). `settings`, NULL-terminated or NULL, are
+ * "KEY=VALUE" strings: for a built-in framing, the service's keys
+ * length_field, length_offset, length_adjust and delimiter, with the
+ * values the INI file takes ("u16le", "-4", "\r\n"); for a codec plugin,
+ * its options. max_message=SIZE (default 64K) is for either. The plugins
+ * are created again and a fresh connection opens. Returns 0, or -1 with
+ * the reason in morph_test_error() (then the test is as it was). */
+MORPH_TEST_API int morph_test_framing(morph_test_t *t, const char *framing,
+                                      const char *const *settings);
+
+/* morph_test_wire() flags: feed the bytes in one piece only. */
+#define MORPH_TEST_ONE_PIECE 1u
+
+/* One connection that sends `len` bytes and then shuts down its write
+ * side, served under the framing (line without morph_test_framing()) as
+ * morphd serves it. *out (valid until the next call) gets what morphd
+ * would send back, in order: each reply in its frame, what a failed
+ * message gets in the protocol (resp: -ERR; the built-ins: nothing), a
+ * codec's answers of its own. Returns
+ *   0  when all of it was served;
+ *   1  when morphd would close the connection before the end (a frame too
+ *      long or malformed, a codec that closes): *out has what was sent
+ *      before, morph_test_error() says why;
+ *   2  when the answers depend on how the bytes were split (below):
+ *      morph_test_error() names the split and the difference;
+ *  -1  on an error of the helper (out of memory, a connection refused).
+ * A message the plugin fails is not an error here: morph_test_error()
+ * gives the first one's reason ("message 2: ...").
+ *
+ * Unless `flags` has MORPH_TEST_ONE_PIECE, the same bytes are then fed
+ * again, each time on a fresh connection, split in two at every position
+ * and one byte at a time, as TCP may deliver them; any other answer, end
+ * or message makes it return 2 (with framing = stream, whose messages are
+ * the reads themselves, only the answer and the end count). (A plugin whose answers depend on more
+ * than the connection's bytes, such as an instance's counter, wants
+ * MORPH_TEST_ONE_PIECE.) */
+MORPH_TEST_API int morph_test_wire(morph_test_t *t, const void *in, size_t len,
+                                   uint32_t flags, const unsigned char **out,
+                                   size_t *out_len);
+
+/* The messages the transform was given in the last morph_test_wire() (fed
+ * in one piece), in order: how many, and the i-th (from 0) with its length
+ * in *len, or NULL past the last. Valid until the next call. */
+MORPH_TEST_API size_t morph_test_messages(const morph_test_t *t);
+MORPH_TEST_API const unsigned char *morph_test_message(const morph_test_t *t,
+                                                       size_t i, size_t *len);
 
 /* Closes the connection and destroys the instance. */
 MORPH_TEST_API void morph_test_free(morph_test_t *t);
