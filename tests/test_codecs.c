@@ -350,6 +350,11 @@ START_TEST(codec_plugin_uses_every_right)
     close(by);
     ck_assert_int_eq(morph_stat_wait(admin, "s", "frames_invalid", 2), 2);
     ck_assert_int_eq(stat_of("frames_too_long"), 1);
+    /* its decode() and encode() calls are the plugin's, as a transform's
+     * are: 10 frames decoded and 9 replies or failures encoded at least,
+     * the protocol error a failed call */
+    ck_assert_int_ge(morph_plugin_stat(admin, "s", "codec_probe", "calls"), 19);
+    ck_assert_int_eq(morph_plugin_stat(admin, "s", "codec_probe", "failures"), 1);
     morphd_proc_finish(&proc);
 }
 END_TEST

@@ -229,6 +229,28 @@ START_TEST(watchdog_aborts_a_plugin_call_past_plugin_timeout)
 }
 END_TEST
 
+/* A codec plugin's decode() is watched as a transform is: one that never
+ * returns is named by the watchdog, which aborts. */
+START_TEST(watchdog_names_a_codec_that_never_returns)
+{
+    char ini[512];
+    snprintf(ini, sizeof ini, "[morphd]\nplugin_dir = %s\nplugin_timeout = "
+             "500ms\n[service s]\nlisten = tcp://127.0.0.1:0\ntransform = "
+             "hang\nframing = codec_probe\n", TEST_PLUGIN_DIR);
+    if (morphd_proc_start(&proc, ini) != 0)
+        ck_abort_msg("morphd did not start:\n%s", morphd_proc_log(&proc));
+    int fd = tcp_connect(tcp(), false);
+    ck_assert_int_eq(send_all(fd, "\x01h", 2), 0);
+    int status = wait_end();
+    close(fd);
+    ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT,
+                  "status %d", status);
+    ck_assert_int_eq(morphd_proc_log_count(&proc, "watchdog: plugin "
+                                                  "codec_probe of service s "
+                                                  "has not returned for "), 1);
+}
+END_TEST
+
 /* The number of threads of process `pid` (/proc/PID/status), -1 if unknown. */
 static int threads_of(pid_t pid)
 {
@@ -345,6 +367,7 @@ static Suite *suite(void)
     tcase_add_test(tc, blocking_plugin_is_reported);
     tcase_add_test(tc, crashing_plugin_is_logged_and_fatal);
     tcase_add_test(tc, watchdog_aborts_a_plugin_call_past_plugin_timeout);
+    tcase_add_test(tc, watchdog_names_a_codec_that_never_returns);
     tcase_add_test(tc, sigterm_ends_morphd_within_shutdown_timeout_despite_a_stuck_plugin);
     tcase_add_test(tc, one_worker_is_one_thread_with_its_watchdog);
     tcase_add_test(tc, unwritable_log_does_not_stop_serving);

@@ -282,6 +282,13 @@ struct morphd_codec {
     const morph_codec_t *plugin;
     void *instance;
     morphd_buf_t *scratch;
+    /* Its calls watched as the chain watches a transform's (the engine
+     * sets these, morphd_chain_codec_bind: the watchdog's mark and the
+     * plugin's metrics): call_begin returns when the call started, for
+     * call_end. NULL: not watched (the unit tests and fuzz targets). */
+    uint64_t (*call_begin)(void *watch);
+    void (*call_end)(void *watch, uint64_t since, bool failed);
+    void *watch;
 };
 
 /* The operations of a codec plugin's framing (plugin.c). */

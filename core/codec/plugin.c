@@ -54,6 +54,19 @@ static int out_over(morphd_buf_t *b, morph_out_t *out)
     return 0;
 }
 
+/* Around each call into the plugin: the owner's watch, if any. */
+static inline uint64_t call_begin(const morphd_codec_t *c)
+{
+    return c->call_begin != NULL ? c->call_begin(c->watch) : 0;
+}
+
+static inline void call_end(const morphd_codec_t *c, uint64_t since,
+                            bool failed)
+{
+    if (c->call_end != NULL)
+        c->call_end(c->watch, since, failed);
+}
+
 void morphd_codec_bind(morphd_codec_t *c, const morph_codec_t *plugin,
                        void *instance, morphd_buf_t *scratch)
 {
@@ -84,7 +97,14 @@ static morphd_decode_status_t plugin_decode(const morphd_codec_t *c,
     pd.struct_size = (uint32_t)sizeof pd;
     pd.flags = eof ? MORPH_DECODE_EOF : 0;
     pd.reply = &reply;
+    uint64_t since = call_begin(c);
     int st = c->plugin->decode(c->instance, state, data, len, &pd);
+    call_end(c, since, st == MORPH_DECODE_ERROR || reply.len > reply.cap);
+    if (reply.len > reply.cap) { /* what it wrote there is not its answer */
+        snprintf(d->reason, sizeof d->reason, "the codec's decode() wrote "
+                 "past its reply buffer (cap %zu)", reply.cap);
+        return MORPHD_DECODE_INVALID;
+    }
     if (reply.len > 0 || (reply.reply & MORPH_REPLY_CLOSE)) {
         d->direct = reply.data;
         d->direct_len = reply.len;
@@ -174,8 +194,12 @@ int morphd_codec_plugin_encode(const morphd_frame_t *f, morphd_buf_t *out,
     morph_out_t o;
     if (out_over(out, &o) != 0)
         return -1;
+    uint64_t since = call_begin(c);
     int rc = c->plugin->encode(c->instance, f->state, scratch->data, body_len,
                                (uint64_t)f->guess, flags, &o);
+    if (o.len > o.cap) /* past what it was given: not a frame */
+        rc = MORPH_ERROR;
+    call_end(c, since, rc != MORPH_OK);
     if (rc != MORPH_OK) { /* not framed: morphd_frame_explain says so */
         out->len = mark;
         return 1;

@@ -606,7 +606,8 @@ const key_row_t morphd_key_table[] = {
 
     {SEC_MORPHD, "plugin_timeout", &type_duration_ms,
      CONF_OFF(plugin_timeout_ms), -1, 0, 3600000, "10s",
-     "a plugin call on a worker that has not returned in this time (an "
+     "a plugin call on a worker (a transform, or a codec's decode or "
+     "encode) that has not returned in this time (an "
      "endless loop, a call that blocks) makes morphd log the plugin and "
      "service and abort, so that systemd starts a fresh one; a stuck worker "
      "gets its share of new clients (SO_REUSEPORT) until then; with worker "

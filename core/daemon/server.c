@@ -233,8 +233,7 @@ static morphd_service_t *make_service(morphd_server_t *s,
     }
     svc->codec = conf->codec; /* this worker's: a codec plugin's instance */
     if (svc->chain->codec != NULL)
-        morphd_codec_bind(&svc->codec, svc->chain->codec->plugin->codec,
-                          svc->chain->codec->instance, &svc->codec_scratch);
+        morphd_chain_codec_bind(svc->chain, &svc->codec, &svc->codec_scratch);
     return svc;
 }
 

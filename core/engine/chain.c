@@ -269,6 +269,37 @@ int morphd_chain_codec_open(const morphd_chain_t *chain,
     return -1;
 }
 
+/* A codec plugin's decode() or encode(), marked for the watchdog and
+ * counted in its metrics as a transform's call is (morphd_chain_run). */
+static uint64_t codec_call_begin(void *watch)
+{
+    const morphd_stage_t *st = watch;
+    uint64_t t = morphd_ticks();
+    morphd_running_stage = st;
+    __atomic_store_n(&st->chain->env->calling, st, __ATOMIC_RELAXED);
+    __atomic_store_n(&st->chain->env->calling_since, t ? t : 1,
+                     __ATOMIC_RELEASE);
+    return t;
+}
+
+static void codec_call_end(void *watch, uint64_t since, bool failed)
+{
+    const morphd_stage_t *st = watch;
+    __atomic_store_n(&st->chain->env->calling_since, 0, __ATOMIC_RELEASE);
+    morphd_running_stage = NULL;
+    morphd_metrics_record(st->metrics, morphd_ticks() - since, failed);
+}
+
+void morphd_chain_codec_bind(const morphd_chain_t *chain, morphd_codec_t *c,
+                             morphd_buf_t *scratch)
+{
+    const morphd_stage_t *st = chain->codec;
+    morphd_codec_bind(c, st->plugin->codec, st->instance, scratch);
+    c->call_begin = codec_call_begin;
+    c->call_end = codec_call_end;
+    c->watch = (void *)st;
+}
+
 void morphd_chain_codec_close(const morphd_chain_t *chain, void *state)
 {
     const morph_plugin_t *d = chain->codec->plugin->desc;

@@ -157,6 +157,12 @@ int morphd_chain_codec_open(const morphd_chain_t *chain,
                             const morphd_conn_t *conn, void **state, char *err,
                             size_t err_size);
 void morphd_chain_codec_close(const morphd_chain_t *chain, void *state);
+/* Sets up `c` (morphd_codec_init'ed for morphd_codec_plugin) for the
+ * chain's codec plugin on this worker: its instance, `scratch` for its
+ * answers, and its calls watched as a transform's are (plugin_timeout,
+ * the plugin's calls, failures and time in morph stats and /metrics). */
+void morphd_chain_codec_bind(const morphd_chain_t *chain, morphd_codec_t *c,
+                             morphd_buf_t *scratch);
 
 /* How a message's run ended: the one set of outcomes of the message path,
  * for a chain's run (morphd_result_t) and for what the transports get back

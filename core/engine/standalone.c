@@ -106,8 +106,7 @@ int morphd_standalone_open(morphd_standalone_t *s, const char *dir,
 
 void morphd_standalone_codec(morphd_standalone_t *s, morphd_codec_t *c)
 {
-    morphd_codec_bind(c, s->codec.codec, s->chain->codec->instance,
-                      &s->codec_scratch);
+    morphd_chain_codec_bind(s->chain, c, &s->codec_scratch);
 }
 
 /* The codec plugin's state for the connection. */

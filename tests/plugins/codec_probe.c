@@ -6,6 +6,7 @@
  *   "e"  a protocol error (with an error frame "E" first)
  *   "x"  a decode() that says it used more than it was given
  *   "f"  a message the chain fails: encode() is told (MORPH_ENCODE_FAILED)
+ *   "h"  a decode() that never returns (tests/test_faults.c: the watchdog)
  * A length byte of 0xff announces 2^40 bytes (MORE): refused at once.
  * conn_open counts connections; each reply carries the count of messages
  * on its connection, from the state. */
@@ -66,6 +67,11 @@ static int probe_decode(void *instance, void *state, const unsigned char *data,
         morph_out_append(d->reply, "E", 1);
         d->reason = "probe: asked for an error";
         return MORPH_DECODE_ERROR;
+    }
+    if (n == 1 && p[0] == 'h') {
+        volatile unsigned long spin = 0;
+        for (;;) /* a busy loop: no system call to interrupt */
+            spin++;
     }
     if (n == 1 && p[0] == 'x') {
         d->used = len + 1;
