@@ -335,6 +335,8 @@ START_TEST(codec_plugin_uses_every_right)
                        "than max_message (1024 bytes)"},
         {"\x01x", 2, "", "does not speak framing = codec_probe: the codec's "
                         "decode() returned 0 with 3 of 2 bytes used"},
+        {"\x01w", 2, "", "does not speak framing = codec_probe: the codec's "
+                        "decode() wrote past its reply buffer"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         fd = connect_s();
@@ -348,13 +350,13 @@ START_TEST(codec_plugin_uses_every_right)
                       "not logged: %s", bad[i].log);
     }
     close(by);
-    ck_assert_int_eq(morph_stat_wait(admin, "s", "frames_invalid", 2), 2);
+    ck_assert_int_eq(morph_stat_wait(admin, "s", "frames_invalid", 3), 3);
     ck_assert_int_eq(stat_of("frames_too_long"), 1);
     /* its decode() and encode() calls are the plugin's, as a transform's
      * are: 10 frames decoded and 9 replies or failures encoded at least,
-     * the protocol error a failed call */
-    ck_assert_int_ge(morph_plugin_stat(admin, "s", "codec_probe", "calls"), 19);
-    ck_assert_int_eq(morph_plugin_stat(admin, "s", "codec_probe", "failures"), 1);
+     * the protocol error and the write past the cap failed calls */
+    ck_assert_int_ge(morph_plugin_stat(admin, "s", "codec_probe", "calls"), 20);
+    ck_assert_int_eq(morph_plugin_stat(admin, "s", "codec_probe", "failures"), 2);
     morphd_proc_finish(&proc);
 }
 END_TEST

@@ -7,6 +7,7 @@
  *   "x"  a decode() that says it used more than it was given
  *   "f"  a message the chain fails: encode() is told (MORPH_ENCODE_FAILED)
  *   "h"  a decode() that never returns (tests/test_faults.c: the watchdog)
+ *   "w"  a decode() whose reply claims more bytes than its cap
  * A length byte of 0xff announces 2^40 bytes (MORE): refused at once.
  * conn_open counts connections; each reply carries the count of messages
  * on its connection, from the state. */
@@ -72,6 +73,11 @@ static int probe_decode(void *instance, void *state, const unsigned char *data,
         volatile unsigned long spin = 0;
         for (;;) /* a busy loop: no system call to interrupt */
             spin++;
+    }
+    if (n == 1 && p[0] == 'w') {
+        d->reply->len = d->reply->cap + 1; /* says it wrote past the end */
+        d->used = 2;
+        return MORPH_DECODE_SKIP;
     }
     if (n == 1 && p[0] == 'x') {
         d->used = len + 1;
