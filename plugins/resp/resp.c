@@ -273,6 +273,24 @@ static int resp_decode(void *instance, void *state, const unsigned char *data,
                           : decode_inline(rc, data, len, d);
 }
 
+/* "$<len>\r\n" at p (room for 23 bytes); returns its length. Written by
+ * hand: snprintf was a fifth of this codec's cost per reply. */
+static size_t bulk_header(unsigned char *p, size_t len)
+{
+    unsigned char digits[20];
+    size_t n = 0;
+    do {
+        digits[n++] = (unsigned char)('0' + len % 10);
+        len /= 10;
+    } while (len > 0);
+    p[0] = '$';
+    for (size_t i = 0; i < n; i++)
+        p[1 + i] = digits[n - 1 - i];
+    p[1 + n] = '\r';
+    p[2 + n] = '\n';
+    return n + 3;
+}
+
 /* Each reply as a bulk string; a failed message as an error. */
 static int resp_encode(void *instance, void *state, const unsigned char *reply,
                        size_t len, uint64_t tag, uint32_t flags,
@@ -284,13 +302,15 @@ static int resp_encode(void *instance, void *state, const unsigned char *reply,
                                   "(morphd's log says why)\r\n";
         return morph_out_append(out, err, sizeof err - 1);
     }
-    char head[32];
-    int n = snprintf(head, sizeof head, "$%zu\r\n", len);
-    if (morph_out_reserve(out, out->len + (size_t)n + len + 2) != MORPH_OK)
+    /* the frame written in place: its header, the reply, "\r\n" */
+    if (morph_out_reserve(out, out->len + 23 + len + 2) != MORPH_OK)
         return MORPH_ERROR;
-    morph_out_append(out, head, (size_t)n);
-    morph_out_append(out, reply, len);
-    return morph_out_append(out, "\r\n", 2);
+    unsigned char *p = out->data + out->len;
+    size_t head = bulk_header(p, len);
+    memcpy(p + head, reply, len);
+    memcpy(p + head + len, "\r\n", 2);
+    out->len += head + len + 2;
+    return MORPH_OK;
 }
 
 static const morph_codec_t resp_codec = {
