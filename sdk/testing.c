@@ -218,6 +218,11 @@ static int setting(const morphd_codec_ops_t *ops, const char *kv,
             snprintf(why, sizeof why, "0 to %d", MORPHD_FRAME_HEAD_MAX);
             rc = -1;
         }
+        if (rc == 0 && kv[7] == 'a' && (st->length_adjust < -(64ll << 20) ||
+                                        st->length_adjust > (64ll << 20))) {
+            snprintf(why, sizeof why, "-64M to 64M, as the INI file takes");
+            rc = -1;
+        }
     } else if (klen == 9 && memcmp(kv, "delimiter", 9) == 0) {
         owner = "delimiter";
         int n = morphd_delimiter_parse(v, st->delimiter, sizeof st->delimiter,

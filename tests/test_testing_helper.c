@@ -286,6 +286,12 @@ START_TEST(a_clock_the_test_advances)
     ck_assert_uint_eq(len, 4);
     ck_assert_int_eq(memcmp(out, "tick", 4), 0);
     ck_assert_int_eq(morph_test_advance(t, 10000, &out, &len), 2); /* once */
+    /* the wire does not move the clock: a message left pending says so */
+    ck_assert_int_eq(morph_test_wire(t, "tock\n", 5, MORPH_TEST_ONE_PIECE,
+                                     &out, &len), 0);
+    ck_assert_uint_eq(len, 0);
+    ck_assert_msg(strstr(morph_test_error(t), "message 1: still pending on "
+                         "the test's clock"), "%s", morph_test_error(t));
     morph_test_free(t);
 }
 END_TEST
