@@ -116,6 +116,30 @@ static inline size_t morphd_decimal_size(uint64_t v)
     return n;
 }
 
+/* Whether v's "N:" takes `size` bytes (2..20: a netstring decode()'s
+ * guess, at most 19 digits and the ':'), by two compares against tables
+ * rather than morphd_decimal_size's loop: a netstring's reply, on every
+ * message. */
+static inline bool morphd_decimal_fits(uint64_t v, size_t size)
+{
+    static const uint64_t lo[21] = {
+        [2] = 0, 10ull, 100ull, 1000ull, 10000ull, 100000ull, 1000000ull,
+        10000000ull, 100000000ull, 1000000000ull, 10000000000ull,
+        100000000000ull, 1000000000000ull, 10000000000000ull,
+        100000000000000ull, 1000000000000000ull, 10000000000000000ull,
+        100000000000000000ull, 1000000000000000000ull,
+    };
+    static const uint64_t hi[21] = {
+        [2] = 10ull, 100ull, 1000ull, 10000ull, 100000ull, 1000000ull,
+        10000000ull, 100000000ull, 1000000000ull, 10000000000ull,
+        100000000000ull, 1000000000000ull, 10000000000000ull,
+        100000000000000ull, 1000000000000000ull, 10000000000000000ull,
+        100000000000000000ull, 1000000000000000000ull,
+        10000000000000000000ull,
+    };
+    return v >= lo[size] && v < hi[size];
+}
+
 /* "N:" in its `size` bytes at p, two digits at a time. */
 static inline void morphd_put_decimal(unsigned char *p, uint64_t v, size_t size)
 {
@@ -186,7 +210,7 @@ static inline int morphd_frame_end(const morphd_frame_t *f, morphd_buf_t *out,
         /* a netstring's reply as long as its request, in digits: into the
          * room morphd_frame_begin kept */
         if (f->head_len == 0 && out->len < out->cap &&
-            morphd_decimal_size(body_len) == f->guess) {
+            morphd_decimal_fits(body_len, f->guess)) {
             morphd_put_decimal(out->data + mark, body_len, f->guess);
             out->data[out->len++] = s->tail[0]; /* ',' */
             return 0;
