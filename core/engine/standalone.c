@@ -361,13 +361,7 @@ int morphd_standalone_apply(morphd_standalone_t *s, const void *in,
         uv_close((uv_handle_t *)&timer, NULL);
         uv_run(&s->loop, UV_RUN_NOWAIT);
         if (!s->ended) {
-            morphd_job_t *job = s->job;
-            s->job = NULL;
-            /* the states stay with the connection: the job must not close
-             * them */
-            morphd_job_abandon(job, NULL);
-            while (s->env.n_jobs > 0) /* a blocking one finishes first */
-                uv_run(&s->loop, UV_RUN_ONCE);
+            morphd_standalone_abandon(s);
             snprintf(err, err_size, "no answer within %u ms", s->timeout_ms);
             return -1;
         }
@@ -400,8 +394,22 @@ int morphd_standalone_advance(morphd_standalone_t *s, uint64_t ms,
     return outcome(&r, out, out_len, reply, err, err_size);
 }
 
+void morphd_standalone_abandon(morphd_standalone_t *s)
+{
+    morphd_job_t *job = s->job;
+    if (job == NULL)
+        return;
+    s->job = NULL;
+    /* the states stay with the connection: the job must not close them */
+    morphd_job_abandon(job, NULL);
+    while (s->env.n_jobs > 0) /* a blocking one finishes first */
+        uv_run(&s->loop, UV_RUN_ONCE);
+}
+
 void morphd_standalone_close(morphd_standalone_t *s)
 {
+    if (s->loop_open)
+        morphd_standalone_abandon(s); /* pending on a clock nothing moves */
     if (s->codec_open)
         morphd_chain_codec_close(s->chain, s->codec_state);
     if (s->chain != NULL && (s->open || s->chain->keeps_state))

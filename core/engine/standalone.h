@@ -119,6 +119,10 @@ int morphd_standalone_advance(morphd_standalone_t *s, uint64_t ms,
 int morphd_standalone_counter(const morphd_standalone_t *s, const char *name,
                               uint64_t *value);
 
+/* Gives up the message in flight, if any (its plugin's cancel() runs),
+ * as morphd does when its client leaves. */
+void morphd_standalone_abandon(morphd_standalone_t *s);
+
 void morphd_standalone_close(morphd_standalone_t *s);
 
 #endif

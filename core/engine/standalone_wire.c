@@ -43,8 +43,9 @@ static int run_one(morphd_wire_t *w, const unsigned char *data, size_t len,
     if (rc == 1)
         return 0; /* the plugins asked for no reply: not even the ending */
     if (rc == 2) { /* deferred on a test's clock, which nothing here moves */
-        say_failed(w, "still pending on the test's clock (the wire does not "
-                   "advance it)");
+        morphd_standalone_abandon(w->s);
+        say_failed(w, "still pending on the test's clock, given up (the "
+                   "wire does not advance it)");
         return 0;
     }
     if (rc != 0) {
