@@ -25,6 +25,8 @@ PACKAGES="$PACKAGES systemd"
 PACKAGES="$PACKAGES netcat-openbsd socat"
 # redis-cli and redis-benchmark: the clients of the resp codec's tests
 PACKAGES="$PACKAGES redis-tools"
+# curl: the HTTP client of the http:// endpoints' tests
+PACKAGES="$PACKAGES curl"
 
 for arg in "$@"; do
     case "$arg" in

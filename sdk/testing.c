@@ -265,7 +265,8 @@ int morph_test_framing(morph_test_t *t, const char *framing,
         snprintf(t->error, sizeof t->error, "out of memory");
         return -1;
     }
-    memcpy(options, t->options, n * sizeof *options);
+    if (n > 0) /* (no options: t->options may be NULL) */
+        memcpy(options, t->options, n * sizeof *options);
     size_t n_all = n;
     int rc = 0;
     for (size_t i = 0; i < extra && rc == 0; i++) {
@@ -417,16 +418,17 @@ static const char *differs(const record_t *a, const record_t *b, bool chunks,
     }
     for (size_t i = 0; !chunks && i < a->n; i++) {
         size_t from = i ? a->ends[i - 1] : 0, bfrom = i ? b->ends[i - 1] : 0;
-        if (a->ends[i] - from != b->ends[i] - bfrom ||
-            memcmp(a->msgs.data + from, b->msgs.data + bfrom,
-                   a->ends[i] - from) != 0) {
+        size_t len = a->ends[i] - from;
+        if (len != b->ends[i] - bfrom ||
+            (len > 0 && memcmp(a->msgs.data + from, b->msgs.data + bfrom,
+                               len) != 0)) {
             snprintf(buf, size, "message %zu is not the one it is in one "
                      "piece", i + 1);
             return buf;
         }
     }
     if (a->out.len != b->out.len ||
-        memcmp(a->out.data, b->out.data, a->out.len) != 0) {
+        (a->out.len > 0 && memcmp(a->out.data, b->out.data, a->out.len) != 0)) {
         size_t k = 0;
         while (k < a->out.len && k < b->out.len && a->out.data[k] == b->out.data[k])
             k++;

@@ -19,6 +19,21 @@ START_TEST(parses_ipv4_tcp)
 }
 END_TEST
 
+/* Issue 24: http:// is TCP served by the http codec. */
+START_TEST(parses_http)
+{
+    morphd_endpoint_t ep;
+    char err[256];
+    ck_assert_int_eq(morphd_endpoint_parse("http://[::1]:8080", &ep, err,
+                                           sizeof err), 0);
+    ck_assert_int_eq(ep.transport, MORPHD_HTTP);
+    ck_assert_str_eq(morphd_transport_name(ep.transport), "http");
+    ck_assert(morphd_transport_is_stream(ep.transport));
+    ck_assert_int_eq(morphd_endpoint_port(&ep), 8080);
+    ck_assert_int_eq(ep.addr.ss_family, AF_INET6);
+}
+END_TEST
+
 START_TEST(parses_ipv6_udp)
 {
     morphd_endpoint_t ep;
@@ -54,8 +69,9 @@ static const struct {
     const char *text;
     const char *why; /* a fragment of the expected message */
 } bad[] = {
-    {"127.0.0.1:12000", "starts with tcp://, udp://, tls:// or unix://"},
-    {"http://127.0.0.1:80", "starts with tcp://, udp://, tls:// or unix://"},
+    {"127.0.0.1:12000", "starts with tcp://, udp://, tls://, http:// or unix://"},
+    {"https://127.0.0.1:443", "starts with tcp://, udp://, tls://, http:// or unix://"},
+    {"http://127.0.0.1", "missing ':PORT'"},
     {"tcp://127.0.0.1", "missing ':PORT'"},
     {"tcp://127.0.0.1:", "port must be a number"},
     {"tcp://127.0.0.1:65536", "port must be a number"},
@@ -120,6 +136,7 @@ static Suite *suite(void)
     TCase *tc = tcase_create("parse");
     tcase_add_test(tc, parses_ipv4_tcp);
     tcase_add_test(tc, parses_ipv6_udp);
+    tcase_add_test(tc, parses_http);
     tcase_add_test(tc, wildcards_and_localhost);
     tcase_add_test(tc, parses_unix);
     tcase_add_loop_test(tc, rejects_malformed, 0,

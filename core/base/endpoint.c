@@ -24,6 +24,8 @@ const char *morphd_transport_name(morphd_transport_t t)
         return "unix";
     case MORPHD_TLS:
         return "tls";
+    case MORPHD_HTTP:
+        return "http";
     }
     return "?";
 }
@@ -125,10 +127,13 @@ int morphd_endpoint_parse(const char *text, morphd_endpoint_t *ep, char *err,
     } else if (strncmp(text, "tls://", 6) == 0) {
         ep->transport = MORPHD_TLS;
         rest = text + 6;
+    } else if (strncmp(text, "http://", 7) == 0) {
+        ep->transport = MORPHD_HTTP;
+        rest = text + 7;
     } else {
-        FAIL("'%s': an endpoint starts with tcp://, udp://, tls:// or unix:// "
-             "(e.g. tcp://127.0.0.1:12000, unix:///run/morphd/NAME.sock)",
-             text);
+        FAIL("'%s': an endpoint starts with tcp://, udp://, tls://, http:// "
+             "or unix:// (e.g. tcp://127.0.0.1:12000, "
+             "unix:///run/morphd/NAME.sock)", text);
     }
 
     char host[INET6_ADDRSTRLEN + 1];

@@ -1,6 +1,7 @@
 /*
  * endpoint.h -- parsing of listen endpoints: tcp://HOST:PORT,
- * udp://HOST:PORT, tls://HOST:PORT, with IPv6 hosts in brackets
+ * udp://HOST:PORT, tls://HOST:PORT, http://HOST:PORT, with IPv6 hosts in
+ * brackets
  * (udp://[::1]:12000), and unix:///absolute/path (a stream socket).
  */
 #ifndef MORPHD_ENDPOINT_H
@@ -18,6 +19,7 @@ typedef enum morphd_transport {
     MORPHD_UDP,
     MORPHD_UNIX,
     MORPHD_TLS,
+    MORPHD_HTTP, /* TCP, each connection served by the http codec */
 } morphd_transport_t;
 
 /* The longest text of an endpoint: "unix://" and a 107-byte path. */

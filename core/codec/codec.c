@@ -186,6 +186,7 @@ int morphd_codec_init(morphd_codec_t *c, const morphd_codec_ops_t *ops,
         set_tail(&c->shape, ",", 1);
         c->max_frame = decimal_digits(max_message) + 2 + max_message;
     } else if (ops == &morphd_codec_plugin) {
+        c->answers = true;
         c->shape.length = MORPHD_LEN_PLUGIN;
         c->max_frame = 2 * max_message + 4096;
     } else if (ops == &morphd_codec_delimiter) {

@@ -40,11 +40,16 @@ typedef enum morphd_length_kind {
     MORPHD_LEN_VARINT,  /* protobuf's unsigned base-128, 1..10 bytes */
     MORPHD_LEN_DECIMAL, /* a netstring's "N:" */
     MORPHD_LEN_PLUGIN,  /* a codec plugin frames its replies itself */
+    MORPHD_LEN_HTTP,    /* an HTTP/1.1 response (http.c) */
 } morphd_length_kind_t;
 
 /* Header bytes before a length field (length_offset), and the bytes after
  * a reply (a delimiter), at most: */
 #define MORPHD_FRAME_HEAD_MAX 64
+/* The request's bytes a reply's frame refers to (its head), at most: a
+ * message in flight keeps a copy (length_offset's header; http's
+ * Content-Type, echoed in the response). */
+#define MORPHD_FRAME_KEEP_MAX 256
 #define MORPHD_FRAME_TAIL_MAX 16
 
 /* What every reply of a codec gets around it: a length before it (the
@@ -70,11 +75,18 @@ typedef struct morphd_frame_shape {
  * length is not moved to make room for it. */
 typedef struct morphd_frame {
     const morphd_frame_shape_t *shape;
-    const unsigned char *head;
+    const unsigned char *head; /* http: the request's Content-Type */
     size_t head_len;
-    size_t guess; /* a codec plugin's: decode()'s tag */
+    size_t guess; /* a codec plugin's: decode()'s tag; http: MORPHD_HTTP_* */
     void *state;  /* a codec plugin's: the connection's state */
 } morphd_frame_t;
+
+/* An HTTP response's frame (guess): the connection closes after it. */
+#define MORPHD_HTTP_CLOSE 1u
+
+/* morphd_frame_end_reply: the reply went out, and the connection is to
+ * close after it (an HTTP response that says Connection: close). */
+#define MORPHD_FRAME_CLOSE 2
 
 /* The frame of a reply sent as it is. */
 extern const morphd_frame_t morphd_frame_none;
@@ -105,7 +117,7 @@ static inline void morphd_frame_put_fixed(unsigned char *p,
     }
 }
 int morphd_frame_end_header(const morphd_frame_t *f, morphd_buf_t *out,
-                            size_t mark, size_t body_len);
+                            size_t mark, size_t body_len, uint32_t reply);
 
 /* The size of a netstring's "N:" (N < 10^19: a reply is at most 1 GiB). */
 static inline size_t morphd_decimal_size(uint64_t v)
@@ -175,8 +187,8 @@ static inline int morphd_frame_begin(const morphd_frame_t *f, morphd_buf_t *out,
     if (s == NULL)
         return 0;
     if (f->head_len == 0) {
-        if (s->length == MORPHD_LEN_NONE || s->length == MORPHD_LEN_PLUGIN)
-            return 0; /* a plugin's encode() writes the whole frame */
+        if (s->length == MORPHD_LEN_NONE || s->length >= MORPHD_LEN_PLUGIN)
+            return 0; /* a plugin's encode() (http.c) writes the frame */
         /* room for the field (a varint or decimal: for one as long as
          * the request's); morphd_frame_end fills it */
         size_t room = (size_t)s->field_size + f->guess;
@@ -190,11 +202,14 @@ static inline int morphd_frame_begin(const morphd_frame_t *f, morphd_buf_t *out,
 
 /* Ends it: the `body_len` bytes appended after morphd_frame_begin are the
  * reply; writes its length field and appends the tail. Returns 0, -1 when
- * out of memory, or 1 when the length cannot be written (a reply over 255
+ * out of memory, 1 when the length cannot be written (a reply over 255
  * bytes for a u8 field; shorter than adjust): the frame is taken out of
- * `out` again (morphd_frame_explain says why). */
-static inline int morphd_frame_end(const morphd_frame_t *f, morphd_buf_t *out,
-                                   size_t mark, size_t body_len)
+ * `out` again (morphd_frame_explain says why), or MORPHD_FRAME_CLOSE.
+ * `reply`: the chain's MORPH_REPLY_* flags (an HTTP response says
+ * Connection: close when the plugin closes). */
+static inline int morphd_frame_end_reply(const morphd_frame_t *f,
+                                         morphd_buf_t *out, size_t mark,
+                                         size_t body_len, uint32_t reply)
 {
     const morphd_frame_shape_t *s = f->shape;
     if (s == NULL)
@@ -221,7 +236,15 @@ static inline int morphd_frame_end(const morphd_frame_t *f, morphd_buf_t *out,
                                body_len);
         return 0;
     }
-    return morphd_frame_end_header(f, out, mark, body_len);
+    return morphd_frame_end_header(f, out, mark, body_len, reply);
+}
+
+/* The same for a reply whose MORPH_REPLY_* flags do not matter to its
+ * frame: every framing but http's. */
+static inline int morphd_frame_end(const morphd_frame_t *f, morphd_buf_t *out,
+                                   size_t mark, size_t body_len)
+{
+    return morphd_frame_end_reply(f, out, mark, body_len, 0);
 }
 
 /* Why morphd_frame_end returned 1 for a reply of body_len bytes. */
@@ -238,9 +261,16 @@ static inline void morphd_frame_cancel(morphd_buf_t *out, size_t mark)
 size_t morphd_frame_overhead(const morphd_frame_t *f, size_t body_len);
 
 /* A failed message (no reply): a codec plugin may say so in its protocol
- * (morph_codec_t.encode with MORPH_ENCODE_FAILED), appended to `out`.
- * Returns 0 or -1 (out of memory). */
+ * (morph_codec_t.encode with MORPH_ENCODE_FAILED), http with a 500,
+ * appended to `out`. Returns 0, -1 (out of memory), or MORPHD_FRAME_CLOSE
+ * (an HTTP response after which the connection closes). */
 int morphd_frame_failed(const morphd_frame_t *f, morphd_buf_t *out);
+
+/* A message the plugins answered with no reply (MORPH_REPLY_NONE): http
+ * still answers, 204; the other framings send nothing. Returns as
+ * morphd_frame_failed. */
+int morphd_frame_unanswered(const morphd_frame_t *f, morphd_buf_t *out,
+                            uint32_t reply);
 
 /* --- the codecs --------------------------------------------------------------- */
 
@@ -305,7 +335,10 @@ struct morphd_codec {
      * scratch (the owner's) holds its answers and a reply being framed */
     const morph_codec_t *plugin;
     void *instance;
-    morphd_buf_t *scratch;
+    morphd_buf_t *scratch; /* http: a chunked body, decoded */
+    /* it answers on its own (morphd_decoded_t.direct): a codec plugin, http */
+    bool answers;
+    size_t http_max_head; /* http: http_max_header_size */
     /* Its calls watched as the chain watches a transform's (the engine
      * sets these, morphd_chain_codec_bind: the watchdog's mark and the
      * plugin's metrics): call_begin returns when the call started, for
@@ -344,6 +377,28 @@ extern const morphd_codec_ops_t morphd_codec_line;
 extern const morphd_codec_ops_t morphd_codec_length;
 extern const morphd_codec_ops_t morphd_codec_netstring;
 extern const morphd_codec_ops_t morphd_codec_delimiter;
+/* http:// endpoints' (http.c); not a value of `framing`. */
+#define MORPHD_HTTP_MAX_HEADER_DEFAULT (16 * 1024)
+extern const morphd_codec_ops_t morphd_codec_http;
+
+/* Sets up `c` for http:// endpoints: requests' bodies up to max_message,
+ * header blocks up to max_head, chunked bodies decoded into `scratch`
+ * (the owner's). */
+void morphd_codec_http_init(morphd_codec_t *c, size_t max_message,
+                            size_t max_head, morphd_buf_t *scratch);
+
+/* morphd_frame_end for http's frames: the reply at out[mark, +body_len)
+ * becomes the body of a 200 response (http.c). */
+int morphd_http_frame_end(const morphd_frame_t *f, morphd_buf_t *out,
+                          size_t mark, size_t body_len, uint32_t reply);
+
+/* The bytes of a 200 response's head for a body of body_len bytes. */
+size_t morphd_http_overhead(const morphd_frame_t *f, size_t body_len);
+
+/* The HTTP response of a frame whose shape is http's, status and body,
+ * appended to out (http.c). Returns 0, -1 or MORPHD_FRAME_CLOSE. */
+int morphd_http_respond(const morphd_frame_t *f, morphd_buf_t *out, int status,
+                        const void *body, size_t body_len, uint32_t reply);
 
 /* The framings built in, by name: stream, line, length, netstring,
  * delimiter. */

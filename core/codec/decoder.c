@@ -20,13 +20,13 @@ static int refuse(morphd_decoder_t *d, morphd_decode_status_t st,
                                         : MORPHD_DECODER_INVALID;
 }
 
-/* A codec plugin's answer of its own, handed on (as a frame of its own)
- * before what its decode() found. Returns the callback's value. */
+/* A codec's answer of its own (a codec plugin's, http's), handed on as a
+ * frame of its own before what its decode() found. Returns the
+ * callback's value. */
 static int direct(const morphd_codec_t *c, const morphd_decoded_t *r,
                   morphd_message_cb cb, void *ctx)
 {
-    if (c->ops != &morphd_codec_plugin ||
-        (r->direct_len == 0 && !r->direct_close))
+    if (!c->answers || (r->direct_len == 0 && !r->direct_close))
         return 0;
     morphd_frame_t f = {r->direct_close ? &morphd_shape_direct_close
                                         : &morphd_shape_direct,

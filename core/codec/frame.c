@@ -56,6 +56,8 @@ static size_t put_variable(unsigned char *tmp, morphd_length_kind_t kind,
 /* morphd_frame_begin past its fast path: a header or a length field. */
 int morphd_frame_begin_header(const morphd_frame_t *f, morphd_buf_t *out)
 {
+    if (f->shape->length == MORPHD_LEN_HTTP)
+        return 0; /* the response's head goes in front at the end */
     size_t field = f->shape->field_size;
     if (field == 0 && f->shape->length != MORPHD_LEN_NONE)
         field = f->guess; /* room for a varint or decimal like the request's */
@@ -100,9 +102,11 @@ void morphd_frame_explain(const morphd_frame_t *f, size_t body_len, char *why,
 /* morphd_frame_end past its fast paths: a length field, or a tail of more
  * than a byte (or no room for the one). */
 int morphd_frame_end_header(const morphd_frame_t *f, morphd_buf_t *out,
-                            size_t mark, size_t body_len)
+                            size_t mark, size_t body_len, uint32_t reply)
 {
     const morphd_frame_shape_t *s = f->shape;
+    if (s->length == MORPHD_LEN_HTTP)
+        return morphd_http_frame_end(f, out, mark, body_len, reply);
     if (s->length == MORPHD_LEN_PLUGIN)
         return morphd_codec_plugin_encode(f, out, mark, body_len, 0);
     if (s->length != MORPHD_LEN_NONE) {
@@ -142,11 +146,21 @@ int morphd_frame_end_header(const morphd_frame_t *f, morphd_buf_t *out,
     return 0;
 }
 
+int morphd_frame_unanswered(const morphd_frame_t *f, morphd_buf_t *out,
+                            uint32_t reply)
+{
+    if (f->shape == NULL || f->shape->length != MORPHD_LEN_HTTP)
+        return 0;
+    return morphd_http_respond(f, out, 204, NULL, 0, reply);
+}
+
 size_t morphd_frame_overhead(const morphd_frame_t *f, size_t body_len)
 {
     const morphd_frame_shape_t *s = f->shape;
     if (s == NULL)
         return 0;
+    if (s->length == MORPHD_LEN_HTTP)
+        return morphd_http_overhead(f, body_len);
     size_t n = f->head_len + s->tail_len;
     size_t field = morphd_length_kind_size(s->length);
     if (field > 0 || s->length == MORPHD_LEN_NONE)

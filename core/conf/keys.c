@@ -634,9 +634,10 @@ const key_row_t morphd_key_table[] = {
 
     {SEC_SERVICE, "listen", &type_listen, SVC_OFF(listen), SVC_LINE(listen_line),
      0, 0, NULL,
-     "required; endpoints tcp://HOST:PORT, udp://HOST:PORT, tls://HOST:PORT "
-     "(IPv6 as [::1]:PORT) and unix:///absolute/path (a stream socket), "
-     "separated by spaces",
+     "required; endpoints tcp://HOST:PORT, udp://HOST:PORT, tls://HOST:PORT, "
+     "http://HOST:PORT (HTTP/1.1: each POST's body is a message, whatever "
+     "`framing` says; docs/http.md) (IPv6 as [::1]:PORT) and "
+     "unix:///absolute/path (a stream socket), separated by spaces",
      "tcp://0.0.0.0:12000 udp://[::]:12000"},
     {SEC_SERVICE, "transform", &type_chain, SVC_OFF(chain),
      SVC_LINE(transform_line), 0, 0, NULL,

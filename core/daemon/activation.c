@@ -154,6 +154,7 @@ static bool matches(int fd, const morphd_endpoint_t *ep)
     switch (ep->transport) {
     case MORPHD_TCP:
     case MORPHD_TLS:
+    case MORPHD_HTTP:
     case MORPHD_UNIX:
         return is_socket(fd, SOCK_STREAM, true) && bound_to(fd, sa);
     case MORPHD_UDP:

@@ -24,6 +24,7 @@ const morphd_listener_ops_t *morphd_listener_ops_for(morphd_transport_t t)
 {
     switch (t) {
     case MORPHD_TCP:
+    case MORPHD_HTTP: /* tcp's listener; its connections' codec is http */
         return &morphd_listener_tcp;
     case MORPHD_UNIX:
         return &morphd_listener_unix;

@@ -244,7 +244,7 @@ struct morphd_job {
     struct sockaddr_storage via;   /* conn.via: a UDP reply's balancer */
     morphd_cred_t cred;            /* conn.cred: likewise */
     unsigned char inline_buf[128]; /* buf's storage while it fits */
-    unsigned char frame_head[MORPHD_FRAME_HEAD_MAX];
+    unsigned char frame_head[MORPHD_FRAME_KEEP_MAX];
 };
 /* Jobs are kept for reuse by their env, up to this many per worker. */
 #define MORPHD_SPARE_JOBS 128

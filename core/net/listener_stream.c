@@ -378,6 +378,12 @@ static bool equip(stream_conn_t *c, const morphd_listener_t *l, bool proxy)
         if (!proxy)
             s->accepted_at = NOW31(c->h.handle.loop);
     }
+    if (l->endpoint.transport == MORPHD_HTTP) { /* its codec, not framing's */
+        stream_session_t *s = stream_session_of(c);
+        if (s == NULL)
+            goto nomem;
+        s->codec = &svc->http_codec;
+    }
     if (*svc->access_log != NULL && !start_log(c))
         goto nomem;
     return true;

@@ -30,6 +30,7 @@ void morphd_service_destroy(morphd_service_t *svc)
     }
     morphd_chain_release(svc->chain);
     morphd_buf_free(&svc->codec_scratch);
+    morphd_buf_free(&svc->http_scratch);
     if (svc->stats != NULL)
         morphd_stats_put(svc->stats_head, svc->stats);
     void (*on_destroy)(void *) = svc->on_destroy;
@@ -75,11 +76,14 @@ static void conclude_other(morphd_service_t *svc, const morphd_result_t *r,
     case MORPHD_RUN_NOMEM:
         rep->status = MORPHD_RUN_NOMEM;
         return;
-    case MORPHD_RUN_FAILED:
+    case MORPHD_RUN_FAILED: {
         MORPHD_LANE_ADD(svc->counts, errors, 1);
-        /* a codec plugin may say so in its protocol (resp: -ERR) */
-        if (morphd_frame_failed(r->frame, out) != 0)
+        /* a codec may say so in its protocol (resp: -ERR; http: 500) */
+        int said = morphd_frame_failed(r->frame, out);
+        if (said < 0)
             morphd_frame_cancel(out, mark);
+        else if (said == MORPHD_FRAME_CLOSE)
+            rep->flags |= MORPH_REPLY_CLOSE;
         if (in_len == (size_t)-1)
             morphd_log(MORPH_LOG_WARN, "service %s: %s; message not "
                        "answered", svc->conf->name, r->error);
@@ -89,7 +93,15 @@ static void conclude_other(morphd_service_t *svc, const morphd_result_t *r,
         rep->status = MORPHD_RUN_FAILED;
         return;
     }
-    rep->status = MORPHD_RUN_DONE; /* MORPH_REPLY_NONE: nothing at all */
+    }
+    /* MORPH_REPLY_NONE: nothing at all, but where the protocol answers
+     * every request (http: 204) */
+    rep->status = MORPHD_RUN_DONE;
+    int said = morphd_frame_unanswered(r->frame, out, r->reply);
+    if (said < 0)
+        rep->status = MORPHD_RUN_NOMEM;
+    else if (said == MORPHD_FRAME_CLOSE)
+        rep->flags |= MORPH_REPLY_CLOSE;
 }
 
 /* Turns a chain's outcome into reply bytes in `out`: framed as r->frame
@@ -124,14 +136,18 @@ conclude(morphd_service_t *svc, const morphd_result_t *r, size_t in_len,
     }
     size_t n = r->len;
     if (frame->shape != NULL) {
-        int framed = morphd_frame_end(frame, out, mark, n);
-        if (framed != 0) {
-            rep->status = framed < 0 ? MORPHD_RUN_NOMEM : MORPHD_RUN_FAILED;
-            rep->datagram = false;
-            rep->len = 0;
-            if (framed > 0)
-                unframable(svc, frame, n);
-            return;
+        int framed = morphd_frame_end_reply(frame, out, mark, n, r->reply);
+        if (__builtin_expect(framed != 0, 0)) {
+            if (framed == MORPHD_FRAME_CLOSE) {
+                rep->flags |= MORPH_REPLY_CLOSE; /* Connection: close */
+            } else {
+                rep->status = framed < 0 ? MORPHD_RUN_NOMEM : MORPHD_RUN_FAILED;
+                rep->datagram = false;
+                rep->len = 0;
+                if (framed > 0)
+                    unframable(svc, frame, n);
+                return;
+            }
         }
         n = out->len - mark;
     }

@@ -32,6 +32,10 @@ struct morphd_service {
      * plugin's instance (chain->codec) bound to it (codec.h) */
     morphd_codec_t codec;
     morphd_buf_t codec_scratch;
+    /* its http:// endpoints' codec (whatever its framing) and the
+     * buffer of a chunked body */
+    morphd_codec_t http_codec;
+    morphd_buf_t http_scratch;
     /* tls://: its generation's context (a morphd_tls_ctx_t, tls.h), or
      * NULL: the message path itself never looks at it */
     struct ssl_ctx_st *tls;

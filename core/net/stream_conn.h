@@ -126,6 +126,7 @@ struct stream_session {
     bool finishing;         /* no more input; close once written */
     bool shutting;          /* uv_shutdown queued */
     morphd_tls_t *tls;      /* tls://: the connection's TLS */
+    const morphd_codec_t *codec; /* http://: its codec, not the service's */
     bool tls_ready;         /* its handshake has completed */
     uint32_t accepted_at;   /* NOW31 at accept: tls_handshake_timeout,
                                proxy_timeout */

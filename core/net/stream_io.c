@@ -103,7 +103,10 @@ const char *stream_peer_text(const stream_conn_t *c, char *buf, size_t size)
         snprintf(buf, size, "a client");
         return buf;
     }
-    morphd_endpoint_format(c->s != NULL && c->s->tls ? MORPHD_TLS : MORPHD_TCP,
+    morphd_endpoint_format(c->s == NULL           ? MORPHD_TCP
+                           : c->s->tls != NULL   ? MORPHD_TLS
+                           : c->s->codec != NULL ? MORPHD_HTTP
+                                                 : MORPHD_TCP,
                            (struct sockaddr *)&ss, buf, size);
     return buf;
 }
@@ -237,11 +240,27 @@ static const morphd_conn_ops_t unix_conn_ops = {
     .job_done = stream_job_done,
 };
 
-static void conn_view(stream_conn_t *c, morphd_conn_t *mc)
+static const morphd_conn_ops_t http_conn_ops = {
+    .transport = "http",
+    .addresses = stream_addresses,
+    .states = stream_states,
+    .job_admit = stream_job_admit,
+    .job_start = stream_job_start,
+    .job_done = stream_job_done,
+};
+
+/* (always inline: it is on every read, and the compiler's own choice
+ * cost a call there) */
+static inline __attribute__((always_inline)) void
+conn_view(stream_conn_t *c, morphd_conn_t *mc)
 {
-    mc->ops = is_unix(c)                 ? &unix_conn_ops
-              : c->s != NULL && c->s->tls ? &tls_conn_ops
-                                          : &tcp_conn_ops;
+    if (__builtin_expect(c->s == NULL, 1))
+        mc->ops = is_unix(c) ? &unix_conn_ops : &tcp_conn_ops;
+    else
+        mc->ops = is_unix(c)             ? &unix_conn_ops
+                  : c->s->tls != NULL   ? &tls_conn_ops
+                  : c->s->codec != NULL ? &http_conn_ops
+                                        : &tcp_conn_ops;
     mc->transport = c;
     mc->owner = c->h.handle.data;
     mc->states = c->s ? c->s->states : NULL;
@@ -523,8 +542,9 @@ static inline __attribute__((always_inline)) bool take(feed_ctx_t *x, const morp
         x->pending = true;
         return false;
     case MORPHD_RUN_FAILED:
-        /* in a stream, a lost chunk would be a silent gap: end it there */
-        if (x->svc->conf->codec.chunks) {
+        /* in a stream, a lost chunk would be a silent gap: end it there;
+         * an HTTP/1.0 request's 500 closes too */
+        if (x->svc->conf->codec.chunks || (rep->flags & MORPH_REPLY_CLOSE)) {
             ended(x->c, "plugin_failed");
             x->finish = true;
             return false;
@@ -571,17 +591,29 @@ static int on_message(void *arg, const unsigned char *msg, size_t len,
     return take(x, &rep) ? 0 : 1;
 }
 
-/* "line", "length"..., or a codec plugin's name. */
-static const char *framing_name(const morphd_service_t *svc)
+/* "line", "length"..., a codec plugin's name, or http. */
+static const char *framing_name(const morphd_service_t *svc,
+                                const morphd_codec_t *codec)
 {
+    if (codec != &svc->codec)
+        return codec->ops->name; /* http:// */
     return svc->conf->framing_plugin ? svc->conf->framing_plugin
                                      : svc->codec.ops->name;
+}
+
+/* The codec a connection's bytes go through: its service's framing, or
+ * an http:// connection's (its session says). */
+static inline const morphd_codec_t *conn_codec(const stream_conn_t *c,
+                                               const morphd_service_t *svc)
+{
+    return c->s != NULL && c->s->codec != NULL ? c->s->codec : &svc->codec;
 }
 
 /* Acts on what the decoder returned: a frame over max_message, or bytes
  * that do not follow the framing, end the connection once the replies
  * before it are sent. */
-static void decoder_result(feed_ctx_t *x, int rc, const morphd_decoder_t *d)
+static void decoder_result(feed_ctx_t *x, int rc, const morphd_decoder_t *d,
+                           const morphd_codec_t *codec)
 {
     if (rc == MORPHD_DECODER_TOO_LONG || rc == MORPHD_DECODER_INVALID) {
         char peer[80];
@@ -602,7 +634,7 @@ static void decoder_result(feed_ctx_t *x, int rc, const morphd_decoder_t *d)
                        "framing = %s: %s; closing the connection after the "
                        "replies before it", x->svc->conf->name,
                        stream_peer_text(x->c, peer, sizeof peer),
-                       framing_name(x->svc), d->reason);
+                       framing_name(x->svc, codec), d->reason);
         ended(x->c, too_long ? "too_long" : "bad_frame");
         x->finish = true;
     } else if (rc == -1) {
@@ -612,10 +644,10 @@ static void decoder_result(feed_ctx_t *x, int rc, const morphd_decoder_t *d)
 
 /* Runs input through the codec and the chain. Returns how much of it was
  * used: all of it, unless a message went in flight or the input ended. */
-static inline __attribute__((always_inline)) size_t feed(feed_ctx_t *x, morphd_decoder_t *d,
-                   const unsigned char *data, size_t n)
+static inline __attribute__((always_inline)) size_t
+feed(feed_ctx_t *x, morphd_decoder_t *d, const unsigned char *data, size_t n,
+     const morphd_codec_t *codec)
 {
-    const morphd_codec_t *codec = &x->svc->codec;
     if (codec->chunks) {
         morphd_reply_t rep;
         morphd_service_handle(x->svc, &x->conn, data, n, MORPH_MSG_CHUNK,
@@ -626,7 +658,7 @@ static inline __attribute__((always_inline)) size_t feed(feed_ctx_t *x, morphd_d
     size_t used;
     int rc = morphd_decoder_feed(d, codec, data, n, on_message, x, &used);
     if (rc < 0)
-        decoder_result(x, rc, d);
+        decoder_result(x, rc, d, codec);
     return used;
 }
 
@@ -663,12 +695,11 @@ static bool hold(stream_conn_t *c, const unsigned char *data, size_t n)
 /* The end of the input, run through the chain step by step (each step may
  * put a message in flight): a last line without newline, then the end
  * call for plugins that want one. */
-static void run_eof(feed_ctx_t *x)
+static void run_eof(feed_ctx_t *x, const morphd_codec_t *codec)
 {
     stream_session_t *s = x->c->s;
-    const morphd_service_conf_t *conf = x->svc->conf;
     morphd_reply_t rep;
-    if (conf->codec.chunks) {
+    if (codec->chunks) {
         s->eof_step = 2;
         morphd_service_handle(x->svc, &x->conn, NULL, 0,
                               MORPH_MSG_CHUNK | MORPH_MSG_END,
@@ -678,11 +709,10 @@ static void run_eof(feed_ctx_t *x)
     }
     if (s->eof_step == 0) {
         s->eof_step = 1;
-        int rc = morphd_decoder_finish(&s->decoder, &x->svc->codec,
-                                       on_message, x);
+        int rc = morphd_decoder_finish(&s->decoder, codec, on_message, x);
         if (rc != 0) {
             if (rc < 0)
-                decoder_result(x, rc, &s->decoder);
+                decoder_result(x, rc, &s->decoder, codec);
             return;
         }
     }
@@ -702,18 +732,19 @@ static void process(stream_conn_t *c)
 {
     stream_session_t *s = c->s;
     feed_ctx_t x = {.c = c, .svc = conn_svc(c)};
+    const morphd_codec_t *codec = conn_codec(c, x.svc);
     x.reply = &x.svc->io->reply;
     x.reply->len = 0;
     while (!closing(c) && s->job == NULL && !s->finishing) {
         conn_view(c, &x.conn);
         if (s->held_off < s->held.len) {
             size_t used = feed(&x, &s->decoder, s->held.data + s->held_off,
-                               s->held.len - s->held_off);
+                               s->held.len - s->held_off, codec);
             s->held_off += used;
             if (s->held_off == s->held.len)
                 s->held_off = s->held.len = 0;
         } else if (s->eof && s->eof_step < 2) {
-            run_eof(&x);
+            run_eof(&x, codec);
         } else {
             break;
         }
@@ -799,9 +830,10 @@ static void on_plain(stream_conn_t *c, ssize_t nread, const uv_buf_t *buf)
             c->s->log->bytes_in += (size_t)nread;
         size_t used;
         if (c->s != NULL) {
-            used = feed(&x, &c->s->decoder, data, (size_t)nread);
+            used = feed(&x, &c->s->decoder, data, (size_t)nread,
+                        conn_codec(c, x.svc));
         } else if (x.svc->conf->codec.chunks) {
-            used = feed(&x, NULL, data, (size_t)nread);
+            used = feed(&x, NULL, data, (size_t)nread, &x.svc->codec);
         } else {
             /* most reads: whole frames, no session; a frame left over in
              * part moves into one (the decoder's error text is written
@@ -810,7 +842,7 @@ static void on_plain(stream_conn_t *c, ssize_t nread, const uv_buf_t *buf)
             d.partial = (morphd_buf_t)MORPHD_BUF_INIT;
             d.scanned = 0;
             d.state = NULL; /* a codec without conn_open has none */
-            used = feed(&x, &d, data, (size_t)nread);
+            used = feed(&x, &d, data, (size_t)nread, &x.svc->codec);
             if (d.partial.data != NULL) {
                 stream_session_t *s = stream_session_of(c);
                 if (s == NULL) {
@@ -833,7 +865,7 @@ static void on_plain(stream_conn_t *c, ssize_t nread, const uv_buf_t *buf)
             return;
         }
         s->eof = true;
-        run_eof(&x);
+        run_eof(&x, conn_codec(c, x.svc));
         if (!x.pending)
             x.finish = true;
     } else if (nread < 0) {

@@ -1,0 +1,376 @@
+/* Issue 24: http:// endpoints over real sockets. A POST's body is the
+ * message and the reply the body of a 200 (curl, Python's http.client and
+ * raw bytes); keep-alive, pipelining, HTTP/1.0, Connection: close,
+ * chunked bodies, 100-continue; and every refusal (405, 400, 413, 414,
+ * 417, 431, 505, the smuggling shapes), 500 for a failed message and 204
+ * for no reply, each while another client goes on being served. */
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define TIMEOUT_MS 5000
+
+static morphd_proc_t proc;
+static char admin[108];
+
+static void teardown(void) { morphd_proc_cleanup(&proc); unlink(admin); }
+
+/* Service s: http:// and tcp:// (line framing) with `lines`. */
+static void start(const char *dirs, const char *lines)
+{
+    char services[1024];
+    snprintf(services, sizeof services, "[service s]\nlisten = "
+             "http://127.0.0.1:0 tcp://127.0.0.1:0\nframing = line\n%s", lines);
+    morphd_proc_serve(&proc, dirs, "", services, admin, sizeof admin);
+}
+
+static int http_port(void) { return morphd_proc_need_port(&proc, "s", "http", false); }
+
+static int connect_http(void)
+{
+    int fd = tcp_connect(http_port(), false);
+    ck_assert_int_ge(fd, 0);
+    return fd;
+}
+
+/* One response read from fd into buf (NUL-terminated): its status, and
+ * its body at *body (Content-Length bytes). Returns the status, or -1
+ * when the connection closed or stalled first. */
+static int read_response(int fd, char *buf, size_t cap, char **body,
+                         size_t *body_len)
+{
+    size_t have = 0;
+    char *end = NULL;
+    long long length = 0;
+    for (;;) {
+        if (end == NULL && (end = memmem(buf, have, "\r\n\r\n", 4)) != NULL) {
+            end += 4;
+            char *cl = strcasestr(buf, "\r\nContent-Length: ");
+            length = cl != NULL && cl < end ? atoll(cl + 18) : 0;
+        }
+        if (end != NULL && (size_t)(end - buf) + (size_t)length <= have)
+            break;
+        struct pollfd p = {fd, POLLIN, 0};
+        if (have + 1 >= cap || poll(&p, 1, TIMEOUT_MS) != 1)
+            return -1;
+        ssize_t n = recv(fd, buf + have, cap - 1 - have, 0);
+        if (n <= 0)
+            return -1;
+        have += (size_t)n;
+        buf[have] = '\0';
+    }
+    /* what came after this response is the next one's: keep it unread
+     * by reading only whole responses here (the tests send one at a time
+     * unless they read several in order) */
+    *body = end;
+    *body_len = (size_t)length;
+    end[length] = '\0';
+    return atoi(buf + 9);
+}
+
+/* Sends `req` and expects a response of `status` with `body`. */
+static void exchange(int fd, const char *req, int status, const char *body)
+{
+    ck_assert_int_eq(send_all(fd, req, strlen(req)), 0);
+    char buf[16384], *b;
+    size_t n;
+    ck_assert_int_eq(read_response(fd, buf, sizeof buf, &b, &n), status);
+    if (body != NULL)
+        ck_assert_str_eq(b, body);
+}
+
+/* After a response the server closes the connection: nothing more. */
+static void closed(int fd)
+{
+    char buf[256];
+    ck_assert_uint_eq(recv_until_close(fd, buf, sizeof buf, TIMEOUT_MS), 0);
+}
+
+#define SEND(fd, lit) ck_assert_int_eq(send_all(fd, lit, sizeof lit - 1), 0)
+
+static void bystander(int fd, int round)
+{
+    char req[128], want[16];
+    snprintf(want, sizeof want, "BY%d", round);
+    snprintf(req, sizeof req, "POST / HTTP/1.1\r\nHost: t\r\n"
+             "Content-Length: %zu\r\n\r\nby%d", strlen(want), round);
+    exchange(fd, req, 200, want);
+}
+
+/* What a command printed (its standard output), NUL-terminated. */
+static char *run(const char *cmd)
+{
+    FILE *f = popen(cmd, "r");
+    ck_assert_ptr_nonnull(f);
+    static char out[8192];
+    size_t n = fread(out, 1, sizeof out - 1, f);
+    out[n] = '\0';
+    ck_assert_int_eq(pclose(f), 0);
+    return out;
+}
+
+START_TEST(curl_posts_and_keeps_the_connection)
+{
+    start(PLUGIN_DIR, "transform = uppercase\n");
+    char cmd[512];
+    int port = http_port();
+    snprintf(cmd, sizeof cmd, "curl -sS -i -H 'Content-Type: text/x-morph' "
+             "--data-binary 'hello world' http://127.0.0.1:%d/up", port);
+    char *out = run(cmd);
+    ck_assert_msg(strncmp(out, "HTTP/1.1 200 OK\r\n", 17) == 0, "%s", out);
+    ck_assert_msg(strstr(out, "\r\nContent-Type: text/x-morph\r\n"), "%s", out);
+    ck_assert_msg(strstr(out, "\r\nContent-Length: 11\r\n"), "%s", out);
+    ck_assert_msg(strstr(out, "\r\n\r\nHELLO WORLD") != NULL, "%s", out);
+    /* no Content-Type: application/octet-stream; two requests, one
+     * connection (curl's --next reuses it: num_connects 1 then 0) */
+    snprintf(cmd, sizeof cmd, "curl -sS -o /dev/null -w '%%{content_type} "
+             "%%{num_connects}\\n' -H 'Content-Type:' --data-binary a "
+             "http://127.0.0.1:%d/ --next -o /dev/null -w '%%{num_connects}\\n' "
+             "--data-binary b http://127.0.0.1:%d/", port, port);
+    out = run(cmd);
+    ck_assert_str_eq(out, "application/octet-stream 1\n0\n");
+    /* chunked upload and 100-continue, as curl sends them */
+    snprintf(cmd, sizeof cmd, "curl -sS -H 'Transfer-Encoding: chunked' "
+             "--data-binary chunked http://127.0.0.1:%d/", port);
+    ck_assert_str_eq(run(cmd), "CHUNKED");
+    snprintf(cmd, sizeof cmd, "curl -sS -i -H 'Expect: 100-continue' "
+             "--data-binary later http://127.0.0.1:%d/", port);
+    out = run(cmd);
+    ck_assert_msg(strncmp(out, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK",
+                          40) == 0, "%s", out);
+    ck_assert_msg(strstr(out, "\r\n\r\nLATER"), "%s", out);
+    /* the same service's tcp:// endpoint keeps its line framing */
+    int fd = tcp_connect(morphd_proc_need_port(&proc, "s", "tcp", false), false);
+    SEND(fd, "line\n");
+    char buf[8];
+    ck_assert_uint_eq(recv_exact(fd, buf, 5, TIMEOUT_MS), 5);
+    ck_assert_int_eq(memcmp(buf, "LINE\n", 5), 0);
+    close(fd);
+    ck_assert_int_ge(morph_stat(admin, "s", "messages_in"), 6); /* 5 + 1 */
+    morphd_proc_finish(&proc);
+}
+END_TEST
+
+START_TEST(python_http_client)
+{
+    start(PLUGIN_DIR, "transform = uppercase\n");
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 - <<'PY'\n"
+             "import http.client\n"
+             "c = http.client.HTTPConnection('127.0.0.1', %d, timeout=5)\n"
+             "for body in (b'one', b'two'):\n"
+             "    c.request('POST', '/', body)\n"
+             "    r = c.getresponse()\n"
+             "    print(r.status, r.read().decode())\n"
+             "c.request('POST', '/', iter([b'chu', b'nked']), "
+             "encode_chunked=True)\n"
+             "r = c.getresponse()\n"
+             "print(r.status, r.read().decode())\n"
+             "c.request('GET', '/')\n"
+             "r = c.getresponse()\n"
+             "print(r.status, r.getheader('Allow'), r.read().decode().strip())\n"
+             "PY", http_port());
+    ck_assert_str_eq(run(cmd), "200 ONE\n200 TWO\n200 CHUNKED\n"
+                               "405 POST 405 Method Not Allowed\n");
+    morphd_proc_finish(&proc);
+}
+END_TEST
+
+START_TEST(pipelining_versions_and_close)
+{
+    start(PLUGIN_DIR, "transform = uppercase\n");
+    int by = connect_http();
+    bystander(by, 1);
+    /* two requests in one write: answered in order */
+    int fd = connect_http();
+    static const char two[] =
+        "POST /a HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc"
+        "POST /b HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nde";
+    ck_assert_int_eq(send_all(fd, two, sizeof two - 1), 0);
+    char buf[8192], *b;
+    size_t n, have = 0;
+    while (have < sizeof buf - 1 && memmem(buf, have, "\r\n\r\nDE", 6) == NULL) {
+        struct pollfd p = {fd, POLLIN, 0};
+        ck_assert_int_eq(poll(&p, 1, TIMEOUT_MS), 1);
+        ssize_t got = recv(fd, buf + have, sizeof buf - 1 - have, 0);
+        ck_assert_int_gt(got, 0);
+        have += (size_t)got;
+    }
+    buf[have] = '\0';
+    char *first = strstr(buf, "\r\n\r\nABC"), *second = strstr(buf, "\r\n\r\nDE");
+    ck_assert_msg(first != NULL && second != NULL && first < second, "%s", buf);
+    ck_assert_int_eq(strncmp(buf, "HTTP/1.1 200 OK", 15), 0);
+    close(fd);
+    /* HTTP/1.0 closes after its response, saying so; so does
+     * Connection: close */
+    static const char *const ends[] = {
+        "POST / HTTP/1.0\r\nContent-Length: 2\r\n\r\nxy",
+        "POST / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+        "Content-Length: 2\r\n\r\nxy",
+    };
+    for (size_t i = 0; i < 2; i++) {
+        fd = connect_http();
+        ck_assert_int_eq(send_all(fd, ends[i], strlen(ends[i])), 0);
+        ck_assert_int_eq(read_response(fd, buf, sizeof buf, &b, &n), 200);
+        ck_assert_msg(strstr(buf, "\r\nConnection: close\r\n"), "%s", buf);
+        ck_assert_str_eq(b, "XY");
+        closed(fd);
+        close(fd);
+    }
+    /* HTTP/1.0 with keep-alive stays */
+    fd = connect_http();
+    exchange(fd, "POST / HTTP/1.0\r\nConnection: keep-alive\r\n"
+                 "Content-Length: 1\r\n\r\nq", 200, "Q");
+    exchange(fd, "POST / HTTP/1.0\r\nConnection: keep-alive\r\n"
+                 "Content-Length: 1\r\n\r\nr", 200, "R");
+    close(fd);
+    bystander(by, 2);
+    close(by);
+    morphd_proc_finish(&proc);
+}
+END_TEST
+
+START_TEST(refusals_close_and_others_are_served)
+{
+    start(PLUGIN_DIR, "transform = uppercase\nmax_message = 64\n");
+    int by = connect_http();
+    static const struct { const char *req; int status; } bad[] = {
+        {"GARBAGE\r\n\r\n", 400},
+        {"POST / HTTP/1.1\r\n\r\n", 400}, /* no Host */
+        {"POST / HTTP/2.0\r\n\r\n", 505},
+        {"POST / HTTP/1.1\r\nHost: t\r\nExpect: nothing\r\n\r\n", 417},
+        {"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 65\r\n\r\n", 413},
+        {"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+         "41\r\n", 413},
+        /* the smuggling shapes */
+        {"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n"
+         "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
+        {"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n"
+         "Content-Length: 2\r\n\r\nab", 400},
+        {"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: identity\r\n\r\n", 400},
+        {"POST / HTTP/1.1\r\nHost: t\r\nX: a\r\n b\r\nContent-Length: 1\r\n\r\na", 400},
+        {"POST / HTTP/1.1\r\nHost: t\rContent-Length: 1\r\n\r\na", 400},
+        {"POST / HTTP/1.1\r\nHost : t\r\n\r\n", 400},
+        /* a method with a body */
+        {"PUT / HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\na", 405},
+    };
+    char buf[16384], *b;
+    size_t n;
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        int fd = connect_http();
+        ck_assert_int_eq(send_all(fd, bad[i].req, strlen(bad[i].req)), 0);
+        int st = read_response(fd, buf, sizeof buf, &b, &n);
+        ck_assert_msg(st == bad[i].status, "request %zu: %d", i, st);
+        ck_assert_msg(strstr(buf, "\r\nConnection: close\r\n"), "%zu: %s", i, buf);
+        closed(fd);
+        close(fd);
+        bystander(by, (int)i);
+    }
+    /* 414 and 431 */
+    size_t big = 9000;
+    char *line = malloc(big + 64);
+    memcpy(line, "POST /", 6);
+    memset(line + 6, 'a', big);
+    strcpy(line + 6 + big, " HTTP/1.1\r\n");
+    int fd = connect_http();
+    ck_assert_int_eq(send_all(fd, line, strlen(line)), 0);
+    ck_assert_int_eq(read_response(fd, buf, sizeof buf, &b, &n), 414);
+    closed(fd);
+    close(fd);
+    fd = connect_http();
+    SEND(fd, "POST / HTTP/1.1\r\nHost: t\r\n");
+    memcpy(line, "X-Big: ", 7);
+    memset(line + 7, 'b', big);
+    strcpy(line + 7 + big, "\r\nX-Big2: ");
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(send_all(fd, line, strlen(line)), 0);
+    ck_assert_int_eq(read_response(fd, buf, sizeof buf, &b, &n), 431);
+    closed(fd);
+    close(fd);
+    free(line);
+    /* a GET without a body: 405, and the connection goes on */
+    fd = connect_http();
+    SEND(fd, "GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    ck_assert_int_eq(read_response(fd, buf, sizeof buf, &b, &n), 405);
+    ck_assert_msg(strstr(buf, "\r\nAllow: POST\r\n"), "%s", buf);
+    exchange(fd, "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nok",
+             200, "OK");
+    close(fd);
+    bystander(by, 99);
+    close(by);
+    morphd_proc_finish(&proc);
+}
+END_TEST
+
+START_TEST(failed_no_reply_and_plugin_close)
+{
+    char dirs[1024];
+    snprintf(dirs, sizeof dirs, "%s %s", PLUGIN_DIR, TEST_PLUGIN_DIR);
+    start(dirs, "transform = failing | replyflags\n");
+    int fd = connect_http();
+    /* a failed message: 500, the reason in the log and not in the body */
+    exchange(fd, "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 8\r\n\r\nfail now",
+             500, "500 Internal Server Error\n");
+    ck_assert_int_ge(morphd_proc_log_count(&proc, "asked to fail"), 1);
+    /* no reply: 204, and the connection goes on */
+    SEND(fd, "POST / HTTP/1.1\r\nHost: t\r\n"
+                                  "Content-Length: 4\r\n\r\nnone");
+    char buf[4096], *b;
+    size_t n;
+    ck_assert_int_eq(read_response(fd, buf, sizeof buf, &b, &n), 204);
+    ck_assert_ptr_null(strcasestr(buf, "Content-Length"));
+    exchange(fd, "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nhi",
+             200, "hi");
+    /* a plugin that closes: the response says so, then the close */
+    SEND(fd, "POST / HTTP/1.1\r\nHost: t\r\n"
+                                  "Content-Length: 5\r\n\r\nclose");
+    ck_assert_int_eq(read_response(fd, buf, sizeof buf, &b, &n), 200);
+    ck_assert_msg(strstr(buf, "\r\nConnection: close\r\n"), "%s", buf);
+    ck_assert_str_eq(b, "bye");
+    closed(fd);
+    close(fd);
+    ck_assert_int_eq(morph_stat(admin, "s", "errors"), 1);
+    morphd_proc_finish(&proc);
+}
+END_TEST
+
+START_TEST(plugins_see_transport_http)
+{
+    start(PLUGIN_DIR, "transform = whoami\n");
+    int fd = connect_http();
+    SEND(fd, "POST / HTTP/1.1\r\nHost: t\r\n"
+                                  "Content-Length: 1\r\n\r\nx");
+    char buf[4096], *b;
+    size_t n;
+    ck_assert_int_eq(read_response(fd, buf, sizeof buf, &b, &n), 200);
+    ck_assert_msg(strncmp(b, "http 127.0.0.1 ", 15) == 0, "%s", b);
+    ck_assert_msg(strstr(b, " s") != NULL, "%s", b);
+    close(fd);
+    morphd_proc_finish(&proc);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("http");
+    TCase *tc = tcase_create("http1");
+    tcase_add_checked_fixture(tc, NULL, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, curl_posts_and_keeps_the_connection);
+    tcase_add_test(tc, python_http_client);
+    tcase_add_test(tc, pipelining_versions_and_close);
+    tcase_add_test(tc, refusals_close_and_others_are_served);
+    tcase_add_test(tc, failed_no_reply_and_plugin_close);
+    tcase_add_test(tc, plugins_see_transport_http);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? 0 : 1;
+}
