@@ -237,7 +237,8 @@ END_TEST
 
 START_TEST(refusals_close_and_others_are_served)
 {
-    start(PLUGIN_DIR, "transform = uppercase\nmax_message = 64\n");
+    start(PLUGIN_DIR, "transform = uppercase\nmax_message = 64\n"
+                      "http_max_header_size = 4K\n");
     int by = connect_http();
     static const struct { const char *req; int status; } bad[] = {
         {"GARBAGE\r\n\r\n", 400},
@@ -293,6 +294,22 @@ START_TEST(refusals_close_and_others_are_served)
     closed(fd);
     close(fd);
     free(line);
+    /* http_max_header_size: 3 KiB of fields pass, 5 KiB do not */
+    for (int kib = 3; kib <= 5; kib += 2) {
+        char *req = malloc(8192);
+        int len = snprintf(req, 8192, "POST / HTTP/1.1\r\nHost: t\r\nX-Fill: ");
+        memset(req + len, 'f', (size_t)kib * 1024);
+        len += kib * 1024;
+        len += snprintf(req + len, 8192 - (size_t)len,
+                      "\r\nContent-Length: 2\r\n\r\nok");
+        fd = connect_http();
+        ck_assert_int_eq(send_all(fd, req, (size_t)len), 0);
+        size_t body_len;
+        ck_assert_int_eq(read_response(fd, buf, sizeof buf, &b, &body_len),
+                         kib == 3 ? 200 : 431);
+        close(fd);
+        free(req);
+    }
     /* a GET without a body: 405, and the connection goes on */
     fd = connect_http();
     SEND(fd, "GET / HTTP/1.1\r\nHost: t\r\n\r\n");

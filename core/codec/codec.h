@@ -378,7 +378,6 @@ extern const morphd_codec_ops_t morphd_codec_length;
 extern const morphd_codec_ops_t morphd_codec_netstring;
 extern const morphd_codec_ops_t morphd_codec_delimiter;
 /* http:// endpoints' (http.c); not a value of `framing`. */
-#define MORPHD_HTTP_MAX_HEADER_DEFAULT (16 * 1024)
 extern const morphd_codec_ops_t morphd_codec_http;
 
 /* Sets up `c` for http:// endpoints: requests' bodies up to max_message,

@@ -64,6 +64,7 @@ typedef struct morphd_service_conf {
     morphd_codec_t codec;
     size_t max_message;        /* bytes; longest line or datagram */
     size_t max_pending_output; /* bytes; TCP backpressure high-water mark */
+    size_t http_max_header_size; /* http://: a request's header block, bytes */
     size_t max_connections;    /* open TCP connections; 0: no limit */
     size_t max_connections_per_source; /* per client address; 0: no limit */
     unsigned idle_timeout_ms;  /* close silent TCP connections; 0: never */

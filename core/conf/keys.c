@@ -681,6 +681,11 @@ const key_row_t morphd_key_table[] = {
      "delimited message (stream endpoints) or a datagram (UDP); a longer "
      "one closes its connection (a length a header announces is refused "
      "as soon as the header is read), a longer datagram is dropped", "4K"},
+    {SEC_SERVICE, "http_max_header_size", &type_size,
+     SVC_OFF(http_max_header_size), -1, 1024, 1024 * 1024, "16K",
+     "http:// endpoints: the longest header block of a request (its fields, "
+     "after the request line, which may be 8K); a longer one is answered "
+     "431 and its connection closed", "32K"},
     {SEC_SERVICE, "max_pending_output", &type_size,
      SVC_OFF(max_pending_output), -1, 4096, 1024 * 1024 * 1024, "1M",
      "per stream connection (tcp, tls, unix): above this many unsent reply "

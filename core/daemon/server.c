@@ -233,7 +233,7 @@ static morphd_service_t *make_service(morphd_server_t *s,
     }
     /* http:// endpoints' */
     morphd_codec_http_init(&svc->http_codec, conf->max_message,
-                           MORPHD_HTTP_MAX_HEADER_DEFAULT, &svc->http_scratch);
+                           conf->http_max_header_size, &svc->http_scratch);
     svc->codec = conf->codec; /* this worker's: a codec plugin's instance */
     if (svc->chain->codec != NULL)
         morphd_chain_codec_bind(svc->chain, &svc->codec, &svc->codec_scratch);
