@@ -372,6 +372,41 @@ START_TEST(plugins_see_transport_http)
 }
 END_TEST
 
+/* http_request_timeout: a head that does not arrive in time (slowloris,
+ * or nothing at all) gets 408 and the close; a slow body, or a
+ * keep-alive connection quiet between requests, does not. */
+START_TEST(request_timeout_answers_408)
+{
+    start(PLUGIN_DIR, "transform = uppercase\nhttp_request_timeout = 1s\n");
+    int slow = connect_http(), silent = connect_http();
+    SEND(slow, "POST / HTTP/1.1\r\nHost: t\r\n");
+    int body = connect_http();
+    SEND(body, "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\nab");
+    int quiet = connect_http();
+    exchange(quiet, "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\nq",
+             200, "Q");
+    char buf[4096], *b;
+    size_t n;
+    for (int i = 0; i < 2; i++) {
+        int fd = i == 0 ? slow : silent;
+        ck_assert_int_eq(read_response(fd, buf, sizeof buf, &b, &n), 408);
+        ck_assert_msg(strstr(buf, "\r\nConnection: close\r\n"), "%s", buf);
+        closed(fd);
+        close(fd);
+    }
+    usleep(200 * 1000); /* past the timeout for every connection */
+    SEND(body, "cd");
+    ck_assert_int_eq(read_response(body, buf, sizeof buf, &b, &n), 200);
+    ck_assert_str_eq(b, "ABCD");
+    exchange(quiet, "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\nr",
+             200, "R");
+    close(body);
+    close(quiet);
+    ck_assert_int_eq(morph_stat(admin, "s", "errors"), 2);
+    morphd_proc_finish(&proc);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("http");
@@ -384,6 +419,7 @@ int main(void)
     tcase_add_test(tc, refusals_close_and_others_are_served);
     tcase_add_test(tc, failed_no_reply_and_plugin_close);
     tcase_add_test(tc, plugins_see_transport_http);
+    tcase_add_test(tc, request_timeout_answers_408);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -65,6 +65,7 @@ typedef struct morphd_service_conf {
     size_t max_message;        /* bytes; longest line or datagram */
     size_t max_pending_output; /* bytes; TCP backpressure high-water mark */
     size_t http_max_header_size; /* http://: a request's header block, bytes */
+    unsigned http_request_timeout_ms; /* http://: 408 past it; 0: none */
     size_t max_connections;    /* open TCP connections; 0: no limit */
     size_t max_connections_per_source; /* per client address; 0: no limit */
     unsigned idle_timeout_ms;  /* close silent TCP connections; 0: never */
@@ -167,6 +168,8 @@ char *morphd_config_plugin_dir(const morphd_config_t *cfg,
 /* Whether the service listens on a stream endpoint (tcp, tls, unix);
  * on a tls:// one. */
 bool morphd_service_conf_has_stream(const morphd_service_conf_t *conf);
+/* Whether it listens on an http:// endpoint. */
+bool morphd_service_conf_has_http(const morphd_service_conf_t *conf);
 bool morphd_service_conf_has_tls(const morphd_service_conf_t *conf);
 
 /* The service named `name`, or NULL. */

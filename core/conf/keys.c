@@ -686,6 +686,12 @@ const key_row_t morphd_key_table[] = {
      "http:// endpoints: the longest header block of a request (its fields, "
      "after the request line, which may be 8K); a longer one is answered "
      "431 and its connection closed", "32K"},
+    {SEC_SERVICE, "http_request_timeout", &type_duration_ms,
+     SVC_OFF(http_request_timeout_ms), -1, 0, 3600000, "10s",
+     "http:// endpoints: a request whose line and header fields have not "
+     "all arrived this long after the connection opened, or after its "
+     "first byte, is answered 408 and its connection closed (slowloris); "
+     "0: no limit (idle_timeout still applies)", "5s"},
     {SEC_SERVICE, "max_pending_output", &type_size,
      SVC_OFF(max_pending_output), -1, 4096, 1024 * 1024 * 1024, "1M",
      "per stream connection (tcp, tls, unix): above this many unsent reply "

@@ -179,6 +179,10 @@ static void start_sweep(morphd_worker_t *w)
                              ? svc->conf->proxy_timeout_ms : 0;
         if (idle == 0 || (proxy != 0 && proxy < idle))
             idle = proxy;
+        unsigned http = morphd_service_conf_has_http(svc->conf)
+                            ? svc->conf->http_request_timeout_ms : 0;
+        if (idle == 0 || (http != 0 && http < idle))
+            idle = http;
         if (idle == 0)
             continue;
         uint64_t e = idle / 4;

@@ -383,6 +383,8 @@ static bool equip(stream_conn_t *c, const morphd_listener_t *l, bool proxy)
         if (s == NULL)
             goto nomem;
         s->codec = &svc->http_codec;
+        uint32_t now = NOW31(c->h.handle.loop);
+        s->request_at = now != 0 ? now : 1; /* nginx's client_header_timeout */
     }
     if (*svc->access_log != NULL && !start_log(c))
         goto nomem;

@@ -127,6 +127,9 @@ struct stream_session {
     bool shutting;          /* uv_shutdown queued */
     morphd_tls_t *tls;      /* tls://: the connection's TLS */
     const morphd_codec_t *codec; /* http://: its codec, not the service's */
+    uint32_t request_at;    /* http://: NOW31 when the request whose head
+                               is not whole yet began (accept, or its first
+                               byte); 0: none (http_request_timeout) */
     bool tls_ready;         /* its handshake has completed */
     uint32_t accepted_at;   /* NOW31 at accept: tls_handshake_timeout,
                                proxy_timeout */

@@ -662,6 +662,18 @@ feed(feed_ctx_t *x, morphd_decoder_t *d, const unsigned char *data, size_t n,
     return used;
 }
 
+/* http_request_timeout's clock, for an http:// session after a pass: it
+ * runs while a request's head is in pieces (the codec's MORE with nothing
+ * scanned), from the accept or the head's first byte; a request whose
+ * head is whole (its body may take idle_timeout) stops it. */
+static inline void http_clock(stream_session_t *s, uint32_t now)
+{
+    if (s->decoder.partial.len == 0 || s->decoder.scanned != 0)
+        s->request_at = 0;
+    else if (s->request_at == 0)
+        s->request_at = now != 0 ? now : 1;
+}
+
 /* Sends what a pass produced and acts on how it ended. Returns false when
  * the connection is closing. */
 static inline __attribute__((always_inline)) bool after_feed(feed_ctx_t *x)
@@ -740,6 +752,8 @@ static void process(stream_conn_t *c)
         if (s->held_off < s->held.len) {
             size_t used = feed(&x, &s->decoder, s->held.data + s->held_off,
                                s->held.len - s->held_off, codec);
+            if (s->codec != NULL)
+                http_clock(s, NOW31(c->h.handle.loop));
             s->held_off += used;
             if (s->held_off == s->held.len)
                 s->held_off = s->held.len = 0;
@@ -832,6 +846,8 @@ static void on_plain(stream_conn_t *c, ssize_t nread, const uv_buf_t *buf)
         if (c->s != NULL) {
             used = feed(&x, &c->s->decoder, data, (size_t)nread,
                         conn_codec(c, x.svc));
+            if (c->s->codec != NULL)
+                http_clock(c->s, c->last_active);
         } else if (x.svc->conf->codec.chunks) {
             used = feed(&x, NULL, data, (size_t)nread, &x.svc->codec);
         } else {
@@ -1056,6 +1072,40 @@ static bool setup_timed_out(stream_conn_t *c, uint32_t now, unsigned limit,
     return true;
 }
 
+/* An http:// request whose head did not arrive in http_request_timeout:
+ * 408, then the close (what nginx does for client_header_timeout). */
+static bool request_timed_out(stream_conn_t *c, uint32_t now)
+{
+    morphd_service_t *svc = conn_svc(c);
+    unsigned limit = svc->conf->http_request_timeout_ms;
+    if (limit == 0 || c->s->job != NULL ||
+        ((now - c->s->request_at) & ACTIVE_MASK) < limit)
+        return false;
+    c->s->request_at = 0;
+    MORPHD_LANE_ADD(svc->counts, errors, 1);
+    ended(c, "request_timeout");
+    if (morphd_log_enabled(MORPH_LOG_DEBUG)) {
+        char peer[80];
+        morphd_log(MORPH_LOG_DEBUG, "service %s: %s: no whole request head "
+                   "in %u ms (http_request_timeout); 408, closing",
+                   svc->conf->name, stream_peer_text(c, peer, sizeof peer),
+                   limit);
+    }
+    morphd_buf_t b = MORPHD_BUF_INIT;
+    morphd_frame_t f = {&svc->http_codec.shape, NULL, 0, MORPHD_HTTP_CLOSE,
+                        NULL};
+    if (morphd_http_respond(&f, &b, 408, NULL, 0, 0) < 0 ||
+        conn_send(c, b.data, b.len) != 0) {
+        morphd_buf_free(&b);
+        if (!closing(c))
+            stream_conn_close(c);
+        return true;
+    }
+    morphd_buf_free(&b);
+    conn_finish(c);
+    return true;
+}
+
 static void sweep_one(stream_conn_t *c, uint32_t now)
 {
     if (closing(c))
@@ -1071,6 +1121,8 @@ static void sweep_one(stream_conn_t *c, uint32_t now)
         setup_timed_out(c, now, svc->conf->tls_handshake_timeout_ms,
                         &svc->stats->any.tls_handshake_timeouts, "TLS handshake",
                         "tls_timeout"))
+        return;
+    if (c->s != NULL && c->s->request_at != 0 && request_timed_out(c, now))
         return;
     if (idle == 0 || ((now - c->last_active) & ACTIVE_MASK) < idle)
         return;
