@@ -358,7 +358,12 @@ END_TEST
 
 START_TEST(plugins_see_transport_http)
 {
-    start(PLUGIN_DIR, "transform = whoami\n");
+    /* only http://, and framing left at its default (stream): the
+     * framing is its other endpoints', so a plugin that is not
+     * chunk-safe serves here */
+    morphd_proc_serve(&proc, PLUGIN_DIR, "", "[service s]\nlisten = "
+                      "http://127.0.0.1:0\ntransform = whoami\n", admin,
+                      sizeof admin);
     int fd = connect_http();
     SEND(fd, "POST / HTTP/1.1\r\nHost: t\r\n"
                                   "Content-Length: 1\r\n\r\nx");
@@ -407,6 +412,24 @@ START_TEST(request_timeout_answers_408)
 }
 END_TEST
 
+/* framing = stream (the default) is its tcp:// endpoint's: over http://
+ * each body is still one message, and a failed one is a 500 on a
+ * connection that goes on (in a stream, a failed chunk ends it). */
+START_TEST(a_stream_service_answers_whole_bodies)
+{
+    morphd_proc_serve(&proc, TEST_PLUGIN_DIR, "", "[service s]\nlisten = "
+                      "http://127.0.0.1:0 tcp://127.0.0.1:0\ntransform = "
+                      "failing\n", admin, sizeof admin);
+    int fd = connect_http();
+    exchange(fd, "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 8\r\n\r\nfail now",
+             500, NULL);
+    exchange(fd, "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\nfine",
+             200, "fine");
+    close(fd);
+    morphd_proc_finish(&proc);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("http");
@@ -420,6 +443,7 @@ int main(void)
     tcase_add_test(tc, failed_no_reply_and_plugin_close);
     tcase_add_test(tc, plugins_see_transport_http);
     tcase_add_test(tc, request_timeout_answers_408);
+    tcase_add_test(tc, a_stream_service_answers_whole_bodies);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

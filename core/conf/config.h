@@ -170,6 +170,9 @@ char *morphd_config_plugin_dir(const morphd_config_t *cfg,
 bool morphd_service_conf_has_stream(const morphd_service_conf_t *conf);
 /* Whether it listens on an http:// endpoint. */
 bool morphd_service_conf_has_http(const morphd_service_conf_t *conf);
+/* Whether an endpoint of it uses its framing: tcp, tls or unix (http://
+ * has its own). */
+bool morphd_service_conf_has_framed(const morphd_service_conf_t *conf);
 bool morphd_service_conf_has_tls(const morphd_service_conf_t *conf);
 
 /* The service named `name`, or NULL. */

@@ -603,6 +603,16 @@ char *morphd_config_plugin_dir(const morphd_config_t *cfg, const char *fallback)
     return out;
 }
 
+bool morphd_service_conf_has_framed(const morphd_service_conf_t *conf)
+{
+    for (size_t i = 0; i < conf->n_listen; i++)
+        if (conf->listen[i].transport == MORPHD_TCP ||
+            conf->listen[i].transport == MORPHD_TLS ||
+            conf->listen[i].transport == MORPHD_UNIX)
+            return true;
+    return false;
+}
+
 bool morphd_service_conf_has_http(const morphd_service_conf_t *conf)
 {
     for (size_t i = 0; i < conf->n_listen; i++)

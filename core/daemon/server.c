@@ -163,8 +163,7 @@ static bool load_chain(morphd_server_t *s, morphd_generation_t *gen,
         }
     if (!ok)
         return false;
-    if (conf->codec.chunks &&
-        morphd_service_conf_has_stream(conf)) {
+    if (conf->codec.chunks && morphd_service_conf_has_framed(conf)) {
         for (size_t i = 0; i < conf->n_chain; i++)
             if (!(plugins[i]->desc->flags & MORPH_PLUGIN_CHUNK_SAFE)) {
                 morphd_errors_add(

@@ -204,7 +204,8 @@ static void stream_job_done(morphd_conn_t *mc, morphd_job_t *job,
     if (conn_send(c, io->reply.data, io->reply.len) != 0)
         return;
     if ((rep.flags & MORPH_REPLY_CLOSE) ||
-        (rep.status == MORPHD_RUN_FAILED && svc->conf->codec.chunks)) {
+        (rep.status == MORPHD_RUN_FAILED && svc->conf->codec.chunks &&
+         c->s->codec == NULL)) {
         conn_finish(c);
         return;
     }
@@ -544,7 +545,8 @@ static inline __attribute__((always_inline)) bool take(feed_ctx_t *x, const morp
     case MORPHD_RUN_FAILED:
         /* in a stream, a lost chunk would be a silent gap: end it there;
          * an HTTP/1.0 request's 500 closes too */
-        if (x->svc->conf->codec.chunks || (rep->flags & MORPH_REPLY_CLOSE)) {
+        if ((x->svc->conf->codec.chunks && !(x->c->s && x->c->s->codec)) ||
+            (rep->flags & MORPH_REPLY_CLOSE)) {
             ended(x->c, "plugin_failed");
             x->finish = true;
             return false;
