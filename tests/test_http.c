@@ -430,6 +430,38 @@ START_TEST(a_stream_service_answers_whole_bodies)
 }
 END_TEST
 
+/* http:// is interchangeable with tcp:// for a service: a PROXY header
+ * before the request (HAProxy's send-proxy) gives plugins the client's
+ * address, worker processes serve it, and a reload keeps it serving. */
+START_TEST(proxy_workers_and_reload)
+{
+    morphd_proc_serve(&proc, PLUGIN_DIR, "isolation = process\nworkers = 2\n",
+                      "[service s]\nlisten = http://127.0.0.1:0\n"
+                      "transform = whoami\nproxy_protocol = v1\n"
+                      "proxy_from = 127.0.0.1\n", admin, sizeof admin);
+    int fd = connect_http();
+    SEND(fd, "PROXY TCP4 192.0.2.7 127.0.0.1 51234 80\r\n"
+             "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\nx");
+    char buf[4096], *b;
+    size_t n;
+    ck_assert_int_eq(read_response(fd, buf, sizeof buf, &b, &n), 200);
+    ck_assert_msg(strncmp(b, "http 192.0.2.7 51234 s", 22) == 0, "%s", b);
+    close(fd);
+    int port = http_port();
+    ck_assert_int_eq(morphd_proc_reload(&proc), 0);
+    ck_assert_int_eq(http_port(), port); /* the same socket, handed over */
+    for (int i = 0; i < 4; i++) { /* whichever worker takes it */
+        fd = connect_http();
+        SEND(fd, "PROXY TCP4 192.0.2.8 127.0.0.1 40000 80\r\n"
+                 "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\ny");
+        ck_assert_int_eq(read_response(fd, buf, sizeof buf, &b, &n), 200);
+        ck_assert_msg(strncmp(b, "http 192.0.2.8 40000 s", 22) == 0, "%s", b);
+        close(fd);
+    }
+    morphd_proc_finish(&proc);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("http");
@@ -444,6 +476,7 @@ int main(void)
     tcase_add_test(tc, plugins_see_transport_http);
     tcase_add_test(tc, request_timeout_answers_408);
     tcase_add_test(tc, a_stream_service_answers_whole_bodies);
+    tcase_add_test(tc, proxy_workers_and_reload);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
