@@ -35,6 +35,7 @@ typedef struct client {
     const char *host;
     const char *port;
     const char *unix_path; /* unix:///path: a stream socket instead */
+    const char *http_path; /* http://HOST:PORT/PATH: POST to PATH */
     bool tls;              /* --tls: TLS over the TCP connection */
     const char *ca;        /* --ca: verify the server against this */
     bool insecure;         /* --insecure: do not verify it */
@@ -58,6 +59,7 @@ static void client_usage(FILE *out)
             "Usage: morph [--tcp|--udp] [-w SECONDS] [-r TRIES] [HOST][:PORT] [MESSAGE...]\n"
             "       morph --tls [--ca FILE] [--insecure] [-w SECONDS] [HOST][:PORT] [MESSAGE...]\n"
             "       morph [-w SECONDS] unix:///PATH [MESSAGE...]\n"
+            "       morph [-w SECONDS] http://HOST[:PORT][/PATH] [MESSAGE...]\n"
             "       morph pipe ...      (morph pipe --help)\n"
             "       morph stats ...     (morph stats --help)\n"
             "       morph plugin info ... (morph plugin info --help)\n"
@@ -67,7 +69,9 @@ static void client_usage(FILE *out)
             "The first word names the server when it has a port (host:12000,\n"
             ":12001), is an address (127.0.0.1, [::1]) or is localhost;\n"
             "otherwise it is the start of the message. unix:///PATH talks to a\n"
-            "service's unix:// endpoint (a stream, like TCP).\n"
+            "service's unix:// endpoint (a stream, like TCP); http://HOST:PORT/\n"
+            "to an http:// endpoint: each message is the body of a POST (PORT\n"
+            "defaults to 80), its response's body is printed on a line.\n"
             "\n"
             "  MESSAGE...         send the words joined by spaces, print the reply\n"
             "  (no message)       on a terminal: prompt for sentences until end of\n"
@@ -105,9 +109,26 @@ static long now_ms(void)
     return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Splits "[HOST][:PORT]" (HOST may be "[v6]"), or takes "unix:///PATH". */
+/* Splits "[HOST][:PORT]" (HOST may be "[v6]"), or takes "unix:///PATH",
+ * or "http://HOST[:PORT][/PATH]". */
 static int parse_target(char *spec, client_t *c)
 {
+    if (strncmp(spec, "http://", 7) == 0) {
+        spec += 7;
+        char *slash = strchr(spec, '/');
+        c->http_path = "/";
+        if (slash != NULL) {
+            /* the path keeps its '/': the host's end is marked by moving
+             * the host:port one byte to the left */
+            memmove(spec - 1, spec, (size_t)(slash - spec));
+            slash[-1] = '\0';
+            c->http_path = slash;
+            spec--;
+        }
+        c->port = "80";
+        if (spec[0] == '\0' || strchr(c->http_path, ' ') != NULL)
+            return -1;
+    }
     if (strncmp(spec, "unix://", 7) == 0) {
         c->unix_path = spec + 7;
         return c->unix_path[0] == '/' &&
@@ -144,7 +165,7 @@ static int parse_target(char *spec, client_t *c)
 static bool looks_like_target(const char *arg)
 {
     unsigned char buf[sizeof(struct in6_addr)];
-    return strchr(arg, ':') != NULL || arg[0] == '[' ||
+    return strchr(arg, ':') != NULL || arg[0] == '[' || /* http:// too */
            strcmp(arg, "localhost") == 0 || inet_pton(AF_INET, arg, buf) == 1;
 }
 
@@ -384,10 +405,70 @@ static int framed_exchange(client_t *c, const char *msg, size_t len)
     return rc > 0 ? 0 : -1;
 }
 
+/* http://: POSTs the message and prints the response's body on a line;
+ * a status other than 200 goes to standard error with its body. */
+static int http_exchange(client_t *c, const char *msg, size_t len)
+{
+    char head[1024];
+    bool v6 = strchr(c->host, ':') != NULL;
+    int n = snprintf(head, sizeof head, "POST %s HTTP/1.1\r\nHost: %s%s%s:%s\r\n"
+                     "User-Agent: morph/" MORPH_VERSION "\r\n"
+                     "Content-Type: text/plain; charset=utf-8\r\n"
+                     "Content-Length: %zu\r\n\r\n", c->http_path,
+                     v6 ? "[" : "", c->host, v6 ? "]" : "", c->port, len);
+    if (n < 0 || (size_t)n >= sizeof head) {
+        fprintf(stderr, "morph: the path is too long\n");
+        return -1;
+    }
+    if (write_all(c, head, (size_t)n) != 0 || write_all(c, msg, len) != 0) {
+        fprintf(stderr, "morph: send: %s\n", strerror(errno));
+        return -1;
+    }
+    /* the head, byte by byte up to its blank line, then the body */
+    long deadline = now_ms() + c->timeout_ms;
+    morphd_buf_t r = MORPHD_BUF_INIT;
+    char ch;
+    int rc = -1;
+    while (r.len < 4 || memcmp(r.data + r.len - 4, "\r\n\r\n", 4) != 0) {
+        if (r.len > 65536 || !read_byte(c, deadline, &ch) ||
+            morphd_buf_append(&r, &ch, 1) != 0)
+            goto out;
+    }
+    morphd_buf_append(&r, "", 1); /* a C string from here */
+    int status = 0;
+    if (sscanf((const char *)r.data, "HTTP/1.%*d %d", &status) != 1) {
+        fprintf(stderr, "morph: the reply is no HTTP response\n");
+        goto out;
+    }
+    const char *cl = strcasestr((const char *)r.data, "\r\ncontent-length:");
+    size_t body = cl != NULL ? strtoul(cl + 17, NULL, 10) : 0;
+    size_t at = r.len;
+    for (size_t i = 0; i < body; i++)
+        if (!read_byte(c, deadline, &ch) || morphd_buf_append(&r, &ch, 1) != 0)
+            goto out;
+    if (status == 200 || status == 204) {
+        fwrite(r.data + at, 1, body, stdout);
+        putchar('\n');
+        fflush(stdout);
+        rc = 0;
+    } else {
+        const char *line = (const char *)r.data + 9;
+        fprintf(stderr, "morph: HTTP %.*s: %.*s", (int)strcspn(line, "\r"), line,
+                (int)body, (const char *)r.data + at);
+        if (body == 0 || r.data[r.len - 1] != '\n')
+            fputc('\n', stderr);
+    }
+out:
+    morphd_buf_free(&r);
+    return rc;
+}
+
 /* TCP: sends one line (newline added) and prints the reply up to and
  * including its newline. */
 static int tcp_exchange(client_t *c, const char *msg, size_t len)
 {
+    if (c->http_path != NULL)
+        return http_exchange(c, msg, len);
     if (c->framing != NULL)
         return framed_exchange(c, msg, len);
     if (write_all(c, msg, len) != 0 || write_all(c, "\n", 1) != 0) {
@@ -552,8 +633,9 @@ int morph_client_main(int argc, char **argv)
     if (optind < argc && looks_like_target(argv[optind])) {
         target = strdup(argv[optind++]);
         if (target == NULL || parse_target(target, &c) != 0) {
-            fprintf(stderr, "morph: '%s' is not [HOST][:PORT] or "
-                    "unix:///PATH (absolute, at most 107 bytes)\n",
+            fprintf(stderr, "morph: '%s' is not [HOST][:PORT], "
+                    "http://HOST[:PORT][/PATH] or unix:///PATH (absolute, "
+                    "at most 107 bytes)\n",
                     argv[optind - 1]);
             free(target);
             return MORPH_EXIT_USAGE;
@@ -573,6 +655,13 @@ int morph_client_main(int argc, char **argv)
     if (c.tls && (c.udp || c.unix_path != NULL)) {
         fprintf(stderr, "morph: --tls is TLS over TCP; not with %s\n",
                 c.udp ? "--udp" : "unix://");
+        free(target);
+        return MORPH_EXIT_USAGE;
+    }
+    if (c.http_path != NULL && (c.udp || c.tls || c.framing != NULL)) {
+        fprintf(stderr, "morph: http:// is HTTP/1.1 over TCP; not with %s\n",
+                c.udp ? "--udp" : c.tls ? "--tls (https:// is to come)"
+                                        : "--framing");
         free(target);
         return MORPH_EXIT_USAGE;
     }

@@ -13,20 +13,23 @@
 #include "harness.h"
 
 static morphd_proc_t proc;
-static char tcp_target[32], udp_target[32];
+static char tcp_target[32], udp_target[32], http_target[48];
 
 static void setup(void)
 {
     char ini[512];
     snprintf(ini, sizeof ini,
              "[morphd]\nplugin_dir = %s\n[service up]\n"
-             "listen = tcp://127.0.0.1:0 udp://127.0.0.1:0\ntransform = uppercase\n",
+             "listen = tcp://127.0.0.1:0 udp://127.0.0.1:0 http://127.0.0.1:0\n"
+             "transform = uppercase\nmax_message = 1K\n",
              PLUGIN_DIR);
     ck_assert_int_eq(morphd_proc_start(&proc, ini), 0);
     snprintf(tcp_target, sizeof tcp_target, "127.0.0.1:%d",
              morphd_proc_port(&proc, "up", "tcp", false));
     snprintf(udp_target, sizeof udp_target, "127.0.0.1:%d",
              morphd_proc_port(&proc, "up", "udp", false));
+    snprintf(http_target, sizeof http_target, "http://127.0.0.1:%d/path",
+             morphd_proc_port(&proc, "up", "http", false));
 }
 
 static void teardown(void) { morphd_proc_cleanup(&proc); }
@@ -162,6 +165,37 @@ START_TEST(errors_exit_1_with_a_reason)
 }
 END_TEST
 
+/* Issue 24: morph http://HOST:PORT/PATH POSTs each message and prints the
+ * response's body; a status other than 200 exits 1 and says which. */
+START_TEST(http_targets)
+{
+    char *out, *err;
+    const char *args[] = {http_target, "over", "http", NULL};
+    ck_assert_int_eq(client(args, "", &out, &err), 0);
+    ck_assert_str_eq(out, "OVER HTTP\n");
+    free(out);
+    free(err);
+    const char *lines[] = {http_target, NULL}; /* one connection, kept */
+    ck_assert_int_eq(client(lines, "one\ntwo\n", &out, &err), 0);
+    ck_assert_str_eq(out, "ONE\nTWO\n");
+    free(out);
+    free(err);
+    char big[1100];
+    memset(big, 'b', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    const char *over[] = {http_target, big, NULL};
+    ck_assert_int_eq(client(over, "", &out, &err), 1);
+    ck_assert_msg(strstr(err, "morph: HTTP 413 Content Too Large"), "%s", err);
+    free(out);
+    free(err);
+    const char *mixed[] = {"--udp", http_target, "x", NULL};
+    ck_assert_int_eq(client(mixed, "", &out, &err), 64);
+    ck_assert_msg(strstr(err, "http:// is HTTP/1.1 over TCP"), "%s", err);
+    free(out);
+    free(err);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("client");
@@ -172,6 +206,7 @@ static Suite *suite(void)
     tcase_add_test(tc, lines_from_a_pipe_each_answered);
     tcase_add_test(tc, interactive_prompt_on_a_terminal);
     tcase_add_test(tc, errors_exit_1_with_a_reason);
+    tcase_add_test(tc, http_targets);
     suite_add_tcase(s, tc);
     return s;
 }
