@@ -126,6 +126,12 @@ START_TEST(curl_posts_and_keeps_the_connection)
     ck_assert_msg(strstr(out, "\r\nContent-Type: text/x-morph\r\n"), "%s", out);
     ck_assert_msg(strstr(out, "\r\nContent-Length: 11\r\n"), "%s", out);
     ck_assert_msg(strstr(out, "\r\n\r\nHELLO WORLD") != NULL, "%s", out);
+    /* Date: an IMF-fixdate, "Thu, 03 Dec 2026 18:14:25 GMT" */
+    const char *date = strstr(out, "\r\nDate: ");
+    ck_assert_msg(date != NULL && date[11] == ',' && date[12] == ' ' &&
+                      strncmp(date + 33, " GMT\r\n", 6) == 0 &&
+                      strstr("SunMonTueWedThuFriSat", (char[4]){date[8], date[9], date[10], 0}),
+                  "%s", out);
     /* no Content-Type: application/octet-stream; two requests, one
      * connection (curl's --next reuses it: num_connects 1 then 0) */
     snprintf(cmd, sizeof cmd, "curl -sS -o /dev/null -w '%%{content_type} "

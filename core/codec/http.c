@@ -19,16 +19,25 @@
 
 static const char octet_stream[] = "application/octet-stream";
 
-/* The Date field's value, made once a second (a thread's own). */
+/* The Date field's value (RFC 9110 5.6.7's IMF-fixdate), made once a
+ * second (a thread's own). By hand, not strftime: its names follow the
+ * locale, which a plugin may set. */
 static const char *date_now(void)
 {
+    static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu",
+                                    "Fri", "Sat"};
+    static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May",
+                                       "Jun", "Jul", "Aug", "Sep", "Oct",
+                                       "Nov", "Dec"};
     static __thread time_t at;
     static __thread char text[40];
     time_t now = time(NULL);
     if (now != at) {
         struct tm tm;
         gmtime_r(&now, &tm);
-        strftime(text, sizeof text, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        snprintf(text, sizeof text, "%s, %02d %s %04d %02d:%02d:%02d GMT",
+                 days[tm.tm_wday % 7], tm.tm_mday, months[tm.tm_mon % 12],
+                 tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
         at = now;
     }
     return text;
