@@ -228,6 +228,25 @@ START_TEST(pipelining_versions_and_close)
         closed(fd);
         close(fd);
     }
+    /* a request a byte at a time (its head is looked at again only once
+     * its blank line may be there), then one with Expect, a byte at a
+     * time too: one 100 Continue */
+    static const char drip[] = "POST /d HTTP/1.1\r\nHost: t\r\n"
+                               "Expect: 100-continue\r\nContent-Length: 3\r\n\r\n";
+    fd = connect_http();
+    for (size_t i = 0; i < sizeof drip - 1; i++) {
+        ck_assert_int_eq(send_all(fd, drip + i, 1), 0);
+        usleep(1000);
+    }
+    ck_assert_uint_eq(recv_exact(fd, buf, 25, TIMEOUT_MS), 25);
+    ck_assert_int_eq(memcmp(buf, "HTTP/1.1 100 Continue\r\n\r\n", 25), 0);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(send_all(fd, "abc" + i, 1), 0);
+        usleep(1000);
+    }
+    ck_assert_int_eq(read_response(fd, buf, sizeof buf, &b, &n), 200);
+    ck_assert_str_eq(b, "ABC");
+    close(fd);
     /* HTTP/1.0 with keep-alive stays */
     fd = connect_http();
     exchange(fd, "POST / HTTP/1.0\r\nConnection: keep-alive\r\n"

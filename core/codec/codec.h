@@ -83,6 +83,10 @@ typedef struct morphd_frame {
 
 /* An HTTP response's frame (guess): the connection closes after it. */
 #define MORPHD_HTTP_CLOSE 1u
+/* The http codec's MORE (morphd_decoder_t.scanned): set once a request's
+ * head is whole and its body is awaited; else the bytes of a head seen
+ * without its blank line (0: read it from the start). */
+#define MORPHD_HTTP_IN_BODY ((size_t)1 << (sizeof(size_t) * 8 - 1))
 
 /* morphd_frame_end_reply: the reply went out, and the connection is to
  * close after it (an HTTP response that says Connection: close). */

@@ -168,6 +168,20 @@ static morphd_decode_status_t http_decode(const morphd_codec_t *c,
     (void)state;
     d->direct_len = 0;
     d->direct_close = false;
+    /* A head still coming in pieces is read again only once its blank
+     * line may be there: not at every byte of a head sent a byte at a
+     * time (that would cost its length squared). `from`: the bytes seen
+     * before, its request line whole and valid; past the longest line
+     * and header block a verdict is due, and the reading says which. */
+    if (from > 0 && !(from & MORPHD_HTTP_IN_BODY) && from <= len && !eof &&
+        len <= MORPHD_HTTP1_MAX_LINE + 2 + c->http_max_head) {
+        size_t back = from >= 3 ? from - 3 : 0;
+        if (memmem(data + back, len - back, "\n\r\n", 3) == NULL &&
+            memmem(data + back, len - back, "\n\n", 2) == NULL) {
+            d->scanned = len;
+            return MORPHD_DECODE_MORE;
+        }
+    }
     morphd_http1_request_t req;
     morphd_http1_status_t st =
         morphd_http1_parse_head(data, len, c->http_max_head, &req);
@@ -179,7 +193,8 @@ static morphd_decode_status_t http_decode(const morphd_codec_t *c,
                      "sending in a request's head (%zu bytes of it)", len);
             return MORPHD_DECODE_INVALID;
         }
-        d->scanned = 0;
+        /* its line whole and valid: from now on, look for the blank line */
+        d->scanned = req.method.len > 0 ? len : 0;
         return MORPHD_DECODE_MORE;
     }
     bool post = req.method.len == 4 && memcmp(req.method.p, "POST", 4) == 0;
@@ -224,8 +239,8 @@ static morphd_decode_status_t http_decode(const morphd_codec_t *c,
         }
         /* 100 Continue once, when the head is whole and no body came:
          * `from` is where the last call stopped (it says "seen") */
-        d->scanned = at;
-        if (req.expect_continue && from < at && len == at)
+        d->scanned = at | MORPHD_HTTP_IN_BODY;
+        if (req.expect_continue && !(from & MORPHD_HTTP_IN_BODY) && len == at)
             return answer(c, d, 100, NULL, false, MORPHD_DECODE_MORE);
         return MORPHD_DECODE_MORE;
     }

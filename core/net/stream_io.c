@@ -665,12 +665,13 @@ feed(feed_ctx_t *x, morphd_decoder_t *d, const unsigned char *data, size_t n,
 }
 
 /* http_request_timeout's clock, for an http:// session after a pass: it
- * runs while a request's head is in pieces (the codec's MORE with nothing
- * scanned), from the accept or the head's first byte; a request whose
- * head is whole (its body may take idle_timeout) stops it. */
+ * runs while a request's head is in pieces, from the accept or the head's
+ * first byte; a request whose head is whole (its body may take
+ * idle_timeout) stops it. */
 static inline void http_clock(stream_session_t *s, uint32_t now)
 {
-    if (s->decoder.partial.len == 0 || s->decoder.scanned != 0)
+    if (s->decoder.partial.len == 0 ||
+        (s->decoder.scanned & MORPHD_HTTP_IN_BODY))
         s->request_at = 0;
     else if (s->request_at == 0)
         s->request_at = now != 0 ? now : 1;
