@@ -451,6 +451,32 @@ START_TEST(a_reload_waiting_for_slots_does_not_stop_the_main_loop)
 }
 END_TEST
 
+/* A second SIGTERM while the main process exits (systemd's, after its
+ * first; a test's stop) must not turn a clean exit into "killed by
+ * SIGTERM": closing its signal handles restored the default action. */
+START_TEST(sigterms_while_exiting_leave_a_clean_exit)
+{
+    for (int round = 0; round < 3; round++) {
+        start(1, "", "uppercase", "");
+        pid_t pid = proc.pid;
+        int status = -1;
+        long deadline = now_ms() + TIMEOUT_MS;
+        for (unsigned k = 0; now_ms() < deadline; k++) { /* a storm of them */
+            kill(pid, SIGTERM);
+            if (waitpid(pid, &status, WNOHANG) == pid)
+                break;
+            if (k > 100000)
+                usleep(1000);
+        }
+        proc.pid = 0;
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                      "round %d: status %d (signal %d)", round, status,
+                      WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+        morphd_proc_cleanup(&proc);
+    }
+}
+END_TEST
+
 /* Issue 21: a worker stopped with SIGSTOP for 8 s went unnoticed, and its
  * share of new connections timed out. The main process sees that its
  * loop has not turned (a heartbeat in shared memory) for plugin_timeout
@@ -583,6 +609,7 @@ static Suite *suite(void)
     tcase_add_test(tc, reload_replaces_the_workers);
     tcase_add_test(tc, counters_of_every_worker_process_add_up);
     tcase_add_test(tc, a_reload_waiting_for_slots_does_not_stop_the_main_loop);
+    tcase_add_test(tc, sigterms_while_exiting_leave_a_clean_exit);
     tcase_add_test(tc, a_stopped_worker_is_replaced);
     tcase_add_test(tc, sigterm_during_a_restart);
     tcase_add_test(tc, a_hung_plugin_costs_one_worker);

@@ -1007,11 +1007,28 @@ int morphd_supervise(morphd_config_t *cfg, const char *config_path,
         morphd_metrics_http_stop(sup.metrics);
     }
     close_sets(&sup, &sup.cur, true);
+    /* Closing the signal handles restores their default actions, which
+     * kill: a second SIGTERM (systemd's, a test's) must not end a morphd
+     * that is exiting cleanly with "killed by SIGTERM" (server.c keeps its
+     * handler for that). Blocked while the actions change, then ignored:
+     * one that came meanwhile is dropped, not delivered by default. */
+    sigset_t stops, old_mask;
+    sigemptyset(&stops);
+    sigaddset(&stops, SIGTERM);
+    sigaddset(&stops, SIGINT);
+    sigaddset(&stops, SIGHUP);
+    sigaddset(&stops, SIGUSR1);
+    sigprocmask(SIG_BLOCK, &stops, &old_mask);
     uv_close((uv_handle_t *)&sup.sigchld, on_closed_noop);
     uv_close((uv_handle_t *)&sup.sigterm, on_closed_noop);
     uv_close((uv_handle_t *)&sup.sigint, on_closed_noop);
     uv_close((uv_handle_t *)&sup.sighup, on_closed_noop);
     uv_close((uv_handle_t *)&sup.sigusr1, on_closed_noop);
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGUSR1, SIG_IGN);
+    sigprocmask(SIG_SETMASK, &old_mask, NULL);
     uv_close((uv_handle_t *)&sup.kill_timer, on_closed_noop);
     uv_close((uv_handle_t *)&sup.heartbeat_timer, on_closed_noop);
     uv_close((uv_handle_t *)&sup.reload_timer, on_closed_noop);
