@@ -398,10 +398,11 @@ int morphd_http_frame_end(const morphd_frame_t *f, morphd_buf_t *out,
 /* The bytes of a 200 response's head for a body of body_len bytes. */
 size_t morphd_http_overhead(const morphd_frame_t *f, size_t body_len);
 
-/* The HTTP response of a frame whose shape is http's, status and body,
- * appended to out (http.c). Returns 0, -1 or MORPHD_FRAME_CLOSE. */
+/* morphd's own HTTP response of `status` to a request of an http frame
+ * (its words as a text/plain body; 204: none), appended to out (http.c).
+ * Returns 0, -1 or MORPHD_FRAME_CLOSE. */
 int morphd_http_respond(const morphd_frame_t *f, morphd_buf_t *out, int status,
-                        const void *body, size_t body_len, uint32_t reply);
+                        uint32_t reply);
 
 /* The framings built in, by name: stream, line, length, netstring,
  * delimiter. */

@@ -151,7 +151,7 @@ int morphd_frame_unanswered(const morphd_frame_t *f, morphd_buf_t *out,
 {
     if (f->shape == NULL || f->shape->length != MORPHD_LEN_HTTP)
         return 0;
-    return morphd_http_respond(f, out, 204, NULL, 0, reply);
+    return morphd_http_respond(f, out, 204, reply);
 }
 
 size_t morphd_frame_overhead(const morphd_frame_t *f, size_t body_len)

@@ -68,18 +68,24 @@ static bool closes(const morphd_frame_t *f, uint32_t reply)
     return (f->guess & MORPHD_HTTP_CLOSE) || (reply & MORPH_REPLY_CLOSE);
 }
 
+/* The head of a 200 whose body is a reply: the request's Content-Type
+ * (the frame's head), else application/octet-stream. */
+static size_t reply_head(char *buf, size_t size, const morphd_frame_t *f,
+                         size_t body_len, bool close)
+{
+    return f->head_len > 0
+               ? response_head(buf, size, 200, (const char *)f->head,
+                               f->head_len, body_len, close, NULL)
+               : response_head(buf, size, 200, octet_stream,
+                               sizeof octet_stream - 1, body_len, close, NULL);
+}
+
 int morphd_http_frame_end(const morphd_frame_t *f, morphd_buf_t *out,
                           size_t mark, size_t body_len, uint32_t reply)
 {
     char head[HEAD_ROOM + MORPHD_FRAME_KEEP_MAX];
     bool close = closes(f, reply);
-    size_t n = f->head_len > 0
-                   ? response_head(head, sizeof head, 200,
-                                   (const char *)f->head, f->head_len,
-                                   body_len, close, NULL)
-                   : response_head(head, sizeof head, 200, octet_stream,
-                                   sizeof octet_stream - 1, body_len, close,
-                                   NULL);
+    size_t n = reply_head(head, sizeof head, f, body_len, close);
     if (morphd_buf_reserve(out, out->len + n) != 0)
         return -1;
     unsigned char *at = out->data + mark;
@@ -92,36 +98,46 @@ int morphd_http_frame_end(const morphd_frame_t *f, morphd_buf_t *out,
 size_t morphd_http_overhead(const morphd_frame_t *f, size_t body_len)
 {
     char head[HEAD_ROOM + MORPHD_FRAME_KEEP_MAX];
-    return f->head_len > 0
-               ? response_head(head, sizeof head, 200, (const char *)f->head,
-                               f->head_len, body_len, closes(f, 0), NULL)
-               : response_head(head, sizeof head, 200, octet_stream,
-                               sizeof octet_stream - 1, body_len,
-                               closes(f, 0), NULL);
+    return reply_head(head, sizeof head, f, body_len, closes(f, 0));
+}
+
+/* A response of morphd's own appended to `out`: a 1xx is its status line
+ * alone; any other has the status in words as its text/plain body, as
+ * nginx's (204: no body), `extra` header lines, and Connection: close when
+ * `close`. Returns 0 or -1. */
+static int status_response(morphd_buf_t *out, int status, const char *extra,
+                           bool close)
+{
+    char head[HEAD_ROOM], text[96];
+    size_t body = 0, n;
+    if (status < 200) {
+        n = (size_t)snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\n\r\n",
+                             status, morphd_http1_reason_phrase(status));
+    } else {
+        if (status != 204)
+            body = (size_t)snprintf(text, sizeof text, "%d %s\n", status,
+                                    morphd_http1_reason_phrase(status));
+        n = response_head(head, sizeof head, status, "text/plain",
+                          sizeof "text/plain" - 1, body, close, extra);
+    }
+    return morphd_buf_append(out, head, n) != 0 ||
+                   morphd_buf_append(out, text, body) != 0
+               ? -1
+               : 0;
 }
 
 int morphd_http_respond(const morphd_frame_t *f, morphd_buf_t *out, int status,
-                        const void *body, size_t body_len, uint32_t reply)
+                        uint32_t reply)
 {
-    char head[HEAD_ROOM];
     bool close = closes(f, reply);
-    char text[96];
-    if (body == NULL && status != 204) { /* as nginx: the status in words */
-        body_len = (size_t)snprintf(text, sizeof text, "%d %s\n", status,
-                                    morphd_http1_reason_phrase(status));
-        body = text;
-    }
-    size_t n = response_head(head, sizeof head, status, "text/plain",
-                             sizeof "text/plain" - 1, body_len, close, NULL);
-    if (morphd_buf_append(out, head, n) != 0 ||
-        morphd_buf_append(out, body, body_len) != 0)
+    if (status_response(out, status, NULL, close) != 0)
         return -1;
     return close ? MORPHD_FRAME_CLOSE : 0;
 }
 
-/* An answer of the codec's own, into the codec's scratch: a status with
- * its words as the body (and `extra` header lines), the connection closed
- * after it when `close`. Returns `st`, what decode() returns with it. */
+/* An answer of the codec's own, into the codec's scratch (status_response),
+ * the connection closed after it when `close`. Returns `st`, what decode()
+ * returns with it. */
 static morphd_decode_status_t answer(const morphd_codec_t *c,
                                      morphd_decoded_t *d, int status,
                                      const char *extra, bool close,
@@ -129,17 +145,7 @@ static morphd_decode_status_t answer(const morphd_codec_t *c,
 {
     morphd_buf_t *b = c->scratch;
     b->len = 0;
-    char head[HEAD_ROOM], text[96];
-    size_t body = status >= 200 ? (size_t)snprintf(text, sizeof text, "%d %s\n",
-                                    status, morphd_http1_reason_phrase(status))
-                                : 0;
-    size_t n = status >= 200
-                   ? response_head(head, sizeof head, status, "text/plain",
-                                   sizeof "text/plain" - 1, body, close, extra)
-                   : (size_t)snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\n\r\n",
-                                      status, morphd_http1_reason_phrase(status));
-    if (morphd_buf_append(b, head, n) != 0 ||
-        morphd_buf_append(b, text, body) != 0) {
+    if (status_response(b, status, extra, close) != 0) {
         snprintf(d->reason, sizeof d->reason, "out of memory");
         return MORPHD_DECODE_INVALID;
     }

@@ -211,7 +211,7 @@ int morphd_codec_plugin_encode(const morphd_frame_t *f, morphd_buf_t *out,
 int morphd_frame_failed(const morphd_frame_t *f, morphd_buf_t *out)
 {
     if (f->shape != NULL && f->shape->length == MORPHD_LEN_HTTP)
-        return morphd_http_respond(f, out, 500, NULL, 0, 0);
+        return morphd_http_respond(f, out, 500, 0);
     if (f->shape == NULL || f->shape->length != MORPHD_LEN_PLUGIN)
         return 0;
     /* an encode() that fails here sends nothing more: the message failed */

@@ -1097,7 +1097,7 @@ static bool request_timed_out(stream_conn_t *c, uint32_t now)
     morphd_buf_t b = MORPHD_BUF_INIT;
     morphd_frame_t f = {&svc->http_codec.shape, NULL, 0, MORPHD_HTTP_CLOSE,
                         NULL};
-    if (morphd_http_respond(&f, &b, 408, NULL, 0, 0) < 0 ||
+    if (morphd_http_respond(&f, &b, 408, 0) < 0 ||
         conn_send(c, b.data, b.len) != 0) {
         morphd_buf_free(&b);
         if (!closing(c))
