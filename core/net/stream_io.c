@@ -121,6 +121,13 @@ stream_session_t *stream_session_of(stream_conn_t *c)
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 static void process(stream_conn_t *c);
 
+/* The codec a connection's bytes go through: its service's framing, or
+ * an http:// connection's (its session says). */
+static inline const morphd_codec_t *conn_codec(const stream_conn_t *c,
+                                               const morphd_service_t *svc)
+{
+    return c->s != NULL && c->s->codec != NULL ? c->s->codec : &svc->codec;
+}
 
 /* --- the connection as the message path sees it ------------------------------ */
 
@@ -204,8 +211,7 @@ static void stream_job_done(morphd_conn_t *mc, morphd_job_t *job,
     if (conn_send(c, io->reply.data, io->reply.len) != 0)
         return;
     if ((rep.flags & MORPH_REPLY_CLOSE) ||
-        (rep.status == MORPHD_RUN_FAILED && svc->conf->codec.chunks &&
-         c->s->codec == NULL)) {
+        (rep.status == MORPHD_RUN_FAILED && conn_codec(c, svc)->chunks)) {
         conn_finish(c);
         return;
     }
@@ -545,7 +551,7 @@ static inline __attribute__((always_inline)) bool take(feed_ctx_t *x, const morp
     case MORPHD_RUN_FAILED:
         /* in a stream, a lost chunk would be a silent gap: end it there;
          * an HTTP/1.0 request's 500 closes too */
-        if ((x->svc->conf->codec.chunks && !(x->c->s && x->c->s->codec)) ||
+        if (conn_codec(x->c, x->svc)->chunks ||
             (rep->flags & MORPH_REPLY_CLOSE)) {
             ended(x->c, "plugin_failed");
             x->finish = true;
@@ -601,14 +607,6 @@ static const char *framing_name(const morphd_service_t *svc,
         return codec->ops->name; /* http:// */
     return svc->conf->framing_plugin ? svc->conf->framing_plugin
                                      : svc->codec.ops->name;
-}
-
-/* The codec a connection's bytes go through: its service's framing, or
- * an http:// connection's (its session says). */
-static inline const morphd_codec_t *conn_codec(const stream_conn_t *c,
-                                               const morphd_service_t *svc)
-{
-    return c->s != NULL && c->s->codec != NULL ? c->s->codec : &svc->codec;
 }
 
 /* Acts on what the decoder returned: a frame over max_message, or bytes
