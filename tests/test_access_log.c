@@ -163,6 +163,63 @@ START_TEST(json_and_the_proxy_client)
 }
 END_TEST
 
+/* http://: a line per request when it is answered, with its method, path
+ * and status (the plugins' answers, and morphd's own: 405, 400), then the
+ * connection's line; the path as the client sent it, escaped in json. */
+START_TEST(http_requests_get_a_line_each)
+{
+    for (int json = 0; json < 2; json++) {
+        char ini[1024];
+        snprintf(ini, sizeof ini, "[morphd]\nplugin_dir = %s\naccess_log = %s\n"
+                 "access_log_format = %s\n[service s]\nlisten = "
+                 "http://127.0.0.1:0\ntransform = uppercase\n", PLUGIN_DIR,
+                 logpath, json ? "json" : "text");
+        unlink(logpath);
+        if (morphd_proc_start(&proc, ini) != 0)
+            ck_abort_msg("morphd did not start:\n%s", morphd_proc_log(&proc));
+        int port = morphd_proc_need_port(&proc, "s", "http", false);
+        int fd = tcp_connect(port, false);
+        const char *reqs = "POST /up?x=\"1\" HTTP/1.1\r\nHost: t\r\n"
+                           "Content-Length: 5\r\n\r\nhello"
+                           "GET /page HTTP/1.1\r\nHost: t\r\n"
+                           "Connection: close\r\n\r\n";
+        ck_assert_int_eq(send_all(fd, reqs, strlen(reqs)), 0);
+        char buf[2048];
+        size_t got = recv_until_close(fd, buf, sizeof buf - 1, TIMEOUT_MS);
+        buf[got] = '\0';
+        ck_assert_msg(strstr(buf, "HELLO") && strstr(buf, " 405 "), "%s", buf);
+        close(fd);
+        fd = tcp_connect(port, false);
+        const char *bad = "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n"
+                          "Transfer-Encoding: chunked\r\n\r\n";
+        ck_assert_int_eq(send_all(fd, bad, strlen(bad)), 0);
+        recv_until_close(fd, buf, sizeof buf, TIMEOUT_MS);
+        close(fd);
+        const char *t = read_log(logpath, 5);
+        ck_assert_msg(count_lines(t) == 5, "%s", t);
+        if (!json) {
+            ck_assert_msg(strstr(t, "transport=http client=127.0.0.1:"), "%s", t);
+            ck_assert_msg(strstr(t, " service=s method=POST path=/up?x=\"1\" "
+                                    "status=200 bytes_in=5 bytes_out="), "%s", t);
+            ck_assert_msg(strstr(t, " method=GET path=/page status=405 "
+                                    "bytes_in=0 bytes_out="), "%s", t);
+            ck_assert_msg(strstr(t, " method=POST path=/ status=400 "), "%s", t);
+            ck_assert_msg(strstr(t, "bytes_in=5") != NULL, "%s", t);
+            ck_assert_msg(strstr(t, " messages=1 duration_ms=") != NULL, "%s", t);
+        } else {
+            ck_assert_msg(strstr(t, "\"transport\":\"http\",\"client\":"
+                                    "\"127.0.0.1:"), "%s", t);
+            ck_assert_msg(strstr(t, "\"service\":\"s\",\"method\":\"POST\","
+                                    "\"path\":\"/up?x=\\\"1\\\"\",\"status\":200,"
+                                    "\"bytes_in\":5,\"bytes_out\":"), "%s", t);
+            ck_assert_msg(strstr(t, "\"method\":\"GET\",\"path\":\"/page\","
+                                    "\"status\":405"), "%s", t);
+        }
+        ck_assert_int_eq(morphd_proc_stop(&proc), 0);
+    }
+}
+END_TEST
+
 START_TEST(udp_lines_with_access_log_udp)
 {
     char lines[256];
@@ -376,6 +433,7 @@ static Suite *suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, a_line_per_connection_with_its_fields);
     tcase_add_test(tc, json_and_the_proxy_client);
+    tcase_add_test(tc, http_requests_get_a_line_each);
     tcase_add_test(tc, udp_lines_with_access_log_udp);
     tcase_add_test(tc, udp_lines_say_what_became_of_the_reply);
     tcase_add_test(tc, the_log_and_the_counters_count_alike);

@@ -296,6 +296,31 @@ START_TEST(malformed_endpoint_names_line_and_endpoint)
 }
 END_TEST
 
+START_TEST(http_allow_origin_takes_origins)
+{
+    ASSERT_ERROR("[service a]\ntransform = echo\nlisten = http://127.0.0.1:1\n"
+                 "http_allow_origin = https://a.example https://b.example/\n",
+                 "t.ini:4: http_allow_origin: 'https://b.example/' is not an "
+                 "origin: give scheme://host[:port] as a browser sends it in "
+                 "Origin, without a path or a trailing slash (e.g. "
+                 "https://app.example.com), or * alone for any");
+    ASSERT_ERROR("[service a]\ntransform = echo\nlisten = http://127.0.0.1:1\n"
+                 "http_allow_origin = * https://a.example\n",
+                 "t.ini:4: http_allow_origin: * allows every origin: give it "
+                 "alone, or list the origins without it");
+    morphd_config_t cfg;
+    char *e = errors_of("[service a]\ntransform = echo\nlisten = "
+                        "http://127.0.0.1:1\nhttp_allow_origin = "
+                        "https://a.example, http://localhost:8080\n", &cfg);
+    ck_assert_str_eq(e, "");
+    free(e);
+    ck_assert_uint_eq(cfg.services[0].n_http_allow_origin, 2);
+    ck_assert_str_eq(cfg.services[0].http_allow_origin[1],
+                     "http://localhost:8080");
+    morphd_config_free(&cfg);
+}
+END_TEST
+
 START_TEST(bad_values)
 {
     const char *head = "[service a]\nlisten = tcp://127.0.0.1:1\n"
@@ -590,6 +615,7 @@ static Suite *suite(void)
     tcase_add_test(tc, unknown_key_suggests_closest);
     tcase_add_test(tc, unknown_section);
     tcase_add_test(tc, malformed_endpoint_names_line_and_endpoint);
+    tcase_add_test(tc, http_allow_origin_takes_origins);
     tcase_add_test(tc, bad_values);
     tcase_add_test(tc, proxy_keys);
     tcase_add_test(tc, bad_chains);

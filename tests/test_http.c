@@ -402,6 +402,150 @@ START_TEST(plugins_see_transport_http)
 }
 END_TEST
 
+/* The HTTP host services of ABI 5 (tests/plugins/http_probe.c): a plugin
+ * reads the method, the target with its query, the version and the
+ * header fields, sets the status and adds header fields; the fields morphd
+ * writes itself, and statuses without a body, are refused; a deferred
+ * message reads its request after its input is gone; over tcp:// there is
+ * no request. */
+START_TEST(plugins_read_the_request_and_shape_the_response)
+{
+    char services[512];
+    snprintf(services, sizeof services, "[service s]\nlisten = "
+             "http://127.0.0.1:0 tcp://127.0.0.1:0\nframing = line\n"
+             "transform = http_probe\n");
+    morphd_proc_serve(&proc, TEST_PLUGIN_DIR, "", services, admin,
+                      sizeof admin);
+    int fd = connect_http();
+    exchange(fd, "POST /a/b?c=1&d HTTP/1.1\r\nHost: t\r\nX-Probe:  hi \r\n"
+             "Content-Length: 1\r\n\r\nx", 200,
+             "POST /a/b?c=1&d 11 x=hi fields=3");
+    exchange(fd, "POST / HTTP/1.1\r\nHost: t\r\nX-Status: 201\r\n"
+             "Content-Length: 1\r\n\r\nx", 201, "POST / 11 x=- fields=3");
+    char buf[16384], *b;
+    size_t n;
+    SEND(fd, "POST / HTTP/1.1\r\nHost: t\r\nX-Status: 204\r\n"
+             "Content-Length: 1\r\n\r\nx");
+    ck_assert_int_eq(read_response(fd, buf, sizeof buf, &b, &n), 200);
+    ck_assert_str_eq(b, "POST / 11 x=- fields=3 status-refused");
+    SEND(fd, "POST / HTTP/1.1\r\nHost: t\r\nX-Add: X-Thing: yes\r\n"
+             "Content-Type: text/x-in\r\nContent-Length: 1\r\n\r\nx");
+    ck_assert_int_eq(read_response(fd, buf, sizeof buf, &b, &n), 200);
+    ck_assert_msg(strstr(buf, "\r\nX-Thing: yes\r\n") != NULL, "%s", buf);
+    ck_assert_msg(strstr(buf, "\r\nContent-Type: text/x-in\r\n"), "%s", buf);
+    /* a Content-Type of the plugin's replaces the request's */
+    SEND(fd, "POST / HTTP/1.1\r\nHost: t\r\nX-Add: content-type: text/html\r\n"
+             "Content-Type: text/x-in\r\nContent-Length: 1\r\n\r\nx");
+    ck_assert_int_eq(read_response(fd, buf, sizeof buf, &b, &n), 200);
+    ck_assert_msg(strstr(buf, "\r\ncontent-type: text/html\r\n"), "%s", buf);
+    ck_assert_msg(strstr(buf, "text/x-in") == NULL, "%s", buf);
+    SEND(fd, "POST / HTTP/1.1\r\nHost: t\r\nX-Add: Content-Length: 99\r\n"
+             "Content-Length: 1\r\n\r\nx");
+    ck_assert_int_eq(read_response(fd, buf, sizeof buf, &b, &n), 200);
+    ck_assert_str_eq(b, "POST / 11 x=- fields=3 header-refused");
+    /* deferred, with a request pipelined behind it: the first reads its
+     * own copy of its head, the second its own */
+    SEND(fd, "POST /late HTTP/1.1\r\nHost: t\r\nX-Defer: 1\r\nX-Probe: late\r\n"
+             "X-Status: 202\r\nX-Add: X-Late: 1\r\nContent-Length: 1\r\n\r\nx"
+             "POST /next HTTP/1.1\r\nHost: t\r\nX-Probe: next\r\n"
+             "Connection: close\r\nContent-Length: 1\r\n\r\ny");
+    /* both responses, in order, however they arrive */
+    n = recv_until_close(fd, buf, sizeof buf - 1, TIMEOUT_MS);
+    buf[n] = '\0';
+    ck_assert_msg(strncmp(buf, "HTTP/1.1 202 ", 13) == 0, "%s", buf);
+    char *second = strstr(buf + 1, "HTTP/1.1 200 ");
+    ck_assert_msg(second != NULL, "%s", buf);
+    *second = '\0';
+    ck_assert_msg(strstr(buf, "\r\nX-Late: 1\r\n") != NULL, "%s", buf);
+    ck_assert_msg(strstr(buf, "\r\n\r\nPOST /late 11 x=late fields=6"),
+                  "%s", buf);
+    *second = 'H';
+    ck_assert_msg(strstr(second, "X-Late") == NULL, "%s", second);
+    ck_assert_msg(strstr(second, "\r\n\r\nPOST /next 11 x=next fields=4"),
+                  "%s", second);
+    close(fd);
+    fd = connect_http();
+    exchange(fd, "POST /old HTTP/1.0\r\nContent-Length: 1\r\n\r\nx", 200,
+             "POST /old 10 x=- fields=1");
+    close(fd);
+    fd = tcp_connect(morphd_proc_need_port(&proc, "s", "tcp", false), false);
+    ck_assert_int_ge(fd, 0);
+    SEND(fd, "hello\n");
+    char line[64];
+    ck_assert_ptr_nonnull(recv_line(fd, line, sizeof line, TIMEOUT_MS));
+    ck_assert_str_eq(line, "not http");
+    close(fd);
+    morphd_proc_finish(&proc);
+}
+END_TEST
+
+/* http_allow_origin: a preflight from an allowed origin is answered 204
+ * with what the browser asked for, a response to it carries the origin;
+ * another origin gets neither (its preflight is a 405), and * allows
+ * any. */
+START_TEST(cors_answers_preflights_for_allowed_origins)
+{
+    start(PLUGIN_DIR, "transform = uppercase\n"
+                      "http_allow_origin = https://app.example "
+                      "http://localhost:8080\n");
+    int fd = connect_http();
+    char buf[16384], *b;
+    size_t n;
+    SEND(fd, "OPTIONS /up HTTP/1.1\r\nHost: t\r\nOrigin: http://localhost:8080"
+             "\r\nAccess-Control-Request-Method: POST\r\n"
+             "Access-Control-Request-Headers: content-type, x-a\r\n\r\n");
+    ck_assert_int_eq(read_response(fd, buf, sizeof buf, &b, &n), 204);
+    ck_assert_msg(strstr(buf, "\r\nAccess-Control-Allow-Origin: "
+                              "http://localhost:8080\r\n"), "%s", buf);
+    ck_assert_msg(strstr(buf, "\r\nAccess-Control-Allow-Methods: POST\r\n"),
+                  "%s", buf);
+    ck_assert_msg(strstr(buf, "\r\nAccess-Control-Allow-Headers: "
+                              "content-type, x-a\r\n"), "%s", buf);
+    ck_assert_msg(strstr(buf, "\r\nVary: Origin\r\n"), "%s", buf);
+    ck_assert_msg(strstr(buf, "Content-Length") == NULL, "%s", buf);
+    SEND(fd, "POST /up HTTP/1.1\r\nHost: t\r\nOrigin: https://app.example\r\n"
+             "Content-Length: 2\r\n\r\nhi");
+    ck_assert_int_eq(read_response(fd, buf, sizeof buf, &b, &n), 200);
+    ck_assert_str_eq(b, "HI");
+    ck_assert_msg(strstr(buf, "\r\nAccess-Control-Allow-Origin: "
+                              "https://app.example\r\n"), "%s", buf);
+    /* another origin, or one that differs by a letter or a slash */
+    const char *others[] = {"https://evil.example", "https://app.example/",
+                            "https://APP.example", "null"};
+    for (size_t i = 0; i < sizeof others / sizeof *others; i++) {
+        char req[512];
+        snprintf(req, sizeof req, "OPTIONS / HTTP/1.1\r\nHost: t\r\nOrigin: "
+                 "%s\r\nAccess-Control-Request-Method: POST\r\n\r\n",
+                 others[i]);
+        ck_assert_int_eq(send_all(fd, req, strlen(req)), 0);
+        ck_assert_int_eq(read_response(fd, buf, sizeof buf, &b, &n), 405);
+        ck_assert_msg(strstr(buf, "Access-Control") == NULL, "%s", buf);
+        snprintf(req, sizeof req, "POST / HTTP/1.1\r\nHost: t\r\nOrigin: "
+                 "%s\r\nContent-Length: 1\r\n\r\nx", others[i]);
+        ck_assert_int_eq(send_all(fd, req, strlen(req)), 0);
+        ck_assert_int_eq(read_response(fd, buf, sizeof buf, &b, &n), 200);
+        ck_assert_msg(strstr(buf, "Access-Control") == NULL, "%s", buf);
+    }
+    /* a plain OPTIONS (no preflight) is any other method's 405 */
+    exchange(fd, "OPTIONS / HTTP/1.1\r\nHost: t\r\n"
+             "Origin: https://app.example\r\n\r\n", 405, NULL);
+    close(fd);
+    morphd_proc_finish(&proc);
+    start(PLUGIN_DIR, "transform = uppercase\nhttp_allow_origin = *\n");
+    fd = connect_http();
+    SEND(fd, "POST / HTTP/1.1\r\nHost: t\r\nOrigin: https://any.example\r\n"
+             "Content-Length: 1\r\n\r\nx");
+    ck_assert_int_eq(read_response(fd, buf, sizeof buf, &b, &n), 200);
+    ck_assert_msg(strstr(buf, "\r\nAccess-Control-Allow-Origin: *\r\n"),
+                  "%s", buf);
+    /* a request without Origin (curl, a same-origin page) gets none */
+    exchange(fd, "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\nx",
+             200, "X");
+    close(fd);
+    morphd_proc_finish(&proc);
+}
+END_TEST
+
 /* http_request_timeout: a head that does not arrive in time (slowloris,
  * or nothing at all) gets 408 and the close; a slow body, or a
  * keep-alive connection quiet between requests, does not. */
@@ -499,6 +643,8 @@ int main(void)
     tcase_add_test(tc, refusals_close_and_others_are_served);
     tcase_add_test(tc, failed_no_reply_and_plugin_close);
     tcase_add_test(tc, plugins_see_transport_http);
+    tcase_add_test(tc, plugins_read_the_request_and_shape_the_response);
+    tcase_add_test(tc, cors_answers_preflights_for_allowed_origins);
     tcase_add_test(tc, request_timeout_answers_408);
     tcase_add_test(tc, a_stream_service_answers_whole_bodies);
     tcase_add_test(tc, proxy_workers_and_reload);

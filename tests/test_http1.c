@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec/http.h"
 #include "codec/http1.h"
 
 static morphd_http1_status_t head(const char *text, morphd_http1_request_t *r)
@@ -215,6 +216,107 @@ START_TEST(chunked_bodies)
 }
 END_TEST
 
+/* Header fields by name (any case) and by index, from a head read whole. */
+START_TEST(fields_are_found_by_name_and_index)
+{
+    static const char head[] = "POST / HTTP/1.1\r\nHost: t\r\nX-A:  one \r\n"
+                               "x-a: two\r\nEmpty:\r\n\r\n";
+    const unsigned char *h = (const unsigned char *)head;
+    morphd_http1_span_t n, v;
+    ck_assert(morphd_http1_field(h, sizeof head - 1, "x-A", 0, &v));
+    ck_assert_int_eq((int)v.len, 3);
+    ck_assert(memcmp(v.p, "one", 3) == 0);
+    ck_assert(morphd_http1_field(h, sizeof head - 1, "X-A", 1, &v));
+    ck_assert(memcmp(v.p, "two", 3) == 0);
+    ck_assert(!morphd_http1_field(h, sizeof head - 1, "X-A", 2, &v));
+    ck_assert(morphd_http1_field(h, sizeof head - 1, "empty", 0, &v));
+    ck_assert_int_eq((int)v.len, 0);
+    ck_assert(!morphd_http1_field(h, sizeof head - 1, "X", 0, &v));
+    ck_assert(!morphd_http1_field(h, sizeof head - 1, "POST / HTTP/1.1\r\nHost", 0, &v));
+    ck_assert(morphd_http1_field_at(h, sizeof head - 1, NULL, 3, &n, &v));
+    ck_assert(n.len == 5 && memcmp(n.p, "Empty", 5) == 0);
+    ck_assert(!morphd_http1_field_at(h, sizeof head - 1, NULL, 4, &n, &v));
+}
+END_TEST
+
+/* What a plugin sets is checked: no status without a body, no field that
+ * could split the response or that morphd writes, a bounded amount; and
+ * what passes is in the response. */
+START_TEST(plugin_fields_are_checked_and_written)
+{
+    morphd_http_exchange_t x;
+    memset(&x, 0, sizeof x);
+    char why[256];
+    ck_assert_int_eq(morphd_http_set_status(&x, 204, why, sizeof why), -1);
+    ck_assert_int_eq(morphd_http_set_status(&x, 304, why, sizeof why), -1);
+    ck_assert_int_eq(morphd_http_set_status(&x, 199, why, sizeof why), -1);
+    ck_assert_int_eq(morphd_http_set_status(&x, 600, why, sizeof why), -1);
+    ck_assert_int_eq(morphd_http_set_status(&x, 418, why, sizeof why), 0);
+    ck_assert_int_eq(morphd_http_add_header(&x, "X-A", "a\r\nSet-Cookie: s",
+                                            why, sizeof why), -1);
+    ck_assert_msg(strstr(why, "control character") != NULL, "%s", why);
+    ck_assert_int_eq(morphd_http_add_header(&x, "X A", "a", why, sizeof why), -1);
+    ck_assert_int_eq(morphd_http_add_header(&x, "", "a", why, sizeof why), -1);
+    const char *own[] = {"Content-Length", "transfer-encoding", "Connection",
+                         "Date", "Server"};
+    for (size_t i = 0; i < sizeof own / sizeof *own; i++)
+        ck_assert_int_eq(morphd_http_add_header(&x, own[i], "1", why,
+                                                sizeof why), -1);
+    ck_assert_int_eq(morphd_http_add_header(&x, "X-A", "1", why, sizeof why), 0);
+    ck_assert_int_eq(morphd_http_add_header(&x, "Content-Type", "a/b", why,
+                                            sizeof why), 0);
+    ck_assert_int_eq(morphd_http_add_header(&x, "content-type", "c/d", why,
+                                            sizeof why), 0);
+    char big[MORPHD_HTTP_EXTRA_MAX];
+    memset(big, 'v', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    ck_assert_int_eq(morphd_http_add_header(&x, "X-Big", big, why, sizeof why),
+                     -1);
+    morphd_frame_shape_t shape = {.length = MORPHD_LEN_HTTP};
+    morphd_frame_t f = {&shape, (const unsigned char *)"text/in", 7, 0, &x};
+    morphd_buf_t out = MORPHD_BUF_INIT;
+    ck_assert_int_eq(morphd_buf_append(&out, "body", 4), 0);
+    ck_assert_int_eq(morphd_http_frame_end(&f, &out, 0, 4, 0), 0);
+    ck_assert_int_eq((int)morphd_http_overhead(&f, 4), (int)out.len - 4);
+    ck_assert_int_eq(morphd_buf_append(&out, "", 1), 0);
+    const char *r = (const char *)out.data;
+    ck_assert_msg(strncmp(r, "HTTP/1.1 418 ", 13) == 0, "%s", r);
+    ck_assert_msg(strstr(r, "\r\nX-A: 1\r\ncontent-type: c/d\r\n"), "%s", r);
+    ck_assert_msg(strstr(r, "a/b") == NULL && strstr(r, "text/in") == NULL,
+                  "%s", r);
+    ck_assert_msg(strstr(r, "\r\n\r\nbody") != NULL, "%s", r);
+    ck_assert_int_eq(x.answered, 418);
+    /* a copy for a job keeps what was set, and its own head */
+    morphd_http_exchange_t *y = morphd_http_exchange_copy(&x);
+    ck_assert_ptr_nonnull(y);
+    ck_assert_int_eq(y->status, 418);
+    ck_assert_int_eq((int)y->extra.len, (int)x.extra.len);
+    morphd_http_exchange_free(y);
+    morphd_buf_free(&x.extra);
+    morphd_buf_free(&out);
+}
+END_TEST
+
+/* http_allow_origin's values. */
+START_TEST(origins_are_checked)
+{
+    char why[256];
+    const char *good[] = {"*", "https://app.example.com", "http://localhost:8080",
+                          "http://[::1]:3000", "https://a-b.c"};
+    const char *bad[] = {"https://app.example.com/", "app.example.com",
+                         "ftp://x", "https://", "https://a:", "https://a:123456",
+                         "https://a/b", "https://a b"};
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++)
+        ck_assert_msg(morphd_http_origin_valid(good[i], why, sizeof why), "%s",
+                      good[i]);
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        ck_assert_msg(!morphd_http_origin_valid(bad[i], why, sizeof why), "%s",
+                      bad[i]);
+        ck_assert_msg(strstr(why, "scheme://host[:port]") != NULL, "%s", why);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("http1");
@@ -224,6 +326,9 @@ int main(void)
     tcase_add_test(tc, bad_requests_get_their_status);
     tcase_add_test(tc, limits_414_and_431);
     tcase_add_test(tc, chunked_bodies);
+    tcase_add_test(tc, fields_are_found_by_name_and_index);
+    tcase_add_test(tc, plugin_fields_are_checked_and_written);
+    tcase_add_test(tc, origins_are_checked);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -816,6 +816,77 @@ START_TEST(morph_defer_answers_later)
 }
 END_TEST
 
+/* One HTTP/1.1 request with Connection: close; the whole response. */
+static const char *http_once(int port, const char *head_fields, const char *body)
+{
+    static char buf[4096];
+    int fd = tcp_connect(port, false);
+    ck_assert_int_ge(fd, 0);
+    char req[1024];
+    snprintf(req, sizeof req, "POST /p/q?k=v HTTP/1.1\r\nHost: t\r\n%s"
+             "Connection: close\r\nContent-Length: %zu\r\n\r\n%s",
+             head_fields, strlen(body), body);
+    ck_assert_int_eq(send_all(fd, req, strlen(req)), 0);
+    size_t n = recv_until_close(fd, buf, sizeof buf - 1, TIMEOUT_MS);
+    buf[n] = '\0';
+    close(fd);
+    return buf;
+}
+
+/* morph.request(), morph.status() and morph.add_header() over http://:
+ * the request's line and fields (lower-case names, repeated ones joined),
+ * the response shaped, also from a deferred function; a status without a
+ * body is an error (500); over tcp:// there is no request. */
+START_TEST(scripts_read_and_shape_http)
+{
+    make_dir();
+    put_script("web",
+               "return { transform = function(m)\n"
+               "  local r = morph.request()\n"
+               "  if r == nil then return 'no request' end\n"
+               "  local s = r.headers['x-status']\n"
+               "  if s then morph.status(tonumber(s)) end\n"
+               "  morph.add_header('X-Path', r.path)\n"
+               "  if r.headers['x-later'] then\n"
+               "    return morph.defer(10, function()\n"
+               "      morph.status(202)\n"
+               "      return 'later ' .. morph.request().target\n"
+               "    end)\n"
+               "  end\n"
+               "  return table.concat({r.method, r.target, r.path, r.query,\n"
+               "    r.version, r.headers['x-a'] or '-', m}, ' ')\n"
+               "end }\n");
+    char admin[108];
+    morphd_proc_serve(&proc, dir, "",
+                      "[service s]\nlisten = http://127.0.0.1:0 "
+                      "tcp://127.0.0.1:0\ntransform = web\nframing = line\n",
+                      admin, sizeof admin);
+    int port = morphd_proc_need_port(&proc, "s", "http", false);
+    const char *r = http_once(port, "X-A: 1\r\nx-a: 2\r\n", "body");
+    ck_assert_msg(strncmp(r, "HTTP/1.1 200 OK\r\n", 17) == 0, "%s", r);
+    ck_assert_msg(strstr(r, "\r\nX-Path: /p/q\r\n") != NULL, "%s", r);
+    ck_assert_msg(strstr(r, "\r\n\r\nPOST /p/q?k=v /p/q k=v 1.1 1, 2 body"),
+                  "%s", r);
+    r = http_once(port, "X-Status: 418\r\n", "x");
+    ck_assert_msg(strncmp(r, "HTTP/1.1 418 ", 13) == 0, "%s", r);
+    r = http_once(port, "X-Later: 1\r\n", "x");
+    ck_assert_msg(strncmp(r, "HTTP/1.1 202 ", 13) == 0, "%s", r);
+    ck_assert_msg(strstr(r, "\r\nX-Path: /p/q\r\n") != NULL, "%s", r);
+    ck_assert_msg(strstr(r, "\r\n\r\nlater /p/q?k=v") != NULL, "%s", r);
+    r = http_once(port, "X-Status: 204\r\n", "x");
+    ck_assert_msg(strncmp(r, "HTTP/1.1 500 ", 13) == 0, "%s", r);
+    ck_assert_int_ge(morphd_proc_log_count(&proc, "morph.status(204): a "
+                                           "reply's status is 200..599"), 1);
+    int fd = tcp_connect(morphd_proc_need_port(&proc, "s", "tcp", false), false);
+    char line[64];
+    ck_assert_int_eq(send_all(fd, "hi\n", 3), 0);
+    ck_assert_ptr_nonnull(recv_line(fd, line, sizeof line, TIMEOUT_MS));
+    ck_assert_str_eq(line, "no request");
+    close(fd);
+    morphd_proc_finish(&proc);
+}
+END_TEST
+
 /* --- the search path ---------------------------------------------------------- */
 
 static void copy_file(const char *from, const char *to)
@@ -1030,6 +1101,7 @@ int main(void)
     tcase_add_test(tc, options_are_declared_by_the_script);
     tcase_add_test(tc, open_can_refuse_a_connection);
     tcase_add_test(tc, morph_defer_answers_later);
+    tcase_add_test(tc, scripts_read_and_shape_http);
     tcase_add_test(tc, scripts_on_the_plugin_search_path);
     tcase_add_test(tc, a_script_others_can_write_is_refused);
     tcase_add_test(tc, plugin_info_shows_a_script);

@@ -56,6 +56,8 @@ typedef enum morphd_length_kind {
  * reply's length minus `adjust`) and `tail` after it. One per codec
  * (a line codec has one per line ending). */
 typedef struct morphd_codec morphd_codec_t;
+/* http's request and response as plugins see them (codec/http.h) */
+typedef struct morphd_http_exchange morphd_http_exchange_t;
 
 typedef struct morphd_frame_shape {
     morphd_length_kind_t length;
@@ -78,7 +80,8 @@ typedef struct morphd_frame {
     const unsigned char *head; /* http: the request's Content-Type */
     size_t head_len;
     size_t guess; /* a codec plugin's: decode()'s tag; http: MORPHD_HTTP_* */
-    void *state;  /* a codec plugin's: the connection's state */
+    void *state;  /* a codec plugin's: the connection's state; http: the
+                     request's exchange (codec/http.h) */
 } morphd_frame_t;
 
 /* An HTTP response's frame (guess): the connection closes after it. */
@@ -343,6 +346,9 @@ struct morphd_codec {
     /* it answers on its own (morphd_decoded_t.direct): a codec plugin, http */
     bool answers;
     size_t http_max_head; /* http: http_max_header_size */
+    morphd_http_exchange_t *exchange; /* http: the request served now */
+    char *const *http_origins;        /* http: http_allow_origin */
+    size_t n_http_origins;
     /* Its calls watched as the chain watches a transform's (the engine
      * sets these, morphd_chain_codec_bind: the watchdog's mark and the
      * plugin's metrics): call_begin returns when the call started, for
@@ -384,25 +390,7 @@ extern const morphd_codec_ops_t morphd_codec_delimiter;
 /* http:// endpoints' (http.c); not a value of `framing`. */
 extern const morphd_codec_ops_t morphd_codec_http;
 
-/* Sets up `c` for http:// endpoints: requests' bodies up to max_message,
- * header blocks up to max_head, chunked bodies decoded into `scratch`
- * (the owner's). */
-void morphd_codec_http_init(morphd_codec_t *c, size_t max_message,
-                            size_t max_head, morphd_buf_t *scratch);
-
-/* morphd_frame_end for http's frames: the reply at out[mark, +body_len)
- * becomes the body of a 200 response (http.c). */
-int morphd_http_frame_end(const morphd_frame_t *f, morphd_buf_t *out,
-                          size_t mark, size_t body_len, uint32_t reply);
-
-/* The bytes of a 200 response's head for a body of body_len bytes. */
-size_t morphd_http_overhead(const morphd_frame_t *f, size_t body_len);
-
-/* morphd's own HTTP response of `status` to a request of an http frame
- * (its words as a text/plain body; 204: none), appended to out (http.c).
- * Returns 0, -1 or MORPHD_FRAME_CLOSE. */
-int morphd_http_respond(const morphd_frame_t *f, morphd_buf_t *out, int status,
-                        uint32_t reply);
+/* The rest of http's is in codec/http.h. */
 
 /* The framings built in, by name: stream, line, length, netstring,
  * delimiter. */

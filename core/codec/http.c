@@ -11,10 +11,13 @@
  * plugins answer with no reply 204. Requests are read by http1.c.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "codec/codec.h"
+#include "codec/http.h"
 #include "codec/http1.h"
 
 static const char octet_stream[] = "application/octet-stream";
@@ -43,24 +46,95 @@ static const char *date_now(void)
     return text;
 }
 
-/* A response's head into buf (HEAD_ROOM bytes and the content type's);
- * returns its length. A body is described unless the status has none. */
-#define HEAD_ROOM 256
-static size_t response_head(char *buf, size_t size, int status,
-                            const char *type, size_t type_len,
-                            size_t body_len, bool close, const char *extra)
+/* --- a response's head -------------------------------------------------------- */
+
+/* What a response's head says. */
+typedef struct head {
+    int status;
+    const char *extra;                 /* the codec's own lines ("Allow:") */
+    morphd_http1_span_t allow_headers; /* a preflight's, echoed */
+    const morphd_http_exchange_t *x;   /* CORS, and what plugins set */
+    bool plugin_fields;                /* x's extra lines and status apply */
+    const char *type;                  /* NULL: no body is described */
+    size_t type_len;
+    size_t body_len;
+    bool close;
+} head_t;
+
+/* Bytes written at p[0, cap) -- or only counted, past cap. */
+typedef struct text {
+    unsigned char *p;
+    size_t n, cap;
+} text_t;
+
+static void put(text_t *t, const void *s, size_t len)
 {
-    int n = snprintf(buf, size, "HTTP/1.1 %d %s\r\nServer: morphd\r\n"
-                     "Date: %s\r\n%s", status,
-                     morphd_http1_reason_phrase(status), date_now(),
-                     extra != NULL ? extra : "");
-    if (status != 204 && status >= 200)
-        n += snprintf(buf + n, size - (size_t)n, "Content-Type: %.*s\r\n"
-                      "Content-Length: %zu\r\n", (int)type_len, type,
-                      body_len);
-    n += snprintf(buf + n, size - (size_t)n, "%s\r\n",
-                  close ? "Connection: close\r\n" : "");
-    return (size_t)n;
+    if (len > 0 && t->n + len <= t->cap)
+        memcpy(t->p + t->n, s, len);
+    t->n += len;
+}
+
+static void puts_(text_t *t, const char *s) { put(t, s, strlen(s)); }
+
+static void put_number(text_t *t, uint64_t v)
+{
+    char digits[24];
+    size_t i = sizeof digits;
+    do
+        digits[--i] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    put(t, digits + i, sizeof digits - i);
+}
+
+static void write_head(text_t *t, const head_t *h)
+{
+    puts_(t, "HTTP/1.1 ");
+    put_number(t, (uint64_t)h->status);
+    put(t, " ", 1);
+    puts_(t, morphd_http1_reason_phrase(h->status));
+    if (h->status < 200) { /* an interim response: its line alone */
+        put(t, "\r\n\r\n", 4);
+        return;
+    }
+    puts_(t, "\r\nServer: morphd\r\nDate: ");
+    puts_(t, date_now());
+    put(t, "\r\n", 2);
+    if (h->extra != NULL)
+        puts_(t, h->extra);
+    if (h->allow_headers.len > 0) {
+        puts_(t, "Access-Control-Allow-Headers: ");
+        put(t, h->allow_headers.p, h->allow_headers.len);
+        put(t, "\r\n", 2);
+    }
+    const morphd_http_exchange_t *x = h->x;
+    if (x != NULL && x->allow_origin.len > 0) {
+        puts_(t, "Access-Control-Allow-Origin: ");
+        put(t, x->allow_origin.p, x->allow_origin.len);
+        puts_(t, "\r\nVary: Origin\r\n");
+    }
+    bool plugin = h->plugin_fields && x != NULL;
+    if (plugin)
+        put(t, x->extra.data, x->extra.len);
+    if (h->status != 204 && h->status != 304) {
+        if (h->type != NULL && !(plugin && x->typed)) {
+            puts_(t, "Content-Type: ");
+            put(t, h->type, h->type_len);
+            put(t, "\r\n", 2);
+        }
+        puts_(t, "Content-Length: ");
+        put_number(t, h->body_len);
+        put(t, "\r\n", 2);
+    }
+    if (h->close)
+        puts_(t, "Connection: close\r\n");
+    put(t, "\r\n", 2);
+}
+
+static size_t head_size(const head_t *h)
+{
+    text_t t = {NULL, 0, 0};
+    write_head(&t, h);
+    return t.n;
 }
 
 static bool closes(const morphd_frame_t *f, uint32_t reply)
@@ -68,101 +142,383 @@ static bool closes(const morphd_frame_t *f, uint32_t reply)
     return (f->guess & MORPHD_HTTP_CLOSE) || (reply & MORPH_REPLY_CLOSE);
 }
 
-/* The head of a 200 whose body is a reply: the request's Content-Type
- * (the frame's head), else application/octet-stream. */
-static size_t reply_head(char *buf, size_t size, const morphd_frame_t *f,
-                         size_t body_len, bool close)
+/* The head of a response whose body is a reply: the status the plugins
+ * set (200), and the Content-Type they set, or the request's (the
+ * frame's head), or application/octet-stream. */
+static head_t reply_head(const morphd_frame_t *f, size_t body_len, bool close)
 {
-    return f->head_len > 0
-               ? response_head(buf, size, 200, (const char *)f->head,
-                               f->head_len, body_len, close, NULL)
-               : response_head(buf, size, 200, octet_stream,
-                               sizeof octet_stream - 1, body_len, close, NULL);
+    const morphd_http_exchange_t *x = morphd_http_exchange_of(f);
+    head_t h = {x != NULL && x->status != 0 ? x->status : 200, NULL,
+                {NULL, 0}, x, true, octet_stream, sizeof octet_stream - 1,
+                body_len, close};
+    if (f->head_len > 0) {
+        h.type = (const char *)f->head;
+        h.type_len = f->head_len;
+    }
+    return h;
+}
+
+static void answered(const morphd_frame_t *f, int status)
+{
+    morphd_http_exchange_t *x = morphd_http_exchange_of(f);
+    if (x != NULL)
+        x->answered = status;
 }
 
 int morphd_http_frame_end(const morphd_frame_t *f, morphd_buf_t *out,
                           size_t mark, size_t body_len, uint32_t reply)
 {
-    char head[HEAD_ROOM + MORPHD_FRAME_KEEP_MAX];
     bool close = closes(f, reply);
-    size_t n = reply_head(head, sizeof head, f, body_len, close);
+    head_t h = reply_head(f, body_len, close);
+    size_t n = head_size(&h);
     if (morphd_buf_reserve(out, out->len + n) != 0)
         return -1;
     unsigned char *at = out->data + mark;
     memmove(at + n, at, body_len);
-    memcpy(at, head, n);
+    text_t t = {at, 0, n};
+    write_head(&t, &h);
     out->len += n;
+    answered(f, h.status);
     return close ? MORPHD_FRAME_CLOSE : 0;
 }
 
 size_t morphd_http_overhead(const morphd_frame_t *f, size_t body_len)
 {
-    char head[HEAD_ROOM + MORPHD_FRAME_KEEP_MAX];
-    return reply_head(head, sizeof head, f, body_len, closes(f, 0));
+    head_t h = reply_head(f, body_len, closes(f, 0));
+    return head_size(&h);
 }
 
 /* A response of morphd's own appended to `out`: a 1xx is its status line
  * alone; any other has the status in words as its text/plain body, as
- * nginx's (204: no body), `extra` header lines, and Connection: close when
- * `close`. Returns 0 or -1. */
-static int status_response(morphd_buf_t *out, int status, const char *extra,
-                           bool close)
+ * nginx's (204: no body). Returns 0 or -1. */
+static int status_response(morphd_buf_t *out, head_t *h)
 {
-    char head[HEAD_ROOM], text[96];
-    size_t body = 0, n;
-    if (status < 200) {
-        n = (size_t)snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\n\r\n",
-                             status, morphd_http1_reason_phrase(status));
-    } else {
-        if (status != 204)
-            body = (size_t)snprintf(text, sizeof text, "%d %s\n", status,
-                                    morphd_http1_reason_phrase(status));
-        n = response_head(head, sizeof head, status, "text/plain",
-                          sizeof "text/plain" - 1, body, close, extra);
-    }
-    return morphd_buf_append(out, head, n) != 0 ||
-                   morphd_buf_append(out, text, body) != 0
-               ? -1
-               : 0;
+    char text[96];
+    size_t body = 0;
+    if (h->status >= 200 && h->status != 204)
+        body = (size_t)snprintf(text, sizeof text, "%d %s\n", h->status,
+                                morphd_http1_reason_phrase(h->status));
+    h->type = "text/plain";
+    h->type_len = sizeof "text/plain" - 1;
+    h->body_len = body;
+    size_t n = head_size(h);
+    if (morphd_buf_reserve(out, out->len + n + body) != 0)
+        return -1;
+    text_t t = {out->data + out->len, 0, n};
+    write_head(&t, h);
+    memcpy(out->data + out->len + n, text, body);
+    out->len += n + body;
+    return 0;
 }
 
 int morphd_http_respond(const morphd_frame_t *f, morphd_buf_t *out, int status,
                         uint32_t reply)
 {
     bool close = closes(f, reply);
-    if (status_response(out, status, NULL, close) != 0)
+    /* a 204 (no reply) keeps what the plugins set; a 500 or 408 is
+     * morphd's own, with CORS alone (so a page can read its status) */
+    head_t h = {status, NULL, {NULL, 0}, morphd_http_exchange_of(f),
+                status == 204, NULL, 0, 0, close};
+    if (status_response(out, &h) != 0)
         return -1;
+    answered(f, status);
     return close ? MORPHD_FRAME_CLOSE : 0;
+}
+
+/* --- what plugins set --------------------------------------------------------- */
+
+static bool is_token_char(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') ||
+           (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+int morphd_http_set_status(morphd_http_exchange_t *x, int status, char *why,
+                           size_t why_size)
+{
+    if (status < 200 || status > 599 || status == 204 || status == 304) {
+        snprintf(why, why_size, "status %d cannot carry a reply: give "
+                 "200..599 but 204 and 304 (for no reply at all, 204, send "
+                 "none: morph_out_no_reply)", status);
+        return -1;
+    }
+    x->status = status;
+    return 0;
+}
+
+/* The fields morphd writes itself, or that only it may (framing). */
+static const char *const own_fields[] = {
+    "content-length", "transfer-encoding", "connection", "keep-alive",
+    "upgrade", "te", "trailer", "date", "server", "proxy-connection",
+};
+
+/* Takes the line of field `name` out of x->extra, if there is one. */
+static void drop_field(morphd_http_exchange_t *x, const char *name)
+{
+    size_t len = strlen(name), at = 0;
+    while (at < x->extra.len) {
+        unsigned char *line = x->extra.data + at;
+        unsigned char *lf = memchr(line, '\n', x->extra.len - at);
+        size_t n = (size_t)(lf - line) + 1;
+        if (n > len && line[len] == ':' &&
+            strncasecmp((const char *)line, name, len) == 0) {
+            memmove(line, line + n, x->extra.len - at - n);
+            x->extra.len -= n;
+            return;
+        }
+        at += n;
+    }
+}
+
+int morphd_http_add_header(morphd_http_exchange_t *x, const char *name,
+                           const char *value, char *why, size_t why_size)
+{
+    size_t name_len = strlen(name), value_len = strlen(value);
+    bool token = name_len > 0;
+    for (size_t i = 0; i < name_len; i++)
+        token = token && is_token_char((unsigned char)name[i]);
+    if (!token) {
+        snprintf(why, why_size, "'%.64s' is not a header field name (a "
+                 "token: letters, digits, !#$%%&'*+-.^_`|~)", name);
+        return -1;
+    }
+    for (size_t i = 0; i < value_len; i++) {
+        unsigned char c = (unsigned char)value[i];
+        if ((c < 0x20 && c != '\t') || c == 0x7f) {
+            snprintf(why, why_size, "header field %.64s: a control "
+                     "character in its value (CR and LF would split the "
+                     "response)", name);
+            return -1;
+        }
+    }
+    for (size_t i = 0; i < sizeof own_fields / sizeof *own_fields; i++)
+        if (strcasecmp(name, own_fields[i]) == 0) {
+            snprintf(why, why_size, "header field %s is morphd's to write",
+                     name);
+            return -1;
+        }
+    if (x->allow_origin.len > 0 &&
+        strcasecmp(name, "access-control-allow-origin") == 0) {
+        snprintf(why, why_size, "Access-Control-Allow-Origin is written by "
+                 "http_allow_origin for this request");
+        return -1;
+    }
+    bool type = strcasecmp(name, "content-type") == 0;
+    if (type && x->typed)
+        drop_field(x, "content-type"); /* a later stage's type wins */
+    if (x->extra.len + name_len + value_len + 4 > MORPHD_HTTP_EXTRA_MAX) {
+        snprintf(why, why_size, "more than %d bytes of header fields",
+                 MORPHD_HTTP_EXTRA_MAX);
+        return -1;
+    }
+    if (morphd_buf_append(&x->extra, name, name_len) != 0 ||
+        morphd_buf_append(&x->extra, ": ", 2) != 0 ||
+        morphd_buf_append(&x->extra, value, value_len) != 0 ||
+        morphd_buf_append(&x->extra, "\r\n", 2) != 0) {
+        snprintf(why, why_size, "out of memory");
+        return -1;
+    }
+    x->typed |= type;
+    return 0;
+}
+
+/* --- the exchange ------------------------------------------------------------- */
+
+static morphd_http1_span_t rebase(morphd_http1_span_t s,
+                                  const unsigned char *from, size_t len,
+                                  const unsigned char *to)
+{
+    if (s.p != NULL && s.p >= from && s.p < from + len)
+        s.p = to + (s.p - from);
+    return s; /* else outside the head: a constant ("*") */
+}
+
+morphd_http_exchange_t *
+morphd_http_exchange_copy(const morphd_http_exchange_t *x)
+{
+    morphd_http_exchange_t *y = malloc(sizeof *y + x->head_len);
+    if (y == NULL)
+        return NULL;
+    *y = *x;
+    unsigned char *head = (unsigned char *)(y + 1);
+    if (x->head_len > 0)
+        memcpy(head, x->head, x->head_len);
+    y->head = head;
+    y->method = rebase(x->method, x->head, x->head_len, head);
+    y->target = rebase(x->target, x->head, x->head_len, head);
+    y->allow_origin = rebase(x->allow_origin, x->head, x->head_len, head);
+    y->extra = (morphd_buf_t)MORPHD_BUF_INIT;
+    if (morphd_buf_append(&y->extra, x->extra.data, x->extra.len) != 0) {
+        free(y);
+        return NULL;
+    }
+    return y;
+}
+
+void morphd_http_exchange_free(morphd_http_exchange_t *x)
+{
+    if (x == NULL)
+        return;
+    morphd_buf_free(&x->extra);
+    free(x);
+}
+
+/* --- CORS --------------------------------------------------------------------- */
+
+bool morphd_http_origin_valid(const char *text, char *why, size_t why_size)
+{
+    if (strcmp(text, "*") == 0)
+        return true;
+    size_t at = strncmp(text, "https://", 8) == 0  ? 8
+                : strncmp(text, "http://", 7) == 0 ? 7
+                                                   : 0;
+    size_t len = strlen(text), host = at;
+    bool ok = at > 0 && len <= MORPHD_HTTP_ORIGIN_MAX;
+    if (ok && text[at] == '[') { /* an IPv6 literal */
+        const char *end = strchr(text + at, ']');
+        ok = end != NULL && end > text + at + 1;
+        at = ok ? (size_t)(end - text) + 1 : at;
+    } else {
+        while (ok && at < len &&
+               (((text[at] | 0x20) >= 'a' && (text[at] | 0x20) <= 'z') ||
+                (text[at] >= '0' && text[at] <= '9') || text[at] == '.' ||
+                text[at] == '-'))
+            at++;
+        ok = at > host;
+    }
+    if (ok && text[at] == ':') {
+        size_t digits = ++at;
+        while (at < len && text[at] >= '0' && text[at] <= '9')
+            at++;
+        ok = at > digits && at - digits <= 5;
+    }
+    if (ok && at == len)
+        return true;
+    snprintf(why, why_size, "'%.80s' is not an origin: give "
+             "scheme://host[:port] as a browser sends it in Origin, without "
+             "a path or a trailing slash (e.g. https://app.example.com), or "
+             "* alone for any", text);
+    return false;
+}
+
+/* The Access-Control-Allow-Origin for a request whose head is
+ * head[0, len), or an empty span: the service allows no origin, the
+ * request has none, or not this one. */
+static morphd_http1_span_t allowed_origin(const morphd_codec_t *c,
+                                          const unsigned char *head,
+                                          size_t len)
+{
+    morphd_http1_span_t none = {NULL, 0}, origin;
+    if (c->n_http_origins == 0 ||
+        !morphd_http1_field(head, len, "origin", 0, &origin))
+        return none;
+    if (strcmp(c->http_origins[0], "*") == 0)
+        return (morphd_http1_span_t){(const unsigned char *)"*", 1};
+    for (size_t i = 0; i < c->n_http_origins; i++)
+        if (strlen(c->http_origins[i]) == origin.len &&
+            memcmp(c->http_origins[i], origin.p, origin.len) == 0)
+            return origin;
+    return none;
+}
+
+/* --- requests ----------------------------------------------------------------- */
+
+/* The exchange for a request whose head, after `skipped` empty lines,
+ * ends at head_end; and, for the access log, what the codec answers it
+ * itself (0: the plugins do). */
+static morphd_http_exchange_t *begin(const morphd_codec_t *c,
+                                     const unsigned char *data,
+                                     const morphd_http1_request_t *req,
+                                     size_t head_end, int answered)
+{
+    morphd_http_exchange_t *x = c->exchange;
+    if (x == NULL)
+        return NULL;
+    x->head = data + req->skipped;
+    x->head_len = head_end > req->skipped ? head_end - req->skipped : 0;
+    x->method = req->method;
+    x->target = req->target;
+    x->minor = req->minor;
+    x->body_len = 0;
+    x->allow_origin = (morphd_http1_span_t){NULL, 0};
+    x->status = 0;
+    x->typed = false;
+    x->extra.len = 0;
+    x->answered = answered;
+    return x;
 }
 
 /* An answer of the codec's own, into the codec's scratch (status_response),
  * the connection closed after it when `close`. Returns `st`, what decode()
  * returns with it. */
 static morphd_decode_status_t answer(const morphd_codec_t *c,
-                                     morphd_decoded_t *d, int status,
-                                     const char *extra, bool close,
+                                     morphd_decoded_t *d, head_t *h,
                                      morphd_decode_status_t st)
 {
     morphd_buf_t *b = c->scratch;
     b->len = 0;
-    if (status_response(b, status, extra, close) != 0) {
+    if (status_response(b, h) != 0) {
         snprintf(d->reason, sizeof d->reason, "out of memory");
         return MORPHD_DECODE_INVALID;
     }
     d->direct = b->data;
     d->direct_len = b->len;
-    d->direct_close = close;
+    d->direct_close = h->close;
     return st;
 }
 
 /* A request that cannot be served: its status, then the connection is
  * closed (what follows it in the stream cannot be trusted). */
 static morphd_decode_status_t refuse(const morphd_codec_t *c,
-                                     morphd_decoded_t *d, int status,
-                                     const char *reason)
+                                     morphd_decoded_t *d, const unsigned char *data,
+                                     const morphd_http1_request_t *req,
+                                     int status, const char *reason)
 {
     snprintf(d->reason, sizeof d->reason, "%d: %s", status, reason);
-    return answer(c, d, status, NULL, true, MORPHD_DECODE_INVALID);
+    begin(c, data, req, 0, status);
+    head_t h = {status, NULL, {NULL, 0}, NULL, false, NULL, 0, 0, true};
+    return answer(c, d, &h, MORPHD_DECODE_INVALID);
+}
+
+/* A request of another method than POST: a CORS preflight for an origin
+ * http_allow_origin allows is answered 204 with what the browser asked
+ * for; any other 405 (Allow: POST), the connection closed after it when
+ * it has a body. */
+static morphd_decode_status_t not_post(const morphd_codec_t *c,
+                                       morphd_decoded_t *d,
+                                       const unsigned char *data,
+                                       const morphd_http1_request_t *req)
+{
+    bool has_body = req->chunked || (req->has_length && req->length > 0);
+    bool close = has_body || !req->keep_alive;
+    morphd_decode_status_t st =
+        has_body ? MORPHD_DECODE_INVALID : MORPHD_DECODE_SKIP;
+    d->used = req->head_len;
+    morphd_http_exchange_t *x = begin(c, data, req, req->head_len, 405);
+    morphd_http1_span_t method;
+    if (x != NULL && req->method.len == 7 &&
+        memcmp(req->method.p, "OPTIONS", 7) == 0 &&
+        morphd_http1_field(x->head, x->head_len,
+                           "access-control-request-method", 0, &method)) {
+        x->allow_origin = allowed_origin(c, x->head, x->head_len);
+        if (x->allow_origin.len > 0) {
+            head_t h = {204, "Access-Control-Allow-Methods: POST\r\n"
+                             "Access-Control-Max-Age: 86400\r\n",
+                        {NULL, 0}, x, false, NULL, 0, 0, close};
+            morphd_http1_field(x->head, x->head_len,
+                               "access-control-request-headers", 0,
+                               &h.allow_headers);
+            x->answered = 204;
+            return answer(c, d, &h, st);
+        }
+    }
+    /* without a body the connection goes on, as after any answer */
+    snprintf(d->reason, sizeof d->reason, "405: method %.*s",
+             (int)(req->method.len < 32 ? req->method.len : 32),
+             (const char *)req->method.p);
+    head_t h = {405, "Allow: POST\r\n", {NULL, 0}, NULL, false, NULL, 0, 0,
+                close};
+    return answer(c, d, &h, st);
 }
 
 static morphd_decode_status_t http_decode(const morphd_codec_t *c,
@@ -192,7 +548,7 @@ static morphd_decode_status_t http_decode(const morphd_codec_t *c,
     morphd_http1_status_t st =
         morphd_http1_parse_head(data, len, c->http_max_head, &req);
     if (st == MORPHD_HTTP1_ERROR)
-        return refuse(c, d, req.status, req.reason);
+        return refuse(c, d, data, &req, req.status, req.reason);
     if (st == MORPHD_HTTP1_MORE) {
         if (eof) {
             snprintf(d->reason, sizeof d->reason, "the client stopped "
@@ -203,18 +559,8 @@ static morphd_decode_status_t http_decode(const morphd_codec_t *c,
         d->scanned = req.method.len > 0 ? len : 0;
         return MORPHD_DECODE_MORE;
     }
-    bool post = req.method.len == 4 && memcmp(req.method.p, "POST", 4) == 0;
-    bool has_body = req.chunked || (req.has_length && req.length > 0);
-    if (!post) {
-        /* without a body the connection goes on, as after any answer */
-        snprintf(d->reason, sizeof d->reason, "405: method %.*s",
-                 (int)(req.method.len < 32 ? req.method.len : 32),
-                 (const char *)req.method.p);
-        d->used = req.head_len;
-        return answer(c, d, 405, "Allow: POST\r\n",
-                      has_body || !req.keep_alive,
-                      has_body ? MORPHD_DECODE_INVALID : MORPHD_DECODE_SKIP);
-    }
+    if (req.method.len != 4 || memcmp(req.method.p, "POST", 4) != 0)
+        return not_post(c, d, data, &req);
     size_t at = req.head_len;
     const unsigned char *msg;
     size_t msg_len, used;
@@ -225,13 +571,13 @@ static morphd_decode_status_t http_decode(const morphd_codec_t *c,
         st = morphd_http1_chunked(data + at, len - at, c->max_message, b,
                                   &n, &msg_len, &req);
         if (st == MORPHD_HTTP1_ERROR)
-            return refuse(c, d, req.status, req.reason);
+            return refuse(c, d, data, &req, req.status, req.reason);
         msg = b->data != NULL ? b->data : data;
         used = at + n;
     } else {
         uint64_t n = req.has_length ? req.length : 0;
         if (n > c->max_message)
-            return refuse(c, d, 413, "a body over max_message");
+            return refuse(c, d, data, &req, 413, "a body over max_message");
         st = len - at < n ? MORPHD_HTTP1_MORE : MORPHD_HTTP1_DONE;
         msg = data + at;
         msg_len = (size_t)n;
@@ -246,32 +592,45 @@ static morphd_decode_status_t http_decode(const morphd_codec_t *c,
         /* 100 Continue once, when the head is whole and no body came:
          * `from` is where the last call stopped (it says "seen") */
         d->scanned = at | MORPHD_HTTP_IN_BODY;
-        if (req.expect_continue && !(from & MORPHD_HTTP_IN_BODY) && len == at)
-            return answer(c, d, 100, NULL, false, MORPHD_DECODE_MORE);
+        if (req.expect_continue && !(from & MORPHD_HTTP_IN_BODY) &&
+            len == at) {
+            head_t h = {100, NULL, {NULL, 0}, NULL, false, NULL, 0, 0, false};
+            return answer(c, d, &h, MORPHD_DECODE_MORE);
+        }
         return MORPHD_DECODE_MORE;
     }
     d->msg = msg;
     d->len = msg_len;
     d->used = used;
+    morphd_http_exchange_t *x = begin(c, data, &req, req.head_len, 0);
+    if (x != NULL) {
+        x->body_len = msg_len;
+        x->allow_origin = allowed_origin(c, x->head, x->head_len);
+    }
     bool keep_type = req.content_type.len > 0 &&
                      req.content_type.len <= MORPHD_FRAME_KEEP_MAX;
     d->frame = (morphd_frame_t){&c->shape,
                                 keep_type ? req.content_type.p : NULL,
                                 keep_type ? req.content_type.len : 0,
-                                req.keep_alive ? 0 : MORPHD_HTTP_CLOSE, NULL};
+                                req.keep_alive ? 0 : MORPHD_HTTP_CLOSE, x};
     return MORPHD_DECODE_MESSAGE;
 }
 
 const morphd_codec_ops_t morphd_codec_http = {"http", http_decode};
 
 void morphd_codec_http_init(morphd_codec_t *c, size_t max_message,
-                            size_t max_head, morphd_buf_t *scratch)
+                            size_t max_head, morphd_buf_t *scratch,
+                            morphd_http_exchange_t *exchange,
+                            morphd_http_origins_t origins)
 {
     memset(c, 0, sizeof *c);
     c->ops = &morphd_codec_http;
     c->max_message = max_message;
     c->http_max_head = max_head;
     c->scratch = scratch;
+    c->exchange = exchange;
+    c->http_origins = origins.list;
+    c->n_http_origins = origins.n;
     c->answers = true;
     c->shape.length = MORPHD_LEN_HTTP;
     /* a request: its line, its header block, its body with a chunked

@@ -396,3 +396,46 @@ const char *morphd_http1_reason_phrase(int status)
     }
     return "Unknown";
 }
+
+bool morphd_http1_field_at(const unsigned char *head, size_t len,
+                           const char *name, size_t index,
+                           morphd_http1_span_t *name_out,
+                           morphd_http1_span_t *value)
+{
+    size_t name_len = name != NULL ? strlen(name) : 0;
+    const unsigned char *lf = memchr(head, '\n', len);
+    if (lf == NULL)
+        return false;
+    size_t at = (size_t)(lf - head) + 1; /* past the request line */
+    while (at < len) {
+        lf = memchr(head + at, '\n', len - at);
+        size_t next = lf != NULL ? (size_t)(lf - head) + 1 : len;
+        size_t end = lf != NULL ? (size_t)(lf - head) : len;
+        if (end > at && head[end - 1] == '\r')
+            end--;
+        if (end == at) /* the blank line */
+            return false;
+        const unsigned char *colon = memchr(head + at, ':', end - at);
+        size_t n = colon != NULL ? (size_t)(colon - (head + at)) : 0;
+        if (colon != NULL &&
+            (name == NULL ||
+             (n == name_len &&
+              strncasecmp((const char *)head + at, name, name_len) == 0)) &&
+            index-- == 0) {
+            size_t v = (size_t)(colon - head) + 1;
+            *name_out = (morphd_http1_span_t){head + at, n};
+            *value = trim(head + v, end - v);
+            return true;
+        }
+        at = next;
+    }
+    return false;
+}
+
+bool morphd_http1_field(const unsigned char *head, size_t len,
+                        const char *name, size_t index,
+                        morphd_http1_span_t *value)
+{
+    morphd_http1_span_t n;
+    return morphd_http1_field_at(head, len, name, index, &n, value);
+}

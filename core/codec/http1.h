@@ -78,6 +78,21 @@ morphd_http1_status_t morphd_http1_chunked(const unsigned char *data,
                                            size_t *body_len,
                                            morphd_http1_request_t *req);
 
+/* The `index`-th (from 0) header field named `name` (any case) in a head
+ * that morphd_http1_parse_head has read whole: its request line, fields
+ * and blank line. Sets *value to its value, trimmed; false when there is
+ * no such field. */
+bool morphd_http1_field(const unsigned char *head, size_t len,
+                        const char *name, size_t index,
+                        morphd_http1_span_t *value);
+
+/* The same, with its name (NULL `name`: the index-th field of any
+ * name, for walking them all). */
+bool morphd_http1_field_at(const unsigned char *head, size_t len,
+                           const char *name, size_t index,
+                           morphd_http1_span_t *name_out,
+                           morphd_http1_span_t *value);
+
 /* The reason phrase of a status this server answers ("OK", "Not
  * Found"...; "Unknown" for others). */
 const char *morphd_http1_reason_phrase(int status);

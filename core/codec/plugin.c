@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "codec/codec.h"
+#include "codec/http.h"
 
 const morphd_frame_shape_t morphd_shape_direct = {.length = MORPHD_LEN_NONE};
 const morphd_frame_shape_t morphd_shape_direct_close = {.length = MORPHD_LEN_NONE};

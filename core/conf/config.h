@@ -66,6 +66,8 @@ typedef struct morphd_service_conf {
     size_t max_pending_output; /* bytes; TCP backpressure high-water mark */
     size_t http_max_header_size; /* http://: a request's header block, bytes */
     unsigned http_request_timeout_ms; /* http://: 408 past it; 0: none */
+    char **http_allow_origin;  /* http://: CORS origins ("*": any) */
+    size_t n_http_allow_origin;
     size_t max_connections;    /* open TCP connections; 0: no limit */
     size_t max_connections_per_source; /* per client address; 0: no limit */
     unsigned idle_timeout_ms;  /* close silent TCP connections; 0: never */

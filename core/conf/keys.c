@@ -18,6 +18,7 @@
 #include "base/log.h"
 #include "base/roff.h"
 #include "base/value.h"
+#include "codec/http.h"
 
 #define FIELD(obj, row, type) ((type *)((char *)(obj) + (row)->offset))
 
@@ -458,6 +459,42 @@ static int split_list(const char *value, char ***out, size_t *n_out,
     return -1;
 }
 
+/* http_allow_origin: origins separated by blanks or commas, or "*". */
+static int set_http_allow_origin(const key_row_t *row, void *obj,
+                                 const char *value, char *err,
+                                 size_t err_size)
+{
+    (void)row;
+    morphd_service_conf_t *svc = obj;
+    char **words;
+    size_t n;
+    if (split_list(value, &words, &n, err, err_size) != 0)
+        return -1;
+    int rc = 0;
+    if (n == 0) {
+        snprintf(err, err_size, "needs at least one origin, e.g. "
+                 "https://app.example.com, or *");
+        rc = -1;
+    }
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (!morphd_http_origin_valid(words[i], err, err_size))
+            rc = -1;
+        else if (strcmp(words[i], "*") == 0 && n > 1) {
+            snprintf(err, err_size, "* allows every origin: give it alone, "
+                     "or list the origins without it");
+            rc = -1;
+        }
+    }
+    if (rc != 0) {
+        free_words(words, n);
+        return -1;
+    }
+    free_words(svc->http_allow_origin, svc->n_http_allow_origin);
+    svc->http_allow_origin = words;
+    svc->n_http_allow_origin = n;
+    return 0;
+}
+
 static int set_listen(const key_row_t *row, void *obj, const char *value,
                       char *err, size_t err_size)
 {
@@ -522,6 +559,7 @@ static const key_type_t type_length_field = {set_length_field, RANGE_TEXT, morph
 static const key_type_t type_signed = {set_signed, RANGE_SIGNED, NULL};
 static const key_type_t type_delimiter = {set_delimiter, RANGE_TEXT, "1 to 16 bytes; C escapes \\0 \\t \\r \\n \\\\ \\xHH"};
 static const key_type_t type_group = {set_group, RANGE_TEXT, "text"};
+static const key_type_t type_origins = {set_http_allow_origin, RANGE_TEXT, "origins, or *"};
 static const key_type_t type_isolation = {set_isolation, RANGE_TEXT, "thread, process"};
 static const key_type_t type_listen = {set_listen, RANGE_TEXT, "endpoints"};
 static const key_type_t type_log_format = {set_log_format, RANGE_TEXT, "text"};
@@ -692,6 +730,14 @@ const key_row_t morphd_key_table[] = {
      "all arrived this long after the connection opened, or after its "
      "first byte, is answered 408 and its connection closed (slowloris); "
      "0: no limit (idle_timeout still applies)", "5s"},
+    {SEC_SERVICE, "http_allow_origin", &type_origins,
+     SVC_OFF(http_allow_origin), -1, 0, 0, NULL,
+     "http:// endpoints: the origins (scheme://host[:port]) whose pages may "
+     "call the service (CORS): a preflight (OPTIONS) from one is answered "
+     "204 allowing POST, and a response to one carries "
+     "Access-Control-Allow-Origin and Vary: Origin; * allows any page. "
+     "Unset: none (a browser then lets only the service's own origin "
+     "read the replies)", "https://app.example.com http://localhost:8080"},
     {SEC_SERVICE, "max_pending_output", &type_size,
      SVC_OFF(max_pending_output), -1, 4096, 1024 * 1024 * 1024, "1M",
      "per stream connection (tcp, tls, unix): above this many unsent reply "

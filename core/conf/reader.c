@@ -558,6 +558,9 @@ void morphd_config_free(morphd_config_t *cfg)
         free(svc->tls_ciphers);
         free(svc->tls_groups);
         free(svc->proxy_from);
+        for (size_t k = 0; k < svc->n_http_allow_origin; k++)
+            free(svc->http_allow_origin[k]);
+        free(svc->http_allow_origin);
         morphd_chain_spec_free(svc->chain, svc->n_chain);
         morphd_plugin_opts_free(&svc->opts);
     }

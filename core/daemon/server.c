@@ -232,7 +232,10 @@ static morphd_service_t *make_service(morphd_server_t *s,
     }
     /* http:// endpoints' */
     morphd_codec_http_init(&svc->http_codec, conf->max_message,
-                           conf->http_max_header_size, &svc->http_scratch);
+                           conf->http_max_header_size, &svc->http_scratch,
+                           &svc->http_exchange,
+                           (morphd_http_origins_t){conf->http_allow_origin,
+                                                   conf->n_http_allow_origin});
     svc->codec = conf->codec; /* this worker's: a codec plugin's instance */
     if (svc->chain->codec != NULL)
         morphd_chain_codec_bind(svc->chain, &svc->codec, &svc->codec_scratch);

@@ -401,6 +401,15 @@ static int out_reserve(morph_out_t *out, size_t min_cap)
     return MORPH_OK;
 }
 
+const morphd_frame_t *morphd_chain_out_frame(const morph_out_t *out)
+{
+    if (out == NULL)
+        return NULL;
+    if (out->reserve == out_reserve)
+        return ((const out_ctx_t *)out->host_private)->run->frame;
+    return morphd_job_out_frame(out);
+}
+
 static int out_fail(morph_out_t *out, const char *reason)
 {
     out_ctx_t *x = out->host_private;

@@ -197,6 +197,11 @@ void morphd_chain_run(morphd_chain_t *chain, morphd_conn_t *conn, size_t from,
                       const morphd_frame_t *frame, morphd_buf_t *dest,
                       morphd_result_t *r);
 
+/* The frame of the message whose output `out` is: a transform call's, or
+ * a pending message's; NULL for any other pointer. (The host services
+ * that read the request or shape the response through `out`: http.) */
+const morphd_frame_t *morphd_chain_out_frame(const morph_out_t *out);
+
 /* --- jobs (jobs.c) ---------------------------------------------------------- */
 
 /* What a job is waiting for, or how it ended (morphd_job_t.state). */
@@ -268,6 +273,8 @@ morphd_job_t *morphd_job_new(morphd_chain_t *chain, const morphd_conn_t *conn,
                              size_t stage, uint32_t flags,
                              const morphd_frame_t *frame);
 void morphd_job_free(morphd_job_t *job);
+/* The frame of the job whose output `out` is, or NULL when it is none. */
+const morphd_frame_t *morphd_job_out_frame(const morph_out_t *out);
 /* Counts it in flight (messages_pending, the plugin's). */
 void morphd_job_counted(morphd_job_t *job);
 /* The job has ended (done, failed, back from the pool): it is finished

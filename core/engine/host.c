@@ -18,6 +18,7 @@
 
 #include "engine/chain.h"
 #include "base/log.h"
+#include "codec/http.h"
 
 struct morph_timer {
     uv_timer_t handle;
@@ -262,6 +263,81 @@ static int instance_flags(const morph_host_t *host, uint32_t flags)
     return MORPH_OK;
 }
 
+/* --- HTTP ---------------------------------------------------------------------- */
+
+static morphd_http_exchange_t *exchange_of(const morph_out_t *out)
+{
+    return morphd_http_exchange_of(morphd_chain_out_frame(out));
+}
+
+static int http_request(const morph_host_t *host, const morph_out_t *out,
+                        morph_http_request_t *req)
+{
+    (void)host;
+    const morphd_http_exchange_t *x = exchange_of(out);
+    if (x == NULL || req == NULL ||
+        req->struct_size < offsetof(morph_http_request_t, target_len) +
+                               sizeof req->target_len)
+        return MORPH_ERROR;
+    req->version = x->minor == 0 ? 10 : 11;
+    req->method = (const char *)x->method.p;
+    req->method_len = x->method.len;
+    req->target = (const char *)x->target.p;
+    req->target_len = x->target.len;
+    return MORPH_OK;
+}
+
+static int http_header(const morph_host_t *host, const morph_out_t *out,
+                       const char *name, size_t index,
+                       morph_http_field_t *field)
+{
+    (void)host;
+    const morphd_http_exchange_t *x = exchange_of(out);
+    if (x == NULL || field == NULL ||
+        field->struct_size < offsetof(morph_http_field_t, value_len) +
+                                 sizeof field->value_len)
+        return MORPH_ERROR;
+    morphd_http1_span_t n, v;
+    if (!morphd_http1_field_at(x->head, x->head_len, name, index, &n, &v))
+        return MORPH_ERROR;
+    field->name = (const char *)n.p;
+    field->name_len = n.len;
+    field->value = (const char *)v.p;
+    field->value_len = v.len;
+    return MORPH_OK;
+}
+
+static int http_refused(const morph_host_t *host, const char *why)
+{
+    const morphd_stage_t *st = host->host_private;
+    morphd_log(MORPH_LOG_WARN, "plugin %s: %s; not set", st->plugin->name,
+               why);
+    return MORPH_ERROR;
+}
+
+static int http_status(const morph_host_t *host, morph_out_t *out, int status)
+{
+    morphd_http_exchange_t *x = exchange_of(out);
+    char why[200];
+    if (x == NULL)
+        return MORPH_ERROR;
+    if (morphd_http_set_status(x, status, why, sizeof why) != 0)
+        return http_refused(host, why);
+    return MORPH_OK;
+}
+
+static int http_header_add(const morph_host_t *host, morph_out_t *out,
+                           const char *name, const char *value)
+{
+    morphd_http_exchange_t *x = exchange_of(out);
+    char why[200];
+    if (x == NULL || name == NULL || value == NULL)
+        return MORPH_ERROR;
+    if (morphd_http_add_header(x, name, value, why, sizeof why) != 0)
+        return http_refused(host, why);
+    return MORPH_OK;
+}
+
 void morphd_host_stage_init(morphd_stage_t *st)
 {
     morph_host_t *h = &st->host;
@@ -279,6 +355,10 @@ void morphd_host_stage_init(morphd_stage_t *st)
     h->counter = counter;
     h->counter_add = counter_add;
     h->instance_flags = instance_flags;
+    h->http_request = http_request;
+    h->http_header = http_header;
+    h->http_status = http_status;
+    h->http_header_add = http_header_add;
 }
 
 void morphd_host_stage_done(morphd_stage_t *st)

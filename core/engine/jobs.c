@@ -13,6 +13,7 @@
 
 #include "base/log.h"
 #include "base/metrics.h"
+#include "codec/http.h"
 
 static void job_finish(morphd_job_t *job);
 
@@ -166,6 +167,15 @@ morphd_job_t *morphd_job_new(morphd_chain_t *chain, const morphd_conn_t *conn,
     if (job->frame.head_len > 0)
         memcpy(job->frame_head, job->frame.head, job->frame.head_len);
     job->frame.head = job->frame_head;
+    const morphd_http_exchange_t *x = morphd_http_exchange_of(frame);
+    if (x != NULL) { /* its request's head leaves with the input: a copy */
+        job->frame.state = morphd_http_exchange_copy(x);
+        if (job->frame.state == NULL) {
+            job->frame = morphd_frame_none;
+            morphd_job_free(job);
+            return NULL;
+        }
+    }
     job->out.reserve = job_out_reserve;
     job->out.fail_message = job_out_fail;
     job->out.host_private = job;
@@ -181,6 +191,13 @@ morphd_job_t *morphd_job_new(morphd_chain_t *chain, const morphd_conn_t *conn,
     return job;
 }
 
+const morphd_frame_t *morphd_job_out_frame(const morph_out_t *out)
+{
+    if (out->reserve != job_out_reserve)
+        return NULL;
+    return &((const morphd_job_t *)out->host_private)->frame;
+}
+
 void morphd_job_free(morphd_job_t *job)
 {
     morphd_chain_t *chain = job->chain;
@@ -193,6 +210,7 @@ void morphd_job_free(morphd_job_t *job)
         if (d->conn_close != NULL)
             d->conn_close(chain->stages[job->stage].instance, job->lazy_state);
     }
+    morphd_http_exchange_free(morphd_http_exchange_of(&job->frame));
     if (job->buf.data != job->inline_buf)
         morphd_buf_free(&job->buf);
     morphd_buf_free(&job->in);

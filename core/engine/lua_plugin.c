@@ -107,6 +107,8 @@ typedef struct lua_instance {
     int budget;                /* VM instructions per call */
     morphd_lua_steps_t steps;  /* pattern-matching steps left in a call */
     const morph_conn_t *conn;  /* the message in flight's, for morph.peer */
+    morph_out_t *out;          /* its output: its HTTP request, for
+                                  morph.request, morph.status... */
     /* a codec: the message decode() returned, kept until its next call,
      * and the reason of its last error */
     unsigned char *decoded;
@@ -309,6 +311,111 @@ static int morph_peer_fn(lua_State *L)
     return 3;
 }
 
+/* --- HTTP: the request a message came in, and its response ------------------- */
+
+/* morph.request(): the HTTP request of the message being transformed, as
+ * a table (method, target, path, query, version, headers with lower-case
+ * names, repeated ones joined with ", "), or nil: no request (tcp://...,
+ * or outside a call). */
+static int morph_request_fn(lua_State *L)
+{
+    lua_instance_t *in = instance_of(L);
+    morph_http_request_t req = {.struct_size = sizeof req};
+    if (in->host == NULL || in->out == NULL ||
+        in->host->http_request(in->host, in->out, &req) != MORPH_OK) {
+        lua_pushnil(L);
+        return 1;
+    }
+    lua_createtable(L, 0, 6);
+    lua_pushlstring(L, req.method, req.method_len);
+    lua_setfield(L, -2, "method");
+    lua_pushlstring(L, req.target, req.target_len);
+    lua_setfield(L, -2, "target");
+    const char *q = memchr(req.target, '?', req.target_len);
+    size_t path_len = q != NULL ? (size_t)(q - req.target) : req.target_len;
+    lua_pushlstring(L, req.target, path_len);
+    lua_setfield(L, -2, "path");
+    if (q != NULL) {
+        lua_pushlstring(L, q + 1, req.target_len - path_len - 1);
+        lua_setfield(L, -2, "query");
+    }
+    lua_pushstring(L, req.version == 10 ? "1.0" : "1.1");
+    lua_setfield(L, -2, "version");
+    lua_newtable(L);
+    morph_http_field_t f = {.struct_size = sizeof f};
+    for (size_t i = 0;
+         in->host->http_header(in->host, in->out, NULL, i, &f) == MORPH_OK;
+         i++) {
+        luaL_Buffer b;
+        luaL_buffinit(L, &b);
+        for (size_t k = 0; k < f.name_len; k++) {
+            char c = f.name[k];
+            luaL_addchar(&b, c >= 'A' && c <= 'Z' ? (char)(c + 32) : c);
+        }
+        luaL_pushresult(&b); /* headers, name */
+        lua_pushvalue(L, -1);
+        if (lua_rawget(L, -3) == LUA_TSTRING) { /* name, earlier value */
+            lua_pushliteral(L, ", ");
+            lua_pushlstring(L, f.value, f.value_len);
+            lua_concat(L, 3);
+        } else {
+            lua_pop(L, 1);
+            lua_pushlstring(L, f.value, f.value_len);
+        }
+        lua_rawset(L, -3);
+    }
+    lua_setfield(L, -2, "headers");
+    return 1;
+}
+
+/* Whether the message being transformed came in an HTTP request. */
+static bool in_request(lua_instance_t *in)
+{
+    morph_http_request_t req = {.struct_size = sizeof req};
+    return in->host != NULL && in->out != NULL &&
+           in->host->http_request(in->host, in->out, &req) == MORPH_OK;
+}
+
+/* morph.status(code): the HTTP response's status; false when the message
+ * came in no request. A status that cannot carry a reply is an error. */
+static int morph_status_fn(lua_State *L)
+{
+    lua_Integer code = luaL_checkinteger(L, 1);
+    lua_instance_t *in = instance_of(L);
+    if (!in_request(in)) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    if (code < 200 || code > 599 ||
+        in->host->http_status(in->host, in->out, (int)code) != MORPH_OK)
+        return luaL_error(L, "morph.status(%d): a reply's status is "
+                          "200..599 but 204 and 304 (for a 204, return "
+                          "morph.no_reply)", (int)code);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* morph.add_header(name, value): a header field of the HTTP response;
+ * false when the message came in no request. A field morphd refuses (its
+ * own, a control character, over 4 KiB in all) is an error. */
+static int morph_add_header_fn(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 1);
+    const char *value = luaL_checkstring(L, 2);
+    lua_instance_t *in = instance_of(L);
+    if (!in_request(in)) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    if (in->host->http_header_add(in->host, in->out, name, value) != MORPH_OK)
+        return luaL_error(L, "morph.add_header('%s'): refused (a name that "
+                          "is no token, a control character in the value, "
+                          "a field morphd writes itself such as "
+                          "Content-Length, or over 4 KiB in all)", name);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 /* morph.conn_info(): the same, and the rest of what morph knows of the
  * connection, as a table (nil outside a call). */
 static int morph_conn_info_fn(lua_State *L)
@@ -472,6 +579,12 @@ static int open_sandbox(lua_State *L)
     lua_setfield(L, -2, "defer");
     lua_pushcfunction(L, morph_conn_info_fn);
     lua_setfield(L, -2, "conn_info");
+    lua_pushcfunction(L, morph_request_fn);
+    lua_setfield(L, -2, "request");
+    lua_pushcfunction(L, morph_status_fn);
+    lua_setfield(L, -2, "status");
+    lua_pushcfunction(L, morph_add_header_fn);
+    lua_setfield(L, -2, "add_header");
     lua_newtable(L); /* a value of its own: compared by identity */
     lua_pushvalue(L, -1);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &no_reply_key);
@@ -970,9 +1083,11 @@ static void on_deferred(void *arg)
     lua_pushlightuserdata(L, d);
     lua_rawgeti(L, LUA_REGISTRYINDEX, d->fn);
     in->conn = p->conn;
+    in->out = p->out;
     arm_budget(in);
     int rc = lua_pcall(L, 2, 2, 0);
     in->conn = NULL;
+    in->out = NULL;
     deferred_free(d);
     char why[512];
     if (take_reply(in, rc, p->out, "the function given to morph.defer", why,
@@ -1023,8 +1138,10 @@ static int script_transform(void *instance, void *conn, const morph_msg_t *msg,
     call_ctx_t x = {.in = in, .msg = msg, .ref = (int)(intptr_t)conn,
                     .nres = 2};
     in->conn = msg->conn;
+    in->out = out;
     int rc = call_script(in, SLOT_TRANSFORM, &x);
     in->conn = NULL;
+    in->out = NULL;
     if (conn == NULL && x.ref != 0) /* made now; conn_close unreferences it */
         *msg->state = (void *)(intptr_t)x.ref;
     if (rc == LUA_OK && x.defer_fn != 0) {

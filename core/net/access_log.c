@@ -231,10 +231,53 @@ static void client_text(const morphd_access_entry_t *e, char *buf, size_t size)
     }
 }
 
+/* An HTTP request's method or target, at most 256 bytes of it (a longer
+ * one ends in "..."), with " and \\ escaped for JSON; "-" when empty. */
+static void request_text(const char *p, size_t len, bool json, char *buf,
+                         size_t size)
+{
+    size_t n = 0, cut = len > 256 ? 256 : len;
+    if (len == 0)
+        p = "-", len = cut = 1;
+    for (size_t i = 0; i < cut && n + 6 < size; i++) {
+        if (json && (p[i] == '"' || p[i] == '\\'))
+            buf[n++] = '\\';
+        buf[n++] = p[i];
+    }
+    if (cut < len && n + 4 < size)
+        memcpy(buf + n, "...", 3), n += 3;
+    buf[n] = '\0';
+}
+
+/* An HTTP request's line. */
+static int request_line(const morphd_access_log_t *a,
+                        const morphd_access_entry_t *e, const char *when,
+                        const char *client, char *line, size_t size)
+{
+    char method[80], target[560];
+    request_text(e->method, e->method_len, a->json, method, sizeof method);
+    request_text(e->target, e->target_len, a->json, target, sizeof target);
+    return a->json
+               ? snprintf(line, size,
+                          "{\"time\":\"%s\",\"transport\":\"%s\",\"client\":"
+                          "\"%s\",\"service\":\"%s\",\"method\":\"%s\","
+                          "\"path\":\"%s\",\"status\":%d,\"bytes_in\":%llu,"
+                          "\"bytes_out\":%llu}\n",
+                          when, e->transport, client, e->service, method,
+                          target, e->status, (unsigned long long)e->bytes_in,
+                          (unsigned long long)e->bytes_out)
+               : snprintf(line, size,
+                          "%s transport=%s client=%s service=%s method=%s "
+                          "path=%s status=%d bytes_in=%llu bytes_out=%llu\n",
+                          when, e->transport, client, e->service, method,
+                          target, e->status, (unsigned long long)e->bytes_in,
+                          (unsigned long long)e->bytes_out);
+}
+
 void morphd_access_log_write(morphd_access_log_t *a,
                              const morphd_access_entry_t *e)
 {
-    char line[512], when[40], client[80];
+    char line[1024], when[40], client[80];
     struct timespec ts;
     struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -244,7 +287,9 @@ void morphd_access_log_write(morphd_access_log_t *a,
     client_text(e, client, sizeof client);
     /* service names and the rest are plain ([A-Za-z0-9_-], digits, our
      * own words): nothing here needs JSON escaping */
-    int n = a->json
+    int n = e->status > 0
+                ? request_line(a, e, when, client, line, sizeof line)
+            : a->json
                 ? snprintf(line, sizeof line,
                            "{\"time\":\"%s\",\"transport\":\"%s\",\"client\":"
                            "\"%s\",\"service\":\"%s\",\"bytes_in\":%llu,"

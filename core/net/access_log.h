@@ -1,6 +1,7 @@
 /*
  * access_log.h -- `access_log = FILE | syslog | off`: one line per stream
- * connection when it closes (and per datagram with access_log_udp). The
+ * connection when it closes (and per datagram with access_log_udp), and
+ * one per HTTP request when it is answered. The
  * serving loops only format a line and copy it into a bounded queue; a
  * thread of the log's own writes it. So a slow, full or unwritable disk
  * costs log lines -- dropped, counted, and reported at most once a minute
@@ -34,6 +35,13 @@ typedef struct morphd_access_entry {
     uint64_t bytes_in, bytes_out, messages;
     uint64_t duration_ms;
     const char *end;            /* how it ended: "closed", "idle", ... */
+    /* an HTTP request's line instead (status > 0): its method and target
+     * (the client's bytes: visible ASCII, as http1.c takes them), status,
+     * and bytes_in/bytes_out its body's and its response's; `messages`,
+     * `duration_ms` and `end` are its connection's line's */
+    int status;
+    const char *method, *target;
+    size_t method_len, target_len;
 } morphd_access_entry_t;
 
 /* Formats the entry and queues its line; never blocks (a full queue drops

@@ -31,6 +31,7 @@ void morphd_service_destroy(morphd_service_t *svc)
     morphd_chain_release(svc->chain);
     morphd_buf_free(&svc->codec_scratch);
     morphd_buf_free(&svc->http_scratch);
+    morphd_buf_free(&svc->http_exchange.extra);
     if (svc->stats != NULL)
         morphd_stats_put(svc->stats_head, svc->stats);
     void (*on_destroy)(void *) = svc->on_destroy;

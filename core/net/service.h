@@ -18,6 +18,7 @@
 #include "engine/conn.h"
 #include "engine/stats.h"
 #include "codec/codec.h"
+#include "codec/http.h"
 
 typedef struct morphd_service morphd_service_t;
 
@@ -36,6 +37,7 @@ struct morphd_service {
      * buffer of a chunked body */
     morphd_codec_t http_codec;
     morphd_buf_t http_scratch;
+    morphd_http_exchange_t http_exchange; /* the request served now */
     /* tls://: its generation's context (a morphd_tls_ctx_t, tls.h), or
      * NULL: the message path itself never looks at it */
     struct ssl_ctx_st *tls;

@@ -25,6 +25,7 @@
 
 #include "net/access_log.h"
 #include "codec/codec.h"
+#include "codec/http.h"
 #include "net/listener.h"
 #include "net/listener_unix.h"
 #include "base/log.h"
@@ -121,6 +122,42 @@ stream_session_t *stream_session_of(stream_conn_t *c)
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 static void process(stream_conn_t *c);
 
+/* access_log: an HTTP request's line, once it is answered (`x->answered`,
+ * which this takes: a request is logged once); `bytes_out` its response's
+ * bytes. */
+static __attribute__((noinline, cold)) void
+log_request(stream_conn_t *c, morphd_http_exchange_t *x, size_t bytes_out)
+{
+    morphd_service_t *svc = conn_svc(c);
+    if (x == NULL || x->answered < 200 || c->s == NULL || c->s->log == NULL ||
+        *svc->access_log == NULL)
+        return;
+    const conn_log_t *lg = c->s->log;
+    morphd_access_entry_t e = {
+        .transport = c->s->tls != NULL ? "https" : "http",
+        .service = svc->conf->name,
+        .client = lg->client.ss_family != AF_UNSPEC
+                      ? (const struct sockaddr *)&lg->client : NULL,
+        .uid = -1, .pid = -1,
+        .bytes_in = x->body_len, .bytes_out = bytes_out,
+        .status = x->answered,
+        .method = (const char *)x->method.p, .method_len = x->method.len,
+        .target = (const char *)x->target.p, .target_len = x->target.len,
+    };
+    x->answered = 0;
+    morphd_access_log_write(*svc->access_log, &e);
+}
+
+/* The exchange of the request an http:// connection is being served now
+ * (its codec's), or NULL. */
+static morphd_http_exchange_t *current_exchange(const stream_conn_t *c)
+{
+    return c->s != NULL && c->s->codec != NULL &&
+                   c->s->codec->ops == &morphd_codec_http
+               ? c->s->codec->exchange
+               : NULL;
+}
+
 /* The codec a connection's bytes go through: its service's framing, or
  * an http:// connection's (its session says). */
 static inline const morphd_codec_t *conn_codec(const stream_conn_t *c,
@@ -208,6 +245,8 @@ static void stream_job_done(morphd_conn_t *mc, morphd_job_t *job,
         stream_conn_close(c);
         return;
     }
+    if (__builtin_expect(c->s->log != NULL, 0))
+        log_request(c, morphd_http_exchange_of(r->frame), rep.len);
     if (conn_send(c, io->reply.data, io->reply.len) != 0)
         return;
     if ((rep.flags & MORPH_REPLY_CLOSE) ||
@@ -289,7 +328,10 @@ static void on_conn_closed(uv_handle_t *h)
     if (s != NULL && s->log != NULL) {
         conn_log_t *lg = s->log;
         morphd_access_entry_t e = {
-            .transport = is_unix(c) ? "unix" : s->tls ? "tls" : "tcp",
+            .transport = is_unix(c)         ? "unix"
+                         : s->codec != NULL ? (s->tls ? "https" : "http")
+                         : s->tls           ? "tls"
+                                            : "tcp",
             .service = svc->conf->name,
             .client = lg->client.ss_family != AF_UNSPEC
                           ? (const struct sockaddr *)&lg->client : NULL,
@@ -537,10 +579,21 @@ typedef struct feed_ctx {
 } feed_ctx_t;
 
 /* Takes a message's outcome; returns whether to go on with the input. */
+/* access_log: the message is counted in its connection's line, and an
+ * HTTP request answered now has a line of its own. */
+static __attribute__((noinline)) void logged(feed_ctx_t *x,
+                                             const morphd_reply_t *rep)
+{
+    if (rep->counted)
+        x->c->s->log->messages++;
+    if (rep->status != MORPHD_RUN_PENDING)
+        log_request(x->c, current_exchange(x->c), rep->len);
+}
+
 static inline __attribute__((always_inline)) bool take(feed_ctx_t *x, const morphd_reply_t *rep)
 {
-    if (x->c->s != NULL && x->c->s->log != NULL && rep->counted)
-        x->c->s->log->messages++;
+    if (x->c->s != NULL && x->c->s->log != NULL)
+        logged(x, rep);
     switch (rep->status) {
     case MORPHD_RUN_NOMEM:
         x->nomem = true;
@@ -578,6 +631,8 @@ static __attribute__((noinline)) int codec_said(feed_ctx_t *x,
         return 1;
     }
     MORPHD_LANE_ADD(x->svc->counts, bytes_out, len);
+    if (x->c->s != NULL && x->c->s->log != NULL) /* http: 405, 400... */
+        log_request(x->c, current_exchange(x->c), len);
     if (!close)
         return 0;
     ended(x->c, "codec_closed");
@@ -1095,8 +1150,12 @@ static bool request_timed_out(stream_conn_t *c, uint32_t now)
     morphd_buf_t b = MORPHD_BUF_INIT;
     morphd_frame_t f = {&svc->http_codec.shape, NULL, 0, MORPHD_HTTP_CLOSE,
                         NULL};
-    if (morphd_http_respond(&f, &b, 408, 0) < 0 ||
-        conn_send(c, b.data, b.len) != 0) {
+    int said = morphd_http_respond(&f, &b, 408, 0);
+    if (said >= 0 && c->s->log != NULL) {
+        morphd_http_exchange_t x = {.answered = 408};
+        log_request(c, &x, b.len);
+    }
+    if (said < 0 || conn_send(c, b.data, b.len) != 0) {
         morphd_buf_free(&b);
         if (!closing(c))
             stream_conn_close(c);

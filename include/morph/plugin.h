@@ -1,5 +1,5 @@
 /*
- * morph/plugin.h -- the morph plugin ABI, version 4.
+ * morph/plugin.h -- the morph plugin ABI, version 5.
  *
  * This is the only header a plugin author needs. A plugin is a shared object
  * (`NAME.so`) that exports one data symbol, `morph_plugin`, of type
@@ -110,7 +110,7 @@ extern "C" {
 #endif
 
 /* The ABI version this header describes (rule 1). */
-#define MORPH_PLUGIN_ABI_VERSION 4
+#define MORPH_PLUGIN_ABI_VERSION 5
 /* The first ABI version with the versioning rule above: the default
  * `abi_min`, and the oldest host a plugin built with this header can need. */
 #define MORPH_PLUGIN_ABI_MIN_DEFAULT 2
@@ -483,6 +483,28 @@ typedef struct morph_timer morph_timer_t;
 /* A counter of the plugin's own (morph_host_t.counter). */
 typedef struct morph_counter morph_counter_t;
 
+/* An HTTP request's line, as morph_host_t.http_request gives it (since
+ * ABI 5). The caller sets struct_size. The text is the request's own,
+ * not NUL-terminated, valid during the call that got `out`. */
+typedef struct morph_http_request {
+    uint32_t struct_size;
+    uint32_t version;   /* 10 or 11: HTTP/1.0, HTTP/1.1 */
+    const char *method; /* "POST" */
+    size_t method_len;
+    const char *target; /* the path with its query, as sent: "/a?b=1" */
+    size_t target_len;
+} morph_http_request_t;
+
+/* One of its header fields (morph_host_t.http_header; since ABI 5). The
+ * caller sets struct_size. The value is trimmed of blanks. */
+typedef struct morph_http_field {
+    uint32_t struct_size;
+    const char *name;
+    size_t name_len;
+    const char *value;
+    size_t value_len;
+} morph_http_field_t;
+
 /* What the host offers a plugin: passed to load() (process-wide: only
  * `log` may be used there) and to create() (this instance's: valid until
  * destroy()). Members are only appended: check MORPH_HAS(host, member)
@@ -550,6 +572,40 @@ typedef struct morph_host {
      * options (the descriptor's flags hold for every instance). Returns
      * MORPH_OK, or MORPH_ERROR for another flag or outside create(). */
     int (*instance_flags)(const struct morph_host *host, uint32_t flags);
+
+    /* --- since ABI 5: HTTP ---
+     * A message that came in an HTTP request (an http:// endpoint: its
+     * body) has the request's line and header fields, and a response
+     * whose status and header fields the plugins may set. `out` names the
+     * message: the morph_out_t of the transform() call, or a pending
+     * message's (morph_pending_t.out), for as long as either is valid. A
+     * later stage of the chain sees what an earlier one set, and may set
+     * it again. Worker thread (a MORPH_PLUGIN_BLOCKING plugin: its own
+     * call). Each returns MORPH_ERROR for a message that came in no HTTP
+     * request. */
+
+    /* Fills `req` (struct_size set by the caller). */
+    int (*http_request)(const struct morph_host *host, const morph_out_t *out,
+                        morph_http_request_t *req);
+    /* The `index`-th (from 0) header field named `name`, any case (NULL:
+     * of any name, for walking them all), into `field`. MORPH_ERROR when
+     * there is no such field. */
+    int (*http_header)(const struct morph_host *host, const morph_out_t *out,
+                       const char *name, size_t index,
+                       morph_http_field_t *field);
+    /* The response's status (200 unless set): 200..599, but 204 and 304
+     * (no body: for a 204, send no reply, morph_out_no_reply). A message
+     * that fails is answered 500 whatever was set. */
+    int (*http_status)(const struct morph_host *host, morph_out_t *out,
+                       int status);
+    /* Adds a header field to the response: `name` a token, `value` without
+     * control characters (CR, LF), 4 KiB of them at most. Content-Type
+     * replaces the request's, which the response echoes otherwise. The
+     * fields morphd writes itself (Content-Length, Transfer-Encoding,
+     * Connection, Date, Server...) are refused. The reason of a refusal
+     * goes to morphd's log. */
+    int (*http_header_add)(const struct morph_host *host, morph_out_t *out,
+                           const char *name, const char *value);
 } morph_host_t;
 
 /* --- Codecs (since ABI 4) ------------------------------------------------- */

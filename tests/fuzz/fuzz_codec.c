@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "codec/codec.h"
+#include "codec/http.h"
 #ifdef CODEC_PLUGIN
 #include "base/log.h"
 #include "engine/plugin_loader.h"
@@ -219,7 +220,10 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
     char err[1024];
 #if defined(CODEC_HTTP)
     static morphd_buf_t scratch;
-    morphd_codec_http_init(&c, max, 64 + data[3] % 512, &scratch);
+    static morphd_http_exchange_t exchange;
+    static char *const origins[] = {"https://a.example"};
+    morphd_codec_http_init(&c, max, 64 + data[3] % 512, &scratch, &exchange,
+                           (morphd_http_origins_t){origins, data[3] & 1});
     (void)field, (void)offset, (void)adjust, (void)delim, (void)delim_len,
         (void)err;
 #elif defined(CODEC_PLUGIN)
