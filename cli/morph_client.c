@@ -37,6 +37,7 @@ typedef struct client {
     const char *unix_path; /* unix:///path: a stream socket instead */
     const char *http_path; /* http://HOST:PORT/PATH: POST to PATH */
     bool tls;              /* --tls: TLS over the TCP connection */
+    bool https;            /* https://: HTTP/1.1 over TLS (tls set too) */
     const char *ca;        /* --ca: verify the server against this */
     bool insecure;         /* --insecure: do not verify it */
     SSL_CTX *ssl_ctx;
@@ -60,6 +61,7 @@ static void client_usage(FILE *out)
             "       morph --tls [--ca FILE] [--insecure] [-w SECONDS] [HOST][:PORT] [MESSAGE...]\n"
             "       morph [-w SECONDS] unix:///PATH [MESSAGE...]\n"
             "       morph [-w SECONDS] http://HOST[:PORT][/PATH] [MESSAGE...]\n"
+            "       morph [--ca FILE] [--insecure] [-w SECONDS] https://HOST[:PORT][/PATH] [MESSAGE...]\n"
             "       morph pipe ...      (morph pipe --help)\n"
             "       morph stats ...     (morph stats --help)\n"
             "       morph plugin info ... (morph plugin info --help)\n"
@@ -71,7 +73,9 @@ static void client_usage(FILE *out)
             "otherwise it is the start of the message. unix:///PATH talks to a\n"
             "service's unix:// endpoint (a stream, like TCP); http://HOST:PORT/\n"
             "to an http:// endpoint: each message is the body of a POST (PORT\n"
-            "defaults to 80), its response's body is printed on a line.\n"
+            "defaults to 80), its response's body is printed on a line;\n"
+            "https://HOST:PORT/ the same over TLS to an https:// endpoint (PORT\n"
+            "defaults to 443; --ca and --insecure as with --tls).\n"
             "\n"
             "  MESSAGE...         send the words joined by spaces, print the reply\n"
             "  (no message)       on a terminal: prompt for sentences until end of\n"
@@ -113,8 +117,9 @@ static long now_ms(void)
  * or "http://HOST[:PORT][/PATH]". */
 static int parse_target(char *spec, client_t *c)
 {
-    if (strncmp(spec, "http://", 7) == 0) {
-        spec += 7;
+    bool https = strncmp(spec, "https://", 8) == 0;
+    if (https || strncmp(spec, "http://", 7) == 0) {
+        spec += https ? 8 : 7;
         char *slash = strchr(spec, '/');
         c->http_path = "/";
         if (slash != NULL) {
@@ -125,7 +130,9 @@ static int parse_target(char *spec, client_t *c)
             c->http_path = slash;
             spec--;
         }
-        c->port = "80";
+        c->port = https ? "443" : "80";
+        c->https = https;
+        c->tls |= https;
         if (spec[0] == '\0' || strchr(c->http_path, ' ') != NULL)
             return -1;
     }
@@ -231,6 +238,9 @@ static int tls_start(client_t *c)
     if (c->ssl == NULL)
         goto fail;
     SSL_set_fd(c->ssl, c->fd);
+    static const unsigned char http11[] = "\x08http/1.1";
+    if (c->https && SSL_set_alpn_protos(c->ssl, http11, sizeof http11 - 1) != 0)
+        goto fail;
     unsigned char ip[sizeof(struct in6_addr)];
     bool numeric = inet_pton(AF_INET, c->host, ip) == 1 ||
                    inet_pton(AF_INET6, c->host, ip) == 1;
@@ -257,7 +267,7 @@ static int tls_start(client_t *c)
                 c->host, c->port,
                 ERR_peek_last_error()
                     ? ERR_reason_error_string(ERR_peek_last_error())
-                    : "the server closed the connection (is it tls://?)");
+                    : "the server closed the connection (is it tls:// or https://?)");
     return -1;
 fail:
     fprintf(stderr, "morph: out of memory\n");
@@ -634,7 +644,7 @@ int morph_client_main(int argc, char **argv)
         target = strdup(argv[optind++]);
         if (target == NULL || parse_target(target, &c) != 0) {
             fprintf(stderr, "morph: '%s' is not [HOST][:PORT], "
-                    "http://HOST[:PORT][/PATH] or unix:///PATH (absolute, "
+                    "http[s]://HOST[:PORT][/PATH] or unix:///PATH (absolute, "
                     "at most 107 bytes)\n",
                     argv[optind - 1]);
             free(target);
@@ -648,7 +658,8 @@ int morph_client_main(int argc, char **argv)
         }
     }
     if ((c.ca != NULL || c.insecure) && !c.tls) {
-        fprintf(stderr, "morph: --ca and --insecure go with --tls\n");
+        fprintf(stderr, "morph: --ca and --insecure go with --tls or "
+                "https://\n");
         free(target);
         return MORPH_EXIT_USAGE;
     }
@@ -658,9 +669,10 @@ int morph_client_main(int argc, char **argv)
         free(target);
         return MORPH_EXIT_USAGE;
     }
-    if (c.http_path != NULL && (c.udp || c.tls || c.framing != NULL)) {
+    if (c.http_path != NULL &&
+        (c.udp || (c.tls && !c.https) || c.framing != NULL)) {
         fprintf(stderr, "morph: http:// is HTTP/1.1 over TCP; not with %s\n",
-                c.udp ? "--udp" : c.tls ? "--tls (https:// is to come)"
+                c.udp ? "--udp" : c.tls ? "--tls (for TLS, https://)"
                                         : "--framing");
         free(target);
         return MORPH_EXIT_USAGE;

@@ -286,7 +286,7 @@ START_TEST(malformed_endpoint_names_line_and_endpoint)
                  "number 0..65535");
     ASSERT_ERROR("[service a]\ntransform = echo\nlisten = 127.0.0.1:12000\n",
                  "t.ini:3: listen: '127.0.0.1:12000': an endpoint starts with "
-                 "tcp://, udp://, tls://, http:// or unix://");
+                 "tcp://, udp://, tls://, http://, https:// or unix://");
     ASSERT_ERROR("[service a]\ntransform = echo\nlisten = unix://x.sock\n",
                  "t.ini:3: listen: 'unix://x.sock': a unix:// endpoint takes "
                  "an absolute path");

@@ -31,6 +31,15 @@ START_TEST(parses_http)
     ck_assert(morphd_transport_is_stream(ep.transport));
     ck_assert_int_eq(morphd_endpoint_port(&ep), 8080);
     ck_assert_int_eq(ep.addr.ss_family, AF_INET6);
+    ck_assert(!morphd_transport_is_tls(ep.transport));
+    ck_assert(morphd_transport_is_http(ep.transport));
+    ck_assert_int_eq(morphd_endpoint_parse("https://127.0.0.1:8443", &ep, err,
+                                           sizeof err), 0);
+    ck_assert_int_eq(ep.transport, MORPHD_HTTPS);
+    ck_assert_str_eq(ep.text, "https://127.0.0.1:8443");
+    ck_assert(morphd_transport_is_tls(ep.transport));
+    ck_assert(morphd_transport_is_http(ep.transport));
+    ck_assert(morphd_transport_is_stream(ep.transport));
 }
 END_TEST
 
@@ -69,8 +78,9 @@ static const struct {
     const char *text;
     const char *why; /* a fragment of the expected message */
 } bad[] = {
-    {"127.0.0.1:12000", "starts with tcp://, udp://, tls://, http:// or unix://"},
-    {"https://127.0.0.1:443", "starts with tcp://, udp://, tls://, http:// or unix://"},
+    {"127.0.0.1:12000", "starts with tcp://, udp://, tls://, http://, https:// or unix://"},
+    {"ws://127.0.0.1:443", "starts with tcp://, udp://, tls://, http://, https:// or unix://"},
+    {"https://127.0.0.1", "missing ':PORT'"},
     {"http://127.0.0.1", "missing ':PORT'"},
     {"tcp://127.0.0.1", "missing ':PORT'"},
     {"tcp://127.0.0.1:", "port must be a number"},

@@ -420,10 +420,13 @@ START_TEST(plugins_read_the_request_and_shape_the_response)
     exchange(fd, "POST /a/b?c=1&d HTTP/1.1\r\nHost: t\r\nX-Probe:  hi \r\n"
              "Content-Length: 1\r\n\r\nx", 200,
              "POST /a/b?c=1&d 11 x=hi fields=3");
-    exchange(fd, "POST / HTTP/1.1\r\nHost: t\r\nX-Status: 201\r\n"
-             "Content-Length: 1\r\n\r\nx", 201, "POST / 11 x=- fields=3");
     char buf[16384], *b;
     size_t n;
+    SEND(fd, "POST / HTTP/1.1\r\nHost: t\r\nX-Status: 201\r\n"
+             "Content-Length: 1\r\n\r\nx");
+    ck_assert_int_eq(read_response(fd, buf, sizeof buf, &b, &n), 201);
+    ck_assert_str_eq(b, "POST / 11 x=- fields=3");
+    ck_assert_msg(strncmp(buf, "HTTP/1.1 201 Created\r\n", 22) == 0, "%s", buf);
     SEND(fd, "POST / HTTP/1.1\r\nHost: t\r\nX-Status: 204\r\n"
              "Content-Length: 1\r\n\r\nx");
     ck_assert_int_eq(read_response(fd, buf, sizeof buf, &b, &n), 200);
@@ -452,7 +455,8 @@ START_TEST(plugins_read_the_request_and_shape_the_response)
     /* both responses, in order, however they arrive */
     n = recv_until_close(fd, buf, sizeof buf - 1, TIMEOUT_MS);
     buf[n] = '\0';
-    ck_assert_msg(strncmp(buf, "HTTP/1.1 202 ", 13) == 0, "%s", buf);
+    ck_assert_msg(strncmp(buf, "HTTP/1.1 202 Accepted\r\n", 23) == 0, "%s",
+                  buf);
     char *second = strstr(buf + 1, "HTTP/1.1 200 ");
     ck_assert_msg(second != NULL, "%s", buf);
     *second = '\0';

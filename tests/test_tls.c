@@ -683,6 +683,99 @@ START_TEST(configuration_errors)
 }
 END_TEST
 
+/* https://: HTTP/1.1 over the service's TLS (its tls_* keys), beside a
+ * tls:// endpoint of the same service: ALPN agrees on http/1.1, a client
+ * that offers only h2 is refused (no_application_protocol), a tls://
+ * client's ALPN gets no answer; curl and morph https:// verify the
+ * certificate and post; plugins see transport https. */
+START_TEST(https_serves_http_and_agrees_on_alpn)
+{
+    char services[2048];
+    snprintf(services, sizeof services,
+             "[service s]\nlisten = https://127.0.0.1:0 tls://127.0.0.1:0\n"
+             "tls_certificate = %s/server.pem\ntls_key = %s/server.key\n"
+             "transform = whoami | uppercase\nframing = line\n", dir, dir);
+    morphd_proc_serve(&proc, PLUGIN_DIR, "", services, admin, sizeof admin);
+    int port = morphd_proc_need_port(&proc, "s", "https", false);
+    SSL_CTX *ctx = client_ctx(0, NULL);
+    static const unsigned char both[] = "\x02h2\x08http/1.1";
+    ck_assert_int_eq(SSL_CTX_set_alpn_protos(ctx, both, sizeof both - 1), 0);
+    SSL *ssl = tls_connect(ctx, port, NULL);
+    ck_assert_ptr_nonnull(ssl);
+    const unsigned char *proto;
+    unsigned len;
+    SSL_get0_alpn_selected(ssl, &proto, &len);
+    ck_assert_int_eq((int)len, 8);
+    ck_assert(memcmp(proto, "http/1.1", 8) == 0);
+    const char *req = "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\nx";
+    const char *got = tls_ask(ssl, req, 17);
+    ck_assert_ptr_nonnull(got);
+    ck_assert_str_eq(got, "HTTP/1.1 200 OK\r\n");
+    tls_close(ssl);
+    /* only protocols it does not serve: refused in the handshake */
+    static const unsigned char h2[] = "\x02h2";
+    ck_assert_int_eq(SSL_CTX_set_alpn_protos(ctx, h2, sizeof h2 - 1), 0);
+    ck_assert_ptr_null(tls_connect(ctx, port, NULL));
+    /* tls://: the service's framing, no ALPN answered */
+    ck_assert_int_eq(SSL_CTX_set_alpn_protos(ctx, both, sizeof both - 1), 0);
+    ssl = tls_connect(ctx, tls_port(), NULL);
+    ck_assert_ptr_nonnull(ssl);
+    SSL_get0_alpn_selected(ssl, &proto, &len);
+    ck_assert_int_eq((int)len, 0);
+    got = tls_ask(ssl, "hi\n", 4);
+    ck_assert_ptr_nonnull(got);
+    ck_assert_msg(strncmp(got, "TLS ", 4) == 0, "%s", got);
+    tls_close(ssl);
+    SSL_CTX_free(ctx);
+    /* curl, verifying the certificate */
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "curl -sS --cacert %s/ca.pem -w ' %%{http_version}'"
+             " --data-binary x https://127.0.0.1:%d/ 2>&1", dir, port);
+    FILE *f = popen(cmd, "r");
+    ck_assert_ptr_nonnull(f);
+    char out[512] = "";
+    size_t n = fread(out, 1, sizeof out - 1, f);
+    out[n] = '\0';
+    ck_assert_int_eq(pclose(f), 0);
+    ck_assert_msg(strncmp(out, "HTTPS 127.0.0.1 ", 16) == 0, "%s", out);
+    ck_assert_msg(strstr(out, " S 1.1") != NULL, "%s", out);
+    /* morph https://, with --ca, --insecure, and untrusted without */
+    char target[96], ca[128], *o, *e;
+    snprintf(target, sizeof target, "https://127.0.0.1:%d/up", port);
+    snprintf(ca, sizeof ca, "%s/ca.pem", dir);
+    const char *w = getenv("MORPH_TEST_WRAPPER") ? "30" : "5";
+    const char *good[] = {MORPH_BIN, "-w", w, "--ca", ca, target, "hi", NULL};
+    ck_assert_int_eq(morph(good, &o, &e), 0);
+    ck_assert_msg(strncmp(o, "HTTPS 127.0.0.1 ", 16) == 0, "%s", o);
+    free(o);
+    free(e);
+    const char *insecure[] = {MORPH_BIN, "-w", w, "--insecure", target, "hi",
+                              NULL};
+    ck_assert_int_eq(morph(insecure, &o, &e), 0);
+    free(o);
+    free(e);
+    const char *untrusted[] = {MORPH_BIN, "-w", w, target, "hi", NULL};
+    ck_assert_int_eq(morph(untrusted, &o, &e), 1);
+    ck_assert_msg(strstr(e, "certificate is not trusted"), "%s", e);
+    free(o);
+    free(e);
+    morphd_proc_finish(&proc);
+}
+END_TEST
+
+/* An https:// endpoint needs the tls_* keys as tls:// does. */
+START_TEST(https_without_a_certificate_is_a_config_error)
+{
+    char ini[512];
+    snprintf(ini, sizeof ini, "[morphd]\nplugin_dir = %s\nallow_root = yes\n"
+             "[service s]\nlisten = https://127.0.0.1:0\ntransform = echo\n",
+             PLUGIN_DIR);
+    ck_assert_int_ne(morphd_proc_start(&proc, ini), 0);
+    ck_assert_msg(strstr(morphd_proc_log(&proc), "tls_certificate") != NULL,
+                  "%s", morphd_proc_log(&proc));
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("tls");
@@ -701,6 +794,8 @@ static Suite *suite(void)
     tcase_add_test(tc, proxy_header_before_the_handshake);
     tcase_add_test(tc, two_workers_and_a_clean_end);
     tcase_add_test(tc, out_of_descriptors_recovers);
+    tcase_add_test(tc, https_serves_http_and_agrees_on_alpn);
+    tcase_add_test(tc, https_without_a_certificate_is_a_config_error);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -26,6 +26,8 @@ const char *morphd_transport_name(morphd_transport_t t)
         return "tls";
     case MORPHD_HTTP:
         return "http";
+    case MORPHD_HTTPS:
+        return "https";
     }
     return "?";
 }
@@ -130,9 +132,12 @@ int morphd_endpoint_parse(const char *text, morphd_endpoint_t *ep, char *err,
     } else if (strncmp(text, "http://", 7) == 0) {
         ep->transport = MORPHD_HTTP;
         rest = text + 7;
+    } else if (strncmp(text, "https://", 8) == 0) {
+        ep->transport = MORPHD_HTTPS;
+        rest = text + 8;
     } else {
-        FAIL("'%s': an endpoint starts with tcp://, udp://, tls://, http:// "
-             "or unix:// (e.g. tcp://127.0.0.1:12000, "
+        FAIL("'%s': an endpoint starts with tcp://, udp://, tls://, http://, "
+             "https:// or unix:// (e.g. tcp://127.0.0.1:12000, "
              "unix:///run/morphd/NAME.sock)", text);
     }
 

@@ -19,8 +19,21 @@ typedef enum morphd_transport {
     MORPHD_UDP,
     MORPHD_UNIX,
     MORPHD_TLS,
-    MORPHD_HTTP, /* TCP, each connection served by the http codec */
+    MORPHD_HTTP,  /* TCP, each connection served by the http codec */
+    MORPHD_HTTPS, /* the same over TLS (tls://'s keys; ALPN http/1.1) */
 } morphd_transport_t;
+
+/* Over TLS: tls:// and https://. */
+static inline int morphd_transport_is_tls(morphd_transport_t t)
+{
+    return t == MORPHD_TLS || t == MORPHD_HTTPS;
+}
+
+/* Served by the http codec: http:// and https://. */
+static inline int morphd_transport_is_http(morphd_transport_t t)
+{
+    return t == MORPHD_HTTP || t == MORPHD_HTTPS;
+}
 
 /* The longest text of an endpoint: "unix://" and a 107-byte path. */
 #define MORPHD_ENDPOINT_TEXT 128

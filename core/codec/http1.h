@@ -94,7 +94,7 @@ bool morphd_http1_field_at(const unsigned char *head, size_t len,
                            morphd_http1_span_t *value);
 
 /* The reason phrase of a status this server answers ("OK", "Not
- * Found"...; "Unknown" for others). */
+ * Found"...; "" for a status no RFC registers). */
 const char *morphd_http1_reason_phrase(int status);
 
 #endif

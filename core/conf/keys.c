@@ -674,7 +674,8 @@ const key_row_t morphd_key_table[] = {
      0, 0, NULL,
      "required; endpoints tcp://HOST:PORT, udp://HOST:PORT, tls://HOST:PORT, "
      "http://HOST:PORT (HTTP/1.1: each POST's body is a message, whatever "
-     "`framing` says; docs/http.md) (IPv6 as [::1]:PORT) and "
+     "`framing` says; docs/http.md), https://HOST:PORT (the same over TLS, "
+     "with the tls_* keys; ALPN http/1.1) (IPv6 as [::1]:PORT) and "
      "unix:///absolute/path (a stream socket), separated by spaces",
      "tcp://0.0.0.0:12000 udp://[::]:12000"},
     {SEC_SERVICE, "transform", &type_chain, SVC_OFF(chain),
@@ -721,18 +722,18 @@ const key_row_t morphd_key_table[] = {
      "as soon as the header is read), a longer datagram is dropped", "4K"},
     {SEC_SERVICE, "http_max_header_size", &type_size,
      SVC_OFF(http_max_header_size), -1, 1024, 1024 * 1024, "16K",
-     "http:// endpoints: the longest header block of a request (its fields, "
+     "http:// and https:// endpoints: the longest header block of a request (its fields, "
      "after the request line, which may be 8K); a longer one is answered "
      "431 and its connection closed", "32K"},
     {SEC_SERVICE, "http_request_timeout", &type_duration_ms,
      SVC_OFF(http_request_timeout_ms), -1, 0, 3600000, "10s",
-     "http:// endpoints: a request whose line and header fields have not "
+     "http:// and https:// endpoints: a request whose line and header fields have not "
      "all arrived this long after the connection opened, or after its "
      "first byte, is answered 408 and its connection closed (slowloris); "
      "0: no limit (idle_timeout still applies)", "5s"},
     {SEC_SERVICE, "http_allow_origin", &type_origins,
      SVC_OFF(http_allow_origin), -1, 0, 0, NULL,
-     "http:// endpoints: the origins (scheme://host[:port]) whose pages may "
+     "http:// and https:// endpoints: the origins (scheme://host[:port]) whose pages may "
      "call the service (CORS): a preflight (OPTIONS) from one is answered "
      "204 allowing POST, and a response to one carries "
      "Access-Control-Allow-Origin and Vary: Origin; * allows any page. "
@@ -767,31 +768,31 @@ const key_row_t morphd_key_table[] = {
      "default: morphd's own group", "morph-clients"},
     {SEC_SERVICE, "tls_certificate", &type_string, SVC_OFF(tls_certificate),
      SVC_LINE(tls_certificate_line), 0, 0, NULL,
-     "tls:// endpoints (required by them): the PEM certificate chain, the "
+     "tls:// and https:// endpoints (required by them): the PEM certificate chain, the "
      "server's certificate first; relative to the config file's folder",
      "/etc/morph/tls/cert.pem"},
     {SEC_SERVICE, "tls_key", &type_string, SVC_OFF(tls_key),
      SVC_LINE(tls_key_line), 0, 0, NULL,
-     "tls://: the PEM private key of tls_certificate (default: in the same "
+     "tls:// and https://: the PEM private key of tls_certificate (default: in the same "
      "file)", "/etc/morph/tls/key.pem"},
     {SEC_SERVICE, "tls_client_ca", &type_string, SVC_OFF(tls_client_ca),
      SVC_LINE(tls_client_ca_line), 0, 0, NULL,
-     "tls://: when set, clients must present a certificate signed by one of "
+     "tls:// and https://: when set, clients must present a certificate signed by one of "
      "these PEM CA certificates (mutual TLS)", "/etc/morph/tls/clients-ca.pem"},
     {SEC_SERVICE, "tls_protocols", &type_tls_protocols, SVC_OFF(tls_protocols),
      SVC_LINE(tls_protocols_line), 0, 0, "TLSv1.2 TLSv1.3",
-     "tls://: the protocol versions offered", "TLSv1.3"},
+     "tls:// and https://: the protocol versions offered", "TLSv1.3"},
     {SEC_SERVICE, "tls_handshake_timeout", &type_duration_ms,
      SVC_OFF(tls_handshake_timeout_ms), -1, 1, 3600000, "10s",
-     "tls://: a client that has not completed its handshake in this time is "
+     "tls:// and https://: a client that has not completed its handshake in this time is "
      "closed (and counted)", "5s"},
     {SEC_SERVICE, "tls_ciphers", &type_string, SVC_OFF(tls_ciphers),
      SVC_LINE(tls_ciphers_line), 0, 0, NULL,
-     "tls://: OpenSSL cipher list for TLSv1.2 (TLSv1.3's suites are "
+     "tls:// and https://: OpenSSL cipher list for TLSv1.2 (TLSv1.3's suites are "
      "OpenSSL's defaults); default: OpenSSL's", "ECDHE+AESGCM:ECDHE+CHACHA20"},
     {SEC_SERVICE, "tls_groups", &type_string, SVC_OFF(tls_groups),
      SVC_LINE(tls_groups_line), 0, 0, NULL,
-     "tls://: key exchange groups, in order of preference; default: "
+     "tls:// and https://: key exchange groups, in order of preference; default: "
      "OpenSSL's", "X25519:P-256"},
     {SEC_SERVICE, "proxy_protocol", &type_proxy_protocol,
      SVC_OFF(proxy_protocol), SVC_LINE(proxy_protocol_line), 0, 0, "off",

@@ -619,7 +619,7 @@ bool morphd_service_conf_has_framed(const morphd_service_conf_t *conf)
 bool morphd_service_conf_has_http(const morphd_service_conf_t *conf)
 {
     for (size_t i = 0; i < conf->n_listen; i++)
-        if (conf->listen[i].transport == MORPHD_HTTP)
+        if (morphd_transport_is_http(conf->listen[i].transport))
             return true;
     return false;
 }
@@ -635,7 +635,7 @@ bool morphd_service_conf_has_stream(const morphd_service_conf_t *conf)
 bool morphd_service_conf_has_tls(const morphd_service_conf_t *conf)
 {
     for (size_t i = 0; i < conf->n_listen; i++)
-        if (conf->listen[i].transport == MORPHD_TLS)
+        if (morphd_transport_is_tls(conf->listen[i].transport))
             return true;
     return false;
 }

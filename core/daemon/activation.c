@@ -155,6 +155,7 @@ static bool matches(int fd, const morphd_endpoint_t *ep)
     case MORPHD_TCP:
     case MORPHD_TLS:
     case MORPHD_HTTP:
+    case MORPHD_HTTPS:
     case MORPHD_UNIX:
         return is_socket(fd, SOCK_STREAM, true) && bound_to(fd, sa);
     case MORPHD_UDP:

@@ -29,6 +29,7 @@ const morphd_listener_ops_t *morphd_listener_ops_for(morphd_transport_t t)
     case MORPHD_UNIX:
         return &morphd_listener_unix;
     case MORPHD_TLS:
+    case MORPHD_HTTPS: /* tls's listener; its connections' codec is http */
         return &morphd_listener_tls;
     case MORPHD_UDP:
         break;

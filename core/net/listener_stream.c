@@ -370,15 +370,17 @@ static bool admit_source_of(stream_conn_t *c, bool per_source)
 static bool equip(stream_conn_t *c, const morphd_listener_t *l, bool proxy)
 {
     morphd_service_t *svc = conn_svc(c);
-    if (l->endpoint.transport == MORPHD_TLS) {
+    morphd_transport_t t = l->endpoint.transport;
+    if (morphd_transport_is_tls(t)) {
         stream_session_t *s = stream_session_of(c);
         if (s == NULL || svc->tls == NULL ||
-            (s->tls = morphd_tls_new(svc->tls, &svc->io->tls, c)) == NULL)
+            (s->tls = morphd_tls_new(svc->tls, &svc->io->tls, c,
+                                     t == MORPHD_HTTPS)) == NULL)
             goto nomem;
         if (!proxy)
             s->accepted_at = NOW31(c->h.handle.loop);
     }
-    if (l->endpoint.transport == MORPHD_HTTP) { /* its codec, not framing's */
+    if (morphd_transport_is_http(t)) { /* its codec, not framing's */
         stream_session_t *s = stream_session_of(c);
         if (s == NULL)
             goto nomem;

@@ -104,10 +104,12 @@ const char *stream_peer_text(const stream_conn_t *c, char *buf, size_t size)
         snprintf(buf, size, "a client");
         return buf;
     }
-    morphd_endpoint_format(c->s == NULL           ? MORPHD_TCP
-                           : c->s->tls != NULL   ? MORPHD_TLS
-                           : c->s->codec != NULL ? MORPHD_HTTP
-                                                 : MORPHD_TCP,
+    const stream_session_t *s = c->s;
+    morphd_endpoint_format(s == NULL ? MORPHD_TCP
+                           : s->tls != NULL
+                               ? (s->codec != NULL ? MORPHD_HTTPS : MORPHD_TLS)
+                           : s->codec != NULL ? MORPHD_HTTP
+                                              : MORPHD_TCP,
                            (struct sockaddr *)&ss, buf, size);
     return buf;
 }
@@ -286,6 +288,15 @@ static const morphd_conn_ops_t unix_conn_ops = {
     .job_done = stream_job_done,
 };
 
+static const morphd_conn_ops_t https_conn_ops = {
+    .transport = "https",
+    .addresses = stream_addresses,
+    .states = stream_states,
+    .job_admit = stream_job_admit,
+    .job_start = stream_job_start,
+    .job_done = stream_job_done,
+};
+
 static const morphd_conn_ops_t http_conn_ops = {
     .transport = "http",
     .addresses = stream_addresses,
@@ -304,7 +315,8 @@ conn_view(stream_conn_t *c, morphd_conn_t *mc)
         mc->ops = is_unix(c) ? &unix_conn_ops : &tcp_conn_ops;
     else
         mc->ops = is_unix(c)             ? &unix_conn_ops
-                  : c->s->tls != NULL   ? &tls_conn_ops
+                  : c->s->tls != NULL   ? (c->s->codec != NULL ? &https_conn_ops
+                                                               : &tls_conn_ops)
                   : c->s->codec != NULL ? &http_conn_ops
                                         : &tcp_conn_ops;
     mc->transport = c;

@@ -69,6 +69,29 @@ static void msg_callback(int write_p, int version, int content_type,
         SSL_set_ex_data(ssl, renegotiation_index, (void *)1);
 }
 
+/* ALPN (RFC 7301): an https:// connection (marked with alpn_index)
+ * agrees on http/1.1, and refuses a client that offers only protocols it
+ * does not serve (no_application_protocol), as the RFC asks; a tls://
+ * connection, whose protocol is the service's framing, answers no ALPN at
+ * all, which every client takes. */
+static int alpn_index = -1;
+
+static int alpn_select(SSL *ssl, const unsigned char **out,
+                       unsigned char *outlen, const unsigned char *in,
+                       unsigned int inlen, void *arg)
+{
+    (void)arg;
+    if (SSL_get_ex_data(ssl, alpn_index) == NULL)
+        return SSL_TLSEXT_ERR_NOACK;
+    static const unsigned char ours[] = "\x08http/1.1";
+    unsigned char *chosen;
+    if (SSL_select_next_proto(&chosen, outlen, ours, sizeof ours - 1, in,
+                              inlen) != OPENSSL_NPN_NEGOTIATED)
+        return SSL_TLSEXT_ERR_ALERT_FATAL;
+    *out = chosen;
+    return SSL_TLSEXT_ERR_OK;
+}
+
 static void warn_validity(const char *where, X509 *cert)
 {
     if (cert == NULL)
@@ -119,6 +142,7 @@ morphd_tls_ctx_t *morphd_tls_ctx_new(const morphd_service_conf_t *conf,
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS |
                               SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     SSL_CTX_set_msg_callback(ctx, msg_callback);
+    SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
     /* resumption: tickets (stateless, OpenSSL's default), tied to this
      * service's name */
     SSL_CTX_set_session_id_context(ctx, (const unsigned char *)conf->name,
@@ -238,6 +262,7 @@ static BIO_METHOD *bio_method;
 static void make_bio_method(void)
 {
     renegotiation_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+    alpn_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
     bio_method = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK,
                               "morphd loop buffers");
     if (bio_method != NULL) {
@@ -254,7 +279,7 @@ static void init(void)
 }
 
 morphd_tls_t *morphd_tls_new(morphd_tls_ctx_t *ctx, morphd_tls_io_t *io,
-                             const void *owner)
+                             const void *owner, bool http)
 {
     init();
     if (bio_method == NULL)
@@ -270,6 +295,8 @@ morphd_tls_t *morphd_tls_new(morphd_tls_ctx_t *ctx, morphd_tls_io_t *io,
     BIO_set_init(bio, 1);
     BIO_set_app_data(bio, ssl);
     SSL_set_app_data(ssl, (void *)owner);
+    if (http)
+        SSL_set_ex_data(ssl, alpn_index, (void *)1);
     SSL_set_bio(ssl, bio, bio); /* one BIO both ways; the SSL owns it */
     SSL_set_accept_state(ssl);
     return ssl;

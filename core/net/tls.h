@@ -38,9 +38,11 @@ typedef struct morphd_tls_io {
 } morphd_tls_io_t;
 
 /* A server-side TLS object for one connection of `ctx`; `owner` tells
- * its input apart in morphd_tls_io_t. NULL when out of memory. */
+ * its input apart in morphd_tls_io_t. `http`: an https:// connection,
+ * which agrees on ALPN http/1.1 (a tls:// one answers no ALPN). NULL when
+ * out of memory. */
 morphd_tls_t *morphd_tls_new(morphd_tls_ctx_t *ctx, morphd_tls_io_t *io,
-                             const void *owner);
+                             const void *owner, bool http);
 void morphd_tls_free(morphd_tls_t *tls);
 
 /* What a pass over received ciphertext found. */

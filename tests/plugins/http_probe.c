@@ -43,7 +43,7 @@ static const char *header(const probe_t *p, const morph_out_t *out,
 static int answer(const probe_t *p, morph_out_t *out)
 {
     morph_http_request_t req = {.struct_size = sizeof req};
-    char line[512], probe[128], status[16], add[256];
+    char line[512], probe[128], status[16], add[256] = "";
     if (p->host->http_request(p->host, out, &req) != MORPH_OK) {
         out->len = 0;
         return morph_out_append(out, "not http", 8);
