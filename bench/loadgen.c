@@ -7,6 +7,8 @@
  *   loadgen udp-rr     PORT [-c CLIENTS] [-s SIZE] [-d SECONDS] [-x EXPECT]
  *   loadgen tcp-stream PORT [-d SECONDS]
  *   loadgen idle       PORT [-c CONNS] [-d SECONDS]
+ *   loadgen http-idle  PORT [-c CONNS] [-d SECONDS]  (one POST each, kept
+ *                      alive: an http:// endpoint's idle keep-alive cost)
  *   loadgen first-reply PORT -- SERVER-COMMAND...
  *
  * -P: each connection starts with a PROXY protocol v2 header (a client at
@@ -390,6 +392,45 @@ static int idle(void)
     return errors ? 2 : 0;
 }
 
+/* http-idle: each connection POSTs "x", reads its 200 (whose body is the
+ * last byte: "X" from uppercase), and stays open, idle. */
+static int http_idle(void)
+{
+    int *fds = calloc((size_t)conns, sizeof *fds);
+    static const char req[] = "POST / HTTP/1.1\r\nHost: b\r\n"
+                              "Content-Length: 1\r\n\r\nx";
+    uint64_t errors = 0;
+    for (int i = 0; i < conns; i++) {
+        fds[i] = tcp_connect_nb();
+        if (fds[i] < 0) {
+            fprintf(stderr, "loadgen: connect %d: %s\n", i, strerror(errno));
+            return 1;
+        }
+        fcntl(fds[i], F_SETFL, 0);
+        send(fds[i], req, sizeof req - 1, MSG_NOSIGNAL);
+    }
+    for (int i = 0; i < conns; i++) {
+        char got[1024];
+        size_t have = 0;
+        char *end = NULL;
+        while (have < sizeof got - 1) {
+            ssize_t r = recv(fds[i], got + have, sizeof got - 1 - have, 0);
+            if (r <= 0)
+                break;
+            have += (size_t)r;
+            got[have] = '\0';
+            if ((end = strstr(got, "\r\n\r\n")) != NULL && have > (size_t)(end - got) + 4)
+                break;
+        }
+        if (end == NULL || strncmp(got, "HTTP/1.1 200 ", 13) != 0 || end[4] != 'X')
+            errors++;
+    }
+    printf("ready conns=%d errors=%llu\n", conns, (unsigned long long)errors);
+    fflush(stdout);
+    sleep((unsigned)seconds);
+    return errors ? 2 : 0;
+}
+
 /* --- exec to first correct reply ------------------------------------------------ */
 
 static int first_reply(char **cmd)
@@ -469,6 +510,8 @@ int main(int argc, char **argv)
         return tcp_stream();
     if (strcmp(mode, "idle") == 0)
         return idle();
+    if (strcmp(mode, "http-idle") == 0)
+        return http_idle();
     if (strcmp(mode, "first-reply") == 0 && optind < argc)
         return first_reply(argv + optind);
     fprintf(stderr, "loadgen: unknown mode %s\n", mode);

@@ -15,7 +15,7 @@
 # ONLY=REGEX runs just the parts whose name matches (tcp, udp, stream,
 # chain, pending, isolation, isolation-udp, isolation-memory, lua,
 # lua-udp, callgrind,
-# idle, tls, first-reply, plot), e.g. ONLY=udp.
+# idle, tls, first-reply, http, http-idle, plot), e.g. ONLY=udp.
 set -euo pipefail
 B=$(cd "$1" && pwd)
 SRC=$(cd "$(dirname "$0")/.." && pwd)
@@ -372,6 +372,144 @@ if wanted resp && command -v redis-server >/dev/null && command -v redis-benchma
         ratio_med=$(paste <(echo "$m" | tr ' ' '\n') <(echo "$b" | tr ' ' '\n') | awk '{print $1 / $2}' | median)
         echo "CPU per request of morphd (framing = resp, echo) ÷ redis-server, pipeline $pl (median of per-round ratios): $ratio_med"
     done | tee -a "$RESULTS"
+fi
+
+# HTTP/1.1: morphd's http:// endpoint with uppercase against Debian's
+# nginx answering the same with its Lua module (content_by_lua_block:
+# string.upper of the body) and with njs (toUpperCase), each one process
+# (master_process off) pinned to the server CPU, driven by wrk (keep-alive,
+# 100 connections, 64 B POST bodies) on the other: server CPU per request,
+# side by side in each round (issue 24's figure: <= 0.7x both).
+nginx_http_conf() { # KIND PORT: lua or njs
+    local mod
+    if [ "$1" = lua ]; then
+        mod="load_module /usr/lib/nginx/modules/ndk_http_module.so;
+load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;"
+    else
+        mod="load_module /usr/lib/nginx/modules/ngx_http_js_module.so;"
+        cat > "$work/upper.js" <<'JS'
+function upper(r) {
+    r.headersOut['Content-Type'] = r.headersIn['Content-Type'] || 'application/octet-stream';
+    r.return(200, (r.requestText || '').toUpperCase());
+}
+export default { upper };
+JS
+    fi
+    local handler
+    if [ "$1" = lua ]; then
+        handler='content_by_lua_block {
+                ngx.req.read_body()
+                ngx.header.content_type = ngx.var.content_type or "application/octet-stream"
+                ngx.print(string.upper(ngx.req.get_body_data() or ""))
+            }'
+    else
+        handler="js_content main.upper;"
+    fi
+    cat > "$work/nginx-$1.conf" <<CONF
+$mod
+worker_processes 1;
+master_process off;
+daemon off;
+error_log $work/nginx-$1.log;
+pid $work/nginx-$1.pid;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $work;
+    client_body_buffer_size 16k;
+    $( [ "$1" = njs ] && echo "js_import main from $work/upper.js;" )
+    server {
+        listen 127.0.0.1:$2;
+        location / {
+            $handler
+        }
+    }
+}
+CONF
+    echo "$work/nginx-$1.conf"
+}
+morphd_http_ini() { # PORT: the uppercase service on http://
+    cat > "$work/morphd-http-$1.ini" <<INI
+[morphd]
+plugin_dir = $B/plugins
+log_level = warn
+allow_root = yes
+
+[service bench]
+listen = http://127.0.0.1:$1
+transform = uppercase
+max_connections = 100000
+INI
+    echo "$work/morphd-http-$1.ini"
+}
+if wanted 'http$' && command -v wrk >/dev/null && [ -f /usr/lib/nginx/modules/ngx_http_lua_module.so ] &&
+    [ -f /usr/lib/nginx/modules/ngx_http_js_module.so ]; then
+    echo
+    echo "== HTTP/1.1: morphd http:// (uppercase) against nginx with Lua and with njs, 64 B POST, 100 keep-alive connections, wrk (CPU us per request)"
+    cat > "$work/post.lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = string.rep("x", 64)
+wrk.headers["Content-Type"] = "text/plain"
+LUA
+    : > "$work/http.data"
+    for r in $(seq "$ROUNDS"); do
+        for s in nginx-lua nginx-njs morphd; do
+            port=$(free_port)
+            case $s in
+            nginx-lua) taskset -c "$SERVER_CPU" nginx -p "$work" -c "$(nginx_http_conf lua "$port")" 2>"$work/server.log" & ;;
+            nginx-njs) taskset -c "$SERVER_CPU" nginx -p "$work" -c "$(nginx_http_conf njs "$port")" 2>"$work/server.log" & ;;
+            morphd) taskset -c "$SERVER_CPU" "$B/morphd" -c "$(morphd_http_ini "$port")" 2>"$work/server.log" & ;;
+            esac
+            server_pid=$!
+            for _ in $(seq 500); do
+                (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+                sleep 0.01
+            done
+            want=$(curl -s --data-binary abc "http://127.0.0.1:$port/")
+            [ "$want" = ABC ] || echo "bench: http $s answered '$want'" >&2
+            t0=$(ticks "$server_pid")
+            taskset -c "$CLIENT_CPU" wrk -t1 -c100 -d"${DURATION}s" -s "$work/post.lua" "http://127.0.0.1:$port/" > "$work/wrk.out" 2>&1
+            t1=$(ticks "$server_pid")
+            stop_server
+            n=$(awk '/requests in/ {print $1}' "$work/wrk.out")
+            bad=$(awk '/Non-2xx/ {print $NF}' "$work/wrk.out")
+            [ -z "$bad" ] || echo "bench: http $s: $bad non-2xx responses" >&2
+            us=$(awk -v t=$((t1 - t0)) -v u="$TICK_US" -v q="$n" 'BEGIN { printf "%.3f", t * u / q }')
+            echo "round $r $s: $us us per request ($(awk '/Requests\/sec/ {print $2}' "$work/wrk.out") requests/s)"
+            echo "$s $us" >> "$work/http.data"
+        done
+    done
+    m=$(awk '$1 == "morphd" {print $2}' "$work/http.data")
+    for peer in nginx-lua nginx-njs; do
+        b=$(awk -v p=$peer '$1 == p {print $2}' "$work/http.data")
+        echo "CPU per request of morphd http:// ÷ $peer (median of per-round ratios): $(paste <(echo "$m") <(echo "$b") | awk '{print $1 / $2}' | median)"
+    done
+fi | tee -a "$RESULTS"
+
+# 10,000 idle HTTP/1.1 keep-alive connections, each after one request
+if wanted http-idle; then
+    port=$(free_port)
+    taskset -c "$SERVER_CPU" "$B/morphd" -c "$(morphd_http_ini "$port")" 2>"$work/server.log" &
+    server_pid=$!
+    for _ in $(seq 500); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+        sleep 0.01
+    done
+    before=$(rss_kib "$server_pid")
+    coproc IDLE { taskset -c "$CLIENT_CPU" "$LG" http-idle "$port" -c 10000 -d 5; }
+    read -r ready <&"${IDLE[0]}"
+    with=$(rss_kib "$server_pid")
+    wait "$IDLE_PID" || true
+    stop_server
+    [ "$ready" = "ready conns=10000 errors=0" ] || echo "bench: http-idle: $ready" >&2
+    {
+        echo
+        echo "### 10,000 idle HTTP/1.1 keep-alive connections (http://, each after one request)"
+        echo
+        echo "| server | RSS before (KiB) | RSS with 10,000 idle (KiB) | bytes per connection |"
+        echo "|---|---|---|---|"
+        echo "| morphd http:// | $before | $with | $(( (with - before) * 1024 / 10000 )) |"
+    } | tee -a "$RESULTS"
 fi
 
 # a transform written in Lua (string.upper) against the C uppercase

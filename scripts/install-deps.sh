@@ -33,7 +33,8 @@ for arg in "$@"; do
     # what the benchmark suite needs
     # (nginx-light with its stream module and stunnel: the TLS comparison)
     # (redis-server: the resp comparison)
-    --bench) PACKAGES="$PACKAGES gnuplot-nox util-linux nginx-light libnginx-mod-stream stunnel4 curl redis-server" ;;
+    # (nginx's Lua and njs modules, and wrk: the HTTP/1.1 comparison)
+    --bench) PACKAGES="$PACKAGES gnuplot-nox util-linux nginx-light libnginx-mod-stream stunnel4 curl redis-server libnginx-mod-http-lua libnginx-mod-http-js wrk" ;;
     # what `make test-package` needs: Debian's package checker
     --package) PACKAGES="$PACKAGES lintian" ;;
     # what `make test-systemd` needs: a Debian container booted with systemd
