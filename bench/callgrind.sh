@@ -8,7 +8,8 @@
 #     SERVER: libuv | morphd | morphd-echo | morphd-delay0
 #     MODE:   tcp-rr | udp-rr
 #   FRAMING=line|length|netstring|delimiter (tcp-rr): the service's framing
-#   and loadgen's (default: stream for the server, loadgen's lines)
+#   and loadgen's (default: stream for the server, loadgen's lines);
+#   FRAMING=http: an http:// endpoint, each request a POST of a 64 B body
 # Prints: SERVER MODE instructions_per_request requests
 set -euo pipefail
 B=$(cd "$1" && pwd)
@@ -21,6 +22,12 @@ cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 port=$((20000 + RANDOM % 12000))
 
+listen="tcp://127.0.0.1:$port udp://127.0.0.1:$port"
+framing=${FRAMING:-stream}
+if [ "${FRAMING:-}" = http ]; then
+    listen="http://127.0.0.1:$port"
+    framing=line
+fi
 ini() { # TRANSFORM [EXTRA]
     cat > "$work/m.ini" <<INI
 [morphd]
@@ -29,9 +36,9 @@ log_level = warn
 allow_root = yes
 
 [service bench]
-listen = tcp://127.0.0.1:$port udp://127.0.0.1:$port
+listen = $listen
 transform = $1
-framing = ${FRAMING:-stream}
+framing = $framing
 max_connections = 100000
 ${2:-}
 INI

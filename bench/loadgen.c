@@ -45,6 +45,13 @@ static int conns = 100, pipeline = 1, size = 64, seconds = 5;
 static const char *expect = "upper";
 /* the framing of tcp-rr: bytes before and after each message's body */
 static int head = 0, tail = 1;
+/* -f http (tcp-rr only): each request a POST whose body is -s bytes; the
+ * reply's size (its head: morphd's 200, whose Date has a fixed length) */
+static int reply_size;
+#define HTTP_REQ_HEAD "POST / HTTP/1.1\r\nHost: b\r\nContent-Length: %d\r\n\r\n"
+#define HTTP_REPLY_HEAD "HTTP/1.1 200 OK\r\nServer: morphd\r\n" \
+    "Date: Thu, 01 Jan 1970 00:00:00 GMT\r\n" \
+    "Content-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n"
 static const char *framing = "line";
 
 static uint64_t now_ns(void)
@@ -102,8 +109,16 @@ static bool set_framing(const char *name)
             digits++;
         }
         head = digits + 1, tail = 1;
+    } else if (strcmp(name, "http") == 0) {
+        char h[256];
+        int body = size;
+        head = snprintf(h, sizeof h, HTTP_REQ_HEAD, body), tail = 0;
+        size = head + body; /* from here on, the request's bytes */
+        reply_size = snprintf(h, sizeof h, HTTP_REPLY_HEAD, body) + body;
     } else
         return false;
+    if (reply_size == 0)
+        reply_size = size;
     return true;
 }
 
@@ -112,7 +127,11 @@ static void make_request(char *buf, uint64_t seq)
     int body = size - head - tail;
     for (int i = 0; i < body; i++)
         buf[head + i] = (char)('a' + (seq + (uint64_t)i * 7) % 26);
-    if (strcmp(framing, "length") == 0) {
+    if (strcmp(framing, "http") == 0) {
+        char h[256];
+        snprintf(h, sizeof h, HTTP_REQ_HEAD, body);
+        memcpy(buf, h, (size_t)head);
+    } else if (strcmp(framing, "length") == 0) {
         uint32_t n = htonl((uint32_t)body);
         memcpy(buf, &n, 4);
     } else if (strcmp(framing, "netstring") == 0) {
@@ -125,17 +144,36 @@ static void make_request(char *buf, uint64_t seq)
     }
 }
 
-/* The reply: the request's frame around the transformed body. */
+/* The reply: the request's frame around the transformed body (http: a
+ * 200's head of reply_size - body bytes before it). */
 static void expected_reply(const char *req, char *out)
 {
     int body = size - head - tail;
     bool up = strstr(expect, "upper") != NULL;
     bool rev = strstr(expect, "reverse") != NULL;
-    memcpy(out, req, (size_t)size);
+    int at = head;
+    if (reply_size != size) {
+        at = reply_size - body;
+        snprintf(out, (size_t)at + 1, HTTP_REPLY_HEAD, body);
+    } else {
+        memcpy(out, req, (size_t)size);
+    }
     for (int i = 0; i < body; i++) {
         char c = req[head + (rev ? body - 1 - i : i)];
-        out[head + i] = up && c >= 'a' && c <= 'z' ? (char)(c - 32) : c;
+        out[at + i] = up && c >= 'a' && c <= 'z' ? (char)(c - 32) : c;
     }
+}
+
+/* Whether a reply is the one wanted: all of it, but an HTTP response's
+ * Date, which is the time's ("Date: " at a fixed place, 29 bytes). */
+static bool reply_ok(const char *got, const char *want)
+{
+    if (reply_size == size)
+        return memcmp(got, want, (size_t)size) == 0;
+    size_t date = sizeof "HTTP/1.1 200 OK\r\nServer: morphd\r\nDate: " - 1;
+    return memcmp(got, want, date) == 0 &&
+           memcmp(got + date + 29, want + date + 29,
+                  (size_t)reply_size - date - 29) == 0;
 }
 
 static int tcp_connect_nb(void)
@@ -243,16 +281,17 @@ static int tcp_rr(void)
                 continue;
             }
             c->rlen += (size_t)r;
-            while (c->rlen >= (size_t)size) {
+            while (c->rlen >= (size_t)reply_size) {
                 make_request(req, c->first_unanswered);
                 expected_reply(req, want);
-                if (memcmp(c->rbuf, want, (size_t)size) != 0)
+                if (!reply_ok(c->rbuf, want))
                     errors++;
                 record(now_ns() - c->sent_at[c->first_unanswered % 64]);
                 c->first_unanswered++;
                 done++;
-                memmove(c->rbuf, c->rbuf + size, c->rlen - (size_t)size);
-                c->rlen -= (size_t)size;
+                memmove(c->rbuf, c->rbuf + reply_size,
+                        c->rlen - (size_t)reply_size);
+                c->rlen -= (size_t)reply_size;
                 if (send_request(c) != 0)
                     errors++;
             }
@@ -496,7 +535,7 @@ int main(int argc, char **argv)
     if (size < 2 || size > 4096 || pipeline < 1 || pipeline > 64 || conns < 1)
         return 64;
     if (!set_framing(framing_arg) || size < head + tail + 1) {
-        fprintf(stderr, "loadgen: -f takes line, length, netstring or "
+        fprintf(stderr, "loadgen: -f takes line, length, netstring, http or "
                 "delimiter, with room for a body in -s\n");
         return 64;
     }

@@ -67,14 +67,17 @@ typedef struct text {
     size_t n, cap;
 } text_t;
 
-static void put(text_t *t, const void *s, size_t len)
+static inline void put(text_t *t, const void *s, size_t len)
 {
     if (len > 0 && t->n + len <= t->cap)
         memcpy(t->p + t->n, s, len);
     t->n += len;
 }
 
-static void puts_(text_t *t, const char *s) { put(t, s, strlen(s)); }
+static inline void puts_(text_t *t, const char *s)
+{
+    put(t, s, __builtin_strlen(s));
+}
 
 static void put_number(text_t *t, uint64_t v)
 {
@@ -165,18 +168,33 @@ static void answered(const morphd_frame_t *f, int status)
         x->answered = status;
 }
 
+/* What a reply's head holds at most: its own lines, the echoed type, the
+ * plugins' fields and an allowed origin (a preflight's echo is a status
+ * response's, which has no such bound). */
+#define REPLY_HEAD_MAX                                                         \
+    (512 + MORPHD_FRAME_KEEP_MAX + MORPHD_HTTP_EXTRA_MAX + MORPHD_HTTP_ORIGIN_MAX)
+
 int morphd_http_frame_end(const morphd_frame_t *f, morphd_buf_t *out,
                           size_t mark, size_t body_len, uint32_t reply)
 {
     bool close = closes(f, reply);
     head_t h = reply_head(f, body_len, close);
-    size_t n = head_size(&h);
+    /* one pass into the stack, then where it goes: the head is written
+     * once per reply (a pass to measure it cost as much again) */
+    unsigned char head[REPLY_HEAD_MAX];
+    text_t t = {head, 0, sizeof head};
+    write_head(&t, &h);
+    size_t n = t.n;
     if (morphd_buf_reserve(out, out->len + n) != 0)
         return -1;
     unsigned char *at = out->data + mark;
     memmove(at + n, at, body_len);
-    text_t t = {at, 0, n};
-    write_head(&t, &h);
+    if (n <= sizeof head) {
+        memcpy(at, head, n);
+    } else { /* past the bound (never, by the limits above): in place */
+        text_t in_place = {at, 0, n};
+        write_head(&in_place, &h);
+    }
     out->len += n;
     answered(f, h.status);
     return close ? MORPHD_FRAME_CLOSE : 0;

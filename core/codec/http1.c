@@ -14,14 +14,26 @@
 
 #include "codec/http1.h"
 
-/* A field's name and a method are tokens (RFC 9110 5.6.2). */
-static bool is_tchar(unsigned char c)
-{
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-        (c >= '0' && c <= '9'))
-        return true;
-    return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
+/* A field's name and a method are tokens (RFC 9110 5.6.2): a table, as
+ * every byte of every name is looked up (strchr cost a call each). */
+#define T1(c) [c] = 1
+static const unsigned char tchar[256] = {
+    T1('!'), T1('#'), T1('$'), T1('%'), T1('&'), T1('\''), T1('*'),
+    T1('+'), T1('-'), T1('.'), T1('^'), T1('_'), T1('`'), T1('|'), T1('~'),
+    T1('0'), T1('1'), T1('2'), T1('3'), T1('4'), T1('5'), T1('6'), T1('7'),
+    T1('8'), T1('9'),
+    T1('A'), T1('B'), T1('C'), T1('D'), T1('E'), T1('F'), T1('G'), T1('H'),
+    T1('I'), T1('J'), T1('K'), T1('L'), T1('M'), T1('N'), T1('O'), T1('P'),
+    T1('Q'), T1('R'), T1('S'), T1('T'), T1('U'), T1('V'), T1('W'), T1('X'),
+    T1('Y'), T1('Z'),
+    T1('a'), T1('b'), T1('c'), T1('d'), T1('e'), T1('f'), T1('g'), T1('h'),
+    T1('i'), T1('j'), T1('k'), T1('l'), T1('m'), T1('n'), T1('o'), T1('p'),
+    T1('q'), T1('r'), T1('s'), T1('t'), T1('u'), T1('v'), T1('w'), T1('x'),
+    T1('y'), T1('z'),
+};
+#undef T1
+
+static inline bool is_tchar(unsigned char c) { return tchar[c] != 0; }
 
 /* A field's value: VCHAR, obs-text, SP and HTAB (RFC 9110 5.5). */
 static bool is_value_char(unsigned char c)
@@ -50,9 +62,11 @@ static bool find_line(const unsigned char *data, size_t len, size_t at,
     return true;
 }
 
-static bool span_is(morphd_http1_span_t s, const char *word)
+/* (inline, with the word's length known where it is a literal: a name of
+ * another length costs a compare, not a call) */
+static inline bool span_is(morphd_http1_span_t s, const char *word)
 {
-    size_t n = strlen(word);
+    size_t n = __builtin_strlen(word);
     return s.len == n && strncasecmp((const char *)s.p, word, n) == 0;
 }
 
