@@ -6,9 +6,7 @@
  *                      [-f FRAMING]
  *   loadgen udp-rr     PORT [-c CLIENTS] [-s SIZE] [-d SECONDS] [-x EXPECT]
  *   loadgen tcp-stream PORT [-d SECONDS]
- *   loadgen idle       PORT [-c CONNS] [-d SECONDS]
- *   loadgen http-idle  PORT [-c CONNS] [-d SECONDS]  (one POST each, kept
- *                      alive: an http:// endpoint's idle keep-alive cost)
+ *   loadgen idle       PORT [-c CONNS] [-d SECONDS] [-f FRAMING] [-s SIZE]
  *   loadgen first-reply PORT -- SERVER-COMMAND...
  *
  * -P: each connection starts with a PROXY protocol v2 header (a client at
@@ -17,7 +15,9 @@
  * SIZE bytes ending in '\n', so line and stream framing both answer them
  * with a reply of the same size. FRAMING (tcp-rr): line (the default),
  * length (a u32be length, then the body), netstring, delimiter (the body,
- * then a NUL): each message SIZE bytes on the wire, its frame included.
+ * then a NUL): each message SIZE bytes on the wire, its frame included;
+ * http (tcp-rr, idle): a POST whose body is SIZE bytes to an http://
+ * endpoint, each 200 checked but its Date.
  *
  * Prints one line of key=value pairs: requests, errors, seconds, rps,
  * mbps, p50_us, p99_us, p999_us (and ms for first-reply).
@@ -45,7 +45,7 @@ static int conns = 100, pipeline = 1, size = 64, seconds = 5;
 static const char *expect = "upper";
 /* the framing of tcp-rr: bytes before and after each message's body */
 static int head = 0, tail = 1;
-/* -f http (tcp-rr only): each request a POST whose body is -s bytes; the
+/* -f http (tcp-rr, idle): each request a POST whose body is -s bytes; the
  * reply's size (its head: morphd's 200, whose Date has a fixed length) */
 static int reply_size;
 #define HTTP_REQ_HEAD "POST / HTTP/1.1\r\nHost: b\r\nContent-Length: %d\r\n\r\n"
@@ -421,52 +421,13 @@ static int idle(void)
     for (int i = 0; i < conns; i++) { /* every one is served... */
         make_request(req, (uint64_t)i);
         expected_reply(req, want);
-        ssize_t r = recv(fds[i], got, (size_t)size, MSG_WAITALL);
-        if (r != size || memcmp(got, want, (size_t)size) != 0)
+        ssize_t r = recv(fds[i], got, (size_t)reply_size, MSG_WAITALL);
+        if (r != reply_size || !reply_ok(got, want))
             errors++;
     }
     printf("ready conns=%d errors=%llu\n", conns, (unsigned long long)errors);
     fflush(stdout);
     sleep((unsigned)seconds); /* ...then idle while the driver measures */
-    return errors ? 2 : 0;
-}
-
-/* http-idle: each connection POSTs "x", reads its 200 (whose body is the
- * last byte: "X" from uppercase), and stays open, idle. */
-static int http_idle(void)
-{
-    int *fds = calloc((size_t)conns, sizeof *fds);
-    static const char req[] = "POST / HTTP/1.1\r\nHost: b\r\n"
-                              "Content-Length: 1\r\n\r\nx";
-    uint64_t errors = 0;
-    for (int i = 0; i < conns; i++) {
-        fds[i] = tcp_connect_nb();
-        if (fds[i] < 0) {
-            fprintf(stderr, "loadgen: connect %d: %s\n", i, strerror(errno));
-            return 1;
-        }
-        fcntl(fds[i], F_SETFL, 0);
-        send(fds[i], req, sizeof req - 1, MSG_NOSIGNAL);
-    }
-    for (int i = 0; i < conns; i++) {
-        char got[1024];
-        size_t have = 0;
-        char *end = NULL;
-        while (have < sizeof got - 1) {
-            ssize_t r = recv(fds[i], got + have, sizeof got - 1 - have, 0);
-            if (r <= 0)
-                break;
-            have += (size_t)r;
-            got[have] = '\0';
-            if ((end = strstr(got, "\r\n\r\n")) != NULL && have > (size_t)(end - got) + 4)
-                break;
-        }
-        if (end == NULL || strncmp(got, "HTTP/1.1 200 ", 13) != 0 || end[4] != 'X')
-            errors++;
-    }
-    printf("ready conns=%d errors=%llu\n", conns, (unsigned long long)errors);
-    fflush(stdout);
-    sleep((unsigned)seconds);
     return errors ? 2 : 0;
 }
 
@@ -549,8 +510,6 @@ int main(int argc, char **argv)
         return tcp_stream();
     if (strcmp(mode, "idle") == 0)
         return idle();
-    if (strcmp(mode, "http-idle") == 0)
-        return http_idle();
     if (strcmp(mode, "first-reply") == 0 && optind < argc)
         return first_reply(argv + optind);
     fprintf(stderr, "loadgen: unknown mode %s\n", mode);

@@ -45,7 +45,7 @@ free_port() {
     done
 }
 
-morphd_ini() { # PORT TRANSFORM FRAMING [SERVICE-LINES] [MORPHD-LINES]
+morphd_ini() { # PORT TRANSFORM FRAMING [SERVICE-LINES] [MORPHD-LINES]; LISTEN= other endpoints
     cat > "$work/morphd-$1.ini" <<INI
 [morphd]
 plugin_dir = $B/plugins
@@ -54,7 +54,7 @@ allow_root = yes
 ${5:-}
 
 [service bench]
-listen = tcp://127.0.0.1:$1 udp://127.0.0.1:$1
+listen = ${LISTEN:-tcp://127.0.0.1:$1 udp://127.0.0.1:$1}
 transform = $2
 framing = $3
 max_connections = 100000
@@ -429,18 +429,7 @@ CONF
     echo "$work/nginx-$1.conf"
 }
 morphd_http_ini() { # PORT: the uppercase service on http://
-    cat > "$work/morphd-http-$1.ini" <<INI
-[morphd]
-plugin_dir = $B/plugins
-log_level = warn
-allow_root = yes
-
-[service bench]
-listen = http://127.0.0.1:$1
-transform = uppercase
-max_connections = 100000
-INI
-    echo "$work/morphd-http-$1.ini"
+    LISTEN="http://127.0.0.1:$1" morphd_ini "$1" uppercase line
 }
 if wanted 'http$' && command -v wrk >/dev/null && [ -f /usr/lib/nginx/modules/ngx_http_lua_module.so ] &&
     [ -f /usr/lib/nginx/modules/ngx_http_js_module.so ]; then
@@ -496,7 +485,7 @@ if wanted http-idle; then
         sleep 0.01
     done
     before=$(rss_kib "$server_pid")
-    coproc IDLE { taskset -c "$CLIENT_CPU" "$LG" http-idle "$port" -c 10000 -d 5; }
+    coproc IDLE { taskset -c "$CLIENT_CPU" "$LG" idle "$port" -c 10000 -d 5 -f http -s 8; }
     read -r ready <&"${IDLE[0]}"
     with=$(rss_kib "$server_pid")
     wait "$IDLE_PID" || true
