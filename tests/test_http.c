@@ -550,6 +550,39 @@ START_TEST(cors_answers_preflights_for_allowed_origins)
 }
 END_TEST
 
+/* A refused request is counted as any framing's bad frame (errors,
+ * frames_invalid; 413: frames_too_long) and its reason logged. */
+START_TEST(refusals_are_counted_and_logged)
+{
+    start(PLUGIN_DIR, "transform = uppercase\nmax_message = 16\n");
+    const char *bad[] = {
+        "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: t\r\nX: a\rb\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 99\r\n\r\n",
+    };
+    const int status[] = {400, 400, 413};
+    for (int i = 0; i < 3; i++) {
+        int fd = connect_http();
+        ck_assert_int_eq(send_all(fd, bad[i], strlen(bad[i])), 0);
+        char buf[4096], *b;
+        size_t n;
+        ck_assert_int_eq(read_response(fd, buf, sizeof buf, &b, &n), status[i]);
+        closed(fd);
+        close(fd);
+    }
+    ck_assert_int_eq(morph_stat_wait(admin, "s", "frames_invalid", 2), 2);
+    ck_assert_int_eq(morph_stat(admin, "s", "frames_too_long"), 1);
+    ck_assert_int_eq(morph_stat(admin, "s", "errors"), 3);
+    ck_assert_int_ge(morphd_proc_log_count(&proc, "sent a request answered 400: "
+                                           "both Content-Length and "
+                                           "Transfer-Encoding"), 1);
+    ck_assert_int_ge(morphd_proc_log_count(&proc, "answered 413: a body over "
+                                           "max_message"), 1);
+    morphd_proc_finish(&proc);
+}
+END_TEST
+
 /* http_request_timeout: a head that does not arrive in time (slowloris,
  * or nothing at all) gets 408 and the close; a slow body, or a
  * keep-alive connection quiet between requests, does not. */
@@ -649,6 +682,7 @@ int main(void)
     tcase_add_test(tc, plugins_see_transport_http);
     tcase_add_test(tc, plugins_read_the_request_and_shape_the_response);
     tcase_add_test(tc, cors_answers_preflights_for_allowed_origins);
+    tcase_add_test(tc, refusals_are_counted_and_logged);
     tcase_add_test(tc, request_timeout_answers_408);
     tcase_add_test(tc, a_stream_service_answers_whole_bodies);
     tcase_add_test(tc, proxy_workers_and_reload);

@@ -463,6 +463,7 @@ static morphd_http_exchange_t *begin(const morphd_codec_t *c,
     x->typed = false;
     x->extra.len = 0;
     x->answered = answered;
+    x->why = NULL;
     return x;
 }
 
@@ -493,7 +494,9 @@ static morphd_decode_status_t refuse(const morphd_codec_t *c,
                                      int status, const char *reason)
 {
     snprintf(d->reason, sizeof d->reason, "%d: %s", status, reason);
-    begin(c, data, req, 0, status);
+    morphd_http_exchange_t *x = begin(c, data, req, 0, status);
+    if (x != NULL)
+        x->why = d->reason;
     head_t h = {status, NULL, {NULL, 0}, NULL, false, NULL, 0, 0, true};
     return answer(c, d, &h, MORPHD_DECODE_INVALID);
 }

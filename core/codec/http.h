@@ -39,8 +39,10 @@ struct morphd_http_exchange {
     int status;         /* 0: 200 */
     bool typed;         /* `extra` has a Content-Type: the echo is dropped */
     morphd_buf_t extra; /* "Name: value\r\n" lines */
-    /* what was answered, for the access log (0: nothing yet) */
+    /* what was answered, for the access log (0: nothing yet), and why
+     * the codec refused the request (during its answer's callback) */
     int answered;
+    const char *why;
 };
 
 /* http_allow_origin, as http.c reads it. */

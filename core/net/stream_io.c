@@ -643,10 +643,26 @@ static __attribute__((noinline)) int codec_said(feed_ctx_t *x,
         return 1;
     }
     MORPHD_LANE_ADD(x->svc->counts, bytes_out, len);
+    morphd_http_exchange_t *hx = current_exchange(x->c);
+    const char *why = hx != NULL && close ? hx->why : NULL;
+    int status = hx != NULL ? hx->answered : 0;
     if (x->c->s != NULL && x->c->s->log != NULL) /* http: 405, 400... */
-        log_request(x->c, current_exchange(x->c), len);
+        log_request(x->c, hx, len);
     if (!close)
         return 0;
+    if (why != NULL) { /* http refused a request: a bad frame, as others' */
+        char peer[80];
+        MORPHD_LANE_ADD(x->svc->counts, errors, 1);
+        if (status == 413)
+            MORPHD_LANE_ADD(x->svc->counts, frames_too_long, 1);
+        else
+            MORPHD_LANE_ADD(x->svc->counts, frames_invalid, 1);
+        morphd_log(MORPH_LOG_INFO, "service %s: %s sent a request answered "
+                   "%s; closing the connection after the replies before it",
+                   x->svc->conf->name,
+                   stream_peer_text(x->c, peer, sizeof peer), why);
+        ended(x->c, "bad_request");
+    }
     ended(x->c, "codec_closed");
     x->finish = true;
     return 1;
