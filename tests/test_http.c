@@ -446,6 +446,13 @@ START_TEST(plugins_read_the_request_and_shape_the_response)
              "Content-Length: 1\r\n\r\nx");
     ck_assert_int_eq(read_response(fd, buf, sizeof buf, &b, &n), 200);
     ck_assert_str_eq(b, "POST / 11 x=- fields=3 header-refused");
+    /* deferred and completed inside the same call: what it set through
+     * the pending message holds */
+    SEND(fd, "POST /now HTTP/1.1\r\nHost: t\r\nX-Defer: now\r\n"
+             "X-Status: 203\r\nX-Add: X-Now: 1\r\nContent-Length: 1\r\n\r\nx");
+    ck_assert_int_eq(read_response(fd, buf, sizeof buf, &b, &n), 203);
+    ck_assert_msg(strstr(buf, "\r\nX-Now: 1\r\n") != NULL, "%s", buf);
+    ck_assert_str_eq(b, "POST /now 11 x=- fields=5");
     /* deferred, with a request pipelined behind it: the first reads its
      * own copy of its head, the second its own */
     SEND(fd, "POST /late HTTP/1.1\r\nHost: t\r\nX-Defer: 1\r\nX-Probe: late\r\n"

@@ -373,6 +373,18 @@ morphd_http_exchange_copy(const morphd_http_exchange_t *x)
     return y;
 }
 
+void morphd_http_exchange_take(morphd_http_exchange_t *to,
+                               morphd_http_exchange_t *from)
+{
+    if (to == NULL || from == NULL || to == from)
+        return;
+    to->status = from->status;
+    to->typed = from->typed;
+    morphd_buf_t extra = to->extra; /* the job frees what was there */
+    to->extra = from->extra;
+    from->extra = extra;
+}
+
 void morphd_http_exchange_free(morphd_http_exchange_t *x)
 {
     if (x == NULL)

@@ -92,6 +92,11 @@ morphd_http_exchange_of(const morphd_frame_t *f)
 morphd_http_exchange_t *
 morphd_http_exchange_copy(const morphd_http_exchange_t *x);
 void morphd_http_exchange_free(morphd_http_exchange_t *x);
+/* What a job's copy `from` was given (status, fields) goes back to `to`,
+ * the exchange its run goes on with: a message deferred and completed
+ * inside the same transform() call. */
+void morphd_http_exchange_take(morphd_http_exchange_t *to,
+                               morphd_http_exchange_t *from);
 
 /* What a plugin may set (the ABI's http_status and http_header_add).
  * Return 0, or -1 with the reason in why: a status outside 200..599, or

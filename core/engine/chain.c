@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec/http.h"
 #include "engine/host.h"
 #include "base/log.h"
 #include "engine/options.h"
@@ -569,7 +570,10 @@ after_defer(morphd_chain_t *chain, morphd_conn_t *conn, morphd_stage_t *st,
         r->ns = morphd_ticks_to_ns(t2 - t_start);
         return STAGE_RETURN;
     }
-    /* ended inside the call: go on with its output at once */
+    /* ended inside the call: go on with its output at once, and with what
+     * it set of an HTTP response */
+    morphd_http_exchange_take(morphd_http_exchange_of(x->run->frame),
+                              morphd_http_exchange_of(&job->frame));
     morphd_metrics_record(st->metrics, t2 - *t, job->state == MORPHD_JOB_FAILED);
     *t = t2;
     if (job->state == MORPHD_JOB_FAILED) {

@@ -590,7 +590,6 @@ typedef struct feed_ctx {
     bool nomem;
 } feed_ctx_t;
 
-/* Takes a message's outcome; returns whether to go on with the input. */
 /* access_log: the message is counted in its connection's line, and an
  * HTTP request answered now has a line of its own. */
 static __attribute__((noinline)) void logged(feed_ctx_t *x,
@@ -602,6 +601,7 @@ static __attribute__((noinline)) void logged(feed_ctx_t *x,
         log_request(x->c, current_exchange(x->c), rep->len);
 }
 
+/* Takes a message's outcome; returns whether to go on with the input. */
 static inline __attribute__((always_inline)) bool take(feed_ctx_t *x, const morphd_reply_t *rep)
 {
     if (x->c->s != NULL && x->c->s->log != NULL)

@@ -2,7 +2,9 @@
  * answers "METHOD TARGET VERSION x=X-PROBE fields=N", or "not http";
  * sets the status X-Status asks for, adds the header field X-Add names
  * ("Name: value"), and with X-Defer answers the same from a timer, after
- * the request's input is gone (a pending message reads its own copy). */
+ * the request's input is gone (a pending message reads its own copy), or
+ * with X-Defer: now at once, inside transform(), through the pending
+ * message's out. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,6 +107,10 @@ static int transform(void *instance, void *state, const morph_msg_t *msg,
         if (w->pending == NULL) {
             free(w);
             return morph_out_fail(out, "cannot defer");
+        }
+        if (strcmp(d, "now") == 0) {
+            later(w);
+            return MORPH_OK;
         }
         w->timer = p->host->timer_start(p->host, 20, later, w);
         if (w->timer == NULL) {
