@@ -145,6 +145,17 @@ START_TEST(struct_layouts_only_grow)
     ck_assert(!MORPH_HAS(&h, service));
     h.struct_size = sizeof h;
     ck_assert(MORPH_HAS(&h, counter_add));
+    /* ABI 5's HTTP services come after ABI 4's last member: a host of
+     * ABI 4's size has none of them */
+    ck_assert_uint_eq(offsetof(morph_host_t, http_request),
+                      offsetof(morph_host_t, instance_flags) + sizeof(void *));
+    ck_assert_uint_eq(offsetof(morph_host_t, http_header_add),
+                      offsetof(morph_host_t, http_request) + 3 * sizeof(void *));
+    h.struct_size = offsetof(morph_host_t, http_request);
+    ck_assert(MORPH_HAS(&h, instance_flags));
+    ck_assert(!MORPH_HAS(&h, http_request));
+    ck_assert_uint_eq(offsetof(morph_http_request_t, struct_size), 0);
+    ck_assert_uint_eq(offsetof(morph_http_field_t, struct_size), 0);
 }
 END_TEST
 
