@@ -564,27 +564,20 @@ static int open_sandbox(lua_State *L)
     drop_field(L, LUA_OSLIBNAME); /* from package.loaded: no way back */
     lua_pop(L, 2);
 
-    lua_createtable(L, 0, 6);
+    static const luaL_Reg morph_fns[] = {
+        {"log", morph_log_fn},         {"count", morph_count_fn},
+        {"peer", morph_peer_fn},       {"defer", morph_defer_fn},
+        {"conn_info", morph_conn_info_fn},
+        {"request", morph_request_fn}, {"status", morph_status_fn},
+        {"add_header", morph_add_header_fn},
+        {NULL, NULL},
+    };
+    lua_createtable(L, 0, 11);
     lua_pushstring(L, in->host ? in->host->service : "");
     lua_setfield(L, -2, "service");
     lua_pushinteger(L, in->host ? in->host->worker : 0);
     lua_setfield(L, -2, "worker");
-    lua_pushcfunction(L, morph_log_fn);
-    lua_setfield(L, -2, "log");
-    lua_pushcfunction(L, morph_count_fn);
-    lua_setfield(L, -2, "count");
-    lua_pushcfunction(L, morph_peer_fn);
-    lua_setfield(L, -2, "peer");
-    lua_pushcfunction(L, morph_defer_fn);
-    lua_setfield(L, -2, "defer");
-    lua_pushcfunction(L, morph_conn_info_fn);
-    lua_setfield(L, -2, "conn_info");
-    lua_pushcfunction(L, morph_request_fn);
-    lua_setfield(L, -2, "request");
-    lua_pushcfunction(L, morph_status_fn);
-    lua_setfield(L, -2, "status");
-    lua_pushcfunction(L, morph_add_header_fn);
-    lua_setfield(L, -2, "add_header");
+    luaL_setfuncs(L, morph_fns, 0);
     lua_newtable(L); /* a value of its own: compared by identity */
     lua_pushvalue(L, -1);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &no_reply_key);
