@@ -25,10 +25,11 @@
  * worker's thread writes them (morphd_metric_add), so they need no atomic
  * read-modify-write; readers sum the workers' copies. */
 typedef struct morphd_plugin_metrics {
-    uint64_t calls;
     uint64_t failures;
     uint64_t time_ns;
-    uint64_t hist[MORPHD_HIST_BUCKETS]; /* of the calls */
+    /* of the calls; their sum is the number of calls (no counter of its
+     * own: one add fewer on every message) */
+    uint64_t hist[MORPHD_HIST_BUCKETS];
     /* Messages a plugin deferred: where their call fell (counted when the
      * call returns), where the whole message fell (when it ends), and the
      * time of each. The messages' histogram is hist - deferred_call +
@@ -94,7 +95,6 @@ static inline void morphd_metrics_record(morphd_plugin_metrics_t *m,
                                          uint64_t ticks, int failed)
 {
     uint64_t ns = morphd_ticks_to_ns(ticks);
-    morphd_metric_add(m->calls, 1);
     morphd_metric_add(m->time_ns, ns);
     morphd_metric_add(m->hist[morphd_hist_bucket(ns)], 1);
     if (failed)

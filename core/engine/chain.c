@@ -16,7 +16,7 @@
 #include "base/log.h"
 #include "engine/options.h"
 
-__thread const morphd_stage_t *morphd_running_stage;
+__thread const morphd_stage_t *morphd_running_stage MORPHD_TLS_FAST;
 
 
 void morphd_scratch_free(morphd_scratch_t *scratch)
@@ -688,7 +688,8 @@ void morphd_chain_run(morphd_chain_t *chain, morphd_conn_t *conn, size_t from,
             guard_set(o.data + o.cap);
         morphd_running_stage = st;
         __atomic_store_n(&chain->env->calling, st, __ATOMIC_RELAXED);
-        __atomic_store_n(&chain->env->calling_since, t ? t : 1, __ATOMIC_RELEASE);
+        /* (never 0, which says "no call": t | 1 moves it by a tick) */
+        __atomic_store_n(&chain->env->calling_since, t | 1, __ATOMIC_RELEASE);
         int rc = st->plugin->desc->transform(st->instance, *slot, &msg, &o);
         __atomic_store_n(&chain->env->calling_since, 0, __ATOMIC_RELEASE);
         morphd_running_stage = NULL;

@@ -124,7 +124,11 @@ typedef struct morphd_chain {
 /* The stage whose plugin this thread is running now (NULL between calls),
  * so that the crash logger can name the plugin and service that were
  * running when a fatal signal came. */
-extern __thread const morphd_stage_t *morphd_running_stage;
+/* initial-exec: the engine is built position-independent (for
+ * libmorph-testing) and would otherwise reach it through __tls_get_addr,
+ * twice a message; it is only ever linked into executables. */
+#define MORPHD_TLS_FAST __attribute__((tls_model("initial-exec")))
+extern __thread const morphd_stage_t *morphd_running_stage MORPHD_TLS_FAST;
 
 /* Creates one instance of each plugin, with the options of `opts` meant
  * for it, running on `env`; and of `codec`, a codec plugin (or NULL). Options of plugins that declare them must have

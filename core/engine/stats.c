@@ -398,13 +398,13 @@ static void sum_plugin(const morphd_plugin_stats_t *p, plugin_sum_t *s)
             dcall[k] = __atomic_load_n(&m->deferred_call[k], __ATOMIC_ACQUIRE);
         uint64_t dcall_ns = __atomic_load_n(&m->deferred_call_ns, __ATOMIC_ACQUIRE);
         uint64_t t = morphd_metric_get(m->time_ns);
-        s->calls += morphd_metric_get(m->calls);
         s->failures += morphd_metric_get(m->failures);
         s->time_ns += t;
         s->msg_ns += t - dcall_ns + morphd_metric_get(m->deferred_msg_ns);
         for (unsigned k = 0; k < MORPHD_HIST_BUCKETS; k++) {
             uint64_t h = morphd_metric_get(m->hist[k]);
             s->hist[k] += h;
+            s->calls += h;
             /* a message's bucket: its call's, unless it was deferred */
             uint64_t mh = h - dcall[k] + morphd_metric_get(m->deferred_msg[k]);
             s->msg_hist[k] += mh;
