@@ -34,7 +34,7 @@ set(CPACK_DEBIAN_RUNTIME_PACKAGE_CONTROL_EXTRA
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION TRUE)
 set(CPACK_DEBIAN_DEV_PACKAGE_NAME morph-dev)
 set(CPACK_DEBIAN_DEV_PACKAGE_SECTION libdevel)
-set(CPACK_DEBIAN_DEV_PACKAGE_DEPENDS "morph (= ${PROJECT_VERSION}), libuv1-dev, liblua5.4-dev")
+set(CPACK_DEBIAN_DEV_PACKAGE_DEPENDS "morph (= ${PROJECT_VERSION}), libuv1-dev, liblua5.4-dev, libssl-dev")
 set(CPACK_DEBIAN_DEV_DESCRIPTION "SDK for writing morph plugins
 The plugin ABI header <morph/plugin.h>, the test helper <morph/testing.h>
 with its static library, pkg-config files, a CMake package with

@@ -27,6 +27,8 @@ PACKAGES="$PACKAGES netcat-openbsd socat"
 PACKAGES="$PACKAGES redis-tools"
 # curl: the HTTP client of the http:// endpoints' tests
 PACKAGES="$PACKAGES curl"
+# python3-websockets: a WebSocket client nobody here wrote, for the ws tests
+PACKAGES="$PACKAGES python3-websockets"
 
 for arg in "$@"; do
     case "$arg" in

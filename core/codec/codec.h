@@ -39,6 +39,8 @@ typedef enum morphd_length_kind {
     MORPHD_LEN_U64LE,
     MORPHD_LEN_VARINT,  /* protobuf's unsigned base-128, 1..10 bytes */
     MORPHD_LEN_DECIMAL, /* a netstring's "N:" */
+    MORPHD_LEN_WS_TEXT,   /* a WebSocket text message's frame (ws.c) */
+    MORPHD_LEN_WS_BINARY, /* a binary one's */
     MORPHD_LEN_PLUGIN,  /* a codec plugin frames its replies itself */
     MORPHD_LEN_HTTP,    /* an HTTP/1.1 response (http.c) */
 } morphd_length_kind_t;
@@ -120,6 +122,10 @@ static inline void morphd_frame_put_fixed(unsigned char *p,
     case MORPHD_LEN_U32LE: x32 = (uint32_t)v; __builtin_memcpy(p, &x32, 4); break;
     case MORPHD_LEN_U64BE: x64 = __builtin_bswap64(v); __builtin_memcpy(p, &x64, 8); break;
     case MORPHD_LEN_U64LE: __builtin_memcpy(p, &v, 8); break;
+    /* a WebSocket frame's 2-byte header: FIN, the opcode, a length of
+     * up to 125 (ws.c writes the longer ones) */
+    case MORPHD_LEN_WS_TEXT: p[0] = 0x81; p[1] = (unsigned char)v; break;
+    case MORPHD_LEN_WS_BINARY: p[0] = 0x82; p[1] = (unsigned char)v; break;
     default: break;
     }
 }
@@ -238,7 +244,9 @@ static inline int morphd_frame_end_reply(const morphd_frame_t *f,
             return 0;
         }
     } else if (s->field_size > 0 && s->tail_len == 0 && s->adjust == 0 &&
-               body_len <= s->field_max) { /* a length field that fits */
+               body_len <= s->field_max && !(reply & MORPH_REPLY_CLOSE)) {
+        /* a length field that fits (a WebSocket reply after which the
+         * plugin closes has a close frame after it: not here) */
         morphd_frame_put_fixed(out->data + mark + f->head_len, s->length,
                                body_len);
         return 0;
@@ -307,6 +315,10 @@ typedef struct morphd_decoded {
     const unsigned char *direct;
     size_t direct_len;
     bool direct_close;
+    /* http: the answer is a 101 to a WebSocket handshake; what follows it
+     * is WebSocket frames (the feeding stops after it: the transport
+     * switches the connection to morphd_codec_ws, ws.h) */
+    bool direct_switch;
 } morphd_decoded_t;
 
 typedef struct morphd_codec_ops {
@@ -374,6 +386,9 @@ int morphd_codec_plugin_encode(const morphd_frame_t *f, morphd_buf_t *out,
 /* The frames a codec plugin's own answers go in: sent as they are, and the
  * connection closed after them (_close). */
 extern const morphd_frame_shape_t morphd_shape_direct, morphd_shape_direct_close;
+/* ... and the one after which the connection's codec changes
+ * (morphd_decoded_t.direct_switch). */
+extern const morphd_frame_shape_t morphd_shape_direct_switch;
 
 /* For the codecs: the bytes at the end of input that no ending closed,
  * as a last message answered without one (line, delimiter). */

@@ -28,8 +28,9 @@ static int direct(const morphd_codec_t *c, const morphd_decoded_t *r,
 {
     if (!c->answers || (r->direct_len == 0 && !r->direct_close))
         return 0;
-    morphd_frame_t f = {r->direct_close ? &morphd_shape_direct_close
-                                        : &morphd_shape_direct,
+    morphd_frame_t f = {r->direct_close    ? &morphd_shape_direct_close
+                        : r->direct_switch ? &morphd_shape_direct_switch
+                                           : &morphd_shape_direct,
                         NULL, 0, 0, NULL};
     return cb(ctx, r->direct, r->direct_len, &f);
 }
@@ -92,6 +93,23 @@ int morphd_decoder_feed(morphd_decoder_t *d, const morphd_codec_t *c,
         morphd_decode_status_t st = c->ops->decode(
             c, d->state, d->partial.data, d->partial.len, d->scanned, false, &r);
         int said = direct(c, &r, cb, ctx);
+        if (said != 0 && (st == MORPHD_DECODE_MESSAGE ||
+                          st == MORPHD_DECODE_SKIP)) {
+            /* it stops the feeding after a frame (an upgrade): what
+             * follows is kept, for what reads next */
+            size_t old = d->partial.len - take;
+            if (consumed != NULL)
+                *consumed = r.used > old ? r.used - old : 0;
+            if (r.used > old) {
+                d->partial.len = 0;
+            } else {
+                memmove(d->partial.data, d->partial.data + r.used,
+                        old - r.used);
+                d->partial.len = old - r.used;
+            }
+            d->scanned = 0;
+            return said;
+        }
         if (said != 0) { /* it closes: the rest is not read */
             d->partial.len = 0;
             return said;

@@ -10,6 +10,7 @@
 
 #include "codec/codec.h"
 #include "codec/http.h"
+#include "codec/ws.h"
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
                "morphd_frame_put_fixed stores little-endian fields as the "
@@ -110,6 +111,8 @@ int morphd_frame_end_header(const morphd_frame_t *f, morphd_buf_t *out,
         return morphd_http_frame_end(f, out, mark, body_len, reply);
     if (s->length == MORPHD_LEN_PLUGIN)
         return morphd_codec_plugin_encode(f, out, mark, body_len, 0);
+    if (s->length == MORPHD_LEN_WS_TEXT || s->length == MORPHD_LEN_WS_BINARY)
+        return morphd_ws_frame_end(f, out, mark, body_len, reply);
     if (s->length != MORPHD_LEN_NONE) {
         uint64_t v;
         if (!field_value(s, body_len, &v) || v > s->field_max) {
@@ -150,6 +153,12 @@ int morphd_frame_end_header(const morphd_frame_t *f, morphd_buf_t *out,
 int morphd_frame_unanswered(const morphd_frame_t *f, morphd_buf_t *out,
                             uint32_t reply)
 {
+    if (f->shape == &morphd_ws_shape_text || f->shape == &morphd_ws_shape_binary)
+        /* WebSocket: nothing, but the close a plugin that closes asks for */
+        return !(reply & MORPH_REPLY_CLOSE) ? 0
+               : morphd_ws_close_frame(out, MORPHD_WS_NORMAL) != 0
+                   ? -1
+                   : MORPHD_FRAME_CLOSE;
     if (f->shape == NULL || f->shape->length != MORPHD_LEN_HTTP)
         return 0;
     return morphd_http_respond(f, out, 204, reply);
@@ -162,6 +171,8 @@ size_t morphd_frame_overhead(const morphd_frame_t *f, size_t body_len)
         return 0;
     if (s->length == MORPHD_LEN_HTTP)
         return morphd_http_overhead(f, body_len);
+    if (s->length == MORPHD_LEN_WS_TEXT || s->length == MORPHD_LEN_WS_BINARY)
+        return morphd_ws_overhead(body_len);
     size_t n = f->head_len + s->tail_len;
     size_t field = morphd_length_kind_size(s->length);
     if (field > 0 || s->length == MORPHD_LEN_NONE)

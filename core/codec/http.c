@@ -19,6 +19,7 @@
 #include "codec/codec.h"
 #include "codec/http.h"
 #include "codec/http1.h"
+#include "codec/ws.h"
 
 static const char octet_stream[] = "application/octet-stream";
 
@@ -513,6 +514,100 @@ static morphd_decode_status_t refuse(const morphd_codec_t *c,
     return answer(c, d, &h, MORPHD_DECODE_INVALID);
 }
 
+/* Whether a field's value, a comma-separated list of tokens, has `token`
+ * (any case): Connection's "keep-alive, Upgrade", Upgrade's "websocket". */
+static bool list_has(morphd_http1_span_t v, const char *token)
+{
+    size_t tlen = strlen(token), at = 0;
+    while (at < v.len) {
+        while (at < v.len && (v.p[at] == ' ' || v.p[at] == '\t' || v.p[at] == ','))
+            at++;
+        size_t start = at;
+        while (at < v.len && v.p[at] != ',')
+            at++;
+        size_t end = at;
+        while (end > start && (v.p[end - 1] == ' ' || v.p[end - 1] == '\t'))
+            end--;
+        if (end - start == tlen &&
+            strncasecmp((const char *)v.p + start, token, tlen) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Whether any `name` field of the head lists `token`. */
+static bool fields_list(const morphd_http_exchange_t *x, const char *name,
+                        const char *token)
+{
+    morphd_http1_span_t v;
+    for (size_t i = 0; morphd_http1_field(x->head, x->head_len, name, i, &v); i++)
+        if (list_has(v, token))
+            return true;
+    return false;
+}
+
+/* A GET with Upgrade: websocket (RFC 6455 4.2): 101 and the switch to
+ * WebSocket frames (ws.h), or the status that refuses it, then the
+ * close. A handshake with an Origin (a browser's) is taken only from an
+ * origin http_allow_origin allows: what CORS is to fetch(), so that a
+ * page elsewhere cannot talk to a service that does not allow it. */
+static morphd_decode_status_t ws_upgrade(const morphd_codec_t *c,
+                                         morphd_decoded_t *d,
+                                         const unsigned char *data,
+                                         const morphd_http1_request_t *req)
+{
+    morphd_http_exchange_t *x = begin(c, data, req, req->head_len, 101);
+    if (x == NULL)
+        return refuse(c, d, data, req, 500, "no exchange for a handshake");
+    morphd_http1_span_t v, origin;
+    if (req->minor < 1)
+        return refuse(c, d, data, req, 400, "a WebSocket handshake in "
+                      "HTTP/1.0");
+    if (req->chunked || (req->has_length && req->length > 0))
+        return refuse(c, d, data, req, 400, "a WebSocket handshake with a "
+                      "body");
+    if (!fields_list(x, "connection", "upgrade"))
+        return refuse(c, d, data, req, 400, "Upgrade: websocket without "
+                      "Connection: Upgrade");
+    if (!morphd_http1_field(x->head, x->head_len, "sec-websocket-version", 0,
+                            &v) ||
+        v.len != 2 || memcmp(v.p, "13", 2) != 0) {
+        snprintf(d->reason, sizeof d->reason, "426: a WebSocket version "
+                 "other than 13");
+        x->answered = 426;
+        x->why = d->reason;
+        head_t h = {426, "Sec-WebSocket-Version: 13\r\n", {NULL, 0}, NULL,
+                    false, NULL, 0, 0, true};
+        return answer(c, d, &h, MORPHD_DECODE_INVALID);
+    }
+    char accept[MORPHD_WS_ACCEPT_SIZE];
+    if (!morphd_http1_field(x->head, x->head_len, "sec-websocket-key", 0, &v) ||
+        !morphd_ws_accept(v.p, v.len, accept))
+        return refuse(c, d, data, req, 400, "a WebSocket handshake without "
+                      "a valid Sec-WebSocket-Key");
+    if (morphd_http1_field(x->head, x->head_len, "origin", 0, &origin) &&
+        allowed_origin(c, x->head, x->head_len).len == 0)
+        return refuse(c, d, data, req, 403, "a WebSocket handshake from an "
+                      "origin http_allow_origin does not allow");
+    morphd_buf_t *b = c->scratch;
+    b->len = 0;
+    char text[256];
+    int n = snprintf(text, sizeof text,
+                     "HTTP/1.1 101 Switching Protocols\r\nServer: morphd\r\n"
+                     "Date: %s\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
+                     date_now(), accept);
+    if (morphd_buf_append(b, text, (size_t)n) != 0) {
+        snprintf(d->reason, sizeof d->reason, "out of memory");
+        return MORPHD_DECODE_INVALID;
+    }
+    d->direct = b->data;
+    d->direct_len = b->len;
+    d->direct_switch = true;
+    d->used = req->head_len;
+    return MORPHD_DECODE_SKIP;
+}
+
 /* A request of another method than POST: a CORS preflight for an origin
  * http_allow_origin allows is answered 204 with what the browser asked
  * for; any other 405 (Allow: POST), the connection closed after it when
@@ -527,6 +622,12 @@ static morphd_decode_status_t not_post(const morphd_codec_t *c,
     morphd_decode_status_t st =
         has_body ? MORPHD_DECODE_INVALID : MORPHD_DECODE_SKIP;
     d->used = req->head_len;
+    morphd_http1_span_t upgrade;
+    if (req->method.len == 3 && memcmp(req->method.p, "GET", 3) == 0 &&
+        morphd_http1_field(data + req->skipped, req->head_len - req->skipped,
+                           "upgrade", 0, &upgrade) &&
+        list_has(upgrade, "websocket"))
+        return ws_upgrade(c, d, data, req);
     morphd_http_exchange_t *x = begin(c, data, req, req->head_len, 405);
     morphd_http1_span_t method;
     if (x != NULL && req->method.len == 7 &&
@@ -563,6 +664,7 @@ static morphd_decode_status_t http_decode(const morphd_codec_t *c,
     (void)state;
     d->direct_len = 0;
     d->direct_close = false;
+    d->direct_switch = false;
     /* A head still coming in pieces is read again only once its blank
      * line may be there: not at every byte of a head sent a byte at a
      * time (that would cost its length squared). `from`: the bytes seen

@@ -11,9 +11,11 @@
 
 #include "codec/codec.h"
 #include "codec/http.h"
+#include "codec/ws.h"
 
 const morphd_frame_shape_t morphd_shape_direct = {.length = MORPHD_LEN_NONE};
 const morphd_frame_shape_t morphd_shape_direct_close = {.length = MORPHD_LEN_NONE};
+const morphd_frame_shape_t morphd_shape_direct_switch = {.length = MORPHD_LEN_NONE};
 
 /* A morph_out_t that appends to a morphd_buf_t (host_private). */
 static int buf_reserve(morph_out_t *out, size_t min_cap)
@@ -89,6 +91,7 @@ static morphd_decode_status_t plugin_decode(const morphd_codec_t *c,
     morph_out_t reply;
     d->direct_len = 0;
     d->direct_close = false;
+    d->direct_switch = false;
     if (out_over(scratch, &reply) != 0) {
         snprintf(d->reason, sizeof d->reason, "out of memory");
         return MORPHD_DECODE_INVALID;
@@ -213,6 +216,11 @@ int morphd_frame_failed(const morphd_frame_t *f, morphd_buf_t *out)
 {
     if (f->shape != NULL && f->shape->length == MORPHD_LEN_HTTP)
         return morphd_http_respond(f, out, 500, 0);
+    if (f->shape == &morphd_ws_shape_text || f->shape == &morphd_ws_shape_binary)
+        /* WebSocket: close 1011, the reason in morphd's log */
+        return morphd_ws_close_frame(out, MORPHD_WS_INTERNAL_ERROR) != 0
+                   ? -1
+                   : MORPHD_FRAME_CLOSE;
     if (f->shape == NULL || f->shape->length != MORPHD_LEN_PLUGIN)
         return 0;
     /* an encode() that fails here sends nothing more: the message failed */

@@ -236,6 +236,7 @@ static morphd_service_t *make_service(morphd_server_t *s,
                            &svc->http_exchange,
                            (morphd_http_origins_t){conf->http_allow_origin,
                                                    conf->n_http_allow_origin});
+    morphd_codec_ws_init(&svc->ws_codec, conf->max_message, &svc->http_scratch);
     svc->codec = conf->codec; /* this worker's: a codec plugin's instance */
     if (svc->chain->codec != NULL)
         morphd_chain_codec_bind(svc->chain, &svc->codec, &svc->codec_scratch);

@@ -19,6 +19,7 @@
 #include "engine/stats.h"
 #include "codec/codec.h"
 #include "codec/http.h"
+#include "codec/ws.h"
 
 typedef struct morphd_service morphd_service_t;
 
@@ -38,6 +39,9 @@ struct morphd_service {
     morphd_codec_t http_codec;
     morphd_buf_t http_scratch;
     morphd_http_exchange_t http_exchange; /* the request served now */
+    /* the codec of its http:// connections after a WebSocket handshake
+     * (codec/ws.h; whole messages are unmasked into http_scratch) */
+    morphd_codec_t ws_codec;
     /* tls://: its generation's context (a morphd_tls_ctx_t, tls.h), or
      * NULL: the message path itself never looks at it */
     struct ssl_ctx_st *tls;

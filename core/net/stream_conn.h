@@ -126,7 +126,10 @@ struct stream_session {
     bool finishing;         /* no more input; close once written */
     bool shutting;          /* uv_shutdown queued */
     morphd_tls_t *tls;      /* tls://: the connection's TLS */
-    const morphd_codec_t *codec; /* http://: its codec, not the service's */
+    const morphd_codec_t *codec; /* http://: its codec, not the service's
+                                    (after a WebSocket handshake, ws's:
+                                    its decoder.state is then the
+                                    connection's morphd_ws_conn_t) */
     uint32_t request_at;    /* http://: NOW31 when the request whose head
                                is not whole yet began (accept, or its first
                                byte); 0: none (http_request_timeout) */

@@ -26,6 +26,7 @@
 #include "net/access_log.h"
 #include "codec/codec.h"
 #include "codec/http.h"
+#include "codec/ws.h"
 #include "net/listener.h"
 #include "net/listener_unix.h"
 #include "base/log.h"
@@ -131,7 +132,8 @@ static __attribute__((noinline, cold)) void
 log_request(stream_conn_t *c, morphd_http_exchange_t *x, size_t bytes_out)
 {
     morphd_service_t *svc = conn_svc(c);
-    if (x == NULL || x->answered < 200 || c->s == NULL || c->s->log == NULL ||
+    if (x == NULL || (x->answered < 200 && x->answered != 101) ||
+        c->s == NULL || c->s->log == NULL ||
         *svc->access_log == NULL)
         return;
     const conn_log_t *lg = c->s->log;
@@ -158,6 +160,20 @@ static morphd_http_exchange_t *current_exchange(const stream_conn_t *c)
                    c->s->codec->ops == &morphd_codec_http
                ? c->s->codec->exchange
                : NULL;
+}
+
+/* Whether a session is an http:// connection's still reading requests
+ * (not yet switched to WebSocket): http_request_timeout's clock runs. */
+static inline bool reads_requests(const stream_session_t *s)
+{
+    return s->codec != NULL && s->codec->ops == &morphd_codec_http;
+}
+
+/* Whether it switched to WebSocket. */
+static inline bool is_ws(const stream_conn_t *c)
+{
+    return c->s != NULL && c->s->codec != NULL &&
+           c->s->codec->ops == &morphd_codec_ws;
 }
 
 /* The codec a connection's bytes go through: its service's framing, or
@@ -365,6 +381,8 @@ static void on_conn_closed(uv_handle_t *h)
         }
         if (s->codec_open)
             morphd_chain_codec_close(svc->chain, s->decoder.state);
+        else if (is_ws(c))
+            morphd_ws_conn_free(s->decoder.state);
         morphd_decoder_free(&s->decoder);
         morphd_buf_free(&s->held);
         if (s->tls != NULL)
@@ -588,6 +606,7 @@ typedef struct feed_ctx {
     bool pending; /* a message went in flight: stop */
     bool finish;  /* no more input is wanted: close once written */
     bool nomem;
+    bool upgrade; /* a 101 went out: what follows is WebSocket frames */
 } feed_ctx_t;
 
 /* access_log: the message is counted in its connection's line, and an
@@ -676,6 +695,12 @@ static int on_message(void *arg, const unsigned char *msg, size_t len,
                          frame->shape == &morphd_shape_direct_close, 0))
         return codec_said(x, msg, len,
                           frame->shape == &morphd_shape_direct_close);
+    if (__builtin_expect(frame->shape == &morphd_shape_direct_switch, 0)) {
+        if (codec_said(x, msg, len, false) != 0)
+            return 1;
+        x->upgrade = true; /* the feeding stops here: see upgrade() */
+        return 1;
+    }
     morphd_reply_t rep;
     morphd_service_handle(x->svc, &x->conn, msg, len, 0, frame, x->reply,
                           &rep);
@@ -779,6 +804,38 @@ static inline __attribute__((always_inline)) bool after_feed(feed_ctx_t *x)
     return true;
 }
 
+/* The connection switches to WebSocket after its 101 (x->upgrade): its
+ * codec and the state of its frames. Bytes after the handshake that the
+ * decoder kept go before the rest of the input, which process() then
+ * reads as frames. Returns false when out of memory. */
+static bool upgrade(feed_ctx_t *x)
+{
+    stream_session_t *s = x->c->s;
+    x->upgrade = false;
+    morphd_ws_conn_t *w = morphd_ws_conn_new();
+    if (w == NULL)
+        return false;
+    s->codec = &x->svc->ws_codec;
+    s->decoder.state = w;
+    s->decoder.scanned = 0;
+    s->request_at = 0; /* a WebSocket has idle_timeout alone */
+    if (s->decoder.partial.len > 0) {
+        morphd_buf_t rest = MORPHD_BUF_INIT;
+        if (morphd_buf_append(&rest, s->decoder.partial.data,
+                              s->decoder.partial.len) != 0 ||
+            morphd_buf_append(&rest, s->held.data + s->held_off,
+                              s->held.len - s->held_off) != 0) {
+            morphd_buf_free(&rest);
+            return false;
+        }
+        morphd_buf_free(&s->held);
+        s->held = rest;
+        s->held_off = 0;
+        s->decoder.partial.len = 0;
+    }
+    return true;
+}
+
 /* Keeps input that could not be used yet (a message is in flight). */
 static bool hold(stream_conn_t *c, const unsigned char *data, size_t n)
 {
@@ -828,19 +885,22 @@ static void process(stream_conn_t *c)
 {
     stream_session_t *s = c->s;
     feed_ctx_t x = {.c = c, .svc = conn_svc(c)};
-    const morphd_codec_t *codec = conn_codec(c, x.svc);
     x.reply = &x.svc->io->reply;
     x.reply->len = 0;
     while (!closing(c) && s->job == NULL && !s->finishing) {
+        /* (each pass: a WebSocket handshake changes it) */
+        const morphd_codec_t *codec = conn_codec(c, x.svc);
         conn_view(c, &x.conn);
         if (s->held_off < s->held.len) {
             size_t used = feed(&x, &s->decoder, s->held.data + s->held_off,
                                s->held.len - s->held_off, codec);
-            if (s->codec != NULL)
+            if (reads_requests(s))
                 http_clock(s, NOW31(c->h.handle.loop));
             s->held_off += used;
             if (s->held_off == s->held.len)
                 s->held_off = s->held.len = 0;
+            if (x.upgrade && !upgrade(&x))
+                x.nomem = true;
         } else if (s->eof && s->eof_step < 2) {
             run_eof(&x, codec);
         } else {
@@ -857,6 +917,18 @@ static void process(stream_conn_t *c)
         conn_finish(c);
     else
         stream_start_reading(c);
+}
+
+/* A read whose WebSocket handshake was answered: the 101 goes out, and
+ * the rest of the read is frames, which process() reads as held input
+ * (off on_plain's path, which every read takes). */
+static __attribute__((noinline, cold)) void
+switched(feed_ctx_t *x, const unsigned char *rest, size_t n)
+{
+    if (!upgrade(x) || !hold(x->c, rest, n))
+        x->nomem = true;
+    if (after_feed(x))
+        process(x->c);
 }
 
 /* Whether the peer reset the connection: its end of input may show as an
@@ -930,8 +1002,12 @@ static void on_plain(stream_conn_t *c, ssize_t nread, const uv_buf_t *buf)
         if (c->s != NULL) {
             used = feed(&x, &c->s->decoder, data, (size_t)nread,
                         conn_codec(c, x.svc));
-            if (c->s->codec != NULL)
+            if (reads_requests(c->s))
                 http_clock(c->s, c->last_active);
+            if (__builtin_expect(x.upgrade, 0)) {
+                switched(&x, data + used, (size_t)nread - used);
+                return;
+            }
         } else if (x.svc->conf->codec.chunks) {
             used = feed(&x, NULL, data, (size_t)nread, &x.svc->codec);
         } else {
@@ -1115,6 +1191,16 @@ static bool drain_busy(stream_conn_t *c, unsigned recent)
     return ((NOW31(c->h.handle.loop) - c->last_active) & ACTIVE_MASK) < recent;
 }
 
+/* A WebSocket closed by morphd (shutdown, idle_timeout) is told so:
+ * close 1001, then the connection ends once written. */
+static void going_away(stream_conn_t *c)
+{
+    static const unsigned char bye[4] = {0x88, 2, MORPHD_WS_GOING_AWAY >> 8,
+                                         MORPHD_WS_GOING_AWAY & 0xff};
+    if (is_ws(c) && !closing(c))
+        conn_send(c, bye, sizeof bye);
+}
+
 static void drain_one(stream_conn_t *c, unsigned recent)
 {
     if (closing(c))
@@ -1124,7 +1210,9 @@ static void drain_one(stream_conn_t *c, unsigned recent)
     if (recent > 0 && !c->paused && drain_busy(c, recent))
         return; /* served on; the next pass looks again */
     ended(c, "shutdown");
-    conn_finish(c);
+    going_away(c);
+    if (!closing(c))
+        conn_finish(c);
 }
 
 static void abort_one(stream_conn_t *c)
@@ -1225,10 +1313,13 @@ static void sweep_one(stream_conn_t *c, uint32_t now)
     }
     /* Silent and not reading its replies either: close at once.
      * Silent but caught up: write what is left, then close. */
-    if (queued(c) > 0 || (c->s && c->s->shutting))
+    if (queued(c) > 0 || (c->s && c->s->shutting)) {
         stream_conn_close(c);
-    else
-        conn_finish(c);
+    } else {
+        going_away(c);
+        if (!closing(c))
+            conn_finish(c);
+    }
     c->last_active = now; /* finishing gets one more period */
 }
 
@@ -1287,7 +1378,9 @@ bool stream_open_conn(stream_conn_t *c)
 {
     morphd_service_t *svc = conn_svc(c);
     const morphd_service_conf_t *conf = svc->conf;
-    if (svc->chain->codec != NULL && !open_codec(c, svc->chain))
+    /* (an http:// connection reads requests, not the service's framing) */
+    if (svc->chain->codec != NULL && (c->s == NULL || c->s->codec == NULL) &&
+        !open_codec(c, svc->chain))
         return false;
     if (svc->chain->opens_conns) {
         char err[256];

@@ -39,9 +39,10 @@ for script in postinst prerm postrm; do
     dpkg-deb -I "$deb" "$script" | grep -q "deb-systemd-" || fail "no $script"
 done
 case "$depends" in *init-system-helpers*) ;; *) fail "Depends lacks init-system-helpers" ;; esac
-# the SDK needs the same morph, and libuv's and Lua's libraries for
-# libmorph-testing (it holds the engine, which runs Lua scripts)
-[ "$(dpkg-deb -f "$devdeb" Depends)" = "morph (= $(dpkg-deb -f "$deb" Version)), libuv1-dev, liblua5.4-dev" ] \
+# the SDK needs the same morph, and libuv's, Lua's and OpenSSL's libraries
+# for libmorph-testing (it holds the engine, which runs Lua scripts and
+# answers WebSocket handshakes)
+[ "$(dpkg-deb -f "$devdeb" Depends)" = "morph (= $(dpkg-deb -f "$deb" Version)), libuv1-dev, liblua5.4-dev, libssl-dev" ] \
     || fail "morph-dev Depends: $(dpkg-deb -f "$devdeb" Depends)"
 
 echo "== lintian: no errors, no warnings"
