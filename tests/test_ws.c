@@ -227,8 +227,6 @@ START_TEST(frames_against_the_protocol_close_and_others_are_served)
     int bystander = ws_open(port);
     unsigned char f[64];
     size_t n;
-    char big[100];
-    memset(big, 'b', sizeof big);
     struct {
         unsigned first;
         const char *payload;
@@ -259,7 +257,7 @@ START_TEST(frames_against_the_protocol_close_and_others_are_served)
     }
     /* a message just over max_message, in two fragments: 1009 */
     int fd = ws_open(port);
-    unsigned char frag[1200];
+    unsigned char frag[2 * (600 + 8)];
     n = 0;
     char kb[600];
     memset(kb, 'k', sizeof kb);
