@@ -20,10 +20,13 @@
 #include <unistd.h>
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
 #include "codec/codec.h"
+#include "codec/ws.h"
 #include "morph_cli.h"
 
 #define DEFAULT_HOST "localhost"
@@ -38,6 +41,7 @@ typedef struct client {
     const char *http_path; /* http://HOST:PORT/PATH: POST to PATH */
     bool tls;              /* --tls: TLS over the TCP connection */
     bool https;            /* https://: HTTP/1.1 over TLS (tls set too) */
+    bool ws;               /* ws://, wss://: a WebSocket to http_path */
     const char *ca;        /* --ca: verify the server against this */
     bool insecure;         /* --insecure: do not verify it */
     SSL_CTX *ssl_ctx;
@@ -62,6 +66,8 @@ static void client_usage(FILE *out)
             "       morph [-w SECONDS] unix:///PATH [MESSAGE...]\n"
             "       morph [-w SECONDS] http://HOST[:PORT][/PATH] [MESSAGE...]\n"
             "       morph [--ca FILE] [--insecure] [-w SECONDS] https://HOST[:PORT][/PATH] [MESSAGE...]\n"
+            "       morph [-w SECONDS] ws://HOST[:PORT][/PATH] [MESSAGE...]\n"
+            "       morph [--ca FILE] [--insecure] [-w SECONDS] wss://HOST[:PORT][/PATH] [MESSAGE...]\n"
             "       morph pipe ...      (morph pipe --help)\n"
             "       morph stats ...     (morph stats --help)\n"
             "       morph plugin info ... (morph plugin info --help)\n"
@@ -75,7 +81,10 @@ static void client_usage(FILE *out)
             "to an http:// endpoint: each message is the body of a POST (PORT\n"
             "defaults to 80), its response's body is printed on a line;\n"
             "https://HOST:PORT/ the same over TLS to an https:// endpoint (PORT\n"
-            "defaults to 443; --ca and --insecure as with --tls).\n"
+            "defaults to 443; --ca and --insecure as with --tls). ws://HOST:PORT/\n"
+            "opens a WebSocket to an http:// endpoint: each message is a text\n"
+            "message, each reply is printed on a line; wss:// the same to an\n"
+            "https:// endpoint.\n"
             "\n"
             "  MESSAGE...         send the words joined by spaces, print the reply\n"
             "  (no message)       on a terminal: prompt for sentences until end of\n"
@@ -114,12 +123,15 @@ static long now_ms(void)
 }
 
 /* Splits "[HOST][:PORT]" (HOST may be "[v6]"), or takes "unix:///PATH",
- * or "http://HOST[:PORT][/PATH]". */
+ * or "http[s]://HOST[:PORT][/PATH]", or "ws[s]://HOST[:PORT][/PATH]". */
 static int parse_target(char *spec, client_t *c)
 {
-    bool https = strncmp(spec, "https://", 8) == 0;
-    if (https || strncmp(spec, "http://", 7) == 0) {
-        spec += https ? 8 : 7;
+    bool ws = strncmp(spec, "ws://", 5) == 0 || strncmp(spec, "wss://", 6) == 0;
+    bool https = strncmp(spec, "https://", 8) == 0 ||
+                 strncmp(spec, "wss://", 6) == 0;
+    if (ws || https || strncmp(spec, "http://", 7) == 0) {
+        spec += ws ? (https ? 6 : 5) : (https ? 8 : 7);
+        c->ws = ws;
         char *slash = strchr(spec, '/');
         c->http_path = "/";
         if (slash != NULL) {
@@ -274,8 +286,12 @@ fail:
     return -1;
 }
 
+static int ws_send(client_t *c, unsigned op, const void *payload, size_t len);
+
 static void client_close(client_t *c)
 {
+    if (c->ws && c->fd >= 0) /* the close handshake's first half */
+        ws_send(c, 0x8, "\x03\xe8", 2);
     if (c->ssl != NULL) {
         SSL_shutdown(c->ssl); /* close_notify: a clean end */
         SSL_free(c->ssl);
@@ -473,10 +489,171 @@ out:
     return rc;
 }
 
+/* --- ws:// ------------------------------------------------------------------- */
+
+/* A client's frame: FIN, `op`, the payload masked with a fresh key. */
+static int ws_send(client_t *c, unsigned op, const void *payload, size_t len)
+{
+    unsigned char head[14], mask[4];
+    size_t h = 0;
+    head[h++] = (unsigned char)(0x80 | op);
+    if (len <= 125) {
+        head[h++] = (unsigned char)(0x80 | len);
+    } else if (len <= 0xffff) {
+        head[h++] = 0x80 | 126;
+        head[h++] = (unsigned char)(len >> 8);
+        head[h++] = (unsigned char)len;
+    } else {
+        head[h++] = 0x80 | 127;
+        for (int i = 0; i < 8; i++)
+            head[h++] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
+    }
+    if (RAND_bytes(mask, sizeof mask) != 1)
+        return -1;
+    memcpy(head + h, mask, 4);
+    h += 4;
+    unsigned char *masked = malloc(len + 1);
+    if (masked == NULL)
+        return -1;
+    for (size_t i = 0; i < len; i++)
+        masked[i] = ((const unsigned char *)payload)[i] ^ mask[i & 3];
+    int rc = write_all(c, (const char *)head, h) != 0 ||
+                     write_all(c, (const char *)masked, len) != 0
+                 ? -1
+                 : 0;
+    free(masked);
+    return rc;
+}
+
+/* The opening handshake (RFC 6455 4.1): 101, and the Sec-WebSocket-Accept
+ * that answers our key. */
+static int ws_handshake(client_t *c)
+{
+    unsigned char nonce[16];
+    char key[32], want[MORPHD_WS_ACCEPT_SIZE], head[1024];
+    if (RAND_bytes(nonce, sizeof nonce) != 1)
+        return -1;
+    EVP_EncodeBlock((unsigned char *)key, nonce, sizeof nonce); /* 24 + NUL */
+    morphd_ws_accept((const unsigned char *)key, strlen(key), want);
+    bool v6 = strchr(c->host, ':') != NULL;
+    int n = snprintf(head, sizeof head, "GET %s HTTP/1.1\r\nHost: %s%s%s:%s\r\n"
+                     "User-Agent: morph/" MORPH_VERSION "\r\n"
+                     "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                     "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n",
+                     c->http_path, v6 ? "[" : "", c->host, v6 ? "]" : "",
+                     c->port, key);
+    if (n < 0 || (size_t)n >= sizeof head) {
+        fprintf(stderr, "morph: the path is too long\n");
+        return -1;
+    }
+    if (write_all(c, head, (size_t)n) != 0) {
+        fprintf(stderr, "morph: send: %s\n", strerror(errno));
+        return -1;
+    }
+    long deadline = now_ms() + c->timeout_ms;
+    size_t have = 0;
+    char ch;
+    while (have < 4 || memcmp(head + have - 4, "\r\n\r\n", 4) != 0) {
+        if (have + 1 >= sizeof head || !read_byte(c, deadline, &ch))
+            return -1;
+        head[have++] = ch;
+    }
+    head[have] = '\0';
+    int status = 0;
+    sscanf(head, "HTTP/1.%*d %d", &status);
+    if (status != 101) {
+        fprintf(stderr, "morph: the server refused the WebSocket: %.*s\n",
+                (int)strcspn(head, "\r"), head);
+        return -1;
+    }
+    const char *accept = strcasestr(head, "\r\nsec-websocket-accept:");
+    if (accept != NULL)
+        accept += 24;
+    while (accept != NULL && *accept == ' ')
+        accept++;
+    if (accept == NULL || strncmp(accept, want, strlen(want)) != 0) {
+        fprintf(stderr, "morph: the server's Sec-WebSocket-Accept does not "
+                "answer our key: not a WebSocket server\n");
+        return -1;
+    }
+    return 0;
+}
+
+/* ws://: the message as a text message; the next text or binary message
+ * back is printed on a line (a ping is answered on the way; a close says
+ * its code). */
+static int ws_exchange(client_t *c, const char *msg, size_t len)
+{
+    if (ws_send(c, 0x1, msg, len) != 0) {
+        fprintf(stderr, "morph: send: %s\n", strerror(errno));
+        return -1;
+    }
+    long deadline = now_ms() + c->timeout_ms;
+    morphd_buf_t payload = MORPHD_BUF_INIT;
+    int rc = -1;
+    for (;;) {
+        unsigned char h[10];
+        char ch;
+        for (int i = 0; i < 2; i++) {
+            if (!read_byte(c, deadline, &ch))
+                goto out;
+            h[i] = (unsigned char)ch;
+        }
+        uint64_t n = h[1] & 0x7f;
+        int extra = n == 126 ? 2 : n == 127 ? 8 : 0;
+        if (extra > 0)
+            n = 0;
+        for (int i = 0; i < extra; i++) {
+            if (!read_byte(c, deadline, &ch))
+                goto out;
+            n = n << 8 | (unsigned char)ch;
+        }
+        if ((h[1] & 0x80) || n > (64u << 20)) {
+            fprintf(stderr, "morph: the server sent a frame no server sends\n");
+            goto out;
+        }
+        payload.len = 0;
+        for (uint64_t i = 0; i < n; i++)
+            if (!read_byte(c, deadline, &ch) ||
+                morphd_buf_append(&payload, &ch, 1) != 0)
+                goto out;
+        unsigned op = h[0] & 0x0f;
+        if (op == 0x9) { /* a ping: its pong */
+            if (ws_send(c, 0xA, payload.data, payload.len) != 0)
+                goto out;
+            continue;
+        }
+        if (op == 0x8) {
+            unsigned code = payload.len >= 2
+                                ? (unsigned)payload.data[0] << 8 | payload.data[1]
+                                : 1005;
+            fprintf(stderr, "morph: the server closed the WebSocket (code %u)\n",
+                    code);
+            goto out;
+        }
+        if (op == 0x1 || op == 0x2 || op == 0x0) {
+            /* (a fragmented reply is printed as its fragments come) */
+            if (payload.len > 0)
+                fwrite(payload.data, 1, payload.len, stdout);
+            if (!(h[0] & 0x80))
+                continue;
+            putchar('\n');
+            fflush(stdout);
+            rc = 0;
+            goto out;
+        }
+    }
+out:
+    morphd_buf_free(&payload);
+    return rc;
+}
+
 /* TCP: sends one line (newline added) and prints the reply up to and
  * including its newline. */
 static int tcp_exchange(client_t *c, const char *msg, size_t len)
 {
+    if (c->ws)
+        return ws_exchange(c, msg, len);
     if (c->http_path != NULL)
         return http_exchange(c, msg, len);
     if (c->framing != NULL)
@@ -644,7 +821,8 @@ int morph_client_main(int argc, char **argv)
         target = strdup(argv[optind++]);
         if (target == NULL || parse_target(target, &c) != 0) {
             fprintf(stderr, "morph: '%s' is not [HOST][:PORT], "
-                    "http[s]://HOST[:PORT][/PATH] or unix:///PATH (absolute, "
+                    "http[s]://HOST[:PORT][/PATH], ws[s]://HOST[:PORT][/PATH] "
+                    "or unix:///PATH (absolute, "
                     "at most 107 bytes)\n",
                     argv[optind - 1]);
             free(target);
@@ -692,7 +870,9 @@ int morph_client_main(int argc, char **argv)
     }
     if (optind < argc && strcmp(argv[optind], "--") == 0)
         optind++; /* what follows is the message, even if it starts with - */
-    if (client_connect(&c) != 0 || (c.tls && tls_start(&c) != 0)) {
+    if (client_connect(&c) != 0 || (c.tls && tls_start(&c) != 0) ||
+        (c.ws && ws_handshake(&c) != 0)) {
+        c.ws = false; /* no close handshake for what never opened */
         client_close(&c);
         if (c.addrs != NULL)
             freeaddrinfo(c.addrs);

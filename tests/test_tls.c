@@ -764,6 +764,46 @@ START_TEST(https_serves_http_and_agrees_on_alpn)
 END_TEST
 
 /* An https:// endpoint needs the tls_* keys as tls:// does. */
+/* WebSocket over https:// (wss://): Python's websockets verifying the
+ * certificate, and morph wss:// with --ca. */
+START_TEST(wss_serves_websockets_over_https)
+{
+    char services[2048];
+    snprintf(services, sizeof services,
+             "[service s]\nlisten = https://127.0.0.1:0\n"
+             "tls_certificate = %s/server.pem\ntls_key = %s/server.key\n"
+             "transform = whoami | uppercase\n", dir, dir);
+    morphd_proc_serve(&proc, PLUGIN_DIR, "", services, admin, sizeof admin);
+    int port = morphd_proc_need_port(&proc, "s", "https", false);
+    char script[1024], p[16];
+    snprintf(p, sizeof p, "%d", port);
+    snprintf(script, sizeof script,
+             "import asyncio, ssl, sys, websockets\n"
+             "ctx = ssl.create_default_context(cafile='%s/ca.pem')\n"
+             "async def main():\n"
+             "    async with websockets.connect('wss://127.0.0.1:%%s/' %% sys.argv[1], ssl=ctx) as ws:\n"
+             "        await ws.send('hi'); print((await ws.recv()).split()[0])\n"
+             "asyncio.run(main())\n", dir);
+    const char *argv[] = {"/usr/bin/python3", "-c", script, p, NULL};
+    char *out, *err;
+    size_t len;
+    ck_assert_int_eq(run_program(argv, "", 0, &out, &len, &err), 0);
+    ck_assert_str_eq(out, "HTTPS\n"); /* whoami: the transport is https */
+    free(out);
+    free(err);
+    char target[96], ca[128];
+    snprintf(target, sizeof target, "wss://127.0.0.1:%d/", port);
+    snprintf(ca, sizeof ca, "%s/ca.pem", dir);
+    const char *w = getenv("MORPH_TEST_WRAPPER") ? "30" : "5";
+    const char *good[] = {MORPH_BIN, "-w", w, "--ca", ca, target, "hi", NULL};
+    ck_assert_int_eq(morph(good, &out, &err), 0);
+    ck_assert_msg(strncmp(out, "HTTPS 127.0.0.1 ", 16) == 0, "%s", out);
+    free(out);
+    free(err);
+    morphd_proc_finish(&proc);
+}
+END_TEST
+
 START_TEST(https_without_a_certificate_is_a_config_error)
 {
     char ini[512];
@@ -800,6 +840,7 @@ static Suite *suite(void)
     tcase_add_test(tc, out_of_descriptors_recovers);
     tcase_add_test(tc, https_serves_http_and_agrees_on_alpn);
     tcase_add_test(tc, https_without_a_certificate_is_a_config_error);
+    tcase_add_test(tc, wss_serves_websockets_over_https);
     suite_add_tcase(s, tc);
     return s;
 }

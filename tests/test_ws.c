@@ -400,6 +400,29 @@ START_TEST(idle_timeout_says_going_away)
 }
 END_TEST
 
+START_TEST(morph_ws_client)
+{
+    start(PLUGIN_DIR, "transform = uppercase\nmax_message = 1K\n");
+    char cmd[512];
+    const char *w = getenv("MORPH_TEST_WRAPPER") ? "30" : "5";
+    snprintf(cmd, sizeof cmd, "%s -w %s ws://127.0.0.1:%d/ hello there",
+             MORPH_BIN, w, http_port());
+    ck_assert_str_eq(run(cmd), "HELLO THERE\n");
+    /* lines of standard input, one message each, on one WebSocket */
+    snprintf(cmd, sizeof cmd, "printf 'one\\ntwo\\n' | %s -w %s "
+             "ws://127.0.0.1:%d/chat", MORPH_BIN, w, http_port());
+    ck_assert_str_eq(run(cmd), "ONE\nTWO\n");
+    ck_assert_int_eq(morph_stat(admin, "s", "connections_accepted"), 2);
+    /* over max_message: the close code, and a failure */
+    snprintf(cmd, sizeof cmd, "%s -w %s ws://127.0.0.1:%d/ $(head -c 2000 "
+             "/dev/zero | tr '\\0' x) 2>&1; echo rc=$?", MORPH_BIN, w,
+             http_port());
+    ck_assert_str_eq(run(cmd), "morph: the server closed the WebSocket (code "
+                               "1009)\nrc=1\n");
+    morphd_proc_finish(&proc);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("ws");
@@ -412,6 +435,7 @@ int main(void)
     tcase_add_test(tc, handshakes_are_refused_as_the_rfc_says);
     tcase_add_test(tc, deferred_messages_and_frames_sent_with_the_handshake);
     tcase_add_test(tc, idle_timeout_says_going_away);
+    tcase_add_test(tc, morph_ws_client);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
