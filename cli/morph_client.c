@@ -836,8 +836,8 @@ int morph_client_main(int argc, char **argv)
         }
     }
     if ((c.ca != NULL || c.insecure) && !c.tls) {
-        fprintf(stderr, "morph: --ca and --insecure go with --tls or "
-                "https://\n");
+        fprintf(stderr, "morph: --ca and --insecure go with --tls, "
+                "https:// or wss://\n");
         free(target);
         return MORPH_EXIT_USAGE;
     }

@@ -220,6 +220,33 @@ START_TEST(http_requests_get_a_line_each)
 }
 END_TEST
 
+/* A WebSocket: its handshake's line (101), then the connection's, which
+ * counts its messages. */
+START_TEST(websocket_handshake_and_connection_lines)
+{
+    char ini[1024];
+    snprintf(ini, sizeof ini, "[morphd]\nplugin_dir = %s\naccess_log = %s\n"
+             "[service s]\nlisten = http://127.0.0.1:0\ntransform = uppercase\n",
+             PLUGIN_DIR, logpath);
+    unlink(logpath);
+    if (morphd_proc_start(&proc, ini) != 0)
+        ck_abort_msg("morphd did not start:\n%s", morphd_proc_log(&proc));
+    int port = morphd_proc_need_port(&proc, "s", "http", false);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "printf 'a\\nb\\n' | %s -w %s ws://127.0.0.1:%d/live "
+             ">/dev/null", MORPH_BIN, getenv("MORPH_TEST_WRAPPER") ? "30" : "5",
+             port);
+    ck_assert_int_eq(system(cmd), 0);
+    const char *t = read_log(logpath, 2);
+    ck_assert_msg(count_lines(t) == 2, "%s", t);
+    ck_assert_msg(strstr(t, " method=GET path=/live status=101 bytes_in=0 "
+                            "bytes_out="), "%s", t);
+    ck_assert_msg(strstr(t, " messages=2 duration_ms="), "%s", t);
+    ck_assert_msg(strstr(t, " end=codec_closed"), "%s", t); /* its close */
+    morphd_proc_finish(&proc);
+}
+END_TEST
+
 START_TEST(udp_lines_with_access_log_udp)
 {
     char lines[256];
@@ -434,6 +461,7 @@ static Suite *suite(void)
     tcase_add_test(tc, a_line_per_connection_with_its_fields);
     tcase_add_test(tc, json_and_the_proxy_client);
     tcase_add_test(tc, http_requests_get_a_line_each);
+    tcase_add_test(tc, websocket_handshake_and_connection_lines);
     tcase_add_test(tc, udp_lines_with_access_log_udp);
     tcase_add_test(tc, udp_lines_say_what_became_of_the_reply);
     tcase_add_test(tc, the_log_and_the_counters_count_alike);
