@@ -13,7 +13,8 @@ PACKAGES="$PACKAGES libssl-dev openssl"
 PACKAGES="$PACKAGES libmicrohttpd-dev python3-prometheus-client"
 # promtool (Debian's prometheus package): the metrics test lints a scrape
 PACKAGES="$PACKAGES prometheus"
-# headless Chromium: the metrics test renders the status page
+# headless Chromium: the metrics test renders the status page, the browser
+# test calls http:// endpoints with fetch and a WebSocket from a page
 PACKAGES="$PACKAGES chromium"
 # sandbox = on: seccomp filters
 PACKAGES="$PACKAGES libseccomp-dev"
