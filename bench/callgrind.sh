@@ -9,7 +9,8 @@
 #     MODE:   tcp-rr | udp-rr
 #   FRAMING=line|length|netstring|delimiter (tcp-rr): the service's framing
 #   and loadgen's (default: stream for the server, loadgen's lines);
-#   FRAMING=http: an http:// endpoint, each request a POST of a 64 B body
+#   FRAMING=http: an http:// endpoint, each request a POST of a 64 B body;
+#   FRAMING=ws: a WebSocket to it, each message a text frame of 64 B
 # Prints: SERVER MODE instructions_per_request requests
 set -euo pipefail
 B=$(cd "$1" && pwd)
@@ -24,7 +25,7 @@ port=$((20000 + RANDOM % 12000))
 
 listen="tcp://127.0.0.1:$port udp://127.0.0.1:$port"
 framing=${FRAMING:-stream}
-if [ "${FRAMING:-}" = http ]; then
+if [ "${FRAMING:-}" = http ] || [ "${FRAMING:-}" = ws ]; then
     listen="http://127.0.0.1:$port"
     framing=line
 fi

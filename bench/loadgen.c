@@ -17,7 +17,9 @@
  * length (a u32be length, then the body), netstring, delimiter (the body,
  * then a NUL): each message SIZE bytes on the wire, its frame included;
  * http (tcp-rr, idle): a POST whose body is SIZE bytes to an http://
- * endpoint, each 200 checked but its Date.
+ * endpoint, each 200 checked but its Date; ws (tcp-rr, idle): a WebSocket
+ * to an http:// endpoint, each message a masked text frame whose payload
+ * is SIZE bytes, each reply the server's unmasked frame.
  *
  * Prints one line of key=value pairs: requests, errors, seconds, rps,
  * mbps, p50_us, p99_us, p999_us (and ms for first-reply).
@@ -53,6 +55,12 @@ static int reply_size;
     "Date: Thu, 01 Jan 1970 00:00:00 GMT\r\n" \
     "Content-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n"
 static const char *framing = "line";
+/* -f ws: the WebSocket's handshake, done before the load starts */
+static bool ws;
+static const unsigned char ws_mask[4] = {0x37, 0xfa, 0x21, 0x3d};
+#define WS_HANDSHAKE "GET / HTTP/1.1\r\nHost: b\r\nUpgrade: websocket\r\n" \
+    "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n" \
+    "Sec-WebSocket-Version: 13\r\n\r\n"
 
 static uint64_t now_ns(void)
 {
@@ -109,6 +117,14 @@ static bool set_framing(const char *name)
             digits++;
         }
         head = digits + 1, tail = 1;
+    } else if (strcmp(name, "ws") == 0) {
+        int body = size;
+        if (body > 125)
+            return false; /* one-byte lengths: 2 bytes of header, 4 of mask */
+        ws = true;
+        head = 6, tail = 0;
+        size = head + body;
+        reply_size = 2 + body;
     } else if (strcmp(name, "http") == 0) {
         char h[256];
         int body = size;
@@ -127,7 +143,13 @@ static void make_request(char *buf, uint64_t seq)
     int body = size - head - tail;
     for (int i = 0; i < body; i++)
         buf[head + i] = (char)('a' + (seq + (uint64_t)i * 7) % 26);
-    if (strcmp(framing, "http") == 0) {
+    if (ws) {
+        buf[0] = (char)0x81;
+        buf[1] = (char)(0x80 | body);
+        memcpy(buf + 2, ws_mask, 4);
+        for (int i = 0; i < body; i++)
+            buf[head + i] ^= (char)ws_mask[i & 3];
+    } else if (strcmp(framing, "http") == 0) {
         char h[256];
         snprintf(h, sizeof h, HTTP_REQ_HEAD, body);
         memcpy(buf, h, (size_t)head);
@@ -152,14 +174,19 @@ static void expected_reply(const char *req, char *out)
     bool up = strstr(expect, "upper") != NULL;
     bool rev = strstr(expect, "reverse") != NULL;
     int at = head;
-    if (reply_size != size) {
+    if (ws) {
+        at = 2;
+        out[0] = (char)0x81;
+        out[1] = (char)body;
+    } else if (reply_size != size) {
         at = reply_size - body;
         snprintf(out, (size_t)at + 1, HTTP_REPLY_HEAD, body);
     } else {
         memcpy(out, req, (size_t)size);
     }
     for (int i = 0; i < body; i++) {
-        char c = req[head + (rev ? body - 1 - i : i)];
+        int k = rev ? body - 1 - i : i;
+        char c = (char)(req[head + k] ^ (ws ? ws_mask[k & 3] : 0));
         out[at + i] = up && c >= 'a' && c <= 'z' ? (char)(c - 32) : c;
     }
 }
@@ -168,8 +195,8 @@ static void expected_reply(const char *req, char *out)
  * Date, which is the time's ("Date: " at a fixed place, 29 bytes). */
 static bool reply_ok(const char *got, const char *want)
 {
-    if (reply_size == size)
-        return memcmp(got, want, (size_t)size) == 0;
+    if (reply_size == size || ws)
+        return memcmp(got, want, (size_t)reply_size) == 0;
     size_t date = sizeof "HTTP/1.1 200 OK\r\nServer: morphd\r\nDate: " - 1;
     return memcmp(got, want, date) == 0 &&
            memcmp(got + date + 29, want + date + 29,
@@ -187,6 +214,27 @@ static int tcp_connect_nb(void)
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (ws) { /* the handshake first, blocking: its 101 up to the blank line */
+        char r[1024];
+        size_t n = 0;
+        if (send(fd, WS_HANDSHAKE, sizeof WS_HANDSHAKE - 1, MSG_NOSIGNAL) !=
+            (ssize_t)(sizeof WS_HANDSHAKE - 1)) {
+            close(fd);
+            return -1;
+        }
+        while (n < 4 || memcmp(r + n - 4, "\r\n\r\n", 4) != 0) {
+            if (n + 1 >= sizeof r || recv(fd, r + n, 1, 0) != 1) {
+                close(fd);
+                return -1;
+            }
+            n++;
+        }
+        if (strncmp(r, "HTTP/1.1 101 ", 13) != 0) {
+            close(fd);
+            errno = EPROTO;
+            return -1;
+        }
+    }
     fcntl(fd, F_SETFL, O_NONBLOCK);
     return fd;
 }
@@ -496,8 +544,8 @@ int main(int argc, char **argv)
     if (size < 2 || size > 4096 || pipeline < 1 || pipeline > 64 || conns < 1)
         return 64;
     if (!set_framing(framing_arg) || size < head + tail + 1) {
-        fprintf(stderr, "loadgen: -f takes line, length, netstring, http or "
-                "delimiter, with room for a body in -s\n");
+        fprintf(stderr, "loadgen: -f takes line, length, netstring, http, ws "
+                "(-s up to 125) or delimiter, with room for a body in -s\n");
         return 64;
     }
     hist = calloc(HIST_MAX, sizeof *hist);

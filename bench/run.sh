@@ -15,7 +15,7 @@
 # ONLY=REGEX runs just the parts whose name matches (tcp, udp, stream,
 # chain, pending, isolation, isolation-udp, isolation-memory, lua,
 # lua-udp, callgrind,
-# idle, tls, first-reply, http, http-idle, plot), e.g. ONLY=udp.
+# idle, tls, first-reply, http, http-idle, ws, ws-idle, plot), e.g. ONLY=udp.
 set -euo pipefail
 B=$(cd "$1" && pwd)
 SRC=$(cd "$(dirname "$0")/.." && pwd)
@@ -125,6 +125,7 @@ server_cmd() { # NAME PORT
     morphd-delay0) echo "$B/morphd -c $(morphd_ini "$2" 'delay | uppercase' stream 'delay.ms = 0')" ;;
     morphd-tls) echo "$B/morphd -c $(morphd_tls_ini "$2")" ;;
     morphd-line) echo "$B/morphd -c $(morphd_ini "$2" uppercase line)" ;;
+    morphd-ws) echo "$B/morphd -c $(LISTEN="http://127.0.0.1:$2" morphd_ini "$2" uppercase line)" ;;
     morphd-length) echo "$B/morphd -c $(morphd_ini "$2" uppercase length)" ;;
     morphd-netstring) echo "$B/morphd -c $(morphd_ini "$2" uppercase netstring)" ;;
     morphd-delimiter) echo "$B/morphd -c $(morphd_ini "$2" uppercase delimiter)" ;;
@@ -184,6 +185,7 @@ run() {
     morphd-length|morphd-luacodec) extra=(-f length) ;;
     morphd-netstring) extra=(-f netstring) ;;
     morphd-delimiter) extra=(-f delimiter) ;;
+    morphd-ws) extra=(-f ws) ;; # a WebSocket each, 64 B text messages
     esac
     if [ "$name" = morphd-metrics ]; then # Prometheus' default pace is 15 s
         (while :; do curl -s -o /dev/null "http://127.0.0.1:$((port + 1))/metrics"; sleep 1; done) &
@@ -331,6 +333,8 @@ versus "Framing: netstring against line (TCP, 64 B, 100 connections)" \
     morphd-line morphd-netstring framing-netstring "of framing = netstring ÷ line"
 versus "Framing: delimiter (NUL) against line (TCP, 64 B, 100 connections)" \
     morphd-line morphd-delimiter framing-delimiter "of framing = delimiter ÷ line"
+versus "WebSocket: 64 B text messages over http:// against tcp:// line framing (100 connections)" \
+    morphd-line morphd-ws ws "of a WebSocket message ÷ a line"
 versus "A Lua codec of u32be frames against the built-in length (TCP, 64 B, 100 connections)" \
     morphd-length morphd-luacodec luacodec "of the Lua codec ÷ framing = length"
 
@@ -498,6 +502,32 @@ if wanted http-idle; then
         echo "| server | RSS before (KiB) | RSS with 10,000 idle (KiB) | bytes per connection |"
         echo "|---|---|---|---|"
         echo "| morphd http:// | $before | $with | $(( (with - before) * 1024 / 10000 )) |"
+    } | tee -a "$RESULTS"
+fi
+
+# 10,000 idle WebSockets, each after one message
+if wanted ws-idle; then
+    port=$(free_port)
+    taskset -c "$SERVER_CPU" "$B/morphd" -c "$(morphd_http_ini "$port")" 2>"$work/server.log" &
+    server_pid=$!
+    for _ in $(seq 500); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+        sleep 0.01
+    done
+    before=$(rss_kib "$server_pid")
+    coproc IDLE { taskset -c "$CLIENT_CPU" "$LG" idle "$port" -c 10000 -d 5 -f ws -s 8; }
+    read -r ready <&"${IDLE[0]}"
+    with=$(rss_kib "$server_pid")
+    wait "$IDLE_PID" || true
+    stop_server
+    [ "$ready" = "ready conns=10000 errors=0" ] || echo "bench: ws-idle: $ready" >&2
+    {
+        echo
+        echo "### 10,000 idle WebSockets (http://, each after one message)"
+        echo
+        echo "| server | RSS before (KiB) | RSS with 10,000 idle (KiB) | bytes per connection |"
+        echo "|---|---|---|---|"
+        echo "| morphd ws:// | $before | $with | $(( (with - before) * 1024 / 10000 )) |"
     } | tee -a "$RESULTS"
 fi
 

@@ -11,6 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 
@@ -31,6 +35,7 @@ enum {
 struct morphd_ws_conn {
     morphd_buf_t msg;  /* a fragmented message's payload so far, unmasked */
     uint8_t opcode;    /* its type (text, binary); 0: none under way */
+    bool high;         /* a byte of it so far is not ASCII */
     bool delivered;    /* msg went to the plugins: emptied at the next frame */
 };
 
@@ -192,22 +197,42 @@ bool morphd_utf8_valid(const unsigned char *p, size_t n)
 
 /* --- reading frames ----------------------------------------------------------- */
 
-/* dst[0, n) = src[0, n) unmasked with `mask` (4 bytes), eight at a time. */
-static void unmask(unsigned char *dst, const unsigned char *src, size_t n,
+/* dst[0, n) = src[0, n) unmasked with `mask` (4 bytes), sixteen at a
+ * time. Returns whether a byte of it is not ASCII: a text message that is
+ * all ASCII is UTF-8 without a second pass over it (every message pays
+ * for the unmasking; only those with such a byte for the check). */
+static bool unmask(unsigned char *dst, const unsigned char *src, size_t n,
                    const unsigned char mask[4])
 {
     uint32_t m32;
     memcpy(&m32, mask, 4);
-    uint64_t m64 = ((uint64_t)m32 << 32) | m32;
     size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
+    bool high = false;
+#if defined(__SSE2__)
+    const __m128i m = _mm_set1_epi32((int)m32);
+    __m128i acc = _mm_setzero_si128();
+    for (; i + 16 <= n; i += 16) {
+        __m128i v = _mm_xor_si128(
+            _mm_loadu_si128((const __m128i *)(const void *)(src + i)), m);
+        acc = _mm_or_si128(acc, v);
+        _mm_storeu_si128((__m128i *)(void *)(dst + i), v);
+    }
+    high = _mm_movemask_epi8(acc) != 0;
+#endif
+    uint64_t m64 = ((uint64_t)m32 << 32) | m32, acc64 = 0;
+    for (; i + 8 <= n; i += 8) { /* (the mask repeats every 4 bytes) */
         uint64_t w;
         memcpy(&w, src + i, 8);
         w ^= m64;
+        acc64 |= w;
         memcpy(dst + i, &w, 8);
     }
-    for (; i < n; i++)
+    unsigned char tail = 0;
+    for (; i < n; i++) {
         dst[i] = src[i] ^ mask[i & 3];
+        tail |= dst[i];
+    }
+    return high || (acc64 & 0x8080808080808080ull) != 0 || (tail & 0x80) != 0;
 }
 
 /* A frame that breaks the protocol: the close frame with `code` to send,
@@ -369,15 +394,16 @@ static morphd_decode_status_t ws_decode(const morphd_codec_t *c, void *state,
         return control(c, d, op, payload, (size_t)n, mask, used);
 
     unsigned type = op == OP_CONTINUATION ? w->opcode : op;
+    bool high;
     const unsigned char *msg;
     size_t msg_len;
     if (fin && op != OP_CONTINUATION) { /* a whole message: the common case */
         morphd_buf_t *b = c->scratch;
-        if (morphd_buf_reserve(b, (size_t)n) != 0) {
+        if (b->cap < n && morphd_buf_reserve(b, (size_t)n) != 0) {
             snprintf(d->reason, sizeof d->reason, "out of memory");
             return MORPHD_DECODE_INVALID;
         }
-        unmask(b->data, payload, (size_t)n, mask);
+        high = unmask(b->data, payload, (size_t)n, mask);
         b->len = (size_t)n;
         msg = b->data;
         msg_len = (size_t)n;
@@ -386,7 +412,9 @@ static morphd_decode_status_t ws_decode(const morphd_codec_t *c, void *state,
             snprintf(d->reason, sizeof d->reason, "out of memory");
             return MORPHD_DECODE_INVALID;
         }
-        unmask(w->msg.data + w->msg.len, payload, (size_t)n, mask);
+        if (op != OP_CONTINUATION)
+            w->high = false; /* a message begins */
+        w->high |= unmask(w->msg.data + w->msg.len, payload, (size_t)n, mask);
         w->msg.len += (size_t)n;
         w->opcode = (uint8_t)type;
         d->used = used;
@@ -396,8 +424,9 @@ static morphd_decode_status_t ws_decode(const morphd_codec_t *c, void *state,
         w->delivered = true;
         msg = w->msg.data != NULL ? w->msg.data : payload;
         msg_len = w->msg.len;
+        high = w->high;
     }
-    if (type == OP_TEXT && !morphd_utf8_valid(msg, msg_len))
+    if (type == OP_TEXT && high && !morphd_utf8_valid(msg, msg_len))
         return fail(c, d, MORPHD_WS_INVALID_DATA,
                     "a text message that is not UTF-8");
     d->msg = msg;

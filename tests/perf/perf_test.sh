@@ -37,6 +37,11 @@ FRAMING_LIMIT=${FRAMING_LIMIT:-1.02}
 # token table and the one-pass head). The bound is that figure and a few
 # per cent: a regression on the HTTP path fails here.
 HTTP_LIMIT=${HTTP_LIMIT:-2.45}
+# A WebSocket's 64 B text message over line framing's 64 B line: issue 24
+# asks <= 1.15 x of CPU; the count is its proxy here. Measured (three
+# rounds): 1285-1290 against 1146, 1.12 x (1.21 x before the SSE2 unmask
+# that also tells ASCII text from text whose UTF-8 needs checking).
+WS_LIMIT=${WS_LIMIT:-1.15}
 
 declare -A ratios
 for mode in tcp-rr udp-rr; do
@@ -50,7 +55,7 @@ for mode in tcp-rr udp-rr; do
     done
 done
 
-framings="length netstring delimiter http" # http: an http:// endpoint
+framings="length netstring delimiter http ws" # http, ws: an http:// endpoint
 for f in $framings; do
     ratios[$f]=""
     for r in $(seq "$rounds"); do
@@ -79,6 +84,7 @@ for f in $framings; do
     m=$(echo "${ratios[$f]}" | median)
     limit=$FRAMING_LIMIT
     [ "$f" = http ] && limit=$HTTP_LIMIT
+    [ "$f" = ws ] && limit=$WS_LIMIT
     if awk -v m="$m" -v l="$limit" 'BEGIN { exit !(m > l) }'; then
         echo "FAIL framing = $f: ${m}x line framing's instructions per request (limit ${limit}x)"
         fail=1
