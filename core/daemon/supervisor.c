@@ -561,6 +561,12 @@ static bool sup_ready(void *arg, char *why, size_t why_size)
 static void on_heartbeat_check(uv_timer_t *t)
 {
     supervisor_t *sup = t->data;
+    /* A worker's end is heard of by SIGCHLD; but libuv drops a signal
+     * when its signal pipe is full (a storm of SIGTERMs fills it), so a
+     * worker that ended then would never be reaped, and a stopping
+     * morphd never exit (test_isolation's sigterms_while_exiting...).
+     * Looking at every check costs a waitpid that finds nothing. */
+    reap(sup);
     /* a second past the plugin_timeout of the worker's own watchdog, which
      * names the plugin of a stuck call and acts first */
     uint64_t limit = sup->cur.cfg.plugin_timeout_ms;
