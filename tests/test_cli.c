@@ -80,6 +80,39 @@ START_TEST(test_mode_quiet_prints_only_errors)
 }
 END_TEST
 
+/* An http:// service that sets framing = stream streams bodies in pieces:
+ * a plugin that is not chunk-safe is refused, with framing's line; one
+ * that leaves framing at its default gets whole bodies and may use it. */
+START_TEST(test_mode_checks_chunk_safety_of_streamed_http)
+{
+    char ini[512];
+    snprintf(ini, sizeof ini,
+             "[morphd]\nplugin_dir = %s\nallow_root = yes\n[service a]\n"
+             "listen = http://127.0.0.1:0\ntransform = reverse\n"
+             "framing = stream\n", PLUGIN_DIR);
+    char *path = write_temp_file(ini);
+    const char *args[] = {"-t", "-c", path, NULL};
+    char *out;
+    ck_assert_int_eq(run_morphd(args, &out), 78);
+    char want[256];
+    snprintf(want, sizeof want, "%s:7: service 'a': plugin 'reverse' is not "
+             "chunk-safe", path);
+    ck_assert_msg(strstr(out, want), "%s", out);
+    free(out);
+    unlink(path);
+    free(path);
+    snprintf(ini, sizeof ini,
+             "[morphd]\nplugin_dir = %s\nallow_root = yes\n[service a]\n"
+             "listen = http://127.0.0.1:0\ntransform = reverse\n", PLUGIN_DIR);
+    path = write_temp_file(ini);
+    const char *ok[] = {"-t", "-c", path, NULL};
+    ck_assert_int_eq(run_morphd(ok, &out), 0);
+    free(out);
+    unlink(path);
+    free(path);
+}
+END_TEST
+
 START_TEST(test_mode_reports_every_error_and_exits_78)
 {
     char ini[512];
@@ -316,6 +349,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_mode_accepts_the_builtin_and_packaged_configs);
     tcase_add_test(tc, test_mode_quiet_prints_only_errors);
     tcase_add_test(tc, test_mode_reports_every_error_and_exits_78);
+    tcase_add_test(tc, test_mode_checks_chunk_safety_of_streamed_http);
     tcase_add_test(tc, missing_config_file_exits_78);
     tcase_add_test(tc, set_overrides_a_key);
     tcase_add_test(tc, configuration_doc_matches_the_key_table);

@@ -43,6 +43,7 @@ typedef enum morphd_length_kind {
     MORPHD_LEN_WS_BINARY, /* a binary one's */
     MORPHD_LEN_PLUGIN,  /* a codec plugin frames its replies itself */
     MORPHD_LEN_HTTP,    /* an HTTP/1.1 response (http.c) */
+    MORPHD_LEN_HTTP_CHUNK, /* a piece of one, chunked (framing = stream) */
 } morphd_length_kind_t;
 
 /* Header bytes before a length field (length_offset), and the bytes after
@@ -358,6 +359,7 @@ struct morphd_codec {
     /* it answers on its own (morphd_decoded_t.direct): a codec plugin, http */
     bool answers;
     size_t http_max_head; /* http: http_max_header_size */
+    bool http_stream;     /* http: framing = stream, bodies in chunks */
     morphd_http_exchange_t *exchange; /* http: the request served now */
     char *const *http_origins;        /* http: http_allow_origin */
     size_t n_http_origins;

@@ -58,7 +58,7 @@ static size_t put_variable(unsigned char *tmp, morphd_length_kind_t kind,
 /* morphd_frame_begin past its fast path: a header or a length field. */
 int morphd_frame_begin_header(const morphd_frame_t *f, morphd_buf_t *out)
 {
-    if (f->shape->length == MORPHD_LEN_HTTP)
+    if (f->shape->length >= MORPHD_LEN_HTTP)
         return 0; /* the response's head goes in front at the end */
     size_t field = f->shape->field_size;
     if (field == 0 && f->shape->length != MORPHD_LEN_NONE)
@@ -107,7 +107,7 @@ int morphd_frame_end_header(const morphd_frame_t *f, morphd_buf_t *out,
                             size_t mark, size_t body_len, uint32_t reply)
 {
     const morphd_frame_shape_t *s = f->shape;
-    if (s->length == MORPHD_LEN_HTTP)
+    if (s->length >= MORPHD_LEN_HTTP) /* a response, or a piece of one */
         return morphd_http_frame_end(f, out, mark, body_len, reply);
     if (s->length == MORPHD_LEN_PLUGIN)
         return morphd_codec_plugin_encode(f, out, mark, body_len, 0);
@@ -159,7 +159,7 @@ int morphd_frame_unanswered(const morphd_frame_t *f, morphd_buf_t *out,
                : morphd_ws_close_frame(out, MORPHD_WS_NORMAL) != 0
                    ? -1
                    : MORPHD_FRAME_CLOSE;
-    if (f->shape == NULL || f->shape->length != MORPHD_LEN_HTTP)
+    if (f->shape == NULL || f->shape->length < MORPHD_LEN_HTTP)
         return 0;
     return morphd_http_respond(f, out, 204, reply);
 }
@@ -169,7 +169,7 @@ size_t morphd_frame_overhead(const morphd_frame_t *f, size_t body_len)
     const morphd_frame_shape_t *s = f->shape;
     if (s == NULL)
         return 0;
-    if (s->length == MORPHD_LEN_HTTP)
+    if (s->length >= MORPHD_LEN_HTTP)
         return morphd_http_overhead(f, body_len);
     if (s->length == MORPHD_LEN_WS_TEXT || s->length == MORPHD_LEN_WS_BINARY)
         return morphd_ws_overhead(body_len);

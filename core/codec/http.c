@@ -60,7 +60,14 @@ typedef struct head {
     size_t type_len;
     size_t body_len;
     bool close;
+    int body;                          /* BODY_*: how its length is told */
 } head_t;
+
+enum {
+    BODY_LENGTH,  /* Content-Length */
+    BODY_CHUNKED, /* Transfer-Encoding: chunked (framing = stream) */
+    BODY_TO_CLOSE, /* neither: to the close (an HTTP/1.0 client's stream) */
+};
 
 /* Bytes written at p[0, cap) -- or only counted, past cap. */
 typedef struct text {
@@ -125,9 +132,13 @@ static void write_head(text_t *t, const head_t *h)
             put(t, h->type, h->type_len);
             put(t, "\r\n", 2);
         }
-        puts_(t, "Content-Length: ");
-        put_number(t, h->body_len);
-        put(t, "\r\n", 2);
+        if (h->body == BODY_LENGTH) {
+            puts_(t, "Content-Length: ");
+            put_number(t, h->body_len);
+            put(t, "\r\n", 2);
+        } else if (h->body == BODY_CHUNKED) {
+            puts_(t, "Transfer-Encoding: chunked\r\n");
+        }
     }
     if (h->close)
         puts_(t, "Connection: close\r\n");
@@ -154,7 +165,7 @@ static head_t reply_head(const morphd_frame_t *f, size_t body_len, bool close)
     const morphd_http_exchange_t *x = morphd_http_exchange_of(f);
     head_t h = {x != NULL && x->status != 0 ? x->status : 200, NULL,
                 {NULL, 0}, x, true, octet_stream, sizeof octet_stream - 1,
-                body_len, close};
+                body_len, close, BODY_LENGTH};
     if (f->head_len > 0) {
         h.type = (const char *)f->head;
         h.type_len = f->head_len;
@@ -175,9 +186,14 @@ static void answered(const morphd_frame_t *f, int status)
 #define REPLY_HEAD_MAX                                                         \
     (512 + MORPHD_FRAME_KEEP_MAX + MORPHD_HTTP_EXTRA_MAX + MORPHD_HTTP_ORIGIN_MAX)
 
+static int chunk_frame_end(const morphd_frame_t *f, morphd_buf_t *out,
+                           size_t mark, size_t body_len, uint32_t reply);
+
 int morphd_http_frame_end(const morphd_frame_t *f, morphd_buf_t *out,
                           size_t mark, size_t body_len, uint32_t reply)
 {
+    if (f->shape->length == MORPHD_LEN_HTTP_CHUNK)
+        return chunk_frame_end(f, out, mark, body_len, reply);
     bool close = closes(f, reply);
     head_t h = reply_head(f, body_len, close);
     /* one pass into the stack, then where it goes: the head is written
@@ -204,7 +220,8 @@ int morphd_http_frame_end(const morphd_frame_t *f, morphd_buf_t *out,
 size_t morphd_http_overhead(const morphd_frame_t *f, size_t body_len)
 {
     head_t h = reply_head(f, body_len, closes(f, 0));
-    return head_size(&h);
+    /* a piece: its chunk's size line and CRLFs, and the last chunk */
+    return head_size(&h) + (f->shape->length == MORPHD_LEN_HTTP_CHUNK ? 32 : 0);
 }
 
 /* A response of morphd's own appended to `out`: a 1xx is its status line
@@ -233,11 +250,26 @@ static int status_response(morphd_buf_t *out, head_t *h)
 int morphd_http_respond(const morphd_frame_t *f, morphd_buf_t *out, int status,
                         uint32_t reply)
 {
+    if (f->shape->length == MORPHD_LEN_HTTP_CHUNK) {
+        /* a piece of a streamed body: no reply (204) is a piece of none,
+         * which still begins or ends the response; a failed piece is a
+         * 500 while nothing of the response went out, and else the
+         * response is cut short (the close, without its last chunk: how
+         * HTTP/1.1 says a response failed midway) */
+        if (status == 204)
+            return f->guess & (MORPHD_HTTP_FIRST | MORPHD_HTTP_LAST) ||
+                           (reply & MORPH_REPLY_CLOSE)
+                       ? chunk_frame_end(f, out, out->len, 0, reply)
+                       : 0;
+        if (!(f->guess & MORPHD_HTTP_FIRST))
+            return MORPHD_FRAME_CLOSE;
+        reply |= MORPH_REPLY_CLOSE;
+    }
     bool close = closes(f, reply);
     /* a 204 (no reply) keeps what the plugins set; a 500 or 408 is
      * morphd's own, with CORS alone (so a page can read its status) */
     head_t h = {status, NULL, {NULL, 0}, morphd_http_exchange_of(f),
-                status == 204, NULL, 0, 0, close};
+                status == 204, NULL, 0, 0, close, BODY_LENGTH};
     if (status_response(out, &h) != 0)
         return -1;
     answered(f, status);
@@ -510,7 +542,8 @@ static morphd_decode_status_t refuse(const morphd_codec_t *c,
     morphd_http_exchange_t *x = begin(c, data, req, 0, status);
     if (x != NULL)
         x->why = d->reason;
-    head_t h = {status, NULL, {NULL, 0}, NULL, false, NULL, 0, 0, true};
+    head_t h = {status, NULL, {NULL, 0}, NULL, false, NULL, 0, 0, true,
+                BODY_LENGTH};
     return answer(c, d, &h, MORPHD_DECODE_INVALID);
 }
 
@@ -577,7 +610,7 @@ static morphd_decode_status_t ws_upgrade(const morphd_codec_t *c,
         x->answered = 426;
         x->why = d->reason;
         head_t h = {426, "Sec-WebSocket-Version: 13\r\n", {NULL, 0}, NULL,
-                    false, NULL, 0, 0, true};
+                    false, NULL, 0, 0, true, BODY_LENGTH};
         return answer(c, d, &h, MORPHD_DECODE_INVALID);
     }
     char accept[MORPHD_WS_ACCEPT_SIZE];
@@ -638,7 +671,7 @@ static morphd_decode_status_t not_post(const morphd_codec_t *c,
         if (x->allow_origin.len > 0) {
             head_t h = {204, "Access-Control-Allow-Methods: POST\r\n"
                              "Access-Control-Max-Age: 86400\r\n",
-                        {NULL, 0}, x, false, NULL, 0, 0, close};
+                        {NULL, 0}, x, false, NULL, 0, 0, close, BODY_LENGTH};
             morphd_http1_field(x->head, x->head_len,
                                "access-control-request-headers", 0,
                                &h.allow_headers);
@@ -651,9 +684,19 @@ static morphd_decode_status_t not_post(const morphd_codec_t *c,
              (int)(req->method.len < 32 ? req->method.len : 32),
              (const char *)req->method.p);
     head_t h = {405, "Allow: POST\r\n", {NULL, 0}, NULL, false, NULL, 0, 0,
-                close};
+                close, BODY_LENGTH};
     return answer(c, d, &h, st);
 }
+
+static morphd_decode_status_t
+stream_begin(const morphd_codec_t *c, morphd_http_stream_t *st,
+             morphd_decoded_t *d, const unsigned char *data, size_t len,
+             const morphd_http1_request_t *req, bool eof);
+static morphd_decode_status_t stream_body(const morphd_codec_t *c,
+                                          morphd_http_stream_t *st,
+                                          morphd_decoded_t *d,
+                                          const unsigned char *data,
+                                          size_t len, size_t at, bool eof);
 
 static morphd_decode_status_t http_decode(const morphd_codec_t *c,
                                           void *state,
@@ -661,10 +704,12 @@ static morphd_decode_status_t http_decode(const morphd_codec_t *c,
                                           size_t len, size_t from, bool eof,
                                           morphd_decoded_t *d)
 {
-    (void)state;
     d->direct_len = 0;
     d->direct_close = false;
     d->direct_switch = false;
+    morphd_http_stream_t *stream = c->http_stream ? state : NULL;
+    if (stream != NULL && morphd_http_stream_in_body(stream))
+        return stream_body(c, stream, d, data, len, 0, eof);
     /* A head still coming in pieces is read again only once its blank
      * line may be there: not at every byte of a head sent a byte at a
      * time (that would cost its length squared). `from`: the bytes seen
@@ -696,6 +741,8 @@ static morphd_decode_status_t http_decode(const morphd_codec_t *c,
     }
     if (req.method.len != 4 || memcmp(req.method.p, "POST", 4) != 0)
         return not_post(c, d, data, &req);
+    if (stream != NULL) /* framing = stream: the body as it arrives */
+        return stream_begin(c, stream, d, data, len, &req, eof);
     size_t at = req.head_len;
     const unsigned char *msg;
     size_t msg_len, used;
@@ -729,7 +776,8 @@ static morphd_decode_status_t http_decode(const morphd_codec_t *c,
         d->scanned = at | MORPHD_HTTP_IN_BODY;
         if (req.expect_continue && !(from & MORPHD_HTTP_IN_BODY) &&
             len == at) {
-            head_t h = {100, NULL, {NULL, 0}, NULL, false, NULL, 0, 0, false};
+            head_t h = {100, NULL, {NULL, 0}, NULL, false, NULL, 0, 0, false,
+                        BODY_LENGTH};
             return answer(c, d, &h, MORPHD_DECODE_MORE);
         }
         return MORPHD_DECODE_MORE;
@@ -773,4 +821,274 @@ void morphd_codec_http_init(morphd_codec_t *c, size_t max_message,
      * too long, without a 413) */
     c->max_frame = MORPHD_HTTP1_MAX_LINE + 2 + max_head + 2 * max_message +
                    64 * 1024;
+}
+
+/* --- framing = stream ---------------------------------------------------------- */
+
+/* Where a chunked body is, between the pieces read. */
+enum { STEP_SIZE, STEP_DATA, STEP_CRLF, STEP_TRAILER };
+
+struct morphd_http_stream {
+    bool in_body;
+    bool first;          /* no piece of this body handed on yet */
+    bool chunked;        /* Transfer-Encoding: chunked, else Content-Length */
+    int step;            /* chunked: STEP_* */
+    uint64_t remaining;  /* Content-Length's bytes to come; a chunk's */
+    size_t trailers;     /* chunked: the trailer fields' bytes so far */
+    unsigned flags;      /* every piece's frame: MORPHD_HTTP_CLOSE, _RAW */
+    morphd_buf_t head;   /* the request's head: its input is gone by the
+                            second piece, the exchange points in here */
+    morphd_http1_span_t type; /* its Content-Type, in head */
+    morphd_http_exchange_t x;
+};
+
+const morphd_frame_shape_t morphd_http_chunk_shape = {
+    .length = MORPHD_LEN_HTTP_CHUNK};
+
+void morphd_codec_http_stream(morphd_codec_t *c) { c->http_stream = true; }
+
+morphd_http_stream_t *morphd_http_stream_new(void)
+{
+    return calloc(1, sizeof(morphd_http_stream_t));
+}
+
+void morphd_http_stream_free(morphd_http_stream_t *st)
+{
+    if (st == NULL)
+        return;
+    morphd_buf_free(&st->head);
+    morphd_buf_free(&st->x.extra);
+    free(st);
+}
+
+bool morphd_http_stream_in_body(const morphd_http_stream_t *st)
+{
+    return st != NULL && st->in_body;
+}
+
+morphd_http_exchange_t *morphd_http_stream_exchange(morphd_http_stream_t *st)
+{
+    return &st->x;
+}
+
+/* A piece of the body (n bytes at msg; `used` of the input), or its end
+ * (last, no bytes): a message. */
+static morphd_decode_status_t piece(morphd_http_stream_t *st,
+                                    morphd_decoded_t *d,
+                                    const unsigned char *msg, size_t n,
+                                    size_t used, bool last)
+{
+    d->msg = msg;
+    d->len = n;
+    d->used = used;
+    st->x.body_len += n;
+    size_t guess = st->flags | (st->first ? MORPHD_HTTP_FIRST : 0) |
+                   (last ? MORPHD_HTTP_LAST : 0);
+    st->first = false;
+    if (last)
+        st->in_body = false;
+    d->frame = (morphd_frame_t){&morphd_http_chunk_shape, st->type.p,
+                                st->type.len, guess, &st->x};
+    return MORPHD_DECODE_MESSAGE;
+}
+
+/* No piece in what is here: the bytes read so far are used (the decoder
+ * keeps the rest, a chunk's size line cut short), or more are awaited. */
+static morphd_decode_status_t wait_more(morphd_decoded_t *d, size_t at, bool eof)
+{
+    if (at > 0) {
+        d->used = at;
+        return MORPHD_DECODE_SKIP;
+    }
+    if (eof) {
+        snprintf(d->reason, sizeof d->reason, "the client stopped sending in "
+                 "a request's body");
+        return MORPHD_DECODE_INVALID;
+    }
+    d->scanned = 0;
+    return MORPHD_DECODE_MORE;
+}
+
+/* A body that goes wrong midway (a malformed chunk): its status while
+ * nothing of the response went out, else the response is cut short. The
+ * connection closes either way. */
+static morphd_decode_status_t stream_refuse(const morphd_codec_t *c,
+                                            morphd_http_stream_t *st,
+                                            morphd_decoded_t *d, int status,
+                                            const char *reason)
+{
+    snprintf(d->reason, sizeof d->reason, "%d: %s", status, reason);
+    st->in_body = false;
+    if (!st->first)
+        return MORPHD_DECODE_INVALID;
+    st->x.answered = status;
+    st->x.why = d->reason;
+    head_t h = {status, NULL, {NULL, 0}, NULL, false, NULL, 0, 0, true, 0};
+    return answer(c, d, &h, MORPHD_DECODE_INVALID);
+}
+
+static morphd_decode_status_t stream_body(const morphd_codec_t *c,
+                                          morphd_http_stream_t *st,
+                                          morphd_decoded_t *d,
+                                          const unsigned char *data,
+                                          size_t len, size_t at, bool eof)
+{
+    morphd_http1_request_t req; /* the reason of a malformed chunk */
+    morphd_http1_status_t r;
+    size_t used;
+    if (!st->chunked) {
+        size_t avail = len - at;
+        size_t n = avail < st->remaining ? avail : (size_t)st->remaining;
+        st->remaining -= n;
+        if (n == 0 && st->remaining > 0)
+            return wait_more(d, at, eof);
+        return piece(st, d, data + at, n, at + n, st->remaining == 0);
+    }
+    for (;;) {
+        switch (st->step) {
+        case STEP_SIZE: {
+            uint64_t size;
+            /* (any size: 2^60 bounds the digits, not the body) */
+            r = morphd_http1_chunk_size(data + at, len - at, 1ull << 60, &used,
+                                        &size, &req);
+            if (r != MORPHD_HTTP1_DONE)
+                break;
+            at += used;
+            st->remaining = size;
+            st->step = size == 0 ? STEP_TRAILER : STEP_DATA;
+            continue;
+        }
+        case STEP_DATA: {
+            size_t avail = len - at;
+            size_t n = avail < st->remaining ? avail : (size_t)st->remaining;
+            if (n == 0)
+                return wait_more(d, at, eof);
+            st->remaining -= n;
+            if (st->remaining == 0)
+                st->step = STEP_CRLF;
+            return piece(st, d, data + at, n, at + n, false);
+        }
+        case STEP_CRLF:
+            r = morphd_http1_chunk_end(data + at, len - at, &used, &req);
+            if (r != MORPHD_HTTP1_DONE)
+                break;
+            at += used;
+            st->step = STEP_SIZE;
+            continue;
+        default: { /* STEP_TRAILER */
+            bool blank;
+            r = morphd_http1_trailer(data + at, len - at, &used, &blank, &req);
+            if (r != MORPHD_HTTP1_DONE)
+                break;
+            if ((st->trailers += used) > 16384)
+                return stream_refuse(c, st, d, 400, "trailer fields over 16 KiB");
+            at += used;
+            if (blank)
+                return piece(st, d, data + at, 0, at, true);
+            continue;
+        }
+        }
+        /* the step did not get through what is here */
+        if (r == MORPHD_HTTP1_ERROR)
+            return stream_refuse(c, st, d, req.status, req.reason);
+        return wait_more(d, at, eof);
+    }
+}
+
+/* A POST's head: the request is kept (its exchange, for the plugins and
+ * the pieces' frames), then its body is read as far as it is here. */
+static morphd_decode_status_t
+stream_begin(const morphd_codec_t *c, morphd_http_stream_t *st,
+             morphd_decoded_t *d, const unsigned char *data, size_t len,
+             const morphd_http1_request_t *req, bool eof)
+{
+    const unsigned char *from = data + req->skipped;
+    size_t head_len = req->head_len - req->skipped;
+    st->head.len = 0;
+    if (morphd_buf_append(&st->head, from, head_len) != 0) {
+        snprintf(d->reason, sizeof d->reason, "out of memory");
+        return MORPHD_DECODE_INVALID;
+    }
+    const unsigned char *h = st->head.data;
+    morphd_http_exchange_t *x = &st->x;
+    x->head = h;
+    x->head_len = head_len;
+    x->method = rebase(req->method, from, head_len, h);
+    x->target = rebase(req->target, from, head_len, h);
+    x->minor = req->minor;
+    x->body_len = 0;
+    x->allow_origin = allowed_origin(c, h, head_len);
+    x->status = 0;
+    x->typed = false;
+    x->extra.len = 0;
+    x->answered = 0;
+    x->why = NULL;
+    x->sent = 0;
+    st->type = req->content_type.len > 0 &&
+                       req->content_type.len <= MORPHD_FRAME_KEEP_MAX
+                   ? rebase(req->content_type, from, head_len, h)
+                   : (morphd_http1_span_t){NULL, 0};
+    st->in_body = true;
+    st->first = true;
+    st->chunked = req->chunked;
+    st->step = STEP_SIZE;
+    st->remaining = req->has_length ? req->length : 0;
+    st->trailers = 0;
+    st->flags = (req->keep_alive ? 0 : MORPHD_HTTP_CLOSE) |
+                (req->minor == 0 ? MORPHD_HTTP_RAW : 0);
+    if (req->expect_continue && len == req->head_len) {
+        /* 100 Continue, and the body when the client sends it */
+        head_t hc = {100, NULL, {NULL, 0}, NULL, false, NULL, 0, 0, false, 0};
+        d->used = req->head_len;
+        return answer(c, d, &hc, MORPHD_DECODE_SKIP);
+    }
+    return stream_body(c, st, d, data, len, req->head_len, eof);
+}
+
+/* A piece's reply at out[mark, +body_len) as the response goes on: the
+ * response's head before the first (Transfer-Encoding: chunked), each
+ * reply a chunk (an empty one is none: it would end the body), and the
+ * last chunk after the body's end, or after a reply after which the
+ * plugin closes. An HTTP/1.0 client's: the head says Connection: close,
+ * the replies go as they are, and the close ends the body. */
+static int chunk_frame_end(const morphd_frame_t *f, morphd_buf_t *out,
+                           size_t mark, size_t body_len, uint32_t reply)
+{
+    bool raw = (f->guess & MORPHD_HTTP_RAW) != 0;
+    bool cut = (reply & MORPH_REPLY_CLOSE) != 0;
+    bool end = (f->guess & MORPHD_HTTP_LAST) || cut;
+    bool close = cut || raw || (f->guess & MORPHD_HTTP_CLOSE);
+    unsigned char pre[REPLY_HEAD_MAX + 24];
+    text_t t = {pre, 0, sizeof pre};
+    head_t h = reply_head(f, 0, close);
+    if (f->guess & MORPHD_HTTP_FIRST) {
+        h.body = raw ? BODY_TO_CLOSE : BODY_CHUNKED;
+        write_head(&t, &h);
+    }
+    if (!raw && body_len > 0) { /* the chunk's size, in hex */
+        char hex[24];
+        int n = snprintf(hex, sizeof hex, "%zx\r\n", body_len);
+        put(&t, hex, (size_t)n);
+    }
+    if (t.n > sizeof pre) /* never, by REPLY_HEAD_MAX's bound */
+        return -1;
+    const char *post = raw    ? ""
+                       : end  ? (body_len > 0 ? "\r\n0\r\n\r\n" : "0\r\n\r\n")
+                       : body_len > 0 ? "\r\n"
+                                      : "";
+    size_t m = strlen(post);
+    if (morphd_buf_reserve(out, out->len + t.n + m) != 0)
+        return -1;
+    unsigned char *at = out->data + mark;
+    memmove(at + t.n, at, body_len);
+    memcpy(at, pre, t.n);
+    memcpy(at + t.n + body_len, post, m);
+    out->len += t.n + m;
+    morphd_http_exchange_t *x = morphd_http_exchange_of(f);
+    if (x != NULL) {
+        x->sent += t.n + body_len + m;
+        if (end)
+            x->answered = h.status; /* logged once the response is whole */
+    }
+    return end && close ? MORPHD_FRAME_CLOSE : 0;
 }

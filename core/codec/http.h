@@ -43,6 +43,7 @@ struct morphd_http_exchange {
      * the codec refused the request (during its answer's callback) */
     int answered;
     const char *why;
+    uint64_t sent; /* framing = stream: the response's bytes so far */
 };
 
 /* http_allow_origin, as http.c reads it. */
@@ -78,15 +79,46 @@ size_t morphd_http_overhead(const morphd_frame_t *f, size_t body_len);
 int morphd_http_respond(const morphd_frame_t *f, morphd_buf_t *out, int status,
                         uint32_t reply);
 
-/* The exchange of an http frame; NULL for any other. */
+/* The exchange of an http frame (a response's, or a piece's); NULL for
+ * any other. */
 static inline morphd_http_exchange_t *
 morphd_http_exchange_of(const morphd_frame_t *f)
 {
     return f != NULL && f->shape != NULL &&
-                   f->shape->length == MORPHD_LEN_HTTP
+                   f->shape->length >= MORPHD_LEN_HTTP
                ? (morphd_http_exchange_t *)f->state
                : NULL;
 }
+
+/* --- framing = stream -------------------------------------------------------- */
+
+/* A service with framing = stream takes a POST's body as it arrives: each
+ * piece the connection reads is a message (MORPH_MSG_CHUNK), the body's
+ * end one more (MORPH_MSG_CHUNK | MORPH_MSG_END, no bytes), and the
+ * response goes out as they are answered, with chunked encoding (an
+ * HTTP/1.0 client's without, to the close). A body of any length; the
+ * memory it takes is the read buffer and max_pending_output. The
+ * connection's state between pieces is a morphd_http_stream_t, its
+ * decoder's state. */
+typedef struct morphd_http_stream morphd_http_stream_t;
+morphd_http_stream_t *morphd_http_stream_new(void);
+void morphd_http_stream_free(morphd_http_stream_t *st);
+/* Whether a body is streaming through now (its response under way). */
+bool morphd_http_stream_in_body(const morphd_http_stream_t *st);
+/* The request being streamed (the one its messages' frames refer to). */
+morphd_http_exchange_t *morphd_http_stream_exchange(morphd_http_stream_t *st);
+
+/* Sets up `c` (morphd_codec_http_init's) for framing = stream. */
+void morphd_codec_http_stream(morphd_codec_t *c);
+
+/* A piece's frame (morphd_frame_t.guess, with MORPHD_HTTP_CLOSE): the
+ * first of a body (its reply begins the response), the last (the body's
+ * end: the response ends after its reply), an HTTP/1.0 request's (no
+ * chunked encoding: the body to the close). */
+#define MORPHD_HTTP_FIRST 2u
+#define MORPHD_HTTP_LAST 4u
+#define MORPHD_HTTP_RAW 8u
+extern const morphd_frame_shape_t morphd_http_chunk_shape;
 
 /* A copy of its own, for a message in flight; NULL when out of memory. */
 morphd_http_exchange_t *

@@ -270,115 +270,130 @@ static int hex_value(unsigned char c)
 #define CHUNK_LINE_MAX 4096
 #define TRAILERS_MAX 16384
 
+morphd_http1_status_t morphd_http1_chunk_size(const unsigned char *data,
+                                              size_t len, uint64_t limit,
+                                              size_t *used, uint64_t *size,
+                                              morphd_http1_request_t *req)
+{
+    size_t i = 0;
+    uint64_t n = 0;
+    int h;
+    while (i < len && (h = hex_value(data[i])) >= 0) {
+        /* n <= limit before this digit: no overflow */
+        n = n << 4 | (unsigned)h;
+        if (n > limit)
+            return fail(req, 413, "a chunked body over max_message");
+        i++;
+    }
+    if (i == len)
+        return i > CHUNK_LINE_MAX ? fail(req, 400, "a chunk size line over 4 KiB")
+                                  : MORPHD_HTTP1_MORE;
+    if (i == 0)
+        return fail(req, 400, "a chunk without a size");
+    size_t end, lf;
+    if (!find_line(data, len, i, &end, &lf))
+        return len > CHUNK_LINE_MAX ? fail(req, 400, "a chunk size line over 4 KiB")
+                                    : MORPHD_HTTP1_MORE;
+    if (lf > CHUNK_LINE_MAX)
+        return fail(req, 400, "a chunk size line over 4 KiB");
+    /* what follows the size: nothing, or BWS ";" extensions */
+    size_t k = i;
+    while (k < end && (data[k] == ' ' || data[k] == '\t'))
+        k++;
+    if (k < end && data[k] != ';')
+        return fail(req, 400, "a malformed chunk size");
+    for (; k < end; k++)
+        if (!is_value_char(data[k]))
+            return fail(req, 400, "a control character in a chunk extension");
+    *used = lf + 1;
+    *size = n;
+    return MORPHD_HTTP1_DONE;
+}
+
+morphd_http1_status_t morphd_http1_chunk_end(const unsigned char *data,
+                                             size_t len, size_t *used,
+                                             morphd_http1_request_t *req)
+{
+    if (len == 0)
+        return MORPHD_HTTP1_MORE;
+    if (data[0] == '\n') {
+        *used = 1;
+        return MORPHD_HTTP1_DONE;
+    }
+    if (data[0] != '\r')
+        return fail(req, 400, "a chunk not followed by CRLF");
+    if (len < 2)
+        return MORPHD_HTTP1_MORE;
+    if (data[1] != '\n')
+        return fail(req, 400, "a chunk not followed by CRLF");
+    *used = 2;
+    return MORPHD_HTTP1_DONE;
+}
+
+morphd_http1_status_t morphd_http1_trailer(const unsigned char *data,
+                                           size_t len, size_t *used,
+                                           bool *blank,
+                                           morphd_http1_request_t *req)
+{
+    size_t end, lf;
+    if (!find_line(data, len, 0, &end, &lf))
+        return len > TRAILERS_MAX ? fail(req, 400, "trailer fields over 16 KiB")
+                                  : MORPHD_HTTP1_MORE;
+    for (size_t k = 0; k < end; k++)
+        if (!is_value_char(data[k]))
+            return fail(req, 400, "a control character in a trailer field");
+    *blank = end == 0;
+    if (end > 0 && (data[0] == ' ' || data[0] == '\t' ||
+                    memchr(data, ':', end) == NULL))
+        return fail(req, 400, "a malformed trailer field");
+    *used = lf + 1;
+    return MORPHD_HTTP1_DONE;
+}
+
 morphd_http1_status_t morphd_http1_chunked(const unsigned char *data,
                                            size_t len, size_t max_body,
                                            morphd_buf_t *out, size_t *used,
                                            size_t *body_len,
                                            morphd_http1_request_t *req)
 {
-    size_t at = 0, total = 0;
+    size_t at = 0, total = 0, n;
     size_t mark = out != NULL ? out->len : 0;
-    morphd_http1_status_t st = MORPHD_HTTP1_MORE;
-    for (;;) {
-        /* chunk-size [chunk-ext] CRLF */
-        size_t i = at;
-        uint64_t size = 0;
-        int h;
-        while (i < len && (h = hex_value(data[i])) >= 0) {
-            /* size <= max_body - total before this digit: no overflow */
-            size = size << 4 | (unsigned)h;
-            if (size > max_body - total) {
-                st = fail(req, 413, "a chunked body over max_message");
-                goto out;
-            }
-            i++;
-        }
-        if (i == len) {
-            if (i - at > CHUNK_LINE_MAX)
-                st = fail(req, 400, "a chunk size line over 4 KiB");
+    morphd_http1_status_t st;
+    for (;;) { /* chunk-size [chunk-ext] CRLF, the chunk, CRLF */
+        uint64_t size;
+        st = morphd_http1_chunk_size(data + at, len - at, max_body - total, &n,
+                                     &size, req);
+        if (st != MORPHD_HTTP1_DONE)
             goto out;
-        }
-        if (i == at) {
-            st = fail(req, 400, "a chunk without a size");
-            goto out;
-        }
-        size_t end, lf;
-        if (!find_line(data, len, i, &end, &lf)) {
-            if (len - at > CHUNK_LINE_MAX)
-                st = fail(req, 400, "a chunk size line over 4 KiB");
-            goto out;
-        }
-        if (lf - at > CHUNK_LINE_MAX) {
-            st = fail(req, 400, "a chunk size line over 4 KiB");
-            goto out;
-        }
-        /* what follows the size: nothing, or BWS ";" extensions */
-        size_t k = i;
-        while (k < end && (data[k] == ' ' || data[k] == '\t'))
-            k++;
-        if (k < end && data[k] != ';') {
-            st = fail(req, 400, "a malformed chunk size");
-            goto out;
-        }
-        for (; k < end; k++)
-            if (!is_value_char(data[k])) {
-                st = fail(req, 400, "a control character in a chunk "
-                          "extension");
-                goto out;
-            }
-        at = lf + 1;
+        at += n;
         if (size == 0)
             break;
-        /* the chunk's bytes, then its line ending */
-        if (len - at < size + 1)
-            goto out;
-        size_t after = at + (size_t)size;
-        if (data[after] == '\r') {
-            if (len - after < 2)
-                goto out;
-            if (data[after + 1] != '\n') {
-                st = fail(req, 400, "a chunk not followed by CRLF");
-                goto out;
-            }
-        } else if (data[after] != '\n') {
-            st = fail(req, 400, "a chunk not followed by CRLF");
+        if (len - at < size + 1) {
+            st = MORPHD_HTTP1_MORE;
             goto out;
         }
+        size_t after = at + (size_t)size;
+        st = morphd_http1_chunk_end(data + after, len - after, &n, req);
+        if (st != MORPHD_HTTP1_DONE)
+            goto out;
         if (out != NULL && morphd_buf_append(out, data + at, (size_t)size) != 0) {
             st = fail(req, 500, "out of memory");
             goto out;
         }
         total += (size_t)size;
-        at = after + (data[after] == '\r' ? 2 : 1);
+        at = after + n;
     }
     /* trailer fields, then the blank line */
     size_t trailers = at;
-    for (;;) {
-        size_t end, lf;
-        if (!find_line(data, len, at, &end, &lf)) {
-            if (len - trailers > TRAILERS_MAX)
-                st = fail(req, 400, "trailer fields over 16 KiB");
-            goto out;
-        }
-        if (lf + 1 - trailers > TRAILERS_MAX) {
+    for (bool blank = false; !blank;) {
+        st = morphd_http1_trailer(data + at, len - at, &n, &blank, req);
+        if (st == MORPHD_HTTP1_DONE && at + n - trailers > TRAILERS_MAX)
             st = fail(req, 400, "trailer fields over 16 KiB");
+        else if (st == MORPHD_HTTP1_MORE && len - trailers > TRAILERS_MAX)
+            st = fail(req, 400, "trailer fields over 16 KiB");
+        if (st != MORPHD_HTTP1_DONE)
             goto out;
-        }
-        for (size_t k = at; k < end; k++)
-            if (!is_value_char(data[k])) {
-                st = fail(req, 400, "a control character in a trailer field");
-                goto out;
-            }
-        if (end == at) {
-            at = lf + 1;
-            break;
-        }
-        if (data[at] == ' ' || data[at] == '\t' ||
-            memchr(data + at, ':', end - at) == NULL) {
-            st = fail(req, 400, "a malformed trailer field");
-            goto out;
-        }
-        at = lf + 1;
+        at += n;
     }
     *used = at;
     *body_len = total;

@@ -78,6 +78,23 @@ morphd_http1_status_t morphd_http1_chunked(const unsigned char *data,
                                            size_t *body_len,
                                            morphd_http1_request_t *req);
 
+/* The pieces of a chunked body, for reading one as it arrives (framing =
+ * stream): a chunk-size line at data[0, len) (*used: the line, *size: the
+ * chunk's; 413 past `limit`); the CRLF after a chunk's bytes; one trailer
+ * field's line, or the blank line that ends the body (*blank). Each DONE,
+ * MORE (not all there yet) or ERROR (400, 413). */
+morphd_http1_status_t morphd_http1_chunk_size(const unsigned char *data,
+                                              size_t len, uint64_t limit,
+                                              size_t *used, uint64_t *size,
+                                              morphd_http1_request_t *req);
+morphd_http1_status_t morphd_http1_chunk_end(const unsigned char *data,
+                                             size_t len, size_t *used,
+                                             morphd_http1_request_t *req);
+morphd_http1_status_t morphd_http1_trailer(const unsigned char *data,
+                                           size_t len, size_t *used,
+                                           bool *blank,
+                                           morphd_http1_request_t *req);
+
 /* The `index`-th (from 0) header field named `name` (any case) in a head
  * that morphd_http1_parse_head has read whole: its request line, fields
  * and blank line. Sets *value to its value, trimmed; false when there is

@@ -214,7 +214,7 @@ int morphd_codec_plugin_encode(const morphd_frame_t *f, morphd_buf_t *out,
 
 int morphd_frame_failed(const morphd_frame_t *f, morphd_buf_t *out)
 {
-    if (f->shape != NULL && f->shape->length == MORPHD_LEN_HTTP)
+    if (f->shape != NULL && f->shape->length >= MORPHD_LEN_HTTP)
         return morphd_http_respond(f, out, 500, 0);
     if (f->shape == &morphd_ws_shape_text || f->shape == &morphd_ws_shape_binary)
         /* WebSocket: close 1011, the reason in morphd's log */

@@ -175,6 +175,10 @@ bool morphd_service_conf_has_http(const morphd_service_conf_t *conf);
 /* Whether an endpoint of it uses its framing: tcp, tls or unix (http://
  * has its own). */
 bool morphd_service_conf_has_framed(const morphd_service_conf_t *conf);
+/* Whether its http:// and https:// endpoints stream bodies in pieces: it
+ * says framing = stream (set, not the default: a service that says
+ * nothing gets whole bodies with Content-Length there). */
+bool morphd_service_conf_streams_http(const morphd_service_conf_t *conf);
 bool morphd_service_conf_has_tls(const morphd_service_conf_t *conf);
 
 /* The service named `name`, or NULL. */

@@ -674,7 +674,9 @@ const key_row_t morphd_key_table[] = {
      0, 0, NULL,
      "required; endpoints tcp://HOST:PORT, udp://HOST:PORT, tls://HOST:PORT, "
      "http://HOST:PORT (HTTP/1.1: each POST's body is a message, whatever "
-     "`framing` says; docs/http.md), https://HOST:PORT (the same over TLS, "
+     "`framing` says but a `framing = stream` set in the section, which "
+     "streams bodies of any length in pieces; and WebSocket; docs/http.md), "
+     "https://HOST:PORT (the same over TLS, "
      "with the tls_* keys; ALPN http/1.1) (IPv6 as [::1]:PORT) and "
      "unix:///absolute/path (a stream socket), separated by spaces",
      "tcp://0.0.0.0:12000 udp://[::]:12000"},

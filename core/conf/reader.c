@@ -616,6 +616,12 @@ bool morphd_service_conf_has_framed(const morphd_service_conf_t *conf)
     return false;
 }
 
+bool morphd_service_conf_streams_http(const morphd_service_conf_t *conf)
+{
+    return conf->codec.chunks && conf->framing_line > 0 &&
+           morphd_service_conf_has_http(conf);
+}
+
 bool morphd_service_conf_has_http(const morphd_service_conf_t *conf)
 {
     for (size_t i = 0; i < conf->n_listen; i++)

@@ -163,7 +163,8 @@ static bool load_chain(morphd_server_t *s, morphd_generation_t *gen,
         }
     if (!ok)
         return false;
-    if (conf->codec.chunks && morphd_service_conf_has_framed(conf)) {
+    if (conf->codec.chunks && (morphd_service_conf_has_framed(conf) ||
+                               morphd_service_conf_streams_http(conf))) {
         for (size_t i = 0; i < conf->n_chain; i++)
             if (!(plugins[i]->desc->flags & MORPH_PLUGIN_CHUNK_SAFE)) {
                 morphd_errors_add(
@@ -237,6 +238,8 @@ static morphd_service_t *make_service(morphd_server_t *s,
                            (morphd_http_origins_t){conf->http_allow_origin,
                                                    conf->n_http_allow_origin});
     morphd_codec_ws_init(&svc->ws_codec, conf->max_message, &svc->http_scratch);
+    if (morphd_service_conf_streams_http(conf)) /* bodies as they arrive */
+        morphd_codec_http_stream(&svc->http_codec);
     svc->codec = conf->codec; /* this worker's: a codec plugin's instance */
     if (svc->chain->codec != NULL)
         morphd_chain_codec_bind(svc->chain, &svc->codec, &svc->codec_scratch);

@@ -385,6 +385,9 @@ static bool equip(stream_conn_t *c, const morphd_listener_t *l, bool proxy)
         if (s == NULL)
             goto nomem;
         s->codec = &svc->http_codec;
+        if (svc->http_codec.http_stream &&
+            (s->decoder.state = morphd_http_stream_new()) == NULL)
+            goto nomem;
         uint32_t now = NOW31(c->h.handle.loop);
         s->request_at = now != 0 ? now : 1; /* nginx's client_header_timeout */
     }

@@ -136,6 +136,8 @@ log_request(stream_conn_t *c, morphd_http_exchange_t *x, size_t bytes_out)
         c->s == NULL || c->s->log == NULL ||
         *svc->access_log == NULL)
         return;
+    if (x->sent > 0) /* a streamed response: all of it */
+        bytes_out = (size_t)x->sent;
     const conn_log_t *lg = c->s->log;
     morphd_access_entry_t e = {
         .transport = c->s->tls != NULL ? "https" : "http",
@@ -153,13 +155,15 @@ log_request(stream_conn_t *c, morphd_http_exchange_t *x, size_t bytes_out)
 }
 
 /* The exchange of the request an http:// connection is being served now
- * (its codec's), or NULL. */
+ * (its codec's; with framing = stream, the connection's own), or NULL. */
 static morphd_http_exchange_t *current_exchange(const stream_conn_t *c)
 {
-    return c->s != NULL && c->s->codec != NULL &&
-                   c->s->codec->ops == &morphd_codec_http
-               ? c->s->codec->exchange
-               : NULL;
+    if (c->s == NULL || c->s->codec == NULL ||
+        c->s->codec->ops != &morphd_codec_http)
+        return NULL;
+    return c->s->decoder.state != NULL
+               ? morphd_http_stream_exchange(c->s->decoder.state)
+               : c->s->codec->exchange;
 }
 
 /* Whether a session is an http:// connection's still reading requests
@@ -383,6 +387,8 @@ static void on_conn_closed(uv_handle_t *h)
             morphd_chain_codec_close(svc->chain, s->decoder.state);
         else if (is_ws(c))
             morphd_ws_conn_free(s->decoder.state);
+        else if (s->codec != NULL) /* http://, framing = stream */
+            morphd_http_stream_free(s->decoder.state);
         morphd_decoder_free(&s->decoder);
         morphd_buf_free(&s->held);
         if (s->tls != NULL)
@@ -695,6 +701,15 @@ static int on_message(void *arg, const unsigned char *msg, size_t len,
                          frame->shape == &morphd_shape_direct_close, 0))
         return codec_said(x, msg, len,
                           frame->shape == &morphd_shape_direct_close);
+    if (__builtin_expect(frame->shape == &morphd_http_chunk_shape, 0)) {
+        /* framing = stream on http://: a piece of a body, or its end */
+        morphd_reply_t rep;
+        morphd_service_handle(x->svc, &x->conn, msg, len,
+                              MORPH_MSG_CHUNK | (frame->guess & MORPHD_HTTP_LAST
+                                                     ? MORPH_MSG_END : 0),
+                              frame, x->reply, &rep);
+        return take(x, &rep) ? 0 : 1;
+    }
     if (__builtin_expect(frame->shape == &morphd_shape_direct_switch, 0)) {
         if (codec_said(x, msg, len, false) != 0)
             return 1;
@@ -777,7 +792,8 @@ feed(feed_ctx_t *x, morphd_decoder_t *d, const unsigned char *data, size_t n,
 static inline void http_clock(stream_session_t *s, uint32_t now)
 {
     if (s->decoder.partial.len == 0 ||
-        (s->decoder.scanned & MORPHD_HTTP_IN_BODY))
+        (s->decoder.scanned & MORPHD_HTTP_IN_BODY) ||
+        morphd_http_stream_in_body(s->decoder.state))
         s->request_at = 0;
     else if (s->request_at == 0)
         s->request_at = now != 0 ? now : 1;
@@ -815,6 +831,7 @@ static bool upgrade(feed_ctx_t *x)
     morphd_ws_conn_t *w = morphd_ws_conn_new();
     if (w == NULL)
         return false;
+    morphd_http_stream_free(s->decoder.state); /* framing = stream's */
     s->codec = &x->svc->ws_codec;
     s->decoder.state = w;
     s->decoder.scanned = 0;
@@ -1181,6 +1198,7 @@ static bool drain_busy(stream_conn_t *c, unsigned recent)
     if (s != NULL &&
         (s->job != NULL || held_waiting(s) > 0 ||
          morphd_decoder_pending(&s->decoder) > 0 ||
+         (reads_requests(s) && morphd_http_stream_in_body(s->decoder.state)) ||
          (s->tls != NULL && !s->tls_ready) ||
          (s->proxy != NULL && !s->proxy->done)))
         return true;
