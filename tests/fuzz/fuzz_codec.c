@@ -20,7 +20,12 @@
  * (core/codec/http.c): a request split anywhere gives the same bodies and
  * the same refusals (their status; a 100 Continue depends on where the
  * body starts, and the Date on the clock, so neither is compared), and
- * each reply is a 200 whose Content-Length and body are the message's. */
+ * each reply is a 200 whose Content-Length and body are the message's.
+ * With framing = stream (a bit of the input picks it), a body comes in
+ * pieces that depend on the cuts: what is compared is each body whole
+ * (its pieces joined, up to its end) and the refusals, and each piece's
+ * reply is checked as a chunk of a chunked response (the first with the
+ * response's head, the last with the last chunk). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,7 +52,8 @@ typedef struct record {
     unsigned char *buf;
     size_t len, cap;
     const morphd_codec_t *codec;
-    void *state; /* a codec plugin's, for this run */
+    void *state; /* a codec plugin's, for this run; http's stream */
+    morphd_buf_t body; /* http, framing = stream: the pieces so far */
 } record_t;
 
 static void put(record_t *r, const void *p, size_t n)
@@ -98,6 +104,45 @@ static int got(void *ctx, const unsigned char *msg, size_t len,
         put(r, msg, len);
         return close;
     }
+#ifdef CODEC_HTTP
+    if (frame->shape == &morphd_http_chunk_shape) {
+        /* a piece's reply is a chunk of the response */
+        morphd_buf_t b = MORPHD_BUF_INIT;
+        morphd_buf_append(&b, msg, len);
+        int fit = morphd_http_frame_end(frame, &b, 0, len, 0);
+        bool first = frame->guess & MORPHD_HTTP_FIRST;
+        bool last = frame->guess & MORPHD_HTTP_LAST;
+        bool raw = frame->guess & MORPHD_HTTP_RAW;
+        FUZZ_CHECK(fit >= 0, "a piece's reply cannot be framed");
+        FUZZ_CHECK(!first || (b.len > 17 && memcmp(b.data, "HTTP/1.1 200 OK\r\n", 17) == 0 &&
+                              (raw || memmem(b.data, b.len, "\r\nTransfer-Encoding: "
+                                             "chunked\r\n", 30) != NULL)),
+                   "the first piece's reply does not begin the response");
+        FUZZ_CHECK(raw || !last || (b.len >= 5 && memcmp(b.data + b.len - 5, "0\r\n\r\n", 5) == 0),
+                   "the last piece's reply does not end the response");
+        if (!raw && len > 0) {
+            char size_line[24];
+            int k = snprintf(size_line, sizeof size_line, "%zx\r\n", len);
+            /* the chunk ends the reply, but for the last chunk after it */
+            size_t tail = (size_t)k + len + 2 + (last ? 5 : 0);
+            const unsigned char *at = b.data + b.len - tail;
+            FUZZ_CHECK(b.len >= tail && memcmp(at, size_line, (size_t)k) == 0 &&
+                           memcmp(at + k, msg, len) == 0 &&
+                           memcmp(at + k + len, "\r\n", 2) == 0,
+                       "a piece's reply is not its chunk");
+        }
+        morphd_buf_free(&b);
+        morphd_buf_append(&r->body, msg, len);
+        if (last) { /* the body, whole: the same however it came */
+            uint32_t n32 = (uint32_t)r->body.len;
+            put(r, "S", 1);
+            put(r, &n32, sizeof n32);
+            put(r, r->body.data, r->body.len);
+            r->body.len = 0;
+        }
+        return 0;
+    }
+#endif
     FUZZ_CHECK(len <= c->max_message, "a %zu-byte message with max_message %zu",
                len, c->max_message);
     /* the message and how its reply is framed, length-prefixed */
@@ -199,6 +244,9 @@ static int run(const morphd_codec_t *c, const unsigned char *in, size_t n,
     if (rc == 0)
         rc = morphd_decoder_finish(&d, c, got, r);
     put(r, &rc, sizeof rc);
+    uint32_t rest = (uint32_t)r->body.len; /* a body that did not end */
+    put(r, &rest, sizeof rest);
+    put(r, r->body.data, r->body.len);
     morphd_decoder_free(&d);
     return rc;
 }
@@ -224,6 +272,9 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
     static char *const origins[] = {"https://a.example"};
     morphd_codec_http_init(&c, max, 64 + data[3] % 512, &scratch, &exchange,
                            (morphd_http_origins_t){origins, data[3] & 1});
+    bool stream = (data[4] & 4) != 0; /* framing = stream */
+    if (stream)
+        morphd_codec_http_stream(&c);
     (void)field, (void)offset, (void)adjust, (void)delim, (void)delim_len,
         (void)err;
 #elif defined(CODEC_PLUGIN)
@@ -259,8 +310,20 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
     FUZZ_CHECK(p.desc->conn_open(NULL, &whole.state) == 0 &&
                    p.desc->conn_open(NULL, &pieces.state) == 0, "conn_open");
 #endif
+#ifdef CODEC_HTTP
+    if (stream) {
+        whole.state = morphd_http_stream_new();
+        pieces.state = morphd_http_stream_new();
+    }
+#endif
     int rc1 = run(&c, in, n, NULL, 0, &whole);
     int rc2 = run(&c, in, n, cuts, 2, &pieces);
+#ifdef CODEC_HTTP
+    morphd_http_stream_free(whole.state);
+    morphd_http_stream_free(pieces.state);
+#endif
+    morphd_buf_free(&whole.body);
+    morphd_buf_free(&pieces.body);
 #ifdef CODEC_PLUGIN
     p.desc->conn_close(NULL, whole.state);
     p.desc->conn_close(NULL, pieces.state);
