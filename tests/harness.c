@@ -320,7 +320,13 @@ int morphd_proc_need_port(morphd_proc_t *p, const char *service,
 
 void morphd_proc_finish(morphd_proc_t *p)
 {
-    ck_assert_int_eq(morphd_proc_stop(p), 0);
+    int rc = morphd_proc_stop(p);
+    if (rc != 0) { /* what morphd said is the only clue to why */
+        char *log = morphd_proc_log(p);
+        size_t n = log != NULL ? strlen(log) : 0;
+        ck_abort_msg("morphd exited %d when stopped; the end of its log:\n%s",
+                     rc, log != NULL ? log + (n > 3000 ? n - 3000 : 0) : "");
+    }
     morphd_proc_cleanup(p);
 }
 
