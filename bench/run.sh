@@ -479,8 +479,11 @@ LUA
     done
 fi | tee -a "$RESULTS"
 
-# 10,000 idle HTTP/1.1 keep-alive connections, each after one request
-if wanted http-idle; then
+# 10,000 idle connections to the http:// service, each after one request
+# (FRAMING http) or one WebSocket message (ws): RSS before and with them
+idle_http() { # PART FRAMING TITLE LABEL
+    wanted "$1" || return 0
+    local port before with ready
     port=$(free_port)
     taskset -c "$SERVER_CPU" "$B/morphd" -c "$(morphd_http_ini "$port")" 2>"$work/server.log" &
     server_pid=$!
@@ -489,47 +492,23 @@ if wanted http-idle; then
         sleep 0.01
     done
     before=$(rss_kib "$server_pid")
-    coproc IDLE { taskset -c "$CLIENT_CPU" "$LG" idle "$port" -c 10000 -d 5 -f http -s 8; }
+    coproc IDLE { taskset -c "$CLIENT_CPU" "$LG" idle "$port" -c 10000 -d 5 -f "$2" -s 8; }
     read -r ready <&"${IDLE[0]}"
     with=$(rss_kib "$server_pid")
     wait "$IDLE_PID" || true
     stop_server
-    [ "$ready" = "ready conns=10000 errors=0" ] || echo "bench: http-idle: $ready" >&2
+    [ "$ready" = "ready conns=10000 errors=0" ] || echo "bench: $1: $ready" >&2
     {
         echo
-        echo "### 10,000 idle HTTP/1.1 keep-alive connections (http://, each after one request)"
+        echo "### $3"
         echo
         echo "| server | RSS before (KiB) | RSS with 10,000 idle (KiB) | bytes per connection |"
         echo "|---|---|---|---|"
-        echo "| morphd http:// | $before | $with | $(( (with - before) * 1024 / 10000 )) |"
+        echo "| $4 | $before | $with | $(( (with - before) * 1024 / 10000 )) |"
     } | tee -a "$RESULTS"
-fi
-
-# 10,000 idle WebSockets, each after one message
-if wanted ws-idle; then
-    port=$(free_port)
-    taskset -c "$SERVER_CPU" "$B/morphd" -c "$(morphd_http_ini "$port")" 2>"$work/server.log" &
-    server_pid=$!
-    for _ in $(seq 500); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-        sleep 0.01
-    done
-    before=$(rss_kib "$server_pid")
-    coproc IDLE { taskset -c "$CLIENT_CPU" "$LG" idle "$port" -c 10000 -d 5 -f ws -s 8; }
-    read -r ready <&"${IDLE[0]}"
-    with=$(rss_kib "$server_pid")
-    wait "$IDLE_PID" || true
-    stop_server
-    [ "$ready" = "ready conns=10000 errors=0" ] || echo "bench: ws-idle: $ready" >&2
-    {
-        echo
-        echo "### 10,000 idle WebSockets (http://, each after one message)"
-        echo
-        echo "| server | RSS before (KiB) | RSS with 10,000 idle (KiB) | bytes per connection |"
-        echo "|---|---|---|---|"
-        echo "| morphd ws:// | $before | $with | $(( (with - before) * 1024 / 10000 )) |"
-    } | tee -a "$RESULTS"
-fi
+}
+idle_http http-idle http "10,000 idle HTTP/1.1 keep-alive connections (http://, each after one request)" "morphd http://"
+idle_http ws-idle ws "10,000 idle WebSockets (http://, each after one message)" "morphd ws://"
 
 # a transform written in Lua (string.upper) against the C uppercase
 # plugin, both chunk-safe over stream framing: what the bridge costs

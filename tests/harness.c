@@ -781,3 +781,14 @@ const char *ask_line(int fd, const char *line, int timeout_ms)
         return NULL;
     return recv_line(fd, reply, sizeof reply, timeout_ms);
 }
+
+char *shell_output(const char *cmd)
+{
+    FILE *f = popen(cmd, "r");
+    ck_assert_ptr_nonnull(f);
+    static char out[8192];
+    size_t n = fread(out, 1, sizeof out - 1, f);
+    out[n] = '\0';
+    ck_assert_int_eq(pclose(f), 0);
+    return out;
+}

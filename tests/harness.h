@@ -175,6 +175,10 @@ int tcp_connect(int port, bool v6);
 void close_reset(int fd);
 /* Sends all bytes. Returns 0 or -1. */
 int send_all(int fd, const void *buf, size_t n);
+/* What a shell command printed on its standard output (NUL-terminated,
+ * up to 8 KiB, a static buffer: the next call's), asserting that it
+ * exited 0. */
+char *shell_output(const char *cmd);
 /* Receives exactly n bytes within timeout_ms (six times that under
  * MORPH_TEST_WRAPPER, where morphd runs under valgrind). Returns bytes
  * received. */

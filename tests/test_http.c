@@ -102,17 +102,6 @@ static void bystander(int fd, int round)
     exchange(fd, req, 200, want);
 }
 
-/* What a command printed (its standard output), NUL-terminated. */
-static char *run(const char *cmd)
-{
-    FILE *f = popen(cmd, "r");
-    ck_assert_ptr_nonnull(f);
-    static char out[8192];
-    size_t n = fread(out, 1, sizeof out - 1, f);
-    out[n] = '\0';
-    ck_assert_int_eq(pclose(f), 0);
-    return out;
-}
 
 START_TEST(curl_posts_and_keeps_the_connection)
 {
@@ -121,7 +110,7 @@ START_TEST(curl_posts_and_keeps_the_connection)
     int port = http_port();
     snprintf(cmd, sizeof cmd, "curl -sS -i -H 'Content-Type: text/x-morph' "
              "--data-binary 'hello world' http://127.0.0.1:%d/up", port);
-    char *out = run(cmd);
+    char *out = shell_output(cmd);
     ck_assert_msg(strncmp(out, "HTTP/1.1 200 OK\r\n", 17) == 0, "%s", out);
     ck_assert_msg(strstr(out, "\r\nContent-Type: text/x-morph\r\n"), "%s", out);
     ck_assert_msg(strstr(out, "\r\nContent-Length: 11\r\n"), "%s", out);
@@ -138,15 +127,15 @@ START_TEST(curl_posts_and_keeps_the_connection)
              "%%{num_connects}\\n' -H 'Content-Type:' --data-binary a "
              "http://127.0.0.1:%d/ --next -o /dev/null -w '%%{num_connects}\\n' "
              "--data-binary b http://127.0.0.1:%d/", port, port);
-    out = run(cmd);
+    out = shell_output(cmd);
     ck_assert_str_eq(out, "application/octet-stream 1\n0\n");
     /* chunked upload and 100-continue, as curl sends them */
     snprintf(cmd, sizeof cmd, "curl -sS -H 'Transfer-Encoding: chunked' "
              "--data-binary chunked http://127.0.0.1:%d/", port);
-    ck_assert_str_eq(run(cmd), "CHUNKED");
+    ck_assert_str_eq(shell_output(cmd), "CHUNKED");
     snprintf(cmd, sizeof cmd, "curl -sS -i -H 'Expect: 100-continue' "
              "--data-binary later http://127.0.0.1:%d/", port);
-    out = run(cmd);
+    out = shell_output(cmd);
     ck_assert_msg(strncmp(out, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK",
                           40) == 0, "%s", out);
     ck_assert_msg(strstr(out, "\r\n\r\nLATER"), "%s", out);
@@ -181,7 +170,7 @@ START_TEST(python_http_client)
              "r = c.getresponse()\n"
              "print(r.status, r.getheader('Allow'), r.read().decode().strip())\n"
              "PY", http_port());
-    ck_assert_str_eq(run(cmd), "200 ONE\n200 TWO\n200 CHUNKED\n"
+    ck_assert_str_eq(shell_output(cmd), "200 ONE\n200 TWO\n200 CHUNKED\n"
                                "405 POST 405 Method Not Allowed\n");
     morphd_proc_finish(&proc);
 }
@@ -655,7 +644,7 @@ START_TEST(stream_bodies_are_transformed_as_they_arrive)
              "curl -sS -T big -X POST http://127.0.0.1:%d/ | wc -c && "
              "curl -sS -0 --data-binary 'old client' http://127.0.0.1:%d/ && "
              "rm -f big head", http_port(), http_port(), http_port());
-    ck_assert_str_eq(run(cmd), "0\n1\n2000000\nOLD CLIENT");
+    ck_assert_str_eq(shell_output(cmd), "0\n1\n2000000\nOLD CLIENT");
     /* pipelined: a body by length, then one in chunks, then an empty one */
     int fd = connect_http();
     SEND(fd, "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc"

@@ -32,17 +32,6 @@ static void start(const char *dirs, const char *lines)
 
 static int http_port(void) { return morphd_proc_need_port(&proc, "s", "http", false); }
 
-/* What a command printed (its standard output), NUL-terminated. */
-static char *run(const char *cmd)
-{
-    FILE *f = popen(cmd, "r");
-    ck_assert_ptr_nonnull(f);
-    static char out[8192];
-    size_t n = fread(out, 1, sizeof out - 1, f);
-    out[n] = '\0';
-    ck_assert_int_eq(pclose(f), 0);
-    return out;
-}
 
 /* Reads exactly n bytes (the harness's, with its valgrind allowance);
  * false when the connection ended or stalled. */
@@ -199,7 +188,7 @@ START_TEST(python_websockets_talks_to_the_service)
              "        print('closed', ws.close_code)\n"
              "asyncio.run(main())\n"
              "PY", http_port());
-    ck_assert_str_eq(run(cmd), "HELLO\nb'BIN\\x00ARY'\nFRAGMENTED \xc3\x89T\xc3\x89\n"
+    ck_assert_str_eq(shell_output(cmd), "HELLO\nb'BIN\\x00ARY'\nFRAGMENTED \xc3\x89T\xc3\x89\n"
                                "pong\n70000 XXX\n''\nclosed 1000\n");
     ck_assert_int_eq(morph_stat(admin, "s", "messages_in"), 5); /* the ping is none */
     ck_assert_int_eq(morph_stat(admin, "s", "errors"), 0);
@@ -407,23 +396,23 @@ START_TEST(morph_ws_client)
     const char *w = getenv("MORPH_TEST_WRAPPER") ? "30" : "5";
     snprintf(cmd, sizeof cmd, "%s -w %s ws://127.0.0.1:%d/ hello there",
              MORPH_BIN, w, http_port());
-    ck_assert_str_eq(run(cmd), "HELLO THERE\n");
+    ck_assert_str_eq(shell_output(cmd), "HELLO THERE\n");
     /* lines of standard input, one message each, on one WebSocket */
     snprintf(cmd, sizeof cmd, "printf 'one\\ntwo\\n' | %s -w %s "
              "ws://127.0.0.1:%d/chat", MORPH_BIN, w, http_port());
-    ck_assert_str_eq(run(cmd), "ONE\nTWO\n");
+    ck_assert_str_eq(shell_output(cmd), "ONE\nTWO\n");
     ck_assert_int_eq(morph_stat(admin, "s", "connections_accepted"), 2);
     /* over max_message: the close code, and a failure */
     snprintf(cmd, sizeof cmd, "%s -w %s ws://127.0.0.1:%d/ $(head -c 2000 "
              "/dev/zero | tr '\\0' x) 2>&1; echo rc=$?", MORPH_BIN, w,
              http_port());
-    ck_assert_str_eq(run(cmd), "morph: the server closed the WebSocket (code "
+    ck_assert_str_eq(shell_output(cmd), "morph: the server closed the WebSocket (code "
                                "1009)\nrc=1\n");
     morphd_proc_finish(&proc);
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
     Suite *s = suite_create("ws");
     TCase *tc = tcase_create("ws");
@@ -437,9 +426,7 @@ int main(void)
     tcase_add_test(tc, idle_timeout_says_going_away);
     tcase_add_test(tc, morph_ws_client);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return s;
 }
+
+MORPH_TEST_MAIN(suite)

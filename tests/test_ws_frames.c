@@ -11,6 +11,7 @@
 #include "codec/codec.h"
 #include "codec/http.h"
 #include "codec/ws.h"
+#include "harness.h"
 
 /* --- a client's frames ----------------------------------------------------- */
 
@@ -533,7 +534,7 @@ START_TEST(the_handshake_is_answered_101_or_refused)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
     Suite *s = suite_create("ws_frames");
     TCase *tc = tcase_create("ws_frames");
@@ -548,9 +549,7 @@ int main(void)
     tcase_add_test(tc, a_plugin_that_closes_or_fails_sends_its_close_code);
     tcase_add_test(tc, the_handshake_is_answered_101_or_refused);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return s;
 }
+
+MORPH_TEST_MAIN(suite)
