@@ -431,6 +431,60 @@ static int framed_exchange(client_t *c, const char *msg, size_t len)
     return rc > 0 ? 0 : -1;
 }
 
+/* A line of the response (up to its LF, which is dropped, and a CR
+ * before it), appended to line. */
+static int read_line(client_t *c, long deadline, morphd_buf_t *line)
+{
+    char ch;
+    line->len = 0;
+    for (;;) {
+        if (line->len > 4096 || !read_byte(c, deadline, &ch))
+            return -1;
+        if (ch == '\n')
+            break;
+        if (morphd_buf_append(line, &ch, 1) != 0)
+            return -1;
+    }
+    if (line->len > 0 && line->data[line->len - 1] == '\r')
+        line->len--;
+    return morphd_buf_append(line, "", 1) == 0 ? 0 : -1;
+}
+
+/* A chunked body (RFC 9112 7.1), its chunks appended to r; the trailer
+ * fields read past. */
+static int read_chunked(client_t *c, long deadline, morphd_buf_t *r)
+{
+    morphd_buf_t line = MORPHD_BUF_INIT;
+    int rc = -1;
+    for (;;) {
+        if (read_line(c, deadline, &line) != 0)
+            goto out;
+        char *end;
+        unsigned long long size = strtoull((const char *)line.data, &end, 16);
+        if (end == (char *)line.data || size > (1ull << 32)) {
+            fprintf(stderr, "morph: a malformed chunk in the response\n");
+            goto out;
+        }
+        if (size == 0)
+            break;
+        for (unsigned long long i = 0; i < size; i++) {
+            char ch;
+            if (!read_byte(c, deadline, &ch) || morphd_buf_append(r, &ch, 1) != 0)
+                goto out;
+        }
+        if (read_line(c, deadline, &line) != 0) /* the chunk's CRLF */
+            goto out;
+    }
+    do { /* trailer fields, up to the blank line */
+        if (read_line(c, deadline, &line) != 0)
+            goto out;
+    } while (line.len > 1);
+    rc = 0;
+out:
+    morphd_buf_free(&line);
+    return rc;
+}
+
 /* http://: POSTs the message and prints the response's body on a line;
  * a status other than 200 goes to standard error with its body. */
 static int http_exchange(client_t *c, const char *msg, size_t len)
@@ -467,9 +521,16 @@ static int http_exchange(client_t *c, const char *msg, size_t len)
         goto out;
     }
     const char *cl = strcasestr((const char *)r.data, "\r\ncontent-length:");
+    const char *te = strcasestr((const char *)r.data,
+                                "\r\ntransfer-encoding: chunked\r\n");
     size_t body = cl != NULL ? strtoul(cl + 17, NULL, 10) : 0;
     size_t at = r.len;
-    for (size_t i = 0; i < body; i++)
+    if (te != NULL) { /* a streamed response (framing = stream): its chunks */
+        if (read_chunked(c, deadline, &r) != 0)
+            goto out;
+        body = r.len - at;
+    }
+    for (size_t i = 0; te == NULL && i < body; i++)
         if (!read_byte(c, deadline, &ch) || morphd_buf_append(&r, &ch, 1) != 0)
             goto out;
     if (status == 200 || status == 204) {

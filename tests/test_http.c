@@ -645,6 +645,12 @@ START_TEST(stream_bodies_are_transformed_as_they_arrive)
              "curl -sS -0 --data-binary 'old client' http://127.0.0.1:%d/ && "
              "rm -f big head", http_port(), http_port(), http_port());
     ck_assert_str_eq(shell_output(cmd), "0\n1\n2000000\nOLD CLIENT");
+    /* morph http:// reads the chunked responses */
+    snprintf(cmd, sizeof cmd, "%s -w %s http://127.0.0.1:%d/ streamed hello && "
+             "printf 'a\\nb\\n' | %s -w %s http://127.0.0.1:%d/", MORPH_BIN,
+             getenv("MORPH_TEST_WRAPPER") ? "30" : "5", http_port(), MORPH_BIN,
+             getenv("MORPH_TEST_WRAPPER") ? "30" : "5", http_port());
+    ck_assert_str_eq(shell_output(cmd), "STREAMED HELLO\nA\nB\n");
     /* pipelined: a body by length, then one in chunks, then an empty one */
     int fd = connect_http();
     SEND(fd, "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc"
