@@ -11,6 +11,7 @@
 #   and loadgen's (default: stream for the server, loadgen's lines);
 #   FRAMING=http: an http:// endpoint, each request a POST of a 64 B body;
 #   FRAMING=ws: a WebSocket to it, each message a text frame of 64 B
+#   SERVICE_LINES: more keys for the service (e.g. detect = tls http)
 # Prints: SERVER MODE instructions_per_request requests
 set -euo pipefail
 B=$(cd "$1" && pwd)
@@ -42,6 +43,7 @@ transform = $1
 framing = $framing
 max_connections = 100000
 ${2:-}
+${SERVICE_LINES:-}
 INI
     echo "$B/morphd -c $work/m.ini"
 }

@@ -15,7 +15,7 @@
 # ONLY=REGEX runs just the parts whose name matches (tcp, udp, stream,
 # chain, pending, isolation, isolation-udp, isolation-memory, lua,
 # lua-udp, callgrind,
-# idle, tls, first-reply, http, http-idle, ws, ws-idle, plot), e.g. ONLY=udp.
+# idle, tls, first-reply, http, http-idle, ws, ws-idle, detect, plot), e.g. ONLY=udp.
 set -euo pipefail
 B=$(cd "$1" && pwd)
 SRC=$(cd "$(dirname "$0")/.." && pwd)
@@ -126,6 +126,7 @@ server_cmd() { # NAME PORT
     morphd-tls) echo "$B/morphd -c $(morphd_tls_ini "$2")" ;;
     morphd-line) echo "$B/morphd -c $(morphd_ini "$2" uppercase line)" ;;
     morphd-ws) echo "$B/morphd -c $(LISTEN="http://127.0.0.1:$2" morphd_ini "$2" uppercase line)" ;;
+    morphd-detect) echo "$B/morphd -c $(morphd_ini "$2" uppercase line "$(printf 'detect = tls http\ntls_certificate = %s\ntls_key = %s' "$SRC/config/tls/example-cert.pem" "$SRC/config/tls/example-key.pem")")" ;;
     morphd-length) echo "$B/morphd -c $(morphd_ini "$2" uppercase length)" ;;
     morphd-netstring) echo "$B/morphd -c $(morphd_ini "$2" uppercase netstring)" ;;
     morphd-delimiter) echo "$B/morphd -c $(morphd_ini "$2" uppercase delimiter)" ;;
@@ -333,6 +334,8 @@ versus "Framing: netstring against line (TCP, 64 B, 100 connections)" \
     morphd-line morphd-netstring framing-netstring "of framing = netstring ÷ line"
 versus "Framing: delimiter (NUL) against line (TCP, 64 B, 100 connections)" \
     morphd-line morphd-delimiter framing-delimiter "of framing = delimiter ÷ line"
+versus "detect = tls http on a plain tcp:// client against none (line framing, 64 B, 100 connections)" \
+    morphd-line morphd-detect detect "with detect = tls http ÷ without"
 versus "WebSocket: 64 B text messages over http:// against tcp:// line framing (100 connections)" \
     morphd-line morphd-ws ws "of a WebSocket message ÷ a line"
 versus "A Lua codec of u32be frames against the built-in length (TCP, 64 B, 100 connections)" \

@@ -68,6 +68,12 @@ typedef struct morphd_service_conf {
     unsigned http_request_timeout_ms; /* http://: 408 past it; 0: none */
     char **http_allow_origin;  /* http://: CORS origins ("*": any) */
     size_t n_http_allow_origin;
+    /* detect: what its tcp:// endpoints tell apart by a connection's
+     * first bytes (a TLS ClientHello, an HTTP request line), and how long
+     * they wait on a prefix that could still be either */
+    bool detect_tls, detect_http;
+    int detect_line;
+    unsigned detect_timeout_ms;
     size_t max_connections;    /* open TCP connections; 0: no limit */
     size_t max_connections_per_source; /* per client address; 0: no limit */
     unsigned idle_timeout_ms;  /* close silent TCP connections; 0: never */
@@ -179,6 +185,8 @@ bool morphd_service_conf_has_framed(const morphd_service_conf_t *conf);
  * says framing = stream (set, not the default: a service that says
  * nothing gets whole bodies with Content-Length there). */
 bool morphd_service_conf_streams_http(const morphd_service_conf_t *conf);
+/* Whether its tcp:// endpoints tell protocols apart (detect). */
+bool morphd_service_conf_detects(const morphd_service_conf_t *conf);
 bool morphd_service_conf_has_tls(const morphd_service_conf_t *conf);
 
 /* The service named `name`, or NULL. */

@@ -495,6 +495,37 @@ static int set_http_allow_origin(const key_row_t *row, void *obj,
     return 0;
 }
 
+/* detect: tls and http, separated by blanks or commas (none: empty). */
+static int set_detect(const key_row_t *row, void *obj, const char *value,
+                      char *err, size_t err_size)
+{
+    (void)row;
+    morphd_service_conf_t *svc = obj;
+    char **words;
+    size_t n;
+    if (split_list(value, &words, &n, err, err_size) != 0)
+        return -1;
+    bool tls = false, http = false;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (strcmp(words[i], "tls") == 0)
+            tls = true;
+        else if (strcmp(words[i], "http") == 0)
+            http = true;
+        else {
+            snprintf(err, err_size, "'%.40s' is not a protocol detect tells "
+                     "apart: give tls, http or both", words[i]);
+            rc = -1;
+        }
+    }
+    free_words(words, n);
+    if (rc == 0) {
+        svc->detect_tls = tls;
+        svc->detect_http = http;
+    }
+    return rc;
+}
+
 static int set_listen(const key_row_t *row, void *obj, const char *value,
                       char *err, size_t err_size)
 {
@@ -560,6 +591,7 @@ static const key_type_t type_signed = {set_signed, RANGE_SIGNED, NULL};
 static const key_type_t type_delimiter = {set_delimiter, RANGE_TEXT, "1 to 16 bytes; C escapes \\0 \\t \\r \\n \\\\ \\xHH"};
 static const key_type_t type_group = {set_group, RANGE_TEXT, "text"};
 static const key_type_t type_origins = {set_http_allow_origin, RANGE_TEXT, "origins, or *"};
+static const key_type_t type_detect = {set_detect, RANGE_TEXT, "tls, http"};
 static const key_type_t type_isolation = {set_isolation, RANGE_TEXT, "thread, process"};
 static const key_type_t type_listen = {set_listen, RANGE_TEXT, "endpoints"};
 static const key_type_t type_log_format = {set_log_format, RANGE_TEXT, "text"};
@@ -741,6 +773,20 @@ const key_row_t morphd_key_table[] = {
      "Access-Control-Allow-Origin and Vary: Origin; * allows any page. "
      "Unset: none (a browser then lets only the service's own origin "
      "read the replies)", "https://app.example.com http://localhost:8080"},
+    {SEC_SERVICE, "detect", &type_detect, SVC_OFF(detect_tls),
+     SVC_LINE(detect_line), 0, 0,
+     NULL,
+     "tcp:// endpoints: tell protocols apart by a connection's first bytes "
+     "and serve each: with `tls`, a TLS ClientHello is served as tls:// "
+     "(the tls_* keys); with `http`, an HTTP/1 request line as http://; "
+     "anything else with the service's framing. A first byte that rules "
+     "them out (a plain client's `hello`) waits for nothing. Unset: none",
+     "tls http"},
+    {SEC_SERVICE, "detect_timeout", &type_duration_ms,
+     SVC_OFF(detect_timeout_ms), -1, 1, 60000, "200ms",
+     "detect: how long a connection whose first bytes could still be TLS "
+     "or HTTP (`G`, `POS`...) waits for more before they go to the "
+     "service's framing", "500ms"},
     {SEC_SERVICE, "max_pending_output", &type_size,
      SVC_OFF(max_pending_output), -1, 4096, 1024 * 1024 * 1024, "1M",
      "per stream connection (tcp, tls, unix): above this many unsent reply "

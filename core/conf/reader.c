@@ -379,6 +379,11 @@ static void check_config(parse_state_t *st)
             CONFIG_ERROR(st, svc->line, "service '%s' has no 'transform' key",
                          svc->name);
         check_proxy(st->name, svc, st->errs);
+        if ((svc->detect_tls || svc->detect_http) &&
+            !morphd_service_conf_detects(svc))
+            CONFIG_ERROR(st, svc->detect_line, "service '%s': detect tells "
+                         "protocols apart on tcp:// endpoints, and this "
+                         "service has none", svc->name);
         check_framing(st->name, svc, st->errs);
         if (key_given(svc->seen, SEC_SERVICE, "rate_burst") &&
             svc->rate_per_source == 0)
@@ -622,6 +627,14 @@ bool morphd_service_conf_streams_http(const morphd_service_conf_t *conf)
            morphd_service_conf_has_http(conf);
 }
 
+bool morphd_service_conf_detects(const morphd_service_conf_t *conf)
+{
+    bool tcp = false;
+    for (size_t i = 0; i < conf->n_listen; i++)
+        tcp |= conf->listen[i].transport == MORPHD_TCP;
+    return tcp && (conf->detect_tls || conf->detect_http);
+}
+
 bool morphd_service_conf_has_http(const morphd_service_conf_t *conf)
 {
     for (size_t i = 0; i < conf->n_listen; i++)
@@ -643,7 +656,7 @@ bool morphd_service_conf_has_tls(const morphd_service_conf_t *conf)
     for (size_t i = 0; i < conf->n_listen; i++)
         if (morphd_transport_is_tls(conf->listen[i].transport))
             return true;
-    return false;
+    return conf->detect_tls && morphd_service_conf_detects(conf);
 }
 
 const morphd_service_conf_t *morphd_config_find_service(

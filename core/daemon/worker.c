@@ -184,6 +184,10 @@ static void start_sweep(morphd_worker_t *w)
                             ? svc->conf->http_request_timeout_ms : 0;
         if (idle == 0 || (http != 0 && http < idle))
             idle = http;
+        unsigned detect = morphd_service_conf_detects(svc->conf)
+                              ? svc->conf->detect_timeout_ms : 0;
+        if (idle == 0 || (detect != 0 && detect < idle))
+            idle = detect;
         if (idle == 0)
             continue;
         uint64_t e = idle / 4;

@@ -391,6 +391,12 @@ static bool equip(stream_conn_t *c, const morphd_listener_t *l, bool proxy)
         uint32_t now = NOW31(c->h.handle.loop);
         s->request_at = now != 0 ? now : 1; /* nginx's client_header_timeout */
     }
+    if (t == MORPHD_TCP && morphd_service_conf_detects(svc->conf)) {
+        stream_session_t *s = stream_session_of(c); /* detect: told later */
+        if (s == NULL)
+            goto nomem;
+        s->detecting = true;
+    }
     if (*svc->access_log != NULL && !start_log(c))
         goto nomem;
     return true;

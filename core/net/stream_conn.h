@@ -134,6 +134,9 @@ struct stream_session {
                                is not whole yet began (accept, or its first
                                byte); 0: none (http_request_timeout) */
     bool tls_ready;         /* its handshake has completed */
+    bool detecting;         /* detect: its protocol not told yet (the
+                               first bytes wait in `held`) */
+    uint32_t detect_at;     /* NOW31 of an ambiguous prefix; 0: none */
     uint32_t accepted_at;   /* NOW31 at accept: tls_handshake_timeout,
                                proxy_timeout */
     proxy_state_t *proxy;   /* behind a PROXY-protocol balancer */

@@ -1164,14 +1164,145 @@ static void tls_on_read(stream_conn_t *c, ssize_t nread, const uv_buf_t *buf)
     io->tls.in_owner = NULL;
 }
 
+static void detect_read(stream_conn_t *c, ssize_t nread, const uv_buf_t *buf);
+
 void stream_dispatch_read(stream_conn_t *c, ssize_t nread, const uv_buf_t *buf)
 {
-    if (c->s != NULL && c->s->tls != NULL) {
-        if (nread != 0)
-            tls_on_read(c, nread, buf);
-        return;
+    if (c->s != NULL) {
+        if (c->s->tls != NULL) {
+            if (nread != 0)
+                tls_on_read(c, nread, buf);
+            return;
+        }
+        if (__builtin_expect(c->s->detecting, 0)) {
+            if (nread != 0)
+                detect_read(c, nread, buf);
+            return;
+        }
     }
     on_plain(c, nread, buf);
+}
+
+/* --- detect: one port, several protocols ---------------------------------------- */
+
+typedef enum verdict { SERVE_PLAIN, SERVE_TLS, SERVE_HTTP, WAIT } verdict_t;
+
+/* What a connection's first bytes p[0, n) are: a TLS record of a
+ * handshake (0x16, then a 3.x version), an HTTP/1 request line's method
+ * and its space (the HTTP/2 preface's "PRI " too), anything else; or a
+ * prefix that may still be one of them. */
+static verdict_t classify(const morphd_service_conf_t *conf,
+                          const unsigned char *p, size_t n)
+{
+    if (conf->detect_tls && p[0] == 0x16)
+        return n < 2 ? WAIT : p[1] == 0x03 ? SERVE_TLS : SERVE_PLAIN;
+    if (conf->detect_http) {
+        static const char *const methods[] = {
+            "GET ", "POST ", "PUT ", "HEAD ", "DELETE ", "OPTIONS ", "PATCH ",
+            "CONNECT ", "TRACE ", "PRI ",
+        };
+        bool prefix = false;
+        for (size_t i = 0; i < sizeof methods / sizeof *methods; i++) {
+            size_t len = strlen(methods[i]);
+            if (memcmp(p, methods[i], n < len ? n : len) == 0) {
+                if (n >= len)
+                    return SERVE_HTTP;
+                prefix = true;
+            }
+        }
+        if (prefix)
+            return WAIT;
+    }
+    return SERVE_PLAIN;
+}
+
+/* Whether a session holds nothing but what detect put in it: a plain
+ * connection then goes without one, as every tcp:// one does. */
+static bool session_bare(const stream_session_t *s)
+{
+    return s->states == NULL && s->job == NULL && s->held.len == 0 &&
+           s->decoder.partial.len == 0 && s->decoder.state == NULL &&
+           !s->codec_open && s->tls == NULL && s->codec == NULL &&
+           s->proxy == NULL && s->log == NULL && !s->has_source &&
+           !s->eof && !s->finishing && !s->shutting;
+}
+
+/* The connection is `v`: it becomes a tls:// or http:// one, or stays
+ * what its endpoint is, and the bytes that told it go through as read. */
+static void detected(stream_conn_t *c, verdict_t v)
+{
+    stream_session_t *s = c->s;
+    morphd_service_t *svc = conn_svc(c);
+    morphd_buf_t first = s->held;
+    s->held = (morphd_buf_t)MORPHD_BUF_INIT;
+    s->held_off = 0;
+    s->detecting = false;
+    s->detect_at = 0;
+    uint32_t now = NOW31(c->h.handle.loop);
+    if (v == SERVE_TLS) {
+        s->tls = svc->tls != NULL
+                     ? morphd_tls_new(svc->tls, &svc->io->tls, c, false)
+                     : NULL;
+        s->accepted_at = now; /* tls_handshake_timeout from here */
+    } else if (v == SERVE_HTTP) {
+        s->codec = &svc->http_codec;
+        if (svc->http_codec.http_stream)
+            s->decoder.state = morphd_http_stream_new();
+        s->request_at = now != 0 ? now : 1;
+    } else if (session_bare(s)) {
+        free(s);
+        c->s = NULL;
+    }
+    if ((v == SERVE_TLS && c->s->tls == NULL) ||
+        (v == SERVE_HTTP && svc->http_codec.http_stream &&
+         c->s->decoder.state == NULL)) {
+        morphd_log(MORPH_LOG_ERROR, "service %s: out of memory; closing a "
+                   "connection", svc->conf->name);
+        morphd_buf_free(&first);
+        stream_conn_close(c);
+        return;
+    }
+    if (morphd_log_enabled(MORPH_LOG_DEBUG)) {
+        char peer[80];
+        morphd_log(MORPH_LOG_DEBUG, "service %s: %s: detect: %s",
+                   svc->conf->name, stream_peer_text(c, peer, sizeof peer),
+                   v == SERVE_TLS ? "TLS" : v == SERVE_HTTP ? "HTTP"
+                                                            : "the service's framing");
+    }
+    if (first.len > 0) {
+        uv_buf_t b = buf_of((char *)first.data, first.len);
+        stream_dispatch_read(c, (ssize_t)first.len, &b);
+    }
+    morphd_buf_free(&first);
+}
+
+/* A read while the protocol is not told: its bytes join those before,
+ * until they say what they are (a prefix that still may be TLS or HTTP
+ * waits, detect_timeout at most: sweep_one). The end of the input, or an
+ * error, goes to the service's framing with what came before it. */
+static void detect_read(stream_conn_t *c, ssize_t nread, const uv_buf_t *buf)
+{
+    stream_session_t *s = c->s;
+    if (nread < 0) {
+        detected(c, SERVE_PLAIN);
+        if (!closing(c))
+            stream_dispatch_read(c, nread, buf);
+        return;
+    }
+    c->last_active = NOW31(c->h.handle.loop);
+    if (morphd_buf_append(&s->held, buf->base, (size_t)nread) != 0) {
+        morphd_log(MORPH_LOG_ERROR, "service %s: out of memory; closing a "
+                   "connection", conn_svc(c)->conf->name);
+        stream_conn_close(c);
+        return;
+    }
+    verdict_t v = classify(conn_svc(c)->conf, s->held.data, s->held.len);
+    if (v != WAIT) {
+        detected(c, v);
+        return;
+    }
+    if (s->detect_at == 0)
+        s->detect_at = c->last_active != 0 ? c->last_active : 1;
 }
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
@@ -1318,6 +1449,11 @@ static void sweep_one(stream_conn_t *c, uint32_t now)
         return;
     if (c->s != NULL && c->s->request_at != 0 && request_timed_out(c, now))
         return;
+    if (c->s != NULL && c->s->detect_at != 0 &&
+        ((now - c->s->detect_at) & ACTIVE_MASK) >= svc->conf->detect_timeout_ms) {
+        detected(c, SERVE_PLAIN); /* a prefix that said nothing more */
+        return;
+    }
     if (idle == 0 || ((now - c->last_active) & ACTIVE_MASK) < idle)
         return;
     if (c->s != NULL && c->s->job != NULL)
