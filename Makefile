@@ -52,7 +52,7 @@ test-sanitize: deps
 # libFuzzer targets, each run for FUZZ_SECONDS from the seed corpora
 # (new inputs go to a scratch folder, not into the repository).
 FUZZ_SECONDS ?= 12
-FUZZ_TARGETS = config line length netstring delimiter resp http1 http ws echo uppercase reverse msgpath tls proxy lua lua_patterns
+FUZZ_TARGETS = config line length netstring delimiter resp http1 http ws detect echo uppercase reverse msgpath tls proxy lua lua_patterns
 fuzz: deps
 	CC=clang cmake -S . -B $(BUILD_DIR)-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	    -DMORPH_FUZZ=ON -DMORPH_BUILD_TESTS=OFF $(CMAKE_FLAGS)

@@ -26,6 +26,7 @@
 #include "net/access_log.h"
 #include "codec/codec.h"
 #include "codec/http.h"
+#include "codec/detect.h"
 #include "codec/ws.h"
 #include "net/listener.h"
 #include "net/listener_unix.h"
@@ -1185,36 +1186,12 @@ void stream_dispatch_read(stream_conn_t *c, ssize_t nread, const uv_buf_t *buf)
 
 /* --- detect: one port, several protocols ---------------------------------------- */
 
-typedef enum verdict { SERVE_PLAIN, SERVE_TLS, SERVE_HTTP, WAIT } verdict_t;
-
-/* What a connection's first bytes p[0, n) are: a TLS record of a
- * handshake (0x16, then a 3.x version), an HTTP/1 request line's method
- * and its space (the HTTP/2 preface's "PRI " too), anything else; or a
- * prefix that may still be one of them. */
-static verdict_t classify(const morphd_service_conf_t *conf,
-                          const unsigned char *p, size_t n)
-{
-    if (conf->detect_tls && p[0] == 0x16)
-        return n < 2 ? WAIT : p[1] == 0x03 ? SERVE_TLS : SERVE_PLAIN;
-    if (conf->detect_http) {
-        static const char *const methods[] = {
-            "GET ", "POST ", "PUT ", "HEAD ", "DELETE ", "OPTIONS ", "PATCH ",
-            "CONNECT ", "TRACE ", "PRI ",
-        };
-        bool prefix = false;
-        for (size_t i = 0; i < sizeof methods / sizeof *methods; i++) {
-            size_t len = strlen(methods[i]);
-            if (memcmp(p, methods[i], n < len ? n : len) == 0) {
-                if (n >= len)
-                    return SERVE_HTTP;
-                prefix = true;
-            }
-        }
-        if (prefix)
-            return WAIT;
-    }
-    return SERVE_PLAIN;
-}
+/* detect's verdicts, by their names here */
+typedef morphd_detect_t verdict_t;
+#define SERVE_PLAIN MORPHD_DETECT_PLAIN
+#define SERVE_TLS MORPHD_DETECT_TLS
+#define SERVE_HTTP MORPHD_DETECT_HTTP
+#define WAIT MORPHD_DETECT_WAIT
 
 /* Whether a session holds nothing but what detect put in it: a plain
  * connection then goes without one, as every tcp:// one does. */
@@ -1296,7 +1273,9 @@ static void detect_read(stream_conn_t *c, ssize_t nread, const uv_buf_t *buf)
         stream_conn_close(c);
         return;
     }
-    verdict_t v = classify(conn_svc(c)->conf, s->held.data, s->held.len);
+    const morphd_service_conf_t *conf = conn_svc(c)->conf;
+    verdict_t v = morphd_detect(s->held.data, s->held.len, conf->detect_tls,
+                                conf->detect_http);
     if (v != WAIT) {
         detected(c, v);
         return;
