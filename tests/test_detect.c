@@ -139,6 +139,25 @@ START_TEST(the_proxy_header_is_read_before_detection)
 }
 END_TEST
 
+/* A service whose framing is a codec plugin (resp): its state is made
+ * for every tcp:// connection, and given back when detect finds HTTP, so
+ * redis-cli, curl and a WebSocket are served on one port. */
+START_TEST(a_codec_plugins_port_serves_http_and_websockets_too)
+{
+    morphd_proc_serve(&proc, PLUGIN_DIR, "", "[service s]\nlisten = "
+                      "tcp://127.0.0.1:0\ntransform = uppercase\n"
+                      "framing = resp\ndetect = http\n", admin, sizeof admin);
+    const char *w = getenv("MORPH_TEST_WRAPPER") ? "30" : "5";
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "redis-cli -p %d ECHO hi && "
+             "curl -sS --data-binary 'from curl' http://127.0.0.1:%d/ && echo && "
+             "%s -w %s ws://127.0.0.1:%d/ from a websocket", port(), port(),
+             MORPH_BIN, w, port());
+    ck_assert_str_eq(shell_output(cmd), "ECHO HI\nFROM CURL\nFROM A WEBSOCKET\n");
+    morphd_proc_finish(&proc);
+}
+END_TEST
+
 /* morphd -t on `ini`: exits 78 and says `want`. */
 static void refused(const char *ini, const char *want)
 {
@@ -180,6 +199,7 @@ static Suite *suite(void)
     tcase_add_test(tc, an_ambiguous_prefix_waits_detect_timeout);
     tcase_add_test(tc, the_proxy_header_is_read_before_detection);
     tcase_add_test(tc, what_detect_cannot_serve_is_refused);
+    tcase_add_test(tc, a_codec_plugins_port_serves_http_and_websockets_too);
     suite_add_tcase(s, tc);
     return s;
 }

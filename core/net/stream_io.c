@@ -832,7 +832,12 @@ static bool upgrade(feed_ctx_t *x)
     morphd_ws_conn_t *w = morphd_ws_conn_new();
     if (w == NULL)
         return false;
-    morphd_http_stream_free(s->decoder.state); /* framing = stream's */
+    if (s->codec_open) { /* (detect's http gave it back: never here) */
+        morphd_chain_codec_close(x->svc->chain, s->decoder.state);
+        s->codec_open = false;
+    } else {
+        morphd_http_stream_free(s->decoder.state); /* framing = stream's */
+    }
     s->codec = &x->svc->ws_codec;
     s->decoder.state = w;
     s->decoder.scanned = 0;
@@ -1222,6 +1227,11 @@ static void detected(stream_conn_t *c, verdict_t v)
                      : NULL;
         s->accepted_at = now; /* tls_handshake_timeout from here */
     } else if (v == SERVE_HTTP) {
+        if (s->codec_open) { /* framing = NAME's state: http reads requests */
+            morphd_chain_codec_close(svc->chain, s->decoder.state);
+            s->codec_open = false;
+            s->decoder.state = NULL;
+        }
         s->codec = &svc->http_codec;
         if (svc->http_codec.http_stream)
             s->decoder.state = morphd_http_stream_new();
