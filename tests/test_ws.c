@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -413,45 +412,6 @@ START_TEST(morph_ws_client)
 }
 END_TEST
 
-/* A WebSocket's messages come with the request that opened it: a script
- * routes by its path and reads its fields (deferred too), and cannot set
- * an HTTP status on a message's reply (there is no response). */
-START_TEST(messages_come_with_the_upgrade_request)
-{
-    char dir[] = "/tmp/morph-ws-lua-XXXXXX";
-    ck_assert_ptr_nonnull(mkdtemp(dir));
-    char path[128];
-    snprintf(path, sizeof path, "%s/route.lua", dir);
-    FILE *f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs("return { transform = function(m)\n"
-          "  local r = morph.request()\n"
-          "  if r == nil then return 'no request' end\n"
-          "  local set = pcall(morph.status, 201) and 'set' or 'unset'\n"
-          "  if m == 'later' then\n"
-          "    return morph.defer(10, function()\n"
-          "      return 'later ' .. morph.request().path\n"
-          "    end)\n"
-          "  end\n"
-          "  return table.concat({r.method, r.path, r.query or '-',\n"
-          "    r.headers['user-agent'] ~= nil and 'ua' or '-', set, m}, ' ')\n"
-          "end }\n", f);
-    fclose(f);
-    chmod(path, 0644);
-    chmod(dir, 0755);
-    start(dir, "transform = route\n");
-    char cmd[512];
-    const char *w = getenv("MORPH_TEST_WRAPPER") ? "30" : "5";
-    snprintf(cmd, sizeof cmd, "printf 'hi\\nlater\\n' | %s -w %s "
-             "'ws://127.0.0.1:%d/rooms/7?k=v'", MORPH_BIN, w, http_port());
-    ck_assert_str_eq(shell_output(cmd), "GET /rooms/7 k=v ua unset hi\n"
-                                        "later /rooms/7\n");
-    morphd_proc_finish(&proc);
-    unlink(path);
-    rmdir(dir);
-}
-END_TEST
-
 static Suite *suite(void)
 {
     Suite *s = suite_create("ws");
@@ -465,7 +425,6 @@ static Suite *suite(void)
     tcase_add_test(tc, deferred_messages_and_frames_sent_with_the_handshake);
     tcase_add_test(tc, idle_timeout_says_going_away);
     tcase_add_test(tc, morph_ws_client);
-    tcase_add_test(tc, messages_come_with_the_upgrade_request);
     suite_add_tcase(s, tc);
     return s;
 }

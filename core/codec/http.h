@@ -90,21 +90,6 @@ morphd_http_exchange_of(const morphd_frame_t *f)
                : NULL;
 }
 
-/* The request a message came with: an http frame's, or a WebSocket
- * message's (its upgrade's, which has no response to shape: the plugins
- * read it, and set nothing of it). NULL for any other. */
-static inline morphd_http_exchange_t *
-morphd_http_request_of(const morphd_frame_t *f)
-{
-    if (f == NULL || f->shape == NULL)
-        return NULL;
-    morphd_length_kind_t k = f->shape->length;
-    return k >= MORPHD_LEN_HTTP || k == MORPHD_LEN_WS_TEXT ||
-                   k == MORPHD_LEN_WS_BINARY
-               ? (morphd_http_exchange_t *)f->state
-               : NULL;
-}
-
 /* --- framing = stream -------------------------------------------------------- */
 
 /* A service with framing = stream takes a POST's body as it arrives: each

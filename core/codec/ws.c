@@ -19,7 +19,6 @@
 #include <openssl/sha.h>
 
 #include "codec/codec.h"
-#include "codec/http.h"
 #include "codec/ws.h"
 
 enum {
@@ -38,7 +37,6 @@ struct morphd_ws_conn {
     uint8_t opcode;    /* its type (text, binary); 0: none under way */
     bool high;         /* a byte of it so far is not ASCII */
     bool delivered;    /* msg went to the plugins: emptied at the next frame */
-    morphd_http_exchange_t *request; /* the upgrade's (its messages' frames') */
 };
 
 morphd_ws_conn_t *morphd_ws_conn_new(void)
@@ -51,15 +49,7 @@ void morphd_ws_conn_free(morphd_ws_conn_t *w)
     if (w == NULL)
         return;
     morphd_buf_free(&w->msg);
-    morphd_http_exchange_free(w->request);
     free(w);
-}
-
-void morphd_ws_conn_set_request(morphd_ws_conn_t *w,
-                                morphd_http_exchange_t *request)
-{
-    morphd_http_exchange_free(w->request);
-    w->request = request;
 }
 
 /* --- replies ------------------------------------------------------------------ */
@@ -444,7 +434,7 @@ static morphd_decode_status_t ws_decode(const morphd_codec_t *c, void *state,
     d->used = used;
     d->frame = (morphd_frame_t){type == OP_TEXT ? &morphd_ws_shape_text
                                                 : &morphd_ws_shape_binary,
-                                NULL, 0, 0, w->request};
+                                NULL, 0, 0, NULL};
     return MORPHD_DECODE_MESSAGE;
 }
 

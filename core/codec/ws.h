@@ -36,11 +36,6 @@
 typedef struct morphd_ws_conn morphd_ws_conn_t;
 morphd_ws_conn_t *morphd_ws_conn_new(void);
 void morphd_ws_conn_free(morphd_ws_conn_t *w);
-/* The upgrade's request (a copy: morphd_http_exchange_copy), which every
- * message of the connection then comes with (morphd_http_request_of);
- * `w` owns it from here. */
-void morphd_ws_conn_set_request(morphd_ws_conn_t *w,
-                                morphd_http_exchange_t *request);
 
 /* The codec after the handshake; a codec's state is a morphd_ws_conn_t. */
 extern const morphd_codec_ops_t morphd_codec_ws;

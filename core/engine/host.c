@@ -265,23 +265,16 @@ static int instance_flags(const morph_host_t *host, uint32_t flags)
 
 /* --- HTTP ---------------------------------------------------------------------- */
 
-/* The response the message's reply goes in (http frames only), and the
- * request it came with (a WebSocket message's too). */
 static morphd_http_exchange_t *exchange_of(const morph_out_t *out)
 {
     return morphd_http_exchange_of(morphd_chain_out_frame(out));
-}
-
-static const morphd_http_exchange_t *request_of(const morph_out_t *out)
-{
-    return morphd_http_request_of(morphd_chain_out_frame(out));
 }
 
 static int http_request(const morph_host_t *host, const morph_out_t *out,
                         morph_http_request_t *req)
 {
     (void)host;
-    const morphd_http_exchange_t *x = request_of(out);
+    const morphd_http_exchange_t *x = exchange_of(out);
     if (x == NULL || req == NULL ||
         req->struct_size < offsetof(morph_http_request_t, target_len) +
                                sizeof req->target_len)
@@ -299,7 +292,7 @@ static int http_header(const morph_host_t *host, const morph_out_t *out,
                        morph_http_field_t *field)
 {
     (void)host;
-    const morphd_http_exchange_t *x = request_of(out);
+    const morphd_http_exchange_t *x = exchange_of(out);
     if (x == NULL || field == NULL ||
         field->struct_size < offsetof(morph_http_field_t, value_len) +
                                  sizeof field->value_len)

@@ -167,7 +167,7 @@ morphd_job_t *morphd_job_new(morphd_chain_t *chain, const morphd_conn_t *conn,
     if (job->frame.head_len > 0)
         memcpy(job->frame_head, job->frame.head, job->frame.head_len);
     job->frame.head = job->frame_head;
-    const morphd_http_exchange_t *x = morphd_http_request_of(frame);
+    const morphd_http_exchange_t *x = morphd_http_exchange_of(frame);
     if (x != NULL) { /* its request's head leaves with the input: a copy */
         job->frame.state = morphd_http_exchange_copy(x);
         if (job->frame.state == NULL) {
@@ -210,7 +210,7 @@ void morphd_job_free(morphd_job_t *job)
         if (d->conn_close != NULL)
             d->conn_close(chain->stages[job->stage].instance, job->lazy_state);
     }
-    morphd_http_exchange_free(morphd_http_request_of(&job->frame));
+    morphd_http_exchange_free(morphd_http_exchange_of(&job->frame));
     if (job->buf.data != job->inline_buf)
         morphd_buf_free(&job->buf);
     morphd_buf_free(&job->in);

@@ -614,7 +614,6 @@ typedef struct feed_ctx {
     bool finish;  /* no more input is wanted: close once written */
     bool nomem;
     bool upgrade; /* a 101 went out: what follows is WebSocket frames */
-    morphd_http_exchange_t *request; /* ...and its request, a copy */
 } feed_ctx_t;
 
 /* access_log: the message is counted in its connection's line, and an
@@ -715,11 +714,6 @@ static int on_message(void *arg, const unsigned char *msg, size_t len,
     if (__builtin_expect(frame->shape == &morphd_shape_direct_switch, 0)) {
         if (codec_said(x, msg, len, false) != 0)
             return 1;
-        /* its request, while its head is still in the input: the
-         * WebSocket's messages come with it */
-        morphd_http_exchange_t *hx = current_exchange(x->c);
-        if (hx != NULL && (x->request = morphd_http_exchange_copy(hx)) != NULL)
-            x->request->answered = 0;
         x->upgrade = true; /* the feeding stops here: see upgrade() */
         return 1;
     }
@@ -835,15 +829,9 @@ static bool upgrade(feed_ctx_t *x)
 {
     stream_session_t *s = x->c->s;
     x->upgrade = false;
-    morphd_http_exchange_t *request = x->request;
-    x->request = NULL;
     morphd_ws_conn_t *w = morphd_ws_conn_new();
-    if (w == NULL || request == NULL) {
-        morphd_ws_conn_free(w);
-        morphd_http_exchange_free(request);
+    if (w == NULL)
         return false;
-    }
-    morphd_ws_conn_set_request(w, request);
     if (s->codec_open) { /* (detect's http gave it back: never here) */
         morphd_chain_codec_close(x->svc->chain, s->decoder.state);
         s->codec_open = false;

@@ -582,9 +582,7 @@ typedef struct morph_host {
      * later stage of the chain sees what an earlier one set, and may set
      * it again. Worker thread (a MORPH_PLUGIN_BLOCKING plugin: its own
      * call). Each returns MORPH_ERROR for a message that came in no HTTP
-     * request. A WebSocket message comes with the request that opened its
-     * WebSocket (http_request, http_header), and has no response to
-     * shape (http_status and http_header_add fail). */
+     * request. */
 
     /* Fills `req` (struct_size set by the caller). */
     int (*http_request)(const struct morph_host *host, const morph_out_t *out,
