@@ -489,6 +489,28 @@ static morphd_http1_span_t allowed_origin(const morphd_codec_t *c,
 /* The exchange for a request whose head, after `skipped` empty lines,
  * ends at head_end; and, for the access log, what the codec answers it
  * itself (0: the plugins do). */
+/* x made anew for the request `req`, whose head is head[0, head_len)
+ * (its spans rebased there from `from`, where req read them). */
+static void exchange_reset(morphd_http_exchange_t *x,
+                           const morphd_http1_request_t *req,
+                           const unsigned char *from,
+                           const unsigned char *head, size_t head_len)
+{
+    x->head = head;
+    x->head_len = head_len;
+    x->method = rebase(req->method, from, head_len, head);
+    x->target = rebase(req->target, from, head_len, head);
+    x->minor = req->minor;
+    x->body_len = 0;
+    x->allow_origin = (morphd_http1_span_t){NULL, 0};
+    x->status = 0;
+    x->typed = false;
+    x->extra.len = 0;
+    x->answered = 0;
+    x->why = NULL;
+    x->sent = 0;
+}
+
 static morphd_http_exchange_t *begin(const morphd_codec_t *c,
                                      const unsigned char *data,
                                      const morphd_http1_request_t *req,
@@ -497,18 +519,10 @@ static morphd_http_exchange_t *begin(const morphd_codec_t *c,
     morphd_http_exchange_t *x = c->exchange;
     if (x == NULL)
         return NULL;
-    x->head = data + req->skipped;
-    x->head_len = head_end > req->skipped ? head_end - req->skipped : 0;
-    x->method = req->method;
-    x->target = req->target;
-    x->minor = req->minor;
-    x->body_len = 0;
-    x->allow_origin = (morphd_http1_span_t){NULL, 0};
-    x->status = 0;
-    x->typed = false;
-    x->extra.len = 0;
+    const unsigned char *head = data + req->skipped;
+    exchange_reset(x, req, head, head,
+                   head_end > req->skipped ? head_end - req->skipped : 0);
     x->answered = answered;
-    x->why = NULL;
     return x;
 }
 
@@ -1010,20 +1024,8 @@ stream_begin(const morphd_codec_t *c, morphd_http_stream_t *st,
         return MORPHD_DECODE_INVALID;
     }
     const unsigned char *h = st->head.data;
-    morphd_http_exchange_t *x = &st->x;
-    x->head = h;
-    x->head_len = head_len;
-    x->method = rebase(req->method, from, head_len, h);
-    x->target = rebase(req->target, from, head_len, h);
-    x->minor = req->minor;
-    x->body_len = 0;
-    x->allow_origin = allowed_origin(c, h, head_len);
-    x->status = 0;
-    x->typed = false;
-    x->extra.len = 0;
-    x->answered = 0;
-    x->why = NULL;
-    x->sent = 0;
+    exchange_reset(&st->x, req, from, h, head_len);
+    st->x.allow_origin = allowed_origin(c, h, head_len);
     st->type = req->content_type.len > 0 &&
                        req->content_type.len <= MORPHD_FRAME_KEEP_MAX
                    ? rebase(req->content_type, from, head_len, h)
