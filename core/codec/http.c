@@ -1038,8 +1038,10 @@ stream_begin(const morphd_codec_t *c, morphd_http_stream_t *st,
     st->trailers = 0;
     st->flags = (req->keep_alive ? 0 : MORPHD_HTTP_CLOSE) |
                 (req->minor == 0 ? MORPHD_HTTP_RAW : 0);
-    if (req->expect_continue && len == req->head_len) {
-        /* 100 Continue, and the body when the client sends it */
+    if (req->expect_continue && len == req->head_len &&
+        (st->chunked || st->remaining > 0)) {
+        /* 100 Continue, and the body when the client sends it (an empty
+         * one ends here: its end is no piece of the input to wait for) */
         head_t hc = {100, NULL, {NULL, 0}, NULL, false, NULL, 0, 0, false, 0};
         d->used = req->head_len;
         return answer(c, d, &hc, MORPHD_DECODE_SKIP);
